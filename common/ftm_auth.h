@@ -1,0 +1,86 @@
+/* ftm_auth: the entry points every front end calls; every MFA decision is made here, none in a wrapper. */
+#ifndef FTM_AUTH_H
+#define FTM_AUTH_H
+
+#include <stdbool.h>
+#include <time.h>
+#include "ftm_config.h"
+#include "ftm_log.h"
+#include "ftm_passcode.h"
+#include "ftm_store.h"
+
+typedef struct ftm_auth ftm_auth_t;	/* one per FreeRADIUS instance / PAM call / ftmpushd; thread-safe */
+
+/* Who is logging in, from where, to what: for logs, push messages and binding challenges. */
+typedef struct ftm_login {
+	const char	*user;
+	const char	*client;	/* client address: RADIUS Calling-Station-Id / NAS-IP, PAM rhost */
+	const char	*nas;		/* NAS-Identifier / PAM service */
+	const char	*host;		/* host name of this server or the NAS */
+} ftm_login_t;
+
+typedef enum {
+	FTM_RES_OK = 0,		/* second factor accepted */
+	FTM_RES_FAIL,		/* wrong code */
+	FTM_RES_REPLAY,		/* "Please wait N seconds to login again" */
+	FTM_RES_LOCKED,		/* "Token locked" */
+	FTM_RES_EXPIRED,	/* activation window passed */
+	FTM_RES_NO_TOKEN,	/* user has no token: front end applies cfg.no_token (reject | pass) */
+	FTM_RES_CHALLENGE,	/* ask the user (code, or the number shown on the phone); see challenge */
+	FTM_RES_DENIED,		/* push denied or timed out: "Token denied or timeout" */
+	FTM_RES_PUSH_FAILED,	/* push could not be sent / no rendezvous: front end may fall back */
+	FTM_RES_ERROR		/* store or config failure: fail closed */
+} ftm_result_t;
+
+typedef struct ftm_outcome {
+	ftm_result_t	result;
+	char		serial[FTM_SERIAL_MAX];
+	unsigned	wait_seconds;
+	char		message[FTM_MSG_MAX];	/* for the user (Reply-Message, PAM_ERROR_MSG) */
+	char		reason[FTM_MSG_MAX];	/* for the log; never a seed, code or password */
+	char		state[64];		/* FTM_RES_CHALLENGE: opaque State to echo back (hex) */
+} ftm_outcome_t;
+
+ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len);
+void ftm_auth_free(ftm_auth_t *auth);
+const ftm_config_t *ftm_auth_config(const ftm_auth_t *auth);
+ftm_store_t *ftm_auth_store(ftm_auth_t *auth);
+
+/* Step 1, before the first factor. Decides which password the first factor checks:
+ *  - user without a token, or no trailing code: primary = whole input, has_code false;
+ *  - trailing code that would verify (peek, nothing consumed): primary = password part + code;
+ *  - trailing digits that do not verify: primary = password part + code (so a wrong code is counted
+ *    once the password is proven), alt = the whole input (a password that ends in digits): a front
+ *    end that can, retries the first factor with alt when primary's password fails, and then treats
+ *    the login as "password only". */
+typedef struct ftm_split {
+	bool		has_token;
+	bool		push_available;	/* push enabled and a token of the user has a push target */
+	ftm_passcode_t	primary;
+	bool		has_alt;
+	char		alt_password[FTM_INPUT_MAX + 1];
+} ftm_split_t;
+
+int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed, time_t now,
+		   ftm_split_t *out);
+
+/* Step 2, only after the first factor succeeded: the code verdict (consumes the code on success). */
+void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
+			  ftm_outcome_t *out);
+
+/* Step 2 without a code (password only): push when available, else a code challenge when
+ * cfg.challenge, else FTM_RES_FAIL. May block up to push.timeout while a push is pending. */
+void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out);
+
+/* Issue a code challenge: out->result = FTM_RES_CHALLENGE, out->state = new State bound to
+ * user and client, single use, expiring after cfg.challenge_timeout; message "Enter the token code". */
+void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out);
+
+/* The reply to a challenge: checks State (known, unexpired, same user and client; consumed), then the
+ * answer (a token code, or the number for number matching). */
+void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const char *state,
+			       const char *answer, time_t now, ftm_outcome_t *out);
+
+const char *ftm_result_name(ftm_result_t r);
+
+#endif

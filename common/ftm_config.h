@@ -1,0 +1,69 @@
+/* ftm_config: one set of option names for every front end, with FortiOS-style validation. */
+#ifndef FTM_CONFIG_H
+#define FTM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define FTM_DEFAULT_CONFIG	"/etc/ftmpush/ftmpush.conf"
+#define FTM_DEFAULT_TOKEN_DB	"/var/lib/ftmpush/tokens.db"
+#define FTM_DEFAULT_SOCKET	"/run/ftmpush/ftmpushd.sock"
+#define FTM_PATH_MAX		1024
+#define FTM_ERR_MAX		512
+
+typedef enum { FTM_NO_TOKEN_REJECT = 0, FTM_NO_TOKEN_PASS } ftm_no_token_t;
+
+typedef struct ftm_push_config {
+	bool		status;			/* push.status = enable | disable (default disable) */
+	char		server[256];		/* push.server: IP or FQDN put into callback URLs */
+	char		interface[64];		/* push.interface: bind to this interface's address */
+	unsigned	server_port;		/* push.server_port, 1-65535, default 4433 */
+	char		server_cert[FTM_PATH_MAX];	/* PEM certificate (chain) of the listener */
+	char		server_key[FTM_PATH_MAX];	/* PEM private key of the listener */
+	unsigned	timeout;		/* push.timeout seconds, default 60 */
+	char		gateway_url[FTM_PATH_MAX];	/* push.gateway_url for gateway: targets */
+	char		proxy[FTM_PATH_MAX];	/* push.proxy: outbound HTTP(S) proxy URL */
+	char		ca_file[FTM_PATH_MAX];	/* push.ca_file: CA bundle for outbound TLS (default system) */
+	char		ntfy_token[512];	/* push.ntfy_token: Bearer token for the ntfy server */
+	bool		number_matching;	/* push.number_matching = yes | no */
+	char		socket[FTM_PATH_MAX];	/* push.socket: ftmpushd's Unix socket (PAM hosts) */
+} ftm_push_config_t;
+
+typedef struct ftm_config {
+	char		token_db[FTM_PATH_MAX];	/* required by rlm_ftmpush; default FTM_DEFAULT_TOKEN_DB */
+	char		key_file[FTM_PATH_MAX];	/* seed encryption key; default token_db + ".key" */
+	unsigned	window;			/* drift window in steps, default 1 */
+	unsigned	lockout_threshold;	/* consecutive failures that lock, default 5; 0 = never */
+	unsigned	activation_expire;	/* minutes a never-used token stays valid, default 4320; 0 = never */
+	ftm_no_token_t	no_token;		/* users without a token: reject (default) | pass */
+	bool		challenge;		/* fall back to asking for the code, default yes */
+	unsigned	challenge_timeout;	/* seconds a challenge State lives, default 300 */
+	int		debug;			/* 0 quiet, 1 debug, 2 more */
+	ftm_push_config_t push;
+} ftm_config_t;
+
+void ftm_config_defaults(ftm_config_t *cfg);
+
+/* Set one option by name. Names: the field names above; push options as "push.X", "push_X" or,
+ * inside a [push] section, "X". Values: yes/no/true/false/on/off/enable/disable for booleans.
+ * Returns 0, or -1 with a one-line explanation in err (unknown option, bad value, out of range). */
+int ftm_config_set(ftm_config_t *cfg, const char *name, const char *value, char *err, size_t err_len);
+
+/* Parse a "key = value" file (# and ; comments, [push] section). Refuses a file that is group- or
+ * world-writable, or world-readable when it holds a secret (ntfy_token). Returns the number of errors
+ * (0 = ok); each error is reported through report(ctx, line, message) when report is non-NULL, and the
+ * first one is also copied into err. */
+typedef void (*ftm_config_report_fn)(void *ctx, unsigned line, const char *message);
+int ftm_config_load(ftm_config_t *cfg, const char *path, ftm_config_report_fn report, void *ctx,
+		    char *err, size_t err_len);
+
+/* Cross-option checks: server and interface exclusive ("set either interface or server but not both"),
+ * port range, push enabled without a readable server_cert/server_key, push enabled with neither server
+ * nor interface, ... Returns the number of problems; each goes to report() and the first to err. */
+int ftm_config_validate(const ftm_config_t *cfg, ftm_config_report_fn report, void *ctx,
+			char *err, size_t err_len);
+
+/* Names of every option, NULL-terminated (for docs, `config check`, and front-end mapping). */
+extern const char *const ftm_config_option_names[];
+
+#endif

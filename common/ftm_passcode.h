@@ -1,0 +1,28 @@
+/* ftm_passcode: split what the user typed into a password and a trailing token code. */
+#ifndef FTM_PASSCODE_H
+#define FTM_PASSCODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "ftm_otp.h"
+
+#define FTM_INPUT_MAX	512	/* bytes of typed input accepted; longer input is refused */
+
+typedef struct {
+	char	password[FTM_INPUT_MAX + 1];	/* the part before the code (or the whole input) */
+	char	code[FTM_CODE_MAX + 1];		/* the trailing digits, "" when none */
+	bool	has_code;			/* input ended in at least `digits` ASCII digits */
+} ftm_passcode_t;
+
+/* Split `input` for a token of `digits` digits: when the input ends in >= digits ASCII digits,
+ * code = the last `digits` of them and password = everything before. Otherwise has_code = false and
+ * password = input. Returns 0, or -1 when input is NULL or longer than FTM_INPUT_MAX (nothing set).
+ * Whether the code verifies, and so which reading wins, is the verdict's business (ftm_auth). */
+int ftm_passcode_split(const char *input, unsigned digits, ftm_passcode_t *out);
+
+/* True when s is exactly `digits` ASCII digits. */
+bool ftm_passcode_is_code(const char *s, unsigned digits);
+
+void ftm_passcode_clear(ftm_passcode_t *p);
+
+#endif

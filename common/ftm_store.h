@@ -1,0 +1,108 @@
+/* ftm_store: tokens and their state behind a small backend interface (SQLite is the embedded default). */
+#ifndef FTM_STORE_H
+#define FTM_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include "ftm_otp.h"
+#include "ftm_log.h"
+
+#define FTM_SERIAL_MAX	64
+#define FTM_USER_MAX	256
+#define FTM_PUSH_MAX	512
+#define FTM_MSG_MAX	256
+
+typedef enum { FTM_TOKEN_ACTIVE = 0, FTM_TOKEN_LOCKED } ftm_token_status_t;
+
+typedef struct ftm_token {
+	char			serial[FTM_SERIAL_MAX];
+	char			user[FTM_USER_MAX];
+	uint8_t			seed[FTM_SEED_MAX];	/* clear only in memory; zero it when done */
+	size_t			seed_len;
+	ftm_alg_t		alg;
+	unsigned		digits;			/* 6 or 8 */
+	unsigned		period;			/* seconds */
+	ftm_token_status_t	status;
+	int64_t			last_step;		/* last accepted time step, -1 = never used */
+	unsigned		failures;		/* consecutive failures */
+	char			push[FTM_PUSH_MAX];	/* "channel:address" or "" */
+	int64_t			created;		/* unix time of add / re-issue */
+} ftm_token_t;
+
+typedef struct ftm_store ftm_store_t;
+
+/* Open a store. uri: "sqlite:PATH" or a plain PATH (SQLite). key_file: seed encryption key, created
+ * 0600 with 32 CSPRNG bytes on first use (NULL: PATH + ".key"). The database file is created 0600 if
+ * missing. Returns NULL with a one-line reason in err. Safe for many threads and processes at once. */
+ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log_t *log,
+			    char *err, size_t err_len);
+void ftm_store_close(ftm_store_t *st);
+
+/* All return 0 on success, 1 for "not found" where noted, -1 on error with a reason in err. */
+int ftm_store_token_add(ftm_store_t *st, const ftm_token_t *tok, char *err, size_t err_len); /* -1 if serial exists */
+int ftm_store_token_get(ftm_store_t *st, const char *serial, ftm_token_t *out, char *err, size_t err_len); /* 1 */
+/* Replace seed/alg/digits/period, reset state (last_step -1, failures 0, active), created = now. */
+int ftm_store_token_reissue(ftm_store_t *st, const ftm_token_t *tok, char *err, size_t err_len); /* 1 */
+/* lock: status lock. unlock: status active and failures 0. */
+int ftm_store_token_set_status(ftm_store_t *st, const char *serial, ftm_token_status_t status,
+			       char *err, size_t err_len); /* 1 */
+int ftm_store_token_set_push(ftm_store_t *st, const char *serial, const char *push, char *err, size_t err_len); /* 1 */
+int ftm_store_token_delete(ftm_store_t *st, const char *serial, char *err, size_t err_len); /* 1 */
+/* Add n tokens in one transaction: all or nothing. */
+int ftm_store_token_import(ftm_store_t *st, const ftm_token_t *toks, size_t n, char *err, size_t err_len);
+
+/* Iterate tokens (user NULL: all), ordered by user then serial. Callback returns non-zero to stop. */
+typedef int (*ftm_token_cb)(void *ctx, const ftm_token_t *tok);
+int ftm_store_token_list(ftm_store_t *st, const char *user, ftm_token_cb cb, void *ctx,
+			 char *err, size_t err_len);
+
+/* ---- the verdict ---- */
+
+typedef struct ftm_verify_params {
+	unsigned	window;			/* drift window in steps */
+	unsigned	lockout_threshold;	/* 0 = never lock */
+	unsigned	activation_expire;	/* minutes; 0 = never */
+	bool		consume;		/* false: peek only, change nothing (split decisions) */
+} ftm_verify_params_t;
+
+typedef enum {
+	FTM_VERDICT_OK = 0,	/* code accepted, step recorded, failures reset */
+	FTM_VERDICT_BAD_CODE,	/* no token of the user accepts it; failures counted */
+	FTM_VERDICT_REPLAY,	/* code of a step not newer than the last accepted one */
+	FTM_VERDICT_LOCKED,	/* token locked (before, or by this failure) */
+	FTM_VERDICT_EXPIRED,	/* never used and past its activation window */
+	FTM_VERDICT_NO_TOKEN,	/* user holds no token */
+	FTM_VERDICT_ERROR	/* store failure: fail closed */
+} ftm_verdict_code_t;
+
+typedef struct ftm_verdict {
+	ftm_verdict_code_t	code;
+	char			serial[FTM_SERIAL_MAX];	/* the token decided on ("" if none) */
+	unsigned		wait_seconds;		/* REPLAY: seconds left in the current step */
+	unsigned		failures;		/* failures after this verdict */
+	bool			now_locked;		/* this failure reached the threshold */
+	char			message[FTM_MSG_MAX];	/* for the user: "Please wait N seconds to login again", "Token locked", ... */
+	char			reason[FTM_MSG_MAX];	/* for the log: never the code */
+} ftm_verdict_t;
+
+/* One atomic transaction (BEGIN IMMEDIATE on SQLite): try `code` against every token of `user`,
+ * refuse replays, count failures on every active token of the user when none accepts, lock at the
+ * threshold, reset failures and record the step on success. */
+int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, time_t now,
+			  const ftm_verify_params_t *params, ftm_verdict_t *out);
+
+/* Human form of a token's state at `now`: "active", "pending" (never used, inside its activation
+ * window), "expired" (never used, past it), "locked". */
+const char *ftm_token_state_name(const ftm_token_t *tok, time_t now, unsigned activation_expire);
+
+/* Fill a new token: CSPRNG 20-byte seed when seed_hex is NULL, serial FTKMOB + 10 hex chars when
+ * serial is NULL. Defaults: sha1, 6 digits, 60 s (FortiToken Mobile). 0 or -1 with err. */
+int ftm_token_init(ftm_token_t *tok, const char *user, const char *serial, const char *seed_hex,
+		   char *err, size_t err_len);
+
+/* otpauth://totp/ISSUER:USER?secret=...&issuer=ISSUER&algorithm=...&digits=...&period=... */
+int ftm_token_otpauth_uri(const ftm_token_t *tok, const char *issuer, char *out, size_t out_len);
+
+#endif

@@ -1,0 +1,1 @@
+# common/push.mk: push transactions, callback listener, channels, rendezvous

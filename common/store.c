@@ -1,0 +1,2 @@
+/* placeholder until implemented */
+typedef int ftm_placeholder_store;

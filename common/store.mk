@@ -1,0 +1,3 @@
+# common/store.mk: the token store (interface + SQLite backend + seed encryption)
+common_libftmpush_la_SOURCES += \
+	common/ftm_store.h common/store.c

@@ -1,0 +1,1 @@
+# pam_ftmpush/local.mk: the PAM module

@@ -1,0 +1,1 @@
+# rlm_ftmpush/local.mk: the FreeRADIUS module

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Installs everything ftmpush needs to build, test and run its demo on Debian 12 (bookworm).
+# Idempotent: packages already present are skipped by apt; the FreeRADIUS source is fetched once.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+
+PKGS=(
+  build-essential autoconf automake libtool pkg-config dpkg-dev
+  libssl-dev libcurl4-openssl-dev libjson-c-dev libsqlite3-dev libmicrohttpd-dev
+  libpam0g-dev libcmocka-dev libqrencode-dev
+  freeradius freeradius-utils libfreeradius-dev libtalloc-dev libpcre3-dev
+  oathtool pamtester libpam-wrapper libpam-pwdfile
+  python3 python3-cryptography openssl sqlite3 curl ca-certificates
+  openssh-server openssh-client expect iproute2 procps
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+# deb-src entries are needed for `apt-get source freeradius` (the headers Debian's -dev package lacks).
+need_src=0
+if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
+  need_src=1
+fi
+if [ "$need_src" = 1 ]; then
+  echo "deps: adding deb-src entries (/etc/apt/sources.list.d/ftmpush-src.sources)"
+  $SUDO tee /etc/apt/sources.list.d/ftmpush-src.sources >/dev/null <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+
+if [ "${#missing[@]}" -gt 0 ] || [ "$need_src" = 1 ]; then
+  $SUDO apt-get update -q
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# The stock freeradius service is not ours: keep it from holding 1812/1813 during tests.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet freeradius 2>/dev/null; then
+  $SUDO systemctl stop freeradius || true
+fi
+echo "deps: ok"

@@ -1,0 +1,1 @@
+# tests/unit/core.mk: unit tests of log, otp, passcode, config, auth

@@ -1,0 +1,1 @@
+# tests/unit/push.mk: unit tests of push

@@ -1,0 +1,1 @@
+# tests/unit/store.mk: unit tests of the store

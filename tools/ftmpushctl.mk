@@ -1,0 +1,1 @@
+# tools/ftmpushctl.mk: the admin CLI

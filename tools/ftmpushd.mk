@@ -1,0 +1,1 @@
+# tools/ftmpushd.mk: the callback daemon for PAM hosts
