@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# README's test command: installs what is needed, builds with -Werror, runs the unit tests (plain and
+# under ASan/UBSan), the integration tests (stock freeradius + radclient, pamtester + pam_wrapper, sshd,
+# the simulated phone) and `make distcheck`. Exits non-zero when anything fails.
+#   FTM_SKIP_DEPS=1       do not run scripts/deps.sh
+#   FTM_SKIP_DISTCHECK=1  skip make distcheck
+#   FTM_TESTS="a.test b.test"  run only these integration tests
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+jobs=$(nproc 2>/dev/null || echo 2)
+results=()
+overall=0
+step() { echo; echo "==== $* ===="; }
+record() { # name rc
+  if [ "$2" -eq 0 ]; then results+=("PASS: $1"); else results+=("FAIL: $1"); overall=1; fi
+}
+
+if [ "${FTM_SKIP_DEPS:-0}" != 1 ]; then
+  step "dependencies (scripts/deps.sh)"
+  bash scripts/deps.sh
+fi
+
+step "FreeRADIUS headers (scripts/freeradius-headers.sh)"
+bash scripts/freeradius-headers.sh
+frinc="$top/build/freeradius-include"
+
+step "autoreconf"
+autoreconf -fi >/dev/null
+
+step "build (-Werror)"
+mkdir -p build/test
+(cd build/test && "$top/configure" --enable-werror --with-freeradius-include="$frinc" >configure.out && make -j"$jobs")
+
+step "unit tests"
+rc=0; (cd build/test && make -j"$jobs" check) || rc=$?
+[ $rc -eq 0 ] || cat build/test/tests/unit/*.log 2>/dev/null | tail -n 100
+record "unit tests" $rc
+
+step "unit tests under ASan/UBSan"
+mkdir -p build/asan
+rc=0
+(cd build/asan && "$top/configure" --enable-werror --enable-sanitizers --without-freeradius --without-pam >configure.out \
+  && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 make -j"$jobs" check) || rc=$?
+[ $rc -eq 0 ] || cat build/asan/tests/unit/*.log 2>/dev/null | tail -n 100
+record "unit tests (ASan/UBSan)" $rc
+
+step "integration tests"
+rc=0
+if [ -n "${FTM_TESTS:-}" ]; then
+  # shellcheck disable=SC2086
+  set -- $(for t in $FTM_TESTS; do echo "$top/tests/integration/$t"; done)
+else
+  set --
+fi
+FTM_SRCDIR="$top" FTM_BUILDDIR="$top/build/test" bash tests/integration/run.sh "$@" || rc=$?
+record "integration tests" $rc
+
+if [ "${FTM_SKIP_DISTCHECK:-0}" != 1 ]; then
+  step "make distcheck"
+  rc=0
+  (cd build/test && make -j"$jobs" distcheck DISTCHECK_CONFIGURE_FLAGS="--enable-werror --with-freeradius-include=$frinc" >distcheck.out 2>&1) || rc=$?
+  [ $rc -eq 0 ] || tail -n 60 build/test/distcheck.out
+  record "make distcheck" $rc
+fi
+
+step "summary"
+np=0; nf=0
+for r in "${results[@]}"; do echo "$r"; case $r in PASS*) np=$((np+1));; *) nf=$((nf+1));; esac; done
+echo "$np passed, $nf failed"
+exit $overall
