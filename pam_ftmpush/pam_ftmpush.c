@@ -1,0 +1,498 @@
+/* pam_ftmpush: Linux-PAM glue for ftmpush; arguments and conversation here, every decision in ftm_auth. */
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAM_SM_AUTH
+#include <security/pam_modules.h>
+#include <security/pam_ext.h>
+
+#include "ftm_auth.h"
+#include "ftm_config.h"
+#include "ftm_log.h"
+#include "ftm_otp.h"
+
+#define SPLIT_DATA	"ftmpush.split"
+#define PROMPT_PASSWORD	"Password: "
+#define PROMPT_CODE	"Token code: "
+
+/* How the second instance waits for a push (see docs/pam.md). */
+typedef enum {
+	WAIT_PROMPT = 0,	/* ask first: Enter sends the push and waits, a typed code is verified */
+	WAIT_BLOCK		/* push at once, PAM_TEXT_INFO, block until the verdict */
+} push_wait_t;
+
+typedef struct {
+	const char	*config;
+	bool		debug;
+	bool		split;
+	push_wait_t	push_wait;
+} args_t;
+
+/* What the split instance hands to the second one; the code is zeroed when PAM drops it. */
+typedef struct {
+	char	user[FTM_USER_MAX];
+	bool	has_code;
+	bool	has_token;
+	bool	push_available;
+	char	code[FTM_CODE_MAX + 1];
+} split_data_t;
+
+/* Everything one pam_sm_authenticate call holds; freed in one place. */
+typedef struct {
+	pam_handle_t	*pamh;
+	args_t		args;
+	ftm_config_t	cfg;
+	ftm_log_t	log;
+	ftm_auth_t	*auth;
+	ftm_login_t	login;
+	char		hostname[256];
+} ctx_t;
+
+static void sink_syslog(void *sink_ctx, ftm_log_level_t level, const char *line)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG, LOG_DEBUG };
+
+	pam_syslog((pam_handle_t *)sink_ctx, prio[level <= FTM_LOG_DEBUG2 ? level : FTM_LOG_DEBUG2],
+		   "%s", line);
+}
+
+static int parse_args(pam_handle_t *pamh, int argc, const char **argv, args_t *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->config = FTM_DEFAULT_CONFIG;
+	a->push_wait = WAIT_PROMPT;
+	for (int i = 0; i < argc; i++) {
+		const char *arg = argv[i];
+
+		if (strncmp(arg, "config=", 7) == 0 && arg[7] != '\0')
+			a->config = arg + 7;
+		else if (strcmp(arg, "debug") == 0)
+			a->debug = true;
+		else if (strcmp(arg, "split") == 0)
+			a->split = true;
+		else if (strcmp(arg, "push_wait=prompt") == 0)
+			a->push_wait = WAIT_PROMPT;
+		else if (strcmp(arg, "push_wait=block") == 0)
+			a->push_wait = WAIT_BLOCK;
+		else {
+			pam_syslog(pamh, LOG_ERR, "unknown argument \"%s\": refusing (PAM_SERVICE_ERR)", arg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void config_report(void *c, unsigned line, const char *message)
+{
+	ctx_t *ctx = c;
+
+	pam_syslog(ctx->pamh, LOG_ERR, "%s:%u: %s", ctx->args.config, line, message);
+}
+
+static const char *item_str(pam_handle_t *pamh, int item)
+{
+	const void *v = NULL;
+
+	if (pam_get_item(pamh, item, &v) != PAM_SUCCESS || v == NULL)
+		return NULL;
+	return v;
+}
+
+static void ctx_free(ctx_t *ctx)
+{
+	ftm_auth_free(ctx->auth);
+	ctx->auth = NULL;
+}
+
+/* Load the configuration and open the core. Returns a PAM code. */
+static int ctx_init(ctx_t *ctx, pam_handle_t *pamh, int argc, const char **argv)
+{
+	char err[FTM_ERR_MAX] = "";
+	const char *user = NULL;
+	int rc;
+
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->pamh = pamh;
+	if (parse_args(pamh, argc, argv, &ctx->args) != 0)
+		return PAM_SERVICE_ERR;
+
+	ftm_config_defaults(&ctx->cfg);
+	if (ftm_config_load(&ctx->cfg, ctx->args.config, config_report, ctx, err, sizeof(err)) != 0) {
+		pam_syslog(pamh, LOG_ERR, "config %s refused: %s", ctx->args.config, err);
+		return PAM_AUTHINFO_UNAVAIL;
+	}
+	if (ctx->args.debug && ctx->cfg.debug < 1)
+		ctx->cfg.debug = 1;
+
+	ctx->log.sink = sink_syslog;
+	ctx->log.sink_ctx = pamh;
+	ctx->log.max_level = ctx->cfg.debug >= 2 ? FTM_LOG_DEBUG2 :
+			     ctx->cfg.debug == 1 ? FTM_LOG_DEBUG : FTM_LOG_INFO;
+
+	rc = pam_get_user(pamh, &user, NULL);
+	if (rc != PAM_SUCCESS || user == NULL || *user == '\0') {
+		pam_syslog(pamh, LOG_ERR, "cannot get the user name: %s", pam_strerror(pamh, rc));
+		return rc == PAM_SUCCESS ? PAM_USER_UNKNOWN : rc;
+	}
+	if (gethostname(ctx->hostname, sizeof(ctx->hostname) - 1) != 0)
+		ctx->hostname[0] = '\0';
+	ctx->login.user = user;
+	ctx->login.client = item_str(pamh, PAM_RHOST);
+	ctx->login.nas = item_str(pamh, PAM_SERVICE);
+	ctx->login.host = ctx->hostname;
+
+	ctx->auth = ftm_auth_new(&ctx->cfg, &ctx->log, err, sizeof(err));
+	if (ctx->auth == NULL) {
+		pam_syslog(pamh, LOG_ERR, "service=%s user=%s rhost=%s: cannot start: %s",
+			   ctx->login.nas ? ctx->login.nas : "-", user,
+			   ctx->login.client ? ctx->login.client : "-", err);
+		return PAM_AUTHINFO_UNAVAIL;
+	}
+	return PAM_SUCCESS;
+}
+
+static void split_data_cleanup(pam_handle_t *pamh, void *data, int error_status)
+{
+	(void)pamh;
+	(void)error_status;
+	ftm_memzero(data, sizeof(split_data_t));
+	free(data);
+}
+
+static void tell(ctx_t *ctx, int style, const char *msg)
+{
+	if (msg != NULL && *msg != '\0')
+		pam_prompt(ctx->pamh, style, NULL, "%s", msg);
+}
+
+/* Ask one question; *answer is malloc'd (caller zeroes and frees). Returns a PAM code. */
+static int ask(ctx_t *ctx, int style, const char *prompt, char **answer)
+{
+	int rc;
+
+	*answer = NULL;
+	rc = pam_prompt(ctx->pamh, style, answer, "%s", prompt);
+	if (rc != PAM_SUCCESS)
+		return rc;
+	if (*answer == NULL)
+		return PAM_CONV_ERR;
+	return PAM_SUCCESS;
+}
+
+static void drop_answer(char **answer)
+{
+	if (*answer != NULL) {
+		ftm_memzero(*answer, strlen(*answer));
+		free(*answer);
+		*answer = NULL;
+	}
+}
+
+static const char *or_dash(const char *s)
+{
+	return s != NULL && *s != '\0' ? s : "-";
+}
+
+/* The one place an ftm_result_t becomes a PAM code, a user message and a log line. */
+static int finish(ctx_t *ctx, const ftm_outcome_t *out)
+{
+	int rc, prio = LOG_NOTICE;
+	const char *msg = out->message;
+
+	switch (out->result) {
+	case FTM_RES_OK:
+		rc = PAM_SUCCESS;
+		prio = LOG_INFO;
+		msg = NULL;
+		break;
+	case FTM_RES_LOCKED:
+		rc = PAM_MAXTRIES;
+		if (*msg == '\0')
+			msg = "Token locked";
+		break;
+	case FTM_RES_NO_TOKEN:
+		if (ctx->cfg.no_token == FTM_NO_TOKEN_PASS) {
+			rc = PAM_IGNORE;
+			prio = LOG_INFO;
+			msg = NULL;
+		} else {
+			rc = PAM_USER_UNKNOWN;
+		}
+		break;
+	case FTM_RES_DENIED:
+		rc = PAM_AUTH_ERR;
+		if (*msg == '\0')
+			msg = "Token denied or timeout";
+		break;
+	case FTM_RES_PUSH_FAILED:
+	case FTM_RES_ERROR:
+		rc = PAM_AUTHINFO_UNAVAIL;
+		prio = LOG_ERR;
+		break;
+	case FTM_RES_FAIL:
+	case FTM_RES_REPLAY:
+	case FTM_RES_EXPIRED:
+	case FTM_RES_CHALLENGE:	/* an unanswered challenge here means we could not ask it */
+	default:
+		rc = PAM_AUTH_ERR;
+		break;
+	}
+	tell(ctx, PAM_ERROR_MSG, msg);
+	pam_syslog(ctx->pamh, prio, "service=%s user=%s rhost=%s serial=%s result=%s (%s): %s",
+		   or_dash(ctx->login.nas), or_dash(ctx->login.user), or_dash(ctx->login.client),
+		   or_dash(out->serial), ftm_result_name(out->result), pam_strerror(ctx->pamh, rc),
+		   or_dash(out->reason));
+	return rc;
+}
+
+static void outcome_error(ftm_outcome_t *out, ftm_result_t r, const char *reason)
+{
+	memset(out, 0, sizeof(*out));
+	out->result = r;
+	snprintf(out->reason, sizeof(out->reason), "%s", reason);
+}
+
+/* ---- the first instance: split what was typed ---- */
+
+static int do_split(ctx_t *ctx)
+{
+	const void *item = NULL;
+	char *typed = NULL;
+	ftm_split_t sp;
+	split_data_t *data;
+	int rc;
+
+	rc = pam_get_item(ctx->pamh, PAM_AUTHTOK, &item);
+	if (rc != PAM_SUCCESS)
+		return rc;
+	if (item == NULL) {
+		rc = ask(ctx, PAM_PROMPT_ECHO_OFF, PROMPT_PASSWORD, &typed);
+		if (rc != PAM_SUCCESS) {
+			pam_syslog(ctx->pamh, LOG_ERR, "service=%s user=%s rhost=%s: no password: %s",
+				   or_dash(ctx->login.nas), ctx->login.user, or_dash(ctx->login.client),
+				   pam_strerror(ctx->pamh, rc));
+			return rc;
+		}
+		item = typed;
+	}
+
+	memset(&sp, 0, sizeof(sp));
+	rc = ftm_auth_split(ctx->auth, &ctx->login, item, time(NULL), &sp);
+	drop_answer(&typed);
+	if (rc != 0) {
+		ftm_passcode_clear(&sp.primary);
+		ftm_memzero(&sp, sizeof(sp));
+		pam_syslog(ctx->pamh, LOG_ERR, "service=%s user=%s rhost=%s: split failed (input too long or store unavailable)",
+			   or_dash(ctx->login.nas), ctx->login.user, or_dash(ctx->login.client));
+		return PAM_AUTHINFO_UNAVAIL;
+	}
+
+	data = calloc(1, sizeof(*data));
+	if (data == NULL) {
+		ftm_memzero(&sp, sizeof(sp));
+		return PAM_BUF_ERR;
+	}
+	snprintf(data->user, sizeof(data->user), "%s", ctx->login.user);
+	data->has_token = sp.has_token;
+	data->push_available = sp.push_available;
+	data->has_code = sp.primary.has_code;
+	if (sp.primary.has_code)
+		memcpy(data->code, sp.primary.code, sizeof(data->code));
+
+	rc = pam_set_item(ctx->pamh, PAM_AUTHTOK, sp.primary.password);
+	ftm_memzero(&sp, sizeof(sp));
+	if (rc != PAM_SUCCESS) {
+		split_data_cleanup(ctx->pamh, data, 0);
+		return rc;
+	}
+	rc = pam_set_data(ctx->pamh, SPLIT_DATA, data, split_data_cleanup);
+	if (rc != PAM_SUCCESS) {
+		split_data_cleanup(ctx->pamh, data, 0);
+		return rc;
+	}
+	if (ctx->cfg.debug)
+		pam_syslog(ctx->pamh, LOG_DEBUG, "service=%s user=%s rhost=%s: split: token=%s code=%s push=%s",
+			   or_dash(ctx->login.nas), ctx->login.user, or_dash(ctx->login.client),
+			   data->has_token ? "yes" : "no", data->has_code ? "yes" : "no",
+			   data->push_available ? "yes" : "no");
+	return PAM_SUCCESS;
+}
+
+/* ---- the second instance: the code, or a push, or a challenge ---- */
+
+struct find_push {
+	char serial[FTM_SERIAL_MAX];
+};
+
+static int find_push_cb(void *c, const ftm_token_t *tok)
+{
+	struct find_push *fp = c;
+
+	if (tok->push[0] == '\0' || tok->status != FTM_TOKEN_ACTIVE)
+		return 0;
+	snprintf(fp->serial, sizeof(fp->serial), "%s", tok->serial);
+	return 1;
+}
+
+/* The serial shown in the push prompt: display only, the push itself is the core's choice. */
+static void push_serial(ctx_t *ctx, char *serial, size_t len)
+{
+	struct find_push fp = { "" };
+	char err[FTM_ERR_MAX];
+	ftm_store_t *st = ftm_auth_store(ctx->auth);
+
+	if (st != NULL)
+		ftm_store_token_list(st, ctx->login.user, find_push_cb, &fp, err, sizeof(err));
+	snprintf(serial, len, "%s", fp.serial[0] ? fp.serial : "your token");
+}
+
+static void verify_code(ctx_t *ctx, const char *code, ftm_outcome_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	ftm_auth_verify_code(ctx->auth, &ctx->login, code, time(NULL), out);
+}
+
+/* Answer challenges until the core gives a final verdict (number matching may chain). */
+static void answer_challenges(ctx_t *ctx, ftm_outcome_t *out)
+{
+	for (int round = 0; round < 3 && out->result == FTM_RES_CHALLENGE; round++) {
+		char state[sizeof(out->state)];
+		char prompt[FTM_MSG_MAX + 4];
+		char *answer = NULL;
+		int rc;
+
+		snprintf(state, sizeof(state), "%s", out->state);
+		if (out->message[0] != '\0')
+			snprintf(prompt, sizeof(prompt), "%s: ", out->message);
+		else
+			snprintf(prompt, sizeof(prompt), "%s", PROMPT_CODE);
+		rc = ask(ctx, PAM_PROMPT_ECHO_ON, prompt, &answer);
+		if (rc != PAM_SUCCESS) {
+			outcome_error(out, FTM_RES_FAIL, "no answer to the challenge (conversation failed)");
+			return;
+		}
+		memset(out, 0, sizeof(*out));
+		ftm_auth_challenge_answer(ctx->auth, &ctx->login, state, answer, time(NULL), out);
+		drop_answer(&answer);
+	}
+	if (out->result == FTM_RES_CHALLENGE)
+		outcome_error(out, FTM_RES_FAIL, "too many challenge rounds");
+}
+
+static void push_and_wait(ctx_t *ctx, ftm_outcome_t *out)
+{
+	char serial[FTM_SERIAL_MAX];
+	char msg[FTM_MSG_MAX + FTM_SERIAL_MAX];
+
+	push_serial(ctx, serial, sizeof(serial));
+	if (ctx->args.push_wait == WAIT_PROMPT) {
+		char *answer = NULL;
+		int rc;
+
+		/* OpenSSH shows nothing of a conversation until a prompt: ask before pushing. */
+		snprintf(msg, sizeof(msg),
+			 "Press Enter to send a push to your phone (%s), or type a token code: ", serial);
+		rc = ask(ctx, PAM_PROMPT_ECHO_ON, msg, &answer);
+		if (rc != PAM_SUCCESS) {
+			outcome_error(out, FTM_RES_FAIL, "no answer to the push prompt (conversation failed)");
+			return;
+		}
+		if (answer[strspn(answer, " \t")] != '\0') {
+			verify_code(ctx, answer, out);
+			drop_answer(&answer);
+			return;
+		}
+		drop_answer(&answer);
+	}
+	snprintf(msg, sizeof(msg), "Push sent to your phone (%s): approve it", serial);
+	tell(ctx, PAM_TEXT_INFO, msg);
+	memset(out, 0, sizeof(*out));
+	ftm_auth_second_factor(ctx->auth, &ctx->login, time(NULL), out);
+}
+
+static void challenge_code(ctx_t *ctx, ftm_outcome_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	ftm_auth_challenge_code(ctx->auth, &ctx->login, time(NULL), out);
+	if (out->result == FTM_RES_CHALLENGE && out->message[0] == '\0')
+		snprintf(out->message, sizeof(out->message), "Token code");
+	answer_challenges(ctx, out);
+}
+
+static int do_second(ctx_t *ctx)
+{
+	const void *d = NULL;
+	const split_data_t *data = NULL;
+	split_data_t local;
+	ftm_outcome_t out;
+
+	memset(&out, 0, sizeof(out));
+	if (pam_get_data(ctx->pamh, SPLIT_DATA, &d) == PAM_SUCCESS && d != NULL) {
+		data = d;
+		if (strcmp(data->user, ctx->login.user) != 0) {
+			outcome_error(&out, FTM_RES_ERROR, "user changed between the split and the check");
+			return finish(ctx, &out);
+		}
+	} else {
+		/* No split instance in the stack: nothing was typed for us, so no code. */
+		ftm_split_t sp;
+
+		memset(&sp, 0, sizeof(sp));
+		if (ftm_auth_split(ctx->auth, &ctx->login, "", time(NULL), &sp) != 0) {
+			outcome_error(&out, FTM_RES_ERROR, "store unavailable");
+			return finish(ctx, &out);
+		}
+		memset(&local, 0, sizeof(local));
+		local.has_token = sp.has_token;
+		local.push_available = sp.push_available;
+		data = &local;
+	}
+
+	if (data->has_code) {
+		verify_code(ctx, data->code, &out);
+		/* The code is spent either way: a later instance must not reuse it. */
+		pam_set_data(ctx->pamh, SPLIT_DATA, NULL, NULL);
+	} else if (data->push_available) {
+		push_and_wait(ctx, &out);
+		if (out.result == FTM_RES_PUSH_FAILED && ctx->cfg.challenge) {
+			tell(ctx, PAM_ERROR_MSG, out.message[0] ? out.message : "Push unavailable");
+			pam_syslog(ctx->pamh, LOG_WARNING, "service=%s user=%s rhost=%s serial=%s: push failed (%s): asking for a code",
+				   or_dash(ctx->login.nas), ctx->login.user, or_dash(ctx->login.client),
+				   or_dash(out.serial), or_dash(out.reason));
+			challenge_code(ctx, &out);
+		}
+	} else {
+		ftm_auth_second_factor(ctx->auth, &ctx->login, time(NULL), &out);
+	}
+	answer_challenges(ctx, &out);
+	return finish(ctx, &out);
+}
+
+PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	ctx_t ctx;
+	int rc;
+
+	(void)flags;
+	rc = ctx_init(&ctx, pamh, argc, argv);
+	if (rc == PAM_SUCCESS)
+		rc = ctx.args.split ? do_split(&ctx) : do_second(&ctx);
+	ctx_free(&ctx);
+	return rc;
+}
+
+PAM_EXTERN int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	(void)pamh;
+	(void)flags;
+	(void)argc;
+	(void)argv;
+	return PAM_SUCCESS;
+}
