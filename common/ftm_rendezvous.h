@@ -1,0 +1,82 @@
+/* ftm_rendezvous: the Unix-socket protocol between short-lived PAM processes and ftmpushd.
+ *
+ * Wire format (docs/pam.md): each message is a 4-byte big-endian length followed by that many bytes
+ * of one JSON object (json-c), at most FTM_RDV_MSG_MAX. The client sends one request
+ *   {"v":1,"op":"push","user":..,"serial":..,"client":..,"nas":..,"host":..,"timeout":N}
+ * and reads replies until a final one: zero or more events {"v":1,"event":"sent","serial":..,"number":..}
+ * then {"v":1,"verdict":"approved|denied|timeout|failed|error","serial":..,"message":..,"reason":..}.
+ * Closing the connection cancels the request. The server checks SO_PEERCRED on every connection. */
+#ifndef FTM_RENDEZVOUS_H
+#define FTM_RENDEZVOUS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include "ftm_log.h"
+#include "ftm_store.h"
+
+#define FTM_RDV_MSG_MAX		16384
+#define FTM_RDV_NUMBER_MAX	8
+#define FTM_RDV_GRACE		10	/* seconds a client waits beyond the push timeout */
+
+typedef enum {
+	FTM_RDV_APPROVED = 0,	/* the phone approved */
+	FTM_RDV_DENIED,		/* the phone denied */
+	FTM_RDV_TIMEOUT,	/* no answer within the timeout */
+	FTM_RDV_FAILED,		/* the push could not be sent (no target, channel down ...) */
+	FTM_RDV_ERROR		/* daemon unreachable, refused, or protocol error */
+} ftm_rdv_verdict_t;
+
+typedef struct ftm_rdv_request {
+	const char	*user;
+	const char	*serial;	/* token to push to; NULL or "": the daemon picks the user's */
+	const char	*client;	/* login context, for the push message and logs */
+	const char	*nas;
+	const char	*host;
+	unsigned	timeout;	/* seconds the daemon waits for the phone */
+} ftm_rdv_request_t;
+
+typedef struct ftm_rdv_reply {
+	ftm_rdv_verdict_t	verdict;
+	char			serial[FTM_SERIAL_MAX];
+	char			number[FTM_RDV_NUMBER_MAX];	/* number matching: what the phone must pick */
+	char			message[FTM_MSG_MAX];		/* for the user */
+	char			reason[FTM_MSG_MAX];		/* for the log */
+} ftm_rdv_reply_t;
+
+const char *ftm_rdv_verdict_name(ftm_rdv_verdict_t v);
+
+/* ---- client (PAM processes) ---- */
+
+/* Called when the daemon reports the push as sent (number is "" unless number matching). */
+typedef void (*ftm_rdv_sent_fn)(void *ctx, const char *serial, const char *number);
+
+/* Send a push request to the daemon at socket_path and block until the verdict, at most
+ * req->timeout + FTM_RDV_GRACE seconds, or until abort_fd (>= 0) becomes readable. Never fails
+ * silently: an unreachable daemon gives FTM_RDV_ERROR with a clear message and reason. */
+void ftm_rdv_push(const char *socket_path, const ftm_rdv_request_t *req, ftm_rdv_sent_fn sent,
+		  void *sent_ctx, int abort_fd, const ftm_log_t *log, ftm_rdv_reply_t *out);
+
+/* ---- server (ftmpushd) ---- */
+
+typedef struct ftm_rdv_conn ftm_rdv_conn_t;
+typedef struct ftm_rdv_server ftm_rdv_server_t;
+
+/* Runs in a thread per connection, may block up to req->timeout; fills out. */
+typedef void (*ftm_rdv_handler_fn)(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_t *req,
+				   ftm_rdv_reply_t *out);
+
+/* For handlers: report the push as sent (an event to the client); false when the client is gone. */
+bool ftm_rdv_conn_sent(ftm_rdv_conn_t *conn, const char *serial, const char *number);
+/* For handlers: false once the client hung up (the handler should cancel its push). */
+bool ftm_rdv_conn_alive(ftm_rdv_conn_t *conn);
+
+/* Listen on socket_path (a stale socket is replaced, a live one refused), mode 0660, owned by
+ * group when group != (gid_t)-1. Peers allowed: uid 0, the daemon's uid, and members (primary gid)
+ * of group. At most max_conns concurrent requests; more are answered "error" at once. */
+ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, unsigned max_conns,
+				       ftm_rdv_handler_fn handler, void *handler_ctx,
+				       const ftm_log_t *log, char *err, size_t err_len);
+/* Stops accepting, waits for running handlers to finish, removes the socket. */
+void ftm_rdv_server_stop(ftm_rdv_server_t *srv);
+
+#endif

@@ -1,0 +1,716 @@
+/* rendezvous_socket: length-prefixed JSON over a Unix socket between PAM processes and ftmpushd. */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "ftm_rendezvous.h"
+
+#define REQUEST_READ_TIMEOUT_MS	5000
+#define TIMEOUT_MAX		3600
+
+static const char *const verdict_names[] = {
+	[FTM_RDV_APPROVED] = "approved",
+	[FTM_RDV_DENIED] = "denied",
+	[FTM_RDV_TIMEOUT] = "timeout",
+	[FTM_RDV_FAILED] = "failed",
+	[FTM_RDV_ERROR] = "error",
+};
+
+const char *ftm_rdv_verdict_name(ftm_rdv_verdict_t v)
+{
+	if ((unsigned)v < sizeof(verdict_names) / sizeof(verdict_names[0]))
+		return verdict_names[v];
+	return "error";
+}
+
+static int verdict_parse(const char *s, ftm_rdv_verdict_t *out)
+{
+	for (unsigned i = 0; i < sizeof(verdict_names) / sizeof(verdict_names[0]); i++) {
+		if (strcmp(s, verdict_names[i]) == 0) {
+			*out = (ftm_rdv_verdict_t)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- framing ---- */
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Wait until fd is readable before deadline (ms, monotonic) or abort_fd fires.
+ * 0 readable, -1 error/timeout (errno ETIMEDOUT) or aborted (ECANCELED). */
+static int wait_readable(int fd, int64_t deadline, int abort_fd)
+{
+	for (;;) {
+		struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = abort_fd, .events = POLLIN } };
+		int64_t left = deadline - now_ms();
+		int n;
+
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		n = poll(p, abort_fd >= 0 ? 2 : 1, left > 60000 ? 60000 : (int)left);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (abort_fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+			errno = ECANCELED;
+			return -1;
+		}
+		if (p[0].revents)
+			return 0;
+	}
+}
+
+static int read_all(int fd, void *buf, size_t len, int64_t deadline, int abort_fd)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n;
+
+		if (wait_readable(fd, deadline, abort_fd) != 0)
+			return -1;
+		n = recv(fd, p, len, 0);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return -1;
+		}
+		if (n == 0) {
+			errno = ECONNRESET;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int send_json(int fd, json_object *obj)
+{
+	size_t len = 0;
+	const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
+	uint32_t hdr;
+
+	if (s == NULL || len > FTM_RDV_MSG_MAX) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	hdr = htonl((uint32_t)len);
+	if (write_all(fd, &hdr, sizeof(hdr)) != 0)
+		return -1;
+	return write_all(fd, s, len);
+}
+
+/* Read one message; returns a parsed JSON object (caller puts it) or NULL with errno set. */
+static json_object *recv_json(int fd, int64_t deadline, int abort_fd)
+{
+	uint32_t hdr;
+	size_t len;
+	char *buf;
+	json_object *obj;
+
+	if (read_all(fd, &hdr, sizeof(hdr), deadline, abort_fd) != 0)
+		return NULL;
+	len = ntohl(hdr);
+	if (len == 0 || len > FTM_RDV_MSG_MAX) {
+		errno = EMSGSIZE;
+		return NULL;
+	}
+	buf = malloc(len + 1);
+	if (buf == NULL)
+		return NULL;
+	if (read_all(fd, buf, len, deadline, abort_fd) != 0) {
+		free(buf);
+		return NULL;
+	}
+	buf[len] = '\0';
+	obj = json_tokener_parse(buf);
+	free(buf);
+	if (obj == NULL || !json_object_is_type(obj, json_type_object)) {
+		json_object_put(obj);
+		errno = EPROTO;
+		return NULL;
+	}
+	return obj;
+}
+
+static const char *jstr(json_object *obj, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static void jadd_str(json_object *obj, const char *key, const char *val)
+{
+	if (val != NULL && *val != '\0')
+		json_object_object_add(obj, key, json_object_new_string(val));
+}
+
+static void copy_str(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src != NULL ? src : "");
+}
+
+/* ---- client ---- */
+
+static void reply_error(ftm_rdv_reply_t *out, const char *message, const char *reason_fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void reply_error(ftm_rdv_reply_t *out, const char *message, const char *reason_fmt, ...)
+{
+	va_list ap;
+
+	out->verdict = FTM_RDV_ERROR;
+	copy_str(out->message, sizeof(out->message), message);
+	va_start(ap, reason_fmt);
+	vsnprintf(out->reason, sizeof(out->reason), reason_fmt, ap);
+	va_end(ap);
+}
+
+static int connect_socket(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+void ftm_rdv_push(const char *socket_path, const ftm_rdv_request_t *req, ftm_rdv_sent_fn sent,
+		  void *sent_ctx, int abort_fd, const ftm_log_t *log, ftm_rdv_reply_t *out)
+{
+	const char *path = socket_path != NULL && *socket_path ? socket_path : "/run/ftmpush/ftmpushd.sock";
+	unsigned timeout = req->timeout > 0 && req->timeout <= TIMEOUT_MAX ? req->timeout : 60;
+	int64_t deadline = now_ms() + (int64_t)(timeout + FTM_RDV_GRACE) * 1000;
+	json_object *msg;
+	int fd;
+
+	memset(out, 0, sizeof(*out));
+	copy_str(out->serial, sizeof(out->serial), req->serial);
+	fd = connect_socket(path);
+	if (fd < 0) {
+		reply_error(out, "Push unavailable (push daemon not running)",
+			    "ftmpushd not reachable at %s: %s", path, strerror(errno));
+		ftm_log(log, FTM_LOG_ERR, "push for '%s': %s", req->user ? req->user : "", out->reason);
+		return;
+	}
+
+	msg = json_object_new_object();
+	json_object_object_add(msg, "v", json_object_new_int(1));
+	json_object_object_add(msg, "op", json_object_new_string("push"));
+	jadd_str(msg, "user", req->user);
+	jadd_str(msg, "serial", req->serial);
+	jadd_str(msg, "client", req->client);
+	jadd_str(msg, "nas", req->nas);
+	jadd_str(msg, "host", req->host);
+	json_object_object_add(msg, "timeout", json_object_new_int((int)timeout));
+	if (send_json(fd, msg) != 0) {
+		json_object_put(msg);
+		reply_error(out, "Push unavailable (push daemon error)", "sending to ftmpushd at %s: %s",
+			    path, strerror(errno));
+		ftm_log(log, FTM_LOG_ERR, "push for '%s': %s", req->user ? req->user : "", out->reason);
+		close(fd);
+		return;
+	}
+	json_object_put(msg);
+
+	for (;;) {
+		const char *s;
+
+		msg = recv_json(fd, deadline, abort_fd);
+		if (msg == NULL) {
+			if (errno == ECANCELED) {
+				out->verdict = FTM_RDV_DENIED;
+				copy_str(out->message, sizeof(out->message), "Push cancelled");
+				copy_str(out->reason, sizeof(out->reason), "push cancelled by the login");
+			} else if (errno == ETIMEDOUT) {
+				out->verdict = FTM_RDV_TIMEOUT;
+				copy_str(out->message, sizeof(out->message), "Token denied or timeout");
+				copy_str(out->reason, sizeof(out->reason), "no verdict from ftmpushd in time");
+			} else {
+				reply_error(out, "Push unavailable (push daemon error)",
+					    "reading from ftmpushd at %s: %s", path, strerror(errno));
+			}
+			break;
+		}
+		if ((s = jstr(msg, "event")) != NULL) {
+			if (strcmp(s, "sent") == 0) {
+				if (jstr(msg, "serial"))
+					copy_str(out->serial, sizeof(out->serial), jstr(msg, "serial"));
+				copy_str(out->number, sizeof(out->number), jstr(msg, "number"));
+				if (sent != NULL)
+					sent(sent_ctx, out->serial, out->number);
+			}
+			json_object_put(msg);
+			continue;
+		}
+		s = jstr(msg, "verdict");
+		if (s == NULL || verdict_parse(s, &out->verdict) != 0) {
+			reply_error(out, "Push unavailable (push daemon error)", "ftmpushd sent no valid verdict");
+		} else {
+			if (jstr(msg, "serial"))
+				copy_str(out->serial, sizeof(out->serial), jstr(msg, "serial"));
+			copy_str(out->message, sizeof(out->message), jstr(msg, "message"));
+			copy_str(out->reason, sizeof(out->reason), jstr(msg, "reason"));
+		}
+		json_object_put(msg);
+		break;
+	}
+	close(fd);
+	ftm_log(log, out->verdict == FTM_RDV_ERROR ? FTM_LOG_ERR : FTM_LOG_DEBUG,
+		"push for '%s' via ftmpushd: %s (%s)", req->user ? req->user : "",
+		ftm_rdv_verdict_name(out->verdict), out->reason);
+}
+
+/* ---- server ---- */
+
+struct ftm_rdv_server {
+	int			fd;
+	char			path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	gid_t			group;
+	unsigned		max_conns;
+	ftm_rdv_handler_fn	handler;
+	void			*handler_ctx;
+	const ftm_log_t		*log;
+	pthread_t		accept_thread;
+	atomic_bool		stopping;
+	pthread_mutex_t		lock;
+	pthread_cond_t		idle;
+	unsigned		active;
+	int			wake[2];	/* self-pipe: stop wakes the accept loop */
+};
+
+struct ftm_rdv_conn {
+	ftm_rdv_server_t	*srv;
+	int			fd;
+	pid_t			pid;
+	uid_t			uid;
+	pthread_mutex_t		write_lock;
+};
+
+static bool peer_allowed(const ftm_rdv_server_t *srv, const struct ucred *cr)
+{
+	if (cr->uid == 0 || cr->uid == geteuid())
+		return true;
+	return srv->group != (gid_t)-1 && cr->gid == srv->group;
+}
+
+static int conn_send(ftm_rdv_conn_t *conn, json_object *obj)
+{
+	int rc;
+
+	pthread_mutex_lock(&conn->write_lock);
+	rc = send_json(conn->fd, obj);
+	pthread_mutex_unlock(&conn->write_lock);
+	return rc;
+}
+
+bool ftm_rdv_conn_alive(ftm_rdv_conn_t *conn)
+{
+	struct pollfd p = { .fd = conn->fd, .events = POLLIN | POLLRDHUP };
+
+	if (atomic_load(&conn->srv->stopping))
+		return false;
+	if (poll(&p, 1, 0) <= 0)
+		return true;
+	/* The client sends nothing after its request: readable means it hung up. */
+	return !(p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR));
+}
+
+bool ftm_rdv_conn_sent(ftm_rdv_conn_t *conn, const char *serial, const char *number)
+{
+	json_object *ev = json_object_new_object();
+	int rc;
+
+	json_object_object_add(ev, "v", json_object_new_int(1));
+	json_object_object_add(ev, "event", json_object_new_string("sent"));
+	jadd_str(ev, "serial", serial);
+	jadd_str(ev, "number", number);
+	rc = conn_send(conn, ev);
+	json_object_put(ev);
+	return rc == 0;
+}
+
+static void send_reply(ftm_rdv_conn_t *conn, const ftm_rdv_reply_t *r)
+{
+	json_object *obj = json_object_new_object();
+
+	json_object_object_add(obj, "v", json_object_new_int(1));
+	json_object_object_add(obj, "verdict", json_object_new_string(ftm_rdv_verdict_name(r->verdict)));
+	jadd_str(obj, "serial", r->serial);
+	jadd_str(obj, "number", r->number);
+	jadd_str(obj, "message", r->message);
+	jadd_str(obj, "reason", r->reason);
+	conn_send(conn, obj);
+	json_object_put(obj);
+}
+
+static int parse_request(json_object *msg, ftm_rdv_request_t *req, char *why, size_t why_len)
+{
+	json_object *v;
+	const char *op = jstr(msg, "op");
+
+	memset(req, 0, sizeof(*req));
+	if (!json_object_object_get_ex(msg, "v", &v) || json_object_get_int(v) != 1) {
+		snprintf(why, why_len, "unsupported protocol version");
+		return -1;
+	}
+	if (op == NULL || strcmp(op, "push") != 0) {
+		snprintf(why, why_len, "unknown op");
+		return -1;
+	}
+	req->user = jstr(msg, "user");
+	if (req->user == NULL || *req->user == '\0' || strlen(req->user) >= FTM_USER_MAX) {
+		snprintf(why, why_len, "missing or bad user");
+		return -1;
+	}
+	req->serial = jstr(msg, "serial");
+	if (req->serial != NULL && strlen(req->serial) >= FTM_SERIAL_MAX) {
+		snprintf(why, why_len, "bad serial");
+		return -1;
+	}
+	req->client = jstr(msg, "client");
+	req->nas = jstr(msg, "nas");
+	req->host = jstr(msg, "host");
+	req->timeout = 60;
+	if (json_object_object_get_ex(msg, "timeout", &v)) {
+		int t = json_object_get_int(v);
+
+		if (t <= 0 || t > TIMEOUT_MAX) {
+			snprintf(why, why_len, "bad timeout");
+			return -1;
+		}
+		req->timeout = (unsigned)t;
+	}
+	return 0;
+}
+
+static void release_slot(ftm_rdv_server_t *srv)
+{
+	pthread_mutex_lock(&srv->lock);
+	srv->active--;
+	pthread_cond_broadcast(&srv->idle);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+static void conn_done(ftm_rdv_conn_t *conn)
+{
+	ftm_rdv_server_t *srv = conn->srv;
+
+	close(conn->fd);
+	pthread_mutex_destroy(&conn->write_lock);
+	free(conn);
+	release_slot(srv);
+}
+
+static void *conn_thread(void *arg)
+{
+	ftm_rdv_conn_t *conn = arg;
+	ftm_rdv_server_t *srv = conn->srv;
+	ftm_rdv_request_t req;
+	ftm_rdv_reply_t reply;
+	char why[128] = "";
+	json_object *msg;
+
+	memset(&reply, 0, sizeof(reply));
+	msg = recv_json(conn->fd, now_ms() + REQUEST_READ_TIMEOUT_MS, -1);
+	if (msg == NULL) {
+		ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: no valid request: %s",
+			(long)conn->pid, (unsigned long)conn->uid, strerror(errno));
+		goto out;
+	}
+	if (parse_request(msg, &req, why, sizeof(why)) != 0) {
+		ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: request refused: %s",
+			(long)conn->pid, (unsigned long)conn->uid, why);
+		reply.verdict = FTM_RDV_ERROR;
+		copy_str(reply.message, sizeof(reply.message), "Push unavailable (bad request)");
+		copy_str(reply.reason, sizeof(reply.reason), why);
+		send_reply(conn, &reply);
+		goto out;
+	}
+	ftm_log(srv->log, FTM_LOG_DEBUG, "push request for '%s' from '%s' (pid %ld uid %lu), timeout %us",
+		req.user, req.client ? req.client : "", (long)conn->pid, (unsigned long)conn->uid,
+		req.timeout);
+	reply.verdict = FTM_RDV_ERROR;
+	srv->handler(srv->handler_ctx, conn, &req, &reply);
+	send_reply(conn, &reply);
+out:
+	json_object_put(msg);
+	conn_done(conn);
+	return NULL;
+}
+
+static void refuse(ftm_rdv_server_t *srv, int fd, const char *reason)
+{
+	ftm_rdv_reply_t r;
+	ftm_rdv_conn_t tmp = { .srv = srv, .fd = fd };
+
+	memset(&r, 0, sizeof(r));
+	r.verdict = FTM_RDV_ERROR;
+	copy_str(r.message, sizeof(r.message), "Push unavailable");
+	copy_str(r.reason, sizeof(r.reason), reason);
+	pthread_mutex_init(&tmp.write_lock, NULL);
+	send_reply(&tmp, &r);
+	pthread_mutex_destroy(&tmp.write_lock);
+	close(fd);
+}
+
+static void *accept_thread(void *arg)
+{
+	ftm_rdv_server_t *srv = arg;
+
+	while (!atomic_load(&srv->stopping)) {
+		struct pollfd p[2] = { { .fd = srv->fd, .events = POLLIN }, { .fd = srv->wake[0], .events = POLLIN } };
+		struct ucred cr;
+		socklen_t crlen = sizeof(cr);
+		ftm_rdv_conn_t *conn;
+		pthread_t th;
+		pthread_attr_t attr;
+		int fd;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			ftm_log(srv->log, FTM_LOG_ERR, "socket poll: %s", strerror(errno));
+			break;
+		}
+		if (p[1].revents)
+			break;
+		fd = accept4(srv->fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) != 0 || !peer_allowed(srv, &cr)) {
+			ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu gid %lu refused: not root, not us, not the socket group",
+				(long)cr.pid, (unsigned long)cr.uid, (unsigned long)cr.gid);
+			close(fd);
+			continue;
+		}
+		pthread_mutex_lock(&srv->lock);
+		if (srv->active >= srv->max_conns) {
+			pthread_mutex_unlock(&srv->lock);
+			ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld refused: %u requests pending",
+				(long)cr.pid, srv->max_conns);
+			refuse(srv, fd, "ftmpushd busy: too many pending pushes");
+			continue;
+		}
+		srv->active++;
+		pthread_mutex_unlock(&srv->lock);
+
+		conn = calloc(1, sizeof(*conn));
+		if (conn == NULL) {
+			close(fd);
+			release_slot(srv);
+			continue;
+		}
+		conn->srv = srv;
+		conn->fd = fd;
+		conn->pid = cr.pid;
+		conn->uid = cr.uid;
+		pthread_mutex_init(&conn->write_lock, NULL);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&th, &attr, conn_thread, conn) != 0) {
+			pthread_attr_destroy(&attr);
+			pthread_mutex_destroy(&conn->write_lock);
+			free(conn);
+			close(fd);
+			release_slot(srv);
+			continue;
+		}
+		pthread_attr_destroy(&attr);
+	}
+	return NULL;
+}
+
+/* A socket file that nobody answers on is stale and may be replaced; a live one is refused. */
+static int remove_stale(const char *path, char *err, size_t err_len)
+{
+	struct stat st;
+	int fd;
+
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, err_len, "%s exists and is not a socket", path);
+		return -1;
+	}
+	fd = connect_socket(path);
+	if (fd >= 0) {
+		close(fd);
+		snprintf(err, err_len, "%s: another ftmpushd is already listening", path);
+		return -1;
+	}
+	if (unlink(path) != 0) {
+		snprintf(err, err_len, "cannot remove stale socket %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, unsigned max_conns,
+				       ftm_rdv_handler_fn handler, void *handler_ctx,
+				       const ftm_log_t *log, char *err, size_t err_len)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	ftm_rdv_server_t *srv;
+	mode_t old;
+
+	if (socket_path == NULL || *socket_path == '\0' || strlen(socket_path) >= sizeof(sa.sun_path)) {
+		snprintf(err, err_len, "bad socket path");
+		return NULL;
+	}
+	srv = calloc(1, sizeof(*srv));
+	if (srv == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return NULL;
+	}
+	srv->fd = -1;
+	srv->wake[0] = srv->wake[1] = -1;
+	memcpy(srv->path, socket_path, strlen(socket_path) + 1);
+	memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
+	srv->group = group;
+	srv->max_conns = max_conns ? max_conns : 64;
+	srv->handler = handler;
+	srv->handler_ctx = handler_ctx;
+	srv->log = log;
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->idle, NULL);
+
+	if (remove_stale(socket_path, err, err_len) != 0) {
+		if (*err == '\0')
+			snprintf(err, err_len, "%s: %s", socket_path, strerror(errno));
+		goto fail;
+	}
+	if (pipe2(srv->wake, O_CLOEXEC) != 0) {
+		snprintf(err, err_len, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	srv->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (srv->fd < 0) {
+		snprintf(err, err_len, "socket: %s", strerror(errno));
+		goto fail;
+	}
+	/* Never a moment with a wider mode than 0660. */
+	old = umask(0117);
+	if (bind(srv->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		umask(old);
+		snprintf(err, err_len, "bind %s: %s", socket_path, strerror(errno));
+		goto fail;
+	}
+	umask(old);
+	if (group != (gid_t)-1 && chown(socket_path, (uid_t)-1, group) != 0) {
+		snprintf(err, err_len, "chgrp %s: %s", socket_path, strerror(errno));
+		unlink(socket_path);
+		goto fail;
+	}
+	if (chmod(socket_path, group != (gid_t)-1 ? 0660 : 0600) != 0 || listen(srv->fd, 64) != 0) {
+		snprintf(err, err_len, "listen %s: %s", socket_path, strerror(errno));
+		unlink(socket_path);
+		goto fail;
+	}
+	if (pthread_create(&srv->accept_thread, NULL, accept_thread, srv) != 0) {
+		snprintf(err, err_len, "cannot start the socket thread");
+		unlink(socket_path);
+		goto fail;
+	}
+	ftm_log(log, FTM_LOG_INFO, "listening on %s (mode %s)", socket_path,
+		group != (gid_t)-1 ? "0660" : "0600");
+	return srv;
+fail:
+	if (srv->fd >= 0)
+		close(srv->fd);
+	if (srv->wake[0] >= 0) {
+		close(srv->wake[0]);
+		close(srv->wake[1]);
+	}
+	pthread_mutex_destroy(&srv->lock);
+	pthread_cond_destroy(&srv->idle);
+	free(srv);
+	return NULL;
+}
+
+void ftm_rdv_server_stop(ftm_rdv_server_t *srv)
+{
+	if (srv == NULL)
+		return;
+	atomic_store(&srv->stopping, true);
+	if (write(srv->wake[1], "x", 1) < 0)
+		ftm_log(srv->log, FTM_LOG_WARN, "socket stop: %s", strerror(errno));
+	pthread_join(srv->accept_thread, NULL);
+	close(srv->fd);
+	unlink(srv->path);
+	/* Handlers see ftm_rdv_conn_alive() == false and return. */
+	pthread_mutex_lock(&srv->lock);
+	while (srv->active > 0)
+		pthread_cond_wait(&srv->idle, &srv->lock);
+	pthread_mutex_unlock(&srv->lock);
+	close(srv->wake[0]);
+	close(srv->wake[1]);
+	pthread_mutex_destroy(&srv->lock);
+	pthread_cond_destroy(&srv->idle);
+	free(srv);
+}
