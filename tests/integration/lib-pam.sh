@@ -1,0 +1,174 @@
+# lib-pam.sh: helpers for the pam_*.test and ssh_*.test scripts (sourced, bash).
+# A private PAM service directory for pam_wrapper (no change to /etc), a pam_pwdfile first factor,
+# a throw-away token store, and pamtester driven by expect so every prompt gets its own answer.
+#
+#   pam_setup                         skip (77) when a tool is missing; writes $PAM_CONF, $PAM_PWFILE
+#   pam_conf_set KEY VALUE            append an option to $PAM_CONF ("push.X" keys go under [push])
+#   pam_user USER PASSWORD            add USER to the pwdfile
+#   pam_service NAME [ARGS...]        write the standard three-line stack; ARGS go to both instances
+#   pam_service_raw NAME < LINES      write a service file from stdin (@MODULE@, @PWDFILE@, @CONF@ expanded)
+#   pam_login SERVICE USER [ANSWER...]  run pamtester; each prompt ("...: ") gets the next ANSWER;
+#                                     output in $PAM_OUT; returns pamtester's exit code (0 = success)
+#   token_add USER [SEEDHEX] [PUSH]   create a token with ftmpushctl; sets TOKEN_SERIAL and TOKEN_SEED
+#   totp SEEDHEX [OFFSET_STEPS]       the current code (oathtool, 60 s, 6 digits)
+#   expect_ok / expect_fail DESC      assert on the last pam_login
+#   out_has TEXT                      assert the last output contains TEXT
+set -u
+
+FTM_SRCDIR=${FTM_SRCDIR:?run through tests/integration/run.sh}
+FTM_BUILDDIR=${FTM_BUILDDIR:?run through tests/integration/run.sh}
+FTM_TMP=${FTM_TMP:?run through tests/integration/run.sh}
+
+PAM_MODULE=$FTM_BUILDDIR/pam_ftmpush/.libs/pam_ftmpush.so
+FTMPUSHCTL=$FTM_BUILDDIR/tools/ftmpushctl
+FTMPUSHD=$FTM_BUILDDIR/tools/ftmpushd
+PAM_SVCDIR=$FTM_TMP/pam.d
+PAM_CONF=$FTM_TMP/ftmpush.conf
+PAM_TOP_CONF=$FTM_TMP/conf.top
+PAM_PUSH_CONF=$FTM_TMP/conf.push
+PAM_PWFILE=$FTM_TMP/passwd
+PAM_OUT=$FTM_TMP/pam.out
+PAM_EXPECT=$FTM_TMP/pamtester.exp
+TOKEN_SERIAL=
+TOKEN_SEED=
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; [ -f "$PAM_OUT" ] && { echo "---- last pamtester output"; cat "$PAM_OUT"; }; exit 1; }
+step() { echo; echo "== $*"; }
+
+# The pam_wrapper and pam_pwdfile libraries, found the Debian way.
+pam_find_libs() {
+  PAM_WRAPPER_LIB=$(dpkg -L libpam-wrapper 2>/dev/null | grep '/libpam_wrapper\.so$' | head -n 1)
+  PAM_PWDFILE_MOD=$(dpkg -L libpam-pwdfile 2>/dev/null | grep '/pam_pwdfile\.so$' | head -n 1)
+  PAM_PERMIT_MOD=$(dpkg -L libpam-modules 2>/dev/null | grep '/pam_permit\.so$' | head -n 1)
+}
+
+pam_setup() {
+  pam_find_libs
+  [ -n "$PAM_WRAPPER_LIB" ] || skip "libpam-wrapper not installed (scripts/deps.sh)"
+  [ -n "$PAM_PWDFILE_MOD" ] || skip "libpam-pwdfile not installed (scripts/deps.sh)"
+  command -v pamtester >/dev/null || skip "pamtester not installed (scripts/deps.sh)"
+  command -v expect >/dev/null || skip "expect not installed (scripts/deps.sh)"
+  command -v oathtool >/dev/null || skip "oathtool not installed (scripts/deps.sh)"
+  [ -f "$PAM_MODULE" ] || skip "pam_ftmpush.so not built ($PAM_MODULE)"
+  [ -x "$FTMPUSHCTL" ] || skip "ftmpushctl not built ($FTMPUSHCTL)"
+  mkdir -p "$PAM_SVCDIR"
+  umask 077
+  : >"$PAM_PWFILE"
+  cat >"$PAM_TOP_CONF" <<EOF
+# ftmpush test configuration ($FTM_TMP)
+token_db = $FTM_TMP/tokens.db
+window = 1
+lockout_threshold = 3
+no_token = reject
+challenge = yes
+debug = 2
+EOF
+  : >"$PAM_PUSH_CONF"
+  pam_conf_write
+  pam_write_expect
+}
+
+# Options are kept in two parts so [push] keys always follow the top-level ones.
+pam_conf_set() {
+  local key=$1 value=$2 file=$PAM_TOP_CONF
+  case $key in push.*) file=$PAM_PUSH_CONF; key=${key#push.};; esac
+  sed -i "/^$key *=/d" "$file"
+  echo "$key = $value" >>"$file"
+  pam_conf_write
+}
+
+pam_conf_write() {
+  { cat "$PAM_TOP_CONF"; if [ -s "$PAM_PUSH_CONF" ]; then echo "[push]"; cat "$PAM_PUSH_CONF"; fi; } >"$PAM_CONF"
+  chmod 600 "$PAM_CONF"
+}
+
+pam_user() {
+  local hash
+  hash=$(openssl passwd -6 "$2") || fail "openssl passwd"
+  echo "$1:$hash" >>"$PAM_PWFILE"
+}
+
+# The stack documented in docs/pam.md, with the built module by absolute path.
+pam_service() {
+  local name=$1; shift
+  cat >"$PAM_SVCDIR/$name" <<EOF
+auth     requisite  $PAM_MODULE split config=$PAM_CONF $*
+auth     requisite  $PAM_PWDFILE_MOD pwdfile=$PAM_PWFILE use_first_pass
+auth     required   $PAM_MODULE config=$PAM_CONF $*
+account  required   $PAM_PERMIT_MOD
+EOF
+}
+
+pam_service_raw() {
+  sed -e "s#@MODULE@#$PAM_MODULE#g" -e "s#@PWDFILE@#$PAM_PWDFILE_MOD pwdfile=$PAM_PWFILE#g" \
+      -e "s#@CONF@#$PAM_CONF#g" -e "s#@PERMIT@#$PAM_PERMIT_MOD#g" >"$PAM_SVCDIR/$1"
+}
+
+pam_write_expect() {
+  cat >"$PAM_EXPECT" <<'EOF'
+# pamtester under pam_wrapper; each prompt ending in ": " gets the next answer from argv.
+set timeout [expr {[info exists env(FTM_EXPECT_TIMEOUT)] ? $env(FTM_EXPECT_TIMEOUT) : 120}]
+log_user 1
+set service [lindex $argv 0]
+set user [lindex $argv 1]
+set answers [lrange $argv 2 end]
+spawn -noecho env LD_PRELOAD=$env(PAM_WRAPPER_LIB) PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=$env(PAM_SVCDIR) \
+  pamtester -v -I rhost=192.0.2.7 $service $user authenticate
+expect {
+  -re {: $} {
+    if {[llength $answers] == 0} {
+      send_user "\nFTM-TEST: unexpected prompt, no answer left\n"
+      send "\r"
+      set answers {}
+    } else {
+      send -- "[lindex $answers 0]\r"
+      set answers [lrange $answers 1 end]
+    }
+    exp_continue
+  }
+  eof {}
+  timeout { send_user "\nFTM-TEST: timeout\n"; exit 124 }
+}
+set st [wait]
+if {[llength $answers] > 0} { send_user "\nFTM-TEST: [llength $answers] answer(s) not asked for\n" }
+exit [lindex $st 3]
+EOF
+}
+
+pam_login() {
+  local service=$1 user=$2 rc; shift 2
+  PAM_WRAPPER_LIB=$PAM_WRAPPER_LIB PAM_SVCDIR=$PAM_SVCDIR expect -f "$PAM_EXPECT" "$service" "$user" "$@" \
+    >"$PAM_OUT" 2>&1
+  rc=$?
+  sed 's/^/    | /' "$PAM_OUT"
+  return $rc
+}
+
+expect_ok() { [ "$LOGIN_RC" -eq 0 ] || fail "$1: expected success, pamtester exit $LOGIN_RC"; echo "ok: $1"; }
+expect_fail() { [ "$LOGIN_RC" -ne 0 ] || fail "$1: expected failure, login succeeded"; echo "ok: $1"; }
+out_has() { grep -qF -- "$1" "$PAM_OUT" || fail "output lacks \"$1\""; }
+out_lacks() { ! grep -qF -- "$1" "$PAM_OUT" || fail "output has \"$1\""; }
+login() { pam_login "$@"; LOGIN_RC=$?; }
+
+ctl() { "$FTMPUSHCTL" -c "$PAM_CONF" "$@"; }
+
+# token_add USER [SEEDHEX] [PUSH]: a FortiToken Mobile-like token (sha1, 6 digits, 60 s).
+token_add() {
+  local user=$1 seed=${2:-} push=${3:-} out
+  [ -n "$seed" ] || seed=$(openssl rand -hex 20)
+  TOKEN_SEED=$seed
+  TOKEN_SERIAL=FTKMOB$(openssl rand -hex 5 | tr a-f A-F)
+  out=$(ctl token add "$user" --serial "$TOKEN_SERIAL" --seed "$seed" ${push:+--push "$push"} 2>&1) \
+    || fail "ftmpushctl token add: $out"
+}
+
+# The code of the current step (+OFFSET steps), computed independently of ftmpush.
+totp() {
+  local now=$(( $(date +%s) + ${2:-0} * 60 ))
+  oathtool --totp -s 60 -d 6 -N "@$now" "$1"
+}
+
+# Seconds left in the current 60 s step: tests that need two codes of one step wait if it is short.
+step_left() { echo $(( 60 - $(date +%s) % 60 )); }
+wait_fresh_step() { local l; l=$(step_left); [ "$l" -ge "${1:-15}" ] || { echo "(waiting ${l}s for a fresh step)"; sleep "$l"; }; }
