@@ -172,3 +172,111 @@ totp() {
 # Seconds left in the current 60 s step: tests that need two codes of one step wait if it is short.
 step_left() { echo $(( 60 - $(date +%s) % 60 )); }
 wait_fresh_step() { local l; l=$(step_left); [ "$l" -ge "${1:-15}" ] || { echo "(waiting ${l}s for a fresh step)"; sleep "$l"; }; }
+
+# ---- a real sshd on loopback (ssh_*.test) ----
+#   ssh_setup            skip unless root with sshd/ssh; creates the test user $SSH_USER (removed on exit)
+#   ssh_service [ARGS]   the sshd PAM service in $PAM_SVCDIR (pam_wrapper: nothing in /etc/pam.d)
+#   sshd_start           sshd on 127.0.0.1:$SSH_PORT
+#   ssh_try [ANSWER...]  ssh keyboard-interactive; each prompt gets the next answer; output in $PAM_OUT;
+#                        LOGIN_RC 0 when the remote command ran (the login succeeded)
+SSH_PORT=
+SSH_USER=
+SSHD_PID=
+SSH_MADE_RUNDIR=0
+SSH_EXPECT=$FTM_TMP/ssh.exp
+
+ssh_cleanup() {
+  if [ -n "$SSHD_PID" ]; then kill "$SSHD_PID" 2>/dev/null; wait "$SSHD_PID" 2>/dev/null; SSHD_PID=; fi
+  if [ -n "$SSH_USER" ] && id "$SSH_USER" >/dev/null 2>&1; then
+    pkill -KILL -u "$SSH_USER" 2>/dev/null
+    userdel "$SSH_USER" >/dev/null 2>&1
+  fi
+  [ "$SSH_MADE_RUNDIR" = 1 ] && rmdir /run/sshd 2>/dev/null
+  SSH_USER=
+}
+
+ssh_setup() {
+  [ "$(id -u)" = 0 ] || skip "ssh tests need root (a test user and sshd's privilege separation)"
+  [ -x /usr/sbin/sshd ] || skip "openssh-server not installed"
+  command -v ssh >/dev/null || skip "openssh-client not installed"
+  pam_setup
+  SSH_PORT=$(( ${FTM_PORT_BASE:-21000} + 22 ))
+  SSH_USER=ftmt$(openssl rand -hex 3)
+  trap 'ssh_cleanup; ${EXTRA_CLEANUP:-:}' EXIT
+  useradd -M -d "$FTM_TMP/home" -s /bin/sh "$SSH_USER" || skip "useradd failed"
+  mkdir -p "$FTM_TMP/home" && chown "$SSH_USER" "$FTM_TMP/home"
+  chmod 755 "$FTM_TMP"
+  if [ ! -d /run/sshd ]; then mkdir -m 0755 /run/sshd && SSH_MADE_RUNDIR=1; fi
+  ssh-keygen -q -t ed25519 -N '' -f "$FTM_TMP/ssh_host_ed25519_key" || fail "ssh-keygen"
+  cat >"$FTM_TMP/sshd_config" <<EOF
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $FTM_TMP/ssh_host_ed25519_key
+PidFile $FTM_TMP/sshd.pid
+UsePAM yes
+KbdInteractiveAuthentication yes
+PasswordAuthentication no
+PubkeyAuthentication no
+AuthenticationMethods keyboard-interactive
+PermitRootLogin no
+AllowUsers $SSH_USER
+StrictModes no
+MaxAuthTries 3
+LoginGraceTime 120
+UseDNS no
+PrintMotd no
+EOF
+  cat >"$SSH_EXPECT" <<'EOF'
+# ssh keyboard-interactive; each prompt ending in ": " gets the next answer from argv.
+set timeout [expr {[info exists env(FTM_EXPECT_TIMEOUT)] ? $env(FTM_EXPECT_TIMEOUT) : 120}]
+log_user 1
+set port [lindex $argv 0]
+set user [lindex $argv 1]
+set answers [lrange $argv 2 end]
+spawn -noecho ssh -p $port -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+  -o PreferredAuthentications=keyboard-interactive -o PubkeyAuthentication=no \
+  -o NumberOfPasswordPrompts=1 -o ConnectTimeout=10 -o LogLevel=ERROR $user@127.0.0.1 echo FTM-LOGGED-IN
+expect {
+  -re {: $} {
+    if {[llength $answers] == 0} { send_user "\nFTM-TEST: unexpected prompt\n"; close; wait; exit 3 }
+    send -- "[lindex $answers 0]\r"
+    set answers [lrange $answers 1 end]
+    exp_continue
+  }
+  eof {}
+  timeout { send_user "\nFTM-TEST: timeout\n"; exit 124 }
+}
+set st [wait]
+exit [lindex $st 3]
+EOF
+}
+
+ssh_service() {
+  cat >"$PAM_SVCDIR/sshd" <<EOF
+auth     requisite  $PAM_MODULE split config=$PAM_CONF $*
+auth     requisite  $PAM_PWDFILE_MOD pwdfile=$PAM_PWFILE use_first_pass
+auth     required   $PAM_MODULE config=$PAM_CONF $*
+account  required   $PAM_PERMIT_MOD
+session  required   $PAM_PERMIT_MOD
+password required   $(dirname "$PAM_PERMIT_MOD")/pam_deny.so
+EOF
+}
+
+sshd_start() {
+  env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$PAM_SVCDIR" \
+    /usr/sbin/sshd -D -e -f "$FTM_TMP/sshd_config" >"$FTM_TMP/sshd.log" 2>&1 &
+  SSHD_PID=$!
+  for _ in $(seq 50); do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$SSH_PORT") 2>/dev/null; then return 0; fi
+    kill -0 "$SSHD_PID" 2>/dev/null || { cat "$FTM_TMP/sshd.log"; fail "sshd did not start"; }
+    sleep 0.2
+  done
+  cat "$FTM_TMP/sshd.log"; fail "sshd not listening on $SSH_PORT"
+}
+
+ssh_try() {
+  expect -f "$SSH_EXPECT" "$SSH_PORT" "$SSH_USER" "$@" >"$PAM_OUT" 2>&1
+  LOGIN_RC=$?
+  sed 's/^/    | /' "$PAM_OUT"
+  if [ $LOGIN_RC -eq 0 ] && ! grep -q FTM-LOGGED-IN "$PAM_OUT"; then LOGIN_RC=1; fi
+}
