@@ -8,3 +8,4 @@ pam_ftmpush_pam_ftmpush_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -share
 EXTRA_pam_ftmpush_pam_ftmpush_la_DEPENDENCIES = $(top_srcdir)/pam_ftmpush/pam_ftmpush.sym
 endif
 EXTRA_DIST += pam_ftmpush/pam_ftmpush.sym
+dist_man_MANS += docs/pam_ftmpush.8
