@@ -32,6 +32,7 @@ typedef struct {
 	const char	*config;
 	bool		debug;
 	bool		split;
+	bool		retry;
 	push_wait_t	push_wait;
 } args_t;
 
@@ -42,6 +43,8 @@ typedef struct {
 	bool	has_token;
 	bool	push_available;
 	char	code[FTM_CODE_MAX + 1];
+	bool	has_alt;				/* the whole input, for a password ending in digits */
+	char	alt_password[FTM_INPUT_MAX + 1];
 } split_data_t;
 
 /* Everything one pam_sm_authenticate call holds; freed in one place. */
@@ -77,6 +80,8 @@ static int parse_args(pam_handle_t *pamh, int argc, const char **argv, args_t *a
 			a->debug = true;
 		else if (strcmp(arg, "split") == 0)
 			a->split = true;
+		else if (strcmp(arg, "retry") == 0)
+			a->retry = true;
 		else if (strcmp(arg, "push_wait=prompt") == 0)
 			a->push_wait = WAIT_PROMPT;
 		else if (strcmp(arg, "push_wait=block") == 0)
@@ -122,6 +127,10 @@ static int ctx_init(ctx_t *ctx, pam_handle_t *pamh, int argc, const char **argv)
 	ctx->pamh = pamh;
 	if (parse_args(pamh, argc, argv, &ctx->args) != 0)
 		return PAM_SERVICE_ERR;
+	if (ctx->args.split && ctx->args.retry) {
+		pam_syslog(pamh, LOG_ERR, "split and retry are two instances: refusing (PAM_SERVICE_ERR)");
+		return PAM_SERVICE_ERR;
+	}
 
 	ftm_config_defaults(&ctx->cfg);
 	if (ftm_config_load(&ctx->cfg, ctx->args.config, config_report, ctx, err, sizeof(err)) != 0) {
@@ -305,6 +314,9 @@ static int do_split(ctx_t *ctx)
 	data->has_code = sp.primary.has_code;
 	if (sp.primary.has_code)
 		memcpy(data->code, sp.primary.code, sizeof(data->code));
+	data->has_alt = sp.has_alt;
+	if (sp.has_alt)
+		memcpy(data->alt_password, sp.alt_password, sizeof(data->alt_password));
 
 	rc = pam_set_item(ctx->pamh, PAM_AUTHTOK, sp.primary.password);
 	ftm_memzero(&sp, sizeof(sp));
@@ -323,6 +335,32 @@ static int do_split(ctx_t *ctx)
 			   data->has_token ? "yes" : "no", data->has_code ? "yes" : "no",
 			   data->push_available ? "yes" : "no");
 	return PAM_SUCCESS;
+}
+
+/* ---- the retry instance: reached only when the first factor refused the password part ---- */
+
+/* The trailing digits did not verify as a code, so they may belong to the password: hand the whole
+ * input to the first factor once more and treat the login as password only. */
+static int do_retry(ctx_t *ctx)
+{
+	const void *d = NULL;
+	split_data_t *data;
+	int rc;
+
+	if (pam_get_data(ctx->pamh, SPLIT_DATA, &d) != PAM_SUCCESS || d == NULL)
+		return PAM_AUTH_ERR;
+	data = (split_data_t *)d;
+	if (!data->has_alt || strcmp(data->user, ctx->login.user) != 0)
+		return PAM_AUTH_ERR;
+	rc = pam_set_item(ctx->pamh, PAM_AUTHTOK, data->alt_password);
+	ftm_memzero(data->alt_password, sizeof(data->alt_password));
+	ftm_memzero(data->code, sizeof(data->code));
+	data->has_alt = false;
+	data->has_code = false;
+	if (ctx->cfg.debug)
+		pam_syslog(ctx->pamh, LOG_DEBUG, "service=%s user=%s rhost=%s: retrying the first factor with the whole input",
+			   or_dash(ctx->login.nas), ctx->login.user, or_dash(ctx->login.client));
+	return rc == PAM_SUCCESS ? PAM_SUCCESS : PAM_AUTH_ERR;
 }
 
 /* ---- the second instance: the code, or a push, or a challenge ---- */
@@ -483,7 +521,7 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 	(void)flags;
 	rc = ctx_init(&ctx, pamh, argc, argv);
 	if (rc == PAM_SUCCESS)
-		rc = ctx.args.split ? do_split(&ctx) : do_second(&ctx);
+		rc = ctx.args.split ? do_split(&ctx) : ctx.args.retry ? do_retry(&ctx) : do_second(&ctx);
 	ctx_free(&ctx);
 	return rc;
 }
