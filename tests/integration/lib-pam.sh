@@ -280,3 +280,67 @@ ssh_try() {
   sed 's/^/    | /' "$PAM_OUT"
   if [ $LOGIN_RC -eq 0 ] && ! grep -q FTM-LOGGED-IN "$PAM_OUT"; then LOGIN_RC=1; fi
 }
+
+# ---- push: the simulated phone (tests/phone) and ftmpushd ----
+#   phone_start              phone.py on loopback (ntfy + control), certs in $FTM_TMP/certs; $PHONECTL
+#   push_conf                push options in $PAM_CONF: listener on $PUSH_PORT, socket $PUSH_SOCKET
+#   ftmpushd_start / ftmpushd_stop
+#   ntfy_target TOPIC        the token push target for an ntfy topic on the simulated server
+PHONE_PID=
+FTMPUSHD_PID=
+PUSH_PORT=
+PUSH_SOCKET=$FTM_TMP/ftmpushd.sock
+PHONE_DIR=$FTM_TMP/phone
+PHONECTL="python3 $FTM_SRCDIR/tests/phone/phonectl.py --state-dir $FTM_TMP/phone"
+NTFY_URL=
+
+push_cleanup() {
+  [ -n "$FTMPUSHD_PID" ] && { kill "$FTMPUSHD_PID" 2>/dev/null; wait "$FTMPUSHD_PID" 2>/dev/null; FTMPUSHD_PID=; }
+  [ -n "$PHONE_PID" ] && { kill "$PHONE_PID" 2>/dev/null; wait "$PHONE_PID" 2>/dev/null; PHONE_PID=; }
+  return 0
+}
+
+phone_start() {
+  [ -f "$FTM_SRCDIR/tests/phone/phone.py" ] || skip "tests/phone not present"
+  python3 -c 'import cryptography' 2>/dev/null || skip "python3-cryptography not installed"
+  [ -x "$FTMPUSHD" ] || skip "ftmpushd not built ($FTMPUSHD)"
+  sh "$FTM_SRCDIR/tests/phone/mkcerts.sh" "$FTM_TMP/certs" || fail "mkcerts.sh"
+  mkdir -p "$PHONE_DIR"
+  python3 "$FTM_SRCDIR/tests/phone/phone.py" --state-dir "$PHONE_DIR" \
+    --ntfy-port $(( FTM_PORT_BASE + 1 )) --gateway-port -1 --control-port $(( FTM_PORT_BASE + 3 )) \
+    --tls-cert "$FTM_TMP/certs/server.pem" --tls-key "$FTM_TMP/certs/server.key" \
+    --callback-ca "$FTM_TMP/certs/ca.pem" --max-seconds 600 >"$FTM_TMP/phone.log" 2>&1 &
+  PHONE_PID=$!
+  $PHONECTL wait-ready --timeout 20 >/dev/null || { cat "$FTM_TMP/phone.log"; fail "phone.py not ready"; }
+  NTFY_URL=https://127.0.0.1:$(( FTM_PORT_BASE + 1 ))
+}
+
+push_conf() {
+  PUSH_PORT=$(( FTM_PORT_BASE + 4 ))
+  pam_conf_set push.status enable
+  pam_conf_set push.server 127.0.0.1
+  pam_conf_set push.server_port "$PUSH_PORT"
+  pam_conf_set push.server_cert "$FTM_TMP/certs/server.pem"
+  pam_conf_set push.server_key "$FTM_TMP/certs/server.key"
+  pam_conf_set push.ca_file "$FTM_TMP/certs/ca.pem"
+  pam_conf_set push.timeout "${1:-15}"
+  pam_conf_set push.socket "$PUSH_SOCKET"
+}
+
+ntfy_target() { echo "ntfy:$NTFY_URL/$1"; }
+
+ftmpushd_start() {
+  "$FTMPUSHD" -f -d -c "$PAM_CONF" >>"$FTM_TMP/ftmpushd.log" 2>&1 &
+  FTMPUSHD_PID=$!
+  for _ in $(seq 50); do
+    [ -S "$PUSH_SOCKET" ] && return 0
+    kill -0 "$FTMPUSHD_PID" 2>/dev/null || { cat "$FTM_TMP/ftmpushd.log"; fail "ftmpushd did not start"; }
+    sleep 0.2
+  done
+  cat "$FTM_TMP/ftmpushd.log"; fail "ftmpushd socket $PUSH_SOCKET did not appear"
+}
+
+ftmpushd_stop() {
+  [ -n "$FTMPUSHD_PID" ] && { kill "$FTMPUSHD_PID" 2>/dev/null; wait "$FTMPUSHD_PID" 2>/dev/null; FTMPUSHD_PID=; }
+  return 0
+}
