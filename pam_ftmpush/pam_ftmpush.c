@@ -56,6 +56,8 @@ typedef struct {
 	ftm_auth_t	*auth;
 	ftm_login_t	login;
 	char		hostname[256];
+	bool		silent;		/* PAM_SILENT: no informational messages */
+	char		who[FTM_USER_MAX + 320];	/* "service=.. user=.. rhost=.." for logs, cleaned */
 } ctx_t;
 
 static void sink_syslog(void *sink_ctx, ftm_log_level_t level, const char *line)
@@ -110,9 +112,22 @@ static const char *item_str(pam_handle_t *pamh, int item)
 	return v;
 }
 
+/* Log fields come from the network or the user: no control characters, no spaces, bounded. */
+static void clean(char *dst, size_t len, const char *src)
+{
+	size_t i = 0;
+
+	if (src == NULL || *src == '\0')
+		src = "-";
+	for (; *src != '\0' && i + 1 < len; src++)
+		dst[i++] = ((unsigned char)*src < 0x21 || *src == 0x7f) ? '?' : *src;
+	dst[i] = '\0';
+}
+
 static void ctx_free(ctx_t *ctx)
 {
-	ftm_auth_free(ctx->auth);
+	if (ctx->auth != NULL)
+		ftm_auth_free(ctx->auth);
 	ctx->auth = NULL;
 }
 
@@ -156,12 +171,18 @@ static int ctx_init(ctx_t *ctx, pam_handle_t *pamh, int argc, const char **argv)
 	ctx->login.client = item_str(pamh, PAM_RHOST);
 	ctx->login.nas = item_str(pamh, PAM_SERVICE);
 	ctx->login.host = ctx->hostname;
+	{
+		char svc[64], usr[FTM_USER_MAX], rhost[128];
+
+		clean(svc, sizeof(svc), ctx->login.nas);
+		clean(usr, sizeof(usr), user);
+		clean(rhost, sizeof(rhost), ctx->login.client);
+		snprintf(ctx->who, sizeof(ctx->who), "service=%s user=%s rhost=%s", svc, usr, rhost);
+	}
 
 	ctx->auth = ftm_auth_new(&ctx->cfg, &ctx->log, err, sizeof(err));
 	if (ctx->auth == NULL) {
-		pam_syslog(pamh, LOG_ERR, "service=%s user=%s rhost=%s: cannot start: %s",
-			   ctx->login.nas ? ctx->login.nas : "-", user,
-			   ctx->login.client ? ctx->login.client : "-", err);
+		pam_syslog(pamh, LOG_ERR, "%s: cannot start: %s", ctx->who, err);
 		return PAM_AUTHINFO_UNAVAIL;
 	}
 	return PAM_SUCCESS;
@@ -177,6 +198,8 @@ static void split_data_cleanup(pam_handle_t *pamh, void *data, int error_status)
 
 static void tell(ctx_t *ctx, int style, const char *msg)
 {
+	if (ctx->silent && style == PAM_TEXT_INFO)
+		return;
 	if (msg != NULL && *msg != '\0')
 		pam_prompt(ctx->pamh, style, NULL, "%s", msg);
 }
@@ -254,8 +277,7 @@ static int finish(ctx_t *ctx, const ftm_outcome_t *out)
 		break;
 	}
 	tell(ctx, PAM_ERROR_MSG, msg);
-	pam_syslog(ctx->pamh, prio, "service=%s user=%s rhost=%s serial=%s result=%s (%s): %s",
-		   or_dash(ctx->login.nas), or_dash(ctx->login.user), or_dash(ctx->login.client),
+	pam_syslog(ctx->pamh, prio, "%s serial=%s result=%s (%s): %s", ctx->who,
 		   or_dash(out->serial), ftm_result_name(out->result), pam_strerror(ctx->pamh, rc),
 		   or_dash(out->reason));
 	return rc;
@@ -284,8 +306,7 @@ static int do_split(ctx_t *ctx)
 	if (item == NULL) {
 		rc = ask(ctx, PAM_PROMPT_ECHO_OFF, PROMPT_PASSWORD, &typed);
 		if (rc != PAM_SUCCESS) {
-			pam_syslog(ctx->pamh, LOG_ERR, "service=%s user=%s rhost=%s: no password: %s",
-				   or_dash(ctx->login.nas), ctx->login.user, or_dash(ctx->login.client),
+			pam_syslog(ctx->pamh, LOG_ERR, "%s: no password: %s", ctx->who,
 				   pam_strerror(ctx->pamh, rc));
 			return rc;
 		}
@@ -298,8 +319,7 @@ static int do_split(ctx_t *ctx)
 	if (rc != 0) {
 		ftm_passcode_clear(&sp.primary);
 		ftm_memzero(&sp, sizeof(sp));
-		pam_syslog(ctx->pamh, LOG_ERR, "service=%s user=%s rhost=%s: split failed (input too long or store unavailable)",
-			   or_dash(ctx->login.nas), ctx->login.user, or_dash(ctx->login.client));
+		pam_syslog(ctx->pamh, LOG_ERR, "%s: split failed (input too long or store unavailable)", ctx->who);
 		return PAM_AUTHINFO_UNAVAIL;
 	}
 
@@ -330,8 +350,7 @@ static int do_split(ctx_t *ctx)
 		return rc;
 	}
 	if (ctx->cfg.debug)
-		pam_syslog(ctx->pamh, LOG_DEBUG, "service=%s user=%s rhost=%s: split: token=%s code=%s push=%s",
-			   or_dash(ctx->login.nas), ctx->login.user, or_dash(ctx->login.client),
+		pam_syslog(ctx->pamh, LOG_DEBUG, "%s: split: token=%s code=%s push=%s", ctx->who,
 			   data->has_token ? "yes" : "no", data->has_code ? "yes" : "no",
 			   data->push_available ? "yes" : "no");
 	return PAM_SUCCESS;
@@ -358,8 +377,7 @@ static int do_retry(ctx_t *ctx)
 	data->has_alt = false;
 	data->has_code = false;
 	if (ctx->cfg.debug)
-		pam_syslog(ctx->pamh, LOG_DEBUG, "service=%s user=%s rhost=%s: retrying the first factor with the whole input",
-			   or_dash(ctx->login.nas), ctx->login.user, or_dash(ctx->login.client));
+		pam_syslog(ctx->pamh, LOG_DEBUG, "%s: retrying the first factor with the whole input", ctx->who);
 	return rc == PAM_SUCCESS ? PAM_SUCCESS : PAM_AUTH_ERR;
 }
 
@@ -501,8 +519,7 @@ static int do_second(ctx_t *ctx)
 		push_and_wait(ctx, &out);
 		if (out.result == FTM_RES_PUSH_FAILED && ctx->cfg.challenge) {
 			tell(ctx, PAM_ERROR_MSG, out.message[0] ? out.message : "Push unavailable");
-			pam_syslog(ctx->pamh, LOG_WARNING, "service=%s user=%s rhost=%s serial=%s: push failed (%s): asking for a code",
-				   or_dash(ctx->login.nas), ctx->login.user, or_dash(ctx->login.client),
+			pam_syslog(ctx->pamh, LOG_WARNING, "%s serial=%s: push failed (%s): asking for a code", ctx->who,
 				   or_dash(out.serial), or_dash(out.reason));
 			challenge_code(ctx, &out);
 		}
@@ -518,8 +535,8 @@ PAM_EXTERN int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, cons
 	ctx_t ctx;
 	int rc;
 
-	(void)flags;
 	rc = ctx_init(&ctx, pamh, argc, argv);
+	ctx.silent = (flags & PAM_SILENT) != 0;
 	if (rc == PAM_SUCCESS)
 		rc = ctx.args.split ? do_split(&ctx) : ctx.args.retry ? do_retry(&ctx) : do_second(&ctx);
 	ctx_free(&ctx);

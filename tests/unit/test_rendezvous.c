@@ -1,0 +1,218 @@
+/* test_rendezvous: the ftmpushd socket protocol, client against server, without a push engine. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <cmocka.h>
+
+#include "ftm_rendezvous.h"
+
+static char dir[64];
+static char sock[96];
+
+/* The handler's behaviour is chosen by the user name of the request. */
+static void handler(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_t *req, ftm_rdv_reply_t *out)
+{
+	(void)ctx;
+	snprintf(out->serial, sizeof(out->serial), "%s", req->serial ? req->serial : "FTKMOBTEST01");
+	if (strcmp(req->user, "approve") == 0) {
+		out->verdict = FTM_RDV_APPROVED;
+	} else if (strcmp(req->user, "number") == 0) {
+		ftm_rdv_conn_sent(conn, out->serial, "42");
+		out->verdict = FTM_RDV_DENIED;
+		snprintf(out->message, sizeof(out->message), "Token denied or timeout");
+	} else if (strcmp(req->user, "hang") == 0) {
+		/* Waits like a pending push until the client goes away. */
+		for (int i = 0; i < 500 && ftm_rdv_conn_alive(conn); i++)
+			usleep(10000);
+		out->verdict = ftm_rdv_conn_alive(conn) ? FTM_RDV_TIMEOUT : FTM_RDV_DENIED;
+	} else {
+		out->verdict = FTM_RDV_FAILED;
+		snprintf(out->reason, sizeof(out->reason), "no push target");
+	}
+}
+
+static int setup(void **state)
+{
+	char err[256] = "";
+	ftm_rdv_server_t *srv;
+
+	snprintf(dir, sizeof(dir), "/tmp/ftm-rdv-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/ftmpushd.sock", dir);
+	srv = ftm_rdv_server_start(sock, (gid_t)-1, 4, handler, NULL, NULL, err, sizeof(err));
+	if (srv == NULL)
+		fprintf(stderr, "server: %s\n", err);
+	assert_non_null(srv);
+	*state = srv;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	ftm_rdv_server_stop(*state);
+	rmdir(dir);
+	return 0;
+}
+
+static void push(const char *user, ftm_rdv_sent_fn sent, void *sent_ctx, int abort_fd, ftm_rdv_reply_t *out)
+{
+	ftm_rdv_request_t req = { .user = user, .client = "192.0.2.7", .nas = "sshd", .host = "h", .timeout = 5 };
+
+	ftm_rdv_push(sock, &req, sent, sent_ctx, abort_fd, NULL, out);
+}
+
+static void test_approved_push_is_reported_approved(void **state)
+{
+	ftm_rdv_reply_t r;
+
+	(void)state;
+	push("approve", NULL, NULL, -1, &r);
+	assert_int_equal(r.verdict, FTM_RDV_APPROVED);
+	assert_string_equal(r.serial, "FTKMOBTEST01");
+}
+
+static void record_sent(void *ctx, const char *serial, const char *number)
+{
+	(void)serial;
+	snprintf(ctx, FTM_RDV_NUMBER_MAX, "%s", number);
+}
+
+static void test_sent_event_carries_the_number_before_the_verdict(void **state)
+{
+	ftm_rdv_reply_t r;
+	char number[FTM_RDV_NUMBER_MAX] = "";
+
+	(void)state;
+	push("number", record_sent, number, -1, &r);
+	assert_string_equal(number, "42");
+	assert_int_equal(r.verdict, FTM_RDV_DENIED);
+	assert_string_equal(r.message, "Token denied or timeout");
+}
+
+static void test_send_failure_is_failed_with_reason(void **state)
+{
+	ftm_rdv_reply_t r;
+
+	(void)state;
+	push("nobody", NULL, NULL, -1, &r);
+	assert_int_equal(r.verdict, FTM_RDV_FAILED);
+	assert_string_equal(r.reason, "no push target");
+}
+
+static void test_daemon_down_is_a_clear_error(void **state)
+{
+	ftm_rdv_request_t req = { .user = "approve", .timeout = 5 };
+	ftm_rdv_reply_t r;
+	char missing[128];
+
+	(void)state;
+	snprintf(missing, sizeof(missing), "%s/none.sock", dir);
+	ftm_rdv_push(missing, &req, NULL, NULL, -1, NULL, &r);
+	assert_int_equal(r.verdict, FTM_RDV_ERROR);
+	assert_non_null(strstr(r.message, "push daemon not running"));
+	assert_non_null(strstr(r.reason, "not reachable"));
+}
+
+static void test_abort_fd_cancels_and_the_server_sees_the_hangup(void **state)
+{
+	ftm_rdv_reply_t r;
+	int p[2];
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(p[1], "x", 1), 1);
+	push("hang", NULL, NULL, p[0], &r);
+	assert_int_equal(r.verdict, FTM_RDV_DENIED);
+	assert_string_equal(r.message, "Push cancelled");
+	close(p[0]);
+	close(p[1]);
+}
+
+static void test_socket_mode_is_0600_without_group(void **state)
+{
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(stat(sock, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+static void test_second_server_on_a_live_socket_is_refused(void **state)
+{
+	char err[256] = "";
+
+	(void)state;
+	assert_null(ftm_rdv_server_start(sock, (gid_t)-1, 4, handler, NULL, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "already listening"));
+}
+
+static void test_garbage_request_gets_an_error_verdict(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char body[] = "{\"v\":1,\"op\":\"steal\"}";
+	uint32_t len = htonl(sizeof(body) - 1), rlen;
+	char buf[1024];
+	int fd;
+
+	(void)state;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, &len, 4), 4);
+	assert_int_equal(write(fd, body, sizeof(body) - 1), (ssize_t)sizeof(body) - 1);
+	assert_int_equal(read(fd, &rlen, 4), 4);
+	rlen = ntohl(rlen);
+	assert_true(rlen < sizeof(buf));
+	assert_int_equal(recv(fd, buf, rlen, MSG_WAITALL), (ssize_t)rlen);
+	buf[rlen] = '\0';
+	assert_non_null(strstr(buf, "\"verdict\":\"error\""));
+	assert_non_null(strstr(buf, "unknown op"));
+	close(fd);
+}
+
+static void test_oversized_length_is_dropped(void **state)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	uint32_t len = htonl(FTM_RDV_MSG_MAX + 1);
+	char c;
+	int fd;
+
+	(void)state;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, &len, 4), 4);
+	assert_int_equal(read(fd, &c, 1), 0);	/* closed without reading 16 KiB+ */
+	close(fd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_approved_push_is_reported_approved),
+		cmocka_unit_test(test_sent_event_carries_the_number_before_the_verdict),
+		cmocka_unit_test(test_send_failure_is_failed_with_reason),
+		cmocka_unit_test(test_daemon_down_is_a_clear_error),
+		cmocka_unit_test(test_abort_fd_cancels_and_the_server_sees_the_hangup),
+		cmocka_unit_test(test_socket_mode_is_0600_without_group),
+		cmocka_unit_test(test_second_server_on_a_live_socket_is_refused),
+		cmocka_unit_test(test_garbage_request_gets_an_error_verdict),
+		cmocka_unit_test(test_oversized_length_is_dropped),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
