@@ -56,6 +56,17 @@ typedef void (*ftm_rdv_sent_fn)(void *ctx, const char *serial, const char *numbe
 void ftm_rdv_push(const char *socket_path, const ftm_rdv_request_t *req, ftm_rdv_sent_fn sent,
 		  void *sent_ctx, int abort_fd, const ftm_log_t *log, ftm_rdv_reply_t *out);
 
+/* For ftm_auth in a PAM process: push to serial (NULL: the daemon picks) through the daemon at
+ * cfg->push.socket, wait at most cfg->push.timeout (+ grace), and fill an ftm_auth outcome:
+ * approved -> FTM_RES_OK, denied/timeout -> FTM_RES_DENIED ("Token denied or timeout"),
+ * failed or daemon unreachable -> FTM_RES_PUSH_FAILED with a clear message (the caller may fall back
+ * to a code). Declared with opaque types so this header stays free of ftm_auth.h. */
+struct ftm_config;
+struct ftm_login;
+struct ftm_outcome;
+void ftm_rdv_second_factor(const struct ftm_config *cfg, const struct ftm_login *login, const char *serial,
+			   int abort_fd, const ftm_log_t *log, struct ftm_outcome *out);
+
 /* ---- server (ftmpushd) ---- */
 
 typedef struct ftm_rdv_conn ftm_rdv_conn_t;

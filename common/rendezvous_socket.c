@@ -20,6 +20,7 @@
 
 #include <json-c/json.h>
 
+#include "ftm_auth.h"
 #include "ftm_rendezvous.h"
 
 #define REQUEST_READ_TIMEOUT_MS	5000
@@ -324,6 +325,41 @@ void ftm_rdv_push(const char *socket_path, const ftm_rdv_request_t *req, ftm_rdv
 	ftm_log(log, out->verdict == FTM_RDV_ERROR ? FTM_LOG_ERR : FTM_LOG_DEBUG,
 		"push for '%s' via ftmpushd: %s (%s)", req->user ? req->user : "",
 		ftm_rdv_verdict_name(out->verdict), out->reason);
+}
+
+void ftm_rdv_second_factor(const ftm_config_t *cfg, const ftm_login_t *login, const char *serial,
+			   int abort_fd, const ftm_log_t *log, ftm_outcome_t *out)
+{
+	ftm_rdv_request_t req = {
+		.user = login->user, .serial = serial, .client = login->client, .nas = login->nas,
+		.host = login->host, .timeout = cfg->push.timeout ? cfg->push.timeout : 60,
+	};
+	ftm_rdv_reply_t r;
+
+	ftm_rdv_push(cfg->push.socket[0] ? cfg->push.socket : FTM_DEFAULT_SOCKET, &req, NULL, NULL, abort_fd,
+		     log, &r);
+	memset(out, 0, sizeof(*out));
+	copy_str(out->serial, sizeof(out->serial), r.serial);
+	switch (r.verdict) {
+	case FTM_RDV_APPROVED:
+		out->result = FTM_RES_OK;
+		snprintf(out->reason, sizeof(out->reason), "push approved (ftmpushd)%s%.200s",
+			 r.reason[0] ? ": " : "", r.reason);
+		return;
+	case FTM_RDV_DENIED:
+	case FTM_RDV_TIMEOUT:
+		out->result = FTM_RES_DENIED;
+		copy_str(out->message, sizeof(out->message), r.message[0] ? r.message : "Token denied or timeout");
+		break;
+	case FTM_RDV_FAILED:
+	case FTM_RDV_ERROR:
+	default:
+		out->result = FTM_RES_PUSH_FAILED;
+		copy_str(out->message, sizeof(out->message), r.message[0] ? r.message : "Push unavailable");
+		break;
+	}
+	snprintf(out->reason, sizeof(out->reason), "push %s (ftmpushd)%s%.200s", ftm_rdv_verdict_name(r.verdict),
+		 r.reason[0] ? ": " : "", r.reason);
 }
 
 /* ---- server ---- */
