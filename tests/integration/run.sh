@@ -6,6 +6,7 @@
 #   FTM_BUILDDIR  build tree (tools/ftmpushctl, rlm_ftmpush/.libs/rlm_ftmpush.so, pam_ftmpush/.libs/pam_ftmpush.so)
 #   FTM_TMP       a fresh private directory for this test, removed afterwards unless FTM_KEEP=1
 #   FTM_PORT_BASE a base port; a test may use FTM_PORT_BASE .. FTM_PORT_BASE+49 on loopback
+# FTM_PORT_START (default 20000) moves the whole range, so two runs on one machine do not collide.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 export FTM_SRCDIR=${FTM_SRCDIR:-$(cd "$here/../.." && pwd)}
@@ -14,7 +15,7 @@ timeout_s=${FTM_TEST_TIMEOUT:-600}
 
 if [ $# -gt 0 ]; then tests=("$@"); else tests=("$here"/*.test); fi
 pass=0 fail=0 skip=0 failed=()
-port=20000
+port=${FTM_PORT_START:-20000}
 logdir=${FTM_TEST_LOGDIR:-$FTM_BUILDDIR/tests/integration-logs}
 mkdir -p "$logdir"
 for t in "${tests[@]}"; do
