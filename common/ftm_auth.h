@@ -81,6 +81,32 @@ void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t 
 void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const char *state,
 			       const char *answer, time_t now, ftm_outcome_t *out);
 
+/* ---- push: the engine plugs in here ----
+ * ftm_auth_second_factor pushes through the ops set here (the in-process engine of a RADIUS instance or
+ * of ftmpushd: the HTTPS callback listener and the channels). With no ops set and push enabled (a PAM
+ * process), it pushes through ftmpushd's socket (ftm_rdv_second_factor, push.socket). */
+typedef struct ftm_push_ops {
+	/* Push to tok (active, has a push target) for login; may block up to push.timeout. Sets
+	 * FTM_RES_OK (approved), FTM_RES_DENIED (denied or timed out), FTM_RES_PUSH_FAILED (not sent),
+	 * FTM_RES_CHALLENGE with out->state (number matching: ask the user for the number), FTM_RES_ERROR. */
+	void (*second_factor)(void *ctx, const ftm_login_t *login, const ftm_token_t *tok, time_t now,
+			      ftm_outcome_t *out);
+	/* The answer to a challenge State the core did not issue (number matching). Returns false when
+	 * the State is not the engine's either (the core then rejects it as unknown). */
+	bool (*challenge_answer)(void *ctx, const ftm_login_t *login, const char *state, const char *answer,
+				 time_t now, ftm_outcome_t *out);
+	/* Called once by ftm_auth_free: stop the listener, cancel waiters, free ctx. */
+	void (*stop)(void *ctx);
+} ftm_push_ops_t;
+
+void ftm_auth_set_push_ops(ftm_auth_t *auth, const ftm_push_ops_t *ops, void *ctx);
+
+/* Start the in-process push engine for this auth (listener on push.server_port + channels) and set its
+ * ops. RADIUS instances call it at instantiate and ftmpushd at start when push.status is enabled; PAM
+ * processes never do. 0 ok, -1 with a one-line reason in err. Implemented by the push engine
+ * (common/push*.c), stopped by ftm_auth_free. */
+int ftm_auth_push_start(ftm_auth_t *auth, char *err, size_t err_len);
+
 const char *ftm_result_name(ftm_result_t r);
 
 #endif
