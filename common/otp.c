@@ -1,2 +1,228 @@
-/* placeholder until implemented */
-typedef int ftm_placeholder_otp;
+/* otp: HOTP (RFC 4226) and TOTP (RFC 6238) over OpenSSL's HMAC, plus the small encoders around them. */
+#include "config.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "ftm_otp.h"
+
+static const struct {
+	const char *name;
+	const char *otpauth;
+} alg_names[] = {
+	[FTM_ALG_SHA1] = { "sha1", "SHA1" },
+	[FTM_ALG_SHA256] = { "sha256", "SHA256" },
+	[FTM_ALG_SHA512] = { "sha512", "SHA512" },
+};
+
+int ftm_alg_parse(const char *name, ftm_alg_t *out)
+{
+	if (name == NULL || out == NULL)
+		return -1;
+	for (size_t i = 0; i < sizeof(alg_names) / sizeof(alg_names[0]); i++) {
+		if (strcasecmp(name, alg_names[i].name) == 0) {
+			*out = (ftm_alg_t)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *ftm_alg_name(ftm_alg_t alg)
+{
+	return (unsigned)alg < sizeof(alg_names) / sizeof(alg_names[0]) ? alg_names[alg].name : "unknown";
+}
+
+const char *ftm_alg_otpauth_name(ftm_alg_t alg)
+{
+	return (unsigned)alg < sizeof(alg_names) / sizeof(alg_names[0]) ? alg_names[alg].otpauth : "UNKNOWN";
+}
+
+static const EVP_MD *alg_md(ftm_alg_t alg)
+{
+	switch (alg) {
+	case FTM_ALG_SHA1:	return EVP_sha1();
+	case FTM_ALG_SHA256:	return EVP_sha256();
+	case FTM_ALG_SHA512:	return EVP_sha512();
+	}
+	return NULL;
+}
+
+int ftm_hotp(const uint8_t *key, size_t key_len, ftm_alg_t alg, uint64_t counter,
+	     unsigned digits, char out[FTM_CODE_MAX + 1])
+{
+	static const uint32_t mod[] = { 1000000u, 10000000u, 100000000u };
+	const EVP_MD *md = alg_md(alg);
+	unsigned char msg[8], mac[EVP_MAX_MD_SIZE];
+	unsigned int mac_len = 0;
+	unsigned off;
+	uint32_t bin;
+
+	if (out == NULL)
+		return -1;
+	out[0] = '\0';
+	if (key == NULL || key_len == 0 || key_len > FTM_SEED_MAX || md == NULL || digits < 6 || digits > 8)
+		return -1;
+	for (int i = 7; i >= 0; i--) {
+		msg[i] = (unsigned char)(counter & 0xff);
+		counter >>= 8;
+	}
+	if (HMAC(md, key, (int)key_len, msg, sizeof(msg), mac, &mac_len) == NULL || mac_len < 20)
+		return -1;
+	/* RFC 4226 5.3 dynamic truncation */
+	off = mac[mac_len - 1] & 0x0f;
+	bin = ((uint32_t)(mac[off] & 0x7f) << 24) | ((uint32_t)mac[off + 1] << 16) |
+	      ((uint32_t)mac[off + 2] << 8) | (uint32_t)mac[off + 3];
+	bin %= mod[digits - 6];
+	for (int i = (int)digits - 1; i >= 0; i--) {
+		out[i] = (char)('0' + bin % 10);
+		bin /= 10;
+	}
+	out[digits] = '\0';
+	ftm_memzero(mac, sizeof(mac));
+	return 0;
+}
+
+uint64_t ftm_totp_step(time_t now, unsigned period)
+{
+	if (period == 0 || now < 0)
+		return 0;
+	return (uint64_t)now / period;
+}
+
+unsigned ftm_totp_seconds_left(time_t now, unsigned period)
+{
+	if (period == 0 || now < 0)
+		return 0;
+	return period - (unsigned)((uint64_t)now % period);
+}
+
+static bool is_digits(const char *s, unsigned digits)
+{
+	unsigned i;
+
+	for (i = 0; i < digits; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return s[i] == '\0';
+}
+
+bool ftm_totp_match(const uint8_t *key, size_t key_len, ftm_alg_t alg, unsigned digits,
+		    unsigned period, unsigned window, time_t now, const char *code,
+		    uint64_t *matched_step)
+{
+	uint64_t step, first, last, best = 0;
+	bool found = false, ok = true;
+	char cand[FTM_CODE_MAX + 1];
+
+	if (key == NULL || code == NULL || period == 0 || digits < 6 || digits > 8 || now < 0 ||
+	    !is_digits(code, digits) || window > 1000)
+		return false;
+	step = ftm_totp_step(now, period);
+	first = step >= window ? step - window : 0;
+	last = step + window;
+	/* Every candidate is computed and compared: how long this takes says nothing about the code.
+	 * Of several matches (a collision) the newest step wins, the safe side for replay checks. */
+	for (uint64_t s = first; s <= last; s++) {
+		bool eq;
+
+		if (ftm_hotp(key, key_len, alg, s, digits, cand) != 0) {
+			ok = false;
+			continue;
+		}
+		eq = ftm_ct_equal(cand, code, digits);
+		found |= eq;
+		best = eq ? s : best;
+	}
+	ftm_memzero(cand, sizeof(cand));
+	if (!ok || !found)
+		return false;
+	if (matched_step != NULL)
+		*matched_step = best;
+	return true;
+}
+
+bool ftm_ct_equal(const void *a, const void *b, size_t n)
+{
+	if (n == 0)
+		return true;
+	if (a == NULL || b == NULL)
+		return false;
+	return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+static int hex_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int ftm_hex_decode(const char *hex, uint8_t *out, size_t out_max, size_t *out_len)
+{
+	size_t len, n;
+
+	if (hex == NULL || out == NULL)
+		return -1;
+	len = strlen(hex);
+	if (len % 2 != 0 || len / 2 > out_max)
+		return -1;
+	n = len / 2;
+	for (size_t i = 0; i < n; i++) {
+		int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0) {
+			ftm_memzero(out, i);
+			return -1;
+		}
+		out[i] = (uint8_t)((hi << 4) | lo);
+	}
+	if (out_len != NULL)
+		*out_len = n;
+	return 0;
+}
+
+void ftm_hex_encode(const uint8_t *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 0x0f];
+	}
+	out[2 * len] = '\0';
+}
+
+void ftm_base32_encode(const uint8_t *in, size_t len, char *out)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+	uint32_t buf = 0;
+	unsigned bits = 0;
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		buf = (buf << 8) | in[i];
+		bits += 8;
+		while (bits >= 5) {
+			out[o++] = alphabet[(buf >> (bits - 5)) & 0x1f];
+			bits -= 5;
+		}
+	}
+	if (bits > 0)
+		out[o++] = alphabet[(buf << (5 - bits)) & 0x1f];
+	out[o] = '\0';
+}
+
+void ftm_memzero(void *p, size_t n)
+{
+	if (p != NULL && n > 0)
+		OPENSSL_cleanse(p, n);
+}

@@ -1,2 +1,56 @@
-/* placeholder until implemented */
-typedef int ftm_placeholder_passcode;
+/* passcode: split typed input into a password and a trailing token code (password + 6 or 8 digits). */
+#include "config.h"
+
+#include <string.h>
+
+#include "ftm_passcode.h"
+
+static bool is_ascii_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+int ftm_passcode_split(const char *input, unsigned digits, ftm_passcode_t *out)
+{
+	size_t len, trailing = 0;
+
+	if (input == NULL || out == NULL)
+		return -1;
+	len = strnlen(input, FTM_INPUT_MAX + 1);
+	if (len > FTM_INPUT_MAX)
+		return -1;
+	ftm_passcode_clear(out);
+	while (trailing < len && is_ascii_digit(input[len - 1 - trailing]))
+		trailing++;
+	if (digits >= 6 && digits <= FTM_CODE_MAX && trailing >= digits) {
+		size_t plen = len - digits;
+
+		memcpy(out->password, input, plen);
+		out->password[plen] = '\0';
+		memcpy(out->code, input + plen, digits);
+		out->code[digits] = '\0';
+		out->has_code = true;
+	} else {
+		memcpy(out->password, input, len);
+		out->password[len] = '\0';
+	}
+	return 0;
+}
+
+bool ftm_passcode_is_code(const char *s, unsigned digits)
+{
+	unsigned i;
+
+	if (s == NULL || digits == 0 || digits > FTM_CODE_MAX)
+		return false;
+	for (i = 0; i < digits; i++)
+		if (!is_ascii_digit(s[i]))
+			return false;
+	return s[i] == '\0';
+}
+
+void ftm_passcode_clear(ftm_passcode_t *p)
+{
+	if (p != NULL)
+		ftm_memzero(p, sizeof(*p));
+}
