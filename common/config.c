@@ -1,2 +1,514 @@
-/* placeholder until implemented */
-typedef int ftm_placeholder_config;
+/* config: defaults, setting options by name, the key = value file, and FortiOS-style validation. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "ftm_config.h"
+
+#define LINE_MAX_BYTES	4096	/* a config line longer than this is an error, not a silent cut */
+
+typedef enum { T_STR, T_UINT, T_BOOL, T_NO_TOKEN, T_HOST, T_IFACE } opt_type_t;
+
+typedef struct {
+	const char	*name;		/* as documented: "window", "push.server_port" */
+	opt_type_t	type;
+	size_t		off;		/* offset in ftm_config_t */
+	size_t		size;		/* T_STR/T_HOST/T_IFACE: buffer size */
+	unsigned long	min, max;	/* T_UINT */
+	bool		secret;		/* never echoed in an error; makes a world-readable file an error */
+} opt_t;
+
+#define STR(n, f, sec)	{ n, T_STR, offsetof(ftm_config_t, f), sizeof(((ftm_config_t *)0)->f), 0, 0, sec }
+#define UINT(n, f, lo, hi) { n, T_UINT, offsetof(ftm_config_t, f), sizeof(unsigned), lo, hi, false }
+#define BOOL(n, f)	{ n, T_BOOL, offsetof(ftm_config_t, f), sizeof(bool), 0, 0, false }
+
+static const opt_t options[] = {
+	STR("token_db", token_db, false),
+	STR("key_file", key_file, false),
+	UINT("window", window, 0, 10),
+	UINT("lockout_threshold", lockout_threshold, 0, 1000),
+	UINT("activation_expire", activation_expire, 0, 5256000),	/* 10 years of minutes */
+	{ "no_token", T_NO_TOKEN, offsetof(ftm_config_t, no_token), sizeof(ftm_no_token_t), 0, 0, false },
+	BOOL("challenge", challenge),
+	UINT("challenge_timeout", challenge_timeout, 1, 86400),
+	{ "debug", T_UINT, offsetof(ftm_config_t, debug), sizeof(int), 0, 2, false },
+	BOOL("push.status", push.status),
+	{ "push.server", T_HOST, offsetof(ftm_config_t, push.server), sizeof(((ftm_config_t *)0)->push.server), 0, 0, false },
+	{ "push.interface", T_IFACE, offsetof(ftm_config_t, push.interface), 16, 0, 0, false },
+	UINT("push.server_port", push.server_port, 1, 65535),
+	STR("push.server_cert", push.server_cert, false),
+	STR("push.server_key", push.server_key, false),
+	UINT("push.timeout", push.timeout, 1, 3600),
+	STR("push.gateway_url", push.gateway_url, false),
+	STR("push.proxy", push.proxy, false),
+	STR("push.ca_file", push.ca_file, false),
+	STR("push.ntfy_token", push.ntfy_token, true),
+	BOOL("push.number_matching", push.number_matching),
+	STR("push.socket", push.socket, false),
+};
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+const char *const ftm_config_option_names[] = {
+	"token_db", "key_file", "window", "lockout_threshold", "activation_expire", "no_token",
+	"challenge", "challenge_timeout", "debug",
+	"push.status", "push.server", "push.interface", "push.server_port", "push.server_cert",
+	"push.server_key", "push.timeout", "push.gateway_url", "push.proxy", "push.ca_file",
+	"push.ntfy_token", "push.number_matching", "push.socket",
+	NULL
+};
+
+void ftm_config_defaults(ftm_config_t *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->token_db, sizeof(cfg->token_db), "%s", FTM_DEFAULT_TOKEN_DB);
+	cfg->key_file[0] = '\0';	/* "": token_db + ".key", resolved by the store */
+	cfg->window = 1;
+	cfg->lockout_threshold = 5;
+	cfg->activation_expire = 4320;
+	cfg->no_token = FTM_NO_TOKEN_REJECT;
+	cfg->challenge = true;
+	cfg->challenge_timeout = 300;
+	cfg->debug = 0;
+	cfg->push.status = false;
+	cfg->push.server_port = 4433;
+	cfg->push.timeout = 60;
+	cfg->push.number_matching = false;
+	snprintf(cfg->push.socket, sizeof(cfg->push.socket), "%s", FTM_DEFAULT_SOCKET);
+}
+
+static void seterr(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t err_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || err_len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, err_len, fmt, ap);
+	va_end(ap);
+}
+
+/* "push.X", "push_X" -> the table entry of "push.X"; top-level names as they are. */
+static const opt_t *find_option(const char *name)
+{
+	char canon[64];
+
+	if (strncmp(name, "push_", 5) == 0 || strncmp(name, "push.", 5) == 0)
+		snprintf(canon, sizeof(canon), "push.%s", name + 5);
+	else
+		snprintf(canon, sizeof(canon), "%s", name);
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		if (strcmp(options[i].name, canon) == 0)
+			return &options[i];
+	return NULL;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "enable", "enabled", "1" };
+	static const char *const no[] = { "no", "false", "off", "disable", "disabled", "0" };
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int parse_uint(const char *v, unsigned long *out)
+{
+	char *end = NULL;
+	unsigned long n;
+
+	if (*v < '0' || *v > '9')	/* no sign, no blank: strtoul would take "-1" */
+		return -1;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0')
+		return -1;
+	*out = n;
+	return 0;
+}
+
+/* server goes into callback URLs: a host name, IPv4, or IPv6 (optionally in brackets), nothing else. */
+static bool valid_host(const char *v)
+{
+	for (const char *p = v; *p != '\0'; p++) {
+		char c = *p;
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+static bool valid_iface(const char *v)
+{
+	for (const char *p = v; *p != '\0'; p++)
+		if ((unsigned char)*p <= 0x20 || *p == '/' || *p == ':' || (unsigned char)*p >= 0x7f)
+			return false;
+	return true;
+}
+
+int ftm_config_set(ftm_config_t *cfg, const char *name, const char *value, char *err, size_t err_len)
+{
+	const opt_t *o;
+	char *field;
+	unsigned long n;
+	bool b;
+
+	if (cfg == NULL || name == NULL || value == NULL) {
+		seterr(err, err_len, "missing option name or value");
+		return -1;
+	}
+	o = find_option(name);
+	if (o == NULL) {
+		seterr(err, err_len, "unknown option '%.64s'", name);
+		return -1;
+	}
+	field = (char *)cfg + o->off;
+	switch (o->type) {
+	case T_HOST:
+		if (!valid_host(value)) {
+			seterr(err, err_len, "%s: '%.64s' is not a host name or IP address", o->name, value);
+			return -1;
+		}
+		/* fall through */
+	case T_IFACE:
+		if (o->type == T_IFACE && !valid_iface(value)) {
+			seterr(err, err_len, "%s: '%.64s' is not an interface name", o->name, value);
+			return -1;
+		}
+		/* fall through */
+	case T_STR:
+		if (strlen(value) >= o->size) {
+			seterr(err, err_len, "%s: value too long (at most %zu bytes)", o->name, o->size - 1);
+			return -1;
+		}
+		memcpy(field, value, strlen(value) + 1);
+		return 0;
+	case T_UINT:
+		if (parse_uint(value, &n) != 0 || n < o->min || n > o->max) {
+			seterr(err, err_len, "%s: '%.32s' is not a number in %lu-%lu", o->name, value, o->min, o->max);
+			return -1;
+		}
+		if (o->size == sizeof(int) && strcmp(o->name, "debug") == 0)
+			*(int *)(void *)field = (int)n;
+		else
+			*(unsigned *)(void *)field = (unsigned)n;
+		return 0;
+	case T_BOOL:
+		if (parse_bool(value, &b) != 0) {
+			seterr(err, err_len, "%s: '%.32s' is not yes/no (true/false, on/off, enable/disable)",
+			       o->name, value);
+			return -1;
+		}
+		*(bool *)(void *)field = b;
+		return 0;
+	case T_NO_TOKEN:
+		if (strcasecmp(value, "reject") == 0) {
+			cfg->no_token = FTM_NO_TOKEN_REJECT;
+		} else if (strcasecmp(value, "pass") == 0 || strcasecmp(value, "accept") == 0) {
+			cfg->no_token = FTM_NO_TOKEN_PASS;
+		} else {
+			seterr(err, err_len, "no_token: '%.32s' is not reject or pass", value);
+			return -1;
+		}
+		return 0;
+	}
+	seterr(err, err_len, "%s: internal error", o->name);
+	return -1;
+}
+
+/* ---- the file ---- */
+
+struct load_state {
+	ftm_config_report_fn	report;
+	void			*ctx;
+	char			*err;
+	size_t			err_len;
+	int			errors;
+};
+
+static void load_error(struct load_state *ls, unsigned line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void load_error(struct load_state *ls, unsigned line, const char *fmt, ...)
+{
+	char msg[FTM_ERR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (ls->report != NULL)
+		ls->report(ls->ctx, line, msg);
+	if (ls->errors == 0) {
+		if (line > 0)
+			seterr(ls->err, ls->err_len, "line %u: %s", line, msg);
+		else
+			seterr(ls->err, ls->err_len, "%s", msg);
+	}
+	ls->errors++;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+		*--e = '\0';
+	return s;
+}
+
+static void parse_line(struct load_state *ls, ftm_config_t *cfg, unsigned lineno, char *line,
+		       bool *in_push, bool *bad_section, bool *has_secret)
+{
+	char *s = trim(line), *eq, *key, *val;
+	char name[80], e[FTM_ERR_MAX];
+	const opt_t *o;
+	size_t vlen;
+
+	if (*s == '\0' || *s == '#' || *s == ';')
+		return;
+	if (*s == '[') {
+		char *close = strchr(s, ']');
+
+		if (close == NULL || *trim(close + 1) != '\0') {
+			load_error(ls, lineno, "malformed section header");
+			*bad_section = true;
+			return;
+		}
+		*close = '\0';
+		s = trim(s + 1);
+		*bad_section = false;
+		if (strcasecmp(s, "push") == 0) {
+			*in_push = true;
+		} else if (strcasecmp(s, "ftmpush") == 0 || strcasecmp(s, "main") == 0) {
+			*in_push = false;
+		} else {
+			load_error(ls, lineno, "unknown section [%.64s] (known: [ftmpush], [push])", s);
+			*bad_section = true;
+		}
+		return;
+	}
+	if (*bad_section)
+		return;		/* reported once, at the header */
+	eq = strchr(s, '=');
+	if (eq == NULL) {
+		load_error(ls, lineno, "expected 'name = value'");
+		return;
+	}
+	*eq = '\0';
+	key = trim(s);
+	val = trim(eq + 1);
+	vlen = strlen(val);
+	if (vlen >= 2 && ((val[0] == '"' && val[vlen - 1] == '"') || (val[0] == '\'' && val[vlen - 1] == '\''))) {
+		val[vlen - 1] = '\0';
+		val++;
+	}
+	if (*key == '\0') {
+		load_error(ls, lineno, "missing option name before '='");
+		return;
+	}
+	if (*in_push && strncmp(key, "push.", 5) != 0 && strncmp(key, "push_", 5) != 0)
+		snprintf(name, sizeof(name), "push.%.70s", key);
+	else
+		snprintf(name, sizeof(name), "%.79s", key);
+	o = find_option(name);
+	if (o == NULL) {
+		load_error(ls, lineno, "unknown option '%.64s'%s", key, *in_push ? " in [push]" : "");
+		return;
+	}
+	if (ftm_config_set(cfg, name, val, e, sizeof(e)) != 0) {
+		load_error(ls, lineno, "%s", e);
+		return;
+	}
+	if (o->secret && *val != '\0')
+		*has_secret = true;
+}
+
+int ftm_config_load(ftm_config_t *cfg, const char *path, ftm_config_report_fn report, void *ctx,
+		    char *err, size_t err_len)
+{
+	struct load_state ls = { report, ctx, err, err_len, 0 };
+	bool in_push = false, bad_section = false, has_secret = false;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	unsigned lineno = 0;
+	struct stat st;
+	FILE *f;
+	int fd;
+
+	if (cfg == NULL || path == NULL || *path == '\0') {
+		load_error(&ls, 0, "no configuration file given");
+		return ls.errors;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		load_error(&ls, 0, "cannot open %.200s: %s", path, strerror(errno));
+		return ls.errors;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		load_error(&ls, 0, "%.200s is not a regular file", path);
+		close(fd);
+		return ls.errors;
+	}
+	/* Whoever can write the file decides who logs in. */
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		load_error(&ls, 0, "%.200s is group- or world-writable (mode %04o): refused; chmod go-w it",
+			   path, (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return ls.errors;
+	}
+	f = fdopen(fd, "r");
+	if (f == NULL) {
+		load_error(&ls, 0, "cannot read %.200s: %s", path, strerror(errno));
+		close(fd);
+		return ls.errors;
+	}
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		lineno++;
+		if ((size_t)n > LINE_MAX_BYTES) {
+			load_error(&ls, lineno, "line longer than %d bytes", LINE_MAX_BYTES);
+			continue;
+		}
+		if (strlen(line) != (size_t)n) {
+			load_error(&ls, lineno, "NUL byte in line");
+			continue;
+		}
+		parse_line(&ls, cfg, lineno, line, &in_push, &bad_section, &has_secret);
+	}
+	if (ferror(f))
+		load_error(&ls, 0, "read error on %.200s", path);
+	if (line != NULL) {
+		explicit_bzero(line, cap);
+		free(line);
+	}
+	fclose(f);
+	if (has_secret && (st.st_mode & S_IROTH))
+		load_error(&ls, 0, "%.200s holds a secret (ntfy_token) and is world-readable (mode %04o): refused; chmod o-r it",
+			   path, (unsigned)(st.st_mode & 07777));
+	return ls.errors;
+}
+
+/* ---- cross-option checks ---- */
+
+/* A usable listener identity: the certificate and the key load and belong together. */
+static int check_cert_key(const char *cert_path, const char *key_path, char *why, size_t why_len)
+{
+	BIO *b = NULL;
+	X509 *x = NULL;
+	EVP_PKEY *k = NULL;
+	int rc = -1;
+
+	if (access(cert_path, R_OK) != 0) {
+		snprintf(why, why_len, "push.server_cert %.200s is not readable: %s", cert_path, strerror(errno));
+		return -1;
+	}
+	if (access(key_path, R_OK) != 0) {
+		snprintf(why, why_len, "push.server_key %.200s is not readable: %s", key_path, strerror(errno));
+		return -1;
+	}
+	b = BIO_new_file(cert_path, "r");
+	if (b == NULL || (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
+		snprintf(why, why_len, "push.server_cert %.200s holds no PEM certificate", cert_path);
+		goto out;
+	}
+	BIO_free(b);
+	b = BIO_new_file(key_path, "r");
+	if (b == NULL || (k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL)) == NULL) {
+		snprintf(why, why_len, "push.server_key %.200s holds no unencrypted PEM private key", key_path);
+		goto out;
+	}
+	if (X509_check_private_key(x, k) != 1) {
+		snprintf(why, why_len, "push.server_key does not match push.server_cert");
+		goto out;
+	}
+	rc = 0;
+out:
+	BIO_free(b);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	return rc;
+}
+
+static bool has_scheme(const char *url, const char *const *schemes)
+{
+	for (; *schemes != NULL; schemes++)
+		if (strncasecmp(url, *schemes, strlen(*schemes)) == 0 && url[strlen(*schemes)] != '\0')
+			return true;
+	return false;
+}
+
+int ftm_config_validate(const ftm_config_t *cfg, ftm_config_report_fn report, void *ctx,
+			char *err, size_t err_len)
+{
+	static const char *const http[] = { "https://", "http://", NULL };
+	static const char *const proxies[] = { "http://", "https://", "socks4://", "socks4a://",
+					       "socks5://", "socks5h://", NULL };
+	struct load_state ls = { report, ctx, err, err_len, 0 };
+	const ftm_push_config_t *p;
+	char why[FTM_ERR_MAX];
+
+	if (cfg == NULL) {
+		load_error(&ls, 0, "no configuration");
+		return ls.errors;
+	}
+	p = &cfg->push;
+	if (cfg->token_db[0] == '\0')
+		load_error(&ls, 0, "token_db is required");
+	if (cfg->challenge_timeout == 0)
+		load_error(&ls, 0, "challenge_timeout must be greater than 0");
+	if (cfg->window > 10)
+		load_error(&ls, 0, "window must be 0-10 steps");
+	if (cfg->debug < 0 || cfg->debug > 2)
+		load_error(&ls, 0, "debug must be 0, 1 or 2");
+	if (p->server[0] != '\0' && p->interface[0] != '\0')
+		load_error(&ls, 0, "push: set either interface or server but not both");
+	if (p->server_port < 1 || p->server_port > 65535)
+		load_error(&ls, 0, "push.server_port must be 1-65535");
+	if (p->timeout == 0)
+		load_error(&ls, 0, "push.timeout must be greater than 0");
+	if (p->gateway_url[0] != '\0' && !has_scheme(p->gateway_url, http))
+		load_error(&ls, 0, "push.gateway_url must be an https:// (or http://) URL");
+	if (p->proxy[0] != '\0' && !has_scheme(p->proxy, proxies))
+		load_error(&ls, 0, "push.proxy must be a URL such as http://proxy:3128");
+	if (p->ca_file[0] != '\0' && access(p->ca_file, R_OK) != 0)
+		load_error(&ls, 0, "push.ca_file %.200s is not readable: %s", p->ca_file, strerror(errno));
+	if (p->status) {
+		if (p->server[0] == '\0' && p->interface[0] == '\0')
+			load_error(&ls, 0, "push is enabled: set server (the address phones call back) or interface");
+		if (p->server_cert[0] == '\0' || p->server_key[0] == '\0')
+			load_error(&ls, 0, "push is enabled: set server_cert and server_key (the listener's TLS certificate and key)");
+		else if (check_cert_key(p->server_cert, p->server_key, why, sizeof(why)) != 0)
+			load_error(&ls, 0, "push is enabled: %s", why);
+		if (p->socket[0] != '\0' && p->socket[0] != '/')
+			load_error(&ls, 0, "push.socket must be an absolute path");
+	}
+	return ls.errors;
+}

@@ -1,2 +1,760 @@
-/* placeholder until implemented */
-typedef int ftm_placeholder_store;
+/* store: tokens, their sealed seeds and the atomic code verdict, over a pluggable backend (store_backend.h). */
+#include "config.h"
+
+#include <stdio.h>
+#include <sys/types.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "ftm_store.h"
+#include "seedcrypt.h"
+#include "store_backend.h"
+
+#define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
+
+#define SEED_MIN	10	/* 80 bits: the shortest secret common authenticator apps issue */
+#define PERIOD_MAX	3600
+#define KEY_CHECK_NAME	"key_check"
+#define KEY_CHECK_AAD	"ftmpush key check"
+
+static const ftm_store_backend_t *const backends[] = {
+	&ftm_store_backend_sqlite,
+	NULL
+};
+
+struct ftm_store {
+	const ftm_store_backend_t	*ops;
+	void				*be;
+	uint8_t				key[FTM_SEEDKEY_LEN];
+	ftm_log_t			log;
+};
+
+/* ---- open / close ---- */
+
+/* "scheme:location" with a known scheme, else the whole uri is an SQLite path. */
+static const ftm_store_backend_t *pick_backend(const char *uri, const char **location)
+{
+	const char *colon = strchr(uri, ':');
+
+	if (colon != NULL) {
+		for (size_t i = 0; backends[i] != NULL; i++) {
+			size_t n = strlen(backends[i]->scheme);
+			if ((size_t)(colon - uri) == n && strncmp(uri, backends[i]->scheme, n) == 0) {
+				*location = colon + 1;
+				return backends[i];
+			}
+		}
+	}
+	*location = uri;
+	return &ftm_store_backend_sqlite;
+}
+
+/* The key check: a blob sealed under the key when the store was first opened. A key file that was
+ * replaced or belongs to another store is refused here, not at the first login. */
+static int key_check(ftm_store_t *st, const char *key_file, char *err, size_t err_len)
+{
+	uint8_t zero[32] = { 0 }, blob[FTM_SEALED_MAX], clear[FTM_SEED_MAX];
+	size_t blen = 0, clen = 0;
+	int rc;
+
+	rc = st->ops->meta_get(st->be, KEY_CHECK_NAME, blob, sizeof(blob), &blen, err, err_len);
+	if (rc < 0)
+		return -1;
+	if (rc == 1) {
+		if (ftm_seal(st->key, KEY_CHECK_AAD, zero, sizeof(zero), blob, sizeof(blob), &blen, err, err_len) != 0 ||
+		    st->ops->meta_put(st->be, KEY_CHECK_NAME, blob, blen, err, err_len) != 0 ||
+		    st->ops->meta_get(st->be, KEY_CHECK_NAME, blob, sizeof(blob), &blen, err, err_len) != 0)
+			return -1;
+	}
+	if (ftm_unseal(st->key, KEY_CHECK_AAD, blob, blen, clear, sizeof(clear), &clen, NULL, 0) != 0 ||
+	    clen != sizeof(zero)) {
+		SETERR("key file %s does not match the token store (replaced, or from another store)", key_file);
+		return -1;
+	}
+	return 0;
+}
+
+ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log_t *log,
+			    char *err, size_t err_len)
+{
+	ftm_store_t *st;
+	const char *location;
+	char keypath[4096];
+
+	if (uri == NULL || uri[0] == '\0') {
+		SETERR("no token store configured (token_db)");
+		return NULL;
+	}
+	st = calloc(1, sizeof(*st));
+	if (st == NULL) {
+		SETERR("out of memory");
+		return NULL;
+	}
+	if (log != NULL)
+		st->log = *log;
+	st->ops = pick_backend(uri, &location);
+	if (key_file == NULL || key_file[0] == '\0') {
+		if (snprintf(keypath, sizeof(keypath), "%s.key", location) >= (int)sizeof(keypath)) {
+			SETERR("token store path too long");
+			goto fail;
+		}
+		key_file = keypath;
+	}
+	if (ftm_seedkey_load(key_file, st->key, err, err_len) != 0)
+		goto fail;
+	st->be = st->ops->open(location, &st->log, err, err_len);
+	if (st->be == NULL)
+		goto fail;
+	if (key_check(st, key_file, err, err_len) != 0)
+		goto fail;
+	return st;
+fail:
+	if (err != NULL)
+		ftm_log(&st->log, FTM_LOG_ERR, "token store %s: %s", uri, err);
+	ftm_store_close(st);
+	return NULL;
+}
+
+void ftm_store_close(ftm_store_t *st)
+{
+	if (st == NULL)
+		return;
+	if (st->be != NULL)
+		st->ops->close(st->be);
+	ftm_memzero(st->key, sizeof(st->key));
+	free(st);
+}
+
+/* ---- tokens ---- */
+
+static bool valid_serial(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n] != '\0'; n++) {
+		char c = s[n];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.'))
+			return false;
+	}
+	return n > 0 && n < FTM_SERIAL_MAX;
+}
+
+static bool printable(const char *s, size_t max)
+{
+	size_t n = 0;
+
+	for (; s[n] != '\0'; n++)
+		if ((unsigned char)s[n] < 0x20 || s[n] == 0x7f)
+			return false;
+	return n < max;
+}
+
+static int validate(const ftm_token_t *t, char *err, size_t err_len)
+{
+	const char *colon;
+
+	if (!valid_serial(t->serial)) {
+		SETERR("bad serial \"%.*s\": 1-%d characters of A-Z a-z 0-9 . _ -",
+		       FTM_SERIAL_MAX, t->serial, FTM_SERIAL_MAX - 1);
+		return -1;
+	}
+	if (t->user[0] == '\0' || !printable(t->user, FTM_USER_MAX)) {
+		SETERR("token %s: bad user name (empty, too long or control characters)", t->serial);
+		return -1;
+	}
+	if (t->seed_len < SEED_MIN || t->seed_len > FTM_SEED_MAX) {
+		SETERR("token %s: seed must be %d to %d bytes", t->serial, SEED_MIN, FTM_SEED_MAX);
+		return -1;
+	}
+	if ((unsigned)t->alg > FTM_ALG_SHA512) {
+		SETERR("token %s: unknown algorithm", t->serial);
+		return -1;
+	}
+	if (t->digits < 6 || t->digits > 8) {
+		SETERR("token %s: digits must be 6 or 8", t->serial);
+		return -1;
+	}
+	if (t->period == 0 || t->period > PERIOD_MAX) {
+		SETERR("token %s: period must be 1 to %d seconds", t->serial, PERIOD_MAX);
+		return -1;
+	}
+	if (!printable(t->push, FTM_PUSH_MAX)) {
+		SETERR("token %s: bad push target", t->serial);
+		return -1;
+	}
+	colon = strchr(t->push, ':');
+	if (t->push[0] != '\0' && (colon == NULL || colon == t->push || colon[1] == '\0')) {
+		SETERR("token %s: push target must be CHANNEL:TARGET", t->serial);
+		return -1;
+	}
+	return 0;
+}
+
+static int seal_row(ftm_store_t *st, const ftm_token_t *t, ftm_store_row_t *row, char *err, size_t err_len)
+{
+	memset(row, 0, sizeof(*row));
+	row->tok = *t;
+	ftm_memzero(row->tok.seed, sizeof(row->tok.seed));
+	row->tok.seed_len = 0;
+	return ftm_seal(st->key, t->serial, t->seed, t->seed_len, row->sealed, sizeof(row->sealed),
+			&row->sealed_len, err, err_len);
+}
+
+/* The seed in clear into tok (the caller zeroes it when done). */
+static int unseal_row(ftm_store_t *st, const ftm_store_row_t *row, ftm_token_t *tok, char *err, size_t err_len)
+{
+	*tok = row->tok;
+	if (ftm_unseal(st->key, row->tok.serial, row->sealed, row->sealed_len, tok->seed, sizeof(tok->seed),
+		       &tok->seed_len, err, err_len) != 0) {
+		ftm_log(&st->log, FTM_LOG_ERR, "token %s: seed does not decrypt (wrong key file or altered store)",
+			row->tok.serial);
+		SETERR("token %s: seed does not decrypt (wrong key file, or the store was altered)", row->tok.serial);
+		ftm_memzero(tok, sizeof(*tok));
+		return -1;
+	}
+	return 0;
+}
+
+int ftm_store_token_add(ftm_store_t *st, const ftm_token_t *tok, char *err, size_t err_len)
+{
+	return ftm_store_token_import(st, tok, 1, err, err_len);
+}
+
+int ftm_store_token_import(ftm_store_t *st, const ftm_token_t *toks, size_t n, char *err, size_t err_len)
+{
+	ftm_store_row_t *rows;
+	int rc = -1;
+
+	if (st == NULL || (toks == NULL && n > 0)) {
+		SETERR("no token store");
+		return -1;
+	}
+	if (n == 0)
+		return 0;
+	rows = calloc(n, sizeof(*rows));
+	if (rows == NULL) {
+		SETERR("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (validate(&toks[i], err, err_len) != 0 || seal_row(st, &toks[i], &rows[i], err, err_len) != 0)
+			goto out;
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(toks[j].serial, toks[i].serial) == 0) {
+				SETERR("token %s appears twice", toks[i].serial);
+				goto out;
+			}
+		}
+	}
+	rc = st->ops->insert(st->be, rows, n, err, err_len);
+	if (rc == 0)
+		ftm_log(&st->log, FTM_LOG_INFO, "token store: %zu token(s) added", n);
+out:
+	free(rows);
+	return rc;
+}
+
+int ftm_store_token_get(ftm_store_t *st, const char *serial, ftm_token_t *out, char *err, size_t err_len)
+{
+	ftm_store_row_t *row;
+	int rc;
+
+	if (st == NULL || serial == NULL || out == NULL) {
+		SETERR("no token store");
+		return -1;
+	}
+	row = calloc(1, sizeof(*row));
+	if (row == NULL) {
+		SETERR("out of memory");
+		return -1;
+	}
+	rc = st->ops->get(st->be, serial, row, err, err_len);
+	if (rc == 1)
+		SETERR("no token %s", serial);
+	if (rc == 0 && unseal_row(st, row, out, err, err_len) != 0)
+		rc = -1;
+	free(row);
+	return rc;
+}
+
+int ftm_store_token_reissue(ftm_store_t *st, const ftm_token_t *tok, char *err, size_t err_len)
+{
+	ftm_store_row_t *row;
+	ftm_token_t t;
+	int rc = -1;
+
+	if (st == NULL || tok == NULL) {
+		SETERR("no token store");
+		return -1;
+	}
+	t = *tok;
+	t.created = time(NULL);
+	snprintf(t.user, sizeof(t.user), "%s", "-");	/* the user does not change; validate the rest */
+	t.push[0] = '\0';
+	row = calloc(1, sizeof(*row));
+	if (row == NULL) {
+		SETERR("out of memory");
+		goto out;
+	}
+	if (validate(&t, err, err_len) != 0 || seal_row(st, &t, row, err, err_len) != 0)
+		goto out;
+	rc = st->ops->reissue(st->be, row, err, err_len);
+	if (rc == 1)
+		SETERR("no token %s", tok->serial);
+	if (rc == 0)
+		ftm_log(&st->log, FTM_LOG_INFO, "token %s re-issued", tok->serial);
+out:
+	ftm_memzero(&t, sizeof(t));
+	free(row);
+	return rc;
+}
+
+int ftm_store_token_set_status(ftm_store_t *st, const char *serial, ftm_token_status_t status,
+			       char *err, size_t err_len)
+{
+	int rc;
+
+	if (st == NULL || serial == NULL) {
+		SETERR("no token store");
+		return -1;
+	}
+	rc = st->ops->set_status(st->be, serial, status, err, err_len);
+	if (rc == 1)
+		SETERR("no token %s", serial);
+	if (rc == 0)
+		ftm_log(&st->log, FTM_LOG_INFO, "token %s %s", serial, status == FTM_TOKEN_ACTIVE ? "unlocked" : "locked");
+	return rc;
+}
+
+int ftm_store_token_set_push(ftm_store_t *st, const char *serial, const char *push, char *err, size_t err_len)
+{
+	const char *colon;
+	int rc;
+
+	if (st == NULL || serial == NULL || push == NULL) {
+		SETERR("no token store");
+		return -1;
+	}
+	colon = strchr(push, ':');
+	if (!printable(push, FTM_PUSH_MAX) ||
+	    (push[0] != '\0' && (colon == NULL || colon == push || colon[1] == '\0'))) {
+		SETERR("push target must be CHANNEL:TARGET");
+		return -1;
+	}
+	rc = st->ops->set_push(st->be, serial, push, err, err_len);
+	if (rc == 1)
+		SETERR("no token %s", serial);
+	return rc;
+}
+
+int ftm_store_token_delete(ftm_store_t *st, const char *serial, char *err, size_t err_len)
+{
+	int rc;
+
+	if (st == NULL || serial == NULL) {
+		SETERR("no token store");
+		return -1;
+	}
+	rc = st->ops->remove(st->be, serial, err, err_len);
+	if (rc == 1)
+		SETERR("no token %s", serial);
+	if (rc == 0)
+		ftm_log(&st->log, FTM_LOG_INFO, "token %s deleted", serial);
+	return rc;
+}
+
+struct list_ctx {
+	ftm_store_t	*st;
+	ftm_token_cb	cb;
+	void		*ctx;
+	char		*err;
+	size_t		err_len;
+	int		failed;
+	ftm_token_t	tok;
+};
+
+static int list_one(void *c, const ftm_store_row_t *row)
+{
+	struct list_ctx *lc = c;
+	int stop;
+
+	if (unseal_row(lc->st, row, &lc->tok, lc->err, lc->err_len) != 0) {
+		lc->failed = 1;
+		return 1;
+	}
+	stop = lc->cb(lc->ctx, &lc->tok);
+	ftm_memzero(&lc->tok, sizeof(lc->tok));
+	return stop;
+}
+
+int ftm_store_token_list(ftm_store_t *st, const char *user, ftm_token_cb cb, void *ctx,
+			 char *err, size_t err_len)
+{
+	struct list_ctx *lc;
+	int rc;
+
+	if (st == NULL || cb == NULL) {
+		SETERR("no token store");
+		return -1;
+	}
+	lc = calloc(1, sizeof(*lc));
+	if (lc == NULL) {
+		SETERR("out of memory");
+		return -1;
+	}
+	lc->st = st;
+	lc->cb = cb;
+	lc->ctx = ctx;
+	lc->err = err;
+	lc->err_len = err_len;
+	rc = st->ops->list(st->be, user, list_one, lc, err, err_len);
+	if (lc->failed)
+		rc = -1;
+	free(lc);
+	return rc;
+}
+
+/* ---- the verdict ---- */
+
+static bool never_used(const ftm_token_t *t)
+{
+	return t->last_step < 0;
+}
+
+static bool activation_expired(const ftm_token_t *t, time_t now, unsigned activation_expire)
+{
+	return never_used(t) && activation_expire > 0 &&
+	       (int64_t)now >= t->created + (int64_t)activation_expire * 60;
+}
+
+const char *ftm_token_state_name(const ftm_token_t *tok, time_t now, unsigned activation_expire)
+{
+	if (tok == NULL)
+		return "unknown";
+	if (tok->status != FTM_TOKEN_ACTIVE)
+		return "locked";
+	if (!never_used(tok))
+		return "active";
+	return activation_expired(tok, now, activation_expire) ? "expired" : "pending";
+}
+
+struct verdict_ctx {
+	ftm_store_t			*st;
+	const char			*user;
+	const char			*code;
+	time_t				now;
+	const ftm_verify_params_t	*p;
+	ftm_verdict_t			*out;
+	char				err[FTM_MSG_MAX];
+};
+
+static void set_verdict(ftm_verdict_t *v, ftm_verdict_code_t code, const ftm_token_t *t, const char *message)
+{
+	v->code = code;
+	if (t != NULL)
+		snprintf(v->serial, sizeof(v->serial), "%s", t->serial);
+	snprintf(v->message, sizeof(v->message), "%s", message);
+}
+
+enum { T_USABLE, T_LOCKED, T_EXPIRED };
+
+/* Runs inside the backend's transaction: nothing here may leave the seed or the code behind. */
+static int decide(void *c, ftm_store_row_t *rows, size_t n)
+{
+	struct verdict_ctx *vc = c;
+	ftm_verdict_t *v = vc->out;
+	const ftm_verify_params_t *p = vc->p;
+	ssize_t ok = -1, replay = -1, locked_hit = -1, expired_hit = -1, first_usable = -1;
+	uint64_t ok_step = 0, replay_step = 0;
+	size_t n_locked = 0;
+	int *state;
+	ftm_token_t *t;
+
+	if (n == 0) {
+		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, "No token");
+		snprintf(v->reason, sizeof(v->reason), "user holds no token");
+		return 0;
+	}
+	state = calloc(n, sizeof(*state));
+	t = calloc(1, sizeof(*t));
+	if (state == NULL || t == NULL) {
+		free(state);
+		free(t);
+		snprintf(vc->err, sizeof(vc->err), "out of memory");
+		return -1;
+	}
+	/* Every token is tried, whatever its state, so the answer does not depend on the order. */
+	for (size_t i = 0; i < n; i++) {
+		uint64_t step = 0;
+		bool hit;
+
+		if (unseal_row(vc->st, &rows[i], t, vc->err, sizeof(vc->err)) != 0) {
+			free(state);
+			free(t);
+			return -1;
+		}
+		hit = ftm_totp_match(t->seed, t->seed_len, t->alg, t->digits, t->period, p->window,
+				     vc->now, vc->code, &step);
+		ftm_memzero(t, sizeof(*t));
+
+		if (rows[i].tok.status != FTM_TOKEN_ACTIVE) {
+			state[i] = T_LOCKED;
+			n_locked++;
+			if (hit && locked_hit < 0)
+				locked_hit = (ssize_t)i;
+		} else if (activation_expired(&rows[i].tok, vc->now, p->activation_expire)) {
+			state[i] = T_EXPIRED;
+			if (hit && expired_hit < 0)
+				expired_hit = (ssize_t)i;
+		} else {
+			state[i] = T_USABLE;
+			if (first_usable < 0)
+				first_usable = (ssize_t)i;
+			if (hit && rows[i].tok.last_step >= 0 && (int64_t)step <= rows[i].tok.last_step) {
+				if (replay < 0) {
+					replay = (ssize_t)i;
+					replay_step = step;
+				}
+			} else if (hit && ok < 0) {
+				ok = (ssize_t)i;
+				ok_step = step;
+			}
+		}
+	}
+	free(t);
+
+	if (ok >= 0) {
+		ftm_store_row_t *r = &rows[ok];
+
+		r->tok.last_step = (int64_t)ok_step;
+		r->dirty = true;
+		/* failures are the user's: a proven code clears the count on each of the user's usable tokens */
+		for (size_t i = 0; i < n; i++) {
+			if (state[i] == T_USABLE && rows[i].tok.failures != 0) {
+				rows[i].tok.failures = 0;
+				rows[i].dirty = true;
+			}
+		}
+		set_verdict(v, FTM_VERDICT_OK, &r->tok, "");
+		v->failures = 0;
+		snprintf(v->reason, sizeof(v->reason), "code accepted by token %s (step %llu)",
+			 r->tok.serial, (unsigned long long)ok_step);
+	} else if (replay >= 0) {
+		ftm_store_row_t *r = &rows[replay];
+		char msg[FTM_MSG_MAX];
+
+		v->wait_seconds = ftm_totp_seconds_left(vc->now, r->tok.period);
+		snprintf(msg, sizeof(msg), "Please wait %u seconds to login again", v->wait_seconds);
+		set_verdict(v, FTM_VERDICT_REPLAY, &r->tok, msg);
+		v->failures = r->tok.failures;
+		snprintf(v->reason, sizeof(v->reason), "token %s: code of step %llu already used (last accepted %lld)",
+			 r->tok.serial, (unsigned long long)replay_step, (long long)r->tok.last_step);
+	} else if (locked_hit >= 0) {
+		set_verdict(v, FTM_VERDICT_LOCKED, &rows[locked_hit].tok, "Token locked");
+		v->failures = rows[locked_hit].tok.failures;
+		snprintf(v->reason, sizeof(v->reason), "token %s is locked", rows[locked_hit].tok.serial);
+	} else if (expired_hit >= 0) {
+		set_verdict(v, FTM_VERDICT_EXPIRED, &rows[expired_hit].tok, "Token expired: ask for a new token");
+		snprintf(v->reason, sizeof(v->reason), "token %s was never used within its activation window",
+			 rows[expired_hit].tok.serial);
+	} else if (first_usable >= 0) {
+		size_t still_usable = 0;
+		ssize_t locked_now = -1;
+
+		for (size_t i = 0; i < n; i++) {
+			if (state[i] != T_USABLE)
+				continue;
+			rows[i].tok.failures++;
+			rows[i].dirty = true;
+			if (rows[i].tok.failures > v->failures)
+				v->failures = rows[i].tok.failures;
+			if (p->lockout_threshold > 0 && rows[i].tok.failures >= p->lockout_threshold) {
+				rows[i].tok.status = FTM_TOKEN_LOCKED;
+				v->now_locked = true;
+				if (locked_now < 0)
+					locked_now = (ssize_t)i;
+			} else {
+				still_usable++;
+			}
+		}
+		if (still_usable == 0) {
+			set_verdict(v, FTM_VERDICT_LOCKED, &rows[locked_now].tok, "Token locked");
+			snprintf(v->reason, sizeof(v->reason), "wrong code: token %s locked after %u consecutive failures",
+				 rows[locked_now].tok.serial, v->failures);
+		} else {
+			set_verdict(v, FTM_VERDICT_BAD_CODE, &rows[first_usable].tok, "Invalid token code");
+			snprintf(v->reason, sizeof(v->reason), "wrong code (%u consecutive failure%s)%s",
+				 v->failures, v->failures == 1 ? "" : "s",
+				 locked_now >= 0 ? ": a token of the user reached the lockout threshold" : "");
+		}
+	} else if (n_locked > 0) {
+		ssize_t i = 0;
+		while (state[i] != T_LOCKED)
+			i++;
+		set_verdict(v, FTM_VERDICT_LOCKED, &rows[i].tok, "Token locked");
+		v->failures = rows[i].tok.failures;
+		snprintf(v->reason, sizeof(v->reason), "every token of the user is locked or expired");
+	} else {
+		set_verdict(v, FTM_VERDICT_EXPIRED, &rows[0].tok, "Token expired: ask for a new token");
+		snprintf(v->reason, sizeof(v->reason), "every token of the user expired unused");
+	}
+	free(state);
+	return 0;
+}
+
+int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, time_t now,
+			  const ftm_verify_params_t *params, ftm_verdict_t *out)
+{
+	static const ftm_verify_params_t defaults = {
+		.window = 1, .lockout_threshold = 5, .activation_expire = 4320, .consume = true
+	};
+	struct verdict_ctx vc;
+
+	if (out == NULL)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	memset(&vc, 0, sizeof(vc));
+	if (st == NULL || user == NULL || code == NULL) {
+		out->code = FTM_VERDICT_ERROR;
+		snprintf(out->message, sizeof(out->message), "Token store unavailable");
+		snprintf(out->reason, sizeof(out->reason), "no token store, user or code");
+		return -1;
+	}
+	vc.st = st;
+	vc.user = user;
+	vc.code = code;
+	vc.now = now;
+	vc.p = params ? params : &defaults;
+	vc.out = out;
+	if (st->ops->verdict(st->be, user, vc.p->consume, decide, &vc, vc.err, sizeof(vc.err)) != 0) {
+		memset(out, 0, sizeof(*out));
+		out->code = FTM_VERDICT_ERROR;
+		snprintf(out->message, sizeof(out->message), "Token store unavailable");
+		snprintf(out->reason, sizeof(out->reason), "%s", vc.err[0] ? vc.err : "token store error");
+		ftm_log(&st->log, FTM_LOG_ERR, "verdict for '%s': %s", user, out->reason);
+		return -1;
+	}
+	ftm_log(&st->log, FTM_LOG_DEBUG, "verdict for '%s'%s: %s", user, vc.p->consume ? "" : " (peek)", out->reason);
+	return 0;
+}
+
+/* ---- new tokens and their URI ---- */
+
+int ftm_token_init(ftm_token_t *tok, const char *user, const char *serial, const char *seed_hex,
+		   char *err, size_t err_len)
+{
+	if (tok == NULL || user == NULL) {
+		SETERR("no user");
+		return -1;
+	}
+	memset(tok, 0, sizeof(*tok));
+	tok->alg = FTM_ALG_SHA1;
+	tok->digits = 6;
+	tok->period = 60;
+	tok->status = FTM_TOKEN_ACTIVE;
+	tok->last_step = -1;
+	tok->created = time(NULL);
+	if (user[0] == '\0' || !printable(user, FTM_USER_MAX)) {
+		SETERR("bad user name (empty, too long or control characters)");
+		return -1;
+	}
+	snprintf(tok->user, sizeof(tok->user), "%s", user);
+	if (serial != NULL) {
+		if (!valid_serial(serial)) {
+			SETERR("bad serial: 1-%d characters of A-Z a-z 0-9 . _ -", FTM_SERIAL_MAX - 1);
+			return -1;
+		}
+		snprintf(tok->serial, sizeof(tok->serial), "%s", serial);
+	} else {
+		uint8_t r[5];
+		if (RAND_bytes(r, sizeof(r)) != 1) {
+			SETERR("CSPRNG failure");
+			return -1;
+		}
+		snprintf(tok->serial, sizeof(tok->serial), "FTKMOB%02X%02X%02X%02X%02X", r[0], r[1], r[2], r[3], r[4]);
+	}
+	if (seed_hex != NULL) {
+		if (ftm_hex_decode(seed_hex, tok->seed, sizeof(tok->seed), &tok->seed_len) != 0 ||
+		    tok->seed_len < SEED_MIN) {
+			ftm_memzero(tok->seed, sizeof(tok->seed));
+			tok->seed_len = 0;
+			SETERR("bad seed: %d to %d bytes as hex", SEED_MIN, FTM_SEED_MAX);
+			return -1;
+		}
+	} else {
+		tok->seed_len = 20;
+		if (RAND_bytes(tok->seed, (int)tok->seed_len) != 1) {
+			ftm_memzero(tok->seed, sizeof(tok->seed));
+			SETERR("CSPRNG failure");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* RFC 3986 percent-encoding of everything but unreserved characters. */
+static int url_encode(const char *in, char *out, size_t out_len, size_t *pos)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; *in != '\0'; in++) {
+		unsigned char c = (unsigned char)*in;
+		bool plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			     c == '-' || c == '.' || c == '_' || c == '~';
+		if (*pos + (plain ? 1 : 3) >= out_len)
+			return -1;
+		if (plain) {
+			out[(*pos)++] = (char)c;
+		} else {
+			out[(*pos)++] = '%';
+			out[(*pos)++] = hex[c >> 4];
+			out[(*pos)++] = hex[c & 15];
+		}
+	}
+	out[*pos] = '\0';
+	return 0;
+}
+
+static int append(char *out, size_t out_len, size_t *pos, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (*pos + n >= out_len)
+		return -1;
+	memcpy(out + *pos, s, n + 1);
+	*pos += n;
+	return 0;
+}
+
+int ftm_token_otpauth_uri(const ftm_token_t *tok, const char *issuer, char *out, size_t out_len)
+{
+	char b32[(FTM_SEED_MAX * 8 + 4) / 5 + 1], tail[128];
+	size_t pos = 0;
+	int rc = -1;
+
+	if (tok == NULL || out == NULL || out_len == 0 || tok->seed_len == 0 || tok->seed_len > FTM_SEED_MAX)
+		return -1;
+	out[0] = '\0';
+	if (issuer == NULL || issuer[0] == '\0')
+		issuer = "ftmpush";
+	ftm_base32_encode(tok->seed, tok->seed_len, b32);
+	snprintf(tail, sizeof(tail), "&algorithm=%s&digits=%u&period=%u",
+		 ftm_alg_otpauth_name(tok->alg), tok->digits, tok->period);
+	if (append(out, out_len, &pos, "otpauth://totp/") == 0 &&
+	    url_encode(issuer, out, out_len, &pos) == 0 &&
+	    append(out, out_len, &pos, ":") == 0 &&
+	    url_encode(tok->user, out, out_len, &pos) == 0 &&
+	    append(out, out_len, &pos, "?secret=") == 0 &&
+	    append(out, out_len, &pos, b32) == 0 &&
+	    append(out, out_len, &pos, "&issuer=") == 0 &&
+	    url_encode(issuer, out, out_len, &pos) == 0 &&
+	    append(out, out_len, &pos, tail) == 0)
+		rc = 0;
+	ftm_memzero(b32, sizeof(b32));
+	if (rc != 0)
+		ftm_memzero(out, out_len);
+	return rc;
+}

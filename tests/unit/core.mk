@@ -1,6 +1,6 @@
 # tests/unit/core.mk: unit tests of log, otp, passcode, config, auth
 if HAVE_CMOCKA
-core_unit_tests = tests/unit/test_log tests/unit/test_otp tests/unit/test_passcode
+core_unit_tests = tests/unit/test_log tests/unit/test_otp tests/unit/test_passcode tests/unit/test_config
 check_PROGRAMS += $(core_unit_tests)
 TESTS += $(core_unit_tests)
 
@@ -18,4 +18,8 @@ tests_unit_test_otp_LDADD = $(core_unit_ldadd)
 tests_unit_test_passcode_SOURCES = tests/unit/test_passcode.c
 tests_unit_test_passcode_CFLAGS = $(core_unit_cflags)
 tests_unit_test_passcode_LDADD = $(core_unit_ldadd)
+
+tests_unit_test_config_SOURCES = tests/unit/test_config.c
+tests_unit_test_config_CFLAGS = $(core_unit_cflags)
+tests_unit_test_config_LDADD = $(core_unit_ldadd) $(OPENSSL_LIBS)
 endif

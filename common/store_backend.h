@@ -1,0 +1,52 @@
+/* store_backend: what a token store backend implements; store.c is the only caller (internal to libftmpush).
+ * A backend never sees a clear seed: it keeps the sealed blob store.c hands it. Adding a backend is a new
+ * file with one ftm_store_backend_t and one line in store.c's table; callers of ftm_store.h do not change. */
+#ifndef FTM_STORE_BACKEND_H
+#define FTM_STORE_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "ftm_store.h"
+#include "seedcrypt.h"
+
+/* A token as a backend keeps it. */
+typedef struct ftm_store_row {
+	ftm_token_t	tok;			/* tok.seed all zero, tok.seed_len 0 */
+	uint8_t		sealed[FTM_SEALED_MAX];	/* the seed, sealed by seedcrypt */
+	size_t		sealed_len;
+	bool		dirty;			/* verdict: status/last_step/failures changed, write back */
+} ftm_store_row_t;
+
+typedef int (*ftm_row_cb)(void *ctx, const ftm_store_row_t *row);
+
+/* Runs inside the verdict transaction with every token of the user (ordered by serial). Marks the rows
+ * to write back dirty; returns 0 to commit them, -1 to roll back. */
+typedef int (*ftm_decide_fn)(void *ctx, ftm_store_row_t *rows, size_t n);
+
+typedef struct ftm_store_backend {
+	const char *scheme;	/* "sqlite": selects the backend from a "scheme:location" store uri */
+	/* All return 0 ok, 1 not found where noted, -1 error with a one-line reason in err. */
+	void *(*open)(const char *location, const ftm_log_t *log, char *err, size_t err_len);
+	void (*close)(void *be);
+	/* small named blobs kept with the tokens (the key check); get: 1 when absent */
+	int (*meta_get)(void *be, const char *name, uint8_t *buf, size_t max, size_t *len, char *err, size_t err_len);
+	int (*meta_put)(void *be, const char *name, const uint8_t *buf, size_t len, char *err, size_t err_len);
+	/* n rows in one transaction, all or nothing; -1 when a serial exists */
+	int (*insert)(void *be, const ftm_store_row_t *rows, size_t n, char *err, size_t err_len);
+	int (*get)(void *be, const char *serial, ftm_store_row_t *out, char *err, size_t err_len);	/* 1 */
+	/* new sealed seed, alg, digits, period, created; status active, last_step -1, failures 0 */
+	int (*reissue)(void *be, const ftm_store_row_t *row, char *err, size_t err_len);		/* 1 */
+	int (*set_status)(void *be, const char *serial, ftm_token_status_t status, char *err, size_t err_len); /* 1 */
+	int (*set_push)(void *be, const char *serial, const char *push, char *err, size_t err_len);	/* 1 */
+	int (*remove)(void *be, const char *serial, char *err, size_t err_len);				/* 1 */
+	/* user NULL: all tokens; ordered by user then serial; cb non-zero stops */
+	int (*list)(void *be, const char *user, ftm_row_cb cb, void *ctx, char *err, size_t err_len);
+	/* One exclusive transaction when `write` (a read-only snapshot otherwise): load the user's rows,
+	 * call decide, write back the dirty rows, commit. */
+	int (*verdict)(void *be, const char *user, bool write, ftm_decide_fn decide, void *ctx,
+		       char *err, size_t err_len);
+} ftm_store_backend_t;
+
+extern const ftm_store_backend_t ftm_store_backend_sqlite;
+
+#endif
