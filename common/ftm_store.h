@@ -49,6 +49,9 @@ int ftm_store_token_reissue(ftm_store_t *st, const ftm_token_t *tok, char *err, 
 int ftm_store_token_set_status(ftm_store_t *st, const char *serial, ftm_token_status_t status,
 			       char *err, size_t err_len); /* 1 */
 int ftm_store_token_set_push(ftm_store_t *st, const char *serial, const char *push, char *err, size_t err_len); /* 1 */
+/* Assign a token to a user ("" leaves it unassigned: hard tokens imported from a seed file without a
+ * user column). A token without a user never accepts a code. */
+int ftm_store_token_set_user(ftm_store_t *st, const char *serial, const char *user, char *err, size_t err_len); /* 1 */
 int ftm_store_token_delete(ftm_store_t *st, const char *serial, char *err, size_t err_len); /* 1 */
 /* Add n tokens in one transaction: all or nothing. */
 int ftm_store_token_import(ftm_store_t *st, const ftm_token_t *toks, size_t n, char *err, size_t err_len);

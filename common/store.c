@@ -161,8 +161,8 @@ static int validate(const ftm_token_t *t, char *err, size_t err_len)
 		       FTM_SERIAL_MAX, t->serial, FTM_SERIAL_MAX - 1);
 		return -1;
 	}
-	if (t->user[0] == '\0' || !printable(t->user, FTM_USER_MAX)) {
-		SETERR("token %s: bad user name (empty, too long or control characters)", t->serial);
+	if (!printable(t->user, FTM_USER_MAX)) {	/* "" = unassigned */
+		SETERR("token %s: bad user name (too long or control characters)", t->serial);
 		return -1;
 	}
 	if (t->seed_len < SEED_MIN || t->seed_len > FTM_SEED_MAX) {
@@ -347,6 +347,26 @@ int ftm_store_token_set_push(ftm_store_t *st, const char *serial, const char *pu
 	rc = st->ops->set_push(st->be, serial, push, err, err_len);
 	if (rc == 1)
 		SETERR("no token %s", serial);
+	return rc;
+}
+
+int ftm_store_token_set_user(ftm_store_t *st, const char *serial, const char *user, char *err, size_t err_len)
+{
+	int rc;
+
+	if (st == NULL || serial == NULL || user == NULL) {
+		SETERR("no token store");
+		return -1;
+	}
+	if (!printable(user, FTM_USER_MAX)) {
+		SETERR("bad user name (too long or control characters)");
+		return -1;
+	}
+	rc = st->ops->set_user(st->be, serial, user, err, err_len);
+	if (rc == 1)
+		SETERR("no token %s", serial);
+	if (rc == 0)
+		ftm_log(&st->log, FTM_LOG_INFO, "token %s assigned to '%s'", serial, user);
 	return rc;
 }
 
@@ -617,6 +637,13 @@ int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, t
 		return -1;
 	memset(out, 0, sizeof(*out));
 	memset(&vc, 0, sizeof(vc));
+	if (st != NULL && user != NULL && code != NULL && user[0] == '\0') {
+		/* unassigned tokens have user "": an empty login name must never reach them */
+		out->code = FTM_VERDICT_NO_TOKEN;
+		snprintf(out->message, sizeof(out->message), "No token");
+		snprintf(out->reason, sizeof(out->reason), "empty user name");
+		return 0;
+	}
 	if (st == NULL || user == NULL || code == NULL) {
 		out->code = FTM_VERDICT_ERROR;
 		snprintf(out->message, sizeof(out->message), "Token store unavailable");
@@ -657,8 +684,8 @@ int ftm_token_init(ftm_token_t *tok, const char *user, const char *serial, const
 	tok->status = FTM_TOKEN_ACTIVE;
 	tok->last_step = -1;
 	tok->created = time(NULL);
-	if (user[0] == '\0' || !printable(user, FTM_USER_MAX)) {
-		SETERR("bad user name (empty, too long or control characters)");
+	if (!printable(user, FTM_USER_MAX)) {	/* "" = unassigned */
+		SETERR("bad user name (too long or control characters)");
 		return -1;
 	}
 	snprintf(tok->user, sizeof(tok->user), "%s", user);

@@ -38,6 +38,7 @@ typedef struct ftm_store_backend {
 	int (*reissue)(void *be, const ftm_store_row_t *row, char *err, size_t err_len);		/* 1 */
 	int (*set_status)(void *be, const char *serial, ftm_token_status_t status, char *err, size_t err_len); /* 1 */
 	int (*set_push)(void *be, const char *serial, const char *push, char *err, size_t err_len);	/* 1 */
+	int (*set_user)(void *be, const char *serial, const char *user, char *err, size_t err_len);	/* 1 */
 	int (*remove)(void *be, const char *serial, char *err, size_t err_len);				/* 1 */
 	/* user NULL: all tokens; ordered by user then serial; cb non-zero stops */
 	int (*list)(void *be, const char *user, ftm_row_cb cb, void *ctx, char *err, size_t err_len);

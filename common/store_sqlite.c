@@ -438,14 +438,19 @@ static int sq_set_status(void *be, const char *serial, ftm_token_status_t status
 			  serial, bind_status, &status, err, err_len);
 }
 
-static int bind_push(sqlite3_stmt *st, const void *arg)
+static int bind_text(sqlite3_stmt *st, const void *arg)
 {
 	return sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
 }
 
 static int sq_set_push(void *be, const char *serial, const char *push, char *err, size_t err_len)
 {
-	return update_one(be, "UPDATE tokens SET push = ? WHERE serial = ?", serial, bind_push, push, err, err_len);
+	return update_one(be, "UPDATE tokens SET push = ? WHERE serial = ?", serial, bind_text, push, err, err_len);
+}
+
+static int sq_set_user(void *be, const char *serial, const char *user, char *err, size_t err_len)
+{
+	return update_one(be, "UPDATE tokens SET user = ? WHERE serial = ?", serial, bind_text, user, err, err_len);
 }
 
 static int bind_none(sqlite3_stmt *st, const void *arg)
@@ -601,6 +606,7 @@ const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.reissue	= sq_reissue,
 	.set_status	= sq_set_status,
 	.set_push	= sq_set_push,
+	.set_user	= sq_set_user,
 	.remove		= sq_remove,
 	.list		= sq_list,
 	.verdict	= sq_verdict,

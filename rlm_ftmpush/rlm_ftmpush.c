@@ -1,0 +1,758 @@
+/* rlm_ftmpush: FreeRADIUS 3.2 glue for ftmpush; config mapping and request handling here, every MFA
+ * decision (split, verify, replay, lock, push, challenge) in the core (common/ftm_auth.h). */
+#include <freeradius/build.h>
+#include <freeradius/radiusd.h>
+#include <freeradius/modules.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ftm_auth.h"
+#include "ftm_config.h"
+#include "ftm_log.h"
+#include "ftm_otp.h"
+
+/* Our States start with this, so a State of another module (EAP, smsotp...) is left alone. */
+#define STATE_PREFIX		"FTM1"
+#define STATE_PREFIX_LEN	(sizeof(STATE_PREFIX) - 1)
+
+/* What a reject says when the first factor (pap, ldap...) refused the password: set in authorize,
+ * replaced by the module's own verdict once the password has been proven. */
+#define MSG_BAD_PASSWORD	"Wrong password"
+#define MSG_CHALLENGE		"Enter the token code"
+#define MSG_NO_PAP		"This login needs a password (PAP): CHAP and MS-CHAP cannot carry a token code"
+#define MSG_UNAVAILABLE		"Authentication service unavailable"
+
+/* Every option of the core, as text: the core parses, defaults and validates it (ftm_config_set),
+ * so one set of names, defaults and error messages serves FreeRADIUS, PAM and the tools. */
+typedef struct {
+	char const	*token_db;
+	char const	*key_file;
+	char const	*window;
+	char const	*lockout_threshold;
+	char const	*activation_expire;
+	char const	*no_token;
+	char const	*challenge;
+	char const	*challenge_timeout;
+	char const	*debug;
+	struct {
+		char const	*status;
+		char const	*server;
+		char const	*interface;
+		char const	*server_port;
+		char const	*server_cert;
+		char const	*server_key;
+		char const	*timeout;
+		char const	*gateway_url;
+		char const	*proxy;
+		char const	*ca_file;
+		char const	*ntfy_token;
+		char const	*number_matching;
+	} push;
+} ftmpush_options_t;
+
+typedef struct {
+	ftmpush_options_t	opt;		/* filled by the CONF_PARSER tables below */
+	char const		*name;		/* instance name: also the Auth-Type it sets */
+	int			auth_type;	/* dictionary value of Auth-Type <name>, 0 if none */
+	ftm_config_t		cfg;
+	ftm_log_t		log;
+	ftm_auth_t		*auth;
+	char			hostname[256];
+	bool			log_debug_as_info;	/* debug = 1|2: core debug lines go to the normal log */
+} rlm_ftmpush_t;
+
+#define OPT(_f) FR_CONF_OFFSET(PW_TYPE_STRING, rlm_ftmpush_t, opt._f)
+
+static const CONF_PARSER push_config[] = {
+	{ "status", OPT(push.status), NULL },
+	{ "server", OPT(push.server), NULL },
+	{ "interface", OPT(push.interface), NULL },
+	{ "server_port", OPT(push.server_port), NULL },
+	{ "server_cert", OPT(push.server_cert), NULL },
+	{ "server_key", OPT(push.server_key), NULL },
+	{ "timeout", OPT(push.timeout), NULL },
+	{ "gateway_url", OPT(push.gateway_url), NULL },
+	{ "proxy", OPT(push.proxy), NULL },
+	{ "ca_file", OPT(push.ca_file), NULL },
+	{ "ntfy_token", FR_CONF_OFFSET(PW_TYPE_STRING | PW_TYPE_SECRET, rlm_ftmpush_t, opt.push.ntfy_token), NULL },
+	{ "number_matching", OPT(push.number_matching), NULL },
+	CONF_PARSER_TERMINATOR
+};
+
+static const CONF_PARSER module_config[] = {
+	{ "token_db", FR_CONF_OFFSET(PW_TYPE_STRING | PW_TYPE_REQUIRED | PW_TYPE_NOT_EMPTY, rlm_ftmpush_t, opt.token_db), NULL },
+	{ "key_file", OPT(key_file), NULL },
+	{ "window", OPT(window), NULL },
+	{ "lockout_threshold", OPT(lockout_threshold), NULL },
+	{ "activation_expire", OPT(activation_expire), NULL },
+	{ "no_token", OPT(no_token), NULL },
+	{ "challenge", OPT(challenge), NULL },
+	{ "challenge_timeout", OPT(challenge_timeout), NULL },
+	{ "debug", OPT(debug), NULL },
+	{ "push", FR_CONF_POINTER(PW_TYPE_SUBSECTION, NULL), (void const *) push_config },
+	CONF_PARSER_TERMINATOR
+};
+
+/* What authorize hands to authenticate within one request; zeroed when the request is freed. */
+typedef struct {
+	bool	split;				/* authorize split this request's User-Password */
+	bool	has_token;
+	bool	push_available;
+	bool	has_code;
+	char	code[FTM_CODE_MAX + 1];
+	bool	has_alt;			/* the whole input, for a password that ends in digits */
+	char	alt_password[FTM_INPUT_MAX + 1];
+} ftmpush_request_t;
+
+/* The request whose module call is running in this thread: the core's log lines go to its trace. */
+static __thread REQUEST *current_request;
+
+/* ---- logging ---- */
+
+static void sink_radlog(void *sink_ctx, ftm_log_level_t level, const char *line)
+{
+	rlm_ftmpush_t const *inst = sink_ctx;
+	REQUEST *request = current_request;
+	log_type_t type;
+
+	switch (level) {
+	case FTM_LOG_ERR:
+		type = L_ERR;
+		break;
+	case FTM_LOG_WARN:
+		type = L_WARN;
+		break;
+	case FTM_LOG_INFO:
+		type = L_INFO;
+		break;
+	default:
+		if (inst->log_debug_as_info) {
+			type = L_INFO;
+			break;
+		}
+		if (request != NULL) {
+			radlog_request(L_DBG, level == FTM_LOG_DEBUG ? L_DBG_LVL_1 : L_DBG_LVL_2, request,
+				       "%s: %s", inst->name, line);
+		} else if (rad_debug_lvl >= (level == FTM_LOG_DEBUG ? 1 : 2)) {
+			radlog(L_DBG, "rlm_ftmpush (%s): %s", inst->name, line);
+		}
+		return;
+	}
+	if (request != NULL)
+		radlog_request(type, L_DBG_LVL_OFF, request, "%s: %s", inst->name, line);
+	else
+		radlog(type, "rlm_ftmpush (%s): %s", inst->name, line);
+}
+
+static ssize_t xlat_ftmpush(void *instance, REQUEST *request, char const *fmt, char *out, size_t outlen);
+
+/* ---- configuration ---- */
+
+typedef struct {
+	char const	*name;		/* core option name */
+	char const	*value;
+} opt_value_t;
+
+static void config_report(void *ctx, unsigned line, const char *message)
+{
+	CONF_SECTION *conf = ctx;
+
+	(void)line;
+	cf_log_err_cs(conf, "%s", message);
+}
+
+/* Refuse options we do not know: a typo (tokendb, push { sever }) must not silently fall back to a
+ * default. */
+static int check_unknown(CONF_SECTION *cs, CONF_PARSER const *table, char const *where)
+{
+	CONF_ITEM *ci = NULL;
+	int bad = 0;
+
+	while ((ci = cf_item_find_next(cs, ci)) != NULL) {
+		char const *name;
+		bool known = false;
+
+		if (cf_item_is_pair(ci))
+			name = cf_pair_attr(cf_item_to_pair(ci));
+		else if (cf_item_is_section(ci))
+			name = cf_section_name1(cf_item_to_section(ci));
+		else
+			continue;
+		for (CONF_PARSER const *p = table; p->name != NULL; p++) {
+			if (strcmp(p->name, name) == 0) {
+				known = true;
+				break;
+			}
+		}
+		if (!known) {
+			cf_log_err_cs(cs, "Unknown option \"%s\" in %s (see mods-available/ftmpush)", name, where);
+			bad++;
+		}
+	}
+	return bad;
+}
+
+static int map_config(rlm_ftmpush_t *inst, CONF_SECTION *conf)
+{
+	ftmpush_options_t const *o = &inst->opt;
+	opt_value_t const values[] = {
+		{ "token_db", o->token_db },
+		{ "key_file", o->key_file },
+		{ "window", o->window },
+		{ "lockout_threshold", o->lockout_threshold },
+		{ "activation_expire", o->activation_expire },
+		{ "no_token", o->no_token },
+		{ "challenge", o->challenge },
+		{ "challenge_timeout", o->challenge_timeout },
+		{ "debug", o->debug },
+		{ "push.status", o->push.status },
+		{ "push.server", o->push.server },
+		{ "push.interface", o->push.interface },
+		{ "push.server_port", o->push.server_port },
+		{ "push.server_cert", o->push.server_cert },
+		{ "push.server_key", o->push.server_key },
+		{ "push.timeout", o->push.timeout },
+		{ "push.gateway_url", o->push.gateway_url },
+		{ "push.proxy", o->push.proxy },
+		{ "push.ca_file", o->push.ca_file },
+		{ "push.ntfy_token", o->push.ntfy_token },
+		{ "push.number_matching", o->push.number_matching },
+	};
+	char err[FTM_ERR_MAX];
+	int bad = 0;
+	CONF_SECTION *push_cs;
+
+	bad += check_unknown(conf, module_config, inst->name);
+	push_cs = cf_section_sub_find(conf, "push");
+	if (push_cs != NULL)
+		bad += check_unknown(push_cs, push_config, "push { }");
+
+	ftm_config_defaults(&inst->cfg);
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		if (values[i].value == NULL)
+			continue;
+		err[0] = '\0';
+		if (ftm_config_set(&inst->cfg, values[i].name, values[i].value, err, sizeof(err)) != 0) {
+			cf_log_err_cs(conf, "Invalid %s: %s", values[i].name, err[0] ? err : "bad value");
+			bad++;
+		}
+	}
+	if (bad)
+		return -1;
+	err[0] = '\0';
+	if (ftm_config_validate(&inst->cfg, config_report, conf, err, sizeof(err)) != 0) {
+		cf_log_err_cs(conf, "Invalid configuration: %s", err[0] ? err : "see above");
+		return -1;
+	}
+	return 0;
+}
+
+static int mod_instantiate(CONF_SECTION *conf, void *instance)
+{
+	rlm_ftmpush_t *inst = instance;
+	DICT_VALUE *dval;
+	char err[FTM_ERR_MAX] = "";
+
+	inst->name = cf_section_name2(conf);
+	if (inst->name == NULL)
+		inst->name = cf_section_name1(conf);
+
+	if (map_config(inst, conf) != 0)
+		return -1;
+
+	inst->log.sink = sink_radlog;
+	inst->log.sink_ctx = inst;
+	inst->log.max_level = inst->cfg.debug >= 2 ? FTM_LOG_DEBUG2 :
+			      inst->cfg.debug == 1 || rad_debug_lvl >= 1 ? FTM_LOG_DEBUG : FTM_LOG_INFO;
+	if (rad_debug_lvl >= 2)
+		inst->log.max_level = FTM_LOG_DEBUG2;
+	inst->log_debug_as_info = inst->cfg.debug >= 1;
+
+	if (gethostname(inst->hostname, sizeof(inst->hostname) - 1) != 0)
+		inst->hostname[0] = '\0';
+
+	dval = dict_valbyname(PW_AUTH_TYPE, 0, inst->name);
+	inst->auth_type = dval != NULL ? dval->value : 0;
+	if (inst->auth_type == 0)
+		cf_log_err_cs(conf, "Warning: no \"Auth-Type %s { ... }\" in an authenticate section: users with a "
+			      "token will be rejected (see sites-available/ftmpush)", inst->name);
+
+	inst->auth = ftm_auth_new(&inst->cfg, &inst->log, err, sizeof(err));
+	if (inst->auth == NULL) {
+		cf_log_err_cs(conf, "Cannot start ftmpush (token_db %s): %s", inst->cfg.token_db, err);
+		return -1;
+	}
+
+	/* ---- PUSH ENGINE HOOK (owned by the push engineer) ----
+	 * When inst->cfg.push.status is enabled: call ftm_auth_push_start(inst->auth, err, sizeof(err))
+	 * here (fail instantiate with its reason), and warn when the server's max_request_time is not
+	 * above push.timeout (a v3 module blocks a worker thread for the whole push wait). */
+	/* ---- END PUSH ENGINE HOOK ---- */
+
+	INFO("rlm_ftmpush (%s): token_db %s, window %u, lockout_threshold %u, no_token %s, challenge %s, push %s",
+	     inst->name, inst->cfg.token_db, inst->cfg.window, inst->cfg.lockout_threshold,
+	     inst->cfg.no_token == FTM_NO_TOKEN_PASS ? "pass" : "reject", inst->cfg.challenge ? "yes" : "no",
+	     inst->cfg.push.status ? "enable" : "disable");
+	return 0;
+}
+
+static int mod_detach(void *instance)
+{
+	rlm_ftmpush_t *inst = instance;
+
+	if (inst->name != NULL)
+		xlat_unregister(inst->name, xlat_ftmpush, inst);
+	if (inst->auth != NULL)
+		ftm_auth_free(inst->auth);
+	inst->auth = NULL;
+	return 0;
+}
+
+/* ---- per request ---- */
+
+static int request_data_free(ftmpush_request_t *data)
+{
+	ftm_memzero(data, sizeof(*data));
+	return 0;
+}
+
+/* The user name tokens are looked up by: Stripped-User-Name when a realm module set it. */
+static char const *login_user(REQUEST *request)
+{
+	VALUE_PAIR *vp = fr_pair_find_by_num(request->packet->vps, PW_STRIPPED_USER_NAME, 0, TAG_ANY);
+
+	if (vp == NULL)
+		vp = fr_pair_find_by_num(request->packet->vps, PW_USER_NAME, 0, TAG_ANY);
+	if (vp == NULL || vp->vp_length == 0)
+		return NULL;
+	return vp->vp_strvalue;
+}
+
+typedef struct {
+	ftm_login_t	login;
+	char		client[INET6_ADDRSTRLEN + 64];
+} login_buf_t;
+
+/* Who logs in from where: the end user's address (Calling-Station-Id) when the NAS sends it, else the
+ * NAS's own address. The challenge State is bound to this. */
+static int login_fill(rlm_ftmpush_t const *inst, REQUEST *request, login_buf_t *lb)
+{
+	VALUE_PAIR *vp;
+
+	memset(lb, 0, sizeof(*lb));
+	lb->login.user = login_user(request);
+	if (lb->login.user == NULL)
+		return -1;
+	vp = fr_pair_find_by_num(request->packet->vps, PW_CALLING_STATION_ID, 0, TAG_ANY);
+	if (vp != NULL && vp->vp_length > 0) {
+		snprintf(lb->client, sizeof(lb->client), "%s", vp->vp_strvalue);
+	} else {
+		char ip[INET6_ADDRSTRLEN] = "";
+
+		inet_ntop(request->packet->src_ipaddr.af, &request->packet->src_ipaddr.ipaddr, ip, sizeof(ip));
+		snprintf(lb->client, sizeof(lb->client), "%s", ip);
+	}
+	lb->login.client = lb->client;
+	vp = fr_pair_find_by_num(request->packet->vps, PW_NAS_IDENTIFIER, 0, TAG_ANY);
+	if (vp != NULL && vp->vp_length > 0)
+		lb->login.nas = vp->vp_strvalue;
+	else if (request->client != NULL && request->client->shortname != NULL)
+		lb->login.nas = request->client->shortname;
+	lb->login.host = inst->hostname;
+	return 0;
+}
+
+static void set_reply_message(REQUEST *request, char const *msg)
+{
+	fr_pair_delete_by_num(&request->reply->vps, PW_REPLY_MESSAGE, 0, TAG_ANY);
+	if (msg != NULL && *msg != '\0')
+		pair_make_reply("Reply-Message", msg, T_OP_SET);
+}
+
+/* A message for every outcome, in case the core left it empty. */
+static char const *outcome_message(ftm_outcome_t const *out)
+{
+	if (out->message[0] != '\0')
+		return out->message;
+	switch (out->result) {
+	case FTM_RES_OK:		return NULL;
+	case FTM_RES_FAIL:		return "Invalid token code";
+	case FTM_RES_REPLAY:		return "Please wait before you login again";
+	case FTM_RES_LOCKED:		return "Token locked";
+	case FTM_RES_EXPIRED:		return "Token expired: ask for a new one";
+	case FTM_RES_NO_TOKEN:		return "No token assigned";
+	case FTM_RES_CHALLENGE:		return MSG_CHALLENGE;
+	case FTM_RES_DENIED:		return "Token denied or timeout";
+	case FTM_RES_PUSH_FAILED:	return "Push unavailable";
+	case FTM_RES_ERROR:
+	default:			return MSG_UNAVAILABLE;
+	}
+}
+
+static char const *or_dash(char const *s)
+{
+	return s != NULL && *s != '\0' ? s : "-";
+}
+
+/* The one place an ftm_outcome_t becomes a RADIUS answer, a Reply-Message and a log line. */
+static rlm_rcode_t finish(rlm_ftmpush_t const *inst, REQUEST *request, ftm_login_t const *login,
+			  ftm_outcome_t const *out, char const *step)
+{
+	char const *msg = outcome_message(out);
+	rlm_rcode_t rcode;
+
+	switch (out->result) {
+	case FTM_RES_OK:
+		set_reply_message(request, NULL);
+		rcode = RLM_MODULE_OK;
+		break;
+
+	case FTM_RES_CHALLENGE: {
+		char state[STATE_PREFIX_LEN + sizeof(out->state)];
+		VALUE_PAIR *vp;
+
+		if (out->state[0] == '\0') {
+			radlog_request(L_ERR, L_DBG_LVL_OFF, request,
+				       "%s: challenge without a State from the core: rejecting", inst->name);
+			set_reply_message(request, MSG_UNAVAILABLE);
+			return RLM_MODULE_FAIL;
+		}
+		snprintf(state, sizeof(state), "%s%s", STATE_PREFIX, out->state);
+		set_reply_message(request, msg);
+		fr_pair_delete_by_num(&request->reply->vps, PW_STATE, 0, TAG_ANY);
+		vp = fr_pair_afrom_num(request->reply, PW_STATE, 0);
+		if (vp == NULL) {
+			set_reply_message(request, MSG_UNAVAILABLE);
+			return RLM_MODULE_FAIL;
+		}
+		fr_pair_value_memcpy(vp, (uint8_t const *)state, strlen(state));
+		fr_pair_add(&request->reply->vps, vp);
+		request->reply->code = PW_CODE_ACCESS_CHALLENGE;
+		rcode = RLM_MODULE_HANDLED;
+		break;
+	}
+
+	case FTM_RES_NO_TOKEN:
+		if (inst->cfg.no_token == FTM_NO_TOKEN_PASS) {
+			set_reply_message(request, NULL);
+			rcode = RLM_MODULE_OK;
+			break;
+		}
+		set_reply_message(request, msg);
+		rcode = RLM_MODULE_REJECT;
+		break;
+
+	case FTM_RES_LOCKED:
+		set_reply_message(request, msg);
+		rcode = RLM_MODULE_USERLOCK;
+		break;
+
+	case FTM_RES_ERROR:
+		set_reply_message(request, msg);
+		rcode = RLM_MODULE_FAIL;
+		break;
+
+	default:
+		set_reply_message(request, msg);
+		rcode = RLM_MODULE_REJECT;
+		break;
+	}
+
+	radlog_request(out->result == FTM_RES_ERROR ? L_ERR : L_INFO, L_DBG_LVL_OFF, request,
+		       "%s: %s user=%s client=%s nas=%s serial=%s result=%s -> %s: %s", inst->name, step,
+		       or_dash(login->user), or_dash(login->client), or_dash(login->nas), or_dash(out->serial),
+		       ftm_result_name(out->result), fr_int2str(mod_rcode_table, rcode, "?"),
+		       or_dash(out->reason));
+	return rcode;
+}
+
+static void outcome_error(ftm_outcome_t *out, ftm_result_t r, char const *reason)
+{
+	memset(out, 0, sizeof(*out));
+	out->result = r;
+	snprintf(out->reason, sizeof(out->reason), "%s", reason);
+}
+
+/* Copy a RADIUS string value into a NUL-terminated buffer; -1 when it does not fit. */
+static int vp_string(VALUE_PAIR const *vp, char *buf, size_t len)
+{
+	if (vp->vp_length >= len)
+		return -1;
+	memcpy(buf, vp->vp_strvalue, vp->vp_length);
+	buf[vp->vp_length] = '\0';
+	return 0;
+}
+
+/* The reply to one of our Access-Challenges: decided here, in authorize, because the User-Password
+ * now holds the answer (a code), which no first-factor module could check. The password was proven
+ * in the round that issued the challenge. */
+static rlm_rcode_t challenge_reply(rlm_ftmpush_t const *inst, REQUEST *request, ftm_login_t const *login,
+				   VALUE_PAIR const *state_vp)
+{
+	char state[sizeof(((ftm_outcome_t *)0)->state) + 1];
+	char answer[FTM_INPUT_MAX + 1];
+	ftm_outcome_t out;
+	VALUE_PAIR *pw;
+	size_t slen = state_vp->vp_length - STATE_PREFIX_LEN;
+	rlm_rcode_t rcode;
+
+	memset(&out, 0, sizeof(out));
+	pw = fr_pair_find_by_num(request->packet->vps, PW_USER_PASSWORD, 0, TAG_ANY);
+	if (slen >= sizeof(state)) {
+		outcome_error(&out, FTM_RES_FAIL, "challenge State too long");
+		snprintf(out.message, sizeof(out.message), "Invalid or expired challenge: login again");
+		return finish(inst, request, login, &out, "challenge answer");
+	}
+	memcpy(state, state_vp->vp_octets + STATE_PREFIX_LEN, slen);
+	state[slen] = '\0';
+	if (pw == NULL || vp_string(pw, answer, sizeof(answer)) != 0) {
+		outcome_error(&out, FTM_RES_FAIL, pw == NULL ? "challenge answered without User-Password"
+							     : "challenge answer too long");
+		snprintf(out.message, sizeof(out.message), "Invalid token code");
+		return finish(inst, request, login, &out, "challenge answer");
+	}
+
+	current_request = request;
+	ftm_auth_challenge_answer(inst->auth, login, state, answer, time(NULL), &out);
+	current_request = NULL;
+	ftm_memzero(answer, sizeof(answer));
+
+	rcode = finish(inst, request, login, &out, "challenge answer");
+	if (rcode == RLM_MODULE_OK) {
+		/* Nothing left to check: the first factor passed in the challenge's first round. */
+		fr_pair_delete_by_num(&request->config, PW_AUTH_TYPE, 0, TAG_ANY);
+		if (pair_make_config("Auth-Type", "Accept", T_OP_SET) == NULL) {
+			set_reply_message(request, MSG_UNAVAILABLE);
+			return RLM_MODULE_FAIL;
+		}
+	}
+	return rcode;
+}
+
+static rlm_rcode_t CC_HINT(nonnull) mod_authorize(void *instance, REQUEST *request)
+{
+	rlm_ftmpush_t *inst = instance;
+	login_buf_t lb;
+	VALUE_PAIR *vp, *pw;
+	ftm_split_t sp;
+	ftmpush_request_t *data;
+	char typed[FTM_INPUT_MAX + 1];
+	int rc;
+
+	if (request->packet->code != PW_CODE_ACCESS_REQUEST)
+		return RLM_MODULE_NOOP;
+	if (login_fill(inst, request, &lb) != 0) {
+		RDEBUG2("No User-Name: nothing to do");
+		return RLM_MODULE_NOOP;
+	}
+
+	vp = fr_pair_find_by_num(request->packet->vps, PW_STATE, 0, TAG_ANY);
+	if (vp != NULL && vp->vp_length > STATE_PREFIX_LEN &&
+	    memcmp(vp->vp_octets, STATE_PREFIX, STATE_PREFIX_LEN) == 0)
+		return challenge_reply(inst, request, &lb.login, vp);
+
+	pw = fr_pair_find_by_num(request->packet->vps, PW_USER_PASSWORD, 0, TAG_ANY);
+	memset(&sp, 0, sizeof(sp));
+	current_request = request;
+	if (pw == NULL) {
+		/* CHAP, MS-CHAP, EAP: no typed password to split. A user with a token must not get around
+		 * the second factor this way. */
+		rc = ftm_auth_split(inst->auth, &lb.login, "", time(NULL), &sp);
+		current_request = NULL;
+		if (rc != 0) {
+			set_reply_message(request, MSG_UNAVAILABLE);
+			radlog_request(L_ERR, L_DBG_LVL_OFF, request, "%s: user=%s: token store unavailable: failing",
+				       inst->name, lb.login.user);
+			return RLM_MODULE_FAIL;
+		}
+		if (!sp.has_token) {
+			RDEBUG2("No User-Password and no token for this user: nothing to do");
+			return RLM_MODULE_NOOP;
+		}
+		set_reply_message(request, MSG_NO_PAP);
+		radlog_request(L_INFO, L_DBG_LVL_OFF, request,
+			       "%s: user=%s client=%s: has a token but sent no User-Password: rejecting",
+			       inst->name, lb.login.user, lb.login.client);
+		return RLM_MODULE_REJECT;
+	}
+
+	if (vp_string(pw, typed, sizeof(typed)) != 0) {
+		current_request = NULL;
+		set_reply_message(request, MSG_BAD_PASSWORD);
+		radlog_request(L_INFO, L_DBG_LVL_OFF, request, "%s: user=%s: User-Password too long: rejecting",
+			       inst->name, lb.login.user);
+		return RLM_MODULE_REJECT;
+	}
+	rc = ftm_auth_split(inst->auth, &lb.login, typed, time(NULL), &sp);
+	current_request = NULL;
+	ftm_memzero(typed, sizeof(typed));
+	if (rc != 0) {
+		ftm_memzero(&sp, sizeof(sp));
+		set_reply_message(request, MSG_UNAVAILABLE);
+		radlog_request(L_ERR, L_DBG_LVL_OFF, request, "%s: user=%s: split failed (store unavailable): failing",
+			       inst->name, lb.login.user);
+		return RLM_MODULE_FAIL;
+	}
+
+	if (!sp.has_token && inst->cfg.no_token == FTM_NO_TOKEN_PASS) {
+		ftm_memzero(&sp, sizeof(sp));
+		radlog_request(L_INFO, L_DBG_LVL_OFF, request,
+			       "%s: user=%s client=%s: no token, no_token = pass: password only", inst->name,
+			       lb.login.user, lb.login.client);
+		return RLM_MODULE_NOOP;
+	}
+
+	data = talloc_zero(request, ftmpush_request_t);
+	if (data == NULL) {
+		ftm_memzero(&sp, sizeof(sp));
+		return RLM_MODULE_FAIL;
+	}
+	talloc_set_destructor(data, request_data_free);
+	data->split = true;
+	data->has_token = sp.has_token;
+	data->push_available = sp.push_available;
+	data->has_code = sp.primary.has_code;
+	if (sp.primary.has_code)
+		memcpy(data->code, sp.primary.code, sizeof(data->code));
+	data->has_alt = sp.has_alt;
+	if (sp.has_alt)
+		memcpy(data->alt_password, sp.alt_password, sizeof(data->alt_password));
+
+	/* In place: request->password points at this pair and first-factor modules read it. */
+	fr_pair_value_strcpy(pw, sp.primary.password);
+	ftm_memzero(&sp, sizeof(sp));
+
+	if (request_data_add(request, inst, 0, data, true) < 0) {
+		talloc_free(data);
+		return RLM_MODULE_FAIL;
+	}
+
+	/* Users without a token (no_token = reject) go through Auth-Type ftmpush too: the password is
+	 * checked before they are told they have no token. */
+	if (inst->auth_type == 0) {
+		set_reply_message(request, MSG_UNAVAILABLE);
+		radlog_request(L_ERR, L_DBG_LVL_OFF, request, "%s: no \"Auth-Type %s\" section in authenticate: "
+			       "rejecting user=%s", inst->name, inst->name, lb.login.user);
+		return RLM_MODULE_FAIL;
+	}
+	fr_pair_delete_by_num(&request->config, PW_AUTH_TYPE, 0, TAG_ANY);
+	vp = radius_pair_create(request, &request->config, PW_AUTH_TYPE, 0);
+	if (vp == NULL)
+		return RLM_MODULE_FAIL;
+	vp->vp_integer = inst->auth_type;
+
+	/* Stays if the first factor refuses the password; authenticate replaces it with its verdict. */
+	set_reply_message(request, MSG_BAD_PASSWORD);
+	RDEBUG2("user %s: token %s, code %s, alt %s, push %s: Auth-Type := %s", lb.login.user,
+		data->has_token ? "yes" : "no", data->has_code ? "appended" : "none",
+		data->has_alt ? "kept" : "none", data->push_available ? "available" : "no", inst->name);
+	return RLM_MODULE_UPDATED;
+}
+
+/* Did the site's unlang retry the first factor with the whole input (%{ftmpush:alt})? */
+static bool alt_in_use(REQUEST *request, ftmpush_request_t const *data)
+{
+	VALUE_PAIR *pw = fr_pair_find_by_num(request->packet->vps, PW_USER_PASSWORD, 0, TAG_ANY);
+	size_t n;
+
+	if (!data->has_alt || pw == NULL)
+		return false;
+	n = strlen(data->alt_password);
+	return pw->vp_length == n && ftm_ct_equal(pw->vp_strvalue, data->alt_password, n);
+}
+
+/* Runs after the first factor succeeded (Auth-Type ftmpush { pap  ftmpush }). */
+static rlm_rcode_t CC_HINT(nonnull) mod_authenticate(void *instance, REQUEST *request)
+{
+	rlm_ftmpush_t *inst = instance;
+	ftmpush_request_t *data;
+	login_buf_t lb;
+	ftm_outcome_t out;
+	char const *step;
+	time_t now = time(NULL);
+
+	memset(&out, 0, sizeof(out));
+	if (login_fill(inst, request, &lb) != 0) {
+		outcome_error(&out, FTM_RES_FAIL, "no User-Name");
+		snprintf(out.message, sizeof(out.message), "No user name");
+		lb.login.user = NULL;
+		return finish(inst, request, &lb.login, &out, "authenticate");
+	}
+
+	data = request_data_reference(request, inst, 0);
+	current_request = request;
+	if (data != NULL && data->has_code && !alt_in_use(request, data)) {
+		step = "code";
+		ftm_auth_verify_code(inst->auth, &lb.login, data->code, now, &out);
+	} else {
+		/* Password only: typed without a code, the whole input was the password (alt), or
+		 * Auth-Type ftmpush was set by the site without our authorize. */
+		step = data != NULL && data->has_alt ? "password only (whole input)" : "password only";
+		ftm_auth_second_factor(inst->auth, &lb.login, now, &out);
+		if (out.result == FTM_RES_PUSH_FAILED && inst->cfg.challenge) {
+			radlog_request(L_WARN, L_DBG_LVL_OFF, request,
+				       "%s: user=%s serial=%s: push failed (%s): asking for the code", inst->name,
+				       lb.login.user, or_dash(out.serial), or_dash(out.reason));
+			memset(&out, 0, sizeof(out));
+			ftm_auth_challenge_code(inst->auth, &lb.login, now, &out);
+			step = "push failed, challenge";
+		}
+	}
+	current_request = NULL;
+	if (data != NULL) {
+		/* The code is spent either way: nothing later in this request may reuse it. */
+		ftm_memzero(data->code, sizeof(data->code));
+		data->has_code = false;
+	}
+	return finish(inst, request, &lb.login, &out, step);
+}
+
+/* %{ftmpush:alt}: what the user typed, whole, when its trailing digits did not verify as a code (a
+ * password that ends in digits); "" otherwise. For the site's retry of the first factor. */
+static ssize_t xlat_ftmpush(void *instance, REQUEST *request, char const *fmt, char *out, size_t outlen)
+{
+	ftmpush_request_t *data;
+
+	*out = '\0';
+	if (strcmp(fmt, "alt") != 0) {
+		REDEBUG("Unknown ftmpush expansion \"%s\" (known: alt)", fmt);
+		return -1;
+	}
+	data = request_data_reference(request, instance, 0);
+	if (data == NULL || !data->has_alt)
+		return 0;
+	if (strlen(data->alt_password) >= outlen)
+		return -1;
+	return snprintf(out, outlen, "%s", data->alt_password);
+}
+
+static int mod_bootstrap(CONF_SECTION *conf, void *instance)
+{
+	rlm_ftmpush_t *inst = instance;
+
+	inst->name = cf_section_name2(conf);
+	if (inst->name == NULL)
+		inst->name = cf_section_name1(conf);
+	xlat_register(inst->name, xlat_ftmpush, NULL, inst);
+	return 0;
+}
+
+extern module_t rlm_ftmpush;
+module_t rlm_ftmpush = {
+	.magic		= RLM_MODULE_INIT,
+	.name		= "ftmpush",
+	.type		= RLM_TYPE_THREAD_SAFE,
+	.inst_size	= sizeof(rlm_ftmpush_t),
+	.config		= module_config,
+	.bootstrap	= mod_bootstrap,
+	.instantiate	= mod_instantiate,
+	.detach		= mod_detach,
+	.methods = {
+		[MOD_AUTHENTICATE]	= mod_authenticate,
+		[MOD_AUTHORIZE]		= mod_authorize,
+	},
+};

@@ -1,0 +1,820 @@
+/* ftmpushctl: the admin CLI over libftmpush: tokens, codes, the verdict and config checks. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef HAVE_QRENCODE
+#include <qrencode.h>
+#endif
+
+#include "ftm_config.h"
+#include "ftm_log.h"
+#include "ftm_otp.h"
+#include "ftm_store.h"
+
+#define EXIT_REFUSED	1	/* verify: the code was refused; other commands: the operation failed */
+#define EXIT_USAGE	2
+
+static const char *prog = "ftmpushctl";
+
+/* Global options: apply to every command, before or after it. */
+static struct {
+	const char	*db;
+	const char	*config;
+	const char	*key_file;
+	bool		verbose;
+} g;
+
+static ftm_config_t cfg;
+static ftm_log_t logger = { ftm_log_sink_stderr, NULL, FTM_LOG_WARN };
+
+static void die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void die(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: %s [--db PATH] [--config FILE] [--key-file FILE] COMMAND ...\n"
+"  token add USER [--serial S] [--seed HEX] [--algorithm sha1|sha256|sha512] [--digits 6|8]\n"
+"                 [--period S] [--push CHANNEL:TARGET] [--issuer NAME] [--qr | --no-qr]\n"
+"  token list [--user USER]\n"
+"  token show SERIAL\n"
+"  token lock|unlock|delete SERIAL\n"
+"  token reissue SERIAL [--seed HEX] [--algorithm A] [--digits N] [--period S] [--qr | --no-qr]\n"
+"  token push SERIAL CHANNEL:TARGET|none\n"
+"  token assign SERIAL USER\n"
+"  token import FILE [--algorithm A] [--digits N] [--period S]   (CSV: serial,seed[,user])\n"
+"  otp --seed HEX [--algorithm A] [--digits N] [--period S] [--time UNIX]   (defaults: sha1, 6, 30 s)\n"
+"  otp --serial SERIAL [--time UNIX]\n"
+"  verify USER CODE [--time UNIX]\n"
+"  config check [--config FILE]\n"
+"Exit status: 0 success; 1 refused or failed; 2 usage error.\n", prog);
+}
+
+/* ---- option parsing shared by the commands ---- */
+
+enum {
+	O_DB = 1000, O_CONFIG, O_KEYFILE, O_SERIAL, O_SEED, O_ALG, O_DIGITS, O_PERIOD, O_PUSH, O_ISSUER,
+	O_QR, O_NOQR, O_TIME, O_USER, O_VERBOSE, O_HELP
+};
+
+static const struct option long_opts[] = {
+	{ "db",		required_argument,	NULL, O_DB },
+	{ "config",	required_argument,	NULL, O_CONFIG },
+	{ "key-file",	required_argument,	NULL, O_KEYFILE },
+	{ "serial",	required_argument,	NULL, O_SERIAL },
+	{ "seed",	required_argument,	NULL, O_SEED },
+	{ "algorithm",	required_argument,	NULL, O_ALG },
+	{ "digits",	required_argument,	NULL, O_DIGITS },
+	{ "period",	required_argument,	NULL, O_PERIOD },
+	{ "push",	required_argument,	NULL, O_PUSH },
+	{ "issuer",	required_argument,	NULL, O_ISSUER },
+	{ "qr",		no_argument,		NULL, O_QR },
+	{ "no-qr",	no_argument,		NULL, O_NOQR },
+	{ "time",	required_argument,	NULL, O_TIME },
+	{ "user",	required_argument,	NULL, O_USER },
+	{ "verbose",	no_argument,		NULL, O_VERBOSE },
+	{ "help",	no_argument,		NULL, O_HELP },
+	{ NULL, 0, NULL, 0 }
+};
+
+typedef struct opts {
+	const char	*serial, *seed, *alg, *digits, *period, *push, *issuer, *time, *user;
+	int		qr;	/* -1 auto (a tty), 0 no, 1 yes */
+	int		argc;
+	char		**argv;	/* the positional arguments */
+} opts_t;
+
+/* Parse argv (options anywhere); `allowed` lists the command's own options. */
+static void parse_opts(int argc, char **argv, const char *allowed, opts_t *o)
+{
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->qr = -1;
+	optind = 0;	/* glibc: a full restart, forgetting main()'s '+' ordering */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "d:c:k:vh", long_opts, NULL)) != -1) {
+		const char *name = NULL;
+
+		for (const struct option *lo = long_opts; lo->name; lo++)
+			if (lo->val == c)
+				name = lo->name;
+		if (c >= O_SERIAL && c <= O_USER && (name == NULL || strstr(allowed, name) == NULL))
+			die(EXIT_USAGE, "option --%s does not apply to this command", name ? name : "?");
+		switch (c) {
+		case 'd': case O_DB:		g.db = optarg; break;
+		case 'c': case O_CONFIG:	g.config = optarg; break;
+		case 'k': case O_KEYFILE:	g.key_file = optarg; break;
+		case 'v': case O_VERBOSE:	g.verbose = true; break;
+		case 'h': case O_HELP:		usage(stdout); exit(0);
+		case O_SERIAL:	o->serial = optarg; break;
+		case O_SEED:	o->seed = optarg; break;
+		case O_ALG:	o->alg = optarg; break;
+		case O_DIGITS:	o->digits = optarg; break;
+		case O_PERIOD:	o->period = optarg; break;
+		case O_PUSH:	o->push = optarg; break;
+		case O_ISSUER:	o->issuer = optarg; break;
+		case O_QR:	o->qr = 1; break;
+		case O_NOQR:	o->qr = 0; break;
+		case O_TIME:	o->time = optarg; break;
+		case O_USER:	o->user = optarg; break;
+		default:
+			if (optopt >= O_DB)
+				die(EXIT_USAGE, "option %s needs a value (see --help)", argv[optind - 1]);
+			die(EXIT_USAGE, "unknown option %s (see --help)", argv[optind - 1]);
+		}
+	}
+	o->argc = argc - optind;
+	o->argv = argv + optind;
+}
+
+static void want_args(const opts_t *o, int n, const char *what)
+{
+	if (o->argc != n)
+		die(EXIT_USAGE, "usage: %s %s", prog, what);
+}
+
+static unsigned parse_uint(const char *s, const char *what, unsigned lo, unsigned hi)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (s[0] == '\0' || s[0] == '-' || *end != '\0' || errno != 0 || v < lo || v > hi)
+		die(EXIT_USAGE, "bad %s \"%s\": expected %u to %u", what, s, lo, hi);
+	return (unsigned)v;
+}
+
+static time_t parse_time(const char *s)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL)
+		return time(NULL);
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (s[0] == '\0' || *end != '\0' || errno != 0 || v < 0)
+		die(EXIT_USAGE, "bad --time \"%s\": expected seconds since the epoch", s);
+	return (time_t)v;
+}
+
+static unsigned parse_digits(const char *s)
+{
+	unsigned d = parse_uint(s, "--digits", 6, 8);
+
+	if (d == 7)
+		die(EXIT_USAGE, "bad --digits 7: expected 6 or 8");
+	return d;
+}
+
+/* Apply --algorithm/--digits/--period to a token. */
+static void apply_params(ftm_token_t *t, const opts_t *o)
+{
+	if (o->alg && ftm_alg_parse(o->alg, &t->alg) != 0)
+		die(EXIT_USAGE, "bad --algorithm \"%s\": expected sha1, sha256 or sha512", o->alg);
+	if (o->digits)
+		t->digits = parse_digits(o->digits);
+	if (o->period)
+		t->period = parse_uint(o->period, "--period", 1, 3600);
+}
+
+static bool valid_push(const char *p)
+{
+	const char *colon = strchr(p, ':');
+
+	return colon != NULL && colon != p && colon[1] != '\0';
+}
+
+/* ---- config and store ---- */
+
+static void config_report(void *ctx, unsigned line, const char *message)
+{
+	const char *file = ctx;
+
+	if (line > 0)
+		fprintf(stderr, "%s: %s:%u: %s\n", prog, file, line, message);
+	else
+		fprintf(stderr, "%s: %s: %s\n", prog, file, message);
+}
+
+/* --config FILE, else the default config file when it exists, else the built-in defaults. */
+static void load_config(void)
+{
+	char err[FTM_ERR_MAX];
+	const char *path = g.config;
+
+	ftm_config_defaults(&cfg);
+	if (path == NULL && access(FTM_DEFAULT_CONFIG, F_OK) == 0)
+		path = FTM_DEFAULT_CONFIG;
+	if (path != NULL) {
+		err[0] = '\0';
+		if (ftm_config_load(&cfg, path, NULL, NULL, err, sizeof(err)) != 0)
+			die(EXIT_REFUSED, "%s: %s (run: %s config check --config %s)", path, err, prog, path);
+	}
+	if (g.db != NULL) {
+		snprintf(cfg.token_db, sizeof(cfg.token_db), "%s", g.db);
+		if (g.key_file == NULL)
+			cfg.key_file[0] = '\0';	/* another store: its key sits next to it */
+	}
+	if (g.key_file != NULL)
+		snprintf(cfg.key_file, sizeof(cfg.key_file), "%s", g.key_file);
+	if (cfg.debug > 0 || g.verbose)
+		logger.max_level = FTM_LOG_DEBUG;
+}
+
+static ftm_store_t *open_store(void)
+{
+	char err[FTM_ERR_MAX];
+	ftm_store_t *st;
+
+	load_config();
+	st = ftm_store_open(cfg.token_db, cfg.key_file[0] ? cfg.key_file : NULL, g.verbose ? &logger : NULL,
+			    err, sizeof(err));
+	if (st == NULL)
+		die(EXIT_REFUSED, "%s", err);
+	return st;
+}
+
+/* ---- QR code in the terminal ---- */
+
+static void print_qr(const char *text, int want)
+{
+#ifdef HAVE_QRENCODE
+	QRcode *qr;
+	int w, quiet = 2;
+
+	if (want == 0 || (want < 0 && !isatty(STDOUT_FILENO)))
+		return;
+	qr = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+	if (qr == NULL) {
+		fprintf(stderr, "%s: cannot draw the QR code: %s\n", prog, strerror(errno));
+		return;
+	}
+	w = qr->width;
+	/* two modules per character; light modules are drawn (for dark terminals), dark ones are blank */
+	for (int y = -quiet; y < w + quiet; y += 2) {
+		for (int x = -quiet; x < w + quiet; x++) {
+			bool top = y >= 0 && y < w && x >= 0 && x < w && (qr->data[y * w + x] & 1);
+			bool bot = y + 1 >= 0 && y + 1 < w && x >= 0 && x < w && (qr->data[(y + 1) * w + x] & 1);
+			fputs(!top && !bot ? "\u2588" : !top ? "\u2580" : !bot ? "\u2584" : " ", stdout);
+		}
+		fputc('\n', stdout);
+	}
+	ftm_memzero(qr->data, (size_t)w * (size_t)w);
+	QRcode_free(qr);
+#else
+	if (want == 1)
+		fprintf(stderr, "%s: built without libqrencode: no QR code\n", prog);
+#endif
+}
+
+static void print_enrolment(const ftm_token_t *t, const char *issuer, int qr)
+{
+	char uri[1024];
+
+	if (ftm_token_otpauth_uri(t, issuer, uri, sizeof(uri)) != 0)
+		die(EXIT_REFUSED, "cannot build the otpauth URI");
+	printf("serial: %s\n", t->serial);
+	printf("user: %s\n", t->user);
+	printf("uri: %s\n", uri);
+	fflush(stdout);
+	print_qr(uri, qr);
+	ftm_memzero(uri, sizeof(uri));
+}
+
+/* ---- token commands ---- */
+
+static int cmd_token_add(int argc, char **argv)
+{
+	opts_t o;
+	ftm_token_t t;
+	ftm_store_t *st;
+	char err[FTM_ERR_MAX];
+
+	parse_opts(argc, argv, "serial seed algorithm digits period push issuer qr no-qr", &o);
+	want_args(&o, 1, "token add USER [--serial S] [--seed HEX] [--algorithm A] [--digits N] [--period S] [--push CHANNEL:TARGET]");
+	if (o.argv[0][0] == '\0')
+		die(EXIT_USAGE, "empty user name");
+	if (ftm_token_init(&t, o.argv[0], o.serial, o.seed, err, sizeof(err)) != 0)
+		die(EXIT_USAGE, "%s", err);
+	apply_params(&t, &o);
+	if (o.push) {
+		if (!valid_push(o.push))
+			die(EXIT_USAGE, "bad --push \"%s\": expected CHANNEL:TARGET (ntfy:TOPIC, gateway:REGISTRATION_ID)", o.push);
+		snprintf(t.push, sizeof(t.push), "%s", o.push);
+	}
+	st = open_store();
+	if (ftm_store_token_add(st, &t, err, sizeof(err)) != 0) {
+		ftm_memzero(&t, sizeof(t));
+		die(EXIT_REFUSED, "%s", err);
+	}
+	print_enrolment(&t, o.issuer, o.qr);
+	ftm_memzero(&t, sizeof(t));
+	ftm_store_close(st);
+	return 0;
+}
+
+static char *fmt_time(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL || strftime(buf, len, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(buf, len, "%" PRId64, t);
+	return buf;
+}
+
+struct list_ctx {
+	time_t	now;
+	size_t	n;
+};
+
+static int list_one(void *c, const ftm_token_t *t)
+{
+	struct list_ctx *lc = c;
+
+	if (lc->n++ == 0)
+		printf("%-20s %-20s %-8s %-8s %-6s %-6s %-6s %s\n",
+		       "SERIAL", "USER", "STATE", "FAILURES", "ALG", "DIGITS", "PERIOD", "PUSH");
+	printf("%-20s %-20s %-8s %-8u %-6s %-6u %-6u %s\n", t->serial, t->user[0] ? t->user : "-",
+	       ftm_token_state_name(t, lc->now, cfg.activation_expire), t->failures, ftm_alg_name(t->alg),
+	       t->digits, t->period, t->push[0] ? t->push : "-");
+	return 0;
+}
+
+static int cmd_token_list(int argc, char **argv)
+{
+	opts_t o;
+	ftm_store_t *st;
+	char err[FTM_ERR_MAX];
+	struct list_ctx lc = { 0, 0 };
+
+	parse_opts(argc, argv, "user time", &o);
+	want_args(&o, 0, "token list [--user USER]");
+	lc.now = parse_time(o.time);
+	st = open_store();
+	if (ftm_store_token_list(st, o.user, list_one, &lc, err, sizeof(err)) != 0)
+		die(EXIT_REFUSED, "%s", err);
+	if (lc.n == 0)
+		printf("no tokens\n");
+	ftm_store_close(st);
+	return 0;
+}
+
+static int cmd_token_show(int argc, char **argv)
+{
+	opts_t o;
+	ftm_store_t *st;
+	ftm_token_t t;
+	char err[FTM_ERR_MAX], buf[64];
+	time_t now;
+	int rc;
+
+	parse_opts(argc, argv, "time", &o);
+	want_args(&o, 1, "token show SERIAL");
+	now = parse_time(o.time);
+	st = open_store();
+	rc = ftm_store_token_get(st, o.argv[0], &t, err, sizeof(err));
+	if (rc != 0)
+		die(EXIT_REFUSED, "%s", err);
+	ftm_memzero(t.seed, sizeof(t.seed));	/* never shown */
+	printf("serial: %s\n", t.serial);
+	printf("user: %s\n", t.user[0] ? t.user : "(unassigned)");
+	printf("state: %s\n", ftm_token_state_name(&t, now, cfg.activation_expire));
+	printf("status: %s\n", t.status == FTM_TOKEN_ACTIVE ? "active" : "lock");
+	printf("algorithm: %s\n", ftm_alg_name(t.alg));
+	printf("digits: %u\n", t.digits);
+	printf("period: %u\n", t.period);
+	printf("failures: %u\n", t.failures);
+	if (t.last_step >= 0) {
+		printf("last_step: %" PRId64 "\n", t.last_step);
+		printf("last_use: %s\n", fmt_time(t.last_step * (int64_t)t.period, buf, sizeof(buf)));
+	} else {
+		printf("last_step: -1\n");
+		printf("last_use: never\n");
+		if (cfg.activation_expire > 0)
+			printf("activation_expires: %s\n",
+			       fmt_time(t.created + (int64_t)cfg.activation_expire * 60, buf, sizeof(buf)));
+	}
+	printf("push: %s\n", t.push[0] ? t.push : "none");
+	printf("created: %s\n", fmt_time(t.created, buf, sizeof(buf)));
+	ftm_memzero(&t, sizeof(t));
+	ftm_store_close(st);
+	return 0;
+}
+
+static int cmd_token_simple(const char *what, int argc, char **argv)
+{
+	opts_t o;
+	ftm_store_t *st;
+	char err[FTM_ERR_MAX], usage_line[64];
+	int rc;
+
+	snprintf(usage_line, sizeof(usage_line), "token %s SERIAL", what);
+	parse_opts(argc, argv, "", &o);
+	want_args(&o, 1, usage_line);
+	st = open_store();
+	if (strcmp(what, "lock") == 0)
+		rc = ftm_store_token_set_status(st, o.argv[0], FTM_TOKEN_LOCKED, err, sizeof(err));
+	else if (strcmp(what, "unlock") == 0)
+		rc = ftm_store_token_set_status(st, o.argv[0], FTM_TOKEN_ACTIVE, err, sizeof(err));
+	else
+		rc = ftm_store_token_delete(st, o.argv[0], err, sizeof(err));
+	if (rc != 0)
+		die(EXIT_REFUSED, "%s", err);
+	printf("token %s %s\n", o.argv[0], strcmp(what, "lock") == 0 ? "locked" :
+	       strcmp(what, "unlock") == 0 ? "unlocked" : "deleted");
+	ftm_store_close(st);
+	return 0;
+}
+
+static int cmd_token_reissue(int argc, char **argv)
+{
+	opts_t o;
+	ftm_store_t *st;
+	ftm_token_t old, t;
+	char err[FTM_ERR_MAX];
+
+	parse_opts(argc, argv, "seed algorithm digits period issuer qr no-qr", &o);
+	want_args(&o, 1, "token reissue SERIAL [--seed HEX] [--algorithm A] [--digits N] [--period S]");
+	st = open_store();
+	if (ftm_store_token_get(st, o.argv[0], &old, err, sizeof(err)) != 0)
+		die(EXIT_REFUSED, "%s", err);
+	if (ftm_token_init(&t, old.user, old.serial, o.seed, err, sizeof(err)) != 0)
+		die(EXIT_USAGE, "%s", err);
+	t.alg = old.alg;
+	t.digits = old.digits;
+	t.period = old.period;
+	ftm_memzero(&old, sizeof(old));
+	apply_params(&t, &o);
+	if (ftm_store_token_reissue(st, &t, err, sizeof(err)) != 0) {
+		ftm_memzero(&t, sizeof(t));
+		die(EXIT_REFUSED, "%s", err);
+	}
+	print_enrolment(&t, o.issuer, o.qr);
+	ftm_memzero(&t, sizeof(t));
+	ftm_store_close(st);
+	return 0;
+}
+
+static int cmd_token_push(int argc, char **argv)
+{
+	opts_t o;
+	ftm_store_t *st;
+	char err[FTM_ERR_MAX];
+	const char *push;
+
+	parse_opts(argc, argv, "", &o);
+	want_args(&o, 2, "token push SERIAL CHANNEL:TARGET|none");
+	push = o.argv[1];
+	if (strcmp(push, "none") == 0 || push[0] == '\0')
+		push = "";
+	else if (!valid_push(push))
+		die(EXIT_USAGE, "bad push target \"%s\": expected CHANNEL:TARGET or none", push);
+	st = open_store();
+	if (ftm_store_token_set_push(st, o.argv[0], push, err, sizeof(err)) != 0)
+		die(EXIT_REFUSED, "%s", err);
+	printf("token %s push %s\n", o.argv[0], push[0] ? push : "none");
+	ftm_store_close(st);
+	return 0;
+}
+
+static int cmd_token_assign(int argc, char **argv)
+{
+	opts_t o;
+	ftm_store_t *st;
+	char err[FTM_ERR_MAX];
+
+	parse_opts(argc, argv, "", &o);
+	want_args(&o, 2, "token assign SERIAL USER");
+	st = open_store();
+	if (ftm_store_token_set_user(st, o.argv[0], o.argv[1], err, sizeof(err)) != 0)
+		die(EXIT_REFUSED, "%s", err);
+	printf("token %s assigned to %s\n", o.argv[0], o.argv[1][0] ? o.argv[1] : "nobody");
+	ftm_store_close(st);
+	return 0;
+}
+
+/* ---- import ---- */
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+		*--e = '\0';
+	if (e - s >= 2 && s[0] == '"' && e[-1] == '"') {
+		e[-1] = '\0';
+		s++;
+	}
+	return s;
+}
+
+static int cmd_token_import(int argc, char **argv)
+{
+	opts_t o;
+	ftm_store_t *st;
+	FILE *f;
+	char *line = NULL, err[FTM_ERR_MAX];
+	size_t cap = 0, n = 0, tcap = 0, *lines = NULL;
+	ftm_token_t *toks = NULL, probe;
+	unsigned lineno = 0, bad = 0;
+	ssize_t len;
+
+	parse_opts(argc, argv, "algorithm digits period", &o);
+	want_args(&o, 1, "token import FILE   (CSV lines: serial,seed[,user])");
+	f = strcmp(o.argv[0], "-") == 0 ? stdin : fopen(o.argv[0], "r");
+	if (f == NULL)
+		die(EXIT_REFUSED, "%s: %s", o.argv[0], strerror(errno));
+	st = open_store();
+	while ((len = getline(&line, &cap, f)) != -1) {
+		char *fields[4] = { NULL, NULL, NULL, NULL }, *p = line, *s;
+		int nf = 0, get_rc;
+
+		lineno++;
+		s = trim(line);
+		if (s[0] == '\0' || s[0] == '#')
+			continue;
+		while (nf < 4) {
+			char *comma = strchr(p, ',');
+			if (comma)
+				*comma = '\0';
+			fields[nf++] = trim(p);
+			if (!comma)
+				break;
+			p = comma + 1;
+		}
+		if (lineno == 1 && strcasecmp(fields[0], "serial") == 0)
+			continue;	/* a header row */
+		if (nf < 2 || nf > 3) {
+			fprintf(stderr, "%s: %s:%u: expected serial,seed[,user], found %d field%s\n",
+				prog, o.argv[0], lineno, nf, nf == 1 ? "" : "s");
+			bad++;
+			continue;
+		}
+		if (n == tcap) {
+			size_t ncap = tcap ? tcap * 2 : 64;
+			ftm_token_t *nt = calloc(ncap, sizeof(*nt));
+			size_t *nl = realloc(lines, ncap * sizeof(*lines));
+			if (nt == NULL || nl == NULL)
+				die(EXIT_REFUSED, "out of memory");
+			if (toks) {
+				memcpy(nt, toks, n * sizeof(*toks));
+				ftm_memzero(toks, n * sizeof(*toks));
+				free(toks);
+			}
+			toks = nt;
+			lines = nl;
+			tcap = ncap;
+		}
+		if (ftm_token_init(&toks[n], nf == 3 ? fields[2] : "", fields[0], fields[1], err, sizeof(err)) != 0) {
+			fprintf(stderr, "%s: %s:%u: %s\n", prog, o.argv[0], lineno, err);
+			ftm_memzero(&toks[n], sizeof(toks[n]));
+			bad++;
+			continue;
+		}
+		apply_params(&toks[n], &o);
+		for (size_t j = 0; j < n; j++) {
+			if (strcmp(toks[j].serial, toks[n].serial) == 0) {
+				fprintf(stderr, "%s: %s:%u: serial %s already on line %zu\n",
+					prog, o.argv[0], lineno, toks[n].serial, lines[j]);
+				bad++;
+				goto next;
+			}
+		}
+		err[0] = '\0';
+		get_rc = ftm_store_token_get(st, toks[n].serial, &probe, err, sizeof(err));
+		ftm_memzero(&probe, sizeof(probe));
+		if (get_rc != 1) {
+			fprintf(stderr, "%s: %s:%u: %s\n", prog, o.argv[0], lineno,
+				get_rc == 0 ? "serial already in the store" : err);
+			bad++;
+			goto next;
+		}
+		lines[n++] = lineno;
+		continue;
+next:
+		ftm_memzero(&toks[n], sizeof(toks[n]));
+	}
+	if (line) {
+		ftm_memzero(line, cap);
+		free(line);
+	}
+	if (f != stdin)
+		fclose(f);
+	if (bad == 0 && n > 0 && ftm_store_token_import(st, toks, n, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s: %s\n", prog, o.argv[0], err);
+		bad++;
+	}
+	if (toks) {
+		ftm_memzero(toks, tcap * sizeof(*toks));
+		free(toks);
+	}
+	free(lines);
+	ftm_store_close(st);
+	if (bad > 0)
+		die(EXIT_REFUSED, "%s: nothing imported (%u bad row%s)", o.argv[0], bad, bad == 1 ? "" : "s");
+	printf("imported %zu token%s\n", n, n == 1 ? "" : "s");
+	return 0;
+}
+
+/* ---- otp, verify, config ---- */
+
+static int cmd_otp(int argc, char **argv)
+{
+	opts_t o;
+	ftm_token_t t;
+	char code[FTM_CODE_MAX + 1], err[FTM_ERR_MAX];
+	time_t now;
+
+	parse_opts(argc, argv, "seed serial algorithm digits period time", &o);
+	want_args(&o, 0, "otp --seed HEX [--algorithm A] [--digits N] [--period S] [--time UNIX]");
+	now = parse_time(o.time);
+	memset(&t, 0, sizeof(t));
+	if (o.serial && o.seed)
+		die(EXIT_USAGE, "give --seed or --serial, not both");
+	if (o.serial) {
+		ftm_store_t *st = open_store();
+		if (ftm_store_token_get(st, o.serial, &t, err, sizeof(err)) != 0)
+			die(EXIT_REFUSED, "%s", err);
+		ftm_store_close(st);
+	} else if (o.seed) {
+		/* like oathtool --totp: sha1, 6 digits, 30 s unless told */
+		t.alg = FTM_ALG_SHA1;
+		t.digits = 6;
+		t.period = 30;
+		if (ftm_hex_decode(o.seed, t.seed, sizeof(t.seed), &t.seed_len) != 0 || t.seed_len == 0)
+			die(EXIT_USAGE, "bad --seed: hex, 1 to %d bytes", FTM_SEED_MAX);
+	} else {
+		die(EXIT_USAGE, "otp needs --seed HEX or --serial SERIAL");
+	}
+	apply_params(&t, &o);
+	if (ftm_hotp(t.seed, t.seed_len, t.alg, ftm_totp_step(now, t.period), t.digits, code) != 0) {
+		ftm_memzero(&t, sizeof(t));
+		die(EXIT_REFUSED, "cannot compute the code");
+	}
+	ftm_memzero(&t, sizeof(t));
+	printf("%s\n", code);
+	ftm_memzero(code, sizeof(code));
+	return 0;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	opts_t o;
+	ftm_store_t *st;
+	ftm_verdict_t v;
+	ftm_verify_params_t p;
+	const char *code;
+	size_t len;
+
+	parse_opts(argc, argv, "time", &o);
+	want_args(&o, 2, "verify USER CODE [--time UNIX]");
+	code = o.argv[1];
+	len = strlen(code);
+	if (len < 6 || len > 8 || strspn(code, "0123456789") != len)
+		die(EXIT_USAGE, "the code must be 6 to 8 digits");
+	st = open_store();
+	p.window = cfg.window;
+	p.lockout_threshold = cfg.lockout_threshold;
+	p.activation_expire = cfg.activation_expire;
+	p.consume = true;
+	ftm_store_verify_code(st, o.argv[0], code, parse_time(o.time), &p, &v);
+	ftm_store_close(st);
+	if (g.verbose)
+		fprintf(stderr, "%s: %s\n", prog, v.reason);
+	switch (v.code) {
+	case FTM_VERDICT_OK:
+		printf("accepted: token %s\n", v.serial);
+		return 0;
+	case FTM_VERDICT_ERROR:
+		die(EXIT_USAGE + 1, "%s: %s", v.message, v.reason);
+	case FTM_VERDICT_NO_TOKEN:
+		die(EXIT_REFUSED, "refused: user %s holds no token", o.argv[0]);
+	case FTM_VERDICT_BAD_CODE:
+		die(EXIT_REFUSED, "refused: %s (%u consecutive failure%s)", v.message, v.failures,
+		    v.failures == 1 ? "" : "s");
+	default:
+		die(EXIT_REFUSED, "refused: %s", v.message);
+	}
+}
+
+struct check_ctx {
+	const char	*file;
+	unsigned	n;
+};
+
+static void check_report(void *c, unsigned line, const char *message)
+{
+	struct check_ctx *cc = c;
+
+	cc->n++;
+	config_report((void *)cc->file, line, message);
+}
+
+static int cmd_config(int argc, char **argv)
+{
+	opts_t o;
+	struct check_ctx cc = { NULL, 0 };
+	char err[FTM_ERR_MAX];
+	int problems;
+
+	parse_opts(argc, argv, "", &o);
+	if (o.argc != 1 || strcmp(o.argv[0], "check") != 0)
+		die(EXIT_USAGE, "usage: %s config check [--config FILE]", prog);
+	cc.file = g.config ? g.config : FTM_DEFAULT_CONFIG;
+	ftm_config_defaults(&cfg);
+	problems = ftm_config_load(&cfg, cc.file, check_report, &cc, err, sizeof(err));
+	/* cross-option checks too, so one run lists every problem (a bad line keeps its default) */
+	if (access(cc.file, R_OK) == 0)
+		problems += ftm_config_validate(&cfg, check_report, &cc, err, sizeof(err));
+	if (problems > 0) {
+		if (cc.n == 0)	/* a problem the parser did not report line by line */
+			config_report((void *)cc.file, 0, err);
+		die(EXIT_REFUSED, "%s: %d problem%s", cc.file, problems, problems == 1 ? "" : "s");
+	}
+	printf("%s: ok\n", cc.file);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int c;
+
+	opterr = 0;
+	/* global options before the command; '+' stops at the command word */
+	while ((c = getopt_long(argc, argv, "+d:c:k:vh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': case O_DB:		g.db = optarg; break;
+		case 'c': case O_CONFIG:	g.config = optarg; break;
+		case 'k': case O_KEYFILE:	g.key_file = optarg; break;
+		case 'v': case O_VERBOSE:	g.verbose = true; break;
+		case 'h': case O_HELP:		usage(stdout); return 0;
+		default:
+			die(EXIT_USAGE, "unknown or incomplete option %s before the command (see --help)", argv[optind - 1]);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	/* each command parses argv[0..] itself: argv[0] plays the program name for getopt */
+	if (strcmp(argv[0], "token") == 0) {
+		if (argc < 2)
+			die(EXIT_USAGE, "usage: %s token add|list|show|lock|unlock|delete|reissue|push|assign|import ...", prog);
+		argc--;
+		argv++;
+		if (strcmp(argv[0], "add") == 0)
+			return cmd_token_add(argc, argv);
+		if (strcmp(argv[0], "list") == 0)
+			return cmd_token_list(argc, argv);
+		if (strcmp(argv[0], "show") == 0)
+			return cmd_token_show(argc, argv);
+		if (strcmp(argv[0], "lock") == 0 || strcmp(argv[0], "unlock") == 0 || strcmp(argv[0], "delete") == 0)
+			return cmd_token_simple(argv[0], argc, argv);
+		if (strcmp(argv[0], "reissue") == 0)
+			return cmd_token_reissue(argc, argv);
+		if (strcmp(argv[0], "push") == 0)
+			return cmd_token_push(argc, argv);
+		if (strcmp(argv[0], "assign") == 0)
+			return cmd_token_assign(argc, argv);
+		if (strcmp(argv[0], "import") == 0)
+			return cmd_token_import(argc, argv);
+		die(EXIT_USAGE, "unknown command: token %s (see --help)", argv[0]);
+	}
+	if (strcmp(argv[0], "otp") == 0)
+		return cmd_otp(argc, argv);
+	if (strcmp(argv[0], "verify") == 0)
+		return cmd_verify(argc, argv);
+	if (strcmp(argv[0], "config") == 0)
+		return cmd_config(argc, argv);
+	die(EXIT_USAGE, "unknown command: %s (see --help)", argv[0]);
+}
