@@ -1,2 +1,686 @@
-/* placeholder until implemented */
-typedef int ftm_placeholder_auth;
+/* auth: the MFA decisions every front end shares: split, code verdict, push or challenge, and states. */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "ftm_auth.h"
+#include "ftm_rendezvous.h"
+
+#define CHALLENGE_MAX		4096	/* pending challenges kept at once; the oldest goes first */
+#define STATE_BYTES		16	/* 128 bits from the CSPRNG */
+#define STATE_HEX		(2 * STATE_BYTES)
+#define CLIENT_MAX		128
+
+typedef struct {
+	char	state[STATE_HEX + 1];
+	char	user[FTM_USER_MAX];
+	char	client[CLIENT_MAX];
+	time_t	expires;
+} challenge_t;
+
+struct ftm_auth {
+	ftm_config_t	cfg;
+	ftm_log_t	log;
+	ftm_store_t	*store;
+
+	pthread_mutex_t	lock;		/* guards everything below */
+	challenge_t	*challenges;
+	size_t		n_challenges, cap_challenges;
+	ftm_push_ops_t	ops;
+	void		*ops_ctx;
+	bool		has_ops;
+};
+
+static const char *str_or(const char *s, const char *dflt)
+{
+	return s != NULL && *s != '\0' ? s : dflt;
+}
+
+#define WHO(login) str_or((login)->user, "?"), str_or((login)->client, "-")
+
+static void set_out(ftm_outcome_t *out, ftm_result_t r, const char *serial, const char *message,
+		    const char *reason)
+{
+	out->result = r;
+	snprintf(out->serial, sizeof(out->serial), "%s", serial != NULL ? serial : "");
+	snprintf(out->message, sizeof(out->message), "%s", message != NULL ? message : "");
+	snprintf(out->reason, sizeof(out->reason), "%s", reason != NULL ? reason : "");
+}
+
+static ftm_log_level_t level_of(ftm_result_t r)
+{
+	switch (r) {
+	case FTM_RES_OK:
+	case FTM_RES_CHALLENGE:
+		return FTM_LOG_INFO;
+	case FTM_RES_ERROR:
+	case FTM_RES_PUSH_FAILED:
+		return FTM_LOG_ERR;
+	default:
+		return FTM_LOG_WARN;
+	}
+}
+
+/* One line per decision: what, for whom, from where, which token, why. Never a code or a seed. */
+static void log_outcome(ftm_auth_t *auth, const char *what, const ftm_login_t *login, const ftm_outcome_t *out)
+{
+	ftm_log(&auth->log, level_of(out->result), "%s for '%s' from %s: %s (serial %s): %s", what, WHO(login),
+		ftm_result_name(out->result), str_or(out->serial, "-"), str_or(out->reason, "-"));
+}
+
+const char *ftm_result_name(ftm_result_t r)
+{
+	switch (r) {
+	case FTM_RES_OK:		return "ok";
+	case FTM_RES_FAIL:		return "fail";
+	case FTM_RES_REPLAY:		return "replay";
+	case FTM_RES_LOCKED:		return "locked";
+	case FTM_RES_EXPIRED:		return "expired";
+	case FTM_RES_NO_TOKEN:		return "no_token";
+	case FTM_RES_CHALLENGE:		return "challenge";
+	case FTM_RES_DENIED:		return "denied";
+	case FTM_RES_PUSH_FAILED:	return "push_failed";
+	case FTM_RES_ERROR:		return "error";
+	}
+	return "unknown";
+}
+
+/* ---- life cycle ---- */
+
+ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len)
+{
+	char why[FTM_ERR_MAX] = "";
+	ftm_auth_t *auth;
+
+	if (cfg == NULL || cfg->token_db[0] == '\0') {
+		if (err != NULL && err_len > 0)
+			snprintf(err, err_len, "no token_db configured");
+		return NULL;
+	}
+	auth = calloc(1, sizeof(*auth));
+	if (auth == NULL) {
+		if (err != NULL && err_len > 0)
+			snprintf(err, err_len, "out of memory");
+		return NULL;
+	}
+	auth->cfg = *cfg;
+	if (log != NULL)
+		auth->log = *log;
+	if (pthread_mutex_init(&auth->lock, NULL) != 0) {
+		if (err != NULL && err_len > 0)
+			snprintf(err, err_len, "cannot create a mutex");
+		ftm_memzero(&auth->cfg, sizeof(auth->cfg));
+		free(auth);
+		return NULL;
+	}
+	auth->store = ftm_store_open(cfg->token_db, cfg->key_file[0] != '\0' ? cfg->key_file : NULL,
+				     &auth->log, why, sizeof(why));
+	if (auth->store == NULL) {
+		ftm_log(&auth->log, FTM_LOG_ERR, "cannot open the token store %s: %s", cfg->token_db, why);
+		if (err != NULL && err_len > 0)
+			snprintf(err, err_len, "token store %.200s: %.280s", cfg->token_db, why);
+		pthread_mutex_destroy(&auth->lock);
+		ftm_memzero(&auth->cfg, sizeof(auth->cfg));
+		free(auth);
+		return NULL;
+	}
+	return auth;
+}
+
+void ftm_auth_free(ftm_auth_t *auth)
+{
+	if (auth == NULL)
+		return;
+	/* The engine's waiters may still call back into auth while it stops: stop it first. */
+	if (auth->has_ops && auth->ops.stop != NULL)
+		auth->ops.stop(auth->ops_ctx);
+	auth->has_ops = false;
+	ftm_store_close(auth->store);
+	if (auth->challenges != NULL) {
+		ftm_memzero(auth->challenges, auth->cap_challenges * sizeof(challenge_t));
+		free(auth->challenges);
+	}
+	pthread_mutex_destroy(&auth->lock);
+	ftm_memzero(&auth->cfg, sizeof(auth->cfg));	/* ntfy_token */
+	free(auth);
+}
+
+const ftm_config_t *ftm_auth_config(const ftm_auth_t *auth)
+{
+	return auth != NULL ? &auth->cfg : NULL;
+}
+
+ftm_store_t *ftm_auth_store(ftm_auth_t *auth)
+{
+	return auth != NULL ? auth->store : NULL;
+}
+
+void ftm_auth_set_push_ops(ftm_auth_t *auth, const ftm_push_ops_t *ops, void *ctx)
+{
+	if (auth == NULL)
+		return;
+	pthread_mutex_lock(&auth->lock);
+	if (ops != NULL) {
+		auth->ops = *ops;
+		auth->ops_ctx = ctx;
+		auth->has_ops = true;
+	} else {
+		memset(&auth->ops, 0, sizeof(auth->ops));
+		auth->ops_ctx = NULL;
+		auth->has_ops = false;
+	}
+	pthread_mutex_unlock(&auth->lock);
+}
+
+static bool get_ops(ftm_auth_t *auth, ftm_push_ops_t *ops, void **ctx)
+{
+	bool has;
+
+	pthread_mutex_lock(&auth->lock);
+	has = auth->has_ops;
+	*ops = auth->ops;
+	*ctx = auth->ops_ctx;
+	pthread_mutex_unlock(&auth->lock);
+	return has;
+}
+
+/* ---- what the user holds ---- */
+
+typedef struct {
+	ftm_auth_t	*auth;
+	time_t		now;
+	unsigned	n, n_locked, n_expired;
+	bool		digits6, digits8;
+	bool		has_push;	/* a usable token with a push target */
+	ftm_token_t	push_tok;	/* that token (with its seed: the gateway channel needs it) */
+} holdings_t;
+
+static int holdings_cb(void *c, const ftm_token_t *tok)
+{
+	holdings_t *h = c;
+	const char *state = ftm_token_state_name(tok, h->now, h->auth->cfg.activation_expire);
+
+	h->n++;
+	if (tok->digits == 8)
+		h->digits8 = true;
+	else
+		h->digits6 = true;
+	if (strcmp(state, "locked") == 0) {
+		h->n_locked++;
+	} else if (strcmp(state, "expired") == 0) {
+		h->n_expired++;
+	} else if (tok->push[0] != '\0' && !h->has_push) {
+		h->has_push = true;
+		h->push_tok = *tok;
+	}
+	return 0;
+}
+
+static int holdings(ftm_auth_t *auth, const char *user, time_t now, holdings_t *h, char *err, size_t err_len)
+{
+	memset(h, 0, sizeof(*h));
+	h->auth = auth;
+	h->now = now;
+	if (ftm_store_token_list(auth->store, user, holdings_cb, h, err, err_len) != 0) {
+		ftm_memzero(&h->push_tok, sizeof(h->push_tok));
+		return -1;
+	}
+	return 0;
+}
+
+static void holdings_clear(holdings_t *h)
+{
+	ftm_memzero(&h->push_tok, sizeof(h->push_tok));
+}
+
+static ftm_verify_params_t verify_params(const ftm_auth_t *auth, bool consume)
+{
+	ftm_verify_params_t p = {
+		.window = auth->cfg.window,
+		.lockout_threshold = auth->cfg.lockout_threshold,
+		.activation_expire = auth->cfg.activation_expire,
+		.consume = consume,
+	};
+	return p;
+}
+
+/* ---- step 1: split ---- */
+
+/* Would `code` verify for user right now? Peeks, changes nothing. -1 on a store error. */
+static int peek_ok(ftm_auth_t *auth, const char *user, const char *code, time_t now)
+{
+	ftm_verify_params_t p = verify_params(auth, false);
+	ftm_verdict_t v;
+	int rc;
+
+	if (ftm_store_verify_code(auth->store, user, code, now, &p, &v) != 0 || v.code == FTM_VERDICT_ERROR)
+		rc = -1;
+	else
+		rc = v.code == FTM_VERDICT_OK ? 1 : 0;
+	ftm_memzero(&v, sizeof(v));
+	return rc;
+}
+
+int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed, time_t now,
+		   ftm_split_t *out)
+{
+	static const unsigned try_digits[] = { 6, 8 };
+	char err[FTM_ERR_MAX] = "";
+	ftm_passcode_t cand;
+	bool have_cand = false, verified = false;
+	holdings_t h;
+
+	if (out == NULL)
+		return -1;
+	ftm_memzero(out, sizeof(*out));
+	if (auth == NULL || login == NULL || login->user == NULL || typed == NULL)
+		return -1;
+	if (ftm_passcode_split(typed, 6, &out->primary) != 0) {
+		ftm_log(&auth->log, FTM_LOG_WARN, "split for '%s' from %s: input longer than %d bytes refused",
+			WHO(login), FTM_INPUT_MAX);
+		ftm_memzero(out, sizeof(*out));
+		return -1;
+	}
+	/* The default reading: the whole input is the password. */
+	ftm_passcode_split(typed, 0, &out->primary);
+	if (holdings(auth, login->user, now, &h, err, sizeof(err)) != 0) {
+		ftm_log(&auth->log, FTM_LOG_ERR, "split for '%s' from %s: token store unavailable: %s",
+			WHO(login), err);
+		ftm_memzero(out, sizeof(*out));
+		return -1;
+	}
+	out->has_token = h.n > 0;
+	out->push_available = auth->cfg.push.status && h.has_push;
+	holdings_clear(&h);
+	if (!out->has_token) {
+		ftm_log(&auth->log, FTM_LOG_DEBUG, "split for '%s' from %s: no token", WHO(login));
+		return 0;
+	}
+
+	/* One reading per code length the user's tokens use; a code that verifies wins. */
+	memset(&cand, 0, sizeof(cand));
+	for (size_t i = 0; i < sizeof(try_digits) / sizeof(try_digits[0]) && !verified; i++) {
+		ftm_passcode_t p;
+		int ok;
+
+		if ((try_digits[i] == 6 && !h.digits6) || (try_digits[i] == 8 && !h.digits8))
+			continue;
+		ftm_passcode_split(typed, try_digits[i], &p);
+		if (!p.has_code) {
+			ftm_passcode_clear(&p);
+			continue;
+		}
+		ok = peek_ok(auth, login->user, p.code, now);
+		if (ok < 0) {
+			ftm_passcode_clear(&p);
+			ftm_passcode_clear(&cand);
+			ftm_log(&auth->log, FTM_LOG_ERR, "split for '%s' from %s: token store unavailable",
+				WHO(login));
+			ftm_memzero(out, sizeof(*out));
+			return -1;
+		}
+		if (ok == 1 || !have_cand) {
+			cand = p;
+			have_cand = true;
+			verified = ok == 1;
+		}
+		ftm_passcode_clear(&p);
+	}
+	if (have_cand) {
+		out->primary = cand;
+		if (!verified) {
+			/* Maybe the digits are the password's own: the front end may retry with it all. */
+			out->has_alt = true;
+			snprintf(out->alt_password, sizeof(out->alt_password), "%s", typed);
+		}
+	}
+	ftm_passcode_clear(&cand);
+	ftm_log(&auth->log, FTM_LOG_DEBUG, "split for '%s' from %s: token yes, code %s, push %s", WHO(login),
+		!have_cand ? "none" : verified ? "would verify" : "does not verify (password+digits kept as alternative)",
+		out->push_available ? "available" : "not available");
+	return 0;
+}
+
+/* ---- step 2: the code ---- */
+
+static void verdict_to_outcome(const ftm_verdict_t *v, ftm_outcome_t *out)
+{
+	char msg[FTM_MSG_MAX];
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->serial, sizeof(out->serial), "%s", v->serial);
+	snprintf(out->reason, sizeof(out->reason), "%s", v->reason);
+	switch (v->code) {
+	case FTM_VERDICT_OK:
+		out->result = FTM_RES_OK;
+		break;
+	case FTM_VERDICT_BAD_CODE:
+		out->result = FTM_RES_FAIL;
+		snprintf(out->message, sizeof(out->message), "Invalid token code");
+		break;
+	case FTM_VERDICT_REPLAY:
+		out->result = FTM_RES_REPLAY;
+		out->wait_seconds = v->wait_seconds;
+		snprintf(msg, sizeof(msg), "Please wait %u seconds to login again", v->wait_seconds);
+		snprintf(out->message, sizeof(out->message), "%s", msg);
+		break;
+	case FTM_VERDICT_LOCKED:
+		out->result = FTM_RES_LOCKED;
+		snprintf(out->message, sizeof(out->message), "Token locked");
+		break;
+	case FTM_VERDICT_EXPIRED:
+		out->result = FTM_RES_EXPIRED;
+		snprintf(out->message, sizeof(out->message), "Token expired: ask your administrator to re-issue it");
+		break;
+	case FTM_VERDICT_NO_TOKEN:
+		out->result = FTM_RES_NO_TOKEN;
+		snprintf(out->message, sizeof(out->message), "No token");
+		break;
+	case FTM_VERDICT_ERROR:
+	default:
+		out->result = FTM_RES_ERROR;
+		snprintf(out->message, sizeof(out->message), "Token store unavailable");
+		break;
+	}
+}
+
+static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
+		       ftm_outcome_t *out)
+{
+	ftm_verify_params_t p = verify_params(auth, true);
+	ftm_verdict_t v;
+
+	ftm_store_verify_code(auth->store, login->user, code, now, &p, &v);	/* errors are in v */
+	verdict_to_outcome(&v, out);
+	if (v.now_locked)
+		ftm_log(&auth->log, FTM_LOG_WARN, "token %s of '%s' locked after %u consecutive failures",
+			str_or(v.serial, "-"), str_or(login->user, "?"), v.failures);
+	ftm_memzero(&v, sizeof(v));
+}
+
+void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
+			  ftm_outcome_t *out)
+{
+	if (out == NULL)
+		return;
+	memset(out, 0, sizeof(*out));
+	if (auth == NULL || login == NULL || login->user == NULL || code == NULL) {
+		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "no auth context, user or code");
+		return;
+	}
+	check_code(auth, login, code, now, out);
+	log_outcome(auth, "token code", login, out);
+}
+
+/* ---- step 2 without a code: push, or challenge ---- */
+
+void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out)
+{
+	char err[FTM_ERR_MAX] = "", reason[FTM_MSG_MAX];
+	ftm_push_ops_t ops;
+	void *ops_ctx = NULL;
+	holdings_t h;
+
+	if (out == NULL)
+		return;
+	memset(out, 0, sizeof(*out));
+	if (auth == NULL || login == NULL || login->user == NULL) {
+		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "no auth context or user");
+		return;
+	}
+	if (holdings(auth, login->user, now, &h, err, sizeof(err)) != 0) {
+		snprintf(reason, sizeof(reason), "token store unavailable: %.200s", err);
+		set_out(out, FTM_RES_ERROR, NULL, "Token store unavailable", reason);
+		log_outcome(auth, "second factor", login, out);
+		return;
+	}
+	if (h.n == 0) {
+		set_out(out, FTM_RES_NO_TOKEN, NULL, "No token", "user holds no token");
+		log_outcome(auth, "second factor", login, out);
+		return;
+	}
+	if (h.n_locked + h.n_expired == h.n) {
+		if (h.n_locked > 0)
+			set_out(out, FTM_RES_LOCKED, NULL, "Token locked", "every token of the user is locked or expired");
+		else
+			set_out(out, FTM_RES_EXPIRED, NULL, "Token expired: ask your administrator to re-issue it",
+				"every token of the user expired unused");
+		log_outcome(auth, "second factor", login, out);
+		return;
+	}
+
+	if (auth->cfg.push.status && h.has_push) {
+		if (get_ops(auth, &ops, &ops_ctx) && ops.second_factor != NULL) {
+			ftm_log(&auth->log, FTM_LOG_INFO, "push for '%s' from %s to token %s", WHO(login),
+				h.push_tok.serial);
+			ops.second_factor(ops_ctx, login, &h.push_tok, now, out);
+		} else {
+			ftm_log(&auth->log, FTM_LOG_INFO, "push for '%s' from %s to token %s via ftmpushd %s",
+				WHO(login), h.push_tok.serial, auth->cfg.push.socket);
+			ftm_rdv_second_factor(&auth->cfg, login, h.push_tok.serial, -1, &auth->log, out);
+		}
+		if (out->serial[0] == '\0')
+			snprintf(out->serial, sizeof(out->serial), "%s", h.push_tok.serial);
+		holdings_clear(&h);
+		if (out->result != FTM_RES_PUSH_FAILED) {
+			if (out->result == FTM_RES_DENIED && out->message[0] == '\0')
+				snprintf(out->message, sizeof(out->message), "Token denied or timeout");
+			log_outcome(auth, "push", login, out);
+			return;
+		}
+		log_outcome(auth, "push", login, out);
+		if (!auth->cfg.challenge)
+			return;		/* PUSH_FAILED: the push could not be sent, no fallback configured */
+		ftm_log(&auth->log, FTM_LOG_INFO, "push for '%s' from %s failed: falling back to a code challenge",
+			WHO(login));
+		ftm_auth_challenge_code(auth, login, now, out);
+		return;
+	}
+	holdings_clear(&h);
+
+	if (auth->cfg.challenge) {
+		ftm_auth_challenge_code(auth, login, now, out);
+		return;
+	}
+	set_out(out, FTM_RES_FAIL, NULL, "Token code required: enter your password followed by the token code",
+		auth->cfg.push.status ? "no code given, no push target for the user, challenge disabled"
+				      : "no code given, push disabled, challenge disabled");
+	log_outcome(auth, "second factor", login, out);
+}
+
+/* ---- challenges ---- */
+
+/* Drops expired entries. Called with the lock held. */
+static void purge_expired(ftm_auth_t *auth, time_t now)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < auth->n_challenges; i++) {
+		if (auth->challenges[i].expires > now) {
+			if (i != j)
+				auth->challenges[j] = auth->challenges[i];
+			j++;
+		}
+	}
+	if (j < auth->n_challenges)
+		ftm_memzero(&auth->challenges[j], (auth->n_challenges - j) * sizeof(challenge_t));
+	auth->n_challenges = j;
+}
+
+static void remove_at(ftm_auth_t *auth, size_t i)
+{
+	auth->challenges[i] = auth->challenges[auth->n_challenges - 1];
+	ftm_memzero(&auth->challenges[auth->n_challenges - 1], sizeof(challenge_t));
+	auth->n_challenges--;
+}
+
+void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out)
+{
+	unsigned char raw[STATE_BYTES];
+	challenge_t c;
+	bool evicted = false;
+
+	if (out == NULL)
+		return;
+	memset(out, 0, sizeof(*out));
+	if (auth == NULL || login == NULL || login->user == NULL) {
+		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "no auth context or user");
+		return;
+	}
+	if (strlen(login->user) >= sizeof(c.user) || strlen(str_or(login->client, "")) >= sizeof(c.client)) {
+		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "user or client name too long for a challenge");
+		log_outcome(auth, "challenge", login, out);
+		return;
+	}
+	if (RAND_bytes(raw, sizeof(raw)) != 1) {
+		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "no randomness for a challenge state");
+		log_outcome(auth, "challenge", login, out);
+		return;
+	}
+	memset(&c, 0, sizeof(c));
+	ftm_hex_encode(raw, sizeof(raw), c.state);
+	ftm_memzero(raw, sizeof(raw));
+	snprintf(c.user, sizeof(c.user), "%s", login->user);
+	snprintf(c.client, sizeof(c.client), "%s", str_or(login->client, ""));
+	c.expires = now + (time_t)auth->cfg.challenge_timeout;
+
+	pthread_mutex_lock(&auth->lock);
+	purge_expired(auth, now);
+	if (auth->n_challenges == CHALLENGE_MAX) {
+		/* Full of live challenges: the one closest to expiry makes room. */
+		size_t oldest = 0;
+
+		for (size_t i = 1; i < auth->n_challenges; i++)
+			if (auth->challenges[i].expires < auth->challenges[oldest].expires)
+				oldest = i;
+		remove_at(auth, oldest);
+		evicted = true;
+	}
+	if (auth->n_challenges == auth->cap_challenges) {
+		size_t cap = auth->cap_challenges ? auth->cap_challenges * 2 : 16;
+		challenge_t *grown;
+
+		if (cap > CHALLENGE_MAX)
+			cap = CHALLENGE_MAX;
+		grown = calloc(cap, sizeof(*grown));
+		if (grown == NULL) {
+			pthread_mutex_unlock(&auth->lock);
+			set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "out of memory for a challenge");
+			log_outcome(auth, "challenge", login, out);
+			return;
+		}
+		if (auth->challenges != NULL) {
+			memcpy(grown, auth->challenges, auth->n_challenges * sizeof(*grown));
+			ftm_memzero(auth->challenges, auth->cap_challenges * sizeof(*grown));
+			free(auth->challenges);
+		}
+		auth->challenges = grown;
+		auth->cap_challenges = cap;
+	}
+	auth->challenges[auth->n_challenges++] = c;
+	pthread_mutex_unlock(&auth->lock);
+
+	if (evicted)
+		ftm_log(&auth->log, FTM_LOG_WARN, "%d challenges pending: the oldest was dropped", CHALLENGE_MAX);
+	out->result = FTM_RES_CHALLENGE;
+	snprintf(out->state, sizeof(out->state), "%s", c.state);
+	snprintf(out->message, sizeof(out->message), "Enter the token code");
+	snprintf(out->reason, sizeof(out->reason), "code challenge issued, valid %us", auth->cfg.challenge_timeout);
+	ftm_memzero(&c, sizeof(c));
+	log_outcome(auth, "challenge", login, out);
+}
+
+static bool is_state(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < STATE_HEX; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return s[i] == '\0';
+}
+
+typedef enum { ST_UNKNOWN, ST_OK, ST_EXPIRED, ST_MISMATCH } state_check_t;
+
+/* Finds and consumes a state (single use, whatever the answer). */
+static state_check_t take_state(ftm_auth_t *auth, const ftm_login_t *login, const char *state, time_t now)
+{
+	state_check_t r = ST_UNKNOWN;
+	size_t found = 0;
+	bool hit = false;
+
+	if (!is_state(state))
+		return ST_UNKNOWN;
+	pthread_mutex_lock(&auth->lock);
+	/* Every entry is compared in full: a State is a bearer secret. */
+	for (size_t i = 0; i < auth->n_challenges; i++) {
+		bool eq = ftm_ct_equal(auth->challenges[i].state, state, STATE_HEX);
+
+		found = (eq && !hit) ? i : found;
+		hit |= eq;
+	}
+	if (hit) {
+		const challenge_t *c = &auth->challenges[found];
+
+		if (c->expires <= now)
+			r = ST_EXPIRED;
+		else if (strcmp(c->user, login->user) != 0 || strcmp(c->client, str_or(login->client, "")) != 0)
+			r = ST_MISMATCH;
+		else
+			r = ST_OK;
+		remove_at(auth, found);
+	}
+	pthread_mutex_unlock(&auth->lock);
+	return r;
+}
+
+void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const char *state,
+			       const char *answer, time_t now, ftm_outcome_t *out)
+{
+	ftm_push_ops_t ops;
+	void *ops_ctx = NULL;
+
+	if (out == NULL)
+		return;
+	memset(out, 0, sizeof(*out));
+	if (auth == NULL || login == NULL || login->user == NULL || state == NULL || answer == NULL) {
+		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "no auth context, user, state or answer");
+		return;
+	}
+	switch (take_state(auth, login, state, now)) {
+	case ST_OK:
+		check_code(auth, login, answer, now, out);
+		log_outcome(auth, "challenge answer", login, out);
+		return;
+	case ST_EXPIRED:
+		set_out(out, FTM_RES_FAIL, NULL, "Challenge expired: log in again", "challenge state expired");
+		log_outcome(auth, "challenge answer", login, out);
+		return;
+	case ST_MISMATCH:
+		set_out(out, FTM_RES_FAIL, NULL, "Invalid challenge: log in again",
+			"challenge state issued to another user or client (consumed)");
+		log_outcome(auth, "challenge answer", login, out);
+		return;
+	case ST_UNKNOWN:
+		break;
+	}
+	if (get_ops(auth, &ops, &ops_ctx) && ops.challenge_answer != NULL &&
+	    ops.challenge_answer(ops_ctx, login, state, answer, now, out)) {
+		log_outcome(auth, "push challenge answer", login, out);
+		return;
+	}
+	memset(out, 0, sizeof(*out));
+	set_out(out, FTM_RES_FAIL, NULL, "Invalid or expired challenge: log in again", "unknown challenge state");
+	log_outcome(auth, "challenge answer", login, out);
+}
+
+/* ---- push hook: the engine logs through the auth's own sink ---- */
+const ftm_log_t *ftm_auth_log(const ftm_auth_t *auth)
+{
+	return auth != NULL ? &auth->log : NULL;
+}
