@@ -681,3 +681,9 @@ void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const
 	set_out(out, FTM_RES_FAIL, NULL, "Invalid or expired challenge: log in again", "unknown challenge state");
 	log_outcome(auth, "challenge answer", login, out);
 }
+
+/* ---- push hook: the engine logs through the auth's own sink ---- */
+const ftm_log_t *ftm_auth_log(const ftm_auth_t *auth)
+{
+	return auth != NULL ? &auth->log : NULL;
+}
