@@ -419,25 +419,6 @@ void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char
 
 /* ---- step 2 without a code: push, or challenge ---- */
 
-/* push hook: the code challenge after a failed push keeps saying why ("Push unavailable ...: Enter the
- * token code"), so the user knows the push did not go out. */
-static void push_fallback_challenge(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out)
-{
-	char why[FTM_MSG_MAX];
-	size_t n;
-
-	snprintf(why, sizeof(why), "%s", out->message[0] ? out->message : "Push unavailable");
-	ftm_auth_challenge_code(auth, login, now, out);
-	if (out->result != FTM_RES_CHALLENGE)
-		return;
-	n = strlen(why);
-	if (n + 2 + strlen(out->message) < sizeof(out->message)) {
-		memmove(out->message + n + 2, out->message, strlen(out->message) + 1);
-		memcpy(out->message, why, n);
-		memcpy(out->message + n, ". ", 2);
-	}
-}
-
 void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out)
 {
 	char err[FTM_ERR_MAX] = "", reason[FTM_MSG_MAX];
@@ -497,7 +478,10 @@ void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t n
 			return;		/* PUSH_FAILED: the push could not be sent, no fallback configured */
 		ftm_log(&auth->log, FTM_LOG_INFO, "push for '%s' from %s failed: falling back to a code challenge",
 			WHO(login));
-		push_fallback_challenge(auth, login, now, out);
+		ftm_auth_challenge_code(auth, login, now, out);
+		/* Say why the code is asked for; the text keeps "Enter the token code" for front ends. */
+		if (out->result == FTM_RES_CHALLENGE)
+			snprintf(out->message, sizeof(out->message), "Push unavailable. Enter the token code");
 		return;
 	}
 	holdings_clear(&h);
