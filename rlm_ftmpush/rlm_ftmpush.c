@@ -136,14 +136,14 @@ static void sink_radlog(void *sink_ctx, ftm_log_level_t level, const char *line)
 		}
 		if (request != NULL) {
 			radlog_request(L_DBG, level == FTM_LOG_DEBUG ? L_DBG_LVL_1 : L_DBG_LVL_2, request,
-				       "%s: %s", inst->name, line);
+				       "%s", line);
 		} else if (rad_debug_lvl >= (level == FTM_LOG_DEBUG ? 1 : 2)) {
 			radlog(L_DBG, "rlm_ftmpush (%s): %s", inst->name, line);
 		}
 		return;
 	}
 	if (request != NULL)
-		radlog_request(type, L_DBG_LVL_OFF, request, "%s: %s", inst->name, line);
+		radlog_request(type, L_DBG_LVL_OFF, request, "%s", line);
 	else
 		radlog(type, "rlm_ftmpush (%s): %s", inst->name, line);
 }
