@@ -279,8 +279,10 @@ wait_fresh_step() { local l; l=$(step_left); [ "$l" -ge "${1:-15}" ] || { echo "
 rad_parse() {
   RAD_CODE=$(sed -n 's/^Received \(Access-[A-Za-z]*\) .*/\1/p' "$RAD_OUT" | tail -n 1)
   [ -n "$RAD_CODE" ] || RAD_CODE=none
-  RAD_MSG=$(sed -n 's/^\s*Reply-Message = "\(.*\)"$/\1/p' "$RAD_OUT" | tail -n 1)
-  RAD_STATE=$(sed -n 's/^\s*State = \(0x[0-9a-fA-F]*\)$/\1/p' "$RAD_OUT" | tail -n 1)
+  # Only the attributes of the reply (radclient -x prints the request's too).
+  sed -n '/^Received /,$p' "$RAD_OUT" >"$RAD_OUT.reply"
+  RAD_MSG=$(sed -n 's/^\s*Reply-Message = "\(.*\)"$/\1/p' "$RAD_OUT.reply" | tail -n 1)
+  RAD_STATE=$(sed -n 's/^\s*State = \(0x[0-9a-fA-F]*\)$/\1/p' "$RAD_OUT.reply" | tail -n 1)
 }
 
 # rad_auth USER PASSWORD [ATTR=VALUE...]: extra attributes are passed as written (State=0x..).
