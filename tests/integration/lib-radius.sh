@@ -50,7 +50,7 @@ declare -A RAD_PUSH_OPTS=()
 skip() { echo "SKIP: $*"; exit 77; }
 fail() {
   echo "FAIL: $*"
-  [ -f "$RAD_OUT" ] && { echo "---- last radclient output"; cat "$RAD_OUT"; }
+  [ -f "$RAD_OUT" ] && { echo "---- last radclient output"; cat "$RAD_OUT" "$RAD_OUT.err" 2>/dev/null; }
   [ -f "$RAD_LOG" ] && { echo "---- last lines of the server log ($RAD_LOG)"; tail -n 60 "$RAD_LOG"; }
   exit 1
 }
@@ -294,7 +294,7 @@ rad_auth() {
     printf 'User-Password = "%s"\n' "$pass"
     for a in "$@"; do printf '%s = %s\n' "${a%%=*}" "${a#*=}"; done
   } >"$FTM_TMP/request.txt"
-  radclient -x -r 1 -t 15 -f "$FTM_TMP/request.txt" "127.0.0.1:$RAD_PORT" auth "$RAD_SECRET" >"$RAD_OUT" 2>&1 || true
+  radclient -x -r 1 -t 15 -f "$FTM_TMP/request.txt" "127.0.0.1:$RAD_PORT" auth "$RAD_SECRET" >"$RAD_OUT" 2>"$RAD_OUT.err" || true
   rad_parse
   echo "   $user -> $RAD_CODE${RAD_MSG:+ (\"$RAD_MSG\")}${RAD_STATE:+ State}"
 }
