@@ -479,6 +479,9 @@ void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t n
 		ftm_log(&auth->log, FTM_LOG_INFO, "push for '%s' from %s failed: falling back to a code challenge",
 			WHO(login));
 		ftm_auth_challenge_code(auth, login, now, out);
+		/* Say why the code is asked for; the text keeps "Enter the token code" for front ends. */
+		if (out->result == FTM_RES_CHALLENGE)
+			snprintf(out->message, sizeof(out->message), "Push unavailable. Enter the token code");
 		return;
 	}
 	holdings_clear(&h);
@@ -677,4 +680,10 @@ void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const
 	memset(out, 0, sizeof(*out));
 	set_out(out, FTM_RES_FAIL, NULL, "Invalid or expired challenge: log in again", "unknown challenge state");
 	log_outcome(auth, "challenge answer", login, out);
+}
+
+/* ---- push hook: the engine logs through the auth's own sink ---- */
+const ftm_log_t *ftm_auth_log(const ftm_auth_t *auth)
+{
+	return auth != NULL ? &auth->log : NULL;
 }

@@ -107,6 +107,9 @@ void ftm_auth_set_push_ops(ftm_auth_t *auth, const ftm_push_ops_t *ops, void *ct
  * (common/push*.c), stopped by ftm_auth_free. */
 int ftm_auth_push_start(ftm_auth_t *auth, char *err, size_t err_len);
 
+/* The log given to ftm_auth_new (the push engine logs through it). */
+const ftm_log_t *ftm_auth_log(const ftm_auth_t *auth);
+
 const char *ftm_result_name(ftm_result_t r);
 
 #endif

@@ -472,6 +472,7 @@ static void push_failure_falls_back_to_a_challenge(void **state)
 	ftm_auth_set_push_ops(f->auth, &fake_ops, &p);
 	ftm_auth_second_factor(f->auth, &alice, AT(7), &out);
 	assert_int_equal(out.result, FTM_RES_CHALLENGE);
+	assert_string_equal(out.message, "Push unavailable. Enter the token code");
 	assert_int_equal(strlen(out.state), 32);
 	ftm_auth_challenge_answer(f->auth, &alice, out.state, hotp[7], AT(7), &ans);
 	assert_int_equal(ans.result, FTM_RES_OK);

@@ -1,0 +1,765 @@
+/* push: transactions, their rendezvous (mutex + condvar per transaction), and the ftm_auth plug. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "ftm_push.h"
+
+#define TEXT_FIELD_MAX 64
+
+struct ftm_push_tx {
+	struct ftm_push_tx	*next;
+	unsigned		refs;
+	char			id[FTM_PUSH_ID_LEN + 1];
+	char			caps[3][FTM_PUSH_CAP_LEN + 1];
+	ftm_push_verdict_t	cap_verdict[3];
+	unsigned		ncaps;
+	char			number[3];
+	char			numbers[3][3];
+	char			state[FTM_PUSH_ID_LEN + 1];	/* number matching: the challenge State */
+	bool			state_used;
+	char			user[FTM_USER_MAX];
+	char			client[128];
+	char			nas[128];
+	char			host[128];
+	char			serial[FTM_SERIAL_MAX];
+	bool			gateway;
+	uint8_t			k_cb[32];
+	time_t			created, expires;	/* wall clock, for the message */
+	struct timespec		deadline;		/* monotonic */
+	time_t			decided_mono;
+	ftm_push_verdict_t	verdict;
+	char			reason[FTM_MSG_MAX];
+	pthread_cond_t		cond;
+};
+
+struct ftm_push {
+	ftm_config_t		cfg;
+	const ftm_log_t		*log;
+	pthread_mutex_t		lock;
+	struct ftm_push_tx	*txs;
+	bool			stopping;
+	char			host[300];		/* callback host, bracketed when IPv6 */
+	char			base_url[400];
+	char			cap_url_base[420];
+	char			gw_callback[420];
+	ftm_push_send_fn	send;
+	void			*send_ctx;
+	ftm_push_listener_t	*listener;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+const char *ftm_push_verdict_name(ftm_push_verdict_t v)
+{
+	switch (v) {
+	case FTM_PUSH_PENDING:	return "pending";
+	case FTM_PUSH_APPROVED:	return "approved";
+	case FTM_PUSH_DENIED:	return "denied";
+	case FTM_PUSH_TIMEOUT:	return "timeout";
+	case FTM_PUSH_FAILED:	return "failed";
+	}
+	return "unknown";
+}
+
+static time_t mono_now(struct timespec *ts)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	if (ts)
+		*ts = t;
+	return t.tv_sec;
+}
+
+static bool ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+static int random_hex(char *out, size_t nbytes)
+{
+	uint8_t buf[32];
+
+	if (nbytes > sizeof(buf) || RAND_bytes(buf, (int)nbytes) != 1)
+		return -1;
+	for (size_t i = 0; i < nbytes; i++)
+		snprintf(out + 2 * i, 3, "%02x", buf[i]);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return 0;
+}
+
+/* 24 CSPRNG bytes as 32 base64url characters (no padding needed). */
+static int random_cap(char out[FTM_PUSH_CAP_LEN + 1])
+{
+	uint8_t buf[24];
+	char b64[40];
+
+	if (RAND_bytes(buf, sizeof(buf)) != 1)
+		return -1;
+	EVP_EncodeBlock((unsigned char *)b64, buf, sizeof(buf));
+	OPENSSL_cleanse(buf, sizeof(buf));
+	for (int i = 0; i < FTM_PUSH_CAP_LEN; i++)
+		out[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+	out[FTM_PUSH_CAP_LEN] = '\0';
+	return 0;
+}
+
+static unsigned random_below(unsigned n)
+{
+	uint32_t r;
+
+	if (RAND_bytes((uint8_t *)&r, sizeof(r)) != 1)
+		return 0;
+	return r % n;
+}
+
+/* Three distinct two-digit numbers in random order; the first drawn is the right one. */
+static int pick_numbers(struct ftm_push_tx *tx)
+{
+	unsigned v[3], right;
+
+	for (int i = 0; i < 3; i++) {
+		bool dup;
+
+		do {
+			v[i] = 10 + random_below(90);
+			dup = false;
+			for (int j = 0; j < i; j++)
+				dup |= v[j] == v[i];
+		} while (dup);
+	}
+	snprintf(tx->number, sizeof(tx->number), "%02u", v[0]);
+	right = random_below(3);
+	/* put the right number at position `right` */
+	{
+		unsigned t = v[right];
+
+		v[right] = v[0];
+		v[0] = t;
+	}
+	for (int i = 0; i < 3; i++) {
+		snprintf(tx->numbers[i], sizeof(tx->numbers[i]), "%02u", v[i]);
+		tx->cap_verdict[i] = (unsigned)i == right ? FTM_PUSH_APPROVED : FTM_PUSH_DENIED;
+	}
+	return 0;
+}
+
+static void copy_field(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src ? src : "");
+}
+
+static void tx_free(struct ftm_push_tx *tx)
+{
+	OPENSSL_cleanse(tx->k_cb, sizeof(tx->k_cb));
+	OPENSSL_cleanse(tx->caps, sizeof(tx->caps));
+	pthread_cond_destroy(&tx->cond);
+	free(tx);
+}
+
+static void decide(ftm_push_t *p, struct ftm_push_tx *tx, ftm_push_verdict_t v, const char *why)
+{
+	if (tx->verdict != FTM_PUSH_PENDING)
+		return;
+	tx->verdict = v;
+	tx->decided_mono = mono_now(NULL);
+	if (why)
+		copy_field(tx->reason, sizeof(tx->reason), why);
+	pthread_cond_broadcast(&tx->cond);
+	ftm_log(p->log, v == FTM_PUSH_APPROVED ? FTM_LOG_INFO : FTM_LOG_WARN,
+		"push %.8s for '%s' (%s) from %s: %s%s%s", tx->id, tx->user, tx->serial,
+		tx->client[0] ? tx->client : "-", ftm_push_verdict_name(v), why ? ": " : "", why ? why : "");
+}
+
+/* Under the lock: time out expired transactions, forget finished unreferenced ones after RETAIN. */
+static void sweep(ftm_push_t *p)
+{
+	struct timespec now;
+	struct ftm_push_tx **pp = &p->txs;
+
+	mono_now(&now);
+	while (*pp) {
+		struct ftm_push_tx *tx = *pp;
+
+		if (tx->verdict == FTM_PUSH_PENDING && !ts_before(&now, &tx->deadline))
+			decide(p, tx, FTM_PUSH_TIMEOUT, "no answer before the push timeout");
+		if (tx->verdict != FTM_PUSH_PENDING && tx->refs == 0 &&
+		    now.tv_sec - tx->decided_mono >= FTM_PUSH_RETAIN) {
+			*pp = tx->next;
+			tx_free(tx);
+			continue;
+		}
+		pp = &tx->next;
+	}
+}
+
+ftm_push_t *ftm_push_new(const ftm_config_t *cfg, const ftm_log_t *log, unsigned flags, char *err, size_t err_len)
+{
+	ftm_push_t *p;
+	char addr[256];
+
+	pthread_once(&curl_once, curl_init_once);
+	p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return NULL;
+	}
+	p->cfg = *cfg;
+	if (p->cfg.push.timeout == 0)
+		p->cfg.push.timeout = 60;
+	if (p->cfg.push.server_port == 0)
+		p->cfg.push.server_port = 4433;
+	p->log = log;
+	p->send = ftm_push_channel_send;
+	pthread_mutex_init(&p->lock, NULL);
+	if (cfg->push.server[0]) {
+		copy_field(addr, sizeof(addr), cfg->push.server);
+	} else if (cfg->push.interface[0]) {
+		if (ftm_push_interface_address(cfg->push.interface, addr, sizeof(addr), err, err_len) != 0)
+			goto fail;
+	} else {
+		copy_field(addr, sizeof(addr), "localhost");
+	}
+	if (strchr(addr, ':'))
+		snprintf(p->host, sizeof(p->host), "[%s]", addr);
+	else
+		copy_field(p->host, sizeof(p->host), addr);
+	snprintf(p->base_url, sizeof(p->base_url), "https://%s:%u/ftm/v1/", p->host, p->cfg.push.server_port);
+	snprintf(p->cap_url_base, sizeof(p->cap_url_base), "%scb/", p->base_url);
+	snprintf(p->gw_callback, sizeof(p->gw_callback), "%sgw", p->base_url);
+	if (!(flags & FTM_PUSH_NO_LISTENER)) {
+		p->listener = ftm_push_listener_start(p, &p->cfg, log, err, err_len);
+		if (p->listener == NULL)
+			goto fail;
+	}
+	ftm_log(log, FTM_LOG_INFO, "push engine ready: callbacks at %s, timeout %us%s", p->base_url,
+		p->cfg.push.timeout, p->cfg.push.number_matching ? ", number matching" : "");
+	return p;
+fail:
+	pthread_mutex_destroy(&p->lock);
+	OPENSSL_cleanse(&p->cfg, sizeof(p->cfg));
+	free(p);
+	return NULL;
+}
+
+void ftm_push_free(ftm_push_t *p)
+{
+	struct ftm_push_tx *tx;
+
+	if (p == NULL)
+		return;
+	if (p->listener)
+		ftm_push_listener_stop(p->listener);
+	p->listener = NULL;
+	pthread_mutex_lock(&p->lock);
+	p->stopping = true;
+	for (tx = p->txs; tx; tx = tx->next) {
+		decide(p, tx, FTM_PUSH_FAILED, "push engine stopped");
+		pthread_cond_broadcast(&tx->cond);
+	}
+	/* Waiters hold references; they return FAILED at once. Wait for them to let go. */
+	for (;;) {
+		bool busy = false;
+
+		for (tx = p->txs; tx; tx = tx->next)
+			busy |= tx->refs > 0;
+		if (!busy)
+			break;
+		pthread_mutex_unlock(&p->lock);
+		struct timespec d = { 0, 10 * 1000 * 1000 };
+		nanosleep(&d, NULL);
+		pthread_mutex_lock(&p->lock);
+	}
+	while ((tx = p->txs)) {
+		p->txs = tx->next;
+		tx_free(tx);
+	}
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_destroy(&p->lock);
+	OPENSSL_cleanse(&p->cfg, sizeof(p->cfg));
+	free(p);
+}
+
+void ftm_push_set_sender(ftm_push_t *p, ftm_push_send_fn fn, void *ctx)
+{
+	p->send = fn ? fn : ftm_push_channel_send;
+	p->send_ctx = ctx;
+}
+
+const char *ftm_push_base_url(const ftm_push_t *p)
+{
+	return p->base_url;
+}
+
+const char *ftm_push_tx_id(const ftm_push_tx_t *tx)
+{
+	return tx->id;
+}
+
+const char *ftm_push_tx_number(const ftm_push_tx_t *tx)
+{
+	return tx->number;
+}
+
+const char *ftm_push_tx_serial(const ftm_push_tx_t *tx)
+{
+	return tx->serial;
+}
+
+const char *ftm_push_tx_reason(ftm_push_t *p, ftm_push_tx_t *tx, char *buf, size_t len)
+{
+	pthread_mutex_lock(&p->lock);
+	copy_field(buf, len, tx->reason);
+	pthread_mutex_unlock(&p->lock);
+	return buf;
+}
+
+static void build_text(const struct ftm_push_tx *tx, unsigned timeout, char *out, size_t len)
+{
+	char from[100] = "", to[100] = "", host[100] = "";
+
+	if (tx->client[0])
+		snprintf(from, sizeof(from), " from %.*s", TEXT_FIELD_MAX, tx->client);
+	if (tx->nas[0])
+		snprintf(to, sizeof(to), " to %.*s", TEXT_FIELD_MAX, tx->nas);
+	if (tx->host[0])
+		snprintf(host, sizeof(host), " (%.*s)", TEXT_FIELD_MAX, tx->host);
+	if (tx->number[0])
+		snprintf(out, len, "Login request for user %.*s%s%s%s: number %s. Tap %s, or type it at the "
+			 "login prompt. Expires in %u seconds.", TEXT_FIELD_MAX, tx->user, from, to, host,
+			 tx->number, tx->number, timeout);
+	else
+		snprintf(out, len, "Approve login for user %.*s%s%s%s? Expires in %u seconds.", TEXT_FIELD_MAX,
+			 tx->user, from, to, host, timeout);
+}
+
+static struct ftm_push_tx *tx_new(ftm_push_t *p, const ftm_login_t *login, const ftm_token_t *tok, time_t now)
+{
+	struct ftm_push_tx *tx = calloc(1, sizeof(*tx));
+	pthread_condattr_t ca;
+
+	if (tx == NULL)
+		return NULL;
+	if (random_hex(tx->id, FTM_PUSH_ID_LEN / 2) != 0)
+		goto fail;
+	copy_field(tx->user, sizeof(tx->user), login->user);
+	copy_field(tx->client, sizeof(tx->client), login->client);
+	copy_field(tx->nas, sizeof(tx->nas), login->nas);
+	copy_field(tx->host, sizeof(tx->host), login->host);
+	copy_field(tx->serial, sizeof(tx->serial), tok->serial);
+	tx->gateway = strncmp(tok->push, "gateway:", 8) == 0;
+	if (tx->gateway && ftm_push_derive_keys(tok->seed, tok->seed_len, NULL, NULL, tx->k_cb) != 0)
+		goto fail;
+	if (p->cfg.push.number_matching) {
+		pick_numbers(tx);
+		tx->ncaps = 3;
+		if (random_hex(tx->state, FTM_PUSH_ID_LEN / 2) != 0)
+			goto fail;
+	} else {
+		tx->ncaps = 2;
+		tx->cap_verdict[0] = FTM_PUSH_APPROVED;
+		tx->cap_verdict[1] = FTM_PUSH_DENIED;
+	}
+	for (unsigned i = 0; i < tx->ncaps; i++)
+		if (random_cap(tx->caps[i]) != 0)
+			goto fail;
+	tx->created = now;
+	tx->expires = now + (time_t)p->cfg.push.timeout;
+	mono_now(&tx->deadline);
+	tx->deadline.tv_sec += p->cfg.push.timeout;
+	tx->verdict = FTM_PUSH_PENDING;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&tx->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	tx->refs = 1;
+	return tx;
+fail:
+	OPENSSL_cleanse(tx, sizeof(*tx));
+	free(tx);
+	return NULL;
+}
+
+ftm_push_tx_t *ftm_push_start(ftm_push_t *p, const ftm_login_t *login, const ftm_token_t *tok, time_t now,
+			      bool *joined, char *reason, size_t reason_len)
+{
+	struct ftm_push_tx *tx;
+	ftm_push_msg_t m;
+	char text[700], why[FTM_MSG_MAX] = "";
+	const char *client = login->client ? login->client : "";
+	int rc;
+
+	*joined = false;
+	pthread_mutex_lock(&p->lock);
+	if (p->stopping) {
+		pthread_mutex_unlock(&p->lock);
+		snprintf(reason, reason_len, "push engine stopped");
+		return NULL;
+	}
+	sweep(p);
+	for (tx = p->txs; tx; tx = tx->next) {
+		if (tx->verdict == FTM_PUSH_PENDING && strcmp(tx->user, login->user) == 0 &&
+		    strcmp(tx->client, client) == 0) {
+			tx->refs++;
+			*joined = true;
+			pthread_mutex_unlock(&p->lock);
+			ftm_log(p->log, FTM_LOG_INFO, "push %.8s for '%s' from %s: joined the pending push",
+				tx->id, tx->user, client[0] ? client : "-");
+			return tx;
+		}
+	}
+	tx = tx_new(p, login, tok, now);
+	if (tx == NULL) {
+		pthread_mutex_unlock(&p->lock);
+		snprintf(reason, reason_len, "could not create a push transaction");
+		return NULL;
+	}
+	tx->next = p->txs;
+	p->txs = tx;
+	pthread_mutex_unlock(&p->lock);
+
+	/* Everything the channel needs is immutable from here on: no lock while sending. */
+	build_text(tx, p->cfg.push.timeout, text, sizeof(text));
+	memset(&m, 0, sizeof(m));
+	m.tx = tx->id;
+	m.user = tx->user;
+	m.client = tx->client;
+	m.nas = tx->nas;
+	m.host = tx->host;
+	m.serial = tx->serial;
+	m.time = tx->created;
+	m.expires = tx->expires;
+	m.text = text;
+	m.number = tx->number;
+	m.ncaps = tx->ncaps;
+	for (unsigned i = 0; i < tx->ncaps; i++) {
+		m.caps[i] = tx->caps[i];
+		m.numbers[i] = tx->numbers[i];
+		m.labels[i] = tx->number[0] ? tx->numbers[i] : i == 0 ? "Approve" : "Deny";
+	}
+	m.cap_url_base = p->cap_url_base;
+	m.gw_callback = p->gw_callback;
+	m.sender = p->host;
+	ftm_log(p->log, FTM_LOG_INFO, "push %.8s for '%s' (%s) from %s: sending via %.*s", tx->id, tx->user,
+		tx->serial, client[0] ? client : "-", (int)strcspn(tok->push, ":"), tok->push);
+	rc = p->send(p->send_ctx, &p->cfg, tok, &m, why, sizeof(why));
+	if (rc != 0) {
+		pthread_mutex_lock(&p->lock);
+		decide(p, tx, FTM_PUSH_FAILED, why[0] ? why : "send failed");
+		pthread_mutex_unlock(&p->lock);
+	}
+	return tx;
+}
+
+ftm_push_verdict_t ftm_push_wait(ftm_push_t *p, ftm_push_tx_t *tx, unsigned max_ms)
+{
+	struct timespec now, limit;
+	ftm_push_verdict_t v;
+
+	mono_now(&now);
+	limit = tx->deadline;
+	if (max_ms) {
+		struct timespec l = now;
+
+		l.tv_sec += max_ms / 1000;
+		l.tv_nsec += (long)(max_ms % 1000) * 1000000L;
+		if (l.tv_nsec >= 1000000000L) {
+			l.tv_sec++;
+			l.tv_nsec -= 1000000000L;
+		}
+		if (ts_before(&l, &limit))
+			limit = l;
+	}
+	pthread_mutex_lock(&p->lock);
+	while (tx->verdict == FTM_PUSH_PENDING && !p->stopping) {
+		mono_now(&now);
+		if (!ts_before(&now, &tx->deadline)) {
+			decide(p, tx, FTM_PUSH_TIMEOUT, "no answer before the push timeout");
+			break;
+		}
+		if (!ts_before(&now, &limit))
+			break;
+		int rc = pthread_cond_timedwait(&tx->cond, &p->lock, &limit);
+		if (rc != 0 && rc != ETIMEDOUT && rc != EINTR)
+			break;
+	}
+	v = tx->verdict;
+	if (v == FTM_PUSH_PENDING && p->stopping)
+		v = FTM_PUSH_FAILED;
+	pthread_mutex_unlock(&p->lock);
+	return v;
+}
+
+void ftm_push_release(ftm_push_t *p, ftm_push_tx_t *tx)
+{
+	if (tx == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	if (tx->refs > 0)
+		tx->refs--;
+	pthread_mutex_unlock(&p->lock);
+}
+
+static int reply_json(char *reply, size_t len, int status, const char *key, const char *val, const char *status_val)
+{
+	if (status_val)
+		snprintf(reply, len, "{\"%s\":\"%s\",\"status\":\"%s\"}", key, val, status_val);
+	else
+		snprintf(reply, len, "{\"%s\":\"%s\"}", key, val);
+	return status;
+}
+
+/* Under the lock: the status for an answer to tx that is not pending (or just expired). */
+static int refuse_decided(ftm_push_t *p, struct ftm_push_tx *tx, char *reply, size_t len)
+{
+	struct timespec now;
+
+	mono_now(&now);
+	if (tx->verdict == FTM_PUSH_PENDING && !ts_before(&now, &tx->deadline))
+		decide(p, tx, FTM_PUSH_TIMEOUT, "no answer before the push timeout");
+	if (tx->verdict == FTM_PUSH_PENDING)
+		return 0;
+	if (tx->verdict == FTM_PUSH_TIMEOUT)
+		return reply_json(reply, len, 410, "error", "expired", "timeout");
+	return reply_json(reply, len, 409, "error", "already decided", ftm_push_verdict_name(tx->verdict));
+}
+
+int ftm_push_answer_capability(ftm_push_t *p, const char *cap, time_t now, char *reply, size_t reply_len)
+{
+	struct ftm_push_tx *tx, *found = NULL;
+	unsigned idx = 0;
+	int st;
+
+	(void)now;
+	if (strlen(cap) != FTM_PUSH_CAP_LEN)
+		return reply_json(reply, reply_len, 404, "error", "unknown transaction", NULL);
+	pthread_mutex_lock(&p->lock);
+	for (tx = p->txs; tx; tx = tx->next)
+		for (unsigned i = 0; i < tx->ncaps; i++)
+			if (CRYPTO_memcmp(tx->caps[i], cap, FTM_PUSH_CAP_LEN) == 0) {
+				found = tx;
+				idx = i;
+			}
+	if (found == NULL) {
+		pthread_mutex_unlock(&p->lock);
+		ftm_log(p->log, FTM_LOG_WARN, "push callback with an unknown capability: refused");
+		return reply_json(reply, reply_len, 404, "error", "unknown transaction", NULL);
+	}
+	st = refuse_decided(p, found, reply, reply_len);
+	if (st != 0) {
+		ftm_log(p->log, FTM_LOG_WARN, "push %.8s for '%s': late or repeated answer refused (%d)", found->id,
+			found->user, st);
+		pthread_mutex_unlock(&p->lock);
+		return st;
+	}
+	decide(p, found, found->cap_verdict[idx],
+	       found->number[0] ? (found->cap_verdict[idx] == FTM_PUSH_APPROVED ? "the right number tapped"
+						: "a wrong number tapped")
+				: (found->cap_verdict[idx] == FTM_PUSH_APPROVED ? "approved on the phone" : "denied on the phone"));
+	st = reply_json(reply, reply_len, 200, "status", ftm_push_verdict_name(found->verdict), NULL);
+	pthread_mutex_unlock(&p->lock);
+	return st;
+}
+
+static const char *member(struct json_object *o, const char *name)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, name, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+int ftm_push_answer_gateway(ftm_push_t *p, const char *body, size_t body_len, time_t now, char *reply,
+			    size_t reply_len)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *o = NULL;
+	struct ftm_push_tx *tx, *found = NULL;
+	const char *id, *verdict, *number, *proof;
+	char want[65];
+	int st;
+
+	(void)now;
+	if (tok == NULL)
+		return reply_json(reply, reply_len, 500, "error", "out of memory", NULL);
+	if (body_len > 0)
+		o = json_tokener_parse_ex(tok, body, (int)body_len);
+	if (o == NULL || json_tokener_get_error(tok) != json_tokener_success ||
+	    tok->char_offset != (int)body_len || !json_object_is_type(o, json_type_object)) {
+		json_tokener_free(tok);
+		json_object_put(o);
+		return reply_json(reply, reply_len, 400, "error", "body is not a JSON object", NULL);
+	}
+	json_tokener_free(tok);
+	id = member(o, "tx");
+	verdict = member(o, "verdict");
+	number = member(o, "number");
+	proof = member(o, "proof");
+	if (!id || !verdict || !number || !proof) {
+		json_object_put(o);
+		return reply_json(reply, reply_len, 400, "error", "tx, verdict, number and proof are required strings",
+				  NULL);
+	}
+	pthread_mutex_lock(&p->lock);
+	if (strlen(id) == FTM_PUSH_ID_LEN)
+		for (tx = p->txs; tx; tx = tx->next)
+			if (tx->gateway && CRYPTO_memcmp(tx->id, id, FTM_PUSH_ID_LEN) == 0)
+				found = tx;
+	if (found == NULL) {
+		st = reply_json(reply, reply_len, 404, "error", "unknown transaction", NULL);
+		ftm_log(p->log, FTM_LOG_WARN, "push gateway answer for an unknown transaction: refused");
+		goto out;
+	}
+	st = refuse_decided(p, found, reply, reply_len);
+	if (st != 0) {
+		ftm_log(p->log, FTM_LOG_WARN, "push %.8s for '%s': late or repeated answer refused (%d)", found->id,
+			found->user, st);
+		goto out;
+	}
+	if (strlen(proof) != 64 || strlen(verdict) > 16 || strlen(number) > 8 ||
+	    ftm_push_callback_proof(found->k_cb, found->id, verdict, number, want) != 0 ||
+	    CRYPTO_memcmp(want, proof, 64) != 0) {
+		st = reply_json(reply, reply_len, 403, "error", "bad proof", NULL);
+		ftm_log(p->log, FTM_LOG_WARN, "push %.8s for '%s': answer with a wrong proof refused", found->id,
+			found->user);
+		goto out;
+	}
+	if (strcmp(verdict, "approve") == 0) {
+		if (found->number[0] && (strlen(number) != 2 || CRYPTO_memcmp(number, found->number, 2) != 0))
+			decide(p, found, FTM_PUSH_DENIED, "a wrong number chosen on the phone");
+		else
+			decide(p, found, FTM_PUSH_APPROVED, found->number[0] ? "the right number chosen on the phone"
+									      : "approved on the phone");
+	} else if (strcmp(verdict, "deny") == 0) {
+		decide(p, found, FTM_PUSH_DENIED, "denied on the phone");
+	} else {
+		st = reply_json(reply, reply_len, 400, "error", "bad verdict", NULL);
+		goto out;
+	}
+	st = reply_json(reply, reply_len, 200, "status", ftm_push_verdict_name(found->verdict), NULL);
+out:
+	pthread_mutex_unlock(&p->lock);
+	json_object_put(o);
+	return st;
+}
+
+/* ---- the ftm_auth plug ---- */
+
+static void outcome_set(ftm_outcome_t *out, ftm_result_t r, const char *serial, const char *message, const char *reason)
+{
+	out->result = r;
+	copy_field(out->serial, sizeof(out->serial), serial);
+	copy_field(out->message, sizeof(out->message), message);
+	copy_field(out->reason, sizeof(out->reason), reason);
+}
+
+void ftm_push_second_factor(ftm_push_t *p, const ftm_login_t *login, const ftm_token_t *tok, time_t now,
+			    ftm_outcome_t *out)
+{
+	char reason[FTM_MSG_MAX] = "", why[FTM_MSG_MAX];
+	bool joined;
+	ftm_push_tx_t *tx;
+	ftm_push_verdict_t v;
+
+	memset(out, 0, sizeof(*out));
+	tx = ftm_push_start(p, login, tok, now, &joined, reason, sizeof(reason));
+	if (tx == NULL) {
+		outcome_set(out, FTM_RES_ERROR, tok->serial, "Push unavailable", reason);
+		return;
+	}
+	if (tx->number[0]) {
+		v = ftm_push_wait(p, tx, 1);	/* no wait: the send already happened */
+		if (v == FTM_PUSH_FAILED) {
+			snprintf(why, sizeof(why), "push failed: %s", ftm_push_tx_reason(p, tx, reason, sizeof(reason)));
+			outcome_set(out, FTM_RES_PUSH_FAILED, tx->serial, "Push could not be sent", why);
+		} else if (v == FTM_PUSH_PENDING || v == FTM_PUSH_APPROVED) {
+			outcome_set(out, FTM_RES_CHALLENGE, tx->serial, "Enter the number shown on your phone",
+				    joined ? "number matching push pending (joined)" : "number matching push sent");
+			copy_field(out->state, sizeof(out->state), tx->state);
+		} else {
+			outcome_set(out, FTM_RES_DENIED, tx->serial, "Token denied or timeout", ftm_push_verdict_name(v));
+		}
+		ftm_push_release(p, tx);
+		return;
+	}
+	v = ftm_push_wait(p, tx, 0);
+	ftm_push_tx_reason(p, tx, reason, sizeof(reason));
+	snprintf(why, sizeof(why), "push %s%s%s%s", ftm_push_verdict_name(v), joined ? " (joined)" : "",
+		 reason[0] ? ": " : "", reason);
+	switch (v) {
+	case FTM_PUSH_APPROVED:
+		outcome_set(out, FTM_RES_OK, tx->serial, "", why);
+		break;
+	case FTM_PUSH_DENIED:
+	case FTM_PUSH_TIMEOUT:
+		outcome_set(out, FTM_RES_DENIED, tx->serial, "Token denied or timeout", why);
+		break;
+	default:
+		outcome_set(out, FTM_RES_PUSH_FAILED, tx->serial, "Push could not be sent", why);
+		break;
+	}
+	ftm_push_release(p, tx);
+}
+
+bool ftm_push_challenge_answer(ftm_push_t *p, const ftm_login_t *login, const char *state, const char *answer,
+			       time_t now, ftm_outcome_t *out)
+{
+	struct ftm_push_tx *tx, *found = NULL;
+	const char *client = login->client ? login->client : "";
+
+	(void)now;
+	memset(out, 0, sizeof(*out));
+	if (state == NULL || strlen(state) != FTM_PUSH_ID_LEN)
+		return false;
+	pthread_mutex_lock(&p->lock);
+	for (tx = p->txs; tx; tx = tx->next)
+		if (tx->state[0] && CRYPTO_memcmp(tx->state, state, FTM_PUSH_ID_LEN) == 0)
+			found = tx;
+	if (found == NULL) {
+		pthread_mutex_unlock(&p->lock);
+		return false;
+	}
+	tx = found;
+	if (strcmp(tx->user, login->user) != 0 || strcmp(tx->client, client) != 0) {
+		outcome_set(out, FTM_RES_FAIL, tx->serial, "Invalid challenge", "number challenge of another login");
+	} else if (tx->state_used) {
+		outcome_set(out, FTM_RES_FAIL, tx->serial, "Invalid challenge", "number challenge already answered");
+	} else {
+		struct timespec n;
+
+		tx->state_used = true;
+		mono_now(&n);
+		if (tx->verdict == FTM_PUSH_PENDING && !ts_before(&n, &tx->deadline))
+			decide(p, tx, FTM_PUSH_TIMEOUT, "no number before the push timeout");
+		if (tx->verdict == FTM_PUSH_DENIED || tx->verdict == FTM_PUSH_TIMEOUT) {
+			outcome_set(out, FTM_RES_DENIED, tx->serial, "Token denied or timeout",
+				    tx->verdict == FTM_PUSH_DENIED ? "push denied before the number was typed"
+								   : "number typed after the push timeout");
+		} else if (tx->verdict == FTM_PUSH_FAILED) {
+			outcome_set(out, FTM_RES_PUSH_FAILED, tx->serial, "Push could not be sent", tx->reason);
+		} else if (answer && strlen(answer) == 2 && CRYPTO_memcmp(answer, tx->number, 2) == 0) {
+			decide(p, tx, FTM_PUSH_APPROVED, "the right number typed at the login prompt");
+			outcome_set(out, FTM_RES_OK, tx->serial, "", "number matched");
+		} else {
+			decide(p, tx, FTM_PUSH_DENIED, "a wrong number typed at the login prompt");
+			outcome_set(out, FTM_RES_DENIED, tx->serial, "Token denied or timeout", "wrong number typed");
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return true;
+}

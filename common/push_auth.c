@@ -1,0 +1,49 @@
+/* push_auth: the push engine plugged into ftm_auth (ftm_push_ops_t); kept apart so the engine links alone. */
+#include "config.h"
+
+#include <stdio.h>
+
+#include "ftm_push.h"
+
+static void ops_second_factor(void *ctx, const ftm_login_t *login, const ftm_token_t *tok, time_t now,
+			      ftm_outcome_t *out)
+{
+	ftm_push_second_factor(ctx, login, tok, now, out);
+}
+
+static bool ops_challenge_answer(void *ctx, const ftm_login_t *login, const char *state, const char *answer,
+				 time_t now, ftm_outcome_t *out)
+{
+	return ftm_push_challenge_answer(ctx, login, state, answer, now, out);
+}
+
+static void ops_stop(void *ctx)
+{
+	ftm_push_free(ctx);
+}
+
+int ftm_push_auth_start(ftm_auth_t *auth, const ftm_log_t *log, char *err, size_t err_len)
+{
+	static const ftm_push_ops_t ops = {
+		.second_factor = ops_second_factor,
+		.challenge_answer = ops_challenge_answer,
+		.stop = ops_stop,
+	};
+	const ftm_config_t *cfg = ftm_auth_config(auth);
+	ftm_push_t *p;
+
+	if (!cfg->push.status) {
+		snprintf(err, err_len, "push is disabled (push.status)");
+		return -1;
+	}
+	p = ftm_push_new(cfg, log, 0, err, err_len);
+	if (p == NULL)
+		return -1;
+	ftm_auth_set_push_ops(auth, &ops, p);
+	return 0;
+}
+
+int ftm_auth_push_start(ftm_auth_t *auth, char *err, size_t err_len)
+{
+	return ftm_push_auth_start(auth, ftm_auth_log(auth), err, err_len);
+}

@@ -1,0 +1,305 @@
+/* push_listener: the HTTPS callback listener (libmicrohttpd), strict paths and limits (docs/protocol.md §4). */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+
+#include "ftm_push.h"
+
+#define PEM_MAX (256 * 1024)
+#define CB_PREFIX "/ftm/v1/cb/"
+#define GW_PATH "/ftm/v1/gw"
+#define HEALTH_PATH "/ftm/v1/health"
+
+struct ftm_push_listener {
+	ftm_push_t		*push;
+	const ftm_log_t		*log;
+	struct MHD_Daemon	*mhd;
+	char			*cert;
+	char			*key;
+	size_t			key_len;
+};
+
+typedef struct request {
+	size_t	len;
+	bool	too_big;
+	char	body[FTM_PUSH_BODY_MAX + 1];
+} request_t;
+
+static char *read_pem(const char *path, size_t *len_out, char *err, size_t err_len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	size_t n;
+
+	if (f == NULL) {
+		snprintf(err, err_len, "cannot read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(PEM_MAX + 1);
+	if (buf == NULL) {
+		fclose(f);
+		snprintf(err, err_len, "out of memory");
+		return NULL;
+	}
+	n = fread(buf, 1, PEM_MAX, f);
+	if (ferror(f) || n == 0 || n == PEM_MAX) {
+		fclose(f);
+		OPENSSL_cleanse(buf, PEM_MAX);
+		free(buf);
+		snprintf(err, err_len, "cannot read %s (empty, unreadable or over %d bytes)", path, PEM_MAX);
+		return NULL;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	if (len_out)
+		*len_out = n;
+	return buf;
+}
+
+int ftm_push_interface_address(const char *ifname, char *out, size_t out_len, char *err, size_t err_len)
+{
+	struct ifaddrs *ifa, *i;
+	int found = -1;
+
+	if (getifaddrs(&ifa) != 0) {
+		snprintf(err, err_len, "getifaddrs: %s", strerror(errno));
+		return -1;
+	}
+	for (int want = AF_INET; found != 0 && want != 0; want = want == AF_INET ? AF_INET6 : 0) {
+		for (i = ifa; i; i = i->ifa_next) {
+			if (i->ifa_addr == NULL || strcmp(i->ifa_name, ifname) != 0 || i->ifa_addr->sa_family != want)
+				continue;
+			if (want == AF_INET)
+				inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, out,
+					  (socklen_t)out_len);
+			else
+				inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)i->ifa_addr)->sin6_addr, out,
+					  (socklen_t)out_len);
+			found = 0;
+			break;
+		}
+	}
+	freeifaddrs(ifa);
+	if (found != 0)
+		snprintf(err, err_len, "push.interface %s has no IPv4 or IPv6 address", ifname);
+	return found;
+}
+
+static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *json, const char *allow)
+{
+	struct MHD_Response *r;
+	char body[600];
+	enum MHD_Result rc;
+
+	snprintf(body, sizeof(body), "%s\n", json);
+	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	if (allow)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	rc = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+static void client_ip(struct MHD_Connection *c, char *out, size_t len)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+	snprintf(out, len, "?");
+	if (ci == NULL || ci->client_addr == NULL)
+		return;
+	if (ci->client_addr->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_addr, out,
+			  (socklen_t)len);
+	else if (ci->client_addr->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)ci->client_addr)->sin6_addr, out,
+			  (socklen_t)len);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+			      const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
+{
+	ftm_push_listener_t *l = cls;
+	request_t *rq = *req_cls;
+	char reply[512], ip[INET6_ADDRSTRLEN + 1];
+	bool is_cb = strncmp(url, CB_PREFIX, strlen(CB_PREFIX)) == 0;
+	bool is_gw = strcmp(url, GW_PATH) == 0;
+	bool is_health = strcmp(url, HEALTH_PATH) == 0;
+	int st;
+
+	(void)version;
+	if (rq == NULL) {
+		/* First call: headers only. Refuse what is not documented before reading any body. */
+		if (!is_cb && !is_gw && !is_health)
+			return respond(c, MHD_HTTP_NOT_FOUND, "{\"error\":\"not found\"}", NULL);
+		if (is_health && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+			return respond(c, MHD_HTTP_METHOD_NOT_ALLOWED, "{\"error\":\"method not allowed\"}", "GET");
+		if (!is_health && strcmp(method, "POST") != 0)
+			return respond(c, MHD_HTTP_METHOD_NOT_ALLOWED, "{\"error\":\"method not allowed\"}", "POST");
+		if (is_health)
+			return respond(c, MHD_HTTP_OK, "{\"status\":\"ok\"}", NULL);
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl && strtoull(cl, NULL, 10) > FTM_PUSH_BODY_MAX)
+			return respond(c, 413, "{\"error\":\"body too large\"}", NULL);
+		rq = calloc(1, sizeof(*rq));
+		if (rq == NULL)
+			return MHD_NO;
+		*req_cls = rq;
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		if (rq->len + *upload_data_size > FTM_PUSH_BODY_MAX) {
+			rq->too_big = true;
+		} else {
+			memcpy(rq->body + rq->len, upload_data, *upload_data_size);
+			rq->len += *upload_data_size;
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (rq->too_big)
+		return respond(c, 413, "{\"error\":\"body too large\"}", NULL);
+	rq->body[rq->len] = '\0';
+	client_ip(c, ip, sizeof(ip));
+	if (is_cb)
+		st = ftm_push_answer_capability(l->push, url + strlen(CB_PREFIX), time(NULL), reply, sizeof(reply));
+	else
+		st = ftm_push_answer_gateway(l->push, rq->body, rq->len, time(NULL), reply, sizeof(reply));
+	ftm_log(l->log, st == 200 ? FTM_LOG_INFO : FTM_LOG_WARN, "push callback from %s: %s %s -> %d", ip, method,
+		is_cb ? CB_PREFIX "..." : url, st);
+	return respond(c, (unsigned)st, reply, NULL);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (*req_cls) {
+		OPENSSL_cleanse(*req_cls, sizeof(request_t));
+		free(*req_cls);
+		*req_cls = NULL;
+	}
+}
+
+__attribute__((format(printf, 2, 0)))
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	ftm_push_listener_t *l = cls;
+
+	ftm_vlog(l->log, FTM_LOG_DEBUG, fmt, ap);
+}
+
+static struct MHD_Daemon *start(ftm_push_listener_t *l, unsigned flags, unsigned port, const struct sockaddr *sa)
+{
+	if (sa)
+		return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, l,
+					MHD_OPTION_SOCK_ADDR, sa,
+					MHD_OPTION_HTTPS_MEM_CERT, l->cert, MHD_OPTION_HTTPS_MEM_KEY, l->key,
+					MHD_OPTION_CONNECTION_LIMIT, (unsigned)FTM_PUSH_CONN_MAX,
+					MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)FTM_PUSH_CONN_PER_IP,
+					MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)FTM_PUSH_CONN_TIMEOUT,
+					MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+					MHD_OPTION_NOTIFY_COMPLETED, completed, l,
+					MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l, MHD_OPTION_END);
+	return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, l,
+				MHD_OPTION_HTTPS_MEM_CERT, l->cert, MHD_OPTION_HTTPS_MEM_KEY, l->key,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)FTM_PUSH_CONN_MAX,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)FTM_PUSH_CONN_PER_IP,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)FTM_PUSH_CONN_TIMEOUT,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+				MHD_OPTION_NOTIFY_COMPLETED, completed, l,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l, MHD_OPTION_END);
+}
+
+ftm_push_listener_t *ftm_push_listener_start(ftm_push_t *p, const ftm_config_t *cfg, const ftm_log_t *log,
+					     char *err, size_t err_len)
+{
+	ftm_push_listener_t *l = calloc(1, sizeof(*l));
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ERROR_LOG;
+	unsigned port = cfg->push.server_port ? cfg->push.server_port : 4433;
+	char where[300];
+
+	if (l == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return NULL;
+	}
+	l->push = p;
+	l->log = log;
+	if (!cfg->push.server_cert[0] || !cfg->push.server_key[0]) {
+		snprintf(err, err_len, "push needs server_cert and server_key for the HTTPS callback listener");
+		goto fail;
+	}
+	l->cert = read_pem(cfg->push.server_cert, NULL, err, err_len);
+	if (l->cert == NULL)
+		goto fail;
+	l->key = read_pem(cfg->push.server_key, &l->key_len, err, err_len);
+	if (l->key == NULL)
+		goto fail;
+	if (cfg->push.interface[0]) {
+		char addr[INET6_ADDRSTRLEN + 1];
+		struct sockaddr_in sin;
+		struct sockaddr_in6 sin6;
+
+		if (ftm_push_interface_address(cfg->push.interface, addr, sizeof(addr), err, err_len) != 0)
+			goto fail;
+		memset(&sin, 0, sizeof(sin));
+		memset(&sin6, 0, sizeof(sin6));
+		if (inet_pton(AF_INET, addr, &sin.sin_addr) == 1) {
+			sin.sin_family = AF_INET;
+			sin.sin_port = htons((uint16_t)port);
+			l->mhd = start(l, flags, port, (const struct sockaddr *)&sin);
+		} else if (inet_pton(AF_INET6, addr, &sin6.sin6_addr) == 1) {
+			sin6.sin6_family = AF_INET6;
+			sin6.sin6_port = htons((uint16_t)port);
+			l->mhd = start(l, flags | MHD_USE_IPv6, port, (const struct sockaddr *)&sin6);
+		}
+		snprintf(where, sizeof(where), "%s (%s) port %u", addr, cfg->push.interface, port);
+	} else {
+		l->mhd = start(l, flags | MHD_USE_DUAL_STACK, port, NULL);
+		if (l->mhd == NULL) {	/* no IPv6 on this host: IPv4 only */
+			ftm_log(log, FTM_LOG_WARN, "push listener: IPv6 unavailable, listening on IPv4 only");
+			l->mhd = start(l, flags, port, NULL);
+		}
+		snprintf(where, sizeof(where), "all addresses port %u", port);
+	}
+	if (l->mhd == NULL) {
+		snprintf(err, err_len, "push listener: cannot listen with TLS on %s (port in use, or bad "
+			 "server_cert/server_key)", where);
+		goto fail;
+	}
+	ftm_log(log, FTM_LOG_INFO, "push listener: HTTPS on %s", where);
+	return l;
+fail:
+	ftm_push_listener_stop(l);
+	return NULL;
+}
+
+void ftm_push_listener_stop(ftm_push_listener_t *l)
+{
+	if (l == NULL)
+		return;
+	if (l->mhd)
+		MHD_stop_daemon(l->mhd);
+	if (l->key) {
+		OPENSSL_cleanse(l->key, l->key_len);
+		free(l->key);
+	}
+	free(l->cert);
+	free(l);
+}

@@ -1,0 +1,749 @@
+/* test_store: the token store and its verdict, as a specification. Codes are RFC 6238 appendix B
+ * values (SHA1 seed "12345678901234567890", 30 s, 8 digits), never computed by ftmpush. */
+#include "config.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "ftm_store.h"
+
+#define SEED_ASCII	"12345678901234567890"
+#define SEED_HEX	"3132333435363738393031323334353637383930"
+/* RFC 6238 appendix B, SHA1: two adjacent steps and a far one */
+#define T1		1111111109LL	/* step 37037036 */
+#define C1		"07081804"
+#define T2		1111111111LL	/* step 37037037 */
+#define C2		"14050471"
+#define T3		1234567890LL
+#define C3		"89005924"
+#define BAD		"00000000"
+
+typedef struct fixture {
+	char		dir[64];
+	char		db[128];
+	char		key[160];
+	ftm_store_t	*st;
+} fixture_t;
+
+static ftm_verify_params_t params(unsigned threshold, unsigned activation, bool consume)
+{
+	ftm_verify_params_t p = { .window = 1, .lockout_threshold = threshold,
+				  .activation_expire = activation, .consume = consume };
+	return p;
+}
+
+static int setup(void **state)
+{
+	fixture_t *f = calloc(1, sizeof(*f));
+	char err[256];
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/ftm-test-store.XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(f->db, sizeof(f->db), "%s/tokens.db", f->dir);
+	snprintf(f->key, sizeof(f->key), "%s/tokens.db.key", f->dir);
+	f->st = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+	if (f->st == NULL) {
+		fprintf(stderr, "open: %s\n", err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture_t *f = *state;
+	DIR *d;
+	struct dirent *e;
+	char path[512];
+
+	ftm_store_close(f->st);
+	d = opendir(f->dir);
+	while (d && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
+		unlink(path);
+	}
+	if (d)
+		closedir(d);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* An RFC token for `user`: sha1, 8 digits, 30 s, created just before T1. */
+static ftm_token_t rfc_token(const char *user, const char *serial)
+{
+	ftm_token_t t;
+	char err[256];
+
+	assert_int_equal(ftm_token_init(&t, user, serial, SEED_HEX, err, sizeof(err)), 0);
+	t.digits = 8;
+	t.period = 30;
+	t.created = T1 - 60;
+	return t;
+}
+
+static void add(fixture_t *f, const char *user, const char *serial)
+{
+	ftm_token_t t = rfc_token(user, serial);
+	char err[256];
+
+	assert_int_equal(ftm_store_token_add(f->st, &t, err, sizeof(err)), 0);
+}
+
+static ftm_token_t get(fixture_t *f, const char *serial)
+{
+	ftm_token_t t;
+	char err[256];
+
+	assert_int_equal(ftm_store_token_get(f->st, serial, &t, err, sizeof(err)), 0);
+	return t;
+}
+
+static ftm_verdict_t verify(fixture_t *f, const char *user, const char *code, time_t now, ftm_verify_params_t p)
+{
+	ftm_verdict_t v;
+
+	assert_int_equal(ftm_store_verify_code(f->st, user, code, now, &p, &v), 0);
+	return v;
+}
+
+/* ---- tokens ---- */
+
+static void add_then_get_returns_the_same_token(void **state)
+{
+	fixture_t *f = *state;
+	ftm_token_t t = rfc_token("alice", "S1"), g;
+
+	snprintf(t.push, sizeof(t.push), "ntfy:alice-topic");
+	t.alg = FTM_ALG_SHA256;
+	assert_int_equal(ftm_store_token_add(f->st, &t, NULL, 0), 0);
+	g = get(f, "S1");
+	assert_string_equal(g.user, "alice");
+	assert_int_equal(g.seed_len, 20);
+	assert_memory_equal(g.seed, SEED_ASCII, 20);
+	assert_int_equal(g.alg, FTM_ALG_SHA256);
+	assert_int_equal(g.digits, 8);
+	assert_int_equal(g.period, 30);
+	assert_int_equal(g.status, FTM_TOKEN_ACTIVE);
+	assert_int_equal(g.last_step, -1);
+	assert_int_equal(g.failures, 0);
+	assert_string_equal(g.push, "ntfy:alice-topic");
+	assert_int_equal(g.created, T1 - 60);
+}
+
+static void adding_an_existing_serial_is_refused(void **state)
+{
+	fixture_t *f = *state;
+	ftm_token_t t = rfc_token("bob", "S1");
+	char err[256] = "";
+
+	add(f, "alice", "S1");
+	assert_int_equal(ftm_store_token_add(f->st, &t, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "S1"));
+	assert_string_equal(get(f, "S1").user, "alice");
+}
+
+static void get_of_an_unknown_serial_is_not_found(void **state)
+{
+	fixture_t *f = *state;
+	ftm_token_t t;
+
+	assert_int_equal(ftm_store_token_get(f->st, "NOPE", &t, NULL, 0), 1);
+}
+
+static void invalid_tokens_are_refused(void **state)
+{
+	fixture_t *f = *state;
+	ftm_token_t t = rfc_token("alice", "S1");
+
+	t.digits = 5;
+	assert_int_equal(ftm_store_token_add(f->st, &t, NULL, 0), -1);
+	t = rfc_token("alice", "S1");
+	t.period = 0;
+	assert_int_equal(ftm_store_token_add(f->st, &t, NULL, 0), -1);
+	t = rfc_token("alice", "S1");
+	snprintf(t.serial, sizeof(t.serial), "bad serial");
+	assert_int_equal(ftm_store_token_add(f->st, &t, NULL, 0), -1);
+	t = rfc_token("alice", "S1");
+	snprintf(t.push, sizeof(t.push), "no-colon");
+	assert_int_equal(ftm_store_token_add(f->st, &t, NULL, 0), -1);
+	t = rfc_token("alice", "S1");
+	t.seed_len = 4;
+	assert_int_equal(ftm_store_token_add(f->st, &t, NULL, 0), -1);
+}
+
+struct collected {
+	char	serials[8][FTM_SERIAL_MAX];
+	size_t	n;
+};
+
+static int collect(void *ctx, const ftm_token_t *t)
+{
+	struct collected *c = ctx;
+
+	if (c->n < 8)
+		snprintf(c->serials[c->n++], FTM_SERIAL_MAX, "%s", t->serial);
+	return 0;
+}
+
+static void list_orders_by_user_then_serial_and_filters_by_user(void **state)
+{
+	fixture_t *f = *state;
+	struct collected all = { .n = 0 }, bob = { .n = 0 };
+
+	add(f, "bob", "B2");
+	add(f, "alice", "A1");
+	add(f, "bob", "B1");
+	assert_int_equal(ftm_store_token_list(f->st, NULL, collect, &all, NULL, 0), 0);
+	assert_int_equal(all.n, 3);
+	assert_string_equal(all.serials[0], "A1");
+	assert_string_equal(all.serials[1], "B1");
+	assert_string_equal(all.serials[2], "B2");
+	assert_int_equal(ftm_store_token_list(f->st, "bob", collect, &bob, NULL, 0), 0);
+	assert_int_equal(bob.n, 2);
+	assert_string_equal(bob.serials[0], "B1");
+}
+
+static void lock_then_unlock_resets_failures(void **state)
+{
+	fixture_t *f = *state;
+
+	add(f, "alice", "S1");
+	verify(f, "alice", BAD, T1, params(5, 0, true));
+	assert_int_equal(get(f, "S1").failures, 1);
+	assert_int_equal(ftm_store_token_set_status(f->st, "S1", FTM_TOKEN_LOCKED, NULL, 0), 0);
+	assert_int_equal(get(f, "S1").status, FTM_TOKEN_LOCKED);
+	assert_int_equal(ftm_store_token_set_status(f->st, "S1", FTM_TOKEN_ACTIVE, NULL, 0), 0);
+	assert_int_equal(get(f, "S1").status, FTM_TOKEN_ACTIVE);
+	assert_int_equal(get(f, "S1").failures, 0);
+	assert_int_equal(ftm_store_token_set_status(f->st, "NOPE", FTM_TOKEN_LOCKED, NULL, 0), 1);
+}
+
+static void delete_removes_the_token(void **state)
+{
+	fixture_t *f = *state;
+	ftm_token_t t;
+
+	add(f, "alice", "S1");
+	assert_int_equal(ftm_store_token_delete(f->st, "S1", NULL, 0), 0);
+	assert_int_equal(ftm_store_token_get(f->st, "S1", &t, NULL, 0), 1);
+	assert_int_equal(ftm_store_token_delete(f->st, "S1", NULL, 0), 1);
+}
+
+static void set_push_and_assign_change_only_that(void **state)
+{
+	fixture_t *f = *state;
+
+	add(f, "", "HT1");	/* an unassigned hard token */
+	assert_int_equal(verify(f, "", C1, T1, params(5, 0, true)).code, FTM_VERDICT_NO_TOKEN);
+	assert_int_equal(ftm_store_token_set_user(f->st, "HT1", "carol", NULL, 0), 0);
+	assert_int_equal(ftm_store_token_set_push(f->st, "HT1", "gateway:reg-1", NULL, 0), 0);
+	assert_int_equal(ftm_store_token_set_push(f->st, "HT1", "nocolon", NULL, 0), -1);
+	assert_string_equal(get(f, "HT1").user, "carol");
+	assert_string_equal(get(f, "HT1").push, "gateway:reg-1");
+	assert_int_equal(verify(f, "carol", C1, T1, params(5, 0, true)).code, FTM_VERDICT_OK);
+}
+
+static void reissue_replaces_the_seed_and_resets_state(void **state)
+{
+	fixture_t *f = *state;
+	ftm_token_t t;
+
+	add(f, "alice", "S1");
+	assert_int_equal(verify(f, "alice", C1, T1, params(5, 0, true)).code, FTM_VERDICT_OK);
+	assert_int_equal(ftm_token_init(&t, "alice", "S1", NULL, NULL, 0), 0);
+	assert_int_equal(ftm_store_token_reissue(f->st, &t, NULL, 0), 0);
+	assert_int_equal(get(f, "S1").last_step, -1);
+	assert_memory_equal(get(f, "S1").seed, t.seed, 20);
+	assert_string_equal(get(f, "S1").user, "alice");
+	assert_int_equal(ftm_store_token_reissue(f->st, &(ftm_token_t){ .serial = "NOPE", .seed_len = 20,
+			 .digits = 6, .period = 30 }, NULL, 0), 1);
+}
+
+static void import_is_all_or_nothing(void **state)
+{
+	fixture_t *f = *state;
+	ftm_token_t batch[3] = { rfc_token("u1", "I1"), rfc_token("u2", "I2"), rfc_token("u3", "EXISTING") };
+	struct collected c = { .n = 0 };
+	char err[256] = "";
+
+	add(f, "someone", "EXISTING");
+	assert_int_equal(ftm_store_token_import(f->st, batch, 3, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "EXISTING"));
+	batch[2] = rfc_token("u3", "I1");	/* duplicate inside the batch */
+	assert_int_equal(ftm_store_token_import(f->st, batch, 3, NULL, 0), -1);
+	batch[2] = rfc_token("u3", "I3");
+	batch[2].digits = 9;			/* invalid row */
+	assert_int_equal(ftm_store_token_import(f->st, batch, 3, NULL, 0), -1);
+	assert_int_equal(ftm_store_token_list(f->st, NULL, collect, &c, NULL, 0), 0);
+	assert_int_equal(c.n, 1);
+	batch[2] = rfc_token("u3", "I3");
+	assert_int_equal(ftm_store_token_import(f->st, batch, 3, NULL, 0), 0);
+	c.n = 0;
+	assert_int_equal(ftm_store_token_list(f->st, NULL, collect, &c, NULL, 0), 0);
+	assert_int_equal(c.n, 4);
+}
+
+/* ---- at rest ---- */
+
+static bool file_contains(const char *path, const void *needle, size_t n)
+{
+	FILE *fp = fopen(path, "rb");
+	static char buf[1 << 20];
+	size_t len;
+	bool found = false;
+
+	if (fp == NULL)
+		return false;
+	len = fread(buf, 1, sizeof(buf), fp);
+	fclose(fp);
+	for (size_t i = 0; i + n <= len && !found; i++)
+		found = memcmp(buf + i, needle, n) == 0;
+	return found;
+}
+
+static void seeds_are_not_in_clear_in_the_database(void **state)
+{
+	fixture_t *f = *state;
+	char wal[200];
+
+	add(f, "alice", "S1");
+	snprintf(wal, sizeof(wal), "%s-wal", f->db);
+	assert_true(file_contains(f->db, "alice", 5) || file_contains(wal, "alice", 5));	/* we read the right files */
+	assert_false(file_contains(f->db, SEED_ASCII, 20));
+	assert_false(file_contains(wal, SEED_ASCII, 20));
+	assert_false(file_contains(f->db, SEED_HEX, 40));
+	assert_false(file_contains(wal, SEED_HEX, 40));
+}
+
+static void database_and_key_file_are_created_0600(void **state)
+{
+	fixture_t *f = *state;
+	struct stat sb;
+
+	assert_int_equal(stat(f->key, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0600);
+	assert_int_equal(sb.st_size, 32);
+	assert_int_equal(stat(f->db, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0600);
+}
+
+static void key_file_readable_by_others_is_refused(void **state)
+{
+	fixture_t *f = *state;
+	char err[256] = "";
+
+	assert_int_equal(chmod(f->key, 0640), 0);
+	assert_null(ftm_store_open(f->db, NULL, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "group or others"));
+	assert_int_equal(chmod(f->key, 0600), 0);
+}
+
+static void key_file_of_the_wrong_size_is_refused(void **state)
+{
+	fixture_t *f = *state;
+	char other[200], err[256] = "";
+	int fd;
+
+	snprintf(other, sizeof(other), "%s/short.key", f->dir);
+	fd = open(other, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "0123456789", 10), 10);
+	close(fd);
+	assert_null(ftm_store_open(f->db, other, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "expected 32"));
+}
+
+static void another_key_file_is_refused_at_open(void **state)
+{
+	fixture_t *f = *state;
+	char other[200], err[256] = "";
+
+	add(f, "alice", "S1");
+	snprintf(other, sizeof(other), "%s/other.key", f->dir);
+	assert_null(ftm_store_open(f->db, other, NULL, err, sizeof(err)));	/* creates other.key, then refuses */
+	assert_non_null(strstr(err, "does not match"));
+}
+
+static void a_sealed_seed_moved_to_another_serial_does_not_open(void **state)
+{
+	fixture_t *f = *state;
+	char cmd[512];
+	ftm_token_t t;
+	ftm_verdict_t v;
+	ftm_verify_params_t p = params(5, 0, true);
+
+	add(f, "alice", "S1");
+	add(f, "bob", "S2");
+	/* copy S1's sealed seed onto S2 with the sqlite3 shell; skip when it is not installed */
+	snprintf(cmd, sizeof(cmd), "sqlite3 %s \"UPDATE tokens SET seed = (SELECT seed FROM tokens WHERE serial='S1')"
+		 " WHERE serial='S2'\" 2>/dev/null", f->db);
+	if (system(cmd) != 0)
+		skip();
+	assert_int_equal(ftm_store_token_get(f->st, "S2", &t, NULL, 0), -1);
+	assert_int_equal(ftm_store_verify_code(f->st, "bob", C1, T1, &p, &v), -1);
+	assert_int_equal(v.code, FTM_VERDICT_ERROR);	/* fail closed */
+}
+
+/* ---- the verdict ---- */
+
+static void a_valid_code_is_accepted_and_its_step_recorded(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verdict_t v;
+
+	add(f, "alice", "S1");
+	v = verify(f, "alice", C1, T1, params(5, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_string_equal(v.serial, "S1");
+	assert_int_equal(get(f, "S1").last_step, T1 / 30);
+	assert_string_equal(ftm_token_state_name(&(ftm_token_t){ .last_step = T1 / 30 }, T1, 1), "active");
+}
+
+static void a_replayed_code_is_refused_with_the_wait(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verdict_t v;
+
+	add(f, "alice", "S1");
+	assert_int_equal(verify(f, "alice", C1, T1, params(5, 0, true)).code, FTM_VERDICT_OK);
+	v = verify(f, "alice", C1, T1, params(5, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_REPLAY);
+	assert_int_equal(v.wait_seconds, 1);		/* 1111111109 is 29 s into its 30 s step */
+	assert_string_equal(v.message, "Please wait 1 seconds to login again");
+	assert_int_equal(get(f, "S1").failures, 0);	/* a replay is not a failure */
+	/* the code of the used step is still refused in the next step (inside the window) */
+	v = verify(f, "alice", C1, T2, params(5, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_REPLAY);
+	assert_int_equal(v.wait_seconds, 29);
+	/* a newer step is fine */
+	assert_int_equal(verify(f, "alice", C2, T2, params(5, 0, true)).code, FTM_VERDICT_OK);
+}
+
+static void a_wrong_code_counts_a_failure(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verdict_t v;
+
+	add(f, "alice", "S1");
+	v = verify(f, "alice", BAD, T1, params(5, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(v.failures, 1);
+	assert_false(v.now_locked);
+	assert_null(strstr(v.reason, BAD));		/* the code never reaches the log */
+	assert_int_equal(get(f, "S1").failures, 1);
+	assert_int_equal(verify(f, "alice", C3, T1, params(5, 0, true)).code, FTM_VERDICT_BAD_CODE);	/* out of window */
+	assert_int_equal(get(f, "S1").failures, 2);
+}
+
+static void the_threshold_failure_locks_the_token(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verdict_t v;
+
+	add(f, "alice", "S1");
+	assert_int_equal(verify(f, "alice", BAD, T1, params(3, 0, true)).code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(verify(f, "alice", BAD, T1, params(3, 0, true)).code, FTM_VERDICT_BAD_CODE);
+	v = verify(f, "alice", BAD, T1, params(3, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_true(v.now_locked);
+	assert_int_equal(v.failures, 3);
+	assert_string_equal(v.message, "Token locked");
+	assert_int_equal(get(f, "S1").status, FTM_TOKEN_LOCKED);
+	/* locked: even the valid code is refused, and nothing more is counted */
+	v = verify(f, "alice", C1, T1, params(3, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_int_equal(get(f, "S1").failures, 3);
+	assert_int_equal(get(f, "S1").last_step, -1);
+	assert_string_equal(ftm_token_state_name(&(ftm_token_t){ .status = FTM_TOKEN_LOCKED }, T1, 0), "locked");
+	/* unlock: usable again */
+	assert_int_equal(ftm_store_token_set_status(f->st, "S1", FTM_TOKEN_ACTIVE, NULL, 0), 0);
+	assert_int_equal(verify(f, "alice", C1, T1, params(3, 0, true)).code, FTM_VERDICT_OK);
+}
+
+static void zero_threshold_never_locks(void **state)
+{
+	fixture_t *f = *state;
+
+	add(f, "alice", "S1");
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(verify(f, "alice", BAD, T1, params(0, 0, true)).code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(get(f, "S1").status, FTM_TOKEN_ACTIVE);
+	assert_int_equal(get(f, "S1").failures, 10);
+}
+
+static void success_resets_the_failure_count(void **state)
+{
+	fixture_t *f = *state;
+
+	add(f, "alice", "S1");
+	verify(f, "alice", BAD, T1, params(3, 0, true));
+	verify(f, "alice", BAD, T1, params(3, 0, true));
+	assert_int_equal(get(f, "S1").failures, 2);
+	assert_int_equal(verify(f, "alice", C1, T1, params(3, 0, true)).code, FTM_VERDICT_OK);
+	assert_int_equal(get(f, "S1").failures, 0);
+	/* two more failures do not lock: the count started again */
+	verify(f, "alice", BAD, T2, params(3, 0, true));
+	assert_int_equal(verify(f, "alice", BAD, T2, params(3, 0, true)).code, FTM_VERDICT_BAD_CODE);
+}
+
+static void a_never_used_token_expires_after_its_activation_window(void **state)
+{
+	fixture_t *f = *state;
+	ftm_token_t t = rfc_token("alice", "S1"), u = rfc_token("bob", "S2");
+	ftm_verdict_t v;
+
+	t.created = T1 - 10 * 60;	/* added 10 minutes before */
+	u.created = T1 - 10 * 60;
+	assert_int_equal(ftm_store_token_add(f->st, &t, NULL, 0), 0);
+	assert_int_equal(ftm_store_token_add(f->st, &u, NULL, 0), 0);
+	assert_string_equal(ftm_token_state_name(&t, T1, 11), "pending");
+	assert_string_equal(ftm_token_state_name(&t, T1, 10), "expired");
+	assert_string_equal(ftm_token_state_name(&t, T1, 0), "pending");	/* 0 = never */
+	v = verify(f, "alice", C1, T1, params(5, 10, true));
+	assert_int_equal(v.code, FTM_VERDICT_EXPIRED);
+	assert_int_equal(get(f, "S1").last_step, -1);
+	assert_int_equal(get(f, "S1").failures, 0);
+	/* inside the window it is accepted, and once used it never expires */
+	assert_int_equal(verify(f, "bob", C1, T1, params(5, 11, true)).code, FTM_VERDICT_OK);
+	assert_int_equal(verify(f, "bob", C2, T2, params(5, 10, true)).code, FTM_VERDICT_OK);
+	/* re-issue restarts the window */
+	assert_int_equal(ftm_token_init(&t, "alice", "S1", SEED_HEX, NULL, 0), 0);
+	t.digits = 8;
+	t.period = 30;
+	assert_int_equal(ftm_store_token_reissue(f->st, &t, NULL, 0), 0);
+	assert_string_equal(ftm_token_state_name(&(ftm_token_t){ .last_step = -1, .created = get(f, "S1").created },
+						 time(NULL), 10), "pending");
+}
+
+static void a_user_without_a_token_gets_no_token(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verdict_t v;
+
+	add(f, "alice", "S1");
+	v = verify(f, "mallory", C1, T1, params(5, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_NO_TOKEN);
+	assert_string_equal(v.serial, "");
+}
+
+static void every_token_of_a_user_is_tried(void **state)
+{
+	fixture_t *f = *state;
+	ftm_token_t other;
+	ftm_verdict_t v;
+
+	/* A1: another seed; A2: the RFC seed */
+	assert_int_equal(ftm_token_init(&other, "alice", "A1", NULL, NULL, 0), 0);
+	other.digits = 8;
+	other.period = 30;
+	other.created = T1 - 60;
+	assert_int_equal(ftm_store_token_add(f->st, &other, NULL, 0), 0);
+	add(f, "alice", "A2");
+	v = verify(f, "alice", C1, T1, params(3, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_string_equal(v.serial, "A2");
+	assert_int_equal(get(f, "A1").last_step, -1);
+	/* a wrong code counts on every active token of the user */
+	verify(f, "alice", BAD, T2, params(3, 0, true));
+	assert_int_equal(get(f, "A1").failures, 1);
+	assert_int_equal(get(f, "A2").failures, 1);
+	/* a locked token does not stop the other one */
+	assert_int_equal(ftm_store_token_set_status(f->st, "A1", FTM_TOKEN_LOCKED, NULL, 0), 0);
+	v = verify(f, "alice", C2, T2, params(3, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_string_equal(v.serial, "A2");
+	assert_int_equal(get(f, "A2").failures, 0);
+	/* lockout: when the last usable token reaches the threshold the verdict is LOCKED */
+	verify(f, "alice", BAD, T2, params(3, 0, true));
+	verify(f, "alice", BAD, T2, params(3, 0, true));
+	v = verify(f, "alice", BAD, T2, params(3, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_true(v.now_locked);
+}
+
+static void peek_changes_nothing(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verdict_t v;
+
+	add(f, "alice", "S1");
+	v = verify(f, "alice", C1, T1, params(1, 0, false));
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_int_equal(get(f, "S1").last_step, -1);
+	v = verify(f, "alice", BAD, T1, params(1, 0, false));
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);	/* what would happen ... */
+	assert_int_equal(get(f, "S1").failures, 0);	/* ... but nothing did */
+	assert_int_equal(get(f, "S1").status, FTM_TOKEN_ACTIVE);
+	/* and the code can still be used for real */
+	assert_int_equal(verify(f, "alice", C1, T1, params(1, 0, true)).code, FTM_VERDICT_OK);
+}
+
+/* ---- many threads at once ---- */
+
+#define THREADS	8
+#define ROUNDS	25
+
+struct hammer {
+	fixture_t	*f;
+	bool		own_handle;
+	int		ok, replay, other;
+};
+
+static void *hammer(void *arg)
+{
+	struct hammer *h = arg;
+	ftm_store_t *st = h->f->st;
+	ftm_verify_params_t p = params(0, 0, true);
+
+	if (h->own_handle)
+		st = ftm_store_open(h->f->db, NULL, NULL, NULL, 0);
+	if (st == NULL) {
+		h->other = -1;
+		return NULL;
+	}
+	for (int i = 0; i < ROUNDS; i++) {
+		ftm_verdict_t v;
+		ftm_store_verify_code(st, "alice", C1, T1, &p, &v);
+		if (v.code == FTM_VERDICT_OK)
+			h->ok++;
+		else if (v.code == FTM_VERDICT_REPLAY)
+			h->replay++;
+		else
+			h->other++;
+	}
+	if (h->own_handle)
+		ftm_store_close(st);
+	return NULL;
+}
+
+static void hammer_run(fixture_t *f, bool own_handle)
+{
+	pthread_t tid[THREADS];
+	struct hammer h[THREADS];
+	int ok = 0, replay = 0;
+
+	add(f, "alice", "S1");
+	for (int i = 0; i < THREADS; i++) {
+		h[i] = (struct hammer){ .f = f, .own_handle = own_handle };
+		assert_int_equal(pthread_create(&tid[i], NULL, hammer, &h[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(tid[i], NULL);
+		assert_int_equal(h[i].other, 0);
+		ok += h[i].ok;
+		replay += h[i].replay;
+	}
+	assert_int_equal(ok, 1);
+	assert_int_equal(replay, THREADS * ROUNDS - 1);
+	assert_int_equal(get(f, "S1").last_step, T1 / 30);
+	assert_int_equal(get(f, "S1").failures, 0);
+}
+
+static void threads_sharing_a_handle_accept_a_code_once(void **state)
+{
+	hammer_run(*state, false);
+}
+
+static void threads_with_their_own_handles_accept_a_code_once(void **state)
+{
+	hammer_run(*state, true);
+}
+
+/* ---- new tokens ---- */
+
+static void token_init_defaults_to_fortitoken_mobile(void **state)
+{
+	ftm_token_t a, b;
+
+	(void)state;
+	assert_int_equal(ftm_token_init(&a, "alice", NULL, NULL, NULL, 0), 0);
+	assert_int_equal(ftm_token_init(&b, "alice", NULL, NULL, NULL, 0), 0);
+	assert_int_equal(strlen(a.serial), 16);
+	assert_memory_equal(a.serial, "FTKMOB", 6);
+	assert_int_equal(strspn(a.serial + 6, "0123456789ABCDEF"), 10);
+	assert_string_not_equal(a.serial, b.serial);
+	assert_int_equal(a.seed_len, 20);
+	assert_memory_not_equal(a.seed, b.seed, 20);
+	assert_int_equal(a.alg, FTM_ALG_SHA1);
+	assert_int_equal(a.digits, 6);
+	assert_int_equal(a.period, 60);
+	assert_int_equal(a.last_step, -1);
+	assert_int_equal(ftm_token_init(&a, "alice", NULL, "abc", NULL, 0), -1);	/* odd hex */
+	assert_int_equal(ftm_token_init(&a, "alice", NULL, "00ff", NULL, 0), -1);	/* too short */
+	assert_int_equal(ftm_token_init(&a, "alice", "has space", NULL, NULL, 0), -1);
+}
+
+static void otpauth_uri_encodes_label_and_parameters(void **state)
+{
+	ftm_token_t t;
+	char uri[512];
+
+	(void)state;
+	assert_int_equal(ftm_token_init(&t, "alice smith@example.com", "S1", SEED_HEX, NULL, 0), 0);
+	assert_int_equal(ftm_token_otpauth_uri(&t, NULL, uri, sizeof(uri)), 0);
+	assert_string_equal(uri, "otpauth://totp/ftmpush:alice%20smith%40example.com"
+			    "?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=ftmpush&algorithm=SHA1&digits=6&period=60");
+	t.alg = FTM_ALG_SHA512;
+	t.digits = 8;
+	t.period = 30;
+	assert_int_equal(ftm_token_otpauth_uri(&t, "ACME VPN", uri, sizeof(uri)), 0);
+	assert_non_null(strstr(uri, "totp/ACME%20VPN:alice"));
+	assert_non_null(strstr(uri, "&issuer=ACME%20VPN&algorithm=SHA512&digits=8&period=30"));
+	assert_int_equal(ftm_token_otpauth_uri(&t, NULL, uri, 40), -1);	/* does not fit */
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(add_then_get_returns_the_same_token),
+		T(adding_an_existing_serial_is_refused),
+		T(get_of_an_unknown_serial_is_not_found),
+		T(invalid_tokens_are_refused),
+		T(list_orders_by_user_then_serial_and_filters_by_user),
+		T(lock_then_unlock_resets_failures),
+		T(delete_removes_the_token),
+		T(set_push_and_assign_change_only_that),
+		T(reissue_replaces_the_seed_and_resets_state),
+		T(import_is_all_or_nothing),
+		T(seeds_are_not_in_clear_in_the_database),
+		T(database_and_key_file_are_created_0600),
+		T(key_file_readable_by_others_is_refused),
+		T(key_file_of_the_wrong_size_is_refused),
+		T(another_key_file_is_refused_at_open),
+		T(a_sealed_seed_moved_to_another_serial_does_not_open),
+		T(a_valid_code_is_accepted_and_its_step_recorded),
+		T(a_replayed_code_is_refused_with_the_wait),
+		T(a_wrong_code_counts_a_failure),
+		T(the_threshold_failure_locks_the_token),
+		T(zero_threshold_never_locks),
+		T(success_resets_the_failure_count),
+		T(a_never_used_token_expires_after_its_activation_window),
+		T(a_user_without_a_token_gets_no_token),
+		T(every_token_of_a_user_is_tried),
+		T(peek_changes_nothing),
+		T(threads_sharing_a_handle_accept_a_code_once),
+		T(threads_with_their_own_handles_accept_a_code_once),
+		cmocka_unit_test(token_init_defaults_to_fortitoken_mobile),
+		cmocka_unit_test(otpauth_uri_encodes_label_and_parameters),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
