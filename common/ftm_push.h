@@ -94,8 +94,9 @@ bool ftm_push_challenge_answer(ftm_push_t *p, const ftm_login_t *login, const ch
 			       time_t now, ftm_outcome_t *out);
 
 /* Start the engine (with its listener) for auth and plug it in with ftm_auth_set_push_ops; log must
- * outlive auth. ftm_auth_push_start(auth, ...) is this with the auth's own log. 0 or -1 with err. */
-int ftm_push_auth_start(ftm_auth_t *auth, const ftm_log_t *log, char *err, size_t err_len);
+ * outlive auth; *engine (if not NULL) gets the engine, owned and freed by auth (ops.stop).
+ * ftm_auth_push_start(auth, ...) is this with the auth's own log. 0 or -1 with err. */
+int ftm_push_auth_attach(ftm_auth_t *auth, const ftm_log_t *log, ftm_push_t **engine, char *err, size_t err_len);
 
 /* ---- the listener (push_listener.c) ---- */
 typedef struct ftm_push_listener ftm_push_listener_t;

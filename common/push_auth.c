@@ -22,7 +22,7 @@ static void ops_stop(void *ctx)
 	ftm_push_free(ctx);
 }
 
-int ftm_push_auth_start(ftm_auth_t *auth, const ftm_log_t *log, char *err, size_t err_len)
+int ftm_push_auth_attach(ftm_auth_t *auth, const ftm_log_t *log, ftm_push_t **engine, char *err, size_t err_len)
 {
 	static const ftm_push_ops_t ops = {
 		.second_factor = ops_second_factor,
@@ -40,10 +40,12 @@ int ftm_push_auth_start(ftm_auth_t *auth, const ftm_log_t *log, char *err, size_
 	if (p == NULL)
 		return -1;
 	ftm_auth_set_push_ops(auth, &ops, p);
+	if (engine)
+		*engine = p;
 	return 0;
 }
 
 int ftm_auth_push_start(ftm_auth_t *auth, char *err, size_t err_len)
 {
-	return ftm_push_auth_start(auth, ftm_auth_log(auth), err, err_len);
+	return ftm_push_auth_attach(auth, ftm_auth_log(auth), NULL, err, err_len);
 }

@@ -136,14 +136,14 @@ static void sink_radlog(void *sink_ctx, ftm_log_level_t level, const char *line)
 		}
 		if (request != NULL) {
 			radlog_request(L_DBG, level == FTM_LOG_DEBUG ? L_DBG_LVL_1 : L_DBG_LVL_2, request,
-				       "%s: %s", inst->name, line);
+				       "%s", line);
 		} else if (rad_debug_lvl >= (level == FTM_LOG_DEBUG ? 1 : 2)) {
 			radlog(L_DBG, "rlm_ftmpush (%s): %s", inst->name, line);
 		}
 		return;
 	}
 	if (request != NULL)
-		radlog_request(type, L_DBG_LVL_OFF, request, "%s: %s", inst->name, line);
+		radlog_request(type, L_DBG_LVL_OFF, request, "%s", line);
 	else
 		radlog(type, "rlm_ftmpush (%s): %s", inst->name, line);
 }
@@ -373,6 +373,17 @@ static void set_reply_message(REQUEST *request, char const *msg)
 		pair_make_reply("Reply-Message", msg, T_OP_SET);
 }
 
+/* On success only the message authorize left for a refused password goes: a Reply-Message the site
+ * set (users file, sql) stays. */
+static void clear_preset_message(REQUEST *request)
+{
+	VALUE_PAIR *vp = fr_pair_find_by_num(request->reply->vps, PW_REPLY_MESSAGE, 0, TAG_ANY);
+
+	if (vp != NULL && vp->vp_length == sizeof(MSG_BAD_PASSWORD) - 1 &&
+	    memcmp(vp->vp_strvalue, MSG_BAD_PASSWORD, vp->vp_length) == 0)
+		fr_pair_delete_by_num(&request->reply->vps, PW_REPLY_MESSAGE, 0, TAG_ANY);
+}
+
 /* A message for every outcome, in case the core left it empty. */
 static char const *outcome_message(ftm_outcome_t const *out)
 {
@@ -407,7 +418,7 @@ static rlm_rcode_t finish(rlm_ftmpush_t const *inst, REQUEST *request, ftm_login
 
 	switch (out->result) {
 	case FTM_RES_OK:
-		set_reply_message(request, NULL);
+		clear_preset_message(request);
 		rcode = RLM_MODULE_OK;
 		break;
 
@@ -438,7 +449,7 @@ static rlm_rcode_t finish(rlm_ftmpush_t const *inst, REQUEST *request, ftm_login
 
 	case FTM_RES_NO_TOKEN:
 		if (inst->cfg.no_token == FTM_NO_TOKEN_PASS) {
-			set_reply_message(request, NULL);
+			clear_preset_message(request);
 			rcode = RLM_MODULE_OK;
 			break;
 		}
