@@ -24,6 +24,7 @@
 
 #define EXIT_REFUSED	1	/* verify: the code was refused; other commands: the operation failed */
 #define EXIT_USAGE	2
+#define EXIT_STORE	3	/* verify: the store failed (fail closed) */
 
 static const char *prog = "ftmpushctl";
 
@@ -57,8 +58,8 @@ static void usage(FILE *f)
 "usage: %s [--db PATH] [--config FILE] [--key-file FILE] COMMAND ...\n"
 "  token add USER [--serial S] [--seed HEX] [--algorithm sha1|sha256|sha512] [--digits 6|8]\n"
 "                 [--period S] [--push CHANNEL:TARGET] [--issuer NAME] [--qr | --no-qr]\n"
-"  token list [--user USER]\n"
-"  token show SERIAL\n"
+"  token list [--user USER] [--time UNIX]\n"
+"  token show SERIAL [--time UNIX]\n"
 "  token lock|unlock|delete SERIAL\n"
 "  token reissue SERIAL [--seed HEX] [--algorithm A] [--digits N] [--period S] [--qr | --no-qr]\n"
 "  token push SERIAL CHANNEL:TARGET|none\n"
@@ -68,7 +69,7 @@ static void usage(FILE *f)
 "  otp --serial SERIAL [--time UNIX]\n"
 "  verify USER CODE [--time UNIX]\n"
 "  config check [--config FILE]\n"
-"Exit status: 0 success; 1 refused or failed; 2 usage error.\n", prog);
+"Exit status: 0 success; 1 refused or failed; 2 usage error; 3 store failure during verify.\n", prog);
 }
 
 /* ---- option parsing shared by the commands ---- */
@@ -714,7 +715,7 @@ static int cmd_verify(int argc, char **argv)
 		printf("accepted: token %s\n", v.serial);
 		return 0;
 	case FTM_VERDICT_ERROR:
-		die(EXIT_USAGE + 1, "%s: %s", v.message, v.reason);
+		die(EXIT_STORE, "%s: %s", v.message, v.reason);
 	case FTM_VERDICT_NO_TOKEN:
 		die(EXIT_REFUSED, "refused: user %s holds no token", o.argv[0]);
 	case FTM_VERDICT_BAD_CODE:

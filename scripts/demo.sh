@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# README's main command: installs what is needed (scripts/deps.sh), builds ftmpush in build/demo,
+# starts a private FreeRADIUS (the stock freeradius binary with rlm_ftmpush, the shipped
+# raddb/mods-available/ftmpush and raddb/sites-available/ftmpush, on 127.0.0.1 only, nothing in /etc
+# changed), creates a demo user and token, and shows radtest logins: password + code (the code from
+# oathtool, as an authenticator app would show it) accepted, the same code again refused as a replay.
+# Everything it started is stopped at the end.
+#   FTM_SKIP_DEPS=1      do not run scripts/deps.sh
+#   FTM_DEMO_PORT=N      RADIUS port on 127.0.0.1 (default 18123)
+#   FTM_KEEP=1           keep the demo's config and logs (build/demo-run)
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+jobs=$(nproc 2>/dev/null || echo 2)
+[ "$jobs" -le 2 ] || jobs=2
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+if [ "${FTM_SKIP_DEPS:-0}" != 1 ]; then
+  say "dependencies (scripts/deps.sh)"
+  bash scripts/deps.sh
+fi
+
+say "FreeRADIUS headers (scripts/freeradius-headers.sh)"
+bash scripts/freeradius-headers.sh
+
+say "build (build/demo)"
+autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
+mkdir -p build/demo
+(cd build/demo && "$top/configure" --enable-werror --with-freeradius-include="$top/build/freeradius-include" \
+   >configure.out || { tail -n 30 configure.out; exit 1; })
+make -C build/demo -j"$jobs" >build/demo/make.out 2>&1 || { tail -n 40 build/demo/make.out; exit 1; }
+echo "built: build/demo/rlm_ftmpush/.libs/rlm_ftmpush.so, build/demo/tools/ftmpushctl"
+
+# The integration tests' helpers write the private server configuration (lib-radius.sh, "site" mode:
+# the shipped raddb files with only token_db and the listen address changed).
+run=$top/build/demo-run
+rm -rf "$run"
+mkdir -p "$run"
+export FTM_SRCDIR=$top FTM_BUILDDIR=$top/build/demo FTM_TMP=$run FTM_PORT_BASE=${FTM_DEMO_PORT:-18123}
+# shellcheck source=../tests/integration/lib-radius.sh
+. "$top/tests/integration/lib-radius.sh"
+skip() { echo "demo: cannot run: $*" >&2; exit 1; }
+cleanup() {
+  radius_stop
+  if [ "${FTM_KEEP:-0}" = 1 ]; then echo "kept: $run"; else rm -rf "$run"; fi
+}
+
+say "a private FreeRADIUS on 127.0.0.1:$RAD_PORT with rlm_ftmpush"
+radius_setup site
+trap cleanup EXIT
+radius_user demo 'demo-pass'
+radius_start
+echo "freeradius -f -l stdout -xx -d $RAD_DIR (pid $RAD_PID), log: $RAD_LOG"
+echo "modules: $RAD_DIR/mods-enabled/ftmpush, server: $RAD_DIR/sites-enabled/ftmpush"
+
+say "a user and a token"
+echo "users file: demo  Cleartext-Password := \"demo-pass\""
+seed=$(openssl rand -hex 20)
+echo "\$ ftmpushctl --db $RAD_DB token add demo --seed <20 random bytes>"
+ctl token add demo --seed "$seed" | sed 's/^/    /'
+
+# Two logins must fall in one 60 s step for the replay to be a replay: wait for a fresh one if needed.
+left=$(( 60 - $(date +%s) % 60 ))
+if [ "$left" -lt 10 ]; then echo "(waiting ${left}s for a fresh 60 s step)"; sleep "$left"; fi
+code=$(oathtool --totp -s 60 -d 6 "$seed")
+
+show_login() { # PASSWORD DESCRIPTION
+  echo
+  echo "\$ radtest demo '$1' 127.0.0.1:$RAD_PORT 0 $RAD_SECRET      # $2"
+  radtest demo "$1" "127.0.0.1:$RAD_PORT" 0 "$RAD_SECRET" >"$RAD_OUT" 2>&1 || true
+  sed -n '/^Received /,$p' "$RAD_OUT" | sed 's/^/    /'
+  rad_parse
+}
+
+say "logins (the code from: oathtool --totp -s 60 -d 6 <seed>, what the phone app shows: $code)"
+show_login "demo-pass$code" "password + code"
+[ "$RAD_CODE" = Access-Accept ] || { cat "$RAD_OUT"; tail -n 40 "$RAD_LOG"; echo "demo: expected Access-Accept" >&2; exit 1; }
+echo "    -> Access-Accept: password and code verified"
+
+show_login "demo-pass$code" "the same code again"
+[ "$RAD_CODE" = Access-Reject ] || { cat "$RAD_OUT"; echo "demo: expected Access-Reject for the replay" >&2; exit 1; }
+echo "    -> Access-Reject, Reply-Message: \"$RAD_MSG\""
+
+show_login "wrong-pass$(oathtool --totp -s 60 -d 6 -N "now + 60 seconds" "$seed")" "a wrong password"
+echo "    -> $RAD_CODE, Reply-Message: \"$RAD_MSG\" (the code was not consumed, no failure counted)"
+
+say "token state"
+ctl token list | sed 's/^/    /'
+
+# ---- push demo (the push engineer adds a push login here) ----
+
+say "done: stopping FreeRADIUS"
