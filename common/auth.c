@@ -195,7 +195,7 @@ typedef struct {
 	ftm_auth_t	*auth;
 	time_t		now;
 	unsigned	n, n_locked, n_expired;
-	bool		digits6, digits8;
+	unsigned	digit_mask;	/* bit d set: a token of the user has d digits */
 	bool		has_push;	/* a usable token with a push target */
 	ftm_token_t	push_tok;	/* that token (with its seed: the gateway channel needs it) */
 } holdings_t;
@@ -206,10 +206,8 @@ static int holdings_cb(void *c, const ftm_token_t *tok)
 	const char *state = ftm_token_state_name(tok, h->now, h->auth->cfg.activation_expire);
 
 	h->n++;
-	if (tok->digits == 8)
-		h->digits8 = true;
-	else
-		h->digits6 = true;
+	if (tok->digits >= 6 && tok->digits <= FTM_CODE_MAX)
+		h->digit_mask |= 1u << tok->digits;
 	if (strcmp(state, "locked") == 0) {
 		h->n_locked++;
 	} else if (strcmp(state, "expired") == 0) {
@@ -269,7 +267,6 @@ static int peek_ok(ftm_auth_t *auth, const char *user, const char *code, time_t 
 int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed, time_t now,
 		   ftm_split_t *out)
 {
-	static const unsigned try_digits[] = { 6, 8 };
 	char err[FTM_ERR_MAX] = "";
 	ftm_passcode_t cand;
 	bool have_cand = false, verified = false;
@@ -280,7 +277,7 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 	ftm_memzero(out, sizeof(*out));
 	if (auth == NULL || login == NULL || login->user == NULL || typed == NULL)
 		return -1;
-	if (ftm_passcode_split(typed, 6, &out->primary) != 0) {
+	if (strnlen(typed, FTM_INPUT_MAX + 1) > FTM_INPUT_MAX) {
 		ftm_log(&auth->log, FTM_LOG_WARN, "split for '%s' from %s: input longer than %d bytes refused",
 			WHO(login), FTM_INPUT_MAX);
 		ftm_memzero(out, sizeof(*out));
@@ -304,13 +301,13 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 
 	/* One reading per code length the user's tokens use; a code that verifies wins. */
 	memset(&cand, 0, sizeof(cand));
-	for (size_t i = 0; i < sizeof(try_digits) / sizeof(try_digits[0]) && !verified; i++) {
+	for (unsigned digits = 6; digits <= FTM_CODE_MAX && !verified; digits++) {
 		ftm_passcode_t p;
 		int ok;
 
-		if ((try_digits[i] == 6 && !h.digits6) || (try_digits[i] == 8 && !h.digits8))
+		if (!(h.digit_mask & (1u << digits)))
 			continue;
-		ftm_passcode_split(typed, try_digits[i], &p);
+		ftm_passcode_split(typed, digits, &p);
 		if (!p.has_code) {
 			ftm_passcode_clear(&p);
 			continue;

@@ -299,9 +299,22 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 	}
 
 	/* ---- PUSH ENGINE HOOK (owned by the push engineer) ----
-	 * When inst->cfg.push.status is enabled: call ftm_auth_push_start(inst->auth, err, sizeof(err))
-	 * here (fail instantiate with its reason), and warn when the server's max_request_time is not
-	 * above push.timeout (a v3 module blocks a worker thread for the whole push wait). */
+	 * The callback listener runs in this instance (a thread of libmicrohttpd) until mod_detach
+	 * (ftm_auth_free stops it). A v3 module cannot yield: each pending push holds a worker thread
+	 * for up to push.timeout, so the request must be allowed to live longer than that. */
+	if (inst->cfg.push.status) {
+		if (ftm_auth_push_start(inst->auth, err, sizeof(err)) != 0) {
+			cf_log_err_cs(conf, "Cannot start the push engine: %s", err);
+			ftm_auth_free(inst->auth);
+			inst->auth = NULL;
+			return -1;
+		}
+		if (main_config.max_request_time != 0 && main_config.max_request_time <= inst->cfg.push.timeout)
+			WARN("rlm_ftmpush (%s): max_request_time (%u s) is not above push.timeout (%u s): the server "
+			     "will give up on logins still waiting for the phone; raise max_request_time in "
+			     "radiusd.conf (and the NAS's RADIUS timeout) above push.timeout",
+			     inst->name, main_config.max_request_time, inst->cfg.push.timeout);
+	}
 	/* ---- END PUSH ENGINE HOOK ---- */
 
 	INFO("rlm_ftmpush (%s): token_db %s, window %u, lockout_threshold %u, no_token %s, challenge %s, push %s",

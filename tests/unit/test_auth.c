@@ -221,6 +221,31 @@ static void split_reads_eight_digit_codes(void **state)
 	assert_string_equal(sp.primary.code, CODE8);
 }
 
+/* A user with a 6-digit and an 8-digit token: each length is tried, the one that verifies wins. */
+static void split_tries_each_code_length_the_user_holds(void **state)
+{
+	fixture_t *f = *state;
+	char err[FTM_ERR_MAX] = "";
+	ftm_split_t sp;
+	ftm_token_t t;
+
+	assert_int_equal(ftm_token_init(&t, "alice", "FTKMOB0000000006", NULL, err, sizeof(err)), 0);
+	t.period = 30;
+	assert_int_equal(ftm_store_token_add(ftm_auth_store(f->auth), &t, err, sizeof(err)), 0);
+	ftm_memzero(&t, sizeof(t));
+	add_token(f, "alice", "FTKMOB0000000008", 8, NULL);
+	assert_int_equal(ftm_auth_split(f->auth, &alice, "pw" CODE8, T8, &sp), 0);
+	assert_true(sp.primary.has_code);
+	assert_false(sp.has_alt);
+	assert_string_equal(sp.primary.password, "pw");
+	assert_string_equal(sp.primary.code, CODE8);
+	/* nothing verifies: the 6-digit reading is primary, the whole input the alternative */
+	assert_int_equal(ftm_auth_split(f->auth, &alice, "pw12345678", T8, &sp), 0);
+	assert_true(sp.has_alt);
+	assert_string_equal(sp.primary.password, "pw12");
+	assert_string_equal(sp.alt_password, "pw12345678");
+}
+
 static void split_push_available_needs_status_and_target(void **state)
 {
 	fixture_t *f = *state;
@@ -704,6 +729,7 @@ int main(void)
 		T(split_without_trailing_code_is_password_only),
 		T(split_refuses_overlong_input),
 		T(split_reads_eight_digit_codes),
+		T(split_tries_each_code_length_the_user_holds),
 		T(split_push_available_needs_status_and_target),
 		T(verify_valid_code_then_replay),
 		T(verify_wrong_code_counts_and_locks_at_the_threshold),
