@@ -209,22 +209,22 @@ static struct MHD_Daemon *start(ftm_push_listener_t *l, unsigned flags, unsigned
 {
 	if (sa)
 		return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, l,
+					MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,
 					MHD_OPTION_SOCK_ADDR, sa,
 					MHD_OPTION_HTTPS_MEM_CERT, l->cert, MHD_OPTION_HTTPS_MEM_KEY, l->key,
 					MHD_OPTION_CONNECTION_LIMIT, (unsigned)FTM_PUSH_CONN_MAX,
 					MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)FTM_PUSH_CONN_PER_IP,
 					MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)FTM_PUSH_CONN_TIMEOUT,
 					MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
-					MHD_OPTION_NOTIFY_COMPLETED, completed, l,
-					MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l, MHD_OPTION_END);
+					MHD_OPTION_NOTIFY_COMPLETED, completed, l, MHD_OPTION_END);
 	return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, l,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,
 				MHD_OPTION_HTTPS_MEM_CERT, l->cert, MHD_OPTION_HTTPS_MEM_KEY, l->key,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)FTM_PUSH_CONN_MAX,
 				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)FTM_PUSH_CONN_PER_IP,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)FTM_PUSH_CONN_TIMEOUT,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
-				MHD_OPTION_NOTIFY_COMPLETED, completed, l,
-				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l, MHD_OPTION_END);
+				MHD_OPTION_NOTIFY_COMPLETED, completed, l, MHD_OPTION_END);
 }
 
 ftm_push_listener_t *ftm_push_listener_start(ftm_push_t *p, const ftm_config_t *cfg, const ftm_log_t *log,

@@ -237,7 +237,10 @@ static int map_config(rlm_ftmpush_t *inst, CONF_SECTION *conf)
 			continue;
 		err[0] = '\0';
 		if (ftm_config_set(&inst->cfg, values[i].name, values[i].value, err, sizeof(err)) != 0) {
-			cf_log_err_cs(conf, "Invalid %s: %s", values[i].name, err[0] ? err : "bad value");
+			if (err[0] != '\0')
+				cf_log_err_cs(conf, "%s", err);
+			else
+				cf_log_err_cs(conf, "Invalid %s", values[i].name);
 			bad++;
 		}
 	}
@@ -245,7 +248,7 @@ static int map_config(rlm_ftmpush_t *inst, CONF_SECTION *conf)
 		return -1;
 	err[0] = '\0';
 	if (ftm_config_validate(&inst->cfg, config_report, conf, err, sizeof(err)) != 0) {
-		cf_log_err_cs(conf, "Invalid configuration: %s", err[0] ? err : "see above");
+		cf_log_err_cs(conf, "Configuration of %s refused (see above)", inst->name);
 		return -1;
 	}
 	return 0;
@@ -281,6 +284,14 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 		cf_log_err_cs(conf, "Warning: no \"Auth-Type %s { ... }\" in an authenticate section: users with a "
 			      "token will be rejected (see sites-available/ftmpush)", inst->name);
 
+	/* freeradius -C (also Debian's ExecStartPre, as root): check the configuration only. Opening the
+	 * store here would create tokens.db and its key file owned by root, unusable by freerad. */
+	if (check_config) {
+		INFO("rlm_ftmpush (%s): configuration ok (token_db %s not opened in check mode)", inst->name,
+		     inst->cfg.token_db);
+		return 0;
+	}
+
 	inst->auth = ftm_auth_new(&inst->cfg, &inst->log, err, sizeof(err));
 	if (inst->auth == NULL) {
 		cf_log_err_cs(conf, "Cannot start ftmpush (token_db %s): %s", inst->cfg.token_db, err);
@@ -288,9 +299,22 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 	}
 
 	/* ---- PUSH ENGINE HOOK (owned by the push engineer) ----
-	 * When inst->cfg.push.status is enabled: call ftm_auth_push_start(inst->auth, err, sizeof(err))
-	 * here (fail instantiate with its reason), and warn when the server's max_request_time is not
-	 * above push.timeout (a v3 module blocks a worker thread for the whole push wait). */
+	 * The callback listener runs in this instance (a thread of libmicrohttpd) until mod_detach
+	 * (ftm_auth_free stops it). A v3 module cannot yield: each pending push holds a worker thread
+	 * for up to push.timeout, so the request must be allowed to live longer than that. */
+	if (inst->cfg.push.status) {
+		if (ftm_auth_push_start(inst->auth, err, sizeof(err)) != 0) {
+			cf_log_err_cs(conf, "Cannot start the push engine: %s", err);
+			ftm_auth_free(inst->auth);
+			inst->auth = NULL;
+			return -1;
+		}
+		if (main_config.max_request_time != 0 && main_config.max_request_time <= inst->cfg.push.timeout)
+			WARN("rlm_ftmpush (%s): max_request_time (%u s) is not above push.timeout (%u s): the server "
+			     "will give up on logins still waiting for the phone; raise max_request_time in "
+			     "radiusd.conf (and the NAS's RADIUS timeout) above push.timeout",
+			     inst->name, main_config.max_request_time, inst->cfg.push.timeout);
+	}
 	/* ---- END PUSH ENGINE HOOK ---- */
 
 	INFO("rlm_ftmpush (%s): token_db %s, window %u, lockout_threshold %u, no_token %s, challenge %s, push %s",
@@ -556,6 +580,8 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authorize(void *instance, REQUEST *reque
 
 	if (request->packet->code != PW_CODE_ACCESS_REQUEST)
 		return RLM_MODULE_NOOP;
+	if (inst->auth == NULL)
+		return RLM_MODULE_FAIL;
 	if (login_fill(inst, request, &lb) != 0) {
 		RDEBUG2("No User-Name: nothing to do");
 		return RLM_MODULE_NOOP;
@@ -687,6 +713,8 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authenticate(void *instance, REQUEST *re
 	time_t now = time(NULL);
 
 	memset(&out, 0, sizeof(out));
+	if (inst->auth == NULL)
+		return RLM_MODULE_FAIL;
 	if (login_fill(inst, request, &lb) != 0) {
 		outcome_error(&out, FTM_RES_FAIL, "no User-Name");
 		snprintf(out.message, sizeof(out.message), "No user name");
