@@ -237,7 +237,10 @@ static int map_config(rlm_ftmpush_t *inst, CONF_SECTION *conf)
 			continue;
 		err[0] = '\0';
 		if (ftm_config_set(&inst->cfg, values[i].name, values[i].value, err, sizeof(err)) != 0) {
-			cf_log_err_cs(conf, "Invalid %s: %s", values[i].name, err[0] ? err : "bad value");
+			if (err[0] != '\0')
+				cf_log_err_cs(conf, "%s", err);
+			else
+				cf_log_err_cs(conf, "Invalid %s", values[i].name);
 			bad++;
 		}
 	}
@@ -245,7 +248,7 @@ static int map_config(rlm_ftmpush_t *inst, CONF_SECTION *conf)
 		return -1;
 	err[0] = '\0';
 	if (ftm_config_validate(&inst->cfg, config_report, conf, err, sizeof(err)) != 0) {
-		cf_log_err_cs(conf, "Invalid configuration: %s", err[0] ? err : "see above");
+		cf_log_err_cs(conf, "Configuration of %s refused (see above)", inst->name);
 		return -1;
 	}
 	return 0;
@@ -280,6 +283,14 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 	if (inst->auth_type == 0)
 		cf_log_err_cs(conf, "Warning: no \"Auth-Type %s { ... }\" in an authenticate section: users with a "
 			      "token will be rejected (see sites-available/ftmpush)", inst->name);
+
+	/* freeradius -C (also Debian's ExecStartPre, as root): check the configuration only. Opening the
+	 * store here would create tokens.db and its key file owned by root, unusable by freerad. */
+	if (check_config) {
+		INFO("rlm_ftmpush (%s): configuration ok (token_db %s not opened in check mode)", inst->name,
+		     inst->cfg.token_db);
+		return 0;
+	}
 
 	inst->auth = ftm_auth_new(&inst->cfg, &inst->log, err, sizeof(err));
 	if (inst->auth == NULL) {
@@ -569,6 +580,8 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authorize(void *instance, REQUEST *reque
 
 	if (request->packet->code != PW_CODE_ACCESS_REQUEST)
 		return RLM_MODULE_NOOP;
+	if (inst->auth == NULL)
+		return RLM_MODULE_FAIL;
 	if (login_fill(inst, request, &lb) != 0) {
 		RDEBUG2("No User-Name: nothing to do");
 		return RLM_MODULE_NOOP;
@@ -700,6 +713,8 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authenticate(void *instance, REQUEST *re
 	time_t now = time(NULL);
 
 	memset(&out, 0, sizeof(out));
+	if (inst->auth == NULL)
+		return RLM_MODULE_FAIL;
 	if (login_fill(inst, request, &lb) != 0) {
 		outcome_error(&out, FTM_RES_FAIL, "no User-Name");
 		snprintf(out.message, sizeof(out.message), "No user name");

@@ -10,6 +10,7 @@
 #                 (token_db and the listen address/port adjusted; nothing else changed).
 #   radius_opt KEY VALUE          set a module option (before radius_start); push.X goes into push { }
 #   radius_user USER PASSWORD [REPLY-ITEMS]   a users-file entry (Cleartext-Password)
+#   radius_check                  freeradius -C on the configuration; output in $RAD_CHECK_OUT
 #   radius_start / radius_stop    freeradius -f -l stdout -xx (multi-threaded), stopped on exit
 #   token_add USER [SEEDHEX]      ftmpushctl token add; sets TOKEN_SERIAL, TOKEN_SEED
 #   token_field SERIAL FIELD      a field of `ftmpushctl token show` (failures, status, last_step...)
@@ -221,11 +222,18 @@ EOF
   fi
 }
 
+# radius_check: freeradius -C on the current configuration; output in $RAD_CHECK_OUT, returns its status.
+RAD_CHECK_OUT=$FTM_TMP/config-check.log
+radius_check() {
+  radius_write_conf
+  freeradius -C -l stdout -d "$RAD_DIR" -n radiusd >"$RAD_CHECK_OUT" 2>&1
+}
+
 radius_start() {
   local i
   radius_write_conf
   # A config check first: its errors are clearer than a server that never comes up.
-  if ! freeradius -C -d "$RAD_DIR" -n radiusd >"$FTM_TMP/config-check.log" 2>&1; then
+  if ! freeradius -C -l stdout -d "$RAD_DIR" -n radiusd >"$FTM_TMP/config-check.log" 2>&1; then
     cat "$FTM_TMP/config-check.log"
     fail "freeradius -C refused the configuration"
   fi
