@@ -42,6 +42,7 @@ export FTM_SRCDIR=$top FTM_BUILDDIR=$top/build/demo FTM_TMP=$run FTM_PORT_BASE=$
 skip() { echo "demo: cannot run: $*" >&2; exit 1; }
 cleanup() {
   radius_stop
+  declare -F push_cleanup >/dev/null && push_cleanup
   if [ "${FTM_KEEP:-0}" = 1 ]; then echo "kept: $run"; else rm -rf "$run"; fi
 }
 
@@ -88,5 +89,29 @@ say "token state"
 ctl token list | sed 's/^/    /'
 
 # ---- push demo (the push engineer adds a push login here) ----
+# The simulated phone of the tests (tests/phone/: an ntfy server and a phone that taps Approve) stands
+# in for the ntfy app; the server restarts with push { } enabled and its HTTPS callback listener.
+. "$top/tests/integration/lib-push.sh"
+say "push: the simulated phone (ntfy) and push { status = enable } in the module"
+radius_stop
+push_phone_start 30
+radius_start
+push_wait_listener
+echo "callback listener: https://127.0.0.1:$PUSH_PORT/ftm/v1/ (cert: $PUSH_CERTS/server.pem)"
+topic=ftm-demo-$(openssl rand -hex 6)
+echo "\$ ftmpushctl --db $RAD_DB token push <serial> ntfy:https://127.0.0.1:$NTFY_PORT/$topic"
+serial=$(ctl token list --user demo | awk 'NR > 1 && $1 ~ /^FTK/ { print $1; exit }')
+[ -n "$serial" ] || serial=$(ctl token list | grep -o 'FTKMOB[0-9A-F]*' | head -n 1)
+ctl token push "$serial" "ntfy:https://127.0.0.1:$NTFY_PORT/$topic" | sed 's/^/    /'
+$PHONECTL behave "$topic" 'delay:3:approve' >/dev/null
+start=$(date +%s)
+show_login "demo-pass" "password only: a push; the phone approves after 3 s"
+echo "    -> $RAD_CODE after $(( $(date +%s) - start ))s"
+echo "    the phone showed: $($PHONECTL last-push "$topic" --field message)"
+[ "$RAD_CODE" = Access-Accept ] || { tail -n 40 "$RAD_LOG"; echo "demo: expected Access-Accept for the approved push" >&2; exit 1; }
+$PHONECTL behave "$topic" 'delay:1:deny' >/dev/null
+show_login "demo-pass" "password only again; this time the phone denies"
+echo "    -> $RAD_CODE, Reply-Message: \"$RAD_MSG\""
+push_cleanup
 
 say "done: stopping FreeRADIUS"

@@ -3,7 +3,8 @@
 # options of rlm_ftmpush pointing at it. Ports: FTM_PORT_BASE = RADIUS, +1 ntfy, +2 gateway,
 # +3 phone control, +4 ftmpush's callback listener.
 #
-#   push_setup [TIMEOUT]   radius_setup + certificates + phone started + push options (status enable,
+#   push_setup [TIMEOUT]   radius_setup + push_phone_start
+#   push_phone_start [TIMEOUT]  certificates + phone started + push options (status enable,
 #                          server 127.0.0.1, listener on +4, ca_file = the test CA, gateway_url)
 #   PHONECTL ...           tests/phone/phonectl.py for this phone
 #   ntfy_target TOPIC      ntfy:https://127.0.0.1:NTFY/TOPIC
@@ -27,11 +28,16 @@ push_cleanup() {
 }
 
 push_setup() {
-  local timeout=${1:-10}
   radius_setup minimal
+  trap 'radius_stop; push_cleanup' EXIT
+  push_phone_start "${1:-10}"
+}
+
+# The simulated phone and the push options, without touching the RADIUS setup (scripts/demo.sh).
+push_phone_start() {
+  local timeout=${1:-10}
   python3 -c 'import cryptography' 2>/dev/null || skip "python3-cryptography not installed (scripts/deps.sh)"
   command -v openssl >/dev/null || skip "openssl not installed"
-  trap 'radius_stop; push_cleanup' EXIT
   sh "$FTM_SRCDIR/tests/phone/mkcerts.sh" "$PUSH_CERTS" || fail "mkcerts.sh"
   mkdir -p "$PHONE_DIR"
   python3 "$FTM_SRCDIR/tests/phone/phone.py" --state-dir "$PHONE_DIR" \
