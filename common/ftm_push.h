@@ -67,8 +67,9 @@ void ftm_push_set_sender(ftm_push_t *p, ftm_push_send_fn fn, void *ctx);
 const char *ftm_push_base_url(const ftm_push_t *p);
 
 /* Start a push to tok for login, or join the one pending for the same user and client (*joined).
- * Returns a referenced transaction (release it), NULL on an internal error (reason set). The send
- * happens in the calling thread; a failed send is the verdict FTM_PUSH_FAILED. */
+ * Returns a referenced transaction (release it), or NULL with a reason: a push of the same user from
+ * another client is pending (at most one per user), or an internal error. The send happens in the
+ * calling thread; a failed send is the verdict FTM_PUSH_FAILED. */
 ftm_push_tx_t *ftm_push_start(ftm_push_t *p, const ftm_login_t *login, const ftm_token_t *tok, time_t now,
 			      bool *joined, char *reason, size_t reason_len);
 /* Block until tx is decided, its expiry, or max_ms (0: until decided or expired). Returns the verdict,

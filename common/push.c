@@ -412,8 +412,9 @@ ftm_push_tx_t *ftm_push_start(ftm_push_t *p, const ftm_login_t *login, const ftm
 	}
 	sweep(p);
 	for (tx = p->txs; tx; tx = tx->next) {
-		if (tx->verdict == FTM_PUSH_PENDING && strcmp(tx->user, login->user) == 0 &&
-		    strcmp(tx->client, client) == 0) {
+		if (tx->verdict != FTM_PUSH_PENDING || strcmp(tx->user, login->user) != 0)
+			continue;
+		if (strcmp(tx->client, client) == 0) {
 			tx->refs++;
 			*joined = true;
 			pthread_mutex_unlock(&p->lock);
@@ -421,6 +422,14 @@ ftm_push_tx_t *ftm_push_start(ftm_push_t *p, const ftm_login_t *login, const ftm
 				tx->id, tx->user, client[0] ? client : "-");
 			return tx;
 		}
+		/* At most one pending push per user: a login from elsewhere must not ride on (or bury)
+		 * the pending one. Its push fails; the front end may ask for the code instead. */
+		ftm_log(p->log, FTM_LOG_WARN, "push for '%s' from %s refused: push %.8s from %s is pending",
+			login->user, client[0] ? client : "-", tx->id, tx->client[0] ? tx->client : "-");
+		pthread_mutex_unlock(&p->lock);
+		snprintf(reason, reason_len, "another login of this user (from %.64s) is waiting for the phone",
+			 tx->client[0] ? tx->client : "-");
+		return NULL;
 	}
 	tx = tx_new(p, login, tok, now);
 	if (tx == NULL) {
@@ -679,7 +688,8 @@ void ftm_push_second_factor(ftm_push_t *p, const ftm_login_t *login, const ftm_t
 	memset(out, 0, sizeof(*out));
 	tx = ftm_push_start(p, login, tok, now, &joined, reason, sizeof(reason));
 	if (tx == NULL) {
-		outcome_set(out, FTM_RES_ERROR, tok->serial, "Push unavailable", reason);
+		snprintf(why, sizeof(why), "push not sent: %s", reason);
+		outcome_set(out, FTM_RES_PUSH_FAILED, tok->serial, "Push unavailable", why);
 		return;
 	}
 	if (tx->number[0]) {

@@ -6,3 +6,6 @@ rlm_ftmpush_rlm_ftmpush_la_CFLAGS = $(AM_CFLAGS) $(FR_CFLAGS)
 rlm_ftmpush_rlm_ftmpush_la_LIBADD = common/libftmpush.la
 rlm_ftmpush_rlm_ftmpush_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared
 endif
+# distcheck installs into a throw-away prefix: keep the module there too, not in the real
+# /usr/lib/freeradius (as root, distcheck would otherwise install and then uninstall the system's copy).
+AM_DISTCHECK_CONFIGURE_FLAGS = --with-freeradius-moddir='$${libdir}/freeradius'

@@ -293,7 +293,7 @@ static void test_send_failure_is_a_verdict(void **state)
 	ftm_push_free(p);
 }
 
-static void test_repeated_login_joins_the_pending_push(void **state)
+static void test_one_pending_push_per_user(void **state)
 {
 	ftm_push_t *p = engine(10, false);
 	waiter_t w1 = { p, ALICE, token("alice", "ntfy:https://ntfy.test/t"), { 0 } };
@@ -310,12 +310,18 @@ static void test_repeated_login_joins_the_pending_push(void **state)
 	usleep(100000);
 	assert_int_equal(S.count, 1);	/* same user and client: joined, no second push */
 	pthread_create(&t3, NULL, wait_thread, &w3);
-	wait_sent(2);			/* another client: its own push */
+	pthread_join(t3, NULL);		/* another client while one is pending: refused, no push */
+	assert_int_equal(w3.out.result, FTM_RES_PUSH_FAILED);
+	assert_non_null(strstr(w3.out.reason, "waiting for the phone"));
+	assert_int_equal(S.count, 1);
 	assert_int_equal(ftm_push_answer_capability(p, cap1, time(NULL), reply, sizeof(reply)), 200);
 	pthread_join(t1, NULL);
 	pthread_join(t2, NULL);
 	assert_int_equal(w1.out.result, FTM_RES_OK);
 	assert_int_equal(w2.out.result, FTM_RES_OK);
+	/* decided: the other client may push now */
+	pthread_create(&t3, NULL, wait_thread, &w3);
+	wait_sent(2);
 	assert_int_equal(ftm_push_answer_capability(p, S.caps[1], time(NULL), reply, sizeof(reply)), 200);
 	pthread_join(t3, NULL);
 	assert_int_equal(w3.out.result, FTM_RES_DENIED);
@@ -504,7 +510,7 @@ int main(void)
 		cmocka_unit_test(test_forged_capability_changes_nothing),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_send_failure_is_a_verdict),
-		cmocka_unit_test(test_repeated_login_joins_the_pending_push),
+		cmocka_unit_test(test_one_pending_push_per_user),
 		cmocka_unit_test(test_gateway_answer_needs_the_proof),
 		cmocka_unit_test(test_number_matching_challenge),
 		cmocka_unit_test(test_number_matching_wrong_number_denies),
