@@ -241,9 +241,25 @@ static int connect_socket(const char *path)
 	return fd;
 }
 
+/* ---- qa: who answers on the socket (fail closed) ----
+ * The verdict read from the socket logs people in, so the process behind it must be the daemon: root
+ * (ftmpushd.service) or the login process's own user. A squatter at the socket path (a writable
+ * socket directory, or a daemon that is down) must not approve logins. */
+static bool server_trusted(int fd, struct ucred *cr)
+{
+	socklen_t len = sizeof(*cr);
+
+	memset(cr, 0, sizeof(*cr));
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cr, &len) != 0 || len != sizeof(*cr))
+		return false;
+	return cr->uid == 0 || cr->uid == geteuid();
+}
+/* ---- end qa ---- */
+
 void ftm_rdv_push(const char *socket_path, const ftm_rdv_request_t *req, ftm_rdv_sent_fn sent,
 		  void *sent_ctx, int abort_fd, const ftm_log_t *log, ftm_rdv_reply_t *out)
 {
+	struct ucred cr;
 	const char *path = socket_path != NULL && *socket_path ? socket_path : "/run/ftmpush/ftmpushd.sock";
 	unsigned timeout = req->timeout > 0 && req->timeout <= TIMEOUT_MAX ? req->timeout : 60;
 	int64_t deadline = now_ms() + (int64_t)(timeout + FTM_RDV_GRACE) * 1000;
@@ -256,6 +272,14 @@ void ftm_rdv_push(const char *socket_path, const ftm_rdv_request_t *req, ftm_rdv
 	if (fd < 0) {
 		reply_error(out, "Push unavailable (push daemon not running)",
 			    "ftmpushd not reachable at %s: %s", path, strerror(errno));
+		ftm_log(log, FTM_LOG_ERR, "push for '%s': %s", req->user ? req->user : "", out->reason);
+		return;
+	}
+	if (!server_trusted(fd, &cr)) {
+		close(fd);
+		reply_error(out, "Push unavailable (push daemon not trusted)",
+			    "the process at %s (pid %ld uid %lu) is not ftmpushd (not root, not uid %lu): refused",
+			    path, (long)cr.pid, (unsigned long)cr.uid, (unsigned long)geteuid());
 		ftm_log(log, FTM_LOG_ERR, "push for '%s': %s", req->user ? req->user : "", out->reason);
 		return;
 	}

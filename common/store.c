@@ -1,10 +1,14 @@
 /* store: tokens, their sealed seeds and the atomic code verdict, over a pluggable backend (store_backend.h). */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/rand.h>
 
@@ -76,6 +80,27 @@ static int key_check(ftm_store_t *st, const char *key_file, char *err, size_t er
 	return 0;
 }
 
+/* The key file is gone (ENOENT) while the database file is already an SQLite database (a store
+ * created with the lost key). A missing or empty file is a new store: its key may be created; a file
+ * that is not SQLite at all is left for the backend to refuse with its own reason. */
+static bool missing_key_for_existing_db(const char *db_path, const char *key_file)
+{
+	static const char magic[16] = "SQLite format 3";	/* with its NUL: 16 bytes */
+	char head[16];
+	struct stat sb;
+	ssize_t n;
+	int fd;
+
+	if (lstat(key_file, &sb) == 0 || errno != ENOENT)
+		return false;
+	fd = open(db_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return false;
+	n = read(fd, head, sizeof(head));
+	close(fd);
+	return n == (ssize_t)sizeof(head) && memcmp(head, magic, sizeof(head)) == 0;
+}
+
 ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log_t *log,
 			    char *err, size_t err_len)
 {
@@ -101,6 +126,13 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 			goto fail;
 		}
 		key_file = keypath;
+	}
+	if (st->ops == &ftm_store_backend_sqlite && missing_key_for_existing_db(location, key_file)) {
+		/* A new random key could never open the seeds already sealed in it; creating one would
+		 * only leave a wrong key file behind for the admin to trip over. */
+		SETERR("key file %s is missing but the token store exists: restore the key file "
+		       "(the seeds cannot be decrypted without it)", key_file);
+		goto fail;
 	}
 	if (ftm_seedkey_load(key_file, st->key, err, err_len) != 0)
 		goto fail;

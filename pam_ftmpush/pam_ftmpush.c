@@ -353,7 +353,9 @@ static int do_split(ctx_t *ctx)
 		pam_syslog(ctx->pamh, LOG_DEBUG, "%s: split: token=%s code=%s push=%s", ctx->who,
 			   data->has_token ? "yes" : "no", data->has_code ? "yes" : "no",
 			   data->push_available ? "yes" : "no");
-	return PAM_SUCCESS;
+	/* Not PAM_SUCCESS: preparing the password proves nothing, so this instance must never be what
+	 * makes a stack succeed (a split line stacked `sufficient`, or last, would log in anyone). */
+	return PAM_IGNORE;
 }
 
 /* ---- the retry instance: reached only when the first factor refused the password part ---- */
@@ -378,7 +380,7 @@ static int do_retry(ctx_t *ctx)
 	data->has_code = false;
 	if (ctx->cfg.debug)
 		pam_syslog(ctx->pamh, LOG_DEBUG, "%s: retrying the first factor with the whole input", ctx->who);
-	return rc == PAM_SUCCESS ? PAM_SUCCESS : PAM_AUTH_ERR;
+	return rc == PAM_SUCCESS ? PAM_IGNORE : PAM_AUTH_ERR;	/* never a success by itself: see do_split */
 }
 
 /* ---- the second instance: the code, or a push, or a challenge ---- */

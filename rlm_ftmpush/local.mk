@@ -8,4 +8,4 @@ rlm_ftmpush_rlm_ftmpush_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -share
 endif
 # distcheck installs into a throw-away prefix: keep the module there too, not in the real
 # /usr/lib/freeradius (as root, distcheck would otherwise install and then uninstall the system's copy).
-AM_DISTCHECK_CONFIGURE_FLAGS = --with-freeradius-moddir='$${libdir}/freeradius'
+AM_DISTCHECK_CONFIGURE_FLAGS += --with-freeradius-moddir='$${libdir}/freeradius'

@@ -374,10 +374,31 @@ static void another_key_file_is_refused_at_open(void **state)
 	fixture_t *f = *state;
 	char other[200], err[256] = "";
 
+	char other_db[200];
+	ftm_store_t *st;
+
 	add(f, "alice", "S1");
+	/* a valid key of another store */
+	snprintf(other_db, sizeof(other_db), "%s/other.db", f->dir);
 	snprintf(other, sizeof(other), "%s/other.key", f->dir);
-	assert_null(ftm_store_open(f->db, other, NULL, err, sizeof(err)));	/* creates other.key, then refuses */
+	st = ftm_store_open(other_db, other, NULL, err, sizeof(err));
+	assert_non_null(st);
+	ftm_store_close(st);
+	assert_null(ftm_store_open(f->db, other, NULL, err, sizeof(err)));
 	assert_non_null(strstr(err, "does not match"));
+}
+
+static void a_missing_key_file_of_an_existing_store_is_not_recreated(void **state)
+{
+	fixture_t *f = *state;
+	char missing[200], err[256] = "";
+	struct stat sb;
+
+	add(f, "alice", "S1");
+	snprintf(missing, sizeof(missing), "%s/missing.key", f->dir);
+	assert_null(ftm_store_open(f->db, missing, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "is missing"));
+	assert_int_not_equal(stat(missing, &sb), 0);	/* no stray key left behind */
 }
 
 static void a_sealed_seed_moved_to_another_serial_does_not_open(void **state)
@@ -728,6 +749,7 @@ int main(void)
 		T(key_file_readable_by_others_is_refused),
 		T(key_file_of_the_wrong_size_is_refused),
 		T(another_key_file_is_refused_at_open),
+		T(a_missing_key_file_of_an_existing_store_is_not_recreated),
 		T(a_sealed_seed_moved_to_another_serial_does_not_open),
 		T(a_valid_code_is_accepted_and_its_step_recorded),
 		T(a_replayed_code_is_refused_with_the_wait),
