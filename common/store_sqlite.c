@@ -75,6 +75,7 @@ static int row_from_stmt(sqlite3_stmt *st, ftm_store_row_t *row)
 {
 	const void *blob = sqlite3_column_blob(st, 2);
 	int blen = sqlite3_column_bytes(st, 2);
+	const unsigned char *status;
 
 	memset(row, 0, sizeof(*row));
 	copy_text(row->tok.serial, sizeof(row->tok.serial), sqlite3_column_text(st, 0));
@@ -87,7 +88,8 @@ static int row_from_stmt(sqlite3_stmt *st, ftm_store_row_t *row)
 		return -1;
 	row->tok.digits = (unsigned)sqlite3_column_int(st, 4);
 	row->tok.period = (unsigned)sqlite3_column_int(st, 5);
-	row->tok.status = strcmp((const char *)sqlite3_column_text(st, 6), "active") == 0
+	status = sqlite3_column_text(st, 6);	/* NULL in a damaged file: must not crash the server */
+	row->tok.status = status != NULL && strcmp((const char *)status, "active") == 0
 		? FTM_TOKEN_ACTIVE : FTM_TOKEN_LOCKED;	/* anything unexpected reads as locked */
 	row->tok.last_step = sqlite3_column_int64(st, 7);
 	row->tok.failures = (unsigned)sqlite3_column_int(st, 8);

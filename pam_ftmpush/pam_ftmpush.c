@@ -129,6 +129,7 @@ static void ctx_free(ctx_t *ctx)
 	if (ctx->auth != NULL)
 		ftm_auth_free(ctx->auth);
 	ctx->auth = NULL;
+	ftm_memzero(&ctx->cfg, sizeof(ctx->cfg));	/* push.ntfy_token: not left on the stack */
 }
 
 /* Load the configuration and open the core. Returns a PAM code. */
