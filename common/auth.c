@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/rand.h>
 
@@ -21,7 +22,21 @@ typedef struct {
 	char	user[FTM_USER_MAX];
 	char	client[CLIENT_MAX];
 	time_t	expires;
+	/* number matching through ftmpushd (a PAM process): the open connection to the daemon, whose
+	 * transaction stays pending until the answer, and the number the daemon reported */
+	bool	rdv;
+	int	rdv_fd;
+	char	number[FTM_RDV_NUMBER_MAX];
+	char	serial[FTM_SERIAL_MAX];
 } challenge_t;
+
+static void challenge_drop_rdv(challenge_t *c)
+{
+	if (c->rdv && c->rdv_fd >= 0)
+		close(c->rdv_fd);	/* the daemon sees the hang-up and cancels its wait */
+	c->rdv = false;
+	c->rdv_fd = -1;
+}
 
 struct ftm_auth {
 	ftm_config_t	cfg;
@@ -141,6 +156,8 @@ void ftm_auth_free(ftm_auth_t *auth)
 		auth->ops.stop(auth->ops_ctx);
 	auth->has_ops = false;
 	ftm_store_close(auth->store);
+	for (size_t i = 0; i < auth->n_challenges; i++)
+		challenge_drop_rdv(&auth->challenges[i]);
 	if (auth->challenges != NULL) {
 		ftm_memzero(auth->challenges, auth->cap_challenges * sizeof(challenge_t));
 		free(auth->challenges);
@@ -416,6 +433,9 @@ void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char
 
 /* ---- step 2 without a code: push, or challenge ---- */
 
+static void rdv_second_factor(ftm_auth_t *auth, const ftm_login_t *login, const char *serial, time_t now,
+			      ftm_outcome_t *out);
+
 void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out)
 {
 	char err[FTM_ERR_MAX] = "", reason[FTM_MSG_MAX];
@@ -459,7 +479,7 @@ void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t n
 		} else {
 			ftm_log(&auth->log, FTM_LOG_INFO, "push for '%s' from %s to token %s via ftmpushd %s",
 				WHO(login), h.push_tok.serial, auth->cfg.push.socket);
-			ftm_rdv_second_factor(&auth->cfg, login, h.push_tok.serial, -1, &auth->log, out);
+			rdv_second_factor(auth, login, h.push_tok.serial, now, out);
 		}
 		if (out->serial[0] == '\0')
 			snprintf(out->serial, sizeof(out->serial), "%s", h.push_tok.serial);
@@ -505,6 +525,8 @@ static void purge_expired(ftm_auth_t *auth, time_t now)
 			if (i != j)
 				auth->challenges[j] = auth->challenges[i];
 			j++;
+		} else {
+			challenge_drop_rdv(&auth->challenges[i]);
 		}
 	}
 	if (j < auth->n_challenges)
@@ -512,42 +534,48 @@ static void purge_expired(ftm_auth_t *auth, time_t now)
 	auth->n_challenges = j;
 }
 
-static void remove_at(ftm_auth_t *auth, size_t i)
+/* Removes entry i; its connection (if any) is the caller's: closed unless keep_rdv. */
+static void remove_at(ftm_auth_t *auth, size_t i, bool keep_rdv)
 {
+	if (!keep_rdv)
+		challenge_drop_rdv(&auth->challenges[i]);
 	auth->challenges[i] = auth->challenges[auth->n_challenges - 1];
 	ftm_memzero(&auth->challenges[auth->n_challenges - 1], sizeof(challenge_t));
 	auth->n_challenges--;
 }
 
-void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out)
+/* Issue a State bound to user and client, single use, expiring after ttl seconds; rdv_fd >= 0 (owned
+ * from here on, closed on any failure) makes it a number matching challenge answered through ftmpushd.
+ * Fills out->state and returns true, or fills out with the error and returns false. */
+static bool issue_challenge(ftm_auth_t *auth, const ftm_login_t *login, time_t now, unsigned ttl, int rdv_fd,
+			    const char *number, const char *serial, ftm_outcome_t *out)
 {
 	unsigned char raw[STATE_BYTES];
 	challenge_t c;
 	bool evicted = false;
 
-	if (out == NULL)
-		return;
-	memset(out, 0, sizeof(*out));
-	if (auth == NULL || login == NULL || login->user == NULL) {
-		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "no auth context or user");
-		return;
-	}
+	memset(&c, 0, sizeof(c));
+	c.rdv = rdv_fd >= 0;
+	c.rdv_fd = rdv_fd;
 	if (strlen(login->user) >= sizeof(c.user) || strlen(str_or(login->client, "")) >= sizeof(c.client)) {
+		challenge_drop_rdv(&c);
 		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "user or client name too long for a challenge");
 		log_outcome(auth, "challenge", login, out);
-		return;
+		return false;
 	}
 	if (RAND_bytes(raw, sizeof(raw)) != 1) {
+		challenge_drop_rdv(&c);
 		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "no randomness for a challenge state");
 		log_outcome(auth, "challenge", login, out);
-		return;
+		return false;
 	}
-	memset(&c, 0, sizeof(c));
 	ftm_hex_encode(raw, sizeof(raw), c.state);
 	ftm_memzero(raw, sizeof(raw));
 	snprintf(c.user, sizeof(c.user), "%s", login->user);
 	snprintf(c.client, sizeof(c.client), "%s", str_or(login->client, ""));
-	c.expires = now + (time_t)auth->cfg.challenge_timeout;
+	c.expires = now + (time_t)ttl;
+	snprintf(c.number, sizeof(c.number), "%s", number != NULL ? number : "");
+	snprintf(c.serial, sizeof(c.serial), "%s", serial != NULL ? serial : "");
 
 	pthread_mutex_lock(&auth->lock);
 	purge_expired(auth, now);
@@ -558,7 +586,7 @@ void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t 
 		for (size_t i = 1; i < auth->n_challenges; i++)
 			if (auth->challenges[i].expires < auth->challenges[oldest].expires)
 				oldest = i;
-		remove_at(auth, oldest);
+		remove_at(auth, oldest, false);
 		evicted = true;
 	}
 	if (auth->n_challenges == auth->cap_challenges) {
@@ -570,9 +598,10 @@ void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t 
 		grown = calloc(cap, sizeof(*grown));
 		if (grown == NULL) {
 			pthread_mutex_unlock(&auth->lock);
+			challenge_drop_rdv(&c);
 			set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "out of memory for a challenge");
 			log_outcome(auth, "challenge", login, out);
-			return;
+			return false;
 		}
 		if (auth->challenges != NULL) {
 			memcpy(grown, auth->challenges, auth->n_challenges * sizeof(*grown));
@@ -587,12 +616,54 @@ void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t 
 
 	if (evicted)
 		ftm_log(&auth->log, FTM_LOG_WARN, "%d challenges pending: the oldest was dropped", CHALLENGE_MAX);
-	out->result = FTM_RES_CHALLENGE;
 	snprintf(out->state, sizeof(out->state), "%s", c.state);
+	ftm_memzero(&c, sizeof(c));
+	return true;
+}
+
+void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out)
+{
+	if (out == NULL)
+		return;
+	memset(out, 0, sizeof(*out));
+	if (auth == NULL || login == NULL || login->user == NULL) {
+		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "no auth context or user");
+		return;
+	}
+	if (!issue_challenge(auth, login, now, auth->cfg.challenge_timeout, -1, NULL, NULL, out))
+		return;
+	out->result = FTM_RES_CHALLENGE;
 	snprintf(out->message, sizeof(out->message), "Enter the token code");
 	snprintf(out->reason, sizeof(out->reason), "code challenge issued, valid %us", auth->cfg.challenge_timeout);
-	ftm_memzero(&c, sizeof(c));
 	log_outcome(auth, "challenge", login, out);
+}
+
+/* ---- push through ftmpushd (a PAM process): number matching keeps the connection ---- */
+
+/* The push through the daemon's socket. With number matching the daemon reports the number and keeps
+ * its transaction pending: the open connection goes into the challenge table under a new State (bound
+ * to user and client, single use, expiring with the push), and the login asks for the number. */
+static void rdv_second_factor(ftm_auth_t *auth, const ftm_login_t *login, const char *serial, time_t now,
+			      ftm_outcome_t *out)
+{
+	char number[FTM_RDV_NUMBER_MAX] = "";
+	ftm_outcome_t ch;
+	unsigned ttl = (auth->cfg.push.timeout ? auth->cfg.push.timeout : 60) + FTM_RDV_GRACE;
+	int fd;
+
+	fd = ftm_rdv_second_factor_start(&auth->cfg, login, serial, -1, &auth->log, out, number);
+	if (fd < 0)
+		return;		/* a final verdict, or no number matching */
+	memset(&ch, 0, sizeof(ch));
+	if (!issue_challenge(auth, login, now, ttl, fd, number, out->serial, &ch)) {	/* closes fd */
+		ftm_memzero(number, sizeof(number));
+		snprintf(ch.serial, sizeof(ch.serial), "%s", out->serial);
+		*out = ch;
+		return;
+	}
+	ftm_memzero(number, sizeof(number));
+	snprintf(out->state, sizeof(out->state), "%s", ch.state);
+	snprintf(out->reason, sizeof(out->reason), "number matching push sent (ftmpushd), answer valid %us", ttl);
 }
 
 static bool is_state(const char *s)
@@ -608,7 +679,8 @@ static bool is_state(const char *s)
 typedef enum { ST_UNKNOWN, ST_OK, ST_EXPIRED, ST_MISMATCH } state_check_t;
 
 /* Finds and consumes a state (single use, whatever the answer). */
-static state_check_t take_state(ftm_auth_t *auth, const ftm_login_t *login, const char *state, time_t now)
+static state_check_t take_state(ftm_auth_t *auth, const ftm_login_t *login, const char *state, time_t now,
+				challenge_t *taken)
 {
 	state_check_t r = ST_UNKNOWN;
 	size_t found = 0;
@@ -633,7 +705,8 @@ static state_check_t take_state(ftm_auth_t *auth, const ftm_login_t *login, cons
 			r = ST_MISMATCH;
 		else
 			r = ST_OK;
-		remove_at(auth, found);
+		*taken = *c;	/* with its connection, if any: the caller's now */
+		remove_at(auth, found, true);
 	}
 	pthread_mutex_unlock(&auth->lock);
 	return r;
@@ -644,6 +717,7 @@ void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const
 {
 	ftm_push_ops_t ops;
 	void *ops_ctx = NULL;
+	challenge_t c;
 
 	if (out == NULL)
 		return;
@@ -652,16 +726,37 @@ void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const
 		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "no auth context, user, state or answer");
 		return;
 	}
-	switch (take_state(auth, login, state, now)) {
+	memset(&c, 0, sizeof(c));
+	c.rdv_fd = -1;
+	switch (take_state(auth, login, state, now, &c)) {
 	case ST_OK:
+		if (c.rdv) {
+			/* Number matching through ftmpushd: the core compares, the daemon's engine decides. */
+			ftm_rdv_number_answer(c.rdv_fd, c.number, answer, c.serial, &auth->log, out);
+			c.rdv = false;	/* closed by ftm_rdv_number_answer */
+			ftm_memzero(&c, sizeof(c));
+			log_outcome(auth, "number answer", login, out);
+			return;
+		}
+		ftm_memzero(&c, sizeof(c));
 		check_code(auth, login, answer, now, out);
 		log_outcome(auth, "challenge answer", login, out);
 		return;
 	case ST_EXPIRED:
+		if (c.rdv) {
+			challenge_drop_rdv(&c);
+			set_out(out, FTM_RES_DENIED, c.serial, "Token denied or timeout",
+				"number typed after the push timeout");
+			ftm_memzero(&c, sizeof(c));
+			log_outcome(auth, "number answer", login, out);
+			return;
+		}
 		set_out(out, FTM_RES_FAIL, NULL, "Challenge expired: log in again", "challenge state expired");
 		log_outcome(auth, "challenge answer", login, out);
 		return;
 	case ST_MISMATCH:
+		challenge_drop_rdv(&c);
+		ftm_memzero(&c, sizeof(c));
 		set_out(out, FTM_RES_FAIL, NULL, "Invalid challenge: log in again",
 			"challenge state issued to another user or client (consumed)");
 		log_outcome(auth, "challenge answer", login, out);

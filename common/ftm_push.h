@@ -80,6 +80,9 @@ void ftm_push_release(ftm_push_t *p, ftm_push_tx_t *tx);
 const char *ftm_push_tx_id(const ftm_push_tx_t *tx);
 const char *ftm_push_tx_number(const ftm_push_tx_t *tx);	/* "" without number matching */
 const char *ftm_push_tx_serial(const ftm_push_tx_t *tx);
+/* Number matching: the State to give ftm_push_challenge_answer with the typed number ("" without).
+ * ftmpushd uses it to let the engine decide a PAM login's answer; never sent to a client. */
+const char *ftm_push_tx_state(const ftm_push_tx_t *tx);
 const char *ftm_push_tx_reason(ftm_push_t *p, ftm_push_tx_t *tx, char *buf, size_t len);
 
 /* The answers (the listener calls these). Each returns the HTTP status of docs/protocol.md section 4

@@ -5,6 +5,10 @@
  *   {"v":1,"op":"push","user":..,"serial":..,"client":..,"nas":..,"host":..,"timeout":N}
  * and reads replies until a final one: zero or more events {"v":1,"event":"sent","serial":..,"number":..}
  * then {"v":1,"verdict":"approved|denied|timeout|failed|error","serial":..,"message":..,"reason":..}.
+ * Number matching (the sent event has a number): the connection stays open while the login asks the
+ * user for the number; the client may then send one more message {"v":1,"op":"answer","number":"NN"}
+ * (what was typed), which the daemon decides through the push engine's own number check (right ->
+ * approved, wrong -> denied); a tap on the phone before it decides too, and the verdict comes at once.
  * Closing the connection cancels the request. The server checks SO_PEERCRED on every connection. */
 #ifndef FTM_RENDEZVOUS_H
 #define FTM_RENDEZVOUS_H
@@ -56,6 +60,20 @@ typedef void (*ftm_rdv_sent_fn)(void *ctx, const char *serial, const char *numbe
 void ftm_rdv_push(const char *socket_path, const ftm_rdv_request_t *req, ftm_rdv_sent_fn sent,
 		  void *sent_ctx, int abort_fd, const ftm_log_t *log, ftm_rdv_reply_t *out);
 
+/* Number matching: like ftm_rdv_push, but returns as soon as the daemon reports the push sent with a
+ * number: the still open connection (the daemon's transaction stays pending; the caller owns it and
+ * must ftm_rdv_answer or close it) and out->number. -1 when the verdict (or an error) came first, or
+ * the push was sent without a number: out is then the final reply. */
+int ftm_rdv_push_start(const char *socket_path, const ftm_rdv_request_t *req, int abort_fd,
+		       const ftm_log_t *log, ftm_rdv_reply_t *out);
+
+/* The number typed for a connection from ftm_rdv_push_start (number: what the daemon reported).
+ * Compares answer with number in constant time, sends the answer to the daemon (unless a verdict is
+ * already waiting: the phone decided first) and reads the verdict, at most FTM_RDV_GRACE seconds.
+ * approved only when the daemon approved AND the typed number matches; denied otherwise (a tap that
+ * denied, a wrong number); error when the daemon is gone. Always closes fd. out->serial is kept. */
+void ftm_rdv_answer(int fd, const char *number, const char *answer, const ftm_log_t *log, ftm_rdv_reply_t *out);
+
 /* For ftm_auth in a PAM process: push to serial (NULL: the daemon picks) through the daemon at
  * cfg->push.socket, wait at most cfg->push.timeout (+ grace), and fill an ftm_auth outcome:
  * approved -> FTM_RES_OK, denied/timeout -> FTM_RES_DENIED ("Token denied or timeout"),
@@ -66,6 +84,18 @@ struct ftm_login;
 struct ftm_outcome;
 void ftm_rdv_second_factor(const struct ftm_config *cfg, const struct ftm_login *login, const char *serial,
 			   int abort_fd, const ftm_log_t *log, struct ftm_outcome *out);
+
+/* ftm_rdv_second_factor for number matching: when the daemon reports the push sent with a number,
+ * returns the open connection (>= 0), the number, and out = FTM_RES_CHALLENGE "Enter the number shown
+ * on your phone" WITHOUT a State (ftm_auth issues it and keeps the connection). Otherwise -1 and out
+ * is ftm_rdv_second_factor's final outcome. */
+int ftm_rdv_second_factor_start(const struct ftm_config *cfg, const struct ftm_login *login, const char *serial,
+				int abort_fd, const ftm_log_t *log, struct ftm_outcome *out,
+				char number[FTM_RDV_NUMBER_MAX]);
+/* The typed answer for such a connection (ftm_rdv_answer), as an ftm_auth outcome: FTM_RES_OK,
+ * FTM_RES_DENIED ("Token denied or timeout") or FTM_RES_PUSH_FAILED. Closes fd. */
+void ftm_rdv_number_answer(int fd, const char *number, const char *answer, const char *serial,
+			   const ftm_log_t *log, struct ftm_outcome *out);
 
 /* ---- server (ftmpushd) ---- */
 
@@ -78,7 +108,11 @@ typedef void (*ftm_rdv_handler_fn)(void *ctx, ftm_rdv_conn_t *conn, const ftm_rd
 
 /* For handlers: report the push as sent (an event to the client); false when the client is gone. */
 bool ftm_rdv_conn_sent(ftm_rdv_conn_t *conn, const char *serial, const char *number);
-/* For handlers: false once the client hung up (the handler should cancel its push). */
+/* For handlers of a number matching push: wait at most max_ms for the client's answer message.
+ * 1: number holds what was typed; 0: nothing yet; -1: the client hung up or sent something else. */
+int ftm_rdv_conn_wait_answer(ftm_rdv_conn_t *conn, unsigned max_ms, char *number, size_t number_len);
+/* For handlers: false once the client hung up (the handler should cancel its push). Not for a
+ * number matching push, whose client may send an answer: use ftm_rdv_conn_wait_answer. */
 bool ftm_rdv_conn_alive(ftm_rdv_conn_t *conn);
 
 /* Listen on socket_path (a stale socket is replaced, a live one refused), mode 0660, owned by

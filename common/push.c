@@ -320,6 +320,12 @@ const char *ftm_push_tx_serial(const ftm_push_tx_t *tx)
 	return tx->serial;
 }
 
+/* Number matching: the challenge State of tx ("" without), for ftm_push_challenge_answer (ftmpushd). */
+const char *ftm_push_tx_state(const ftm_push_tx_t *tx)
+{
+	return tx->state;
+}
+
 const char *ftm_push_tx_reason(ftm_push_t *p, ftm_push_tx_t *tx, char *buf, size_t len)
 {
 	pthread_mutex_lock(&p->lock);

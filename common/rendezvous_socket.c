@@ -21,6 +21,7 @@
 #include <json-c/json.h>
 
 #include "ftm_auth.h"
+#include "ftm_otp.h"
 #include "ftm_rendezvous.h"
 
 #define REQUEST_READ_TIMEOUT_MS	5000
@@ -256,24 +257,20 @@ static bool server_trusted(int fd, struct ucred *cr)
 }
 /* ---- end qa ---- */
 
-void ftm_rdv_push(const char *socket_path, const ftm_rdv_request_t *req, ftm_rdv_sent_fn sent,
-		  void *sent_ctx, int abort_fd, const ftm_log_t *log, ftm_rdv_reply_t *out)
+/* Connect to the daemon and send the push request: the connected fd, or -1 with out filled. */
+static int rdv_open(const char *path, const ftm_rdv_request_t *req, unsigned timeout, const ftm_log_t *log,
+		    ftm_rdv_reply_t *out)
 {
 	struct ucred cr;
-	const char *path = socket_path != NULL && *socket_path ? socket_path : "/run/ftmpush/ftmpushd.sock";
-	unsigned timeout = req->timeout > 0 && req->timeout <= TIMEOUT_MAX ? req->timeout : 60;
-	int64_t deadline = now_ms() + (int64_t)(timeout + FTM_RDV_GRACE) * 1000;
 	json_object *msg;
 	int fd;
 
-	memset(out, 0, sizeof(*out));
-	copy_str(out->serial, sizeof(out->serial), req->serial);
 	fd = connect_socket(path);
 	if (fd < 0) {
 		reply_error(out, "Push unavailable (push daemon not running)",
 			    "ftmpushd not reachable at %s: %s", path, strerror(errno));
 		ftm_log(log, FTM_LOG_ERR, "push for '%s': %s", req->user ? req->user : "", out->reason);
-		return;
+		return -1;
 	}
 	if (!server_trusted(fd, &cr)) {
 		close(fd);
@@ -281,7 +278,7 @@ void ftm_rdv_push(const char *socket_path, const ftm_rdv_request_t *req, ftm_rdv
 			    "the process at %s (pid %ld uid %lu) is not ftmpushd (not root, not uid %lu): refused",
 			    path, (long)cr.pid, (unsigned long)cr.uid, (unsigned long)geteuid());
 		ftm_log(log, FTM_LOG_ERR, "push for '%s': %s", req->user ? req->user : "", out->reason);
-		return;
+		return -1;
 	}
 
 	msg = json_object_new_object();
@@ -299,11 +296,19 @@ void ftm_rdv_push(const char *socket_path, const ftm_rdv_request_t *req, ftm_rdv
 			    path, strerror(errno));
 		ftm_log(log, FTM_LOG_ERR, "push for '%s': %s", req->user ? req->user : "", out->reason);
 		close(fd);
-		return;
+		return -1;
 	}
 	json_object_put(msg);
+	return fd;
+}
 
+/* Read replies until the verdict (returns 1, out filled; errors too are a verdict), or, with
+ * stop_at_number, until a "sent" event that carries a number (returns 0, out->number set). */
+static int rdv_read(int fd, const char *path, int64_t deadline, int abort_fd, bool stop_at_number,
+		    ftm_rdv_sent_fn sent, void *sent_ctx, ftm_rdv_reply_t *out)
+{
 	for (;;) {
+		json_object *msg;
 		const char *s;
 
 		msg = recv_json(fd, deadline, abort_fd);
@@ -320,17 +325,22 @@ void ftm_rdv_push(const char *socket_path, const ftm_rdv_request_t *req, ftm_rdv
 				reply_error(out, "Push unavailable (push daemon error)",
 					    "reading from ftmpushd at %s: %s", path, strerror(errno));
 			}
-			break;
+			return 1;
 		}
 		if ((s = jstr(msg, "event")) != NULL) {
+			bool stop = false;
+
 			if (strcmp(s, "sent") == 0) {
 				if (jstr(msg, "serial"))
 					copy_str(out->serial, sizeof(out->serial), jstr(msg, "serial"));
 				copy_str(out->number, sizeof(out->number), jstr(msg, "number"));
 				if (sent != NULL)
 					sent(sent_ctx, out->serial, out->number);
+				stop = stop_at_number && out->number[0] != '\0';
 			}
 			json_object_put(msg);
+			if (stop)
+				return 0;
 			continue;
 		}
 		s = jstr(msg, "verdict");
@@ -343,47 +353,216 @@ void ftm_rdv_push(const char *socket_path, const ftm_rdv_request_t *req, ftm_rdv
 			copy_str(out->reason, sizeof(out->reason), jstr(msg, "reason"));
 		}
 		json_object_put(msg);
-		break;
+		return 1;
 	}
-	close(fd);
-	ftm_log(log, out->verdict == FTM_RDV_ERROR ? FTM_LOG_ERR : FTM_LOG_DEBUG,
-		"push for '%s' via ftmpushd: %s (%s)", req->user ? req->user : "",
-		ftm_rdv_verdict_name(out->verdict), out->reason);
 }
 
-void ftm_rdv_second_factor(const ftm_config_t *cfg, const ftm_login_t *login, const char *serial,
-			   int abort_fd, const ftm_log_t *log, ftm_outcome_t *out)
+static const char *rdv_path(const char *socket_path)
 {
-	ftm_rdv_request_t req = {
-		.user = login->user, .serial = serial, .client = login->client, .nas = login->nas,
-		.host = login->host, .timeout = cfg->push.timeout ? cfg->push.timeout : 60,
-	};
-	ftm_rdv_reply_t r;
+	return socket_path != NULL && *socket_path ? socket_path : "/run/ftmpush/ftmpushd.sock";
+}
 
-	ftm_rdv_push(cfg->push.socket[0] ? cfg->push.socket : FTM_DEFAULT_SOCKET, &req, NULL, NULL, abort_fd,
-		     log, &r);
+static unsigned rdv_timeout(const ftm_rdv_request_t *req)
+{
+	return req->timeout > 0 && req->timeout <= TIMEOUT_MAX ? req->timeout : 60;
+}
+
+static void log_verdict(const ftm_log_t *log, const char *user, const ftm_rdv_reply_t *out)
+{
+	ftm_log(log, out->verdict == FTM_RDV_ERROR ? FTM_LOG_ERR : FTM_LOG_DEBUG,
+		"push for '%s' via ftmpushd: %s (%s)", user ? user : "", ftm_rdv_verdict_name(out->verdict),
+		out->reason);
+}
+
+void ftm_rdv_push(const char *socket_path, const ftm_rdv_request_t *req, ftm_rdv_sent_fn sent,
+		  void *sent_ctx, int abort_fd, const ftm_log_t *log, ftm_rdv_reply_t *out)
+{
+	const char *path = rdv_path(socket_path);
+	unsigned timeout = rdv_timeout(req);
+	int64_t deadline = now_ms() + (int64_t)(timeout + FTM_RDV_GRACE) * 1000;
+	int fd;
+
 	memset(out, 0, sizeof(*out));
-	copy_str(out->serial, sizeof(out->serial), r.serial);
-	switch (r.verdict) {
+	copy_str(out->serial, sizeof(out->serial), req->serial);
+	fd = rdv_open(path, req, timeout, log, out);
+	if (fd < 0)
+		return;
+	rdv_read(fd, path, deadline, abort_fd, false, sent, sent_ctx, out);
+	close(fd);
+	log_verdict(log, req->user, out);
+}
+
+int ftm_rdv_push_start(const char *socket_path, const ftm_rdv_request_t *req, int abort_fd,
+		       const ftm_log_t *log, ftm_rdv_reply_t *out)
+{
+	const char *path = rdv_path(socket_path);
+	unsigned timeout = rdv_timeout(req);
+	int64_t deadline = now_ms() + (int64_t)(timeout + FTM_RDV_GRACE) * 1000;
+	int fd;
+
+	memset(out, 0, sizeof(*out));
+	copy_str(out->serial, sizeof(out->serial), req->serial);
+	fd = rdv_open(path, req, timeout, log, out);
+	if (fd < 0)
+		return -1;
+	if (rdv_read(fd, path, deadline, abort_fd, true, NULL, NULL, out) == 0) {
+		ftm_log(log, FTM_LOG_DEBUG, "push for '%s' via ftmpushd: sent with number matching, pending",
+			req->user ? req->user : "");
+		return fd;
+	}
+	close(fd);
+	log_verdict(log, req->user, out);
+	return -1;
+}
+
+/* Is a message (a verdict the daemon sent because the phone decided) already waiting on fd? */
+static bool verdict_waiting(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
+}
+
+void ftm_rdv_answer(int fd, const char *number, const char *answer, const ftm_log_t *log, ftm_rdv_reply_t *out)
+{
+	int64_t deadline = now_ms() + (int64_t)FTM_RDV_GRACE * 1000;
+	size_t nlen, alen = answer != NULL ? strnlen(answer, FTM_RDV_NUMBER_MAX) : 0;
+	bool match, early;
+	char serial[FTM_SERIAL_MAX], want[FTM_RDV_NUMBER_MAX];
+
+	/* number and out may overlap (out->number): copy before out is cleared */
+	copy_str(want, sizeof(want), number);
+	nlen = strlen(want);
+	copy_str(serial, sizeof(serial), out->serial);
+	memset(out, 0, sizeof(*out));
+	copy_str(out->serial, sizeof(out->serial), serial);
+	if (fd < 0) {
+		reply_error(out, "Push unavailable", "no pending push connection");
+		return;
+	}
+	/* The typed number against the one the daemon reported, in constant time (lengths are public). */
+	match = nlen > 0 && alen == nlen && ftm_ct_equal(answer, want, nlen);
+	ftm_memzero(want, sizeof(want));
+	early = verdict_waiting(fd);
+	if (!early) {
+		/* The daemon decides the transaction through the engine's own number check; a wrong
+		 * number denies it there too, so a later tap on the phone changes nothing. */
+		json_object *msg = json_object_new_object();
+
+		json_object_object_add(msg, "v", json_object_new_int(1));
+		json_object_object_add(msg, "op", json_object_new_string("answer"));
+		json_object_object_add(msg, "number",
+				       json_object_new_string(alen > 0 && alen < FTM_RDV_NUMBER_MAX ? answer : ""));
+		if (send_json(fd, msg) != 0)
+			ftm_log(log, FTM_LOG_DEBUG, "number answer to ftmpushd: %s (reading its verdict)",
+				strerror(errno));
+		json_object_put(msg);
+	}
+	rdv_read(fd, "ftmpushd", deadline, -1, false, NULL, NULL, out);
+	close(fd);
+	if (out->verdict == FTM_RDV_APPROVED && !match) {
+		/* Approved on the phone, but the number typed here is not the one it showed. */
+		out->verdict = FTM_RDV_DENIED;
+		copy_str(out->message, sizeof(out->message), "Token denied or timeout");
+		copy_str(out->reason, sizeof(out->reason), early ? "approved on the phone, but a wrong number typed"
+								 : "wrong number typed");
+	} else if (out->verdict != FTM_RDV_APPROVED && match && out->reason[0] == '\0') {
+		copy_str(out->reason, sizeof(out->reason), "right number typed, but ftmpushd did not approve");
+	}
+	ftm_log(log, out->verdict == FTM_RDV_ERROR ? FTM_LOG_ERR : FTM_LOG_DEBUG,
+		"number answer via ftmpushd: %s (%s)%s", ftm_rdv_verdict_name(out->verdict), out->reason,
+		early ? " [the phone decided first]" : "");
+}
+
+static void reply_to_outcome(const ftm_rdv_reply_t *r, ftm_outcome_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	copy_str(out->serial, sizeof(out->serial), r->serial);
+	switch (r->verdict) {
 	case FTM_RDV_APPROVED:
 		out->result = FTM_RES_OK;
 		snprintf(out->reason, sizeof(out->reason), "push approved (ftmpushd)%s%.200s",
-			 r.reason[0] ? ": " : "", r.reason);
+			 r->reason[0] ? ": " : "", r->reason);
 		return;
 	case FTM_RDV_DENIED:
 	case FTM_RDV_TIMEOUT:
 		out->result = FTM_RES_DENIED;
-		copy_str(out->message, sizeof(out->message), r.message[0] ? r.message : "Token denied or timeout");
+		copy_str(out->message, sizeof(out->message), r->message[0] ? r->message : "Token denied or timeout");
 		break;
 	case FTM_RDV_FAILED:
 	case FTM_RDV_ERROR:
 	default:
 		out->result = FTM_RES_PUSH_FAILED;
-		copy_str(out->message, sizeof(out->message), r.message[0] ? r.message : "Push unavailable");
+		copy_str(out->message, sizeof(out->message), r->message[0] ? r->message : "Push unavailable");
 		break;
 	}
-	snprintf(out->reason, sizeof(out->reason), "push %s (ftmpushd)%s%.200s", ftm_rdv_verdict_name(r.verdict),
-		 r.reason[0] ? ": " : "", r.reason);
+	snprintf(out->reason, sizeof(out->reason), "push %s (ftmpushd)%s%.200s", ftm_rdv_verdict_name(r->verdict),
+		 r->reason[0] ? ": " : "", r->reason);
+}
+
+static void login_request(const ftm_config_t *cfg, const ftm_login_t *login, const char *serial,
+			  ftm_rdv_request_t *req)
+{
+	ftm_rdv_request_t r = {
+		.user = login->user, .serial = serial, .client = login->client, .nas = login->nas,
+		.host = login->host, .timeout = cfg->push.timeout ? cfg->push.timeout : 60,
+	};
+	*req = r;
+}
+
+static const char *cfg_socket(const ftm_config_t *cfg)
+{
+	return cfg->push.socket[0] ? cfg->push.socket : FTM_DEFAULT_SOCKET;
+}
+
+void ftm_rdv_second_factor(const ftm_config_t *cfg, const ftm_login_t *login, const char *serial,
+			   int abort_fd, const ftm_log_t *log, ftm_outcome_t *out)
+{
+	ftm_rdv_request_t req;
+	ftm_rdv_reply_t r;
+
+	login_request(cfg, login, serial, &req);
+	ftm_rdv_push(cfg_socket(cfg), &req, NULL, NULL, abort_fd, log, &r);
+	reply_to_outcome(&r, out);
+}
+
+int ftm_rdv_second_factor_start(const ftm_config_t *cfg, const ftm_login_t *login, const char *serial,
+				int abort_fd, const ftm_log_t *log, struct ftm_outcome *out,
+				char number[FTM_RDV_NUMBER_MAX])
+{
+	ftm_rdv_request_t req;
+	ftm_rdv_reply_t r;
+	int fd;
+
+	login_request(cfg, login, serial, &req);
+	fd = ftm_rdv_push_start(cfg_socket(cfg), &req, abort_fd, log, &r);
+	if (fd < 0) {
+		number[0] = '\0';
+		reply_to_outcome(&r, out);
+		return -1;
+	}
+	copy_str(number, FTM_RDV_NUMBER_MAX, r.number);
+	memset(out, 0, sizeof(*out));
+	out->result = FTM_RES_CHALLENGE;
+	copy_str(out->serial, sizeof(out->serial), r.serial);
+	copy_str(out->message, sizeof(out->message), "Enter the number shown on your phone");
+	copy_str(out->reason, sizeof(out->reason), "number matching push sent (ftmpushd)");
+	ftm_memzero(&r, sizeof(r));
+	return fd;
+}
+
+void ftm_rdv_number_answer(int fd, const char *number, const char *answer, const char *serial,
+			   const ftm_log_t *log, struct ftm_outcome *out)
+{
+	ftm_rdv_reply_t r;
+
+	memset(&r, 0, sizeof(r));
+	copy_str(r.serial, sizeof(r.serial), serial);
+	ftm_rdv_answer(fd, number, answer, log, &r);
+	reply_to_outcome(&r, out);
+	if (r.verdict == FTM_RDV_APPROVED)
+		snprintf(out->reason, sizeof(out->reason), "number matched, push approved (ftmpushd)%s%.200s",
+			 r.reason[0] ? ": " : "", r.reason);
 }
 
 /* ---- server ---- */
@@ -453,6 +632,39 @@ bool ftm_rdv_conn_sent(ftm_rdv_conn_t *conn, const char *serial, const char *num
 	rc = conn_send(conn, ev);
 	json_object_put(ev);
 	return rc == 0;
+}
+
+int ftm_rdv_conn_wait_answer(ftm_rdv_conn_t *conn, unsigned max_ms, char *number, size_t number_len)
+{
+	struct pollfd p = { .fd = conn->fd, .events = POLLIN | POLLRDHUP };
+	json_object *msg, *v;
+	const char *op, *n;
+	int rc;
+
+	if (atomic_load(&conn->srv->stopping))
+		return -1;
+	rc = poll(&p, 1, (int)(max_ms > 60000 ? 60000 : max_ms));
+	if (rc < 0)
+		return errno == EINTR ? 0 : -1;
+	if (rc == 0)
+		return 0;
+	if (!(p.revents & POLLIN))
+		return -1;	/* hung up */
+	msg = recv_json(conn->fd, now_ms() + REQUEST_READ_TIMEOUT_MS, -1);
+	if (msg == NULL)
+		return -1;	/* hung up, or not a message: the client is gone for us */
+	op = jstr(msg, "op");
+	n = jstr(msg, "number");
+	if (!json_object_object_get_ex(msg, "v", &v) || json_object_get_int(v) != 1 || op == NULL ||
+	    strcmp(op, "answer") != 0 || n == NULL || strlen(n) >= FTM_RDV_NUMBER_MAX || strlen(n) >= number_len) {
+		ftm_log(conn->srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: bad message instead of an answer",
+			(long)conn->pid, (unsigned long)conn->uid);
+		json_object_put(msg);
+		return -1;
+	}
+	snprintf(number, number_len, "%s", n);
+	json_object_put(msg);
+	return 1;
 }
 
 static void send_reply(ftm_rdv_conn_t *conn, const ftm_rdv_reply_t *r)

@@ -87,6 +87,36 @@ static void reply_set(ftm_rdv_reply_t *out, ftm_rdv_verdict_t v, const char *mes
 	snprintf(out->reason, sizeof(out->reason), "%s", reason);
 }
 
+/* Number matching: the login asks its user for the number while the phone may still answer. Whichever
+ * comes first decides: a tap (the engine's callback), or the typed number that the login sends on this
+ * connection, which the engine checks itself (ftm_push_challenge_answer with the transaction's State). */
+static ftm_push_verdict_t wait_number(daemon_ctx_t *d, ftm_rdv_conn_t *conn, const ftm_login_t *login,
+				      ftm_push_tx_t *tx)
+{
+	ftm_push_verdict_t v;
+	char typed[FTM_RDV_NUMBER_MAX];
+	ftm_outcome_t o;
+	int rc;
+
+	while ((v = ftm_push_wait(d->push, tx, 1)) == FTM_PUSH_PENDING) {
+		rc = ftm_rdv_conn_wait_answer(conn, 200, typed, sizeof(typed));
+		if (rc < 0)
+			return FTM_PUSH_PENDING;	/* the login went away */
+		if (rc == 0)
+			continue;
+		ftm_push_challenge_answer(d->push, login, ftm_push_tx_state(tx), typed, time(NULL), &o);
+		OPENSSL_cleanse(typed, sizeof(typed));
+		ftm_log(d->log, FTM_LOG_DEBUG, "socket push for '%s': number answer: %s (%s)", login->user,
+			ftm_result_name(o.result), o.reason);
+		/* The engine decided the transaction (or it was decided already): its verdict is the reply. */
+		v = ftm_push_wait(d->push, tx, 1);
+		if (v == FTM_PUSH_PENDING)
+			v = o.result == FTM_RES_OK ? FTM_PUSH_APPROVED : FTM_PUSH_DENIED;
+		return v;
+	}
+	return v;
+}
+
 static void handler(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_t *req, ftm_rdv_reply_t *out)
 {
 	daemon_ctx_t *d = ctx;
@@ -121,9 +151,13 @@ static void handler(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_t *re
 		snprintf(out->number, sizeof(out->number), "%s", ftm_push_tx_number(tx));
 		ftm_rdv_conn_sent(conn, pk.tok.serial, ftm_push_tx_number(tx));
 	}
-	/* Wait in short slices so a login that gives up (ssh disconnect) frees its thread. */
-	while ((v = ftm_push_wait(d->push, tx, 500)) == FTM_PUSH_PENDING && ftm_rdv_conn_alive(conn))
-		;
+	if (ftm_push_tx_number(tx)[0] != '\0' && v == FTM_PUSH_PENDING) {
+		v = wait_number(d, conn, &login, tx);
+	} else {
+		/* Wait in short slices so a login that gives up (ssh disconnect) frees its thread. */
+		while ((v = ftm_push_wait(d->push, tx, 500)) == FTM_PUSH_PENDING && ftm_rdv_conn_alive(conn))
+			;
+	}
 	ftm_push_tx_reason(d->push, tx, reason, sizeof(reason));
 	ftm_push_release(d->push, tx);
 	switch (v) {

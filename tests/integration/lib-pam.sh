@@ -7,7 +7,8 @@
 #   pam_user USER PASSWORD            add USER to the pwdfile
 #   pam_service NAME [ARGS...]        write the standard three-line stack; ARGS go to both instances
 #   pam_service_raw NAME < LINES      write a service file from stdin (@MODULE@, @PWDFILE@, @CONF@ expanded)
-#   pam_login SERVICE USER [ANSWER...]  run pamtester; each prompt ("...: ") gets the next ANSWER;
+#   pam_login SERVICE USER [ANSWER...]  run pamtester; each prompt ("...: ") gets the next ANSWER
+#                                     ("@sh:COMMAND": COMMAND's output, run when that prompt shows);
 #                                     output in $PAM_OUT; returns pamtester's exit code (0 = success)
 #   token_add USER [SEEDHEX] [PUSH]   create a token with ftmpushctl; sets TOKEN_SERIAL and TOKEN_SEED
 #   totp SEEDHEX [OFFSET_STEPS]       the current code (oathtool, 60 s, 6 digits)
@@ -122,7 +123,12 @@ expect {
       send "\r"
       set answers {}
     } else {
-      send -- "[lindex $answers 0]\r"
+      set a [lindex $answers 0]
+      # "@sh:COMMAND": the answer is COMMAND's output, run when the prompt shows (number matching)
+      if {[string match "@sh:*" $a]} {
+        if {[catch {exec sh -c [string range $a 4 end] 2>@1} a]} { send_user "\nFTM-TEST: @sh failed: $a\n"; set a "" }
+      }
+      send -- "$a\r"
       set answers [lrange $answers 1 end]
     }
     exp_continue

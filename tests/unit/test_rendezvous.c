@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,6 +34,21 @@ static void handler(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_t *re
 		ftm_rdv_conn_sent(conn, out->serial, "42");
 		out->verdict = FTM_RDV_DENIED;
 		snprintf(out->message, sizeof(out->message), "Token denied or timeout");
+	} else if (strcmp(req->user, "nm") == 0 || strcmp(req->user, "nm-yes") == 0) {
+		/* Number matching: wait for the typed number (nm: only "42" approves; nm-yes: a daemon
+		 * that approves anything, which the client must not believe for a wrong number). */
+		char typed[FTM_RDV_NUMBER_MAX] = "";
+		int rc = 0;
+
+		ftm_rdv_conn_sent(conn, out->serial, "42");
+		for (int i = 0; i < 100 && rc == 0; i++)
+			rc = ftm_rdv_conn_wait_answer(conn, 50, typed, sizeof(typed));
+		out->verdict = rc == 1 && (strcmp(typed, "42") == 0 || req->user[2] == '-') ? FTM_RDV_APPROVED
+			     : rc == 1 ? FTM_RDV_DENIED : FTM_RDV_TIMEOUT;
+	} else if (strcmp(req->user, "nm-tap") == 0 || strcmp(req->user, "nm-deny") == 0) {
+		/* Number matching where the phone decides before the login answers. */
+		ftm_rdv_conn_sent(conn, out->serial, "42");
+		out->verdict = req->user[3] == 't' ? FTM_RDV_APPROVED : FTM_RDV_DENIED;
 	} else if (strcmp(req->user, "hang") == 0) {
 		/* Waits like a pending push until the client goes away. */
 		for (int i = 0; i < 500 && ftm_rdv_conn_alive(conn); i++)
@@ -200,6 +216,83 @@ static void test_oversized_length_is_dropped(void **state)
 	close(fd);
 }
 
+/* ---- number matching: the connection stays open for the typed number ---- */
+
+static void number_login(const char *user, const char *typed, ftm_rdv_reply_t *r)
+{
+	ftm_rdv_request_t req = { .user = user, .client = "192.0.2.7", .nas = "sshd", .host = "h", .timeout = 5 };
+	int fd;
+
+	fd = ftm_rdv_push_start(sock, &req, -1, NULL, r);
+	assert_true(fd >= 0);
+	assert_string_equal(r->number, "42");
+	if (strncmp(user, "nm-", 3) == 0 && user[3] != 'y')
+		usleep(100000);	/* the phone's verdict is on its way before the user types */
+	ftm_rdv_answer(fd, r->number, typed, NULL, r);
+	assert_int_equal(fcntl(fd, F_GETFD), -1);	/* closed */
+}
+
+static void test_number_right_answer_is_approved_by_the_daemon(void **state)
+{
+	ftm_rdv_reply_t r;
+
+	(void)state;
+	number_login("nm", "42", &r);
+	assert_int_equal(r.verdict, FTM_RDV_APPROVED);
+	assert_string_equal(r.serial, "FTKMOBTEST01");
+}
+
+static void test_number_wrong_answer_is_denied(void **state)
+{
+	ftm_rdv_reply_t r;
+
+	(void)state;
+	number_login("nm", "17", &r);
+	assert_int_equal(r.verdict, FTM_RDV_DENIED);
+	number_login("nm", "", &r);
+	assert_int_equal(r.verdict, FTM_RDV_DENIED);
+	number_login("nm", "420", &r);
+	assert_int_equal(r.verdict, FTM_RDV_DENIED);
+}
+
+static void test_number_wrong_answer_is_denied_even_if_the_daemon_approves(void **state)
+{
+	ftm_rdv_reply_t r;
+
+	(void)state;
+	number_login("nm-yes", "17", &r);
+	assert_int_equal(r.verdict, FTM_RDV_DENIED);
+	assert_string_equal(r.message, "Token denied or timeout");
+	number_login("nm-yes", "42", &r);
+	assert_int_equal(r.verdict, FTM_RDV_APPROVED);
+}
+
+static void test_number_phone_decides_first(void **state)
+{
+	ftm_rdv_reply_t r;
+
+	(void)state;
+	number_login("nm-tap", "42", &r);
+	assert_int_equal(r.verdict, FTM_RDV_APPROVED);
+	number_login("nm-tap", "17", &r);
+	assert_int_equal(r.verdict, FTM_RDV_DENIED);
+	number_login("nm-deny", "42", &r);
+	assert_int_equal(r.verdict, FTM_RDV_DENIED);
+}
+
+static void test_number_start_without_number_is_the_final_reply(void **state)
+{
+	ftm_rdv_request_t req = { .user = "approve", .timeout = 5 };
+	ftm_rdv_reply_t r;
+
+	(void)state;
+	assert_int_equal(ftm_rdv_push_start(sock, &req, -1, NULL, &r), -1);
+	assert_int_equal(r.verdict, FTM_RDV_APPROVED);
+	req.user = "nobody";
+	assert_int_equal(ftm_rdv_push_start(sock, &req, -1, NULL, &r), -1);
+	assert_int_equal(r.verdict, FTM_RDV_FAILED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +305,11 @@ int main(void)
 		cmocka_unit_test(test_second_server_on_a_live_socket_is_refused),
 		cmocka_unit_test(test_garbage_request_gets_an_error_verdict),
 		cmocka_unit_test(test_oversized_length_is_dropped),
+		cmocka_unit_test(test_number_right_answer_is_approved_by_the_daemon),
+		cmocka_unit_test(test_number_wrong_answer_is_denied),
+		cmocka_unit_test(test_number_wrong_answer_is_denied_even_if_the_daemon_approves),
+		cmocka_unit_test(test_number_phone_decides_first),
+		cmocka_unit_test(test_number_start_without_number_is_the_final_reply),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
