@@ -212,6 +212,14 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 		close(fd);
 		return NULL;
 	}
+	/* Whoever can write the store can unlock tokens, reset replay state and move a token to another
+	 * user (the seal binds the serial, not the user): every local user must not be able to. */
+	if (sb.st_mode & S_IWOTH) {
+		SETERR("token store %s is world-writable (mode %04o): refused; chmod o-w it",
+		       path, (unsigned)(sb.st_mode & 07777));
+		close(fd);
+		return NULL;
+	}
 	close(fd);
 
 	s = calloc(1, sizeof(*s));

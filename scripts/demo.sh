@@ -4,6 +4,8 @@
 # raddb/mods-available/ftmpush and raddb/sites-available/ftmpush, on 127.0.0.1 only, nothing in /etc
 # changed), creates a demo user and token, and shows radtest logins: password + code (the code from
 # oathtool, as an authenticator app would show it) accepted, the same code again refused as a replay.
+# Then the same store through PAM: pamtester (via pam_wrapper) with a code, and with a push approved
+# through ftmpushd.
 # Everything it started is stopped at the end.
 #   FTM_SKIP_DEPS=1      do not run scripts/deps.sh
 #   FTM_DEMO_PORT=N      RADIUS port on 127.0.0.1 (default 18123)
@@ -114,4 +116,49 @@ show_login "demo-pass" "password only again; this time the phone denies"
 echo "    -> $RAD_CODE, Reply-Message: \"$RAD_MSG\""
 push_cleanup
 
-say "done: stopping FreeRADIUS"
+# ---- PAM: the same store through pam_ftmpush, pamtester and pam_wrapper (no change to /etc/pam.d) ----
+radius_stop
+# lib-pam.sh is written for the tests (explicit checks, no errexit): every step below checks its outcome.
+set +e +o pipefail
+# shellcheck source=../tests/integration/lib-pam.sh
+. "$top/tests/integration/lib-pam.sh"
+skip() { echo "demo: cannot run: $*" >&2; exit 1; }
+trap 'push_cleanup; cleanup' EXIT
+say "PAM: pam_ftmpush with pamtester (through pam_wrapper), the same token store"
+pam_setup
+pam_user demo 'demo-pass'
+pam_service login
+echo "service file $PAM_SVCDIR/login:"
+sed 's/^/    /' "$PAM_SVCDIR/login"
+echo "config $PAM_CONF:"
+sed 's/^/    /' "$PAM_CONF"
+pcode=$(oathtool --totp -s 60 -d 6 -N "now + 60 seconds" "$seed")
+echo
+echo "\$ pamtester login demo authenticate      # typed: demo-pass$pcode (the next step's code, inside the drift window)"
+login login demo "demo-pass$pcode"
+[ "$LOGIN_RC" -eq 0 ] || { echo "demo: expected PAM success for password + code" >&2; exit 1; }
+echo "    -> PAM_SUCCESS: password and code verified, no push"
+echo
+echo "\$ pamtester login demo authenticate      # the same code again"
+login login demo "demo-pass$pcode"
+[ "$LOGIN_RC" -ne 0 ] || { echo "demo: expected a PAM failure for the replay" >&2; exit 1; }
+echo "    -> refused (a code used over RADIUS or PAM is a replay on both paths)"
+
+say "PAM push: ftmpushd owns the callback port, the PAM login waits on its socket"
+phone_start
+push_conf 30
+ptopic=ftm-demo-pam-$(openssl rand -hex 6)
+ctl token push "$serial" "$(ntfy_target "$ptopic")" >"$FTM_TMP/push.out" 2>&1 || { cat "$FTM_TMP/push.out"; exit 1; }
+sed 's/^/    /' "$FTM_TMP/push.out"
+ftmpushd_start
+echo "ftmpushd -f -d -c $PAM_CONF (pid $FTMPUSHD_PID), socket $PUSH_SOCKET, listener 127.0.0.1:$PUSH_PORT"
+$PHONECTL behave "$ptopic" 'delay:2:approve' >/dev/null
+echo
+echo "\$ pamtester login demo authenticate      # typed: demo-pass, then Enter at the push prompt; the phone approves after 2 s"
+start=$(date +%s)
+login login demo "demo-pass" ""
+[ "$LOGIN_RC" -eq 0 ] || { cat "$FTM_TMP/ftmpushd.log"; echo "demo: expected PAM success for the approved push" >&2; exit 1; }
+echo "    -> PAM_SUCCESS after $(( $(date +%s) - start ))s; the phone showed: $($PHONECTL last-push "$ptopic" --field message)"
+push_cleanup
+
+say "done: stopping everything"

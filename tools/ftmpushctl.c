@@ -69,6 +69,7 @@ static void usage(FILE *f)
 "  otp --serial SERIAL [--time UNIX]\n"
 "  verify USER CODE [--time UNIX]\n"
 "  config check [--config FILE]\n"
+"--seed - reads the hex seed from the first line of stdin (keeps it out of ps and shell history).\n"
 "Exit status: 0 success; 1 refused or failed; 2 usage error; 3 store failure during verify.\n", prog);
 }
 
@@ -106,6 +107,33 @@ typedef struct opts {
 	char		**argv;	/* the positional arguments */
 } opts_t;
 
+/* --seed -: the hex seed from the first line of stdin, so it never shows in the process list
+ * (/proc/PID/cmdline is readable by every local user) or in shell history. */
+static char seed_line[4 * FTM_SEED_MAX + 4];
+
+static void seed_line_clear(void)
+{
+	ftm_memzero(seed_line, sizeof(seed_line));
+}
+
+static const char *seed_from_stdin(void)
+{
+	size_t n;
+
+	if (fgets(seed_line, sizeof(seed_line), stdin) == NULL)
+		die(EXIT_USAGE, "--seed -: no seed on stdin");
+	atexit(seed_line_clear);
+	n = strcspn(seed_line, "\r\n");
+	if (seed_line[n] == '\0' && !feof(stdin))
+		die(EXIT_USAGE, "--seed -: line too long");
+	seed_line[n] = '\0';
+	while (n > 0 && (seed_line[n - 1] == ' ' || seed_line[n - 1] == '\t'))
+		seed_line[--n] = '\0';
+	if (n == 0)
+		die(EXIT_USAGE, "--seed -: empty seed on stdin");
+	return seed_line;
+}
+
 /* Parse argv (options anywhere); `allowed` lists the command's own options. */
 static void parse_opts(int argc, char **argv, const char *allowed, opts_t *o)
 {
@@ -130,7 +158,7 @@ static void parse_opts(int argc, char **argv, const char *allowed, opts_t *o)
 		case 'v': case O_VERBOSE:	g.verbose = true; break;
 		case 'h': case O_HELP:		usage(stdout); exit(0);
 		case O_SERIAL:	o->serial = optarg; break;
-		case O_SEED:	o->seed = optarg; break;
+		case O_SEED:	o->seed = strcmp(optarg, "-") == 0 ? seed_from_stdin() : optarg; break;
 		case O_ALG:	o->alg = optarg; break;
 		case O_DIGITS:	o->digits = optarg; break;
 		case O_PERIOD:	o->period = optarg; break;

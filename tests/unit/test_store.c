@@ -388,6 +388,18 @@ static void another_key_file_is_refused_at_open(void **state)
 	assert_non_null(strstr(err, "does not match"));
 }
 
+static void a_world_writable_store_is_refused(void **state)
+{
+	fixture_t *f = *state;
+	char err[256] = "";
+
+	add(f, "alice", "S1");
+	assert_int_equal(chmod(f->db, 0606), 0);
+	assert_null(ftm_store_open(f->db, NULL, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "world-writable"));
+	assert_int_equal(chmod(f->db, 0600), 0);
+}
+
 static void a_missing_key_file_of_an_existing_store_is_not_recreated(void **state)
 {
 	fixture_t *f = *state;
@@ -750,6 +762,7 @@ int main(void)
 		T(key_file_of_the_wrong_size_is_refused),
 		T(another_key_file_is_refused_at_open),
 		T(a_missing_key_file_of_an_existing_store_is_not_recreated),
+		T(a_world_writable_store_is_refused),
 		T(a_sealed_seed_moved_to_another_serial_does_not_open),
 		T(a_valid_code_is_accepted_and_its_step_recorded),
 		T(a_replayed_code_is_refused_with_the_wait),
