@@ -17,11 +17,17 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <cmocka.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "ftm_auth.h"
+#include "ftm_otp.h"
 
 #include "ftm_rendezvous.h"
 
 static char dir[64];
 static char sock[96];
+static atomic_int nm_hangups;	/* number matching logins whose client went away unanswered */
 
 /* The handler's behaviour is chosen by the user name of the request. */
 static void handler(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_t *req, ftm_rdv_reply_t *out)
@@ -43,6 +49,8 @@ static void handler(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_t *re
 		ftm_rdv_conn_sent(conn, out->serial, "42");
 		for (int i = 0; i < 100 && rc == 0; i++)
 			rc = ftm_rdv_conn_wait_answer(conn, 50, typed, sizeof(typed));
+		if (rc < 0)
+			atomic_fetch_add(&nm_hangups, 1);
 		out->verdict = rc == 1 && (strcmp(typed, "42") == 0 || req->user[2] == '-') ? FTM_RDV_APPROVED
 			     : rc == 1 ? FTM_RDV_DENIED : FTM_RDV_TIMEOUT;
 	} else if (strcmp(req->user, "nm-tap") == 0 || strcmp(req->user, "nm-deny") == 0) {
@@ -293,6 +301,84 @@ static void test_number_start_without_number_is_the_final_reply(void **state)
 	assert_int_equal(r.verdict, FTM_RDV_FAILED);
 }
 
+/* ftm_auth in a PAM process (no engine): the connection lives in the challenge table under a State. */
+static void wait_hangups(int want)
+{
+	for (int i = 0; i < 300 && atomic_load(&nm_hangups) < want; i++)
+		usleep(10000);
+	assert_int_equal(atomic_load(&nm_hangups), want);
+}
+
+static void test_auth_number_matching_through_the_socket(void **state)
+{
+	ftm_login_t login = { "nm", "192.0.2.7", "sshd", "h" }, other = { "nm", "192.0.2.8", "sshd", "h" };
+	char err[FTM_ERR_MAX] = "", cmd[160];
+	ftm_config_t cfg;
+	ftm_token_t t;
+	ftm_outcome_t o, a;
+	ftm_auth_t *auth;
+	time_t now = time(NULL);
+	int h0 = atomic_load(&nm_hangups);
+
+	(void)state;
+	ftm_config_defaults(&cfg);
+	snprintf(cfg.token_db, sizeof(cfg.token_db), "%s/tokens.db", dir);
+	snprintf(cfg.push.socket, sizeof(cfg.push.socket), "%s", sock);
+	cfg.push.status = true;
+	cfg.push.timeout = 5;
+	cfg.activation_expire = 0;
+	auth = ftm_auth_new(&cfg, NULL, err, sizeof(err));
+	assert_non_null(auth);
+	assert_int_equal(ftm_token_init(&t, "nm", "FTKMOBTEST01", "3132333435363738393031323334353637383930",
+					err, sizeof(err)), 0);
+	t.created = 0;
+	snprintf(t.push, sizeof(t.push), "ntfy:https://127.0.0.1:9/ftm-nm");
+	assert_int_equal(ftm_store_token_add(ftm_auth_store(auth), &t, err, sizeof(err)), 0);
+	ftm_memzero(&t, sizeof(t));
+
+	/* the right number */
+	ftm_auth_second_factor(auth, &login, now, &o);
+	assert_int_equal(o.result, FTM_RES_CHALLENGE);
+	assert_string_equal(o.message, "Enter the number shown on your phone");
+	assert_int_equal(strlen(o.state), 32);
+	ftm_auth_challenge_answer(auth, &login, o.state, "42", now + 1, &a);
+	assert_int_equal(a.result, FTM_RES_OK);
+	assert_string_equal(a.serial, "FTKMOBTEST01");
+	ftm_auth_challenge_answer(auth, &login, o.state, "42", now + 1, &a);	/* single use */
+	assert_int_equal(a.result, FTM_RES_FAIL);
+
+	/* a wrong number */
+	ftm_auth_second_factor(auth, &login, now, &o);
+	assert_int_equal(o.result, FTM_RES_CHALLENGE);
+	ftm_auth_challenge_answer(auth, &login, o.state, "17", now + 1, &a);
+	assert_int_equal(a.result, FTM_RES_DENIED);
+	assert_string_equal(a.message, "Token denied or timeout");
+
+	/* another client cannot use the State; it is consumed and the daemon sees the hang-up */
+	ftm_auth_second_factor(auth, &login, now, &o);
+	assert_int_equal(o.result, FTM_RES_CHALLENGE);
+	ftm_auth_challenge_answer(auth, &other, o.state, "42", now + 1, &a);
+	assert_int_equal(a.result, FTM_RES_FAIL);
+	ftm_auth_challenge_answer(auth, &login, o.state, "42", now + 1, &a);
+	assert_int_equal(a.result, FTM_RES_FAIL);
+	wait_hangups(h0 + 1);
+
+	/* too late: denied, connection closed */
+	ftm_auth_second_factor(auth, &login, now, &o);
+	assert_int_equal(o.result, FTM_RES_CHALLENGE);
+	ftm_auth_challenge_answer(auth, &login, o.state, "42", now + 5 + FTM_RDV_GRACE, &a);
+	assert_int_equal(a.result, FTM_RES_DENIED);
+	wait_hangups(h0 + 2);
+
+	/* unanswered at ftm_auth_free: closed */
+	ftm_auth_second_factor(auth, &login, now, &o);
+	assert_int_equal(o.result, FTM_RES_CHALLENGE);
+	ftm_auth_free(auth);
+	wait_hangups(h0 + 3);
+	snprintf(cmd, sizeof(cmd), "rm -f '%s'/tokens.db*", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +396,7 @@ int main(void)
 		cmocka_unit_test(test_number_wrong_answer_is_denied_even_if_the_daemon_approves),
 		cmocka_unit_test(test_number_phone_decides_first),
 		cmocka_unit_test(test_number_start_without_number_is_the_final_reply),
+		cmocka_unit_test(test_auth_number_matching_through_the_socket),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
