@@ -183,7 +183,8 @@ wait_fresh_step() { local l; l=$(step_left); [ "$l" -ge "${1:-15}" ] || { echo "
 #   ssh_setup            skip unless root with sshd/ssh; creates the test user $SSH_USER (removed on exit)
 #   ssh_service [ARGS]   the sshd PAM service in $PAM_SVCDIR (pam_wrapper: nothing in /etc/pam.d)
 #   sshd_start           sshd on 127.0.0.1:$SSH_PORT
-#   ssh_try [ANSWER...]  ssh keyboard-interactive; each prompt gets the next answer; output in $PAM_OUT;
+#   ssh_try [ANSWER...]  ssh keyboard-interactive; each prompt gets the next answer ("@sh:" as for
+#                        pam_login); output in $PAM_OUT;
 #                        LOGIN_RC 0 when the remote command ran (the login succeeded)
 SSH_PORT=
 SSH_USER=
@@ -245,7 +246,11 @@ spawn -noecho ssh -p $port -o StrictHostKeyChecking=no -o UserKnownHostsFile=/de
 expect {
   -re {: $} {
     if {[llength $answers] == 0} { send_user "\nFTM-TEST: unexpected prompt\n"; close; wait; exit 3 }
-    send -- "[lindex $answers 0]\r"
+    set a [lindex $answers 0]
+    if {[string match "@sh:*" $a]} {
+      if {[catch {exec sh -c [string range $a 4 end] 2>@1} a]} { send_user "\nFTM-TEST: @sh failed: $a\n"; set a "" }
+    }
+    send -- "$a\r"
     set answers [lrange $answers 1 end]
     exp_continue
   }
