@@ -470,7 +470,10 @@ static void push_and_wait(ctx_t *ctx, ftm_outcome_t *out)
 		}
 		drop_answer(&answer);
 	}
-	snprintf(msg, sizeof(msg), "Sending a push to your phone (%s): approve it", serial);
+	if (ctx->cfg.push.number_matching)
+		snprintf(msg, sizeof(msg), "Sending a push to your phone (%s): it shows a number to type here", serial);
+	else
+		snprintf(msg, sizeof(msg), "Sending a push to your phone (%s): approve it", serial);
 	tell(ctx, PAM_TEXT_INFO, msg);
 	memset(out, 0, sizeof(*out));
 	ftm_auth_second_factor(ctx->auth, &ctx->login, time(NULL), out);
