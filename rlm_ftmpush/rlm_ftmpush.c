@@ -105,6 +105,7 @@ typedef struct {
 	bool	has_code;
 	char	code[FTM_CODE_MAX + 1];
 	bool	has_alt;			/* the whole input, for a password that ends in digits */
+	bool	alt_swapped;			/* User-Password is alt_password again (the site's retry) */
 	char	alt_password[FTM_INPUT_MAX + 1];
 } ftmpush_request_t;
 
@@ -147,8 +148,6 @@ static void sink_radlog(void *sink_ctx, ftm_log_level_t level, const char *line)
 	else
 		radlog(type, "rlm_ftmpush (%s): %s", inst->name, line);
 }
-
-static ssize_t xlat_ftmpush(void *instance, REQUEST *request, char const *fmt, char *out, size_t outlen);
 
 /* ---- configuration ---- */
 
@@ -328,8 +327,6 @@ static int mod_detach(void *instance)
 {
 	rlm_ftmpush_t *inst = instance;
 
-	if (inst->name != NULL)
-		xlat_unregister(inst->name, xlat_ftmpush, inst);
 	if (inst->auth != NULL)
 		ftm_auth_free(inst->auth);
 	inst->auth = NULL;
@@ -568,6 +565,30 @@ static rlm_rcode_t challenge_reply(rlm_ftmpush_t const *inst, REQUEST *request, 
 	return rcode;
 }
 
+/* The site's retry of the first factor (`ftmpush.authorize` inside Auth-Type ftmpush, after the first
+ * factor refused the split password): put the whole typed input back into User-Password, in place, so
+ * the next first-factor module checks it as the password (one that ends in digits). Nothing is
+ * expanded or printed: only the fact is logged. updated: swapped; noop: nothing to retry with. */
+static rlm_rcode_t alt_retry(rlm_ftmpush_t *inst, REQUEST *request)
+{
+	ftmpush_request_t *data = request_data_reference(request, inst, 0);
+	VALUE_PAIR *pw = fr_pair_find_by_num(request->packet->vps, PW_USER_PASSWORD, 0, TAG_ANY);
+
+	if (data == NULL || !data->split || !data->has_alt || pw == NULL) {
+		RDEBUG2("No alternative reading of the input kept: nothing to retry the first factor with");
+		return RLM_MODULE_NOOP;
+	}
+	if (data->alt_swapped) {
+		RDEBUG2("The first factor was already retried with the whole input: not again");
+		return RLM_MODULE_NOOP;
+	}
+	fr_pair_value_strcpy(pw, data->alt_password);
+	data->alt_swapped = true;
+	RDEBUG2("User-Password is the whole typed input again (a password that ends in digits): "
+		"retry the first factor with it; the login is then password only");
+	return RLM_MODULE_UPDATED;
+}
+
 static rlm_rcode_t CC_HINT(nonnull) mod_authorize(void *instance, REQUEST *request)
 {
 	rlm_ftmpush_t *inst = instance;
@@ -582,6 +603,9 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authorize(void *instance, REQUEST *reque
 		return RLM_MODULE_NOOP;
 	if (inst->auth == NULL)
 		return RLM_MODULE_FAIL;
+	/* Called by name from authenticate: the retry, never a new split. */
+	if (request->component != NULL && strcmp(request->component, "authenticate") == 0)
+		return alt_retry(inst, request);
 	if (login_fill(inst, request, &lb) != 0) {
 		RDEBUG2("No User-Name: nothing to do");
 		return RLM_MODULE_NOOP;
@@ -690,13 +714,14 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authorize(void *instance, REQUEST *reque
 	return RLM_MODULE_UPDATED;
 }
 
-/* Did the site's unlang retry the first factor with the whole input (%{ftmpush:alt})? */
+/* Did the site retry the first factor with the whole input (`ftmpush.authorize`, alt_retry) and is
+ * User-Password still that input? */
 static bool alt_in_use(REQUEST *request, ftmpush_request_t const *data)
 {
 	VALUE_PAIR *pw = fr_pair_find_by_num(request->packet->vps, PW_USER_PASSWORD, 0, TAG_ANY);
 	size_t n;
 
-	if (!data->has_alt || pw == NULL)
+	if (!data->has_alt || !data->alt_swapped || pw == NULL)
 		return false;
 	n = strlen(data->alt_password);
 	return pw->vp_length == n && ftm_ct_equal(pw->vp_strvalue, data->alt_password, n);
@@ -750,25 +775,6 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authenticate(void *instance, REQUEST *re
 	return finish(inst, request, &lb.login, &out, step);
 }
 
-/* %{ftmpush:alt}: what the user typed, whole, when its trailing digits did not verify as a code (a
- * password that ends in digits); "" otherwise. For the site's retry of the first factor. */
-static ssize_t xlat_ftmpush(void *instance, REQUEST *request, char const *fmt, char *out, size_t outlen)
-{
-	ftmpush_request_t *data;
-
-	*out = '\0';
-	if (strcmp(fmt, "alt") != 0) {
-		REDEBUG("Unknown ftmpush expansion \"%s\" (known: alt)", fmt);
-		return -1;
-	}
-	data = request_data_reference(request, instance, 0);
-	if (data == NULL || !data->has_alt)
-		return 0;
-	if (strlen(data->alt_password) >= outlen)
-		return -1;
-	return snprintf(out, outlen, "%s", data->alt_password);
-}
-
 static int mod_bootstrap(CONF_SECTION *conf, void *instance)
 {
 	rlm_ftmpush_t *inst = instance;
@@ -776,7 +782,8 @@ static int mod_bootstrap(CONF_SECTION *conf, void *instance)
 	inst->name = cf_section_name2(conf);
 	if (inst->name == NULL)
 		inst->name = cf_section_name1(conf);
-	xlat_register(inst->name, xlat_ftmpush, NULL, inst);
+	/* No xlat: the retry of the first factor (alt_retry) never expands the typed input, which -xx
+	 * debug would print whatever suppress_secrets says. */
 	return 0;
 }
 
