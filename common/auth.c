@@ -431,6 +431,53 @@ void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char
 	log_outcome(auth, "token code", login, out);
 }
 
+/* ---- push verdicts and the lockout ---- */
+
+/* A push outcome in the token's failure count (docs/protocol.md section 5), one store transaction:
+ *  - approved (tap, or the right number): like an accepted code, the user's failures reset; refused
+ *    after all when the token was locked (or taken away) while the push was pending;
+ *  - a wrong number typed while the push was live (out->wrong_answer): like a wrong code, one more
+ *    consecutive failure, "Token locked" at lockout_threshold;
+ *  - denied by the user on the phone, timed out, not sent: nothing counted (no guess was made). */
+static void push_account(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out)
+{
+	ftm_verify_params_t p = verify_params(auth, true);
+	char reason[FTM_MSG_MAX], serial[FTM_SERIAL_MAX];
+	ftm_verdict_t v;
+
+	snprintf(serial, sizeof(serial), "%s", out->serial);
+	if (out->result == FTM_RES_OK) {
+		if (ftm_store_record_success(auth->store, login->user, serial, now, &p, &v) == 0 &&
+		    v.code == FTM_VERDICT_OK)
+			return;
+		snprintf(reason, sizeof(reason), "push approved, refused after all: %.200s", v.reason);
+		if (v.code == FTM_VERDICT_LOCKED)
+			set_out(out, FTM_RES_LOCKED, serial, "Token locked", reason);
+		else if (v.code == FTM_VERDICT_ERROR)
+			set_out(out, FTM_RES_ERROR, serial, "Token store unavailable", reason);
+		else
+			set_out(out, FTM_RES_FAIL, serial, "Invalid challenge: log in again", reason);
+		return;
+	}
+	if (!out->wrong_answer)
+		return;
+	if (ftm_store_record_failure(auth->store, login->user, serial, now, &p, &v) != 0 ||
+	    v.code == FTM_VERDICT_ERROR) {
+		snprintf(reason, sizeof(reason), "%.100s; the failure could not be counted: %.100s", out->reason,
+			 v.reason);
+		set_out(out, FTM_RES_ERROR, serial, "Token store unavailable", reason);
+		return;
+	}
+	if (v.now_locked)
+		ftm_log(&auth->log, FTM_LOG_WARN, "token %s of '%s' locked after %u consecutive failures",
+			str_or(v.serial, "-"), str_or(login->user, "?"), v.failures);
+	snprintf(reason, sizeof(reason), "%.120s: %.120s", out->reason, v.reason);
+	if (v.code == FTM_VERDICT_LOCKED)
+		set_out(out, FTM_RES_LOCKED, serial, "Token locked", reason);
+	else
+		snprintf(out->reason, sizeof(out->reason), "%s", reason);
+}
+
 /* ---- step 2 without a code: push, or challenge ---- */
 
 static void rdv_second_factor(ftm_auth_t *auth, const ftm_login_t *login, const char *serial, time_t now,
@@ -484,6 +531,7 @@ void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t n
 		if (out->serial[0] == '\0')
 			snprintf(out->serial, sizeof(out->serial), "%s", h.push_tok.serial);
 		holdings_clear(&h);
+		push_account(auth, login, now, out);
 		if (out->result != FTM_RES_PUSH_FAILED) {
 			if (out->result == FTM_RES_DENIED && out->message[0] == '\0')
 				snprintf(out->message, sizeof(out->message), "Token denied or timeout");
@@ -734,7 +782,10 @@ void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const
 			/* Number matching through ftmpushd: the core compares, the daemon's engine decides. */
 			ftm_rdv_number_answer(c.rdv_fd, c.number, answer, c.serial, &auth->log, out);
 			c.rdv = false;	/* closed by ftm_rdv_number_answer */
+			if (out->serial[0] == '\0')
+				snprintf(out->serial, sizeof(out->serial), "%s", c.serial);
 			ftm_memzero(&c, sizeof(c));
+			push_account(auth, login, now, out);
 			log_outcome(auth, "number answer", login, out);
 			return;
 		}
@@ -766,6 +817,7 @@ void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const
 	}
 	if (get_ops(auth, &ops, &ops_ctx) && ops.challenge_answer != NULL &&
 	    ops.challenge_answer(ops_ctx, login, state, answer, now, out)) {
+		push_account(auth, login, now, out);
 		log_outcome(auth, "push challenge answer", login, out);
 		return;
 	}

@@ -39,6 +39,8 @@ typedef struct ftm_outcome {
 	char		message[FTM_MSG_MAX];	/* for the user (Reply-Message, PAM_ERROR_MSG) */
 	char		reason[FTM_MSG_MAX];	/* for the log; never a seed, code or password */
 	char		state[64];		/* FTM_RES_CHALLENGE: opaque State to echo back (hex) */
+	bool		wrong_answer;		/* number matching: a wrong number was typed while the push
+						 * was live; the core counts it as a failure (lockout) */
 } ftm_outcome_t;
 
 ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len);

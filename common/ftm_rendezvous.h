@@ -45,6 +45,9 @@ typedef struct ftm_rdv_reply {
 	char			number[FTM_RDV_NUMBER_MAX];	/* number matching: what the phone must pick */
 	char			message[FTM_MSG_MAX];		/* for the user */
 	char			reason[FTM_MSG_MAX];		/* for the log */
+	bool			wrong_number;	/* ftm_rdv_answer: a wrong number was typed while the push was
+						 * live (counts as a failure on the token; not when the phone
+						 * denied first or the push had timed out) */
 } ftm_rdv_reply_t;
 
 const char *ftm_rdv_verdict_name(ftm_rdv_verdict_t v);

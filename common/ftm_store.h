@@ -96,6 +96,22 @@ typedef struct ftm_verdict {
 int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, time_t now,
 			  const ftm_verify_params_t *params, ftm_verdict_t *out);
 
+/* A wrong answer that is not a code (a wrong number typed at the number matching prompt): one atomic
+ * transaction that counts it exactly like a wrong code: one more consecutive failure on every usable
+ * (active, not expired) token of `user`, locking each that reaches params->lockout_threshold.
+ * serial: the token the answer was for (NULL or "": any); already locked: FTM_VERDICT_LOCKED and
+ * nothing counted. Verdicts: BAD_CODE ("Invalid answer", failures counted), LOCKED ("Token locked",
+ * now_locked when this failure locked it), EXPIRED, NO_TOKEN, ERROR (-1). params->consume is ignored:
+ * this always writes. */
+int ftm_store_record_failure(ftm_store_t *st, const char *user, const char *serial, time_t now,
+			     const ftm_verify_params_t *params, ftm_verdict_t *out);
+/* A proven second factor that is not a code (an approved push, the right number): in one transaction,
+ * FTM_VERDICT_OK and the failures of every usable token of `user` reset to 0, like an accepted code;
+ * FTM_VERDICT_LOCKED when the token `serial` was locked meanwhile, FTM_VERDICT_NO_TOKEN when it is no
+ * longer the user's (the caller must then refuse the login). last_step is not touched. */
+int ftm_store_record_success(ftm_store_t *st, const char *user, const char *serial, time_t now,
+			     const ftm_verify_params_t *params, ftm_verdict_t *out);
+
 /* Human form of a token's state at `now`: "active", "pending" (never used, inside its activation
  * window), "expired" (never used, past it), "locked". */
 const char *ftm_token_state_name(const ftm_token_t *tok, time_t now, unsigned activation_expire);

@@ -774,6 +774,7 @@ bool ftm_push_challenge_answer(ftm_push_t *p, const ftm_login_t *login, const ch
 		} else {
 			decide(p, tx, FTM_PUSH_DENIED, "a wrong number typed at the login prompt");
 			outcome_set(out, FTM_RES_DENIED, tx->serial, "Token denied or timeout", "wrong number typed");
+			out->wrong_answer = true;	/* the core counts it on the token (lockout) */
 		}
 	}
 	pthread_mutex_unlock(&p->lock);

@@ -460,6 +460,9 @@ void ftm_rdv_answer(int fd, const char *number, const char *answer, const ftm_lo
 	}
 	rdv_read(fd, "ftmpushd", deadline, -1, false, NULL, NULL, out);
 	close(fd);
+	/* A guess at the number counts toward the lockout unless nothing was guessed against: the phone
+	 * had denied first, or the push had timed out (the daemon's engine did not compare it either). */
+	out->wrong_number = !match && out->verdict != FTM_RDV_TIMEOUT && !(early && out->verdict == FTM_RDV_DENIED);
 	if (out->verdict == FTM_RDV_APPROVED && !match) {
 		/* Approved on the phone, but the number typed here is not the one it showed. */
 		out->verdict = FTM_RDV_DENIED;
@@ -560,6 +563,7 @@ void ftm_rdv_number_answer(int fd, const char *number, const char *answer, const
 	copy_str(r.serial, sizeof(r.serial), serial);
 	ftm_rdv_answer(fd, number, answer, log, &r);
 	reply_to_outcome(&r, out);
+	out->wrong_answer = r.wrong_number;
 	if (r.verdict == FTM_RDV_APPROVED)
 		snprintf(out->reason, sizeof(out->reason), "number matched, push approved (ftmpushd)%s%.200s",
 			 r.reason[0] ? ": " : "", r.reason);

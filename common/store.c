@@ -700,6 +700,175 @@ int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, t
 	return 0;
 }
 
+/* ---- failures and successes of a push (number matching) ---- */
+
+struct record_ctx {
+	const char			*serial;	/* the token the answer was for ("" / NULL: any) */
+	bool				failure;
+	time_t				now;
+	const ftm_verify_params_t	*p;
+	ftm_verdict_t			*out;
+};
+
+/* Runs inside the backend's transaction, like decide(): no seed is unsealed here. */
+static int decide_record(void *c, ftm_store_row_t *rows, size_t n)
+{
+	struct record_ctx *rc = c;
+	ftm_verdict_t *v = rc->out;
+	const ftm_verify_params_t *p = rc->p;
+	bool named = rc->serial != NULL && rc->serial[0] != '\0';
+	ssize_t hit = -1, first_usable = -1, first_locked = -1, locked_now = -1;
+	size_t still_usable = 0;
+
+	if (n == 0) {
+		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, "No token");
+		snprintf(v->reason, sizeof(v->reason), "user holds no token");
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool usable = rows[i].tok.status == FTM_TOKEN_ACTIVE &&
+			      !activation_expired(&rows[i].tok, rc->now, p->activation_expire);
+
+		if (named && hit < 0 && strcmp(rows[i].tok.serial, rc->serial) == 0)
+			hit = (ssize_t)i;
+		if (usable && first_usable < 0)
+			first_usable = (ssize_t)i;
+		if (rows[i].tok.status != FTM_TOKEN_ACTIVE && first_locked < 0)
+			first_locked = (ssize_t)i;
+	}
+	if (named && hit < 0) {
+		/* the token the push went to is gone or another user's now: never an accept */
+		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, "No token");
+		snprintf(v->reason, sizeof(v->reason), "token %s is not the user's (deleted or reassigned)", rc->serial);
+		if (!rc->failure)
+			return 0;
+	}
+	if (!rc->failure) {
+		ftm_store_row_t *r = &rows[hit >= 0 ? hit : first_usable >= 0 ? first_usable : 0];
+
+		if (r->tok.status != FTM_TOKEN_ACTIVE) {
+			set_verdict(v, FTM_VERDICT_LOCKED, &r->tok, "Token locked");
+			v->failures = r->tok.failures;
+			snprintf(v->reason, sizeof(v->reason), "token %s was locked while its push was pending",
+				 r->tok.serial);
+			return 0;
+		}
+		/* like a proven code: the user's failures start again from zero on every usable token */
+		for (size_t i = 0; i < n; i++) {
+			if (rows[i].tok.status == FTM_TOKEN_ACTIVE &&
+			    !activation_expired(&rows[i].tok, rc->now, p->activation_expire) &&
+			    rows[i].tok.failures != 0) {
+				rows[i].tok.failures = 0;
+				rows[i].dirty = true;
+			}
+		}
+		set_verdict(v, FTM_VERDICT_OK, &r->tok, "");
+		v->failures = 0;
+		snprintf(v->reason, sizeof(v->reason), "success recorded on token %s (failures reset)", r->tok.serial);
+		return 0;
+	}
+
+	if (hit >= 0 && rows[hit].tok.status != FTM_TOKEN_ACTIVE) {
+		set_verdict(v, FTM_VERDICT_LOCKED, &rows[hit].tok, "Token locked");
+		v->failures = rows[hit].tok.failures;
+		snprintf(v->reason, sizeof(v->reason), "token %s is locked", rows[hit].tok.serial);
+		return 0;
+	}
+	if (first_usable < 0) {
+		ssize_t i = first_locked >= 0 ? first_locked : 0;
+
+		if (first_locked >= 0) {
+			set_verdict(v, FTM_VERDICT_LOCKED, &rows[i].tok, "Token locked");
+			v->failures = rows[i].tok.failures;
+		} else {
+			set_verdict(v, FTM_VERDICT_EXPIRED, &rows[i].tok, "Token expired: ask for a new token");
+		}
+		snprintf(v->reason, sizeof(v->reason), "every token of the user is locked or expired");
+		return 0;
+	}
+	/* exactly like a wrong code: one more consecutive failure on every usable token of the user */
+	for (size_t i = 0; i < n; i++) {
+		if (rows[i].tok.status != FTM_TOKEN_ACTIVE ||
+		    activation_expired(&rows[i].tok, rc->now, p->activation_expire))
+			continue;
+		rows[i].tok.failures++;
+		rows[i].dirty = true;
+		if (rows[i].tok.failures > v->failures)
+			v->failures = rows[i].tok.failures;
+		if (p->lockout_threshold > 0 && rows[i].tok.failures >= p->lockout_threshold) {
+			rows[i].tok.status = FTM_TOKEN_LOCKED;
+			v->now_locked = true;
+			if (locked_now < 0 || (ssize_t)i == hit)
+				locked_now = (ssize_t)i;
+		} else {
+			still_usable++;
+		}
+	}
+	if (still_usable == 0 || (hit >= 0 && rows[hit].tok.status != FTM_TOKEN_ACTIVE)) {
+		ssize_t i = hit >= 0 && rows[hit].tok.status != FTM_TOKEN_ACTIVE ? hit : locked_now;
+
+		set_verdict(v, FTM_VERDICT_LOCKED, &rows[i].tok, "Token locked");
+		snprintf(v->reason, sizeof(v->reason), "wrong answer: token %s locked after %u consecutive failures",
+			 rows[i].tok.serial, v->failures);
+	} else {
+		set_verdict(v, FTM_VERDICT_BAD_CODE, &rows[hit >= 0 ? hit : first_usable].tok, "Invalid answer");
+		snprintf(v->reason, sizeof(v->reason), "wrong answer (%u consecutive failure%s)%s",
+			 v->failures, v->failures == 1 ? "" : "s",
+			 locked_now >= 0 ? ": a token of the user reached the lockout threshold" : "");
+	}
+	return 0;
+}
+
+static int record(ftm_store_t *st, const char *user, const char *serial, bool failure, time_t now,
+		  const ftm_verify_params_t *params, ftm_verdict_t *out)
+{
+	static const ftm_verify_params_t defaults = {
+		.window = 1, .lockout_threshold = 5, .activation_expire = 4320, .consume = true
+	};
+	const char *what = failure ? "failure" : "success";
+	struct record_ctx rc;
+	char err[FTM_MSG_MAX] = "";
+
+	if (out == NULL)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	if (st == NULL || user == NULL || user[0] == '\0') {
+		out->code = FTM_VERDICT_ERROR;
+		snprintf(out->message, sizeof(out->message), "Token store unavailable");
+		snprintf(out->reason, sizeof(out->reason), "no token store or user");
+		return -1;
+	}
+	memset(&rc, 0, sizeof(rc));
+	rc.serial = serial;
+	rc.failure = failure;
+	rc.now = now;
+	rc.p = params ? params : &defaults;
+	rc.out = out;
+	/* always a write transaction: the count must not be lost to a concurrent verdict */
+	if (st->ops->verdict(st->be, user, true, decide_record, &rc, err, sizeof(err)) != 0) {
+		memset(out, 0, sizeof(*out));
+		out->code = FTM_VERDICT_ERROR;
+		snprintf(out->message, sizeof(out->message), "Token store unavailable");
+		snprintf(out->reason, sizeof(out->reason), "%s", err[0] ? err : "token store error");
+		ftm_log(&st->log, FTM_LOG_ERR, "recording a %s for '%s': %s", what, user, out->reason);
+		return -1;
+	}
+	ftm_log(&st->log, FTM_LOG_DEBUG, "%s for '%s': %s", what, user, out->reason);
+	return 0;
+}
+
+int ftm_store_record_failure(ftm_store_t *st, const char *user, const char *serial, time_t now,
+			     const ftm_verify_params_t *params, ftm_verdict_t *out)
+{
+	return record(st, user, serial, true, now, params, out);
+}
+
+int ftm_store_record_success(ftm_store_t *st, const char *user, const char *serial, time_t now,
+			     const ftm_verify_params_t *params, ftm_verdict_t *out)
+{
+	return record(st, user, serial, false, now, params, out);
+}
+
 /* ---- new tokens and their URI ---- */
 
 int ftm_token_init(ftm_token_t *tok, const char *user, const char *serial, const char *seed_hex,

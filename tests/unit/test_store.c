@@ -741,6 +741,100 @@ static void otpauth_uri_encodes_label_and_parameters(void **state)
 	assert_int_equal(ftm_token_otpauth_uri(&t, NULL, uri, 40), -1);	/* does not fit */
 }
 
+/* ---- failures and successes that are not codes (a wrong number, an approved push) ---- */
+
+static ftm_verdict_t fail_once(fixture_t *f, const char *user, const char *serial, ftm_verify_params_t p)
+{
+	ftm_verdict_t v;
+
+	assert_int_equal(ftm_store_record_failure(f->st, user, serial, T1, &p, &v), 0);
+	return v;
+}
+
+static void a_recorded_failure_counts_like_a_wrong_code(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verify_params_t p = params(3, 0, true);
+	ftm_verdict_t v;
+
+	add(f, "alice", "S1");
+	v = fail_once(f, "alice", "S1", p);
+	assert_int_equal(v.code, FTM_VERDICT_BAD_CODE);
+	assert_string_equal(v.serial, "S1");
+	assert_int_equal(v.failures, 1);
+	assert_false(v.now_locked);
+	/* a wrong code after it is the second consecutive failure: one count for both */
+	v = verify(f, "alice", BAD, T1, p);
+	assert_int_equal(v.failures, 2);
+	v = fail_once(f, "alice", "S1", p);
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_true(v.now_locked);
+	assert_int_equal(v.failures, 3);
+	assert_string_equal(v.message, "Token locked");
+	assert_int_equal(get(f, "S1").status, FTM_TOKEN_LOCKED);
+	/* locked: nothing more counted, still locked, and the right code is refused */
+	v = fail_once(f, "alice", "S1", p);
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_false(v.now_locked);
+	assert_int_equal(get(f, "S1").failures, 3);
+	assert_int_equal(verify(f, "alice", C1, T1, p).code, FTM_VERDICT_LOCKED);
+}
+
+static void a_recorded_success_resets_failures_and_refuses_a_locked_token(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verify_params_t p = params(3, 0, true);
+	ftm_verdict_t v;
+	char err[256];
+
+	add(f, "alice", "S1");
+	add(f, "alice", "S2");
+	fail_once(f, "alice", "S1", p);
+	fail_once(f, "alice", "S1", p);
+	assert_int_equal(get(f, "S1").failures, 2);
+	assert_int_equal(get(f, "S2").failures, 2);	/* the user's failures, on each usable token */
+	assert_int_equal(ftm_store_record_success(f->st, "alice", "S1", T1, &p, &v), 0);
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_int_equal(get(f, "S1").failures, 0);
+	assert_int_equal(get(f, "S2").failures, 0);
+	assert_int_equal(get(f, "S1").last_step, -1);	/* not a code: no step recorded */
+	/* locked while the push was pending: refused */
+	assert_int_equal(ftm_store_token_set_status(f->st, "S1", FTM_TOKEN_LOCKED, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_record_success(f->st, "alice", "S1", T1, &p, &v), 0);
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	/* a token that is not the user's (or gone) never yields OK */
+	assert_int_equal(ftm_store_record_success(f->st, "alice", "NOPE", T1, &p, &v), 0);
+	assert_int_equal(v.code, FTM_VERDICT_NO_TOKEN);
+	add(f, "bob", "B1");
+	assert_int_equal(ftm_store_record_success(f->st, "alice", "B1", T1, &p, &v), 0);
+	assert_int_equal(v.code, FTM_VERDICT_NO_TOKEN);
+	assert_int_equal(ftm_store_record_success(f->st, "carol", "S1", T1, &p, &v), 0);
+	assert_int_equal(v.code, FTM_VERDICT_NO_TOKEN);
+}
+
+static void recorded_failures_fail_closed_on_bad_input(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verify_params_t p = params(0, 0, true);
+	ftm_verdict_t v;
+
+	assert_int_equal(ftm_store_record_failure(NULL, "alice", "S1", T1, &p, &v), -1);
+	assert_int_equal(v.code, FTM_VERDICT_ERROR);
+	assert_int_equal(ftm_store_record_failure(f->st, "", "S1", T1, &p, &v), -1);
+	assert_int_equal(v.code, FTM_VERDICT_ERROR);
+	assert_int_equal(ftm_store_record_success(f->st, NULL, "S1", T1, &p, &v), -1);
+	assert_int_equal(v.code, FTM_VERDICT_ERROR);
+	assert_int_equal(ftm_store_record_failure(f->st, "alice", "S1", T1, &p, &v), 0);
+	assert_int_equal(v.code, FTM_VERDICT_NO_TOKEN);
+	/* threshold 0: counted, never locked */
+	add(f, "alice", "S1");
+	for (int i = 0; i < 10; i++)
+		v = fail_once(f, "alice", "S1", p);
+	assert_int_equal(v.code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(get(f, "S1").failures, 10);
+	assert_int_equal(get(f, "S1").status, FTM_TOKEN_ACTIVE);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -774,6 +868,9 @@ int main(void)
 		T(a_user_without_a_token_gets_no_token),
 		T(every_token_of_a_user_is_tried),
 		T(peek_changes_nothing),
+		T(a_recorded_failure_counts_like_a_wrong_code),
+		T(a_recorded_success_resets_failures_and_refuses_a_locked_token),
+		T(recorded_failures_fail_closed_on_bad_input),
 		T(threads_sharing_a_handle_accept_a_code_once),
 		T(threads_with_their_own_handles_accept_a_code_once),
 		cmocka_unit_test(token_init_defaults_to_fortitoken_mobile),
