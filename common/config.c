@@ -385,6 +385,13 @@ int ftm_config_load(ftm_config_t *cfg, const char *path, ftm_config_report_fn re
 		close(fd);
 		return ls.errors;
 	}
+	/* ... and so does whoever owns it (as OpenSSH checks its own files): root or ourselves. */
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		load_error(&ls, 0, "%.200s is owned by uid %u, neither root nor this process's user: refused; chown it",
+			   path, (unsigned)st.st_uid);
+		close(fd);
+		return ls.errors;
+	}
 	f = fdopen(fd, "r");
 	if (f == NULL) {
 		load_error(&ls, 0, "cannot read %.200s: %s", path, strerror(errno));

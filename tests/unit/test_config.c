@@ -331,6 +331,27 @@ static void writable_by_others_is_refused(void **state)
 	assert_int_equal(ftm_config_load(&c, path, NULL, NULL, err, sizeof(err)), 1);
 }
 
+static void owned_by_another_user_is_refused(void **state)
+{
+	ftm_config_t c;
+	char err[FTM_ERR_MAX] = "";
+	const char *path = write_file("owner.conf", 0600, "no_token = pass\n");
+
+	(void)state;
+	if (geteuid() != 0) {
+		skip();	/* only root can give a file away */
+		return;
+	}
+	assert_int_equal(chown(path, 65534, 65534), 0);
+	ftm_config_defaults(&c);
+	assert_int_equal(ftm_config_load(&c, path, NULL, NULL, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "owned by uid 65534"));
+	assert_int_equal(c.no_token, FTM_NO_TOKEN_REJECT);
+	assert_int_equal(chown(path, 0, 0), 0);
+	assert_int_equal(ftm_config_load(&c, path, NULL, NULL, err, sizeof(err)), 0);
+	assert_int_equal(c.no_token, FTM_NO_TOKEN_PASS);
+}
+
 static void world_readable_secret_is_refused(void **state)
 {
 	ftm_config_t c;
@@ -480,6 +501,7 @@ int main(void)
 		cmocka_unit_test(file_with_push_section_and_prefix_loads),
 		cmocka_unit_test(file_errors_carry_line_numbers),
 		cmocka_unit_test(writable_by_others_is_refused),
+		cmocka_unit_test(owned_by_another_user_is_refused),
 		cmocka_unit_test(world_readable_secret_is_refused),
 		cmocka_unit_test(missing_file_is_an_error),
 		cmocka_unit_test(valid_push_config_passes),
