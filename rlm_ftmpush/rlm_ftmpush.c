@@ -342,14 +342,25 @@ static int request_data_free(ftmpush_request_t *data)
 }
 
 /* The user name tokens are looked up by: Stripped-User-Name when a realm module set it. */
-static char const *login_user(REQUEST *request)
+static char const *login_user(REQUEST *request, bool *bad)
 {
 	VALUE_PAIR *vp = fr_pair_find_by_num(request->packet->vps, PW_STRIPPED_USER_NAME, 0, TAG_ANY);
 
+	*bad = false;
 	if (vp == NULL)
 		vp = fr_pair_find_by_num(request->packet->vps, PW_USER_NAME, 0, TAG_ANY);
 	if (vp == NULL || vp->vp_length == 0)
 		return NULL;
+	/* A NUL or control byte would make the name we look tokens up by ("alice" of "alice\0bob") differ
+	 * from the one the NAS and the first factor see: refuse it outright. */
+	for (size_t i = 0; i < vp->vp_length; i++) {
+		unsigned char c = (unsigned char)vp->vp_strvalue[i];
+
+		if (c < 0x20 || c == 0x7f) {
+			*bad = true;
+			return NULL;
+		}
+	}
 	return vp->vp_strvalue;
 }
 
@@ -364,10 +375,12 @@ static int login_fill(rlm_ftmpush_t const *inst, REQUEST *request, login_buf_t *
 {
 	VALUE_PAIR *vp;
 
+	bool bad;
+
 	memset(lb, 0, sizeof(*lb));
-	lb->login.user = login_user(request);
+	lb->login.user = login_user(request, &bad);
 	if (lb->login.user == NULL)
-		return -1;
+		return bad ? -2 : -1;
 	vp = fr_pair_find_by_num(request->packet->vps, PW_CALLING_STATION_ID, 0, TAG_ANY);
 	if (vp != NULL && vp->vp_length > 0) {
 		snprintf(lb->client, sizeof(lb->client), "%s", vp->vp_strvalue);
@@ -606,7 +619,13 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authorize(void *instance, REQUEST *reque
 	/* Called by name from authenticate: the retry, never a new split. */
 	if (request->component != NULL && strcmp(request->component, "authenticate") == 0)
 		return alt_retry(inst, request);
-	if (login_fill(inst, request, &lb) != 0) {
+	rc = login_fill(inst, request, &lb);
+	if (rc == -2) {
+		RERROR("User-Name holds a NUL or control character: rejected");
+		set_reply_message(request, "Invalid user name");
+		return RLM_MODULE_REJECT;
+	}
+	if (rc != 0) {
 		RDEBUG2("No User-Name: nothing to do");
 		return RLM_MODULE_NOOP;
 	}
@@ -736,13 +755,15 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authenticate(void *instance, REQUEST *re
 	ftm_outcome_t out;
 	char const *step;
 	time_t now = time(NULL);
+	int rc;
 
 	memset(&out, 0, sizeof(out));
 	if (inst->auth == NULL)
 		return RLM_MODULE_FAIL;
-	if (login_fill(inst, request, &lb) != 0) {
-		outcome_error(&out, FTM_RES_FAIL, "no User-Name");
-		snprintf(out.message, sizeof(out.message), "No user name");
+	rc = login_fill(inst, request, &lb);
+	if (rc != 0) {
+		outcome_error(&out, FTM_RES_FAIL, rc == -2 ? "User-Name with a NUL or control character" : "no User-Name");
+		snprintf(out.message, sizeof(out.message), rc == -2 ? "Invalid user name" : "No user name");
 		lb.login.user = NULL;
 		return finish(inst, request, &lb.login, &out, "authenticate");
 	}
