@@ -762,6 +762,16 @@ static int decide_record(void *c, ftm_store_row_t *rows, size_t n)
 				rows[i].dirty = true;
 			}
 		}
+		/* A token only ever used by push is used all the same: mark it, or its activation window would
+		 * expire it as "never used". The mark is a step older than any code valid now (now - window - 1),
+		 * so it refuses no code the user could still type. */
+		if (r->tok.last_step < 0 && r->tok.period > 0) {
+			uint64_t cur = ftm_totp_step((time_t)rc->now, r->tok.period);
+			uint64_t back = (uint64_t)p->window + 1;
+
+			r->tok.last_step = cur > back ? (int64_t)(cur - back) : 0;
+			r->dirty = true;
+		}
 		set_verdict(v, FTM_VERDICT_OK, &r->tok, "");
 		v->failures = 0;
 		snprintf(v->reason, sizeof(v->reason), "success recorded on token %s (failures reset)", r->tok.serial);

@@ -797,7 +797,13 @@ static void a_recorded_success_resets_failures_and_refuses_a_locked_token(void *
 	assert_int_equal(v.code, FTM_VERDICT_OK);
 	assert_int_equal(get(f, "S1").failures, 0);
 	assert_int_equal(get(f, "S2").failures, 0);
-	assert_int_equal(get(f, "S1").last_step, -1);	/* not a code: no step recorded */
+	/* not a code, but a use: marked one step older than any code valid now (window 1) */
+	assert_int_equal(get(f, "S1").last_step, T1 / 30 - 2);
+	assert_string_equal(ftm_token_state_name(&(ftm_token_t){ .last_step = get(f, "S1").last_step }, T1 + 30 * 86400, 1),
+			    "active");
+	assert_int_equal(get(f, "S2").last_step, -1);	/* the token the push did not go to: untouched */
+	/* so the code of the current step still works right after a push */
+	assert_int_equal(verify(f, "alice", C1, T1, p).code, FTM_VERDICT_OK);
 	/* locked while the push was pending: refused */
 	assert_int_equal(ftm_store_token_set_status(f->st, "S1", FTM_TOKEN_LOCKED, err, sizeof(err)), 0);
 	assert_int_equal(ftm_store_record_success(f->st, "alice", "S1", T1, &p, &v), 0);
