@@ -549,7 +549,7 @@ static rlm_rcode_t challenge_reply(rlm_ftmpush_t const *inst, REQUEST *request, 
 	pw = fr_pair_find_by_num(request->packet->vps, PW_USER_PASSWORD, 0, TAG_ANY);
 	if (slen >= sizeof(state)) {
 		outcome_error(&out, FTM_RES_FAIL, "challenge State too long");
-		snprintf(out.message, sizeof(out.message), "Invalid or expired challenge: login again");
+		snprintf(out.message, sizeof(out.message), "Invalid or expired challenge: log in again");
 		return finish(inst, request, login, &out, "challenge answer");
 	}
 	memcpy(state, state_vp->vp_octets + STATE_PREFIX_LEN, slen);
