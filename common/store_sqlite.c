@@ -473,6 +473,41 @@ static int sq_remove(void *be, const char *serial, char *err, size_t err_len)
 	return update_one(be, "DELETE FROM tokens WHERE serial = ?", serial, bind_none, NULL, err, err_len);
 }
 
+/* Step st to its end, appending every row to *rows (grown as needed; *cap is its size, for the caller
+ * to zero and free, also on failure). what names the operation in errors; user, when set, the user. */
+static int fetch_rows(sq_t *s, sqlite3_stmt *st, const char *what, const char *user,
+		      ftm_store_row_t **rows, size_t *n, size_t *cap, char *err, size_t err_len)
+{
+	int r;
+
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == *cap) {
+			size_t ncap = *cap ? *cap * 2 : 8;
+			ftm_store_row_t *nr = realloc(*rows, ncap * sizeof(**rows));
+
+			if (nr == NULL) {
+				SETERR("token store: out of memory");
+				return -1;
+			}
+			*rows = nr;
+			*cap = ncap;
+		}
+		if (row_from_stmt(st, &(*rows)[*n]) != 0) {
+			if (user != NULL)
+				SETERR("token store: damaged record for user %s", user);
+			else
+				SETERR("token store: damaged record");
+			return -1;
+		}
+		(*n)++;
+	}
+	if (r != SQLITE_DONE) {
+		db_err(s, what, err, err_len);
+		return -1;
+	}
+	return 0;
+}
+
 /* Rows are collected under the lock and handed to cb after it, so cb may call back into the store. */
 static int sq_list(void *be, const char *user, ftm_row_cb cb, void *ctx, char *err, size_t err_len)
 {
@@ -480,7 +515,7 @@ static int sq_list(void *be, const char *user, ftm_row_cb cb, void *ctx, char *e
 	sqlite3_stmt *st = NULL;
 	ftm_store_row_t *rows = NULL;
 	size_t n = 0, cap = 0;
-	int rc = -1, r;
+	int rc = -1;
 
 	pthread_mutex_lock(&s->mu);
 	if (sqlite3_prepare_v2(s->db, user
@@ -491,27 +526,8 @@ static int sq_list(void *be, const char *user, ftm_row_cb cb, void *ctx, char *e
 	}
 	if (user)
 		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			ftm_store_row_t *nr = realloc(rows, ncap * sizeof(*rows));
-			if (nr == NULL) {
-				SETERR("token store: out of memory");
-				goto unlock;
-			}
-			rows = nr;
-			cap = ncap;
-		}
-		if (row_from_stmt(st, &rows[n]) != 0) {
-			SETERR("token store: damaged record");
-			goto unlock;
-		}
-		n++;
-	}
-	if (r != SQLITE_DONE) {
-		db_err(s, "list", err, err_len);
+	if (fetch_rows(s, st, "list", NULL, &rows, &n, &cap, err, err_len) != 0)
 		goto unlock;
-	}
 	rc = 0;
 unlock:
 	sqlite3_finalize(st);
@@ -530,7 +546,7 @@ static int sq_verdict(void *be, const char *user, bool write, ftm_decide_fn deci
 	sqlite3_stmt *st = NULL;
 	ftm_store_row_t *rows = NULL;
 	size_t n = 0, cap = 0;
-	int rc = -1, r;
+	int rc = -1;
 
 	pthread_mutex_lock(&s->mu);
 	/* IMMEDIATE takes the write lock before reading, so two verdicts on one token serialize and the
@@ -543,27 +559,8 @@ static int sq_verdict(void *be, const char *user, bool write, ftm_decide_fn deci
 		goto out;
 	}
 	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 4;
-			ftm_store_row_t *nr = realloc(rows, ncap * sizeof(*rows));
-			if (nr == NULL) {
-				SETERR("token store: out of memory");
-				goto out;
-			}
-			rows = nr;
-			cap = ncap;
-		}
-		if (row_from_stmt(st, &rows[n]) != 0) {
-			SETERR("token store: damaged record for user %s", user);
-			goto out;
-		}
-		n++;
-	}
-	if (r != SQLITE_DONE) {
-		db_err(s, "verdict", err, err_len);
+	if (fetch_rows(s, st, "verdict", user, &rows, &n, &cap, err, err_len) != 0)
 		goto out;
-	}
 	sqlite3_finalize(st);
 	st = NULL;
 
