@@ -513,6 +513,31 @@ static void set_verdict(ftm_verdict_t *v, ftm_verdict_code_t code, const ftm_tok
 
 enum { T_USABLE, T_LOCKED, T_EXPIRED };
 
+/* One more consecutive failure on a usable token, locking it at the threshold; the verdict keeps the
+ * highest count. True when this failure locked it. Wrong codes and wrong typed numbers both count here. */
+static bool add_failure(ftm_store_row_t *row, const ftm_verify_params_t *p, ftm_verdict_t *v)
+{
+	row->tok.failures++;
+	row->dirty = true;
+	if (row->tok.failures > v->failures)
+		v->failures = row->tok.failures;
+	if (p->lockout_threshold > 0 && row->tok.failures >= p->lockout_threshold) {
+		row->tok.status = FTM_TOKEN_LOCKED;
+		v->now_locked = true;
+		return true;
+	}
+	return false;
+}
+
+/* Failures are the user's: a proven code or an approved push clears the count on each usable token. */
+static void reset_failures(ftm_store_row_t *row)
+{
+	if (row->tok.failures != 0) {
+		row->tok.failures = 0;
+		row->dirty = true;
+	}
+}
+
 /* Runs inside the backend's transaction: nothing here may leave the seed or the code behind. */
 static int decide(void *c, ftm_store_row_t *rows, size_t n)
 {
@@ -583,12 +608,9 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 
 		r->tok.last_step = (int64_t)ok_step;
 		r->dirty = true;
-		/* failures are the user's: a proven code clears the count on each of the user's usable tokens */
 		for (size_t i = 0; i < n; i++) {
-			if (state[i] == T_USABLE && rows[i].tok.failures != 0) {
-				rows[i].tok.failures = 0;
-				rows[i].dirty = true;
-			}
+			if (state[i] == T_USABLE)
+				reset_failures(&rows[i]);
 		}
 		set_verdict(v, FTM_VERDICT_OK, &r->tok, "");
 		v->failures = 0;
@@ -619,18 +641,10 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 		for (size_t i = 0; i < n; i++) {
 			if (state[i] != T_USABLE)
 				continue;
-			rows[i].tok.failures++;
-			rows[i].dirty = true;
-			if (rows[i].tok.failures > v->failures)
-				v->failures = rows[i].tok.failures;
-			if (p->lockout_threshold > 0 && rows[i].tok.failures >= p->lockout_threshold) {
-				rows[i].tok.status = FTM_TOKEN_LOCKED;
-				v->now_locked = true;
-				if (locked_now < 0)
-					locked_now = (ssize_t)i;
-			} else {
+			if (!add_failure(&rows[i], p, v))
 				still_usable++;
-			}
+			else if (locked_now < 0)
+				locked_now = (ssize_t)i;
 		}
 		if (still_usable == 0) {
 			set_verdict(v, FTM_VERDICT_LOCKED, &rows[locked_now].tok, "Token locked");
@@ -756,11 +770,8 @@ static int decide_record(void *c, ftm_store_row_t *rows, size_t n)
 		/* like a proven code: the user's failures start again from zero on every usable token */
 		for (size_t i = 0; i < n; i++) {
 			if (rows[i].tok.status == FTM_TOKEN_ACTIVE &&
-			    !activation_expired(&rows[i].tok, rc->now, p->activation_expire) &&
-			    rows[i].tok.failures != 0) {
-				rows[i].tok.failures = 0;
-				rows[i].dirty = true;
-			}
+			    !activation_expired(&rows[i].tok, rc->now, p->activation_expire))
+				reset_failures(&rows[i]);
 		}
 		/* A token only ever used by push is used all the same: mark it, or its activation window would
 		 * expire it as "never used". The mark is a step older than any code valid now (now - window - 1),
@@ -801,18 +812,10 @@ static int decide_record(void *c, ftm_store_row_t *rows, size_t n)
 		if (rows[i].tok.status != FTM_TOKEN_ACTIVE ||
 		    activation_expired(&rows[i].tok, rc->now, p->activation_expire))
 			continue;
-		rows[i].tok.failures++;
-		rows[i].dirty = true;
-		if (rows[i].tok.failures > v->failures)
-			v->failures = rows[i].tok.failures;
-		if (p->lockout_threshold > 0 && rows[i].tok.failures >= p->lockout_threshold) {
-			rows[i].tok.status = FTM_TOKEN_LOCKED;
-			v->now_locked = true;
-			if (locked_now < 0 || (ssize_t)i == hit)
-				locked_now = (ssize_t)i;
-		} else {
+		if (!add_failure(&rows[i], p, v))
 			still_usable++;
-		}
+		else if (locked_now < 0 || (ssize_t)i == hit)
+			locked_now = (ssize_t)i;
 	}
 	if (still_usable == 0 || (hit >= 0 && rows[hit].tok.status != FTM_TOKEN_ACTIVE)) {
 		ssize_t i = hit >= 0 && rows[hit].tok.status != FTM_TOKEN_ACTIVE ? hit : locked_now;
