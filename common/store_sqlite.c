@@ -602,6 +602,258 @@ out:
 	return rc;
 }
 
+/* ---- activation links ----
+ * Their own table, created on first use (a store made before links existed gains it then); a link is
+ * found by the hash of its code and is bound to the seal of the seed it was issued for. */
+
+static const char *const act_schema_sql =
+	"CREATE TABLE IF NOT EXISTS activations ("
+	" code_hash BLOB PRIMARY KEY,"		/* SHA-256 of the code: the code itself is never stored */
+	" serial    TEXT NOT NULL,"
+	" email     TEXT NOT NULL DEFAULT '',"
+	" seal_hash BLOB NOT NULL,"
+	" created   INTEGER NOT NULL,"
+	" expires   INTEGER NOT NULL,"
+	" failures  INTEGER NOT NULL DEFAULT 0,"
+	" used      INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX IF NOT EXISTS activations_by_serial ON activations (serial, created);";
+
+#define ACT_COLS "code_hash, serial, email, seal_hash, created, expires, failures, used"
+
+static int act_schema(sq_t *s, char *err, size_t err_len)
+{
+	return exec(s, act_schema_sql, err, err_len);
+}
+
+static int act_from_stmt(sqlite3_stmt *st, ftm_activation_row_t *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (sqlite3_column_bytes(st, 0) != 32 || sqlite3_column_bytes(st, 3) != 32)
+		return -1;
+	memcpy(a->code_hash, sqlite3_column_blob(st, 0), 32);
+	copy_text(a->serial, sizeof(a->serial), sqlite3_column_text(st, 1));
+	copy_text(a->email, sizeof(a->email), sqlite3_column_text(st, 2));
+	memcpy(a->seal_hash, sqlite3_column_blob(st, 3), 32);
+	a->created = sqlite3_column_int64(st, 4);
+	a->expires = sqlite3_column_int64(st, 5);
+	a->failures = (unsigned)sqlite3_column_int(st, 6);
+	a->used = sqlite3_column_int(st, 7) != 0;
+	return 0;
+}
+
+static int sq_act_put(void *be, const ftm_activation_row_t *a, char *err, size_t err_len)
+{
+	sq_t *s = be;
+	sqlite3_stmt *st = NULL;
+	int rc = -1, r;
+
+	pthread_mutex_lock(&s->mu);
+	if (act_schema(s, err, err_len) != 0 || exec(s, "BEGIN IMMEDIATE", err, err_len) != 0)
+		goto out;
+	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM tokens WHERE serial = ?", -1, &st, NULL) != SQLITE_OK) {
+		db_err(s, "activation", err, err_len);
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, a->serial, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (r == SQLITE_DONE) {
+		rc = 1;
+		goto out;
+	}
+	if (r != SQLITE_ROW) {
+		db_err(s, "activation", err, err_len);
+		goto out;
+	}
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM activations WHERE serial = ?", -1, &st, NULL) != SQLITE_OK) {
+		db_err(s, "activation", err, err_len);
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, a->serial, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (r != SQLITE_DONE) {
+		db_err(s, "activation", err, err_len);
+		goto out;
+	}
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO activations (" ACT_COLS ") VALUES (?,?,?,?,?,?,?,?)",
+			       -1, &st, NULL) != SQLITE_OK) {
+		db_err(s, "activation", err, err_len);
+		goto out;
+	}
+	sqlite3_bind_blob(st, 1, a->code_hash, 32, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, a->serial, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, a->email, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, a->seal_hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, a->created);
+	sqlite3_bind_int64(st, 6, a->expires);
+	sqlite3_bind_int(st, 7, (int)a->failures);
+	sqlite3_bind_int(st, 8, a->used ? 1 : 0);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		db_err(s, "activation", err, err_len);
+		goto out;
+	}
+	if (exec(s, "COMMIT", err, err_len) == 0)
+		rc = 0;
+out:
+	sqlite3_finalize(st);
+	if (rc != 0)
+		rollback(s);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+static int sq_act_verdict(void *be, const uint8_t code_hash[32], bool write, ftm_act_decide_fn decide,
+			  void *ctx, char *err, size_t err_len)
+{
+	sq_t *s = be;
+	sqlite3_stmt *st = NULL;
+	ftm_activation_row_t act;
+	ftm_store_row_t *row = NULL;
+	bool have_act = false, have_row = false;
+	int rc = -1, r;
+
+	row = calloc(1, sizeof(*row));
+	if (row == NULL) {
+		SETERR("token store: out of memory");
+		return -1;
+	}
+	memset(&act, 0, sizeof(act));
+	pthread_mutex_lock(&s->mu);
+	if (act_schema(s, err, err_len) != 0 || exec(s, write ? "BEGIN IMMEDIATE" : "BEGIN", err, err_len) != 0)
+		goto out;
+	if (sqlite3_prepare_v2(s->db, "SELECT " ACT_COLS " FROM activations WHERE code_hash = ?", -1, &st,
+			       NULL) != SQLITE_OK) {
+		db_err(s, "activation", err, err_len);
+		goto out;
+	}
+	sqlite3_bind_blob(st, 1, code_hash, 32, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		if (act_from_stmt(st, &act) != 0) {
+			SETERR("token store: damaged activation record");
+			goto out;
+		}
+		have_act = true;
+	} else if (r != SQLITE_DONE) {
+		db_err(s, "activation", err, err_len);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	/* the token is looked up whether or not the link exists: an unknown link costs what a known one does */
+	if (sqlite3_prepare_v2(s->db, "SELECT " TOKEN_COLS " FROM tokens WHERE serial = ?", -1, &st, NULL) != SQLITE_OK) {
+		db_err(s, "activation", err, err_len);
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, act.serial, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		if (row_from_stmt(st, row) != 0) {
+			SETERR("token %s: damaged record", act.serial);
+			goto out;
+		}
+		have_row = true;
+	} else if (r != SQLITE_DONE) {
+		db_err(s, "activation", err, err_len);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+
+	if (decide(ctx, have_act ? &act : NULL, have_act && have_row ? row : NULL) != 0)
+		goto out;
+
+	if (write && have_act && act.dirty) {
+		if (sqlite3_prepare_v2(s->db, "UPDATE activations SET failures = ?, used = ? WHERE code_hash = ?",
+				       -1, &st, NULL) != SQLITE_OK) {
+			db_err(s, "activation", err, err_len);
+			goto out;
+		}
+		sqlite3_bind_int(st, 1, (int)act.failures);
+		sqlite3_bind_int(st, 2, act.used ? 1 : 0);
+		sqlite3_bind_blob(st, 3, act.code_hash, 32, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			db_err(s, "activation", err, err_len);
+			goto out;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	if (write && have_act && have_row && row->dirty) {
+		if (sqlite3_prepare_v2(s->db, "UPDATE tokens SET status = ?, last_step = ?, failures = ? WHERE serial = ?",
+				       -1, &st, NULL) != SQLITE_OK) {
+			db_err(s, "activation", err, err_len);
+			goto out;
+		}
+		sqlite3_bind_text(st, 1, status_text(row->tok.status), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, row->tok.last_step);
+		sqlite3_bind_int(st, 3, (int)row->tok.failures);
+		sqlite3_bind_text(st, 4, row->tok.serial, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			db_err(s, "activation", err, err_len);
+			goto out;
+		}
+	}
+	if (exec(s, write ? "COMMIT" : "ROLLBACK", err, err_len) != 0)
+		goto out;
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	if (rc != 0)
+		rollback(s);
+	pthread_mutex_unlock(&s->mu);
+	ftm_memzero(row, sizeof(*row));
+	free(row);
+	return rc;
+}
+
+static int sq_act_get_serial(void *be, const char *serial, ftm_activation_row_t *out, char *err, size_t err_len)
+{
+	sq_t *s = be;
+	sqlite3_stmt *st = NULL;
+	int rc = -1, r;
+
+	pthread_mutex_lock(&s->mu);
+	if (act_schema(s, err, err_len) != 0)
+		goto out;
+	if (sqlite3_prepare_v2(s->db, "SELECT " ACT_COLS " FROM activations WHERE serial = ?"
+			       " ORDER BY created DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK) {
+		db_err(s, "activation", err, err_len);
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_DONE)
+		rc = 1;
+	else if (r != SQLITE_ROW)
+		db_err(s, "activation", err, err_len);
+	else if (act_from_stmt(st, out) != 0)
+		SETERR("token store: damaged activation record");
+	else
+		rc = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+static int sq_act_revoke(void *be, const char *serial, char *err, size_t err_len)
+{
+	sq_t *s = be;
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	rc = act_schema(s, err, err_len);
+	pthread_mutex_unlock(&s->mu);
+	if (rc != 0)
+		return -1;
+	rc = update_one(s, "DELETE FROM activations WHERE serial = ?", serial, bind_none, NULL, err, err_len);
+	return rc < 0 ? -1 : 0;
+}
+
 const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.scheme		= "sqlite",
 	.open		= sq_open,
@@ -617,4 +869,8 @@ const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.remove		= sq_remove,
 	.list		= sq_list,
 	.verdict	= sq_verdict,
+	.act_put	= sq_act_put,
+	.act_verdict	= sq_act_verdict,
+	.act_get_serial	= sq_act_get_serial,
+	.act_revoke	= sq_act_revoke,
 };
