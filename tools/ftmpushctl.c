@@ -18,6 +18,7 @@
 #endif
 
 #include "ftm_config.h"
+#include "ftm_enrol.h"
 #include "ftm_log.h"
 #include "ftm_otp.h"
 #include "ftm_store.h"
@@ -57,18 +58,20 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: %s [--db PATH] [--config FILE] [--key-file FILE] COMMAND ...\n"
 "  token add USER [--serial S] [--seed HEX] [--algorithm sha1|sha256|sha512] [--digits 6|8]\n"
-"                 [--period S] [--push CHANNEL:TARGET] [--issuer NAME] [--qr | --no-qr]\n"
+"                 [--period S] [--push CHANNEL:TARGET] [--issuer NAME] [--qr | --no-qr] [--email ADDR]\n"
 "  token list [--user USER] [--time UNIX]\n"
 "  token show SERIAL [--time UNIX]\n"
 "  token lock|unlock|delete SERIAL\n"
-"  token reissue SERIAL [--seed HEX] [--algorithm A] [--digits N] [--period S] [--qr | --no-qr]\n"
+"  token reissue SERIAL [--seed HEX] [--algorithm A] [--digits N] [--period S] [--qr | --no-qr] [--email ADDR]\n"
+"  token send SERIAL [--email ADDR]   (a new activation link by e-mail; the old one dies)\n"
 "  token push SERIAL CHANNEL:TARGET|none\n"
 "  token assign SERIAL USER\n"
-"  token import FILE [--algorithm A] [--digits N] [--period S]   (CSV: serial,seed[,user])\n"
+"  token import FILE [--algorithm A] [--digits N] [--period S]   (CSV: serial,seed[,user[,email]])\n"
 "  otp --seed HEX [--algorithm A] [--digits N] [--period S] [--time UNIX]   (defaults: sha1, 6, 30 s)\n"
 "  otp --serial SERIAL [--time UNIX]\n"
 "  verify USER CODE [--time UNIX]\n"
 "  config check [--config FILE]\n"
+"--email ADDR mails the user an activation link (smtp.*); with push.server set, a link is printed otherwise.\n"
 "--seed - reads the hex seed from the first line of stdin (keeps it out of ps and shell history).\n"
 "Exit status: 0 success; 1 refused or failed; 2 usage error; 3 store failure during verify.\n", prog);
 }
@@ -77,7 +80,7 @@ static void usage(FILE *f)
 
 enum {
 	O_DB = 1000, O_CONFIG, O_KEYFILE, O_SERIAL, O_SEED, O_ALG, O_DIGITS, O_PERIOD, O_PUSH, O_ISSUER,
-	O_QR, O_NOQR, O_TIME, O_USER, O_VERBOSE, O_HELP
+	O_QR, O_NOQR, O_TIME, O_EMAIL, O_USER, O_VERBOSE, O_HELP
 };
 
 static const struct option long_opts[] = {
@@ -94,6 +97,7 @@ static const struct option long_opts[] = {
 	{ "qr",		no_argument,		NULL, O_QR },
 	{ "no-qr",	no_argument,		NULL, O_NOQR },
 	{ "time",	required_argument,	NULL, O_TIME },
+	{ "email",	required_argument,	NULL, O_EMAIL },
 	{ "user",	required_argument,	NULL, O_USER },
 	{ "verbose",	no_argument,		NULL, O_VERBOSE },
 	{ "help",	no_argument,		NULL, O_HELP },
@@ -101,7 +105,7 @@ static const struct option long_opts[] = {
 };
 
 typedef struct opts {
-	const char	*serial, *seed, *alg, *digits, *period, *push, *issuer, *time, *user;
+	const char	*serial, *seed, *alg, *digits, *period, *push, *issuer, *time, *user, *email;
 	int		qr;	/* -1 auto (a tty), 0 no, 1 yes */
 	int		argc;
 	char		**argv;	/* the positional arguments */
@@ -168,6 +172,7 @@ static void parse_opts(int argc, char **argv, const char *allowed, opts_t *o)
 		case O_NOQR:	o->qr = 0; break;
 		case O_TIME:	o->time = optarg; break;
 		case O_USER:	o->user = optarg; break;
+		case O_EMAIL:	o->email = optarg; break;
 		default:
 			if (optopt >= O_DB)
 				die(EXIT_USAGE, "option %s needs a value (see --help)", argv[optind - 1]);
@@ -324,6 +329,8 @@ static void print_enrolment(const ftm_token_t *t, const char *issuer, int qr)
 {
 	char uri[1024];
 
+	if (issuer == NULL && cfg.issuer[0] != '\0')
+		issuer = cfg.issuer;
 	if (ftm_token_otpauth_uri(t, issuer, uri, sizeof(uri)) != 0)
 		die(EXIT_REFUSED, "cannot build the otpauth URI");
 	printf("serial: %s\n", t->serial);
@@ -334,6 +341,58 @@ static void print_enrolment(const ftm_token_t *t, const char *issuer, int qr)
 	ftm_memzero(uri, sizeof(uri));
 }
 
+static char *fmt_time(int64_t t, char *buf, size_t len);
+
+/* ---- activation links ---- */
+
+/* The push target as given, an ntfy server without a topic completed with a topic of its own. */
+static void push_target(const char *given, char *out, size_t len)
+{
+	char err[FTM_ERR_MAX];
+
+	if (!valid_push(given))
+		die(EXIT_USAGE, "bad --push \"%s\": expected CHANNEL:TARGET (ntfy:https://SERVER/[TOPIC], gateway:REGISTRATION_ID)", given);
+	if (ftm_enrol_push_target(given, out, len, err, sizeof(err)) != 0)
+		die(EXIT_USAGE, "%s", err);
+}
+
+/* Before a token is created or re-issued for an e-mail address: can the link be mailed at all? */
+static void want_mail(const char *email)
+{
+	char err[FTM_ERR_MAX];
+
+	if (!ftm_config_valid_email(email))
+		die(EXIT_USAGE, "bad --email \"%s\": expected an address such as alice@example.org", email);
+	if (ftm_enrol_mail_ready(&cfg, err, sizeof(err)) != 0)
+		die(EXIT_REFUSED, "cannot mail activation links: %s", err);
+}
+
+/* Mail a new link (email: NULL or "" = the last address), or print one when the listener has an
+ * address; prints what happened. 0, or -1 after printing why (the token stays pending). */
+static int send_or_print_link(ftm_store_t *st, const char *serial, bool mail, const char *email)
+{
+	char err[FTM_ERR_MAX], link[512], to[FTM_EMAIL_MAX], until[64];
+	int64_t expires = 0;
+
+	if (!mail && ftm_enrol_link(&cfg, "x", link, sizeof(link), NULL, 0) != 0)
+		return 0;	/* no listener address: the URI above is the enrolment */
+	if (ftm_enrol_send_link(st, &cfg, serial, mail, email, time(NULL), link, sizeof(link), to, sizeof(to),
+				&expires, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		if (mail)
+			fprintf(stderr, "%s: token %s stays pending; send a new link with: %s token send %s\n",
+				prog, serial, prog, serial);
+		return -1;
+	}
+	if (mail)
+		printf("link sent to: %s\n", to);
+	else
+		printf("link: %s\n", link);
+	printf("link_expires: %s\n", expires > 0 ? fmt_time(expires, until, sizeof(until)) : "never");
+	ftm_memzero(link, sizeof(link));
+	return 0;
+}
+
 /* ---- token commands ---- */
 
 static int cmd_token_add(int argc, char **argv)
@@ -341,29 +400,41 @@ static int cmd_token_add(int argc, char **argv)
 	opts_t o;
 	ftm_token_t t;
 	ftm_store_t *st;
-	char err[FTM_ERR_MAX];
+	char err[FTM_ERR_MAX], t_serial[FTM_SERIAL_MAX];
+	int rc;
 
-	parse_opts(argc, argv, "serial seed algorithm digits period push issuer qr no-qr", &o);
-	want_args(&o, 1, "token add USER [--serial S] [--seed HEX] [--algorithm A] [--digits N] [--period S] [--push CHANNEL:TARGET]");
+	parse_opts(argc, argv, "serial seed algorithm digits period push issuer qr no-qr email", &o);
+	want_args(&o, 1, "token add USER [--serial S] [--seed HEX] [--algorithm A] [--digits N] [--period S] [--push CHANNEL:TARGET] [--email ADDR]");
 	if (o.argv[0][0] == '\0')
 		die(EXIT_USAGE, "empty user name");
 	if (ftm_token_init(&t, o.argv[0], o.serial, o.seed, err, sizeof(err)) != 0)
 		die(EXIT_USAGE, "%s", err);
 	apply_params(&t, &o);
-	if (o.push) {
-		if (!valid_push(o.push))
-			die(EXIT_USAGE, "bad --push \"%s\": expected CHANNEL:TARGET (ntfy:TOPIC, gateway:REGISTRATION_ID)", o.push);
-		snprintf(t.push, sizeof(t.push), "%s", o.push);
-	}
+	if (o.push)
+		push_target(o.push, t.push, sizeof(t.push));
 	st = open_store();
+	if (o.email)
+		want_mail(o.email);
 	if (ftm_store_token_add(st, &t, err, sizeof(err)) != 0) {
 		ftm_memzero(&t, sizeof(t));
 		die(EXIT_REFUSED, "%s", err);
 	}
-	print_enrolment(&t, o.issuer, o.qr);
+	if (o.email) {
+		/* the seed goes to the user's page only, not to this terminal */
+		printf("serial: %s\nuser: %s\n", t.serial, t.user);
+		if (t.push[0])
+			printf("push: %s\n", t.push);
+	} else {
+		print_enrolment(&t, o.issuer, o.qr);
+		if (o.push && strcmp(o.push, t.push) != 0)
+			printf("push: %s\n", t.push);
+	}
+	snprintf(t_serial, sizeof(t_serial), "%s", t.serial);
 	ftm_memzero(&t, sizeof(t));
+	fflush(stdout);
+	rc = send_or_print_link(st, t_serial, o.email != NULL, o.email);
 	ftm_store_close(st);
-	return 0;
+	return rc == 0 ? 0 : EXIT_REFUSED;
 }
 
 static char *fmt_time(int64_t t, char *buf, size_t len)
@@ -418,6 +489,7 @@ static int cmd_token_show(int argc, char **argv)
 	opts_t o;
 	ftm_store_t *st;
 	ftm_token_t t;
+	ftm_activation_t act;
 	char err[FTM_ERR_MAX], buf[64];
 	time_t now;
 	int rc;
@@ -450,6 +522,12 @@ static int cmd_token_show(int argc, char **argv)
 	}
 	printf("push: %s\n", t.push[0] ? t.push : "none");
 	printf("created: %s\n", fmt_time(t.created, buf, sizeof(buf)));
+	if (t.last_step < 0 && ftm_store_activation_get(st, t.serial, &act, NULL, 0) == 0) {
+		printf("activation_link: %s%s%s, %u wrong code%s left, expires %s\n",
+		       act.code == FTM_ACT_USED ? "used" : "issued", act.email[0] ? " to " : " (printed)",
+		       act.email, act.tries_left, act.tries_left == 1 ? "" : "s",
+		       act.expires > 0 ? fmt_time(act.expires, buf, sizeof(buf)) : "never");
+	}
 	ftm_memzero(&t, sizeof(t));
 	ftm_store_close(st);
 	return 0;
@@ -486,10 +564,13 @@ static int cmd_token_reissue(int argc, char **argv)
 	ftm_store_t *st;
 	ftm_token_t old, t;
 	char err[FTM_ERR_MAX];
+	int rc;
 
-	parse_opts(argc, argv, "seed algorithm digits period issuer qr no-qr", &o);
-	want_args(&o, 1, "token reissue SERIAL [--seed HEX] [--algorithm A] [--digits N] [--period S]");
+	parse_opts(argc, argv, "seed algorithm digits period issuer qr no-qr email", &o);
+	want_args(&o, 1, "token reissue SERIAL [--seed HEX] [--algorithm A] [--digits N] [--period S] [--email ADDR]");
 	st = open_store();
+	if (o.email)
+		want_mail(o.email);
 	if (ftm_store_token_get(st, o.argv[0], &old, err, sizeof(err)) != 0)
 		die(EXIT_REFUSED, "%s", err);
 	if (ftm_token_init(&t, old.user, old.serial, o.seed, err, sizeof(err)) != 0)
@@ -499,14 +580,37 @@ static int cmd_token_reissue(int argc, char **argv)
 	t.period = old.period;
 	ftm_memzero(&old, sizeof(old));
 	apply_params(&t, &o);
+	/* the old seed and every old link die here, in the store; a new link follows */
 	if (ftm_store_token_reissue(st, &t, err, sizeof(err)) != 0) {
 		ftm_memzero(&t, sizeof(t));
 		die(EXIT_REFUSED, "%s", err);
 	}
-	print_enrolment(&t, o.issuer, o.qr);
+	if (o.email)
+		printf("serial: %s\nuser: %s\n", t.serial, t.user);
+	else
+		print_enrolment(&t, o.issuer, o.qr);
+	ftm_memzero(t.seed, sizeof(t.seed));
+	fflush(stdout);
+	rc = send_or_print_link(st, t.serial, o.email != NULL, o.email);
 	ftm_memzero(&t, sizeof(t));
 	ftm_store_close(st);
-	return 0;
+	return rc == 0 ? 0 : EXIT_REFUSED;
+}
+
+static int cmd_token_send(int argc, char **argv)
+{
+	opts_t o;
+	ftm_store_t *st;
+	int rc;
+
+	parse_opts(argc, argv, "email", &o);
+	want_args(&o, 1, "token send SERIAL [--email ADDR]");
+	st = open_store();
+	if (o.email)
+		want_mail(o.email);
+	rc = send_or_print_link(st, o.argv[0], true, o.email);
+	ftm_store_close(st);
+	return rc == 0 ? 0 : EXIT_REFUSED;
 }
 
 static int cmd_token_push(int argc, char **argv)
@@ -514,15 +618,15 @@ static int cmd_token_push(int argc, char **argv)
 	opts_t o;
 	ftm_store_t *st;
 	char err[FTM_ERR_MAX];
-	const char *push;
+	char push[FTM_PUSH_MAX] = "";
 
 	parse_opts(argc, argv, "", &o);
 	want_args(&o, 2, "token push SERIAL CHANNEL:TARGET|none");
-	push = o.argv[1];
-	if (strcmp(push, "none") == 0 || push[0] == '\0')
-		push = "";
-	else if (!valid_push(push))
-		die(EXIT_USAGE, "bad push target \"%s\": expected CHANNEL:TARGET or none", push);
+	if (strcmp(o.argv[1], "none") != 0 && o.argv[1][0] != '\0') {
+		if (!valid_push(o.argv[1]))
+			die(EXIT_USAGE, "bad push target \"%s\": expected CHANNEL:TARGET or none", o.argv[1]);
+		push_target(o.argv[1], push, sizeof(push));
+	}
 	st = open_store();
 	if (ftm_store_token_set_push(st, o.argv[0], push, err, sizeof(err)) != 0)
 		die(EXIT_REFUSED, "%s", err);
@@ -572,12 +676,14 @@ static int cmd_token_import(int argc, char **argv)
 	FILE *f;
 	char *line = NULL, err[FTM_ERR_MAX];
 	size_t cap = 0, n = 0, tcap = 0, *lines = NULL;
+	char (*emails)[FTM_EMAIL_MAX] = NULL;	/* the optional 4th column, per token */
+	bool any_email = false;
 	ftm_token_t *toks = NULL, probe;
-	unsigned lineno = 0, bad = 0;
+	unsigned lineno = 0, bad = 0, mailed = 0, unsent = 0;
 	ssize_t len;
 
 	parse_opts(argc, argv, "algorithm digits period", &o);
-	want_args(&o, 1, "token import FILE   (CSV lines: serial,seed[,user])");
+	want_args(&o, 1, "token import FILE   (CSV lines: serial,seed[,user[,email]])");
 	f = strcmp(o.argv[0], "-") == 0 ? stdin : fopen(o.argv[0], "r");
 	if (f == NULL)
 		die(EXIT_REFUSED, "%s: %s", o.argv[0], strerror(errno));
@@ -601,8 +707,8 @@ static int cmd_token_import(int argc, char **argv)
 		}
 		if (lineno == 1 && strcasecmp(fields[0], "serial") == 0)
 			continue;	/* a header row */
-		if (nf < 2 || nf > 3) {
-			fprintf(stderr, "%s: %s:%u: expected serial,seed[,user], found %d field%s\n",
+		if (nf < 2 || nf > 4 || (nf == 4 && strchr(fields[3], ',') != NULL)) {
+			fprintf(stderr, "%s: %s:%u: expected serial,seed[,user[,email]], found %d field%s\n",
 				prog, o.argv[0], lineno, nf, nf == 1 ? "" : "s");
 			bad++;
 			continue;
@@ -611,8 +717,10 @@ static int cmd_token_import(int argc, char **argv)
 			size_t ncap = tcap ? tcap * 2 : 64;
 			ftm_token_t *nt = calloc(ncap, sizeof(*nt));
 			size_t *nl = realloc(lines, ncap * sizeof(*lines));
-			if (nt == NULL || nl == NULL)
+			char (*ne)[FTM_EMAIL_MAX] = nl ? realloc(emails, ncap * sizeof(*emails)) : NULL;
+			if (nt == NULL || nl == NULL || ne == NULL)
 				die(EXIT_REFUSED, "out of memory");
+			emails = ne;
 			if (toks) {
 				memcpy(nt, toks, n * sizeof(*toks));
 				ftm_memzero(toks, n * sizeof(*toks));
@@ -622,7 +730,17 @@ static int cmd_token_import(int argc, char **argv)
 			lines = nl;
 			tcap = ncap;
 		}
-		if (ftm_token_init(&toks[n], nf == 3 ? fields[2] : "", fields[0], fields[1], err, sizeof(err)) != 0) {
+		emails[n][0] = '\0';
+		if (nf == 4 && fields[3][0] != '\0') {
+			if (!ftm_config_valid_email(fields[3]) || (nf >= 3 && fields[2][0] == '\0')) {
+				fprintf(stderr, "%s: %s:%u: bad e-mail address (or no user for it)\n", prog, o.argv[0], lineno);
+				bad++;
+				continue;
+			}
+			snprintf(emails[n], sizeof(emails[n]), "%s", fields[3]);
+			any_email = true;
+		}
+		if (ftm_token_init(&toks[n], nf >= 3 ? fields[2] : "", fields[0], fields[1], err, sizeof(err)) != 0) {
 			fprintf(stderr, "%s: %s:%u: %s\n", prog, o.argv[0], lineno, err);
 			ftm_memzero(&toks[n], sizeof(toks[n]));
 			bad++;
@@ -657,19 +775,41 @@ next:
 	}
 	if (f != stdin)
 		fclose(f);
+	if (bad == 0 && any_email && ftm_enrol_mail_ready(&cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s: e-mail column given but links cannot be mailed: %s\n", prog, o.argv[0], err);
+		bad++;
+	}
 	if (bad == 0 && n > 0 && ftm_store_token_import(st, toks, n, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s: %s: %s\n", prog, o.argv[0], err);
 		bad++;
+	}
+	/* the tokens are in; a link that cannot be mailed leaves its token pending, to re-send */
+	for (size_t i = 0; bad == 0 && i < n; i++) {
+		if (emails[i][0] == '\0')
+			continue;
+		if (ftm_enrol_send_link(st, &cfg, toks[i].serial, true, emails[i], time(NULL), NULL, 0, NULL, 0,
+					NULL, err, sizeof(err)) == 0) {
+			mailed++;
+		} else {
+			fprintf(stderr, "%s: %s:%zu: token %s: %s\n", prog, o.argv[0], lines[i], toks[i].serial, err);
+			unsent++;
+		}
 	}
 	if (toks) {
 		ftm_memzero(toks, tcap * sizeof(*toks));
 		free(toks);
 	}
 	free(lines);
+	free(emails);
 	ftm_store_close(st);
 	if (bad > 0)
 		die(EXIT_REFUSED, "%s: nothing imported (%u bad row%s)", o.argv[0], bad, bad == 1 ? "" : "s");
 	printf("imported %zu token%s\n", n, n == 1 ? "" : "s");
+	if (mailed > 0 || unsent > 0)
+		printf("activation links mailed: %u\n", mailed);
+	if (unsent > 0)
+		die(EXIT_REFUSED, "%u activation link%s not sent: those tokens stay pending; re-send with: %s token send SERIAL",
+		    unsent, unsent == 1 ? "" : "s", prog);
 	return 0;
 }
 
@@ -818,7 +958,7 @@ int main(int argc, char **argv)
 	/* each command parses argv[0..] itself: argv[0] plays the program name for getopt */
 	if (strcmp(argv[0], "token") == 0) {
 		if (argc < 2)
-			die(EXIT_USAGE, "usage: %s token add|list|show|lock|unlock|delete|reissue|push|assign|import ...", prog);
+			die(EXIT_USAGE, "usage: %s token add|list|show|lock|unlock|delete|reissue|send|push|assign|import ...", prog);
 		argc--;
 		argv++;
 		if (strcmp(argv[0], "add") == 0)
@@ -833,6 +973,8 @@ int main(int argc, char **argv)
 			return cmd_token_reissue(argc, argv);
 		if (strcmp(argv[0], "push") == 0)
 			return cmd_token_push(argc, argv);
+		if (strcmp(argv[0], "send") == 0)
+			return cmd_token_send(argc, argv);
 		if (strcmp(argv[0], "assign") == 0)
 			return cmd_token_assign(argc, argv);
 		if (strcmp(argv[0], "import") == 0)
