@@ -14,6 +14,7 @@
 #include <qrencode.h>
 
 #include "ftm_enrol.h"
+#include "ftm_mail.h"
 #include "ftm_push.h"
 
 #define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
@@ -279,6 +280,97 @@ char *ftm_enrol_mail(const ftm_config_t *cfg, const char *to, const char *user, 
 	}
 	buf_str(&b, "Did not expect this message? Do not open the link; tell your administrator.\r\n");
 	return buf_take(&b, NULL);
+}
+
+int ftm_enrol_mail_ready(const ftm_config_t *cfg, char *err, size_t err_len)
+{
+	char link[512];
+
+	if (cfg == NULL || cfg->smtp.server[0] == '\0') {
+		SETERR("no mail server: set smtp.server and smtp.from (see docs/configuration.md)");
+		return -1;
+	}
+	if (!ftm_config_valid_email(cfg->smtp.from)) {
+		SETERR("smtp.from is not set to a sender address");
+		return -1;
+	}
+	return ftm_enrol_link(cfg, "x", link, sizeof(link), err, err_len);
+}
+
+int ftm_enrol_send_link(ftm_store_t *st, const ftm_config_t *cfg, const char *serial, bool mail, const char *email,
+			time_t now, char *link, size_t link_len, char *sent_to, size_t sent_to_len,
+			int64_t *expires, char *err, size_t err_len)
+{
+	char code[FTM_ACTIVATION_CODE_LEN + 1], url[512], to[FTM_EMAIL_MAX] = "";
+	ftm_activation_t prev;
+	ftm_token_t *tok = NULL;
+	char *message = NULL;
+	int64_t until = 0;
+	int rc = -1;
+
+	if (st == NULL || cfg == NULL || serial == NULL) {
+		SETERR("no token store");
+		return -1;
+	}
+	if (mail) {
+		if (email != NULL && email[0] != '\0')
+			snprintf(to, sizeof(to), "%s", email);
+		else if (ftm_store_activation_get(st, serial, &prev, NULL, 0) == 0 && prev.email[0] != '\0')
+			snprintf(to, sizeof(to), "%s", prev.email);
+		if (to[0] == '\0') {
+			SETERR("token %s: no e-mail address known: give one with --email ADDR", serial);
+			return -1;
+		}
+		if (!ftm_config_valid_email(to)) {
+			SETERR("'%.200s' is not an e-mail address", to);
+			return -1;
+		}
+		if (ftm_enrol_mail_ready(cfg, err, err_len) != 0)
+			return -1;
+	} else if (ftm_enrol_link(cfg, "x", url, sizeof(url), err, err_len) != 0) {
+		return -1;
+	}
+	tok = calloc(1, sizeof(*tok));
+	if (tok == NULL) {
+		SETERR("out of memory");
+		return -1;
+	}
+	rc = ftm_store_token_get(st, serial, tok, err, err_len);
+	if (rc != 0)
+		goto out;
+	ftm_memzero(tok->seed, sizeof(tok->seed));	/* only the user name is needed here */
+	rc = -1;
+	if (ftm_store_activation_issue(st, serial, to, now, cfg->activation_expire, code, sizeof(code), &until,
+				       err, err_len) != 0 ||
+	    ftm_enrol_link(cfg, code, url, sizeof(url), err, err_len) != 0)
+		goto out;
+	if (mail) {
+		message = ftm_enrol_mail(cfg, to, tok->user, serial, url, until, now);
+		if (message == NULL) {
+			SETERR("token %s: cannot compose the activation mail", serial);
+			goto out;
+		}
+		if (ftm_mail_send(&cfg->smtp, to, message, err, err_len) != 0)
+			goto out;
+	} else if (link != NULL && snprintf(link, link_len, "%s", url) >= (int)link_len) {
+		SETERR("activation link too long");
+		goto out;
+	}
+	if (sent_to != NULL)
+		snprintf(sent_to, sent_to_len, "%s", to);
+	if (expires != NULL)
+		*expires = until;
+	rc = 0;
+out:
+	ftm_memzero(code, sizeof(code));
+	ftm_memzero(url, sizeof(url));
+	if (message != NULL) {
+		ftm_memzero(message, strlen(message));
+		free(message);
+	}
+	ftm_memzero(tok, sizeof(*tok));
+	free(tok);
+	return rc;
 }
 
 /* ---- QR codes as inline SVG ---- */

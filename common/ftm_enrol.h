@@ -29,6 +29,18 @@ int ftm_enrol_link(const ftm_config_t *cfg, const char *code, char *out, size_t 
 char *ftm_enrol_mail(const ftm_config_t *cfg, const char *to, const char *user, const char *serial,
 		     const char *link, int64_t expires, time_t now);
 
+/* Can links be mailed with this config (smtp.server, smtp.from and a link address)? 0, or -1 with
+ * what to set in err: checked before a token is created for an e-mail address. */
+int ftm_enrol_mail_ready(const ftm_config_t *cfg, char *err, size_t err_len);
+
+/* A new activation link for the token `serial` (its earlier links die), e-mailed when `mail` to
+ * `email` (NULL or "": the address its latest link went to), else copied into link (for the admin to
+ * hand out). *sent_to gets the address used. -1 with err (the server and its reply when the send
+ * failed: the token stays pending and the next call sends a new link), 1 when there is no such token. */
+int ftm_enrol_send_link(ftm_store_t *st, const ftm_config_t *cfg, const char *serial, bool mail, const char *email,
+			time_t now, char *link, size_t link_len, char *sent_to, size_t sent_to_len,
+			int64_t *expires, char *err, size_t err_len);
+
 /* ---- the page ---- */
 
 typedef struct ftm_enrol ftm_enrol_t;

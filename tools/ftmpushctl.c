@@ -708,7 +708,7 @@ static int cmd_token_import(int argc, char **argv)
 		if (lineno == 1 && strcasecmp(fields[0], "serial") == 0)
 			continue;	/* a header row */
 		if (nf < 2 || nf > 4 || (nf == 4 && strchr(fields[3], ',') != NULL)) {
-			fprintf(stderr, "%s: %s:%u: expected serial,seed[,user[,email]], found %d field%s\n",
+			fprintf(stderr, "%s: %s:%u: expected serial,seed[,user][,email], found %d field%s\n",
 				prog, o.argv[0], lineno, nf, nf == 1 ? "" : "s");
 			bad++;
 			continue;
