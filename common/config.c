@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "ftm_config.h"
+#include "ftm_util.h"
 
 #define LINE_MAX_BYTES	4096	/* a config line longer than this is an error, not a silent cut */
 
@@ -84,22 +85,10 @@ void ftm_config_defaults(ftm_config_t *cfg)
 	cfg->challenge_timeout = 300;
 	cfg->debug = 0;
 	cfg->push.status = false;
-	cfg->push.server_port = 4433;
-	cfg->push.timeout = 60;
+	cfg->push.server_port = FTM_DEFAULT_SERVER_PORT;
+	cfg->push.timeout = FTM_DEFAULT_PUSH_TIMEOUT;
 	cfg->push.number_matching = false;
 	snprintf(cfg->push.socket, sizeof(cfg->push.socket), "%s", FTM_DEFAULT_SOCKET);
-}
-
-static void seterr(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || err_len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
 }
 
 /* "push.X", "push_X" -> the table entry of "push.X"; top-level names as they are. */
@@ -179,38 +168,38 @@ int ftm_config_set(ftm_config_t *cfg, const char *name, const char *value, char 
 	bool b;
 
 	if (cfg == NULL || name == NULL || value == NULL) {
-		seterr(err, err_len, "missing option name or value");
+		ftm_set_err(err, err_len, "missing option name or value");
 		return -1;
 	}
 	o = find_option(name);
 	if (o == NULL) {
-		seterr(err, err_len, "unknown option '%.64s'", name);
+		ftm_set_err(err, err_len, "unknown option '%.64s'", name);
 		return -1;
 	}
 	field = (char *)cfg + o->off;
 	switch (o->type) {
 	case T_HOST:
 		if (!valid_host(value)) {
-			seterr(err, err_len, "%s: '%.64s' is not a host name or IP address", o->name, value);
+			ftm_set_err(err, err_len, "%s: '%.64s' is not a host name or IP address", o->name, value);
 			return -1;
 		}
 		/* fall through */
 	case T_IFACE:
 		if (o->type == T_IFACE && !valid_iface(value)) {
-			seterr(err, err_len, "%s: '%.64s' is not an interface name", o->name, value);
+			ftm_set_err(err, err_len, "%s: '%.64s' is not an interface name", o->name, value);
 			return -1;
 		}
 		/* fall through */
 	case T_STR:
 		if (strlen(value) >= o->size) {
-			seterr(err, err_len, "%s: value too long (at most %zu bytes)", o->name, o->size - 1);
+			ftm_set_err(err, err_len, "%s: value too long (at most %zu bytes)", o->name, o->size - 1);
 			return -1;
 		}
 		memcpy(field, value, strlen(value) + 1);
 		return 0;
 	case T_UINT:
 		if (parse_uint(value, &n) != 0 || n < o->min || n > o->max) {
-			seterr(err, err_len, "%s: '%.32s' is not a number in %lu-%lu", o->name, value, o->min, o->max);
+			ftm_set_err(err, err_len, "%s: '%.32s' is not a number in %lu-%lu", o->name, value, o->min, o->max);
 			return -1;
 		}
 		if (o->size == sizeof(int) && strcmp(o->name, "debug") == 0)
@@ -220,7 +209,7 @@ int ftm_config_set(ftm_config_t *cfg, const char *name, const char *value, char 
 		return 0;
 	case T_BOOL:
 		if (parse_bool(value, &b) != 0) {
-			seterr(err, err_len, "%s: '%.32s' is not yes/no (true/false, on/off, enable/disable)",
+			ftm_set_err(err, err_len, "%s: '%.32s' is not yes/no (true/false, on/off, enable/disable)",
 			       o->name, value);
 			return -1;
 		}
@@ -232,12 +221,12 @@ int ftm_config_set(ftm_config_t *cfg, const char *name, const char *value, char 
 		} else if (strcasecmp(value, "pass") == 0 || strcasecmp(value, "accept") == 0) {
 			cfg->no_token = FTM_NO_TOKEN_PASS;
 		} else {
-			seterr(err, err_len, "no_token: '%.32s' is not reject or pass", value);
+			ftm_set_err(err, err_len, "no_token: '%.32s' is not reject or pass", value);
 			return -1;
 		}
 		return 0;
 	}
-	seterr(err, err_len, "%s: internal error", o->name);
+	ftm_set_err(err, err_len, "%s: internal error", o->name);
 	return -1;
 }
 
@@ -265,9 +254,9 @@ static void load_error(struct load_state *ls, unsigned line, const char *fmt, ..
 		ls->report(ls->ctx, line, msg);
 	if (ls->errors == 0) {
 		if (line > 0)
-			seterr(ls->err, ls->err_len, "line %u: %s", line, msg);
+			ftm_set_err(ls->err, ls->err_len, "line %u: %s", line, msg);
 		else
-			seterr(ls->err, ls->err_len, "%s", msg);
+			ftm_set_err(ls->err, ls->err_len, "%s", msg);
 	}
 	ls->errors++;
 }

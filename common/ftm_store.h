@@ -112,8 +112,16 @@ int ftm_store_record_failure(ftm_store_t *st, const char *user, const char *seri
 int ftm_store_record_success(ftm_store_t *st, const char *user, const char *serial, time_t now,
 			     const ftm_verify_params_t *params, ftm_verdict_t *out);
 
-/* Human form of a token's state at `now`: "active", "pending" (never used, inside its activation
- * window), "expired" (never used, past it), "locked". */
+/* A token's state at `now`, what every decision on it reads (never the display name). */
+typedef enum {
+	FTM_TOKEN_STATE_ACTIVE = 0,	/* used before: accepts codes and pushes */
+	FTM_TOKEN_STATE_PENDING,	/* never used, inside its activation window: accepts them too */
+	FTM_TOKEN_STATE_EXPIRED,	/* never used, past its activation window */
+	FTM_TOKEN_STATE_LOCKED		/* status lock */
+} ftm_token_state_t;
+
+ftm_token_state_t ftm_token_state(const ftm_token_t *tok, time_t now, unsigned activation_expire);
+/* Its human form: "active", "pending", "expired", "locked" (admin listings). */
 const char *ftm_token_state_name(const ftm_token_t *tok, time_t now, unsigned activation_expire);
 
 /* Fill a new token: CSPRNG 20-byte seed when seed_hex is NULL, serial FTKMOB + 10 hex chars when

@@ -15,8 +15,9 @@
 #include "ftm_store.h"
 #include "seedcrypt.h"
 #include "store_backend.h"
+#include "ftm_message.h"
+#include "ftm_util.h"
 
-#define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
 
 #define SEED_MIN	10	/* 80 bits: the shortest secret common authenticator apps issue */
 #define PERIOD_MAX	3600
@@ -74,7 +75,7 @@ static int key_check(ftm_store_t *st, const char *key_file, char *err, size_t er
 	}
 	if (ftm_unseal(st->key, KEY_CHECK_AAD, blob, blen, clear, sizeof(clear), &clen, NULL, 0) != 0 ||
 	    clen != sizeof(zero)) {
-		SETERR("key file %s does not match the token store (replaced, or from another store)", key_file);
+		ftm_set_err(err, err_len, "key file %s does not match the token store (replaced, or from another store)", key_file);
 		return -1;
 	}
 	return 0;
@@ -109,12 +110,12 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 	char keypath[4096];
 
 	if (uri == NULL || uri[0] == '\0') {
-		SETERR("no token store configured (token_db)");
+		ftm_set_err(err, err_len, "no token store configured (token_db)");
 		return NULL;
 	}
 	st = calloc(1, sizeof(*st));
 	if (st == NULL) {
-		SETERR("out of memory");
+		ftm_set_err(err, err_len, "out of memory");
 		return NULL;
 	}
 	if (log != NULL)
@@ -122,7 +123,7 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 	st->ops = pick_backend(uri, &location);
 	if (key_file == NULL || key_file[0] == '\0') {
 		if (snprintf(keypath, sizeof(keypath), "%s.key", location) >= (int)sizeof(keypath)) {
-			SETERR("token store path too long");
+			ftm_set_err(err, err_len, "token store path too long");
 			goto fail;
 		}
 		key_file = keypath;
@@ -130,7 +131,7 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 	if (st->ops == &ftm_store_backend_sqlite && missing_key_for_existing_db(location, key_file)) {
 		/* A new random key could never open the seeds already sealed in it; creating one would
 		 * only leave a wrong key file behind for the admin to trip over. */
-		SETERR("key file %s is missing but the token store exists: restore the key file "
+		ftm_set_err(err, err_len, "key file %s is missing but the token store exists: restore the key file "
 		       "(the seeds cannot be decrypted without it)", key_file);
 		goto fail;
 	}
@@ -189,37 +190,37 @@ static int validate(const ftm_token_t *t, char *err, size_t err_len)
 	const char *colon;
 
 	if (!valid_serial(t->serial)) {
-		SETERR("bad serial \"%.*s\": 1-%d characters of A-Z a-z 0-9 . _ -",
+		ftm_set_err(err, err_len, "bad serial \"%.*s\": 1-%d characters of A-Z a-z 0-9 . _ -",
 		       FTM_SERIAL_MAX, t->serial, FTM_SERIAL_MAX - 1);
 		return -1;
 	}
 	if (!printable(t->user, FTM_USER_MAX)) {	/* "" = unassigned */
-		SETERR("token %s: bad user name (too long or control characters)", t->serial);
+		ftm_set_err(err, err_len, "token %s: bad user name (too long or control characters)", t->serial);
 		return -1;
 	}
 	if (t->seed_len < SEED_MIN || t->seed_len > FTM_SEED_MAX) {
-		SETERR("token %s: seed must be %d to %d bytes", t->serial, SEED_MIN, FTM_SEED_MAX);
+		ftm_set_err(err, err_len, "token %s: seed must be %d to %d bytes", t->serial, SEED_MIN, FTM_SEED_MAX);
 		return -1;
 	}
 	if ((unsigned)t->alg > FTM_ALG_SHA512) {
-		SETERR("token %s: unknown algorithm", t->serial);
+		ftm_set_err(err, err_len, "token %s: unknown algorithm", t->serial);
 		return -1;
 	}
 	if (t->digits < 6 || t->digits > 8) {
-		SETERR("token %s: digits must be 6 or 8", t->serial);
+		ftm_set_err(err, err_len, "token %s: digits must be 6 or 8", t->serial);
 		return -1;
 	}
 	if (t->period == 0 || t->period > PERIOD_MAX) {
-		SETERR("token %s: period must be 1 to %d seconds", t->serial, PERIOD_MAX);
+		ftm_set_err(err, err_len, "token %s: period must be 1 to %d seconds", t->serial, PERIOD_MAX);
 		return -1;
 	}
 	if (!printable(t->push, FTM_PUSH_MAX)) {
-		SETERR("token %s: bad push target", t->serial);
+		ftm_set_err(err, err_len, "token %s: bad push target", t->serial);
 		return -1;
 	}
 	colon = strchr(t->push, ':');
 	if (t->push[0] != '\0' && (colon == NULL || colon == t->push || colon[1] == '\0')) {
-		SETERR("token %s: push target must be CHANNEL:TARGET", t->serial);
+		ftm_set_err(err, err_len, "token %s: push target must be CHANNEL:TARGET", t->serial);
 		return -1;
 	}
 	return 0;
@@ -243,7 +244,7 @@ static int unseal_row(ftm_store_t *st, const ftm_store_row_t *row, ftm_token_t *
 		       &tok->seed_len, err, err_len) != 0) {
 		ftm_log(&st->log, FTM_LOG_ERR, "token %s: seed does not decrypt (wrong key file or altered store)",
 			row->tok.serial);
-		SETERR("token %s: seed does not decrypt (wrong key file, or the store was altered)", row->tok.serial);
+		ftm_set_err(err, err_len, "token %s: seed does not decrypt (wrong key file, or the store was altered)", row->tok.serial);
 		ftm_memzero(tok, sizeof(*tok));
 		return -1;
 	}
@@ -261,14 +262,14 @@ int ftm_store_token_import(ftm_store_t *st, const ftm_token_t *toks, size_t n, c
 	int rc = -1;
 
 	if (st == NULL || (toks == NULL && n > 0)) {
-		SETERR("no token store");
+		ftm_set_err(err, err_len, "no token store");
 		return -1;
 	}
 	if (n == 0)
 		return 0;
 	rows = calloc(n, sizeof(*rows));
 	if (rows == NULL) {
-		SETERR("out of memory");
+		ftm_set_err(err, err_len, "out of memory");
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -276,7 +277,7 @@ int ftm_store_token_import(ftm_store_t *st, const ftm_token_t *toks, size_t n, c
 			goto out;
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(toks[j].serial, toks[i].serial) == 0) {
-				SETERR("token %s appears twice", toks[i].serial);
+				ftm_set_err(err, err_len, "token %s appears twice", toks[i].serial);
 				goto out;
 			}
 		}
@@ -295,17 +296,17 @@ int ftm_store_token_get(ftm_store_t *st, const char *serial, ftm_token_t *out, c
 	int rc;
 
 	if (st == NULL || serial == NULL || out == NULL) {
-		SETERR("no token store");
+		ftm_set_err(err, err_len, "no token store");
 		return -1;
 	}
 	row = calloc(1, sizeof(*row));
 	if (row == NULL) {
-		SETERR("out of memory");
+		ftm_set_err(err, err_len, "out of memory");
 		return -1;
 	}
 	rc = st->ops->get(st->be, serial, row, err, err_len);
 	if (rc == 1)
-		SETERR("no token %s", serial);
+		ftm_set_err(err, err_len, "no token %s", serial);
 	if (rc == 0 && unseal_row(st, row, out, err, err_len) != 0)
 		rc = -1;
 	free(row);
@@ -319,7 +320,7 @@ int ftm_store_token_reissue(ftm_store_t *st, const ftm_token_t *tok, char *err, 
 	int rc = -1;
 
 	if (st == NULL || tok == NULL) {
-		SETERR("no token store");
+		ftm_set_err(err, err_len, "no token store");
 		return -1;
 	}
 	t = *tok;
@@ -328,14 +329,14 @@ int ftm_store_token_reissue(ftm_store_t *st, const ftm_token_t *tok, char *err, 
 	t.push[0] = '\0';
 	row = calloc(1, sizeof(*row));
 	if (row == NULL) {
-		SETERR("out of memory");
+		ftm_set_err(err, err_len, "out of memory");
 		goto out;
 	}
 	if (validate(&t, err, err_len) != 0 || seal_row(st, &t, row, err, err_len) != 0)
 		goto out;
 	rc = st->ops->reissue(st->be, row, err, err_len);
 	if (rc == 1)
-		SETERR("no token %s", tok->serial);
+		ftm_set_err(err, err_len, "no token %s", tok->serial);
 	if (rc == 0)
 		ftm_log(&st->log, FTM_LOG_INFO, "token %s re-issued", tok->serial);
 out:
@@ -350,12 +351,12 @@ int ftm_store_token_set_status(ftm_store_t *st, const char *serial, ftm_token_st
 	int rc;
 
 	if (st == NULL || serial == NULL) {
-		SETERR("no token store");
+		ftm_set_err(err, err_len, "no token store");
 		return -1;
 	}
 	rc = st->ops->set_status(st->be, serial, status, err, err_len);
 	if (rc == 1)
-		SETERR("no token %s", serial);
+		ftm_set_err(err, err_len, "no token %s", serial);
 	if (rc == 0)
 		ftm_log(&st->log, FTM_LOG_INFO, "token %s %s", serial, status == FTM_TOKEN_ACTIVE ? "unlocked" : "locked");
 	return rc;
@@ -367,18 +368,18 @@ int ftm_store_token_set_push(ftm_store_t *st, const char *serial, const char *pu
 	int rc;
 
 	if (st == NULL || serial == NULL || push == NULL) {
-		SETERR("no token store");
+		ftm_set_err(err, err_len, "no token store");
 		return -1;
 	}
 	colon = strchr(push, ':');
 	if (!printable(push, FTM_PUSH_MAX) ||
 	    (push[0] != '\0' && (colon == NULL || colon == push || colon[1] == '\0'))) {
-		SETERR("push target must be CHANNEL:TARGET");
+		ftm_set_err(err, err_len, "push target must be CHANNEL:TARGET");
 		return -1;
 	}
 	rc = st->ops->set_push(st->be, serial, push, err, err_len);
 	if (rc == 1)
-		SETERR("no token %s", serial);
+		ftm_set_err(err, err_len, "no token %s", serial);
 	return rc;
 }
 
@@ -387,16 +388,16 @@ int ftm_store_token_set_user(ftm_store_t *st, const char *serial, const char *us
 	int rc;
 
 	if (st == NULL || serial == NULL || user == NULL) {
-		SETERR("no token store");
+		ftm_set_err(err, err_len, "no token store");
 		return -1;
 	}
 	if (!printable(user, FTM_USER_MAX)) {
-		SETERR("bad user name (too long or control characters)");
+		ftm_set_err(err, err_len, "bad user name (too long or control characters)");
 		return -1;
 	}
 	rc = st->ops->set_user(st->be, serial, user, err, err_len);
 	if (rc == 1)
-		SETERR("no token %s", serial);
+		ftm_set_err(err, err_len, "no token %s", serial);
 	if (rc == 0)
 		ftm_log(&st->log, FTM_LOG_INFO, "token %s assigned to '%s'", serial, user);
 	return rc;
@@ -407,12 +408,12 @@ int ftm_store_token_delete(ftm_store_t *st, const char *serial, char *err, size_
 	int rc;
 
 	if (st == NULL || serial == NULL) {
-		SETERR("no token store");
+		ftm_set_err(err, err_len, "no token store");
 		return -1;
 	}
 	rc = st->ops->remove(st->be, serial, err, err_len);
 	if (rc == 1)
-		SETERR("no token %s", serial);
+		ftm_set_err(err, err_len, "no token %s", serial);
 	if (rc == 0)
 		ftm_log(&st->log, FTM_LOG_INFO, "token %s deleted", serial);
 	return rc;
@@ -449,12 +450,12 @@ int ftm_store_token_list(ftm_store_t *st, const char *user, ftm_token_cb cb, voi
 	int rc;
 
 	if (st == NULL || cb == NULL) {
-		SETERR("no token store");
+		ftm_set_err(err, err_len, "no token store");
 		return -1;
 	}
 	lc = calloc(1, sizeof(*lc));
 	if (lc == NULL) {
-		SETERR("out of memory");
+		ftm_set_err(err, err_len, "out of memory");
 		return -1;
 	}
 	lc->st = st;
@@ -482,15 +483,26 @@ static bool activation_expired(const ftm_token_t *t, time_t now, unsigned activa
 	       (int64_t)now >= t->created + (int64_t)activation_expire * 60;
 }
 
+ftm_token_state_t ftm_token_state(const ftm_token_t *tok, time_t now, unsigned activation_expire)
+{
+	if (tok->status != FTM_TOKEN_ACTIVE)
+		return FTM_TOKEN_STATE_LOCKED;
+	if (!never_used(tok))
+		return FTM_TOKEN_STATE_ACTIVE;
+	return activation_expired(tok, now, activation_expire) ? FTM_TOKEN_STATE_EXPIRED : FTM_TOKEN_STATE_PENDING;
+}
+
 const char *ftm_token_state_name(const ftm_token_t *tok, time_t now, unsigned activation_expire)
 {
 	if (tok == NULL)
 		return "unknown";
-	if (tok->status != FTM_TOKEN_ACTIVE)
-		return "locked";
-	if (!never_used(tok))
-		return "active";
-	return activation_expired(tok, now, activation_expire) ? "expired" : "pending";
+	switch (ftm_token_state(tok, now, activation_expire)) {
+	case FTM_TOKEN_STATE_ACTIVE:	return "active";
+	case FTM_TOKEN_STATE_PENDING:	return "pending";
+	case FTM_TOKEN_STATE_EXPIRED:	return "expired";
+	case FTM_TOKEN_STATE_LOCKED:	return "locked";
+	}
+	return "unknown";
 }
 
 struct verdict_ctx {
@@ -551,7 +563,7 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 	ftm_token_t *t;
 
 	if (n == 0) {
-		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, "No token");
+		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, FTM_MSG_NO_TOKEN);
 		snprintf(v->reason, sizeof(v->reason), "user holds no token");
 		return 0;
 	}
@@ -621,17 +633,17 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 		char msg[FTM_MSG_MAX];
 
 		v->wait_seconds = ftm_totp_seconds_left(vc->now, r->tok.period);
-		snprintf(msg, sizeof(msg), "Please wait %u seconds to login again", v->wait_seconds);
+		ftm_msg_replay(msg, sizeof(msg), v->wait_seconds);
 		set_verdict(v, FTM_VERDICT_REPLAY, &r->tok, msg);
 		v->failures = r->tok.failures;
 		snprintf(v->reason, sizeof(v->reason), "token %s: code of step %llu already used (last accepted %lld)",
 			 r->tok.serial, (unsigned long long)replay_step, (long long)r->tok.last_step);
 	} else if (locked_hit >= 0) {
-		set_verdict(v, FTM_VERDICT_LOCKED, &rows[locked_hit].tok, "Token locked");
+		set_verdict(v, FTM_VERDICT_LOCKED, &rows[locked_hit].tok, FTM_MSG_LOCKED);
 		v->failures = rows[locked_hit].tok.failures;
 		snprintf(v->reason, sizeof(v->reason), "token %s is locked", rows[locked_hit].tok.serial);
 	} else if (expired_hit >= 0) {
-		set_verdict(v, FTM_VERDICT_EXPIRED, &rows[expired_hit].tok, "Token expired: ask for a new token");
+		set_verdict(v, FTM_VERDICT_EXPIRED, &rows[expired_hit].tok, FTM_MSG_EXPIRED);
 		snprintf(v->reason, sizeof(v->reason), "token %s was never used within its activation window",
 			 rows[expired_hit].tok.serial);
 	} else if (first_usable >= 0) {
@@ -647,11 +659,11 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 				locked_now = (ssize_t)i;
 		}
 		if (still_usable == 0) {
-			set_verdict(v, FTM_VERDICT_LOCKED, &rows[locked_now].tok, "Token locked");
+			set_verdict(v, FTM_VERDICT_LOCKED, &rows[locked_now].tok, FTM_MSG_LOCKED);
 			snprintf(v->reason, sizeof(v->reason), "wrong code: token %s locked after %u consecutive failures",
 				 rows[locked_now].tok.serial, v->failures);
 		} else {
-			set_verdict(v, FTM_VERDICT_BAD_CODE, &rows[first_usable].tok, "Invalid token code");
+			set_verdict(v, FTM_VERDICT_BAD_CODE, &rows[first_usable].tok, FTM_MSG_BAD_CODE);
 			snprintf(v->reason, sizeof(v->reason), "wrong code (%u consecutive failure%s)%s",
 				 v->failures, v->failures == 1 ? "" : "s",
 				 locked_now >= 0 ? ": a token of the user reached the lockout threshold" : "");
@@ -660,11 +672,11 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 		ssize_t i = 0;
 		while (state[i] != T_LOCKED)
 			i++;
-		set_verdict(v, FTM_VERDICT_LOCKED, &rows[i].tok, "Token locked");
+		set_verdict(v, FTM_VERDICT_LOCKED, &rows[i].tok, FTM_MSG_LOCKED);
 		v->failures = rows[i].tok.failures;
 		snprintf(v->reason, sizeof(v->reason), "every token of the user is locked or expired");
 	} else {
-		set_verdict(v, FTM_VERDICT_EXPIRED, &rows[0].tok, "Token expired: ask for a new token");
+		set_verdict(v, FTM_VERDICT_EXPIRED, &rows[0].tok, FTM_MSG_EXPIRED);
 		snprintf(v->reason, sizeof(v->reason), "every token of the user expired unused");
 	}
 	free(state);
@@ -686,13 +698,13 @@ int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, t
 	if (st != NULL && user != NULL && code != NULL && user[0] == '\0') {
 		/* unassigned tokens have user "": an empty login name must never reach them */
 		out->code = FTM_VERDICT_NO_TOKEN;
-		snprintf(out->message, sizeof(out->message), "No token");
+		snprintf(out->message, sizeof(out->message), FTM_MSG_NO_TOKEN);
 		snprintf(out->reason, sizeof(out->reason), "empty user name");
 		return 0;
 	}
 	if (st == NULL || user == NULL || code == NULL) {
 		out->code = FTM_VERDICT_ERROR;
-		snprintf(out->message, sizeof(out->message), "Token store unavailable");
+		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
 		snprintf(out->reason, sizeof(out->reason), "no token store, user or code");
 		return -1;
 	}
@@ -705,7 +717,7 @@ int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, t
 	if (st->ops->verdict(st->be, user, vc.p->consume, decide, &vc, vc.err, sizeof(vc.err)) != 0) {
 		memset(out, 0, sizeof(*out));
 		out->code = FTM_VERDICT_ERROR;
-		snprintf(out->message, sizeof(out->message), "Token store unavailable");
+		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
 		snprintf(out->reason, sizeof(out->reason), "%s", vc.err[0] ? vc.err : "token store error");
 		ftm_log(&st->log, FTM_LOG_ERR, "verdict for '%s': %s", user, out->reason);
 		return -1;
@@ -735,7 +747,7 @@ static int decide_record(void *c, ftm_store_row_t *rows, size_t n)
 	size_t still_usable = 0;
 
 	if (n == 0) {
-		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, "No token");
+		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, FTM_MSG_NO_TOKEN);
 		snprintf(v->reason, sizeof(v->reason), "user holds no token");
 		return 0;
 	}
@@ -752,7 +764,7 @@ static int decide_record(void *c, ftm_store_row_t *rows, size_t n)
 	}
 	if (named && hit < 0) {
 		/* the token the push went to is gone or another user's now: never an accept */
-		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, "No token");
+		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, FTM_MSG_NO_TOKEN);
 		snprintf(v->reason, sizeof(v->reason), "token %s is not the user's (deleted or reassigned)", rc->serial);
 		if (!rc->failure)
 			return 0;
@@ -761,7 +773,7 @@ static int decide_record(void *c, ftm_store_row_t *rows, size_t n)
 		ftm_store_row_t *r = &rows[hit >= 0 ? hit : first_usable >= 0 ? first_usable : 0];
 
 		if (r->tok.status != FTM_TOKEN_ACTIVE) {
-			set_verdict(v, FTM_VERDICT_LOCKED, &r->tok, "Token locked");
+			set_verdict(v, FTM_VERDICT_LOCKED, &r->tok, FTM_MSG_LOCKED);
 			v->failures = r->tok.failures;
 			snprintf(v->reason, sizeof(v->reason), "token %s was locked while its push was pending",
 				 r->tok.serial);
@@ -790,7 +802,7 @@ static int decide_record(void *c, ftm_store_row_t *rows, size_t n)
 	}
 
 	if (hit >= 0 && rows[hit].tok.status != FTM_TOKEN_ACTIVE) {
-		set_verdict(v, FTM_VERDICT_LOCKED, &rows[hit].tok, "Token locked");
+		set_verdict(v, FTM_VERDICT_LOCKED, &rows[hit].tok, FTM_MSG_LOCKED);
 		v->failures = rows[hit].tok.failures;
 		snprintf(v->reason, sizeof(v->reason), "token %s is locked", rows[hit].tok.serial);
 		return 0;
@@ -799,10 +811,10 @@ static int decide_record(void *c, ftm_store_row_t *rows, size_t n)
 		ssize_t i = first_locked >= 0 ? first_locked : 0;
 
 		if (first_locked >= 0) {
-			set_verdict(v, FTM_VERDICT_LOCKED, &rows[i].tok, "Token locked");
+			set_verdict(v, FTM_VERDICT_LOCKED, &rows[i].tok, FTM_MSG_LOCKED);
 			v->failures = rows[i].tok.failures;
 		} else {
-			set_verdict(v, FTM_VERDICT_EXPIRED, &rows[i].tok, "Token expired: ask for a new token");
+			set_verdict(v, FTM_VERDICT_EXPIRED, &rows[i].tok, FTM_MSG_EXPIRED);
 		}
 		snprintf(v->reason, sizeof(v->reason), "every token of the user is locked or expired");
 		return 0;
@@ -820,11 +832,11 @@ static int decide_record(void *c, ftm_store_row_t *rows, size_t n)
 	if (still_usable == 0 || (hit >= 0 && rows[hit].tok.status != FTM_TOKEN_ACTIVE)) {
 		ssize_t i = hit >= 0 && rows[hit].tok.status != FTM_TOKEN_ACTIVE ? hit : locked_now;
 
-		set_verdict(v, FTM_VERDICT_LOCKED, &rows[i].tok, "Token locked");
+		set_verdict(v, FTM_VERDICT_LOCKED, &rows[i].tok, FTM_MSG_LOCKED);
 		snprintf(v->reason, sizeof(v->reason), "wrong answer: token %s locked after %u consecutive failures",
 			 rows[i].tok.serial, v->failures);
 	} else {
-		set_verdict(v, FTM_VERDICT_BAD_CODE, &rows[hit >= 0 ? hit : first_usable].tok, "Invalid answer");
+		set_verdict(v, FTM_VERDICT_BAD_CODE, &rows[hit >= 0 ? hit : first_usable].tok, FTM_MSG_BAD_ANSWER);
 		snprintf(v->reason, sizeof(v->reason), "wrong answer (%u consecutive failure%s)%s",
 			 v->failures, v->failures == 1 ? "" : "s",
 			 locked_now >= 0 ? ": a token of the user reached the lockout threshold" : "");
@@ -847,7 +859,7 @@ static int record(ftm_store_t *st, const char *user, const char *serial, bool fa
 	memset(out, 0, sizeof(*out));
 	if (st == NULL || user == NULL || user[0] == '\0') {
 		out->code = FTM_VERDICT_ERROR;
-		snprintf(out->message, sizeof(out->message), "Token store unavailable");
+		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
 		snprintf(out->reason, sizeof(out->reason), "no token store or user");
 		return -1;
 	}
@@ -861,7 +873,7 @@ static int record(ftm_store_t *st, const char *user, const char *serial, bool fa
 	if (st->ops->verdict(st->be, user, true, decide_record, &rc, err, sizeof(err)) != 0) {
 		memset(out, 0, sizeof(*out));
 		out->code = FTM_VERDICT_ERROR;
-		snprintf(out->message, sizeof(out->message), "Token store unavailable");
+		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
 		snprintf(out->reason, sizeof(out->reason), "%s", err[0] ? err : "token store error");
 		ftm_log(&st->log, FTM_LOG_ERR, "recording a %s for '%s': %s", what, user, out->reason);
 		return -1;
@@ -888,7 +900,7 @@ int ftm_token_init(ftm_token_t *tok, const char *user, const char *serial, const
 		   char *err, size_t err_len)
 {
 	if (tok == NULL || user == NULL) {
-		SETERR("no user");
+		ftm_set_err(err, err_len, "no user");
 		return -1;
 	}
 	memset(tok, 0, sizeof(*tok));
@@ -899,20 +911,20 @@ int ftm_token_init(ftm_token_t *tok, const char *user, const char *serial, const
 	tok->last_step = -1;
 	tok->created = time(NULL);
 	if (!printable(user, FTM_USER_MAX)) {	/* "" = unassigned */
-		SETERR("bad user name (too long or control characters)");
+		ftm_set_err(err, err_len, "bad user name (too long or control characters)");
 		return -1;
 	}
 	snprintf(tok->user, sizeof(tok->user), "%s", user);
 	if (serial != NULL) {
 		if (!valid_serial(serial)) {
-			SETERR("bad serial: 1-%d characters of A-Z a-z 0-9 . _ -", FTM_SERIAL_MAX - 1);
+			ftm_set_err(err, err_len, "bad serial: 1-%d characters of A-Z a-z 0-9 . _ -", FTM_SERIAL_MAX - 1);
 			return -1;
 		}
 		snprintf(tok->serial, sizeof(tok->serial), "%s", serial);
 	} else {
 		uint8_t r[5];
 		if (RAND_bytes(r, sizeof(r)) != 1) {
-			SETERR("CSPRNG failure");
+			ftm_set_err(err, err_len, "CSPRNG failure");
 			return -1;
 		}
 		snprintf(tok->serial, sizeof(tok->serial), "FTKMOB%02X%02X%02X%02X%02X", r[0], r[1], r[2], r[3], r[4]);
@@ -922,14 +934,14 @@ int ftm_token_init(ftm_token_t *tok, const char *user, const char *serial, const
 		    tok->seed_len < SEED_MIN) {
 			ftm_memzero(tok->seed, sizeof(tok->seed));
 			tok->seed_len = 0;
-			SETERR("bad seed: %d to %d bytes as hex", SEED_MIN, FTM_SEED_MAX);
+			ftm_set_err(err, err_len, "bad seed: %d to %d bytes as hex", SEED_MIN, FTM_SEED_MAX);
 			return -1;
 		}
 	} else {
 		tok->seed_len = 20;
 		if (RAND_bytes(tok->seed, (int)tok->seed_len) != 1) {
 			ftm_memzero(tok->seed, sizeof(tok->seed));
-			SETERR("CSPRNG failure");
+			ftm_set_err(err, err_len, "CSPRNG failure");
 			return -1;
 		}
 	}

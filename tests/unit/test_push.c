@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "ftm_push.h"
+#include "push_channel.h"
 
 /* ---- the test vector of docs/protocol.md section 6 ---- */
 
