@@ -505,7 +505,7 @@ static void push_second_factor(ftm_auth_t *auth, const ftm_login_t *login, const
 	ftm_push_ops_t ops;
 	void *ops_ctx = NULL;
 
-	ftm_log(&auth->log, FTM_LOG_INFO, "push for '%s' from %s to token %s", WHO(login), tok->serial);
+	ftm_log(&auth->log, FTM_LOG_DEBUG, "push for '%s' from %s to token %s", WHO(login), tok->serial);
 	if (get_ops(auth, &ops, &ops_ctx) && ops.push != NULL)
 		ops.push(ops_ctx, login, tok, now, out);
 	else

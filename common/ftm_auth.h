@@ -25,12 +25,12 @@ typedef struct ftm_login {
 typedef enum {
 	FTM_RES_OK = 0,		/* second factor accepted */
 	FTM_RES_FAIL,		/* wrong code */
-	FTM_RES_REPLAY,		/* "Please wait N seconds to login again" */
-	FTM_RES_LOCKED,		/* "Token locked" */
+	FTM_RES_REPLAY,		/* ftm_msg_replay: wait for the next time step */
+	FTM_RES_LOCKED,		/* FTM_MSG_LOCKED */
 	FTM_RES_EXPIRED,	/* activation window passed */
 	FTM_RES_NO_TOKEN,	/* user has no token: front end applies cfg.no_token (reject | pass) */
 	FTM_RES_CHALLENGE,	/* ask the user (code, or the number shown on the phone); see challenge */
-	FTM_RES_DENIED,		/* push denied or timed out: "Token denied or timeout" */
+	FTM_RES_DENIED,		/* push denied or timed out: FTM_MSG_DENIED */
 	FTM_RES_PUSH_FAILED,	/* push could not be sent / no rendezvous: front end may fall back */
 	FTM_RES_ERROR		/* store or config failure: fail closed */
 } ftm_result_t;
@@ -89,7 +89,7 @@ void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char
 void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out);
 
 /* Issue a code challenge: out->result = FTM_RES_CHALLENGE, out->state = new State bound to
- * user and client, single use, expiring after cfg.challenge_timeout; message "Enter the token code". */
+ * user and client, single use, expiring after cfg.challenge_timeout; message FTM_MSG_ENTER_CODE. */
 void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out);
 
 /* The reply to a challenge: checks State (known, unexpired, same user and client; consumed), then the

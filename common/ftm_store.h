@@ -86,7 +86,7 @@ typedef struct ftm_verdict {
 	unsigned		wait_seconds;		/* REPLAY: seconds left in the current step */
 	unsigned		failures;		/* failures after this verdict */
 	bool			now_locked;		/* this failure reached the threshold */
-	char			message[FTM_MSG_MAX];	/* for the user: "Please wait N seconds to login again", "Token locked", ... */
+	char			message[FTM_MSG_MAX];	/* for the user (ftm_message.h) */
 	char			reason[FTM_MSG_MAX];	/* for the log: never the code */
 } ftm_verdict_t;
 
@@ -100,7 +100,7 @@ int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, t
  * transaction that counts it exactly like a wrong code: one more consecutive failure on every usable
  * (active, not expired) token of `user`, locking each that reaches params->lockout_threshold.
  * serial: the token the answer was for (NULL or "": any); already locked: FTM_VERDICT_LOCKED and
- * nothing counted. Verdicts: BAD_CODE ("Invalid answer", failures counted), LOCKED ("Token locked",
+ * nothing counted. Verdicts: BAD_CODE (FTM_MSG_BAD_ANSWER, failures counted), LOCKED (FTM_MSG_LOCKED,
  * now_locked when this failure locked it), EXPIRED, NO_TOKEN, ERROR (-1). params->consume is ignored:
  * this always writes. */
 int ftm_store_record_failure(ftm_store_t *st, const char *user, const char *serial, time_t now,

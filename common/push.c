@@ -171,8 +171,8 @@ static void decide(ftm_push_t *p, struct ftm_push_tx *tx, ftm_push_verdict_t v, 
 		ftm_copy(tx->reason, sizeof(tx->reason), why);
 	pthread_cond_broadcast(&tx->cond);
 	ftm_log(p->log, v == FTM_PUSH_APPROVED ? FTM_LOG_INFO : FTM_LOG_WARN,
-		"push %.8s for '%s' (%s) from %s: %s%s%s", tx->id, tx->user, tx->serial,
-		tx->client[0] ? tx->client : "-", ftm_push_verdict_name(v), why ? ": " : "", why ? why : "");
+		"push %.8s for '%s' from %s: %s (serial %s): %s", tx->id, tx->user, tx->client[0] ? tx->client : "-",
+		ftm_push_verdict_name(v), tx->serial, why ? why : "-");
 }
 
 /* Under the lock: time out expired transactions, forget finished unreferenced ones after RETAIN. */
@@ -494,7 +494,7 @@ ftm_push_tx_t *ftm_push_start(ftm_push_t *p, const ftm_login_t *login, const ftm
 	m.cap_url_base = p->cap_url_base;
 	m.gw_callback = p->gw_callback;
 	m.sender = p->host;
-	ftm_log(p->log, FTM_LOG_INFO, "push %.8s for '%s' (%s) from %s: sending via %.*s", tx->id, tx->user,
+	ftm_log(p->log, FTM_LOG_DEBUG, "push %.8s for '%s' (%s) from %s: sending via %.*s", tx->id, tx->user,
 		tx->serial, client[0] ? client : "-", (int)strcspn(tok->push, ":"), tok->push);
 	rc = p->send(p->send_ctx, &p->cfg, tok, &m, why, sizeof(why));
 	if (rc != 0) {

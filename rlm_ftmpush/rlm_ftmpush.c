@@ -485,11 +485,11 @@ static rlm_rcode_t finish(rlm_ftmpush_t const *inst, REQUEST *request, ftm_login
 		break;
 	}
 
+	/* The core logged the decision and its why; this line adds the RADIUS answer it became. */
 	radlog_request(out->result == FTM_RES_ERROR ? L_ERR : L_INFO, L_DBG_LVL_OFF, request,
-		       "%s: %s user=%s client=%s nas=%s serial=%s result=%s -> %s: %s", inst->name, step,
-		       OR_DASH(login->user), OR_DASH(login->client), OR_DASH(login->nas), OR_DASH(out->serial),
-		       ftm_result_name(out->result), fr_int2str(mod_rcode_table, rcode, "?"),
-		       OR_DASH(out->reason));
+		       "%s: %s for '%s' from %s: %s (serial %s) -> %s", inst->name, step, OR_DASH(login->user),
+		       OR_DASH(login->client), ftm_result_name(out->result), OR_DASH(out->serial),
+		       fr_int2str(mod_rcode_table, rcode, "?"));
 	return rcode;
 }
 
