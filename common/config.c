@@ -91,6 +91,8 @@ void ftm_config_defaults(ftm_config_t *cfg)
 	snprintf(cfg->push.socket, sizeof(cfg->push.socket), "%s", FTM_DEFAULT_SOCKET);
 }
 
+#define seterr ftm_set_err	/* the one error-buffer helper (util.c) */
+
 /* "push.X", "push_X" -> the table entry of "push.X"; top-level names as they are. */
 static const opt_t *find_option(const char *name)
 {
@@ -168,38 +170,38 @@ int ftm_config_set(ftm_config_t *cfg, const char *name, const char *value, char 
 	bool b;
 
 	if (cfg == NULL || name == NULL || value == NULL) {
-		ftm_set_err(err, err_len, "missing option name or value");
+		seterr(err, err_len, "missing option name or value");
 		return -1;
 	}
 	o = find_option(name);
 	if (o == NULL) {
-		ftm_set_err(err, err_len, "unknown option '%.64s'", name);
+		seterr(err, err_len, "unknown option '%.64s'", name);
 		return -1;
 	}
 	field = (char *)cfg + o->off;
 	switch (o->type) {
 	case T_HOST:
 		if (!valid_host(value)) {
-			ftm_set_err(err, err_len, "%s: '%.64s' is not a host name or IP address", o->name, value);
+			seterr(err, err_len, "%s: '%.64s' is not a host name or IP address", o->name, value);
 			return -1;
 		}
 		/* fall through */
 	case T_IFACE:
 		if (o->type == T_IFACE && !valid_iface(value)) {
-			ftm_set_err(err, err_len, "%s: '%.64s' is not an interface name", o->name, value);
+			seterr(err, err_len, "%s: '%.64s' is not an interface name", o->name, value);
 			return -1;
 		}
 		/* fall through */
 	case T_STR:
 		if (strlen(value) >= o->size) {
-			ftm_set_err(err, err_len, "%s: value too long (at most %zu bytes)", o->name, o->size - 1);
+			seterr(err, err_len, "%s: value too long (at most %zu bytes)", o->name, o->size - 1);
 			return -1;
 		}
 		memcpy(field, value, strlen(value) + 1);
 		return 0;
 	case T_UINT:
 		if (parse_uint(value, &n) != 0 || n < o->min || n > o->max) {
-			ftm_set_err(err, err_len, "%s: '%.32s' is not a number in %lu-%lu", o->name, value, o->min, o->max);
+			seterr(err, err_len, "%s: '%.32s' is not a number in %lu-%lu", o->name, value, o->min, o->max);
 			return -1;
 		}
 		if (o->size == sizeof(int) && strcmp(o->name, "debug") == 0)
@@ -209,7 +211,7 @@ int ftm_config_set(ftm_config_t *cfg, const char *name, const char *value, char 
 		return 0;
 	case T_BOOL:
 		if (parse_bool(value, &b) != 0) {
-			ftm_set_err(err, err_len, "%s: '%.32s' is not yes/no (true/false, on/off, enable/disable)",
+			seterr(err, err_len, "%s: '%.32s' is not yes/no (true/false, on/off, enable/disable)",
 			       o->name, value);
 			return -1;
 		}
@@ -221,12 +223,12 @@ int ftm_config_set(ftm_config_t *cfg, const char *name, const char *value, char 
 		} else if (strcasecmp(value, "pass") == 0 || strcasecmp(value, "accept") == 0) {
 			cfg->no_token = FTM_NO_TOKEN_PASS;
 		} else {
-			ftm_set_err(err, err_len, "no_token: '%.32s' is not reject or pass", value);
+			seterr(err, err_len, "no_token: '%.32s' is not reject or pass", value);
 			return -1;
 		}
 		return 0;
 	}
-	ftm_set_err(err, err_len, "%s: internal error", o->name);
+	seterr(err, err_len, "%s: internal error", o->name);
 	return -1;
 }
 
@@ -254,9 +256,9 @@ static void load_error(struct load_state *ls, unsigned line, const char *fmt, ..
 		ls->report(ls->ctx, line, msg);
 	if (ls->errors == 0) {
 		if (line > 0)
-			ftm_set_err(ls->err, ls->err_len, "line %u: %s", line, msg);
+			seterr(ls->err, ls->err_len, "line %u: %s", line, msg);
 		else
-			ftm_set_err(ls->err, ls->err_len, "%s", msg);
+			seterr(ls->err, ls->err_len, "%s", msg);
 	}
 	ls->errors++;
 }

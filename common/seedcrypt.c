@@ -15,6 +15,7 @@
 #include "seedcrypt.h"
 #include "ftm_util.h"
 
+#define SETERR(...) ftm_set_err(err, err_len, __VA_ARGS__)	/* every function here has err, err_len */
 
 /* Read exactly FTM_SEEDKEY_LEN bytes from an existing key file after checking what it is. */
 static int key_read(int fd, const char *path, uint8_t key[FTM_SEEDKEY_LEN], char *err, size_t err_len)
@@ -23,20 +24,20 @@ static int key_read(int fd, const char *path, uint8_t key[FTM_SEEDKEY_LEN], char
 	size_t got = 0;
 
 	if (fstat(fd, &sb) != 0) {
-		ftm_set_err(err, err_len, "key file %s: %s", path, strerror(errno));
+		SETERR("key file %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (!S_ISREG(sb.st_mode)) {
-		ftm_set_err(err, err_len, "key file %s is not a regular file", path);
+		SETERR("key file %s is not a regular file", path);
 		return -1;
 	}
 	if ((sb.st_mode & 077) != 0) {
-		ftm_set_err(err, err_len, "key file %s is accessible by group or others (mode %04o): chmod 600 it",
+		SETERR("key file %s is accessible by group or others (mode %04o): chmod 600 it",
 		       path, (unsigned)(sb.st_mode & 07777));
 		return -1;
 	}
 	if (sb.st_size != FTM_SEEDKEY_LEN) {
-		ftm_set_err(err, err_len, "key file %s has %lld bytes, expected %d", path, (long long)sb.st_size, FTM_SEEDKEY_LEN);
+		SETERR("key file %s has %lld bytes, expected %d", path, (long long)sb.st_size, FTM_SEEDKEY_LEN);
 		return -1;
 	}
 	while (got < FTM_SEEDKEY_LEN) {
@@ -44,7 +45,7 @@ static int key_read(int fd, const char *path, uint8_t key[FTM_SEEDKEY_LEN], char
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			ftm_set_err(err, err_len, "key file %s: short read", path);
+			SETERR("key file %s: short read", path);
 			ftm_memzero(key, FTM_SEEDKEY_LEN);
 			return -1;
 		}
@@ -64,17 +65,17 @@ static int key_create(const char *path, char *err, size_t err_len)
 	size_t off = 0;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp)) {
-		ftm_set_err(err, err_len, "key file path too long");
+		SETERR("key file path too long");
 		return -1;
 	}
 	fd = mkstemp(tmp);	/* O_CREAT|O_EXCL, mode 0600 */
 	if (fd < 0) {
-		ftm_set_err(err, err_len, "cannot create key file %s: %s", path, strerror(errno));
+		SETERR("cannot create key file %s: %s", path, strerror(errno));
 		return -1;
 	}
 	errno = 0;
 	if (fchmod(fd, 0600) != 0 || RAND_bytes(key, sizeof(key)) != 1) {
-		ftm_set_err(err, err_len, "cannot create key file %s: %s", path, errno ? strerror(errno) : "RAND_bytes failed");
+		SETERR("cannot create key file %s: %s", path, errno ? strerror(errno) : "RAND_bytes failed");
 		goto out;
 	}
 	while (off < sizeof(key)) {
@@ -82,13 +83,13 @@ static int key_create(const char *path, char *err, size_t err_len)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
-			ftm_set_err(err, err_len, "cannot write key file %s: %s", path, strerror(errno));
+			SETERR("cannot write key file %s: %s", path, strerror(errno));
 			goto out;
 		}
 		off += (size_t)w;
 	}
 	if (fsync(fd) != 0) {
-		ftm_set_err(err, err_len, "cannot write key file %s: %s", path, strerror(errno));
+		SETERR("cannot write key file %s: %s", path, strerror(errno));
 		goto out;
 	}
 	if (link(tmp, path) == 0)
@@ -96,7 +97,7 @@ static int key_create(const char *path, char *err, size_t err_len)
 	else if (errno == EEXIST)
 		rc = 1;
 	else
-		ftm_set_err(err, err_len, "cannot create key file %s: %s", path, strerror(errno));
+		SETERR("cannot create key file %s: %s", path, strerror(errno));
 out:
 	ftm_memzero(key, sizeof(key));
 	close(fd);
@@ -114,14 +115,14 @@ int ftm_seedkey_load(const char *path, uint8_t key[FTM_SEEDKEY_LEN], char *err, 
 			return rc;
 		}
 		if (errno != ENOENT) {
-			ftm_set_err(err, err_len, "cannot open key file %s: %s", path, strerror(errno));
+			SETERR("cannot open key file %s: %s", path, strerror(errno));
 			return -1;
 		}
 		if (key_create(path, err, err_len) < 0)
 			return -1;
 		/* created by us or by a concurrent opener: read it back like any key file */
 	}
-	ftm_set_err(err, err_len, "cannot open key file %s", path);
+	SETERR("cannot open key file %s", path);
 	return -1;
 }
 
@@ -133,7 +134,7 @@ int ftm_seal(const uint8_t key[FTM_SEEDKEY_LEN], const char *aad, const uint8_t 
 	int n = 0, fin = 0, rc = -1;
 
 	if (len == 0 || len > FTM_SEED_MAX || out_max < len + FTM_SEAL_OVERHEAD) {
-		ftm_set_err(err, err_len, "seed length out of range");
+		SETERR("seed length out of range");
 		return -1;
 	}
 	out[0] = FTM_SEAL_VERSION;
@@ -153,7 +154,7 @@ int ftm_seal(const uint8_t key[FTM_SEEDKEY_LEN], const char *aad, const uint8_t 
 	rc = 0;
 out:
 	if (rc != 0)
-		ftm_set_err(err, err_len, "seed encryption failed");
+		SETERR("seed encryption failed");
 	EVP_CIPHER_CTX_free(ctx);
 	return rc;
 }
@@ -167,12 +168,12 @@ int ftm_unseal(const uint8_t key[FTM_SEEDKEY_LEN], const char *aad, const uint8_
 	int n = 0, fin = 0, rc = -1;
 
 	if (in_len <= FTM_SEAL_OVERHEAD || in[0] != FTM_SEAL_VERSION) {
-		ftm_set_err(err, err_len, "sealed seed has an unknown format");
+		SETERR("sealed seed has an unknown format");
 		return -1;
 	}
 	len = in_len - FTM_SEAL_OVERHEAD;
 	if (len > out_max) {
-		ftm_set_err(err, err_len, "sealed seed too long");
+		SETERR("sealed seed too long");
 		return -1;
 	}
 	ctx = EVP_CIPHER_CTX_new();
@@ -185,7 +186,7 @@ int ftm_unseal(const uint8_t key[FTM_SEEDKEY_LEN], const char *aad, const uint8_
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, FTM_SEAL_TAG_LEN, (void *)(ct + len)) != 1 ||
 	    EVP_DecryptFinal_ex(ctx, out + n, &fin) != 1) {
 		ftm_memzero(out, len);
-		ftm_set_err(err, err_len, "seed does not decrypt (wrong key file, or the database was altered)");
+		SETERR("seed does not decrypt (wrong key file, or the database was altered)");
 		goto out;
 	}
 	*out_len = len;

@@ -19,6 +19,7 @@
 #include "ftm_message.h"
 #include "ftm_util.h"
 
+#define SETERR(...) ftm_set_err(err, err_len, __VA_ARGS__)	/* every function here has err, err_len */
 
 #define SEED_MIN	10	/* 80 bits: the shortest secret common authenticator apps issue */
 #define PERIOD_MAX	3600
@@ -76,7 +77,7 @@ static int key_check(ftm_store_t *st, const char *key_file, char *err, size_t er
 	}
 	if (ftm_unseal(st->key, KEY_CHECK_AAD, blob, blen, clear, sizeof(clear), &clen, NULL, 0) != 0 ||
 	    clen != sizeof(zero)) {
-		ftm_set_err(err, err_len, "key file %s does not match the token store (replaced, or from another store)", key_file);
+		SETERR("key file %s does not match the token store (replaced, or from another store)", key_file);
 		return -1;
 	}
 	return 0;
@@ -111,12 +112,12 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 	char keypath[4096];
 
 	if (uri == NULL || uri[0] == '\0') {
-		ftm_set_err(err, err_len, "no token store configured (token_db)");
+		SETERR("no token store configured (token_db)");
 		return NULL;
 	}
 	st = calloc(1, sizeof(*st));
 	if (st == NULL) {
-		ftm_set_err(err, err_len, "out of memory");
+		SETERR("out of memory");
 		return NULL;
 	}
 	if (log != NULL)
@@ -124,7 +125,7 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 	st->ops = pick_backend(uri, &location);
 	if (key_file == NULL || key_file[0] == '\0') {
 		if (snprintf(keypath, sizeof(keypath), "%s.key", location) >= (int)sizeof(keypath)) {
-			ftm_set_err(err, err_len, "token store path too long");
+			SETERR("token store path too long");
 			goto fail;
 		}
 		key_file = keypath;
@@ -132,7 +133,7 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 	if (st->ops == &ftm_store_backend_sqlite && missing_key_for_existing_db(location, key_file)) {
 		/* A new random key could never open the seeds already sealed in it; creating one would
 		 * only leave a wrong key file behind for the admin to trip over. */
-		ftm_set_err(err, err_len, "key file %s is missing but the token store exists: restore the key file "
+		SETERR("key file %s is missing but the token store exists: restore the key file "
 		       "(the seeds cannot be decrypted without it)", key_file);
 		goto fail;
 	}
@@ -191,37 +192,37 @@ static int validate(const ftm_token_t *t, char *err, size_t err_len)
 	const char *colon;
 
 	if (!valid_serial(t->serial)) {
-		ftm_set_err(err, err_len, "bad serial \"%.*s\": 1-%d characters of A-Z a-z 0-9 . _ -",
+		SETERR("bad serial \"%.*s\": 1-%d characters of A-Z a-z 0-9 . _ -",
 		       FTM_SERIAL_MAX, t->serial, FTM_SERIAL_MAX - 1);
 		return -1;
 	}
 	if (!printable(t->user, FTM_USER_MAX)) {	/* "" = unassigned */
-		ftm_set_err(err, err_len, "token %s: bad user name (too long or control characters)", t->serial);
+		SETERR("token %s: bad user name (too long or control characters)", t->serial);
 		return -1;
 	}
 	if (t->seed_len < SEED_MIN || t->seed_len > FTM_SEED_MAX) {
-		ftm_set_err(err, err_len, "token %s: seed must be %d to %d bytes", t->serial, SEED_MIN, FTM_SEED_MAX);
+		SETERR("token %s: seed must be %d to %d bytes", t->serial, SEED_MIN, FTM_SEED_MAX);
 		return -1;
 	}
 	if ((unsigned)t->alg > FTM_ALG_SHA512) {
-		ftm_set_err(err, err_len, "token %s: unknown algorithm", t->serial);
+		SETERR("token %s: unknown algorithm", t->serial);
 		return -1;
 	}
 	if (t->digits < 6 || t->digits > 8) {
-		ftm_set_err(err, err_len, "token %s: digits must be 6 or 8", t->serial);
+		SETERR("token %s: digits must be 6 or 8", t->serial);
 		return -1;
 	}
 	if (t->period == 0 || t->period > PERIOD_MAX) {
-		ftm_set_err(err, err_len, "token %s: period must be 1 to %d seconds", t->serial, PERIOD_MAX);
+		SETERR("token %s: period must be 1 to %d seconds", t->serial, PERIOD_MAX);
 		return -1;
 	}
 	if (!printable(t->push, FTM_PUSH_MAX)) {
-		ftm_set_err(err, err_len, "token %s: bad push target", t->serial);
+		SETERR("token %s: bad push target", t->serial);
 		return -1;
 	}
 	colon = strchr(t->push, ':');
 	if (t->push[0] != '\0' && (colon == NULL || colon == t->push || colon[1] == '\0')) {
-		ftm_set_err(err, err_len, "token %s: push target must be CHANNEL:TARGET", t->serial);
+		SETERR("token %s: push target must be CHANNEL:TARGET", t->serial);
 		return -1;
 	}
 	return 0;
@@ -245,7 +246,7 @@ static int unseal_row(ftm_store_t *st, const ftm_store_row_t *row, ftm_token_t *
 		       &tok->seed_len, err, err_len) != 0) {
 		ftm_log(&st->log, FTM_LOG_ERR, "token %s: seed does not decrypt (wrong key file or altered store)",
 			row->tok.serial);
-		ftm_set_err(err, err_len, "token %s: seed does not decrypt (wrong key file, or the store was altered)", row->tok.serial);
+		SETERR("token %s: seed does not decrypt (wrong key file, or the store was altered)", row->tok.serial);
 		ftm_memzero(tok, sizeof(*tok));
 		return -1;
 	}
@@ -263,14 +264,14 @@ int ftm_store_token_import(ftm_store_t *st, const ftm_token_t *toks, size_t n, c
 	int rc = -1;
 
 	if (st == NULL || (toks == NULL && n > 0)) {
-		ftm_set_err(err, err_len, "no token store");
+		SETERR("no token store");
 		return -1;
 	}
 	if (n == 0)
 		return 0;
 	rows = calloc(n, sizeof(*rows));
 	if (rows == NULL) {
-		ftm_set_err(err, err_len, "out of memory");
+		SETERR("out of memory");
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -278,7 +279,7 @@ int ftm_store_token_import(ftm_store_t *st, const ftm_token_t *toks, size_t n, c
 			goto out;
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(toks[j].serial, toks[i].serial) == 0) {
-				ftm_set_err(err, err_len, "token %s appears twice", toks[i].serial);
+				SETERR("token %s appears twice", toks[i].serial);
 				goto out;
 			}
 		}
@@ -297,17 +298,17 @@ int ftm_store_token_get(ftm_store_t *st, const char *serial, ftm_token_t *out, c
 	int rc;
 
 	if (st == NULL || serial == NULL || out == NULL) {
-		ftm_set_err(err, err_len, "no token store");
+		SETERR("no token store");
 		return -1;
 	}
 	row = calloc(1, sizeof(*row));
 	if (row == NULL) {
-		ftm_set_err(err, err_len, "out of memory");
+		SETERR("out of memory");
 		return -1;
 	}
 	rc = st->ops->get(st->be, serial, row, err, err_len);
 	if (rc == 1)
-		ftm_set_err(err, err_len, "no token %s", serial);
+		SETERR("no token %s", serial);
 	if (rc == 0 && unseal_row(st, row, out, err, err_len) != 0)
 		rc = -1;
 	free(row);
@@ -321,7 +322,7 @@ int ftm_store_token_reissue(ftm_store_t *st, const ftm_token_t *tok, char *err, 
 	int rc = -1;
 
 	if (st == NULL || tok == NULL) {
-		ftm_set_err(err, err_len, "no token store");
+		SETERR("no token store");
 		return -1;
 	}
 	t = *tok;
@@ -330,7 +331,7 @@ int ftm_store_token_reissue(ftm_store_t *st, const ftm_token_t *tok, char *err, 
 	t.push[0] = '\0';
 	row = calloc(1, sizeof(*row));
 	if (row == NULL) {
-		ftm_set_err(err, err_len, "out of memory");
+		SETERR("out of memory");
 		goto out;
 	}
 	if (validate(&t, err, err_len) != 0 || seal_row(st, &t, row, err, err_len) != 0)
@@ -341,7 +342,7 @@ int ftm_store_token_reissue(ftm_store_t *st, const ftm_token_t *tok, char *err, 
 	row->tok.failures = 0;
 	rc = st->ops->reissue(st->be, row, err, err_len);
 	if (rc == 1)
-		ftm_set_err(err, err_len, "no token %s", tok->serial);
+		SETERR("no token %s", tok->serial);
 	if (rc == 0)
 		ftm_log(&st->log, FTM_LOG_INFO, "token %s re-issued", tok->serial);
 out:
@@ -356,13 +357,13 @@ int ftm_store_token_set_status(ftm_store_t *st, const char *serial, ftm_token_st
 	int rc;
 
 	if (st == NULL || serial == NULL) {
-		ftm_set_err(err, err_len, "no token store");
+		SETERR("no token store");
 		return -1;
 	}
 	/* unlock also clears the failure count, so the next wrong code does not lock again at once */
 	rc = st->ops->set_status(st->be, serial, status, status == FTM_TOKEN_ACTIVE, err, err_len);
 	if (rc == 1)
-		ftm_set_err(err, err_len, "no token %s", serial);
+		SETERR("no token %s", serial);
 	if (rc == 0)
 		ftm_log(&st->log, FTM_LOG_INFO, "token %s %s", serial, status == FTM_TOKEN_ACTIVE ? "unlocked" : "locked");
 	return rc;
@@ -374,18 +375,18 @@ int ftm_store_token_set_push(ftm_store_t *st, const char *serial, const char *pu
 	int rc;
 
 	if (st == NULL || serial == NULL || push == NULL) {
-		ftm_set_err(err, err_len, "no token store");
+		SETERR("no token store");
 		return -1;
 	}
 	colon = strchr(push, ':');
 	if (!printable(push, FTM_PUSH_MAX) ||
 	    (push[0] != '\0' && (colon == NULL || colon == push || colon[1] == '\0'))) {
-		ftm_set_err(err, err_len, "push target must be CHANNEL:TARGET");
+		SETERR("push target must be CHANNEL:TARGET");
 		return -1;
 	}
 	rc = st->ops->set_push(st->be, serial, push, err, err_len);
 	if (rc == 1)
-		ftm_set_err(err, err_len, "no token %s", serial);
+		SETERR("no token %s", serial);
 	return rc;
 }
 
@@ -394,16 +395,16 @@ int ftm_store_token_set_user(ftm_store_t *st, const char *serial, const char *us
 	int rc;
 
 	if (st == NULL || serial == NULL || user == NULL) {
-		ftm_set_err(err, err_len, "no token store");
+		SETERR("no token store");
 		return -1;
 	}
 	if (!printable(user, FTM_USER_MAX)) {
-		ftm_set_err(err, err_len, "bad user name (too long or control characters)");
+		SETERR("bad user name (too long or control characters)");
 		return -1;
 	}
 	rc = st->ops->set_user(st->be, serial, user, err, err_len);
 	if (rc == 1)
-		ftm_set_err(err, err_len, "no token %s", serial);
+		SETERR("no token %s", serial);
 	if (rc == 0)
 		ftm_log(&st->log, FTM_LOG_INFO, "token %s assigned to '%s'", serial, user);
 	return rc;
@@ -414,12 +415,12 @@ int ftm_store_token_delete(ftm_store_t *st, const char *serial, char *err, size_
 	int rc;
 
 	if (st == NULL || serial == NULL) {
-		ftm_set_err(err, err_len, "no token store");
+		SETERR("no token store");
 		return -1;
 	}
 	rc = st->ops->remove(st->be, serial, err, err_len);
 	if (rc == 1)
-		ftm_set_err(err, err_len, "no token %s", serial);
+		SETERR("no token %s", serial);
 	if (rc == 0)
 		ftm_log(&st->log, FTM_LOG_INFO, "token %s deleted", serial);
 	return rc;
@@ -456,12 +457,12 @@ int ftm_store_token_list(ftm_store_t *st, const char *user, ftm_token_cb cb, voi
 	int rc;
 
 	if (st == NULL || cb == NULL) {
-		ftm_set_err(err, err_len, "no token store");
+		SETERR("no token store");
 		return -1;
 	}
 	lc = calloc(1, sizeof(*lc));
 	if (lc == NULL) {
-		ftm_set_err(err, err_len, "out of memory");
+		SETERR("out of memory");
 		return -1;
 	}
 	lc->st = st;
@@ -940,7 +941,7 @@ int ftm_token_init(ftm_token_t *tok, const char *user, const char *serial, const
 		   char *err, size_t err_len)
 {
 	if (tok == NULL || user == NULL) {
-		ftm_set_err(err, err_len, "no user");
+		SETERR("no user");
 		return -1;
 	}
 	memset(tok, 0, sizeof(*tok));
@@ -951,20 +952,20 @@ int ftm_token_init(ftm_token_t *tok, const char *user, const char *serial, const
 	tok->last_step = -1;
 	tok->created = time(NULL);
 	if (!printable(user, FTM_USER_MAX)) {	/* "" = unassigned */
-		ftm_set_err(err, err_len, "bad user name (too long or control characters)");
+		SETERR("bad user name (too long or control characters)");
 		return -1;
 	}
 	snprintf(tok->user, sizeof(tok->user), "%s", user);
 	if (serial != NULL) {
 		if (!valid_serial(serial)) {
-			ftm_set_err(err, err_len, "bad serial: 1-%d characters of A-Z a-z 0-9 . _ -", FTM_SERIAL_MAX - 1);
+			SETERR("bad serial: 1-%d characters of A-Z a-z 0-9 . _ -", FTM_SERIAL_MAX - 1);
 			return -1;
 		}
 		snprintf(tok->serial, sizeof(tok->serial), "%s", serial);
 	} else {
 		uint8_t r[5];
 		if (RAND_bytes(r, sizeof(r)) != 1) {
-			ftm_set_err(err, err_len, "CSPRNG failure");
+			SETERR("CSPRNG failure");
 			return -1;
 		}
 		snprintf(tok->serial, sizeof(tok->serial), "FTKMOB%02X%02X%02X%02X%02X", r[0], r[1], r[2], r[3], r[4]);
@@ -974,14 +975,14 @@ int ftm_token_init(ftm_token_t *tok, const char *user, const char *serial, const
 		    tok->seed_len < SEED_MIN) {
 			ftm_memzero(tok->seed, sizeof(tok->seed));
 			tok->seed_len = 0;
-			ftm_set_err(err, err_len, "bad seed: %d to %d bytes as hex", SEED_MIN, FTM_SEED_MAX);
+			SETERR("bad seed: %d to %d bytes as hex", SEED_MIN, FTM_SEED_MAX);
 			return -1;
 		}
 	} else {
 		tok->seed_len = 20;
 		if (RAND_bytes(tok->seed, (int)tok->seed_len) != 1) {
 			ftm_memzero(tok->seed, sizeof(tok->seed));
-			ftm_set_err(err, err_len, "CSPRNG failure");
+			SETERR("CSPRNG failure");
 			return -1;
 		}
 	}
