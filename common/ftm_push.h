@@ -63,6 +63,10 @@ ftm_push_t *ftm_push_new(const ftm_config_t *cfg, const ftm_log_t *log, unsigned
 /* Stop the listener, wake and fail every waiter, free. */
 void ftm_push_free(ftm_push_t *p);
 void ftm_push_set_sender(ftm_push_t *p, ftm_push_send_fn fn, void *ctx);
+/* Serve the enrolment page on the engine's listener; the engine owns e from now on (freed after the
+ * listener stops). */
+struct ftm_enrol;
+void ftm_push_set_enrol(ftm_push_t *p, struct ftm_enrol *e);
 /* "https://HOST:PORT/ftm/v1/" */
 const char *ftm_push_base_url(const ftm_push_t *p);
 
@@ -107,6 +111,9 @@ typedef struct ftm_push_listener ftm_push_listener_t;
 ftm_push_listener_t *ftm_push_listener_start(ftm_push_t *p, const ftm_config_t *cfg, const ftm_log_t *log,
 					     char *err, size_t err_len);
 void ftm_push_listener_stop(ftm_push_listener_t *l);
+/* Serve the enrolment page (FTM_ENROL_PREFIX) through e from now on; NULL stops it. */
+struct ftm_enrol;
+void ftm_push_listener_set_enrol(ftm_push_listener_t *l, struct ftm_enrol *e);
 /* The address of interface (IPv4 preferred), as text; 0 or -1 with err. */
 int ftm_push_interface_address(const char *ifname, char *out, size_t out_len, char *err, size_t err_len);
 

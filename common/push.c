@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "ftm_enrol.h"
 #include "ftm_push.h"
 
 #define TEXT_FIELD_MAX 64
@@ -55,6 +56,7 @@ struct ftm_push {
 	ftm_push_send_fn	send;
 	void			*send_ctx;
 	ftm_push_listener_t	*listener;
+	struct ftm_enrol	*enrol;			/* the enrolment page its listener serves */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -256,6 +258,16 @@ fail:
 	return NULL;
 }
 
+void ftm_push_set_enrol(ftm_push_t *p, struct ftm_enrol *e)
+{
+	if (p == NULL) {
+		ftm_enrol_free(e);
+		return;
+	}
+	p->enrol = e;
+	ftm_push_listener_set_enrol(p->listener, e);
+}
+
 void ftm_push_free(ftm_push_t *p)
 {
 	struct ftm_push_tx *tx;
@@ -265,6 +277,8 @@ void ftm_push_free(ftm_push_t *p)
 	if (p->listener)
 		ftm_push_listener_stop(p->listener);
 	p->listener = NULL;
+	ftm_enrol_free(p->enrol);
+	p->enrol = NULL;
 	pthread_mutex_lock(&p->lock);
 	p->stopping = true;
 	for (tx = p->txs; tx; tx = tx->next) {
