@@ -1076,6 +1076,10 @@ int ftm_store_activation_issue(ftm_store_t *st, const char *serial, const char *
 	if (rc != 0)
 		goto out;
 	rc = -1;
+	if (row->tok.user[0] == '\0') {
+		SETERR("token %s is not assigned to a user: token assign %s USER first", serial, serial);
+		goto out;
+	}
 	/* a link hands out the seed: only while the token was never used and its window is open */
 	if (!never_used(&row->tok)) {
 		SETERR("token %s is already in use: token reissue %s gives a new seed and a new link", serial, serial);

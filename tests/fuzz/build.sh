@@ -19,4 +19,5 @@ ssl_libs=$(pkg-config --libs openssl)
 # shellcheck disable=SC2086
 "$cc" "${flags[@]}" $ssl_cflags -o "$out/fuzz_config" "$src/tests/fuzz/fuzz_config.c" \
 	"$src/common/config.c" "$src/common/log.c" "$src/common/otp.c" $ssl_libs
-echo "fuzz: built $out/fuzz_passcode $out/fuzz_config"
+"$cc" "${flags[@]}" -o "$out/fuzz_enrol_form" "$src/tests/fuzz/fuzz_enrol_form.c" "$src/common/enrol_form.c"
+echo "fuzz: built $out/fuzz_passcode $out/fuzz_config $out/fuzz_enrol_form"

@@ -174,7 +174,7 @@ static void the_link_expires_with_the_tokens_activation_window(void **state)
 	assert_int_equal(confirm(f, f->code, C1, a.expires + 30).code, FTM_ACT_EXPIRED);
 }
 
-static void no_link_for_a_used_or_unknown_token(void **state)
+static void no_link_for_a_used_unassigned_or_unknown_token(void **state)
 {
 	fixture_t *f = *state;
 	ftm_verify_params_t p = params();
@@ -183,6 +183,11 @@ static void no_link_for_a_used_or_unknown_token(void **state)
 
 	assert_int_equal(ftm_store_activation_issue(f->st, "NOPE", "", T1, EXPIRE, code, sizeof(code), NULL,
 						    err, sizeof(err)), 1);
+	assert_int_equal(ftm_store_token_set_user(f->st, "S1", "", NULL, 0), 0);	/* a hard token in stock */
+	assert_int_equal(ftm_store_activation_issue(f->st, "S1", "", T1, EXPIRE, code, sizeof(code), NULL,
+						    err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "token assign"));
+	assert_int_equal(ftm_store_token_set_user(f->st, "S1", "alice", NULL, 0), 0);
 	assert_int_equal(ftm_store_verify_code(f->st, "alice", C1, T1, &p, &v), 0);
 	assert_int_equal(v.code, FTM_VERDICT_OK);
 	assert_int_equal(ftm_store_activation_issue(f->st, "S1", "", T1, EXPIRE, code, sizeof(code), NULL,
@@ -331,7 +336,7 @@ int main(void)
 		T(a_code_is_192_random_bits_in_base64url_stored_only_as_a_hash),
 		T(a_new_link_replaces_the_old_one),
 		T(the_link_expires_with_the_tokens_activation_window),
-		T(no_link_for_a_used_or_unknown_token),
+		T(no_link_for_a_used_unassigned_or_unknown_token),
 		T(opening_a_valid_link_gives_the_seed_and_changes_nothing),
 		T(unknown_and_malformed_links_are_unknown_and_show_no_seed),
 		T(a_right_code_activates_the_token_like_a_login),
