@@ -339,7 +339,7 @@ int ftm_store_token_reissue(ftm_store_t *st, const ftm_token_t *tok, char *err, 
 	if (rc == 1)
 		SETERR("no token %s", tok->serial);
 	/* the old links already point at a seal that is gone; forget them too */
-	if (rc == 0 && st->ops->act_revoke(st->be, tok->serial, NULL, 0) != 0)
+	if (rc == 0 && st->ops->act_revoke != NULL && st->ops->act_revoke(st->be, tok->serial, NULL, 0) != 0)
 		ftm_log(&st->log, FTM_LOG_WARN, "token %s: its old activation links could not be removed "
 			"(they no longer open)", tok->serial);
 	if (rc == 0)
@@ -419,7 +419,7 @@ int ftm_store_token_delete(ftm_store_t *st, const char *serial, char *err, size_
 	rc = st->ops->remove(st->be, serial, err, err_len);
 	if (rc == 1)
 		SETERR("no token %s", serial);
-	if (rc == 0 && st->ops->act_revoke(st->be, serial, NULL, 0) != 0)
+	if (rc == 0 && st->ops->act_revoke != NULL && st->ops->act_revoke(st->be, serial, NULL, 0) != 0)
 		ftm_log(&st->log, FTM_LOG_WARN, "token %s: its activation links could not be removed "
 			"(they no longer open)", serial);
 	if (rc == 0)
@@ -1026,6 +1026,13 @@ const char *ftm_activation_code_name(ftm_activation_code_t c)
 	return "?";
 }
 
+/* A backend without activation links (ops left NULL) refuses them: never a crash, never a link. */
+static bool has_links(const ftm_store_t *st)
+{
+	return st->ops->act_put != NULL && st->ops->act_verdict != NULL && st->ops->act_get_serial != NULL &&
+	       st->ops->act_revoke != NULL;
+}
+
 static int sha256(const void *in, size_t len, uint8_t out[32])
 {
 	unsigned int n = 0;
@@ -1056,6 +1063,10 @@ int ftm_store_activation_issue(ftm_store_t *st, const char *serial, const char *
 
 	if (st == NULL || serial == NULL || code == NULL || code_len < FTM_ACTIVATION_CODE_LEN + 1) {
 		SETERR("no token store");
+		return -1;
+	}
+	if (!has_links(st)) {
+		SETERR("this token store (%s) does not keep activation links", st->ops->scheme);
 		return -1;
 	}
 	if (email == NULL)
@@ -1237,7 +1248,7 @@ static int activation(ftm_store_t *st, const char *code, const char *otp, time_t
 	if (tok != NULL)
 		memset(tok, 0, sizeof(*tok));
 	memset(&ac, 0, sizeof(ac));
-	if (st == NULL || code == NULL || code_hash(code, hash) != 0) {
+	if (st == NULL || code == NULL || !has_links(st) || code_hash(code, hash) != 0) {
 		out->code = FTM_ACT_ERROR;
 		snprintf(out->reason, sizeof(out->reason), "no token store or code");
 		return -1;
@@ -1290,6 +1301,8 @@ int ftm_store_activation_get(ftm_store_t *st, const char *serial, ftm_activation
 		return -1;
 	}
 	memset(out, 0, sizeof(*out));
+	if (!has_links(st))
+		return 1;
 	rc = st->ops->act_get_serial(st->be, serial, &a, err, err_len);
 	if (rc != 0)
 		return rc;
