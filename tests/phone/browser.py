@@ -52,6 +52,7 @@ class Browser:
         self.next_id = 0
         self.events = []
         self.session = None
+        self.last_document = None
 
     def close(self):
         try:
@@ -92,7 +93,12 @@ class Browser:
                     raise RuntimeError(f"{method}: {m['error']}")
                 return m.get("result", {})
             if "method" in m:
-                self.events.append(m)
+                self._note(m)
+
+    def _note(self, m):
+        self.events.append(m)
+        if m.get("method") == "Network.responseReceived" and m["params"].get("type") == "Document":
+            self.last_document = m["params"]["response"]
 
     def wait_event(self, method, pred=lambda p: True):
         deadline = time.time() + self.timeout
@@ -101,7 +107,7 @@ class Browser:
                 if e["method"] == method and pred(e.get("params", {})):
                     del self.events[: i + 1]
                     return e["params"]
-            self.events.append(self._read_message(deadline))
+            self._note(self._read_message(deadline))
 
     def attach(self):
         targets = self.call("Target.getTargets", session=False)["targetInfos"]
@@ -120,10 +126,7 @@ class Browser:
 
     def document_headers(self):
         """The status and headers of the last main-document response."""
-        doc = None
-        for e in self.events:
-            if e["method"] == "Network.responseReceived" and e["params"].get("type") == "Document":
-                doc = e["params"]["response"]
+        doc = self.last_document
         if doc is None:
             return {}
         return {"status": doc.get("status"), "url": doc.get("url"),
