@@ -15,6 +15,7 @@
 
 #include "ftm_enrol.h"
 #include "ftm_mail.h"
+#include "ftm_message.h"
 #include "ftm_push.h"
 
 #define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
@@ -481,7 +482,7 @@ static void page_tail(buf_t *b)
 	buf_str(b, "</main></body></html>\n");
 }
 
-/* Every message the page shows is here, once. */
+/* Every page and its status; the texts are in ftm_message.h with every other text a user reads. */
 typedef struct page_text {
 	unsigned	status;
 	const char	*title;
@@ -494,32 +495,17 @@ enum page_kind {
 };
 
 static const page_text_t page_texts[P_KINDS] = {
-	[P_UNKNOWN] = { 404, "This link is not valid",
-		"The link is wrong or was replaced by a newer one (a token is re-issued with a new link). "
-		"Use the newest link you received, or ask your administrator for a new one." },
-	[P_EXPIRED] = { 410, "This link has expired",
-		"Activation links work for a limited time. Ask your administrator for a new link." },
-	[P_USED] = { 410, "This link has been used",
-		"Your token is already set up: log in with your password and the code your app shows. "
-		"Lost or replaced your phone? Ask your administrator for a new token." },
-	[P_EXHAUSTED] = { 410, "Too many wrong codes",
-		"Too many wrong codes were typed on this link, so it no longer works. "
-		"Ask your administrator for a new link." },
-	[P_LOCKED] = { 403, "Your token is locked",
-		"Ask your administrator to unlock it, or for a new token." },
-	[P_ERROR] = { 503, "Enrolment is unavailable",
-		"The service cannot check your link right now. Try again in a few minutes." },
-	[P_BAD_FORM] = { 400, "The form could not be read",
-		"Go back to the link in your e-mail and type the code your app shows (digits only)." },
-	[P_TOO_LARGE] = { 413, "The form could not be read",
-		"Go back to the link in your e-mail and type the code your app shows (digits only)." },
-	[P_RATE] = { 429, "Too many requests",
-		"Wait a minute, then open the link again." },
-	[P_METHOD] = { 405, "Not allowed",
-		"Open the link in your e-mail with a web browser." },
-	[P_DONE] = { 200, "Your token is active",
-		"From now on, log in with your password followed by the code your app shows "
-		"(for example p@ssw0rd123456), or approve the push on your phone when your token has one." },
+	[P_UNKNOWN]	= { 404, FTM_MSG_ENROL_UNKNOWN_TITLE, FTM_MSG_ENROL_UNKNOWN },
+	[P_EXPIRED]	= { 410, FTM_MSG_ENROL_EXPIRED_TITLE, FTM_MSG_ENROL_EXPIRED },
+	[P_USED]	= { 410, FTM_MSG_ENROL_USED_TITLE, FTM_MSG_ENROL_USED },
+	[P_EXHAUSTED]	= { 410, FTM_MSG_ENROL_EXHAUSTED_TITLE, FTM_MSG_ENROL_EXHAUSTED },
+	[P_LOCKED]	= { 403, FTM_MSG_ENROL_LOCKED_TITLE, FTM_MSG_ENROL_LOCKED },
+	[P_ERROR]	= { 503, FTM_MSG_ENROL_ERROR_TITLE, FTM_MSG_ENROL_ERROR },
+	[P_BAD_FORM]	= { 400, FTM_MSG_ENROL_BAD_FORM_TITLE, FTM_MSG_ENROL_BAD_FORM },
+	[P_TOO_LARGE]	= { 413, FTM_MSG_ENROL_BAD_FORM_TITLE, FTM_MSG_ENROL_BAD_FORM },
+	[P_RATE]	= { 429, FTM_MSG_ENROL_RATE_TITLE, FTM_MSG_ENROL_RATE },
+	[P_METHOD]	= { 405, FTM_MSG_ENROL_METHOD_TITLE, FTM_MSG_ENROL_METHOD },
+	[P_DONE]	= { 200, FTM_MSG_ENROL_DONE_TITLE, FTM_MSG_ENROL_DONE },
 };
 
 static void plain_page(buf_t *b, const char *issuer, enum page_kind k)
@@ -592,10 +578,14 @@ static void enrol_page(buf_t *b, const char *issuer, const ftm_token_t *t, const
 		buf_str(b, ". This page works only until you confirm");
 	}
 	buf_str(b, ": do not share it.</p>\n");
-	if (wrong)
-		buf_fmt(b, "<p class=\"msg\">That code is not right. %u tr%s left. Check that the app shows the "
-			"token you just added, and type the code it shows now.</p>\n", a->tries_left,
-			a->tries_left == 1 ? "y" : "ies");
+	if (wrong) {
+		char msg[FTM_MSG_MAX];
+
+		ftm_msg_enrol_wrong_code(msg, sizeof(msg), a->tries_left);
+		buf_str(b, "<p class=\"msg\">");
+		buf_html(b, msg);
+		buf_str(b, "</p>\n");
+	}
 	app_advice(b, t->period);
 	buf_str(b, "<h2>2. Add the token to the app</h2>\n<p>Scan this QR code with the app:</p>\n");
 	qr_svg(b, uri, "QR code of your token for the authenticator app");
