@@ -202,3 +202,7 @@ EOF
 /usr/bin/time -f "list:   %e s wall, %U s user, %S s sys, peak RSS %M KB" \
   "$ctl" --db "$tmp/import.db" token list 2>&1 >/dev/null | tail -n 1
 echo "(target: import under 5 s, memory linear)"
+
+echo
+echo "== PAM code login: pam_ftmpush against pam_oath (bench/pam.sh)"
+bash "$top/bench/pam.sh" "$build" | tail -n 3
