@@ -67,6 +67,8 @@ typedef struct sq_job {
 	void		*arg;
 	int		rc;		/* what run() returned; -1 too when the batch did not commit */
 	bool		done;
+	bool		lead;		/* this job's thread commits the next batch */
+	pthread_cond_t	wake;
 	char		*err;
 	size_t		err_len;
 	struct sq_job	*next;
@@ -83,8 +85,7 @@ typedef struct sq {
 	char		*path;
 	sq_conn_t	*writer;
 	pthread_mutex_t	mu;
-	pthread_cond_t	batch_done;
-	bool		flushing;
+	bool		flushing;	/* a batch is being committed, or handed to the next leader */
 	sq_job_t	*queue, **queue_tail;
 	sq_conn_t	*idle_readers;
 	const ftm_log_t	*log;
@@ -312,39 +313,52 @@ abort:
 	fail_batch(batch, err);
 }
 
-/* Queue a write and return once the batch holding it has committed (or failed). */
+/* Queue a write and return once the batch holding it has committed (or failed). Each waiting thread
+ * sleeps on its own condition and is woken once: when its job is done, or when it is handed the next
+ * batch (a broadcast would wake every waiting thread for every batch). */
 static int write_job(sq_t *s, int (*run)(sq_conn_t *, void *, char *, size_t), void *arg,
 		     char *err, size_t err_len)
 {
 	sq_job_t job = { .run = run, .arg = arg, .rc = -1, .err = err, .err_len = err_len };
 
+	pthread_cond_init(&job.wake, NULL);
 	pthread_mutex_lock(&s->mu);
 	*s->queue_tail = &job;
 	s->queue_tail = &job.next;
-	while (!job.done) {
-		sq_job_t *batch;
+	if (s->flushing) {
+		while (!job.done && !job.lead)
+			pthread_cond_wait(&job.wake, &s->mu);
+	} else {
+		s->flushing = true;
+		job.lead = true;
+	}
+	if (job.lead) {		/* the batch taken holds this job: it was queued first */
+		sq_job_t *batch = s->queue;
 
-		if (s->flushing) {
-			pthread_cond_wait(&s->batch_done, &s->mu);
-			continue;
-		}
-		batch = s->queue;
 		s->queue = NULL;
 		s->queue_tail = &s->queue;
-		s->flushing = true;
 		pthread_mutex_unlock(&s->mu);
 		run_batch(s, batch);
 		pthread_mutex_lock(&s->mu);
+		job.lead = false;
 		while (batch != NULL) {
 			sq_job_t *next = batch->next;
 
 			batch->done = true;	/* its owner reads it only after taking mu */
+			if (batch != &job)
+				pthread_cond_signal(&batch->wake);
 			batch = next;
 		}
-		s->flushing = false;
-		pthread_cond_broadcast(&s->batch_done);
+		/* the writers that queued meanwhile: the first of them commits them all */
+		if (s->queue != NULL) {
+			s->queue->lead = true;
+			pthread_cond_signal(&s->queue->wake);
+		} else {
+			s->flushing = false;
+		}
 	}
 	pthread_mutex_unlock(&s->mu);
+	pthread_cond_destroy(&job.wake);
 	return job.rc;
 }
 
@@ -437,7 +451,6 @@ static void sq_close(void *be)
 		s->idle_readers = next;
 	}
 	conn_close(s->writer);	/* last: the last connection to close checkpoints the WAL */
-	pthread_cond_destroy(&s->batch_done);
 	pthread_mutex_destroy(&s->mu);
 	free(s->path);
 	free(s);
@@ -482,7 +495,6 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 		return NULL;
 	}
 	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->batch_done, NULL);
 	s->queue_tail = &s->queue;
 	s->log = log;
 	s->writer = conn_open(path, false, err, err_len);
