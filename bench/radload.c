@@ -61,6 +61,15 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* For the results file: answers lined up with events measured by other processes (a phone's approval). */
+static double wall_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void die(const char *what)
 {
 	fprintf(stderr, "radload: %s\n", what);
@@ -277,7 +286,7 @@ static void usage(void)
 		"usage: radload [-s HOST:PORT] [-S SECRET] [-p IN_FLIGHT] [-t TIMEOUT] [-o RESULTS] [-w READY] [REQUESTS]\n"
 		"  REQUESTS: lines USER<TAB>PASSWORD, each sent once as an Access-Request; - for stdin\n"
 		"  -w READY: first wait up to READY seconds for an answer to Status-Server (alone: only that)\n"
-		"  -o RESULTS: one line USER<TAB>ANSWER<TAB>REPLY-MESSAGE per request as answers come (line-buffered)\n"
+		"  -o RESULTS: one line USER<TAB>ANSWER<TAB>REPLY-MESSAGE<TAB>UNIX-TIME per request as answers come\n"
 		"  prints one line: requests, answers by code, lost, elapsed, requests/s, p50/p99 latency\n");
 	exit(2);
 }
@@ -408,7 +417,7 @@ int main(int argc, char **argv)
 					char msg[256];
 
 					reply_message(pkt, (size_t)got, msg, sizeof(msg));
-					fprintf(results, "%s\t%s\t%s\n", r->user, answer_name(r->answer), msg);
+					fprintf(results, "%s\t%s\t%s\t%.6f\n", r->user, answer_name(r->answer), msg, wall_s());
 				}
 				sl->req = -1;
 				socks[s].free_ids++;
@@ -423,7 +432,7 @@ int main(int argc, char **argv)
 
 				if (sl->req >= 0 && reqs[sl->req].sent + timeout <= t) {
 					if (results != NULL)
-						fprintf(results, "%s\tnone\t\n", reqs[sl->req].user);
+						fprintf(results, "%s\tnone\t\t%.6f\n", reqs[sl->req].user, wall_s());
 					sl->req = -1;
 					socks[s].free_ids++;
 					inflight--;

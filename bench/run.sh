@@ -216,3 +216,7 @@ echo "(target: import under 5 s, memory linear)"
 echo
 echo "== PAM code login: pam_ftmpush against pam_oath (bench/pam.sh)"
 bash "$top/bench/pam.sh" "$build" | tail -n 3
+
+echo
+echo "== pending pushes held at once (bench/push_pending.sh; BENCH_PENDING sizes)"
+bash "$top/bench/push_pending.sh" "$build" ${BENCH_PENDING:-100 1000 2000}
