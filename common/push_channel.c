@@ -21,14 +21,25 @@
 #define LABEL_MAC "ftmpush v1 envelope mac"
 #define LABEL_CB  "ftmpush v1 callback proof"
 
+/* HKDF, fetched once per process (three derivations per push and per callback otherwise look it up
+ * three times). */
+static EVP_KDF *hkdf_impl;
+static pthread_once_t hkdf_impl_once = PTHREAD_ONCE_INIT;
+
+static void hkdf_impl_fetch(void)
+{
+	hkdf_impl = EVP_KDF_fetch(NULL, "HKDF", NULL);
+}
+
 static int hkdf(const uint8_t *seed, size_t seed_len, const char *label, uint8_t out[32])
 {
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	EVP_KDF *kdf;
 	EVP_KDF_CTX *kctx = NULL;
 	OSSL_PARAM params[4];
 	int rc = -1;
 
-	if (kdf == NULL)
+	pthread_once(&hkdf_impl_once, hkdf_impl_fetch);
+	if ((kdf = hkdf_impl) == NULL)
 		return -1;
 	kctx = EVP_KDF_CTX_new(kdf);
 	if (kctx == NULL)
@@ -41,7 +52,6 @@ static int hkdf(const uint8_t *seed, size_t seed_len, const char *label, uint8_t
 		rc = 0;
 out:
 	EVP_KDF_CTX_free(kctx);
-	EVP_KDF_free(kdf);
 	return rc;
 }
 
