@@ -6,3 +6,4 @@ bench_bench_verify_LDADD = common/libftmpush.la
 bench_radload_SOURCES = bench/radload.c
 bench_radload_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
 bench_radload_LDADD = $(OPENSSL_LIBS)
+EXTRA_DIST += bench/run.sh bench/pam.sh bench/push_pending.sh
