@@ -14,8 +14,9 @@
 #include <openssl/rand.h>
 
 #include "seedcrypt.h"
+#include "ftm_util.h"
 
-#define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
+#define SETERR(...) ftm_set_err(err, err_len, __VA_ARGS__)	/* every function here has err, err_len */
 
 /* AES-256-GCM, fetched once per process rather than looked up again on every seal and unseal. */
 static EVP_CIPHER *aes_gcm;

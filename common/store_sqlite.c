@@ -23,7 +23,7 @@
 enum sql_id {
 	SQL_BEGIN_IMMEDIATE, SQL_COMMIT, SQL_ROLLBACK, SQL_SAVEPOINT, SQL_RELEASE, SQL_ROLLBACK_TO,
 	SQL_META_GET, SQL_META_PUT, SQL_INSERT, SQL_GET, SQL_BY_USER, SQL_LIST_USER, SQL_LIST_ALL,
-	SQL_VERDICT_UPDATE, SQL_REISSUE, SQL_SET_ACTIVE, SQL_SET_LOCKED, SQL_SET_PUSH, SQL_SET_USER, SQL_DELETE,
+	SQL_VERDICT_UPDATE, SQL_REISSUE, SQL_SET_STATUS, SQL_SET_STATUS_CLEAR_FAILURES, SQL_SET_PUSH, SQL_SET_USER, SQL_DELETE,
 	SQL_COUNT
 };
 
@@ -45,10 +45,9 @@ static const char *const sql_text[SQL_COUNT] = {
 	[SQL_LIST_ALL]		= "SELECT " TOKEN_COLS " FROM tokens ORDER BY user, serial",
 	[SQL_VERDICT_UPDATE]	= "UPDATE tokens SET status = ?, last_step = ?, failures = ? WHERE serial = ?",
 	[SQL_REISSUE]		= "UPDATE tokens SET seed = ?, alg = ?, digits = ?, period = ?, created = ?,"
-				  " status = 'active', last_step = -1, failures = 0 WHERE serial = ?",
-	/* unlock also clears the failure count, so the next wrong code does not lock again at once */
-	[SQL_SET_ACTIVE]	= "UPDATE tokens SET status = 'active', failures = 0 WHERE serial = ?",
-	[SQL_SET_LOCKED]	= "UPDATE tokens SET status = 'lock' WHERE serial = ?",
+				  " status = ?, last_step = ?, failures = ? WHERE serial = ?",
+	[SQL_SET_STATUS]		= "UPDATE tokens SET status = ? WHERE serial = ?",
+	[SQL_SET_STATUS_CLEAR_FAILURES] = "UPDATE tokens SET status = ?, failures = 0 WHERE serial = ?",
 	[SQL_SET_PUSH]		= "UPDATE tokens SET push = ? WHERE serial = ?",
 	[SQL_SET_USER]		= "UPDATE tokens SET user = ? WHERE serial = ?",
 	[SQL_DELETE]		= "DELETE FROM tokens WHERE serial = ?",
@@ -654,7 +653,7 @@ out:
 struct update_arg {
 	enum sql_id		id;
 	const char		*serial;
-	const char		*text;	/* SQL_SET_PUSH, SQL_SET_USER */
+	const char		*text;	/* SQL_SET_STATUS*, SQL_SET_PUSH, SQL_SET_USER */
 	const ftm_store_row_t	*row;	/* SQL_REISSUE */
 };
 
@@ -673,6 +672,9 @@ static int job_update(sq_conn_t *c, void *arg, char *err, size_t err_len)
 		sqlite3_bind_int(st, 3, (int)u->row->tok.digits);
 		sqlite3_bind_int(st, 4, (int)u->row->tok.period);
 		sqlite3_bind_int64(st, 5, u->row->tok.created);
+		sqlite3_bind_text(st, 6, status_text(u->row->tok.status), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 7, u->row->tok.last_step);
+		sqlite3_bind_int(st, 8, (int)u->row->tok.failures);
 	} else if (u->text != NULL) {
 		sqlite3_bind_text(st, 1, u->text, -1, SQLITE_STATIC);
 	}
@@ -698,10 +700,11 @@ static int sq_reissue(void *be, const ftm_store_row_t *row, char *err, size_t er
 	return update_one(be, SQL_REISSUE, row->tok.serial, NULL, row, err, err_len);
 }
 
-static int sq_set_status(void *be, const char *serial, ftm_token_status_t status, char *err, size_t err_len)
+static int sq_set_status(void *be, const char *serial, ftm_token_status_t status, bool clear_failures,
+			 char *err, size_t err_len)
 {
-	return update_one(be, status == FTM_TOKEN_ACTIVE ? SQL_SET_ACTIVE : SQL_SET_LOCKED, serial, NULL, NULL,
-			  err, err_len);
+	return update_one(be, clear_failures ? SQL_SET_STATUS_CLEAR_FAILURES : SQL_SET_STATUS, serial,
+			  status_text(status), NULL, err, err_len);
 }
 
 static int sq_set_push(void *be, const char *serial, const char *push, char *err, size_t err_len)
