@@ -19,6 +19,7 @@
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 
+#include "ftm_protect.h"
 #include "ftm_push.h"
 
 #define PEM_MAX (256 * 1024)
@@ -511,6 +512,7 @@ ftm_push_listener_t *ftm_push_listener_start(ftm_push_t *p, const ftm_config_t *
 	l->key = read_pem(cfg->push.server_key, &l->key_len, err, err_len);
 	if (l->key == NULL)
 		goto fail;
+	ftm_protect_lock(l->key, l->key_len + 1);	/* the TLS private key: never swapped, never in a core */
 	if (cfg->push.interface[0]) {
 		char addr[INET6_ADDRSTRLEN + 1];
 		struct sockaddr_in sin;
@@ -573,6 +575,7 @@ void ftm_push_listener_stop(ftm_push_listener_t *l)
 	pthread_mutex_destroy(&l->mu);
 	if (l->key) {
 		OPENSSL_cleanse(l->key, l->key_len);
+		ftm_protect_unlock(l->key, l->key_len + 1);
 		free(l->key);
 	}
 	free(l->cert);

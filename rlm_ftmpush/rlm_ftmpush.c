@@ -14,6 +14,7 @@
 #include "ftm_config.h"
 #include "ftm_log.h"
 #include "ftm_otp.h"
+#include "ftm_protect.h"
 
 /* Our States start with this, so a State of another module (EAP, smsotp...) is left alone. */
 #define STATE_PREFIX		"FTM1"
@@ -290,6 +291,14 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 		     inst->cfg.token_db);
 		return 0;
 	}
+
+	/* The store's seed key, the ntfy token and the TLS key live in this process from here on: no
+	 * core file and no same-user ptrace, unless the admin asked the server for core dumps. */
+	if (main_config.allow_core_dumps)
+		WARN("rlm_ftmpush (%s): security { allow_core_dumps = yes }: a core dump of this server holds the "
+		     "token seed key and the push secrets", inst->name);
+	else if (ftm_protect_nodump(err, sizeof(err)) != 0)
+		WARN("rlm_ftmpush (%s): cannot disable core dumps: %s", inst->name, err);
 
 	inst->auth = ftm_auth_new(&inst->cfg, &inst->log, err, sizeof(err));
 	if (inst->auth == NULL) {

@@ -17,6 +17,7 @@
 #include "ftm_auth.h"
 #include "ftm_config.h"
 #include "ftm_log.h"
+#include "ftm_protect.h"
 #include "ftm_push.h"
 #include "ftm_rendezvous.h"
 #include "ftm_store.h"
@@ -198,6 +199,13 @@ int main(int argc, char **argv)
 	daemon_ctx_t d = { 0 };
 	ftm_rdv_server_t *srv = NULL;
 	sigset_t set;
+	bool nodump;
+
+	/* First of all: the configuration holds the ntfy token, and the store's seed key and the TLS key
+	 * follow; none of them may end up in a core file or be read by a debugger of the same user. */
+	nodump = ftm_protect_nodump(err, sizeof(err)) == 0;
+	if (!nodump)
+		fprintf(stderr, "ftmpushd: warning: cannot disable core dumps (%s): a core could hold secrets\n", err);
 
 	while ((opt = getopt(argc, argv, "fdc:g:m:th")) != -1) {
 		switch (opt) {
@@ -294,8 +302,9 @@ int main(int argc, char **argv)
 		ftm_log(&log, FTM_LOG_ERR, "ftmpushd: socket: %s", err);
 		goto out;
 	}
-	ftm_log(&log, FTM_LOG_INFO, "ftmpushd: ready (socket %s, callbacks at %s)",
-		cfg.push.socket[0] ? cfg.push.socket : FTM_DEFAULT_SOCKET, ftm_push_base_url(d.push));
+	ftm_log(&log, FTM_LOG_INFO, "ftmpushd: ready (socket %s, callbacks at %s, core dumps %s)",
+		cfg.push.socket[0] ? cfg.push.socket : FTM_DEFAULT_SOCKET, ftm_push_base_url(d.push),
+		nodump && !ftm_protect_dumpable() ? "disabled" : "POSSIBLE");
 	do {
 		if (sigwait(&set, &sig) != 0)
 			break;
