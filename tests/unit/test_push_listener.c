@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -378,6 +380,58 @@ static void test_a_connection_that_sends_nothing_is_closed_early(void **state)
 	ftm_push_free(p);
 }
 
+/* At the total the oldest connection makes room: with an open-file limit of 200 the listener holds
+ * 100 connections; a child process fills them (it owns the client ends, so neither side runs out of
+ * descriptors), then a health request from another address is served and the child's first
+ * connection is the one that was closed. */
+static void test_a_full_listener_evicts_its_oldest_connection(void **state)
+{
+	struct rlimit old, low;
+	ftm_push_t *p;
+	int go[2], verdict[2];
+	pid_t child;
+	char reply[1024], first_closed = 0;
+
+	(void)state;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 200;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	p = engine();					/* cap: 200 / 2 = 100 */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(verdict), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		int fds[100];
+		char ip[32], c;
+
+		for (int i = 0; i < 100; i++) {
+			snprintf(ip, sizeof(ip), "127.0.4.%d", 1 + i / 10);
+			fds[i] = connect_from(ip, "\x16\x03\x01");
+			if (i == 0)
+				usleep(50000);	/* the first is clearly the oldest */
+		}
+		usleep(300000);			/* the listener has accepted them all */
+		c = 1;
+		(void)!write(go[1], &c, 1);
+		c = closed_within(fds[0], 3000) >= 0 ? 'y' : 'n';
+		(void)!write(verdict[1], &c, 1);
+		_exit(0);
+	}
+	assert_int_equal(read(go[0], &first_closed, 1), 1);
+	assert_int_equal(http("GET", "/ftm/v1/health", NULL, 0, reply), 200);
+	assert_int_equal(read(verdict[0], &first_closed, 1), 1);
+	assert_int_equal(first_closed, 'y');
+	waitpid(child, NULL, 0);
+	close(go[0]);
+	close(go[1]);
+	close(verdict[0]);
+	close(verdict[1]);
+	ftm_push_free(p);
+}
+
 static void test_listener_refuses_a_missing_key(void **state)
 {
 	char err[256] = "";
@@ -403,6 +457,7 @@ int main(void)
 		cmocka_unit_test(test_channel_failures_are_verdicts),
 		cmocka_unit_test(test_one_address_holds_at_most_its_share),
 		cmocka_unit_test(test_a_connection_that_sends_nothing_is_closed_early),
+		cmocka_unit_test(test_a_full_listener_evicts_its_oldest_connection),
 		cmocka_unit_test(test_listener_refuses_a_missing_key),
 	};
 
