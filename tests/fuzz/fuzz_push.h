@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ftm_push.h"
+#include "push_channel.h"
 
 /* fuzz_mhd_stub.c: one request through the listener's libmicrohttpd callbacks; the HTTP status. */
 unsigned fuzz_mhd_request(const char *method, const char *url, const char *content_length, const char *body,
