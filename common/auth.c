@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "ftm_auth.h"
@@ -15,12 +17,11 @@
 #define CHALLENGE_MAX		4096	/* pending challenges kept at once; the oldest goes first */
 #define STATE_BYTES		16	/* 128 bits from the CSPRNG */
 #define STATE_HEX		(2 * STATE_BYTES)
-#define CLIENT_MAX		128
 
 typedef struct {
 	char	state[STATE_HEX + 1];
 	char	user[FTM_USER_MAX];
-	char	client[CLIENT_MAX];
+	uint8_t	client_hash[32];	/* SHA-256 of the whole client identity: any length binds in full */
 	time_t	expires;
 	/* number matching through ftmpushd (a PAM process): the open connection to the daemon, whose
 	 * transaction stays pending until the answer, and the number the daemon reported */
@@ -592,6 +593,16 @@ static void remove_at(ftm_auth_t *auth, size_t i, bool keep_rdv)
 	auth->n_challenges--;
 }
 
+/* The client identity a State is bound to, hashed whole: a Calling-Station-Id of any length binds in
+ * full, so two values that share a long prefix never share a State. 0, or -1 without a digest. */
+static int client_hash(const ftm_login_t *login, uint8_t out[32])
+{
+	const char *client = str_or(login->client, "");
+	unsigned int len = 0;
+
+	return EVP_Digest(client, strlen(client), out, &len, EVP_sha256(), NULL) == 1 && len == 32 ? 0 : -1;
+}
+
 /* Issue a State bound to user and client, single use, expiring after ttl seconds; rdv_fd >= 0 (owned
  * from here on, closed on any failure) makes it a number matching challenge answered through ftmpushd.
  * Fills out->state and returns true, or fills out with the error and returns false. */
@@ -605,9 +616,9 @@ static bool issue_challenge(ftm_auth_t *auth, const ftm_login_t *login, time_t n
 	memset(&c, 0, sizeof(c));
 	c.rdv = rdv_fd >= 0;
 	c.rdv_fd = rdv_fd;
-	if (strlen(login->user) >= sizeof(c.user) || strlen(str_or(login->client, "")) >= sizeof(c.client)) {
+	if (strlen(login->user) >= sizeof(c.user) || client_hash(login, c.client_hash) != 0) {
 		challenge_drop_rdv(&c);
-		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "user or client name too long for a challenge");
+		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "user name too long for a challenge");
 		log_outcome(auth, "challenge", login, out);
 		return false;
 	}
@@ -620,7 +631,6 @@ static bool issue_challenge(ftm_auth_t *auth, const ftm_login_t *login, time_t n
 	ftm_hex_encode(raw, sizeof(raw), c.state);
 	ftm_memzero(raw, sizeof(raw));
 	snprintf(c.user, sizeof(c.user), "%s", login->user);
-	snprintf(c.client, sizeof(c.client), "%s", str_or(login->client, ""));
 	c.expires = now + (time_t)ttl;
 	snprintf(c.number, sizeof(c.number), "%s", number != NULL ? number : "");
 	snprintf(c.serial, sizeof(c.serial), "%s", serial != NULL ? serial : "");
@@ -733,6 +743,7 @@ static state_check_t take_state(ftm_auth_t *auth, const ftm_login_t *login, cons
 	state_check_t r = ST_UNKNOWN;
 	size_t found = 0;
 	bool hit = false;
+	uint8_t h[32];
 
 	if (!is_state(state))
 		return ST_UNKNOWN;
@@ -749,7 +760,8 @@ static state_check_t take_state(ftm_auth_t *auth, const ftm_login_t *login, cons
 
 		if (c->expires <= now)
 			r = ST_EXPIRED;
-		else if (strcmp(c->user, login->user) != 0 || strcmp(c->client, str_or(login->client, "")) != 0)
+		else if (strcmp(c->user, login->user) != 0 || client_hash(login, h) != 0 ||
+			 CRYPTO_memcmp(c->client_hash, h, sizeof(h)) != 0)
 			r = ST_MISMATCH;
 		else
 			r = ST_OK;

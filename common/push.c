@@ -28,7 +28,8 @@ struct ftm_push_tx {
 	char			state[FTM_PUSH_ID_LEN + 1];	/* number matching: the challenge State */
 	bool			state_used;
 	char			user[FTM_USER_MAX];
-	char			client[128];
+	char			client[128];	/* for the message and the logs (may be cut short) */
+	uint8_t			client_hash[32];	/* SHA-256 of the whole client: joins compare this */
 	char			nas[128];
 	char			host[128];
 	char			serial[FTM_SERIAL_MAX];
@@ -353,6 +354,15 @@ static void build_text(const struct ftm_push_tx *tx, unsigned timeout, char *out
 			 tx->user, from, to, host, timeout);
 }
 
+/* The whole client identity, hashed: a long Calling-Station-Id never joins (or answers for) the push
+ * of another that only shares its first bytes. 0, or -1 without a digest. */
+static int client_digest(const char *client, uint8_t out[32])
+{
+	unsigned int len = 0;
+
+	return EVP_Digest(client, strlen(client), out, &len, EVP_sha256(), NULL) == 1 && len == 32 ? 0 : -1;
+}
+
 static struct ftm_push_tx *tx_new(ftm_push_t *p, const ftm_login_t *login, const ftm_token_t *tok, time_t now)
 {
 	struct ftm_push_tx *tx = calloc(1, sizeof(*tx));
@@ -364,6 +374,8 @@ static struct ftm_push_tx *tx_new(ftm_push_t *p, const ftm_login_t *login, const
 		goto fail;
 	copy_field(tx->user, sizeof(tx->user), login->user);
 	copy_field(tx->client, sizeof(tx->client), login->client);
+	if (client_digest(login->client ? login->client : "", tx->client_hash) != 0)
+		goto fail;
 	copy_field(tx->nas, sizeof(tx->nas), login->nas);
 	copy_field(tx->host, sizeof(tx->host), login->host);
 	copy_field(tx->serial, sizeof(tx->serial), tok->serial);
@@ -407,6 +419,8 @@ ftm_push_tx_t *ftm_push_start(ftm_push_t *p, const ftm_login_t *login, const ftm
 	ftm_push_msg_t m;
 	char text[700], why[FTM_MSG_MAX] = "";
 	const char *client = login->client ? login->client : "";
+	uint8_t h[32];
+	bool have_hash = client_digest(client, h) == 0;	/* without one nothing joins */
 	int rc;
 
 	*joined = false;
@@ -420,7 +434,7 @@ ftm_push_tx_t *ftm_push_start(ftm_push_t *p, const ftm_login_t *login, const ftm
 	for (tx = p->txs; tx; tx = tx->next) {
 		if (tx->verdict != FTM_PUSH_PENDING || strcmp(tx->user, login->user) != 0)
 			continue;
-		if (strcmp(tx->client, client) == 0) {
+		if (have_hash && CRYPTO_memcmp(tx->client_hash, h, sizeof(h)) == 0) {
 			tx->refs++;
 			*joined = true;
 			pthread_mutex_unlock(&p->lock);
@@ -737,6 +751,7 @@ bool ftm_push_challenge_answer(ftm_push_t *p, const ftm_login_t *login, const ch
 {
 	struct ftm_push_tx *tx, *found = NULL;
 	const char *client = login->client ? login->client : "";
+	uint8_t h[32];
 
 	(void)now;
 	memset(out, 0, sizeof(*out));
@@ -751,7 +766,8 @@ bool ftm_push_challenge_answer(ftm_push_t *p, const ftm_login_t *login, const ch
 		return false;
 	}
 	tx = found;
-	if (strcmp(tx->user, login->user) != 0 || strcmp(tx->client, client) != 0) {
+	if (strcmp(tx->user, login->user) != 0 || client_digest(client, h) != 0 ||
+	    CRYPTO_memcmp(tx->client_hash, h, sizeof(h)) != 0) {
 		outcome_set(out, FTM_RES_FAIL, tx->serial, "Invalid challenge", "number challenge of another login");
 	} else if (tx->state_used) {
 		outcome_set(out, FTM_RES_FAIL, tx->serial, "Invalid challenge", "number challenge already answered");
