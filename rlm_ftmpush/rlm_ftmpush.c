@@ -385,14 +385,15 @@ static int login_fill(rlm_ftmpush_t const *inst, REQUEST *request, login_buf_t *
 		return bad ? -2 : -1;
 	vp = fr_pair_find_by_num(request->packet->vps, PW_CALLING_STATION_ID, 0, TAG_ANY);
 	if (vp != NULL && vp->vp_length > 0) {
-		snprintf(lb->client, sizeof(lb->client), "%s", vp->vp_strvalue);
+		/* The whole value, not a copy cut to a buffer: the State and a push join bind to it. */
+		lb->login.client = vp->vp_strvalue;
 	} else {
 		char ip[INET6_ADDRSTRLEN] = "";
 
 		inet_ntop(request->packet->src_ipaddr.af, &request->packet->src_ipaddr.ipaddr, ip, sizeof(ip));
 		snprintf(lb->client, sizeof(lb->client), "%s", ip);
+		lb->login.client = lb->client;
 	}
-	lb->login.client = lb->client;
 	vp = fr_pair_find_by_num(request->packet->vps, PW_NAS_IDENTIFIER, 0, TAG_ANY);
 	if (vp != NULL && vp->vp_length > 0)
 		lb->login.nas = vp->vp_strvalue;
