@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 
 #include "ftm_config.h"
+#include "ftm_protect.h"
 #include "ftm_store.h"
 #include "seedcrypt.h"
 #include "store_backend.h"
@@ -137,6 +138,7 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 		       "(the seeds cannot be decrypted without it)", key_file);
 		goto fail;
 	}
+	ftm_protect_lock(st->key, sizeof(st->key));	/* never swapped, never in a core */
 	if (ftm_seedkey_load(key_file, st->key, err, err_len) != 0)
 		goto fail;
 	st->be = st->ops->open(location, &st->log, err, err_len);
@@ -159,6 +161,7 @@ void ftm_store_close(ftm_store_t *st)
 	if (st->be != NULL)
 		st->ops->close(st->be);
 	ftm_memzero(st->key, sizeof(st->key));
+	ftm_protect_unlock(st->key, sizeof(st->key));
 	free(st);
 }
 
