@@ -1,6 +1,7 @@
 # lib-pg.sh: a private PostgreSQL server for the pg_*.test scripts and the PostgreSQL unit test (sourced, bash).
 # initdb in a fresh directory, the server on a Unix socket in that directory only (no TCP port), trust
-# authentication for the role ftm (initdb --no-sync: a throw-away cluster; the server keeps fsync on). initdb refuses root: as root the directory belongs to nobody and
+# authentication for the role ftm (initdb --no-sync: a throw-away cluster; the server keeps fsync on, and
+# client_connection_check_interval ends the session of a client killed mid-statement within 200 ms). initdb refuses root: as root the directory belongs to nobody and
 # the server runs as nobody.
 #
 #   pg_start              skip (77) without the server binaries, unless FTM_REQUIRE_PG=1 (CI: fail);
@@ -51,7 +52,7 @@ pg_start() {
 }
 
 pg_start_again() {
-  pg_ctl_run -D "$PG_DATA" -o "-c listen_addresses= -k $PG_HOST -c fsync=on" -l "$PG_LOG" -w -t 30 start \
+  pg_ctl_run -D "$PG_DATA" -o "-c listen_addresses= -k $PG_HOST -c fsync=on -c client_connection_check_interval=200ms" -l "$PG_LOG" -w -t 30 start \
     >/dev/null || { tail -n 30 "$PG_LOG"; echo "FAIL: pg_ctl start"; exit 1; }
 }
 
@@ -69,3 +70,67 @@ pg_cleanup() {
 pg_uri() { echo "postgresql:///$1?host=$PG_HOST&user=ftm"; }
 pg_sql() { psql -XAtq -v ON_ERROR_STOP=1 "$(pg_uri "$1")" -c "$2"; }
 pg_createdb() { pg_sql postgres "CREATE DATABASE $1" >/dev/null || { echo "FAIL: createdb $1"; exit 1; }; }
+
+# ---- FreeRADIUS nodes, PAM and ftmpushctl on one database (source lib-radius.sh first) ----
+#   pg_store_setup   pg_start, the database ftm; PG_URI and PG_KEY (the one seed key file of every node);
+#                    the RADIUS nodes use them (token_db, key_file), and so does ctl
+#   pg_pam_setup     pam_setup (lib-pam.sh) with the same token_db and key_file
+#   rad_node NAME    make NAME (A, B, C) the node radius_setup/radius_user/radius_start/rad_auth act on:
+#                    its own config directory, log and port (FTM_PORT_BASE + 10, + 11, + 12)
+#   rad_nodes_stop   stop every node (with pg_cleanup in the test's EXIT trap)
+#   pg_wait_sleeping N  wait (10 s at most) until N sessions sit in pg_sleep (a test trigger)
+PG_URI=
+PG_KEY=
+RAD_NODE=
+declare -A NODE_PID=()
+
+pg_store_setup() {
+  pg_start
+  pg_createdb ftm
+  PG_URI=$(pg_uri ftm)
+  PG_KEY=$FTM_TMP/seed.key
+  RAD_DB=$PG_URI
+  radius_opt key_file "$PG_KEY"
+}
+
+pg_pam_setup() {
+  pam_setup
+  pam_conf_set token_db "$PG_URI"
+  pam_conf_set key_file "$PG_KEY"
+  pg_ctl_fn
+}
+
+# lib-radius.sh and lib-pam.sh each define ctl for their own store: the shared one is this.
+pg_ctl_fn() { ctl() { "$FTMPUSHCTL" --db "$PG_URI" --key-file "$PG_KEY" "$@"; }; }
+
+rad_node() {
+  local idx
+  [ -n "$RAD_NODE" ] && NODE_PID[$RAD_NODE]=$RAD_PID
+  RAD_NODE=$1
+  case $1 in A) idx=0;; B) idx=1;; *) idx=2;; esac
+  RAD_DIR=$FTM_TMP/raddb-$1
+  RAD_USERS=$RAD_DIR/users
+  RAD_LOG=$FTM_TMP/radiusd-$1.log
+  RAD_OUT=$FTM_TMP/radclient-$1.out
+  RAD_CHECK_OUT=$FTM_TMP/config-check-$1.log
+  RAD_PORT=$(( FTM_PORT_BASE + 10 + idx ))
+  RAD_PID=${NODE_PID[$1]:-}
+  pg_ctl_fn
+}
+
+rad_nodes_stop() {
+  local n cur=$RAD_NODE
+  [ -n "$RAD_NODE" ] && NODE_PID[$RAD_NODE]=$RAD_PID
+  for n in "${!NODE_PID[@]}"; do rad_node "$n"; radius_stop; NODE_PID[$n]=; done
+  [ -n "$cur" ] && rad_node "$cur"
+  return 0
+}
+
+pg_wait_sleeping() {
+  local i
+  for i in $(seq 1 100); do
+    [ "$(pg_sql ftm "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")" = "$1" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
