@@ -5,8 +5,11 @@
 #   FTM_SKIP_DEPS=1       do not run scripts/deps.sh
 #   FTM_SKIP_DISTCHECK=1  skip make distcheck
 #   FTM_TESTS="a.test b.test"  run only these integration tests
+#   FTM_REQUIRE_PG=0      let the PostgreSQL tests skip when no server binaries are installed
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+# deps.sh installs PostgreSQL: its tests (unit and pg_*.test) must run, not skip, here and in CI.
+export FTM_REQUIRE_PG=${FTM_REQUIRE_PG:-1}
 cd "$top"
 jobs=$(nproc 2>/dev/null || echo 2)
 results=()
