@@ -51,7 +51,8 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	"CREATE INDEX ftm_tokens_by_user ON ftm_tokens (username, serial);",
 };
 
-/* Prepared on every new connection; the index is the statement's name. */
+/* Prepared on a connection at first use ("ftm" + the index): a short PAM process prepares only what
+ * its login runs. */
 enum {
 	Q_META_GET, Q_META_PUT, Q_INSERT, Q_GET, Q_REISSUE, Q_LOCK, Q_UNLOCK, Q_PUSH, Q_USER, Q_DELETE,
 	Q_LIST_ALL, Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE, Q_COUNT
@@ -82,6 +83,7 @@ typedef struct pg_link {
 	pid_t	pid;		/* the process that connected: a forked child must not use the socket */
 	bool	busy;
 	bool	reused;		/* used before: a failure may be a connection the server closed meanwhile */
+	uint32_t prepared;	/* bit q: queries[q] is prepared on conn */
 } pg_link_t;
 
 typedef struct pg {
@@ -255,21 +257,6 @@ static PGconn *connect_db(const char *uri, char *err, size_t err_len)
 	return c;
 }
 
-static int prepare_all(PGconn *c, char *err, size_t err_len)
-{
-	for (int i = 0; i < Q_COUNT; i++) {
-		char name[16];
-		PGresult *res;
-
-		snprintf(name, sizeof(name), "ftm%d", i);
-		res = PQprepare(c, name, queries[i].sql, queries[i].nparams, NULL);
-		if (res_ok(c, res, PGRES_COMMAND_OK, "prepare", err, err_len) != 0)
-			return -1;
-		PQclear(res);
-	}
-	return 0;
-}
-
 /* A connection made before fork() belongs to the parent: close our copy of the socket so that
  * PQfinish cannot send the parent's session a Terminate message, then free it. */
 static void link_drop(pg_link_t *l)
@@ -281,6 +268,7 @@ static void link_drop(pg_link_t *l)
 	PQfinish(l->conn);
 	l->conn = NULL;
 	l->reused = false;
+	l->prepared = 0;
 }
 
 static void note_down(pg_t *pg, const char *why)
@@ -327,10 +315,7 @@ static int link_connect(pg_t *pg, pg_link_t *l, char *err, size_t err_len)
 	}
 	pthread_mutex_unlock(&pg->mu);
 	l->conn = connect_db(pg->uri, err, err_len);
-	if (l->conn != NULL && prepare_all(l->conn, err, err_len) != 0) {
-		PQfinish(l->conn);
-		l->conn = NULL;
-	}
+	l->prepared = 0;
 	if (l->conn == NULL) {
 		note_down(pg, err != NULL ? err : "token store (PostgreSQL): cannot connect");
 		return -1;
@@ -492,12 +477,22 @@ static const char *status_text(ftm_token_status_t status)
 	return status == FTM_TOKEN_ACTIVE ? "active" : "lock";
 }
 
-static PGresult *run(PGconn *c, int q, int n, const char *const *values, const int *lengths, const int *formats)
+/* Execute queries[q] on l, preparing it first if this connection has not yet. A failed PREPARE
+ * comes back as the result, so callers report it like a failed execution. */
+static PGresult *run(pg_link_t *l, int q, int n, const char *const *values, const int *lengths, const int *formats)
 {
 	char name[16];
 
 	snprintf(name, sizeof(name), "ftm%d", q);
-	return PQexecPrepared(c, name, n, values, lengths, formats, 0);
+	if (!(l->prepared & (1u << q))) {
+		PGresult *res = PQprepare(l->conn, name, queries[q].sql, queries[q].nparams, NULL);
+
+		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+			return res;
+		PQclear(res);
+		l->prepared |= 1u << q;
+	}
+	return PQexecPrepared(l->conn, name, n, values, lengths, formats, 0);
 }
 
 /* ---- open / close ---- */
@@ -584,11 +579,6 @@ static void *pg_open(const char *location, const ftm_log_t *log, char *err, size
 		pg_close(pg);
 		return NULL;
 	}
-	if (prepare_all(c, err, err_len) != 0) {
-		PQfinish(c);
-		pg_close(pg);
-		return NULL;
-	}
 	pg->links[0].conn = c;
 	pg->links[0].pid = getpid();
 	pg->links[0].reused = true;
@@ -608,7 +598,7 @@ static int meta_get_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_le
 {
 	struct meta_ctx *m = c;
 	const char *values[1] = { m->name };
-	PGresult *res = run(l->conn, Q_META_GET, 1, values, NULL, NULL);
+	PGresult *res = run(l, Q_META_GET, 1, values, NULL, NULL);
 	unsigned char *blob;
 	size_t blen = 0;
 
@@ -644,7 +634,7 @@ static int meta_put_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_le
 	const char *values[2] = { m->name, (const char *)m->in };
 	const int lengths[2] = { 0, (int)m->max };
 	const int formats[2] = { 0, 1 };
-	PGresult *res = run(l->conn, Q_META_PUT, 2, values, lengths, formats);
+	PGresult *res = run(l, Q_META_PUT, 2, values, lengths, formats);
 
 	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "meta", err, err_len) != 0)
 		return first_failed(l, -1);
@@ -688,7 +678,7 @@ static int insert_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 		snprintf(last, sizeof(last), "%" PRId64, t->last_step);
 		snprintf(failures, sizeof(failures), "%u", t->failures);
 		snprintf(created, sizeof(created), "%" PRId64, t->created);
-		res = run(l->conn, Q_INSERT, 11, values, lengths, formats);
+		res = run(l, Q_INSERT, 11, values, lengths, formats);
 		if (res_is(res, "23505")) {	/* unique_violation */
 			PQclear(res);
 			SETERR("token %s already exists", t->serial);
@@ -751,7 +741,7 @@ static int select_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 {
 	struct rows_out *o = c;
 	const char *values[1] = { o->arg };
-	PGresult *res = run(l->conn, o->q, o->arg != NULL ? 1 : 0, values, NULL, NULL);
+	PGresult *res = run(l, o->q, o->arg != NULL ? 1 : 0, values, NULL, NULL);
 	int rc;
 
 	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "read", err, err_len) != 0)
@@ -787,7 +777,7 @@ struct update_ctx {
 static int update_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 {
 	struct update_ctx *u = c;
-	PGresult *res = run(l->conn, u->q, u->n, u->values, u->lengths, u->formats);
+	PGresult *res = run(l, u->q, u->n, u->values, u->lengths, u->formats);
 	int rc;
 
 	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "update", err, err_len) != 0)
@@ -870,7 +860,7 @@ static int verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len
 
 	if (vc->write && exec_cmd(l->conn, "BEGIN", "verdict", err, err_len) != 0)
 		return first_failed(l, -1);
-	res = run(l->conn, vc->write ? Q_VERDICT_LOCK : Q_VERDICT_PEEK, 1, values, NULL, NULL);
+	res = run(l, vc->write ? Q_VERDICT_LOCK : Q_VERDICT_PEEK, 1, values, NULL, NULL);
 	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "verdict", err, err_len) != 0)
 		return vc->write ? -1 : first_failed(l, -1);	/* a peek changes nothing: safe to repeat */
 	if (rows_from(res, &o, err, err_len) != 0) {
@@ -893,7 +883,7 @@ static int verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len
 			continue;
 		snprintf(last, sizeof(last), "%" PRId64, t->last_step);
 		snprintf(failures, sizeof(failures), "%u", t->failures);
-		res = run(l->conn, Q_VERDICT_WRITE, 4, uv, NULL, NULL);
+		res = run(l, Q_VERDICT_WRITE, 4, uv, NULL, NULL);
 		if (res_ok(l->conn, res, PGRES_COMMAND_OK, "verdict", err, err_len) != 0)
 			goto out;
 		PQclear(res);
