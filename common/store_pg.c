@@ -54,7 +54,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
 /* Prepared on a connection at first use ("ftm" + the index): a short PAM process prepares only what
  * its login runs. */
 enum {
-	Q_META_GET, Q_META_PUT, Q_INSERT, Q_GET, Q_REISSUE, Q_LOCK, Q_UNLOCK, Q_PUSH, Q_USER, Q_DELETE,
+	Q_META_GET, Q_META_PUT, Q_INSERT, Q_GET, Q_REISSUE, Q_STATUS, Q_STATUS_CLEAR, Q_PUSH, Q_USER, Q_DELETE,
 	Q_LIST_ALL, Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE, Q_COUNT
 };
 static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
@@ -63,10 +63,9 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	[Q_INSERT]	 = { "INSERT INTO ftm_tokens (" TOKEN_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)", 11 },
 	[Q_GET]		 = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE serial = $1", 1 },
 	[Q_REISSUE]	 = { "UPDATE ftm_tokens SET seed = $1, alg = $2, digits = $3, period = $4, created = $5,"
-			     " status = 'active', last_step = -1, failures = 0 WHERE serial = $6", 6 },
-	[Q_LOCK]	 = { "UPDATE ftm_tokens SET status = 'lock' WHERE serial = $1", 1 },
-	/* unlock also clears the failure count, so the next wrong code does not lock again at once */
-	[Q_UNLOCK]	 = { "UPDATE ftm_tokens SET status = 'active', failures = 0 WHERE serial = $1", 1 },
+			     " status = $6, last_step = $7, failures = $8 WHERE serial = $9", 9 },
+	[Q_STATUS]	 = { "UPDATE ftm_tokens SET status = $1 WHERE serial = $2", 2 },
+	[Q_STATUS_CLEAR] = { "UPDATE ftm_tokens SET status = $1, failures = 0 WHERE serial = $2", 2 },
 	[Q_PUSH]	 = { "UPDATE ftm_tokens SET push = $1 WHERE serial = $2", 2 },
 	[Q_USER]	 = { "UPDATE ftm_tokens SET username = $1 WHERE serial = $2", 2 },
 	[Q_DELETE]	 = { "DELETE FROM ftm_tokens WHERE serial = $1", 1 },
@@ -769,8 +768,8 @@ static int pg_get(void *be, const char *serial, ftm_store_row_t *out, char *err,
 struct update_ctx {
 	int		q;
 	int		n;
-	const char	*values[6];
-	int		lengths[6], formats[6];
+	const char	*values[9];
+	int		lengths[9], formats[9];
 };
 
 /* One UPDATE or DELETE of one token; 1 when no such serial. */
@@ -787,22 +786,28 @@ static int update_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 	return rc;
 }
 
+/* What a re-issue resets is store.c's rule: the row carries every value to write. */
 static int pg_reissue(void *be, const ftm_store_row_t *row, char *err, size_t err_len)
 {
-	char digits[16], period[16], created[24];
-	struct update_ctx u = { .q = Q_REISSUE, .n = 6,
-		.values = { (const char *)row->sealed, ftm_alg_name(row->tok.alg), digits, period, created, row->tok.serial },
+	char digits[16], period[16], created[24], last[24], failures[16];
+	struct update_ctx u = { .q = Q_REISSUE, .n = 9,
+		.values = { (const char *)row->sealed, ftm_alg_name(row->tok.alg), digits, period, created,
+			    status_text(row->tok.status), last, failures, row->tok.serial },
 		.lengths = { (int)row->sealed_len }, .formats = { 1 } };
 
 	snprintf(digits, sizeof(digits), "%u", row->tok.digits);
 	snprintf(period, sizeof(period), "%u", row->tok.period);
 	snprintf(created, sizeof(created), "%" PRId64, row->tok.created);
+	snprintf(last, sizeof(last), "%" PRId64, row->tok.last_step);
+	snprintf(failures, sizeof(failures), "%u", row->tok.failures);
 	return with_link(be, update_on, &u, err, err_len);
 }
 
-static int pg_set_status(void *be, const char *serial, ftm_token_status_t status, char *err, size_t err_len)
+static int pg_set_status(void *be, const char *serial, ftm_token_status_t status, bool clear_failures,
+			 char *err, size_t err_len)
 {
-	struct update_ctx u = { .q = status == FTM_TOKEN_ACTIVE ? Q_UNLOCK : Q_LOCK, .n = 1, .values = { serial } };
+	struct update_ctx u = { .q = clear_failures ? Q_STATUS_CLEAR : Q_STATUS, .n = 2,
+				.values = { status_text(status), serial } };
 
 	return with_link(be, update_on, &u, err, err_len);
 }
