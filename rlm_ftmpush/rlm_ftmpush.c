@@ -249,6 +249,31 @@ static int map_config(rlm_ftmpush_t *inst, CONF_SECTION *conf)
 	return 0;
 }
 
+/* Pending pushes each hold a worker for up to push.timeout: below this many workers (or started at once,
+ * since FreeRADIUS adds one only when requests queue) a burst of push logins waits behind the first ones. */
+#define PUSH_POOL_MIN	64
+
+static unsigned thread_pool_value(const char *name, unsigned dflt)
+{
+	CONF_SECTION *pool = main_config.config ? cf_section_sub_find_name2(main_config.config, "thread", "pool") : NULL;
+	CONF_PAIR *cp = pool ? cf_pair_find(pool, name) : NULL;
+	const char *v = cp ? cf_pair_value(cp) : NULL;
+
+	return v != NULL ? (unsigned)strtoul(v, NULL, 10) : dflt;
+}
+
+static void warn_thread_pool(const rlm_ftmpush_t *inst)
+{
+	unsigned max_servers = thread_pool_value("max_servers", 32), start_servers = thread_pool_value("start_servers", 5);
+
+	if (max_servers < PUSH_POOL_MIN || start_servers < PUSH_POOL_MIN)
+		WARN("rlm_ftmpush (%s): thread pool { start_servers = %u, max_servers = %u }: every pending push holds "
+		     "a worker thread for up to push.timeout (%u s), so at most %u logins can wait for their phones at "
+		     "once and a burst gets %u pushes out before new threads start; raise both to at least %u "
+		     "(docs/freeradius.md)", inst->name, start_servers, max_servers, inst->cfg.push.timeout,
+		     max_servers, start_servers < max_servers ? start_servers : max_servers, PUSH_POOL_MIN);
+}
+
 static int mod_instantiate(CONF_SECTION *conf, void *instance)
 {
 	rlm_ftmpush_t *inst = instance;
@@ -316,6 +341,7 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 			     "will give up on logins still waiting for the phone; raise max_request_time in "
 			     "radiusd.conf (and the NAS's RADIUS timeout) above push.timeout",
 			     inst->name, main_config.max_request_time, inst->cfg.push.timeout);
+		warn_thread_pool(inst);
 	}
 
 	INFO("rlm_ftmpush (%s): token_db %s, window %u, lockout_threshold %u, no_token %s, challenge %s, push %s",

@@ -7,8 +7,11 @@
 #   FTM_SKIP_DISTCHECK=1  skip make distcheck
 #   FTM_SKIP_FUZZ=1       skip the fuzz step; FTM_FUZZ_SECONDS=N runs each harness N s (default 20)
 #   FTM_TESTS="a.test b.test"  run only these integration tests
+#   FTM_REQUIRE_PG=0      let the PostgreSQL tests skip when no server binaries are installed
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+# deps.sh installs PostgreSQL: its tests (unit and pg_*.test) must run, not skip, here and in CI.
+export FTM_REQUIRE_PG=${FTM_REQUIRE_PG:-1}
 cd "$top"
 jobs=$(nproc 2>/dev/null || echo 2)
 results=()
