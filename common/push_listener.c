@@ -18,6 +18,7 @@
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 
+#include "ftm_enrol.h"
 #include "ftm_protect.h"
 #include "ftm_push.h"
 #include "push_listener.h"
@@ -54,6 +55,7 @@ struct ftm_push_listener {
 	char			*cert;
 	char			*key;
 	size_t			key_len;
+	ftm_enrol_t		*enrol;		/* the enrolment page, when its owner set one (atomic) */
 	unsigned		cap;		/* connections at once (FTM_PUSH_CONN_MAX or less) */
 	pthread_mutex_t		mu;		/* guards everything below */
 	pthread_cond_t		wake;
@@ -124,6 +126,42 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const 
 	return rc;
 }
 
+/* The page may hold a seed: MHD frees it through this, and it is zeroed first. */
+static void free_page(void *body)
+{
+	OPENSSL_cleanse(body, strlen(body));
+	free(body);
+}
+
+static enum MHD_Result respond_page(struct MHD_Connection *c, ftm_enrol_reply_t *reply, bool head)
+{
+	struct MHD_Response *r;
+	enum MHD_Result rc;
+
+	if (reply->body == NULL)
+		return MHD_NO;
+	if (head) {
+		r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		ftm_enrol_reply_free(reply);
+	} else {
+		r = MHD_create_response_from_buffer_with_free_callback(reply->body_len, reply->body, free_page);
+		if (r != NULL)
+			reply->body = NULL;	/* MHD owns it now */
+		else
+			ftm_enrol_reply_free(reply);
+	}
+	if (r == NULL)
+		return MHD_NO;
+	for (size_t i = 0; ftm_enrol_headers[i] != NULL; i += 2)
+		MHD_add_response_header(r, ftm_enrol_headers[i], ftm_enrol_headers[i + 1]);
+	MHD_add_response_header(r, "Content-Security-Policy", ftm_enrol_csp());
+	if (reply->allow)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, reply->allow);
+	rc = MHD_queue_response(c, reply->status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
 static void client_ip(struct MHD_Connection *c, char *out, size_t len)
 {
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -137,6 +175,50 @@ static void client_ip(struct MHD_Connection *c, char *out, size_t len)
 	else if (ci->client_addr->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)ci->client_addr)->sin6_addr, out,
 			  (socklen_t)len);
+}
+
+/* The enrolment page: GET (and HEAD) answered at once, the confirm form's body read up to its limit. */
+static enum MHD_Result handle_enrol(ftm_push_listener_t *l, ftm_enrol_t *enrol, struct MHD_Connection *c,
+				    const char *code, const char *method, const char *upload_data,
+				    size_t *upload_data_size, void **req_cls)
+{
+	request_t *rq = *req_cls;
+	ftm_enrol_reply_t reply;
+	char ip[INET6_ADDRSTRLEN + 1];
+	bool post = strcmp(method, "POST") == 0;
+
+	(void)l;
+	if (rq == NULL && post) {
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+		rq = calloc(1, sizeof(*rq));
+		if (rq == NULL)
+			return MHD_NO;
+		*req_cls = rq;
+		/* an announced oversized body is refused without reading it */
+		if (cl && strtoull(cl, NULL, 10) > FTM_ENROL_BODY_MAX)
+			rq->too_big = true;
+		else
+			return MHD_YES;
+	}
+	if (post && *upload_data_size > 0) {
+		if (rq->len + *upload_data_size > FTM_ENROL_BODY_MAX)
+			rq->too_big = true;
+		else if (!rq->too_big) {
+			memcpy(rq->body + rq->len, upload_data, *upload_data_size);
+			rq->len += *upload_data_size;
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	client_ip(c, ip, sizeof(ip));
+	if (post)
+		rq->body[rq->len] = '\0';
+	ftm_enrol_handle(enrol, method, code,
+			 MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+			 post ? rq->body : NULL, post ? (rq->too_big ? FTM_ENROL_BODY_MAX + 1 : rq->len) : 0,
+			 ip, time(NULL), &reply);
+	return respond_page(c, &reply, strcmp(method, "HEAD") == 0);
 }
 
 static uint64_t now_ms(void)
@@ -364,9 +446,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	bool is_cb = strncmp(url, CB_PREFIX, strlen(CB_PREFIX)) == 0;
 	bool is_gw = strcmp(url, GW_PATH) == 0;
 	bool is_health = strcmp(url, HEALTH_PATH) == 0;
+	ftm_enrol_t *enrol = __atomic_load_n(&l->enrol, __ATOMIC_ACQUIRE);
+	bool is_enrol = enrol != NULL && strncmp(url, FTM_ENROL_PREFIX, strlen(FTM_ENROL_PREFIX)) == 0;
 	int st;
 
 	(void)version;
+	if (is_enrol)
+		return handle_enrol(l, enrol, c, url + strlen(FTM_ENROL_PREFIX), method, upload_data,
+				    upload_data_size, req_cls);
 	if (rq == NULL) {
 		/* First call: headers only. Refuse what is not documented before reading any body. */
 		if (!is_cb && !is_gw && !is_health)
@@ -525,6 +612,12 @@ ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *
 fail:
 	ftm_push_listener_stop(l);
 	return NULL;
+}
+
+void ftm_push_listener_set_enrol(ftm_push_listener_t *l, ftm_enrol_t *enrol)
+{
+	if (l != NULL)
+		__atomic_store_n(&l->enrol, enrol, __ATOMIC_RELEASE);
 }
 
 void ftm_push_listener_stop(ftm_push_listener_t *l)

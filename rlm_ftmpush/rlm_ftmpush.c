@@ -34,6 +34,7 @@ typedef struct {
 	char const	*challenge;
 	char const	*challenge_timeout;
 	char const	*debug;
+	char const	*issuer;
 	struct {
 		char const	*status;
 		char const	*server;
@@ -89,6 +90,7 @@ static const CONF_PARSER module_config[] = {
 	{ "challenge", OPT(challenge), NULL },
 	{ "challenge_timeout", OPT(challenge_timeout), NULL },
 	{ "debug", OPT(debug), NULL },
+	{ "issuer", OPT(issuer), NULL },
 	{ "push", FR_CONF_POINTER(PW_TYPE_SUBSECTION, NULL), (void const *) push_config },
 	CONF_PARSER_TERMINATOR
 };
@@ -204,6 +206,7 @@ static int map_config(rlm_ftmpush_t *inst, CONF_SECTION *conf)
 		{ "challenge", o->challenge },
 		{ "challenge_timeout", o->challenge_timeout },
 		{ "debug", o->debug },
+		{ "issuer", o->issuer },
 		{ "push.status", o->push.status },
 		{ "push.server", o->push.server },
 		{ "push.interface", o->push.interface },

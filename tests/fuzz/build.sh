@@ -17,9 +17,9 @@ flags=(-g -O1 -D_GNU_SOURCE -fno-omit-frame-pointer -fno-sanitize-recover=undefi
 # -Werror is the gcc build's gate (configure --enable-werror); clang's warnings differ, so only the
 # harnesses themselves are held to it here.
 # shellcheck disable=SC2207
-pkg_cflags=($(pkg-config --cflags openssl libcurl json-c sqlite3 libmicrohttpd libqrencode))
+pkg_cflags=($(pkg-config --cflags openssl libcurl json-c sqlite3 libmicrohttpd libqrencode libpq))
 # shellcheck disable=SC2207
-pkg_libs=($(pkg-config --libs openssl libcurl json-c sqlite3 libqrencode))
+pkg_libs=($(pkg-config --libs openssl libcurl json-c sqlite3 libqrencode libpq))
 
 objs=()
 for c in "$src"/common/*.c "$src/tests/fuzz/fuzz_mhd_stub.c"; do
