@@ -106,7 +106,8 @@ static void config_report(void *c, unsigned line, const char *message)
 {
 	ctx_t *ctx = c;
 
-	pam_syslog(ctx->pamh, LOG_ERR, "%s:%u: %s", ctx->args.config, line, message);
+	pam_syslog(ctx->pamh, strncmp(message, "warning:", 8) == 0 ? LOG_WARNING : LOG_ERR, "%s:%u: %s",
+		   ctx->args.config, line, message);
 }
 
 static const char *item_str(pam_handle_t *pamh, int item)
