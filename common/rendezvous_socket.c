@@ -246,14 +246,48 @@ static int connect_socket(const char *path)
  * The verdict read from the socket logs people in, so the process behind it must be the daemon: root
  * (ftmpushd.service) or the login process's own user. A squatter at the socket path (a writable
  * socket directory, or a daemon that is down) must not approve logins. */
-static bool server_trusted(int fd, struct ucred *cr)
+/* The daemon's own user (ftmpushd.service runs as ftmpush): the owner of the socket's directory, when
+ * only root could have given it that directory (its parent root's and writable by nobody else, as
+ * /run is for RuntimeDirectory=) and nobody else can write in it. */
+static bool socket_dir_owner(const char *path, uid_t *owner)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+	struct stat d, parent;
+
+	if (strlen(path) >= sizeof(dir))
+		return false;
+	memcpy(dir, path, strlen(path) + 1);
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return false;
+	*slash = '\0';
+	if (lstat(dir, &d) != 0 || !S_ISDIR(d.st_mode) || (d.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		return false;
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		return false;
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (stat(dir, &parent) != 0 || parent.st_uid != 0 || (parent.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		return false;
+	*owner = d.st_uid;
+	return true;
+}
+
+static bool server_trusted(int fd, const char *path, struct ucred *cr)
 {
 	socklen_t len = sizeof(*cr);
+	uid_t owner;
 
 	memset(cr, 0, sizeof(*cr));
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cr, &len) != 0 || len != sizeof(*cr))
 		return false;
-	return cr->uid == 0 || cr->uid == geteuid();
+	if (cr->uid == 0 || cr->uid == geteuid())
+		return true;
+	return socket_dir_owner(path, &owner) && cr->uid == owner;
 }
 /* ---- end qa ---- */
 
@@ -272,10 +306,10 @@ static int rdv_open(const char *path, const ftm_rdv_request_t *req, unsigned tim
 		ftm_log(log, FTM_LOG_ERR, "push for '%s': %s", req->user ? req->user : "", out->reason);
 		return -1;
 	}
-	if (!server_trusted(fd, &cr)) {
+	if (!server_trusted(fd, path, &cr)) {
 		close(fd);
 		reply_error(out, "Push unavailable (push daemon not trusted)",
-			    "the process at %s (pid %ld uid %lu) is not ftmpushd (not root, not uid %lu): refused",
+			    "the process at %s (pid %ld uid %lu) is not ftmpushd (not root, not uid %lu, not the owner of a root-made socket directory): refused",
 			    path, (long)cr.pid, (unsigned long)cr.uid, (unsigned long)geteuid());
 		ftm_log(log, FTM_LOG_ERR, "push for '%s': %s", req->user ? req->user : "", out->reason);
 		return -1;

@@ -13,6 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "ftm_auth.h"
 #include "ftm_config.h"
@@ -296,11 +299,18 @@ int main(int argc, char **argv)
 	}
 	ftm_log(&log, FTM_LOG_INFO, "ftmpushd: ready (socket %s, callbacks at %s)",
 		cfg.push.socket[0] ? cfg.push.socket : FTM_DEFAULT_SOCKET, ftm_push_base_url(d.push));
+#ifdef HAVE_SYSTEMD
+	/* Type=notify: systemd starts PAM-dependent units only once the socket and listener exist. */
+	sd_notify(0, "READY=1");
+#endif
 	do {
 		if (sigwait(&set, &sig) != 0)
 			break;
 	} while (sig != SIGTERM && sig != SIGINT);
 	ftm_log(&log, FTM_LOG_INFO, "ftmpushd: signal %d: stopping", sig);
+#ifdef HAVE_SYSTEMD
+	sd_notify(0, "STOPPING=1");
+#endif
 	rc = 0;
 out:
 	if (srv)
