@@ -246,38 +246,24 @@ static int connect_socket(const char *path)
  * The verdict read from the socket logs people in, so the process behind it must be the daemon: root
  * (ftmpushd.service) or the login process's own user. A squatter at the socket path (a writable
  * socket directory, or a daemon that is down) must not approve logins. */
-/* The daemon's own user (ftmpushd.service runs as ftmpush): the owner of the socket's directory, when
- * only root could have given it that directory (its parent root's and writable by nobody else, as
- * /run is for RuntimeDirectory=) and nobody else can write in it. */
-static bool socket_dir_owner(const char *path, uid_t *owner)
+/* The daemon's own user (ftmpushd.service runs as ftmpush, or freerad where FreeRADIUS owns the store):
+ * the owner of the token store. It can approve any login by writing the store already, so trusting its
+ * verdict on the socket gives it nothing more; a squatter of another user does not own the store. */
+static bool store_owner(const char *store, uid_t *owner)
 {
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char *slash;
-	struct stat d, parent;
+	struct stat st;
 
-	if (strlen(path) >= sizeof(dir))
+	if (store == NULL || *store == '\0')
 		return false;
-	memcpy(dir, path, strlen(path) + 1);
-	slash = strrchr(dir, '/');
-	if (slash == NULL || slash == dir)
+	if (strncmp(store, "sqlite:", 7) == 0)
+		store += 7;
+	if (*store != '/' || stat(store, &st) != 0 || !S_ISREG(st.st_mode))
 		return false;
-	*slash = '\0';
-	if (lstat(dir, &d) != 0 || !S_ISDIR(d.st_mode) || (d.st_mode & (S_IWGRP | S_IWOTH)) != 0)
-		return false;
-	slash = strrchr(dir, '/');
-	if (slash == NULL)
-		return false;
-	if (slash == dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	if (stat(dir, &parent) != 0 || parent.st_uid != 0 || (parent.st_mode & (S_IWGRP | S_IWOTH)) != 0)
-		return false;
-	*owner = d.st_uid;
+	*owner = st.st_uid;
 	return true;
 }
 
-static bool server_trusted(int fd, const char *path, struct ucred *cr)
+static bool server_trusted(int fd, const char *store, struct ucred *cr)
 {
 	socklen_t len = sizeof(*cr);
 	uid_t owner;
@@ -287,7 +273,7 @@ static bool server_trusted(int fd, const char *path, struct ucred *cr)
 		return false;
 	if (cr->uid == 0 || cr->uid == geteuid())
 		return true;
-	return socket_dir_owner(path, &owner) && cr->uid == owner;
+	return store_owner(store, &owner) && cr->uid == owner;
 }
 /* ---- end qa ---- */
 
@@ -306,10 +292,10 @@ static int rdv_open(const char *path, const ftm_rdv_request_t *req, unsigned tim
 		ftm_log(log, FTM_LOG_ERR, "push for '%s': %s", req->user ? req->user : "", out->reason);
 		return -1;
 	}
-	if (!server_trusted(fd, path, &cr)) {
+	if (!server_trusted(fd, req->store, &cr)) {
 		close(fd);
 		reply_error(out, "Push unavailable (push daemon not trusted)",
-			    "the process at %s (pid %ld uid %lu) is not ftmpushd (not root, not uid %lu, not the owner of a root-made socket directory): refused",
+			    "the process at %s (pid %ld uid %lu) is not ftmpushd (not root, not uid %lu, not the token store's owner): refused",
 			    path, (long)cr.pid, (unsigned long)cr.uid, (unsigned long)geteuid());
 		ftm_log(log, FTM_LOG_ERR, "push for '%s': %s", req->user ? req->user : "", out->reason);
 		return -1;
@@ -543,6 +529,7 @@ static void login_request(const ftm_config_t *cfg, const ftm_login_t *login, con
 	ftm_rdv_request_t r = {
 		.user = login->user, .serial = serial, .client = login->client, .nas = login->nas,
 		.host = login->host, .timeout = cfg->push.timeout ? cfg->push.timeout : 60,
+		.store = cfg->token_db,
 	};
 	*req = r;
 }
