@@ -15,6 +15,7 @@ PKGS=(
   oathtool pamtester libpam-wrapper libpam-pwdfile
   python3 python3-cryptography openssl sqlite3 curl ca-certificates
   openssh-server openssh-client expect iproute2 procps
+  debhelper lintian libsystemd-dev
 )
 
 missing=()

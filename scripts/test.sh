@@ -29,6 +29,12 @@ step "autoreconf"
 autoreconf -fi >/dev/null
 
 step "build (-Werror)"
+# A tree configured in place (README's "from source" Quick start: ./configure && make) cannot also be
+# built out of tree (automake: "source directory already configured"): clean it in place first.
+if [ -f "$top/config.status" ]; then
+  echo "an in-tree ./configure was run in $top: make distclean there first (the build goes to build/)"
+  make -C "$top" distclean >/dev/null 2>&1 || rm -f "$top/config.status" "$top/Makefile" "$top/config.h"
+fi
 mkdir -p build/test
 (cd build/test && "$top/configure" --enable-werror --with-freeradius-include="$frinc" >configure.out && make -j"$jobs")
 

@@ -14,7 +14,14 @@ tools/ftmpushd.service: $(top_srcdir)/tools/ftmpushd.service.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) tools && sed -e 's|@sbindir[@]|$(sbindir)|g' -e 's|@FTM_UNIT_TYPE[@]|$(FTM_UNIT_TYPE)|g' \
 	  -e 's|@FTM_SYSCONFDIR[@]|/etc/ftmpush|g' $(top_srcdir)/tools/ftmpushd.service.in >$@.tmp && mv $@.tmp $@
 CLEANFILES += tools/ftmpushd.service
-EXTRA_DIST += tools/ftmpushd.service.in tools/ftmpush.sysusers tools/ftmpush.tmpfiles
+# The same for a box without systemd (README: `service ftmpushd start`); Debian installs it as
+# /etc/init.d/ftmpushd, a source install copies it there by hand (README).
+noinst_SCRIPTS = tools/ftmpushd.init
+tools/ftmpushd.init: $(top_srcdir)/tools/ftmpushd.init.in Makefile
+	$(AM_V_GEN)$(MKDIR_P) tools && sed -e 's|@sbindir[@]|$(sbindir)|g' $(top_srcdir)/tools/ftmpushd.init.in >$@.tmp \
+	  && chmod 0755 $@.tmp && mv $@.tmp $@
+CLEANFILES += tools/ftmpushd.init
+EXTRA_DIST += tools/ftmpushd.service.in tools/ftmpushd.init.in tools/ftmpush.sysusers tools/ftmpush.tmpfiles
 
 # sysusers.d and tmpfiles.d want NAME.conf: installed under the package's name.
 install-data-local: install-ftmpush-sysusers
