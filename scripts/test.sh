@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # README's test command: installs what is needed, builds with -Werror, runs the unit tests (plain and
 # under ASan/UBSan), the integration tests (stock freeradius + radclient, pamtester + pam_wrapper, sshd,
-# the simulated phone) and `make distcheck`. Exits non-zero when anything fails.
+# the simulated phone; as root also tests/integration/quickstart.test, which builds the .debs and follows
+# README's Quick starts on the real /etc and /var, about 3-6 minutes) and `make distcheck`. Exits non-zero
+# when anything fails.
 #   FTM_SKIP_DEPS=1       do not run scripts/deps.sh
 #   FTM_SKIP_DISTCHECK=1  skip make distcheck
 #   FTM_TESTS="a.test b.test"  run only these integration tests
