@@ -1,7 +1,5 @@
-# tools/ftmpushd.mk: the callback daemon for PAM hosts, the Unix-socket rendezvous it serves, and the
-# systemd unit, system user and state directory that run it.
-common_libftmpush_la_SOURCES += \
-	common/ftm_rendezvous.h common/rendezvous_socket.c
+# tools/ftmpushd.mk: the callback daemon for PAM hosts (its work is common/push_daemon.c), and the
+# systemd unit, init script, system user and state directory that run it.
 sbin_PROGRAMS += tools/ftmpushd
 tools_ftmpushd_SOURCES = tools/ftmpushd.c
 tools_ftmpushd_CFLAGS = $(AM_CFLAGS) $(SYSTEMD_CFLAGS)
