@@ -104,17 +104,59 @@ void ftm_config_defaults(ftm_config_t *cfg)
 
 #define seterr ftm_set_err	/* the one error-buffer helper (util.c) */
 
-/* "push.X", "push_X" -> the table entry of "push.X" (smtp alike); top-level names as they are. */
-static const opt_t *find_option(const char *name)
+/* Old names an admin migrating from a FortiGate types (FortiOS's `config system ftm-push` called
+ * the callback address server-ip before it became server): accepted, with a warning. */
+static const struct {
+	const char	*old_name;	/* canonical spelling, "push.X" */
+	const char	*name;
+	const char	*warning;
+} aliases[] = {
+	{ "push.server-ip", "push.server",
+	  "server-ip is deprecated (FortiOS's old name): write server; accepted as server" },
+};
+#define N_ALIASES (sizeof(aliases) / sizeof(aliases[0]))
+
+/* "push.X", "push_X" -> "push.X" in canon (smtp alike); top-level names as they are. */
+static void canonical_name(const char *name, char *canon, size_t len)
+{
+	if (strncmp(name, "push_", 5) == 0 || strncmp(name, "push.", 5) == 0)
+		snprintf(canon, len, "push.%s", name + 5);
+	else if (strncmp(name, "smtp_", 5) == 0 || strncmp(name, "smtp.", 5) == 0)
+		snprintf(canon, len, "smtp.%s", name + 5);
+	else
+		snprintf(canon, len, "%s", name);
+}
+
+static const char *alias_target(const char *canon)
+{
+	for (size_t i = 0; i < N_ALIASES; i++)
+		if (strcmp(aliases[i].old_name, canon) == 0)
+			return aliases[i].name;
+	return NULL;
+}
+
+const char *ftm_config_deprecated(const char *name)
 {
 	char canon[64];
 
-	if (strncmp(name, "push_", 5) == 0 || strncmp(name, "push.", 5) == 0)
-		snprintf(canon, sizeof(canon), "push.%s", name + 5);
-	else if (strncmp(name, "smtp_", 5) == 0 || strncmp(name, "smtp.", 5) == 0)
-		snprintf(canon, sizeof(canon), "smtp.%s", name + 5);
-	else
-		snprintf(canon, sizeof(canon), "%s", name);
+	if (name == NULL)
+		return NULL;
+	canonical_name(name, canon, sizeof(canon));
+	for (size_t i = 0; i < N_ALIASES; i++)
+		if (strcmp(aliases[i].old_name, canon) == 0)
+			return aliases[i].warning;
+	return NULL;
+}
+
+static const opt_t *find_option(const char *name)
+{
+	char canon[64];
+	const char *target;
+
+	canonical_name(name, canon, sizeof(canon));
+	target = alias_target(canon);
+	if (target != NULL)
+		snprintf(canon, sizeof(canon), "%s", target);
 	for (size_t i = 0; i < N_OPTIONS; i++)
 		if (strcmp(options[i].name, canon) == 0)
 			return &options[i];
@@ -353,6 +395,10 @@ static void parse_line(struct load_state *ls, ftm_config_t *cfg, unsigned lineno
 	if (ftm_config_set(cfg, name, val, e, sizeof(e)) != 0) {
 		load_error(ls, lineno, "%s", e);
 		return;
+	}
+	if (ftm_config_deprecated(name) != NULL && ls->report != NULL) {
+		snprintf(e, sizeof(e), "warning: %s", ftm_config_deprecated(name));
+		ls->report(ls->ctx, lineno, e);	/* a warning: not counted as an error */
 	}
 	if (o->secret && *val != '\0')
 		*has_secret = true;

@@ -80,6 +80,11 @@ int ftm_config_validate(const ftm_config_t *cfg, ftm_config_report_fn report, vo
 /* A bare e-mail address (local@domain) safe to put into a header and an SMTP command. */
 bool ftm_config_valid_email(const char *address);
 
+/* A deprecated spelling still accepted by ftm_config_set (FortiOS's push "server-ip" for "server"):
+ * the one warning text to log for NAME, or NULL when NAME is not deprecated. ftm_config_load reports
+ * it itself, prefixed "warning: ", without counting it as an error. */
+const char *ftm_config_deprecated(const char *name);
+
 /* Names of every option, NULL-terminated (for docs, `config check`, and front-end mapping). */
 extern const char *const ftm_config_option_names[];
 

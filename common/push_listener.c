@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <linux/tcp.h>		/* struct tcp_info with tcpi_bytes_received (glibc's lacks it) */
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 
@@ -541,6 +543,91 @@ static struct MHD_Daemon *start(ftm_push_listener_t *l, unsigned flags, unsigned
 				MHD_OPTION_NOTIFY_COMPLETED, completed, l, MHD_OPTION_END);
 }
 
+/* ---- who holds the callback port (FreeRADIUS's listener and ftmpushd both default to 4433) ---- */
+
+/* The inode of a listening TCP socket on port, from /proc/net/tcp or tcp6; 0 if none is seen. */
+static unsigned long listening_inode(const char *table, unsigned port)
+{
+	char line[512];
+	unsigned long inode = 0;
+	FILE *f = fopen(table, "re");
+
+	if (f == NULL)
+		return 0;
+	while (inode == 0 && fgets(line, sizeof(line), f) != NULL) {
+		unsigned lport, st;
+		unsigned long ino;
+
+		/* "sl local_address:port rem_address:port st tx:rx tr:tm retrnsmt uid timeout inode" */
+		if (sscanf(line, " %*s %*[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*s %*s %lu", &lport, &st, &ino) == 3 &&
+		    lport == port && st == 0x0A /* TCP_LISTEN */)
+			inode = ino;
+	}
+	fclose(f);
+	return inode;
+}
+
+/* "freeradius (pid 123)" for the process holding socket inode, or "" when /proc does not tell us. */
+static void socket_owner(unsigned long inode, char *who, size_t who_len)
+{
+	char want[64], path[640], link[64];
+	DIR *procs = opendir("/proc");
+	struct dirent *p;
+
+	who[0] = '\0';
+	if (procs == NULL)
+		return;
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	while (who[0] == '\0' && (p = readdir(procs)) != NULL) {
+		DIR *fds;
+		struct dirent *fd;
+
+		if (p->d_name[0] < '1' || p->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fd", p->d_name);
+		if ((fds = opendir(path)) == NULL)
+			continue;
+		while ((fd = readdir(fds)) != NULL) {
+			ssize_t n;
+
+			snprintf(path, sizeof(path), "/proc/%s/fd/%s", p->d_name, fd->d_name);
+			n = readlink(path, link, sizeof(link) - 1);
+			if (n <= 0)
+				continue;
+			link[n] = '\0';
+			if (strcmp(link, want) == 0) {
+				char comm[64] = "?";
+				FILE *c;
+
+				snprintf(path, sizeof(path), "/proc/%s/comm", p->d_name);
+				if ((c = fopen(path, "re")) != NULL) {
+					if (fgets(comm, sizeof(comm), c) != NULL)
+						comm[strcspn(comm, "\n")] = '\0';
+					fclose(c);
+				}
+				snprintf(who, who_len, "%.63s (pid %.20s)", comm, p->d_name);
+				break;
+			}
+		}
+		closedir(fds);
+	}
+	closedir(procs);
+}
+
+/* Non-zero when something already listens on TCP port; *who names it when /proc shows it. */
+static bool port_taken(unsigned port, char *who, size_t who_len)
+{
+	unsigned long inode = listening_inode("/proc/net/tcp6", port);
+
+	if (inode == 0)
+		inode = listening_inode("/proc/net/tcp", port);
+	who[0] = '\0';
+	if (inode == 0)
+		return false;
+	socket_owner(inode, who, who_len);
+	return true;
+}
+
 ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *answers, const ftm_config_t *cfg,
 					     const char *bind_addr, const ftm_log_t *log, char *err, size_t err_len)
 {
@@ -549,7 +636,7 @@ ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *
 	 * runs accept_policy and connection_notify, so they see a consistent count. */
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ERROR_LOG;
 	unsigned port = cfg->push.server_port;
-	char where[300];
+	char where[300], who[128];
 
 	if (l == NULL) {
 		snprintf(err, err_len, "out of memory");
@@ -590,11 +677,18 @@ ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *
 		snprintf(where, sizeof(where), "%s (%s) port %u", addr, cfg->push.interface, port);
 	} else {
 		l->mhd = start(l, flags | MHD_USE_DUAL_STACK, port, NULL);
-		if (l->mhd == NULL) {	/* no IPv6 on this host: IPv4 only */
+		if (l->mhd == NULL && !port_taken(port, who, sizeof(who))) {	/* no IPv6 here: IPv4 only */
 			ftm_log(log, FTM_LOG_WARN, "push listener: IPv6 unavailable, listening on IPv4 only");
 			l->mhd = start(l, flags, port, NULL);
 		}
 		snprintf(where, sizeof(where), "all addresses port %u", port);
+	}
+	if (l->mhd == NULL && port_taken(port, who, sizeof(who))) {
+		/* The usual cause: FreeRADIUS's rlm_ftmpush and ftmpushd on one host, both on 4433. */
+		snprintf(err, err_len, "push listener: TCP port %u (push.server_port) is already in use by %s: "
+			 "give one of them another push.server_port (ftmpushd and FreeRADIUS's ftmpush module "
+			 "both default to 4433)", port, who[0] ? who : "another process (ss -ltnp shows which)");
+		goto fail;
 	}
 	if (l->mhd == NULL) {
 		snprintf(err, err_len, "push listener: cannot listen with TLS on %s (port in use, or bad "

@@ -31,6 +31,12 @@ say "FreeRADIUS headers (scripts/freeradius-headers.sh)"
 bash scripts/freeradius-headers.sh
 
 say "build (build/demo)"
+# A tree configured in place (README's "from source" Quick start: ./configure && make) cannot also be
+# built out of tree (automake: "source directory already configured"): clean it in place first.
+if [ -f "$top/config.status" ]; then
+  echo "an in-tree ./configure was run in $top: make distclean there first (the build goes to build/)"
+  make -C "$top" distclean >/dev/null 2>&1 || rm -f "$top/config.status" "$top/Makefile" "$top/config.h"
+fi
 autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
 mkdir -p build/demo
 (cd build/demo && "$top/configure" --enable-werror --with-freeradius-include="$top/build/freeradius-include" \

@@ -17,6 +17,7 @@ PKGS=(
   chromium zbar-tools
   openssh-server openssh-client expect iproute2 procps
   clang libclang-rt-14-dev
+  debhelper lintian libsystemd-dev
 )
 
 missing=()

@@ -256,14 +256,16 @@ static void config_report(void *ctx, unsigned line, const char *message)
 		fprintf(stderr, "%s: %s: %s\n", prog, file, message);
 }
 
-/* --config FILE, else the default config file when it exists, else the built-in defaults. */
+/* --config FILE, else (without --db) the default config file when it exists, else the built-in
+ * defaults. --db names the store itself: the default config is not read then, so the store's owner
+ * (freerad, ftmpush) can manage it without access to root's 0600 /etc/ftmpush/ftmpush.conf. */
 static void load_config(void)
 {
 	char err[FTM_ERR_MAX];
 	const char *path = g.config;
 
 	ftm_config_defaults(&cfg);
-	if (path == NULL && access(FTM_DEFAULT_CONFIG, F_OK) == 0)
+	if (path == NULL && g.db == NULL && access(FTM_DEFAULT_CONFIG, F_OK) == 0)
 		path = FTM_DEFAULT_CONFIG;
 	if (path != NULL) {
 		err[0] = '\0';
