@@ -45,6 +45,16 @@ static const char *const schema_sql =
 	" created   INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens (user, serial);";
 
+/* Code-challenge States (by the SHA-256 of the State), for every process on this file. Created by
+ * every opener, so a store made before they lived here gains the table without a version change:
+ * older binaries never read it. */
+static const char *const states_sql =
+	"CREATE TABLE IF NOT EXISTS states ("
+	" id      TEXT PRIMARY KEY,"
+	" user    TEXT NOT NULL,"
+	" client  TEXT NOT NULL,"
+	" expires INTEGER NOT NULL)";
+
 #define TOKEN_COLS "serial, user, seed, alg, digits, period, status, last_step, failures, push, created"
 
 static int db_err(sq_t *s, const char *what, char *err, size_t err_len)
@@ -242,7 +252,8 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 	/* synchronous=FULL: a committed verdict (a consumed step, a failure count) survives a crash */
 	if (ensure_wal(s, err, err_len) != 0 ||
 	    exec(s, "PRAGMA synchronous=FULL", err, err_len) != 0 ||
-	    ensure_schema(s, err, err_len) != 0) {
+	    ensure_schema(s, err, err_len) != 0 ||
+	    exec(s, states_sql, err, err_len) != 0) {
 		sq_close(s);
 		return NULL;
 	}
@@ -604,6 +615,77 @@ out:
 	return rc;
 }
 
+/* ---- code-challenge States ---- */
+
+static int sq_state_put(void *be, const char *id, const char *user, const char *client, int64_t expires,
+			int64_t now, char *err, size_t err_len)
+{
+	sq_t *s = be;
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	pthread_mutex_lock(&s->mu);
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM states WHERE expires < ?", -1, &st, NULL) != SQLITE_OK) {
+		db_err(s, "state", err, err_len);
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, now);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		db_err(s, "state", err, err_len);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO states (id, user, client, expires) VALUES (?, ?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK) {
+		st = NULL;
+		db_err(s, "state", err, err_len);
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, client, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, expires);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		db_err(s, "state", err, err_len);
+	else
+		rc = 0;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+static int sq_state_take(void *be, const char *id, char *user, size_t user_len, char *client, size_t client_len,
+			 int64_t *expires, char *err, size_t err_len)
+{
+	sq_t *s = be;
+	sqlite3_stmt *st = NULL;
+	int rc = -1, r;
+
+	pthread_mutex_lock(&s->mu);
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM states WHERE id = ? RETURNING user, client, expires",
+			       -1, &st, NULL) != SQLITE_OK) {
+		db_err(s, "state", err, err_len);
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_DONE) {
+		rc = 1;
+	} else if (r == SQLITE_ROW) {
+		copy_text(user, user_len, sqlite3_column_text(st, 0));
+		copy_text(client, client_len, sqlite3_column_text(st, 1));
+		*expires = sqlite3_column_int64(st, 2);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_err(s, "state", err, err_len);
+	} else {
+		db_err(s, "state", err, err_len);
+	}
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
 const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.scheme		= "sqlite",
 	.open		= sq_open,
@@ -619,4 +701,6 @@ const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.remove		= sq_remove,
 	.list		= sq_list,
 	.verdict	= sq_verdict,
+	.state_put	= sq_state_put,
+	.state_take	= sq_state_take,
 };

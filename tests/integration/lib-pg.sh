@@ -52,7 +52,7 @@ pg_start() {
 }
 
 pg_start_again() {
-  pg_ctl_run -D "$PG_DATA" -o "-c listen_addresses= -k $PG_HOST -c fsync=on -c client_connection_check_interval=200ms" -l "$PG_LOG" -w -t 30 start \
+  pg_ctl_run -D "$PG_DATA" -o "-c listen_addresses= -k $PG_HOST -c fsync=on -c client_connection_check_interval=200ms" -l "$PG_LOG" -w -t 120 start \
     >/dev/null || { tail -n 30 "$PG_LOG"; echo "FAIL: pg_ctl start"; exit 1; }
 }
 
