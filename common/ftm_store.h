@@ -139,7 +139,8 @@ int ftm_token_otpauth_uri(const ftm_token_t *tok, const char *issuer, char *out,
 /* ---- code-challenge States, shared by every front end and node of the store ---- */
 
 /* Issue a State (FTM_STATE_HEX hex characters from the CSPRNG) for user and client, valid ttl seconds
- * from now; the store keeps only its SHA-256, the user, the client and the expiry. 0, or -1 with err. */
+ * from now; the store keeps only its SHA-256, the user, the client's SHA-256 and the expiry. 0, or -1
+ * with err. */
 int ftm_store_challenge_issue(ftm_store_t *st, const char *user, const char *client, time_t now, unsigned ttl,
 			      char state[FTM_STATE_HEX + 1], char *err, size_t err_len);
 /* Take a State, on any node: single use whatever the answer (an expired or mismatched one is consumed

@@ -1153,7 +1153,7 @@ int ftm_store_challenge_issue(ftm_store_t *st, const char *user, const char *cli
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char r[FTM_STATE_HEX / 2];
-	char id[65];
+	char id[65], client_id[65];
 	int rc;
 
 	if (st == NULL || user == NULL || state == NULL) {
@@ -1176,8 +1176,13 @@ int ftm_store_challenge_issue(ftm_store_t *st, const char *user, const char *cli
 		ftm_memzero(state, FTM_STATE_HEX + 1);
 		return -1;
 	}
-	rc = st->ops->state_put(st->be, id, user, client != NULL ? client : "", (int64_t)now + ttl, (int64_t)now,
-				err, err_len);
+	/* the client by its hash too: the whole binding, however long the NAS made it */
+	if (state_id(client != NULL ? client : "", client_id) != 0) {
+		SETERR("SHA-256 failure");
+		ftm_memzero(state, FTM_STATE_HEX + 1);
+		return -1;
+	}
+	rc = st->ops->state_put(st->be, id, user, client_id, (int64_t)now + ttl, (int64_t)now, err, err_len);
 	if (rc != 0)
 		ftm_memzero(state, FTM_STATE_HEX + 1);
 	return rc;
@@ -1186,7 +1191,7 @@ int ftm_store_challenge_issue(ftm_store_t *st, const char *user, const char *cli
 int ftm_store_challenge_take(ftm_store_t *st, const char *user, const char *client, const char *state,
 			     time_t now, ftm_state_check_t *check, char *err, size_t err_len)
 {
-	char id[65], who[FTM_USER_MAX], from[256];
+	char id[65], who[FTM_USER_MAX], from[256], client_id[65];
 	int64_t expires = 0;
 	int rc;
 
@@ -1198,7 +1203,7 @@ int ftm_store_challenge_take(ftm_store_t *st, const char *user, const char *clie
 	}
 	if (strlen(state) != FTM_STATE_HEX)
 		return 0;	/* not one of ours: no need to ask the database */
-	if (state_id(state, id) != 0) {
+	if (state_id(state, id) != 0 || state_id(client != NULL ? client : "", client_id) != 0) {
 		SETERR("SHA-256 failure");
 		return -1;
 	}
@@ -1207,7 +1212,7 @@ int ftm_store_challenge_take(ftm_store_t *st, const char *user, const char *clie
 		return -1;
 	if (rc == 1)
 		return 0;
-	if (strcmp(who, user) != 0 || strcmp(from, client != NULL ? client : "") != 0)
+	if (strcmp(who, user) != 0 || strcmp(from, client_id) != 0)
 		*check = FTM_STATE_MISMATCH;
 	else if ((int64_t)now >= expires)
 		*check = FTM_STATE_EXPIRED;

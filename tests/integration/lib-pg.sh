@@ -57,7 +57,7 @@ pg_start_again() {
 }
 
 pg_stop() {
-  [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ] && pg_ctl_run -D "$PG_DATA" -m "${1:-fast}" -w -t 30 stop >/dev/null 2>&1
+  [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ] && pg_ctl_run -D "$PG_DATA" -m "${1:-fast}" -w -t 120 stop >/dev/null 2>&1
   return 0
 }
 
