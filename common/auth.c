@@ -15,7 +15,6 @@ struct ftm_auth {
 	ftm_config_t	cfg;
 	ftm_log_t	log;
 	ftm_store_t	*store;
-	ftm_states_t	*challenges;	/* the code challenges' States */
 
 	pthread_mutex_t	lock;		/* guards the push implementation */
 	ftm_push_ops_t	ops;
@@ -112,12 +111,6 @@ ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *er
 		free(auth);
 		return NULL;
 	}
-	auth->challenges = ftm_states_new(NULL);
-	if (auth->challenges == NULL) {
-		ftm_set_err(err, err_len, "out of memory");
-		ftm_auth_free(auth);
-		return NULL;
-	}
 	/* Until an engine is started in this process, a push goes through ftmpushd. */
 	if (cfg->push.status && ftm_push_client_attach(auth, why, sizeof(why)) != 0) {
 		ftm_set_err(err, err_len, "ftmpushd client: %.400s", why);
@@ -134,7 +127,6 @@ void ftm_auth_free(ftm_auth_t *auth)
 	/* The engine's waiters may still call back into auth while it stops: stop it first. */
 	ftm_auth_set_push_ops(auth, NULL, NULL);
 	ftm_store_close(auth->store);
-	ftm_states_free(auth->challenges);
 	pthread_mutex_destroy(&auth->lock);
 	ftm_memzero(&auth->cfg, sizeof(auth->cfg));	/* ntfy_token */
 	free(auth);
@@ -589,7 +581,6 @@ void ftm_auth_after_password(ftm_auth_t *auth, const ftm_login_t *login, const c
 void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out)
 {
 	char reason[FTM_MSG_MAX] = "";
-	bool evicted = false;
 
 	if (out == NULL)
 		return;
@@ -598,14 +589,13 @@ void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t 
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "no auth context or user");
 		return;
 	}
-	if (ftm_states_issue(auth->challenges, login->user, login->client, now, auth->cfg.challenge_timeout, NULL, 0,
-			     out->state, &evicted, reason, sizeof(reason)) != 0) {
+	/* in the store: the answer may come to another node or front end of the same store */
+	if (ftm_store_challenge_issue(auth->store, login->user, login->client, now, auth->cfg.challenge_timeout,
+				      out->state, reason, sizeof(reason)) != 0) {
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, reason);
 		log_outcome(auth, "challenge", login, out);
 		return;
 	}
-	if (evicted)
-		ftm_log(&auth->log, FTM_LOG_WARN, "challenges full: the oldest pending one was dropped");
 	out->result = FTM_RES_CHALLENGE;
 	ftm_copy(out->message, sizeof(out->message), FTM_MSG_ENTER_CODE);
 	snprintf(out->reason, sizeof(out->reason), "code challenge issued, valid %us", auth->cfg.challenge_timeout);
@@ -615,6 +605,8 @@ void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t 
 void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const char *state,
 			       const char *answer, time_t now, ftm_outcome_t *out)
 {
+	ftm_state_check_t check = FTM_STATE_UNKNOWN;
+	char reason[FTM_MSG_MAX] = "";
 	ftm_push_ops_t ops;
 	void *ops_ctx = NULL;
 
@@ -625,7 +617,13 @@ void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "no auth context, user, state or answer");
 		return;
 	}
-	switch (ftm_states_take(auth->challenges, login->user, login->client, state, now, NULL, 0)) {
+	if (ftm_store_challenge_take(auth->store, login->user, login->client, state, now, &check,
+				     reason, sizeof(reason)) != 0) {
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, reason);
+		log_outcome(auth, "challenge answer", login, out);
+		return;
+	}
+	switch (check) {
 	case FTM_STATE_OK:
 		check_code(auth, login, answer, now, out);
 		log_outcome(auth, "challenge answer", login, out);

@@ -8,6 +8,7 @@
 #include <time.h>
 #include "ftm_otp.h"
 #include "ftm_log.h"
+#include "ftm_states.h"
 
 #define FTM_SERIAL_MAX	64
 #define FTM_USER_MAX	256
@@ -182,5 +183,18 @@ int ftm_store_activation_confirm(ftm_store_t *st, const char *code, const char *
 				 const ftm_verify_params_t *params, ftm_activation_t *out);
 /* The newest link of a token (its address and expiry; never a code): 0, 1 none, -1. */
 int ftm_store_activation_get(ftm_store_t *st, const char *serial, ftm_activation_t *out, char *err, size_t err_len);
+
+/* ---- code-challenge States, shared by every front end and node of the store ---- */
+
+/* Issue a State (FTM_STATE_HEX hex characters from the CSPRNG) for user and client, valid ttl seconds
+ * from now; the store keeps only its SHA-256, the user, the client's SHA-256 and the expiry. 0, or -1
+ * with err. */
+int ftm_store_challenge_issue(ftm_store_t *st, const char *user, const char *client, time_t now, unsigned ttl,
+			      char state[FTM_STATE_HEX + 1], char *err, size_t err_len);
+/* Take a State, on any node: single use whatever the answer (an expired or mismatched one is consumed
+ * too). *check: FTM_STATE_OK, _EXPIRED, _MISMATCH (another user or client) or _UNKNOWN. 0, or -1 with
+ * err when the store failed (fail closed: the caller refuses). */
+int ftm_store_challenge_take(ftm_store_t *st, const char *user, const char *client, const char *state,
+			     time_t now, ftm_state_check_t *check, char *err, size_t err_len);
 
 #endif

@@ -1441,3 +1441,95 @@ int ftm_store_activation_get(ftm_store_t *st, const char *serial, ftm_activation
 	out->tries_left = a.failures < FTM_ACTIVATION_TRIES ? FTM_ACTIVATION_TRIES - a.failures : 0;
 	return 0;
 }
+
+/* ---- code-challenge States ---- */
+
+/* The row's key: the State is a bearer secret, so what the database holds is its SHA-256. */
+static int state_id(const char *state, char id[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[32];
+	unsigned int n = 0;
+
+	if (EVP_Digest(state, strlen(state), md, &n, EVP_sha256(), NULL) != 1 || n != sizeof(md))
+		return -1;
+	for (size_t i = 0; i < sizeof(md); i++) {
+		id[2 * i] = hex[md[i] >> 4];
+		id[2 * i + 1] = hex[md[i] & 15];
+	}
+	id[64] = '\0';
+	return 0;
+}
+
+int ftm_store_challenge_issue(ftm_store_t *st, const char *user, const char *client, time_t now, unsigned ttl,
+			      char state[FTM_STATE_HEX + 1], char *err, size_t err_len)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char r[FTM_STATE_HEX / 2];
+	char id[65], client_id[65];
+	int rc;
+
+	if (st == NULL || user == NULL || state == NULL) {
+		SETERR("no token store or user");
+		return -1;
+	}
+	state[0] = '\0';
+	if (RAND_bytes(r, sizeof(r)) != 1) {
+		SETERR("CSPRNG failure");
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(r); i++) {
+		state[2 * i] = hex[r[i] >> 4];
+		state[2 * i + 1] = hex[r[i] & 15];
+	}
+	state[FTM_STATE_HEX] = '\0';
+	ftm_memzero(r, sizeof(r));
+	if (state_id(state, id) != 0) {
+		SETERR("SHA-256 failure");
+		ftm_memzero(state, FTM_STATE_HEX + 1);
+		return -1;
+	}
+	/* the client by its hash too: the whole binding, however long the NAS made it */
+	if (state_id(client != NULL ? client : "", client_id) != 0) {
+		SETERR("SHA-256 failure");
+		ftm_memzero(state, FTM_STATE_HEX + 1);
+		return -1;
+	}
+	rc = st->ops->state_put(st->be, id, user, client_id, (int64_t)now + ttl, (int64_t)now, err, err_len);
+	if (rc != 0)
+		ftm_memzero(state, FTM_STATE_HEX + 1);
+	return rc;
+}
+
+int ftm_store_challenge_take(ftm_store_t *st, const char *user, const char *client, const char *state,
+			     time_t now, ftm_state_check_t *check, char *err, size_t err_len)
+{
+	char id[65], who[FTM_USER_MAX], from[256], client_id[65];
+	int64_t expires = 0;
+	int rc;
+
+	if (check != NULL)
+		*check = FTM_STATE_UNKNOWN;
+	if (st == NULL || user == NULL || state == NULL || check == NULL) {
+		SETERR("no token store, user or state");
+		return -1;
+	}
+	if (strlen(state) != FTM_STATE_HEX)
+		return 0;	/* not one of ours: no need to ask the database */
+	if (state_id(state, id) != 0 || state_id(client != NULL ? client : "", client_id) != 0) {
+		SETERR("SHA-256 failure");
+		return -1;
+	}
+	rc = st->ops->state_take(st->be, id, who, sizeof(who), from, sizeof(from), &expires, err, err_len);
+	if (rc < 0)
+		return -1;
+	if (rc == 1)
+		return 0;
+	if (strcmp(who, user) != 0 || strcmp(from, client_id) != 0)
+		*check = FTM_STATE_MISMATCH;
+	else if ((int64_t)now >= expires)
+		*check = FTM_STATE_EXPIRED;
+	else
+		*check = FTM_STATE_OK;
+	return 0;
+}

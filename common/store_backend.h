@@ -78,6 +78,13 @@ typedef struct ftm_store_backend {
 	int (*act_get_serial)(void *be, const char *serial, ftm_activation_row_t *out, char *err, size_t err_len);
 	/* Forget every link of a token (deleted, re-issued). */
 	int (*act_revoke)(void *be, const char *serial, char *err, size_t err_len);
+
+	/* Code-challenge States, by id (the hex SHA-256 of the State, never the State itself). put also
+	 * purges the entries expired before `now`; take deletes the entry and returns it (1: none). */
+	int (*state_put)(void *be, const char *id, const char *user, const char *client, int64_t expires,
+			 int64_t now, char *err, size_t err_len);
+	int (*state_take)(void *be, const char *id, char *user, size_t user_len, char *client, size_t client_len,
+			  int64_t *expires, char *err, size_t err_len);					/* 1 */
 } ftm_store_backend_t;
 
 extern const ftm_store_backend_t ftm_store_backend_sqlite;

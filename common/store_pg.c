@@ -17,7 +17,7 @@
 #define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
 
 /* The newest schema this binary knows; migrations[v] brings a database from version v to v + 1. */
-#define SCHEMA_VERSION	1
+#define SCHEMA_VERSION	2
 /* Connections per process: FreeRADIUS threads beyond this wait for one (POOL_WAIT_MS at most). */
 #define POOL_SIZE	8
 #define POOL_WAIT_MS	10000
@@ -33,7 +33,7 @@
 
 #define TOKEN_COLS "serial, username, seed, alg, digits, period, status, last_step, failures, push, created"
 
-/* Schema version 1. Text compares bytewise (COLLATE "C") so lists order like the SQLite store. */
+/* Text compares bytewise (COLLATE "C") so lists order like the SQLite store. */
 static const char *const migrations[SCHEMA_VERSION] = {
 	"CREATE TABLE ftm_meta (name text COLLATE \"C\" PRIMARY KEY, value bytea NOT NULL);"
 	"CREATE TABLE ftm_tokens ("
@@ -49,13 +49,21 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	" push      text NOT NULL DEFAULT '',"
 	" created   bigint NOT NULL);"
 	"CREATE INDEX ftm_tokens_by_user ON ftm_tokens (username, serial);",
+	/* 2: code-challenge States, by the SHA-256 of the State: a challenge from one node answered on another */
+	"CREATE TABLE ftm_states ("
+	" id       text COLLATE \"C\" PRIMARY KEY,"
+	" username text COLLATE \"C\" NOT NULL,"
+	" client   text NOT NULL,"
+	" expires  bigint NOT NULL);"
+	"CREATE INDEX ftm_states_by_expiry ON ftm_states (expires);",
 };
 
 /* Prepared on a connection at first use ("ftm" + the index): a short PAM process prepares only what
  * its login runs. */
 enum {
 	Q_META_GET, Q_META_PUT, Q_INSERT, Q_GET, Q_REISSUE, Q_STATUS, Q_STATUS_CLEAR, Q_PUSH, Q_USER, Q_DELETE,
-	Q_LIST_ALL, Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE, Q_COUNT
+	Q_LIST_ALL, Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE,
+	Q_STATE_PURGE, Q_STATE_PUT, Q_STATE_TAKE, Q_COUNT
 };
 static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	[Q_META_GET]	 = { "SELECT value FROM ftm_meta WHERE name = $1", 1 },
@@ -75,6 +83,10 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	[Q_VERDICT_LOCK] = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE username = $1 ORDER BY serial FOR UPDATE", 1 },
 	[Q_VERDICT_PEEK] = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE username = $1 ORDER BY serial", 1 },
 	[Q_VERDICT_WRITE] = { "UPDATE ftm_tokens SET status = $1, last_step = $2, failures = $3 WHERE serial = $4", 4 },
+	[Q_STATE_PURGE]	 = { "DELETE FROM ftm_states WHERE expires < $1", 1 },
+	[Q_STATE_PUT]	 = { "INSERT INTO ftm_states (id, username, client, expires) VALUES ($1, $2, $3, $4)", 4 },
+	/* single use on every node: the DELETE that finds the row is the one answer that gets it */
+	[Q_STATE_TAKE]	 = { "DELETE FROM ftm_states WHERE id = $1 RETURNING username, client, expires", 1 },
 };
 
 typedef struct pg_link {
@@ -917,6 +929,76 @@ static int pg_verdict(void *be, const char *user, bool write, ftm_decide_fn deci
 	return with_link(be, verdict_on, &vc, err, err_len);
 }
 
+/* ---- code-challenge States ---- */
+
+struct state_ctx {
+	const char	*id, *user, *client;
+	int64_t		expires, now;
+	char		*user_out, *client_out;
+	size_t		user_len, client_len;
+};
+
+static int state_put_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct state_ctx *sc = c;
+	char now[24], expires[24];
+	const char *purge[1] = { now };
+	const char *values[4] = { sc->id, sc->user, sc->client, expires };
+	PGresult *res;
+
+	snprintf(now, sizeof(now), "%" PRId64, sc->now);
+	snprintf(expires, sizeof(expires), "%" PRId64, sc->expires);
+	res = run(l, Q_STATE_PURGE, 1, purge, NULL, NULL);
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "state", err, err_len) != 0)
+		return first_failed(l, -1);
+	PQclear(res);
+	res = run(l, Q_STATE_PUT, 4, values, NULL, NULL);
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "state", err, err_len) != 0)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+static int pg_state_put(void *be, const char *id, const char *user, const char *client, int64_t expires,
+			int64_t now, char *err, size_t err_len)
+{
+	struct state_ctx sc = { .id = id, .user = user, .client = client, .expires = expires, .now = now };
+
+	return with_link(be, state_put_on, &sc, err, err_len);
+}
+
+static int state_take_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct state_ctx *sc = c;
+	const char *values[1] = { sc->id };
+	PGresult *res = run(l, Q_STATE_TAKE, 1, values, NULL, NULL);
+	int rc = 1;
+
+	/* not retried on a stale connection: the DELETE may have run, and a State is single use */
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "state", err, err_len) != 0)
+		return -1;
+	if (PQntuples(res) == 1) {
+		snprintf(sc->user_out, sc->user_len, "%s", PQgetvalue(res, 0, 0));
+		snprintf(sc->client_out, sc->client_len, "%s", PQgetvalue(res, 0, 1));
+		rc = parse_i64(PQgetvalue(res, 0, 2), &sc->expires) == 0 ? 0 : -1;
+		if (rc != 0)
+			SETERR("token store: damaged challenge state");
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int pg_state_take(void *be, const char *id, char *user, size_t user_len, char *client, size_t client_len,
+			 int64_t *expires, char *err, size_t err_len)
+{
+	struct state_ctx sc = { .id = id, .user_out = user, .user_len = user_len,
+				.client_out = client, .client_len = client_len };
+	int rc = with_link(be, state_take_on, &sc, err, err_len);
+
+	*expires = sc.expires;
+	return rc;
+}
+
 const ftm_store_backend_t ftm_store_backend_pg = {
 	.scheme		= "postgresql",
 	.open		= pg_open,
@@ -932,4 +1014,6 @@ const ftm_store_backend_t ftm_store_backend_pg = {
 	.remove		= pg_remove,
 	.list		= pg_list,
 	.verdict	= pg_verdict,
+	.state_put	= pg_state_put,
+	.state_take	= pg_state_take,
 };

@@ -24,6 +24,7 @@ enum sql_id {
 	SQL_BEGIN_IMMEDIATE, SQL_COMMIT, SQL_ROLLBACK, SQL_SAVEPOINT, SQL_RELEASE, SQL_ROLLBACK_TO,
 	SQL_META_GET, SQL_META_PUT, SQL_INSERT, SQL_GET, SQL_BY_USER, SQL_LIST_USER, SQL_LIST_ALL,
 	SQL_VERDICT_UPDATE, SQL_REISSUE, SQL_SET_STATUS, SQL_SET_STATUS_CLEAR_FAILURES, SQL_SET_PUSH, SQL_SET_USER, SQL_DELETE,
+	SQL_STATE_PURGE, SQL_STATE_PUT, SQL_STATE_TAKE,
 	SQL_COUNT
 };
 
@@ -51,6 +52,9 @@ static const char *const sql_text[SQL_COUNT] = {
 	[SQL_SET_PUSH]		= "UPDATE tokens SET push = ? WHERE serial = ?",
 	[SQL_SET_USER]		= "UPDATE tokens SET user = ? WHERE serial = ?",
 	[SQL_DELETE]		= "DELETE FROM tokens WHERE serial = ?",
+	[SQL_STATE_PURGE]	= "DELETE FROM states WHERE expires < ?",
+	[SQL_STATE_PUT]		= "INSERT INTO states (id, user, client, expires) VALUES (?, ?, ?, ?)",
+	[SQL_STATE_TAKE]	= "DELETE FROM states WHERE id = ? RETURNING user, client, expires",
 };
 
 /* One SQLite connection and its compiled statements; used by one thread at a time. */
@@ -106,6 +110,16 @@ static const char *const schema_sql =
 	" push      TEXT NOT NULL DEFAULT '',"
 	" created   INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens (user, serial);";
+
+/* Code-challenge States (by the SHA-256 of the State), for every process on this file. Created by
+ * every opener, so a store made before they lived here gains the table without a version change:
+ * older binaries never read it. */
+static const char *const states_sql =
+	"CREATE TABLE IF NOT EXISTS states ("
+	" id      TEXT PRIMARY KEY,"
+	" user    TEXT NOT NULL,"
+	" client  TEXT NOT NULL,"
+	" expires INTEGER NOT NULL)";
 
 static int db_err(sq_conn_t *c, const char *what, char *err, size_t err_len)
 {
@@ -500,7 +514,8 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 	s->log = log;
 	s->writer = conn_open(path, false, err, err_len);
 	if (s->writer == NULL || ensure_wal(s->writer, err, err_len) != 0 ||
-	    ensure_schema(s->writer, err, err_len) != 0 || act_schema(s->writer, err, err_len) != 0) {
+	    ensure_schema(s->writer, err, err_len) != 0 || act_schema(s->writer, err, err_len) != 0 ||
+	    exec(s->writer, states_sql, err, err_len) != 0) {
 		sq_close(s);
 		return NULL;
 	}
@@ -1132,6 +1147,85 @@ static int sq_act_revoke(void *be, const char *serial, char *err, size_t err_len
 	return write_job(be, job_act_revoke, (void *)serial, err, err_len);
 }
 
+/* ---- code-challenge States ---- */
+
+struct state_arg {
+	const char	*id, *user, *client;
+	int64_t		expires, now;
+	char		*user_out, *client_out;
+	size_t		user_len, client_len;
+	bool		found;
+};
+
+static int job_state_put(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	const struct state_arg *a = arg;
+	sqlite3_stmt *st = stmt(c, SQL_STATE_PURGE, err, err_len);
+	int rc = 0;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, a->now);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_err(c, "state", err, err_len);
+	stmt_done(st);
+	if (rc != 0 || (st = stmt(c, SQL_STATE_PUT, err, err_len)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, a->user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, a->client, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, a->expires);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_err(c, "state", err, err_len);
+	stmt_done(st);
+	return rc;
+}
+
+static int sq_state_put(void *be, const char *id, const char *user, const char *client, int64_t expires,
+			int64_t now, char *err, size_t err_len)
+{
+	struct state_arg a = { .id = id, .user = user, .client = client, .expires = expires, .now = now };
+
+	return write_job(be, job_state_put, &a, err, err_len);
+}
+
+/* A write: the DELETE that finds the row is the one answer that gets it, in any process. */
+static int job_state_take(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	struct state_arg *a = arg;
+	sqlite3_stmt *st = stmt(c, SQL_STATE_TAKE, err, err_len);
+	int rc = 0, r;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		copy_text(a->user_out, a->user_len, sqlite3_column_text(st, 0));
+		copy_text(a->client_out, a->client_len, sqlite3_column_text(st, 1));
+		a->expires = sqlite3_column_int64(st, 2);
+		a->found = true;
+		r = sqlite3_step(st);
+	}
+	if (r != SQLITE_DONE)
+		rc = db_err(c, "state", err, err_len);
+	stmt_done(st);
+	return rc;
+}
+
+static int sq_state_take(void *be, const char *id, char *user, size_t user_len, char *client, size_t client_len,
+			 int64_t *expires, char *err, size_t err_len)
+{
+	struct state_arg a = { .id = id, .user_out = user, .user_len = user_len,
+			       .client_out = client, .client_len = client_len };
+	int rc = write_job(be, job_state_take, &a, err, err_len);
+
+	if (rc != 0)
+		return -1;
+	*expires = a.expires;
+	return a.found ? 0 : 1;
+}
+
 const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.scheme		= "sqlite",
 	.open		= sq_open,
@@ -1151,4 +1245,6 @@ const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.act_verdict	= sq_act_verdict,
 	.act_get_serial	= sq_act_get_serial,
 	.act_revoke	= sq_act_revoke,
+	.state_put	= sq_state_put,
+	.state_take	= sq_state_take,
 };

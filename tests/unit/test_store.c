@@ -698,6 +698,33 @@ static void threads_with_their_own_handles_accept_a_code_once(void **state)
 	hammer_run(*state, true);
 }
 
+/* ---- code-challenge States: kept in the store, so another process on the file can take them ---- */
+
+static void a_challenge_issued_by_one_process_is_answered_once_by_another(void **state)
+{
+	fixture_t *f = *state;
+	char err[256], a[FTM_STATE_HEX + 1], b[FTM_STATE_HEX + 1];
+	ftm_store_t *other = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+	ftm_state_check_t check;
+
+	assert_non_null(other);
+	assert_int_equal(ftm_store_challenge_issue(f->st, "alice", "10.0.0.1", T1, 60, a, err, sizeof(err)), 0);
+	assert_int_equal(strlen(a), FTM_STATE_HEX);
+	assert_int_equal(ftm_store_challenge_take(other, "alice", "10.0.0.1", a, T1 + 59, &check, err, sizeof(err)), 0);
+	assert_int_equal(check, FTM_STATE_OK);
+	assert_int_equal(ftm_store_challenge_take(f->st, "alice", "10.0.0.1", a, T1 + 59, &check, err, sizeof(err)), 0);
+	assert_int_equal(check, FTM_STATE_UNKNOWN);	/* single use */
+	assert_int_equal(ftm_store_challenge_issue(f->st, "alice", "10.0.0.1", T1, 60, b, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_challenge_take(other, "alice", "10.0.0.2", b, T1, &check, err, sizeof(err)), 0);
+	assert_int_equal(check, FTM_STATE_MISMATCH);	/* another client: refused and consumed */
+	assert_int_equal(ftm_store_challenge_take(f->st, "alice", "10.0.0.1", b, T1, &check, err, sizeof(err)), 0);
+	assert_int_equal(check, FTM_STATE_UNKNOWN);
+	assert_int_equal(ftm_store_challenge_issue(f->st, "alice", "10.0.0.1", T1, 60, b, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_challenge_take(other, "alice", "10.0.0.1", b, T1 + 60, &check, err, sizeof(err)), 0);
+	assert_int_equal(check, FTM_STATE_EXPIRED);
+	ftm_store_close(other);
+}
+
 /* Concurrent writes of one process share group commits: each thread's verdicts on its own user all
  * commit, in order, while a failing write of another thread (a duplicate serial) is undone alone. */
 struct own_user {
@@ -949,6 +976,7 @@ int main(void)
 		T(threads_sharing_a_handle_accept_a_code_once),
 		T(concurrent_writers_commit_together_and_fail_alone),
 		T(threads_with_their_own_handles_accept_a_code_once),
+		T(a_challenge_issued_by_one_process_is_answered_once_by_another),
 		cmocka_unit_test(token_init_defaults_to_fortitoken_mobile),
 		cmocka_unit_test(otpauth_uri_encodes_label_and_parameters),
 	};

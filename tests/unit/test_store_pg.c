@@ -176,12 +176,13 @@ static ftm_verdict_t verify(ftm_store_t *st, const char *user, const char *code,
 
 /* ---- schema ---- */
 
-static void open_creates_the_schema_at_version_1(void **state)
+static void open_creates_the_schema_at_version_2(void **state)
 {
 	fixture_t *f = *state;
 
-	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), 1);
-	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), 1);
+	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), 2);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), 2);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_states"), 0);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_tokens"), 0);
 	/* a second node opening the same database changes nothing */
 	{
@@ -191,7 +192,31 @@ static void open_creates_the_schema_at_version_1(void **state)
 		assert_non_null(b);
 		ftm_store_close(b);
 	}
-	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), 1);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), 2);
+}
+
+/* A database left at version 1 by an older ftmpush (tokens, no shared States) is migrated when a
+ * newer node opens it, its tokens kept. */
+static void a_version_1_database_is_migrated_with_its_tokens(void **state)
+{
+	fixture_t *f = *state;
+	char err[512], st_hex[FTM_STATE_HEX + 1];
+	ftm_store_t *b;
+	ftm_state_check_t check;
+
+	add(f->st, "alice", "S1");
+	ftm_store_close(f->st);
+	f->st = NULL;
+	sql(f, "DROP TABLE ftm_states");
+	sql(f, "DELETE FROM ftm_schema WHERE version = 2");
+	b = open_node(f, f->key, err, sizeof(err));
+	assert_non_null(b);
+	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), 2);
+	assert_string_equal(get(b, "S1").user, "alice");
+	assert_int_equal(ftm_store_challenge_issue(b, "alice", "10.0.0.1", T1, 60, st_hex, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_challenge_take(b, "alice", "10.0.0.1", st_hex, T1, &check, err, sizeof(err)), 0);
+	assert_int_equal(check, FTM_STATE_OK);
+	f->st = b;
 }
 
 static void a_database_newer_than_the_binary_is_refused(void **state)
@@ -450,6 +475,43 @@ static void connections_closed_by_the_server_are_replaced_without_reopening(void
 	assert_int_equal(get(f->st, "S1").failures, 0);
 }
 
+/* ---- code-challenge States ---- */
+
+static void a_challenge_issued_on_one_node_is_answered_once_on_another(void **state)
+{
+	fixture_t *f = *state;
+	char err[512], a[FTM_STATE_HEX + 1], b2[FTM_STATE_HEX + 1], c[FTM_STATE_HEX + 1];
+	ftm_store_t *b = open_node(f, f->key, err, sizeof(err));
+	ftm_state_check_t check;
+
+	assert_non_null(b);
+	assert_int_equal(ftm_store_challenge_issue(f->st, "alice", "10.0.0.1", T1, 60, a, err, sizeof(err)), 0);
+	assert_int_equal(strlen(a), FTM_STATE_HEX);
+	/* only the State's hash is stored */
+	{
+		char q[160];
+
+		snprintf(q, sizeof(q), "SELECT count(*) FROM ftm_states WHERE id LIKE '%%%s%%' OR client LIKE '%%%s%%'", a, a);
+		assert_int_equal(sql_long(f, q), 0);
+		assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_states"), 1);
+	}
+	assert_int_equal(ftm_store_challenge_take(b, "alice", "10.0.0.1", a, T1 + 10, &check, err, sizeof(err)), 0);
+	assert_int_equal(check, FTM_STATE_OK);
+	assert_int_equal(ftm_store_challenge_take(f->st, "alice", "10.0.0.1", a, T1 + 10, &check, err, sizeof(err)), 0);
+	assert_int_equal(check, FTM_STATE_UNKNOWN);	/* single use across nodes */
+	/* another user or client: refused, and consumed */
+	assert_int_equal(ftm_store_challenge_issue(f->st, "alice", "10.0.0.1", T1, 60, b2, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_challenge_take(b, "bob", "10.0.0.1", b2, T1, &check, err, sizeof(err)), 0);
+	assert_int_equal(check, FTM_STATE_MISMATCH);
+	assert_int_equal(ftm_store_challenge_take(b, "alice", "10.0.0.1", b2, T1, &check, err, sizeof(err)), 0);
+	assert_int_equal(check, FTM_STATE_UNKNOWN);
+	/* expired */
+	assert_int_equal(ftm_store_challenge_issue(f->st, "alice", "10.0.0.1", T1, 60, c, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_challenge_take(b, "alice", "10.0.0.1", c, T1 + 60, &check, err, sizeof(err)), 0);
+	assert_int_equal(check, FTM_STATE_EXPIRED);
+	ftm_store_close(b);
+}
+
 /* ---- keys ---- */
 
 static void a_node_with_another_key_is_refused(void **state)
@@ -564,7 +626,9 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(open_creates_the_schema_at_version_1),
+		T(open_creates_the_schema_at_version_2),
+		T(a_version_1_database_is_migrated_with_its_tokens),
+		T(a_challenge_issued_on_one_node_is_answered_once_on_another),
 		T(a_database_newer_than_the_binary_is_refused),
 		T(tokens_are_added_read_changed_listed_and_deleted),
 		T(lists_order_by_user_then_serial_bytewise),
