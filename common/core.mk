@@ -1,7 +1,8 @@
 # common/core.mk: libftmpush_core, the core every front end links (helpers, messages, log, otp, passcode,
-# config, the decisions in auth and its challenge States, the push verdict shared by both push paths; with
-# store.mk and rendezvous.mk the store and ftmpushd's socket). No libcurl, no libmicrohttpd: those are the
-# push engine's (push.mk, libftmpush), which a PAM process never runs.
+# config, the decisions in auth and its challenge States, the push verdict shared by both push paths,
+# protect: secrets kept out of core dumps; with store.mk and rendezvous.mk the store and ftmpushd's
+# socket). No libcurl, no libmicrohttpd: those are the push engine's (push.mk, libftmpush), which a PAM
+# process never runs.
 noinst_LTLIBRARIES += common/libftmpush_core.la
 common_libftmpush_core_la_SOURCES = \
 	common/ftm_util.h common/util.c \
@@ -12,6 +13,7 @@ common_libftmpush_core_la_SOURCES = \
 	common/ftm_config.h common/config.c \
 	common/ftm_auth.h common/auth.c \
 	common/ftm_states.h common/states.c \
-	common/ftm_push_verdict.h common/push_verdict.c
+	common/ftm_push_verdict.h common/push_verdict.c \
+	common/ftm_protect.h common/protect.c
 common_libftmpush_core_la_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS) $(JSONC_CFLAGS) $(SQLITE_CFLAGS)
 common_libftmpush_core_la_LIBADD = $(OPENSSL_LIBS) $(JSONC_LIBS) $(SQLITE_LIBS)

@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 
 #include "ftm_config.h"
+#include "ftm_protect.h"
 #include "ftm_store.h"
 #include "seedcrypt.h"
 #include "store_backend.h"
@@ -28,6 +29,9 @@
 
 static const ftm_store_backend_t *const backends[] = {
 	&ftm_store_backend_sqlite,
+#ifdef HAVE_LIBPQ
+	&ftm_store_backend_pg,
+#endif
 	NULL
 };
 
@@ -105,6 +109,34 @@ static bool missing_key_for_existing_db(const char *db_path, const char *key_fil
 	return n == (ssize_t)sizeof(head) && memcmp(head, magic, sizeof(head)) == 0;
 }
 
+/* A shared store (every backend but SQLite) is opened by many nodes with one key: the key file is
+ * named explicitly, and one that is missing while the store already holds a key check is never
+ * created anew (a fresh random key would only be refused by the check, and left behind). */
+static int shared_store_key(ftm_store_t *st, const char *key_file, char *err, size_t err_len)
+{
+	uint8_t blob[FTM_SEALED_MAX];
+	size_t blen = 0;
+	struct stat sb;
+	int rc;
+
+	if (key_file == NULL || key_file[0] == '\0') {
+		SETERR("set key_file: a shared token store needs the same seed key file on every node "
+		       "(docs/ha.md)");
+		return -1;
+	}
+	if (lstat(key_file, &sb) == 0 || errno != ENOENT)
+		return 0;
+	rc = st->ops->meta_get(st->be, KEY_CHECK_NAME, blob, sizeof(blob), &blen, err, err_len);
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		SETERR("key file %s is missing but the token store already has a seed key: copy the key "
+		       "file from a node that uses this store (docs/ha.md)", key_file);
+		return -1;
+	}
+	return 0;
+}
+
 ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log_t *log,
 			    char *err, size_t err_len)
 {
@@ -116,6 +148,13 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 		SETERR("no token store configured (token_db)");
 		return NULL;
 	}
+#ifndef HAVE_LIBPQ
+	if (strncmp(uri, "postgresql:", 11) == 0) {
+		SETERR("this ftmpush was built without the PostgreSQL store (configure found no libpq: "
+		       "install libpq-dev and rebuild)");
+		return NULL;
+	}
+#endif
 	st = calloc(1, sizeof(*st));
 	if (st == NULL) {
 		SETERR("out of memory");
@@ -124,7 +163,11 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 	if (log != NULL)
 		st->log = *log;
 	st->ops = pick_backend(uri, &location);
-	if (key_file == NULL || key_file[0] == '\0') {
+	if (st->ops != &ftm_store_backend_sqlite) {
+		st->be = st->ops->open(location, &st->log, err, err_len);
+		if (st->be == NULL || shared_store_key(st, key_file, err, err_len) != 0)
+			goto fail;
+	} else if (key_file == NULL || key_file[0] == '\0') {
 		if (snprintf(keypath, sizeof(keypath), "%s.key", location) >= (int)sizeof(keypath)) {
 			SETERR("token store path too long");
 			goto fail;
@@ -138,13 +181,15 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 		       "(the seeds cannot be decrypted without it)", key_file);
 		goto fail;
 	}
+	ftm_protect_lock(st->key, sizeof(st->key));	/* never swapped, never in a core */
 	if (ftm_seedkey_load(key_file, st->key, err, err_len) != 0)
 		goto fail;
 	if (RAND_bytes(st->proof_key, sizeof(st->proof_key)) != 1) {
 		SETERR("CSPRNG failure");
 		goto fail;
 	}
-	st->be = st->ops->open(location, &st->log, err, err_len);
+	if (st->be == NULL)
+		st->be = st->ops->open(location, &st->log, err, err_len);
 	if (st->be == NULL)
 		goto fail;
 	if (key_check(st, key_file, err, err_len) != 0)
@@ -165,6 +210,7 @@ void ftm_store_close(ftm_store_t *st)
 		st->ops->close(st->be);
 	ftm_memzero(st->key, sizeof(st->key));
 	ftm_memzero(st->proof_key, sizeof(st->proof_key));
+	ftm_protect_unlock(st->key, sizeof(st->key));
 	free(st);
 }
 

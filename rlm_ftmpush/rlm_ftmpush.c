@@ -15,6 +15,7 @@
 #include "ftm_log.h"
 #include "ftm_message.h"
 #include "ftm_otp.h"
+#include "ftm_protect.h"
 #include "ftm_util.h"
 
 /* Our States start with this, so a State of another module (EAP, smsotp...) is left alone. */
@@ -311,6 +312,14 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 		return 0;
 	}
 
+	/* The store's seed key, the ntfy token and the TLS key live in this process from here on: no
+	 * core file and no same-user ptrace, unless the admin asked the server for core dumps. */
+	if (main_config.allow_core_dumps)
+		WARN("rlm_ftmpush (%s): security { allow_core_dumps = yes }: a core dump of this server holds the "
+		     "token seed key and the push secrets", inst->name);
+	else if (ftm_protect_nodump(err, sizeof(err)) != 0)
+		WARN("rlm_ftmpush (%s): cannot disable core dumps: %s", inst->name, err);
+
 	inst->auth = ftm_auth_new(&inst->cfg, &inst->log, err, sizeof(err));
 	if (inst->auth == NULL) {
 		cf_log_err_cs(conf, "Cannot start ftmpush (token_db %s): %s", inst->cfg.token_db, err);
@@ -402,14 +411,15 @@ static int login_fill(rlm_ftmpush_t const *inst, REQUEST *request, login_buf_t *
 		return bad ? -2 : -1;
 	vp = fr_pair_find_by_num(request->packet->vps, PW_CALLING_STATION_ID, 0, TAG_ANY);
 	if (vp != NULL && vp->vp_length > 0) {
-		snprintf(lb->client, sizeof(lb->client), "%s", vp->vp_strvalue);
+		/* The whole value, not a copy cut to a buffer: the State and a push join bind to it. */
+		lb->login.client = vp->vp_strvalue;
 	} else {
 		char ip[INET6_ADDRSTRLEN] = "";
 
 		inet_ntop(request->packet->src_ipaddr.af, &request->packet->src_ipaddr.ipaddr, ip, sizeof(ip));
 		snprintf(lb->client, sizeof(lb->client), "%s", ip);
+		lb->login.client = lb->client;
 	}
-	lb->login.client = lb->client;
 	vp = fr_pair_find_by_num(request->packet->vps, PW_NAS_IDENTIFIER, 0, TAG_ANY);
 	if (vp != NULL && vp->vp_length > 0)
 		lb->login.nas = vp->vp_strvalue;

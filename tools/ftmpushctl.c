@@ -21,6 +21,7 @@
 #include "ftm_config.h"
 #include "ftm_log.h"
 #include "ftm_otp.h"
+#include "ftm_protect.h"
 #include "ftm_store.h"
 
 #define EXIT_REFUSED	1	/* verify: the code was refused; other commands: the operation failed */
@@ -898,7 +899,10 @@ static int cmd_config(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	int c;
+	char nodump_err[128];
 
+	/* Seeds pass through this process (token add, import, show): no core file, no same-user ptrace. */
+	(void)ftm_protect_nodump(nodump_err, sizeof(nodump_err));
 	opterr = 0;
 	/* global options before the command; '+' stops at the command word */
 	while ((c = getopt_long(argc, argv, "+d:c:k:vh", long_opts, NULL)) != -1) {
