@@ -6,7 +6,8 @@
 #   store:  bench_verify (verdicts/s by shape: threads sharing a handle get group commits);
 #   import and list of 100k tokens (time and peak RSS).
 # Usage: bash bench/run.sh [BUILDDIR]   (default build/test). Environment: BENCH_ROUNDS (3), BENCH_USERS (4000),
-# BENCH_INFLIGHT (64), BENCH_IMPORT (100000), BENCH_PORT (32040: loopback, two ports).
+# BENCH_INFLIGHT (64), BENCH_IMPORT (100000), BENCH_PORT (32040: loopback, two ports), BENCH_PENDING
+# ("100 1000 2000"), BENCH_ONLY_RADIUS=1 (stop after the store and import parts).
 # Not a test: nothing here passes or fails on a figure. Codes are computed here (python3 hmac, RFC 6238):
 # a benchmark needs thousands per round; the tests take theirs from oathtool.
 set -eu
@@ -215,6 +216,7 @@ EOF
   "$ctl" --db "$tmp/import.db" token list 2>&1 >/dev/null | tail -n 1
 echo "(target: import under 5 s, memory linear)"
 
+[ "${BENCH_ONLY_RADIUS:-0}" = 1 ] && exit 0
 echo
 echo "== PAM code login: pam_ftmpush against pam_oath (bench/pam.sh)"
 bash "$top/bench/pam.sh" "$build" | tail -n 3

@@ -6,15 +6,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/rand.h>
+
 #include "ftm_auth.h"
 #include "ftm_push_client.h"
 #include "ftm_states.h"
 #include "ftm_util.h"
 
+/* What a split's peek proved, kept for the verdict on the same user and code that follows in the same
+ * request (RADIUS authorize, then authenticate), so that verdict need not unseal seeds and compute the
+ * HMACs again (ftm_code_proof_t). A slot is found by a keyed digest of user and code: no code is kept. */
+#define PROOF_SLOTS	256
+#define PROOF_TTL	30	/* seconds between the split and its verdict */
+
+typedef struct proof_slot {
+	uint8_t			key[32];
+	time_t			at;
+	ftm_code_proof_t	proof;
+} proof_slot_t;
+
 struct ftm_auth {
 	ftm_config_t	cfg;
 	ftm_log_t	log;
 	ftm_store_t	*store;
+
+	pthread_mutex_t	proof_lock;
+	uint8_t		proof_key[32];
+	proof_slot_t	proofs[PROOF_SLOTS];
 
 	pthread_mutex_t	lock;		/* guards the push implementation */
 	ftm_push_ops_t	ops;
@@ -100,6 +118,15 @@ ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *er
 		free(auth);
 		return NULL;
 	}
+	if (RAND_bytes(auth->proof_key, sizeof(auth->proof_key)) != 1 ||
+	    pthread_mutex_init(&auth->proof_lock, NULL) != 0) {
+		if (err != NULL && err_len > 0)
+			snprintf(err, err_len, "cannot set up the proof cache");
+		pthread_mutex_destroy(&auth->lock);
+		ftm_memzero(&auth->cfg, sizeof(auth->cfg));
+		free(auth);
+		return NULL;
+	}
 	auth->store = ftm_store_open(cfg->token_db, cfg->key_file[0] != '\0' ? cfg->key_file : NULL,
 				     &auth->log, why, sizeof(why));
 	if (auth->store == NULL) {
@@ -107,7 +134,8 @@ ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *er
 		if (err != NULL && err_len > 0)
 			snprintf(err, err_len, "token store %.200s: %.280s", cfg->token_db, why);
 		pthread_mutex_destroy(&auth->lock);
-		ftm_memzero(&auth->cfg, sizeof(auth->cfg));
+		pthread_mutex_destroy(&auth->proof_lock);
+		ftm_memzero(auth, sizeof(*auth));
 		free(auth);
 		return NULL;
 	}
@@ -128,8 +156,65 @@ void ftm_auth_free(ftm_auth_t *auth)
 	ftm_auth_set_push_ops(auth, NULL, NULL);
 	ftm_store_close(auth->store);
 	pthread_mutex_destroy(&auth->lock);
-	ftm_memzero(&auth->cfg, sizeof(auth->cfg));	/* ntfy_token */
+	pthread_mutex_destroy(&auth->proof_lock);
+	ftm_memzero(auth, sizeof(*auth));	/* ntfy_token, the proof key */
 	free(auth);
+}
+
+/* HMAC-SHA256(proof_key, user NUL code): the slot's name, from which neither can be recovered. */
+static int proof_slot_key(const ftm_auth_t *auth, const char *user, const char *code, uint8_t key[32])
+{
+	unsigned char msg[FTM_USER_MAX + FTM_CODE_MAX + 2];
+	size_t ulen = strlen(user), clen = strlen(code);
+	int rc;
+
+	if (ulen >= FTM_USER_MAX || clen > FTM_CODE_MAX)
+		return -1;
+	memcpy(msg, user, ulen + 1);
+	memcpy(msg + ulen + 1, code, clen);
+	rc = ftm_hmac_sha256(auth->proof_key, sizeof(auth->proof_key), msg, ulen + 1 + clen, key);
+	ftm_memzero(msg, sizeof(msg));
+	return rc;
+}
+
+static void proof_keep(ftm_auth_t *auth, const char *user, const char *code, time_t now,
+		       const ftm_code_proof_t *proof)
+{
+	uint8_t key[32];
+	proof_slot_t *slot;
+
+	if (proof->serial[0] == '\0' || proof_slot_key(auth, user, code, key) != 0)
+		return;
+	slot = &auth->proofs[key[0] % PROOF_SLOTS];
+	pthread_mutex_lock(&auth->proof_lock);
+	memcpy(slot->key, key, sizeof(key));
+	slot->at = now;
+	slot->proof = *proof;
+	pthread_mutex_unlock(&auth->proof_lock);
+	ftm_memzero(key, sizeof(key));
+}
+
+/* The proof kept for this user and code, taken out (used once); false when there is none. */
+static bool proof_take(ftm_auth_t *auth, const char *user, const char *code, time_t now, ftm_code_proof_t *out)
+{
+	uint8_t key[32];
+	proof_slot_t *slot;
+	bool found = false;
+
+	memset(out, 0, sizeof(*out));
+	if (proof_slot_key(auth, user, code, key) != 0)
+		return false;
+	slot = &auth->proofs[key[0] % PROOF_SLOTS];
+	pthread_mutex_lock(&auth->proof_lock);
+	if (slot->proof.serial[0] != '\0' && ftm_ct_equal(slot->key, key, sizeof(key))) {
+		found = now >= slot->at && now - slot->at <= PROOF_TTL;
+		if (found)
+			*out = slot->proof;
+		memset(slot, 0, sizeof(*slot));
+	}
+	pthread_mutex_unlock(&auth->proof_lock);
+	ftm_memzero(key, sizeof(key));
+	return found;
 }
 
 const ftm_config_t *ftm_auth_config(const ftm_auth_t *auth)
@@ -276,6 +361,8 @@ static int peek_ok(ftm_auth_t *auth, const char *user, const char *code, time_t 
 		rc = -1;
 	else
 		rc = v.code == FTM_VERDICT_OK ? 1 : 0;
+	if (rc == 1)
+		proof_keep(auth, user, code, now, &v.proof);
 	ftm_memzero(&v, sizeof(v));
 	return rc;
 }
@@ -393,9 +480,13 @@ static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *c
 		       ftm_outcome_t *out)
 {
 	ftm_verify_params_t p = verify_params(auth, true);
+	ftm_code_proof_t proof;
 	ftm_verdict_t v;
 
+	if (proof_take(auth, login->user, code, now, &proof))
+		p.proof = &proof;
 	ftm_store_verify_code(auth->store, login->user, code, now, &p, &v);	/* errors are in v */
+	ftm_memzero(&proof, sizeof(proof));
 	verdict_to_outcome(&v, out);
 	if (v.now_locked)
 		ftm_log(&auth->log, FTM_LOG_WARN, "token %s of '%s' locked after %u consecutive failures",

@@ -1,8 +1,10 @@
-# common/core.mk: libftmpush, the core every front end links (helpers, messages, log, otp, passcode,
+# common/core.mk: libftmpush_core, the core every front end links (helpers, messages, log, otp, passcode,
 # config, the decisions in auth and its challenge States, the push verdict shared by both push paths,
-# protect: secrets kept out of core dumps)
-noinst_LTLIBRARIES += common/libftmpush.la
-common_libftmpush_la_SOURCES = \
+# protect: secrets kept out of core dumps; with store.mk and rendezvous.mk the store and ftmpushd's
+# socket). No libcurl, no libmicrohttpd: those are the push engine's (push.mk, libftmpush), which a PAM
+# process never runs.
+noinst_LTLIBRARIES += common/libftmpush_core.la
+common_libftmpush_core_la_SOURCES = \
 	common/ftm_util.h common/util.c \
 	common/ftm_message.h common/message.c \
 	common/ftm_log.h common/log.c \
@@ -13,5 +15,5 @@ common_libftmpush_la_SOURCES = \
 	common/ftm_states.h common/states.c \
 	common/ftm_push_verdict.h common/push_verdict.c \
 	common/ftm_protect.h common/protect.c
-common_libftmpush_la_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS) $(CURL_CFLAGS) $(JSONC_CFLAGS) $(SQLITE_CFLAGS) $(MHD_CFLAGS)
-common_libftmpush_la_LIBADD = $(OPENSSL_LIBS) $(CURL_LIBS) $(JSONC_LIBS) $(SQLITE_LIBS) $(MHD_LIBS)
+common_libftmpush_core_la_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS) $(JSONC_CFLAGS) $(SQLITE_CFLAGS)
+common_libftmpush_core_la_LIBADD = $(OPENSSL_LIBS) $(JSONC_LIBS) $(SQLITE_LIBS)

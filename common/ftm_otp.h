@@ -36,6 +36,9 @@ bool ftm_totp_match(const uint8_t *key, size_t key_len, ftm_alg_t alg, unsigned 
 		    unsigned period, unsigned window, time_t now, const char *code,
 		    uint64_t *matched_step);
 
+/* HMAC-SHA256 of msg (the implementation fetched once per process, like the OTP HMACs). 0 ok, -1 error. */
+int ftm_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t msg_len, uint8_t out[32]);
+
 /* Constant-time equality of n bytes. */
 bool ftm_ct_equal(const void *a, const void *b, size_t n);
 

@@ -67,11 +67,29 @@ int ftm_store_token_list(ftm_store_t *st, const char *user, ftm_token_cb cb, voi
 
 /* ---- the verdict ---- */
 
+#define FTM_PROOF_SEAL_LEN	12
+
+/* What an accepted code proved: which token, which step, and which sealing of its seed (a re-issue or
+ * a re-seal changes it). A peek that accepts a code returns one; the verdict on the same user and code
+ * that follows may be given it, and then re-checks inside its transaction only what can have changed
+ * (status, activation, replay step, the seal) instead of unsealing seeds and computing HMACs again.
+ * A proof holds only for the user and code it was made for, and only on the store handle that made it. */
+typedef struct ftm_code_proof {
+	char		serial[FTM_SERIAL_MAX];	/* "" = nothing proved */
+	uint64_t	step;
+	int64_t		created;
+	uint8_t		seal[FTM_PROOF_SEAL_LEN];
+	uint8_t		mac[32];	/* binds all of it to the user and the code, under a key of this store handle */
+} ftm_code_proof_t;
+
 typedef struct ftm_verify_params {
 	unsigned	window;			/* drift window in steps */
 	unsigned	lockout_threshold;	/* 0 = never lock */
 	unsigned	activation_expire;	/* minutes; 0 = never */
 	bool		consume;		/* false: peek only, change nothing (split decisions) */
+	/* the caller's own earlier peek of this same user and code (NULL: none); a proof that no longer
+	 * holds is ignored and every token tried as without one */
+	const ftm_code_proof_t *proof;
 } ftm_verify_params_t;
 
 typedef enum {
@@ -92,6 +110,7 @@ typedef struct ftm_verdict {
 	bool			now_locked;		/* this failure reached the threshold */
 	char			message[FTM_MSG_MAX];	/* for the user (ftm_message.h) */
 	char			reason[FTM_MSG_MAX];	/* for the log: never the code */
+	ftm_code_proof_t	proof;			/* OK: what the code proved (see ftm_code_proof_t) */
 } ftm_verdict_t;
 
 /* One atomic transaction (BEGIN IMMEDIATE on SQLite): try `code` against every token of `user`,

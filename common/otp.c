@@ -117,6 +117,19 @@ static int hotp_keyed(EVP_MAC_CTX *ctx, bool again, uint64_t counter, unsigned d
 	return 0;
 }
 
+int ftm_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t msg_len, uint8_t out[32])
+{
+	EVP_MAC_CTX *ctx = key != NULL && key_len > 0 ? hmac_keyed(key, key_len, FTM_ALG_SHA256) : NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	if (ctx != NULL && EVP_MAC_update(ctx, msg, msg_len) == 1 && EVP_MAC_final(ctx, out, &len, 32) == 1 &&
+	    len == 32)
+		rc = 0;
+	EVP_MAC_CTX_free(ctx);
+	return rc;
+}
+
 int ftm_hotp(const uint8_t *key, size_t key_len, ftm_alg_t alg, uint64_t counter,
 	     unsigned digits, char out[FTM_CODE_MAX + 1])
 {

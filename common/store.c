@@ -41,6 +41,7 @@ struct ftm_store {
 	const ftm_store_backend_t	*ops;
 	void				*be;
 	uint8_t				key[FTM_SEEDKEY_LEN];
+	uint8_t				proof_key[32];	/* random per handle: ftm_code_proof_t.mac */
 	ftm_log_t			log;
 };
 
@@ -185,6 +186,10 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 	ftm_protect_lock(st->key, sizeof(st->key));	/* never swapped, never in a core */
 	if (ftm_seedkey_load(key_file, st->key, err, err_len) != 0)
 		goto fail;
+	if (RAND_bytes(st->proof_key, sizeof(st->proof_key)) != 1) {
+		SETERR("CSPRNG failure");
+		goto fail;
+	}
 	if (st->be == NULL)
 		st->be = st->ops->open(location, &st->log, err, err_len);
 	if (st->be == NULL)
@@ -206,6 +211,7 @@ void ftm_store_close(ftm_store_t *st)
 	if (st->be != NULL)
 		st->ops->close(st->be);
 	ftm_memzero(st->key, sizeof(st->key));
+	ftm_memzero(st->proof_key, sizeof(st->proof_key));
 	ftm_protect_unlock(st->key, sizeof(st->key));
 	free(st);
 }
@@ -722,7 +728,65 @@ static const ftm_verify_params_t *params_or_defaults(const ftm_verify_params_t *
 	buf->lockout_threshold = cfg.lockout_threshold;
 	buf->activation_expire = cfg.activation_expire;
 	buf->consume = true;
+	buf->proof = NULL;
 	return buf;
+}
+
+/* The row an earlier peek of this code proved, when that still holds: the same token, sealed the same
+ * way (not re-issued), usable, the step still inside the drift window and newer than the last accepted
+ * one. -1 otherwise: the caller tries every token as if there were no proof. */
+_Static_assert(FTM_PROOF_SEAL_LEN == FTM_SEAL_NONCE_LEN, "a proof names a sealing by its nonce");
+
+/* The proof's MAC: user, code, serial, step, created and seal under the handle's proof key. */
+static int proof_mac(const ftm_store_t *st, const char *user, const char *code, const ftm_code_proof_t *pr,
+		     uint8_t mac[32])
+{
+	char msg[FTM_USER_MAX + FTM_CODE_MAX + FTM_SERIAL_MAX + 2 * FTM_PROOF_SEAL_LEN + 64];
+	int len, rc;
+	size_t pos;
+
+	len = snprintf(msg, sizeof(msg), "%s%c%s%c%s%c%llu%c%lld%c", user, 0, code, 0, pr->serial, 0,
+		       (unsigned long long)pr->step, 0, (long long)pr->created, 0);
+	if (len < 0 || (size_t)len + FTM_PROOF_SEAL_LEN > sizeof(msg))
+		return -1;
+	pos = (size_t)len;
+	memcpy(msg + pos, pr->seal, FTM_PROOF_SEAL_LEN);
+	rc = ftm_hmac_sha256(st->proof_key, sizeof(st->proof_key), msg, pos + FTM_PROOF_SEAL_LEN, mac);
+	ftm_memzero(msg, sizeof(msg));
+	return rc;
+}
+
+static ssize_t proven_row(const struct verdict_ctx *vc, const ftm_store_row_t *rows, size_t n, const int *state,
+			  uint64_t *step)
+{
+	const ftm_verify_params_t *p = vc->p;
+	const ftm_code_proof_t *pr = p->proof;
+	time_t now = vc->now;
+	uint8_t mac[32];
+	bool genuine;
+
+	if (pr == NULL || pr->serial[0] == '\0')
+		return -1;
+	genuine = proof_mac(vc->st, vc->user, vc->code, pr, mac) == 0 && ftm_ct_equal(mac, pr->mac, sizeof(mac));
+	ftm_memzero(mac, sizeof(mac));
+	if (!genuine)
+		return -1;	/* made for another code or user, or by another handle */
+	for (size_t i = 0; i < n; i++) {
+		const ftm_store_row_t *r = &rows[i];
+		uint64_t cur;
+
+		if (strcmp(r->tok.serial, pr->serial) != 0)
+			continue;
+		cur = ftm_totp_step(now, r->tok.period);
+		if (state[i] != T_USABLE || r->tok.created != pr->created || r->sealed_len <= FTM_PROOF_SEAL_LEN ||
+		    !ftm_ct_equal(r->sealed + 1, pr->seal, FTM_PROOF_SEAL_LEN) ||
+		    pr->step + p->window < cur || pr->step > cur + p->window ||
+		    (r->tok.last_step >= 0 && (int64_t)pr->step <= r->tok.last_step))
+			return -1;
+		*step = pr->step;
+		return (ssize_t)i;
+	}
+	return -1;
 }
 
 /* Runs inside the backend's transaction: nothing here may leave the seed or the code behind. */
@@ -733,6 +797,7 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 	const ftm_verify_params_t *p = vc->p;
 	ssize_t ok = -1, replay = -1, locked_hit = -1, expired_hit = -1;
 	uint64_t ok_step = 0, replay_step = 0;
+	bool proven;
 	census_t census;
 	int *state;
 	ftm_token_t *t;
@@ -751,8 +816,10 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 		return -1;
 	}
 	classify(rows, n, vc->now, p->activation_expire, state, &census);
+	ok = proven_row(vc, rows, n, state, &ok_step);
+	proven = ok >= 0;
 	/* Every token is tried, whatever its state, so the answer does not depend on the order. */
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; ok < 0 && i < n; i++) {
 		uint64_t step = 0;
 		bool hit;
 
@@ -792,8 +859,14 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 		reset_usable(rows, n, state);
 		set_verdict(v, FTM_VERDICT_OK, &r->tok, "");
 		v->failures = 0;
-		snprintf(v->reason, sizeof(v->reason), "code accepted by token %s (step %llu)",
-			 r->tok.serial, (unsigned long long)ok_step);
+		snprintf(v->reason, sizeof(v->reason), "code accepted by token %s (step %llu%s)",
+			 r->tok.serial, (unsigned long long)ok_step, proven ? ", as the split's peek proved" : "");
+		snprintf(v->proof.serial, sizeof(v->proof.serial), "%s", r->tok.serial);
+		v->proof.step = ok_step;
+		v->proof.created = r->tok.created;
+		memcpy(v->proof.seal, r->sealed + 1, sizeof(v->proof.seal));
+		if (proof_mac(vc->st, vc->user, vc->code, &v->proof, v->proof.mac) != 0)
+			memset(&v->proof, 0, sizeof(v->proof));	/* no proof: the next verdict tries every token */
 	} else if (replay >= 0) {
 		ftm_store_row_t *r = &rows[replay];
 		char msg[FTM_MSG_MAX];

@@ -978,6 +978,7 @@ static int cmd_verify(int argc, char **argv)
 	if (len < 6 || len > 8 || strspn(code, "0123456789") != len)
 		die(EXIT_USAGE, "the code must be 6 to 8 digits");
 	st = open_store();
+	memset(&p, 0, sizeof(p));	/* no proof: ftmpushctl verify always tries every token */
 	p.window = cfg.window;
 	p.lockout_threshold = cfg.lockout_threshold;
 	p.activation_expire = cfg.activation_expire;

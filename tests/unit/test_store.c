@@ -627,6 +627,83 @@ static void peek_changes_nothing(void **state)
 	assert_int_equal(verify(f, "alice", C1, T1, params(1, 0, true)).code, FTM_VERDICT_OK);
 }
 
+/* ---- a peek's proof, carried to the verdict on the same code ---- */
+
+static ftm_verdict_t verify_proved(fixture_t *f, const char *user, const char *code, time_t now,
+				   const ftm_code_proof_t *proof)
+{
+	ftm_verify_params_t p = params(5, 0, true);
+
+	p.proof = proof;
+	return verify(f, user, code, now, p);
+}
+
+static ftm_code_proof_t peek_proof(fixture_t *f, const char *user, const char *code, time_t now)
+{
+	ftm_verdict_t v = verify(f, user, code, now, params(5, 0, false));
+
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_string_not_equal(v.proof.serial, "");
+	return v.proof;
+}
+
+static void a_peek_proof_carries_to_the_verdict_on_the_same_code(void **state)
+{
+	fixture_t *f = *state;
+	ftm_code_proof_t proof;
+	ftm_verdict_t v;
+
+	add(f, "alice", "S1");
+	proof = peek_proof(f, "alice", C1, T1);
+	assert_string_equal(proof.serial, "S1");
+	v = verify_proved(f, "alice", C1, T1, &proof);
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_non_null(strstr(v.reason, "as the split's peek proved"));
+	assert_int_equal(get(f, "S1").last_step, T1 / 30);
+}
+
+static void a_proof_holds_only_for_its_user_and_code(void **state)
+{
+	fixture_t *f = *state;
+	ftm_code_proof_t proof;
+	ftm_verdict_t v;
+
+	add(f, "alice", "S1");
+	add(f, "bob", "S2");	/* the same RFC seed: C1 is bob's code too */
+	proof = peek_proof(f, "alice", C1, T1);
+	v = verify_proved(f, "alice", BAD, T1, &proof);
+	assert_int_equal(v.code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(get(f, "S1").failures, 1);
+	snprintf(proof.serial, sizeof(proof.serial), "S2");	/* a forged proof for bob's token */
+	v = verify_proved(f, "bob", C1, T1, &proof);
+	assert_int_equal(v.code, FTM_VERDICT_OK);	/* bob's code is good, but tried in full */
+	assert_null(strstr(v.reason, "proved"));
+}
+
+static void a_proof_does_not_outlive_a_replay_a_lock_or_a_reissue(void **state)
+{
+	fixture_t *f = *state;
+	ftm_code_proof_t proof;
+	ftm_token_t t = rfc_token("alice", "S1");
+	ftm_verdict_t v;
+
+	add(f, "alice", "S1");
+	proof = peek_proof(f, "alice", C1, T1);
+	assert_int_equal(verify(f, "alice", C1, T1, params(5, 0, true)).code, FTM_VERDICT_OK);
+	assert_int_equal(verify_proved(f, "alice", C1, T1, &proof).code, FTM_VERDICT_REPLAY);
+
+	proof = peek_proof(f, "alice", C2, T2);
+	assert_int_equal(ftm_store_token_set_status(f->st, "S1", FTM_TOKEN_LOCKED, NULL, 0), 0);
+	assert_int_equal(verify_proved(f, "alice", C2, T2, &proof).code, FTM_VERDICT_LOCKED);
+
+	assert_int_equal(ftm_store_token_set_status(f->st, "S1", FTM_TOKEN_ACTIVE, NULL, 0), 0);
+	proof = peek_proof(f, "alice", C2, T2);
+	assert_int_equal(ftm_store_token_reissue(f->st, &t, NULL, 0), 0);	/* same seed, sealed anew */
+	v = verify_proved(f, "alice", C2, T2, &proof);
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_null(strstr(v.reason, "proved"));
+}
+
 /* ---- many threads at once ---- */
 
 #define THREADS	8
@@ -973,6 +1050,9 @@ int main(void)
 		T(a_recorded_failure_counts_like_a_wrong_code),
 		T(a_recorded_success_resets_failures_and_refuses_a_locked_token),
 		T(recorded_failures_fail_closed_on_bad_input),
+		T(a_peek_proof_carries_to_the_verdict_on_the_same_code),
+		T(a_proof_holds_only_for_its_user_and_code),
+		T(a_proof_does_not_outlive_a_replay_a_lock_or_a_reissue),
 		T(threads_sharing_a_handle_accept_a_code_once),
 		T(concurrent_writers_commit_together_and_fail_alone),
 		T(threads_with_their_own_handles_accept_a_code_once),
