@@ -15,6 +15,9 @@ PKGS=(
   oathtool pamtester libpam-wrapper libpam-pwdfile
   python3 python3-cryptography openssl sqlite3 curl ca-certificates
   openssh-server openssh-client expect iproute2 procps
+  # tests/integration/vpn_*.test: the VPN servers and clients, each pair in its own network namespaces
+  ocserv openconnect openvpn iputils-ping
+  strongswan-charon strongswan-swanctl libcharon-extra-plugins libcharon-extauth-plugins libstrongswan-extra-plugins
 )
 
 missing=()
@@ -54,5 +57,9 @@ fi
 # The stock freeradius service is not ours: keep it from holding 1812/1813 during tests.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet freeradius 2>/dev/null; then
   $SUDO systemctl stop freeradius || true
+fi
+# Nor is the stock ocserv (it would serve 443 with Debian's example config): the VPN tests run their own.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet ocserv 2>/dev/null; then
+  $SUDO systemctl stop ocserv || true
 fi
 echo "deps: ok"
