@@ -17,7 +17,7 @@ PKGS=(
   openssh-server openssh-client expect iproute2 procps
   # tests/integration/vpn_*.test: the VPN servers and clients, each pair in its own network namespaces
   ocserv openconnect openvpn iputils-ping
-  strongswan-charon strongswan-swanctl libcharon-extra-plugins libcharon-extauth-plugins libstrongswan-extra-plugins
+  strongswan-charon strongswan-swanctl charon-cmd libcharon-extra-plugins libcharon-extauth-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins
 )
 
 missing=()
