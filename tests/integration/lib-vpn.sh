@@ -96,3 +96,10 @@ tun_ping() { # ADDR [CLIENT-IFACE]
 }
 
 elapsed_since() { awk -v t0="$1" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }'; }
+
+# doc_texts FRONTEND: the `texts` of docs/vpn.md's prompt table whose first column starts with
+# FRONTEND ("PAM", "RADIUS"), one a line, as written (SERIAL stands for the token's serial).
+doc_texts() {
+  sed -n '/^<!-- prompts:/,/^<!-- end of prompts/p' "$FTM_SRCDIR/docs/vpn.md" \
+    | awk -F'|' -v fe="$1" '$2 ~ "^ *"fe { t = $4; sub(/^ *`/, "", t); sub(/` *$/, "", t); print t }'
+}
