@@ -103,3 +103,168 @@ doc_texts() {
   sed -n '/^<!-- prompts:/,/^<!-- end of prompts/p' "$FTM_SRCDIR/docs/vpn.md" \
     | awk -F'|' -v fe="$1" '$2 ~ "^ *"fe { t = $4; sub(/^ *`/, "", t); sub(/` *$/, "", t); print t }'
 }
+
+# ---- strongSwan: charon as the IKEv2 responder, charon-cmd as the client ----
+#   sw_setup CERTDIR          skip (77) without charon, swanctl, charon-cmd or a needed plugin; the
+#                             responder's certificate and key (CERTDIR/server.pem, server.key, ca.pem)
+#   sw_server_start PLUGINS REMOTE-AUTH PLUGIN-CONF [ENV=VALUE...]
+#                             charon (extra PLUGINS loaded, PLUGIN-CONF inside plugins { }, clients
+#                             authenticated by REMOTE-AUTH, virtual IPs from 198.19.2.0/24, the
+#                             protected net 198.19.3.0/24 with 198.19.3.1 on lo), run with ENV
+#   sw_login NAME USER PASSWORD   charon-cmd from the client namespace, the EAP password typed on its
+#                             terminal; waits (bounded) for SW_RESULT = up | auth_failed | exited |
+#                             timeout; the client stays (with its tunnel, tun device ipsec0) until sw_down
+#   sw_stop                   charon and any client
+SW_CHARON=/usr/lib/ipsec/charon
+SW_PID=
+SW_CLIENT_PIDS=
+SW_PLUGINS="random nonce openssl pem pkcs1 pkcs8 x509 pubkey revocation constraints kdf hmac sha1 sha2 aes gcm kernel-libipsec kernel-netlink socket-default"
+
+sw_setup() {
+  local p
+  [ -x "$SW_CHARON" ] || vpn_skip "strongswan-charon not installed (scripts/deps.sh)"
+  command -v swanctl >/dev/null || vpn_skip "strongswan-swanctl not installed (scripts/deps.sh)"
+  command -v charon-cmd >/dev/null || vpn_skip "charon-cmd not installed (scripts/deps.sh)"
+  command -v expect >/dev/null || vpn_skip "expect not installed (scripts/deps.sh)"
+  for p in eap-gtc eap-radius xauth-pam kernel-libipsec kdf openssl; do
+    [ -f "/usr/lib/ipsec/plugins/libstrongswan-$p.so" ] || vpn_skip "strongSwan plugin $p not installed (scripts/deps.sh)"
+  done
+  SW_DIR=$FTM_TMP/strongswan
+  SW_CA=$1/ca.pem
+  mkdir -p "$SW_DIR/swanctl/x509" "$SW_DIR/swanctl/x509ca" "$SW_DIR/swanctl/ecdsa"
+  cp "$1/server.pem" "$SW_DIR/swanctl/x509/"
+  cp "$1/ca.pem" "$SW_DIR/swanctl/x509ca/"
+  cp "$1/server.key" "$SW_DIR/swanctl/ecdsa/"
+  cat >"$SW_DIR/client.conf" <<EOF
+charon-cmd {
+	load = $SW_PLUGINS eap-identity eap-gtc
+	filelog {
+		stderr {
+			default = 1
+			time_format = %T
+		}
+	}
+}
+EOF
+  cat >"$SW_DIR/client.exp" <<'EOF'
+# charon-cmd on a terminal: the EAP password; waits for the tunnel or a failure and then stays (the
+# tunnel with it) until killed or 120 s.
+set timeout 60
+lassign $argv ns conf ca user password
+spawn -noecho ip netns exec $ns env STRONGSWAN_CONF=$conf charon-cmd --host 198.18.0.1 \
+  --remote-identity localhost --cert $ca --identity $user --profile ikev2-eap --remote-ts 198.19.3.0/24
+expect {
+  -re {EAP password[^\n]*: ?$} { send -- "$password\r"; exp_continue }
+  "CHILD_SA * established" { send_user "\nFTM-TEST: up\n" }
+  -re {(received EAP_FAILURE|received AUTHENTICATION_FAILED|establishing connection .* failed)} {
+    send_user "\nFTM-TEST: auth_failed\n"; exit 1 }
+  eof { send_user "\nFTM-TEST: exited\n"; exit 1 }
+  timeout { send_user "\nFTM-TEST: timeout\n"; exit 124 }
+}
+set timeout 120
+expect eof
+EOF
+}
+
+sw_server_start() { # PLUGINS REMOTE-AUTH PLUGIN-CONF [ENV=VALUE...]
+  local plugins=$1 remote_auth=$2 plugin_conf=$3
+  shift 3
+  cat >"$SW_DIR/strongswan.conf" <<EOF
+charon {
+	load = $SW_PLUGINS vici attr $plugins
+	filelog {
+		stderr {
+			default = 1
+			time_format = %T
+		}
+	}
+	plugins {
+		vici {
+			socket = unix://$SW_DIR/charon.vici
+		}
+$plugin_conf
+	}
+}
+swanctl {
+	socket = unix://$SW_DIR/charon.vici
+}
+EOF
+  cat >"$SW_DIR/swanctl/swanctl.conf" <<EOF
+connections {
+	rw {
+		version = 2
+		pools = rw
+		rekey_time = 0
+		local {
+			auth = pubkey
+			certs = server.pem
+			id = localhost
+		}
+		remote {
+			auth = $remote_auth
+			eap_id = %any
+		}
+		children {
+			net {
+				local_ts = 198.19.3.0/24
+			}
+		}
+	}
+}
+pools {
+	rw {
+		addrs = 198.19.2.0/24
+	}
+}
+EOF
+  ip addr add 198.19.3.1/32 dev lo 2>/dev/null
+  env STRONGSWAN_CONF="$SW_DIR/strongswan.conf" "$@" "$SW_CHARON" >"$FTM_TMP/charon.log" 2>&1 &
+  SW_PID=$!
+  for _ in $(seq 100); do
+    [ -S "$SW_DIR/charon.vici" ] && break
+    kill -0 "$SW_PID" 2>/dev/null || { cat "$FTM_TMP/charon.log"; fail "charon exited at start"; }
+    sleep 0.1
+  done
+  STRONGSWAN_CONF="$SW_DIR/strongswan.conf" swanctl --load-all --file "$SW_DIR/swanctl/swanctl.conf" \
+    >"$FTM_TMP/swanctl.out" 2>&1 || { cat "$FTM_TMP/swanctl.out" "$FTM_TMP/charon.log"; fail "swanctl --load-all"; }
+}
+
+sw_login() { # NAME USER PASSWORD
+  local name=$1
+  expect -f "$SW_DIR/client.exp" "$VPN_NS_CLI" "$SW_DIR/client.conf" "$SW_CA" "$2" "$3" >"$FTM_TMP/sw-$name.log" 2>&1 &
+  eval "SW_PID_$name=\$!"
+  SW_CLIENT_PIDS="$SW_CLIENT_PIDS $!"
+  sw_wait "$name"
+}
+
+sw_wait() { # NAME
+  local pid
+  eval "pid=\$SW_PID_$1"
+  SW_RESULT=
+  for _ in $(seq 600); do
+    SW_RESULT=$(sed -n 's/^FTM-TEST: \([a-z_]*\).*/\1/p' "$FTM_TMP/sw-$1.log" | head -n 1)
+    [ -n "$SW_RESULT" ] && break
+    kill -0 "$pid" 2>/dev/null || { SW_RESULT=exited; break; }
+    sleep 0.1
+  done
+  [ -n "$SW_RESULT" ] || SW_RESULT=timeout
+  echo "   $1: $SW_RESULT"
+}
+
+sw_down() { # NAME
+  local pid
+  eval "pid=\$SW_PID_$1"
+  # charon-cmd closes the SA on SIGTERM; the next login starts from nothing
+  ip netns pids "$VPN_NS_CLI" | xargs -r kill 2>/dev/null
+  for _ in $(seq 50); do [ -z "$(ip netns pids "$VPN_NS_CLI")" ] && break; sleep 0.1; done
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+}
+
+sw_stop() {
+  local p
+  for p in $SW_CLIENT_PIDS $SW_PID; do kill "$p" 2>/dev/null; done
+  for p in $SW_CLIENT_PIDS $SW_PID; do wait "$p" 2>/dev/null; done
+  SW_PID=
+  SW_CLIENT_PIDS=
+}
