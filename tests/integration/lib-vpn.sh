@@ -75,6 +75,19 @@ vpn_netns_enter() {
   exit $rc
 }
 
+# stop_pid PID...: TERM, three seconds' grace, KILL; then reaped. Bounded whatever the process does.
+stop_pid() {
+  local p
+  for p in "$@"; do kill "$p" 2>/dev/null; done
+  for _ in $(seq 30); do
+    for p in "$@"; do kill -0 "$p" 2>/dev/null && break; p=; done
+    [ -z "$p" ] && break
+    sleep 0.1
+  done
+  for p in "$@"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  return 0
+}
+
 on_client() { ip netns exec "$VPN_NS_CLI" "$@"; }
 on_client2() { ip netns exec "$VPN_NS_CLI2" "$@"; }
 
@@ -254,17 +267,14 @@ sw_wait() { # NAME
 sw_down() { # NAME
   local pid
   eval "pid=\$SW_PID_$1"
-  # charon-cmd closes the SA on SIGTERM; the next login starts from nothing
-  ip netns pids "$VPN_NS_CLI" | xargs -r kill 2>/dev/null
-  for _ in $(seq 50); do [ -z "$(ip netns pids "$VPN_NS_CLI")" ] && break; sleep 0.1; done
-  kill "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
+  # charon-cmd closes the SA on SIGTERM (expect, its parent, reaps it); the next login starts anew
+  # shellcheck disable=SC2046
+  stop_pid $(ip netns pids "$VPN_NS_CLI") "$pid"
 }
 
 sw_stop() {
-  local p
-  for p in $SW_CLIENT_PIDS $SW_PID; do kill "$p" 2>/dev/null; done
-  for p in $SW_CLIENT_PIDS $SW_PID; do wait "$p" 2>/dev/null; done
+  # shellcheck disable=SC2086
+  stop_pid $SW_CLIENT_PIDS $SW_PID
   SW_PID=
   SW_CLIENT_PIDS=
 }
