@@ -75,12 +75,19 @@ vpn_netns_enter() {
   exit $rc
 }
 
+# Is PID running (a zombie, one of ours not reaped yet, is not)?
+pid_running() {
+  local st=
+  [ -r "/proc/$1/stat" ] && read -r _ _ st _ <"/proc/$1/stat" 2>/dev/null
+  [ -n "$st" ] && [ "$st" != Z ]
+}
+
 # stop_pid PID...: TERM, three seconds' grace, KILL; then reaped. Bounded whatever the process does.
 stop_pid() {
   local p
   for p in "$@"; do kill "$p" 2>/dev/null; done
   for _ in $(seq 30); do
-    for p in "$@"; do kill -0 "$p" 2>/dev/null && break; p=; done
+    for p in "$@"; do pid_running "$p" && break; p=; done
     [ -z "$p" ] && break
     sleep 0.1
   done
