@@ -5,66 +5,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-#include <openssl/rand.h>
 
 #include "ftm_auth.h"
-#include "ftm_rendezvous.h"
-
-#define CHALLENGE_MAX		4096	/* pending challenges kept at once; the oldest goes first */
-#define STATE_BYTES		16	/* 128 bits from the CSPRNG */
-#define STATE_HEX		(2 * STATE_BYTES)
-#define CLIENT_MAX		128
-
-typedef struct {
-	char	state[STATE_HEX + 1];
-	char	user[FTM_USER_MAX];
-	char	client[CLIENT_MAX];
-	time_t	expires;
-	/* number matching through ftmpushd (a PAM process): the open connection to the daemon, whose
-	 * transaction stays pending until the answer, and the number the daemon reported */
-	bool	rdv;
-	int	rdv_fd;
-	char	number[FTM_RDV_NUMBER_MAX];
-	char	serial[FTM_SERIAL_MAX];
-} challenge_t;
-
-static void challenge_drop_rdv(challenge_t *c)
-{
-	if (c->rdv && c->rdv_fd >= 0)
-		close(c->rdv_fd);	/* the daemon sees the hang-up and cancels its wait */
-	c->rdv = false;
-	c->rdv_fd = -1;
-}
+#include "ftm_push_client.h"
+#include "ftm_states.h"
+#include "ftm_util.h"
 
 struct ftm_auth {
 	ftm_config_t	cfg;
 	ftm_log_t	log;
 	ftm_store_t	*store;
+	ftm_states_t	*challenges;	/* the code challenges' States */
 
-	pthread_mutex_t	lock;		/* guards everything below */
-	challenge_t	*challenges;
-	size_t		n_challenges, cap_challenges;
+	pthread_mutex_t	lock;		/* guards the push implementation */
 	ftm_push_ops_t	ops;
 	void		*ops_ctx;
 	bool		has_ops;
 };
 
-static const char *str_or(const char *s, const char *dflt)
-{
-	return s != NULL && *s != '\0' ? s : dflt;
-}
+#define WHO(login) ftm_or((login)->user, "?"), ftm_or((login)->client, "-")
 
-#define WHO(login) str_or((login)->user, "?"), str_or((login)->client, "-")
-
-static void set_out(ftm_outcome_t *out, ftm_result_t r, const char *serial, const char *message,
-		    const char *reason)
+void ftm_outcome_set(ftm_outcome_t *out, ftm_result_t r, const char *serial, const char *message,
+		     const char *reason)
 {
+	memset(out, 0, sizeof(*out));
 	out->result = r;
-	snprintf(out->serial, sizeof(out->serial), "%s", serial != NULL ? serial : "");
-	snprintf(out->message, sizeof(out->message), "%s", message != NULL ? message : "");
-	snprintf(out->reason, sizeof(out->reason), "%s", reason != NULL ? reason : "");
+	ftm_copy(out->serial, sizeof(out->serial), serial);
+	ftm_copy(out->message, sizeof(out->message), message);
+	ftm_copy(out->reason, sizeof(out->reason), reason);
 }
 
 static ftm_log_level_t level_of(ftm_result_t r)
@@ -85,7 +53,7 @@ static ftm_log_level_t level_of(ftm_result_t r)
 static void log_outcome(ftm_auth_t *auth, const char *what, const ftm_login_t *login, const ftm_outcome_t *out)
 {
 	ftm_log(&auth->log, level_of(out->result), "%s for '%s' from %s: %s (serial %s): %s", what, WHO(login),
-		ftm_result_name(out->result), str_or(out->serial, "-"), str_or(out->reason, "-"));
+		ftm_result_name(out->result), ftm_or(out->serial, "-"), ftm_or(out->reason, "-"));
 }
 
 const char *ftm_result_name(ftm_result_t r)
@@ -144,6 +112,18 @@ ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *er
 		free(auth);
 		return NULL;
 	}
+	auth->challenges = ftm_states_new(NULL);
+	if (auth->challenges == NULL) {
+		ftm_set_err(err, err_len, "out of memory");
+		ftm_auth_free(auth);
+		return NULL;
+	}
+	/* Until an engine is started in this process, a push goes through ftmpushd. */
+	if (cfg->push.status && ftm_push_client_attach(auth, why, sizeof(why)) != 0) {
+		ftm_set_err(err, err_len, "ftmpushd client: %.400s", why);
+		ftm_auth_free(auth);
+		return NULL;
+	}
 	return auth;
 }
 
@@ -152,16 +132,9 @@ void ftm_auth_free(ftm_auth_t *auth)
 	if (auth == NULL)
 		return;
 	/* The engine's waiters may still call back into auth while it stops: stop it first. */
-	if (auth->has_ops && auth->ops.stop != NULL)
-		auth->ops.stop(auth->ops_ctx);
-	auth->has_ops = false;
+	ftm_auth_set_push_ops(auth, NULL, NULL);
 	ftm_store_close(auth->store);
-	for (size_t i = 0; i < auth->n_challenges; i++)
-		challenge_drop_rdv(&auth->challenges[i]);
-	if (auth->challenges != NULL) {
-		ftm_memzero(auth->challenges, auth->cap_challenges * sizeof(challenge_t));
-		free(auth->challenges);
-	}
+	ftm_states_free(auth->challenges);
 	pthread_mutex_destroy(&auth->lock);
 	ftm_memzero(&auth->cfg, sizeof(auth->cfg));	/* ntfy_token */
 	free(auth);
@@ -179,9 +152,16 @@ ftm_store_t *ftm_auth_store(ftm_auth_t *auth)
 
 void ftm_auth_set_push_ops(ftm_auth_t *auth, const ftm_push_ops_t *ops, void *ctx)
 {
+	ftm_push_ops_t old;
+	void *old_ctx;
+	bool had;
+
 	if (auth == NULL)
 		return;
 	pthread_mutex_lock(&auth->lock);
+	old = auth->ops;
+	old_ctx = auth->ops_ctx;
+	had = auth->has_ops;
 	if (ops != NULL) {
 		auth->ops = *ops;
 		auth->ops_ctx = ctx;
@@ -192,6 +172,8 @@ void ftm_auth_set_push_ops(ftm_auth_t *auth, const ftm_push_ops_t *ops, void *ct
 		auth->has_ops = false;
 	}
 	pthread_mutex_unlock(&auth->lock);
+	if (had && old.stop != NULL)
+		old.stop(old_ctx);
 }
 
 static bool get_ops(ftm_auth_t *auth, ftm_push_ops_t *ops, void **ctx)
@@ -208,9 +190,16 @@ static bool get_ops(ftm_auth_t *auth, ftm_push_ops_t *ops, void **ctx)
 
 /* ---- what the user holds ---- */
 
+/* A token a push may go to: usable (active, or pending inside its activation window) with a target. */
+static bool push_usable(const ftm_token_t *tok, ftm_token_state_t state)
+{
+	return tok->push[0] != '\0' && (state == FTM_TOKEN_STATE_ACTIVE || state == FTM_TOKEN_STATE_PENDING);
+}
+
 typedef struct {
 	ftm_auth_t	*auth;
 	time_t		now;
+	const char	*want_serial;	/* push token choice: only this one ("" or NULL: any) */
 	unsigned	n, n_locked, n_expired;
 	unsigned	digit_mask;	/* bit d set: a token of the user has d digits */
 	bool		has_push;	/* a usable token with a push target */
@@ -220,27 +209,30 @@ typedef struct {
 static int holdings_cb(void *c, const ftm_token_t *tok)
 {
 	holdings_t *h = c;
-	const char *state = ftm_token_state_name(tok, h->now, h->auth->cfg.activation_expire);
+	ftm_token_state_t state = ftm_token_state(tok, h->now, h->auth->cfg.activation_expire);
 
 	h->n++;
 	if (tok->digits >= 6 && tok->digits <= FTM_CODE_MAX)
 		h->digit_mask |= 1u << tok->digits;
-	if (strcmp(state, "locked") == 0) {
+	if (state == FTM_TOKEN_STATE_LOCKED)
 		h->n_locked++;
-	} else if (strcmp(state, "expired") == 0) {
+	else if (state == FTM_TOKEN_STATE_EXPIRED)
 		h->n_expired++;
-	} else if (tok->push[0] != '\0' && !h->has_push) {
+	if (!h->has_push && push_usable(tok, state) &&
+	    (h->want_serial == NULL || h->want_serial[0] == '\0' || strcmp(h->want_serial, tok->serial) == 0)) {
 		h->has_push = true;
 		h->push_tok = *tok;
 	}
 	return 0;
 }
 
-static int holdings(ftm_auth_t *auth, const char *user, time_t now, holdings_t *h, char *err, size_t err_len)
+static int holdings(ftm_auth_t *auth, const char *user, const char *want_serial, time_t now, holdings_t *h,
+		    char *err, size_t err_len)
 {
 	memset(h, 0, sizeof(*h));
 	h->auth = auth;
 	h->now = now;
+	h->want_serial = want_serial;
 	if (ftm_store_token_list(auth->store, user, holdings_cb, h, err, err_len) != 0) {
 		ftm_memzero(&h->push_tok, sizeof(h->push_tok));
 		return -1;
@@ -251,6 +243,21 @@ static int holdings(ftm_auth_t *auth, const char *user, time_t now, holdings_t *
 static void holdings_clear(holdings_t *h)
 {
 	ftm_memzero(&h->push_tok, sizeof(h->push_tok));
+}
+
+int ftm_auth_push_token(ftm_auth_t *auth, const char *user, const char *serial, time_t now, ftm_token_t *tok,
+			char *err, size_t err_len)
+{
+	holdings_t h;
+
+	memset(tok, 0, sizeof(*tok));
+	if (holdings(auth, user, serial, now, &h, err, err_len) != 0)
+		return -1;
+	if (!h.has_push)
+		return 0;
+	*tok = h.push_tok;
+	holdings_clear(&h);
+	return 1;
 }
 
 static ftm_verify_params_t verify_params(const ftm_auth_t *auth, bool consume)
@@ -302,7 +309,7 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 	}
 	/* The default reading: the whole input is the password. */
 	ftm_passcode_split(typed, 0, &out->primary);
-	if (holdings(auth, login->user, now, &h, err, sizeof(err)) != 0) {
+	if (holdings(auth, login->user, NULL, now, &h, err, sizeof(err)) != 0) {
 		ftm_log(&auth->log, FTM_LOG_ERR, "split for '%s' from %s: token store unavailable: %s",
 			WHO(login), err);
 		ftm_memzero(out, sizeof(*out));
@@ -310,9 +317,16 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 	}
 	out->has_token = h.n > 0;
 	out->push_available = auth->cfg.push.status && h.has_push;
+	if (out->push_available)
+		ftm_copy(out->push_serial, sizeof(out->push_serial), h.push_tok.serial);
 	holdings_clear(&h);
 	if (!out->has_token) {
-		ftm_log(&auth->log, FTM_LOG_DEBUG, "split for '%s' from %s: no token", WHO(login));
+		out->pass_without_token = auth->cfg.no_token == FTM_NO_TOKEN_PASS;
+		if (out->pass_without_token)
+			ftm_log(&auth->log, FTM_LOG_INFO, "split for '%s' from %s: no token, no_token = pass: "
+				"password only", WHO(login));
+		else
+			ftm_log(&auth->log, FTM_LOG_DEBUG, "split for '%s' from %s: no token", WHO(login));
 		return 0;
 	}
 
@@ -362,44 +376,24 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 
 /* ---- step 2: the code ---- */
 
+/* The store's verdict on a code as the front ends' result; the store wrote the user's text. */
 static void verdict_to_outcome(const ftm_verdict_t *v, ftm_outcome_t *out)
 {
-	char msg[FTM_MSG_MAX];
+	static const struct { ftm_result_t result; const char *message; } map[] = {
+		[FTM_VERDICT_OK] = { FTM_RES_OK, "" },
+		[FTM_VERDICT_BAD_CODE] = { FTM_RES_FAIL, FTM_MSG_BAD_CODE },
+		[FTM_VERDICT_REPLAY] = { FTM_RES_REPLAY, NULL },
+		[FTM_VERDICT_LOCKED] = { FTM_RES_LOCKED, FTM_MSG_LOCKED },
+		[FTM_VERDICT_EXPIRED] = { FTM_RES_EXPIRED, FTM_MSG_EXPIRED },
+		[FTM_VERDICT_NO_TOKEN] = { FTM_RES_NO_TOKEN, FTM_MSG_NO_TOKEN },
+		[FTM_VERDICT_ERROR] = { FTM_RES_ERROR, FTM_MSG_STORE_DOWN },
+	};
+	unsigned c = (unsigned)v->code < sizeof(map) / sizeof(map[0]) ? (unsigned)v->code : FTM_VERDICT_ERROR;
 
-	memset(out, 0, sizeof(*out));
-	snprintf(out->serial, sizeof(out->serial), "%s", v->serial);
-	snprintf(out->reason, sizeof(out->reason), "%s", v->reason);
-	switch (v->code) {
-	case FTM_VERDICT_OK:
-		out->result = FTM_RES_OK;
-		break;
-	case FTM_VERDICT_BAD_CODE:
-		out->result = FTM_RES_FAIL;
-		snprintf(out->message, sizeof(out->message), "Invalid token code");
-		break;
-	case FTM_VERDICT_REPLAY:
-		out->result = FTM_RES_REPLAY;
+	ftm_outcome_set(out, map[c].result, v->serial, map[c].message, v->reason);
+	if (v->code == FTM_VERDICT_REPLAY) {
 		out->wait_seconds = v->wait_seconds;
-		snprintf(msg, sizeof(msg), "Please wait %u seconds to login again", v->wait_seconds);
-		snprintf(out->message, sizeof(out->message), "%s", msg);
-		break;
-	case FTM_VERDICT_LOCKED:
-		out->result = FTM_RES_LOCKED;
-		snprintf(out->message, sizeof(out->message), "Token locked");
-		break;
-	case FTM_VERDICT_EXPIRED:
-		out->result = FTM_RES_EXPIRED;
-		snprintf(out->message, sizeof(out->message), "Token expired: ask your administrator to re-issue it");
-		break;
-	case FTM_VERDICT_NO_TOKEN:
-		out->result = FTM_RES_NO_TOKEN;
-		snprintf(out->message, sizeof(out->message), "No token");
-		break;
-	case FTM_VERDICT_ERROR:
-	default:
-		out->result = FTM_RES_ERROR;
-		snprintf(out->message, sizeof(out->message), "Token store unavailable");
-		break;
+		ftm_msg_replay(out->message, sizeof(out->message), v->wait_seconds);
 	}
 }
 
@@ -413,7 +407,7 @@ static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *c
 	verdict_to_outcome(&v, out);
 	if (v.now_locked)
 		ftm_log(&auth->log, FTM_LOG_WARN, "token %s of '%s' locked after %u consecutive failures",
-			str_or(v.serial, "-"), str_or(login->user, "?"), v.failures);
+			ftm_or(v.serial, "-"), ftm_or(login->user, "?"), v.failures);
 	ftm_memzero(&v, sizeof(v));
 }
 
@@ -424,7 +418,7 @@ void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char
 		return;
 	memset(out, 0, sizeof(*out));
 	if (auth == NULL || login == NULL || login->user == NULL || code == NULL) {
-		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "no auth context, user or code");
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "no auth context, user or code");
 		return;
 	}
 	check_code(auth, login, code, now, out);
@@ -437,7 +431,7 @@ void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char
  *  - approved (tap, or the right number): like an accepted code, the user's failures reset; refused
  *    after all when the token was locked (or taken away) while the push was pending;
  *  - a wrong number typed while the push was live (out->wrong_answer): like a wrong code, one more
- *    consecutive failure, "Token locked" at lockout_threshold;
+ *    consecutive failure, FTM_MSG_LOCKED at lockout_threshold;
  *  - denied by the user on the phone, timed out, not sent: nothing counted (no guess was made). */
 static void push_account(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out)
 {
@@ -452,11 +446,11 @@ static void push_account(ftm_auth_t *auth, const ftm_login_t *login, time_t now,
 			return;
 		snprintf(reason, sizeof(reason), "push approved, refused after all: %.200s", v.reason);
 		if (v.code == FTM_VERDICT_LOCKED)
-			set_out(out, FTM_RES_LOCKED, serial, "Token locked", reason);
+			ftm_outcome_set(out, FTM_RES_LOCKED, serial, FTM_MSG_LOCKED, reason);
 		else if (v.code == FTM_VERDICT_ERROR)
-			set_out(out, FTM_RES_ERROR, serial, "Token store unavailable", reason);
+			ftm_outcome_set(out, FTM_RES_ERROR, serial, FTM_MSG_STORE_DOWN, reason);
 		else
-			set_out(out, FTM_RES_FAIL, serial, "Invalid challenge: log in again", reason);
+			ftm_outcome_set(out, FTM_RES_FAIL, serial, FTM_MSG_CHALLENGE_BAD, reason);
 		return;
 	}
 	if (!out->wrong_answer)
@@ -465,299 +459,157 @@ static void push_account(ftm_auth_t *auth, const ftm_login_t *login, time_t now,
 	    v.code == FTM_VERDICT_ERROR) {
 		snprintf(reason, sizeof(reason), "%.100s; the failure could not be counted: %.100s", out->reason,
 			 v.reason);
-		set_out(out, FTM_RES_ERROR, serial, "Token store unavailable", reason);
+		ftm_outcome_set(out, FTM_RES_ERROR, serial, FTM_MSG_STORE_DOWN, reason);
 		return;
 	}
 	if (v.now_locked)
 		ftm_log(&auth->log, FTM_LOG_WARN, "token %s of '%s' locked after %u consecutive failures",
-			str_or(v.serial, "-"), str_or(login->user, "?"), v.failures);
+			ftm_or(v.serial, "-"), ftm_or(login->user, "?"), v.failures);
 	snprintf(reason, sizeof(reason), "%.120s: %.120s", out->reason, v.reason);
 	if (v.code == FTM_VERDICT_LOCKED)
-		set_out(out, FTM_RES_LOCKED, serial, "Token locked", reason);
+		ftm_outcome_set(out, FTM_RES_LOCKED, serial, FTM_MSG_LOCKED, reason);
 	else
 		snprintf(out->reason, sizeof(out->reason), "%s", reason);
 }
 
 /* ---- step 2 without a code: push, or challenge ---- */
 
-static void rdv_second_factor(ftm_auth_t *auth, const ftm_login_t *login, const char *serial, time_t now,
-			      ftm_outcome_t *out);
+/* The verdict of a push in the user's words, one mapping for the engine and the ftmpushd client. */
+void ftm_auth_push_outcome(ftm_outcome_t *out, ftm_push_verdict_t v, const char *serial, const char *message,
+			   const char *reason)
+{
+	switch (v) {
+	case FTM_PUSH_APPROVED:
+		ftm_outcome_set(out, FTM_RES_OK, serial, "", reason);
+		return;
+	case FTM_PUSH_DENIED:
+	case FTM_PUSH_TIMEOUT:
+		ftm_outcome_set(out, FTM_RES_DENIED, serial, ftm_or(message, FTM_MSG_DENIED), reason);
+		return;
+	case FTM_PUSH_FAILED:
+		ftm_outcome_set(out, FTM_RES_PUSH_FAILED, serial, ftm_or(message, FTM_MSG_PUSH_NOT_SENT), reason);
+		return;
+	case FTM_PUSH_PENDING:
+	case FTM_PUSH_ERROR:
+	default:
+		ftm_outcome_set(out, FTM_RES_PUSH_FAILED, serial, ftm_or(message, FTM_MSG_PUSH_DOWN), reason);
+		return;
+	}
+}
+
+/* The push half of the second factor: through whichever implementation is plugged in, then the
+ * lockout accounting, then (push not sent) the code challenge when the admin allows it. */
+static void push_second_factor(ftm_auth_t *auth, const ftm_login_t *login, const ftm_token_t *tok, time_t now,
+			       ftm_outcome_t *out)
+{
+	ftm_push_ops_t ops;
+	void *ops_ctx = NULL;
+
+	ftm_log(&auth->log, FTM_LOG_DEBUG, "push for '%s' from %s to token %s", WHO(login), tok->serial);
+	if (get_ops(auth, &ops, &ops_ctx) && ops.push != NULL)
+		ops.push(ops_ctx, login, tok, now, out);
+	else
+		ftm_outcome_set(out, FTM_RES_PUSH_FAILED, tok->serial, FTM_MSG_PUSH_DOWN, "no push implementation");
+	if (out->serial[0] == '\0')
+		ftm_copy(out->serial, sizeof(out->serial), tok->serial);
+	if (out->result == FTM_RES_DENIED && out->message[0] == '\0')
+		ftm_copy(out->message, sizeof(out->message), FTM_MSG_DENIED);
+	push_account(auth, login, now, out);
+	log_outcome(auth, "push", login, out);
+	if (out->result != FTM_RES_PUSH_FAILED || !auth->cfg.challenge)
+		return;		/* PUSH_FAILED without challenge: no fallback configured */
+	ftm_log(&auth->log, FTM_LOG_INFO, "push for '%s' from %s failed: falling back to a code challenge",
+		WHO(login));
+	ftm_auth_challenge_code(auth, login, now, out);
+	/* Say why the code is asked for. */
+	if (out->result == FTM_RES_CHALLENGE)
+		ftm_copy(out->message, sizeof(out->message), FTM_MSG_PUSH_DOWN_CODE);
+}
 
 void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out)
 {
 	char err[FTM_ERR_MAX] = "", reason[FTM_MSG_MAX];
-	ftm_push_ops_t ops;
-	void *ops_ctx = NULL;
 	holdings_t h;
 
 	if (out == NULL)
 		return;
 	memset(out, 0, sizeof(*out));
 	if (auth == NULL || login == NULL || login->user == NULL) {
-		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "no auth context or user");
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "no auth context or user");
 		return;
 	}
-	if (holdings(auth, login->user, now, &h, err, sizeof(err)) != 0) {
+	if (holdings(auth, login->user, NULL, now, &h, err, sizeof(err)) != 0) {
 		snprintf(reason, sizeof(reason), "token store unavailable: %.200s", err);
-		set_out(out, FTM_RES_ERROR, NULL, "Token store unavailable", reason);
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_STORE_DOWN, reason);
 		log_outcome(auth, "second factor", login, out);
 		return;
 	}
 	if (h.n == 0) {
-		set_out(out, FTM_RES_NO_TOKEN, NULL, "No token", "user holds no token");
+		ftm_outcome_set(out, FTM_RES_NO_TOKEN, NULL, FTM_MSG_NO_TOKEN, "user holds no token");
 		log_outcome(auth, "second factor", login, out);
 		return;
 	}
 	if (h.n_locked + h.n_expired == h.n) {
 		if (h.n_locked > 0)
-			set_out(out, FTM_RES_LOCKED, NULL, "Token locked", "every token of the user is locked or expired");
+			ftm_outcome_set(out, FTM_RES_LOCKED, NULL, FTM_MSG_LOCKED,
+					"every token of the user is locked or expired");
 		else
-			set_out(out, FTM_RES_EXPIRED, NULL, "Token expired: ask your administrator to re-issue it",
-				"every token of the user expired unused");
+			ftm_outcome_set(out, FTM_RES_EXPIRED, NULL, FTM_MSG_EXPIRED,
+					"every token of the user expired unused");
 		log_outcome(auth, "second factor", login, out);
 		return;
 	}
-
 	if (auth->cfg.push.status && h.has_push) {
-		if (get_ops(auth, &ops, &ops_ctx) && ops.second_factor != NULL) {
-			ftm_log(&auth->log, FTM_LOG_INFO, "push for '%s' from %s to token %s", WHO(login),
-				h.push_tok.serial);
-			ops.second_factor(ops_ctx, login, &h.push_tok, now, out);
-		} else {
-			ftm_log(&auth->log, FTM_LOG_INFO, "push for '%s' from %s to token %s via ftmpushd %s",
-				WHO(login), h.push_tok.serial, auth->cfg.push.socket);
-			rdv_second_factor(auth, login, h.push_tok.serial, now, out);
-		}
-		if (out->serial[0] == '\0')
-			snprintf(out->serial, sizeof(out->serial), "%s", h.push_tok.serial);
+		push_second_factor(auth, login, &h.push_tok, now, out);
 		holdings_clear(&h);
-		push_account(auth, login, now, out);
-		if (out->result != FTM_RES_PUSH_FAILED) {
-			if (out->result == FTM_RES_DENIED && out->message[0] == '\0')
-				snprintf(out->message, sizeof(out->message), "Token denied or timeout");
-			log_outcome(auth, "push", login, out);
-			return;
-		}
-		log_outcome(auth, "push", login, out);
-		if (!auth->cfg.challenge)
-			return;		/* PUSH_FAILED: the push could not be sent, no fallback configured */
-		ftm_log(&auth->log, FTM_LOG_INFO, "push for '%s' from %s failed: falling back to a code challenge",
-			WHO(login));
-		ftm_auth_challenge_code(auth, login, now, out);
-		/* Say why the code is asked for; the text keeps "Enter the token code" for front ends. */
-		if (out->result == FTM_RES_CHALLENGE)
-			snprintf(out->message, sizeof(out->message), "Push unavailable. Enter the token code");
 		return;
 	}
 	holdings_clear(&h);
-
 	if (auth->cfg.challenge) {
 		ftm_auth_challenge_code(auth, login, now, out);
 		return;
 	}
-	set_out(out, FTM_RES_FAIL, NULL, "Token code required: enter your password followed by the token code",
-		auth->cfg.push.status ? "no code given, no push target for the user, challenge disabled"
-				      : "no code given, push disabled, challenge disabled");
+	ftm_outcome_set(out, FTM_RES_FAIL, NULL, FTM_MSG_CODE_REQUIRED,
+			auth->cfg.push.status ? "no code given, no push target for the user, challenge disabled"
+					      : "no code given, push disabled, challenge disabled");
 	log_outcome(auth, "second factor", login, out);
 }
 
-/* ---- challenges ---- */
-
-/* Drops expired entries. Called with the lock held. */
-static void purge_expired(ftm_auth_t *auth, time_t now)
+void ftm_auth_after_password(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
+			     ftm_outcome_t *out)
 {
-	size_t j = 0;
-
-	for (size_t i = 0; i < auth->n_challenges; i++) {
-		if (auth->challenges[i].expires > now) {
-			if (i != j)
-				auth->challenges[j] = auth->challenges[i];
-			j++;
-		} else {
-			challenge_drop_rdv(&auth->challenges[i]);
-		}
-	}
-	if (j < auth->n_challenges)
-		ftm_memzero(&auth->challenges[j], (auth->n_challenges - j) * sizeof(challenge_t));
-	auth->n_challenges = j;
+	if (code != NULL && code[0] != '\0')
+		ftm_auth_verify_code(auth, login, code, now, out);
+	else
+		ftm_auth_second_factor(auth, login, now, out);
 }
 
-/* Removes entry i; its connection (if any) is the caller's: closed unless keep_rdv. */
-static void remove_at(ftm_auth_t *auth, size_t i, bool keep_rdv)
-{
-	if (!keep_rdv)
-		challenge_drop_rdv(&auth->challenges[i]);
-	auth->challenges[i] = auth->challenges[auth->n_challenges - 1];
-	ftm_memzero(&auth->challenges[auth->n_challenges - 1], sizeof(challenge_t));
-	auth->n_challenges--;
-}
-
-/* Issue a State bound to user and client, single use, expiring after ttl seconds; rdv_fd >= 0 (owned
- * from here on, closed on any failure) makes it a number matching challenge answered through ftmpushd.
- * Fills out->state and returns true, or fills out with the error and returns false. */
-static bool issue_challenge(ftm_auth_t *auth, const ftm_login_t *login, time_t now, unsigned ttl, int rdv_fd,
-			    const char *number, const char *serial, ftm_outcome_t *out)
-{
-	unsigned char raw[STATE_BYTES];
-	challenge_t c;
-	bool evicted = false;
-
-	memset(&c, 0, sizeof(c));
-	c.rdv = rdv_fd >= 0;
-	c.rdv_fd = rdv_fd;
-	if (strlen(login->user) >= sizeof(c.user) || strlen(str_or(login->client, "")) >= sizeof(c.client)) {
-		challenge_drop_rdv(&c);
-		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "user or client name too long for a challenge");
-		log_outcome(auth, "challenge", login, out);
-		return false;
-	}
-	if (RAND_bytes(raw, sizeof(raw)) != 1) {
-		challenge_drop_rdv(&c);
-		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "no randomness for a challenge state");
-		log_outcome(auth, "challenge", login, out);
-		return false;
-	}
-	ftm_hex_encode(raw, sizeof(raw), c.state);
-	ftm_memzero(raw, sizeof(raw));
-	snprintf(c.user, sizeof(c.user), "%s", login->user);
-	snprintf(c.client, sizeof(c.client), "%s", str_or(login->client, ""));
-	c.expires = now + (time_t)ttl;
-	snprintf(c.number, sizeof(c.number), "%s", number != NULL ? number : "");
-	snprintf(c.serial, sizeof(c.serial), "%s", serial != NULL ? serial : "");
-
-	pthread_mutex_lock(&auth->lock);
-	purge_expired(auth, now);
-	if (auth->n_challenges == CHALLENGE_MAX) {
-		/* Full of live challenges: the one closest to expiry makes room. */
-		size_t oldest = 0;
-
-		for (size_t i = 1; i < auth->n_challenges; i++)
-			if (auth->challenges[i].expires < auth->challenges[oldest].expires)
-				oldest = i;
-		remove_at(auth, oldest, false);
-		evicted = true;
-	}
-	if (auth->n_challenges == auth->cap_challenges) {
-		size_t cap = auth->cap_challenges ? auth->cap_challenges * 2 : 16;
-		challenge_t *grown;
-
-		if (cap > CHALLENGE_MAX)
-			cap = CHALLENGE_MAX;
-		grown = calloc(cap, sizeof(*grown));
-		if (grown == NULL) {
-			pthread_mutex_unlock(&auth->lock);
-			challenge_drop_rdv(&c);
-			set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "out of memory for a challenge");
-			log_outcome(auth, "challenge", login, out);
-			return false;
-		}
-		if (auth->challenges != NULL) {
-			memcpy(grown, auth->challenges, auth->n_challenges * sizeof(*grown));
-			ftm_memzero(auth->challenges, auth->cap_challenges * sizeof(*grown));
-			free(auth->challenges);
-		}
-		auth->challenges = grown;
-		auth->cap_challenges = cap;
-	}
-	auth->challenges[auth->n_challenges++] = c;
-	pthread_mutex_unlock(&auth->lock);
-
-	if (evicted)
-		ftm_log(&auth->log, FTM_LOG_WARN, "%d challenges pending: the oldest was dropped", CHALLENGE_MAX);
-	snprintf(out->state, sizeof(out->state), "%s", c.state);
-	ftm_memzero(&c, sizeof(c));
-	return true;
-}
+/* ---- code challenges ---- */
 
 void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out)
 {
+	char reason[FTM_MSG_MAX] = "";
+	bool evicted = false;
+
 	if (out == NULL)
 		return;
 	memset(out, 0, sizeof(*out));
 	if (auth == NULL || login == NULL || login->user == NULL) {
-		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "no auth context or user");
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "no auth context or user");
 		return;
 	}
-	if (!issue_challenge(auth, login, now, auth->cfg.challenge_timeout, -1, NULL, NULL, out))
+	if (ftm_states_issue(auth->challenges, login->user, login->client, now, auth->cfg.challenge_timeout, NULL, 0,
+			     out->state, &evicted, reason, sizeof(reason)) != 0) {
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, reason);
+		log_outcome(auth, "challenge", login, out);
 		return;
+	}
+	if (evicted)
+		ftm_log(&auth->log, FTM_LOG_WARN, "challenges full: the oldest pending one was dropped");
 	out->result = FTM_RES_CHALLENGE;
-	snprintf(out->message, sizeof(out->message), "Enter the token code");
+	ftm_copy(out->message, sizeof(out->message), FTM_MSG_ENTER_CODE);
 	snprintf(out->reason, sizeof(out->reason), "code challenge issued, valid %us", auth->cfg.challenge_timeout);
 	log_outcome(auth, "challenge", login, out);
-}
-
-/* ---- push through ftmpushd (a PAM process): number matching keeps the connection ---- */
-
-/* The push through the daemon's socket. With number matching the daemon reports the number and keeps
- * its transaction pending: the open connection goes into the challenge table under a new State (bound
- * to user and client, single use, expiring with the push), and the login asks for the number. */
-static void rdv_second_factor(ftm_auth_t *auth, const ftm_login_t *login, const char *serial, time_t now,
-			      ftm_outcome_t *out)
-{
-	char number[FTM_RDV_NUMBER_MAX] = "";
-	ftm_outcome_t ch;
-	unsigned ttl = (auth->cfg.push.timeout ? auth->cfg.push.timeout : 60) + FTM_RDV_GRACE;
-	int fd;
-
-	fd = ftm_rdv_second_factor_start(&auth->cfg, login, serial, -1, &auth->log, out, number);
-	if (fd < 0)
-		return;		/* a final verdict, or no number matching */
-	memset(&ch, 0, sizeof(ch));
-	if (!issue_challenge(auth, login, now, ttl, fd, number, out->serial, &ch)) {	/* closes fd */
-		ftm_memzero(number, sizeof(number));
-		snprintf(ch.serial, sizeof(ch.serial), "%s", out->serial);
-		*out = ch;
-		return;
-	}
-	ftm_memzero(number, sizeof(number));
-	snprintf(out->state, sizeof(out->state), "%s", ch.state);
-	snprintf(out->reason, sizeof(out->reason), "number matching push sent (ftmpushd), answer valid %us", ttl);
-}
-
-static bool is_state(const char *s)
-{
-	size_t i;
-
-	for (i = 0; i < STATE_HEX; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return s[i] == '\0';
-}
-
-typedef enum { ST_UNKNOWN, ST_OK, ST_EXPIRED, ST_MISMATCH } state_check_t;
-
-/* Finds and consumes a state (single use, whatever the answer). */
-static state_check_t take_state(ftm_auth_t *auth, const ftm_login_t *login, const char *state, time_t now,
-				challenge_t *taken)
-{
-	state_check_t r = ST_UNKNOWN;
-	size_t found = 0;
-	bool hit = false;
-
-	if (!is_state(state))
-		return ST_UNKNOWN;
-	pthread_mutex_lock(&auth->lock);
-	/* Every entry is compared in full: a State is a bearer secret. */
-	for (size_t i = 0; i < auth->n_challenges; i++) {
-		bool eq = ftm_ct_equal(auth->challenges[i].state, state, STATE_HEX);
-
-		found = (eq && !hit) ? i : found;
-		hit |= eq;
-	}
-	if (hit) {
-		const challenge_t *c = &auth->challenges[found];
-
-		if (c->expires <= now)
-			r = ST_EXPIRED;
-		else if (strcmp(c->user, login->user) != 0 || strcmp(c->client, str_or(login->client, "")) != 0)
-			r = ST_MISMATCH;
-		else
-			r = ST_OK;
-		*taken = *c;	/* with its connection, if any: the caller's now */
-		remove_at(auth, found, true);
-	}
-	pthread_mutex_unlock(&auth->lock);
-	return r;
 }
 
 void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const char *state,
@@ -765,64 +617,39 @@ void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const
 {
 	ftm_push_ops_t ops;
 	void *ops_ctx = NULL;
-	challenge_t c;
 
 	if (out == NULL)
 		return;
 	memset(out, 0, sizeof(*out));
 	if (auth == NULL || login == NULL || login->user == NULL || state == NULL || answer == NULL) {
-		set_out(out, FTM_RES_ERROR, NULL, "Authentication error", "no auth context, user, state or answer");
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "no auth context, user, state or answer");
 		return;
 	}
-	memset(&c, 0, sizeof(c));
-	c.rdv_fd = -1;
-	switch (take_state(auth, login, state, now, &c)) {
-	case ST_OK:
-		if (c.rdv) {
-			/* Number matching through ftmpushd: the core compares, the daemon's engine decides. */
-			ftm_rdv_number_answer(c.rdv_fd, c.number, answer, c.serial, &auth->log, out);
-			c.rdv = false;	/* closed by ftm_rdv_number_answer */
-			if (out->serial[0] == '\0')
-				snprintf(out->serial, sizeof(out->serial), "%s", c.serial);
-			ftm_memzero(&c, sizeof(c));
-			push_account(auth, login, now, out);
-			log_outcome(auth, "number answer", login, out);
-			return;
-		}
-		ftm_memzero(&c, sizeof(c));
+	switch (ftm_states_take(auth->challenges, login->user, login->client, state, now, NULL, 0)) {
+	case FTM_STATE_OK:
 		check_code(auth, login, answer, now, out);
 		log_outcome(auth, "challenge answer", login, out);
 		return;
-	case ST_EXPIRED:
-		if (c.rdv) {
-			challenge_drop_rdv(&c);
-			set_out(out, FTM_RES_DENIED, c.serial, "Token denied or timeout",
-				"number typed after the push timeout");
-			ftm_memzero(&c, sizeof(c));
-			log_outcome(auth, "number answer", login, out);
-			return;
-		}
-		set_out(out, FTM_RES_FAIL, NULL, "Challenge expired: log in again", "challenge state expired");
+	case FTM_STATE_EXPIRED:
+		ftm_outcome_set(out, FTM_RES_FAIL, NULL, FTM_MSG_CHALLENGE_OLD, "challenge state expired");
 		log_outcome(auth, "challenge answer", login, out);
 		return;
-	case ST_MISMATCH:
-		challenge_drop_rdv(&c);
-		ftm_memzero(&c, sizeof(c));
-		set_out(out, FTM_RES_FAIL, NULL, "Invalid challenge: log in again",
-			"challenge state issued to another user or client (consumed)");
+	case FTM_STATE_MISMATCH:
+		ftm_outcome_set(out, FTM_RES_FAIL, NULL, FTM_MSG_CHALLENGE_BAD,
+				"challenge state issued to another user or client (consumed)");
 		log_outcome(auth, "challenge answer", login, out);
 		return;
-	case ST_UNKNOWN:
+	case FTM_STATE_UNKNOWN:
 		break;
 	}
+	/* Not a code challenge: the number challenge of the push implementation, or nobody's. */
 	if (get_ops(auth, &ops, &ops_ctx) && ops.challenge_answer != NULL &&
 	    ops.challenge_answer(ops_ctx, login, state, answer, now, out)) {
 		push_account(auth, login, now, out);
-		log_outcome(auth, "push challenge answer", login, out);
+		log_outcome(auth, "number answer", login, out);
 		return;
 	}
-	memset(out, 0, sizeof(*out));
-	set_out(out, FTM_RES_FAIL, NULL, "Invalid or expired challenge: log in again", "unknown challenge state");
+	ftm_outcome_set(out, FTM_RES_FAIL, NULL, FTM_MSG_CHALLENGE_UNKNOWN, "unknown challenge state");
 	log_outcome(auth, "challenge answer", login, out);
 }
 

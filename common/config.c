@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "ftm_config.h"
+#include "ftm_util.h"
 
 #define LINE_MAX_BYTES	4096	/* a config line longer than this is an error, not a silent cut */
 
@@ -84,23 +85,13 @@ void ftm_config_defaults(ftm_config_t *cfg)
 	cfg->challenge_timeout = 300;
 	cfg->debug = 0;
 	cfg->push.status = false;
-	cfg->push.server_port = 4433;
-	cfg->push.timeout = 60;
+	cfg->push.server_port = FTM_DEFAULT_SERVER_PORT;
+	cfg->push.timeout = FTM_DEFAULT_PUSH_TIMEOUT;
 	cfg->push.number_matching = false;
 	snprintf(cfg->push.socket, sizeof(cfg->push.socket), "%s", FTM_DEFAULT_SOCKET);
 }
 
-static void seterr(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t err_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || err_len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
+#define seterr ftm_set_err	/* the one error-buffer helper (util.c) */
 
 /* "push.X", "push_X" -> the table entry of "push.X"; top-level names as they are. */
 static const opt_t *find_option(const char *name)

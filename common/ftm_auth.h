@@ -6,7 +6,9 @@
 #include <time.h>
 #include "ftm_config.h"
 #include "ftm_log.h"
+#include "ftm_message.h"
 #include "ftm_passcode.h"
+#include "ftm_push_verdict.h"
 #include "ftm_store.h"
 
 typedef struct ftm_auth ftm_auth_t;	/* one per FreeRADIUS instance / PAM call / ftmpushd; thread-safe */
@@ -19,15 +21,16 @@ typedef struct ftm_login {
 	const char	*host;		/* host name of this server or the NAS */
 } ftm_login_t;
 
+/* The one result type the front ends see; each maps it to its protocol in one finish(). */
 typedef enum {
 	FTM_RES_OK = 0,		/* second factor accepted */
 	FTM_RES_FAIL,		/* wrong code */
-	FTM_RES_REPLAY,		/* "Please wait N seconds to login again" */
-	FTM_RES_LOCKED,		/* "Token locked" */
+	FTM_RES_REPLAY,		/* ftm_msg_replay: wait for the next time step */
+	FTM_RES_LOCKED,		/* FTM_MSG_LOCKED */
 	FTM_RES_EXPIRED,	/* activation window passed */
 	FTM_RES_NO_TOKEN,	/* user has no token: front end applies cfg.no_token (reject | pass) */
 	FTM_RES_CHALLENGE,	/* ask the user (code, or the number shown on the phone); see challenge */
-	FTM_RES_DENIED,		/* push denied or timed out: "Token denied or timeout" */
+	FTM_RES_DENIED,		/* push denied or timed out: FTM_MSG_DENIED */
 	FTM_RES_PUSH_FAILED,	/* push could not be sent / no rendezvous: front end may fall back */
 	FTM_RES_ERROR		/* store or config failure: fail closed */
 } ftm_result_t;
@@ -43,6 +46,10 @@ typedef struct ftm_outcome {
 						 * was live; the core counts it as a failure (lockout) */
 } ftm_outcome_t;
 
+/* Fill out (all of it) with a result, the token, what the user reads and what the log says. */
+void ftm_outcome_set(ftm_outcome_t *out, ftm_result_t r, const char *serial, const char *message,
+		     const char *reason);
+
 ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len);
 void ftm_auth_free(ftm_auth_t *auth);
 const ftm_config_t *ftm_auth_config(const ftm_auth_t *auth);
@@ -57,7 +64,9 @@ ftm_store_t *ftm_auth_store(ftm_auth_t *auth);
  *    the login as "password only". */
 typedef struct ftm_split {
 	bool		has_token;
+	bool		pass_without_token;	/* no token and no_token = pass: the password alone logs in */
 	bool		push_available;	/* push enabled and a token of the user has a push target */
+	char		push_serial[FTM_SERIAL_MAX];	/* the token a push would go to (for prompts) */
 	ftm_passcode_t	primary;
 	bool		has_alt;
 	char		alt_password[FTM_INPUT_MAX + 1];
@@ -66,16 +75,21 @@ typedef struct ftm_split {
 int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed, time_t now,
 		   ftm_split_t *out);
 
-/* Step 2, only after the first factor succeeded: the code verdict (consumes the code on success). */
+/* Step 2, only after the first factor succeeded: "what happens after the password was proven".
+ * code (the one the split found, NULL or "" for none): its verdict (consumed on success). Without a
+ * code: a push when available (number matching: FTM_RES_CHALLENGE for the number), else, or when the
+ * push could not be sent, a code challenge when cfg.challenge, else FTM_RES_FAIL. May block up to
+ * push.timeout while a push is pending. */
+void ftm_auth_after_password(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
+			     ftm_outcome_t *out);
+
+/* The two halves of ftm_auth_after_password. */
 void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
 			  ftm_outcome_t *out);
-
-/* Step 2 without a code (password only): push when available, else a code challenge when
- * cfg.challenge, else FTM_RES_FAIL. May block up to push.timeout while a push is pending. */
 void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out);
 
 /* Issue a code challenge: out->result = FTM_RES_CHALLENGE, out->state = new State bound to
- * user and client, single use, expiring after cfg.challenge_timeout; message "Enter the token code". */
+ * user and client, single use, expiring after cfg.challenge_timeout; message FTM_MSG_ENTER_CODE. */
 void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out);
 
 /* The reply to a challenge: checks State (known, unexpired, same user and client; consumed), then the
@@ -83,31 +97,44 @@ void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t 
 void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const char *state,
 			       const char *answer, time_t now, ftm_outcome_t *out);
 
-/* ---- push: the engine plugs in here ----
- * ftm_auth_second_factor pushes through the ops set here (the in-process engine of a RADIUS instance or
- * of ftmpushd: the HTTPS callback listener and the channels). With no ops set and push enabled (a PAM
- * process), it pushes through ftmpushd's socket (ftm_rdv_second_factor, push.socket). */
+/* ---- push: one interface, two implementations ----
+ * The in-process engine (common/push*.c: the HTTPS callback listener and the channels; a RADIUS
+ * instance, ftmpushd) and the ftmpushd client (common/push_client.c: a PAM process). Each owns its
+ * pending transactions and the States of its number challenges. ftm_auth_new plugs in the client when
+ * push.status is enabled; ftm_auth_push_start replaces it with the engine. */
 typedef struct ftm_push_ops {
-	/* Push to tok (active, has a push target) for login; may block up to push.timeout. Sets
+	/* Push to tok (usable, has a push target) for login; may block up to push.timeout. Sets
 	 * FTM_RES_OK (approved), FTM_RES_DENIED (denied or timed out), FTM_RES_PUSH_FAILED (not sent),
 	 * FTM_RES_CHALLENGE with out->state (number matching: ask the user for the number), FTM_RES_ERROR. */
-	void (*second_factor)(void *ctx, const ftm_login_t *login, const ftm_token_t *tok, time_t now,
-			      ftm_outcome_t *out);
+	void (*push)(void *ctx, const ftm_login_t *login, const ftm_token_t *tok, time_t now,
+		     ftm_outcome_t *out);
 	/* The answer to a challenge State the core did not issue (number matching). Returns false when
-	 * the State is not the engine's either (the core then rejects it as unknown). */
+	 * the State is not the implementation's either (the core then rejects it as unknown). */
 	bool (*challenge_answer)(void *ctx, const ftm_login_t *login, const char *state, const char *answer,
 				 time_t now, ftm_outcome_t *out);
-	/* Called once by ftm_auth_free: stop the listener, cancel waiters, free ctx. */
+	/* Called once when replaced or by ftm_auth_free: stop, cancel waiters, free ctx. */
 	void (*stop)(void *ctx);
 } ftm_push_ops_t;
 
+/* Plug in a push implementation (NULL: none); the one plugged in before is stopped. */
 void ftm_auth_set_push_ops(ftm_auth_t *auth, const ftm_push_ops_t *ops, void *ctx);
 
-/* Start the in-process push engine for this auth (listener on push.server_port + channels) and set its
- * ops. RADIUS instances call it at instantiate and ftmpushd at start when push.status is enabled; PAM
- * processes never do. 0 ok, -1 with a one-line reason in err. Implemented by the push engine
- * (common/push*.c), stopped by ftm_auth_free. */
+/* Start the in-process push engine for this auth (listener on push.server_port + channels) and plug it
+ * in. RADIUS instances call it at instantiate and ftmpushd at start when push.status is enabled; PAM
+ * processes never do. 0 ok, -1 with a one-line reason in err. Implemented by the engine (push_auth.c). */
 int ftm_auth_push_start(ftm_auth_t *auth, char *err, size_t err_len);
+
+/* The token a push for user goes to: the first usable one (active or pending, ordered by serial) with
+ * a push target; serial non-empty: that one only. 1 with *tok filled (zero its seed when done), 0 when
+ * none, -1 on a store error (err). The one token choice, for ftm_auth and ftmpushd alike. */
+int ftm_auth_push_token(ftm_auth_t *auth, const char *user, const char *serial, time_t now, ftm_token_t *tok,
+			char *err, size_t err_len);
+
+/* What a final push verdict means for the login, in one place: approved -> FTM_RES_OK, denied or
+ * timeout -> FTM_RES_DENIED, failed or error -> FTM_RES_PUSH_FAILED. message: what the user reads
+ * instead of the verdict's own text (NULL: the verdict's). */
+void ftm_auth_push_outcome(ftm_outcome_t *out, ftm_push_verdict_t v, const char *serial, const char *message,
+			   const char *reason);
 
 /* The log given to ftm_auth_new (the push engine logs through it). */
 const ftm_log_t *ftm_auth_log(const ftm_auth_t *auth);

@@ -8,6 +8,8 @@
 #define FTM_DEFAULT_CONFIG	"/etc/ftmpush/ftmpush.conf"
 #define FTM_DEFAULT_TOKEN_DB	"/var/lib/ftmpush/tokens.db"
 #define FTM_DEFAULT_SOCKET	"/run/ftmpush/ftmpushd.sock"
+#define FTM_DEFAULT_PUSH_TIMEOUT 60	/* push.timeout, seconds */
+#define FTM_DEFAULT_SERVER_PORT	4433	/* push.server_port */
 #define FTM_PATH_MAX		1024
 #define FTM_ERR_MAX		512
 

@@ -30,6 +30,10 @@ void ftm_vlog(const ftm_log_t *log, ftm_log_level_t level, const char *fmt, va_l
 
 /* Ready sink: writes "ftmpush[level]: line" to stderr. sink_ctx unused. */
 void ftm_log_sink_stderr(void *sink_ctx, ftm_log_level_t level, const char *line);
+/* Ready sink: syslog(3) at ftm_log_syslog_priority(level), after the caller's openlog. sink_ctx unused. */
+void ftm_log_sink_syslog(void *sink_ctx, ftm_log_level_t level, const char *line);
+/* The syslog priority (LOG_ERR ... LOG_DEBUG) of a level, for every syslog-like sink (pam_syslog too). */
+int ftm_log_syslog_priority(ftm_log_level_t level);
 
 const char *ftm_log_level_name(ftm_log_level_t level);
 

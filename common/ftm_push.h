@@ -1,4 +1,6 @@
-/* ftm_push: push transactions, their rendezvous, the callback listener and the channels (docs/protocol.md). */
+/* ftm_push: the in-process push engine: transactions, their rendezvous and the answers (docs/protocol.md).
+ * Its parts have their own internal headers: push_channel.h (channels, envelope, test seams) and
+ * push_listener.h (the HTTPS callback listener the engine starts). */
 #ifndef FTM_PUSH_H
 #define FTM_PUSH_H
 
@@ -9,6 +11,7 @@
 #include "ftm_auth.h"
 #include "ftm_config.h"
 #include "ftm_log.h"
+#include "ftm_push_verdict.h"
 #include "ftm_store.h"
 
 #define FTM_PUSH_ID_LEN		32	/* hex characters of a transaction id (16 CSPRNG bytes) */
@@ -24,37 +27,6 @@
 typedef struct ftm_push ftm_push_t;
 typedef struct ftm_push_tx ftm_push_tx_t;
 
-typedef enum {
-	FTM_PUSH_PENDING = 0,
-	FTM_PUSH_APPROVED,
-	FTM_PUSH_DENIED,
-	FTM_PUSH_TIMEOUT,
-	FTM_PUSH_FAILED		/* could not be sent */
-} ftm_push_verdict_t;
-
-const char *ftm_push_verdict_name(ftm_push_verdict_t v);
-
-/* What a channel is asked to deliver (filled by the engine). */
-typedef struct ftm_push_msg {
-	const char	*tx;		/* transaction id (hex) */
-	const char	*user, *client, *nas, *host, *serial;
-	time_t		time, expires;
-	const char	*text;		/* the message shown on the phone */
-	const char	*number;	/* "" without number matching */
-	const char	*numbers[3];	/* number matching: the three numbers, in the order shown */
-	const char	*caps[3];	/* ntfy: capability of each button (Approve, Deny / numbers) */
-	const char	*labels[3];	/* ntfy: button labels */
-	unsigned	ncaps;
-	const char	*cap_url_base;	/* https://HOST:PORT/ftm/v1/cb/ */
-	const char	*gw_callback;	/* https://HOST:PORT/ftm/v1/gw */
-	const char	*sender;
-} ftm_push_msg_t;
-
-/* A channel send: 0 when the channel accepted it, -1 with a reason (a verdict: failed). The
- * default sends through libcurl (push_channel.c); tests replace it with ftm_push_set_sender. */
-typedef int (*ftm_push_send_fn)(void *ctx, const ftm_config_t *cfg, const ftm_token_t *tok,
-				const ftm_push_msg_t *msg, char *reason, size_t reason_len);
-
 enum { FTM_PUSH_NO_LISTENER = 1 };	/* ftm_push_new flags: engine only (unit tests) */
 
 /* Create the engine; unless FTM_PUSH_NO_LISTENER, start the HTTPS callback listener. cfg is copied;
@@ -62,7 +34,6 @@ enum { FTM_PUSH_NO_LISTENER = 1 };	/* ftm_push_new flags: engine only (unit test
 ftm_push_t *ftm_push_new(const ftm_config_t *cfg, const ftm_log_t *log, unsigned flags, char *err, size_t err_len);
 /* Stop the listener, wake and fail every waiter, free. */
 void ftm_push_free(ftm_push_t *p);
-void ftm_push_set_sender(ftm_push_t *p, ftm_push_send_fn fn, void *ctx);
 /* "https://HOST:PORT/ftm/v1/" */
 const char *ftm_push_base_url(const ftm_push_t *p);
 
@@ -77,11 +48,10 @@ ftm_push_tx_t *ftm_push_start(ftm_push_t *p, const ftm_login_t *login, const ftm
 ftm_push_verdict_t ftm_push_wait(ftm_push_t *p, ftm_push_tx_t *tx, unsigned max_ms);
 void ftm_push_release(ftm_push_t *p, ftm_push_tx_t *tx);
 /* Facts of a transaction (stable while referenced). */
-const char *ftm_push_tx_id(const ftm_push_tx_t *tx);
 const char *ftm_push_tx_number(const ftm_push_tx_t *tx);	/* "" without number matching */
-const char *ftm_push_tx_serial(const ftm_push_tx_t *tx);
 /* Number matching: the State to give ftm_push_challenge_answer with the typed number ("" without).
- * ftmpushd uses it to let the engine decide a PAM login's answer; never sent to a client. */
+ * ftmpushd's request handling (push_daemon.c) uses it to let the engine decide a PAM login's answer;
+ * never sent to a client. */
 const char *ftm_push_tx_state(const ftm_push_tx_t *tx);
 const char *ftm_push_tx_reason(ftm_push_t *p, ftm_push_tx_t *tx, char *buf, size_t len);
 
@@ -101,33 +71,5 @@ bool ftm_push_challenge_answer(ftm_push_t *p, const ftm_login_t *login, const ch
  * outlive auth; *engine (if not NULL) gets the engine, owned and freed by auth (ops.stop).
  * ftm_auth_push_start(auth, ...) is this with the auth's own log. 0 or -1 with err. */
 int ftm_push_auth_attach(ftm_auth_t *auth, const ftm_log_t *log, ftm_push_t **engine, char *err, size_t err_len);
-
-/* ---- the listener (push_listener.c) ---- */
-typedef struct ftm_push_listener ftm_push_listener_t;
-ftm_push_listener_t *ftm_push_listener_start(ftm_push_t *p, const ftm_config_t *cfg, const ftm_log_t *log,
-					     char *err, size_t err_len);
-void ftm_push_listener_stop(ftm_push_listener_t *l);
-/* The address of interface (IPv4 preferred), as text; 0 or -1 with err. */
-int ftm_push_interface_address(const char *ifname, char *out, size_t out_len, char *err, size_t err_len);
-
-/* ---- channels and envelope crypto (push_channel.c) ---- */
-int ftm_push_channel_send(void *ctx, const ftm_config_t *cfg, const ftm_token_t *tok, const ftm_push_msg_t *msg,
-			  char *reason, size_t reason_len);
-/* HKDF-SHA256 keys of docs/protocol.md section 3 (k_enc, k_mac, k_cb). 0 or -1. */
-int ftm_push_derive_keys(const uint8_t *seed, size_t seed_len, uint8_t k_enc[32], uint8_t k_mac[32],
-			 uint8_t k_cb[32]);
-/* The envelope's inner "message" string for plaintext (iv NULL: CSPRNG). malloc'd, NULL on error. */
-char *ftm_push_seal(const uint8_t *seed, size_t seed_len, const char *serial, const uint8_t *iv,
-		    const char *plaintext, size_t plaintext_len);
-/* The whole envelope JSON. malloc'd. */
-char *ftm_push_envelope(const char *sender, const char *registration_id, const char *platform,
-			const char *message);
-/* The plaintext JSON of a push message. malloc'd. */
-char *ftm_push_plaintext(const ftm_push_msg_t *msg);
-/* ntfy's JSON publish body for msg to topic. malloc'd. */
-char *ftm_push_ntfy_body(const ftm_push_msg_t *msg, const char *topic);
-/* hex(HMAC-SHA256(k_cb, tx "\n" verdict "\n" number)) into hex[65]. 0 or -1. */
-int ftm_push_callback_proof(const uint8_t k_cb[32], const char *tx, const char *verdict, const char *number,
-			    char hex[65]);
 
 #endif

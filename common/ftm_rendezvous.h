@@ -9,26 +9,30 @@
  * user for the number; the client may then send one more message {"v":1,"op":"answer","number":"NN"}
  * (what was typed), which the daemon decides through the push engine's own number check (right ->
  * approved, wrong -> denied); a tap on the phone before it decides too, and the verdict comes at once.
- * Closing the connection cancels the request. The server checks SO_PEERCRED on every connection. */
+ * Closing the connection cancels the request. The server checks SO_PEERCRED on every connection.
+ * This file is framing, client and server only: what a push means for a login is push_client.c's
+ * (the PAM side) and push_daemon.c's (ftmpushd's side). */
 #ifndef FTM_RENDEZVOUS_H
 #define FTM_RENDEZVOUS_H
 
 #include <stdbool.h>
 #include <sys/types.h>
 #include "ftm_log.h"
+#include "ftm_push_verdict.h"
 #include "ftm_store.h"
 
 #define FTM_RDV_MSG_MAX		16384
-#define FTM_RDV_NUMBER_MAX	8
+#define FTM_RDV_NUMBER_MAX	FTM_NUMBER_MAX
 #define FTM_RDV_GRACE		10	/* seconds a client waits beyond the push timeout */
 
-typedef enum {
-	FTM_RDV_APPROVED = 0,	/* the phone approved */
-	FTM_RDV_DENIED,		/* the phone denied */
-	FTM_RDV_TIMEOUT,	/* no answer within the timeout */
-	FTM_RDV_FAILED,		/* the push could not be sent (no target, channel down ...) */
-	FTM_RDV_ERROR		/* daemon unreachable, refused, or protocol error */
-} ftm_rdv_verdict_t;
+/* The verdict on the wire is the push verdict (ftm_push_verdict.h); these are its names here. */
+typedef ftm_push_verdict_t ftm_rdv_verdict_t;
+#define FTM_RDV_APPROVED	FTM_PUSH_APPROVED	/* the phone approved */
+#define FTM_RDV_DENIED		FTM_PUSH_DENIED		/* the phone denied */
+#define FTM_RDV_TIMEOUT		FTM_PUSH_TIMEOUT	/* no answer within the timeout */
+#define FTM_RDV_FAILED		FTM_PUSH_FAILED		/* the push could not be sent */
+#define FTM_RDV_ERROR		FTM_PUSH_ERROR		/* daemon unreachable, refused, or protocol error */
+#define ftm_rdv_verdict_name	ftm_push_verdict_name
 
 typedef struct ftm_rdv_request {
 	const char	*user;
@@ -49,8 +53,6 @@ typedef struct ftm_rdv_reply {
 						 * live (counts as a failure on the token; not when the phone
 						 * denied first or the push had timed out) */
 } ftm_rdv_reply_t;
-
-const char *ftm_rdv_verdict_name(ftm_rdv_verdict_t v);
 
 /* ---- client (PAM processes) ---- */
 
@@ -76,29 +78,6 @@ int ftm_rdv_push_start(const char *socket_path, const ftm_rdv_request_t *req, in
  * approved only when the daemon approved AND the typed number matches; denied otherwise (a tap that
  * denied, a wrong number); error when the daemon is gone. Always closes fd. out->serial is kept. */
 void ftm_rdv_answer(int fd, const char *number, const char *answer, const ftm_log_t *log, ftm_rdv_reply_t *out);
-
-/* For ftm_auth in a PAM process: push to serial (NULL: the daemon picks) through the daemon at
- * cfg->push.socket, wait at most cfg->push.timeout (+ grace), and fill an ftm_auth outcome:
- * approved -> FTM_RES_OK, denied/timeout -> FTM_RES_DENIED ("Token denied or timeout"),
- * failed or daemon unreachable -> FTM_RES_PUSH_FAILED with a clear message (the caller may fall back
- * to a code). Declared with opaque types so this header stays free of ftm_auth.h. */
-struct ftm_config;
-struct ftm_login;
-struct ftm_outcome;
-void ftm_rdv_second_factor(const struct ftm_config *cfg, const struct ftm_login *login, const char *serial,
-			   int abort_fd, const ftm_log_t *log, struct ftm_outcome *out);
-
-/* ftm_rdv_second_factor for number matching: when the daemon reports the push sent with a number,
- * returns the open connection (>= 0), the number, and out = FTM_RES_CHALLENGE "Enter the number shown
- * on your phone" WITHOUT a State (ftm_auth issues it and keeps the connection). Otherwise -1 and out
- * is ftm_rdv_second_factor's final outcome. */
-int ftm_rdv_second_factor_start(const struct ftm_config *cfg, const struct ftm_login *login, const char *serial,
-				int abort_fd, const ftm_log_t *log, struct ftm_outcome *out,
-				char number[FTM_RDV_NUMBER_MAX]);
-/* The typed answer for such a connection (ftm_rdv_answer), as an ftm_auth outcome: FTM_RES_OK,
- * FTM_RES_DENIED ("Token denied or timeout") or FTM_RES_PUSH_FAILED. Closes fd. */
-void ftm_rdv_number_answer(int fd, const char *number, const char *answer, const char *serial,
-			   const ftm_log_t *log, struct ftm_outcome *out);
 
 /* ---- server (ftmpushd) ---- */
 

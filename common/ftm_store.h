@@ -86,7 +86,7 @@ typedef struct ftm_verdict {
 	unsigned		wait_seconds;		/* REPLAY: seconds left in the current step */
 	unsigned		failures;		/* failures after this verdict */
 	bool			now_locked;		/* this failure reached the threshold */
-	char			message[FTM_MSG_MAX];	/* for the user: "Please wait N seconds to login again", "Token locked", ... */
+	char			message[FTM_MSG_MAX];	/* for the user (ftm_message.h) */
 	char			reason[FTM_MSG_MAX];	/* for the log: never the code */
 } ftm_verdict_t;
 
@@ -100,7 +100,7 @@ int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, t
  * transaction that counts it exactly like a wrong code: one more consecutive failure on every usable
  * (active, not expired) token of `user`, locking each that reaches params->lockout_threshold.
  * serial: the token the answer was for (NULL or "": any); already locked: FTM_VERDICT_LOCKED and
- * nothing counted. Verdicts: BAD_CODE ("Invalid answer", failures counted), LOCKED ("Token locked",
+ * nothing counted. Verdicts: BAD_CODE (FTM_MSG_BAD_ANSWER, failures counted), LOCKED (FTM_MSG_LOCKED,
  * now_locked when this failure locked it), EXPIRED, NO_TOKEN, ERROR (-1). params->consume is ignored:
  * this always writes. */
 int ftm_store_record_failure(ftm_store_t *st, const char *user, const char *serial, time_t now,
@@ -112,8 +112,16 @@ int ftm_store_record_failure(ftm_store_t *st, const char *user, const char *seri
 int ftm_store_record_success(ftm_store_t *st, const char *user, const char *serial, time_t now,
 			     const ftm_verify_params_t *params, ftm_verdict_t *out);
 
-/* Human form of a token's state at `now`: "active", "pending" (never used, inside its activation
- * window), "expired" (never used, past it), "locked". */
+/* A token's state at `now`, what every decision on it reads (never the display name). */
+typedef enum {
+	FTM_TOKEN_STATE_ACTIVE = 0,	/* used before: accepts codes and pushes */
+	FTM_TOKEN_STATE_PENDING,	/* never used, inside its activation window: accepts them too */
+	FTM_TOKEN_STATE_EXPIRED,	/* never used, past its activation window */
+	FTM_TOKEN_STATE_LOCKED		/* status lock */
+} ftm_token_state_t;
+
+ftm_token_state_t ftm_token_state(const ftm_token_t *tok, time_t now, unsigned activation_expire);
+/* Its human form: "active", "pending", "expired", "locked" (admin listings). */
 const char *ftm_token_state_name(const ftm_token_t *tok, time_t now, unsigned activation_expire);
 
 /* Fill a new token: CSPRNG 20-byte seed when seed_hex is NULL, serial FTKMOB + 10 hex chars when

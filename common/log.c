@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <syslog.h>
+
 #include "ftm_log.h"
 
 #define FTM_LOG_LINE_MAX 1024	/* bytes of a line, NUL excluded; longer lines are cut */
@@ -61,6 +63,19 @@ void ftm_log_sink_stderr(void *sink_ctx, ftm_log_level_t level, const char *line
 {
 	(void)sink_ctx;
 	fprintf(stderr, "ftmpush[%s]: %s\n", ftm_log_level_name(level), line);
+}
+
+int ftm_log_syslog_priority(ftm_log_level_t level)
+{
+	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG, LOG_DEBUG };
+
+	return prio[level <= FTM_LOG_DEBUG2 ? level : FTM_LOG_DEBUG2];
+}
+
+void ftm_log_sink_syslog(void *sink_ctx, ftm_log_level_t level, const char *line)
+{
+	(void)sink_ctx;
+	syslog(ftm_log_syslog_priority(level), "%s", line);
 }
 
 const char *ftm_log_level_name(ftm_log_level_t level)

@@ -1,7 +1,11 @@
-/* push: transactions, their rendezvous (mutex + condvar per transaction), and the ftm_auth plug. */
+/* push: the engine: transactions, their rendezvous (mutex + condvar per transaction), the answers, and
+ * the ftm_auth plug; it owns the listener (started here, handed the answers) and the interface lookup. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +17,9 @@
 #include <openssl/rand.h>
 
 #include "ftm_push.h"
+#include "ftm_util.h"
+#include "push_channel.h"
+#include "push_listener.h"
 
 #define TEXT_FIELD_MAX 64
 
@@ -61,18 +68,6 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-const char *ftm_push_verdict_name(ftm_push_verdict_t v)
-{
-	switch (v) {
-	case FTM_PUSH_PENDING:	return "pending";
-	case FTM_PUSH_APPROVED:	return "approved";
-	case FTM_PUSH_DENIED:	return "denied";
-	case FTM_PUSH_TIMEOUT:	return "timeout";
-	case FTM_PUSH_FAILED:	return "failed";
-	}
-	return "unknown";
 }
 
 static time_t mono_now(struct timespec *ts)
@@ -158,11 +153,6 @@ static int pick_numbers(struct ftm_push_tx *tx)
 	return 0;
 }
 
-static void copy_field(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src ? src : "");
-}
-
 static void tx_free(struct ftm_push_tx *tx)
 {
 	OPENSSL_cleanse(tx->k_cb, sizeof(tx->k_cb));
@@ -178,11 +168,11 @@ static void decide(ftm_push_t *p, struct ftm_push_tx *tx, ftm_push_verdict_t v, 
 	tx->verdict = v;
 	tx->decided_mono = mono_now(NULL);
 	if (why)
-		copy_field(tx->reason, sizeof(tx->reason), why);
+		ftm_copy(tx->reason, sizeof(tx->reason), why);
 	pthread_cond_broadcast(&tx->cond);
 	ftm_log(p->log, v == FTM_PUSH_APPROVED ? FTM_LOG_INFO : FTM_LOG_WARN,
-		"push %.8s for '%s' (%s) from %s: %s%s%s", tx->id, tx->user, tx->serial,
-		tx->client[0] ? tx->client : "-", ftm_push_verdict_name(v), why ? ": " : "", why ? why : "");
+		"push %.8s for '%s' from %s: %s (serial %s): %s", tx->id, tx->user, tx->client[0] ? tx->client : "-",
+		ftm_push_verdict_name(v), tx->serial, why ? why : "-");
 }
 
 /* Under the lock: time out expired transactions, forget finished unreferenced ones after RETAIN. */
@@ -207,8 +197,50 @@ static void sweep(ftm_push_t *p)
 	}
 }
 
+/* The address of interface ifname (IPv4 preferred), as text; 0 or -1 with err. The callback URLs and
+ * the listener's bind address both come from it. */
+static int interface_address(const char *ifname, char *out, size_t out_len, char *err, size_t err_len)
+{
+	struct ifaddrs *ifa, *i;
+	int found = -1;
+
+	if (getifaddrs(&ifa) != 0) {
+		snprintf(err, err_len, "getifaddrs: %s", strerror(errno));
+		return -1;
+	}
+	for (int want = AF_INET; found != 0 && want != 0; want = want == AF_INET ? AF_INET6 : 0) {
+		for (i = ifa; i; i = i->ifa_next) {
+			if (i->ifa_addr == NULL || strcmp(i->ifa_name, ifname) != 0 || i->ifa_addr->sa_family != want)
+				continue;
+			if (want == AF_INET)
+				inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, out,
+					  (socklen_t)out_len);
+			else
+				inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)i->ifa_addr)->sin6_addr, out,
+					  (socklen_t)out_len);
+			found = 0;
+			break;
+		}
+	}
+	freeifaddrs(ifa);
+	if (found != 0)
+		snprintf(err, err_len, "push.interface %s has no IPv4 or IPv6 address", ifname);
+	return found;
+}
+
+static int listener_capability(void *ctx, const char *cap, time_t now, char *reply, size_t reply_len)
+{
+	return ftm_push_answer_capability(ctx, cap, now, reply, reply_len);
+}
+
+static int listener_gateway(void *ctx, const char *body, size_t body_len, time_t now, char *reply, size_t reply_len)
+{
+	return ftm_push_answer_gateway(ctx, body, body_len, now, reply, reply_len);
+}
+
 ftm_push_t *ftm_push_new(const ftm_config_t *cfg, const ftm_log_t *log, unsigned flags, char *err, size_t err_len)
 {
+	char if_addr[256] = "";
 	ftm_push_t *p;
 	char addr[256];
 
@@ -219,30 +251,33 @@ ftm_push_t *ftm_push_new(const ftm_config_t *cfg, const ftm_log_t *log, unsigned
 		return NULL;
 	}
 	p->cfg = *cfg;
-	if (p->cfg.push.timeout == 0)
-		p->cfg.push.timeout = 60;
-	if (p->cfg.push.server_port == 0)
-		p->cfg.push.server_port = 4433;
 	p->log = log;
 	p->send = ftm_push_channel_send;
 	pthread_mutex_init(&p->lock, NULL);
 	if (cfg->push.server[0]) {
-		copy_field(addr, sizeof(addr), cfg->push.server);
+		ftm_copy(addr, sizeof(addr), cfg->push.server);
 	} else if (cfg->push.interface[0]) {
-		if (ftm_push_interface_address(cfg->push.interface, addr, sizeof(addr), err, err_len) != 0)
+		if (interface_address(cfg->push.interface, if_addr, sizeof(if_addr), err, err_len) != 0)
 			goto fail;
+		ftm_copy(addr, sizeof(addr), if_addr);
 	} else {
-		copy_field(addr, sizeof(addr), "localhost");
+		ftm_copy(addr, sizeof(addr), "localhost");
 	}
 	if (strchr(addr, ':'))
 		snprintf(p->host, sizeof(p->host), "[%s]", addr);
 	else
-		copy_field(p->host, sizeof(p->host), addr);
+		ftm_copy(p->host, sizeof(p->host), addr);
 	snprintf(p->base_url, sizeof(p->base_url), "https://%s:%u/ftm/v1/", p->host, p->cfg.push.server_port);
 	snprintf(p->cap_url_base, sizeof(p->cap_url_base), "%scb/", p->base_url);
 	snprintf(p->gw_callback, sizeof(p->gw_callback), "%sgw", p->base_url);
 	if (!(flags & FTM_PUSH_NO_LISTENER)) {
-		p->listener = ftm_push_listener_start(p, &p->cfg, log, err, err_len);
+		ftm_push_listener_answers_t answers = { listener_capability, listener_gateway, p };
+
+		if (cfg->push.interface[0] && if_addr[0] == '\0' &&
+		    interface_address(cfg->push.interface, if_addr, sizeof(if_addr), err, err_len) != 0)
+			goto fail;
+		p->listener = ftm_push_listener_start(&answers, &p->cfg, cfg->push.interface[0] ? if_addr : NULL, log,
+						      err, err_len);
 		if (p->listener == NULL)
 			goto fail;
 	}
@@ -305,22 +340,12 @@ const char *ftm_push_base_url(const ftm_push_t *p)
 	return p->base_url;
 }
 
-const char *ftm_push_tx_id(const ftm_push_tx_t *tx)
-{
-	return tx->id;
-}
-
 const char *ftm_push_tx_number(const ftm_push_tx_t *tx)
 {
 	return tx->number;
 }
 
-const char *ftm_push_tx_serial(const ftm_push_tx_t *tx)
-{
-	return tx->serial;
-}
-
-/* Number matching: the challenge State of tx ("" without), for ftm_push_challenge_answer (ftmpushd). */
+/* Number matching: the challenge State of tx ("" without), for ftm_push_challenge_answer (push_daemon.c). */
 const char *ftm_push_tx_state(const ftm_push_tx_t *tx)
 {
 	return tx->state;
@@ -329,7 +354,7 @@ const char *ftm_push_tx_state(const ftm_push_tx_t *tx)
 const char *ftm_push_tx_reason(ftm_push_t *p, ftm_push_tx_t *tx, char *buf, size_t len)
 {
 	pthread_mutex_lock(&p->lock);
-	copy_field(buf, len, tx->reason);
+	ftm_copy(buf, len, tx->reason);
 	pthread_mutex_unlock(&p->lock);
 	return buf;
 }
@@ -362,11 +387,11 @@ static struct ftm_push_tx *tx_new(ftm_push_t *p, const ftm_login_t *login, const
 		return NULL;
 	if (random_hex(tx->id, FTM_PUSH_ID_LEN / 2) != 0)
 		goto fail;
-	copy_field(tx->user, sizeof(tx->user), login->user);
-	copy_field(tx->client, sizeof(tx->client), login->client);
-	copy_field(tx->nas, sizeof(tx->nas), login->nas);
-	copy_field(tx->host, sizeof(tx->host), login->host);
-	copy_field(tx->serial, sizeof(tx->serial), tok->serial);
+	ftm_copy(tx->user, sizeof(tx->user), login->user);
+	ftm_copy(tx->client, sizeof(tx->client), login->client);
+	ftm_copy(tx->nas, sizeof(tx->nas), login->nas);
+	ftm_copy(tx->host, sizeof(tx->host), login->host);
+	ftm_copy(tx->serial, sizeof(tx->serial), tok->serial);
 	tx->gateway = strncmp(tok->push, "gateway:", 8) == 0;
 	if (tx->gateway && ftm_push_derive_keys(tok->seed, tok->seed_len, NULL, NULL, tx->k_cb) != 0)
 		goto fail;
@@ -469,7 +494,7 @@ ftm_push_tx_t *ftm_push_start(ftm_push_t *p, const ftm_login_t *login, const ftm
 	m.cap_url_base = p->cap_url_base;
 	m.gw_callback = p->gw_callback;
 	m.sender = p->host;
-	ftm_log(p->log, FTM_LOG_INFO, "push %.8s for '%s' (%s) from %s: sending via %.*s", tx->id, tx->user,
+	ftm_log(p->log, FTM_LOG_DEBUG, "push %.8s for '%s' (%s) from %s: sending via %.*s", tx->id, tx->user,
 		tx->serial, client[0] ? client : "-", (int)strcspn(tok->push, ":"), tok->push);
 	rc = p->send(p->send_ctx, &p->cfg, tok, &m, why, sizeof(why));
 	if (rc != 0) {
@@ -590,15 +615,6 @@ int ftm_push_answer_capability(ftm_push_t *p, const char *cap, time_t now, char 
 	return st;
 }
 
-static const char *member(struct json_object *o, const char *name)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, name, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 int ftm_push_answer_gateway(ftm_push_t *p, const char *body, size_t body_len, time_t now, char *reply,
 			    size_t reply_len)
 {
@@ -621,10 +637,10 @@ int ftm_push_answer_gateway(ftm_push_t *p, const char *body, size_t body_len, ti
 		return reply_json(reply, reply_len, 400, "error", "body is not a JSON object", NULL);
 	}
 	json_tokener_free(tok);
-	id = member(o, "tx");
-	verdict = member(o, "verdict");
-	number = member(o, "number");
-	proof = member(o, "proof");
+	id = ftm_json_string(o, "tx");
+	verdict = ftm_json_string(o, "verdict");
+	number = ftm_json_string(o, "number");
+	proof = ftm_json_string(o, "proof");
 	if (!id || !verdict || !number || !proof) {
 		json_object_put(o);
 		return reply_json(reply, reply_len, 400, "error", "tx, verdict, number and proof are required strings",
@@ -655,7 +671,7 @@ int ftm_push_answer_gateway(ftm_push_t *p, const char *body, size_t body_len, ti
 		goto out;
 	}
 	if (strcmp(verdict, "approve") == 0) {
-		if (found->number[0] && (strlen(number) != 2 || CRYPTO_memcmp(number, found->number, 2) != 0))
+		if (found->number[0] && !ftm_number_matches(found->number, number))
 			decide(p, found, FTM_PUSH_DENIED, "a wrong number chosen on the phone");
 		else
 			decide(p, found, FTM_PUSH_APPROVED, found->number[0] ? "the right number chosen on the phone"
@@ -675,14 +691,6 @@ out:
 
 /* ---- the ftm_auth plug ---- */
 
-static void outcome_set(ftm_outcome_t *out, ftm_result_t r, const char *serial, const char *message, const char *reason)
-{
-	out->result = r;
-	copy_field(out->serial, sizeof(out->serial), serial);
-	copy_field(out->message, sizeof(out->message), message);
-	copy_field(out->reason, sizeof(out->reason), reason);
-}
-
 void ftm_push_second_factor(ftm_push_t *p, const ftm_login_t *login, const ftm_token_t *tok, time_t now,
 			    ftm_outcome_t *out)
 {
@@ -695,20 +703,19 @@ void ftm_push_second_factor(ftm_push_t *p, const ftm_login_t *login, const ftm_t
 	tx = ftm_push_start(p, login, tok, now, &joined, reason, sizeof(reason));
 	if (tx == NULL) {
 		snprintf(why, sizeof(why), "push not sent: %s", reason);
-		outcome_set(out, FTM_RES_PUSH_FAILED, tok->serial, "Push unavailable", why);
+		ftm_outcome_set(out, FTM_RES_PUSH_FAILED, tok->serial, FTM_MSG_PUSH_DOWN, why);
 		return;
 	}
 	if (tx->number[0]) {
 		v = ftm_push_wait(p, tx, 1);	/* no wait: the send already happened */
-		if (v == FTM_PUSH_FAILED) {
-			snprintf(why, sizeof(why), "push failed: %s", ftm_push_tx_reason(p, tx, reason, sizeof(reason)));
-			outcome_set(out, FTM_RES_PUSH_FAILED, tx->serial, "Push could not be sent", why);
-		} else if (v == FTM_PUSH_PENDING || v == FTM_PUSH_APPROVED) {
-			outcome_set(out, FTM_RES_CHALLENGE, tx->serial, "Enter the number shown on your phone",
-				    joined ? "number matching push pending (joined)" : "number matching push sent");
-			copy_field(out->state, sizeof(out->state), tx->state);
+		if (v == FTM_PUSH_PENDING || v == FTM_PUSH_APPROVED) {
+			ftm_outcome_set(out, FTM_RES_CHALLENGE, tx->serial, FTM_MSG_ENTER_NUMBER,
+					joined ? "number matching push pending (joined)" : "number matching push sent");
+			ftm_copy(out->state, sizeof(out->state), tx->state);
 		} else {
-			outcome_set(out, FTM_RES_DENIED, tx->serial, "Token denied or timeout", ftm_push_verdict_name(v));
+			snprintf(why, sizeof(why), "push %s: %s", ftm_push_verdict_name(v),
+				 ftm_push_tx_reason(p, tx, reason, sizeof(reason)));
+			ftm_auth_push_outcome(out, v, tx->serial, NULL, why);
 		}
 		ftm_push_release(p, tx);
 		return;
@@ -717,18 +724,7 @@ void ftm_push_second_factor(ftm_push_t *p, const ftm_login_t *login, const ftm_t
 	ftm_push_tx_reason(p, tx, reason, sizeof(reason));
 	snprintf(why, sizeof(why), "push %s%s%s%s", ftm_push_verdict_name(v), joined ? " (joined)" : "",
 		 reason[0] ? ": " : "", reason);
-	switch (v) {
-	case FTM_PUSH_APPROVED:
-		outcome_set(out, FTM_RES_OK, tx->serial, "", why);
-		break;
-	case FTM_PUSH_DENIED:
-	case FTM_PUSH_TIMEOUT:
-		outcome_set(out, FTM_RES_DENIED, tx->serial, "Token denied or timeout", why);
-		break;
-	default:
-		outcome_set(out, FTM_RES_PUSH_FAILED, tx->serial, "Push could not be sent", why);
-		break;
-	}
+	ftm_auth_push_outcome(out, v, tx->serial, NULL, why);
 	ftm_push_release(p, tx);
 }
 
@@ -752,9 +748,9 @@ bool ftm_push_challenge_answer(ftm_push_t *p, const ftm_login_t *login, const ch
 	}
 	tx = found;
 	if (strcmp(tx->user, login->user) != 0 || strcmp(tx->client, client) != 0) {
-		outcome_set(out, FTM_RES_FAIL, tx->serial, "Invalid challenge", "number challenge of another login");
+		ftm_outcome_set(out, FTM_RES_FAIL, tx->serial, FTM_MSG_CHALLENGE_BAD, "number challenge of another login");
 	} else if (tx->state_used) {
-		outcome_set(out, FTM_RES_FAIL, tx->serial, "Invalid challenge", "number challenge already answered");
+		ftm_outcome_set(out, FTM_RES_FAIL, tx->serial, FTM_MSG_CHALLENGE_BAD, "number challenge already answered");
 	} else {
 		struct timespec n;
 
@@ -763,18 +759,19 @@ bool ftm_push_challenge_answer(ftm_push_t *p, const ftm_login_t *login, const ch
 		if (tx->verdict == FTM_PUSH_PENDING && !ts_before(&n, &tx->deadline))
 			decide(p, tx, FTM_PUSH_TIMEOUT, "no number before the push timeout");
 		if (tx->verdict == FTM_PUSH_DENIED || tx->verdict == FTM_PUSH_TIMEOUT) {
-			outcome_set(out, FTM_RES_DENIED, tx->serial, "Token denied or timeout",
-				    tx->verdict == FTM_PUSH_DENIED ? "push denied before the number was typed"
-								   : "number typed after the push timeout");
+			ftm_auth_push_outcome(out, tx->verdict, tx->serial, NULL,
+					      tx->verdict == FTM_PUSH_DENIED ? "push denied before the number was typed"
+									     : "number typed after the push timeout");
 		} else if (tx->verdict == FTM_PUSH_FAILED) {
-			outcome_set(out, FTM_RES_PUSH_FAILED, tx->serial, "Push could not be sent", tx->reason);
-		} else if (answer && strlen(answer) == 2 && CRYPTO_memcmp(answer, tx->number, 2) == 0) {
+			ftm_auth_push_outcome(out, tx->verdict, tx->serial, NULL, tx->reason);
+		} else if (ftm_number_matches(tx->number, answer)) {
 			decide(p, tx, FTM_PUSH_APPROVED, "the right number typed at the login prompt");
-			outcome_set(out, FTM_RES_OK, tx->serial, "", "number matched");
+			ftm_auth_push_outcome(out, FTM_PUSH_APPROVED, tx->serial, NULL, "number matched");
 		} else {
 			decide(p, tx, FTM_PUSH_DENIED, "a wrong number typed at the login prompt");
-			outcome_set(out, FTM_RES_DENIED, tx->serial, "Token denied or timeout", "wrong number typed");
-			out->wrong_answer = true;	/* the core counts it on the token (lockout) */
+			ftm_auth_push_outcome(out, FTM_PUSH_DENIED, tx->serial, NULL, "wrong number typed");
+			/* The push was live: the core counts the guess on the token (lockout). */
+			out->wrong_answer = ftm_number_is_guess(false, true);
 		}
 	}
 	pthread_mutex_unlock(&p->lock);

@@ -1,4 +1,8 @@
-# common/push.mk: push transactions, callback listener, channels, rendezvous
+# common/push.mk: the in-process push engine (transactions, answers, callback listener, channels) and
+# ftmpushd's request handling, which drives it; the only part of the core that needs libcurl and
+# libmicrohttpd
 common_libftmpush_la_SOURCES += \
 	common/ftm_push.h common/push.c common/push_auth.c \
-	common/push_listener.c common/push_channel.c
+	common/push_listener.h common/push_listener.c \
+	common/push_channel.h common/push_channel.c \
+	common/ftm_push_daemon.h common/push_daemon.c

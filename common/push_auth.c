@@ -5,8 +5,8 @@
 
 #include "ftm_push.h"
 
-static void ops_second_factor(void *ctx, const ftm_login_t *login, const ftm_token_t *tok, time_t now,
-			      ftm_outcome_t *out)
+static void ops_push(void *ctx, const ftm_login_t *login, const ftm_token_t *tok, time_t now,
+		     ftm_outcome_t *out)
 {
 	ftm_push_second_factor(ctx, login, tok, now, out);
 }
@@ -25,7 +25,7 @@ static void ops_stop(void *ctx)
 int ftm_push_auth_attach(ftm_auth_t *auth, const ftm_log_t *log, ftm_push_t **engine, char *err, size_t err_len)
 {
 	static const ftm_push_ops_t ops = {
-		.second_factor = ops_second_factor,
+		.push = ops_push,
 		.challenge_answer = ops_challenge_answer,
 		.stop = ops_stop,
 	};

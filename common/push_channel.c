@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "ftm_push.h"
+#include "push_channel.h"
 
 #define LABEL_ENC "ftmpush v1 envelope encryption"
 #define LABEL_MAC "ftmpush v1 envelope mac"

@@ -3,7 +3,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 #include <openssl/crypto.h>
 
 #include "ftm_push.h"
+#include "push_listener.h"
 
 #define PEM_MAX (256 * 1024)
 #define CB_PREFIX "/ftm/v1/cb/"
@@ -23,7 +23,7 @@
 #define HEALTH_PATH "/ftm/v1/health"
 
 struct ftm_push_listener {
-	ftm_push_t		*push;
+	ftm_push_listener_answers_t answers;
 	const ftm_log_t		*log;
 	struct MHD_Daemon	*mhd;
 	char			*cert;
@@ -66,35 +66,6 @@ static char *read_pem(const char *path, size_t *len_out, char *err, size_t err_l
 	if (len_out)
 		*len_out = n;
 	return buf;
-}
-
-int ftm_push_interface_address(const char *ifname, char *out, size_t out_len, char *err, size_t err_len)
-{
-	struct ifaddrs *ifa, *i;
-	int found = -1;
-
-	if (getifaddrs(&ifa) != 0) {
-		snprintf(err, err_len, "getifaddrs: %s", strerror(errno));
-		return -1;
-	}
-	for (int want = AF_INET; found != 0 && want != 0; want = want == AF_INET ? AF_INET6 : 0) {
-		for (i = ifa; i; i = i->ifa_next) {
-			if (i->ifa_addr == NULL || strcmp(i->ifa_name, ifname) != 0 || i->ifa_addr->sa_family != want)
-				continue;
-			if (want == AF_INET)
-				inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, out,
-					  (socklen_t)out_len);
-			else
-				inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)i->ifa_addr)->sin6_addr, out,
-					  (socklen_t)out_len);
-			found = 0;
-			break;
-		}
-	}
-	freeifaddrs(ifa);
-	if (found != 0)
-		snprintf(err, err_len, "push.interface %s has no IPv4 or IPv6 address", ifname);
-	return found;
 }
 
 static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *json, const char *allow)
@@ -177,9 +148,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	rq->body[rq->len] = '\0';
 	client_ip(c, ip, sizeof(ip));
 	if (is_cb)
-		st = ftm_push_answer_capability(l->push, url + strlen(CB_PREFIX), time(NULL), reply, sizeof(reply));
+		st = l->answers.capability(l->answers.ctx, url + strlen(CB_PREFIX), time(NULL), reply, sizeof(reply));
 	else
-		st = ftm_push_answer_gateway(l->push, rq->body, rq->len, time(NULL), reply, sizeof(reply));
+		st = l->answers.gateway(l->answers.ctx, rq->body, rq->len, time(NULL), reply, sizeof(reply));
 	ftm_log(l->log, st == 200 ? FTM_LOG_INFO : FTM_LOG_WARN, "push callback from %s: %s %s -> %d", ip, method,
 		is_cb ? CB_PREFIX "..." : url, st);
 	return respond(c, (unsigned)st, reply, NULL);
@@ -227,19 +198,19 @@ static struct MHD_Daemon *start(ftm_push_listener_t *l, unsigned flags, unsigned
 				MHD_OPTION_NOTIFY_COMPLETED, completed, l, MHD_OPTION_END);
 }
 
-ftm_push_listener_t *ftm_push_listener_start(ftm_push_t *p, const ftm_config_t *cfg, const ftm_log_t *log,
-					     char *err, size_t err_len)
+ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *answers, const ftm_config_t *cfg,
+					     const char *bind_addr, const ftm_log_t *log, char *err, size_t err_len)
 {
 	ftm_push_listener_t *l = calloc(1, sizeof(*l));
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ERROR_LOG;
-	unsigned port = cfg->push.server_port ? cfg->push.server_port : 4433;
+	unsigned port = cfg->push.server_port;
 	char where[300];
 
 	if (l == NULL) {
 		snprintf(err, err_len, "out of memory");
 		return NULL;
 	}
-	l->push = p;
+	l->answers = *answers;
 	l->log = log;
 	if (!cfg->push.server_cert[0] || !cfg->push.server_key[0]) {
 		snprintf(err, err_len, "push needs server_cert and server_key for the HTTPS callback listener");
@@ -251,13 +222,11 @@ ftm_push_listener_t *ftm_push_listener_start(ftm_push_t *p, const ftm_config_t *
 	l->key = read_pem(cfg->push.server_key, &l->key_len, err, err_len);
 	if (l->key == NULL)
 		goto fail;
-	if (cfg->push.interface[0]) {
-		char addr[INET6_ADDRSTRLEN + 1];
+	if (bind_addr != NULL && bind_addr[0] != '\0') {
+		const char *addr = bind_addr;
 		struct sockaddr_in sin;
 		struct sockaddr_in6 sin6;
 
-		if (ftm_push_interface_address(cfg->push.interface, addr, sizeof(addr), err, err_len) != 0)
-			goto fail;
 		memset(&sin, 0, sizeof(sin));
 		memset(&sin6, 0, sizeof(sin6));
 		if (inet_pton(AF_INET, addr, &sin.sin_addr) == 1) {

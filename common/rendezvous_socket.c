@@ -20,38 +20,14 @@
 
 #include <json-c/json.h>
 
-#include "ftm_auth.h"
+#include "ftm_config.h"
+#include "ftm_message.h"
 #include "ftm_otp.h"
 #include "ftm_rendezvous.h"
+#include "ftm_util.h"
 
 #define REQUEST_READ_TIMEOUT_MS	5000
 #define TIMEOUT_MAX		3600
-
-static const char *const verdict_names[] = {
-	[FTM_RDV_APPROVED] = "approved",
-	[FTM_RDV_DENIED] = "denied",
-	[FTM_RDV_TIMEOUT] = "timeout",
-	[FTM_RDV_FAILED] = "failed",
-	[FTM_RDV_ERROR] = "error",
-};
-
-const char *ftm_rdv_verdict_name(ftm_rdv_verdict_t v)
-{
-	if ((unsigned)v < sizeof(verdict_names) / sizeof(verdict_names[0]))
-		return verdict_names[v];
-	return "error";
-}
-
-static int verdict_parse(const char *s, ftm_rdv_verdict_t *out)
-{
-	for (unsigned i = 0; i < sizeof(verdict_names) / sizeof(verdict_names[0]); i++) {
-		if (strcmp(s, verdict_names[i]) == 0) {
-			*out = (ftm_rdv_verdict_t)i;
-			return 0;
-		}
-	}
-	return -1;
-}
 
 static int64_t now_ms(void)
 {
@@ -183,24 +159,10 @@ static json_object *recv_json(int fd, int64_t deadline, int abort_fd)
 	return obj;
 }
 
-static const char *jstr(json_object *obj, const char *key)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 static void jadd_str(json_object *obj, const char *key, const char *val)
 {
 	if (val != NULL && *val != '\0')
 		json_object_object_add(obj, key, json_object_new_string(val));
-}
-
-static void copy_str(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src != NULL ? src : "");
 }
 
 /* ---- client ---- */
@@ -213,7 +175,7 @@ static void reply_error(ftm_rdv_reply_t *out, const char *message, const char *r
 	va_list ap;
 
 	out->verdict = FTM_RDV_ERROR;
-	copy_str(out->message, sizeof(out->message), message);
+	ftm_copy(out->message, sizeof(out->message), message);
 	va_start(ap, reason_fmt);
 	vsnprintf(out->reason, sizeof(out->reason), reason_fmt, ap);
 	va_end(ap);
@@ -242,8 +204,7 @@ static int connect_socket(const char *path)
 	return fd;
 }
 
-/* ---- qa: who answers on the socket (fail closed) ----
- * The verdict read from the socket logs people in, so the process behind it must be the daemon: root
+/* Who answers on the socket (fail closed): the verdict read from the socket logs people in, so the process behind it must be the daemon: root
  * (ftmpushd.service) or the login process's own user. A squatter at the socket path (a writable
  * socket directory, or a daemon that is down) must not approve logins. */
 static bool server_trusted(int fd, struct ucred *cr)
@@ -255,7 +216,6 @@ static bool server_trusted(int fd, struct ucred *cr)
 		return false;
 	return cr->uid == 0 || cr->uid == geteuid();
 }
-/* ---- end qa ---- */
 
 /* Connect to the daemon and send the push request: the connected fd, or -1 with out filled. */
 static int rdv_open(const char *path, const ftm_rdv_request_t *req, unsigned timeout, const ftm_log_t *log,
@@ -267,14 +227,14 @@ static int rdv_open(const char *path, const ftm_rdv_request_t *req, unsigned tim
 
 	fd = connect_socket(path);
 	if (fd < 0) {
-		reply_error(out, "Push unavailable (push daemon not running)",
+		reply_error(out, FTM_MSG_PUSHD_DOWN,
 			    "ftmpushd not reachable at %s: %s", path, strerror(errno));
 		ftm_log(log, FTM_LOG_ERR, "push for '%s': %s", req->user ? req->user : "", out->reason);
 		return -1;
 	}
 	if (!server_trusted(fd, &cr)) {
 		close(fd);
-		reply_error(out, "Push unavailable (push daemon not trusted)",
+		reply_error(out, FTM_MSG_PUSHD_UNTRUSTED,
 			    "the process at %s (pid %ld uid %lu) is not ftmpushd (not root, not uid %lu): refused",
 			    path, (long)cr.pid, (unsigned long)cr.uid, (unsigned long)geteuid());
 		ftm_log(log, FTM_LOG_ERR, "push for '%s': %s", req->user ? req->user : "", out->reason);
@@ -292,7 +252,7 @@ static int rdv_open(const char *path, const ftm_rdv_request_t *req, unsigned tim
 	json_object_object_add(msg, "timeout", json_object_new_int((int)timeout));
 	if (send_json(fd, msg) != 0) {
 		json_object_put(msg);
-		reply_error(out, "Push unavailable (push daemon error)", "sending to ftmpushd at %s: %s",
+		reply_error(out, FTM_MSG_PUSHD_ERROR, "sending to ftmpushd at %s: %s",
 			    path, strerror(errno));
 		ftm_log(log, FTM_LOG_ERR, "push for '%s': %s", req->user ? req->user : "", out->reason);
 		close(fd);
@@ -315,25 +275,25 @@ static int rdv_read(int fd, const char *path, int64_t deadline, int abort_fd, bo
 		if (msg == NULL) {
 			if (errno == ECANCELED) {
 				out->verdict = FTM_RDV_DENIED;
-				copy_str(out->message, sizeof(out->message), "Push cancelled");
-				copy_str(out->reason, sizeof(out->reason), "push cancelled by the login");
+				ftm_copy(out->message, sizeof(out->message), FTM_MSG_PUSH_CANCELLED);
+				ftm_copy(out->reason, sizeof(out->reason), "push cancelled by the login");
 			} else if (errno == ETIMEDOUT) {
 				out->verdict = FTM_RDV_TIMEOUT;
-				copy_str(out->message, sizeof(out->message), "Token denied or timeout");
-				copy_str(out->reason, sizeof(out->reason), "no verdict from ftmpushd in time");
+				ftm_copy(out->message, sizeof(out->message), FTM_MSG_DENIED);
+				ftm_copy(out->reason, sizeof(out->reason), "no verdict from ftmpushd in time");
 			} else {
-				reply_error(out, "Push unavailable (push daemon error)",
+				reply_error(out, FTM_MSG_PUSHD_ERROR,
 					    "reading from ftmpushd at %s: %s", path, strerror(errno));
 			}
 			return 1;
 		}
-		if ((s = jstr(msg, "event")) != NULL) {
+		if ((s = ftm_json_string(msg, "event")) != NULL) {
 			bool stop = false;
 
 			if (strcmp(s, "sent") == 0) {
-				if (jstr(msg, "serial"))
-					copy_str(out->serial, sizeof(out->serial), jstr(msg, "serial"));
-				copy_str(out->number, sizeof(out->number), jstr(msg, "number"));
+				if (ftm_json_string(msg, "serial"))
+					ftm_copy(out->serial, sizeof(out->serial), ftm_json_string(msg, "serial"));
+				ftm_copy(out->number, sizeof(out->number), ftm_json_string(msg, "number"));
 				if (sent != NULL)
 					sent(sent_ctx, out->serial, out->number);
 				stop = stop_at_number && out->number[0] != '\0';
@@ -343,14 +303,14 @@ static int rdv_read(int fd, const char *path, int64_t deadline, int abort_fd, bo
 				return 0;
 			continue;
 		}
-		s = jstr(msg, "verdict");
-		if (s == NULL || verdict_parse(s, &out->verdict) != 0) {
-			reply_error(out, "Push unavailable (push daemon error)", "ftmpushd sent no valid verdict");
+		s = ftm_json_string(msg, "verdict");
+		if (s == NULL || ftm_push_verdict_parse(s, &out->verdict) != 0) {
+			reply_error(out, FTM_MSG_PUSHD_ERROR, "ftmpushd sent no valid verdict");
 		} else {
-			if (jstr(msg, "serial"))
-				copy_str(out->serial, sizeof(out->serial), jstr(msg, "serial"));
-			copy_str(out->message, sizeof(out->message), jstr(msg, "message"));
-			copy_str(out->reason, sizeof(out->reason), jstr(msg, "reason"));
+			if (ftm_json_string(msg, "serial"))
+				ftm_copy(out->serial, sizeof(out->serial), ftm_json_string(msg, "serial"));
+			ftm_copy(out->message, sizeof(out->message), ftm_json_string(msg, "message"));
+			ftm_copy(out->reason, sizeof(out->reason), ftm_json_string(msg, "reason"));
 		}
 		json_object_put(msg);
 		return 1;
@@ -359,12 +319,12 @@ static int rdv_read(int fd, const char *path, int64_t deadline, int abort_fd, bo
 
 static const char *rdv_path(const char *socket_path)
 {
-	return socket_path != NULL && *socket_path ? socket_path : "/run/ftmpush/ftmpushd.sock";
+	return socket_path != NULL && *socket_path ? socket_path : FTM_DEFAULT_SOCKET;
 }
 
 static unsigned rdv_timeout(const ftm_rdv_request_t *req)
 {
-	return req->timeout > 0 && req->timeout <= TIMEOUT_MAX ? req->timeout : 60;
+	return req->timeout > 0 && req->timeout <= TIMEOUT_MAX ? req->timeout : FTM_DEFAULT_PUSH_TIMEOUT;
 }
 
 static void log_verdict(const ftm_log_t *log, const char *user, const ftm_rdv_reply_t *out)
@@ -383,7 +343,7 @@ void ftm_rdv_push(const char *socket_path, const ftm_rdv_request_t *req, ftm_rdv
 	int fd;
 
 	memset(out, 0, sizeof(*out));
-	copy_str(out->serial, sizeof(out->serial), req->serial);
+	ftm_copy(out->serial, sizeof(out->serial), req->serial);
 	fd = rdv_open(path, req, timeout, log, out);
 	if (fd < 0)
 		return;
@@ -401,7 +361,7 @@ int ftm_rdv_push_start(const char *socket_path, const ftm_rdv_request_t *req, in
 	int fd;
 
 	memset(out, 0, sizeof(*out));
-	copy_str(out->serial, sizeof(out->serial), req->serial);
+	ftm_copy(out->serial, sizeof(out->serial), req->serial);
 	fd = rdv_open(path, req, timeout, log, out);
 	if (fd < 0)
 		return -1;
@@ -426,22 +386,21 @@ static bool verdict_waiting(int fd)
 void ftm_rdv_answer(int fd, const char *number, const char *answer, const ftm_log_t *log, ftm_rdv_reply_t *out)
 {
 	int64_t deadline = now_ms() + (int64_t)FTM_RDV_GRACE * 1000;
-	size_t nlen, alen = answer != NULL ? strnlen(answer, FTM_RDV_NUMBER_MAX) : 0;
+	size_t alen = answer != NULL ? strnlen(answer, FTM_RDV_NUMBER_MAX) : 0;
 	bool match, early;
 	char serial[FTM_SERIAL_MAX], want[FTM_RDV_NUMBER_MAX];
 
 	/* number and out may overlap (out->number): copy before out is cleared */
-	copy_str(want, sizeof(want), number);
-	nlen = strlen(want);
-	copy_str(serial, sizeof(serial), out->serial);
+	ftm_copy(want, sizeof(want), number);
+	ftm_copy(serial, sizeof(serial), out->serial);
 	memset(out, 0, sizeof(*out));
-	copy_str(out->serial, sizeof(out->serial), serial);
+	ftm_copy(out->serial, sizeof(out->serial), serial);
 	if (fd < 0) {
-		reply_error(out, "Push unavailable", "no pending push connection");
+		reply_error(out, FTM_MSG_PUSH_DOWN, "no pending push connection");
 		return;
 	}
-	/* The typed number against the one the daemon reported, in constant time (lengths are public). */
-	match = nlen > 0 && alen == nlen && ftm_ct_equal(answer, want, nlen);
+	/* The typed number against the one the daemon reported. */
+	match = ftm_number_matches(want, answer);
 	ftm_memzero(want, sizeof(want));
 	early = verdict_waiting(fd);
 	if (!early) {
@@ -460,113 +419,22 @@ void ftm_rdv_answer(int fd, const char *number, const char *answer, const ftm_lo
 	}
 	rdv_read(fd, "ftmpushd", deadline, -1, false, NULL, NULL, out);
 	close(fd);
-	/* A guess at the number counts toward the lockout unless nothing was guessed against: the phone
-	 * had denied first, or the push had timed out (the daemon's engine did not compare it either). */
-	out->wrong_number = !match && out->verdict != FTM_RDV_TIMEOUT && !(early && out->verdict == FTM_RDV_DENIED);
+	/* The push was live for the guess unless the phone had denied first or it had timed out (the
+	 * daemon's engine did not compare the number either). */
+	out->wrong_number = ftm_number_is_guess(match, out->verdict != FTM_RDV_TIMEOUT &&
+						      !(early && out->verdict == FTM_RDV_DENIED));
 	if (out->verdict == FTM_RDV_APPROVED && !match) {
 		/* Approved on the phone, but the number typed here is not the one it showed. */
 		out->verdict = FTM_RDV_DENIED;
-		copy_str(out->message, sizeof(out->message), "Token denied or timeout");
-		copy_str(out->reason, sizeof(out->reason), early ? "approved on the phone, but a wrong number typed"
+		ftm_copy(out->message, sizeof(out->message), FTM_MSG_DENIED);
+		ftm_copy(out->reason, sizeof(out->reason), early ? "approved on the phone, but a wrong number typed"
 								 : "wrong number typed");
 	} else if (out->verdict != FTM_RDV_APPROVED && match && out->reason[0] == '\0') {
-		copy_str(out->reason, sizeof(out->reason), "right number typed, but ftmpushd did not approve");
+		ftm_copy(out->reason, sizeof(out->reason), "right number typed, but ftmpushd did not approve");
 	}
 	ftm_log(log, out->verdict == FTM_RDV_ERROR ? FTM_LOG_ERR : FTM_LOG_DEBUG,
 		"number answer via ftmpushd: %s (%s)%s", ftm_rdv_verdict_name(out->verdict), out->reason,
 		early ? " [the phone decided first]" : "");
-}
-
-static void reply_to_outcome(const ftm_rdv_reply_t *r, ftm_outcome_t *out)
-{
-	memset(out, 0, sizeof(*out));
-	copy_str(out->serial, sizeof(out->serial), r->serial);
-	switch (r->verdict) {
-	case FTM_RDV_APPROVED:
-		out->result = FTM_RES_OK;
-		snprintf(out->reason, sizeof(out->reason), "push approved (ftmpushd)%s%.200s",
-			 r->reason[0] ? ": " : "", r->reason);
-		return;
-	case FTM_RDV_DENIED:
-	case FTM_RDV_TIMEOUT:
-		out->result = FTM_RES_DENIED;
-		copy_str(out->message, sizeof(out->message), r->message[0] ? r->message : "Token denied or timeout");
-		break;
-	case FTM_RDV_FAILED:
-	case FTM_RDV_ERROR:
-	default:
-		out->result = FTM_RES_PUSH_FAILED;
-		copy_str(out->message, sizeof(out->message), r->message[0] ? r->message : "Push unavailable");
-		break;
-	}
-	snprintf(out->reason, sizeof(out->reason), "push %s (ftmpushd)%s%.200s", ftm_rdv_verdict_name(r->verdict),
-		 r->reason[0] ? ": " : "", r->reason);
-}
-
-static void login_request(const ftm_config_t *cfg, const ftm_login_t *login, const char *serial,
-			  ftm_rdv_request_t *req)
-{
-	ftm_rdv_request_t r = {
-		.user = login->user, .serial = serial, .client = login->client, .nas = login->nas,
-		.host = login->host, .timeout = cfg->push.timeout ? cfg->push.timeout : 60,
-	};
-	*req = r;
-}
-
-static const char *cfg_socket(const ftm_config_t *cfg)
-{
-	return cfg->push.socket[0] ? cfg->push.socket : FTM_DEFAULT_SOCKET;
-}
-
-void ftm_rdv_second_factor(const ftm_config_t *cfg, const ftm_login_t *login, const char *serial,
-			   int abort_fd, const ftm_log_t *log, ftm_outcome_t *out)
-{
-	ftm_rdv_request_t req;
-	ftm_rdv_reply_t r;
-
-	login_request(cfg, login, serial, &req);
-	ftm_rdv_push(cfg_socket(cfg), &req, NULL, NULL, abort_fd, log, &r);
-	reply_to_outcome(&r, out);
-}
-
-int ftm_rdv_second_factor_start(const ftm_config_t *cfg, const ftm_login_t *login, const char *serial,
-				int abort_fd, const ftm_log_t *log, struct ftm_outcome *out,
-				char number[FTM_RDV_NUMBER_MAX])
-{
-	ftm_rdv_request_t req;
-	ftm_rdv_reply_t r;
-	int fd;
-
-	login_request(cfg, login, serial, &req);
-	fd = ftm_rdv_push_start(cfg_socket(cfg), &req, abort_fd, log, &r);
-	if (fd < 0) {
-		number[0] = '\0';
-		reply_to_outcome(&r, out);
-		return -1;
-	}
-	copy_str(number, FTM_RDV_NUMBER_MAX, r.number);
-	memset(out, 0, sizeof(*out));
-	out->result = FTM_RES_CHALLENGE;
-	copy_str(out->serial, sizeof(out->serial), r.serial);
-	copy_str(out->message, sizeof(out->message), "Enter the number shown on your phone");
-	copy_str(out->reason, sizeof(out->reason), "number matching push sent (ftmpushd)");
-	ftm_memzero(&r, sizeof(r));
-	return fd;
-}
-
-void ftm_rdv_number_answer(int fd, const char *number, const char *answer, const char *serial,
-			   const ftm_log_t *log, struct ftm_outcome *out)
-{
-	ftm_rdv_reply_t r;
-
-	memset(&r, 0, sizeof(r));
-	copy_str(r.serial, sizeof(r.serial), serial);
-	ftm_rdv_answer(fd, number, answer, log, &r);
-	reply_to_outcome(&r, out);
-	out->wrong_answer = r.wrong_number;
-	if (r.verdict == FTM_RDV_APPROVED)
-		snprintf(out->reason, sizeof(out->reason), "number matched, push approved (ftmpushd)%s%.200s",
-			 r.reason[0] ? ": " : "", r.reason);
 }
 
 /* ---- server ---- */
@@ -657,8 +525,8 @@ int ftm_rdv_conn_wait_answer(ftm_rdv_conn_t *conn, unsigned max_ms, char *number
 	msg = recv_json(conn->fd, now_ms() + REQUEST_READ_TIMEOUT_MS, -1);
 	if (msg == NULL)
 		return -1;	/* hung up, or not a message: the client is gone for us */
-	op = jstr(msg, "op");
-	n = jstr(msg, "number");
+	op = ftm_json_string(msg, "op");
+	n = ftm_json_string(msg, "number");
 	if (!json_object_object_get_ex(msg, "v", &v) || json_object_get_int(v) != 1 || op == NULL ||
 	    strcmp(op, "answer") != 0 || n == NULL || strlen(n) >= FTM_RDV_NUMBER_MAX || strlen(n) >= number_len) {
 		ftm_log(conn->srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: bad message instead of an answer",
@@ -688,7 +556,7 @@ static void send_reply(ftm_rdv_conn_t *conn, const ftm_rdv_reply_t *r)
 static int parse_request(json_object *msg, ftm_rdv_request_t *req, char *why, size_t why_len)
 {
 	json_object *v;
-	const char *op = jstr(msg, "op");
+	const char *op = ftm_json_string(msg, "op");
 
 	memset(req, 0, sizeof(*req));
 	if (!json_object_object_get_ex(msg, "v", &v) || json_object_get_int(v) != 1) {
@@ -699,20 +567,20 @@ static int parse_request(json_object *msg, ftm_rdv_request_t *req, char *why, si
 		snprintf(why, why_len, "unknown op");
 		return -1;
 	}
-	req->user = jstr(msg, "user");
+	req->user = ftm_json_string(msg, "user");
 	if (req->user == NULL || *req->user == '\0' || strlen(req->user) >= FTM_USER_MAX) {
 		snprintf(why, why_len, "missing or bad user");
 		return -1;
 	}
-	req->serial = jstr(msg, "serial");
+	req->serial = ftm_json_string(msg, "serial");
 	if (req->serial != NULL && strlen(req->serial) >= FTM_SERIAL_MAX) {
 		snprintf(why, why_len, "bad serial");
 		return -1;
 	}
-	req->client = jstr(msg, "client");
-	req->nas = jstr(msg, "nas");
-	req->host = jstr(msg, "host");
-	req->timeout = 60;
+	req->client = ftm_json_string(msg, "client");
+	req->nas = ftm_json_string(msg, "nas");
+	req->host = ftm_json_string(msg, "host");
+	req->timeout = FTM_DEFAULT_PUSH_TIMEOUT;
 	if (json_object_object_get_ex(msg, "timeout", &v)) {
 		int t = json_object_get_int(v);
 
@@ -763,8 +631,8 @@ static void *conn_thread(void *arg)
 		ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: request refused: %s",
 			(long)conn->pid, (unsigned long)conn->uid, why);
 		reply.verdict = FTM_RDV_ERROR;
-		copy_str(reply.message, sizeof(reply.message), "Push unavailable (bad request)");
-		copy_str(reply.reason, sizeof(reply.reason), why);
+		ftm_copy(reply.message, sizeof(reply.message), FTM_MSG_PUSHD_BAD_REQUEST);
+		ftm_copy(reply.reason, sizeof(reply.reason), why);
 		send_reply(conn, &reply);
 		goto out;
 	}
@@ -787,8 +655,8 @@ static void refuse(ftm_rdv_server_t *srv, int fd, const char *reason)
 
 	memset(&r, 0, sizeof(r));
 	r.verdict = FTM_RDV_ERROR;
-	copy_str(r.message, sizeof(r.message), "Push unavailable");
-	copy_str(r.reason, sizeof(r.reason), reason);
+	ftm_copy(r.message, sizeof(r.message), FTM_MSG_PUSH_DOWN);
+	ftm_copy(r.reason, sizeof(r.reason), reason);
 	pthread_mutex_init(&tmp.write_lock, NULL);
 	send_reply(&tmp, &r);
 	pthread_mutex_destroy(&tmp.write_lock);

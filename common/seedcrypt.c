@@ -13,8 +13,9 @@
 #include <openssl/rand.h>
 
 #include "seedcrypt.h"
+#include "ftm_util.h"
 
-#define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
+#define SETERR(...) ftm_set_err(err, err_len, __VA_ARGS__)	/* every function here has err, err_len */
 
 /* Read exactly FTM_SEEDKEY_LEN bytes from an existing key file after checking what it is. */
 static int key_read(int fd, const char *path, uint8_t key[FTM_SEEDKEY_LEN], char *err, size_t err_len)

@@ -12,11 +12,14 @@
 
 #include <openssl/rand.h>
 
+#include "ftm_config.h"
 #include "ftm_store.h"
 #include "seedcrypt.h"
 #include "store_backend.h"
+#include "ftm_message.h"
+#include "ftm_util.h"
 
-#define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
+#define SETERR(...) ftm_set_err(err, err_len, __VA_ARGS__)	/* every function here has err, err_len */
 
 #define SEED_MIN	10	/* 80 bits: the shortest secret common authenticator apps issue */
 #define PERIOD_MAX	3600
@@ -333,6 +336,10 @@ int ftm_store_token_reissue(ftm_store_t *st, const ftm_token_t *tok, char *err, 
 	}
 	if (validate(&t, err, err_len) != 0 || seal_row(st, &t, row, err, err_len) != 0)
 		goto out;
+	/* A re-issued token starts over: active, never used, no failures. */
+	row->tok.status = FTM_TOKEN_ACTIVE;
+	row->tok.last_step = -1;
+	row->tok.failures = 0;
 	rc = st->ops->reissue(st->be, row, err, err_len);
 	if (rc == 1)
 		SETERR("no token %s", tok->serial);
@@ -353,7 +360,8 @@ int ftm_store_token_set_status(ftm_store_t *st, const char *serial, ftm_token_st
 		SETERR("no token store");
 		return -1;
 	}
-	rc = st->ops->set_status(st->be, serial, status, err, err_len);
+	/* unlock also clears the failure count, so the next wrong code does not lock again at once */
+	rc = st->ops->set_status(st->be, serial, status, status == FTM_TOKEN_ACTIVE, err, err_len);
 	if (rc == 1)
 		SETERR("no token %s", serial);
 	if (rc == 0)
@@ -482,15 +490,26 @@ static bool activation_expired(const ftm_token_t *t, time_t now, unsigned activa
 	       (int64_t)now >= t->created + (int64_t)activation_expire * 60;
 }
 
+ftm_token_state_t ftm_token_state(const ftm_token_t *tok, time_t now, unsigned activation_expire)
+{
+	if (tok->status != FTM_TOKEN_ACTIVE)
+		return FTM_TOKEN_STATE_LOCKED;
+	if (!never_used(tok))
+		return FTM_TOKEN_STATE_ACTIVE;
+	return activation_expired(tok, now, activation_expire) ? FTM_TOKEN_STATE_EXPIRED : FTM_TOKEN_STATE_PENDING;
+}
+
 const char *ftm_token_state_name(const ftm_token_t *tok, time_t now, unsigned activation_expire)
 {
 	if (tok == NULL)
 		return "unknown";
-	if (tok->status != FTM_TOKEN_ACTIVE)
-		return "locked";
-	if (!never_used(tok))
-		return "active";
-	return activation_expired(tok, now, activation_expire) ? "expired" : "pending";
+	switch (ftm_token_state(tok, now, activation_expire)) {
+	case FTM_TOKEN_STATE_ACTIVE:	return "active";
+	case FTM_TOKEN_STATE_PENDING:	return "pending";
+	case FTM_TOKEN_STATE_EXPIRED:	return "expired";
+	case FTM_TOKEN_STATE_LOCKED:	return "locked";
+	}
+	return "unknown";
 }
 
 struct verdict_ctx {
@@ -538,20 +557,104 @@ static void reset_failures(ftm_store_row_t *row)
 	}
 }
 
+/* What one classification pass over the user's tokens found; state[i] is T_USABLE, T_LOCKED or T_EXPIRED. */
+typedef struct {
+	size_t	n_locked;
+	ssize_t	first_usable, first_locked;
+} census_t;
+
+/* The one classification pass both verdicts (a code, a recorded push answer) start from. */
+static void classify(const ftm_store_row_t *rows, size_t n, time_t now, unsigned activation_expire, int *state,
+		     census_t *c)
+{
+	c->n_locked = 0;
+	c->first_usable = c->first_locked = -1;
+	for (size_t i = 0; i < n; i++) {
+		if (rows[i].tok.status != FTM_TOKEN_ACTIVE) {
+			state[i] = T_LOCKED;
+			c->n_locked++;
+			if (c->first_locked < 0)
+				c->first_locked = (ssize_t)i;
+		} else if (activation_expired(&rows[i].tok, now, activation_expire)) {
+			state[i] = T_EXPIRED;
+		} else {
+			state[i] = T_USABLE;
+			if (c->first_usable < 0)
+				c->first_usable = (ssize_t)i;
+		}
+	}
+}
+
+/* A wrong answer (code or number): one more consecutive failure on every usable token. Returns how many
+ * stay usable; *locked_now: a token this locked (prefer, when it is one of them), -1 if none. */
+static size_t count_failure(ftm_store_row_t *rows, size_t n, const int *state, const ftm_verify_params_t *p,
+			    ssize_t prefer, ftm_verdict_t *v, ssize_t *locked_now)
+{
+	size_t still_usable = 0;
+
+	*locked_now = -1;
+	for (size_t i = 0; i < n; i++) {
+		if (state[i] != T_USABLE)
+			continue;
+		if (!add_failure(&rows[i], p, v))
+			still_usable++;
+		else if (*locked_now < 0 || (ssize_t)i == prefer)
+			*locked_now = (ssize_t)i;
+	}
+	return still_usable;
+}
+
+/* No usable token at all: locked when one is, else expired. */
+static void none_usable(const ftm_store_row_t *rows, const census_t *c, const char *expired_reason,
+			ftm_verdict_t *v)
+{
+	if (c->first_locked >= 0) {
+		set_verdict(v, FTM_VERDICT_LOCKED, &rows[c->first_locked].tok, FTM_MSG_LOCKED);
+		v->failures = rows[c->first_locked].tok.failures;
+		snprintf(v->reason, sizeof(v->reason), "every token of the user is locked or expired");
+	} else {
+		set_verdict(v, FTM_VERDICT_EXPIRED, &rows[0].tok, FTM_MSG_EXPIRED);
+		snprintf(v->reason, sizeof(v->reason), "%s", expired_reason);
+	}
+}
+
+/* Failures are the user's: after a proven factor they start again from zero on every usable token. */
+static void reset_usable(ftm_store_row_t *rows, size_t n, const int *state)
+{
+	for (size_t i = 0; i < n; i++)
+		if (state[i] == T_USABLE)
+			reset_failures(&rows[i]);
+}
+
+/* A caller without parameters gets the configuration's defaults (ftm_config_defaults, not a copy). */
+static const ftm_verify_params_t *params_or_defaults(const ftm_verify_params_t *params, ftm_verify_params_t *buf)
+{
+	ftm_config_t cfg;
+
+	if (params != NULL)
+		return params;
+	ftm_config_defaults(&cfg);
+	buf->window = cfg.window;
+	buf->lockout_threshold = cfg.lockout_threshold;
+	buf->activation_expire = cfg.activation_expire;
+	buf->consume = true;
+	return buf;
+}
+
 /* Runs inside the backend's transaction: nothing here may leave the seed or the code behind. */
 static int decide(void *c, ftm_store_row_t *rows, size_t n)
 {
 	struct verdict_ctx *vc = c;
 	ftm_verdict_t *v = vc->out;
 	const ftm_verify_params_t *p = vc->p;
-	ssize_t ok = -1, replay = -1, locked_hit = -1, expired_hit = -1, first_usable = -1;
+	ssize_t ok = -1, replay = -1, locked_hit = -1, expired_hit = -1;
 	uint64_t ok_step = 0, replay_step = 0;
-	size_t n_locked = 0;
+	census_t census;
 	int *state;
 	ftm_token_t *t;
 
 	if (n == 0) {
-		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, "No token");
+		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, FTM_MSG_NO_TOKEN);
 		snprintf(v->reason, sizeof(v->reason), "user holds no token");
 		return 0;
 	}
@@ -563,6 +666,7 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 		snprintf(vc->err, sizeof(vc->err), "out of memory");
 		return -1;
 	}
+	classify(rows, n, vc->now, p->activation_expire, state, &census);
 	/* Every token is tried, whatever its state, so the answer does not depend on the order. */
 	for (size_t i = 0; i < n; i++) {
 		uint64_t step = 0;
@@ -576,29 +680,22 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 		hit = ftm_totp_match(t->seed, t->seed_len, t->alg, t->digits, t->period, p->window,
 				     vc->now, vc->code, &step);
 		ftm_memzero(t, sizeof(*t));
-
-		if (rows[i].tok.status != FTM_TOKEN_ACTIVE) {
-			state[i] = T_LOCKED;
-			n_locked++;
-			if (hit && locked_hit < 0)
+		if (!hit)
+			continue;
+		if (state[i] == T_LOCKED) {
+			if (locked_hit < 0)
 				locked_hit = (ssize_t)i;
-		} else if (activation_expired(&rows[i].tok, vc->now, p->activation_expire)) {
-			state[i] = T_EXPIRED;
-			if (hit && expired_hit < 0)
+		} else if (state[i] == T_EXPIRED) {
+			if (expired_hit < 0)
 				expired_hit = (ssize_t)i;
-		} else {
-			state[i] = T_USABLE;
-			if (first_usable < 0)
-				first_usable = (ssize_t)i;
-			if (hit && rows[i].tok.last_step >= 0 && (int64_t)step <= rows[i].tok.last_step) {
-				if (replay < 0) {
-					replay = (ssize_t)i;
-					replay_step = step;
-				}
-			} else if (hit && ok < 0) {
-				ok = (ssize_t)i;
-				ok_step = step;
+		} else if (rows[i].tok.last_step >= 0 && (int64_t)step <= rows[i].tok.last_step) {
+			if (replay < 0) {
+				replay = (ssize_t)i;
+				replay_step = step;
 			}
+		} else if (ok < 0) {
+			ok = (ssize_t)i;
+			ok_step = step;
 		}
 	}
 	free(t);
@@ -608,10 +705,7 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 
 		r->tok.last_step = (int64_t)ok_step;
 		r->dirty = true;
-		for (size_t i = 0; i < n; i++) {
-			if (state[i] == T_USABLE)
-				reset_failures(&rows[i]);
-		}
+		reset_usable(rows, n, state);
 		set_verdict(v, FTM_VERDICT_OK, &r->tok, "");
 		v->failures = 0;
 		snprintf(v->reason, sizeof(v->reason), "code accepted by token %s (step %llu)",
@@ -621,51 +715,34 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 		char msg[FTM_MSG_MAX];
 
 		v->wait_seconds = ftm_totp_seconds_left(vc->now, r->tok.period);
-		snprintf(msg, sizeof(msg), "Please wait %u seconds to login again", v->wait_seconds);
+		ftm_msg_replay(msg, sizeof(msg), v->wait_seconds);
 		set_verdict(v, FTM_VERDICT_REPLAY, &r->tok, msg);
 		v->failures = r->tok.failures;
 		snprintf(v->reason, sizeof(v->reason), "token %s: code of step %llu already used (last accepted %lld)",
 			 r->tok.serial, (unsigned long long)replay_step, (long long)r->tok.last_step);
 	} else if (locked_hit >= 0) {
-		set_verdict(v, FTM_VERDICT_LOCKED, &rows[locked_hit].tok, "Token locked");
+		set_verdict(v, FTM_VERDICT_LOCKED, &rows[locked_hit].tok, FTM_MSG_LOCKED);
 		v->failures = rows[locked_hit].tok.failures;
 		snprintf(v->reason, sizeof(v->reason), "token %s is locked", rows[locked_hit].tok.serial);
 	} else if (expired_hit >= 0) {
-		set_verdict(v, FTM_VERDICT_EXPIRED, &rows[expired_hit].tok, "Token expired: ask for a new token");
+		set_verdict(v, FTM_VERDICT_EXPIRED, &rows[expired_hit].tok, FTM_MSG_EXPIRED);
 		snprintf(v->reason, sizeof(v->reason), "token %s was never used within its activation window",
 			 rows[expired_hit].tok.serial);
-	} else if (first_usable >= 0) {
-		size_t still_usable = 0;
-		ssize_t locked_now = -1;
+	} else if (census.first_usable >= 0) {
+		ssize_t locked_now;
 
-		for (size_t i = 0; i < n; i++) {
-			if (state[i] != T_USABLE)
-				continue;
-			if (!add_failure(&rows[i], p, v))
-				still_usable++;
-			else if (locked_now < 0)
-				locked_now = (ssize_t)i;
-		}
-		if (still_usable == 0) {
-			set_verdict(v, FTM_VERDICT_LOCKED, &rows[locked_now].tok, "Token locked");
+		if (count_failure(rows, n, state, p, -1, v, &locked_now) == 0) {
+			set_verdict(v, FTM_VERDICT_LOCKED, &rows[locked_now].tok, FTM_MSG_LOCKED);
 			snprintf(v->reason, sizeof(v->reason), "wrong code: token %s locked after %u consecutive failures",
 				 rows[locked_now].tok.serial, v->failures);
 		} else {
-			set_verdict(v, FTM_VERDICT_BAD_CODE, &rows[first_usable].tok, "Invalid token code");
+			set_verdict(v, FTM_VERDICT_BAD_CODE, &rows[census.first_usable].tok, FTM_MSG_BAD_CODE);
 			snprintf(v->reason, sizeof(v->reason), "wrong code (%u consecutive failure%s)%s",
 				 v->failures, v->failures == 1 ? "" : "s",
 				 locked_now >= 0 ? ": a token of the user reached the lockout threshold" : "");
 		}
-	} else if (n_locked > 0) {
-		ssize_t i = 0;
-		while (state[i] != T_LOCKED)
-			i++;
-		set_verdict(v, FTM_VERDICT_LOCKED, &rows[i].tok, "Token locked");
-		v->failures = rows[i].tok.failures;
-		snprintf(v->reason, sizeof(v->reason), "every token of the user is locked or expired");
 	} else {
-		set_verdict(v, FTM_VERDICT_EXPIRED, &rows[0].tok, "Token expired: ask for a new token");
-		snprintf(v->reason, sizeof(v->reason), "every token of the user expired unused");
+		none_usable(rows, &census, "every token of the user expired unused", v);
 	}
 	free(state);
 	return 0;
@@ -674,10 +751,8 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, time_t now,
 			  const ftm_verify_params_t *params, ftm_verdict_t *out)
 {
-	static const ftm_verify_params_t defaults = {
-		.window = 1, .lockout_threshold = 5, .activation_expire = 4320, .consume = true
-	};
 	struct verdict_ctx vc;
+	ftm_verify_params_t dflt;
 
 	if (out == NULL)
 		return -1;
@@ -686,13 +761,13 @@ int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, t
 	if (st != NULL && user != NULL && code != NULL && user[0] == '\0') {
 		/* unassigned tokens have user "": an empty login name must never reach them */
 		out->code = FTM_VERDICT_NO_TOKEN;
-		snprintf(out->message, sizeof(out->message), "No token");
+		snprintf(out->message, sizeof(out->message), FTM_MSG_NO_TOKEN);
 		snprintf(out->reason, sizeof(out->reason), "empty user name");
 		return 0;
 	}
 	if (st == NULL || user == NULL || code == NULL) {
 		out->code = FTM_VERDICT_ERROR;
-		snprintf(out->message, sizeof(out->message), "Token store unavailable");
+		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
 		snprintf(out->reason, sizeof(out->reason), "no token store, user or code");
 		return -1;
 	}
@@ -700,12 +775,12 @@ int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, t
 	vc.user = user;
 	vc.code = code;
 	vc.now = now;
-	vc.p = params ? params : &defaults;
+	vc.p = params_or_defaults(params, &dflt);
 	vc.out = out;
 	if (st->ops->verdict(st->be, user, vc.p->consume, decide, &vc, vc.err, sizeof(vc.err)) != 0) {
 		memset(out, 0, sizeof(*out));
 		out->code = FTM_VERDICT_ERROR;
-		snprintf(out->message, sizeof(out->message), "Token store unavailable");
+		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
 		snprintf(out->reason, sizeof(out->reason), "%s", vc.err[0] ? vc.err : "token store error");
 		ftm_log(&st->log, FTM_LOG_ERR, "verdict for '%s': %s", user, out->reason);
 		return -1;
@@ -731,48 +806,41 @@ static int decide_record(void *c, ftm_store_row_t *rows, size_t n)
 	ftm_verdict_t *v = rc->out;
 	const ftm_verify_params_t *p = rc->p;
 	bool named = rc->serial != NULL && rc->serial[0] != '\0';
-	ssize_t hit = -1, first_usable = -1, first_locked = -1, locked_now = -1;
-	size_t still_usable = 0;
+	ssize_t hit = -1, locked_now = -1;
+	census_t census;
+	int *state;
 
 	if (n == 0) {
-		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, "No token");
+		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, FTM_MSG_NO_TOKEN);
 		snprintf(v->reason, sizeof(v->reason), "user holds no token");
 		return 0;
 	}
-	for (size_t i = 0; i < n; i++) {
-		bool usable = rows[i].tok.status == FTM_TOKEN_ACTIVE &&
-			      !activation_expired(&rows[i].tok, rc->now, p->activation_expire);
-
-		if (named && hit < 0 && strcmp(rows[i].tok.serial, rc->serial) == 0)
+	state = calloc(n, sizeof(*state));
+	if (state == NULL)
+		return -1;
+	classify(rows, n, rc->now, p->activation_expire, state, &census);
+	for (size_t i = 0; named && hit < 0 && i < n; i++)
+		if (strcmp(rows[i].tok.serial, rc->serial) == 0)
 			hit = (ssize_t)i;
-		if (usable && first_usable < 0)
-			first_usable = (ssize_t)i;
-		if (rows[i].tok.status != FTM_TOKEN_ACTIVE && first_locked < 0)
-			first_locked = (ssize_t)i;
-	}
 	if (named && hit < 0) {
 		/* the token the push went to is gone or another user's now: never an accept */
-		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, "No token");
+		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, FTM_MSG_NO_TOKEN);
 		snprintf(v->reason, sizeof(v->reason), "token %s is not the user's (deleted or reassigned)", rc->serial);
 		if (!rc->failure)
-			return 0;
+			goto out;
 	}
 	if (!rc->failure) {
-		ftm_store_row_t *r = &rows[hit >= 0 ? hit : first_usable >= 0 ? first_usable : 0];
+		ftm_store_row_t *r = &rows[hit >= 0 ? hit : census.first_usable >= 0 ? census.first_usable : 0];
 
 		if (r->tok.status != FTM_TOKEN_ACTIVE) {
-			set_verdict(v, FTM_VERDICT_LOCKED, &r->tok, "Token locked");
+			set_verdict(v, FTM_VERDICT_LOCKED, &r->tok, FTM_MSG_LOCKED);
 			v->failures = r->tok.failures;
 			snprintf(v->reason, sizeof(v->reason), "token %s was locked while its push was pending",
 				 r->tok.serial);
-			return 0;
+			goto out;
 		}
-		/* like a proven code: the user's failures start again from zero on every usable token */
-		for (size_t i = 0; i < n; i++) {
-			if (rows[i].tok.status == FTM_TOKEN_ACTIVE &&
-			    !activation_expired(&rows[i].tok, rc->now, p->activation_expire))
-				reset_failures(&rows[i]);
-		}
+		/* like a proven code */
+		reset_usable(rows, n, state);
 		/* A token only ever used by push is used all the same: mark it, or its activation window would
 		 * expire it as "never used". The mark is a step older than any code valid now (now - window - 1),
 		 * so it refuses no code the user could still type. */
@@ -786,60 +854,45 @@ static int decide_record(void *c, ftm_store_row_t *rows, size_t n)
 		set_verdict(v, FTM_VERDICT_OK, &r->tok, "");
 		v->failures = 0;
 		snprintf(v->reason, sizeof(v->reason), "success recorded on token %s (failures reset)", r->tok.serial);
-		return 0;
+		goto out;
 	}
 
-	if (hit >= 0 && rows[hit].tok.status != FTM_TOKEN_ACTIVE) {
-		set_verdict(v, FTM_VERDICT_LOCKED, &rows[hit].tok, "Token locked");
+	if (hit >= 0 && state[hit] == T_LOCKED) {
+		set_verdict(v, FTM_VERDICT_LOCKED, &rows[hit].tok, FTM_MSG_LOCKED);
 		v->failures = rows[hit].tok.failures;
 		snprintf(v->reason, sizeof(v->reason), "token %s is locked", rows[hit].tok.serial);
-		return 0;
+		goto out;
 	}
-	if (first_usable < 0) {
-		ssize_t i = first_locked >= 0 ? first_locked : 0;
-
-		if (first_locked >= 0) {
-			set_verdict(v, FTM_VERDICT_LOCKED, &rows[i].tok, "Token locked");
-			v->failures = rows[i].tok.failures;
-		} else {
-			set_verdict(v, FTM_VERDICT_EXPIRED, &rows[i].tok, "Token expired: ask for a new token");
-		}
-		snprintf(v->reason, sizeof(v->reason), "every token of the user is locked or expired");
-		return 0;
+	if (census.first_usable < 0) {
+		none_usable(rows, &census, "every token of the user is locked or expired", v);
+		goto out;
 	}
-	/* exactly like a wrong code: one more consecutive failure on every usable token of the user */
-	for (size_t i = 0; i < n; i++) {
-		if (rows[i].tok.status != FTM_TOKEN_ACTIVE ||
-		    activation_expired(&rows[i].tok, rc->now, p->activation_expire))
-			continue;
-		if (!add_failure(&rows[i], p, v))
-			still_usable++;
-		else if (locked_now < 0 || (ssize_t)i == hit)
-			locked_now = (ssize_t)i;
-	}
-	if (still_usable == 0 || (hit >= 0 && rows[hit].tok.status != FTM_TOKEN_ACTIVE)) {
+	/* exactly like a wrong code */
+	if (count_failure(rows, n, state, p, hit, v, &locked_now) == 0 ||
+	    (hit >= 0 && rows[hit].tok.status != FTM_TOKEN_ACTIVE)) {
 		ssize_t i = hit >= 0 && rows[hit].tok.status != FTM_TOKEN_ACTIVE ? hit : locked_now;
 
-		set_verdict(v, FTM_VERDICT_LOCKED, &rows[i].tok, "Token locked");
+		set_verdict(v, FTM_VERDICT_LOCKED, &rows[i].tok, FTM_MSG_LOCKED);
 		snprintf(v->reason, sizeof(v->reason), "wrong answer: token %s locked after %u consecutive failures",
 			 rows[i].tok.serial, v->failures);
 	} else {
-		set_verdict(v, FTM_VERDICT_BAD_CODE, &rows[hit >= 0 ? hit : first_usable].tok, "Invalid answer");
+		set_verdict(v, FTM_VERDICT_BAD_CODE, &rows[hit >= 0 ? hit : census.first_usable].tok,
+			    FTM_MSG_BAD_ANSWER);
 		snprintf(v->reason, sizeof(v->reason), "wrong answer (%u consecutive failure%s)%s",
 			 v->failures, v->failures == 1 ? "" : "s",
 			 locked_now >= 0 ? ": a token of the user reached the lockout threshold" : "");
 	}
+out:
+	free(state);
 	return 0;
 }
 
 static int record(ftm_store_t *st, const char *user, const char *serial, bool failure, time_t now,
 		  const ftm_verify_params_t *params, ftm_verdict_t *out)
 {
-	static const ftm_verify_params_t defaults = {
-		.window = 1, .lockout_threshold = 5, .activation_expire = 4320, .consume = true
-	};
 	const char *what = failure ? "failure" : "success";
 	struct record_ctx rc;
+	ftm_verify_params_t dflt;
 	char err[FTM_MSG_MAX] = "";
 
 	if (out == NULL)
@@ -847,7 +900,7 @@ static int record(ftm_store_t *st, const char *user, const char *serial, bool fa
 	memset(out, 0, sizeof(*out));
 	if (st == NULL || user == NULL || user[0] == '\0') {
 		out->code = FTM_VERDICT_ERROR;
-		snprintf(out->message, sizeof(out->message), "Token store unavailable");
+		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
 		snprintf(out->reason, sizeof(out->reason), "no token store or user");
 		return -1;
 	}
@@ -855,13 +908,13 @@ static int record(ftm_store_t *st, const char *user, const char *serial, bool fa
 	rc.serial = serial;
 	rc.failure = failure;
 	rc.now = now;
-	rc.p = params ? params : &defaults;
+	rc.p = params_or_defaults(params, &dflt);
 	rc.out = out;
 	/* always a write transaction: the count must not be lost to a concurrent verdict */
 	if (st->ops->verdict(st->be, user, true, decide_record, &rc, err, sizeof(err)) != 0) {
 		memset(out, 0, sizeof(*out));
 		out->code = FTM_VERDICT_ERROR;
-		snprintf(out->message, sizeof(out->message), "Token store unavailable");
+		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
 		snprintf(out->reason, sizeof(out->reason), "%s", err[0] ? err : "token store error");
 		ftm_log(&st->log, FTM_LOG_ERR, "recording a %s for '%s': %s", what, user, out->reason);
 		return -1;

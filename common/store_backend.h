@@ -34,9 +34,12 @@ typedef struct ftm_store_backend {
 	/* n rows in one transaction, all or nothing; -1 when a serial exists */
 	int (*insert)(void *be, const ftm_store_row_t *rows, size_t n, char *err, size_t err_len);
 	int (*get)(void *be, const char *serial, ftm_store_row_t *out, char *err, size_t err_len);	/* 1 */
-	/* new sealed seed, alg, digits, period, created; status active, last_step -1, failures 0 */
+	/* write the row's sealed seed, alg, digits, period, created, status, last_step and failures (what a
+	 * re-issue resets is store.c's rule, not the backend's) */
 	int (*reissue)(void *be, const ftm_store_row_t *row, char *err, size_t err_len);		/* 1 */
-	int (*set_status)(void *be, const char *serial, ftm_token_status_t status, char *err, size_t err_len); /* 1 */
+	/* set status, and the failure count to 0 when clear_failures (store.c decides when) */
+	int (*set_status)(void *be, const char *serial, ftm_token_status_t status, bool clear_failures,
+			  char *err, size_t err_len);							/* 1 */
 	int (*set_push)(void *be, const char *serial, const char *push, char *err, size_t err_len);	/* 1 */
 	int (*set_user)(void *be, const char *serial, const char *user, char *err, size_t err_len);	/* 1 */
 	int (*remove)(void *be, const char *serial, char *err, size_t err_len);				/* 1 */

@@ -424,13 +424,16 @@ static int bind_reissue(sqlite3_stmt *st, const void *arg)
 	sqlite3_bind_text(st, 2, ftm_alg_name(row->tok.alg), -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 3, (int)row->tok.digits);
 	sqlite3_bind_int(st, 4, (int)row->tok.period);
-	return sqlite3_bind_int64(st, 5, row->tok.created);
+	sqlite3_bind_int64(st, 5, row->tok.created);
+	sqlite3_bind_text(st, 6, status_text(row->tok.status), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, row->tok.last_step);
+	return sqlite3_bind_int(st, 8, (int)row->tok.failures);
 }
 
 static int sq_reissue(void *be, const ftm_store_row_t *row, char *err, size_t err_len)
 {
 	return update_one(be, "UPDATE tokens SET seed = ?, alg = ?, digits = ?, period = ?, created = ?,"
-			  " status = 'active', last_step = -1, failures = 0 WHERE serial = ?",
+			  " status = ?, last_step = ?, failures = ? WHERE serial = ?",
 			  row->tok.serial, bind_reissue, row, err, err_len);
 }
 
@@ -439,12 +442,11 @@ static int bind_status(sqlite3_stmt *st, const void *arg)
 	return sqlite3_bind_text(st, 1, status_text(*(const ftm_token_status_t *)arg), -1, SQLITE_STATIC);
 }
 
-static int sq_set_status(void *be, const char *serial, ftm_token_status_t status, char *err, size_t err_len)
+static int sq_set_status(void *be, const char *serial, ftm_token_status_t status, bool clear_failures,
+			 char *err, size_t err_len)
 {
-	/* unlock also clears the failure count, so the next wrong code does not lock again at once */
-	return update_one(be, status == FTM_TOKEN_ACTIVE
-			  ? "UPDATE tokens SET status = ?, failures = 0 WHERE serial = ?"
-			  : "UPDATE tokens SET status = ? WHERE serial = ?",
+	return update_one(be, clear_failures ? "UPDATE tokens SET status = ?, failures = 0 WHERE serial = ?"
+					     : "UPDATE tokens SET status = ? WHERE serial = ?",
 			  serial, bind_status, &status, err, err_len);
 }
 

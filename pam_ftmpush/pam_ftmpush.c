@@ -16,11 +16,11 @@
 #include "ftm_auth.h"
 #include "ftm_config.h"
 #include "ftm_log.h"
+#include "ftm_message.h"
 #include "ftm_otp.h"
+#include "ftm_util.h"
 
 #define SPLIT_DATA	"ftmpush.split"
-#define PROMPT_PASSWORD	"Password: "
-#define PROMPT_CODE	"Token code: "
 
 /* How the second instance waits for a push (see docs/pam.md). */
 typedef enum {
@@ -42,6 +42,7 @@ typedef struct {
 	bool	has_code;
 	bool	has_token;
 	bool	push_available;
+	char	push_serial[FTM_SERIAL_MAX];		/* the token the push goes to, for the prompt */
 	char	code[FTM_CODE_MAX + 1];
 	bool	has_alt;				/* the whole input, for a password ending in digits */
 	char	alt_password[FTM_INPUT_MAX + 1];
@@ -62,10 +63,7 @@ typedef struct {
 
 static void sink_syslog(void *sink_ctx, ftm_log_level_t level, const char *line)
 {
-	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG, LOG_DEBUG };
-
-	pam_syslog((pam_handle_t *)sink_ctx, prio[level <= FTM_LOG_DEBUG2 ? level : FTM_LOG_DEBUG2],
-		   "%s", line);
+	pam_syslog((pam_handle_t *)sink_ctx, ftm_log_syslog_priority(level), "%s", line);
 }
 
 static int parse_args(pam_handle_t *pamh, int argc, const char **argv, args_t *a)
@@ -228,11 +226,6 @@ static void drop_answer(char **answer)
 	}
 }
 
-static const char *or_dash(const char *s)
-{
-	return s != NULL && *s != '\0' ? s : "-";
-}
-
 /* The one place an ftm_result_t becomes a PAM code, a user message and a log line. */
 static int finish(ctx_t *ctx, const ftm_outcome_t *out)
 {
@@ -247,8 +240,6 @@ static int finish(ctx_t *ctx, const ftm_outcome_t *out)
 		break;
 	case FTM_RES_LOCKED:
 		rc = PAM_MAXTRIES;
-		if (*msg == '\0')
-			msg = "Token locked";
 		break;
 	case FTM_RES_NO_TOKEN:
 		if (ctx->cfg.no_token == FTM_NO_TOKEN_PASS) {
@@ -258,11 +249,6 @@ static int finish(ctx_t *ctx, const ftm_outcome_t *out)
 		} else {
 			rc = PAM_USER_UNKNOWN;
 		}
-		break;
-	case FTM_RES_DENIED:
-		rc = PAM_AUTH_ERR;
-		if (*msg == '\0')
-			msg = "Token denied or timeout";
 		break;
 	case FTM_RES_PUSH_FAILED:
 	case FTM_RES_ERROR:
@@ -278,17 +264,10 @@ static int finish(ctx_t *ctx, const ftm_outcome_t *out)
 		break;
 	}
 	tell(ctx, PAM_ERROR_MSG, msg);
-	pam_syslog(ctx->pamh, prio, "%s serial=%s result=%s (%s): %s", ctx->who,
-		   or_dash(out->serial), ftm_result_name(out->result), pam_strerror(ctx->pamh, rc),
-		   or_dash(out->reason));
+	/* The core logged the decision; this line adds the PAM code it became. */
+	pam_syslog(ctx->pamh, prio, "%s serial=%s result=%s -> %s", ctx->who, ftm_or(out->serial, "-"),
+		   ftm_result_name(out->result), pam_strerror(ctx->pamh, rc));
 	return rc;
-}
-
-static void outcome_error(ftm_outcome_t *out, ftm_result_t r, const char *reason)
-{
-	memset(out, 0, sizeof(*out));
-	out->result = r;
-	snprintf(out->reason, sizeof(out->reason), "%s", reason);
 }
 
 /* ---- the first instance: split what was typed ---- */
@@ -305,7 +284,7 @@ static int do_split(ctx_t *ctx)
 	if (rc != PAM_SUCCESS)
 		return rc;
 	if (item == NULL) {
-		rc = ask(ctx, PAM_PROMPT_ECHO_OFF, PROMPT_PASSWORD, &typed);
+		rc = ask(ctx, PAM_PROMPT_ECHO_OFF, FTM_MSG_PROMPT_PASSWORD, &typed);
 		if (rc != PAM_SUCCESS) {
 			pam_syslog(ctx->pamh, LOG_ERR, "%s: no password: %s", ctx->who,
 				   pam_strerror(ctx->pamh, rc));
@@ -332,6 +311,7 @@ static int do_split(ctx_t *ctx)
 	snprintf(data->user, sizeof(data->user), "%s", ctx->login.user);
 	data->has_token = sp.has_token;
 	data->push_available = sp.push_available;
+	memcpy(data->push_serial, sp.push_serial, sizeof(data->push_serial));
 	data->has_code = sp.primary.has_code;
 	if (sp.primary.has_code)
 		memcpy(data->code, sp.primary.code, sizeof(data->code));
@@ -386,38 +366,6 @@ static int do_retry(ctx_t *ctx)
 
 /* ---- the second instance: the code, or a push, or a challenge ---- */
 
-struct find_push {
-	char serial[FTM_SERIAL_MAX];
-};
-
-static int find_push_cb(void *c, const ftm_token_t *tok)
-{
-	struct find_push *fp = c;
-
-	if (tok->push[0] == '\0' || tok->status != FTM_TOKEN_ACTIVE)
-		return 0;
-	snprintf(fp->serial, sizeof(fp->serial), "%s", tok->serial);
-	return 1;
-}
-
-/* The serial shown in the push prompt: display only, the push itself is the core's choice. */
-static void push_serial(ctx_t *ctx, char *serial, size_t len)
-{
-	struct find_push fp = { "" };
-	char err[FTM_ERR_MAX];
-	ftm_store_t *st = ftm_auth_store(ctx->auth);
-
-	if (st != NULL)
-		ftm_store_token_list(st, ctx->login.user, find_push_cb, &fp, err, sizeof(err));
-	snprintf(serial, len, "%s", fp.serial[0] ? fp.serial : "your token");
-}
-
-static void verify_code(ctx_t *ctx, const char *code, ftm_outcome_t *out)
-{
-	memset(out, 0, sizeof(*out));
-	ftm_auth_verify_code(ctx->auth, &ctx->login, code, time(NULL), out);
-}
-
 /* Answer challenges until the core gives a final verdict (number matching may chain). */
 static void answer_challenges(ctx_t *ctx, ftm_outcome_t *out)
 {
@@ -428,13 +376,10 @@ static void answer_challenges(ctx_t *ctx, ftm_outcome_t *out)
 		int rc;
 
 		snprintf(state, sizeof(state), "%s", out->state);
-		if (out->message[0] != '\0')
-			snprintf(prompt, sizeof(prompt), "%s: ", out->message);
-		else
-			snprintf(prompt, sizeof(prompt), "%s", PROMPT_CODE);
+		ftm_msg_prompt(prompt, sizeof(prompt), out->message);
 		rc = ask(ctx, PAM_PROMPT_ECHO_ON, prompt, &answer);
 		if (rc != PAM_SUCCESS) {
-			outcome_error(out, FTM_RES_FAIL, "no answer to the challenge (conversation failed)");
+			ftm_outcome_set(out, FTM_RES_FAIL, NULL, NULL, "no answer to the challenge (conversation failed)");
 			return;
 		}
 		memset(out, 0, sizeof(*out));
@@ -442,50 +387,30 @@ static void answer_challenges(ctx_t *ctx, ftm_outcome_t *out)
 		drop_answer(&answer);
 	}
 	if (out->result == FTM_RES_CHALLENGE)
-		outcome_error(out, FTM_RES_FAIL, "too many challenge rounds");
+		ftm_outcome_set(out, FTM_RES_FAIL, NULL, NULL, "too many challenge rounds");
 }
 
-static void push_and_wait(ctx_t *ctx, ftm_outcome_t *out)
+/* Password only, with a push to come: in push_wait=prompt, ask first (OpenSSH shows nothing of a
+ * conversation until a prompt); a code typed there is the code. *code gets it (malloc'd) or NULL. */
+static int before_push(ctx_t *ctx, const split_data_t *data, char **code)
 {
-	char serial[FTM_SERIAL_MAX];
 	char msg[FTM_MSG_MAX + FTM_SERIAL_MAX];
+	char *answer = NULL;
 
-	push_serial(ctx, serial, sizeof(serial));
+	*code = NULL;
 	if (ctx->args.push_wait == WAIT_PROMPT) {
-		char *answer = NULL;
-		int rc;
-
-		/* OpenSSH shows nothing of a conversation until a prompt: ask before pushing. */
-		snprintf(msg, sizeof(msg),
-			 "Press Enter to send a push to your phone (%s), or type a token code: ", serial);
-		rc = ask(ctx, PAM_PROMPT_ECHO_ON, msg, &answer);
-		if (rc != PAM_SUCCESS) {
-			outcome_error(out, FTM_RES_FAIL, "no answer to the push prompt (conversation failed)");
-			return;
-		}
+		ftm_msg_push_prompt(msg, sizeof(msg), data->push_serial);
+		if (ask(ctx, PAM_PROMPT_ECHO_ON, msg, &answer) != PAM_SUCCESS)
+			return -1;
 		if (answer[strspn(answer, " \t")] != '\0') {
-			verify_code(ctx, answer, out);
-			drop_answer(&answer);
-			return;
+			*code = answer;
+			return 0;
 		}
 		drop_answer(&answer);
 	}
-	if (ctx->cfg.push.number_matching)
-		snprintf(msg, sizeof(msg), "Sending a push to your phone (%s): it shows a number to type here", serial);
-	else
-		snprintf(msg, sizeof(msg), "Sending a push to your phone (%s): approve it", serial);
+	ftm_msg_push_sending(msg, sizeof(msg), data->push_serial, ctx->cfg.push.number_matching);
 	tell(ctx, PAM_TEXT_INFO, msg);
-	memset(out, 0, sizeof(*out));
-	ftm_auth_second_factor(ctx->auth, &ctx->login, time(NULL), out);
-}
-
-static void challenge_code(ctx_t *ctx, ftm_outcome_t *out)
-{
-	memset(out, 0, sizeof(*out));
-	ftm_auth_challenge_code(ctx->auth, &ctx->login, time(NULL), out);
-	if (out->result == FTM_RES_CHALLENGE && out->message[0] == '\0')
-		snprintf(out->message, sizeof(out->message), "Token code");
-	answer_challenges(ctx, out);
+	return 0;
 }
 
 static int do_second(ctx_t *ctx)
@@ -494,12 +419,13 @@ static int do_second(ctx_t *ctx)
 	const split_data_t *data = NULL;
 	split_data_t local;
 	ftm_outcome_t out;
+	char *typed = NULL;
 
 	memset(&out, 0, sizeof(out));
 	if (pam_get_data(ctx->pamh, SPLIT_DATA, &d) == PAM_SUCCESS && d != NULL) {
 		data = d;
 		if (strcmp(data->user, ctx->login.user) != 0) {
-			outcome_error(&out, FTM_RES_ERROR, "user changed between the split and the check");
+			ftm_outcome_set(&out, FTM_RES_ERROR, NULL, NULL, "user changed between the split and the check");
 			return finish(ctx, &out);
 		}
 	} else {
@@ -508,30 +434,24 @@ static int do_second(ctx_t *ctx)
 
 		memset(&sp, 0, sizeof(sp));
 		if (ftm_auth_split(ctx->auth, &ctx->login, "", time(NULL), &sp) != 0) {
-			outcome_error(&out, FTM_RES_ERROR, "store unavailable");
+			ftm_outcome_set(&out, FTM_RES_ERROR, NULL, NULL, "store unavailable");
 			return finish(ctx, &out);
 		}
 		memset(&local, 0, sizeof(local));
 		local.has_token = sp.has_token;
 		local.push_available = sp.push_available;
+		memcpy(local.push_serial, sp.push_serial, sizeof(local.push_serial));
 		data = &local;
 	}
 
-	if (data->has_code) {
-		verify_code(ctx, data->code, &out);
-		/* The code is spent either way: a later instance must not reuse it. */
-		pam_set_data(ctx->pamh, SPLIT_DATA, NULL, NULL);
-	} else if (data->push_available) {
-		push_and_wait(ctx, &out);
-		if (out.result == FTM_RES_PUSH_FAILED && ctx->cfg.challenge) {
-			tell(ctx, PAM_ERROR_MSG, out.message[0] ? out.message : "Push unavailable");
-			pam_syslog(ctx->pamh, LOG_WARNING, "%s serial=%s: push failed (%s): asking for a code", ctx->who,
-				   or_dash(out.serial), or_dash(out.reason));
-			challenge_code(ctx, &out);
-		}
-	} else {
-		ftm_auth_second_factor(ctx->auth, &ctx->login, time(NULL), &out);
+	if (!data->has_code && data->push_available && before_push(ctx, data, &typed) != 0) {
+		ftm_outcome_set(&out, FTM_RES_FAIL, NULL, NULL, "no answer to the push prompt (conversation failed)");
+		return finish(ctx, &out);
 	}
+	ftm_auth_after_password(ctx->auth, &ctx->login, data->has_code ? data->code : typed, time(NULL), &out);
+	drop_answer(&typed);
+	if (data->has_code)	/* the code is spent either way: a later instance must not reuse it */
+		pam_set_data(ctx->pamh, SPLIT_DATA, NULL, NULL);
 	answer_challenges(ctx, &out);
 	return finish(ctx, &out);
 }

@@ -13,18 +13,13 @@
 #include "ftm_auth.h"
 #include "ftm_config.h"
 #include "ftm_log.h"
+#include "ftm_message.h"
 #include "ftm_otp.h"
+#include "ftm_util.h"
 
 /* Our States start with this, so a State of another module (EAP, smsotp...) is left alone. */
 #define STATE_PREFIX		"FTM1"
 #define STATE_PREFIX_LEN	(sizeof(STATE_PREFIX) - 1)
-
-/* What a reject says when the first factor (pap, ldap...) refused the password: set in authorize,
- * replaced by the module's own verdict once the password has been proven. */
-#define MSG_BAD_PASSWORD	"Wrong password"
-#define MSG_CHALLENGE		"Enter the token code"
-#define MSG_NO_PAP		"This login needs a password (PAP): CHAP and MS-CHAP cannot carry a token code"
-#define MSG_UNAVAILABLE		"Authentication service unavailable"
 
 /* Every option of the core, as text: the core parses, defaults and validates it (ftm_config_set),
  * so one set of names, defaults and error messages serves FreeRADIUS, PAM and the tools. */
@@ -299,8 +294,7 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 		return -1;
 	}
 
-	/* ---- PUSH ENGINE HOOK (owned by the push engineer) ----
-	 * The callback listener runs in this instance (a thread of libmicrohttpd) until mod_detach
+	/* The callback listener runs in this instance (a thread of libmicrohttpd) until mod_detach
 	 * (ftm_auth_free stops it). A v3 module cannot yield: each pending push holds a worker thread
 	 * for up to push.timeout, so the request must be allowed to live longer than that. */
 	if (inst->cfg.push.status) {
@@ -316,7 +310,6 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 			     "radiusd.conf (and the NAS's RADIUS timeout) above push.timeout",
 			     inst->name, main_config.max_request_time, inst->cfg.push.timeout);
 	}
-	/* ---- END PUSH ENGINE HOOK ---- */
 
 	INFO("rlm_ftmpush (%s): token_db %s, window %u, lockout_threshold %u, no_token %s, challenge %s, push %s",
 	     inst->name, inst->cfg.token_db, inst->cfg.window, inst->cfg.lockout_threshold,
@@ -415,35 +408,20 @@ static void clear_preset_message(REQUEST *request)
 {
 	VALUE_PAIR *vp = fr_pair_find_by_num(request->reply->vps, PW_REPLY_MESSAGE, 0, TAG_ANY);
 
-	if (vp != NULL && vp->vp_length == sizeof(MSG_BAD_PASSWORD) - 1 &&
-	    memcmp(vp->vp_strvalue, MSG_BAD_PASSWORD, vp->vp_length) == 0)
+	if (vp != NULL && vp->vp_length == sizeof(FTM_MSG_BAD_PASSWORD) - 1 &&
+	    memcmp(vp->vp_strvalue, FTM_MSG_BAD_PASSWORD, vp->vp_length) == 0)
 		fr_pair_delete_by_num(&request->reply->vps, PW_REPLY_MESSAGE, 0, TAG_ANY);
 }
 
-/* A message for every outcome, in case the core left it empty. */
+/* What the user reads: the core's text (a failure it left without one is "unavailable"). */
 static char const *outcome_message(ftm_outcome_t const *out)
 {
-	if (out->message[0] != '\0')
-		return out->message;
-	switch (out->result) {
-	case FTM_RES_OK:		return NULL;
-	case FTM_RES_FAIL:		return "Invalid token code";
-	case FTM_RES_REPLAY:		return "Please wait before you login again";
-	case FTM_RES_LOCKED:		return "Token locked";
-	case FTM_RES_EXPIRED:		return "Token expired: ask for a new one";
-	case FTM_RES_NO_TOKEN:		return "No token assigned";
-	case FTM_RES_CHALLENGE:		return MSG_CHALLENGE;
-	case FTM_RES_DENIED:		return "Token denied or timeout";
-	case FTM_RES_PUSH_FAILED:	return "Push unavailable";
-	case FTM_RES_ERROR:
-	default:			return MSG_UNAVAILABLE;
-	}
+	if (out->result == FTM_RES_OK)
+		return NULL;
+	return out->message[0] != '\0' ? out->message : FTM_MSG_UNAVAILABLE;
 }
 
-static char const *or_dash(char const *s)
-{
-	return s != NULL && *s != '\0' ? s : "-";
-}
+#define OR_DASH(s) ftm_or((s), "-")
 
 /* The one place an ftm_outcome_t becomes a RADIUS answer, a Reply-Message and a log line. */
 static rlm_rcode_t finish(rlm_ftmpush_t const *inst, REQUEST *request, ftm_login_t const *login,
@@ -465,7 +443,7 @@ static rlm_rcode_t finish(rlm_ftmpush_t const *inst, REQUEST *request, ftm_login
 		if (out->state[0] == '\0') {
 			radlog_request(L_ERR, L_DBG_LVL_OFF, request,
 				       "%s: challenge without a State from the core: rejecting", inst->name);
-			set_reply_message(request, MSG_UNAVAILABLE);
+			set_reply_message(request, FTM_MSG_UNAVAILABLE);
 			return RLM_MODULE_FAIL;
 		}
 		snprintf(state, sizeof(state), "%s%s", STATE_PREFIX, out->state);
@@ -473,7 +451,7 @@ static rlm_rcode_t finish(rlm_ftmpush_t const *inst, REQUEST *request, ftm_login
 		fr_pair_delete_by_num(&request->reply->vps, PW_STATE, 0, TAG_ANY);
 		vp = fr_pair_afrom_num(request->reply, PW_STATE, 0);
 		if (vp == NULL) {
-			set_reply_message(request, MSG_UNAVAILABLE);
+			set_reply_message(request, FTM_MSG_UNAVAILABLE);
 			return RLM_MODULE_FAIL;
 		}
 		fr_pair_value_memcpy(vp, (uint8_t const *)state, strlen(state));
@@ -509,19 +487,12 @@ static rlm_rcode_t finish(rlm_ftmpush_t const *inst, REQUEST *request, ftm_login
 		break;
 	}
 
+	/* The core logged the decision and its why; this line adds the RADIUS answer it became. */
 	radlog_request(out->result == FTM_RES_ERROR ? L_ERR : L_INFO, L_DBG_LVL_OFF, request,
-		       "%s: %s user=%s client=%s nas=%s serial=%s result=%s -> %s: %s", inst->name, step,
-		       or_dash(login->user), or_dash(login->client), or_dash(login->nas), or_dash(out->serial),
-		       ftm_result_name(out->result), fr_int2str(mod_rcode_table, rcode, "?"),
-		       or_dash(out->reason));
+		       "%s: %s for '%s' from %s: %s (serial %s) -> %s", inst->name, step, OR_DASH(login->user),
+		       OR_DASH(login->client), ftm_result_name(out->result), OR_DASH(out->serial),
+		       fr_int2str(mod_rcode_table, rcode, "?"));
 	return rcode;
-}
-
-static void outcome_error(ftm_outcome_t *out, ftm_result_t r, char const *reason)
-{
-	memset(out, 0, sizeof(*out));
-	out->result = r;
-	snprintf(out->reason, sizeof(out->reason), "%s", reason);
 }
 
 /* Copy a RADIUS string value into a NUL-terminated buffer; -1 when it does not fit. */
@@ -550,16 +521,14 @@ static rlm_rcode_t challenge_reply(rlm_ftmpush_t const *inst, REQUEST *request, 
 	memset(&out, 0, sizeof(out));
 	pw = fr_pair_find_by_num(request->packet->vps, PW_USER_PASSWORD, 0, TAG_ANY);
 	if (slen >= sizeof(state)) {
-		outcome_error(&out, FTM_RES_FAIL, "challenge State too long");
-		snprintf(out.message, sizeof(out.message), "Invalid or expired challenge: log in again");
+		ftm_outcome_set(&out, FTM_RES_FAIL, NULL, FTM_MSG_CHALLENGE_UNKNOWN, "challenge State too long");
 		return finish(inst, request, login, &out, "challenge answer");
 	}
 	memcpy(state, state_vp->vp_octets + STATE_PREFIX_LEN, slen);
 	state[slen] = '\0';
 	if (pw == NULL || vp_string(pw, answer, sizeof(answer)) != 0) {
-		outcome_error(&out, FTM_RES_FAIL, pw == NULL ? "challenge answered without User-Password"
-							     : "challenge answer too long");
-		snprintf(out.message, sizeof(out.message), "Invalid token code");
+		ftm_outcome_set(&out, FTM_RES_FAIL, NULL, FTM_MSG_BAD_CODE,
+				pw == NULL ? "challenge answered without User-Password" : "challenge answer too long");
 		return finish(inst, request, login, &out, "challenge answer");
 	}
 
@@ -573,7 +542,7 @@ static rlm_rcode_t challenge_reply(rlm_ftmpush_t const *inst, REQUEST *request, 
 		/* Nothing left to check: the first factor passed in the challenge's first round. */
 		fr_pair_delete_by_num(&request->config, PW_AUTH_TYPE, 0, TAG_ANY);
 		if (pair_make_config("Auth-Type", "Accept", T_OP_SET) == NULL) {
-			set_reply_message(request, MSG_UNAVAILABLE);
+			set_reply_message(request, FTM_MSG_UNAVAILABLE);
 			return RLM_MODULE_FAIL;
 		}
 	}
@@ -629,13 +598,101 @@ static rlm_rcode_t authorize_eap(rlm_ftmpush_t *inst, REQUEST *request, ftm_logi
 	return RLM_MODULE_UPDATED;
 }
 
+/* CHAP, MS-CHAP, EAP: no typed password to split. A user with a token must not get around the second
+ * factor this way. */
+static rlm_rcode_t authorize_without_password(rlm_ftmpush_t *inst, REQUEST *request, ftm_login_t const *login)
+{
+	ftm_split_t sp;
+	int rc;
+
+	memset(&sp, 0, sizeof(sp));
+	current_request = request;
+	rc = ftm_auth_split(inst->auth, login, "", time(NULL), &sp);
+	current_request = NULL;
+	if (rc != 0) {
+		set_reply_message(request, FTM_MSG_UNAVAILABLE);
+		radlog_request(L_ERR, L_DBG_LVL_OFF, request, "%s: user=%s: token store unavailable: failing",
+			       inst->name, login->user);
+		return RLM_MODULE_FAIL;
+	}
+	if (!sp.has_token) {
+		RDEBUG2("No User-Password and no token for this user: nothing to do");
+		return RLM_MODULE_NOOP;
+	}
+	if (fr_pair_find_by_num(request->packet->vps, PW_EAP_MESSAGE, 0, TAG_ANY) != NULL)
+		return authorize_eap(inst, request, login);
+	set_reply_message(request, FTM_MSG_NO_PAP);
+	radlog_request(L_INFO, L_DBG_LVL_OFF, request,
+		       "%s: user=%s client=%s: has a token but sent no User-Password: rejecting",
+		       inst->name, login->user, login->client);
+	return RLM_MODULE_REJECT;
+}
+
+/* Keep what the split found for authenticate, put the password part into User-Password (in place:
+ * request->password points at this pair and first-factor modules read it) and route the request to
+ * Auth-Type <name>; gtc: already inside Auth-Type <name>-gtc, where the first factor and then this
+ * module follow. Zeroes sp. */
+static rlm_rcode_t keep_split(rlm_ftmpush_t *inst, REQUEST *request, ftm_login_t const *login, VALUE_PAIR *pw,
+			      ftm_split_t *sp, bool gtc)
+{
+	ftmpush_request_t *data = talloc_zero(request, ftmpush_request_t);
+	VALUE_PAIR *vp;
+
+	if (data == NULL) {
+		ftm_memzero(sp, sizeof(*sp));
+		return RLM_MODULE_FAIL;
+	}
+	talloc_set_destructor(data, request_data_free);
+	data->split = true;
+	data->eap = gtc;
+	data->has_token = sp->has_token;
+	data->push_available = sp->push_available;
+	data->has_code = sp->primary.has_code;
+	if (sp->primary.has_code)
+		memcpy(data->code, sp->primary.code, sizeof(data->code));
+	data->has_alt = sp->has_alt;
+	if (sp->has_alt)
+		memcpy(data->alt_password, sp->alt_password, sizeof(data->alt_password));
+	fr_pair_value_strcpy(pw, sp->primary.password);
+	ftm_memzero(sp, sizeof(*sp));
+
+	if (request_data_add(request, inst, 0, data, true) < 0) {
+		talloc_free(data);
+		return RLM_MODULE_FAIL;
+	}
+	if (gtc) {
+		RDEBUG2("user %s: EAP-GTC input split: code %s", login->user, data->has_code ? "appended" : "none");
+		return RLM_MODULE_UPDATED;
+	}
+
+	/* Users without a token (no_token = reject) go through Auth-Type ftmpush too: the password is
+	 * checked before they are told they have no token. */
+	if (inst->auth_type == 0) {
+		set_reply_message(request, FTM_MSG_UNAVAILABLE);
+		radlog_request(L_ERR, L_DBG_LVL_OFF, request, "%s: no \"Auth-Type %s\" section in authenticate: "
+			       "rejecting user=%s", inst->name, inst->name, login->user);
+		return RLM_MODULE_FAIL;
+	}
+	fr_pair_delete_by_num(&request->config, PW_AUTH_TYPE, 0, TAG_ANY);
+	vp = radius_pair_create(request, &request->config, PW_AUTH_TYPE, 0);
+	if (vp == NULL)
+		return RLM_MODULE_FAIL;
+	vp->vp_integer = inst->auth_type;
+
+	/* Stays if the first factor refuses the password; authenticate replaces it with its verdict. */
+	set_reply_message(request, FTM_MSG_BAD_PASSWORD);
+	RDEBUG2("user %s: token %s, code %s, alt %s, push %s: Auth-Type := %s", login->user,
+		data->has_token ? "yes" : "no", data->has_code ? "appended" : "none",
+		data->has_alt ? "kept" : "none", data->push_available ? "available" : "no", inst->name);
+	return RLM_MODULE_UPDATED;
+}
+
 static rlm_rcode_t CC_HINT(nonnull) mod_authorize(void *instance, REQUEST *request)
 {
 	rlm_ftmpush_t *inst = instance;
 	login_buf_t lb;
 	VALUE_PAIR *vp, *pw;
 	ftm_split_t sp;
-	ftmpush_request_t *data;
 	char typed[FTM_INPUT_MAX + 1];
 	bool gtc = false;
 	int rc;
@@ -647,7 +704,8 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authorize(void *instance, REQUEST *reque
 	/* Called by name from authenticate: the retry of a split already made, or (EAP-GTC, where the
 	 * eap module has just put the typed input into User-Password) the split itself. */
 	if (request->component != NULL && strcmp(request->component, "authenticate") == 0) {
-		data = request_data_reference(request, inst, 0);
+		ftmpush_request_t const *data = request_data_reference(request, inst, 0);
+
 		if (data == NULL || !data->eap || data->split)
 			return alt_retry(inst, request);
 		gtc = true;
@@ -655,7 +713,7 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authorize(void *instance, REQUEST *reque
 	rc = login_fill(inst, request, &lb);
 	if (rc == -2) {
 		RERROR("User-Name holds a NUL or control character: rejected");
-		set_reply_message(request, "Invalid user name");
+		set_reply_message(request, FTM_MSG_BAD_USER);
 		return RLM_MODULE_REJECT;
 	}
 	if (rc != 0) {
@@ -669,109 +727,31 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authorize(void *instance, REQUEST *reque
 		return challenge_reply(inst, request, &lb.login, vp);
 
 	pw = fr_pair_find_by_num(request->packet->vps, PW_USER_PASSWORD, 0, TAG_ANY);
-	memset(&sp, 0, sizeof(sp));
-	current_request = request;
-	if (pw == NULL) {
-		/* CHAP, MS-CHAP, EAP: no typed password to split. A user with a token must not get around
-		 * the second factor this way. */
-		rc = ftm_auth_split(inst->auth, &lb.login, "", time(NULL), &sp);
-		current_request = NULL;
-		if (rc != 0) {
-			set_reply_message(request, MSG_UNAVAILABLE);
-			radlog_request(L_ERR, L_DBG_LVL_OFF, request, "%s: user=%s: token store unavailable: failing",
-				       inst->name, lb.login.user);
-			return RLM_MODULE_FAIL;
-		}
-		if (!sp.has_token) {
-			RDEBUG2("No User-Password and no token for this user: nothing to do");
-			return RLM_MODULE_NOOP;
-		}
-		if (fr_pair_find_by_num(request->packet->vps, PW_EAP_MESSAGE, 0, TAG_ANY) != NULL)
-			return authorize_eap(inst, request, &lb.login);
-		set_reply_message(request, MSG_NO_PAP);
-		radlog_request(L_INFO, L_DBG_LVL_OFF, request,
-			       "%s: user=%s client=%s: has a token but sent no User-Password: rejecting",
-			       inst->name, lb.login.user, lb.login.client);
-		return RLM_MODULE_REJECT;
-	}
-
+	if (pw == NULL)
+		return authorize_without_password(inst, request, &lb.login);
 	if (vp_string(pw, typed, sizeof(typed)) != 0) {
-		current_request = NULL;
-		set_reply_message(request, MSG_BAD_PASSWORD);
+		set_reply_message(request, FTM_MSG_BAD_PASSWORD);
 		radlog_request(L_INFO, L_DBG_LVL_OFF, request, "%s: user=%s: User-Password too long: rejecting",
 			       inst->name, lb.login.user);
 		return RLM_MODULE_REJECT;
 	}
+	memset(&sp, 0, sizeof(sp));
+	current_request = request;
 	rc = ftm_auth_split(inst->auth, &lb.login, typed, time(NULL), &sp);
 	current_request = NULL;
 	ftm_memzero(typed, sizeof(typed));
 	if (rc != 0) {
 		ftm_memzero(&sp, sizeof(sp));
-		set_reply_message(request, MSG_UNAVAILABLE);
+		set_reply_message(request, FTM_MSG_UNAVAILABLE);
 		radlog_request(L_ERR, L_DBG_LVL_OFF, request, "%s: user=%s: split failed (store unavailable): failing",
 			       inst->name, lb.login.user);
 		return RLM_MODULE_FAIL;
 	}
-
-	if (!sp.has_token && inst->cfg.no_token == FTM_NO_TOKEN_PASS) {
+	if (sp.pass_without_token) {	/* the core logged it */
 		ftm_memzero(&sp, sizeof(sp));
-		radlog_request(L_INFO, L_DBG_LVL_OFF, request,
-			       "%s: user=%s client=%s: no token, no_token = pass: password only", inst->name,
-			       lb.login.user, lb.login.client);
 		return RLM_MODULE_NOOP;
 	}
-
-	data = talloc_zero(request, ftmpush_request_t);
-	if (data == NULL) {
-		ftm_memzero(&sp, sizeof(sp));
-		return RLM_MODULE_FAIL;
-	}
-	talloc_set_destructor(data, request_data_free);
-	data->split = true;
-	data->eap = gtc;
-	data->has_token = sp.has_token;
-	data->push_available = sp.push_available;
-	data->has_code = sp.primary.has_code;
-	if (sp.primary.has_code)
-		memcpy(data->code, sp.primary.code, sizeof(data->code));
-	data->has_alt = sp.has_alt;
-	if (sp.has_alt)
-		memcpy(data->alt_password, sp.alt_password, sizeof(data->alt_password));
-
-	/* In place: request->password points at this pair and first-factor modules read it. */
-	fr_pair_value_strcpy(pw, sp.primary.password);
-	ftm_memzero(&sp, sizeof(sp));
-
-	if (request_data_add(request, inst, 0, data, true) < 0) {
-		talloc_free(data);
-		return RLM_MODULE_FAIL;
-	}
-	if (gtc) {
-		/* Already inside Auth-Type ftmpush-gtc: the first factor and then ftmpush follow there. */
-		RDEBUG2("user %s: EAP-GTC input split: code %s", lb.login.user, data->has_code ? "appended" : "none");
-		return RLM_MODULE_UPDATED;
-	}
-
-	/* Users without a token (no_token = reject) go through Auth-Type ftmpush too: the password is
-	 * checked before they are told they have no token. */
-	if (inst->auth_type == 0) {
-		set_reply_message(request, MSG_UNAVAILABLE);
-		radlog_request(L_ERR, L_DBG_LVL_OFF, request, "%s: no \"Auth-Type %s\" section in authenticate: "
-			       "rejecting user=%s", inst->name, inst->name, lb.login.user);
-		return RLM_MODULE_FAIL;
-	}
-	fr_pair_delete_by_num(&request->config, PW_AUTH_TYPE, 0, TAG_ANY);
-	vp = radius_pair_create(request, &request->config, PW_AUTH_TYPE, 0);
-	if (vp == NULL)
-		return RLM_MODULE_FAIL;
-	vp->vp_integer = inst->auth_type;
-
-	/* Stays if the first factor refuses the password; authenticate replaces it with its verdict. */
-	set_reply_message(request, MSG_BAD_PASSWORD);
-	RDEBUG2("user %s: token %s, code %s, alt %s, push %s: Auth-Type := %s", lb.login.user,
-		data->has_token ? "yes" : "no", data->has_code ? "appended" : "none",
-		data->has_alt ? "kept" : "none", data->push_available ? "available" : "no", inst->name);
-	return RLM_MODULE_UPDATED;
+	return keep_split(inst, request, &lb.login, pw, &sp, gtc);
 }
 
 /* Did the site retry the first factor with the whole input (`ftmpush.authorize`, alt_retry) and is
@@ -796,6 +776,7 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authenticate(void *instance, REQUEST *re
 	ftm_outcome_t out;
 	char const *step;
 	time_t now = time(NULL);
+	bool has_code;
 	int rc;
 
 	memset(&out, 0, sizeof(out));
@@ -803,31 +784,19 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authenticate(void *instance, REQUEST *re
 		return RLM_MODULE_FAIL;
 	rc = login_fill(inst, request, &lb);
 	if (rc != 0) {
-		outcome_error(&out, FTM_RES_FAIL, rc == -2 ? "User-Name with a NUL or control character" : "no User-Name");
-		snprintf(out.message, sizeof(out.message), rc == -2 ? "Invalid user name" : "No user name");
+		ftm_outcome_set(&out, FTM_RES_FAIL, NULL, rc == -2 ? FTM_MSG_BAD_USER : FTM_MSG_NO_USER,
+				rc == -2 ? "User-Name with a NUL or control character" : "no User-Name");
 		lb.login.user = NULL;
 		return finish(inst, request, &lb.login, &out, "authenticate");
 	}
 
 	data = request_data_reference(request, inst, 0);
+	has_code = data != NULL && data->has_code && !alt_in_use(request, data);
+	/* Password only: typed without a code, the whole input was the password (alt), or Auth-Type
+	 * ftmpush was set by the site without our authorize. */
+	step = has_code ? "code" : data != NULL && data->has_alt ? "password only (whole input)" : "password only";
 	current_request = request;
-	if (data != NULL && data->has_code && !alt_in_use(request, data)) {
-		step = "code";
-		ftm_auth_verify_code(inst->auth, &lb.login, data->code, now, &out);
-	} else {
-		/* Password only: typed without a code, the whole input was the password (alt), or
-		 * Auth-Type ftmpush was set by the site without our authorize. */
-		step = data != NULL && data->has_alt ? "password only (whole input)" : "password only";
-		ftm_auth_second_factor(inst->auth, &lb.login, now, &out);
-		if (out.result == FTM_RES_PUSH_FAILED && inst->cfg.challenge) {
-			radlog_request(L_WARN, L_DBG_LVL_OFF, request,
-				       "%s: user=%s serial=%s: push failed (%s): asking for the code", inst->name,
-				       lb.login.user, or_dash(out.serial), or_dash(out.reason));
-			memset(&out, 0, sizeof(out));
-			ftm_auth_challenge_code(inst->auth, &lb.login, now, &out);
-			step = "push failed, challenge";
-		}
-	}
+	ftm_auth_after_password(inst->auth, &lb.login, has_code ? data->code : NULL, now, &out);
 	current_request = NULL;
 	if (data != NULL) {
 		/* The code is spent either way: nothing later in this request may reuse it. */
@@ -849,7 +818,7 @@ static rlm_rcode_t CC_HINT(nonnull) mod_post_auth(void *instance, REQUEST *reque
 		return RLM_MODULE_NOOP;
 	if (data->verified)
 		return RLM_MODULE_OK;
-	set_reply_message(request, MSG_UNAVAILABLE);
+	set_reply_message(request, FTM_MSG_UNAVAILABLE);
 	radlog_request(L_ERR, L_DBG_LVL_OFF, request, "%s: EAP login of a token user accepted without the token "
 		       "(not EAP-GTC through Auth-Type %s-gtc?): rejecting", inst->name, inst->name);
 	return RLM_MODULE_REJECT;

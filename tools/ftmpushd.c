@@ -1,4 +1,5 @@
-/* ftmpushd: the push callback listener for PAM hosts; serves PAM logins on a Unix socket (docs/pam.md). */
+/* ftmpushd: main() of the push daemon for PAM hosts: options, configuration, start, serve, stop; the
+ * request handling is the core's (common/push_daemon.c). */
 #include "config.h"
 
 #include <errno.h>
@@ -14,18 +15,9 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 
-#include "ftm_auth.h"
 #include "ftm_config.h"
 #include "ftm_log.h"
-#include "ftm_push.h"
-#include "ftm_rendezvous.h"
-#include "ftm_store.h"
-
-typedef struct daemon_ctx {
-	ftm_auth_t	*auth;
-	ftm_push_t	*push;
-	const ftm_log_t	*log;
-} daemon_ctx_t;
+#include "ftm_push_daemon.h"
 
 static void usage(FILE *f)
 {
@@ -38,14 +30,6 @@ static void usage(FILE *f)
 		"  -t        check the configuration and exit\n");
 }
 
-static void sink_syslog(void *ctx, ftm_log_level_t level, const char *line)
-{
-	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG, LOG_DEBUG };
-
-	(void)ctx;
-	syslog(prio[level <= FTM_LOG_DEBUG2 ? level : FTM_LOG_DEBUG2], "%s", line);
-}
-
 static void report(void *ctx, unsigned line, const char *message)
 {
 	const char *path = ctx;
@@ -54,135 +38,6 @@ static void report(void *ctx, unsigned line, const char *message)
 		fprintf(stderr, "ftmpushd: %s:%u: %s\n", path, line, message);
 	else
 		fprintf(stderr, "ftmpushd: %s: %s\n", path, message);
-}
-
-/* ---- the socket handler: one PAM login ---- */
-
-typedef struct pick {
-	const char	*want_serial;
-	time_t		now;
-	unsigned	activation_expire;
-	bool		found;
-	ftm_token_t	tok;
-} pick_t;
-
-static int pick_cb(void *c, const ftm_token_t *tok)
-{
-	pick_t *p = c;
-	const char *state = ftm_token_state_name(tok, p->now, p->activation_expire);
-
-	if (p->found || tok->push[0] == '\0' || strcmp(state, "locked") == 0 || strcmp(state, "expired") == 0)
-		return 0;
-	if (p->want_serial && p->want_serial[0] && strcmp(p->want_serial, tok->serial) != 0)
-		return 0;
-	p->tok = *tok;
-	p->found = true;
-	return 0;
-}
-
-static void reply_set(ftm_rdv_reply_t *out, ftm_rdv_verdict_t v, const char *message, const char *reason)
-{
-	out->verdict = v;
-	snprintf(out->message, sizeof(out->message), "%s", message);
-	snprintf(out->reason, sizeof(out->reason), "%s", reason);
-}
-
-/* Number matching: the login asks its user for the number while the phone may still answer. Whichever
- * comes first decides: a tap (the engine's callback), or the typed number that the login sends on this
- * connection, which the engine checks itself (ftm_push_challenge_answer with the transaction's State). */
-static ftm_push_verdict_t wait_number(daemon_ctx_t *d, ftm_rdv_conn_t *conn, const ftm_login_t *login,
-				      ftm_push_tx_t *tx)
-{
-	ftm_push_verdict_t v;
-	char typed[FTM_RDV_NUMBER_MAX];
-	ftm_outcome_t o;
-	int rc;
-
-	while ((v = ftm_push_wait(d->push, tx, 1)) == FTM_PUSH_PENDING) {
-		rc = ftm_rdv_conn_wait_answer(conn, 200, typed, sizeof(typed));
-		if (rc < 0)
-			return FTM_PUSH_PENDING;	/* the login went away */
-		if (rc == 0)
-			continue;
-		ftm_push_challenge_answer(d->push, login, ftm_push_tx_state(tx), typed, time(NULL), &o);
-		OPENSSL_cleanse(typed, sizeof(typed));
-		ftm_log(d->log, FTM_LOG_DEBUG, "socket push for '%s': number answer: %s (%s)", login->user,
-			ftm_result_name(o.result), o.reason);
-		/* The engine decided the transaction (or it was decided already): its verdict is the reply. */
-		v = ftm_push_wait(d->push, tx, 1);
-		if (v == FTM_PUSH_PENDING)
-			v = o.result == FTM_RES_OK ? FTM_PUSH_APPROVED : FTM_PUSH_DENIED;
-		return v;
-	}
-	return v;
-}
-
-static void handler(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_t *req, ftm_rdv_reply_t *out)
-{
-	daemon_ctx_t *d = ctx;
-	const ftm_config_t *cfg = ftm_auth_config(d->auth);
-	ftm_login_t login = { req->user, req->client ? req->client : "", req->nas ? req->nas : "",
-			      req->host ? req->host : "" };
-	pick_t pk = { .want_serial = req->serial, .now = time(NULL), .activation_expire = cfg->activation_expire };
-	char err[FTM_ERR_MAX] = "", reason[FTM_MSG_MAX] = "", why[FTM_MSG_MAX];
-	ftm_push_tx_t *tx;
-	ftm_push_verdict_t v;
-	bool joined;
-
-	if (ftm_store_token_list(ftm_auth_store(d->auth), req->user, pick_cb, &pk, err, sizeof(err)) < 0) {
-		snprintf(why, sizeof(why), "token store unavailable: %.200s", err);
-		reply_set(out, FTM_RDV_ERROR, "Push unavailable", why);
-		goto done;
-	}
-	if (!pk.found) {
-		reply_set(out, FTM_RDV_FAILED, "Push unavailable",
-			  "no active token with a push target for this user");
-		goto done;
-	}
-	snprintf(out->serial, sizeof(out->serial), "%s", pk.tok.serial);
-	tx = ftm_push_start(d->push, &login, &pk.tok, pk.now, &joined, reason, sizeof(reason));
-	OPENSSL_cleanse(pk.tok.seed, sizeof(pk.tok.seed));
-	if (tx == NULL) {
-		reply_set(out, FTM_RDV_ERROR, "Push unavailable", reason);
-		goto done;
-	}
-	v = ftm_push_wait(d->push, tx, 1);
-	if (v != FTM_PUSH_FAILED) {
-		snprintf(out->number, sizeof(out->number), "%s", ftm_push_tx_number(tx));
-		ftm_rdv_conn_sent(conn, pk.tok.serial, ftm_push_tx_number(tx));
-	}
-	if (ftm_push_tx_number(tx)[0] != '\0' && v == FTM_PUSH_PENDING) {
-		v = wait_number(d, conn, &login, tx);
-	} else {
-		/* Wait in short slices so a login that gives up (ssh disconnect) frees its thread. */
-		while ((v = ftm_push_wait(d->push, tx, 500)) == FTM_PUSH_PENDING && ftm_rdv_conn_alive(conn))
-			;
-	}
-	ftm_push_tx_reason(d->push, tx, reason, sizeof(reason));
-	ftm_push_release(d->push, tx);
-	switch (v) {
-	case FTM_PUSH_APPROVED:
-		reply_set(out, FTM_RDV_APPROVED, "", reason);
-		break;
-	case FTM_PUSH_DENIED:
-		reply_set(out, FTM_RDV_DENIED, "Token denied or timeout", reason);
-		break;
-	case FTM_PUSH_TIMEOUT:
-		reply_set(out, FTM_RDV_TIMEOUT, "Token denied or timeout", reason);
-		break;
-	case FTM_PUSH_PENDING:
-		reply_set(out, FTM_RDV_ERROR, "Push cancelled", "the login went away");
-		break;
-	case FTM_PUSH_FAILED:
-	default:
-		reply_set(out, FTM_RDV_FAILED, "Push unavailable", reason[0] ? reason : "push could not be sent");
-		break;
-	}
-done:
-	ftm_log(d->log, out->verdict == FTM_RDV_APPROVED ? FTM_LOG_INFO : FTM_LOG_WARN,
-		"socket push for '%s' from %s (%s): %s%s%s", req->user, login.client[0] ? login.client : "-",
-		out->serial[0] ? out->serial : "-", ftm_rdv_verdict_name(out->verdict), out->reason[0] ? ": " : "",
-		out->reason);
 }
 
 int main(int argc, char **argv)
@@ -195,8 +50,7 @@ int main(int argc, char **argv)
 	ftm_config_t cfg;
 	ftm_log_t log = { ftm_log_sink_stderr, NULL, FTM_LOG_INFO };
 	char err[FTM_ERR_MAX] = "";
-	daemon_ctx_t d = { 0 };
-	ftm_rdv_server_t *srv = NULL;
+	ftm_push_daemon_t *d = NULL;
 	sigset_t set;
 
 	while ((opt = getopt(argc, argv, "fdc:g:m:th")) != -1) {
@@ -256,7 +110,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		openlog("ftmpushd", LOG_PID, LOG_AUTHPRIV);
-		log.sink = sink_syslog;
+		log.sink = ftm_log_sink_syslog;
 	}
 	/* Signals go to the main thread only: block them before any thread starts. */
 	sigemptyset(&set);
@@ -266,36 +120,11 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 
-	d.log = &log;
-	d.auth = ftm_auth_new(&cfg, &log, err, sizeof(err));
-	if (d.auth == NULL) {
+	d = ftm_push_daemon_start(&cfg, &log, gid, max_conns, err, sizeof(err));
+	if (d == NULL) {
 		ftm_log(&log, FTM_LOG_ERR, "ftmpushd: %s", err);
 		goto out;
 	}
-	if (ftm_push_auth_attach(d.auth, &log, &d.push, err, sizeof(err)) != 0) {
-		ftm_log(&log, FTM_LOG_ERR, "ftmpushd: push engine: %s", err);
-		goto out;
-	}
-	{
-		char dir[FTM_PATH_MAX];
-		char *slash;
-
-		snprintf(dir, sizeof(dir), "%s", cfg.push.socket[0] ? cfg.push.socket : FTM_DEFAULT_SOCKET);
-		slash = strrchr(dir, '/');
-		if (slash && slash != dir) {
-			*slash = '\0';
-			if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-				ftm_log(&log, FTM_LOG_WARN, "ftmpushd: mkdir %s: %s", dir, strerror(errno));
-		}
-	}
-	srv = ftm_rdv_server_start(cfg.push.socket[0] ? cfg.push.socket : FTM_DEFAULT_SOCKET, gid, max_conns,
-				   handler, &d, &log, err, sizeof(err));
-	if (srv == NULL) {
-		ftm_log(&log, FTM_LOG_ERR, "ftmpushd: socket: %s", err);
-		goto out;
-	}
-	ftm_log(&log, FTM_LOG_INFO, "ftmpushd: ready (socket %s, callbacks at %s)",
-		cfg.push.socket[0] ? cfg.push.socket : FTM_DEFAULT_SOCKET, ftm_push_base_url(d.push));
 	do {
 		if (sigwait(&set, &sig) != 0)
 			break;
@@ -303,9 +132,7 @@ int main(int argc, char **argv)
 	ftm_log(&log, FTM_LOG_INFO, "ftmpushd: signal %d: stopping", sig);
 	rc = 0;
 out:
-	if (srv)
-		ftm_rdv_server_stop(srv);
-	ftm_auth_free(d.auth);	/* stops the push engine (ops.stop) */
+	ftm_push_daemon_stop(d);
 	OPENSSL_cleanse(&cfg, sizeof(cfg));
 	if (!foreground)
 		closelog();

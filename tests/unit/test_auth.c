@@ -718,6 +718,107 @@ static void result_names(void **state)
 	assert_string_equal(ftm_result_name(FTM_RES_ERROR), "error");
 }
 
+/* ---- the decisions the front ends no longer make ---- */
+
+static void push_token_is_the_first_usable_one_with_a_target(void **state)
+{
+	fixture_t *f = *state;
+	char err[FTM_ERR_MAX] = "";
+	ftm_token_t t;
+
+	add_token(f, "alice", "FTKMOB0000000001", 6, NULL);				/* no target */
+	add_token(f, "alice", "FTKMOB0000000002", 6, "ntfy:https://ntfy.example/a2");	/* locked below */
+	add_token(f, "alice", "FTKMOB0000000003", 6, "ntfy:https://ntfy.example/a3");
+	assert_int_equal(ftm_store_token_set_status(ftm_auth_store(f->auth), "FTKMOB0000000002", FTM_TOKEN_LOCKED,
+						    err, sizeof(err)), 0);
+	assert_int_equal(ftm_auth_push_token(f->auth, "alice", NULL, AT(1), &t, err, sizeof(err)), 1);
+	assert_string_equal(t.serial, "FTKMOB0000000003");
+	assert_int_equal(t.seed_len, 20);
+	ftm_memzero(&t, sizeof(t));
+	/* a named token only, and never a locked one */
+	assert_int_equal(ftm_auth_push_token(f->auth, "alice", "FTKMOB0000000002", AT(1), &t, err, sizeof(err)), 0);
+	assert_int_equal(ftm_auth_push_token(f->auth, "bob", NULL, AT(1), &t, err, sizeof(err)), 0);
+}
+
+static void push_token_skips_a_token_past_its_activation_window(void **state)
+{
+	fixture_t *f = *state;
+	char err[FTM_ERR_MAX] = "";
+	ftm_token_t t;
+
+	f->cfg.activation_expire = 1;	/* minutes; the tokens are created at time 0 */
+	open_auth(f);
+	add_token(f, "alice", "FTKMOB0000000001", 6, "ntfy:https://ntfy.example/a1");
+	assert_int_equal(ftm_auth_push_token(f->auth, "alice", NULL, 30, &t, err, sizeof(err)), 1);
+	ftm_memzero(&t, sizeof(t));
+	assert_int_equal(ftm_auth_push_token(f->auth, "alice", NULL, 61, &t, err, sizeof(err)), 0);
+}
+
+static void split_names_the_token_the_push_goes_to(void **state)
+{
+	fixture_t *f = *state;
+	ftm_split_t sp;
+
+	f->cfg.push.status = true;
+	open_auth(f);
+	add_token(f, "alice", "FTKMOB0000000001", 6, NULL);
+	add_token(f, "alice", "FTKMOB0000000002", 6, "ntfy:https://ntfy.example/a2");
+	assert_int_equal(ftm_auth_split(f->auth, &alice, "secret", AT(1), &sp), 0);
+	assert_true(sp.push_available);
+	assert_string_equal(sp.push_serial, "FTKMOB0000000002");
+	assert_false(sp.pass_without_token);
+}
+
+static void split_says_when_the_password_alone_logs_in(void **state)
+{
+	fixture_t *f = *state;
+	ftm_split_t sp;
+
+	assert_int_equal(ftm_auth_split(f->auth, &alice, "secret", AT(1), &sp), 0);
+	assert_false(sp.pass_without_token);		/* no_token = reject */
+	f->cfg.no_token = FTM_NO_TOKEN_PASS;
+	open_auth(f);
+	assert_int_equal(ftm_auth_split(f->auth, &alice, "secret", AT(1), &sp), 0);
+	assert_true(sp.pass_without_token);
+	assert_non_null(strstr(f->logbuf, "no token, no_token = pass"));
+	add_token(f, "alice", "FTKMOB0000000001", 6, NULL);
+	assert_int_equal(ftm_auth_split(f->auth, &alice, "secret", AT(1), &sp), 0);
+	assert_false(sp.pass_without_token);
+}
+
+static void after_password_with_a_code_verifies_it_without_a_push(void **state)
+{
+	fixture_t *f = *state;
+	fake_push_t p = { .result = FTM_RES_OK };
+	ftm_outcome_t out;
+
+	f->cfg.push.status = true;
+	open_auth(f);
+	add_token(f, "alice", "FTKMOB0000000001", 6, "ntfy:https://ntfy.example/alice");
+	ftm_auth_set_push_ops(f->auth, &fake_ops, &p);
+	ftm_auth_after_password(f->auth, &alice, hotp[3], AT(3), &out);
+	assert_int_equal(out.result, FTM_RES_OK);
+	assert_int_equal(p.calls, 0);
+	ftm_auth_after_password(f->auth, &alice, "", AT(4), &out);	/* password only: the push */
+	assert_int_equal(out.result, FTM_RES_OK);
+	assert_int_equal(p.calls, 1);
+}
+
+static void replacing_the_push_implementation_stops_the_old_one(void **state)
+{
+	fixture_t *f = *state;
+	fake_push_t a = { .result = FTM_RES_OK }, b = { .result = FTM_RES_OK };
+
+	ftm_auth_set_push_ops(f->auth, &fake_ops, &a);
+	ftm_auth_set_push_ops(f->auth, &fake_ops, &b);
+	assert_int_equal(a.stops, 1);
+	assert_int_equal(b.stops, 0);
+	ftm_auth_free(f->auth);
+	f->auth = NULL;
+	assert_int_equal(b.stops, 1);
+	open_auth(f);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -751,6 +852,12 @@ int main(void)
 		T(challenges_are_thread_safe),
 		T(logs_never_hold_codes_or_passwords),
 		T(unopenable_store_fails_closed),
+		T(push_token_is_the_first_usable_one_with_a_target),
+		T(push_token_skips_a_token_past_its_activation_window),
+		T(split_names_the_token_the_push_goes_to),
+		T(split_says_when_the_password_alone_logs_in),
+		T(after_password_with_a_code_verifies_it_without_a_push),
+		T(replacing_the_push_implementation_stops_the_old_one),
 		cmocka_unit_test(result_names),
 	};
 

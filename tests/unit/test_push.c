@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "ftm_push.h"
+#include "push_channel.h"
 
 /* ---- the test vector of docs/protocol.md section 6 ---- */
 
@@ -499,9 +500,49 @@ static void test_many_concurrent_waiters(void **state)
 	ftm_push_free(p);
 }
 
+/* ---- the number check, shared by the engine and the ftmpushd client ---- */
+
+static void test_number_matches_only_the_exact_number(void **state)
+{
+	(void)state;
+	assert_true(ftm_number_matches("42", "42"));
+	assert_false(ftm_number_matches("42", "24"));
+	assert_false(ftm_number_matches("42", "420"));
+	assert_false(ftm_number_matches("42", "4"));
+	assert_false(ftm_number_matches("42", ""));
+	assert_false(ftm_number_matches("42", NULL));
+	assert_false(ftm_number_matches("", ""));	/* no number shown: nothing matches */
+}
+
+static void test_a_wrong_number_is_a_guess_only_while_the_push_is_live(void **state)
+{
+	(void)state;
+	assert_true(ftm_number_is_guess(false, true));
+	assert_false(ftm_number_is_guess(false, false));	/* denied on the phone first, or timed out */
+	assert_false(ftm_number_is_guess(true, true));
+}
+
+static void test_verdict_names_are_the_wire_names(void **state)
+{
+	ftm_push_verdict_t v;
+
+	(void)state;
+	for (v = FTM_PUSH_APPROVED; v <= FTM_PUSH_ERROR; v++) {
+		ftm_push_verdict_t back;
+
+		assert_int_equal(ftm_push_verdict_parse(ftm_push_verdict_name(v), &back), 0);
+		assert_int_equal(back, v);
+	}
+	assert_int_equal(ftm_push_verdict_parse("pending", &v), -1);	/* never a final verdict */
+	assert_int_equal(ftm_push_verdict_parse("ok", &v), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_number_matches_only_the_exact_number),
+		cmocka_unit_test(test_a_wrong_number_is_a_guess_only_while_the_push_is_live),
+		cmocka_unit_test(test_verdict_names_are_the_wire_names),
 		cmocka_unit_test(test_vector_keys),
 		cmocka_unit_test(test_vector_envelope),
 		cmocka_unit_test(test_plaintext_matches_vector_shape),

@@ -21,6 +21,7 @@
 #include <openssl/x509v3.h>
 
 #include "ftm_push.h"
+#include "push_channel.h"
 
 static char dir[64], cert_path[128], key_path[128];
 static unsigned port;

@@ -1,0 +1,5 @@
+# common/rendezvous.mk: ftmpushd's Unix socket (framing, client, server) and the push client a PAM
+# process uses through it (json-c only: no libcurl, no libmicrohttpd)
+common_libftmpush_la_SOURCES += \
+	common/ftm_rendezvous.h common/rendezvous_socket.c \
+	common/ftm_push_client.h common/push_client.c
