@@ -84,7 +84,7 @@ pid_running() {
 
 # stop_pid PID...: TERM, three seconds' grace, KILL; then reaped. Bounded whatever the process does.
 stop_pid() {
-  local p
+  local p=
   for p in "$@"; do kill "$p" 2>/dev/null; done
   for _ in $(seq 30); do
     for p in "$@"; do pid_running "$p" && break; p=; done
