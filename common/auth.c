@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include <openssl/rand.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "ftm_auth.h"
 #include "ftm_push_client.h"
@@ -739,6 +741,67 @@ void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const
 		return;
 	}
 	ftm_outcome_set(out, FTM_RES_FAIL, NULL, FTM_MSG_CHALLENGE_UNKNOWN, "unknown challenge state");
+	log_outcome(auth, "challenge answer", login, out);
+}
+
+/* ---- clients that answer every prompt with the password ---- */
+
+/* Is answer the proven password? Constant time whatever the two hold: SHA-256 of each, the digests
+ * compared with CRYPTO_memcmp. */
+static bool is_proven_password(const char *proven_password, const char *answer)
+{
+	unsigned char a[EVP_MAX_MD_SIZE], b[EVP_MAX_MD_SIZE];
+	unsigned alen = 0, blen = 0;
+	bool eq = false;
+
+	if (proven_password == NULL || proven_password[0] == '\0' || answer == NULL)
+		return false;
+	if (EVP_Digest(proven_password, strlen(proven_password), a, &alen, EVP_sha256(), NULL) == 1 &&
+	    EVP_Digest(answer, strlen(answer), b, &blen, EVP_sha256(), NULL) == 1 && alen == blen)
+		eq = CRYPTO_memcmp(a, b, alen) == 0;
+	ftm_memzero(a, sizeof(a));
+	ftm_memzero(b, sizeof(b));
+	return eq;
+}
+
+bool ftm_auth_push_prompt_asks_push(const char *proven_password, const char *answer)
+{
+	return ftm_passcode_asks_push(answer) || is_proven_password(proven_password, answer);
+}
+
+void ftm_auth_prompt_answer(ftm_auth_t *auth, const ftm_login_t *login, const char *proven_password,
+			    const char *state, const char *answer, time_t now, ftm_outcome_t *out)
+{
+	ftm_push_ops_t ops;
+	void *ops_ctx = NULL;
+	char serial[FTM_SERIAL_MAX] = "";
+	char reason[FTM_MSG_MAX];
+	ftm_state_check_t check = FTM_STATE_UNKNOWN;
+
+	if (out == NULL)
+		return;
+	if (auth == NULL || login == NULL || login->user == NULL || state == NULL ||
+	    !is_proven_password(proven_password, answer)) {
+		ftm_auth_challenge_answer(auth, login, state, answer, now, out);
+		return;
+	}
+	memset(out, 0, sizeof(*out));
+	/* The State is single use whatever the answer (a code challenge's lives in the store, shared by
+	 * every node). Not a code challenge: a number challenge, whose push the implementation refuses for
+	 * an answer that is no number; that refusal is not counted either. */
+	if (ftm_store_challenge_take(auth->store, login->user, login->client, state, now, &check,
+				     reason, sizeof(reason)) != 0) {
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, reason);
+		log_outcome(auth, "challenge answer", login, out);
+		return;
+	}
+	if (check == FTM_STATE_UNKNOWN &&
+	    get_ops(auth, &ops, &ops_ctx) && ops.challenge_answer != NULL &&
+	    ops.challenge_answer(ops_ctx, login, state, "", now, out))
+		ftm_copy(serial, sizeof(serial), out->serial);
+	ftm_outcome_set(out, FTM_RES_FAIL, serial, FTM_MSG_CODE_REQUIRED,
+			"the answer is the password just proved (a client that answers every prompt with it): "
+			"no code given, no failure counted");
 	log_outcome(auth, "challenge answer", login, out);
 }
 

@@ -92,6 +92,19 @@ void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t n
  * user and client, single use, expiring after cfg.challenge_timeout; message FTM_MSG_ENTER_CODE. */
 void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out);
 
+/* Some PAM clients answer every prompt with the password (strongSwan's xauth-pam, RADIUS-to-PAM
+ * bridges). proven_password: the password the first factor has just proved (PAM_AUTHTOK after a
+ * requisite first factor), or NULL; compared with an answer in constant time.
+ * The answer at the push prompt (push_wait=prompt): true when it asks for the push (Enter, blanks, the
+ * word "push" in any case, or the proven password), false when it is to be checked as a code. */
+bool ftm_auth_push_prompt_asks_push(const char *proven_password, const char *answer);
+
+/* The answer a user typed to a challenge prompt (code or number): ftm_auth_challenge_answer, except
+ * that an answer equal to the proven password is no guess: the State is consumed (a number push
+ * refused), the login fails with FTM_MSG_CODE_REQUIRED and no failure is counted. */
+void ftm_auth_prompt_answer(ftm_auth_t *auth, const ftm_login_t *login, const char *proven_password,
+			    const char *state, const char *answer, time_t now, ftm_outcome_t *out);
+
 /* The reply to a challenge: checks State (known, unexpired, same user and client; consumed), then the
  * answer (a token code, or the number for number matching). */
 void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const char *state,

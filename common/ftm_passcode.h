@@ -23,6 +23,11 @@ int ftm_passcode_split(const char *input, unsigned digits, ftm_passcode_t *out);
 /* True when s is exactly `digits` ASCII digits. */
 bool ftm_passcode_is_code(const char *s, unsigned digits);
 
+/* An answer at the push prompt that asks for the push rather than giving a code: nothing (Enter),
+ * blanks, or the word "push" in any case, for clients that cannot send an empty answer (OpenVPN's
+ * static challenge). */
+bool ftm_passcode_asks_push(const char *answer);
+
 void ftm_passcode_clear(ftm_passcode_t *p);
 
 #endif

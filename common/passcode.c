@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "ftm_passcode.h"
 
@@ -47,6 +48,19 @@ bool ftm_passcode_is_code(const char *s, unsigned digits)
 		if (!is_ascii_digit(s[i]))
 			return false;
 	return s[i] == '\0';
+}
+
+bool ftm_passcode_asks_push(const char *answer)
+{
+	size_t start, end;
+
+	if (answer == NULL)
+		return false;
+	start = strspn(answer, " \t");
+	end = strnlen(answer, FTM_INPUT_MAX + 1);
+	while (end > start && (answer[end - 1] == ' ' || answer[end - 1] == '\t'))
+		end--;
+	return end == start || (end - start == 4 && strncasecmp(answer + start, "push", 4) == 0);
 }
 
 void ftm_passcode_clear(ftm_passcode_t *p)

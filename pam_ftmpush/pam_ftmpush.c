@@ -385,7 +385,8 @@ static void answer_challenges(ctx_t *ctx, ftm_outcome_t *out)
 			return;
 		}
 		memset(out, 0, sizeof(*out));
-		ftm_auth_challenge_answer(ctx->auth, &ctx->login, state, answer, time(NULL), out);
+		ftm_auth_prompt_answer(ctx->auth, &ctx->login, item_str(ctx->pamh, PAM_AUTHTOK), state, answer,
+				       time(NULL), out);
 		drop_answer(&answer);
 	}
 	if (out->result == FTM_RES_CHALLENGE)
@@ -404,7 +405,8 @@ static int before_push(ctx_t *ctx, const split_data_t *data, char **code)
 		ftm_msg_push_prompt(msg, sizeof(msg), data->push_serial);
 		if (ask(ctx, PAM_PROMPT_ECHO_ON, msg, &answer) != PAM_SUCCESS)
 			return -1;
-		if (answer[strspn(answer, " \t")] != '\0') {
+		/* PAM_AUTHTOK: the password the first factor just proved (requisite before us) */
+		if (!ftm_auth_push_prompt_asks_push(item_str(ctx->pamh, PAM_AUTHTOK), answer)) {
 			*code = answer;
 			return 0;
 		}

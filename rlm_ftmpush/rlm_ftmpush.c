@@ -107,6 +107,8 @@ typedef struct {
 	bool	has_alt;			/* the whole input, for a password that ends in digits */
 	bool	alt_swapped;			/* User-Password is alt_password again (the site's retry) */
 	char	alt_password[FTM_INPUT_MAX + 1];
+	bool	eap;				/* an EAP request of a user with a token */
+	bool	verified;			/* this module's second factor accepted in this request */
 } ftmpush_request_t;
 
 /* The request whose module call is running in this thread: the core's log lines go to its trace. */
@@ -620,6 +622,31 @@ static rlm_rcode_t alt_retry(rlm_ftmpush_t *inst, REQUEST *request)
 	return RLM_MODULE_UPDATED;
 }
 
+/* An EAP round of a user with a token: the typed input comes only with the EAP-GTC response, which the
+ * eap module hands to Auth-Type ftmpush-gtc (mods-available/eap_ftmpush), where `ftmpush.authorize`
+ * splits it (gtc_split). Any other EAP method would carry no code and skip the second factor: EAP-GTC
+ * is the only one this user may use (the eap module refuses a NAK to another), and post-auth refuses
+ * an accept this module did not verify. */
+static rlm_rcode_t authorize_eap(rlm_ftmpush_t *inst, REQUEST *request, ftm_login_t const *login)
+{
+	ftmpush_request_t *data = talloc_zero(request, ftmpush_request_t);
+
+	if (data == NULL)
+		return RLM_MODULE_FAIL;
+	talloc_set_destructor(data, request_data_free);
+	data->eap = true;
+	data->has_token = true;
+	if (request_data_add(request, inst, 0, data, true) < 0) {
+		talloc_free(data);
+		return RLM_MODULE_FAIL;
+	}
+	if (pair_make_config("EAP-Type", "GTC", T_OP_SET) == NULL)
+		return RLM_MODULE_FAIL;
+	RDEBUG2("user %s has a token: EAP-GTC only (the typed input is split in Auth-Type %s-gtc)",
+		login->user, inst->name);
+	return RLM_MODULE_UPDATED;
+}
+
 /* CHAP, MS-CHAP, EAP: no typed password to split. A user with a token must not get around the second
  * factor this way. */
 static rlm_rcode_t authorize_without_password(rlm_ftmpush_t *inst, REQUEST *request, ftm_login_t const *login)
@@ -641,6 +668,8 @@ static rlm_rcode_t authorize_without_password(rlm_ftmpush_t *inst, REQUEST *requ
 		RDEBUG2("No User-Password and no token for this user: nothing to do");
 		return RLM_MODULE_NOOP;
 	}
+	if (fr_pair_find_by_num(request->packet->vps, PW_EAP_MESSAGE, 0, TAG_ANY) != NULL)
+		return authorize_eap(inst, request, login);
 	set_reply_message(request, FTM_MSG_NO_PAP);
 	radlog_request(L_INFO, L_DBG_LVL_OFF, request,
 		       "%s: user=%s client=%s: has a token but sent no User-Password: rejecting",
@@ -650,9 +679,10 @@ static rlm_rcode_t authorize_without_password(rlm_ftmpush_t *inst, REQUEST *requ
 
 /* Keep what the split found for authenticate, put the password part into User-Password (in place:
  * request->password points at this pair and first-factor modules read it) and route the request to
- * Auth-Type <name>. Zeroes sp. */
+ * Auth-Type <name>; gtc: already inside Auth-Type <name>-gtc, where the first factor and then this
+ * module follow. Zeroes sp. */
 static rlm_rcode_t keep_split(rlm_ftmpush_t *inst, REQUEST *request, ftm_login_t const *login, VALUE_PAIR *pw,
-			      ftm_split_t *sp)
+			      ftm_split_t *sp, bool gtc)
 {
 	ftmpush_request_t *data = talloc_zero(request, ftmpush_request_t);
 	VALUE_PAIR *vp;
@@ -663,6 +693,7 @@ static rlm_rcode_t keep_split(rlm_ftmpush_t *inst, REQUEST *request, ftm_login_t
 	}
 	talloc_set_destructor(data, request_data_free);
 	data->split = true;
+	data->eap = gtc;
 	data->has_token = sp->has_token;
 	data->push_available = sp->push_available;
 	data->has_code = sp->primary.has_code;
@@ -678,6 +709,11 @@ static rlm_rcode_t keep_split(rlm_ftmpush_t *inst, REQUEST *request, ftm_login_t
 		talloc_free(data);
 		return RLM_MODULE_FAIL;
 	}
+	if (gtc) {
+		RDEBUG2("user %s: EAP-GTC input split: code %s", login->user, data->has_code ? "appended" : "none");
+		return RLM_MODULE_UPDATED;
+	}
+
 	/* Users without a token (no_token = reject) go through Auth-Type ftmpush too: the password is
 	 * checked before they are told they have no token. */
 	if (inst->auth_type == 0) {
@@ -707,15 +743,22 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authorize(void *instance, REQUEST *reque
 	VALUE_PAIR *vp, *pw;
 	ftm_split_t sp;
 	char typed[FTM_INPUT_MAX + 1];
+	bool gtc = false;
 	int rc;
 
 	if (request->packet->code != PW_CODE_ACCESS_REQUEST)
 		return RLM_MODULE_NOOP;
 	if (inst->auth == NULL)
 		return RLM_MODULE_FAIL;
-	/* Called by name from authenticate: the retry, never a new split. */
-	if (request->component != NULL && strcmp(request->component, "authenticate") == 0)
-		return alt_retry(inst, request);
+	/* Called by name from authenticate: the retry of a split already made, or (EAP-GTC, where the
+	 * eap module has just put the typed input into User-Password) the split itself. */
+	if (request->component != NULL && strcmp(request->component, "authenticate") == 0) {
+		ftmpush_request_t const *data = request_data_reference(request, inst, 0);
+
+		if (data == NULL || !data->eap || data->split)
+			return alt_retry(inst, request);
+		gtc = true;
+	}
 	rc = login_fill(inst, request, &lb);
 	if (rc == -2) {
 		RERROR("User-Name holds a NUL or control character: rejected");
@@ -728,7 +771,7 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authorize(void *instance, REQUEST *reque
 	}
 
 	vp = fr_pair_find_by_num(request->packet->vps, PW_STATE, 0, TAG_ANY);
-	if (vp != NULL && vp->vp_length > STATE_PREFIX_LEN &&
+	if (!gtc && vp != NULL && vp->vp_length > STATE_PREFIX_LEN &&
 	    memcmp(vp->vp_octets, STATE_PREFIX, STATE_PREFIX_LEN) == 0)
 		return challenge_reply(inst, request, &lb.login, vp);
 
@@ -757,7 +800,7 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authorize(void *instance, REQUEST *reque
 		ftm_memzero(&sp, sizeof(sp));
 		return RLM_MODULE_NOOP;
 	}
-	return keep_split(inst, request, &lb.login, pw, &sp);
+	return keep_split(inst, request, &lb.login, pw, &sp, gtc);
 }
 
 /* Did the site retry the first factor with the whole input (`ftmpush.authorize`, alt_retry) and is
@@ -808,8 +851,26 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authenticate(void *instance, REQUEST *re
 		/* The code is spent either way: nothing later in this request may reuse it. */
 		ftm_memzero(data->code, sizeof(data->code));
 		data->has_code = false;
+		data->verified = out.result == FTM_RES_OK;
 	}
 	return finish(inst, request, &lb.login, &out, step);
+}
+
+/* The last word on an EAP login of a user with a token: an accept that this module's second factor did
+ * not give (another EAP method, or gtc { auth_type } pointing elsewhere) is turned into a reject. */
+static rlm_rcode_t CC_HINT(nonnull) mod_post_auth(void *instance, REQUEST *request)
+{
+	rlm_ftmpush_t *inst = instance;
+	ftmpush_request_t *data = request_data_reference(request, inst, 0);
+
+	if (data == NULL || !data->eap || request->reply->code != PW_CODE_ACCESS_ACCEPT)
+		return RLM_MODULE_NOOP;
+	if (data->verified)
+		return RLM_MODULE_OK;
+	set_reply_message(request, FTM_MSG_UNAVAILABLE);
+	radlog_request(L_ERR, L_DBG_LVL_OFF, request, "%s: EAP login of a token user accepted without the token "
+		       "(not EAP-GTC through Auth-Type %s-gtc?): rejecting", inst->name, inst->name);
+	return RLM_MODULE_REJECT;
 }
 
 static int mod_bootstrap(CONF_SECTION *conf, void *instance)
@@ -837,5 +898,6 @@ module_t rlm_ftmpush = {
 	.methods = {
 		[MOD_AUTHENTICATE]	= mod_authenticate,
 		[MOD_AUTHORIZE]		= mod_authorize,
+		[MOD_POST_AUTH]		= mod_post_auth,
 	},
 };

@@ -18,6 +18,9 @@ PKGS=(
   openssh-server openssh-client expect iproute2 procps
   clang libclang-rt-14-dev
   debhelper lintian libsystemd-dev
+  # tests/integration/vpn_*.test: the VPN servers and clients, each pair in its own network namespaces
+  ocserv openconnect openvpn iputils-ping
+  strongswan-charon strongswan-swanctl charon-cmd libcharon-extra-plugins libcharon-extauth-plugins libstrongswan-standard-plugins libstrongswan-extra-plugins
 )
 
 missing=()
@@ -57,5 +60,9 @@ fi
 # The stock freeradius service is not ours: keep it from holding 1812/1813 during tests.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet freeradius 2>/dev/null; then
   $SUDO systemctl stop freeradius || true
+fi
+# Nor is the stock ocserv (it would serve 443 with Debian's example config): the VPN tests run their own.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet ocserv 2>/dev/null; then
+  $SUDO systemctl stop ocserv || true
 fi
 echo "deps: ok"

@@ -134,6 +134,8 @@ log {
 	auth = yes
 	auth_badpass = no
 	auth_goodpass = no
+	# as docs/freeradius.md tells admins: -xx must not print User-Password
+	suppress_secrets = yes
 }
 
 security {

@@ -546,6 +546,59 @@ static void number_matching_state_goes_to_the_engine(void **state)
 	assert_int_equal(p.answers, 1);
 }
 
+static void an_answer_equal_to_the_proven_password_is_not_a_guess(void **state)
+{
+	fixture_t *f = *state;
+	ftm_outcome_t out, ans;
+
+	add_token(f, "alice", "FTKMOB0000000001", 6, NULL);
+	ftm_auth_challenge_code(f->auth, &alice, AT(2), &out);
+	ftm_auth_prompt_answer(f->auth, &alice, "s3cret-pw", out.state, "s3cret-pw", AT(2), &ans);
+	assert_int_equal(ans.result, FTM_RES_FAIL);
+	assert_string_equal(ans.message, "Token code required: enter your password followed by the token code");
+	assert_int_equal(get_token(f, "FTKMOB0000000001").failures, 0);
+	assert_int_equal(get_token(f, "FTKMOB0000000001").status, FTM_TOKEN_ACTIVE);
+	/* the State was consumed all the same */
+	ftm_auth_prompt_answer(f->auth, &alice, "s3cret-pw", out.state, hotp[2], AT(2), &ans);
+	assert_int_equal(ans.result, FTM_RES_FAIL);
+	assert_int_equal(get_token(f, "FTKMOB0000000001").last_step, -1);
+	assert_null(strstr(f->logbuf, "s3cret-pw"));
+}
+
+static void a_wrong_code_at_the_prompt_still_counts(void **state)
+{
+	fixture_t *f = *state;
+	ftm_outcome_t out, ans;
+
+	add_token(f, "alice", "FTKMOB0000000001", 6, NULL);
+	ftm_auth_challenge_code(f->auth, &alice, AT(2), &out);
+	/* close to the password is not the password */
+	ftm_auth_prompt_answer(f->auth, &alice, "s3cret-pw", out.state, "s3cret-pw ", AT(2), &ans);
+	assert_int_equal(ans.result, FTM_RES_FAIL);
+	assert_int_equal(get_token(f, "FTKMOB0000000001").failures, 1);
+	ftm_auth_challenge_code(f->auth, &alice, AT(2), &out);
+	ftm_auth_prompt_answer(f->auth, &alice, NULL, out.state, "s3cret-pw", AT(2), &ans);
+	assert_int_equal(get_token(f, "FTKMOB0000000001").failures, 2);
+	ftm_auth_challenge_code(f->auth, &alice, AT(2), &out);
+	ftm_auth_prompt_answer(f->auth, &alice, "s3cret-pw", out.state, hotp[2], AT(2), &ans);
+	assert_int_equal(ans.result, FTM_RES_OK);
+}
+
+static void the_push_prompt_takes_enter_push_or_the_proven_password(void **state)
+{
+	(void)state;
+	assert_true(ftm_auth_push_prompt_asks_push(NULL, ""));
+	assert_true(ftm_auth_push_prompt_asks_push(NULL, " \t"));
+	assert_true(ftm_auth_push_prompt_asks_push(NULL, "push"));
+	assert_true(ftm_auth_push_prompt_asks_push(NULL, " PuSh "));
+	assert_true(ftm_auth_push_prompt_asks_push("s3cret-pw", "s3cret-pw"));
+	assert_false(ftm_auth_push_prompt_asks_push(NULL, "s3cret-pw"));
+	assert_false(ftm_auth_push_prompt_asks_push("s3cret-pw", "s3cret-p"));
+	assert_false(ftm_auth_push_prompt_asks_push(NULL, "123456"));
+	assert_false(ftm_auth_push_prompt_asks_push(NULL, "pushy"));
+	assert_false(ftm_auth_push_prompt_asks_push(NULL, "p ush"));
+}
+
 static void challenge_state_is_single_use(void **state)
 {
 	fixture_t *f = *state;
@@ -844,6 +897,9 @@ int main(void)
 		T(push_failure_falls_back_to_a_challenge),
 		T(unreachable_daemon_falls_back_to_a_challenge),
 		T(number_matching_state_goes_to_the_engine),
+		T(an_answer_equal_to_the_proven_password_is_not_a_guess),
+		T(a_wrong_code_at_the_prompt_still_counts),
+		cmocka_unit_test(the_push_prompt_takes_enter_push_or_the_proven_password),
 		T(challenge_state_is_single_use),
 		T(challenge_state_is_bound_to_user_and_client),
 		T(challenge_state_expires),
