@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 
+#include "ftm_diagnose.h"
 #include "ftm_push.h"
 #include "push_listener.h"
 
@@ -29,6 +31,13 @@ struct ftm_push_listener {
 	char			*cert;
 	char			*key;
 	size_t			key_len;
+	atomic_uint		tls_errors;	/* TLS errors logged by MHD, not yet tied to a connection */
+};
+
+/* Per connection: did it get as far as a request? One that closes without, after MHD logged a TLS
+ * error, is a client that refused or broke the handshake (a phone that does not trust the certificate). */
+struct connection_seen {
+	bool	requested;
 };
 
 typedef struct request {
@@ -115,6 +124,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 	(void)version;
 	if (rq == NULL) {
+		const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+		if (sc && sc->socket_context)
+			((struct connection_seen *)sc->socket_context)->requested = true;
 		/* First call: headers only. Refuse what is not documented before reading any body. */
 		if (!is_cb && !is_gw && !is_health)
 			return respond(c, MHD_HTTP_NOT_FOUND, "{\"error\":\"not found\"}", NULL);
@@ -172,8 +185,40 @@ __attribute__((format(printf, 2, 0)))
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	ftm_push_listener_t *l = cls;
+	char line[512];
 
-	ftm_vlog(l->log, FTM_LOG_DEBUG, fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	/* MHD's TLS messages name the library's view ("handshake message out of context"), not the cause;
+	 * the connection's close below says what it means for the admin. */
+	if (strcasestr(line, "TLS") || strcasestr(line, "handshake"))
+		atomic_fetch_add(&l->tls_errors, 1);
+	ftm_log(l->log, FTM_LOG_DEBUG, "push listener: %s", line);
+}
+
+static void connection_notified(void *cls, struct MHD_Connection *c, void **socket_context,
+				enum MHD_ConnectionNotificationCode code)
+{
+	ftm_push_listener_t *l = cls;
+	struct connection_seen *seen = *socket_context;
+	unsigned pending;
+	char ip[INET6_ADDRSTRLEN + 1];
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = calloc(1, sizeof(struct connection_seen));
+		return;
+	}
+	if (seen && !seen->requested) {
+		pending = atomic_load(&l->tls_errors);
+		while (pending > 0 && !atomic_compare_exchange_weak(&l->tls_errors, &pending, pending - 1))
+			;
+		if (pending > 0) {
+			client_ip(c, ip, sizeof(ip));
+			ftm_log(l->log, FTM_LOG_WARN, "push listener: a client could not verify or complete TLS with "
+				"the callback certificate (from %s)", ip);
+		}
+	}
+	free(seen);
+	*socket_context = NULL;
 }
 
 static struct MHD_Daemon *start(ftm_push_listener_t *l, unsigned flags, unsigned port, const struct sockaddr *sa)
@@ -187,7 +232,8 @@ static struct MHD_Daemon *start(ftm_push_listener_t *l, unsigned flags, unsigned
 					MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)FTM_PUSH_CONN_PER_IP,
 					MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)FTM_PUSH_CONN_TIMEOUT,
 					MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
-					MHD_OPTION_NOTIFY_COMPLETED, completed, l, MHD_OPTION_END);
+					MHD_OPTION_NOTIFY_COMPLETED, completed, l,
+					MHD_OPTION_NOTIFY_CONNECTION, connection_notified, l, MHD_OPTION_END);
 	return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, l,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,
 				MHD_OPTION_HTTPS_MEM_CERT, l->cert, MHD_OPTION_HTTPS_MEM_KEY, l->key,
@@ -195,7 +241,8 @@ static struct MHD_Daemon *start(ftm_push_listener_t *l, unsigned flags, unsigned
 				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)FTM_PUSH_CONN_PER_IP,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)FTM_PUSH_CONN_TIMEOUT,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
-				MHD_OPTION_NOTIFY_COMPLETED, completed, l, MHD_OPTION_END);
+				MHD_OPTION_NOTIFY_COMPLETED, completed, l,
+				MHD_OPTION_NOTIFY_CONNECTION, connection_notified, l, MHD_OPTION_END);
 }
 
 ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *answers, const ftm_config_t *cfg,
@@ -222,6 +269,12 @@ ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *
 	l->key = read_pem(cfg->push.server_key, &l->key_len, err, err_len);
 	if (l->key == NULL)
 		goto fail;
+	{
+		char problem[400];
+
+		if (ftm_diag_cert_problem(l->cert, cfg->push.server, time(NULL), problem, sizeof(problem)) != 0)
+			ftm_log(log, FTM_LOG_WARN, "push listener: %s: %s", cfg->push.server_cert, problem);
+	}
 	if (bind_addr != NULL && bind_addr[0] != '\0') {
 		const char *addr = bind_addr;
 		struct sockaddr_in sin;
