@@ -1,4 +1,15 @@
-# bench/bench.mk: the store benchmark (built, not installed; run bench/bench_verify, see bench/README.md)
-noinst_PROGRAMS += bench/bench_verify
+# bench/bench.mk: the benchmarks (built, not installed; bash bench/run.sh runs them, see bench/README.md)
+noinst_PROGRAMS += bench/bench_verify bench/radload
 bench_bench_verify_SOURCES = bench/bench_verify.c
 bench_bench_verify_LDADD = common/libftmpush.la
+# the RADIUS load driver is a client of the server, not of the core: it links only OpenSSL (MD5, HMAC-MD5)
+bench_radload_SOURCES = bench/radload.c
+bench_radload_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
+bench_radload_LDADD = $(OPENSSL_LIBS)
+EXTRA_DIST += bench/run.sh bench/pam.sh bench/push_pending.sh
+if WITH_POSTGRESQL
+noinst_PROGRAMS += bench/bench_store_pg
+bench_bench_store_pg_SOURCES = bench/bench_store_pg.c
+bench_bench_store_pg_LDADD = common/libftmpush.la
+endif
+EXTRA_DIST += bench/bench_store_pg.sh

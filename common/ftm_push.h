@@ -18,9 +18,13 @@
 #define FTM_PUSH_CAP_LEN	32	/* base64url characters of a capability (24 CSPRNG bytes) */
 #define FTM_PUSH_BODY_MAX	4096	/* callback request body limit */
 #define FTM_PUSH_RETAIN		300	/* seconds a finished transaction is remembered (409 on replay) */
-#define FTM_PUSH_CONN_MAX	256	/* listener: connections at once */
-#define FTM_PUSH_CONN_PER_IP	16	/* listener: connections from one address */
-#define FTM_PUSH_CONN_TIMEOUT	10	/* listener: idle seconds before a connection is closed */
+#define FTM_PUSH_CONN_MAX	2048	/* listener: connections at once (at most half the open-file limit);
+					 * at the limit the oldest connection is closed to make room */
+#define FTM_PUSH_CONN_PER_IP	16	/* listener: connections from one IPv4 address or IPv6 /64 */
+#define FTM_PUSH_CONN_TIMEOUT	5	/* listener: idle seconds before a connection is closed */
+#define FTM_PUSH_CONN_SILENT	2	/* listener: seconds a connection may stay open without sending a byte */
+#define FTM_PUSH_CONN_DEADLINE	10	/* listener: seconds from accept to the end of the connection, TLS
+					 * handshake and request included (one request per connection) */
 #define FTM_PUSH_SEND_CONNECT	5	/* channels: connect timeout, seconds */
 #define FTM_PUSH_SEND_TOTAL	10	/* channels: whole request, seconds */
 

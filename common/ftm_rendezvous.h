@@ -9,7 +9,8 @@
  * user for the number; the client may then send one more message {"v":1,"op":"answer","number":"NN"}
  * (what was typed), which the daemon decides through the push engine's own number check (right ->
  * approved, wrong -> denied); a tap on the phone before it decides too, and the verdict comes at once.
- * Closing the connection cancels the request. The server checks SO_PEERCRED on every connection.
+ * Closing the connection cancels the request. The server checks SO_PEERCRED on every connection and
+ * parses strictly: nothing after the object, "v" and "timeout" integers, the other members strings.
  * This file is framing, client and server only: what a push means for a login is push_client.c's
  * (the PAM side) and push_daemon.c's (ftmpushd's side). */
 #ifndef FTM_RENDEZVOUS_H

@@ -33,9 +33,12 @@ typedef struct ftm_token {
 
 typedef struct ftm_store ftm_store_t;
 
-/* Open a store. uri: "sqlite:PATH" or a plain PATH (SQLite). key_file: seed encryption key, created
- * 0600 with 32 CSPRNG bytes on first use (NULL: PATH + ".key"). The database file is created 0600 if
- * missing. Returns NULL with a one-line reason in err. Safe for many threads and processes at once. */
+/* Open a store. uri: "sqlite:PATH" or a plain PATH (SQLite), or "postgresql://..." (a libpq URI, no
+ * password in it: many nodes on one database). key_file: seed encryption key, created 0600 with 32
+ * CSPRNG bytes on first use (NULL: PATH + ".key"; required for PostgreSQL, the same file on every node).
+ * The SQLite file is created 0600 if missing; a PostgreSQL schema is created or migrated, and refused
+ * when newer than this binary. Returns NULL with a one-line reason in err. Safe for many threads and
+ * processes at once. */
 ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log_t *log,
 			    char *err, size_t err_len);
 void ftm_store_close(ftm_store_t *st);

@@ -1,12 +1,14 @@
 /* otp: HOTP (RFC 4226) and TOTP (RFC 6238) over OpenSSL's HMAC, plus the small encoders around them. */
 #include "config.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include "ftm_otp.h"
 
@@ -42,37 +44,65 @@ const char *ftm_alg_otpauth_name(ftm_alg_t alg)
 	return (unsigned)alg < sizeof(alg_names) / sizeof(alg_names[0]) ? alg_names[alg].otpauth : "UNKNOWN";
 }
 
-static const EVP_MD *alg_md(ftm_alg_t alg)
+/* The HMAC implementation, fetched once per process: OpenSSL 3's one-shot HMAC() looks the algorithm
+ * up again on every call, which costs more than the MAC of 8 bytes itself. */
+static EVP_MAC *hmac_impl;
+static pthread_once_t hmac_impl_once = PTHREAD_ONCE_INIT;
+
+static void hmac_impl_fetch(void)
+{
+	hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+static const char *alg_digest(ftm_alg_t alg)
 {
 	switch (alg) {
-	case FTM_ALG_SHA1:	return EVP_sha1();
-	case FTM_ALG_SHA256:	return EVP_sha256();
-	case FTM_ALG_SHA512:	return EVP_sha512();
+	case FTM_ALG_SHA1:	return "SHA1";
+	case FTM_ALG_SHA256:	return "SHA256";
+	case FTM_ALG_SHA512:	return "SHA512";
 	}
 	return NULL;
 }
 
-int ftm_hotp(const uint8_t *key, size_t key_len, ftm_alg_t alg, uint64_t counter,
-	     unsigned digits, char out[FTM_CODE_MAX + 1])
+/* An HMAC context keyed for alg (the caller frees it: EVP_MAC_CTX_free cleanses the key). NULL on error. */
+static EVP_MAC_CTX *hmac_keyed(const uint8_t *key, size_t key_len, ftm_alg_t alg)
+{
+	const char *digest = alg_digest(alg);
+	OSSL_PARAM params[2];
+	EVP_MAC_CTX *ctx;
+
+	pthread_once(&hmac_impl_once, hmac_impl_fetch);
+	if (hmac_impl == NULL || digest == NULL || (ctx = EVP_MAC_CTX_new(hmac_impl)) == NULL)
+		return NULL;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)digest, 0);
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_init(ctx, key, key_len, params) != 1) {
+		EVP_MAC_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* HOTP of counter with a keyed context. again: the context already made a MAC; restart it with the
+ * same key (the key's inner and outer pads are computed once per token, not once per step). */
+static int hotp_keyed(EVP_MAC_CTX *ctx, bool again, uint64_t counter, unsigned digits, char out[FTM_CODE_MAX + 1])
 {
 	static const uint32_t mod[] = { 1000000u, 10000000u, 100000000u };
-	const EVP_MD *md = alg_md(alg);
 	unsigned char msg[8], mac[EVP_MAX_MD_SIZE];
-	unsigned int mac_len = 0;
+	size_t mac_len = 0;
 	unsigned off;
 	uint32_t bin;
 
-	if (out == NULL)
-		return -1;
 	out[0] = '\0';
-	if (key == NULL || key_len == 0 || key_len > FTM_SEED_MAX || md == NULL || digits < 6 || digits > 8)
-		return -1;
 	for (int i = 7; i >= 0; i--) {
 		msg[i] = (unsigned char)(counter & 0xff);
 		counter >>= 8;
 	}
-	if (HMAC(md, key, (int)key_len, msg, sizeof(msg), mac, &mac_len) == NULL || mac_len < 20)
+	if ((again && EVP_MAC_init(ctx, NULL, 0, NULL) != 1) || EVP_MAC_update(ctx, msg, sizeof(msg)) != 1 ||
+	    EVP_MAC_final(ctx, mac, &mac_len, sizeof(mac)) != 1 || mac_len < 20) {
+		ftm_memzero(mac, sizeof(mac));
 		return -1;
+	}
 	/* RFC 4226 5.3 dynamic truncation */
 	off = mac[mac_len - 1] & 0x0f;
 	bin = ((uint32_t)(mac[off] & 0x7f) << 24) | ((uint32_t)mac[off + 1] << 16) |
@@ -85,6 +115,25 @@ int ftm_hotp(const uint8_t *key, size_t key_len, ftm_alg_t alg, uint64_t counter
 	out[digits] = '\0';
 	ftm_memzero(mac, sizeof(mac));
 	return 0;
+}
+
+int ftm_hotp(const uint8_t *key, size_t key_len, ftm_alg_t alg, uint64_t counter,
+	     unsigned digits, char out[FTM_CODE_MAX + 1])
+{
+	EVP_MAC_CTX *ctx;
+	int rc;
+
+	if (out == NULL)
+		return -1;
+	out[0] = '\0';
+	if (key == NULL || key_len == 0 || key_len > FTM_SEED_MAX || alg_digest(alg) == NULL ||
+	    digits < 6 || digits > 8)
+		return -1;
+	if ((ctx = hmac_keyed(key, key_len, alg)) == NULL)
+		return -1;
+	rc = hotp_keyed(ctx, false, counter, digits, out);
+	EVP_MAC_CTX_free(ctx);
+	return rc;
 }
 
 uint64_t ftm_totp_step(time_t now, unsigned period)
@@ -118,9 +167,12 @@ bool ftm_totp_match(const uint8_t *key, size_t key_len, ftm_alg_t alg, unsigned 
 	uint64_t step, first, last, best = 0;
 	bool found = false, ok = true;
 	char cand[FTM_CODE_MAX + 1];
+	EVP_MAC_CTX *ctx;
 
 	if (key == NULL || code == NULL || period == 0 || digits < 6 || digits > 8 || now < 0 ||
-	    !is_digits(code, digits) || window > 1000)
+	    key_len == 0 || key_len > FTM_SEED_MAX || !is_digits(code, digits) || window > 1000)
+		return false;
+	if ((ctx = hmac_keyed(key, key_len, alg)) == NULL)
 		return false;
 	step = ftm_totp_step(now, period);
 	first = step >= window ? step - window : 0;
@@ -130,7 +182,7 @@ bool ftm_totp_match(const uint8_t *key, size_t key_len, ftm_alg_t alg, unsigned 
 	for (uint64_t s = first; s <= last; s++) {
 		bool eq;
 
-		if (ftm_hotp(key, key_len, alg, s, digits, cand) != 0) {
+		if (hotp_keyed(ctx, s != first, s, digits, cand) != 0) {
 			ok = false;
 			continue;
 		}
@@ -139,6 +191,7 @@ bool ftm_totp_match(const uint8_t *key, size_t key_len, ftm_alg_t alg, unsigned 
 		best = eq ? s : best;
 	}
 	ftm_memzero(cand, sizeof(cand));
+	EVP_MAC_CTX_free(ctx);
 	if (!ok || !found)
 		return false;
 	if (matched_step != NULL)

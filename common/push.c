@@ -35,7 +35,8 @@ struct ftm_push_tx {
 	char			state[FTM_PUSH_ID_LEN + 1];	/* number matching: the challenge State */
 	bool			state_used;
 	char			user[FTM_USER_MAX];
-	char			client[128];
+	char			client[128];	/* for the message and the logs (may be cut short) */
+	uint8_t			client_hash[32];	/* SHA-256 of the whole client: joins compare this */
 	char			nas[128];
 	char			host[128];
 	char			serial[FTM_SERIAL_MAX];
@@ -378,6 +379,15 @@ static void build_text(const struct ftm_push_tx *tx, unsigned timeout, char *out
 			 tx->user, from, to, host, timeout);
 }
 
+/* The whole client identity, hashed: a long Calling-Station-Id never joins (or answers for) the push
+ * of another that only shares its first bytes. 0, or -1 without a digest. */
+static int client_digest(const char *client, uint8_t out[32])
+{
+	unsigned int len = 0;
+
+	return EVP_Digest(client, strlen(client), out, &len, EVP_sha256(), NULL) == 1 && len == 32 ? 0 : -1;
+}
+
 static struct ftm_push_tx *tx_new(ftm_push_t *p, const ftm_login_t *login, const ftm_token_t *tok, time_t now)
 {
 	struct ftm_push_tx *tx = calloc(1, sizeof(*tx));
@@ -389,6 +399,8 @@ static struct ftm_push_tx *tx_new(ftm_push_t *p, const ftm_login_t *login, const
 		goto fail;
 	ftm_copy(tx->user, sizeof(tx->user), login->user);
 	ftm_copy(tx->client, sizeof(tx->client), login->client);
+	if (client_digest(login->client ? login->client : "", tx->client_hash) != 0)
+		goto fail;
 	ftm_copy(tx->nas, sizeof(tx->nas), login->nas);
 	ftm_copy(tx->host, sizeof(tx->host), login->host);
 	ftm_copy(tx->serial, sizeof(tx->serial), tok->serial);
@@ -432,6 +444,8 @@ ftm_push_tx_t *ftm_push_start(ftm_push_t *p, const ftm_login_t *login, const ftm
 	ftm_push_msg_t m;
 	char text[700], why[FTM_MSG_MAX] = "";
 	const char *client = login->client ? login->client : "";
+	uint8_t h[32];
+	bool have_hash = client_digest(client, h) == 0;	/* without one nothing joins */
 	int rc;
 
 	*joined = false;
@@ -445,7 +459,7 @@ ftm_push_tx_t *ftm_push_start(ftm_push_t *p, const ftm_login_t *login, const ftm
 	for (tx = p->txs; tx; tx = tx->next) {
 		if (tx->verdict != FTM_PUSH_PENDING || strcmp(tx->user, login->user) != 0)
 			continue;
-		if (strcmp(tx->client, client) == 0) {
+		if (have_hash && CRYPTO_memcmp(tx->client_hash, h, sizeof(h)) == 0) {
 			tx->refs++;
 			*joined = true;
 			pthread_mutex_unlock(&p->lock);
@@ -733,6 +747,7 @@ bool ftm_push_challenge_answer(ftm_push_t *p, const ftm_login_t *login, const ch
 {
 	struct ftm_push_tx *tx, *found = NULL;
 	const char *client = login->client ? login->client : "";
+	uint8_t h[32];
 
 	(void)now;
 	memset(out, 0, sizeof(*out));
@@ -747,7 +762,8 @@ bool ftm_push_challenge_answer(ftm_push_t *p, const ftm_login_t *login, const ch
 		return false;
 	}
 	tx = found;
-	if (strcmp(tx->user, login->user) != 0 || strcmp(tx->client, client) != 0) {
+	if (strcmp(tx->user, login->user) != 0 || client_digest(client, h) != 0 ||
+	    CRYPTO_memcmp(tx->client_hash, h, sizeof(h)) != 0) {
 		ftm_outcome_set(out, FTM_RES_FAIL, tx->serial, FTM_MSG_CHALLENGE_BAD, "number challenge of another login");
 	} else if (tx->state_used) {
 		ftm_outcome_set(out, FTM_RES_FAIL, tx->serial, FTM_MSG_CHALLENGE_BAD, "number challenge already answered");

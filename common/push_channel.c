@@ -1,6 +1,7 @@
 /* push_channel: the ntfy publish and the gateway envelope (docs/protocol.md sections 2-3) over libcurl. */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,14 +22,25 @@
 #define LABEL_MAC "ftmpush v1 envelope mac"
 #define LABEL_CB  "ftmpush v1 callback proof"
 
+/* HKDF, fetched once per process (three derivations per push and per callback otherwise look it up
+ * three times). */
+static EVP_KDF *hkdf_impl;
+static pthread_once_t hkdf_impl_once = PTHREAD_ONCE_INIT;
+
+static void hkdf_impl_fetch(void)
+{
+	hkdf_impl = EVP_KDF_fetch(NULL, "HKDF", NULL);
+}
+
 static int hkdf(const uint8_t *seed, size_t seed_len, const char *label, uint8_t out[32])
 {
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	EVP_KDF *kdf;
 	EVP_KDF_CTX *kctx = NULL;
 	OSSL_PARAM params[4];
 	int rc = -1;
 
-	if (kdf == NULL)
+	pthread_once(&hkdf_impl_once, hkdf_impl_fetch);
+	if ((kdf = hkdf_impl) == NULL)
 		return -1;
 	kctx = EVP_KDF_CTX_new(kdf);
 	if (kctx == NULL)
@@ -41,7 +53,6 @@ static int hkdf(const uint8_t *seed, size_t seed_len, const char *label, uint8_t
 		rc = 0;
 out:
 	EVP_KDF_CTX_free(kctx);
-	EVP_KDF_free(kdf);
 	return rc;
 }
 
@@ -222,6 +233,47 @@ char *ftm_push_ntfy_body(const ftm_push_msg_t *m, const char *topic)
 	return res;
 }
 
+/* Connections, TLS sessions and DNS answers shared by every push of the process: a new TLS handshake
+ * per push capped sending at a few hundred a second, and 2000 logins at once ran into the connect
+ * timeout. libcurl reuses a connection only for the same host, port, proxy and TLS settings. */
+static CURLSH *push_share;
+static pthread_mutex_t push_share_lock[CURL_LOCK_DATA_LAST];
+static pthread_once_t push_share_once = PTHREAD_ONCE_INIT;
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ctx)
+{
+	(void)h;
+	(void)access;
+	(void)ctx;
+	pthread_mutex_lock(&push_share_lock[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *ctx)
+{
+	(void)h;
+	(void)ctx;
+	pthread_mutex_unlock(&push_share_lock[data]);
+}
+
+static void share_create(void)
+{
+	for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&push_share_lock[i], NULL);
+	push_share = curl_share_init();
+	if (push_share == NULL)
+		return;
+	if (curl_share_setopt(push_share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+	    curl_share_setopt(push_share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK) {
+		curl_share_cleanup(push_share);
+		push_share = NULL;
+		return;
+	}
+	/* each on its own: a libcurl that cannot share one still shares the others */
+	curl_share_setopt(push_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	curl_share_setopt(push_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	curl_share_setopt(push_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+}
+
 static size_t discard(char *ptr, size_t size, size_t nmemb, void *ctx)
 {
 	(void)ptr;
@@ -265,6 +317,9 @@ static int post_json(const ftm_config_t *cfg, const char *url, const char *body,
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "ftmpush/" PACKAGE_VERSION);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	pthread_once(&push_share_once, share_create);
+	if (push_share != NULL)
+		curl_easy_setopt(c, CURLOPT_SHARE, push_share);
 	if (cfg->push.ca_file[0])
 		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->push.ca_file);
 	if (cfg->push.proxy[0])

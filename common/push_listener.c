@@ -3,12 +3,16 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/tcp.h>		/* struct tcp_info with tcpi_bytes_received (glibc's lacks it) */
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -16,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "ftm_diagnose.h"
+#include "ftm_protect.h"
 #include "ftm_push.h"
 #include "push_listener.h"
 
@@ -24,6 +29,27 @@
 #define GW_PATH "/ftm/v1/gw"
 #define HEALTH_PATH "/ftm/v1/health"
 
+#define CONN_SLACK	64	/* connections libmicrohttpd may hold beyond the cap while evicted ones close */
+#define CONN_FLOOR	64	/* the cap never goes below this, whatever the open-file limit */
+#define WATCH_MS	200	/* how often the watchdog looks at the open connections */
+#define REPORT_S	10	/* at most one log line per this many seconds about closed connections */
+
+/* One open connection, in accept order: the watchdog closes it at its deadline, the accept policy
+ * counts it against its address and evicts the oldest when the listener is full. */
+typedef struct conn {
+	struct conn	*prev, *next;
+	int		fd;
+	uint8_t		addr[16];	/* IPv4 (mapped) or the IPv6 /64: what the per-address limit counts */
+	uint64_t	accepted_ms;
+	bool		silent_checked;
+	bool		closing;	/* shut down by us; libmicrohttpd closes it on its next turn */
+	bool		requested;	/* got as far as a request (so its TLS handshake completed) */
+} conn_t;
+
+typedef struct conn_stats {
+	unsigned	deadline, silent, per_addr, evicted;
+} conn_stats_t;
+
 struct ftm_push_listener {
 	ftm_push_listener_answers_t answers;
 	const ftm_log_t		*log;
@@ -31,13 +57,19 @@ struct ftm_push_listener {
 	char			*cert;
 	char			*key;
 	size_t			key_len;
-	atomic_uint		tls_errors;	/* TLS errors logged by MHD, not yet tied to a connection */
-};
-
-/* Per connection: did it get as far as a request? One that closes without, after MHD logged a TLS
- * error, is a client that refused or broke the handshake (a phone that does not trust the certificate). */
-struct connection_seen {
-	bool	requested;
+	unsigned		cap;		/* connections at once (FTM_PUSH_CONN_MAX or less) */
+	pthread_mutex_t		mu;		/* guards everything below */
+	pthread_cond_t		wake;
+	conn_t			*head, *tail;	/* oldest first */
+	unsigned		open;		/* connections not yet shut down by us */
+	conn_stats_t		stats;		/* since the last report */
+	time_t			reported;
+	bool			stopping;
+	bool			watching;	/* the watchdog thread runs */
+	pthread_t		watchdog;
+	atomic_uint		tls_errors;	/* TLS errors libmicrohttpd logged, not yet tied to a connection */
+	time_t			tls_reported;	/* the last line about a refused handshake (under mu) */
+	unsigned		tls_unreported;	/* refused handshakes since that line (under mu) */
 };
 
 typedef struct request {
@@ -89,6 +121,8 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const 
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	MHD_add_response_header(r, "Cache-Control", "no-store");
+	/* One request per connection: the deadline then bounds a connection's whole life. */
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (allow)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
 	rc = MHD_queue_response(c, status, r);
@@ -111,6 +145,256 @@ static void client_ip(struct MHD_Connection *c, char *out, size_t len)
 			  (socklen_t)len);
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The per-address key: an IPv4 address as ::ffff:a.b.c.d, an IPv6 address cut to its /64 (one
+ * host usually owns a whole /64, so counting single IPv6 addresses would limit nothing). */
+static bool addr_key(const struct sockaddr *sa, uint8_t key[16])
+{
+	memset(key, 0, 16);
+	if (sa == NULL)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+		return true;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const uint8_t *a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+		static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+		if (memcmp(a, mapped, 12) == 0)		/* IPv4 on the dual-stack socket */
+			memcpy(key, a, 16);
+		else
+			memcpy(key, a, 8);
+		return true;
+	}
+	return false;
+}
+
+/* Caller holds l->mu. shutdown() (not close: libmicrohttpd owns the descriptor) makes the socket
+ * readable at EOF, so libmicrohttpd closes the connection on its next turn and tells closed(). */
+static void conn_shut(ftm_push_listener_t *l, conn_t *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	l->open--;
+	shutdown(c->fd, SHUT_RDWR);
+}
+
+/* libmicrohttpd's accept policy, called for each new connection before it is served (in the
+ * listener's one polling thread, like connection_notify: the count cannot change in between). */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *sa, socklen_t sa_len)
+{
+	ftm_push_listener_t *l = cls;
+	uint8_t key[16];
+	unsigned same = 0;
+	enum MHD_Result rc = MHD_YES;
+
+	(void)sa_len;
+	if (!addr_key(sa, key))
+		return MHD_NO;
+	pthread_mutex_lock(&l->mu);
+	for (conn_t *c = l->head; c; c = c->next)
+		if (!c->closing && memcmp(c->addr, key, 16) == 0)
+			same++;
+	if (same >= FTM_PUSH_CONN_PER_IP) {
+		l->stats.per_addr++;
+		rc = MHD_NO;
+	} else if (l->open >= l->cap) {
+		/* Full: the oldest connection goes. It is the closest to its deadline, and a phone's
+		 * callback takes well under a second, so a flood evicts itself, not the phones. */
+		for (conn_t *c = l->head; c; c = c->next)
+			if (!c->closing) {
+				conn_shut(l, c);
+				l->stats.evicted++;
+				break;
+			}
+	}
+	pthread_mutex_unlock(&l->mu);
+	return rc;
+}
+
+/* A connection that closes before any request, after libmicrohttpd logged a TLS error, is a client that
+ * refused or broke the handshake: a phone that does not trust the certificate, most of the time. One
+ * line per REPORT_S with the latest address, so a flood of broken handshakes cannot flood the log. */
+static void report_tls_failure(ftm_push_listener_t *l, struct MHD_Connection *mc)
+{
+	unsigned pending = atomic_load(&l->tls_errors), more;
+	char ip[INET6_ADDRSTRLEN + 1];
+	time_t now = time(NULL);
+
+	while (pending > 0 && !atomic_compare_exchange_weak(&l->tls_errors, &pending, pending - 1))
+		;
+	if (pending == 0)
+		return;
+	pthread_mutex_lock(&l->mu);
+	if (l->tls_reported != 0 && now - l->tls_reported < REPORT_S) {
+		l->tls_unreported++;
+		pthread_mutex_unlock(&l->mu);
+		return;
+	}
+	more = l->tls_unreported;
+	l->tls_unreported = 0;
+	l->tls_reported = now;
+	pthread_mutex_unlock(&l->mu);
+	client_ip(mc, ip, sizeof(ip));
+	if (more > 0)
+		ftm_log(l->log, FTM_LOG_WARN, "push listener: a client could not verify or complete TLS with the "
+			"callback certificate (from %s; %u more since the last such line)", ip, more);
+	else
+		ftm_log(l->log, FTM_LOG_WARN, "push listener: a client could not verify or complete TLS with the "
+			"callback certificate (from %s)", ip);
+}
+
+static void connection_notify(void *cls, struct MHD_Connection *mc, void **socket_context,
+			      enum MHD_ConnectionNotificationCode toe)
+{
+	ftm_push_listener_t *l = cls;
+	conn_t *c = *socket_context;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *fd = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+		const union MHD_ConnectionInfo *ad = MHD_get_connection_info(mc,
+									 MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+		if (fd == NULL)
+			return;
+		c = calloc(1, sizeof(*c));
+		if (c == NULL) {	/* cannot watch it: do not serve it */
+			shutdown(fd->connect_fd, SHUT_RDWR);
+			return;
+		}
+		c->fd = fd->connect_fd;
+		addr_key(ad ? ad->client_addr : NULL, c->addr);
+		c->accepted_ms = now_ms();
+		pthread_mutex_lock(&l->mu);
+		c->prev = l->tail;
+		if (l->tail)
+			l->tail->next = c;
+		else
+			l->head = c;
+		l->tail = c;
+		l->open++;
+		pthread_mutex_unlock(&l->mu);
+		*socket_context = c;
+		return;
+	}
+	if (toe != MHD_CONNECTION_NOTIFY_CLOSED || c == NULL)
+		return;
+	/* Called before libmicrohttpd closes the descriptor: after this the watchdog cannot touch it. */
+	pthread_mutex_lock(&l->mu);
+	if (!c->closing)
+		l->open--;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		l->head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		l->tail = c->prev;
+	pthread_mutex_unlock(&l->mu);
+	if (!c->requested && !c->closing)
+		report_tls_failure(l, mc);
+	free(c);
+	*socket_context = NULL;
+}
+
+/* Nothing received yet on an open TCP connection (not even a TLS ClientHello). */
+static bool conn_silent(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
+		return false;	/* cannot tell: the deadline still applies */
+	return ti.tcpi_bytes_received == 0;
+}
+
+/* Caller holds l->mu. One line about what the limits closed, at most every REPORT_S seconds. */
+static void conn_report(ftm_push_listener_t *l)
+{
+	conn_stats_t s = l->stats;
+	time_t now = time(NULL);
+
+	if (now - l->reported < REPORT_S || (s.deadline | s.silent | s.per_addr | s.evicted) == 0)
+		return;
+	l->reported = now;
+	memset(&l->stats, 0, sizeof(l->stats));
+	ftm_log(l->log, FTM_LOG_WARN, "push listener: closed %u connections at the %d s deadline, %u silent for "
+		"%d s, refused %u over %d per address, evicted %u at the limit of %u (%u open)", s.deadline,
+		FTM_PUSH_CONN_DEADLINE, s.silent, FTM_PUSH_CONN_SILENT, s.per_addr, FTM_PUSH_CONN_PER_IP, s.evicted,
+		l->cap, l->open);
+}
+
+/* The absolute deadline: libmicrohttpd's own timeout restarts with every byte, so a client that
+ * trickles its handshake or headers would hold a connection for ever without this. */
+static void *watch(void *arg)
+{
+	ftm_push_listener_t *l = arg;
+
+	pthread_mutex_lock(&l->mu);
+	while (!l->stopping) {
+		struct timespec until;
+		uint64_t now = now_ms();
+
+		for (conn_t *c = l->head; c; c = c->next) {
+			uint64_t age = now - c->accepted_ms;
+
+			if (age < FTM_PUSH_CONN_SILENT * 1000u)
+				break;		/* in accept order: the rest are younger */
+			if (c->closing)
+				continue;
+			if (age >= FTM_PUSH_CONN_DEADLINE * 1000u) {
+				conn_shut(l, c);
+				l->stats.deadline++;
+			} else if (!c->silent_checked) {
+				c->silent_checked = true;
+				if (conn_silent(c->fd)) {
+					conn_shut(l, c);
+					l->stats.silent++;
+				}
+			}
+		}
+		conn_report(l);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += WATCH_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&l->wake, &l->mu, &until);
+	}
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+/* The cap: FTM_PUSH_CONN_MAX, or half the open-file limit when that is lower (the host process,
+ * FreeRADIUS or ftmpushd, needs descriptors of its own while the listener is full). */
+static unsigned conn_cap(const ftm_log_t *log)
+{
+	struct rlimit rl;
+	unsigned cap = FTM_PUSH_CONN_MAX;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 2 < cap) {
+		cap = rl.rlim_cur / 2 < CONN_FLOOR ? CONN_FLOOR : (unsigned)(rl.rlim_cur / 2);
+		ftm_log(log, FTM_LOG_WARN, "push listener: the open-file limit (%llu) allows %u callback "
+			"connections at once, not %d: raise it (systemd: LimitNOFILE=%d)",
+			(unsigned long long)rl.rlim_cur, cap, FTM_PUSH_CONN_MAX, 2 * FTM_PUSH_CONN_MAX + 1024);
+	}
+	return cap;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 			      const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
 {
@@ -127,7 +411,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 
 		if (sc && sc->socket_context)
-			((struct connection_seen *)sc->socket_context)->requested = true;
+			((conn_t *)sc->socket_context)->requested = true;
 		/* First call: headers only. Refuse what is not documented before reading any body. */
 		if (!is_cb && !is_gw && !is_health)
 			return respond(c, MHD_HTTP_NOT_FOUND, "{\"error\":\"not found\"}", NULL);
@@ -195,61 +479,47 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	ftm_log(l->log, FTM_LOG_DEBUG, "push listener: %s", line);
 }
 
-static void connection_notified(void *cls, struct MHD_Connection *c, void **socket_context,
-				enum MHD_ConnectionNotificationCode code)
-{
-	ftm_push_listener_t *l = cls;
-	struct connection_seen *seen = *socket_context;
-	unsigned pending;
-	char ip[INET6_ADDRSTRLEN + 1];
-
-	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-		*socket_context = calloc(1, sizeof(struct connection_seen));
-		return;
-	}
-	if (seen && !seen->requested) {
-		pending = atomic_load(&l->tls_errors);
-		while (pending > 0 && !atomic_compare_exchange_weak(&l->tls_errors, &pending, pending - 1))
-			;
-		if (pending > 0) {
-			client_ip(c, ip, sizeof(ip));
-			ftm_log(l->log, FTM_LOG_WARN, "push listener: a client could not verify or complete TLS with "
-				"the callback certificate (from %s)", ip);
-		}
-	}
-	free(seen);
-	*socket_context = NULL;
-}
-
 static struct MHD_Daemon *start(ftm_push_listener_t *l, unsigned flags, unsigned port, const struct sockaddr *sa)
 {
+	/* libmicrohttpd's own limit sits above the cap: accept_policy evicts before it is reached. */
+	unsigned mhd_limit = l->cap + CONN_SLACK;
+
 	if (sa)
-		return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, l,
+		return MHD_start_daemon(flags, (uint16_t)port, accept_policy, l, handle, l,
 					MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,
 					MHD_OPTION_SOCK_ADDR, sa,
 					MHD_OPTION_HTTPS_MEM_CERT, l->cert, MHD_OPTION_HTTPS_MEM_KEY, l->key,
-					MHD_OPTION_CONNECTION_LIMIT, (unsigned)FTM_PUSH_CONN_MAX,
-					MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)FTM_PUSH_CONN_PER_IP,
+					MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
 					MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)FTM_PUSH_CONN_TIMEOUT,
 					MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
-					MHD_OPTION_NOTIFY_COMPLETED, completed, l,
-					MHD_OPTION_NOTIFY_CONNECTION, connection_notified, l, MHD_OPTION_END);
-	return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, l,
+					MHD_OPTION_NOTIFY_CONNECTION, connection_notify, l,
+					MHD_OPTION_NOTIFY_COMPLETED, completed, l, MHD_OPTION_END);
+	return MHD_start_daemon(flags, (uint16_t)port, accept_policy, l, handle, l,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,
 				MHD_OPTION_HTTPS_MEM_CERT, l->cert, MHD_OPTION_HTTPS_MEM_KEY, l->key,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)FTM_PUSH_CONN_MAX,
-				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)FTM_PUSH_CONN_PER_IP,
+				MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)FTM_PUSH_CONN_TIMEOUT,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
-				MHD_OPTION_NOTIFY_COMPLETED, completed, l,
-				MHD_OPTION_NOTIFY_CONNECTION, connection_notified, l, MHD_OPTION_END);
+				MHD_OPTION_NOTIFY_CONNECTION, connection_notify, l,
+				MHD_OPTION_NOTIFY_COMPLETED, completed, l, MHD_OPTION_END);
+}
+
+/* Start-up: say now what phones would otherwise only show as a refused callback. */
+static void warn_certificate(const char *pem, const ftm_config_t *cfg, const ftm_log_t *log)
+{
+	char problem[400];
+
+	if (ftm_diag_cert_problem(pem, cfg->push.server, time(NULL), problem, sizeof(problem)) != 0)
+		ftm_log(log, FTM_LOG_WARN, "push listener: %s: %s", cfg->push.server_cert, problem);
 }
 
 ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *answers, const ftm_config_t *cfg,
 					     const char *bind_addr, const ftm_log_t *log, char *err, size_t err_len)
 {
 	ftm_push_listener_t *l = calloc(1, sizeof(*l));
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS | MHD_USE_ERROR_LOG;
+	/* epoll: select() could not watch more than FD_SETSIZE (1024) connections. One polling thread
+	 * runs accept_policy and connection_notify, so they see a consistent count. */
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ERROR_LOG;
 	unsigned port = cfg->push.server_port;
 	char where[300];
 
@@ -259,6 +529,9 @@ ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *
 	}
 	l->answers = *answers;
 	l->log = log;
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->wake, NULL);
+	l->cap = conn_cap(log);
 	if (!cfg->push.server_cert[0] || !cfg->push.server_key[0]) {
 		snprintf(err, err_len, "push needs server_cert and server_key for the HTTPS callback listener");
 		goto fail;
@@ -269,12 +542,8 @@ ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *
 	l->key = read_pem(cfg->push.server_key, &l->key_len, err, err_len);
 	if (l->key == NULL)
 		goto fail;
-	{
-		char problem[400];
-
-		if (ftm_diag_cert_problem(l->cert, cfg->push.server, time(NULL), problem, sizeof(problem)) != 0)
-			ftm_log(log, FTM_LOG_WARN, "push listener: %s: %s", cfg->push.server_cert, problem);
-	}
+	ftm_protect_lock(l->key, l->key_len + 1);	/* the TLS private key: never swapped, never in a core */
+	warn_certificate(l->cert, cfg, log);
 	if (bind_addr != NULL && bind_addr[0] != '\0') {
 		const char *addr = bind_addr;
 		struct sockaddr_in sin;
@@ -305,7 +574,13 @@ ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *
 			 "server_cert/server_key)", where);
 		goto fail;
 	}
-	ftm_log(log, FTM_LOG_INFO, "push listener: HTTPS on %s", where);
+	if (pthread_create(&l->watchdog, NULL, watch, l) != 0) {
+		snprintf(err, err_len, "push listener: cannot start its watchdog thread");
+		goto fail;
+	}
+	l->watching = true;
+	ftm_log(log, FTM_LOG_INFO, "push listener: HTTPS on %s (at most %u connections, %d per address, "
+		"%d s each)", where, l->cap, FTM_PUSH_CONN_PER_IP, FTM_PUSH_CONN_DEADLINE);
 	return l;
 fail:
 	ftm_push_listener_stop(l);
@@ -316,10 +591,20 @@ void ftm_push_listener_stop(ftm_push_listener_t *l)
 {
 	if (l == NULL)
 		return;
+	if (l->watching) {
+		pthread_mutex_lock(&l->mu);
+		l->stopping = true;
+		pthread_cond_signal(&l->wake);
+		pthread_mutex_unlock(&l->mu);
+		pthread_join(l->watchdog, NULL);
+	}
 	if (l->mhd)
-		MHD_stop_daemon(l->mhd);
+		MHD_stop_daemon(l->mhd);	/* closes every connection (connection_notify frees them) */
+	pthread_cond_destroy(&l->wake);
+	pthread_mutex_destroy(&l->mu);
 	if (l->key) {
 		OPENSSL_cleanse(l->key, l->key_len);
+		ftm_protect_unlock(l->key, l->key_len + 1);
 		free(l->key);
 	}
 	free(l->cert);

@@ -126,6 +126,26 @@ static int send_json(int fd, json_object *obj)
 	return write_all(fd, s, len);
 }
 
+/* Exactly one JSON object filling the whole message, strict JSON (nothing after it but JSON
+ * whitespace, no NUL, no comments, no single quotes): anything else is a protocol error. */
+static json_object *parse_strict(const char *buf, size_t len)
+{
+	json_tokener *tok = json_tokener_new_ex(16);
+	json_object *obj;
+
+	if (tok == NULL)
+		return NULL;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	obj = json_tokener_parse_ex(tok, buf, (int)len);
+	if (obj != NULL && (json_tokener_get_error(tok) != json_tokener_success ||
+			    json_tokener_get_parse_end(tok) != len || !json_object_is_type(obj, json_type_object))) {
+		json_object_put(obj);
+		obj = NULL;
+	}
+	json_tokener_free(tok);
+	return obj;
+}
+
 /* Read one message; returns a parsed JSON object (caller puts it) or NULL with errno set. */
 static json_object *recv_json(int fd, int64_t deadline, int abort_fd)
 {
@@ -149,14 +169,47 @@ static json_object *recv_json(int fd, int64_t deadline, int abort_fd)
 		return NULL;
 	}
 	buf[len] = '\0';
-	obj = json_tokener_parse(buf);
+	obj = parse_strict(buf, len);
 	free(buf);
-	if (obj == NULL || !json_object_is_type(obj, json_type_object)) {
-		json_object_put(obj);
+	if (obj == NULL) {
 		errno = EPROTO;
 		return NULL;
 	}
 	return obj;
+}
+
+/* key is an integer (not "1", 1.9 or true, which json-c would coerce): 1 with *out, 0 absent, -1 not. */
+static int jint(json_object *obj, const char *key, int64_t *out)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(obj, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return -1;
+	errno = 0;
+	*out = json_object_get_int64(v);
+	return errno == 0 ? 1 : -1;
+}
+
+/* The protocol version, exactly the integer 1. */
+static bool version_ok(json_object *obj)
+{
+	int64_t v;
+
+	return jint(obj, "v", &v) == 1 && v == 1;
+}
+
+/* Every member in keys[] that is present is a string (a member of another type is an error). */
+static bool strings_ok(json_object *obj, const char *const *keys)
+{
+	for (; *keys; keys++) {
+		json_object *v;
+
+		if (json_object_object_get_ex(obj, *keys, &v) && !json_object_is_type(v, json_type_string))
+			return false;
+	}
+	return true;
 }
 
 static void jadd_str(json_object *obj, const char *key, const char *val)
@@ -509,7 +562,7 @@ bool ftm_rdv_conn_sent(ftm_rdv_conn_t *conn, const char *serial, const char *num
 int ftm_rdv_conn_wait_answer(ftm_rdv_conn_t *conn, unsigned max_ms, char *number, size_t number_len)
 {
 	struct pollfd p = { .fd = conn->fd, .events = POLLIN | POLLRDHUP };
-	json_object *msg, *v;
+	json_object *msg;
 	const char *op, *n;
 	int rc;
 
@@ -527,7 +580,7 @@ int ftm_rdv_conn_wait_answer(ftm_rdv_conn_t *conn, unsigned max_ms, char *number
 		return -1;	/* hung up, or not a message: the client is gone for us */
 	op = ftm_json_string(msg, "op");
 	n = ftm_json_string(msg, "number");
-	if (!json_object_object_get_ex(msg, "v", &v) || json_object_get_int(v) != 1 || op == NULL ||
+	if (!version_ok(msg) || op == NULL ||
 	    strcmp(op, "answer") != 0 || n == NULL || strlen(n) >= FTM_RDV_NUMBER_MAX || strlen(n) >= number_len) {
 		ftm_log(conn->srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: bad message instead of an answer",
 			(long)conn->pid, (unsigned long)conn->uid);
@@ -555,12 +608,18 @@ static void send_reply(ftm_rdv_conn_t *conn, const ftm_rdv_reply_t *r)
 
 static int parse_request(json_object *msg, ftm_rdv_request_t *req, char *why, size_t why_len)
 {
-	json_object *v;
+	static const char *const strings[] = { "op", "user", "serial", "client", "nas", "host", NULL };
 	const char *op = ftm_json_string(msg, "op");
+	int64_t t;
+	int has_timeout;
 
 	memset(req, 0, sizeof(*req));
-	if (!json_object_object_get_ex(msg, "v", &v) || json_object_get_int(v) != 1) {
-		snprintf(why, why_len, "unsupported protocol version");
+	if (!version_ok(msg)) {
+		snprintf(why, why_len, "unsupported protocol version (\"v\" must be the integer 1)");
+		return -1;
+	}
+	if (!strings_ok(msg, strings)) {
+		snprintf(why, why_len, "a member that must be a string is not");
 		return -1;
 	}
 	if (op == NULL || strcmp(op, "push") != 0) {
@@ -581,15 +640,13 @@ static int parse_request(json_object *msg, ftm_rdv_request_t *req, char *why, si
 	req->nas = ftm_json_string(msg, "nas");
 	req->host = ftm_json_string(msg, "host");
 	req->timeout = FTM_DEFAULT_PUSH_TIMEOUT;
-	if (json_object_object_get_ex(msg, "timeout", &v)) {
-		int t = json_object_get_int(v);
-
-		if (t <= 0 || t > TIMEOUT_MAX) {
-			snprintf(why, why_len, "bad timeout");
-			return -1;
-		}
-		req->timeout = (unsigned)t;
+	has_timeout = jint(msg, "timeout", &t);
+	if (has_timeout < 0 || (has_timeout == 1 && (t <= 0 || t > TIMEOUT_MAX))) {
+		snprintf(why, why_len, "bad timeout (an integer of seconds, 1..%d)", TIMEOUT_MAX);
+		return -1;
 	}
+	if (has_timeout == 1)
+		req->timeout = (unsigned)t;
 	return 0;
 }
 

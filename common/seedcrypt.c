@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,21 @@
 #include "ftm_util.h"
 
 #define SETERR(...) ftm_set_err(err, err_len, __VA_ARGS__)	/* every function here has err, err_len */
+
+/* AES-256-GCM, fetched once per process rather than looked up again on every seal and unseal. */
+static EVP_CIPHER *aes_gcm;
+static pthread_once_t aes_gcm_once = PTHREAD_ONCE_INIT;
+
+static void aes_gcm_fetch(void)
+{
+	aes_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+}
+
+static const EVP_CIPHER *cipher(void)
+{
+	pthread_once(&aes_gcm_once, aes_gcm_fetch);
+	return aes_gcm;
+}
 
 /* Read exactly FTM_SEEDKEY_LEN bytes from an existing key file after checking what it is. */
 static int key_read(int fd, const char *path, uint8_t key[FTM_SEEDKEY_LEN], char *err, size_t err_len)
@@ -141,8 +157,8 @@ int ftm_seal(const uint8_t key[FTM_SEEDKEY_LEN], const char *aad, const uint8_t 
 	if (RAND_bytes(nonce, FTM_SEAL_NONCE_LEN) != 1)
 		goto out;
 	ctx = EVP_CIPHER_CTX_new();
-	if (ctx == NULL ||
-	    EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+	if (ctx == NULL || cipher() == NULL ||
+	    EVP_EncryptInit_ex(ctx, cipher(), NULL, NULL, NULL) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, FTM_SEAL_NONCE_LEN, NULL) != 1 ||
 	    EVP_EncryptInit_ex(ctx, NULL, NULL, key, nonce) != 1 ||
 	    EVP_EncryptUpdate(ctx, NULL, &n, (const unsigned char *)aad, (int)strlen(aad)) != 1 ||
@@ -177,8 +193,8 @@ int ftm_unseal(const uint8_t key[FTM_SEEDKEY_LEN], const char *aad, const uint8_
 		return -1;
 	}
 	ctx = EVP_CIPHER_CTX_new();
-	if (ctx == NULL ||
-	    EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+	if (ctx == NULL || cipher() == NULL ||
+	    EVP_DecryptInit_ex(ctx, cipher(), NULL, NULL, NULL) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, FTM_SEAL_NONCE_LEN, NULL) != 1 ||
 	    EVP_DecryptInit_ex(ctx, NULL, NULL, key, nonce) != 1 ||
 	    EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)aad, (int)strlen(aad)) != 1 ||

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "ftm_otp.h"
@@ -14,12 +16,11 @@
 #include "ftm_util.h"
 
 #define STATES_MAX	4096	/* entries kept at once; the one closest to expiry makes room */
-#define CLIENT_MAX	128
 
 typedef struct {
 	char		state[FTM_STATE_HEX + 1];
 	char		user[FTM_USER_MAX];
-	char		client[CLIENT_MAX];
+	unsigned char	client_hash[32];	/* SHA-256 of the whole client identity: any length binds in full */
 	time_t		expires;
 	unsigned char	payload[FTM_STATE_PAYLOAD_MAX];
 	size_t		payload_len;
@@ -117,6 +118,15 @@ static int make_room(ftm_states_t *s, bool *evicted)
 	return 0;
 }
 
+/* The client a State is bound to, hashed whole, so that two values sharing a long prefix (a
+ * Calling-Station-Id of 121 bytes and its neighbour) never share a State. 0, or -1 without a digest. */
+static int client_hash(const char *client, unsigned char out[32])
+{
+	unsigned int len = 0;
+
+	return EVP_Digest(client, strlen(client), out, &len, EVP_sha256(), NULL) == 1 && len == 32 ? 0 : -1;
+}
+
 int ftm_states_issue(ftm_states_t *s, const char *user, const char *client, time_t now, unsigned ttl,
 		     const void *payload, size_t payload_len, char state[FTM_STATE_HEX + 1], bool *evicted,
 		     char *why, size_t why_len)
@@ -127,9 +137,8 @@ int ftm_states_issue(ftm_states_t *s, const char *user, const char *client, time
 
 	*evicted = false;
 	client = client != NULL ? client : "";
-	if (strlen(user) >= sizeof(e.user) || strlen(client) >= sizeof(e.client) ||
-	    payload_len > sizeof(e.payload)) {
-		ftm_set_err(why, why_len, "user or client name too long for a challenge");
+	if (strlen(user) >= sizeof(e.user) || payload_len > sizeof(e.payload)) {
+		ftm_set_err(why, why_len, "user name too long for a challenge");
 		return -1;
 	}
 	if (RAND_bytes(raw, sizeof(raw)) != 1) {
@@ -140,7 +149,10 @@ int ftm_states_issue(ftm_states_t *s, const char *user, const char *client, time
 	ftm_hex_encode(raw, sizeof(raw), e.state);
 	ftm_memzero(raw, sizeof(raw));
 	ftm_copy(e.user, sizeof(e.user), user);
-	ftm_copy(e.client, sizeof(e.client), client);
+	if (client_hash(client, e.client_hash) != 0) {
+		ftm_set_err(why, why_len, "no digest for a challenge's client");
+		return -1;
+	}
 	e.expires = now + (time_t)ttl;
 	if (payload_len > 0)
 		memcpy(e.payload, payload, payload_len);
@@ -177,11 +189,13 @@ ftm_state_check_t ftm_states_take(ftm_states_t *s, const char *user, const char 
 {
 	ftm_state_check_t r = FTM_STATE_UNKNOWN;
 	size_t found = 0;
-	bool hit = false;
+	bool hit = false, have_hash;
+	unsigned char h[32];
 
 	if (state == NULL || !is_state(state))
 		return FTM_STATE_UNKNOWN;
 	client = client != NULL ? client : "";
+	have_hash = client_hash(client, h) == 0;
 	pthread_mutex_lock(&s->lock);
 	/* Every entry is compared in full: a State is a bearer secret. */
 	for (size_t i = 0; i < s->n; i++) {
@@ -195,7 +209,7 @@ ftm_state_check_t ftm_states_take(ftm_states_t *s, const char *user, const char 
 
 		if (e->expires <= now)
 			r = FTM_STATE_EXPIRED;
-		else if (strcmp(e->user, user) != 0 || strcmp(e->client, client) != 0)
+		else if (strcmp(e->user, user) != 0 || !have_hash || CRYPTO_memcmp(e->client_hash, h, sizeof(h)) != 0)
 			r = FTM_STATE_MISMATCH;
 		else
 			r = FTM_STATE_OK;

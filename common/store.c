@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 
 #include "ftm_config.h"
+#include "ftm_protect.h"
 #include "ftm_store.h"
 #include "seedcrypt.h"
 #include "store_backend.h"
@@ -28,6 +29,9 @@
 
 static const ftm_store_backend_t *const backends[] = {
 	&ftm_store_backend_sqlite,
+#ifdef HAVE_LIBPQ
+	&ftm_store_backend_pg,
+#endif
 	NULL
 };
 
@@ -104,6 +108,34 @@ static bool missing_key_for_existing_db(const char *db_path, const char *key_fil
 	return n == (ssize_t)sizeof(head) && memcmp(head, magic, sizeof(head)) == 0;
 }
 
+/* A shared store (every backend but SQLite) is opened by many nodes with one key: the key file is
+ * named explicitly, and one that is missing while the store already holds a key check is never
+ * created anew (a fresh random key would only be refused by the check, and left behind). */
+static int shared_store_key(ftm_store_t *st, const char *key_file, char *err, size_t err_len)
+{
+	uint8_t blob[FTM_SEALED_MAX];
+	size_t blen = 0;
+	struct stat sb;
+	int rc;
+
+	if (key_file == NULL || key_file[0] == '\0') {
+		SETERR("set key_file: a shared token store needs the same seed key file on every node "
+		       "(docs/ha.md)");
+		return -1;
+	}
+	if (lstat(key_file, &sb) == 0 || errno != ENOENT)
+		return 0;
+	rc = st->ops->meta_get(st->be, KEY_CHECK_NAME, blob, sizeof(blob), &blen, err, err_len);
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		SETERR("key file %s is missing but the token store already has a seed key: copy the key "
+		       "file from a node that uses this store (docs/ha.md)", key_file);
+		return -1;
+	}
+	return 0;
+}
+
 ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log_t *log,
 			    char *err, size_t err_len)
 {
@@ -115,6 +147,13 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 		SETERR("no token store configured (token_db)");
 		return NULL;
 	}
+#ifndef HAVE_LIBPQ
+	if (strncmp(uri, "postgresql:", 11) == 0) {
+		SETERR("this ftmpush was built without the PostgreSQL store (configure found no libpq: "
+		       "install libpq-dev and rebuild)");
+		return NULL;
+	}
+#endif
 	st = calloc(1, sizeof(*st));
 	if (st == NULL) {
 		SETERR("out of memory");
@@ -123,7 +162,11 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 	if (log != NULL)
 		st->log = *log;
 	st->ops = pick_backend(uri, &location);
-	if (key_file == NULL || key_file[0] == '\0') {
+	if (st->ops != &ftm_store_backend_sqlite) {
+		st->be = st->ops->open(location, &st->log, err, err_len);
+		if (st->be == NULL || shared_store_key(st, key_file, err, err_len) != 0)
+			goto fail;
+	} else if (key_file == NULL || key_file[0] == '\0') {
 		if (snprintf(keypath, sizeof(keypath), "%s.key", location) >= (int)sizeof(keypath)) {
 			SETERR("token store path too long");
 			goto fail;
@@ -137,9 +180,11 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 		       "(the seeds cannot be decrypted without it)", key_file);
 		goto fail;
 	}
+	ftm_protect_lock(st->key, sizeof(st->key));	/* never swapped, never in a core */
 	if (ftm_seedkey_load(key_file, st->key, err, err_len) != 0)
 		goto fail;
-	st->be = st->ops->open(location, &st->log, err, err_len);
+	if (st->be == NULL)
+		st->be = st->ops->open(location, &st->log, err, err_len);
 	if (st->be == NULL)
 		goto fail;
 	if (key_check(st, key_file, err, err_len) != 0)
@@ -159,6 +204,7 @@ void ftm_store_close(ftm_store_t *st)
 	if (st->be != NULL)
 		st->ops->close(st->be);
 	ftm_memzero(st->key, sizeof(st->key));
+	ftm_protect_unlock(st->key, sizeof(st->key));
 	free(st);
 }
 
@@ -253,6 +299,32 @@ static int unseal_row(ftm_store_t *st, const ftm_store_row_t *row, ftm_token_t *
 	return 0;
 }
 
+static int serial_order(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A serial that appears twice among toks, or NULL. Sorted once and neighbours compared: n log n, where
+ * comparing each token with every earlier one was quadratic (minutes for a 100k-token import). */
+static const char *serial_twice(const ftm_token_t *toks, size_t n, bool *no_memory)
+{
+	const char **serials = malloc(n * sizeof(*serials));
+	const char *twice = NULL;
+
+	if (serials == NULL) {
+		*no_memory = true;
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		serials[i] = toks[i].serial;
+	qsort(serials, n, sizeof(*serials), serial_order);
+	for (size_t i = 1; i < n && twice == NULL; i++)
+		if (strcmp(serials[i - 1], serials[i]) == 0)
+			twice = serials[i];
+	free(serials);
+	return twice;
+}
+
 int ftm_store_token_add(ftm_store_t *st, const ftm_token_t *tok, char *err, size_t err_len)
 {
 	return ftm_store_token_import(st, tok, 1, err, err_len);
@@ -261,6 +333,8 @@ int ftm_store_token_add(ftm_store_t *st, const ftm_token_t *tok, char *err, size
 int ftm_store_token_import(ftm_store_t *st, const ftm_token_t *toks, size_t n, char *err, size_t err_len)
 {
 	ftm_store_row_t *rows;
+	const char *twice;
+	bool no_memory = false;
 	int rc = -1;
 
 	if (st == NULL || (toks == NULL && n > 0)) {
@@ -277,12 +351,13 @@ int ftm_store_token_import(ftm_store_t *st, const ftm_token_t *toks, size_t n, c
 	for (size_t i = 0; i < n; i++) {
 		if (validate(&toks[i], err, err_len) != 0 || seal_row(st, &toks[i], &rows[i], err, err_len) != 0)
 			goto out;
-		for (size_t j = 0; j < i; j++) {
-			if (strcmp(toks[j].serial, toks[i].serial) == 0) {
-				SETERR("token %s appears twice", toks[i].serial);
-				goto out;
-			}
-		}
+	}
+	if ((twice = serial_twice(toks, n, &no_memory)) != NULL || no_memory) {
+		if (no_memory)
+			SETERR("out of memory");
+		else
+			SETERR("token %s appears twice", twice);
+		goto out;
 	}
 	rc = st->ops->insert(st->be, rows, n, err, err_len);
 	if (rc == 0)

@@ -1,5 +1,10 @@
-# common/store.mk: the token store (interface + SQLite backend + seed encryption)
+# common/store.mk: the token store (interface + SQLite and PostgreSQL backends + seed encryption)
 common_libftmpush_la_SOURCES += \
 	common/ftm_store.h common/store.c \
 	common/store_backend.h common/store_sqlite.c \
 	common/seedcrypt.h common/seedcrypt.c
+if WITH_POSTGRESQL
+common_libftmpush_la_SOURCES += common/store_pg.c
+common_libftmpush_la_CFLAGS += $(PQ_CFLAGS)
+common_libftmpush_la_LIBADD += $(PQ_LIBS)
+endif

@@ -52,5 +52,8 @@ typedef struct ftm_store_backend {
 } ftm_store_backend_t;
 
 extern const ftm_store_backend_t ftm_store_backend_sqlite;
+#ifdef HAVE_LIBPQ
+extern const ftm_store_backend_t ftm_store_backend_pg;	/* "postgresql://...": a libpq URI */
+#endif
 
 #endif

@@ -1,4 +1,4 @@
-/* store_sqlite: the embedded token store backend. WAL, a busy timeout, one transaction per verdict. */
+/* store_sqlite: the embedded token store backend. WAL, durable group commits, readers on their own connections. */
 #include "config.h"
 
 #include <errno.h>
@@ -19,12 +19,74 @@
 
 #define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
 
-/* One connection per store handle. SQLite transactions belong to a connection, so the threads of a
- * process sharing a handle take turns through `mu`; processes take turns through SQLite's own locks
- * (BEGIN IMMEDIATE + busy timeout). */
-typedef struct sq {
+/* Every statement the backend runs, compiled once per connection (SQLITE_PREPARE_PERSISTENT) and kept. */
+enum sql_id {
+	SQL_BEGIN_IMMEDIATE, SQL_COMMIT, SQL_ROLLBACK, SQL_SAVEPOINT, SQL_RELEASE, SQL_ROLLBACK_TO,
+	SQL_META_GET, SQL_META_PUT, SQL_INSERT, SQL_GET, SQL_BY_USER, SQL_LIST_USER, SQL_LIST_ALL,
+	SQL_VERDICT_UPDATE, SQL_REISSUE, SQL_SET_STATUS, SQL_SET_STATUS_CLEAR_FAILURES, SQL_SET_PUSH, SQL_SET_USER, SQL_DELETE,
+	SQL_COUNT
+};
+
+#define TOKEN_COLS "serial, user, seed, alg, digits, period, status, last_step, failures, push, created"
+
+static const char *const sql_text[SQL_COUNT] = {
+	[SQL_BEGIN_IMMEDIATE]	= "BEGIN IMMEDIATE",
+	[SQL_COMMIT]		= "COMMIT",
+	[SQL_ROLLBACK]		= "ROLLBACK",
+	[SQL_SAVEPOINT]		= "SAVEPOINT job",
+	[SQL_RELEASE]		= "RELEASE job",
+	[SQL_ROLLBACK_TO]	= "ROLLBACK TO job",
+	[SQL_META_GET]		= "SELECT value FROM meta WHERE name = ?",
+	[SQL_META_PUT]		= "INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)",
+	[SQL_INSERT]		= "INSERT INTO tokens (" TOKEN_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+	[SQL_GET]		= "SELECT " TOKEN_COLS " FROM tokens WHERE serial = ?",
+	[SQL_BY_USER]		= "SELECT " TOKEN_COLS " FROM tokens WHERE user = ? ORDER BY serial",
+	[SQL_LIST_USER]		= "SELECT " TOKEN_COLS " FROM tokens WHERE user = ? ORDER BY user, serial",
+	[SQL_LIST_ALL]		= "SELECT " TOKEN_COLS " FROM tokens ORDER BY user, serial",
+	[SQL_VERDICT_UPDATE]	= "UPDATE tokens SET status = ?, last_step = ?, failures = ? WHERE serial = ?",
+	[SQL_REISSUE]		= "UPDATE tokens SET seed = ?, alg = ?, digits = ?, period = ?, created = ?,"
+				  " status = ?, last_step = ?, failures = ? WHERE serial = ?",
+	[SQL_SET_STATUS]		= "UPDATE tokens SET status = ? WHERE serial = ?",
+	[SQL_SET_STATUS_CLEAR_FAILURES] = "UPDATE tokens SET status = ?, failures = 0 WHERE serial = ?",
+	[SQL_SET_PUSH]		= "UPDATE tokens SET push = ? WHERE serial = ?",
+	[SQL_SET_USER]		= "UPDATE tokens SET user = ? WHERE serial = ?",
+	[SQL_DELETE]		= "DELETE FROM tokens WHERE serial = ?",
+};
+
+/* One SQLite connection and its compiled statements; used by one thread at a time. */
+typedef struct sq_conn {
 	sqlite3		*db;
+	sqlite3_stmt	*stmt[SQL_COUNT];
+	struct sq_conn	*next;		/* the idle readers */
+} sq_conn_t;
+
+/* A write waiting for the next group commit: run() applies it inside the batch's transaction. */
+typedef struct sq_job {
+	int		(*run)(sq_conn_t *c, void *arg, char *err, size_t err_len);
+	void		*arg;
+	int		rc;		/* what run() returned; -1 too when the batch did not commit */
+	bool		done;
+	bool		lead;		/* this job's thread commits the next batch */
+	pthread_cond_t	wake;
+	char		*err;
+	size_t		err_len;
+	struct sq_job	*next;
+} sq_job_t;
+
+/* Writes of all the threads of a process go through one writer connection as group commits: the
+ * first writer to find no batch in flight takes every job waiting, applies each under its own
+ * savepoint in one BEGIN IMMEDIATE transaction and commits once (one WAL fsync, synchronous=FULL),
+ * then wakes their threads; writers that arrive meanwhile wait for the next batch. A job returns only
+ * after the commit that holds it. `mu` guards the queue and the reader pool, never a flush. Reads run
+ * on reader connections of their own (WAL: a reader never waits for the writer). Processes take turns
+ * through SQLite's own locks (BEGIN IMMEDIATE + busy timeout). */
+typedef struct sq {
+	char		*path;
+	sq_conn_t	*writer;
 	pthread_mutex_t	mu;
+	bool		flushing;	/* a batch is being committed, or handed to the next leader */
+	sq_job_t	*queue, **queue_tail;
+	sq_conn_t	*idle_readers;
 	const ftm_log_t	*log;
 } sq_t;
 
@@ -45,25 +107,60 @@ static const char *const schema_sql =
 	" created   INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens (user, serial);";
 
-#define TOKEN_COLS "serial, user, seed, alg, digits, period, status, last_step, failures, push, created"
-
-static int db_err(sq_t *s, const char *what, char *err, size_t err_len)
+static int db_err(sq_conn_t *c, const char *what, char *err, size_t err_len)
 {
-	SETERR("token store: %s: %s", what, sqlite3_errmsg(s->db));
+	SETERR("token store: %s: %s", what, sqlite3_errmsg(c->db));
 	return -1;
 }
 
-static int exec(sq_t *s, const char *sql, char *err, size_t err_len)
+/* Open-time SQL only (pragmas, the schema); everything a login runs is in sql_text. */
+static int exec(sq_conn_t *c, const char *sql, char *err, size_t err_len)
 {
-	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return db_err(s, sql, err, err_len);
+	if (sqlite3_exec(c->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_err(c, sql, err, err_len);
 	return 0;
 }
 
-static void rollback(sq_t *s)
+static void rollback(sq_conn_t *c)
 {
-	if (!sqlite3_get_autocommit(s->db))
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	if (!sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* The connection's compiled statement `id`, compiled on first use. NULL with the reason in err. */
+static sqlite3_stmt *stmt(sq_conn_t *c, enum sql_id id, char *err, size_t err_len)
+{
+	if (c->stmt[id] == NULL &&
+	    sqlite3_prepare_v3(c->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT, &c->stmt[id], NULL) != SQLITE_OK) {
+		db_err(c, sql_text[id], err, err_len);
+		sqlite3_finalize(c->stmt[id]);
+		c->stmt[id] = NULL;
+	}
+	return c->stmt[id];
+}
+
+/* Reset, so the statement holds no read snapshot or lock, and unbind, so it keeps no pointer into the
+ * caller's memory (the bindings are SQLITE_STATIC). */
+static void stmt_done(sqlite3_stmt *st)
+{
+	if (st != NULL) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
+}
+
+/* A statement without result rows: transaction control. */
+static int run_sql(sq_conn_t *c, enum sql_id id, char *err, size_t err_len)
+{
+	sqlite3_stmt *st = stmt(c, id, err, err_len);
+	int rc = 0;
+
+	if (st == NULL)
+		return -1;
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_err(c, sql_text[id], err, err_len);
+	stmt_done(st);
+	return rc;
 }
 
 static void copy_text(char *dst, size_t max, const unsigned char *src)
@@ -103,39 +200,200 @@ static const char *status_text(ftm_token_status_t status)
 	return status == FTM_TOKEN_ACTIVE ? "active" : "lock";
 }
 
+/* ---- connections ---- */
+
+static void conn_close(sq_conn_t *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < SQL_COUNT; i++)
+		sqlite3_finalize(c->stmt[i]);
+	sqlite3_close_v2(c->db);
+	free(c);
+}
+
+/* Each connection is used by one thread at a time (the batch leader, or the thread that took a reader
+ * from the pool), so SQLite's per-connection mutex is not needed. */
+static sq_conn_t *conn_open(const char *path, bool reader, char *err, size_t err_len)
+{
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	sq_conn_t *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		SETERR("token store: out of memory");
+		return NULL;
+	}
+#ifdef SQLITE_OPEN_NOFOLLOW
+	flags |= SQLITE_OPEN_NOFOLLOW;
+#endif
+	if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+		SETERR("token store %s: %s", path, c->db ? sqlite3_errmsg(c->db) : "cannot open");
+		conn_close(c);
+		return NULL;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+	/* synchronous=FULL: a committed verdict (a consumed step, a failure count) survives a crash; set on
+	 * readers too, since the last connection to close checkpoints the WAL. */
+	if (exec(c, "PRAGMA synchronous=FULL", err, err_len) != 0 ||
+	    (reader && exec(c, "PRAGMA query_only=1", err, err_len) != 0)) {
+		conn_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+static sq_conn_t *reader_take(sq_t *s, char *err, size_t err_len)
+{
+	sq_conn_t *c;
+
+	pthread_mutex_lock(&s->mu);
+	c = s->idle_readers;
+	if (c != NULL)
+		s->idle_readers = c->next;
+	pthread_mutex_unlock(&s->mu);
+	return c != NULL ? c : conn_open(s->path, true, err, err_len);
+}
+
+static void reader_give_back(sq_t *s, sq_conn_t *c)
+{
+	pthread_mutex_lock(&s->mu);
+	c->next = s->idle_readers;
+	s->idle_readers = c;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- group commit ---- */
+
+/* The batch did not commit: every job in it fails (a job that failed on its own keeps its reason). */
+static void fail_batch(sq_job_t *batch, const char *why)
+{
+	for (sq_job_t *j = batch; j != NULL; j = j->next) {
+		if (j->rc >= 0 || j->err == NULL || j->err_len == 0 || j->err[0] == '\0') {
+			if (j->err != NULL && j->err_len > 0)
+				snprintf(j->err, j->err_len, "%s", why);
+		}
+		j->rc = -1;
+	}
+}
+
+/* One transaction for the whole batch; each job under a savepoint, so a job that fails (a duplicate
+ * serial, a seed that does not decrypt) is undone alone. An error that ends the transaction fails the
+ * whole batch: nothing in it committed. */
+static void run_batch(sq_t *s, sq_job_t *batch)
+{
+	sq_conn_t *c = s->writer;
+	char err[FTM_MSG_MAX] = "";
+
+	for (sq_job_t *j = batch; j != NULL; j = j->next) {
+		j->rc = 0;
+		if (j->err != NULL && j->err_len > 0)
+			j->err[0] = '\0';
+	}
+	if (run_sql(c, SQL_BEGIN_IMMEDIATE, err, sizeof(err)) != 0)
+		goto abort;
+	for (sq_job_t *j = batch; j != NULL; j = j->next) {
+		if (run_sql(c, SQL_SAVEPOINT, err, sizeof(err)) != 0)
+			goto abort;
+		j->rc = j->run(c, j->arg, j->err, j->err_len);
+		if (sqlite3_get_autocommit(c->db)) {
+			snprintf(err, sizeof(err), "%s", j->err != NULL && j->err[0] ? j->err : "token store: transaction aborted");
+			goto abort;
+		}
+		if (j->rc < 0 && run_sql(c, SQL_ROLLBACK_TO, err, sizeof(err)) != 0)
+			goto abort;
+		if (run_sql(c, SQL_RELEASE, err, sizeof(err)) != 0)
+			goto abort;
+	}
+	if (run_sql(c, SQL_COMMIT, err, sizeof(err)) == 0)
+		return;
+abort:
+	rollback(c);
+	fail_batch(batch, err);
+}
+
+/* Queue a write and return once the batch holding it has committed (or failed). Each waiting thread
+ * sleeps on its own condition and is woken once: when its job is done, or when it is handed the next
+ * batch (a broadcast would wake every waiting thread for every batch). */
+static int write_job(sq_t *s, int (*run)(sq_conn_t *, void *, char *, size_t), void *arg,
+		     char *err, size_t err_len)
+{
+	sq_job_t job = { .run = run, .arg = arg, .rc = -1, .err = err, .err_len = err_len };
+
+	pthread_cond_init(&job.wake, NULL);
+	pthread_mutex_lock(&s->mu);
+	*s->queue_tail = &job;
+	s->queue_tail = &job.next;
+	if (s->flushing) {
+		while (!job.done && !job.lead)
+			pthread_cond_wait(&job.wake, &s->mu);
+	} else {
+		s->flushing = true;
+		job.lead = true;
+	}
+	if (job.lead) {		/* the batch taken holds this job: it was queued first */
+		sq_job_t *batch = s->queue;
+
+		s->queue = NULL;
+		s->queue_tail = &s->queue;
+		pthread_mutex_unlock(&s->mu);
+		run_batch(s, batch);
+		pthread_mutex_lock(&s->mu);
+		job.lead = false;
+		while (batch != NULL) {
+			sq_job_t *next = batch->next;
+
+			batch->done = true;	/* its owner reads it only after taking mu */
+			if (batch != &job)
+				pthread_cond_signal(&batch->wake);
+			batch = next;
+		}
+		/* the writers that queued meanwhile: the first of them commits them all */
+		if (s->queue != NULL) {
+			s->queue->lead = true;
+			pthread_cond_signal(&s->queue->wake);
+		} else {
+			s->flushing = false;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	pthread_cond_destroy(&job.wake);
+	return job.rc;
+}
+
 /* ---- open / close ---- */
 
-static int ensure_wal(sq_t *s, char *err, size_t err_len)
+static int ensure_wal(sq_conn_t *c, char *err, size_t err_len)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
 
 	/* journal_mode is persistent in the file: only the first opener switches it */
-	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &st, NULL) != SQLITE_OK)
-		return db_err(s, "journal mode", err, err_len);
+	if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode", -1, &st, NULL) != SQLITE_OK)
+		return db_err(c, "journal mode", err, err_len);
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL &&
 	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0)
 		rc = 0;
 	sqlite3_finalize(st);
 	if (rc == 0)
 		return 0;
-	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK)
-		return db_err(s, "journal mode", err, err_len);
+	if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK)
+		return db_err(c, "journal mode", err, err_len);
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL &&
 	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0)
 		rc = 0;
 	else
-		db_err(s, "cannot switch to WAL", err, err_len);
+		db_err(c, "cannot switch to WAL", err, err_len);
 	sqlite3_finalize(st);
 	return rc;
 }
 
-static int schema_version(sq_t *s)
+static int schema_version(sq_conn_t *c)
 {
 	sqlite3_stmt *st = NULL;
 	int v = -1;
 
-	if (sqlite3_prepare_v2(s->db, "SELECT max(version) FROM schema_version", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(c->db, "SELECT max(version) FROM schema_version", -1, &st, NULL) != SQLITE_OK)
 		return -1;	/* no table yet */
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
 		v = sqlite3_column_int(st, 0);
@@ -143,32 +401,32 @@ static int schema_version(sq_t *s)
 	return v;
 }
 
-static int ensure_schema(sq_t *s, char *err, size_t err_len)
+static int ensure_schema(sq_conn_t *c, char *err, size_t err_len)
 {
-	int v = schema_version(s);
+	int v = schema_version(c);
 
 	if (v == SCHEMA_VERSION)
 		return 0;
 	if (v < 0) {
 		/* first open: create under a write lock so concurrent first openers agree */
-		if (exec(s, "BEGIN IMMEDIATE", err, err_len) != 0)
+		if (exec(c, "BEGIN IMMEDIATE", err, err_len) != 0)
 			return -1;
-		if (exec(s, schema_sql, err, err_len) != 0) {
-			rollback(s);
+		if (exec(c, schema_sql, err, err_len) != 0) {
+			rollback(c);
 			return -1;
 		}
-		v = schema_version(s);
+		v = schema_version(c);
 		if (v < 0) {
 			char ins[96];
 			snprintf(ins, sizeof(ins), "INSERT INTO schema_version (version) VALUES (%d)", SCHEMA_VERSION);
-			if (exec(s, ins, err, err_len) != 0) {
-				rollback(s);
+			if (exec(c, ins, err, err_len) != 0) {
+				rollback(c);
 				return -1;
 			}
 			v = SCHEMA_VERSION;
 		}
-		if (exec(s, "COMMIT", err, err_len) != 0) {
-			rollback(s);
+		if (exec(c, "COMMIT", err, err_len) != 0) {
+			rollback(c);
 			return -1;
 		}
 	}
@@ -185,8 +443,15 @@ static void sq_close(void *be)
 
 	if (s == NULL)
 		return;
-	sqlite3_close_v2(s->db);
+	while (s->idle_readers != NULL) {
+		sq_conn_t *next = s->idle_readers->next;
+
+		conn_close(s->idle_readers);
+		s->idle_readers = next;
+	}
+	conn_close(s->writer);	/* last: the last connection to close checkpoints the WAL */
 	pthread_mutex_destroy(&s->mu);
+	free(s->path);
 	free(s);
 }
 
@@ -194,7 +459,7 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 {
 	sq_t *s;
 	struct stat sb;
-	int fd, flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX;
+	int fd;
 
 	if (path == NULL || path[0] == '\0') {
 		SETERR("token store: no database path");
@@ -223,26 +488,17 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 	close(fd);
 
 	s = calloc(1, sizeof(*s));
-	if (s == NULL) {
+	if (s == NULL || (s->path = strdup(path)) == NULL) {
+		free(s);
 		SETERR("token store: out of memory");
 		return NULL;
 	}
 	pthread_mutex_init(&s->mu, NULL);
+	s->queue_tail = &s->queue;
 	s->log = log;
-#ifdef SQLITE_OPEN_NOFOLLOW
-	flags |= SQLITE_OPEN_NOFOLLOW;
-#endif
-	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
-		SETERR("token store %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "cannot open");
-		sq_close(s);
-		return NULL;
-	}
-	sqlite3_extended_result_codes(s->db, 1);
-	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-	/* synchronous=FULL: a committed verdict (a consumed step, a failure count) survives a crash */
-	if (ensure_wal(s, err, err_len) != 0 ||
-	    exec(s, "PRAGMA synchronous=FULL", err, err_len) != 0 ||
-	    ensure_schema(s, err, err_len) != 0) {
+	s->writer = conn_open(path, false, err, err_len);
+	if (s->writer == NULL || ensure_wal(s->writer, err, err_len) != 0 ||
+	    ensure_schema(s->writer, err, err_len) != 0) {
 		sq_close(s);
 		return NULL;
 	}
@@ -254,14 +510,14 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 static int sq_meta_get(void *be, const char *name, uint8_t *buf, size_t max, size_t *len, char *err, size_t err_len)
 {
 	sq_t *s = be;
-	sqlite3_stmt *st = NULL;
+	sq_conn_t *c = reader_take(s, err, err_len);
+	sqlite3_stmt *st;
 	int rc = -1, r;
 
-	pthread_mutex_lock(&s->mu);
-	if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE name = ?", -1, &st, NULL) != SQLITE_OK) {
-		db_err(s, "meta", err, err_len);
+	if (c == NULL)
+		return -1;
+	if ((st = stmt(c, SQL_META_GET, err, err_len)) == NULL)
 		goto out;
-	}
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	r = sqlite3_step(st);
 	if (r == SQLITE_DONE) {
@@ -277,62 +533,67 @@ static int sq_meta_get(void *be, const char *name, uint8_t *buf, size_t max, siz
 			rc = 0;
 		}
 	} else {
-		db_err(s, "meta", err, err_len);
+		db_err(c, "meta", err, err_len);
 	}
+	stmt_done(st);
 out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->mu);
+	reader_give_back(s, c);
+	return rc;
+}
+
+struct meta_arg {
+	const char	*name;
+	const uint8_t	*buf;
+	size_t		len;
+};
+
+static int job_meta_put(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	const struct meta_arg *m = arg;
+	sqlite3_stmt *st = stmt(c, SQL_META_PUT, err, err_len);
+	int rc = 0;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, m->buf, (int)m->len, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_err(c, "meta", err, err_len);
+	stmt_done(st);
 	return rc;
 }
 
 /* INSERT OR IGNORE: the first writer wins; callers read back what was kept. */
 static int sq_meta_put(void *be, const char *name, const uint8_t *buf, size_t len, char *err, size_t err_len)
 {
-	sq_t *s = be;
-	sqlite3_stmt *st = NULL;
-	int rc = -1;
+	struct meta_arg m = { .name = name, .buf = buf, .len = len };
 
-	pthread_mutex_lock(&s->mu);
-	if (sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)", -1, &st, NULL) != SQLITE_OK) {
-		db_err(s, "meta", err, err_len);
-		goto out;
-	}
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(st, 2, buf, (int)len, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		db_err(s, "meta", err, err_len);
-	else
-		rc = 0;
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->mu);
-	return rc;
+	return write_job(be, job_meta_put, &m, err, err_len);
 }
 
 /* ---- tokens ---- */
 
-static int sq_insert(void *be, const ftm_store_row_t *rows, size_t n, char *err, size_t err_len)
-{
-	sq_t *s = be;
-	sqlite3_stmt *st = NULL;
-	int rc = -1;
+struct insert_arg {
+	const ftm_store_row_t	*rows;
+	size_t			n;
+};
 
-	pthread_mutex_lock(&s->mu);
-	if (exec(s, "BEGIN IMMEDIATE", err, err_len) != 0)
-		goto out;
-	if (sqlite3_prepare_v2(s->db, "INSERT INTO tokens (" TOKEN_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-			       -1, &st, NULL) != SQLITE_OK) {
-		db_err(s, "insert", err, err_len);
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const ftm_token_t *t = &rows[i].tok;
+static int job_insert(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	const struct insert_arg *ia = arg;
+	sqlite3_stmt *st = stmt(c, SQL_INSERT, err, err_len);
+	int rc = 0;
+
+	if (st == NULL)
+		return -1;
+	for (size_t i = 0; rc == 0 && i < ia->n; i++) {
+		const ftm_store_row_t *row = &ia->rows[i];
+		const ftm_token_t *t = &row->tok;
 		int r;
 
-		sqlite3_reset(st);
 		sqlite3_bind_text(st, 1, t->serial, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, t->user, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 3, rows[i].sealed, (int)rows[i].sealed_len, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 3, row->sealed, (int)row->sealed_len, SQLITE_STATIC);
 		sqlite3_bind_text(st, 4, ftm_alg_name(t->alg), -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 5, (int)t->digits);
 		sqlite3_bind_int(st, 6, (int)t->period);
@@ -344,200 +605,246 @@ static int sq_insert(void *be, const ftm_store_row_t *rows, size_t n, char *err,
 		r = sqlite3_step(st);
 		if (r == SQLITE_CONSTRAINT_PRIMARYKEY || r == SQLITE_CONSTRAINT_UNIQUE) {
 			SETERR("token %s already exists", t->serial);
-			goto out;
+			rc = -1;
+		} else if (r != SQLITE_DONE) {
+			rc = db_err(c, "insert", err, err_len);
 		}
-		if (r != SQLITE_DONE) {
-			db_err(s, "insert", err, err_len);
-			goto out;
-		}
+		sqlite3_reset(st);
 	}
-	if (exec(s, "COMMIT", err, err_len) == 0)
-		rc = 0;
-out:
-	sqlite3_finalize(st);
-	if (rc != 0)
-		rollback(s);
-	pthread_mutex_unlock(&s->mu);
+	stmt_done(st);
 	return rc;
+}
+
+static int sq_insert(void *be, const ftm_store_row_t *rows, size_t n, char *err, size_t err_len)
+{
+	struct insert_arg ia = { .rows = rows, .n = n };
+
+	return write_job(be, job_insert, &ia, err, err_len);
 }
 
 static int sq_get(void *be, const char *serial, ftm_store_row_t *out, char *err, size_t err_len)
 {
 	sq_t *s = be;
-	sqlite3_stmt *st = NULL;
+	sq_conn_t *c = reader_take(s, err, err_len);
+	sqlite3_stmt *st;
 	int rc = -1, r;
 
-	pthread_mutex_lock(&s->mu);
-	if (sqlite3_prepare_v2(s->db, "SELECT " TOKEN_COLS " FROM tokens WHERE serial = ?", -1, &st, NULL) != SQLITE_OK) {
-		db_err(s, "get", err, err_len);
+	if (c == NULL)
+		return -1;
+	if ((st = stmt(c, SQL_GET, err, err_len)) == NULL)
 		goto out;
-	}
 	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
 	r = sqlite3_step(st);
 	if (r == SQLITE_DONE)
 		rc = 1;
 	else if (r != SQLITE_ROW)
-		db_err(s, "get", err, err_len);
+		db_err(c, "get", err, err_len);
 	else if (row_from_stmt(st, out) != 0)
 		SETERR("token %s: damaged record", serial);
 	else
 		rc = 0;
+	stmt_done(st);
 out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->mu);
+	reader_give_back(s, c);
 	return rc;
 }
 
-/* One UPDATE of one token; 1 when no such serial. */
-static int update_one(sq_t *s, const char *sql, const char *serial, int (*bind)(sqlite3_stmt *, const void *),
-		      const void *arg, char *err, size_t err_len)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = -1;
+/* One UPDATE or DELETE of one token, by serial (the statement's last parameter). */
+struct update_arg {
+	enum sql_id		id;
+	const char		*serial;
+	const char		*text;	/* SQL_SET_STATUS*, SQL_SET_PUSH, SQL_SET_USER */
+	const ftm_store_row_t	*row;	/* SQL_REISSUE */
+};
 
-	pthread_mutex_lock(&s->mu);
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		db_err(s, "update", err, err_len);
-		goto out;
+/* 1 when no such serial. */
+static int job_update(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	const struct update_arg *u = arg;
+	sqlite3_stmt *st = stmt(c, u->id, err, err_len);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	if (u->row != NULL) {
+		sqlite3_bind_blob(st, 1, u->row->sealed, (int)u->row->sealed_len, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, ftm_alg_name(u->row->tok.alg), -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, (int)u->row->tok.digits);
+		sqlite3_bind_int(st, 4, (int)u->row->tok.period);
+		sqlite3_bind_int64(st, 5, u->row->tok.created);
+		sqlite3_bind_text(st, 6, status_text(u->row->tok.status), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 7, u->row->tok.last_step);
+		sqlite3_bind_int(st, 8, (int)u->row->tok.failures);
+	} else if (u->text != NULL) {
+		sqlite3_bind_text(st, 1, u->text, -1, SQLITE_STATIC);
 	}
-	if (bind(st, arg) != SQLITE_OK) {
-		db_err(s, "update", err, err_len);
-		goto out;
-	}
-	sqlite3_bind_text(st, sqlite3_bind_parameter_count(st), serial, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		db_err(s, "update", err, err_len);
-		goto out;
-	}
-	rc = sqlite3_changes(s->db) == 0 ? 1 : 0;
-out:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->mu);
+	sqlite3_bind_text(st, sqlite3_bind_parameter_count(st), u->serial, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_err(c, "update", err, err_len);
+	else
+		rc = sqlite3_changes(c->db) == 0 ? 1 : 0;
+	stmt_done(st);
 	return rc;
 }
 
-static int bind_reissue(sqlite3_stmt *st, const void *arg)
+static int update_one(void *be, enum sql_id id, const char *serial, const char *text, const ftm_store_row_t *row,
+		      char *err, size_t err_len)
 {
-	const ftm_store_row_t *row = arg;
+	struct update_arg u = { .id = id, .serial = serial, .text = text, .row = row };
 
-	sqlite3_bind_blob(st, 1, row->sealed, (int)row->sealed_len, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, ftm_alg_name(row->tok.alg), -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, (int)row->tok.digits);
-	sqlite3_bind_int(st, 4, (int)row->tok.period);
-	sqlite3_bind_int64(st, 5, row->tok.created);
-	sqlite3_bind_text(st, 6, status_text(row->tok.status), -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, row->tok.last_step);
-	return sqlite3_bind_int(st, 8, (int)row->tok.failures);
+	return write_job(be, job_update, &u, err, err_len);
 }
 
 static int sq_reissue(void *be, const ftm_store_row_t *row, char *err, size_t err_len)
 {
-	return update_one(be, "UPDATE tokens SET seed = ?, alg = ?, digits = ?, period = ?, created = ?,"
-			  " status = ?, last_step = ?, failures = ? WHERE serial = ?",
-			  row->tok.serial, bind_reissue, row, err, err_len);
-}
-
-static int bind_status(sqlite3_stmt *st, const void *arg)
-{
-	return sqlite3_bind_text(st, 1, status_text(*(const ftm_token_status_t *)arg), -1, SQLITE_STATIC);
+	return update_one(be, SQL_REISSUE, row->tok.serial, NULL, row, err, err_len);
 }
 
 static int sq_set_status(void *be, const char *serial, ftm_token_status_t status, bool clear_failures,
 			 char *err, size_t err_len)
 {
-	return update_one(be, clear_failures ? "UPDATE tokens SET status = ?, failures = 0 WHERE serial = ?"
-					     : "UPDATE tokens SET status = ? WHERE serial = ?",
-			  serial, bind_status, &status, err, err_len);
-}
-
-static int bind_text(sqlite3_stmt *st, const void *arg)
-{
-	return sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+	return update_one(be, clear_failures ? SQL_SET_STATUS_CLEAR_FAILURES : SQL_SET_STATUS, serial,
+			  status_text(status), NULL, err, err_len);
 }
 
 static int sq_set_push(void *be, const char *serial, const char *push, char *err, size_t err_len)
 {
-	return update_one(be, "UPDATE tokens SET push = ? WHERE serial = ?", serial, bind_text, push, err, err_len);
+	return update_one(be, SQL_SET_PUSH, serial, push, NULL, err, err_len);
 }
 
 static int sq_set_user(void *be, const char *serial, const char *user, char *err, size_t err_len)
 {
-	return update_one(be, "UPDATE tokens SET user = ? WHERE serial = ?", serial, bind_text, user, err, err_len);
-}
-
-static int bind_none(sqlite3_stmt *st, const void *arg)
-{
-	return SQLITE_OK;
+	return update_one(be, SQL_SET_USER, serial, user, NULL, err, err_len);
 }
 
 static int sq_remove(void *be, const char *serial, char *err, size_t err_len)
 {
-	return update_one(be, "DELETE FROM tokens WHERE serial = ?", serial, bind_none, NULL, err, err_len);
+	return update_one(be, SQL_DELETE, serial, NULL, NULL, err, err_len);
 }
 
-/* Step st to its end, appending every row to *rows (grown as needed; *cap is its size, for the caller
- * to zero and free, also on failure). what names the operation in errors; user, when set, the user. */
-static int fetch_rows(sq_t *s, sqlite3_stmt *st, const char *what, const char *user,
-		      ftm_store_row_t **rows, size_t *n, size_t *cap, char *err, size_t err_len)
+/* Every token of `user` into *rows (grown as needed; *cap is its size, for the caller to zero and
+ * free, also on failure). */
+static int load_user_rows(sq_conn_t *c, const char *user, ftm_store_row_t **rows, size_t *n, size_t *cap,
+			  char *err, size_t err_len)
 {
-	int r;
+	sqlite3_stmt *st = stmt(c, SQL_BY_USER, err, err_len);
+	int r, rc = -1;
 
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		if (*n == *cap) {
-			size_t ncap = *cap ? *cap * 2 : 8;
+			size_t ncap = *cap ? *cap * 2 : 4;
 			ftm_store_row_t *nr = realloc(*rows, ncap * sizeof(**rows));
 
 			if (nr == NULL) {
 				SETERR("token store: out of memory");
-				return -1;
+				goto out;
 			}
 			*rows = nr;
 			*cap = ncap;
 		}
 		if (row_from_stmt(st, &(*rows)[*n]) != 0) {
-			if (user != NULL)
-				SETERR("token store: damaged record for user %s", user);
-			else
-				SETERR("token store: damaged record");
-			return -1;
+			SETERR("token store: damaged record for user %s", user);
+			goto out;
 		}
 		(*n)++;
 	}
-	if (r != SQLITE_DONE) {
-		db_err(s, what, err, err_len);
-		return -1;
-	}
-	return 0;
+	if (r != SQLITE_DONE)
+		db_err(c, "verdict", err, err_len);
+	else
+		rc = 0;
+out:
+	stmt_done(st);
+	return rc;
 }
 
-/* Rows are collected under the lock and handed to cb after it, so cb may call back into the store. */
+/* Rows are handed to cb one at a time as they are read, from a reader connection of this call's own,
+ * so memory does not grow with the store and cb may call back into the store. */
 static int sq_list(void *be, const char *user, ftm_row_cb cb, void *ctx, char *err, size_t err_len)
 {
 	sq_t *s = be;
-	sqlite3_stmt *st = NULL;
-	ftm_store_row_t *rows = NULL;
-	size_t n = 0, cap = 0;
-	int rc = -1;
+	sq_conn_t *c = reader_take(s, err, err_len);
+	sqlite3_stmt *st;
+	ftm_store_row_t *row = NULL;
+	int rc = -1, r;
 
-	pthread_mutex_lock(&s->mu);
-	if (sqlite3_prepare_v2(s->db, user
-			       ? "SELECT " TOKEN_COLS " FROM tokens WHERE user = ? ORDER BY user, serial"
-			       : "SELECT " TOKEN_COLS " FROM tokens ORDER BY user, serial", -1, &st, NULL) != SQLITE_OK) {
-		db_err(s, "list", err, err_len);
-		goto unlock;
+	if (c == NULL)
+		return -1;
+	if ((st = stmt(c, user ? SQL_LIST_USER : SQL_LIST_ALL, err, err_len)) == NULL)
+		goto out;
+	if ((row = malloc(sizeof(*row))) == NULL) {
+		SETERR("token store: out of memory");
+		goto out;
 	}
 	if (user)
 		sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-	if (fetch_rows(s, st, "list", NULL, &rows, &n, &cap, err, err_len) != 0)
-		goto unlock;
-	rc = 0;
-unlock:
-	sqlite3_finalize(st);
-	pthread_mutex_unlock(&s->mu);
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		if (cb(ctx, &rows[i]) != 0)
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (row_from_stmt(st, row) != 0) {
+			SETERR("token store: damaged record");
+			goto out;
+		}
+		if (cb(ctx, row) != 0)
 			break;
-	free(rows);
+	}
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		db_err(c, "list", err, err_len);
+	else
+		rc = 0;
+out:
+	stmt_done(st);
+	if (row != NULL) {
+		ftm_memzero(row, sizeof(*row));
+		free(row);
+	}
+	reader_give_back(s, c);
+	return rc;
+}
+
+struct verdict_arg {
+	const char	*user;
+	bool		write;
+	ftm_decide_fn	decide;
+	void		*ctx;
+};
+
+/* Load, decide, write back. A writing verdict runs as a job of a group commit; a peek runs alone on
+ * a reader, whose one SELECT is a consistent snapshot. */
+static int job_verdict(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	const struct verdict_arg *va = arg;
+	ftm_store_row_t *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (load_user_rows(c, va->user, &rows, &n, &cap, err, err_len) != 0 || va->decide(va->ctx, rows, n) != 0)
+		goto out;
+	if (va->write) {
+		if ((st = stmt(c, SQL_VERDICT_UPDATE, err, err_len)) == NULL)
+			goto out;
+		for (size_t i = 0; i < n; i++) {
+			if (!rows[i].dirty)
+				continue;
+			sqlite3_bind_text(st, 1, status_text(rows[i].tok.status), -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, rows[i].tok.last_step);
+			sqlite3_bind_int(st, 3, (int)rows[i].tok.failures);
+			sqlite3_bind_text(st, 4, rows[i].tok.serial, -1, SQLITE_STATIC);
+			if (sqlite3_step(st) != SQLITE_DONE) {
+				db_err(c, "verdict", err, err_len);
+				goto out;
+			}
+			sqlite3_reset(st);
+		}
+	}
+	rc = 0;
+out:
+	stmt_done(st);
+	if (rows) {
+		ftm_memzero(rows, cap * sizeof(*rows));
+		free(rows);
+	}
 	return rc;
 }
 
@@ -545,62 +852,18 @@ static int sq_verdict(void *be, const char *user, bool write, ftm_decide_fn deci
 		      char *err, size_t err_len)
 {
 	sq_t *s = be;
-	sqlite3_stmt *st = NULL;
-	ftm_store_row_t *rows = NULL;
-	size_t n = 0, cap = 0;
-	int rc = -1;
+	struct verdict_arg va = { .user = user, .write = write, .decide = decide, .ctx = ctx };
+	sq_conn_t *c;
+	int rc;
 
-	pthread_mutex_lock(&s->mu);
-	/* IMMEDIATE takes the write lock before reading, so two verdicts on one token serialize and the
-	 * second sees the step the first consumed. A peek only needs a consistent snapshot. */
-	if (exec(s, write ? "BEGIN IMMEDIATE" : "BEGIN", err, err_len) != 0)
-		goto out;
-	if (sqlite3_prepare_v2(s->db, "SELECT " TOKEN_COLS " FROM tokens WHERE user = ? ORDER BY serial",
-			       -1, &st, NULL) != SQLITE_OK) {
-		db_err(s, "verdict", err, err_len);
-		goto out;
-	}
-	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
-	if (fetch_rows(s, st, "verdict", user, &rows, &n, &cap, err, err_len) != 0)
-		goto out;
-	sqlite3_finalize(st);
-	st = NULL;
-
-	if (decide(ctx, rows, n) != 0)
-		goto out;
-
-	if (write) {
-		if (sqlite3_prepare_v2(s->db, "UPDATE tokens SET status = ?, last_step = ?, failures = ? WHERE serial = ?",
-				       -1, &st, NULL) != SQLITE_OK) {
-			db_err(s, "verdict", err, err_len);
-			goto out;
-		}
-		for (size_t i = 0; i < n; i++) {
-			if (!rows[i].dirty)
-				continue;
-			sqlite3_reset(st);
-			sqlite3_bind_text(st, 1, status_text(rows[i].tok.status), -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 2, rows[i].tok.last_step);
-			sqlite3_bind_int(st, 3, (int)rows[i].tok.failures);
-			sqlite3_bind_text(st, 4, rows[i].tok.serial, -1, SQLITE_STATIC);
-			if (sqlite3_step(st) != SQLITE_DONE) {
-				db_err(s, "verdict", err, err_len);
-				goto out;
-			}
-		}
-	}
-	if (exec(s, write ? "COMMIT" : "ROLLBACK", err, err_len) != 0)
-		goto out;
-	rc = 0;
-out:
-	sqlite3_finalize(st);
-	if (rc != 0)
-		rollback(s);
-	pthread_mutex_unlock(&s->mu);
-	if (rows) {
-		ftm_memzero(rows, cap * sizeof(*rows));
-		free(rows);
-	}
+	/* The batch's BEGIN IMMEDIATE takes the write lock before the rows are read, so two verdicts on one
+	 * token serialize and the second sees the step the first consumed. */
+	if (write)
+		return write_job(s, job_verdict, &va, err, err_len);
+	if ((c = reader_take(s, err, err_len)) == NULL)
+		return -1;
+	rc = job_verdict(c, &va, err, err_len);
+	reader_give_back(s, c);
 	return rc;
 }
 

@@ -15,6 +15,7 @@
 #include "ftm_log.h"
 #include "ftm_message.h"
 #include "ftm_otp.h"
+#include "ftm_protect.h"
 #include "ftm_util.h"
 
 /* Our States start with this, so a State of another module (EAP, smsotp...) is left alone. */
@@ -248,6 +249,31 @@ static int map_config(rlm_ftmpush_t *inst, CONF_SECTION *conf)
 	return 0;
 }
 
+/* Pending pushes each hold a worker for up to push.timeout: below this many workers (or started at once,
+ * since FreeRADIUS adds one only when requests queue) a burst of push logins waits behind the first ones. */
+#define PUSH_POOL_MIN	64
+
+static unsigned thread_pool_value(const char *name, unsigned dflt)
+{
+	CONF_SECTION *pool = main_config.config ? cf_section_sub_find_name2(main_config.config, "thread", "pool") : NULL;
+	CONF_PAIR *cp = pool ? cf_pair_find(pool, name) : NULL;
+	const char *v = cp ? cf_pair_value(cp) : NULL;
+
+	return v != NULL ? (unsigned)strtoul(v, NULL, 10) : dflt;
+}
+
+static void warn_thread_pool(const rlm_ftmpush_t *inst)
+{
+	unsigned max_servers = thread_pool_value("max_servers", 32), start_servers = thread_pool_value("start_servers", 5);
+
+	if (max_servers < PUSH_POOL_MIN || start_servers < PUSH_POOL_MIN)
+		WARN("rlm_ftmpush (%s): thread pool { start_servers = %u, max_servers = %u }: every pending push holds "
+		     "a worker thread for up to push.timeout (%u s), so at most %u logins can wait for their phones at "
+		     "once and a burst gets %u pushes out before new threads start; raise both to at least %u "
+		     "(docs/freeradius.md)", inst->name, start_servers, max_servers, inst->cfg.push.timeout,
+		     max_servers, start_servers < max_servers ? start_servers : max_servers, PUSH_POOL_MIN);
+}
+
 static int mod_instantiate(CONF_SECTION *conf, void *instance)
 {
 	rlm_ftmpush_t *inst = instance;
@@ -286,6 +312,14 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 		return 0;
 	}
 
+	/* The store's seed key, the ntfy token and the TLS key live in this process from here on: no
+	 * core file and no same-user ptrace, unless the admin asked the server for core dumps. */
+	if (main_config.allow_core_dumps)
+		WARN("rlm_ftmpush (%s): security { allow_core_dumps = yes }: a core dump of this server holds the "
+		     "token seed key and the push secrets", inst->name);
+	else if (ftm_protect_nodump(err, sizeof(err)) != 0)
+		WARN("rlm_ftmpush (%s): cannot disable core dumps: %s", inst->name, err);
+
 	inst->auth = ftm_auth_new(&inst->cfg, &inst->log, err, sizeof(err));
 	if (inst->auth == NULL) {
 		cf_log_err_cs(conf, "Cannot start ftmpush (token_db %s): %s", inst->cfg.token_db, err);
@@ -307,6 +341,7 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 			     "will give up on logins still waiting for the phone; raise max_request_time in "
 			     "radiusd.conf (and the NAS's RADIUS timeout) above push.timeout",
 			     inst->name, main_config.max_request_time, inst->cfg.push.timeout);
+		warn_thread_pool(inst);
 	}
 
 	INFO("rlm_ftmpush (%s): token_db %s, window %u, lockout_threshold %u, no_token %s, challenge %s, push %s",
@@ -376,14 +411,15 @@ static int login_fill(rlm_ftmpush_t const *inst, REQUEST *request, login_buf_t *
 		return bad ? -2 : -1;
 	vp = fr_pair_find_by_num(request->packet->vps, PW_CALLING_STATION_ID, 0, TAG_ANY);
 	if (vp != NULL && vp->vp_length > 0) {
-		snprintf(lb->client, sizeof(lb->client), "%s", vp->vp_strvalue);
+		/* The whole value, not a copy cut to a buffer: the State and a push join bind to it. */
+		lb->login.client = vp->vp_strvalue;
 	} else {
 		char ip[INET6_ADDRSTRLEN] = "";
 
 		inet_ntop(request->packet->src_ipaddr.af, &request->packet->src_ipaddr.ipaddr, ip, sizeof(ip));
 		snprintf(lb->client, sizeof(lb->client), "%s", ip);
+		lb->login.client = lb->client;
 	}
-	lb->login.client = lb->client;
 	vp = fr_pair_find_by_num(request->packet->vps, PW_NAS_IDENTIFIER, 0, TAG_ANY);
 	if (vp != NULL && vp->vp_length > 0)
 		lb->login.nas = vp->vp_strvalue;

@@ -7,6 +7,8 @@
 # Then the same store through PAM: pamtester (via pam_wrapper) with a code, and with a push approved
 # through ftmpushd.
 # Everything it started is stopped at the end.
+# `bash scripts/demo.sh ha`: after the same build, two FreeRADIUS nodes on one private PostgreSQL store
+# instead (scripts/demo-ha.sh, docs/ha.md).
 #   FTM_SKIP_DEPS=1      do not run scripts/deps.sh
 #   FTM_DEMO_PORT=N      RADIUS port on 127.0.0.1 (default 18123)
 #   FTM_KEEP=1           keep the demo's config and logs (build/demo-run)
@@ -32,6 +34,7 @@ mkdir -p build/demo
    >configure.out || { tail -n 30 configure.out; exit 1; })
 make -C build/demo -j"$jobs" >build/demo/make.out 2>&1 || { tail -n 40 build/demo/make.out; exit 1; }
 echo "built: build/demo/rlm_ftmpush/.libs/rlm_ftmpush.so, build/demo/tools/ftmpushctl"
+if [ "${1:-}" = ha ]; then exec bash "$top/scripts/demo-ha.sh"; fi
 
 # The integration tests' helpers write the private server configuration (lib-radius.sh, "site" mode:
 # the shipped raddb files with only token_db and the listen address changed).

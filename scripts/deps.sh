@@ -10,11 +10,12 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(
   build-essential autoconf automake libtool pkg-config dpkg-dev
   libssl-dev libcurl4-openssl-dev libjson-c-dev libsqlite3-dev libmicrohttpd-dev
-  libpam0g-dev libcmocka-dev libqrencode-dev
+  libpam0g-dev libcmocka-dev libqrencode-dev libpq-dev postgresql
   freeradius freeradius-utils libfreeradius-dev libtalloc-dev libpcre3-dev
-  oathtool pamtester libpam-wrapper libpam-pwdfile
+  oathtool pamtester libpam-wrapper libpam-pwdfile libpam-oath
   python3 python3-cryptography openssl sqlite3 curl ca-certificates
   openssh-server openssh-client expect iproute2 procps
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # README's test command: installs what is needed, builds with -Werror, runs the unit tests (plain and
-# under ASan/UBSan), the integration tests (stock freeradius + radclient, pamtester + pam_wrapper, sshd,
-# the simulated phone) and `make distcheck`. Exits non-zero when anything fails.
+# under ASan/UBSan), the libFuzzer harnesses (tests/fuzz: clang, a fixed time each), the integration
+# tests (stock freeradius + radclient, pamtester + pam_wrapper, sshd, the simulated phone) and
+# `make distcheck`. Exits non-zero when anything fails.
 #   FTM_SKIP_DEPS=1       do not run scripts/deps.sh
 #   FTM_SKIP_DISTCHECK=1  skip make distcheck
+#   FTM_SKIP_FUZZ=1       skip the fuzz step; FTM_FUZZ_SECONDS=N runs each harness N s (default 20)
 #   FTM_TESTS="a.test b.test"  run only these integration tests
+#   FTM_REQUIRE_PG=0      let the PostgreSQL tests skip when no server binaries are installed
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+# deps.sh installs PostgreSQL: its tests (unit and pg_*.test) must run, not skip, here and in CI.
+export FTM_REQUIRE_PG=${FTM_REQUIRE_PG:-1}
 cd "$top"
 jobs=$(nproc 2>/dev/null || echo 2)
 results=()
@@ -44,6 +49,13 @@ rc=0
   && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 make -j"$jobs" check) || rc=$?
 [ $rc -eq 0 ] || cat build/asan/tests/unit/*.log 2>/dev/null | tail -n 100
 record "unit tests (ASan/UBSan)" $rc
+
+if [ "${FTM_SKIP_FUZZ:-0}" != 1 ]; then
+  step "fuzzing (tests/fuzz: each harness ${FTM_FUZZ_SECONDS:-20} s from its committed corpus)"
+  rc=0
+  FTM_FUZZ_OUT="$top/build/fuzz" bash tests/fuzz/run.sh "${FTM_FUZZ_SECONDS:-20}" || rc=$?
+  record "fuzzing (a crash or leak fails)" $rc
+fi
 
 step "integration tests"
 rc=0

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "ftm_diagnose.h"
 #include "ftm_log.h"
 #include "ftm_otp.h"
+#include "ftm_protect.h"
 #include "ftm_store.h"
 
 #define EXIT_REFUSED	1	/* verify: the code was refused; other commands: the operation failed */
@@ -576,16 +578,190 @@ static char *trim(char *s)
 	return s;
 }
 
+/* The good rows of an import file: their tokens and the line each came from. */
+typedef struct import_rows {
+	ftm_token_t	*toks;
+	unsigned	*lines;
+	size_t		n, cap;
+	unsigned	bad;	/* rows refused, each reported on stderr with its line */
+} import_rows_t;
+
+static void import_rows_free(import_rows_t *r)
+{
+	/* rows past n were zeroed when refused, or never written: zeroing them would only fault them in */
+	if (r->toks != NULL) {
+		ftm_memzero(r->toks, r->n * sizeof(*r->toks));
+		free(r->toks);
+	}
+	free(r->lines);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Room for one more token. Grown by copying, not realloc, so the old block's seeds can be zeroed. */
+static ftm_token_t *import_slot(import_rows_t *r)
+{
+	if (r->n == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 64;
+		ftm_token_t *nt = calloc(ncap, sizeof(*nt));
+		unsigned *nl = realloc(r->lines, ncap * sizeof(*nl));
+
+		if (nt == NULL || nl == NULL)
+			die(EXIT_REFUSED, "out of memory");
+		if (r->toks != NULL) {
+			memcpy(nt, r->toks, r->n * sizeof(*nt));
+			ftm_memzero(r->toks, r->n * sizeof(*r->toks));
+			free(r->toks);
+		}
+		r->toks = nt;
+		r->lines = nl;
+		r->cap = ncap;
+	}
+	return &r->toks[r->n];
+}
+
+/* Split a CSV line at commas into at most 4 trimmed fields; returns how many. */
+static int split_fields(char *line, char *fields[4])
+{
+	char *p = line;
+	int nf = 0;
+
+	while (nf < 4) {
+		char *comma = strchr(p, ',');
+
+		if (comma)
+			*comma = '\0';
+		fields[nf++] = trim(p);
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return nf;
+}
+
+/* One line of the file: skipped (blank, comment, header), a token, or a bad row reported by line. */
+static void import_line(import_rows_t *r, char *line, unsigned lineno, const char *file, const opts_t *o)
+{
+	char *fields[4] = { NULL, NULL, NULL, NULL }, err[FTM_ERR_MAX];
+	ftm_token_t *t;
+	char *s = trim(line);
+	int nf;
+
+	if (s[0] == '\0' || s[0] == '#')
+		return;
+	nf = split_fields(line, fields);
+	if (lineno == 1 && strcasecmp(fields[0], "serial") == 0)
+		return;	/* a header row */
+	if (nf < 2 || nf > 3) {
+		fprintf(stderr, "%s: %s:%u: expected serial,seed[,user], found %d field%s\n",
+			prog, file, lineno, nf, nf == 1 ? "" : "s");
+		r->bad++;
+		return;
+	}
+	t = import_slot(r);
+	if (ftm_token_init(t, nf == 3 ? fields[2] : "", fields[0], fields[1], err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s:%u: %s\n", prog, file, lineno, err);
+		ftm_memzero(t, sizeof(*t));
+		r->bad++;
+		return;
+	}
+	apply_params(t, o);
+	r->lines[r->n++] = lineno;
+}
+
+/* The shortest row is 22 bytes (a 1-character serial, a comma, a 10-byte seed in hex): sized from the
+ * file, the array is allocated once, where doubling it copied every token log n times. */
+#define IMPORT_ROW_MIN	22
+
+static void import_read(FILE *f, const char *file, const opts_t *o, import_rows_t *r)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned lineno = 0;
+	struct stat sb;
+
+	if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0) {
+		r->cap = (size_t)sb.st_size / IMPORT_ROW_MIN + 1;
+		r->toks = calloc(r->cap, sizeof(*r->toks));	/* pages no row touches are never faulted in */
+		r->lines = calloc(r->cap, sizeof(*r->lines));
+		if (r->toks == NULL || r->lines == NULL)
+			die(EXIT_REFUSED, "out of memory");
+	}
+
+	while (getline(&line, &cap, f) != -1)
+		import_line(r, line, ++lineno, file, o);
+	if (line) {
+		ftm_memzero(line, cap);
+		free(line);
+	}
+}
+
+/* File order among rows of the same serial: the rows are one array, so their addresses are their order. */
+static int serial_then_line(const void *a, const void *b)
+{
+	const ftm_token_t *x = *(const ftm_token_t *const *)a, *y = *(const ftm_token_t *const *)b;
+	int c = strcmp(x->serial, y->serial);
+
+	return c != 0 ? c : (x > y) - (x < y);
+}
+
+/* first_line[i]: the line where row i's serial first appears, 0 when row i is that first row. The rows
+ * are sorted by serial once (n log n, where comparing each row with every earlier one was quadratic). */
+static unsigned *import_first_lines(const import_rows_t *r)
+{
+	const ftm_token_t **order = malloc((r->n ? r->n : 1) * sizeof(*order));
+	unsigned *first_line = calloc(r->n ? r->n : 1, sizeof(*first_line));
+
+	if (order == NULL || first_line == NULL)
+		die(EXIT_REFUSED, "out of memory");
+	for (size_t i = 0; i < r->n; i++)
+		order[i] = &r->toks[i];
+	qsort(order, r->n, sizeof(*order), serial_then_line);
+	for (size_t i = 1, first = 0; i < r->n; i++) {
+		if (strcmp(order[first]->serial, order[i]->serial) != 0)
+			first = i;
+		else
+			first_line[order[i] - r->toks] = r->lines[order[first] - r->toks];
+	}
+	free(order);
+	return first_line;
+}
+
+/* Each serial once in the file and not yet in the store; every row that breaks it is reported by line. */
+static void import_check_serials(ftm_store_t *st, import_rows_t *r, const char *file)
+{
+	unsigned *first_line = import_first_lines(r);
+
+	for (size_t i = 0; i < r->n; i++) {
+		char err[FTM_ERR_MAX] = "";
+		ftm_token_t probe;
+		int get_rc;
+
+		if (first_line[i] != 0) {
+			fprintf(stderr, "%s: %s:%u: serial %s already on line %u\n",
+				prog, file, r->lines[i], r->toks[i].serial, first_line[i]);
+			r->bad++;
+			continue;
+		}
+		get_rc = ftm_store_token_get(st, r->toks[i].serial, &probe, err, sizeof(err));
+		ftm_memzero(&probe, sizeof(probe));
+		if (get_rc != 1) {
+			fprintf(stderr, "%s: %s:%u: %s\n", prog, file, r->lines[i],
+				get_rc == 0 ? "serial already in the store" : err);
+			r->bad++;
+		}
+	}
+	free(first_line);
+}
+
 static int cmd_token_import(int argc, char **argv)
 {
 	opts_t o;
 	ftm_store_t *st;
 	FILE *f;
-	char *line = NULL, err[FTM_ERR_MAX];
-	size_t cap = 0, n = 0, tcap = 0, *lines = NULL;
-	ftm_token_t *toks = NULL, probe;
-	unsigned lineno = 0, bad = 0;
-	ssize_t len;
+	import_rows_t rows = { 0 };
+	char err[FTM_ERR_MAX];
+	size_t n;
+	unsigned bad;
 
 	parse_opts(argc, argv, "algorithm digits period", &o);
 	want_args(&o, 1, "token import FILE   (CSV lines: serial,seed[,user])");
@@ -593,90 +769,17 @@ static int cmd_token_import(int argc, char **argv)
 	if (f == NULL)
 		die(EXIT_REFUSED, "%s: %s", o.argv[0], strerror(errno));
 	st = open_store();
-	while ((len = getline(&line, &cap, f)) != -1) {
-		char *fields[4] = { NULL, NULL, NULL, NULL }, *p = line, *s;
-		int nf = 0, get_rc;
-
-		lineno++;
-		s = trim(line);
-		if (s[0] == '\0' || s[0] == '#')
-			continue;
-		while (nf < 4) {
-			char *comma = strchr(p, ',');
-			if (comma)
-				*comma = '\0';
-			fields[nf++] = trim(p);
-			if (!comma)
-				break;
-			p = comma + 1;
-		}
-		if (lineno == 1 && strcasecmp(fields[0], "serial") == 0)
-			continue;	/* a header row */
-		if (nf < 2 || nf > 3) {
-			fprintf(stderr, "%s: %s:%u: expected serial,seed[,user], found %d field%s\n",
-				prog, o.argv[0], lineno, nf, nf == 1 ? "" : "s");
-			bad++;
-			continue;
-		}
-		if (n == tcap) {
-			size_t ncap = tcap ? tcap * 2 : 64;
-			ftm_token_t *nt = calloc(ncap, sizeof(*nt));
-			size_t *nl = realloc(lines, ncap * sizeof(*lines));
-			if (nt == NULL || nl == NULL)
-				die(EXIT_REFUSED, "out of memory");
-			if (toks) {
-				memcpy(nt, toks, n * sizeof(*toks));
-				ftm_memzero(toks, n * sizeof(*toks));
-				free(toks);
-			}
-			toks = nt;
-			lines = nl;
-			tcap = ncap;
-		}
-		if (ftm_token_init(&toks[n], nf == 3 ? fields[2] : "", fields[0], fields[1], err, sizeof(err)) != 0) {
-			fprintf(stderr, "%s: %s:%u: %s\n", prog, o.argv[0], lineno, err);
-			ftm_memzero(&toks[n], sizeof(toks[n]));
-			bad++;
-			continue;
-		}
-		apply_params(&toks[n], &o);
-		for (size_t j = 0; j < n; j++) {
-			if (strcmp(toks[j].serial, toks[n].serial) == 0) {
-				fprintf(stderr, "%s: %s:%u: serial %s already on line %zu\n",
-					prog, o.argv[0], lineno, toks[n].serial, lines[j]);
-				bad++;
-				goto next;
-			}
-		}
-		err[0] = '\0';
-		get_rc = ftm_store_token_get(st, toks[n].serial, &probe, err, sizeof(err));
-		ftm_memzero(&probe, sizeof(probe));
-		if (get_rc != 1) {
-			fprintf(stderr, "%s: %s:%u: %s\n", prog, o.argv[0], lineno,
-				get_rc == 0 ? "serial already in the store" : err);
-			bad++;
-			goto next;
-		}
-		lines[n++] = lineno;
-		continue;
-next:
-		ftm_memzero(&toks[n], sizeof(toks[n]));
-	}
-	if (line) {
-		ftm_memzero(line, cap);
-		free(line);
-	}
+	import_read(f, o.argv[0], &o, &rows);
 	if (f != stdin)
 		fclose(f);
-	if (bad == 0 && n > 0 && ftm_store_token_import(st, toks, n, err, sizeof(err)) != 0) {
+	import_check_serials(st, &rows, o.argv[0]);
+	if (rows.bad == 0 && rows.n > 0 && ftm_store_token_import(st, rows.toks, rows.n, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s: %s: %s\n", prog, o.argv[0], err);
-		bad++;
+		rows.bad++;
 	}
-	if (toks) {
-		ftm_memzero(toks, tcap * sizeof(*toks));
-		free(toks);
-	}
-	free(lines);
+	n = rows.n;
+	bad = rows.bad;
+	import_rows_free(&rows);
 	ftm_store_close(st);
 	if (bad > 0)
 		die(EXIT_REFUSED, "%s: nothing imported (%u bad row%s)", o.argv[0], bad, bad == 1 ? "" : "s");
@@ -841,7 +944,10 @@ static int cmd_diagnose(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	int c;
+	char nodump_err[128];
 
+	/* Seeds pass through this process (token add, import, show): no core file, no same-user ptrace. */
+	(void)ftm_protect_nodump(nodump_err, sizeof(nodump_err));
 	opterr = 0;
 	/* global options before the command; '+' stops at the command word */
 	while ((c = getopt_long(argc, argv, "+d:c:k:vh", long_opts, NULL)) != -1) {

@@ -17,6 +17,7 @@
 
 #include "ftm_config.h"
 #include "ftm_log.h"
+#include "ftm_protect.h"
 #include "ftm_push_daemon.h"
 
 static void usage(FILE *f)
@@ -52,6 +53,13 @@ int main(int argc, char **argv)
 	char err[FTM_ERR_MAX] = "";
 	ftm_push_daemon_t *d = NULL;
 	sigset_t set;
+	bool nodump;
+
+	/* First of all: the configuration holds the ntfy token, and the store's seed key and the TLS key
+	 * follow; none of them may end up in a core file or be read by a debugger of the same user. */
+	nodump = ftm_protect_nodump(err, sizeof(err)) == 0;
+	if (!nodump)
+		fprintf(stderr, "ftmpushd: warning: cannot disable core dumps (%s): a core could hold secrets\n", err);
 
 	while ((opt = getopt(argc, argv, "fdc:g:m:th")) != -1) {
 		switch (opt) {
@@ -125,6 +133,8 @@ int main(int argc, char **argv)
 		ftm_log(&log, FTM_LOG_ERR, "ftmpushd: %s", err);
 		goto out;
 	}
+	ftm_log(&log, nodump && !ftm_protect_dumpable() ? FTM_LOG_INFO : FTM_LOG_WARN, "ftmpushd: core dumps %s",
+		nodump && !ftm_protect_dumpable() ? "disabled" : "POSSIBLE (a core could hold the secrets)");
 	do {
 		if (sigwait(&set, &sig) != 0)
 			break;

@@ -11,7 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <curl/curl.h>
@@ -302,6 +306,133 @@ static void test_channel_failures_are_verdicts(void **state)
 	ftm_push_free(p);
 }
 
+/* A TCP connection to the listener from source address src (127.x.y.z), optionally sending bytes. */
+static int connect_from(const char *src, const char *send_first)
+{
+	struct sockaddr_in from = { .sin_family = AF_INET }, to = { .sin_family = AF_INET };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	inet_pton(AF_INET, src, &from.sin_addr);
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	to.sin_port = htons((uint16_t)port);
+	assert_int_equal(bind(fd, (struct sockaddr *)&from, sizeof(from)), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&to, sizeof(to)), 0);
+	if (send_first)
+		assert_true(send(fd, send_first, strlen(send_first), 0) > 0);
+	return fd;
+}
+
+/* Milliseconds until the server closes fd (EOF or reset), at most max_ms; -1 if still open then. */
+static long closed_within(int fd, long max_ms)
+{
+	struct timespec a, b;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	char buf[256];
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		long el = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+
+		if (el >= max_ms || poll(&pfd, 1, (int)(max_ms - el)) <= 0)
+			return -1;
+		if (recv(fd, buf, sizeof(buf), 0) <= 0) {
+			clock_gettime(CLOCK_MONOTONIC, &b);
+			return (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+		}
+	}
+}
+
+static void test_one_address_holds_at_most_its_share(void **state)
+{
+	ftm_push_t *p = engine();
+	int fds[FTM_PUSH_CONN_PER_IP], extra;
+	char reply[1024];
+
+	(void)state;
+	/* each sends the start of a ClientHello, so the silent check leaves them open */
+	for (int i = 0; i < FTM_PUSH_CONN_PER_IP; i++)
+		fds[i] = connect_from("127.0.3.1", "\x16\x03\x01");
+	extra = connect_from("127.0.3.1", "\x16\x03\x01");
+	assert_in_range(closed_within(extra, 1000), 0, 1000);	/* one more from that address: closed at once */
+	for (int i = 0; i < FTM_PUSH_CONN_PER_IP; i++)
+		assert_int_equal(closed_within(fds[i], 0), -1);
+	/* another address is served meanwhile */
+	assert_int_equal(http("GET", "/ftm/v1/health", NULL, 0, reply), 200);
+	close(extra);
+	for (int i = 0; i < FTM_PUSH_CONN_PER_IP; i++)
+		close(fds[i]);
+	ftm_push_free(p);
+}
+
+static void test_a_connection_that_sends_nothing_is_closed_early(void **state)
+{
+	ftm_push_t *p = engine();
+	int silent = connect_from("127.0.3.2", NULL), talking = connect_from("127.0.3.3", "\x16\x03\x01");
+	long ms = closed_within(silent, 4500);
+
+	(void)state;
+	/* after FTM_PUSH_CONN_SILENT (2 s), well before the idle timeout (5 s) */
+	assert_in_range(ms, FTM_PUSH_CONN_SILENT * 1000 - 300, FTM_PUSH_CONN_TIMEOUT * 1000 - 500);
+	assert_int_equal(closed_within(talking, 0), -1);	/* it sent a byte: still open */
+	close(silent);
+	close(talking);
+	ftm_push_free(p);
+}
+
+/* At the total the oldest connection makes room: with an open-file limit of 200 the listener holds
+ * 100 connections; a child process fills them (it owns the client ends, so neither side runs out of
+ * descriptors), then a health request from another address is served and the child's first
+ * connection is the one that was closed. */
+static void test_a_full_listener_evicts_its_oldest_connection(void **state)
+{
+	struct rlimit old, low;
+	ftm_push_t *p;
+	int go[2], verdict[2];
+	pid_t child;
+	char reply[1024], first_closed = 0;
+
+	(void)state;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 200;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	p = engine();					/* cap: 200 / 2 = 100 */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(verdict), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		int fds[100];
+		char ip[32], c;
+
+		for (int i = 0; i < 100; i++) {
+			snprintf(ip, sizeof(ip), "127.0.4.%d", 1 + i / 10);
+			fds[i] = connect_from(ip, "\x16\x03\x01");
+			if (i == 0)
+				usleep(50000);	/* the first is clearly the oldest */
+		}
+		usleep(300000);			/* the listener has accepted them all */
+		c = 1;
+		(void)!write(go[1], &c, 1);
+		c = closed_within(fds[0], 3000) >= 0 ? 'y' : 'n';
+		(void)!write(verdict[1], &c, 1);
+		_exit(0);
+	}
+	assert_int_equal(read(go[0], &first_closed, 1), 1);
+	assert_int_equal(http("GET", "/ftm/v1/health", NULL, 0, reply), 200);
+	assert_int_equal(read(verdict[0], &first_closed, 1), 1);
+	assert_int_equal(first_closed, 'y');
+	waitpid(child, NULL, 0);
+	close(go[0]);
+	close(go[1]);
+	close(verdict[0]);
+	close(verdict[1]);
+	ftm_push_free(p);
+}
+
 static void test_listener_refuses_a_missing_key(void **state)
 {
 	char err[256] = "";
@@ -325,6 +456,9 @@ int main(void)
 		cmocka_unit_test(test_only_documented_paths_and_methods),
 		cmocka_unit_test(test_callbacks_over_https_decide_once),
 		cmocka_unit_test(test_channel_failures_are_verdicts),
+		cmocka_unit_test(test_one_address_holds_at_most_its_share),
+		cmocka_unit_test(test_a_connection_that_sends_nothing_is_closed_early),
+		cmocka_unit_test(test_a_full_listener_evicts_its_oldest_connection),
 		cmocka_unit_test(test_listener_refuses_a_missing_key),
 	};
 

@@ -208,6 +208,55 @@ static void test_garbage_request_gets_an_error_verdict(void **state)
 	close(fd);
 }
 
+/* One raw request body; the daemon's reply (NUL-terminated) into buf, or "" when it only closed. */
+static void raw_request(const char *body, size_t body_len, char *buf, size_t buf_len)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	uint32_t len = htonl((uint32_t)body_len), rlen;
+	int fd;
+
+	buf[0] = '\0';
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, &len, 4), 4);
+	assert_int_equal(write(fd, body, body_len), (ssize_t)body_len);
+	if (recv(fd, &rlen, 4, MSG_WAITALL) == 4) {
+		rlen = ntohl(rlen);
+		assert_true(rlen < buf_len);
+		assert_int_equal(recv(fd, buf, rlen, MSG_WAITALL), (ssize_t)rlen);
+		buf[rlen] = '\0';
+	}
+	close(fd);
+}
+
+static void test_lenient_json_is_a_protocol_error(void **state)
+{
+	static const char *const bad[] = {
+		"{\"v\":1,\"op\":\"push\",\"user\":\"alice\",\"timeout\":5} trailing",
+		"{\"v\":1,\"op\":\"push\",\"user\":\"alice\",\"timeout\":5}{}",
+		"{\"v\":\"1\",\"op\":\"push\",\"user\":\"alice\",\"timeout\":5}",
+		"{\"v\":1.9,\"op\":\"push\",\"user\":\"alice\",\"timeout\":5}",
+		"{\"v\":true,\"op\":\"push\",\"user\":\"alice\",\"timeout\":5}",
+		"{\"v\":1,\"op\":\"push\",\"user\":\"alice\",\"timeout\":\"60\"}",
+		"{\"v\":1,\"op\":\"push\",\"user\":\"alice\",\"timeout\":60.5}",
+		"{\"v\":1,\"op\":\"push\",\"user\":\"alice\",\"client\":5,\"timeout\":5}",
+		"{'v':1,'op':'push','user':'alice'}",
+	};
+	char buf[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		raw_request(bad[i], strlen(bad[i]), buf, sizeof(buf));
+		/* either an error verdict or a plain close: never a push */
+		if (buf[0] != '\0' && strstr(buf, "\"verdict\":\"error\"") == NULL)
+			fail_msg("accepted: %s -> %s", bad[i], buf);
+	}
+	/* a NUL inside the message is trailing data too */
+	raw_request("{\"v\":1,\"op\":\"push\",\"user\":\"alice\"}\0x", 36, buf, sizeof(buf));
+	assert_true(buf[0] == '\0' || strstr(buf, "\"verdict\":\"error\"") != NULL);
+}
+
 static void test_oversized_length_is_dropped(void **state)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -390,6 +439,7 @@ int main(void)
 		cmocka_unit_test(test_socket_mode_is_0600_without_group),
 		cmocka_unit_test(test_second_server_on_a_live_socket_is_refused),
 		cmocka_unit_test(test_garbage_request_gets_an_error_verdict),
+		cmocka_unit_test(test_lenient_json_is_a_protocol_error),
 		cmocka_unit_test(test_oversized_length_is_dropped),
 		cmocka_unit_test(test_number_right_answer_is_approved_by_the_daemon),
 		cmocka_unit_test(test_number_wrong_answer_is_denied),

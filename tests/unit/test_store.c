@@ -698,6 +698,75 @@ static void threads_with_their_own_handles_accept_a_code_once(void **state)
 	hammer_run(*state, true);
 }
 
+/* Concurrent writes of one process share group commits: each thread's verdicts on its own user all
+ * commit, in order, while a failing write of another thread (a duplicate serial) is undone alone. */
+struct own_user {
+	fixture_t	*f;
+	char		user[16];
+	ftm_verdict_code_t first, second, again;
+};
+
+static void *verify_own_user(void *arg)
+{
+	struct own_user *u = arg;
+	ftm_verify_params_t p = params(0, 0, true);
+	ftm_verdict_t v;
+
+	ftm_store_verify_code(u->f->st, u->user, C1, T1, &p, &v);
+	u->first = v.code;
+	ftm_store_verify_code(u->f->st, u->user, C2, T2, &p, &v);
+	u->second = v.code;
+	ftm_store_verify_code(u->f->st, u->user, C1, T1, &p, &v);
+	u->again = v.code;
+	return NULL;
+}
+
+static void *add_duplicates(void *arg)
+{
+	fixture_t *f = arg;
+	ftm_token_t t = rfc_token("mallory", "S0");
+	char err[256];
+	intptr_t refused = 0;
+
+	for (int i = 0; i < ROUNDS; i++)
+		refused += ftm_store_token_add(f->st, &t, err, sizeof(err)) == -1;
+	return (void *)refused;
+}
+
+static void concurrent_writers_commit_together_and_fail_alone(void **state)
+{
+	fixture_t *f = *state;
+	pthread_t tid[THREADS], dup;
+	struct own_user u[THREADS];
+	void *refused = NULL;
+
+	add(f, "mallory", "S0");
+	for (int i = 0; i < THREADS; i++) {
+		char serial[16];
+
+		u[i] = (struct own_user){ .f = f };
+		snprintf(u[i].user, sizeof(u[i].user), "user%d", i);
+		snprintf(serial, sizeof(serial), "S%d", i + 1);
+		add(f, u[i].user, serial);
+	}
+	assert_int_equal(pthread_create(&dup, NULL, add_duplicates, f), 0);
+	for (int i = 0; i < THREADS; i++)
+		assert_int_equal(pthread_create(&tid[i], NULL, verify_own_user, &u[i]), 0);
+	for (int i = 0; i < THREADS; i++) {
+		char serial[16];
+
+		pthread_join(tid[i], NULL);
+		assert_int_equal(u[i].first, FTM_VERDICT_OK);
+		assert_int_equal(u[i].second, FTM_VERDICT_OK);
+		assert_int_equal(u[i].again, FTM_VERDICT_REPLAY);
+		snprintf(serial, sizeof(serial), "S%d", i + 1);
+		assert_int_equal(get(f, serial).last_step, T2 / 30);
+	}
+	pthread_join(dup, &refused);
+	assert_int_equal((intptr_t)refused, ROUNDS);
+	assert_string_equal(get(f, "S0").user, "mallory");
+}
+
 /* ---- new tokens ---- */
 
 static void token_init_defaults_to_fortitoken_mobile(void **state)
@@ -878,6 +947,7 @@ int main(void)
 		T(a_recorded_success_resets_failures_and_refuses_a_locked_token),
 		T(recorded_failures_fail_closed_on_bad_input),
 		T(threads_sharing_a_handle_accept_a_code_once),
+		T(concurrent_writers_commit_together_and_fail_alone),
 		T(threads_with_their_own_handles_accept_a_code_once),
 		cmocka_unit_test(token_init_defaults_to_fortitoken_mobile),
 		cmocka_unit_test(otpauth_uri_encodes_label_and_parameters),

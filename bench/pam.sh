@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# bench/pam.sh: a PAM code login through pam_ftmpush against pam_oath, per login, interleaved, in one run.
+# Both stacks: pam_pwdfile for the password, then the code module; pamtester under pam_wrapper (a private
+# service directory, nothing in /etc), one pamtester process per login as a real login has. pam_ftmpush
+# gets password+code typed as one string (its split); pam_oath asks for the code at its own prompt.
+# Every user logs in once per module with a fresh code from oathtool (both refuse replays).
+# Usage: bash bench/pam.sh [BUILDDIR]   BENCH_PAM_USERS (100).
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$top/build/test}" && pwd)
+users=${BENCH_PAM_USERS:-100}
+module=$build/pam_ftmpush/.libs/pam_ftmpush.so ctl=$build/tools/ftmpushctl
+wrapper=$(dpkg -L libpam-wrapper 2>/dev/null | grep '/libpam_wrapper\.so$' | head -n 1)
+pwdfile=$(dpkg -L libpam-pwdfile 2>/dev/null | grep '/pam_pwdfile\.so$' | head -n 1)
+oath=$(dpkg -L libpam-oath 2>/dev/null | grep '/pam_oath\.so$' | head -n 1)
+permit=$(dpkg -L libpam-modules 2>/dev/null | grep '/pam_permit\.so$' | head -n 1)
+[ -f "$module" ] || { echo "bench: $module not built"; exit 1; }
+[ -n "$wrapper" ] && [ -n "$pwdfile" ] && [ -n "$oath" ] || { echo "bench: libpam-wrapper, libpam-pwdfile, libpam-oath needed (scripts/deps.sh)"; exit 1; }
+for c in pamtester oathtool; do command -v $c >/dev/null || { echo "bench: $c not installed"; exit 1; }; done
+
+tmp=$(mktemp -d /tmp/ftm-bench-pam.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+umask 077
+mkdir -p "$tmp/pam.d"
+hash=$(openssl passwd -6 "pw-bench")
+: >"$tmp/passwd" ; : >"$tmp/users.oath" ; : >"$tmp/tokens.csv"
+declare -a oath_seed ftm_seed
+for i in $(seq 1 "$users"); do
+  oath_seed[$i]=$(openssl rand -hex 20) ftm_seed[$i]=$(openssl rand -hex 20)
+  echo "u$i:$hash" >>"$tmp/passwd"
+  printf 'HOTP/T60/6\tu%d\t-\t%s\n' "$i" "${oath_seed[$i]}" >>"$tmp/users.oath"
+  printf 'FTKPAM%06d,%s,u%d\n' "$i" "${ftm_seed[$i]}" "$i" >>"$tmp/tokens.csv"
+done
+cat >"$tmp/ftmpush.conf" <<EOF
+token_db = $tmp/tokens.db
+window = 1
+no_token = reject
+EOF
+"$ctl" --db "$tmp/tokens.db" token import "$tmp/tokens.csv" >/dev/null
+cat >"$tmp/pam.d/oath" <<EOF
+auth     requisite  $pwdfile pwdfile=$tmp/passwd
+auth     required   $oath usersfile=$tmp/users.oath window=1 digits=6
+account  required   $permit
+EOF
+cat >"$tmp/pam.d/ftmpush" <<EOF
+auth     requisite  $module split config=$tmp/ftmpush.conf
+auth     requisite  $pwdfile pwdfile=$tmp/passwd use_first_pass
+auth     required   $module config=$tmp/ftmpush.conf
+account  required   $permit
+EOF
+
+login() { # SERVICE USER INPUT: one pamtester process; 0 when authenticated
+  printf '%b' "$3" | LD_PRELOAD=$wrapper PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=$tmp/pam.d \
+    pamtester "$1" "$2" authenticate >/dev/null 2>&1
+}
+
+# both codes of a user computed before either login is timed
+t_oath=0 t_ftm=0 ok_oath=0 ok_ftm=0
+for i in $(seq 1 "$users"); do
+  c_oath=$(oathtool --totp -s 60 -d 6 "${oath_seed[$i]}") c_ftm=$(oathtool --totp -s 60 -d 6 "${ftm_seed[$i]}")
+  s=$EPOCHREALTIME; login oath "u$i" "pw-bench\n$c_oath\n" && ok_oath=$((ok_oath + 1)); e=$EPOCHREALTIME
+  t_oath=$(awk -v t="$t_oath" -v s="$s" -v e="$e" 'BEGIN { printf "%.6f", t + e - s }')
+  s=$EPOCHREALTIME; login ftmpush "u$i" "pw-bench$c_ftm\n" && ok_ftm=$((ok_ftm + 1)); e=$EPOCHREALTIME
+  t_ftm=$(awk -v t="$t_ftm" -v s="$s" -v e="$e" 'BEGIN { printf "%.6f", t + e - s }')
+done
+awk -v n="$users" -v to="$t_oath" -v tf="$t_ftm" -v oo="$ok_oath" -v of="$ok_ftm" 'BEGIN {
+  printf "pam_oath:    %d of %d logins succeeded, %.2f ms per login\n", oo, n, to * 1000 / n
+  printf "pam_ftmpush: %d of %d logins succeeded, %.2f ms per login\n", of, n, tf * 1000 / n
+  printf "PAM code login pam_ftmpush / pam_oath: %.2f (target <= 1.0)\n", tf / to }'

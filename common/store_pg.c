@@ -1,0 +1,935 @@
+/* store_pg: the PostgreSQL token store backend (libpq), for many servers on one database. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "store_backend.h"
+
+#define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
+
+/* The newest schema this binary knows; migrations[v] brings a database from version v to v + 1. */
+#define SCHEMA_VERSION	1
+/* Connections per process: FreeRADIUS threads beyond this wait for one (POOL_WAIT_MS at most). */
+#define POOL_SIZE	8
+#define POOL_WAIT_MS	10000
+/* After a failed connect, no new attempt for BACKOFF_MIN_MS, doubling to BACKOFF_MAX_MS: logins
+ * fail at once while the database is down instead of each waiting for a connect timeout. */
+#define BACKOFF_MIN_MS	100
+#define BACKOFF_MAX_MS	3200
+/* A verdict never waits long on another node's row lock or a stuck server: it fails closed. */
+#define SESSION_SQL	"SET lock_timeout = '10s'; SET statement_timeout = '15s';" \
+			" SET idle_in_transaction_session_timeout = '15s'; SET synchronous_commit = on"
+/* Marks a failure on the first round trip of a reused connection: nothing was done, try once more. */
+#define PG_STALE	(-2)
+
+#define TOKEN_COLS "serial, username, seed, alg, digits, period, status, last_step, failures, push, created"
+
+/* Schema version 1. Text compares bytewise (COLLATE "C") so lists order like the SQLite store. */
+static const char *const migrations[SCHEMA_VERSION] = {
+	"CREATE TABLE ftm_meta (name text COLLATE \"C\" PRIMARY KEY, value bytea NOT NULL);"
+	"CREATE TABLE ftm_tokens ("
+	" serial    text COLLATE \"C\" PRIMARY KEY,"
+	" username  text COLLATE \"C\" NOT NULL,"
+	" seed      bytea NOT NULL,"			/* AES-256-GCM sealed, never clear */
+	" alg       text NOT NULL CHECK (alg IN ('sha1','sha256','sha512')),"
+	" digits    integer NOT NULL CHECK (digits BETWEEN 6 AND 8),"
+	" period    integer NOT NULL CHECK (period > 0),"
+	" status    text NOT NULL DEFAULT 'active' CHECK (status IN ('active','lock')),"
+	" last_step bigint NOT NULL DEFAULT -1,"
+	" failures  integer NOT NULL DEFAULT 0,"
+	" push      text NOT NULL DEFAULT '',"
+	" created   bigint NOT NULL);"
+	"CREATE INDEX ftm_tokens_by_user ON ftm_tokens (username, serial);",
+};
+
+/* Prepared on a connection at first use ("ftm" + the index): a short PAM process prepares only what
+ * its login runs. */
+enum {
+	Q_META_GET, Q_META_PUT, Q_INSERT, Q_GET, Q_REISSUE, Q_STATUS, Q_STATUS_CLEAR, Q_PUSH, Q_USER, Q_DELETE,
+	Q_LIST_ALL, Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE, Q_COUNT
+};
+static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
+	[Q_META_GET]	 = { "SELECT value FROM ftm_meta WHERE name = $1", 1 },
+	[Q_META_PUT]	 = { "INSERT INTO ftm_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", 2 },
+	[Q_INSERT]	 = { "INSERT INTO ftm_tokens (" TOKEN_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)", 11 },
+	[Q_GET]		 = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE serial = $1", 1 },
+	[Q_REISSUE]	 = { "UPDATE ftm_tokens SET seed = $1, alg = $2, digits = $3, period = $4, created = $5,"
+			     " status = $6, last_step = $7, failures = $8 WHERE serial = $9", 9 },
+	[Q_STATUS]	 = { "UPDATE ftm_tokens SET status = $1 WHERE serial = $2", 2 },
+	[Q_STATUS_CLEAR] = { "UPDATE ftm_tokens SET status = $1, failures = 0 WHERE serial = $2", 2 },
+	[Q_PUSH]	 = { "UPDATE ftm_tokens SET push = $1 WHERE serial = $2", 2 },
+	[Q_USER]	 = { "UPDATE ftm_tokens SET username = $1 WHERE serial = $2", 2 },
+	[Q_DELETE]	 = { "DELETE FROM ftm_tokens WHERE serial = $1", 1 },
+	[Q_LIST_ALL]	 = { "SELECT " TOKEN_COLS " FROM ftm_tokens ORDER BY username, serial", 0 },
+	[Q_LIST_USER]	 = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE username = $1 ORDER BY serial", 1 },
+	/* the user's rows locked in one order on every node: two verdicts of one user serialize */
+	[Q_VERDICT_LOCK] = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE username = $1 ORDER BY serial FOR UPDATE", 1 },
+	[Q_VERDICT_PEEK] = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE username = $1 ORDER BY serial", 1 },
+	[Q_VERDICT_WRITE] = { "UPDATE ftm_tokens SET status = $1, last_step = $2, failures = $3 WHERE serial = $4", 4 },
+};
+
+typedef struct pg_link {
+	PGconn	*conn;
+	pid_t	pid;		/* the process that connected: a forked child must not use the socket */
+	bool	busy;
+	bool	reused;		/* used before: a failure may be a connection the server closed meanwhile */
+	uint32_t prepared;	/* bit q: queries[q] is prepared on conn */
+} pg_link_t;
+
+typedef struct pg {
+	char		*uri;
+	pthread_mutex_t	mu;
+	pthread_cond_t	freed;
+	pg_link_t	links[POOL_SIZE];
+	unsigned	backoff_ms;	/* 0: connected, or never failed */
+	int64_t		retry_at_ms;	/* monotonic: no connect attempt before this */
+	bool		down;		/* the last connect failed (logged once per outage) */
+	char		last_error[256];
+	const ftm_log_t	*log;
+} pg_t;
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* libpq's message without its trailing newline, on one line. */
+static void one_line(char *dst, size_t max, const char *msg)
+{
+	size_t n;
+
+	snprintf(dst, max, "%s", msg != NULL && msg[0] != '\0' ? msg : "unknown error");
+	for (char *p = dst; *p != '\0'; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+	n = strlen(dst);
+	while (n > 0 && dst[n - 1] == ' ')
+		dst[--n] = '\0';
+}
+
+static int conn_err(PGconn *c, const char *what, char *err, size_t err_len)
+{
+	char msg[256];
+
+	one_line(msg, sizeof(msg), PQerrorMessage(c));
+	SETERR("token store (PostgreSQL): %s: %s", what, msg);
+	return -1;
+}
+
+/* The result has the wanted status, else an error in err (and -1). Clears res either way when bad. */
+static int res_ok(PGconn *c, PGresult *res, ExecStatusType want, const char *what, char *err, size_t err_len)
+{
+	char msg[256];
+
+	if (res != NULL && PQresultStatus(res) == want)
+		return 0;
+	one_line(msg, sizeof(msg), res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(c));
+	SETERR("token store (PostgreSQL): %s: %s", what, msg);
+	PQclear(res);
+	return -1;
+}
+
+static bool res_is(PGresult *res, const char *sqlstate)
+{
+	const char *s = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	return s != NULL && strcmp(s, sqlstate) == 0;
+}
+
+static int exec_cmd(PGconn *c, const char *sql, const char *what, char *err, size_t err_len)
+{
+	PGresult *res = PQexec(c, sql);
+
+	if (res_ok(c, res, PGRES_COMMAND_OK, what, err, err_len) != 0)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+static void rollback(PGconn *c)
+{
+	if (PQtransactionStatus(c) != PQTRANS_IDLE && PQstatus(c) == CONNECTION_OK)
+		PQclear(PQexec(c, "ROLLBACK"));
+}
+
+/* ---- schema ---- */
+
+static int schema_version(PGconn *c, int *version, char *err, size_t err_len)
+{
+	PGresult *res = PQexec(c, "SELECT to_regclass('ftm_schema') IS NOT NULL");
+
+	if (res_ok(c, res, PGRES_TUPLES_OK, "schema", err, err_len) != 0)
+		return -1;
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		PQclear(res);
+		*version = 0;
+		return 0;
+	}
+	PQclear(res);
+	res = PQexec(c, "SELECT coalesce(max(version), 0) FROM ftm_schema");
+	if (res_ok(c, res, PGRES_TUPLES_OK, "schema", err, err_len) != 0)
+		return -1;
+	*version = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
+/* Create or migrate under one transaction-scoped advisory lock, so nodes starting together agree. */
+static int ensure_schema(pg_t *pg, PGconn *c, char *err, size_t err_len)
+{
+	PGresult *res;
+	char sql[128];
+	int v = 0, from;
+
+	if (exec_cmd(c, "BEGIN", "schema", err, err_len) != 0)
+		return -1;
+	res = PQexec(c, "SELECT pg_advisory_xact_lock(hashtext('ftmpush schema'))");
+	if (res_ok(c, res, PGRES_TUPLES_OK, "schema lock", err, err_len) != 0)
+		goto fail;
+	PQclear(res);
+	if (schema_version(c, &v, err, err_len) != 0)
+		goto fail;
+	if (v > SCHEMA_VERSION) {
+		SETERR("token store (PostgreSQL): the database has schema version %d, newer than this ftmpush "
+		       "(version %d): upgrade ftmpush on this node before it uses the database", v, SCHEMA_VERSION);
+		goto fail;
+	}
+	from = v;
+	if (v == 0 && exec_cmd(c, "CREATE TABLE ftm_schema (version integer NOT NULL)", "schema", err, err_len) != 0)
+		goto fail;
+	for (; v < SCHEMA_VERSION; v++) {
+		snprintf(sql, sizeof(sql), "INSERT INTO ftm_schema (version) VALUES (%d)", v + 1);
+		if (exec_cmd(c, migrations[v], "schema migration", err, err_len) != 0 ||
+		    exec_cmd(c, sql, "schema migration", err, err_len) != 0)
+			goto fail;
+	}
+	if (exec_cmd(c, "COMMIT", "schema", err, err_len) != 0)
+		goto fail;
+	if (from == 0)
+		ftm_log(pg->log, FTM_LOG_INFO, "token store (PostgreSQL): schema created (version %d)", SCHEMA_VERSION);
+	else if (from != SCHEMA_VERSION)
+		ftm_log(pg->log, FTM_LOG_INFO, "token store (PostgreSQL): schema migrated from version %d to %d",
+			from, SCHEMA_VERSION);
+	return 0;
+fail:
+	rollback(c);
+	return -1;
+}
+
+/* ---- connections ---- */
+
+static PGconn *connect_db(const char *uri, char *err, size_t err_len)
+{
+	/* connect_timeout first: a value in the URI (expanded from dbname) overrides it */
+	const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
+	const char *const values[] = { "5", "ftmpush", uri, NULL };
+	PGconn *c = PQconnectdbParams(keys, values, 1);
+	PGresult *res;
+
+	if (c == NULL) {
+		SETERR("token store (PostgreSQL): out of memory");
+		return NULL;
+	}
+	if (PQstatus(c) != CONNECTION_OK) {
+		conn_err(c, "connect", err, err_len);
+		PQfinish(c);
+		return NULL;
+	}
+	res = PQexec(c, SESSION_SQL);
+	if (res_ok(c, res, PGRES_COMMAND_OK, "session settings", err, err_len) != 0) {
+		PQfinish(c);
+		return NULL;
+	}
+	PQclear(res);
+	return c;
+}
+
+/* A connection made before fork() belongs to the parent: close our copy of the socket so that
+ * PQfinish cannot send the parent's session a Terminate message, then free it. */
+static void link_drop(pg_link_t *l)
+{
+	if (l->conn == NULL)
+		return;
+	if (l->pid != getpid() && PQsocket(l->conn) >= 0)
+		close(PQsocket(l->conn));
+	PQfinish(l->conn);
+	l->conn = NULL;
+	l->reused = false;
+	l->prepared = 0;
+}
+
+static void note_down(pg_t *pg, const char *why)
+{
+	bool first;
+
+	pthread_mutex_lock(&pg->mu);
+	pg->backoff_ms = pg->backoff_ms == 0 ? BACKOFF_MIN_MS
+			 : pg->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : pg->backoff_ms * 2;
+	pg->retry_at_ms = now_ms() + pg->backoff_ms;
+	snprintf(pg->last_error, sizeof(pg->last_error), "%s", why);
+	first = !pg->down;
+	pg->down = true;
+	pthread_mutex_unlock(&pg->mu);
+	if (first)
+		ftm_log(pg->log, FTM_LOG_ERR, "%s; logins fail closed until the database answers again "
+			"(reconnecting with backoff up to %d ms)", why, BACKOFF_MAX_MS);
+}
+
+static void note_up(pg_t *pg)
+{
+	bool was_down;
+
+	pthread_mutex_lock(&pg->mu);
+	was_down = pg->down;
+	pg->down = false;
+	pg->backoff_ms = 0;
+	pg->retry_at_ms = 0;
+	pthread_mutex_unlock(&pg->mu);
+	if (was_down)
+		ftm_log(pg->log, FTM_LOG_INFO, "token store (PostgreSQL): connected again");
+}
+
+static int link_connect(pg_t *pg, pg_link_t *l, char *err, size_t err_len)
+{
+	int64_t wait;
+
+	pthread_mutex_lock(&pg->mu);
+	wait = pg->retry_at_ms - now_ms();
+	if (pg->down && wait > 0) {
+		SETERR("%s (next attempt in %" PRId64 " ms)", pg->last_error, wait);
+		pthread_mutex_unlock(&pg->mu);
+		return -1;
+	}
+	pthread_mutex_unlock(&pg->mu);
+	l->conn = connect_db(pg->uri, err, err_len);
+	l->prepared = 0;
+	if (l->conn == NULL) {
+		note_down(pg, err != NULL ? err : "token store (PostgreSQL): cannot connect");
+		return -1;
+	}
+	l->pid = getpid();
+	l->reused = false;
+	note_up(pg);
+	return 0;
+}
+
+static pg_link_t *link_get(pg_t *pg, char *err, size_t err_len)
+{
+	struct timespec deadline;
+	pg_link_t *l = NULL;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += POOL_WAIT_MS / 1000;
+	pthread_mutex_lock(&pg->mu);
+	for (;;) {
+		pg_link_t *idle = NULL;
+
+		for (size_t i = 0; i < POOL_SIZE && l == NULL; i++) {
+			if (pg->links[i].busy)
+				continue;
+			if (pg->links[i].conn != NULL)
+				l = &pg->links[i];	/* an open connection first */
+			else if (idle == NULL)
+				idle = &pg->links[i];
+		}
+		if (l == NULL)
+			l = idle;
+		if (l != NULL)
+			break;
+		if (pthread_cond_timedwait(&pg->freed, &pg->mu, &deadline) == ETIMEDOUT) {
+			pthread_mutex_unlock(&pg->mu);
+			SETERR("token store (PostgreSQL): all %d connections of this process busy for %d s",
+			       POOL_SIZE, POOL_WAIT_MS / 1000);
+			return NULL;
+		}
+	}
+	l->busy = true;
+	pthread_mutex_unlock(&pg->mu);
+
+	if (l->conn != NULL && (l->pid != getpid() || PQstatus(l->conn) != CONNECTION_OK))
+		link_drop(l);
+	if (l->conn == NULL && link_connect(pg, l, err, err_len) != 0) {
+		pthread_mutex_lock(&pg->mu);
+		l->busy = false;
+		pthread_cond_signal(&pg->freed);
+		pthread_mutex_unlock(&pg->mu);
+		return NULL;
+	}
+	return l;
+}
+
+static void link_put(pg_t *pg, pg_link_t *l)
+{
+	if (PQstatus(l->conn) != CONNECTION_OK) {
+		link_drop(l);
+	} else {
+		rollback(l->conn);	/* never hand on a connection inside a transaction */
+		l->reused = true;
+	}
+	pthread_mutex_lock(&pg->mu);
+	l->busy = false;
+	pthread_cond_signal(&pg->freed);
+	pthread_mutex_unlock(&pg->mu);
+}
+
+/* The first round trip failed because the server had closed this (reused) connection: PG_STALE. */
+static int first_failed(pg_link_t *l, int rc)
+{
+	return rc != 0 && l->reused && PQstatus(l->conn) != CONNECTION_OK ? PG_STALE : rc;
+}
+
+typedef int (*pg_work_fn)(pg_t *pg, pg_link_t *l, void *ctx, char *err, size_t err_len);
+
+/* Run work on a pooled connection. A connection the server closed while it sat in the pool (a
+ * database restart, a failover) shows on the first round trip; the work is then run once more on a
+ * new connection, since nothing of it reached the database. */
+static int with_link(pg_t *pg, pg_work_fn work, void *ctx, char *err, size_t err_len)
+{
+	for (int attempt = 0; ; attempt++) {
+		pg_link_t *l = link_get(pg, err, err_len);
+		int rc;
+
+		if (l == NULL)
+			return -1;
+		rc = work(pg, l, ctx, err, err_len);
+		link_put(pg, l);
+		if (rc != PG_STALE)
+			return rc;
+		if (attempt > 0)
+			return -1;
+		/* the others in the pool were closed by the same restart: do not try them one by one */
+		pthread_mutex_lock(&pg->mu);
+		for (size_t i = 0; i < POOL_SIZE; i++)
+			if (!pg->links[i].busy)
+				link_drop(&pg->links[i]);
+		pthread_mutex_unlock(&pg->mu);
+		ftm_log(pg->log, FTM_LOG_WARN, "token store (PostgreSQL): a pooled connection was closed by "
+			"the server; retrying on a new one");
+	}
+}
+
+/* ---- rows ---- */
+
+static int parse_i64(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int row_from_res(PGresult *res, int r, ftm_store_row_t *row)
+{
+	int64_t digits, period, last_step, failures, created;
+	unsigned char *blob;
+	size_t blen = 0;
+
+	memset(row, 0, sizeof(*row));
+	snprintf(row->tok.serial, sizeof(row->tok.serial), "%s", PQgetvalue(res, r, 0));
+	snprintf(row->tok.user, sizeof(row->tok.user), "%s", PQgetvalue(res, r, 1));
+	blob = PQunescapeBytea((const unsigned char *)PQgetvalue(res, r, 2), &blen);
+	if (blob == NULL)
+		return -1;
+	if (blen == 0 || blen > sizeof(row->sealed)) {
+		PQfreemem(blob);
+		return -1;
+	}
+	memcpy(row->sealed, blob, blen);
+	row->sealed_len = blen;
+	PQfreemem(blob);
+	if (ftm_alg_parse(PQgetvalue(res, r, 3), &row->tok.alg) != 0 ||
+	    parse_i64(PQgetvalue(res, r, 4), &digits) != 0 || parse_i64(PQgetvalue(res, r, 5), &period) != 0 ||
+	    parse_i64(PQgetvalue(res, r, 7), &last_step) != 0 || parse_i64(PQgetvalue(res, r, 8), &failures) != 0 ||
+	    parse_i64(PQgetvalue(res, r, 10), &created) != 0 ||
+	    digits < 0 || digits > 10 || period <= 0 || period > 86400 || failures < 0 || failures > 1000000)
+		return -1;
+	row->tok.digits = (unsigned)digits;
+	row->tok.period = (unsigned)period;
+	/* anything unexpected reads as locked */
+	row->tok.status = strcmp(PQgetvalue(res, r, 6), "active") == 0 ? FTM_TOKEN_ACTIVE : FTM_TOKEN_LOCKED;
+	row->tok.last_step = last_step;
+	row->tok.failures = (unsigned)failures;
+	snprintf(row->tok.push, sizeof(row->tok.push), "%s", PQgetvalue(res, r, 9));
+	row->tok.created = created;
+	return 0;
+}
+
+static const char *status_text(ftm_token_status_t status)
+{
+	return status == FTM_TOKEN_ACTIVE ? "active" : "lock";
+}
+
+/* Execute queries[q] on l, preparing it first if this connection has not yet. A failed PREPARE
+ * comes back as the result, so callers report it like a failed execution. */
+static PGresult *run(pg_link_t *l, int q, int n, const char *const *values, const int *lengths, const int *formats)
+{
+	char name[16];
+
+	snprintf(name, sizeof(name), "ftm%d", q);
+	if (!(l->prepared & (1u << q))) {
+		PGresult *res = PQprepare(l->conn, name, queries[q].sql, queries[q].nparams, NULL);
+
+		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+			return res;
+		PQclear(res);
+		l->prepared |= 1u << q;
+	}
+	return PQexecPrepared(l->conn, name, n, values, lengths, formats, 0);
+}
+
+/* ---- open / close ---- */
+
+static void pg_close(void *be)
+{
+	pg_t *pg = be;
+
+	if (pg == NULL)
+		return;
+	for (size_t i = 0; i < POOL_SIZE; i++)
+		link_drop(&pg->links[i]);
+	pthread_cond_destroy(&pg->freed);
+	pthread_mutex_destroy(&pg->mu);
+	free(pg->uri);
+	free(pg);
+}
+
+/* A password inside token_db would be printed wherever the store is named (logs, errors, `radiusd
+ * -X`) and read by whoever reads the config: it must come from a password file or a certificate. */
+static int check_uri(const char *uri, char *err, size_t err_len)
+{
+	char *perr = NULL;
+	PQconninfoOption *opts = PQconninfoParse(uri, &perr);
+	int rc = 0;
+
+	if (opts == NULL) {
+		char msg[256];
+
+		one_line(msg, sizeof(msg), perr);
+		SETERR("token store: bad PostgreSQL URI: %s", msg);
+		PQfreemem(perr);
+		return -1;
+	}
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+		if (strcmp(o->keyword, "password") == 0 && o->val != NULL && o->val[0] != '\0') {
+			SETERR("token store: token_db holds a password; it would reach logs and every reader of "
+			       "the configuration: remove it and use passfile=FILE (a libpq password file, mode "
+			       "0600) or a client certificate (sslcert=, sslkey=), see docs/ha.md");
+			rc = -1;
+		}
+	}
+	PQconninfoFree(opts);
+	return rc;
+}
+
+static void *pg_open(const char *location, const ftm_log_t *log, char *err, size_t err_len)
+{
+	pthread_condattr_t ca;
+	pg_t *pg;
+	PGconn *c;
+	size_t n;
+
+	if (location == NULL || strncmp(location, "//", 2) != 0) {
+		SETERR("token store: a PostgreSQL store is a libpq URI: postgresql://[user@]host[:port]/dbname[?param=value...]");
+		return NULL;
+	}
+	pg = calloc(1, sizeof(*pg));
+	n = strlen("postgresql:") + strlen(location) + 1;
+	if (pg == NULL || (pg->uri = malloc(n)) == NULL) {
+		free(pg);
+		SETERR("token store: out of memory");
+		return NULL;
+	}
+	snprintf(pg->uri, n, "postgresql:%s", location);
+	pg->log = log;
+	pthread_mutex_init(&pg->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&pg->freed, &ca);
+	pthread_condattr_destroy(&ca);
+	if (check_uri(pg->uri, err, err_len) != 0) {
+		pg_close(pg);
+		return NULL;
+	}
+	/* The schema is checked (created, migrated, or refused as too new) before anything else. */
+	c = connect_db(pg->uri, err, err_len);
+	if (c == NULL) {
+		pg_close(pg);
+		return NULL;
+	}
+	if (ensure_schema(pg, c, err, err_len) != 0) {
+		PQfinish(c);
+		pg_close(pg);
+		return NULL;
+	}
+	pg->links[0].conn = c;
+	pg->links[0].pid = getpid();
+	pg->links[0].reused = true;
+	return pg;
+}
+
+/* ---- meta ---- */
+
+struct meta_ctx {
+	const char	*name;
+	uint8_t		*buf;
+	const uint8_t	*in;
+	size_t		max, *len;
+};
+
+static int meta_get_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct meta_ctx *m = c;
+	const char *values[1] = { m->name };
+	PGresult *res = run(l, Q_META_GET, 1, values, NULL, NULL);
+	unsigned char *blob;
+	size_t blen = 0;
+
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "meta", err, err_len) != 0)
+		return first_failed(l, -1);
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return 1;
+	}
+	blob = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 0), &blen);
+	PQclear(res);
+	if (blob == NULL || blen > m->max) {
+		PQfreemem(blob);
+		SETERR("token store: meta %s too large", m->name);
+		return -1;
+	}
+	memcpy(m->buf, blob, blen);
+	*m->len = blen;
+	PQfreemem(blob);
+	return 0;
+}
+
+static int pg_meta_get(void *be, const char *name, uint8_t *buf, size_t max, size_t *len, char *err, size_t err_len)
+{
+	struct meta_ctx m = { .name = name, .buf = buf, .max = max, .len = len };
+
+	return with_link(be, meta_get_on, &m, err, err_len);
+}
+
+static int meta_put_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct meta_ctx *m = c;
+	const char *values[2] = { m->name, (const char *)m->in };
+	const int lengths[2] = { 0, (int)m->max };
+	const int formats[2] = { 0, 1 };
+	PGresult *res = run(l, Q_META_PUT, 2, values, lengths, formats);
+
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "meta", err, err_len) != 0)
+		return first_failed(l, -1);
+	PQclear(res);
+	return 0;
+}
+
+/* ON CONFLICT DO NOTHING: the first writer wins (two nodes creating the key check at once); callers
+ * read back what was kept. */
+static int pg_meta_put(void *be, const char *name, const uint8_t *buf, size_t len, char *err, size_t err_len)
+{
+	struct meta_ctx m = { .name = name, .in = buf, .max = len };
+
+	return with_link(be, meta_put_on, &m, err, err_len);
+}
+
+/* ---- tokens ---- */
+
+struct rows_in {
+	const ftm_store_row_t	*rows;
+	size_t			n;
+};
+
+static int insert_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct rows_in *in = c;
+
+	if (exec_cmd(l->conn, "BEGIN", "insert", err, err_len) != 0)
+		return first_failed(l, -1);
+	for (size_t i = 0; i < in->n; i++) {
+		const ftm_token_t *t = &in->rows[i].tok;
+		char digits[16], period[16], last[24], failures[16], created[24];
+		const char *values[11] = { t->serial, t->user, (const char *)in->rows[i].sealed, ftm_alg_name(t->alg),
+					   digits, period, status_text(t->status), last, failures, t->push, created };
+		int lengths[11] = { 0, 0, (int)in->rows[i].sealed_len };
+		int formats[11] = { 0, 0, 1 };
+		PGresult *res;
+
+		snprintf(digits, sizeof(digits), "%u", t->digits);
+		snprintf(period, sizeof(period), "%u", t->period);
+		snprintf(last, sizeof(last), "%" PRId64, t->last_step);
+		snprintf(failures, sizeof(failures), "%u", t->failures);
+		snprintf(created, sizeof(created), "%" PRId64, t->created);
+		res = run(l, Q_INSERT, 11, values, lengths, formats);
+		if (res_is(res, "23505")) {	/* unique_violation */
+			PQclear(res);
+			SETERR("token %s already exists", t->serial);
+			return -1;
+		}
+		if (res_ok(l->conn, res, PGRES_COMMAND_OK, "insert", err, err_len) != 0)
+			return -1;
+		PQclear(res);
+	}
+	return exec_cmd(l->conn, "COMMIT", "insert", err, err_len);
+}
+
+static int pg_insert(void *be, const ftm_store_row_t *rows, size_t n, char *err, size_t err_len)
+{
+	struct rows_in in = { rows, n };
+
+	return with_link(be, insert_on, &in, err, err_len);
+}
+
+struct rows_out {
+	int		q;
+	const char	*arg;
+	ftm_store_row_t	*rows;		/* grown; zeroed and freed by the caller */
+	size_t		n, cap;
+};
+
+static int rows_from(PGresult *res, struct rows_out *o, char *err, size_t err_len)
+{
+	int nt = PQntuples(res);
+
+	if (nt > 0) {
+		o->rows = calloc((size_t)nt, sizeof(*o->rows));
+		if (o->rows == NULL) {
+			SETERR("token store: out of memory");
+			return -1;
+		}
+		o->cap = (size_t)nt;
+	}
+	for (int r = 0; r < nt; r++) {
+		if (row_from_res(res, r, &o->rows[r]) != 0) {
+			SETERR("token store: damaged record %s", PQgetvalue(res, r, 0));
+			return -1;
+		}
+		o->n++;
+	}
+	return 0;
+}
+
+static void rows_free(struct rows_out *o)
+{
+	if (o->rows != NULL) {
+		ftm_memzero(o->rows, o->cap * sizeof(*o->rows));
+		free(o->rows);
+	}
+	o->rows = NULL;
+	o->n = o->cap = 0;
+}
+
+static int select_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct rows_out *o = c;
+	const char *values[1] = { o->arg };
+	PGresult *res = run(l, o->q, o->arg != NULL ? 1 : 0, values, NULL, NULL);
+	int rc;
+
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "read", err, err_len) != 0)
+		return first_failed(l, -1);
+	rc = rows_from(res, o, err, err_len);
+	PQclear(res);
+	if (rc != 0)
+		rows_free(o);
+	return rc;
+}
+
+static int pg_get(void *be, const char *serial, ftm_store_row_t *out, char *err, size_t err_len)
+{
+	struct rows_out o = { .q = Q_GET, .arg = serial };
+	int rc = with_link(be, select_on, &o, err, err_len);
+
+	if (rc == 0 && o.n == 0)
+		rc = 1;
+	else if (rc == 0)
+		*out = o.rows[0];
+	rows_free(&o);
+	return rc;
+}
+
+struct update_ctx {
+	int		q;
+	int		n;
+	const char	*values[9];
+	int		lengths[9], formats[9];
+};
+
+/* One UPDATE or DELETE of one token; 1 when no such serial. */
+static int update_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct update_ctx *u = c;
+	PGresult *res = run(l, u->q, u->n, u->values, u->lengths, u->formats);
+	int rc;
+
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "update", err, err_len) != 0)
+		return first_failed(l, -1);
+	rc = strcmp(PQcmdTuples(res), "0") == 0 ? 1 : 0;
+	PQclear(res);
+	return rc;
+}
+
+/* What a re-issue resets is store.c's rule: the row carries every value to write. */
+static int pg_reissue(void *be, const ftm_store_row_t *row, char *err, size_t err_len)
+{
+	char digits[16], period[16], created[24], last[24], failures[16];
+	struct update_ctx u = { .q = Q_REISSUE, .n = 9,
+		.values = { (const char *)row->sealed, ftm_alg_name(row->tok.alg), digits, period, created,
+			    status_text(row->tok.status), last, failures, row->tok.serial },
+		.lengths = { (int)row->sealed_len }, .formats = { 1 } };
+
+	snprintf(digits, sizeof(digits), "%u", row->tok.digits);
+	snprintf(period, sizeof(period), "%u", row->tok.period);
+	snprintf(created, sizeof(created), "%" PRId64, row->tok.created);
+	snprintf(last, sizeof(last), "%" PRId64, row->tok.last_step);
+	snprintf(failures, sizeof(failures), "%u", row->tok.failures);
+	return with_link(be, update_on, &u, err, err_len);
+}
+
+static int pg_set_status(void *be, const char *serial, ftm_token_status_t status, bool clear_failures,
+			 char *err, size_t err_len)
+{
+	struct update_ctx u = { .q = clear_failures ? Q_STATUS_CLEAR : Q_STATUS, .n = 2,
+				.values = { status_text(status), serial } };
+
+	return with_link(be, update_on, &u, err, err_len);
+}
+
+static int pg_set_push(void *be, const char *serial, const char *push, char *err, size_t err_len)
+{
+	struct update_ctx u = { .q = Q_PUSH, .n = 2, .values = { push, serial } };
+
+	return with_link(be, update_on, &u, err, err_len);
+}
+
+static int pg_set_user(void *be, const char *serial, const char *user, char *err, size_t err_len)
+{
+	struct update_ctx u = { .q = Q_USER, .n = 2, .values = { user, serial } };
+
+	return with_link(be, update_on, &u, err, err_len);
+}
+
+static int pg_remove(void *be, const char *serial, char *err, size_t err_len)
+{
+	struct update_ctx u = { .q = Q_DELETE, .n = 1, .values = { serial } };
+
+	return with_link(be, update_on, &u, err, err_len);
+}
+
+/* Rows are read first and handed to cb with no connection held, so cb may call back into the store. */
+static int pg_list(void *be, const char *user, ftm_row_cb cb, void *ctx, char *err, size_t err_len)
+{
+	struct rows_out o = { .q = user != NULL ? Q_LIST_USER : Q_LIST_ALL, .arg = user };
+	int rc = with_link(be, select_on, &o, err, err_len);
+
+	for (size_t i = 0; rc == 0 && i < o.n; i++)
+		if (cb(ctx, &o.rows[i]) != 0)
+			break;
+	rows_free(&o);
+	return rc;
+}
+
+struct verdict_ctx {
+	const char	*user;
+	bool		write;
+	ftm_decide_fn	decide;
+	void		*ctx;
+};
+
+/* BEGIN, the user's rows under FOR UPDATE, decide, the dirty rows written back, COMMIT: a second
+ * verdict for the user on any node waits at the SELECT and then reads what this one committed. */
+static int verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct verdict_ctx *vc = c;
+	struct rows_out o = { 0 };
+	const char *values[1] = { vc->user };
+	PGresult *res;
+	int rc = -1;
+
+	if (vc->write && exec_cmd(l->conn, "BEGIN", "verdict", err, err_len) != 0)
+		return first_failed(l, -1);
+	res = run(l, vc->write ? Q_VERDICT_LOCK : Q_VERDICT_PEEK, 1, values, NULL, NULL);
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "verdict", err, err_len) != 0)
+		return vc->write ? -1 : first_failed(l, -1);	/* a peek changes nothing: safe to repeat */
+	if (rows_from(res, &o, err, err_len) != 0) {
+		PQclear(res);
+		goto out;
+	}
+	PQclear(res);
+	if (vc->decide(vc->ctx, o.rows, o.n) != 0)
+		goto out;
+	if (!vc->write) {
+		rc = 0;
+		goto out;
+	}
+	for (size_t i = 0; i < o.n; i++) {
+		const ftm_token_t *t = &o.rows[i].tok;
+		char last[24], failures[16];
+		const char *uv[4] = { status_text(t->status), last, failures, t->serial };
+
+		if (!o.rows[i].dirty)
+			continue;
+		snprintf(last, sizeof(last), "%" PRId64, t->last_step);
+		snprintf(failures, sizeof(failures), "%u", t->failures);
+		res = run(l, Q_VERDICT_WRITE, 4, uv, NULL, NULL);
+		if (res_ok(l->conn, res, PGRES_COMMAND_OK, "verdict", err, err_len) != 0)
+			goto out;
+		PQclear(res);
+	}
+	res = PQexec(l->conn, "COMMIT");
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "verdict commit", err, err_len) != 0)
+		goto out;
+	/* a transaction that failed on the server reports its COMMIT as ROLLBACK */
+	if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+		SETERR("token store (PostgreSQL): verdict rolled back by the server");
+		PQclear(res);
+		goto out;
+	}
+	PQclear(res);
+	rc = 0;
+out:
+	rows_free(&o);
+	return rc;
+}
+
+static int pg_verdict(void *be, const char *user, bool write, ftm_decide_fn decide, void *ctx,
+		      char *err, size_t err_len)
+{
+	struct verdict_ctx vc = { user, write, decide, ctx };
+
+	return with_link(be, verdict_on, &vc, err, err_len);
+}
+
+const ftm_store_backend_t ftm_store_backend_pg = {
+	.scheme		= "postgresql",
+	.open		= pg_open,
+	.close		= pg_close,
+	.meta_get	= pg_meta_get,
+	.meta_put	= pg_meta_put,
+	.insert		= pg_insert,
+	.get		= pg_get,
+	.reissue	= pg_reissue,
+	.set_status	= pg_set_status,
+	.set_push	= pg_set_push,
+	.set_user	= pg_set_user,
+	.remove		= pg_remove,
+	.list		= pg_list,
+	.verdict	= pg_verdict,
+};

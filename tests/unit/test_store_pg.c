@@ -1,0 +1,591 @@
+/* test_store_pg: the PostgreSQL token store, as a specification, on the private server that
+ * test_store_pg.sh starts (FTM_TEST_PG_HOST: its socket directory; each test gets a new database).
+ * Codes are RFC 6238 appendix B values (SHA1 seed "12345678901234567890", 30 s, 8 digits). */
+#include "config.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <libpq-fe.h>
+
+#include "ftm_store.h"
+
+#define SEED_HEX	"3132333435363738393031323334353637383930"
+#define T1		1111111109LL	/* step 37037036 */
+#define C1		"07081804"
+#define T2		1111111111LL	/* step 37037037 */
+#define C2		"14050471"
+#define BAD		"00000000"
+
+typedef struct fixture {
+	char		db[32];
+	char		uri[512];
+	char		dir[64];
+	char		key[128];
+	ftm_store_t	*st;
+} fixture_t;
+
+static const char *pg_host;
+static int db_serial;
+
+static PGconn *admin(const char *db)
+{
+	char uri[512];
+	PGconn *c;
+
+	snprintf(uri, sizeof(uri), "postgresql:///%s?host=%s&user=ftm", db, pg_host);
+	c = PQconnectdb(uri);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("connect %s: %s", uri, PQerrorMessage(c));
+	return c;
+}
+
+/* One SQL statement on the test's database from a separate session (another node, or an admin). */
+static void sql(fixture_t *f, const char *q)
+{
+	PGconn *c = admin(f->db);
+	PGresult *r = PQexec(c, q);
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", q, PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+}
+
+static long sql_long(fixture_t *f, const char *q)
+{
+	PGconn *c = admin(f->db);
+	PGresult *r = PQexec(c, q);
+	long v;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		fail_msg("%s: %s", q, PQresultErrorMessage(r));
+	v = atol(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	return v;
+}
+
+static ftm_verify_params_t params(unsigned threshold)
+{
+	ftm_verify_params_t p = { .window = 1, .lockout_threshold = threshold, .activation_expire = 0,
+				  .consume = true };
+	return p;
+}
+
+/* FTM_TEST_LOG=1: the store's log lines on stderr */
+static ftm_store_t *open_node(fixture_t *f, const char *key, char *err, size_t err_len)
+{
+	static const ftm_log_t to_stderr = { ftm_log_sink_stderr, NULL, FTM_LOG_DEBUG };
+
+	return ftm_store_open(f->uri, key, getenv("FTM_TEST_LOG") ? &to_stderr : NULL, err, err_len);
+}
+
+static int setup(void **state)
+{
+	fixture_t *f = calloc(1, sizeof(*f));
+	PGconn *c;
+	PGresult *r;
+	char q[96], err[512];
+
+	snprintf(f->db, sizeof(f->db), "ftm_unit_%d_%d", (int)getpid(), ++db_serial);
+	snprintf(f->uri, sizeof(f->uri), "postgresql:///%s?host=%s&user=ftm", f->db, pg_host);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/ftm-test-pg.XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(f->key, sizeof(f->key), "%s/seed.key", f->dir);
+	c = admin("postgres");
+	snprintf(q, sizeof(q), "CREATE DATABASE %s", f->db);
+	r = PQexec(c, q);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		fprintf(stderr, "%s: %s", q, PQresultErrorMessage(r));
+		return -1;
+	}
+	PQclear(r);
+	PQfinish(c);
+	f->st = open_node(f, f->key, err, sizeof(err));
+	if (f->st == NULL) {
+		fprintf(stderr, "open: %s\n", err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture_t *f = *state;
+	DIR *d;
+	struct dirent *e;
+	char path[512];
+
+	ftm_store_close(f->st);
+	d = opendir(f->dir);
+	while (d && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
+		unlink(path);
+	}
+	if (d)
+		closedir(d);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static void add(ftm_store_t *st, const char *user, const char *serial)
+{
+	ftm_token_t t;
+	char err[256];
+
+	assert_int_equal(ftm_token_init(&t, user, serial, SEED_HEX, err, sizeof(err)), 0);
+	t.digits = 8;
+	t.period = 30;
+	t.created = T1 - 60;
+	assert_int_equal(ftm_store_token_add(st, &t, err, sizeof(err)), 0);
+}
+
+static ftm_token_t get(ftm_store_t *st, const char *serial)
+{
+	ftm_token_t t;
+	char err[256];
+
+	assert_int_equal(ftm_store_token_get(st, serial, &t, err, sizeof(err)), 0);
+	return t;
+}
+
+static ftm_verdict_t verify(ftm_store_t *st, const char *user, const char *code, time_t now, unsigned threshold)
+{
+	ftm_verify_params_t p = params(threshold);
+	ftm_verdict_t v;
+
+	ftm_store_verify_code(st, user, code, now, &p, &v);
+	return v;
+}
+
+/* ---- schema ---- */
+
+static void open_creates_the_schema_at_version_1(void **state)
+{
+	fixture_t *f = *state;
+
+	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), 1);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), 1);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_tokens"), 0);
+	/* a second node opening the same database changes nothing */
+	{
+		char err[256];
+		ftm_store_t *b = open_node(f, f->key, err, sizeof(err));
+
+		assert_non_null(b);
+		ftm_store_close(b);
+	}
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), 1);
+}
+
+static void a_database_newer_than_the_binary_is_refused(void **state)
+{
+	fixture_t *f = *state;
+	char err[512] = "";
+
+	sql(f, "INSERT INTO ftm_schema (version) VALUES (99)");
+	assert_null(open_node(f, f->key, err, sizeof(err)));
+	assert_non_null(strstr(err, "schema version 99, newer than this ftmpush"));
+	assert_non_null(strstr(err, "upgrade ftmpush"));
+}
+
+/* ---- tokens ---- */
+
+static void tokens_are_added_read_changed_listed_and_deleted(void **state)
+{
+	fixture_t *f = *state;
+	ftm_token_t t, dup[2];
+	char err[256];
+
+	add(f->st, "alice", "A1");
+	add(f->st, "bob", "B1");
+	t = get(f->st, "A1");
+	assert_string_equal(t.user, "alice");
+	assert_int_equal(t.seed_len, 20);
+	assert_memory_equal(t.seed, "12345678901234567890", 20);
+	assert_int_equal(t.digits, 8);
+	assert_int_equal(t.period, 30);
+	assert_int_equal(t.last_step, -1);
+	/* the seed is stored sealed, never in clear */
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_tokens WHERE position('12345678901234567890'::bytea in seed) > 0"), 0);
+	assert_int_equal(ftm_store_token_get(f->st, "NOPE", &t, err, sizeof(err)), 1);
+	assert_int_equal(ftm_store_token_add(f->st, &t, err, sizeof(err)), -1);	/* A1 again */
+	assert_non_null(strstr(err, "already exists"));
+	/* an import is all or nothing */
+	assert_int_equal(ftm_token_init(&dup[0], "carol", "C1", SEED_HEX, err, sizeof(err)), 0);
+	assert_int_equal(ftm_token_init(&dup[1], "carol", "B1", SEED_HEX, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_token_import(f->st, dup, 2, err, sizeof(err)), -1);
+	assert_int_equal(ftm_store_token_get(f->st, "C1", &t, err, sizeof(err)), 1);
+
+	assert_int_equal(ftm_store_token_set_status(f->st, "A1", FTM_TOKEN_LOCKED, err, sizeof(err)), 0);
+	assert_int_equal(get(f->st, "A1").status, FTM_TOKEN_LOCKED);
+	assert_int_equal(ftm_store_token_set_push(f->st, "A1", "ntfy:https://ntfy.example/t", err, sizeof(err)), 0);
+	assert_string_equal(get(f->st, "A1").push, "ntfy:https://ntfy.example/t");
+	assert_int_equal(ftm_store_token_set_user(f->st, "B1", "", err, sizeof(err)), 0);
+	assert_string_equal(get(f->st, "B1").user, "");
+	assert_int_equal(ftm_store_token_set_status(f->st, "NOPE", FTM_TOKEN_ACTIVE, err, sizeof(err)), 1);
+	assert_int_equal(ftm_store_token_delete(f->st, "B1", err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_token_delete(f->st, "B1", err, sizeof(err)), 1);
+	t = get(f->st, "A1");
+	t.seed[0] ^= 1;
+	assert_int_equal(ftm_store_token_reissue(f->st, &t, err, sizeof(err)), 0);
+	t = get(f->st, "A1");
+	assert_int_equal(t.status, FTM_TOKEN_ACTIVE);
+	assert_int_equal(t.seed[0], '1' ^ 1);
+}
+
+static int count_cb(void *ctx, const ftm_token_t *t)
+{
+	char *seen = ctx;
+
+	strcat(seen, t->serial);
+	strcat(seen, ",");
+	return 0;
+}
+
+static void lists_order_by_user_then_serial_bytewise(void **state)
+{
+	fixture_t *f = *state;
+	char seen[256] = "", err[256];
+
+	add(f->st, "bob", "b2");
+	add(f->st, "alice", "Z9");
+	add(f->st, "alice", "A1");
+	add(f->st, "Bob", "x1");	/* "B" sorts before "a" bytewise, as in the SQLite store */
+	assert_int_equal(ftm_store_token_list(f->st, NULL, count_cb, seen, err, sizeof(err)), 0);
+	assert_string_equal(seen, "x1,A1,Z9,b2,");
+	seen[0] = '\0';
+	assert_int_equal(ftm_store_token_list(f->st, "alice", count_cb, seen, err, sizeof(err)), 0);
+	assert_string_equal(seen, "A1,Z9,");
+}
+
+/* ---- the verdict on many nodes ---- */
+
+static void a_code_accepted_on_one_node_is_a_replay_on_another(void **state)
+{
+	fixture_t *f = *state;
+	char err[256];
+	ftm_store_t *b = open_node(f, f->key, err, sizeof(err));
+	ftm_verdict_t v;
+
+	assert_non_null(b);
+	add(f->st, "alice", "S1");
+	v = verify(f->st, "alice", C1, T1, 5);
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	v = verify(b, "alice", C1, T1, 5);
+	assert_int_equal(v.code, FTM_VERDICT_REPLAY);
+	assert_int_equal(v.wait_seconds, 30 - T1 % 30);
+	assert_string_equal(v.message, "Please wait 1 seconds to login again");
+	assert_int_equal(get(b, "S1").last_step, T1 / 30);
+	/* the next step's code is still good, on either node */
+	assert_int_equal(verify(b, "alice", C2, T2, 5).code, FTM_VERDICT_OK);
+	assert_int_equal(verify(f->st, "alice", C2, T2, 5).code, FTM_VERDICT_REPLAY);
+	ftm_store_close(b);
+}
+
+static void wrong_codes_on_two_nodes_add_up_to_the_lockout(void **state)
+{
+	fixture_t *f = *state;
+	char err[256];
+	ftm_store_t *b = open_node(f, f->key, err, sizeof(err));
+	ftm_verdict_t v;
+
+	assert_non_null(b);
+	add(f->st, "alice", "S1");
+	assert_int_equal(verify(f->st, "alice", BAD, T1, 3).code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(verify(b, "alice", BAD, T1, 3).code, FTM_VERDICT_BAD_CODE);
+	v = verify(f->st, "alice", BAD, T1, 3);
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_true(v.now_locked);
+	assert_int_equal(v.failures, 3);
+	/* locked for every node: the right code is refused on the other one too */
+	assert_int_equal(verify(b, "alice", C1, T1, 3).code, FTM_VERDICT_LOCKED);
+	assert_int_equal(get(b, "S1").status, FTM_TOKEN_LOCKED);
+	ftm_store_close(b);
+}
+
+#define THREADS	8
+#define ROUNDS	10
+
+struct hammer {
+	ftm_store_t	*st;
+	int		ok, replay, other;
+};
+
+static void *hammer(void *arg)
+{
+	struct hammer *h = arg;
+
+	for (int i = 0; i < ROUNDS; i++) {
+		ftm_verdict_t v = verify(h->st, "alice", C1, T1, 0);
+
+		if (v.code == FTM_VERDICT_OK)
+			h->ok++;
+		else if (v.code == FTM_VERDICT_REPLAY)
+			h->replay++;
+		else
+			h->other++;
+	}
+	return NULL;
+}
+
+/* More threads than a node's pool holds connections, on two nodes at once. */
+static void threads_on_two_nodes_accept_a_code_exactly_once(void **state)
+{
+	fixture_t *f = *state;
+	char err[256];
+	ftm_store_t *b = open_node(f, f->key, err, sizeof(err));
+	pthread_t tid[2 * THREADS];
+	struct hammer h[2 * THREADS];
+	int ok = 0, replay = 0;
+
+	assert_non_null(b);
+	add(f->st, "alice", "S1");
+	for (int i = 0; i < 2 * THREADS; i++) {
+		h[i] = (struct hammer){ .st = i % 2 ? b : f->st };
+		assert_int_equal(pthread_create(&tid[i], NULL, hammer, &h[i]), 0);
+	}
+	for (int i = 0; i < 2 * THREADS; i++) {
+		pthread_join(tid[i], NULL);
+		assert_int_equal(h[i].other, 0);
+		ok += h[i].ok;
+		replay += h[i].replay;
+	}
+	assert_int_equal(ok, 1);
+	assert_int_equal(replay, 2 * THREADS * ROUNDS - 1);
+	assert_int_equal(get(f->st, "S1").last_step, T1 / 30);
+	ftm_store_close(b);
+}
+
+struct waiter {
+	ftm_store_t	*st;
+	ftm_verdict_t	v;
+	volatile int	done;
+};
+
+static void *verify_later(void *arg)
+{
+	struct waiter *w = arg;
+
+	w->v = verify(w->st, "alice", C1, T1, 5);
+	w->done = 1;
+	return NULL;
+}
+
+/* SELECT ... FOR UPDATE: a verdict waits for another session holding the user's row, then decides on
+ * what that session committed (here: the step already used). */
+static void a_verdict_waits_for_the_users_rows_and_reads_the_committed_state(void **state)
+{
+	fixture_t *f = *state;
+	PGconn *other = admin(f->db);
+	struct waiter w = { .st = f->st };
+	pthread_t tid;
+	char q[128];
+
+	add(f->st, "alice", "S1");
+	PQclear(PQexec(other, "BEGIN"));
+	PQclear(PQexec(other, "SELECT 1 FROM ftm_tokens WHERE username = 'alice' FOR UPDATE"));
+	assert_int_equal(pthread_create(&tid, NULL, verify_later, &w), 0);
+	usleep(300 * 1000);
+	assert_int_equal(w.done, 0);	/* blocked on the row lock */
+	snprintf(q, sizeof(q), "UPDATE ftm_tokens SET last_step = %lld WHERE serial = 'S1'", T1 / 30);
+	PQclear(PQexec(other, q));
+	PQclear(PQexec(other, "COMMIT"));
+	pthread_join(tid, NULL);
+	assert_int_equal(w.v.code, FTM_VERDICT_REPLAY);
+	PQfinish(other);
+}
+
+/* A verdict writes every dirty row or none: a write that fails on the second token rolls back the
+ * failure already counted on the first. */
+static void a_verdict_that_fails_half_way_leaves_nothing_behind(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verdict_t v;
+
+	add(f->st, "alice", "S1");
+	add(f->st, "alice", "S2");
+	sql(f, "CREATE FUNCTION ftm_test_fail() RETURNS trigger LANGUAGE plpgsql AS "
+	       "$$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$");
+	sql(f, "CREATE TRIGGER ftm_test_fail BEFORE UPDATE ON ftm_tokens FOR EACH ROW "
+	       "WHEN (NEW.serial = 'S2') EXECUTE FUNCTION ftm_test_fail()");
+	v = verify(f->st, "alice", BAD, T1, 5);
+	assert_int_equal(v.code, FTM_VERDICT_ERROR);
+	assert_string_equal(v.message, "Token store unavailable");
+	assert_non_null(strstr(v.reason, "disk on fire"));
+	assert_int_equal(get(f->st, "S1").failures, 0);
+	assert_int_equal(get(f->st, "S2").failures, 0);
+	sql(f, "DROP TRIGGER ftm_test_fail ON ftm_tokens");
+	assert_int_equal(verify(f->st, "alice", BAD, T1, 5).code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(get(f->st, "S1").failures, 1);
+	assert_int_equal(get(f->st, "S2").failures, 1);
+}
+
+/* The server closes every connection (a restart, a failover): the next verdict reconnects by itself. */
+static void connections_closed_by_the_server_are_replaced_without_reopening(void **state)
+{
+	fixture_t *f = *state;
+
+	add(f->st, "alice", "S1");
+	assert_int_equal(verify(f->st, "alice", BAD, T1, 5).code, FTM_VERDICT_BAD_CODE);
+	sql(f, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+	       "WHERE application_name = 'ftmpush' AND pid <> pg_backend_pid()");
+	assert_int_equal(verify(f->st, "alice", C1, T1, 5).code, FTM_VERDICT_OK);
+	assert_int_equal(get(f->st, "S1").failures, 0);
+}
+
+/* ---- keys ---- */
+
+static void a_node_with_another_key_is_refused(void **state)
+{
+	fixture_t *f = *state;
+	char other[160], err[512] = "";
+
+	uint8_t key[32];
+	FILE *fp;
+
+	snprintf(other, sizeof(other), "%s/other.key", f->dir);
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(i * 7 + 1);
+	umask(077);
+	fp = fopen(other, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(key, 1, sizeof(key), fp), sizeof(key));
+	fclose(fp);
+	assert_null(open_node(f, other, err, sizeof(err)));
+	assert_non_null(strstr(err, "does not match the token store"));
+}
+
+static void a_node_without_the_key_file_is_refused_and_creates_none(void **state)
+{
+	fixture_t *f = *state;
+	char missing[160], err[512] = "";
+	struct stat sb;
+
+	snprintf(missing, sizeof(missing), "%s/missing.key", f->dir);
+	assert_null(open_node(f, missing, err, sizeof(err)));
+	assert_non_null(strstr(err, "is missing but the token store already has a seed key"));
+	assert_int_equal(stat(missing, &sb), -1);
+}
+
+static void a_shared_store_needs_an_explicit_key_file(void **state)
+{
+	fixture_t *f = *state;
+	char err[512] = "";
+
+	assert_null(open_node(f, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "set key_file"));
+}
+
+static void a_password_in_the_uri_is_refused(void **state)
+{
+	fixture_t *f = *state;
+	char uri[600], err[512] = "";
+
+	snprintf(uri, sizeof(uri), "postgresql://ftm:hunter2@/%s?host=%s", f->db, pg_host);
+	assert_null(ftm_store_open(uri, f->key, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "holds a password"));
+	assert_null(strstr(err, "hunter2"));
+	snprintf(uri, sizeof(uri), "%s&password=hunter2", f->uri);
+	assert_null(ftm_store_open(uri, f->key, NULL, err, sizeof(err)));
+	assert_null(strstr(err, "hunter2"));
+}
+
+/* ---- the database down ---- */
+
+static void an_unreachable_database_is_refused_at_open(void **state)
+{
+	fixture_t *f = *state;
+	char err[512] = "";
+
+	assert_null(ftm_store_open("postgresql:///ftm?host=/nonexistent-ftm-dir&user=ftm", f->key, NULL,
+				   err, sizeof(err)));
+	assert_non_null(strstr(err, "PostgreSQL"));
+	assert_non_null(strstr(err, "connect"));
+}
+
+static int run_cmd(const char *env)
+{
+	const char *cmd = getenv(env);
+
+	if (cmd == NULL)
+		fail_msg("%s not set (run through test_store_pg.sh)", env);
+	return system(cmd);
+}
+
+/* Stopped: every verdict fails closed at once (no wait per login), nothing is changed. Started
+ * again: verdicts work on the same handle, within the reconnect backoff. Runs last: it restarts
+ * the server. */
+static void while_the_database_is_down_verdicts_fail_closed_and_recover_by_themselves(void **state)
+{
+	fixture_t *f = *state;
+	struct timespec a, b;
+	ftm_verdict_t v;
+	int tries = 0;
+
+	add(f->st, "alice", "S1");
+	assert_int_equal(run_cmd("FTM_TEST_PG_STOP"), 0);
+	for (int i = 0; i < 5; i++) {
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		v = verify(f->st, "alice", C1, T1, 5);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		assert_int_equal(v.code, FTM_VERDICT_ERROR);
+		assert_string_equal(v.message, "Token store unavailable");
+		assert_non_null(strstr(v.reason, "PostgreSQL"));
+		assert_true((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < 2000);
+	}
+	assert_int_equal(run_cmd("FTM_TEST_PG_START"), 0);
+	do {
+		v = verify(f->st, "alice", C1, T1, 5);
+		if (v.code == FTM_VERDICT_ERROR)
+			usleep(100 * 1000);
+	} while (v.code == FTM_VERDICT_ERROR && ++tries < 100);
+	assert_int_equal(v.code, FTM_VERDICT_OK);	/* the code was not consumed while down */
+	assert_int_equal(verify(f->st, "alice", C1, T1, 5).code, FTM_VERDICT_REPLAY);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(open_creates_the_schema_at_version_1),
+		T(a_database_newer_than_the_binary_is_refused),
+		T(tokens_are_added_read_changed_listed_and_deleted),
+		T(lists_order_by_user_then_serial_bytewise),
+		T(a_code_accepted_on_one_node_is_a_replay_on_another),
+		T(wrong_codes_on_two_nodes_add_up_to_the_lockout),
+		T(threads_on_two_nodes_accept_a_code_exactly_once),
+		T(a_verdict_waits_for_the_users_rows_and_reads_the_committed_state),
+		T(a_verdict_that_fails_half_way_leaves_nothing_behind),
+		T(connections_closed_by_the_server_are_replaced_without_reopening),
+		T(a_node_with_another_key_is_refused),
+		T(a_node_without_the_key_file_is_refused_and_creates_none),
+		T(a_shared_store_needs_an_explicit_key_file),
+		T(a_password_in_the_uri_is_refused),
+		T(an_unreachable_database_is_refused_at_open),
+		T(while_the_database_is_down_verdicts_fail_closed_and_recover_by_themselves),
+	};
+
+	pg_host = getenv("FTM_TEST_PG_HOST");
+	if (pg_host == NULL || pg_host[0] == '\0') {
+		fprintf(stderr, "FTM_TEST_PG_HOST not set: run through tests/unit/test_store_pg.sh\n");
+		return 77;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
