@@ -60,6 +60,13 @@ static const opt_t options[] = {
 	STR("push.ntfy_token", push.ntfy_token, true),
 	BOOL("push.number_matching", push.number_matching),
 	STR("push.socket", push.socket, false),
+	STR("issuer", issuer, false),
+	STR("smtp.server", smtp.server, false),
+	STR("smtp.from", smtp.from, false),
+	BOOL("smtp.starttls", smtp.starttls),
+	STR("smtp.credentials", smtp.credentials, false),
+	STR("smtp.ca_file", smtp.ca_file, false),
+	UINT("smtp.timeout", smtp.timeout, 1, 600),
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -69,6 +76,7 @@ const char *const ftm_config_option_names[] = {
 	"push.status", "push.server", "push.interface", "push.server_port", "push.server_cert",
 	"push.server_key", "push.timeout", "push.gateway_url", "push.proxy", "push.ca_file",
 	"push.ntfy_token", "push.number_matching", "push.socket",
+	"issuer", "smtp.server", "smtp.from", "smtp.starttls", "smtp.credentials", "smtp.ca_file", "smtp.timeout",
 	NULL
 };
 
@@ -89,19 +97,66 @@ void ftm_config_defaults(ftm_config_t *cfg)
 	cfg->push.timeout = FTM_DEFAULT_PUSH_TIMEOUT;
 	cfg->push.number_matching = false;
 	snprintf(cfg->push.socket, sizeof(cfg->push.socket), "%s", FTM_DEFAULT_SOCKET);
+	snprintf(cfg->issuer, sizeof(cfg->issuer), "%s", "ftmpush");
+	cfg->smtp.starttls = true;
+	cfg->smtp.timeout = 30;
 }
 
 #define seterr ftm_set_err	/* the one error-buffer helper (util.c) */
 
-/* "push.X", "push_X" -> the table entry of "push.X"; top-level names as they are. */
-static const opt_t *find_option(const char *name)
+/* Old names an admin migrating from a FortiGate types (FortiOS's `config system ftm-push` called
+ * the callback address server-ip before it became server): accepted, with a warning. */
+static const struct {
+	const char	*old_name;	/* canonical spelling, "push.X" */
+	const char	*name;
+	const char	*warning;
+} aliases[] = {
+	{ "push.server-ip", "push.server",
+	  "server-ip is deprecated (FortiOS's old name): write server; accepted as server" },
+};
+#define N_ALIASES (sizeof(aliases) / sizeof(aliases[0]))
+
+/* "push.X", "push_X" -> "push.X" in canon (smtp alike); top-level names as they are. */
+static void canonical_name(const char *name, char *canon, size_t len)
+{
+	if (strncmp(name, "push_", 5) == 0 || strncmp(name, "push.", 5) == 0)
+		snprintf(canon, len, "push.%s", name + 5);
+	else if (strncmp(name, "smtp_", 5) == 0 || strncmp(name, "smtp.", 5) == 0)
+		snprintf(canon, len, "smtp.%s", name + 5);
+	else
+		snprintf(canon, len, "%s", name);
+}
+
+static const char *alias_target(const char *canon)
+{
+	for (size_t i = 0; i < N_ALIASES; i++)
+		if (strcmp(aliases[i].old_name, canon) == 0)
+			return aliases[i].name;
+	return NULL;
+}
+
+const char *ftm_config_deprecated(const char *name)
 {
 	char canon[64];
 
-	if (strncmp(name, "push_", 5) == 0 || strncmp(name, "push.", 5) == 0)
-		snprintf(canon, sizeof(canon), "push.%s", name + 5);
-	else
-		snprintf(canon, sizeof(canon), "%s", name);
+	if (name == NULL)
+		return NULL;
+	canonical_name(name, canon, sizeof(canon));
+	for (size_t i = 0; i < N_ALIASES; i++)
+		if (strcmp(aliases[i].old_name, canon) == 0)
+			return aliases[i].warning;
+	return NULL;
+}
+
+static const opt_t *find_option(const char *name)
+{
+	char canon[64];
+	const char *target;
+
+	canonical_name(name, canon, sizeof(canon));
+	target = alias_target(canon);
+	if (target != NULL)
+		snprintf(canon, sizeof(canon), "%s", target);
 	for (size_t i = 0; i < N_OPTIONS; i++)
 		if (strcmp(options[i].name, canon) == 0)
 			return &options[i];
@@ -276,7 +331,7 @@ static char *trim(char *s)
 }
 
 static void parse_line(struct load_state *ls, ftm_config_t *cfg, unsigned lineno, char *line,
-		       bool *in_push, bool *bad_section, bool *has_secret)
+		       const char **section, bool *bad_section, bool *has_secret)
 {
 	char *s = trim(line), *eq, *key, *val;
 	char name[80], e[FTM_ERR_MAX];
@@ -297,11 +352,13 @@ static void parse_line(struct load_state *ls, ftm_config_t *cfg, unsigned lineno
 		s = trim(s + 1);
 		*bad_section = false;
 		if (strcasecmp(s, "push") == 0) {
-			*in_push = true;
+			*section = "push";
+		} else if (strcasecmp(s, "smtp") == 0) {
+			*section = "smtp";
 		} else if (strcasecmp(s, "ftmpush") == 0 || strcasecmp(s, "main") == 0) {
-			*in_push = false;
+			*section = NULL;
 		} else {
-			load_error(ls, lineno, "unknown section [%.64s] (known: [ftmpush], [push])", s);
+			load_error(ls, lineno, "unknown section [%.64s] (known: [ftmpush], [push], [smtp])", s);
 			*bad_section = true;
 		}
 		return;
@@ -325,18 +382,23 @@ static void parse_line(struct load_state *ls, ftm_config_t *cfg, unsigned lineno
 		load_error(ls, lineno, "missing option name before '='");
 		return;
 	}
-	if (*in_push && strncmp(key, "push.", 5) != 0 && strncmp(key, "push_", 5) != 0)
-		snprintf(name, sizeof(name), "push.%.70s", key);
+	if (*section != NULL && (strncmp(key, *section, 4) != 0 || (key[4] != '.' && key[4] != '_')))
+		snprintf(name, sizeof(name), "%s.%.70s", *section, key);
 	else
 		snprintf(name, sizeof(name), "%.79s", key);
 	o = find_option(name);
 	if (o == NULL) {
-		load_error(ls, lineno, "unknown option '%.64s'%s", key, *in_push ? " in [push]" : "");
+		load_error(ls, lineno, "unknown option '%.64s'%s%s%s", key, *section ? " in [" : "",
+			   *section ? *section : "", *section ? "]" : "");
 		return;
 	}
 	if (ftm_config_set(cfg, name, val, e, sizeof(e)) != 0) {
 		load_error(ls, lineno, "%s", e);
 		return;
+	}
+	if (ftm_config_deprecated(name) != NULL && ls->report != NULL) {
+		snprintf(e, sizeof(e), "warning: %s", ftm_config_deprecated(name));
+		ls->report(ls->ctx, lineno, e);	/* a warning: not counted as an error */
 	}
 	if (o->secret && *val != '\0')
 		*has_secret = true;
@@ -346,7 +408,8 @@ int ftm_config_load(ftm_config_t *cfg, const char *path, ftm_config_report_fn re
 		    char *err, size_t err_len)
 {
 	struct load_state ls = { report, ctx, err, err_len, 0 };
-	bool in_push = false, bad_section = false, has_secret = false;
+	const char *section = NULL;
+	bool bad_section = false, has_secret = false;
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
@@ -399,7 +462,7 @@ int ftm_config_load(ftm_config_t *cfg, const char *path, ftm_config_report_fn re
 			load_error(&ls, lineno, "NUL byte in line");
 			continue;
 		}
-		parse_line(&ls, cfg, lineno, line, &in_push, &bad_section, &has_secret);
+		parse_line(&ls, cfg, lineno, line, &section, &bad_section, &has_secret);
 	}
 	if (ferror(f))
 		load_error(&ls, 0, "read error on %.200s", path);
@@ -463,6 +526,61 @@ static bool has_scheme(const char *url, const char *const *schemes)
 	return false;
 }
 
+/* A bare address: something@domain, nothing that could end a header or an SMTP command. */
+static bool valid_address(const char *a)
+{
+	const char *at = strchr(a, '@');
+
+	if (at == NULL || at == a || at[1] == '\0' || strchr(at + 1, '@') != NULL)
+		return false;
+	for (const char *c = a; *c != '\0'; c++)
+		if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f || strchr("<>()[],;:\\\"", *c) != NULL)
+			return false;
+	return true;
+}
+
+bool ftm_config_valid_email(const char *address)
+{
+	return address != NULL && strlen(address) < 256 && valid_address(address);
+}
+
+/* Activation mail: the server URL, a sender, TLS unless the admin turned it off, a private credentials file. */
+static void check_smtp(struct load_state *ls, const ftm_smtp_config_t *m)
+{
+	static const char *const smtp[] = { "smtp://", "smtps://", NULL };
+	struct stat sb;
+
+	if (m->server[0] == '\0') {
+		if (m->credentials[0] != '\0' || m->from[0] != '\0')
+			load_error(ls, 0, "smtp: set smtp.server (smtp://HOST:PORT or smtps://HOST:PORT) to send mail");
+		return;
+	}
+	if (!has_scheme(m->server, smtp) || strpbrk(m->server, " \t\r\n") != NULL)
+		load_error(ls, 0, "smtp.server must be an smtp://HOST[:PORT] (STARTTLS) or smtps://HOST[:PORT] URL");
+	else if (strchr(m->server, '@') != NULL)
+		load_error(ls, 0, "smtp.server: no user name or password in the URL; put them in smtp.credentials");
+	if (m->from[0] == '\0')
+		load_error(ls, 0, "smtp.server is set: set smtp.from (the sender address of activation mail)");
+	else if (!valid_address(m->from))
+		load_error(ls, 0, "smtp.from '%.200s' is not an e-mail address", m->from);
+	if (m->credentials[0] != '\0') {
+		if (stat(m->credentials, &sb) != 0 || access(m->credentials, R_OK) != 0)
+			load_error(ls, 0, "smtp.credentials %.200s is not readable: %s", m->credentials, strerror(errno));
+		else if (!S_ISREG(sb.st_mode))
+			load_error(ls, 0, "smtp.credentials %.200s is not a regular file", m->credentials);
+		else if (sb.st_mode & (S_IRWXG | S_IRWXO))
+			load_error(ls, 0, "smtp.credentials %.200s is accessible by group or others (mode %04o): "
+				   "refused; chmod 0600 it", m->credentials, (unsigned)(sb.st_mode & 07777));
+		if (!m->starttls && strncasecmp(m->server, "smtp://", 7) == 0)
+			load_error(ls, 0, "smtp.credentials with smtp.starttls = no would send the password in clear: "
+				   "refused (use STARTTLS or smtps://)");
+	}
+	if (m->ca_file[0] != '\0' && access(m->ca_file, R_OK) != 0)
+		load_error(ls, 0, "smtp.ca_file %.200s is not readable: %s", m->ca_file, strerror(errno));
+	if (m->timeout == 0)
+		load_error(ls, 0, "smtp.timeout must be greater than 0");
+}
+
 int ftm_config_validate(const ftm_config_t *cfg, ftm_config_report_fn report, void *ctx,
 			char *err, size_t err_len)
 {
@@ -508,5 +626,6 @@ int ftm_config_validate(const ftm_config_t *cfg, ftm_config_report_fn report, vo
 		if (p->socket[0] != '\0' && p->socket[0] != '/')
 			load_error(&ls, 0, "push.socket must be an absolute path");
 	}
+	check_smtp(&ls, &cfg->smtp);
 	return ls.errors;
 }

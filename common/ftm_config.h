@@ -31,6 +31,16 @@ typedef struct ftm_push_config {
 	char		socket[FTM_PATH_MAX];	/* push.socket: ftmpushd's Unix socket (PAM hosts) */
 } ftm_push_config_t;
 
+/* Outgoing mail (activation links): libcurl's SMTP. */
+typedef struct ftm_smtp_config {
+	char		server[FTM_PATH_MAX];	/* smtp.server: smtp://HOST[:PORT] (STARTTLS) or smtps://HOST[:PORT] */
+	char		from[256];		/* smtp.from: the sender address */
+	bool		starttls;		/* smtp.starttls: yes (default) requires TLS on smtp://; no allows plain */
+	char		credentials[FTM_PATH_MAX];	/* smtp.credentials: 0600 file, line 1 user, line 2 password */
+	char		ca_file[FTM_PATH_MAX];	/* smtp.ca_file: CA bundle for the server (default system) */
+	unsigned	timeout;		/* smtp.timeout: seconds for the whole send, default 30 */
+} ftm_smtp_config_t;
+
 typedef struct ftm_config {
 	char		token_db[FTM_PATH_MAX];	/* required by rlm_ftmpush; default FTM_DEFAULT_TOKEN_DB */
 	char		key_file[FTM_PATH_MAX];	/* seed encryption key; default token_db + ".key" */
@@ -42,16 +52,18 @@ typedef struct ftm_config {
 	unsigned	challenge_timeout;	/* seconds a challenge State lives, default 300 */
 	int		debug;			/* 0 quiet, 1 debug, 2 more */
 	ftm_push_config_t push;
+	char		issuer[128];		/* the organisation in otpauth URIs, e-mails and pages; default "ftmpush" */
+	ftm_smtp_config_t smtp;
 } ftm_config_t;
 
 void ftm_config_defaults(ftm_config_t *cfg);
 
-/* Set one option by name. Names: the field names above; push options as "push.X", "push_X" or,
- * inside a [push] section, "X". Values: yes/no/true/false/on/off/enable/disable for booleans.
+/* Set one option by name. Names: the field names above; push (smtp) options as "push.X", "push_X" or,
+ * inside a [push] ([smtp]) section, "X". Values: yes/no/true/false/on/off/enable/disable for booleans.
  * Returns 0, or -1 with a one-line explanation in err (unknown option, bad value, out of range). */
 int ftm_config_set(ftm_config_t *cfg, const char *name, const char *value, char *err, size_t err_len);
 
-/* Parse a "key = value" file (# and ; comments, [push] section). Refuses a file that is group- or
+/* Parse a "key = value" file (# and ; comments, [push] and [smtp] sections). Refuses a file that is group- or
  * world-writable, or world-readable when it holds a secret (ntfy_token). Returns the number of errors
  * (0 = ok); each error is reported through report(ctx, line, message) when report is non-NULL, and the
  * first one is also copied into err. */
@@ -64,6 +76,14 @@ int ftm_config_load(ftm_config_t *cfg, const char *path, ftm_config_report_fn re
  * nor interface, ... Returns the number of problems; each goes to report() and the first to err. */
 int ftm_config_validate(const ftm_config_t *cfg, ftm_config_report_fn report, void *ctx,
 			char *err, size_t err_len);
+
+/* A bare e-mail address (local@domain) safe to put into a header and an SMTP command. */
+bool ftm_config_valid_email(const char *address);
+
+/* A deprecated spelling still accepted by ftm_config_set (FortiOS's push "server-ip" for "server"):
+ * the one warning text to log for NAME, or NULL when NAME is not deprecated. ftm_config_load reports
+ * it itself, prefixed "warning: ", without counting it as an error. */
+const char *ftm_config_deprecated(const char *name);
 
 /* Names of every option, NULL-terminated (for docs, `config check`, and front-end mapping). */
 extern const char *const ftm_config_option_names[];

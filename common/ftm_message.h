@@ -43,7 +43,35 @@
 #define FTM_MSG_PROMPT_PASSWORD	"Password: "
 #define FTM_MSG_PROMPT_CODE	"Token code: "
 
+/* The enrolment page of activation links: a title and a text per answer */
+#define FTM_MSG_ENROL_UNKNOWN_TITLE	"This link is not valid"
+#define FTM_MSG_ENROL_UNKNOWN	"The link is wrong or was replaced by a newer one (a token is re-issued with a new link). " \
+				"Use the newest link you received, or ask your administrator for a new one."
+#define FTM_MSG_ENROL_EXPIRED_TITLE	"This link has expired"
+#define FTM_MSG_ENROL_EXPIRED	"Activation links work for a limited time. Ask your administrator for a new link."
+#define FTM_MSG_ENROL_USED_TITLE	"This link has been used"
+#define FTM_MSG_ENROL_USED	"Your token is already set up: log in with your password and the code your app shows. " \
+				"Lost or replaced your phone? Ask your administrator for a new token."
+#define FTM_MSG_ENROL_EXHAUSTED_TITLE	"Too many wrong codes"
+#define FTM_MSG_ENROL_EXHAUSTED	"Too many wrong codes were typed on this link, so it no longer works. " \
+				"Ask your administrator for a new link."
+#define FTM_MSG_ENROL_LOCKED_TITLE	"Your token is locked"
+#define FTM_MSG_ENROL_LOCKED	"Ask your administrator to unlock it, or for a new token."
+#define FTM_MSG_ENROL_ERROR_TITLE	"Enrolment is unavailable"
+#define FTM_MSG_ENROL_ERROR	"The service cannot check your link right now. Try again in a few minutes."
+#define FTM_MSG_ENROL_BAD_FORM_TITLE	"The form could not be read"
+#define FTM_MSG_ENROL_BAD_FORM	"Go back to the link in your e-mail and type the code your app shows (digits only)."
+#define FTM_MSG_ENROL_RATE_TITLE	"Too many requests"
+#define FTM_MSG_ENROL_RATE	"Wait a minute, then open the link again."
+#define FTM_MSG_ENROL_METHOD_TITLE	"Not allowed"
+#define FTM_MSG_ENROL_METHOD	"Open the link in your e-mail with a web browser."
+#define FTM_MSG_ENROL_DONE_TITLE	"Your token is active"
+#define FTM_MSG_ENROL_DONE	"From now on, log in with your password followed by the code your app shows " \
+				"(for example p@ssw0rd123456), or approve the push on your phone when your token has one."
+
 /* Texts with a number or a name in them: built only here. */
+/* The enrolment page after a wrong code: how many tries the link still takes. */
+void ftm_msg_enrol_wrong_code(char *buf, size_t len, unsigned tries_left);
 void ftm_msg_replay(char *buf, size_t len, unsigned wait_seconds);	/* "Please wait N seconds ..." */
 /* PAM push_wait=prompt: ask before pushing to the token named serial. */
 void ftm_msg_push_prompt(char *buf, size_t len, const char *serial);

@@ -38,6 +38,13 @@ enum { FTM_PUSH_NO_LISTENER = 1 };	/* ftm_push_new flags: engine only (unit test
 ftm_push_t *ftm_push_new(const ftm_config_t *cfg, const ftm_log_t *log, unsigned flags, char *err, size_t err_len);
 /* Stop the listener, wake and fail every waiter, free. */
 void ftm_push_free(ftm_push_t *p);
+/* Serve the enrolment page on the engine's listener; the engine owns e from now on (freed after the
+ * listener stops). */
+struct ftm_enrol;
+void ftm_push_set_enrol(ftm_push_t *p, struct ftm_enrol *e);
+/* The address of interface ifname (IPv4 preferred), as text: what callback URLs and activation links
+ * name when push.interface is set. 0 or -1 with err. */
+int ftm_push_interface_address(const char *ifname, char *out, size_t out_len, char *err, size_t err_len);
 /* "https://HOST:PORT/ftm/v1/" */
 const char *ftm_push_base_url(const ftm_push_t *p);
 

@@ -42,6 +42,7 @@ typedef struct ftm_rdv_request {
 	const char	*nas;
 	const char	*host;
 	unsigned	timeout;	/* seconds the daemon waits for the phone */
+	const char	*store;		/* the client's token_db: besides root, its owner may answer */
 } ftm_rdv_request_t;
 
 typedef struct ftm_rdv_reply {

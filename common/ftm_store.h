@@ -135,4 +135,52 @@ int ftm_token_init(ftm_token_t *tok, const char *user, const char *serial, const
 /* otpauth://totp/ISSUER:USER?secret=...&issuer=ISSUER&algorithm=...&digits=...&period=... */
 int ftm_token_otpauth_uri(const ftm_token_t *tok, const char *issuer, char *out, size_t out_len);
 
+/* ---- activation links (enrolment by e-mail or a printed link) ---- */
+
+#define FTM_EMAIL_MAX		256
+#define FTM_ACTIVATION_CODE_LEN	32	/* base64url characters of an activation code (24 CSPRNG bytes) */
+#define FTM_ACTIVATION_TRIES	5	/* wrong codes a link takes; then it is dead (a new link is needed) */
+
+typedef enum {
+	FTM_ACT_OK = 0,		/* open: the link is valid (seed in tok); confirm: the token is activated */
+	FTM_ACT_BAD_CODE,	/* confirm: the typed code is wrong; counted on the link */
+	FTM_ACT_UNKNOWN,	/* no such link: never issued, or revoked (token deleted or re-issued) */
+	FTM_ACT_EXPIRED,	/* the link's (the token's) activation window has passed */
+	FTM_ACT_USED,		/* already confirmed, or the token was used meanwhile */
+	FTM_ACT_EXHAUSTED,	/* FTM_ACTIVATION_TRIES wrong codes */
+	FTM_ACT_LOCKED,		/* the token is locked */
+	FTM_ACT_ERROR		/* store failure: fail closed */
+} ftm_activation_code_t;
+
+typedef struct ftm_activation {
+	ftm_activation_code_t	code;
+	char			serial[FTM_SERIAL_MAX];	/* "" when unknown */
+	char			email[FTM_EMAIL_MAX];
+	int64_t			expires;		/* 0 = never */
+	unsigned		tries_left;		/* wrong codes the link still takes */
+	char			reason[FTM_MSG_MAX];	/* for the log: never the code or the seed */
+} ftm_activation_t;
+
+const char *ftm_activation_code_name(ftm_activation_code_t c);
+
+/* A new single-use link for the token `serial`, replacing its earlier links: 24 CSPRNG bytes as
+ * FTM_ACTIVATION_CODE_LEN base64url characters into code (FTM_ACTIVATION_CODE_LEN + 1 bytes), stored
+ * only as a SHA-256 hash. It expires with the token's activation window (created + activation_expire
+ * minutes; 0 = never). Refused (-1) when the token was already used or its window has passed; 1 when
+ * there is no such token. email: where the link goes ("" when printed). */
+int ftm_store_activation_issue(ftm_store_t *st, const char *serial, const char *email, time_t now,
+			       unsigned activation_expire, char *code, size_t code_len,
+			       int64_t *expires, char *err, size_t err_len);
+/* The link behind `code` for the page: out->code FTM_ACT_OK with the token (seed in clear: zero it)
+ * in tok, or why not. Changes nothing. Every answer costs the same store work (unknown vs expired). */
+int ftm_store_activation_open(ftm_store_t *st, const char *code, time_t now, unsigned activation_expire,
+			      ftm_activation_t *out, ftm_token_t *tok);
+/* The user typed `otp` on the page of `code`: in one transaction, a code of the token inside the drift
+ * window and newer than its last step activates it like a login (the step is consumed, the token's
+ * failures reset) and uses the link up; a wrong one counts on the link only. */
+int ftm_store_activation_confirm(ftm_store_t *st, const char *code, const char *otp, time_t now,
+				 const ftm_verify_params_t *params, ftm_activation_t *out);
+/* The newest link of a token (its address and expiry; never a code): 0, 1 none, -1. */
+int ftm_store_activation_get(ftm_store_t *st, const char *serial, ftm_activation_t *out, char *err, size_t err_len);
+
 #endif

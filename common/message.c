@@ -11,6 +11,12 @@ static const char *token_name(const char *serial)
 	return serial != NULL && serial[0] != '\0' ? serial : "your token";
 }
 
+void ftm_msg_enrol_wrong_code(char *buf, size_t len, unsigned tries_left)
+{
+	snprintf(buf, len, "That code is not right. %u tr%s left. Check that the app shows the token you just "
+		 "added, and type the code it shows now.", tries_left, tries_left == 1 ? "y" : "ies");
+}
+
 void ftm_msg_replay(char *buf, size_t len, unsigned wait_seconds)
 {
 	snprintf(buf, len, "Please wait %u seconds to login again", wait_seconds);

@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "ftm_enrol.h"
 #include "ftm_push.h"
 #include "ftm_util.h"
 #include "push_channel.h"
@@ -63,6 +64,7 @@ struct ftm_push {
 	ftm_push_send_fn	send;
 	void			*send_ctx;
 	ftm_push_listener_t	*listener;
+	struct ftm_enrol	*enrol;			/* the enrolment page its listener serves */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -200,7 +202,7 @@ static void sweep(ftm_push_t *p)
 
 /* The address of interface ifname (IPv4 preferred), as text; 0 or -1 with err. The callback URLs and
  * the listener's bind address both come from it. */
-static int interface_address(const char *ifname, char *out, size_t out_len, char *err, size_t err_len)
+int ftm_push_interface_address(const char *ifname, char *out, size_t out_len, char *err, size_t err_len)
 {
 	struct ifaddrs *ifa, *i;
 	int found = -1;
@@ -258,7 +260,7 @@ ftm_push_t *ftm_push_new(const ftm_config_t *cfg, const ftm_log_t *log, unsigned
 	if (cfg->push.server[0]) {
 		ftm_copy(addr, sizeof(addr), cfg->push.server);
 	} else if (cfg->push.interface[0]) {
-		if (interface_address(cfg->push.interface, if_addr, sizeof(if_addr), err, err_len) != 0)
+		if (ftm_push_interface_address(cfg->push.interface, if_addr, sizeof(if_addr), err, err_len) != 0)
 			goto fail;
 		ftm_copy(addr, sizeof(addr), if_addr);
 	} else {
@@ -275,7 +277,7 @@ ftm_push_t *ftm_push_new(const ftm_config_t *cfg, const ftm_log_t *log, unsigned
 		ftm_push_listener_answers_t answers = { listener_capability, listener_gateway, p };
 
 		if (cfg->push.interface[0] && if_addr[0] == '\0' &&
-		    interface_address(cfg->push.interface, if_addr, sizeof(if_addr), err, err_len) != 0)
+		    ftm_push_interface_address(cfg->push.interface, if_addr, sizeof(if_addr), err, err_len) != 0)
 			goto fail;
 		p->listener = ftm_push_listener_start(&answers, &p->cfg, cfg->push.interface[0] ? if_addr : NULL, log,
 						      err, err_len);
@@ -292,6 +294,16 @@ fail:
 	return NULL;
 }
 
+void ftm_push_set_enrol(ftm_push_t *p, struct ftm_enrol *e)
+{
+	if (p == NULL) {
+		ftm_enrol_free(e);
+		return;
+	}
+	p->enrol = e;
+	ftm_push_listener_set_enrol(p->listener, e);
+}
+
 void ftm_push_free(ftm_push_t *p)
 {
 	struct ftm_push_tx *tx;
@@ -301,6 +313,8 @@ void ftm_push_free(ftm_push_t *p)
 	if (p->listener)
 		ftm_push_listener_stop(p->listener);
 	p->listener = NULL;
+	ftm_enrol_free(p->enrol);
+	p->enrol = NULL;
 	pthread_mutex_lock(&p->lock);
 	p->stopping = true;
 	for (tx = p->txs; tx; tx = tx->next) {

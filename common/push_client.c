@@ -13,6 +13,7 @@
 
 typedef struct {
 	char		socket[FTM_PATH_MAX];
+	char		store[FTM_PATH_MAX];	/* token_db: its owner may be the daemon's user */
 	unsigned	timeout;
 	const ftm_log_t	*log;
 	ftm_states_t	*states;	/* number challenges: State -> pending_t */
@@ -51,7 +52,7 @@ static void client_push(void *ctx, const ftm_login_t *login, const ftm_token_t *
 	client_t *c = ctx;
 	ftm_rdv_request_t req = {
 		.user = login->user, .serial = tok->serial, .client = login->client, .nas = login->nas,
-		.host = login->host, .timeout = c->timeout,
+		.host = login->host, .timeout = c->timeout, .store = c->store,
 	};
 	unsigned ttl = c->timeout + FTM_RDV_GRACE;
 	char why[FTM_MSG_MAX] = "";
@@ -146,6 +147,7 @@ int ftm_push_client_attach(ftm_auth_t *auth, char *err, size_t err_len)
 		return -1;
 	}
 	ftm_copy(c->socket, sizeof(c->socket), cfg->push.socket);
+	ftm_copy(c->store, sizeof(c->store), cfg->token_db);
 	c->timeout = cfg->push.timeout;
 	c->log = ftm_auth_log(auth);
 	ftm_auth_set_push_ops(auth, &ops, c);

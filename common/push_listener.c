@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <linux/tcp.h>		/* struct tcp_info with tcpi_bytes_received (glibc's lacks it) */
 #include <netinet/in.h>
@@ -16,10 +17,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 
 #include "ftm_diagnose.h"
+#include "ftm_enrol.h"
 #include "ftm_protect.h"
 #include "ftm_push.h"
 #include "push_listener.h"
@@ -57,6 +60,7 @@ struct ftm_push_listener {
 	char			*cert;
 	char			*key;
 	size_t			key_len;
+	ftm_enrol_t		*enrol;		/* the enrolment page, when its owner set one (atomic) */
 	unsigned		cap;		/* connections at once (FTM_PUSH_CONN_MAX or less) */
 	pthread_mutex_t		mu;		/* guards everything below */
 	pthread_cond_t		wake;
@@ -130,6 +134,42 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const 
 	return rc;
 }
 
+/* The page may hold a seed: MHD frees it through this, and it is zeroed first. */
+static void free_page(void *body)
+{
+	OPENSSL_cleanse(body, strlen(body));
+	free(body);
+}
+
+static enum MHD_Result respond_page(struct MHD_Connection *c, ftm_enrol_reply_t *reply, bool head)
+{
+	struct MHD_Response *r;
+	enum MHD_Result rc;
+
+	if (reply->body == NULL)
+		return MHD_NO;
+	if (head) {
+		r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		ftm_enrol_reply_free(reply);
+	} else {
+		r = MHD_create_response_from_buffer_with_free_callback(reply->body_len, reply->body, free_page);
+		if (r != NULL)
+			reply->body = NULL;	/* MHD owns it now */
+		else
+			ftm_enrol_reply_free(reply);
+	}
+	if (r == NULL)
+		return MHD_NO;
+	for (size_t i = 0; ftm_enrol_headers[i] != NULL; i += 2)
+		MHD_add_response_header(r, ftm_enrol_headers[i], ftm_enrol_headers[i + 1]);
+	MHD_add_response_header(r, "Content-Security-Policy", ftm_enrol_csp());
+	if (reply->allow)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, reply->allow);
+	rc = MHD_queue_response(c, reply->status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
 static void client_ip(struct MHD_Connection *c, char *out, size_t len)
 {
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -143,6 +183,50 @@ static void client_ip(struct MHD_Connection *c, char *out, size_t len)
 	else if (ci->client_addr->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)ci->client_addr)->sin6_addr, out,
 			  (socklen_t)len);
+}
+
+/* The enrolment page: GET (and HEAD) answered at once, the confirm form's body read up to its limit. */
+static enum MHD_Result handle_enrol(ftm_push_listener_t *l, ftm_enrol_t *enrol, struct MHD_Connection *c,
+				    const char *code, const char *method, const char *upload_data,
+				    size_t *upload_data_size, void **req_cls)
+{
+	request_t *rq = *req_cls;
+	ftm_enrol_reply_t reply;
+	char ip[INET6_ADDRSTRLEN + 1];
+	bool post = strcmp(method, "POST") == 0;
+
+	(void)l;
+	if (rq == NULL && post) {
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+		rq = calloc(1, sizeof(*rq));
+		if (rq == NULL)
+			return MHD_NO;
+		*req_cls = rq;
+		/* an announced oversized body is refused without reading it */
+		if (cl && strtoull(cl, NULL, 10) > FTM_ENROL_BODY_MAX)
+			rq->too_big = true;
+		else
+			return MHD_YES;
+	}
+	if (post && *upload_data_size > 0) {
+		if (rq->len + *upload_data_size > FTM_ENROL_BODY_MAX)
+			rq->too_big = true;
+		else if (!rq->too_big) {
+			memcpy(rq->body + rq->len, upload_data, *upload_data_size);
+			rq->len += *upload_data_size;
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	client_ip(c, ip, sizeof(ip));
+	if (post)
+		rq->body[rq->len] = '\0';
+	ftm_enrol_handle(enrol, method, code,
+			 MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+			 post ? rq->body : NULL, post ? (rq->too_big ? FTM_ENROL_BODY_MAX + 1 : rq->len) : 0,
+			 ip, time(NULL), &reply);
+	return respond_page(c, &reply, strcmp(method, "HEAD") == 0);
 }
 
 static uint64_t now_ms(void)
@@ -395,6 +479,15 @@ static unsigned conn_cap(const ftm_log_t *log)
 	return cap;
 }
 
+/* A request arrived on this connection, so its TLS handshake completed (see report_tls_failure). */
+static void mark_requested(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	if (sc && sc->socket_context)
+		((conn_t *)sc->socket_context)->requested = true;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 			      const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
 {
@@ -404,14 +497,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	bool is_cb = strncmp(url, CB_PREFIX, strlen(CB_PREFIX)) == 0;
 	bool is_gw = strcmp(url, GW_PATH) == 0;
 	bool is_health = strcmp(url, HEALTH_PATH) == 0;
+	ftm_enrol_t *enrol = __atomic_load_n(&l->enrol, __ATOMIC_ACQUIRE);
+	bool is_enrol = enrol != NULL && strncmp(url, FTM_ENROL_PREFIX, strlen(FTM_ENROL_PREFIX)) == 0;
 	int st;
 
 	(void)version;
+	if (rq == NULL)
+		mark_requested(c);
+	if (is_enrol)
+		return handle_enrol(l, enrol, c, url + strlen(FTM_ENROL_PREFIX), method, upload_data,
+				    upload_data_size, req_cls);
 	if (rq == NULL) {
-		const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-
-		if (sc && sc->socket_context)
-			((conn_t *)sc->socket_context)->requested = true;
 		/* First call: headers only. Refuse what is not documented before reading any body. */
 		if (!is_cb && !is_gw && !is_health)
 			return respond(c, MHD_HTTP_NOT_FOUND, "{\"error\":\"not found\"}", NULL);
@@ -513,6 +609,91 @@ static void warn_certificate(const char *pem, const ftm_config_t *cfg, const ftm
 		ftm_log(log, FTM_LOG_WARN, "push listener: %s: %s", cfg->push.server_cert, problem);
 }
 
+/* ---- who holds the callback port (FreeRADIUS's listener and ftmpushd both default to 4433) ---- */
+
+/* The inode of a listening TCP socket on port, from /proc/net/tcp or tcp6; 0 if none is seen. */
+static unsigned long listening_inode(const char *table, unsigned port)
+{
+	char line[512];
+	unsigned long inode = 0;
+	FILE *f = fopen(table, "re");
+
+	if (f == NULL)
+		return 0;
+	while (inode == 0 && fgets(line, sizeof(line), f) != NULL) {
+		unsigned lport, st;
+		unsigned long ino;
+
+		/* "sl local_address:port rem_address:port st tx:rx tr:tm retrnsmt uid timeout inode" */
+		if (sscanf(line, " %*s %*[0-9A-Fa-f]:%x %*s %x %*s %*s %*s %*s %*s %lu", &lport, &st, &ino) == 3 &&
+		    lport == port && st == 0x0A /* TCP_LISTEN */)
+			inode = ino;
+	}
+	fclose(f);
+	return inode;
+}
+
+/* "freeradius (pid 123)" for the process holding socket inode, or "" when /proc does not tell us. */
+static void socket_owner(unsigned long inode, char *who, size_t who_len)
+{
+	char want[64], path[640], link[64];
+	DIR *procs = opendir("/proc");
+	struct dirent *p;
+
+	who[0] = '\0';
+	if (procs == NULL)
+		return;
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	while (who[0] == '\0' && (p = readdir(procs)) != NULL) {
+		DIR *fds;
+		struct dirent *fd;
+
+		if (p->d_name[0] < '1' || p->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fd", p->d_name);
+		if ((fds = opendir(path)) == NULL)
+			continue;
+		while ((fd = readdir(fds)) != NULL) {
+			ssize_t n;
+
+			snprintf(path, sizeof(path), "/proc/%s/fd/%s", p->d_name, fd->d_name);
+			n = readlink(path, link, sizeof(link) - 1);
+			if (n <= 0)
+				continue;
+			link[n] = '\0';
+			if (strcmp(link, want) == 0) {
+				char comm[64] = "?";
+				FILE *c;
+
+				snprintf(path, sizeof(path), "/proc/%s/comm", p->d_name);
+				if ((c = fopen(path, "re")) != NULL) {
+					if (fgets(comm, sizeof(comm), c) != NULL)
+						comm[strcspn(comm, "\n")] = '\0';
+					fclose(c);
+				}
+				snprintf(who, who_len, "%.63s (pid %.20s)", comm, p->d_name);
+				break;
+			}
+		}
+		closedir(fds);
+	}
+	closedir(procs);
+}
+
+/* Non-zero when something already listens on TCP port; *who names it when /proc shows it. */
+static bool port_taken(unsigned port, char *who, size_t who_len)
+{
+	unsigned long inode = listening_inode("/proc/net/tcp6", port);
+
+	if (inode == 0)
+		inode = listening_inode("/proc/net/tcp", port);
+	who[0] = '\0';
+	if (inode == 0)
+		return false;
+	socket_owner(inode, who, who_len);
+	return true;
+}
+
 ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *answers, const ftm_config_t *cfg,
 					     const char *bind_addr, const ftm_log_t *log, char *err, size_t err_len)
 {
@@ -521,7 +702,7 @@ ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *
 	 * runs accept_policy and connection_notify, so they see a consistent count. */
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ERROR_LOG;
 	unsigned port = cfg->push.server_port;
-	char where[300];
+	char where[300], who[128];
 
 	if (l == NULL) {
 		snprintf(err, err_len, "out of memory");
@@ -563,11 +744,18 @@ ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *
 		snprintf(where, sizeof(where), "%s (%s) port %u", addr, cfg->push.interface, port);
 	} else {
 		l->mhd = start(l, flags | MHD_USE_DUAL_STACK, port, NULL);
-		if (l->mhd == NULL) {	/* no IPv6 on this host: IPv4 only */
+		if (l->mhd == NULL && !port_taken(port, who, sizeof(who))) {	/* no IPv6 here: IPv4 only */
 			ftm_log(log, FTM_LOG_WARN, "push listener: IPv6 unavailable, listening on IPv4 only");
 			l->mhd = start(l, flags, port, NULL);
 		}
 		snprintf(where, sizeof(where), "all addresses port %u", port);
+	}
+	if (l->mhd == NULL && port_taken(port, who, sizeof(who))) {
+		/* The usual cause: FreeRADIUS's rlm_ftmpush and ftmpushd on one host, both on 4433. */
+		snprintf(err, err_len, "push listener: TCP port %u (push.server_port) is already in use by %s: "
+			 "give one of them another push.server_port (ftmpushd and FreeRADIUS's ftmpush module "
+			 "both default to 4433)", port, who[0] ? who : "another process (ss -ltnp shows which)");
+		goto fail;
 	}
 	if (l->mhd == NULL) {
 		snprintf(err, err_len, "push listener: cannot listen with TLS on %s (port in use, or bad "
@@ -585,6 +773,12 @@ ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *
 fail:
 	ftm_push_listener_stop(l);
 	return NULL;
+}
+
+void ftm_push_listener_set_enrol(ftm_push_listener_t *l, ftm_enrol_t *enrol)
+{
+	if (l != NULL)
+		__atomic_store_n(&l->enrol, enrol, __ATOMIC_RELEASE);
 }
 
 void ftm_push_listener_stop(ftm_push_listener_t *l)

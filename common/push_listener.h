@@ -22,5 +22,9 @@ typedef struct ftm_push_listener ftm_push_listener_t;
 ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *answers, const ftm_config_t *cfg,
 					     const char *bind_addr, const ftm_log_t *log, char *err, size_t err_len);
 void ftm_push_listener_stop(ftm_push_listener_t *l);
+/* Serve the enrolment page (FTM_ENROL_PREFIX) through e from now on (NULL: not any more); the owner
+ * keeps e alive until the listener stops. */
+struct ftm_enrol;
+void ftm_push_listener_set_enrol(ftm_push_listener_t *l, struct ftm_enrol *e);
 
 #endif

@@ -260,14 +260,34 @@ static int connect_socket(const char *path)
 /* Who answers on the socket (fail closed): the verdict read from the socket logs people in, so the process behind it must be the daemon: root
  * (ftmpushd.service) or the login process's own user. A squatter at the socket path (a writable
  * socket directory, or a daemon that is down) must not approve logins. */
-static bool server_trusted(int fd, struct ucred *cr)
+/* The daemon's own user (ftmpushd.service runs as ftmpush, or freerad where FreeRADIUS owns the store):
+ * the owner of the token store. It can approve any login by writing the store already, so trusting its
+ * verdict on the socket gives it nothing more; a squatter of another user does not own the store. */
+static bool store_owner(const char *store, uid_t *owner)
+{
+	struct stat st;
+
+	if (store == NULL || *store == '\0')
+		return false;
+	if (strncmp(store, "sqlite:", 7) == 0)
+		store += 7;
+	if (*store != '/' || stat(store, &st) != 0 || !S_ISREG(st.st_mode))
+		return false;
+	*owner = st.st_uid;
+	return true;
+}
+
+static bool server_trusted(int fd, const char *store, struct ucred *cr)
 {
 	socklen_t len = sizeof(*cr);
+	uid_t owner;
 
 	memset(cr, 0, sizeof(*cr));
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cr, &len) != 0 || len != sizeof(*cr))
 		return false;
-	return cr->uid == 0 || cr->uid == geteuid();
+	if (cr->uid == 0 || cr->uid == geteuid())
+		return true;
+	return store_owner(store, &owner) && cr->uid == owner;
 }
 
 /* Connect to the daemon and send the push request: the connected fd, or -1 with out filled. */
@@ -285,10 +305,10 @@ static int rdv_open(const char *path, const ftm_rdv_request_t *req, unsigned tim
 		ftm_log(log, FTM_LOG_ERR, "push for '%s': %s", req->user ? req->user : "", out->reason);
 		return -1;
 	}
-	if (!server_trusted(fd, &cr)) {
+	if (!server_trusted(fd, req->store, &cr)) {
 		close(fd);
 		reply_error(out, FTM_MSG_PUSHD_UNTRUSTED,
-			    "the process at %s (pid %ld uid %lu) is not ftmpushd (not root, not uid %lu): refused",
+			    "the process at %s (pid %ld uid %lu) is not ftmpushd (not root, not uid %lu, not the token store's owner): refused",
 			    path, (long)cr.pid, (unsigned long)cr.uid, (unsigned long)geteuid());
 		ftm_log(log, FTM_LOG_ERR, "push for '%s': %s", req->user ? req->user : "", out->reason);
 		return -1;

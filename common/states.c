@@ -16,6 +16,8 @@
 #include "ftm_util.h"
 
 #define STATES_MAX	4096	/* entries kept at once; the one closest to expiry makes room */
+#define STATES_PER_USER	16	/* a user's own States at once: the user's oldest makes room */
+#define STATES_PER_CLIENT 64	/* States of one client identity (one address behind a NAT: many users) */
 
 typedef struct {
 	char		state[FTM_STATE_HEX + 1];
@@ -85,15 +87,40 @@ static void purge_expired(ftm_states_t *s, time_t now)
 			remove_at(s, i, false);
 }
 
-/* Under the lock: room for one more entry; -1 when out of memory. */
-static int make_room(ftm_states_t *s, bool *evicted)
+/* Under the lock: the oldest entry (closest to expiry) of e's user (by_user) or of e's client; false
+ * when that user or client holds fewer than max. */
+static bool oldest_of(const ftm_states_t *s, const entry_t *e, bool by_user, size_t max, size_t *oldest)
+{
+	size_t count = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		const entry_t *x = &s->entries[i];
+		bool same = by_user ? strcmp(x->user, e->user) == 0
+				    : memcmp(x->client_hash, e->client_hash, sizeof(x->client_hash)) == 0;
+
+		if (!same)
+			continue;
+		if (count == 0 || x->expires < s->entries[*oldest].expires)
+			*oldest = i;
+		count++;
+	}
+	return count >= max;
+}
+
+/* Under the lock: room for one more entry, e's; -1 when out of memory. One user (or one client) that
+ * asks for challenges in a loop only ever pushes out its own: the table is full for everyone else
+ * only once STATES_MAX / STATES_PER_USER users with a valid password do it together. */
+static int make_room(ftm_states_t *s, const entry_t *e, bool *evicted)
 {
 	entry_t *grown;
-	size_t cap;
+	size_t cap, oldest = 0;
 
+	if (oldest_of(s, e, true, STATES_PER_USER, &oldest) || oldest_of(s, e, false, STATES_PER_CLIENT, &oldest)) {
+		remove_at(s, oldest, false);
+		*evicted = true;
+	}
 	if (s->n == STATES_MAX) {
-		size_t oldest = 0;
-
+		oldest = 0;
 		for (size_t i = 1; i < s->n; i++)
 			if (s->entries[i].expires < s->entries[oldest].expires)
 				oldest = i;
@@ -160,7 +187,7 @@ int ftm_states_issue(ftm_states_t *s, const char *user, const char *client, time
 
 	pthread_mutex_lock(&s->lock);
 	purge_expired(s, now);
-	rc = make_room(s, evicted);
+	rc = make_room(s, &e, evicted);
 	if (rc == 0)
 		s->entries[s->n++] = e;
 	pthread_mutex_unlock(&s->lock);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "ftm_config.h"
@@ -418,6 +420,10 @@ int ftm_store_token_reissue(ftm_store_t *st, const ftm_token_t *tok, char *err, 
 	rc = st->ops->reissue(st->be, row, err, err_len);
 	if (rc == 1)
 		SETERR("no token %s", tok->serial);
+	/* the old links already point at a seal that is gone; forget them too */
+	if (rc == 0 && st->ops->act_revoke != NULL && st->ops->act_revoke(st->be, tok->serial, NULL, 0) != 0)
+		ftm_log(&st->log, FTM_LOG_WARN, "token %s: its old activation links could not be removed "
+			"(they no longer open)", tok->serial);
 	if (rc == 0)
 		ftm_log(&st->log, FTM_LOG_INFO, "token %s re-issued", tok->serial);
 out:
@@ -496,6 +502,9 @@ int ftm_store_token_delete(ftm_store_t *st, const char *serial, char *err, size_
 	rc = st->ops->remove(st->be, serial, err, err_len);
 	if (rc == 1)
 		SETERR("no token %s", serial);
+	if (rc == 0 && st->ops->act_revoke != NULL && st->ops->act_revoke(st->be, serial, NULL, 0) != 0)
+		ftm_log(&st->log, FTM_LOG_WARN, "token %s: its activation links could not be removed "
+			"(they no longer open)", serial);
 	if (rc == 0)
 		ftm_log(&st->log, FTM_LOG_INFO, "token %s deleted", serial);
 	return rc;
@@ -1126,4 +1135,309 @@ int ftm_token_otpauth_uri(const ftm_token_t *tok, const char *issuer, char *out,
 	if (rc != 0)
 		ftm_memzero(out, out_len);
 	return rc;
+}
+
+/* ---- activation links ---- */
+
+const char *ftm_activation_code_name(ftm_activation_code_t c)
+{
+	switch (c) {
+	case FTM_ACT_OK:	return "ok";
+	case FTM_ACT_BAD_CODE:	return "wrong code";
+	case FTM_ACT_UNKNOWN:	return "unknown link";
+	case FTM_ACT_EXPIRED:	return "expired link";
+	case FTM_ACT_USED:	return "used link";
+	case FTM_ACT_EXHAUSTED:	return "too many wrong codes";
+	case FTM_ACT_LOCKED:	return "token locked";
+	case FTM_ACT_ERROR:	return "store error";
+	}
+	return "?";
+}
+
+/* A backend without activation links (ops left NULL) refuses them: never a crash, never a link. */
+static bool has_links(const ftm_store_t *st)
+{
+	return st->ops->act_put != NULL && st->ops->act_verdict != NULL && st->ops->act_get_serial != NULL &&
+	       st->ops->act_revoke != NULL;
+}
+
+static int sha256(const void *in, size_t len, uint8_t out[32])
+{
+	unsigned int n = 0;
+
+	return EVP_Digest(in, len, out, &n, EVP_sha256(), NULL) == 1 && n == 32 ? 0 : -1;
+}
+
+/* Any input (bounded) is hashed, so a malformed code costs what a well-formed unknown one does. */
+static int code_hash(const char *code, uint8_t out[32])
+{
+	return sha256(code, strnlen(code, 8 * FTM_ACTIVATION_CODE_LEN), out);
+}
+
+static int64_t window_end(const ftm_token_t *t, unsigned activation_expire)
+{
+	return activation_expire > 0 ? t->created + (int64_t)activation_expire * 60 : 0;
+}
+
+int ftm_store_activation_issue(ftm_store_t *st, const char *serial, const char *email, time_t now,
+			       unsigned activation_expire, char *code, size_t code_len,
+			       int64_t *expires, char *err, size_t err_len)
+{
+	ftm_store_row_t *row = NULL;
+	ftm_activation_row_t a;
+	uint8_t raw[24];
+	char b64[40];
+	int rc = -1;
+
+	if (st == NULL || serial == NULL || code == NULL || code_len < FTM_ACTIVATION_CODE_LEN + 1) {
+		SETERR("no token store");
+		return -1;
+	}
+	if (!has_links(st)) {
+		SETERR("this token store (%s) does not keep activation links", st->ops->scheme);
+		return -1;
+	}
+	if (email == NULL)
+		email = "";
+	if (!printable(email, FTM_EMAIL_MAX)) {
+		SETERR("bad e-mail address (too long or control characters)");
+		return -1;
+	}
+	memset(&a, 0, sizeof(a));
+	row = calloc(1, sizeof(*row));
+	if (row == NULL) {
+		SETERR("out of memory");
+		return -1;
+	}
+	rc = st->ops->get(st->be, serial, row, err, err_len);
+	if (rc == 1)
+		SETERR("no token %s", serial);
+	if (rc != 0)
+		goto out;
+	rc = -1;
+	if (row->tok.user[0] == '\0') {
+		SETERR("token %s is not assigned to a user: token assign %s USER first", serial, serial);
+		goto out;
+	}
+	/* a link hands out the seed: only while the token was never used and its window is open */
+	if (!never_used(&row->tok)) {
+		SETERR("token %s is already in use: token reissue %s gives a new seed and a new link", serial, serial);
+		goto out;
+	}
+	if (activation_expired(&row->tok, now, activation_expire)) {
+		SETERR("token %s: its activation window has passed: token reissue %s starts a new one", serial, serial);
+		goto out;
+	}
+	if (RAND_bytes(raw, sizeof(raw)) != 1) {
+		SETERR("CSPRNG failure");
+		goto out;
+	}
+	EVP_EncodeBlock((unsigned char *)b64, raw, sizeof(raw));
+	for (size_t i = 0; i < FTM_ACTIVATION_CODE_LEN; i++)
+		b64[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : b64[i];
+	b64[FTM_ACTIVATION_CODE_LEN] = '\0';
+	snprintf(a.serial, sizeof(a.serial), "%s", serial);
+	snprintf(a.email, sizeof(a.email), "%s", email);
+	a.created = (int64_t)now;
+	a.expires = window_end(&row->tok, activation_expire);
+	if (sha256(b64, FTM_ACTIVATION_CODE_LEN, a.code_hash) != 0 || sha256(row->sealed, row->sealed_len, a.seal_hash) != 0) {
+		SETERR("cannot hash the activation code");
+		goto out;
+	}
+	rc = st->ops->act_put(st->be, &a, err, err_len);
+	if (rc == 1)
+		SETERR("no token %s", serial);
+	if (rc == 0) {
+		memcpy(code, b64, FTM_ACTIVATION_CODE_LEN + 1);
+		if (expires != NULL)
+			*expires = a.expires;
+		ftm_log(&st->log, FTM_LOG_INFO, "token %s: activation link issued%s", serial,
+			email[0] ? " for e-mail" : "");
+	}
+out:
+	ftm_memzero(raw, sizeof(raw));
+	ftm_memzero(b64, sizeof(b64));
+	free(row);
+	return rc;
+}
+
+struct act_ctx {
+	ftm_store_t			*st;
+	const char			*otp;		/* NULL: open the page, change nothing */
+	time_t				now;
+	unsigned			activation_expire;
+	const ftm_verify_params_t	*p;
+	ftm_activation_t		*out;
+	ftm_token_t			*tok;		/* open: the token with its seed */
+	char				err[FTM_MSG_MAX];
+};
+
+static void act_set(ftm_activation_t *out, ftm_activation_code_t code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void act_set(ftm_activation_t *out, ftm_activation_code_t code, const char *fmt, ...)
+{
+	va_list ap;
+
+	out->code = code;
+	va_start(ap, fmt);
+	vsnprintf(out->reason, sizeof(out->reason), fmt, ap);
+	va_end(ap);
+}
+
+/* Runs inside the backend's transaction; the seed is unsealed only for a link that is still good. */
+static int decide_activation(void *c, ftm_activation_row_t *a, ftm_store_row_t *row)
+{
+	struct act_ctx *ac = c;
+	ftm_activation_t *out = ac->out;
+	uint8_t seal[32];
+	ftm_token_t *t;
+	uint64_t step = 0;
+	bool hit;
+
+	if (a == NULL) {
+		act_set(out, FTM_ACT_UNKNOWN, "no such activation link");
+		return 0;
+	}
+	snprintf(out->serial, sizeof(out->serial), "%s", a->serial);
+	snprintf(out->email, sizeof(out->email), "%s", a->email);
+	out->expires = a->expires;
+	out->tries_left = a->failures < FTM_ACTIVATION_TRIES ? FTM_ACTIVATION_TRIES - a->failures : 0;
+	if (row == NULL || sha256(row->sealed, row->sealed_len, seal) != 0 ||
+	    !ftm_ct_equal(seal, a->seal_hash, sizeof(seal))) {
+		act_set(out, FTM_ACT_UNKNOWN, "token %s: link revoked (token deleted or re-issued)", a->serial);
+		return 0;
+	}
+	if (a->used || !never_used(&row->tok)) {
+		act_set(out, FTM_ACT_USED, "token %s: link already used (token active)", a->serial);
+		return 0;
+	}
+	if ((a->expires > 0 && (int64_t)ac->now >= a->expires) ||
+	    activation_expired(&row->tok, ac->now, ac->activation_expire)) {
+		act_set(out, FTM_ACT_EXPIRED, "token %s: link expired", a->serial);
+		return 0;
+	}
+	if (a->failures >= FTM_ACTIVATION_TRIES) {
+		act_set(out, FTM_ACT_EXHAUSTED, "token %s: link refused after too many wrong codes", a->serial);
+		return 0;
+	}
+	if (row->tok.status != FTM_TOKEN_ACTIVE) {
+		act_set(out, FTM_ACT_LOCKED, "token %s is locked", a->serial);
+		return 0;
+	}
+	t = ac->otp == NULL ? ac->tok : calloc(1, sizeof(*t));
+	if (t == NULL || unseal_row(ac->st, row, t, ac->err, sizeof(ac->err)) != 0) {
+		if (ac->otp != NULL)
+			free(t);
+		if (t == NULL)
+			snprintf(ac->err, sizeof(ac->err), "out of memory");
+		return -1;
+	}
+	if (ac->otp == NULL) {
+		act_set(out, FTM_ACT_OK, "token %s: enrolment page shown", a->serial);
+		return 0;
+	}
+	/* the login's rule: inside the drift window, newer than the last accepted step (none yet) */
+	hit = strlen(ac->otp) == t->digits &&
+	      ftm_totp_match(t->seed, t->seed_len, t->alg, t->digits, t->period, ac->p->window, ac->now,
+			     ac->otp, &step);
+	ftm_memzero(t, sizeof(*t));
+	free(t);
+	if (hit) {
+		row->tok.last_step = (int64_t)step;
+		reset_failures(row);
+		row->dirty = true;
+		a->used = true;
+		a->dirty = true;
+		act_set(out, FTM_ACT_OK, "token %s activated", a->serial);
+		return 0;
+	}
+	a->failures++;
+	a->dirty = true;
+	out->tries_left = a->failures < FTM_ACTIVATION_TRIES ? FTM_ACTIVATION_TRIES - a->failures : 0;
+	if (out->tries_left == 0)
+		act_set(out, FTM_ACT_EXHAUSTED, "token %s: wrong code, link refused from now on", a->serial);
+	else
+		act_set(out, FTM_ACT_BAD_CODE, "token %s: wrong code on the activation page", a->serial);
+	return 0;
+}
+
+static int activation(ftm_store_t *st, const char *code, const char *otp, time_t now, unsigned activation_expire,
+		      const ftm_verify_params_t *params, ftm_activation_t *out, ftm_token_t *tok)
+{
+	static const ftm_verify_params_t defaults = {
+		.window = 1, .lockout_threshold = 5, .activation_expire = 4320, .consume = true
+	};
+	struct act_ctx ac;
+	uint8_t hash[32];
+
+	if (out == NULL)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	if (tok != NULL)
+		memset(tok, 0, sizeof(*tok));
+	memset(&ac, 0, sizeof(ac));
+	if (st == NULL || code == NULL || !has_links(st) || code_hash(code, hash) != 0) {
+		out->code = FTM_ACT_ERROR;
+		snprintf(out->reason, sizeof(out->reason), "no token store or code");
+		return -1;
+	}
+	ac.st = st;
+	ac.otp = otp;
+	ac.now = now;
+	ac.p = params ? params : &defaults;
+	ac.activation_expire = params ? params->activation_expire : activation_expire;
+	ac.out = out;
+	ac.tok = tok;
+	if (st->ops->act_verdict(st->be, hash, otp != NULL, decide_activation, &ac, ac.err, sizeof(ac.err)) != 0) {
+		memset(out, 0, sizeof(*out));
+		if (tok != NULL)
+			ftm_memzero(tok, sizeof(*tok));
+		out->code = FTM_ACT_ERROR;
+		snprintf(out->reason, sizeof(out->reason), "%s", ac.err[0] ? ac.err : "token store error");
+		ftm_log(&st->log, FTM_LOG_ERR, "activation link: %s", out->reason);
+		return -1;
+	}
+	if (out->code != FTM_ACT_OK && tok != NULL)
+		ftm_memzero(tok, sizeof(*tok));
+	ftm_log(&st->log, FTM_LOG_DEBUG, "activation link: %s", out->reason);
+	return 0;
+}
+
+int ftm_store_activation_open(ftm_store_t *st, const char *code, time_t now, unsigned activation_expire,
+			      ftm_activation_t *out, ftm_token_t *tok)
+{
+	if (tok == NULL)
+		return -1;
+	return activation(st, code, NULL, now, activation_expire, NULL, out, tok);
+}
+
+int ftm_store_activation_confirm(ftm_store_t *st, const char *code, const char *otp, time_t now,
+				 const ftm_verify_params_t *params, ftm_activation_t *out)
+{
+	if (otp == NULL)
+		otp = "";
+	return activation(st, code, otp, now, params ? params->activation_expire : 4320, params, out, NULL);
+}
+
+int ftm_store_activation_get(ftm_store_t *st, const char *serial, ftm_activation_t *out, char *err, size_t err_len)
+{
+	ftm_activation_row_t a;
+	int rc;
+
+	if (st == NULL || serial == NULL || out == NULL) {
+		SETERR("no token store");
+		return -1;
+	}
+	memset(out, 0, sizeof(*out));
+	if (!has_links(st))
+		return 1;
+	rc = st->ops->act_get_serial(st->be, serial, &a, err, err_len);
+	if (rc != 0)
+		return rc;
+	snprintf(out->serial, sizeof(out->serial), "%s", a.serial);
+	snprintf(out->email, sizeof(out->email), "%s", a.email);
+	out->expires = a.expires;
+	out->code = a.used ? FTM_ACT_USED : FTM_ACT_OK;
+	out->tries_left = a.failures < FTM_ACTIVATION_TRIES ? FTM_ACTIVATION_TRIES - a.failures : 0;
+	return 0;
 }

@@ -23,6 +23,24 @@ typedef int (*ftm_row_cb)(void *ctx, const ftm_store_row_t *row);
  * to write back dirty; returns 0 to commit them, -1 to roll back. */
 typedef int (*ftm_decide_fn)(void *ctx, ftm_store_row_t *rows, size_t n);
 
+/* An activation link as a backend keeps it: never the code, only its hash. */
+typedef struct ftm_activation_row {
+	uint8_t		code_hash[32];		/* SHA-256 of the code in the link */
+	char		serial[FTM_SERIAL_MAX];
+	char		email[FTM_EMAIL_MAX];	/* where the link was sent ("" printed for the admin) */
+	uint8_t		seal_hash[32];		/* SHA-256 of the token's sealed seed when issued: a re-issue
+						 * (a new seal) leaves the old link pointing at nothing */
+	int64_t		created;
+	int64_t		expires;		/* unix time; 0 = never */
+	unsigned	failures;		/* wrong codes typed on this link */
+	bool		used;
+	bool		dirty;			/* act_verdict: failures/used changed, write back */
+} ftm_activation_row_t;
+
+/* Runs inside act_verdict's transaction with the link (NULL: no such code) and its token's row (NULL: no
+ * such token). Marks what to write back dirty; returns 0 to commit, -1 to roll back. */
+typedef int (*ftm_act_decide_fn)(void *ctx, ftm_activation_row_t *act, ftm_store_row_t *tok);
+
 typedef struct ftm_store_backend {
 	const char *scheme;	/* "sqlite": selects the backend from a "scheme:location" store uri */
 	/* All return 0 ok, 1 not found where noted, -1 error with a one-line reason in err. */
@@ -49,6 +67,17 @@ typedef struct ftm_store_backend {
 	 * call decide, write back the dirty rows, commit. */
 	int (*verdict)(void *be, const char *user, bool write, ftm_decide_fn decide, void *ctx,
 		       char *err, size_t err_len);
+	/* ---- activation links ---- */
+	/* Replace every link of a->serial with a, in one transaction; 1 when the token does not exist. */
+	int (*act_put)(void *be, const ftm_activation_row_t *a, char *err, size_t err_len);
+	/* One transaction (exclusive when `write`): the link of code_hash and its token's row, decide,
+	 * write back a dirty link (failures, used) and a dirty token row (status, last_step, failures). */
+	int (*act_verdict)(void *be, const uint8_t code_hash[32], bool write, ftm_act_decide_fn decide,
+			   void *ctx, char *err, size_t err_len);
+	/* The newest link of a token (to re-send it to the same address); 1 when it has none. */
+	int (*act_get_serial)(void *be, const char *serial, ftm_activation_row_t *out, char *err, size_t err_len);
+	/* Forget every link of a token (deleted, re-issued). */
+	int (*act_revoke)(void *be, const char *serial, char *err, size_t err_len);
 } ftm_store_backend_t;
 
 extern const ftm_store_backend_t ftm_store_backend_sqlite;

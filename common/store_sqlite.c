@@ -455,6 +455,8 @@ static void sq_close(void *be)
 	free(s);
 }
 
+static int act_schema(sq_conn_t *c, char *err, size_t err_len);
+
 static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t err_len)
 {
 	sq_t *s;
@@ -498,7 +500,7 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 	s->log = log;
 	s->writer = conn_open(path, false, err, err_len);
 	if (s->writer == NULL || ensure_wal(s->writer, err, err_len) != 0 ||
-	    ensure_schema(s->writer, err, err_len) != 0) {
+	    ensure_schema(s->writer, err, err_len) != 0 || act_schema(s->writer, err, err_len) != 0) {
 		sq_close(s);
 		return NULL;
 	}
@@ -867,6 +869,269 @@ static int sq_verdict(void *be, const char *user, bool write, ftm_decide_fn deci
 	return rc;
 }
 
+/* ---- activation links ----
+ * Their own table, created at open (a store made before links existed gains it then); a link is found
+ * by the hash of its code and is bound to the seal of the seed it was issued for. Rare operations: their
+ * statements are compiled per call, not cached with the login's. */
+
+static const char *const act_schema_sql =
+	"CREATE TABLE IF NOT EXISTS activations ("
+	" code_hash BLOB PRIMARY KEY,"		/* SHA-256 of the code: the code itself is never stored */
+	" serial    TEXT NOT NULL,"
+	" email     TEXT NOT NULL DEFAULT '',"
+	" seal_hash BLOB NOT NULL,"
+	" created   INTEGER NOT NULL,"
+	" expires   INTEGER NOT NULL,"
+	" failures  INTEGER NOT NULL DEFAULT 0,"
+	" used      INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX IF NOT EXISTS activations_by_serial ON activations (serial, created);";
+
+#define ACT_COLS "code_hash, serial, email, seal_hash, created, expires, failures, used"
+
+static int act_schema(sq_conn_t *c, char *err, size_t err_len)
+{
+	return exec(c, act_schema_sql, err, err_len);
+}
+
+static int act_from_stmt(sqlite3_stmt *st, ftm_activation_row_t *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (sqlite3_column_bytes(st, 0) != 32 || sqlite3_column_bytes(st, 3) != 32)
+		return -1;
+	memcpy(a->code_hash, sqlite3_column_blob(st, 0), 32);
+	copy_text(a->serial, sizeof(a->serial), sqlite3_column_text(st, 1));
+	copy_text(a->email, sizeof(a->email), sqlite3_column_text(st, 2));
+	memcpy(a->seal_hash, sqlite3_column_blob(st, 3), 32);
+	a->created = sqlite3_column_int64(st, 4);
+	a->expires = sqlite3_column_int64(st, 5);
+	a->failures = (unsigned)sqlite3_column_int(st, 6);
+	a->used = sqlite3_column_int(st, 7) != 0;
+	return 0;
+}
+
+/* One statement with a text first parameter, stepped to its end: 0, or -1. */
+static int act_exec_serial(sq_conn_t *c, const char *sql, const char *serial, char *err, size_t err_len)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		db_err(c, "activation", err, err_len);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		rc = 0;
+	else
+		db_err(c, "activation", err, err_len);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int job_act_put(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	const ftm_activation_row_t *a = arg;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM tokens WHERE serial = ?", -1, &st, NULL) != SQLITE_OK)
+		return db_err(c, "activation", err, err_len);
+	sqlite3_bind_text(st, 1, a->serial, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (r == SQLITE_DONE)
+		return 1;
+	if (r != SQLITE_ROW)
+		return db_err(c, "activation", err, err_len);
+	if (act_exec_serial(c, "DELETE FROM activations WHERE serial = ?", a->serial, err, err_len) != 0)
+		return -1;
+	if (sqlite3_prepare_v2(c->db, "INSERT INTO activations (" ACT_COLS ") VALUES (?,?,?,?,?,?,?,?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_err(c, "activation", err, err_len);
+	sqlite3_bind_blob(st, 1, a->code_hash, 32, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, a->serial, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, a->email, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, a->seal_hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, a->created);
+	sqlite3_bind_int64(st, 6, a->expires);
+	sqlite3_bind_int(st, 7, (int)a->failures);
+	sqlite3_bind_int(st, 8, a->used ? 1 : 0);
+	r = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return r == SQLITE_DONE ? 0 : db_err(c, "activation", err, err_len);
+}
+
+static int sq_act_put(void *be, const ftm_activation_row_t *a, char *err, size_t err_len)
+{
+	return write_job(be, job_act_put, (void *)a, err, err_len);
+}
+
+struct act_verdict_arg {
+	const uint8_t		*code_hash;
+	bool			write;
+	ftm_act_decide_fn	decide;
+	void			*ctx;
+};
+
+/* The link and its token's row, decide, write back: inside a group commit's transaction when writing,
+ * in a read transaction of its own on a reader otherwise (two SELECTs, one snapshot). */
+static int job_act_verdict(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	const struct act_verdict_arg *va = arg;
+	sqlite3_stmt *st = NULL;
+	ftm_activation_row_t act;
+	ftm_store_row_t *row = calloc(1, sizeof(*row));
+	bool have_act = false, have_row = false;
+	int rc = -1, r;
+
+	memset(&act, 0, sizeof(act));
+	if (row == NULL) {
+		SETERR("token store: out of memory");
+		return -1;
+	}
+	if (sqlite3_prepare_v2(c->db, "SELECT " ACT_COLS " FROM activations WHERE code_hash = ?", -1, &st,
+			       NULL) != SQLITE_OK) {
+		db_err(c, "activation", err, err_len);
+		goto out;
+	}
+	sqlite3_bind_blob(st, 1, va->code_hash, 32, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		if (act_from_stmt(st, &act) != 0) {
+			SETERR("token store: damaged activation record");
+			goto out;
+		}
+		have_act = true;
+	} else if (r != SQLITE_DONE) {
+		db_err(c, "activation", err, err_len);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	/* the token is looked up whether or not the link exists: an unknown link costs what a known one does */
+	if ((st = stmt(c, SQL_GET, err, err_len)) == NULL)
+		goto out;
+	sqlite3_bind_text(st, 1, act.serial, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		if (row_from_stmt(st, row) != 0) {
+			SETERR("token %s: damaged record", act.serial);
+			goto out;
+		}
+		have_row = true;
+	} else if (r != SQLITE_DONE) {
+		db_err(c, "activation", err, err_len);
+		goto out;
+	}
+	stmt_done(st);
+	st = NULL;
+
+	if (va->decide(va->ctx, have_act ? &act : NULL, have_act && have_row ? row : NULL) != 0)
+		goto out;
+
+	if (va->write && have_act && act.dirty) {
+		if (sqlite3_prepare_v2(c->db, "UPDATE activations SET failures = ?, used = ? WHERE code_hash = ?",
+				       -1, &st, NULL) != SQLITE_OK) {
+			db_err(c, "activation", err, err_len);
+			goto out;
+		}
+		sqlite3_bind_int(st, 1, (int)act.failures);
+		sqlite3_bind_int(st, 2, act.used ? 1 : 0);
+		sqlite3_bind_blob(st, 3, act.code_hash, 32, SQLITE_STATIC);
+		r = sqlite3_step(st);
+		sqlite3_finalize(st);
+		st = NULL;
+		if (r != SQLITE_DONE) {
+			db_err(c, "activation", err, err_len);
+			goto out;
+		}
+	}
+	if (va->write && have_act && have_row && row->dirty) {
+		/* the login verdict's own write-back statement: the same columns change the same way */
+		if ((st = stmt(c, SQL_VERDICT_UPDATE, err, err_len)) == NULL)
+			goto out;
+		sqlite3_bind_text(st, 1, status_text(row->tok.status), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, row->tok.last_step);
+		sqlite3_bind_int(st, 3, (int)row->tok.failures);
+		sqlite3_bind_text(st, 4, row->tok.serial, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			db_err(c, "activation", err, err_len);
+			goto out;
+		}
+		stmt_done(st);
+		st = NULL;
+	}
+	rc = 0;
+out:
+	if (st != NULL && st != c->stmt[SQL_GET] && st != c->stmt[SQL_VERDICT_UPDATE])
+		sqlite3_finalize(st);
+	else
+		stmt_done(st);
+	ftm_memzero(row, sizeof(*row));
+	free(row);
+	return rc;
+}
+
+static int sq_act_verdict(void *be, const uint8_t code_hash[32], bool write, ftm_act_decide_fn decide,
+			  void *ctx, char *err, size_t err_len)
+{
+	sq_t *s = be;
+	struct act_verdict_arg va = { .code_hash = code_hash, .write = write, .decide = decide, .ctx = ctx };
+	sq_conn_t *c;
+	int rc;
+
+	if (write)
+		return write_job(s, job_act_verdict, &va, err, err_len);
+	if ((c = reader_take(s, err, err_len)) == NULL)
+		return -1;
+	rc = exec(c, "BEGIN", err, err_len);
+	if (rc == 0)
+		rc = job_act_verdict(c, &va, err, err_len);
+	rollback(c);
+	reader_give_back(s, c);
+	return rc;
+}
+
+static int sq_act_get_serial(void *be, const char *serial, ftm_activation_row_t *out, char *err, size_t err_len)
+{
+	sq_t *s = be;
+	sqlite3_stmt *st = NULL;
+	sq_conn_t *c;
+	int rc = -1, r;
+
+	if ((c = reader_take(s, err, err_len)) == NULL)
+		return -1;
+	if (sqlite3_prepare_v2(c->db, "SELECT " ACT_COLS " FROM activations WHERE serial = ?"
+			       " ORDER BY created DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK) {
+		db_err(c, "activation", err, err_len);
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_DONE)
+		rc = 1;
+	else if (r != SQLITE_ROW)
+		db_err(c, "activation", err, err_len);
+	else if (act_from_stmt(st, out) != 0)
+		SETERR("token store: damaged activation record");
+	else
+		rc = 0;
+out:
+	sqlite3_finalize(st);
+	reader_give_back(s, c);
+	return rc;
+}
+
+static int job_act_revoke(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	return act_exec_serial(c, "DELETE FROM activations WHERE serial = ?", arg, err, err_len);
+}
+
+static int sq_act_revoke(void *be, const char *serial, char *err, size_t err_len)
+{
+	return write_job(be, job_act_revoke, (void *)serial, err, err_len);
+}
+
 const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.scheme		= "sqlite",
 	.open		= sq_open,
@@ -882,4 +1147,8 @@ const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.remove		= sq_remove,
 	.list		= sq_list,
 	.verdict	= sq_verdict,
+	.act_put	= sq_act_put,
+	.act_verdict	= sq_act_verdict,
+	.act_get_serial	= sq_act_get_serial,
+	.act_revoke	= sq_act_revoke,
 };

@@ -31,6 +31,7 @@ typedef enum {
 typedef struct {
 	const char	*config;
 	bool		debug;
+	bool		use_first_pass;	/* split: never prompt, the password comes from an earlier module */
 	bool		split;
 	bool		retry;
 	push_wait_t	push_wait;
@@ -78,6 +79,11 @@ static int parse_args(pam_handle_t *pamh, int argc, const char **argv, args_t *a
 			a->config = arg + 7;
 		else if (strcmp(arg, "debug") == 0)
 			a->debug = true;
+		/* The stacking conventions every PAM admin types; pam_get_authtok reads them itself. */
+		else if (strcmp(arg, "use_first_pass") == 0)
+			a->use_first_pass = true;
+		else if (strcmp(arg, "try_first_pass") == 0)
+			;	/* our default already: use an earlier module's password, else ask */
 		else if (strcmp(arg, "split") == 0)
 			a->split = true;
 		else if (strcmp(arg, "retry") == 0)
@@ -98,7 +104,8 @@ static void config_report(void *c, unsigned line, const char *message)
 {
 	ctx_t *ctx = c;
 
-	pam_syslog(ctx->pamh, LOG_ERR, "%s:%u: %s", ctx->args.config, line, message);
+	pam_syslog(ctx->pamh, strncmp(message, "warning:", 8) == 0 ? LOG_WARNING : LOG_ERR, "%s:%u: %s",
+		   ctx->args.config, line, message);
 }
 
 static const char *item_str(pam_handle_t *pamh, int item)
@@ -274,28 +281,23 @@ static int finish(ctx_t *ctx, const ftm_outcome_t *out)
 
 static int do_split(ctx_t *ctx)
 {
-	const void *item = NULL;
-	char *typed = NULL;
+	const char *typed = NULL;
 	ftm_split_t sp;
 	split_data_t *data;
 	int rc;
 
-	rc = pam_get_item(ctx->pamh, PAM_AUTHTOK, &item);
-	if (rc != PAM_SUCCESS)
-		return rc;
-	if (item == NULL) {
-		rc = ask(ctx, PAM_PROMPT_ECHO_OFF, FTM_MSG_PROMPT_PASSWORD, &typed);
-		if (rc != PAM_SUCCESS) {
-			pam_syslog(ctx->pamh, LOG_ERR, "%s: no password: %s", ctx->who,
-				   pam_strerror(ctx->pamh, rc));
-			return rc;
-		}
-		item = typed;
+	/* An earlier module's password (PAM_AUTHTOK) if there is one, else the prompt; with
+	 * use_first_pass no prompt (PAM_AUTH_ERR). try_first_pass is the same as no argument. */
+	rc = pam_get_authtok(ctx->pamh, PAM_AUTHTOK, &typed, FTM_MSG_PROMPT_PASSWORD);
+	if (rc != PAM_SUCCESS || typed == NULL) {
+		pam_syslog(ctx->pamh, LOG_ERR, "%s: no password%s: %s", ctx->who,
+			   ctx->args.use_first_pass ? " from an earlier module (use_first_pass)" : "",
+			   pam_strerror(ctx->pamh, rc));
+		return rc == PAM_SUCCESS ? PAM_AUTH_ERR : rc;
 	}
 
 	memset(&sp, 0, sizeof(sp));
-	rc = ftm_auth_split(ctx->auth, &ctx->login, item, time(NULL), &sp);
-	drop_answer(&typed);
+	rc = ftm_auth_split(ctx->auth, &ctx->login, typed, time(NULL), &sp);
 	if (rc != 0) {
 		ftm_passcode_clear(&sp.primary);
 		ftm_memzero(&sp, sizeof(sp));

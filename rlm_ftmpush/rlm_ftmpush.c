@@ -34,9 +34,11 @@ typedef struct {
 	char const	*challenge;
 	char const	*challenge_timeout;
 	char const	*debug;
+	char const	*issuer;
 	struct {
 		char const	*status;
 		char const	*server;
+		char const	*server_ip;	/* FortiOS's old name of server (deprecated) */
 		char const	*interface;
 		char const	*server_port;
 		char const	*server_cert;
@@ -66,6 +68,7 @@ typedef struct {
 static const CONF_PARSER push_config[] = {
 	{ "status", OPT(push.status), NULL },
 	{ "server", OPT(push.server), NULL },
+	{ "server-ip", OPT(push.server_ip), NULL },
 	{ "interface", OPT(push.interface), NULL },
 	{ "server_port", OPT(push.server_port), NULL },
 	{ "server_cert", OPT(push.server_cert), NULL },
@@ -89,6 +92,7 @@ static const CONF_PARSER module_config[] = {
 	{ "challenge", OPT(challenge), NULL },
 	{ "challenge_timeout", OPT(challenge_timeout), NULL },
 	{ "debug", OPT(debug), NULL },
+	{ "issuer", OPT(issuer), NULL },
 	{ "push", FR_CONF_POINTER(PW_TYPE_SUBSECTION, NULL), (void const *) push_config },
 	CONF_PARSER_TERMINATOR
 };
@@ -204,8 +208,10 @@ static int map_config(rlm_ftmpush_t *inst, CONF_SECTION *conf)
 		{ "challenge", o->challenge },
 		{ "challenge_timeout", o->challenge_timeout },
 		{ "debug", o->debug },
+		{ "issuer", o->issuer },
 		{ "push.status", o->push.status },
 		{ "push.server", o->push.server },
+		{ "push.server-ip", o->push.server_ip },
 		{ "push.interface", o->push.interface },
 		{ "push.server_port", o->push.server_port },
 		{ "push.server_cert", o->push.server_cert },
@@ -226,6 +232,13 @@ static int map_config(rlm_ftmpush_t *inst, CONF_SECTION *conf)
 	if (push_cs != NULL)
 		bad += check_unknown(push_cs, push_config, "push { }");
 
+	if (o->push.server_ip != NULL) {
+		WARN("rlm_ftmpush (%s): push { server-ip }: %s", inst->name, ftm_config_deprecated("push.server-ip"));
+		if (o->push.server != NULL) {
+			cf_log_err_cs(conf, "push { }: set either server or server-ip (its deprecated name), not both");
+			bad++;
+		}
+	}
 	ftm_config_defaults(&inst->cfg);
 	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
 		if (values[i].value == NULL)

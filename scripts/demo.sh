@@ -4,8 +4,11 @@
 # raddb/mods-available/ftmpush and raddb/sites-available/ftmpush, on 127.0.0.1 only, nothing in /etc
 # changed), creates a demo user and token, and shows radtest logins: password + code (the code from
 # oathtool, as an authenticator app would show it) accepted, the same code again refused as a replay.
-# Then the same store through PAM: pamtester (via pam_wrapper) with a code, and with a push approved
-# through ftmpushd.
+# Then a push approved by the simulated phone, and an enrolment by activation link: the link mailed
+# through the simulated mail server (aiosmtpd), opened in headless Chromium (a screenshot is kept in
+# build/demo-enrol.png), the QR code read by zbarimg, the code from oathtool typed into the page, and
+# the first login with the app's next code. Then the same store through PAM: pamtester (via
+# pam_wrapper) with a code, and with a push approved through ftmpushd.
 # Everything it started is stopped at the end.
 # `bash scripts/demo.sh ha`: after the same build, two FreeRADIUS nodes on one private PostgreSQL store
 # instead (scripts/demo-ha.sh, docs/ha.md).
@@ -28,6 +31,12 @@ say "FreeRADIUS headers (scripts/freeradius-headers.sh)"
 bash scripts/freeradius-headers.sh
 
 say "build (build/demo)"
+# A tree configured in place (README's "from source" Quick start: ./configure && make) cannot also be
+# built out of tree (automake: "source directory already configured"): clean it in place first.
+if [ -f "$top/config.status" ]; then
+  echo "an in-tree ./configure was run in $top: make distclean there first (the build goes to build/)"
+  make -C "$top" distclean >/dev/null 2>&1 || rm -f "$top/config.status" "$top/Makefile" "$top/config.h"
+fi
 autoreconf -fi >/dev/null 2>&1 || autoreconf -fi
 mkdir -p build/demo
 (cd build/demo && "$top/configure" --enable-werror --with-freeradius-include="$top/build/freeradius-include" \
@@ -100,6 +109,7 @@ ctl token list | sed 's/^/    /'
 say "push: the simulated phone (ntfy) and push { status = enable } in the module"
 radius_stop
 push_phone_start 30
+radius_user erin 'erin-pass'
 radius_start
 push_wait_listener
 echo "callback listener: https://127.0.0.1:$PUSH_PORT/ftm/v1/ (cert: $PUSH_CERTS/server.pem)"
@@ -117,6 +127,60 @@ echo "    the phone showed: $($PHONECTL last-push "$topic" --field message)"
 $PHONECTL behave "$topic" 'delay:1:deny' >/dev/null
 show_login "demo-pass" "password only again; this time the phone denies"
 echo "    -> $RAD_CODE, Reply-Message: \"$RAD_MSG\""
+
+say "enrolment by activation link: the mail, the page in a browser, the first login"
+smtp_dir=$run/mail
+python=/usr/bin/python3
+$python "$top/tests/phone/smtp_server.py" --port $(( FTM_PORT_BASE + 5 )) --dir "$smtp_dir" --max-seconds 120 \
+  --tls-cert "$PUSH_CERTS/server.pem" --tls-key "$PUSH_CERTS/server.key" >"$run/smtp.log" 2>&1 &
+smtp_pid=$!
+for _ in $(seq 100); do [ -s "$smtp_dir/ready" ] && break; sleep 0.1; done
+cat >"$run/ftmpush.conf" <<EOF
+token_db = $RAD_DB
+issuer = Demo Corp
+[push]
+status = enable
+server = 127.0.0.1
+server_port = $PUSH_PORT
+[smtp]
+server = smtp://127.0.0.1:$(( FTM_PORT_BASE + 5 ))
+from = mfa@demo.example
+ca_file = $PUSH_CERTS/ca.pem
+EOF
+echo "ftmpushctl's config $run/ftmpush.conf: the listener's address (push.server, push.server_port) and [smtp]"
+echo "\$ ftmpushctl --config $run/ftmpush.conf token add erin --email erin@demo.example"
+"$FTMPUSHCTL" --config "$run/ftmpush.conf" token add erin --email erin@demo.example | sed 's/^/    /'
+link=$(grep -o "https://127.0.0.1:$PUSH_PORT/ftm/v1/enroll/[A-Za-z0-9_-]*" "$smtp_dir/mail-1.eml")
+echo "the simulated mail server received ($smtp_dir/mail-1.eml):"
+sed -n '/^Subject:/p; /^Hello/,$p' "$smtp_dir/mail-1.eml" | tr -d '\r' | sed 's/^/    /'
+cat >"$run/app.sh" <<'EOF'
+#!/bin/sh
+# what the phone app does: scan the QR code in the screenshot, show the code
+uri=$(zbarimg -q --raw "$1" | grep '^otpauth://' | head -n 1)
+printf '%s\n' "$uri" >"$1.uri"
+oathtool --totp -b -s 60 -d 6 "$(printf '%s' "$uri" | sed -n 's/.*[?&]secret=\([A-Z2-7]*\).*/\1/p')"
+EOF
+chmod +x "$run/app.sh"
+left=$(( 60 - $(date +%s) % 60 ))
+if [ "$left" -lt 10 ]; then echo "(waiting ${left}s for a fresh 60 s step)"; sleep "$left"; fi
+spki=$(openssl x509 -in "$PUSH_CERTS/server.pem" -pubkey -noout | openssl pkey -pubin -outform der |
+  openssl dgst -sha256 -binary | base64)
+echo "headless Chromium opens the link, the QR code is scanned (zbarimg), the code typed, Activate pressed"
+$python "$top/tests/phone/browser.py" --out "$run/web" --spki "$spki" "$link" --type-code-from "$run/app.sh" >/dev/null ||
+  { echo "demo: the browser could not enrol" >&2; exit 1; }
+cp "$run/web/page.png" "$top/build/demo-enrol.png"
+echo "    screenshot of the page: build/demo-enrol.png"
+echo "    the page then says: $(head -n 1 "$run/web/after.txt")"
+kill "$smtp_pid" 2>/dev/null || true
+eseed=$(sed -n 's/.*secret=\([A-Z2-7]*\).*/\1/p' "$run/web/page.png.uri")
+ecode=$(oathtool --totp -b -s 60 -d 6 -N "now + 60 seconds" "$eseed")
+echo
+echo "\$ radtest erin 'erin-pass$ecode' 127.0.0.1:$RAD_PORT 0 $RAD_SECRET      # the first login: password + the app's next code"
+radtest erin "erin-pass$ecode" "127.0.0.1:$RAD_PORT" 0 "$RAD_SECRET" >"$RAD_OUT" 2>&1 || true
+sed -n '/^Received /,$p' "$RAD_OUT" | sed 's/^/    /'
+rad_parse
+[ "$RAD_CODE" = Access-Accept ] || { tail -n 40 "$RAD_LOG"; echo "demo: expected Access-Accept after the enrolment" >&2; exit 1; }
+echo "    -> Access-Accept: erin enrolled herself"
 push_cleanup
 
 # ---- PAM: the same store through pam_ftmpush, pamtester and pam_wrapper (no change to /etc/pam.d) ----

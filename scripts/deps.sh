@@ -13,9 +13,11 @@ PKGS=(
   libpam0g-dev libcmocka-dev libqrencode-dev libpq-dev postgresql
   freeradius freeradius-utils libfreeradius-dev libtalloc-dev libpcre3-dev
   oathtool pamtester libpam-wrapper libpam-pwdfile libpam-oath
-  python3 python3-cryptography openssl sqlite3 curl ca-certificates
+  python3 python3-cryptography python3-aiosmtpd openssl sqlite3 curl ca-certificates
+  chromium zbar-tools
   openssh-server openssh-client expect iproute2 procps
   clang libclang-rt-14-dev
+  debhelper lintian libsystemd-dev
 )
 
 missing=()

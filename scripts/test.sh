@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # README's test command: installs what is needed, builds with -Werror, runs the unit tests (plain and
 # under ASan/UBSan), the libFuzzer harnesses (tests/fuzz: clang, a fixed time each), the integration
-# tests (stock freeradius + radclient, pamtester + pam_wrapper, sshd, the simulated phone) and
-# `make distcheck`. Exits non-zero when anything fails.
+# tests (stock freeradius + radclient, pamtester + pam_wrapper, sshd, the simulated phone; as root also
+# tests/integration/quickstart.test, which builds the .debs and follows README's Quick starts on the real
+# /etc and /var, about 6-10 minutes) and `make distcheck`. Exits non-zero when anything fails.
 #   FTM_SKIP_DEPS=1       do not run scripts/deps.sh
 #   FTM_SKIP_DISTCHECK=1  skip make distcheck
 #   FTM_SKIP_FUZZ=1       skip the fuzz step; FTM_FUZZ_SECONDS=N runs each harness N s (default 20)
@@ -34,6 +35,12 @@ step "autoreconf"
 autoreconf -fi >/dev/null
 
 step "build (-Werror)"
+# A tree configured in place (README's "from source" Quick start: ./configure && make) cannot also be
+# built out of tree (automake: "source directory already configured"): clean it in place first.
+if [ -f "$top/config.status" ]; then
+  echo "an in-tree ./configure was run in $top: make distclean there first (the build goes to build/)"
+  make -C "$top" distclean >/dev/null 2>&1 || rm -f "$top/config.status" "$top/Makefile" "$top/config.h"
+fi
 mkdir -p build/test
 (cd build/test && "$top/configure" --enable-werror --with-freeradius-include="$frinc" >configure.out && make -j"$jobs")
 

@@ -20,6 +20,7 @@
 
 #include "ftm_config.h"
 #include "ftm_diagnose.h"
+#include "ftm_enrol.h"
 #include "ftm_log.h"
 #include "ftm_otp.h"
 #include "ftm_protect.h"
@@ -60,19 +61,21 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: %s [--db PATH] [--config FILE] [--key-file FILE] COMMAND ...\n"
 "  token add USER [--serial S] [--seed HEX] [--algorithm sha1|sha256|sha512] [--digits 6|8]\n"
-"                 [--period S] [--push CHANNEL:TARGET] [--issuer NAME] [--qr | --no-qr]\n"
+"                 [--period S] [--push CHANNEL:TARGET] [--issuer NAME] [--qr | --no-qr] [--email ADDR]\n"
 "  token list [--user USER] [--time UNIX]\n"
 "  token show SERIAL [--time UNIX]\n"
 "  token lock|unlock|delete SERIAL\n"
-"  token reissue SERIAL [--seed HEX] [--algorithm A] [--digits N] [--period S] [--qr | --no-qr]\n"
+"  token reissue SERIAL [--seed HEX] [--algorithm A] [--digits N] [--period S] [--qr | --no-qr] [--email ADDR]\n"
+"  token send SERIAL [--email ADDR]   (a new activation link by e-mail; the old one dies)\n"
 "  token push SERIAL CHANNEL:TARGET|none\n"
 "  token assign SERIAL USER\n"
-"  token import FILE [--algorithm A] [--digits N] [--period S]   (CSV: serial,seed[,user])\n"
+"  token import FILE [--algorithm A] [--digits N] [--period S]   (CSV: serial,seed[,user[,email]])\n"
 "  otp --seed HEX [--algorithm A] [--digits N] [--period S] [--time UNIX]   (defaults: sha1, 6, 30 s)\n"
 "  otp --serial SERIAL [--time UNIX]\n"
 "  verify USER CODE [--time UNIX]\n"
 "  config check [--config FILE]\n"
 "  diagnose [USER] [--time UNIX]   the troubleshooting checklist: \u2714 fine, ! warning, \u2718 problem + fix\n"
+"--email ADDR mails the user an activation link (smtp.*); with push.server set, a link is printed otherwise.\n"
 "--seed - reads the hex seed from the first line of stdin (keeps it out of ps and shell history).\n"
 "Exit status: 0 success; 1 refused or failed (diagnose: a \u2718); 2 usage error; 3 store failure during verify.\n", prog);
 }
@@ -81,7 +84,7 @@ static void usage(FILE *f)
 
 enum {
 	O_DB = 1000, O_CONFIG, O_KEYFILE, O_SERIAL, O_SEED, O_ALG, O_DIGITS, O_PERIOD, O_PUSH, O_ISSUER,
-	O_QR, O_NOQR, O_TIME, O_USER, O_VERBOSE, O_HELP
+	O_QR, O_NOQR, O_TIME, O_EMAIL, O_USER, O_VERBOSE, O_HELP
 };
 
 static const struct option long_opts[] = {
@@ -98,6 +101,7 @@ static const struct option long_opts[] = {
 	{ "qr",		no_argument,		NULL, O_QR },
 	{ "no-qr",	no_argument,		NULL, O_NOQR },
 	{ "time",	required_argument,	NULL, O_TIME },
+	{ "email",	required_argument,	NULL, O_EMAIL },
 	{ "user",	required_argument,	NULL, O_USER },
 	{ "verbose",	no_argument,		NULL, O_VERBOSE },
 	{ "help",	no_argument,		NULL, O_HELP },
@@ -105,7 +109,7 @@ static const struct option long_opts[] = {
 };
 
 typedef struct opts {
-	const char	*serial, *seed, *alg, *digits, *period, *push, *issuer, *time, *user;
+	const char	*serial, *seed, *alg, *digits, *period, *push, *issuer, *time, *user, *email;
 	int		qr;	/* -1 auto (a tty), 0 no, 1 yes */
 	int		argc;
 	char		**argv;	/* the positional arguments */
@@ -172,6 +176,7 @@ static void parse_opts(int argc, char **argv, const char *allowed, opts_t *o)
 		case O_NOQR:	o->qr = 0; break;
 		case O_TIME:	o->time = optarg; break;
 		case O_USER:	o->user = optarg; break;
+		case O_EMAIL:	o->email = optarg; break;
 		default:
 			if (optopt >= O_DB)
 				die(EXIT_USAGE, "option %s needs a value (see --help)", argv[optind - 1]);
@@ -253,13 +258,15 @@ static void config_report(void *ctx, unsigned line, const char *message)
 		fprintf(stderr, "%s: %s: %s\n", prog, file, message);
 }
 
-/* --config FILE, else the default config file when it exists, else the built-in defaults; then --db and
- * --key-file. The file used in *path (NULL: none). 0, or -1 with err when the file does not load. */
+/* --config FILE, else (without --db) the default config file when it exists, else the built-in
+ * defaults; then --db and --key-file. --db names the store itself: the default config is not read then,
+ * so the store's owner (freerad, ftmpush) can manage it without access to root's 0600
+ * /etc/ftmpush/ftmpush.conf. The file used in *path (NULL: none). 0, or -1 with err when it does not load. */
 static int read_config(const char **path, char *err, size_t err_len)
 {
 	*path = g.config;
 	ftm_config_defaults(&cfg);
-	if (*path == NULL && access(FTM_DEFAULT_CONFIG, F_OK) == 0)
+	if (*path == NULL && g.db == NULL && access(FTM_DEFAULT_CONFIG, F_OK) == 0)
 		*path = FTM_DEFAULT_CONFIG;
 	if (*path != NULL) {
 		err[0] = '\0';
@@ -337,6 +344,8 @@ static void print_enrolment(const ftm_token_t *t, const char *issuer, int qr)
 {
 	char uri[1024];
 
+	if (issuer == NULL && cfg.issuer[0] != '\0')
+		issuer = cfg.issuer;
 	if (ftm_token_otpauth_uri(t, issuer, uri, sizeof(uri)) != 0)
 		die(EXIT_REFUSED, "cannot build the otpauth URI");
 	printf("serial: %s\n", t->serial);
@@ -347,6 +356,58 @@ static void print_enrolment(const ftm_token_t *t, const char *issuer, int qr)
 	ftm_memzero(uri, sizeof(uri));
 }
 
+static char *fmt_time(int64_t t, char *buf, size_t len);
+
+/* ---- activation links ---- */
+
+/* The push target as given, an ntfy server without a topic completed with a topic of its own. */
+static void push_target(const char *given, char *out, size_t len)
+{
+	char err[FTM_ERR_MAX];
+
+	if (!valid_push(given))
+		die(EXIT_USAGE, "bad --push \"%s\": expected CHANNEL:TARGET (ntfy:https://SERVER/[TOPIC], gateway:REGISTRATION_ID)", given);
+	if (ftm_enrol_push_target(given, out, len, err, sizeof(err)) != 0)
+		die(EXIT_USAGE, "%s", err);
+}
+
+/* Before a token is created or re-issued for an e-mail address: can the link be mailed at all? */
+static void want_mail(const char *email)
+{
+	char err[FTM_ERR_MAX];
+
+	if (!ftm_config_valid_email(email))
+		die(EXIT_USAGE, "bad --email \"%s\": expected an address such as alice@example.org", email);
+	if (ftm_enrol_mail_ready(&cfg, err, sizeof(err)) != 0)
+		die(EXIT_REFUSED, "cannot mail activation links: %s", err);
+}
+
+/* Mail a new link (email: NULL or "" = the last address), or print one when the listener has an
+ * address; prints what happened. 0, or -1 after printing why (the token stays pending). */
+static int send_or_print_link(ftm_store_t *st, const char *serial, bool mail, const char *email)
+{
+	char err[FTM_ERR_MAX], link[512], to[FTM_EMAIL_MAX], until[64];
+	int64_t expires = 0;
+
+	if (!mail && ftm_enrol_link(&cfg, "x", link, sizeof(link), NULL, 0) != 0)
+		return 0;	/* no listener address: the URI above is the enrolment */
+	if (ftm_enrol_send_link(st, &cfg, serial, mail, email, time(NULL), link, sizeof(link), to, sizeof(to),
+				&expires, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		if (mail)
+			fprintf(stderr, "%s: token %s stays pending; send a new link with: %s token send %s\n",
+				prog, serial, prog, serial);
+		return -1;
+	}
+	if (mail)
+		printf("link sent to: %s\n", to);
+	else
+		printf("link: %s\n", link);
+	printf("link_expires: %s\n", expires > 0 ? fmt_time(expires, until, sizeof(until)) : "never");
+	ftm_memzero(link, sizeof(link));
+	return 0;
+}
+
 /* ---- token commands ---- */
 
 static int cmd_token_add(int argc, char **argv)
@@ -354,29 +415,41 @@ static int cmd_token_add(int argc, char **argv)
 	opts_t o;
 	ftm_token_t t;
 	ftm_store_t *st;
-	char err[FTM_ERR_MAX];
+	char err[FTM_ERR_MAX], t_serial[FTM_SERIAL_MAX];
+	int rc;
 
-	parse_opts(argc, argv, "serial seed algorithm digits period push issuer qr no-qr", &o);
-	want_args(&o, 1, "token add USER [--serial S] [--seed HEX] [--algorithm A] [--digits N] [--period S] [--push CHANNEL:TARGET]");
+	parse_opts(argc, argv, "serial seed algorithm digits period push issuer qr no-qr email", &o);
+	want_args(&o, 1, "token add USER [--serial S] [--seed HEX] [--algorithm A] [--digits N] [--period S] [--push CHANNEL:TARGET] [--email ADDR]");
 	if (o.argv[0][0] == '\0')
 		die(EXIT_USAGE, "empty user name");
 	if (ftm_token_init(&t, o.argv[0], o.serial, o.seed, err, sizeof(err)) != 0)
 		die(EXIT_USAGE, "%s", err);
 	apply_params(&t, &o);
-	if (o.push) {
-		if (!valid_push(o.push))
-			die(EXIT_USAGE, "bad --push \"%s\": expected CHANNEL:TARGET (ntfy:TOPIC, gateway:REGISTRATION_ID)", o.push);
-		snprintf(t.push, sizeof(t.push), "%s", o.push);
-	}
+	if (o.push)
+		push_target(o.push, t.push, sizeof(t.push));
 	st = open_store();
+	if (o.email)
+		want_mail(o.email);
 	if (ftm_store_token_add(st, &t, err, sizeof(err)) != 0) {
 		ftm_memzero(&t, sizeof(t));
 		die(EXIT_REFUSED, "%s", err);
 	}
-	print_enrolment(&t, o.issuer, o.qr);
+	if (o.email) {
+		/* the seed goes to the user's page only, not to this terminal */
+		printf("serial: %s\nuser: %s\n", t.serial, t.user);
+		if (t.push[0])
+			printf("push: %s\n", t.push);
+	} else {
+		print_enrolment(&t, o.issuer, o.qr);
+		if (o.push && strcmp(o.push, t.push) != 0)
+			printf("push: %s\n", t.push);
+	}
+	snprintf(t_serial, sizeof(t_serial), "%s", t.serial);
 	ftm_memzero(&t, sizeof(t));
+	fflush(stdout);
+	rc = send_or_print_link(st, t_serial, o.email != NULL, o.email);
 	ftm_store_close(st);
-	return 0;
+	return rc == 0 ? 0 : EXIT_REFUSED;
 }
 
 static char *fmt_time(int64_t t, char *buf, size_t len)
@@ -431,6 +504,7 @@ static int cmd_token_show(int argc, char **argv)
 	opts_t o;
 	ftm_store_t *st;
 	ftm_token_t t;
+	ftm_activation_t act;
 	char err[FTM_ERR_MAX], buf[64];
 	time_t now;
 	int rc;
@@ -463,6 +537,12 @@ static int cmd_token_show(int argc, char **argv)
 	}
 	printf("push: %s\n", t.push[0] ? t.push : "none");
 	printf("created: %s\n", fmt_time(t.created, buf, sizeof(buf)));
+	if (t.last_step < 0 && ftm_store_activation_get(st, t.serial, &act, NULL, 0) == 0) {
+		printf("activation_link: %s%s%s, %u wrong code%s left, expires %s\n",
+		       act.code == FTM_ACT_USED ? "used" : "issued", act.email[0] ? " to " : " (printed)",
+		       act.email, act.tries_left, act.tries_left == 1 ? "" : "s",
+		       act.expires > 0 ? fmt_time(act.expires, buf, sizeof(buf)) : "never");
+	}
 	ftm_memzero(&t, sizeof(t));
 	ftm_store_close(st);
 	return 0;
@@ -499,10 +579,13 @@ static int cmd_token_reissue(int argc, char **argv)
 	ftm_store_t *st;
 	ftm_token_t old, t;
 	char err[FTM_ERR_MAX];
+	int rc;
 
-	parse_opts(argc, argv, "seed algorithm digits period issuer qr no-qr", &o);
-	want_args(&o, 1, "token reissue SERIAL [--seed HEX] [--algorithm A] [--digits N] [--period S]");
+	parse_opts(argc, argv, "seed algorithm digits period issuer qr no-qr email", &o);
+	want_args(&o, 1, "token reissue SERIAL [--seed HEX] [--algorithm A] [--digits N] [--period S] [--email ADDR]");
 	st = open_store();
+	if (o.email)
+		want_mail(o.email);
 	if (ftm_store_token_get(st, o.argv[0], &old, err, sizeof(err)) != 0)
 		die(EXIT_REFUSED, "%s", err);
 	if (ftm_token_init(&t, old.user, old.serial, o.seed, err, sizeof(err)) != 0)
@@ -512,14 +595,37 @@ static int cmd_token_reissue(int argc, char **argv)
 	t.period = old.period;
 	ftm_memzero(&old, sizeof(old));
 	apply_params(&t, &o);
+	/* the old seed and every old link die here, in the store; a new link follows */
 	if (ftm_store_token_reissue(st, &t, err, sizeof(err)) != 0) {
 		ftm_memzero(&t, sizeof(t));
 		die(EXIT_REFUSED, "%s", err);
 	}
-	print_enrolment(&t, o.issuer, o.qr);
+	if (o.email)
+		printf("serial: %s\nuser: %s\n", t.serial, t.user);
+	else
+		print_enrolment(&t, o.issuer, o.qr);
+	ftm_memzero(t.seed, sizeof(t.seed));
+	fflush(stdout);
+	rc = send_or_print_link(st, t.serial, o.email != NULL, o.email);
 	ftm_memzero(&t, sizeof(t));
 	ftm_store_close(st);
-	return 0;
+	return rc == 0 ? 0 : EXIT_REFUSED;
+}
+
+static int cmd_token_send(int argc, char **argv)
+{
+	opts_t o;
+	ftm_store_t *st;
+	int rc;
+
+	parse_opts(argc, argv, "email", &o);
+	want_args(&o, 1, "token send SERIAL [--email ADDR]");
+	st = open_store();
+	if (o.email)
+		want_mail(o.email);
+	rc = send_or_print_link(st, o.argv[0], true, o.email);
+	ftm_store_close(st);
+	return rc == 0 ? 0 : EXIT_REFUSED;
 }
 
 static int cmd_token_push(int argc, char **argv)
@@ -527,15 +633,15 @@ static int cmd_token_push(int argc, char **argv)
 	opts_t o;
 	ftm_store_t *st;
 	char err[FTM_ERR_MAX];
-	const char *push;
+	char push[FTM_PUSH_MAX] = "";
 
 	parse_opts(argc, argv, "", &o);
 	want_args(&o, 2, "token push SERIAL CHANNEL:TARGET|none");
-	push = o.argv[1];
-	if (strcmp(push, "none") == 0 || push[0] == '\0')
-		push = "";
-	else if (!valid_push(push))
-		die(EXIT_USAGE, "bad push target \"%s\": expected CHANNEL:TARGET or none", push);
+	if (strcmp(o.argv[1], "none") != 0 && o.argv[1][0] != '\0') {
+		if (!valid_push(o.argv[1]))
+			die(EXIT_USAGE, "bad push target \"%s\": expected CHANNEL:TARGET or none", o.argv[1]);
+		push_target(o.argv[1], push, sizeof(push));
+	}
 	st = open_store();
 	if (ftm_store_token_set_push(st, o.argv[0], push, err, sizeof(err)) != 0)
 		die(EXIT_REFUSED, "%s", err);
@@ -582,6 +688,8 @@ static char *trim(char *s)
 typedef struct import_rows {
 	ftm_token_t	*toks;
 	unsigned	*lines;
+	char		(*emails)[FTM_EMAIL_MAX];	/* the optional 4th column, per row ("" none) */
+	bool		any_email;
 	size_t		n, cap;
 	unsigned	bad;	/* rows refused, each reported on stderr with its line */
 } import_rows_t;
@@ -594,6 +702,7 @@ static void import_rows_free(import_rows_t *r)
 		free(r->toks);
 	}
 	free(r->lines);
+	free(r->emails);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -604,9 +713,11 @@ static ftm_token_t *import_slot(import_rows_t *r)
 		size_t ncap = r->cap ? r->cap * 2 : 64;
 		ftm_token_t *nt = calloc(ncap, sizeof(*nt));
 		unsigned *nl = realloc(r->lines, ncap * sizeof(*nl));
+		char (*ne)[FTM_EMAIL_MAX] = nl ? realloc(r->emails, ncap * sizeof(*ne)) : NULL;
 
-		if (nt == NULL || nl == NULL)
+		if (nt == NULL || nl == NULL || ne == NULL)
 			die(EXIT_REFUSED, "out of memory");
+		r->emails = ne;
 		if (r->toks != NULL) {
 			memcpy(nt, r->toks, r->n * sizeof(*nt));
 			ftm_memzero(r->toks, r->n * sizeof(*r->toks));
@@ -651,14 +762,25 @@ static void import_line(import_rows_t *r, char *line, unsigned lineno, const cha
 	nf = split_fields(line, fields);
 	if (lineno == 1 && strcasecmp(fields[0], "serial") == 0)
 		return;	/* a header row */
-	if (nf < 2 || nf > 3) {
-		fprintf(stderr, "%s: %s:%u: expected serial,seed[,user], found %d field%s\n",
+	if (nf < 2 || nf > 4 || (nf == 4 && strchr(fields[3], ',') != NULL)) {
+		fprintf(stderr, "%s: %s:%u: expected serial,seed[,user][,email], found %d field%s\n",
 			prog, file, lineno, nf, nf == 1 ? "" : "s");
 		r->bad++;
 		return;
 	}
 	t = import_slot(r);
-	if (ftm_token_init(t, nf == 3 ? fields[2] : "", fields[0], fields[1], err, sizeof(err)) != 0) {
+	r->emails[r->n][0] = '\0';
+	if (nf == 4 && fields[3][0] != '\0') {
+		/* a link goes to a user: a row with an address needs one */
+		if (!ftm_config_valid_email(fields[3]) || fields[2][0] == '\0') {
+			fprintf(stderr, "%s: %s:%u: bad e-mail address (or no user for it)\n", prog, file, lineno);
+			r->bad++;
+			return;
+		}
+		snprintf(r->emails[r->n], sizeof(r->emails[r->n]), "%s", fields[3]);
+		r->any_email = true;
+	}
+	if (ftm_token_init(t, nf >= 3 ? fields[2] : "", fields[0], fields[1], err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s: %s:%u: %s\n", prog, file, lineno, err);
 		ftm_memzero(t, sizeof(*t));
 		r->bad++;
@@ -683,7 +805,8 @@ static void import_read(FILE *f, const char *file, const opts_t *o, import_rows_
 		r->cap = (size_t)sb.st_size / IMPORT_ROW_MIN + 1;
 		r->toks = calloc(r->cap, sizeof(*r->toks));	/* pages no row touches are never faulted in */
 		r->lines = calloc(r->cap, sizeof(*r->lines));
-		if (r->toks == NULL || r->lines == NULL)
+		r->emails = calloc(r->cap, sizeof(*r->emails));	/* untouched pages cost nothing either */
+		if (r->toks == NULL || r->lines == NULL || r->emails == NULL)
 			die(EXIT_REFUSED, "out of memory");
 	}
 
@@ -761,10 +884,10 @@ static int cmd_token_import(int argc, char **argv)
 	import_rows_t rows = { 0 };
 	char err[FTM_ERR_MAX];
 	size_t n;
-	unsigned bad;
+	unsigned bad, mailed = 0, unsent = 0;
 
 	parse_opts(argc, argv, "algorithm digits period", &o);
-	want_args(&o, 1, "token import FILE   (CSV lines: serial,seed[,user])");
+	want_args(&o, 1, "token import FILE   (CSV lines: serial,seed[,user[,email]])");
 	f = strcmp(o.argv[0], "-") == 0 ? stdin : fopen(o.argv[0], "r");
 	if (f == NULL)
 		die(EXIT_REFUSED, "%s: %s", o.argv[0], strerror(errno));
@@ -773,9 +896,26 @@ static int cmd_token_import(int argc, char **argv)
 	if (f != stdin)
 		fclose(f);
 	import_check_serials(st, &rows, o.argv[0]);
+	if (rows.bad == 0 && rows.any_email && ftm_enrol_mail_ready(&cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s: e-mail column given but links cannot be mailed: %s\n", prog, o.argv[0], err);
+		rows.bad++;
+	}
 	if (rows.bad == 0 && rows.n > 0 && ftm_store_token_import(st, rows.toks, rows.n, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s: %s: %s\n", prog, o.argv[0], err);
 		rows.bad++;
+	}
+	/* the tokens are in; a link that cannot be mailed leaves its token pending, to re-send */
+	for (size_t i = 0; rows.bad == 0 && rows.any_email && i < rows.n; i++) {
+		if (rows.emails[i][0] == '\0')
+			continue;
+		if (ftm_enrol_send_link(st, &cfg, rows.toks[i].serial, true, rows.emails[i], time(NULL), NULL, 0,
+					NULL, 0, NULL, err, sizeof(err)) == 0) {
+			mailed++;
+		} else {
+			fprintf(stderr, "%s: %s:%u: token %s: %s\n", prog, o.argv[0], rows.lines[i],
+				rows.toks[i].serial, err);
+			unsent++;
+		}
 	}
 	n = rows.n;
 	bad = rows.bad;
@@ -784,6 +924,11 @@ static int cmd_token_import(int argc, char **argv)
 	if (bad > 0)
 		die(EXIT_REFUSED, "%s: nothing imported (%u bad row%s)", o.argv[0], bad, bad == 1 ? "" : "s");
 	printf("imported %zu token%s\n", n, n == 1 ? "" : "s");
+	if (mailed > 0 || unsent > 0)
+		printf("activation links mailed: %u\n", mailed);
+	if (unsent > 0)
+		die(EXIT_REFUSED, "%u activation link%s not sent: those tokens stay pending; re-send with: %s token send SERIAL",
+		    unsent, unsent == 1 ? "" : "s", prog);
 	return 0;
 }
 
@@ -970,7 +1115,7 @@ int main(int argc, char **argv)
 	/* each command parses argv[0..] itself: argv[0] plays the program name for getopt */
 	if (strcmp(argv[0], "token") == 0) {
 		if (argc < 2)
-			die(EXIT_USAGE, "usage: %s token add|list|show|lock|unlock|delete|reissue|push|assign|import ...", prog);
+			die(EXIT_USAGE, "usage: %s token add|list|show|lock|unlock|delete|reissue|send|push|assign|import ...", prog);
 		argc--;
 		argv++;
 		if (strcmp(argv[0], "add") == 0)
@@ -985,6 +1130,8 @@ int main(int argc, char **argv)
 			return cmd_token_reissue(argc, argv);
 		if (strcmp(argv[0], "push") == 0)
 			return cmd_token_push(argc, argv);
+		if (strcmp(argv[0], "send") == 0)
+			return cmd_token_send(argc, argv);
 		if (strcmp(argv[0], "assign") == 0)
 			return cmd_token_assign(argc, argv);
 		if (strcmp(argv[0], "import") == 0)

@@ -14,6 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "ftm_config.h"
 #include "ftm_log.h"
@@ -135,11 +138,18 @@ int main(int argc, char **argv)
 	}
 	ftm_log(&log, nodump && !ftm_protect_dumpable() ? FTM_LOG_INFO : FTM_LOG_WARN, "ftmpushd: core dumps %s",
 		nodump && !ftm_protect_dumpable() ? "disabled" : "POSSIBLE (a core could hold the secrets)");
+#ifdef HAVE_SYSTEMD
+	/* Type=notify: systemd starts PAM-dependent units only once the socket and listener exist. */
+	sd_notify(0, "READY=1");
+#endif
 	do {
 		if (sigwait(&set, &sig) != 0)
 			break;
 	} while (sig != SIGTERM && sig != SIGINT);
 	ftm_log(&log, FTM_LOG_INFO, "ftmpushd: signal %d: stopping", sig);
+#ifdef HAVE_SYSTEMD
+	sd_notify(0, "STOPPING=1");
+#endif
 	rc = 0;
 out:
 	ftm_push_daemon_stop(d);

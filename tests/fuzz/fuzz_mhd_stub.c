@@ -138,6 +138,18 @@ struct MHD_Response *MHD_create_response_from_buffer(size_t size, void *buffer, 
 	return r;
 }
 
+/* The enrolment page hands its body over with a free callback (it zeroes the page): copied here, and
+ * the callback run at once, as libmicrohttpd does when it is done with the response. */
+struct MHD_Response *MHD_create_response_from_buffer_with_free_callback(size_t size, void *buffer,
+									MHD_ContentReaderFreeCallback crfc)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(size, buffer, MHD_RESPMEM_MUST_COPY);
+
+	if (r != NULL && crfc != NULL)
+		crfc(buffer);
+	return r;
+}
+
 enum MHD_Result MHD_add_response_header(struct MHD_Response *r, const char *header, const char *content)
 {
 	(void)r;

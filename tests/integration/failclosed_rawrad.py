@@ -2,8 +2,9 @@
 # Helper of failclosed_radius_input.test (not a test): radclient cannot put a NUL byte inside a string
 # attribute, so this builds the Access-Request itself (RFC 2865 User-Password hiding, hashlib MD5).
 # rawrad.py HOST PORT SECRET USER_HEX PASSWORD_HEX [STATE_HEX]: one Access-Request with exactly these
-# bytes (NULs included); prints the reply code name and the Reply-Message.
-import hashlib, os, socket, struct, sys
+# bytes (NULs included) and a Message-Authenticator (RFC 3579, the server requires one: BlastRADIUS);
+# prints the reply code name and the Reply-Message.
+import hashlib, hmac, os, socket, struct, sys
 host, port, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
 user, pw = bytes.fromhex(sys.argv[4]), bytes.fromhex(sys.argv[5])
 state = bytes.fromhex(sys.argv[6]) if len(sys.argv) > 6 else None
@@ -21,7 +22,10 @@ hp = hide(pw)
 attrs += bytes([2, 2 + len(hp)]) + hp
 if state is not None:
     attrs += bytes([24, 2 + len(state)]) + state
-pkt = struct.pack(">BBH", 1, os.getpid() & 0xff, 20 + len(attrs)) + auth + attrs
+attrs += bytes([80, 18]) + b"\0" * 16
+hdr = struct.pack(">BBH", 1, os.getpid() & 0xff, 20 + len(attrs))
+mac = hmac.new(secret, hdr + auth + attrs, hashlib.md5).digest()
+pkt = hdr + auth + attrs[:-16] + mac
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(10)
 s.sendto(pkt, (host, port))
 try:

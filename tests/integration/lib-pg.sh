@@ -52,12 +52,12 @@ pg_start() {
 }
 
 pg_start_again() {
-  pg_ctl_run -D "$PG_DATA" -o "-c listen_addresses= -k $PG_HOST -c fsync=on -c client_connection_check_interval=200ms" -l "$PG_LOG" -w -t 30 start \
+  pg_ctl_run -D "$PG_DATA" -o "-c listen_addresses= -k $PG_HOST -c fsync=on -c client_connection_check_interval=200ms" -l "$PG_LOG" -w -t 120 start \
     >/dev/null || { tail -n 30 "$PG_LOG"; echo "FAIL: pg_ctl start"; exit 1; }
 }
 
 pg_stop() {
-  [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ] && pg_ctl_run -D "$PG_DATA" -m "${1:-fast}" -w -t 30 stop >/dev/null 2>&1
+  [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ] && pg_ctl_run -D "$PG_DATA" -m "${1:-fast}" -w -t 120 stop >/dev/null 2>&1
   return 0
 }
 

@@ -82,6 +82,7 @@ rad_auth_bg() { # NAME USER PASSWORD [ATTR=VALUE...]
   {
     printf 'User-Name = "%s"\n' "$user"
     printf 'User-Password = "%s"\n' "$pass"
+    echo 'Message-Authenticator = 0x00'
     for a in "$@"; do printf '%s = %s\n' "${a%%=*}" "${a#*=}"; done
   } >"$FTM_TMP/request-$name.txt"
   radclient -x -r 1 -t 60 -f "$FTM_TMP/request-$name.txt" "127.0.0.1:$RAD_PORT" auth "$RAD_SECRET" \

@@ -126,6 +126,8 @@ hostname_lookups = no
 proxy_requests = no
 
 log {
+	# -xx prints User-Password as <<< secret >>>, as docs tell admins who debug in production
+	suppress_secrets = yes
 	destination = stdout
 	colourise = no
 	stripped_names = no
@@ -153,7 +155,8 @@ thread pool {
 client localhost {
 	ipaddr = 127.0.0.1
 	secret = $RAD_SECRET
-	require_message_authenticator = no
+	# BlastRADIUS (CVE-2024-3596): every request must carry a Message-Authenticator, as docs tell admins
+	require_message_authenticator = yes
 	nas_type = other
 }
 
@@ -169,6 +172,15 @@ modules {
 	always reject {
 		rcode = reject
 	}
+	# as Debian's mods-enabled/attr_filter: what an Access-Reject and an Access-Challenge may carry
+	attr_filter attr_filter.access_reject {
+		key = "%{User-Name}"
+		filename = $RAD_DIR/mods-config/attr_filter/access_reject
+	}
+	attr_filter attr_filter.access_challenge {
+		key = "%{User-Name}"
+		filename = $RAD_DIR/mods-config/attr_filter/access_challenge
+	}
 	\$INCLUDE $RAD_DIR/mods-enabled/
 }
 
@@ -176,6 +188,12 @@ modules {
 EOF
   : >"$RAD_DIR/acct_users"
   : >"$RAD_DIR/preproxy_users"
+  # The stock filters' content (freeradius's mods-config/attr_filter, RFC 2865 section 5.44 and 4.4).
+  mkdir -p "$RAD_DIR/mods-config/attr_filter"
+  printf 'DEFAULT\n\tEAP-Message =* ANY,\n\tState =* ANY,\n\tMessage-Authenticator =* ANY,\n\tError-Cause =* ANY,\n\tReply-Message =* ANY,\n\tMS-CHAP-Error =* ANY,\n\tProxy-State =* ANY\n' \
+    >"$RAD_DIR/mods-config/attr_filter/access_reject"
+  printf 'DEFAULT\n\tEAP-Message =* ANY,\n\tState =* ANY,\n\tMessage-Authenticator =* ANY,\n\tReply-Message =* ANY,\n\tProxy-State =* ANY,\n\tSession-Timeout =* ANY,\n\tIdle-Timeout =* ANY\n' \
+    >"$RAD_DIR/mods-config/attr_filter/access_challenge"
 
   if [ "$RAD_MODE" = site ]; then
     # The shipped files, with only the store path and the listen address changed.
@@ -300,6 +318,7 @@ rad_auth() {
   {
     printf 'User-Name = "%s"\n' "$user"
     printf 'User-Password = "%s"\n' "$pass"
+    echo 'Message-Authenticator = 0x00'
     for a in "$@"; do printf '%s = %s\n' "${a%%=*}" "${a#*=}"; done
   } >"$FTM_TMP/request.txt"
   radclient -x -r 1 -t 15 -f "$FTM_TMP/request.txt" "127.0.0.1:$RAD_PORT" auth "$RAD_SECRET" >"$RAD_OUT" 2>"$RAD_OUT.err" || true

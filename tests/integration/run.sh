@@ -25,7 +25,10 @@ for t in "${tests[@]}"; do
   export FTM_PORT_BASE=$port
   port=$((port + 50))
   start=$(date +%s)
-  timeout --kill-after=10 "$timeout_s" bash "$t" >"$logdir/$name.log" 2>&1
+  # A test may need longer than the default (quickstart.test builds the .debs): "# ftm-timeout: SECONDS".
+  t_timeout=$(sed -n 's/^# ftm-timeout: *\([0-9][0-9]*\)$/\1/p' "$t" | head -n 1)
+  [ -n "$t_timeout" ] && [ "$t_timeout" -gt "$timeout_s" ] || t_timeout=$timeout_s
+  timeout --kill-after=10 "$t_timeout" bash "$t" >"$logdir/$name.log" 2>&1
   rc=$?
   secs=$(( $(date +%s) - start ))
   case $rc in

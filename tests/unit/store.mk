@@ -16,3 +16,10 @@ tests_unit_test_store_pg_LDADD = common/libftmpush.la $(CMOCKA_LIBS) $(PQ_LIBS)
 endif
 endif
 EXTRA_DIST += tests/unit/test_store_pg.sh
+if HAVE_CMOCKA
+check_PROGRAMS += tests/unit/test_activation
+TESTS += tests/unit/test_activation
+tests_unit_test_activation_SOURCES = tests/unit/test_activation.c
+tests_unit_test_activation_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_unit_test_activation_LDADD = common/libftmpush.la $(CMOCKA_LIBS)
+endif

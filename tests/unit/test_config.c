@@ -245,7 +245,7 @@ static void option_names_are_all_settable(void **state)
 		if (rc != 0)
 			assert_null(strstr(err, "unknown option"));
 	}
-	assert_int_equal(n, 22);
+	assert_int_equal(n, 29);
 }
 
 static void file_with_push_section_and_prefix_loads(void **state)
@@ -282,6 +282,30 @@ static void file_with_push_section_and_prefix_loads(void **state)
 	assert_int_equal(c.push.server_port, 8443);
 	assert_int_equal(c.push.timeout, 45);
 	assert_int_equal(c.lockout_threshold, 3);
+}
+
+static void fortios_server_ip_is_a_deprecated_alias_of_server(void **state)
+{
+	ftm_config_t c;
+	char err[FTM_ERR_MAX] = "";
+	struct reports r = { 0 };
+	const char *path = write_file("serverip.conf", 0600, "[push]\nserver-ip = 192.0.2.10\n");
+
+	(void)state;
+	ftm_config_defaults(&c);
+	assert_int_equal(ftm_config_set(&c, "push.server-ip", "vpn.example.com", err, sizeof(err)), 0);
+	assert_string_equal(c.push.server, "vpn.example.com");
+	assert_non_null(ftm_config_deprecated("push.server-ip"));
+	assert_non_null(ftm_config_deprecated("push_server-ip"));
+	assert_null(ftm_config_deprecated("push.server"));
+	assert_int_not_equal(ftm_config_set(&c, "push.server-ip", "bad host/", err, sizeof(err)), 0);
+
+	ftm_config_defaults(&c);
+	assert_int_equal(ftm_config_load(&c, path, report, &r, err, sizeof(err)), 0);
+	assert_string_equal(c.push.server, "192.0.2.10");
+	assert_int_equal(r.n, 1);		/* the warning, on its line, not an error */
+	assert_int_equal(r.lines[0], 2);
+	assert_non_null(strstr(r.msgs[0], "warning: server-ip is deprecated"));
 }
 
 static void file_errors_carry_line_numbers(void **state)
@@ -499,6 +523,7 @@ int main(void)
 		cmocka_unit_test(strings_too_long_or_unsafe_are_refused),
 		cmocka_unit_test(option_names_are_all_settable),
 		cmocka_unit_test(file_with_push_section_and_prefix_loads),
+		cmocka_unit_test(fortios_server_ip_is_a_deprecated_alias_of_server),
 		cmocka_unit_test(file_errors_carry_line_numbers),
 		cmocka_unit_test(writable_by_others_is_refused),
 		cmocka_unit_test(owned_by_another_user_is_refused),

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -100,6 +101,67 @@ static void malformed_states_are_unknown(void **st)
 	ftm_states_free(s);
 }
 
+/* Issue without asserting on eviction (the floods below evict their own). */
+static void issue_any(ftm_states_t *s, const char *user, const char *client, time_t now, char state[FTM_STATE_HEX + 1])
+{
+	char why[128] = "";
+	bool evicted;
+	int payload = 7;
+
+	assert_int_equal(ftm_states_issue(s, user, client, now, 300, &payload, sizeof(payload), state, &evicted,
+					  why, sizeof(why)), 0);
+}
+
+static void one_user_flooding_challenges_evicts_only_its_own(void **st)
+{
+	ftm_states_t *s = table();
+	char victim[FTM_STATE_HEX + 1], mine[FTM_STATE_HEX + 1];
+
+	(void)st;
+	issue(s, "victim", "198.51.100.9", 100, 300, 1, victim);
+	for (int i = 0; i < 5000; i++)		/* more than the whole table */
+		issue_any(s, "mallory", "203.0.113.1", 100 + i / 100, mine);
+	assert_int_equal(ftm_states_take(s, "victim", "198.51.100.9", victim, 160, NULL, 0), FTM_STATE_OK);
+	assert_int_equal(ftm_states_take(s, "mallory", "203.0.113.1", mine, 160, NULL, 0), FTM_STATE_OK);
+	assert_int_equal(drops, 5000 - 16);	/* mallory keeps 16: the newest */
+	ftm_states_free(s);
+}
+
+static void one_client_flooding_with_many_users_evicts_only_its_own(void **st)
+{
+	ftm_states_t *s = table();
+	char victim[FTM_STATE_HEX + 1], st2[FTM_STATE_HEX + 1], user[32];
+
+	(void)st;
+	issue(s, "victim", "198.51.100.9", 100, 300, 1, victim);
+	for (int i = 0; i < 5000; i++) {
+		snprintf(user, sizeof(user), "u%d", i);
+		issue_any(s, user, "203.0.113.1", 100, st2);
+	}
+	assert_int_equal(ftm_states_take(s, "victim", "198.51.100.9", victim, 160, NULL, 0), FTM_STATE_OK);
+	ftm_states_free(s);
+}
+
+static void a_long_client_binds_in_full(void **st)
+{
+	ftm_states_t *s = table();
+	char state[FTM_STATE_HEX + 1], a[122], b[122], long_client[251];
+
+	(void)st;
+	memset(a, 'A', 120);
+	memcpy(b, a, 120);
+	a[120] = '1';
+	b[120] = '2';
+	a[121] = b[121] = '\0';
+	issue(s, "alice", a, 100, 60, 1, state);
+	assert_int_equal(ftm_states_take(s, "alice", b, state, 101, NULL, 0), FTM_STATE_MISMATCH);
+	memset(long_client, 'B', 250);
+	long_client[250] = '\0';
+	issue(s, "alice", long_client, 100, 60, 1, state);	/* no length limit on the client */
+	assert_int_equal(ftm_states_take(s, "alice", long_client, state, 101, NULL, 0), FTM_STATE_OK);
+	ftm_states_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -107,6 +169,9 @@ int main(void)
 		cmocka_unit_test(a_state_of_another_user_or_client_is_consumed_as_a_mismatch),
 		cmocka_unit_test(a_state_past_its_expiry_is_expired_and_dropped_by_the_next_issue),
 		cmocka_unit_test(malformed_states_are_unknown),
+		cmocka_unit_test(one_user_flooding_challenges_evicts_only_its_own),
+		cmocka_unit_test(one_client_flooding_with_many_users_evicts_only_its_own),
+		cmocka_unit_test(a_long_client_binds_in_full),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
