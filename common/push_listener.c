@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 
+#include "ftm_diagnose.h"
 #include "ftm_enrol.h"
 #include "ftm_protect.h"
 #include "ftm_push.h"
@@ -44,6 +46,7 @@ typedef struct conn {
 	uint64_t	accepted_ms;
 	bool		silent_checked;
 	bool		closing;	/* shut down by us; libmicrohttpd closes it on its next turn */
+	bool		requested;	/* got as far as a request (so its TLS handshake completed) */
 } conn_t;
 
 typedef struct conn_stats {
@@ -68,6 +71,9 @@ struct ftm_push_listener {
 	bool			stopping;
 	bool			watching;	/* the watchdog thread runs */
 	pthread_t		watchdog;
+	atomic_uint		tls_errors;	/* TLS errors libmicrohttpd logged, not yet tied to a connection */
+	time_t			tls_reported;	/* the last line about a refused handshake (under mu) */
+	unsigned		tls_unreported;	/* refused handshakes since that line (under mu) */
 };
 
 typedef struct request {
@@ -300,6 +306,38 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *sa, sockl
 	return rc;
 }
 
+/* A connection that closes before any request, after libmicrohttpd logged a TLS error, is a client that
+ * refused or broke the handshake: a phone that does not trust the certificate, most of the time. One
+ * line per REPORT_S with the latest address, so a flood of broken handshakes cannot flood the log. */
+static void report_tls_failure(ftm_push_listener_t *l, struct MHD_Connection *mc)
+{
+	unsigned pending = atomic_load(&l->tls_errors), more;
+	char ip[INET6_ADDRSTRLEN + 1];
+	time_t now = time(NULL);
+
+	while (pending > 0 && !atomic_compare_exchange_weak(&l->tls_errors, &pending, pending - 1))
+		;
+	if (pending == 0)
+		return;
+	pthread_mutex_lock(&l->mu);
+	if (l->tls_reported != 0 && now - l->tls_reported < REPORT_S) {
+		l->tls_unreported++;
+		pthread_mutex_unlock(&l->mu);
+		return;
+	}
+	more = l->tls_unreported;
+	l->tls_unreported = 0;
+	l->tls_reported = now;
+	pthread_mutex_unlock(&l->mu);
+	client_ip(mc, ip, sizeof(ip));
+	if (more > 0)
+		ftm_log(l->log, FTM_LOG_WARN, "push listener: a client could not verify or complete TLS with the "
+			"callback certificate (from %s; %u more since the last such line)", ip, more);
+	else
+		ftm_log(l->log, FTM_LOG_WARN, "push listener: a client could not verify or complete TLS with the "
+			"callback certificate (from %s)", ip);
+}
+
 static void connection_notify(void *cls, struct MHD_Connection *mc, void **socket_context,
 			      enum MHD_ConnectionNotificationCode toe)
 {
@@ -348,6 +386,8 @@ static void connection_notify(void *cls, struct MHD_Connection *mc, void **socke
 	else
 		l->tail = c->prev;
 	pthread_mutex_unlock(&l->mu);
+	if (!c->requested && !c->closing)
+		report_tls_failure(l, mc);
 	free(c);
 	*socket_context = NULL;
 }
@@ -439,6 +479,15 @@ static unsigned conn_cap(const ftm_log_t *log)
 	return cap;
 }
 
+/* A request arrived on this connection, so its TLS handshake completed (see report_tls_failure). */
+static void mark_requested(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	if (sc && sc->socket_context)
+		((conn_t *)sc->socket_context)->requested = true;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 			      const char *version, const char *upload_data, size_t *upload_data_size, void **req_cls)
 {
@@ -453,6 +502,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	int st;
 
 	(void)version;
+	if (rq == NULL)
+		mark_requested(c);
 	if (is_enrol)
 		return handle_enrol(l, enrol, c, url + strlen(FTM_ENROL_PREFIX), method, upload_data,
 				    upload_data_size, req_cls);
@@ -514,8 +565,14 @@ __attribute__((format(printf, 2, 0)))
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	ftm_push_listener_t *l = cls;
+	char line[512];
 
-	ftm_vlog(l->log, FTM_LOG_DEBUG, fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	/* MHD's TLS messages name the library's view ("handshake message out of context"), not the cause;
+	 * the connection's close below says what it means for the admin. */
+	if (strcasestr(line, "TLS") || strcasestr(line, "handshake"))
+		atomic_fetch_add(&l->tls_errors, 1);
+	ftm_log(l->log, FTM_LOG_DEBUG, "push listener: %s", line);
 }
 
 static struct MHD_Daemon *start(ftm_push_listener_t *l, unsigned flags, unsigned port, const struct sockaddr *sa)
@@ -541,6 +598,15 @@ static struct MHD_Daemon *start(ftm_push_listener_t *l, unsigned flags, unsigned
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
 				MHD_OPTION_NOTIFY_CONNECTION, connection_notify, l,
 				MHD_OPTION_NOTIFY_COMPLETED, completed, l, MHD_OPTION_END);
+}
+
+/* Start-up: say now what phones would otherwise only show as a refused callback. */
+static void warn_certificate(const char *pem, const ftm_config_t *cfg, const ftm_log_t *log)
+{
+	char problem[400];
+
+	if (ftm_diag_cert_problem(pem, cfg->push.server, time(NULL), problem, sizeof(problem)) != 0)
+		ftm_log(log, FTM_LOG_WARN, "push listener: %s: %s", cfg->push.server_cert, problem);
 }
 
 /* ---- who holds the callback port (FreeRADIUS's listener and ftmpushd both default to 4433) ---- */
@@ -658,6 +724,7 @@ ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *
 	if (l->key == NULL)
 		goto fail;
 	ftm_protect_lock(l->key, l->key_len + 1);	/* the TLS private key: never swapped, never in a core */
+	warn_certificate(l->cert, cfg, log);
 	if (bind_addr != NULL && bind_addr[0] != '\0') {
 		const char *addr = bind_addr;
 		struct sockaddr_in sin;

@@ -19,6 +19,7 @@
 #endif
 
 #include "ftm_config.h"
+#include "ftm_diagnose.h"
 #include "ftm_enrol.h"
 #include "ftm_log.h"
 #include "ftm_otp.h"
@@ -73,9 +74,10 @@ static void usage(FILE *f)
 "  otp --serial SERIAL [--time UNIX]\n"
 "  verify USER CODE [--time UNIX]\n"
 "  config check [--config FILE]\n"
+"  diagnose [USER] [--time UNIX]   the troubleshooting checklist: \u2714 fine, ! warning, \u2718 problem + fix\n"
 "--email ADDR mails the user an activation link (smtp.*); with push.server set, a link is printed otherwise.\n"
 "--seed - reads the hex seed from the first line of stdin (keeps it out of ps and shell history).\n"
-"Exit status: 0 success; 1 refused or failed; 2 usage error; 3 store failure during verify.\n", prog);
+"Exit status: 0 success; 1 refused or failed (diagnose: a \u2718); 2 usage error; 3 store failure during verify.\n", prog);
 }
 
 /* ---- option parsing shared by the commands ---- */
@@ -257,20 +259,19 @@ static void config_report(void *ctx, unsigned line, const char *message)
 }
 
 /* --config FILE, else (without --db) the default config file when it exists, else the built-in
- * defaults. --db names the store itself: the default config is not read then, so the store's owner
- * (freerad, ftmpush) can manage it without access to root's 0600 /etc/ftmpush/ftmpush.conf. */
-static void load_config(void)
+ * defaults; then --db and --key-file. --db names the store itself: the default config is not read then,
+ * so the store's owner (freerad, ftmpush) can manage it without access to root's 0600
+ * /etc/ftmpush/ftmpush.conf. The file used in *path (NULL: none). 0, or -1 with err when it does not load. */
+static int read_config(const char **path, char *err, size_t err_len)
 {
-	char err[FTM_ERR_MAX];
-	const char *path = g.config;
-
+	*path = g.config;
 	ftm_config_defaults(&cfg);
-	if (path == NULL && g.db == NULL && access(FTM_DEFAULT_CONFIG, F_OK) == 0)
-		path = FTM_DEFAULT_CONFIG;
-	if (path != NULL) {
+	if (*path == NULL && g.db == NULL && access(FTM_DEFAULT_CONFIG, F_OK) == 0)
+		*path = FTM_DEFAULT_CONFIG;
+	if (*path != NULL) {
 		err[0] = '\0';
-		if (ftm_config_load(&cfg, path, NULL, NULL, err, sizeof(err)) != 0)
-			die(EXIT_REFUSED, "%s: %s (run: %s config check --config %s)", path, err, prog, path);
+		if (ftm_config_load(&cfg, *path, NULL, NULL, err, err_len) != 0)
+			return -1;
 	}
 	if (g.db != NULL) {
 		snprintf(cfg.token_db, sizeof(cfg.token_db), "%s", g.db);
@@ -281,6 +282,16 @@ static void load_config(void)
 		snprintf(cfg.key_file, sizeof(cfg.key_file), "%s", g.key_file);
 	if (cfg.debug > 0 || g.verbose)
 		logger.max_level = FTM_LOG_DEBUG;
+	return 0;
+}
+
+static void load_config(void)
+{
+	char err[FTM_ERR_MAX];
+	const char *path;
+
+	if (read_config(&path, err, sizeof(err)) != 0)
+		die(EXIT_REFUSED, "%s: %s (run: %s config check --config %s)", path, err, prog, path);
 }
 
 static ftm_store_t *open_store(void)
@@ -1041,6 +1052,41 @@ static int cmd_config(int argc, char **argv)
 	return 0;
 }
 
+static void diag_print(void *ctx, ftm_diag_mark_t mark, const char *check, const char *detail, const char *fix)
+{
+	(void)ctx;
+	printf("%s %s: %s\n", mark == FTM_DIAG_OK ? "\u2714" : mark == FTM_DIAG_WARN ? "!" : "\u2718", check, detail);
+	if (fix && fix[0])
+		printf("    fix: %s\n", fix);
+	fflush(stdout);
+}
+
+static int cmd_diagnose(int argc, char **argv)
+{
+	opts_t o;
+	char err[FTM_ERR_MAX] = "";
+	const char *path;
+	unsigned failures;
+
+	parse_opts(argc, argv, "time", &o);
+	if (o.argc > 1)
+		die(EXIT_USAGE, "usage: %s diagnose [USER] [--time UNIX]", prog);
+	/* A file that does not load is the first \u2718, not the end of the checklist's usefulness. */
+	if (read_config(&path, err, sizeof(err)) != 0) {
+		diag_print(NULL, FTM_DIAG_FAIL, "config", err, "ftmpushctl config check lists every problem");
+		return EXIT_REFUSED;
+	}
+	if (path)
+		printf("configuration: %s\n", path);
+	failures = ftm_diagnose(&cfg, o.argc == 1 ? o.argv[0] : NULL, parse_time(o.time), diag_print, NULL);
+	if (failures > 0) {
+		printf("%u problem%s found\n", failures, failures == 1 ? "" : "s");
+		return EXIT_REFUSED;
+	}
+	printf("no problem found\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int c;
@@ -1099,5 +1145,7 @@ int main(int argc, char **argv)
 		return cmd_verify(argc, argv);
 	if (strcmp(argv[0], "config") == 0)
 		return cmd_config(argc, argv);
+	if (strcmp(argv[0], "diagnose") == 0)
+		return cmd_diagnose(argc, argv);
 	die(EXIT_USAGE, "unknown command: %s (see --help)", argv[0]);
 }
