@@ -9,6 +9,10 @@
 
 #define FTM_STATE_HEX		32	/* hex characters of a State (16 CSPRNG bytes) */
 #define FTM_STATE_PAYLOAD_MAX	256	/* bytes an entry may carry */
+/* No user or client can flush another's States (a challenge flood with a valid password): beyond these,
+ * the flooder's own oldest State makes room. The same caps hold in the store's shared States. */
+#define FTM_STATES_PER_USER	16	/* a user's own States at once */
+#define FTM_STATES_PER_CLIENT	64	/* States of one client identity (one address behind a NAT: many users) */
 
 typedef struct ftm_states ftm_states_t;
 

@@ -16,8 +16,8 @@
 #include "ftm_util.h"
 
 #define STATES_MAX	4096	/* entries kept at once; the one closest to expiry makes room */
-#define STATES_PER_USER	16	/* a user's own States at once: the user's oldest makes room */
-#define STATES_PER_CLIENT 64	/* States of one client identity (one address behind a NAT: many users) */
+#define STATES_PER_USER		FTM_STATES_PER_USER
+#define STATES_PER_CLIENT	FTM_STATES_PER_CLIENT
 
 typedef struct {
 	char		state[FTM_STATE_HEX + 1];

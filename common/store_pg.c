@@ -63,7 +63,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
 enum {
 	Q_META_GET, Q_META_PUT, Q_INSERT, Q_GET, Q_REISSUE, Q_STATUS, Q_STATUS_CLEAR, Q_PUSH, Q_USER, Q_DELETE,
 	Q_LIST_ALL, Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE,
-	Q_STATE_PURGE, Q_STATE_PUT, Q_STATE_TAKE, Q_COUNT
+	Q_STATE_PURGE, Q_STATE_PUT, Q_STATE_TAKE, Q_STATE_CAP_USER, Q_STATE_CAP_CLIENT, Q_COUNT
 };
 static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	[Q_META_GET]	 = { "SELECT value FROM ftm_meta WHERE name = $1", 1 },
@@ -87,6 +87,11 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	[Q_STATE_PUT]	 = { "INSERT INTO ftm_states (id, username, client, expires) VALUES ($1, $2, $3, $4)", 4 },
 	/* single use on every node: the DELETE that finds the row is the one answer that gets it */
 	[Q_STATE_TAKE]	 = { "DELETE FROM ftm_states WHERE id = $1 RETURNING username, client, expires", 1 },
+	/* the caps (FTM_STATES_PER_USER / _PER_CLIENT): the new State $2 and the newest others stay */
+	[Q_STATE_CAP_USER] = { "DELETE FROM ftm_states WHERE username = $1 AND id <> $2 AND id NOT IN"
+			       " (SELECT id FROM ftm_states WHERE username = $1 AND id <> $2 ORDER BY expires DESC LIMIT $3::bigint)", 3 },
+	[Q_STATE_CAP_CLIENT] = { "DELETE FROM ftm_states WHERE client = $1 AND id <> $2 AND id NOT IN"
+				 " (SELECT id FROM ftm_states WHERE client = $1 AND id <> $2 ORDER BY expires DESC LIMIT $3::bigint)", 3 },
 };
 
 typedef struct pg_link {
@@ -938,6 +943,22 @@ struct state_ctx {
 	size_t		user_len, client_len;
 };
 
+/* Keep the newest `cap` States of one user (or client), the one just issued among them. */
+static int state_cap(pg_link_t *l, int which, const char *who, const char *id, unsigned cap,
+		     char *err, size_t err_len)
+{
+	char keep[16];
+	const char *values[3] = { who, id, keep };
+	PGresult *res;
+
+	snprintf(keep, sizeof(keep), "%u", cap - 1);
+	res = run(l, which, 3, values, NULL, NULL);
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "state", err, err_len) != 0)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
 static int state_put_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 {
 	struct state_ctx *sc = c;
@@ -956,6 +977,9 @@ static int state_put_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_l
 	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "state", err, err_len) != 0)
 		return -1;
 	PQclear(res);
+	if (state_cap(l, Q_STATE_CAP_USER, sc->user, sc->id, FTM_STATES_PER_USER, err, err_len) != 0 ||
+	    state_cap(l, Q_STATE_CAP_CLIENT, sc->client, sc->id, FTM_STATES_PER_CLIENT, err, err_len) != 0)
+		return -1;
 	return 0;
 }
 

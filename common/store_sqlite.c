@@ -24,7 +24,7 @@ enum sql_id {
 	SQL_BEGIN_IMMEDIATE, SQL_COMMIT, SQL_ROLLBACK, SQL_SAVEPOINT, SQL_RELEASE, SQL_ROLLBACK_TO,
 	SQL_META_GET, SQL_META_PUT, SQL_INSERT, SQL_GET, SQL_BY_USER, SQL_LIST_USER, SQL_LIST_ALL,
 	SQL_VERDICT_UPDATE, SQL_REISSUE, SQL_SET_STATUS, SQL_SET_STATUS_CLEAR_FAILURES, SQL_SET_PUSH, SQL_SET_USER, SQL_DELETE,
-	SQL_STATE_PURGE, SQL_STATE_PUT, SQL_STATE_TAKE,
+	SQL_STATE_PURGE, SQL_STATE_PUT, SQL_STATE_TAKE, SQL_STATE_CAP_USER, SQL_STATE_CAP_CLIENT,
 	SQL_COUNT
 };
 
@@ -55,6 +55,11 @@ static const char *const sql_text[SQL_COUNT] = {
 	[SQL_STATE_PURGE]	= "DELETE FROM states WHERE expires < ?",
 	[SQL_STATE_PUT]		= "INSERT INTO states (id, user, client, expires) VALUES (?, ?, ?, ?)",
 	[SQL_STATE_TAKE]	= "DELETE FROM states WHERE id = ? RETURNING user, client, expires",
+	/* the caps (FTM_STATES_PER_USER / _PER_CLIENT): the new State ?2 and the newest others stay */
+	[SQL_STATE_CAP_USER]	= "DELETE FROM states WHERE user = ?1 AND id <> ?2 AND id NOT IN"
+				  " (SELECT id FROM states WHERE user = ?1 AND id <> ?2 ORDER BY expires DESC, rowid DESC LIMIT ?3)",
+	[SQL_STATE_CAP_CLIENT]	= "DELETE FROM states WHERE client = ?1 AND id <> ?2 AND id NOT IN"
+				  " (SELECT id FROM states WHERE client = ?1 AND id <> ?2 ORDER BY expires DESC, rowid DESC LIMIT ?3)",
 };
 
 /* One SQLite connection and its compiled statements; used by one thread at a time. */
@@ -1157,6 +1162,24 @@ struct state_arg {
 	bool		found;
 };
 
+/* Keep the newest `cap` States of one user (or client), the one just issued among them. */
+static int state_cap(sq_conn_t *c, int which, const char *who, const char *id, unsigned cap,
+		     char *err, size_t err_len)
+{
+	sqlite3_stmt *st = stmt(c, which, err, err_len);
+	int rc = 0;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, who, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)cap - 1);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_err(c, "state", err, err_len);
+	stmt_done(st);
+	return rc;
+}
+
 static int job_state_put(sq_conn_t *c, void *arg, char *err, size_t err_len)
 {
 	const struct state_arg *a = arg;
@@ -1178,6 +1201,10 @@ static int job_state_put(sq_conn_t *c, void *arg, char *err, size_t err_len)
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = db_err(c, "state", err, err_len);
 	stmt_done(st);
+	if (rc == 0)
+		rc = state_cap(c, SQL_STATE_CAP_USER, a->user, a->id, FTM_STATES_PER_USER, err, err_len);
+	if (rc == 0)
+		rc = state_cap(c, SQL_STATE_CAP_CLIENT, a->client, a->id, FTM_STATES_PER_CLIENT, err, err_len);
 	return rc;
 }
 

@@ -512,6 +512,42 @@ static void a_challenge_issued_on_one_node_is_answered_once_on_another(void **st
 	ftm_store_close(b);
 }
 
+/* A flood of challenges by one user (with a valid password) or from one client flushes only the flooder's
+ * own oldest States (FTM_STATES_PER_USER, FTM_STATES_PER_CLIENT): another user's State still answers. */
+static void a_challenge_flood_flushes_only_the_flooders_own_states(void **state)
+{
+	fixture_t *f = *state;
+	char err[512], victim[FTM_STATE_HEX + 1], first[FTM_STATE_HEX + 1], last[FTM_STATE_HEX + 1];
+	char user[16];
+	ftm_state_check_t check;
+	time_t t = T1;
+
+	assert_int_equal(ftm_store_challenge_issue(f->st, "bob", "10.0.0.9", t, 600, victim, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_challenge_issue(f->st, "mallory", "10.0.0.66", ++t, 600, first, err, sizeof(err)), 0);
+	for (int i = 0; i < 4 * FTM_STATES_PER_USER; i++)
+		assert_int_equal(ftm_store_challenge_issue(f->st, "mallory", "10.0.0.66", ++t, 600, last, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_challenge_take(f->st, "mallory", "10.0.0.66", first, t, &check, err, sizeof(err)), 0);
+	assert_int_equal(check, FTM_STATE_UNKNOWN);	/* the flooder's own oldest made room */
+	assert_int_equal(ftm_store_challenge_take(f->st, "mallory", "10.0.0.66", last, t, &check, err, sizeof(err)), 0);
+	assert_int_equal(check, FTM_STATE_OK);		/* the newest stays */
+	assert_int_equal(ftm_store_challenge_take(f->st, "bob", "10.0.0.9", victim, t, &check, err, sizeof(err)), 0);
+	assert_int_equal(check, FTM_STATE_OK);		/* the victim's is untouched */
+
+	/* one client identity (many users behind one NAT address): its own oldest go beyond the client cap */
+	assert_int_equal(ftm_store_challenge_issue(f->st, "bob", "10.0.0.9", ++t, 600, victim, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_challenge_issue(f->st, "u0", "10.0.0.77", ++t, 600, first, err, sizeof(err)), 0);
+	for (int i = 1; i <= FTM_STATES_PER_CLIENT + 8; i++) {
+		snprintf(user, sizeof(user), "u%d", i);
+		assert_int_equal(ftm_store_challenge_issue(f->st, user, "10.0.0.77", ++t, 600, last, err, sizeof(err)), 0);
+	}
+	assert_int_equal(ftm_store_challenge_take(f->st, "u0", "10.0.0.77", first, t, &check, err, sizeof(err)), 0);
+	assert_int_equal(check, FTM_STATE_UNKNOWN);
+	assert_int_equal(ftm_store_challenge_take(f->st, user, "10.0.0.77", last, t, &check, err, sizeof(err)), 0);
+	assert_int_equal(check, FTM_STATE_OK);
+	assert_int_equal(ftm_store_challenge_take(f->st, "bob", "10.0.0.9", victim, t, &check, err, sizeof(err)), 0);
+	assert_int_equal(check, FTM_STATE_OK);
+}
+
 /* ---- keys ---- */
 
 static void a_node_with_another_key_is_refused(void **state)
@@ -629,6 +665,7 @@ int main(void)
 		T(open_creates_the_schema_at_version_2),
 		T(a_version_1_database_is_migrated_with_its_tokens),
 		T(a_challenge_issued_on_one_node_is_answered_once_on_another),
+		T(a_challenge_flood_flushes_only_the_flooders_own_states),
 		T(a_database_newer_than_the_binary_is_refused),
 		T(tokens_are_added_read_changed_listed_and_deleted),
 		T(lists_order_by_user_then_serial_bytewise),
