@@ -178,7 +178,8 @@ static void client_end(const uint8_t *data, size_t size)
 {
 	static int listen_fd = -1;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	ftm_rdv_request_t req = { "alice", "", "192.0.2.1", "vpn", "host", 5 };
+	ftm_rdv_request_t req = { .user = "alice", .serial = "", .client = "192.0.2.1", .nas = "vpn", .host = "host",
+				  .timeout = 5, .store = NULL };
 	ftm_rdv_reply_t out;
 	fake_t f = { 0 };
 	const uint8_t *mark = memmem(data, size, "@A@", 3);
