@@ -158,7 +158,8 @@ client localhost {
 	ipaddr = 127.0.0.1
 	secret = $RAD_SECRET
 	# BlastRADIUS (CVE-2024-3596): every request must carry a Message-Authenticator, as docs tell admins
-	require_message_authenticator = yes
+	# (RAD_REQUIRE_MA=no only for a NAS that cannot send one: ocserv 1.1.6's radcli on PAP)
+	require_message_authenticator = ${RAD_REQUIRE_MA:-yes}
 	nas_type = other
 }
 
