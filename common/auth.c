@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "ftm_auth.h"
+#include "ftm_metrics.h"
 #include "ftm_push_client.h"
 #include "ftm_states.h"
 #include "ftm_util.h"
@@ -484,10 +485,12 @@ static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *c
 	ftm_verify_params_t p = verify_params(auth, true);
 	ftm_code_proof_t proof;
 	ftm_verdict_t v;
+	double started = ftm_metrics_now();
 
 	if (proof_take(auth, login->user, code, now, &proof))
 		p.proof = &proof;
 	ftm_store_verify_code(auth->store, login->user, code, now, &p, &v);	/* errors are in v */
+	ftm_metrics_verdict_seconds(ftm_metrics_now() - started);
 	ftm_memzero(&proof, sizeof(proof));
 	verdict_to_outcome(&v, out);
 	if (v.now_locked)
@@ -667,6 +670,8 @@ void ftm_auth_after_password(ftm_auth_t *auth, const ftm_login_t *login, const c
 		ftm_auth_verify_code(auth, login, code, now, out);
 	else
 		ftm_auth_second_factor(auth, login, now, out);
+	if (out != NULL)
+		ftm_metrics_login(out->result);
 }
 
 /* ---- code challenges ---- */
@@ -695,8 +700,8 @@ void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t 
 	log_outcome(auth, "challenge", login, out);
 }
 
-void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const char *state,
-			       const char *answer, time_t now, ftm_outcome_t *out)
+static void challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const char *state,
+			     const char *answer, time_t now, ftm_outcome_t *out)
 {
 	ftm_state_check_t check = FTM_STATE_UNKNOWN;
 	char reason[FTM_MSG_MAX] = "";
@@ -742,6 +747,14 @@ void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const
 	}
 	ftm_outcome_set(out, FTM_RES_FAIL, NULL, FTM_MSG_CHALLENGE_UNKNOWN, "unknown challenge state");
 	log_outcome(auth, "challenge answer", login, out);
+}
+
+void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const char *state,
+			       const char *answer, time_t now, ftm_outcome_t *out)
+{
+	challenge_answer(auth, login, state, answer, now, out);
+	if (out != NULL)
+		ftm_metrics_login(out->result);
 }
 
 /* ---- clients that answer every prompt with the password ---- */
@@ -803,6 +816,7 @@ void ftm_auth_prompt_answer(ftm_auth_t *auth, const ftm_login_t *login, const ch
 			"the answer is the password just proved (a client that answers every prompt with it): "
 			"no code given, no failure counted");
 	log_outcome(auth, "challenge answer", login, out);
+	ftm_metrics_login(out->result);
 }
 
 /* ---- push hook: the engine logs through the auth's own sink ---- */

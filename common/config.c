@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "ftm_config.h"
+#include "ftm_metrics.h"
 #include "ftm_util.h"
 
 #define LINE_MAX_BYTES	4096	/* a config line longer than this is an error, not a silent cut */
@@ -67,6 +68,8 @@ static const opt_t options[] = {
 	STR("smtp.credentials", smtp.credentials, false),
 	STR("smtp.ca_file", smtp.ca_file, false),
 	UINT("smtp.timeout", smtp.timeout, 1, 600),
+	STR("metrics_listen", metrics_listen, false),
+	BOOL("metrics_allow_remote", metrics_allow_remote),
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -77,6 +80,7 @@ const char *const ftm_config_option_names[] = {
 	"push.server_key", "push.timeout", "push.gateway_url", "push.proxy", "push.ca_file",
 	"push.ntfy_token", "push.number_matching", "push.socket",
 	"issuer", "smtp.server", "smtp.from", "smtp.starttls", "smtp.credentials", "smtp.ca_file", "smtp.timeout",
+	"metrics_listen", "metrics_allow_remote",
 	NULL
 };
 
@@ -589,7 +593,8 @@ int ftm_config_validate(const ftm_config_t *cfg, ftm_config_report_fn report, vo
 					       "socks5://", "socks5h://", NULL };
 	struct load_state ls = { report, ctx, err, err_len, 0 };
 	const ftm_push_config_t *p;
-	char why[FTM_ERR_MAX];
+	char why[FTM_ERR_MAX], addr[64];
+	unsigned port;
 
 	if (cfg == NULL) {
 		load_error(&ls, 0, "no configuration");
@@ -627,5 +632,8 @@ int ftm_config_validate(const ftm_config_t *cfg, ftm_config_report_fn report, vo
 			load_error(&ls, 0, "push.socket must be an absolute path");
 	}
 	check_smtp(&ls, &cfg->smtp);
+	if (cfg->metrics_listen[0] != '\0' && ftm_metrics_parse_listen(cfg->metrics_listen, cfg->metrics_allow_remote,
+								      addr, sizeof(addr), &port, why, sizeof(why)) != 0)
+		load_error(&ls, 0, "%s", why);
 	return ls.errors;
 }

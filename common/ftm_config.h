@@ -54,6 +54,8 @@ typedef struct ftm_config {
 	ftm_push_config_t push;
 	char		issuer[128];		/* the organisation in otpauth URIs, e-mails and pages; default "ftmpush" */
 	ftm_smtp_config_t smtp;
+	char		metrics_listen[80];	/* "127.0.0.1:9464": serve Prometheus metrics there ("": off) */
+	bool		metrics_allow_remote;	/* a non-loopback metrics_listen is refused unless yes */
 } ftm_config_t;
 
 void ftm_config_defaults(ftm_config_t *cfg);

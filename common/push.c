@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 
 #include "ftm_enrol.h"
+#include "ftm_metrics.h"
 #include "ftm_push.h"
 #include "ftm_util.h"
 #include "push_channel.h"
@@ -164,6 +165,13 @@ static void tx_free(struct ftm_push_tx *tx)
 	free(tx);
 }
 
+/* Seconds since tx started (its monotonic deadline is the start plus push.timeout). */
+static double tx_age(const ftm_push_t *p, const struct ftm_push_tx *tx)
+{
+	return ftm_metrics_now() - ((double)tx->deadline.tv_sec + (double)tx->deadline.tv_nsec / 1e9 -
+				    (double)p->cfg.push.timeout);
+}
+
 static void decide(ftm_push_t *p, struct ftm_push_tx *tx, ftm_push_verdict_t v, const char *why)
 {
 	if (tx->verdict != FTM_PUSH_PENDING)
@@ -173,6 +181,9 @@ static void decide(ftm_push_t *p, struct ftm_push_tx *tx, ftm_push_verdict_t v, 
 	if (why)
 		ftm_copy(tx->reason, sizeof(tx->reason), why);
 	pthread_cond_broadcast(&tx->cond);
+	/* an approval or a denial is the user's answer: its time since the start is the round trip */
+	ftm_metrics_push_decided(tx->gateway ? FTM_METRICS_GATEWAY : FTM_METRICS_NTFY, v,
+				 v == FTM_PUSH_APPROVED || v == FTM_PUSH_DENIED ? tx_age(p, tx) : -1);
 	ftm_log(p->log, v == FTM_PUSH_APPROVED ? FTM_LOG_INFO : FTM_LOG_WARN,
 		"push %.8s for '%s' from %s: %s (serial %s): %s", tx->id, tx->user, tx->client[0] ? tx->client : "-",
 		ftm_push_verdict_name(v), tx->serial, why ? why : "-");
@@ -498,6 +509,7 @@ ftm_push_tx_t *ftm_push_start(ftm_push_t *p, const ftm_login_t *login, const ftm
 	}
 	tx->next = p->txs;
 	p->txs = tx;
+	ftm_metrics_push_started();
 	pthread_mutex_unlock(&p->lock);
 
 	/* Everything the channel needs is immutable from here on: no lock while sending. */

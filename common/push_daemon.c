@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "ftm_auth.h"
+#include "ftm_metrics.h"
 #include "ftm_push.h"
 #include "ftm_push_daemon.h"
 #include "ftm_rendezvous.h"
@@ -89,6 +90,7 @@ static void handle_login(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_
 	time_t now = time(NULL);
 	ftm_push_tx_t *tx;
 	ftm_push_verdict_t v;
+	ftm_outcome_t result;
 	ftm_token_t tok;
 	bool joined;
 	int found;
@@ -128,6 +130,10 @@ done:
 	ftm_log(d->log, out->verdict == FTM_PUSH_APPROVED ? FTM_LOG_INFO : FTM_LOG_WARN,
 		"socket push for '%s' from %s: %s (serial %s): %s", req->user, ftm_or(login.client, "-"),
 		ftm_push_verdict_name(out->verdict), ftm_or(out->serial, "-"), ftm_or(out->reason, "-"));
+	/* the PAM login's outcome as its process will map it (ftm_auth_push_outcome): counted here, where
+	 * a long-lived process sees it */
+	ftm_auth_push_outcome(&result, out->verdict, out->serial, NULL, NULL);
+	ftm_metrics_login(result.result);
 }
 
 /* The socket's directory (/run/ftmpush) may be gone after a reboot: make it, like systemd would. */

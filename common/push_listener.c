@@ -23,6 +23,7 @@
 
 #include "ftm_diagnose.h"
 #include "ftm_enrol.h"
+#include "ftm_metrics.h"
 #include "ftm_protect.h"
 #include "ftm_push.h"
 #include "push_listener.h"
@@ -319,6 +320,7 @@ static void report_tls_failure(ftm_push_listener_t *l, struct MHD_Connection *mc
 		;
 	if (pending == 0)
 		return;
+	ftm_metrics_tls_failure();
 	pthread_mutex_lock(&l->mu);
 	if (l->tls_reported != 0 && now - l->tls_reported < REPORT_S) {
 		l->tls_unreported++;

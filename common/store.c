@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "ftm_config.h"
+#include "ftm_metrics.h"
 #include "ftm_protect.h"
 #include "ftm_store.h"
 #include "seedcrypt.h"
@@ -564,6 +565,8 @@ int ftm_store_token_list(ftm_store_t *st, const char *user, ftm_token_cb cb, voi
 	if (lc->failed)
 		rc = -1;
 	free(lc);
+	if (rc != 0)
+		ftm_metrics_store_error(FTM_METRICS_STORE_LIST);
 	return rc;
 }
 
@@ -940,6 +943,7 @@ int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, t
 		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
 		snprintf(out->reason, sizeof(out->reason), "%s", vc.err[0] ? vc.err : "token store error");
 		ftm_log(&st->log, FTM_LOG_ERR, "verdict for '%s': %s", user, out->reason);
+		ftm_metrics_store_error(FTM_METRICS_STORE_VERDICT);
 		return -1;
 	}
 	ftm_log(&st->log, FTM_LOG_DEBUG, "verdict for '%s'%s: %s", user, vc.p->consume ? "" : " (peek)", out->reason);
@@ -1074,6 +1078,7 @@ static int record(ftm_store_t *st, const char *user, const char *serial, bool fa
 		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
 		snprintf(out->reason, sizeof(out->reason), "%s", err[0] ? err : "token store error");
 		ftm_log(&st->log, FTM_LOG_ERR, "recording a %s for '%s': %s", what, user, out->reason);
+		ftm_metrics_store_error(FTM_METRICS_STORE_VERDICT);
 		return -1;
 	}
 	ftm_log(&st->log, FTM_LOG_DEBUG, "%s for '%s': %s", what, user, out->reason);
@@ -1569,8 +1574,10 @@ int ftm_store_challenge_issue(ftm_store_t *st, const char *user, const char *cli
 		return -1;
 	}
 	rc = st->ops->state_put(st->be, id, user, client_id, (int64_t)now + ttl, (int64_t)now, err, err_len);
-	if (rc != 0)
+	if (rc != 0) {
 		ftm_memzero(state, FTM_STATE_HEX + 1);
+		ftm_metrics_store_error(FTM_METRICS_STORE_CHALLENGE);
+	}
 	return rc;
 }
 
@@ -1594,8 +1601,10 @@ int ftm_store_challenge_take(ftm_store_t *st, const char *user, const char *clie
 		return -1;
 	}
 	rc = st->ops->state_take(st->be, id, who, sizeof(who), from, sizeof(from), &expires, err, err_len);
-	if (rc < 0)
+	if (rc < 0) {
+		ftm_metrics_store_error(FTM_METRICS_STORE_CHALLENGE);
 		return -1;
+	}
 	if (rc == 1)
 		return 0;
 	if (strcmp(who, user) != 0 || strcmp(from, client_id) != 0)

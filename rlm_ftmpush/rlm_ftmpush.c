@@ -14,6 +14,7 @@
 #include "ftm_config.h"
 #include "ftm_log.h"
 #include "ftm_message.h"
+#include "ftm_metrics.h"
 #include "ftm_otp.h"
 #include "ftm_protect.h"
 #include "ftm_util.h"
@@ -35,6 +36,8 @@ typedef struct {
 	char const	*challenge_timeout;
 	char const	*debug;
 	char const	*issuer;
+	char const	*metrics_listen;
+	char const	*metrics_allow_remote;
 	struct {
 		char const	*status;
 		char const	*server;
@@ -59,6 +62,7 @@ typedef struct {
 	ftm_config_t		cfg;
 	ftm_log_t		log;
 	ftm_auth_t		*auth;
+	ftm_metrics_listener_t	*metrics;	/* this process's metrics listener, shared by its instances */
 	char			hostname[256];
 	bool			log_debug_as_info;	/* debug = 1|2: core debug lines go to the normal log */
 } rlm_ftmpush_t;
@@ -93,6 +97,8 @@ static const CONF_PARSER module_config[] = {
 	{ "challenge_timeout", OPT(challenge_timeout), NULL },
 	{ "debug", OPT(debug), NULL },
 	{ "issuer", OPT(issuer), NULL },
+	{ "metrics_listen", OPT(metrics_listen), NULL },
+	{ "metrics_allow_remote", OPT(metrics_allow_remote), NULL },
 	{ "push", FR_CONF_POINTER(PW_TYPE_SUBSECTION, NULL), (void const *) push_config },
 	CONF_PARSER_TERMINATOR
 };
@@ -211,6 +217,8 @@ static int map_config(rlm_ftmpush_t *inst, CONF_SECTION *conf)
 		{ "challenge_timeout", o->challenge_timeout },
 		{ "debug", o->debug },
 		{ "issuer", o->issuer },
+		{ "metrics_listen", o->metrics_listen },
+		{ "metrics_allow_remote", o->metrics_allow_remote },
 		{ "push.status", o->push.status },
 		{ "push.server", o->push.server },
 		{ "push.server-ip", o->push.server_ip },
@@ -358,6 +366,12 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 			     inst->name, main_config.max_request_time, inst->cfg.push.timeout);
 		warn_thread_pool(inst);
 	}
+	if (ftm_metrics_listener_start(&inst->cfg, "radius", &inst->log, &inst->metrics, err, sizeof(err)) != 0) {
+		cf_log_err_cs(conf, "Cannot serve the metrics: %s", err);
+		ftm_auth_free(inst->auth);
+		inst->auth = NULL;
+		return -1;
+	}
 
 	INFO("rlm_ftmpush (%s): token_db %s, window %u, lockout_threshold %u, no_token %s, challenge %s, push %s",
 	     inst->name, inst->cfg.token_db, inst->cfg.window, inst->cfg.lockout_threshold,
@@ -370,6 +384,8 @@ static int mod_detach(void *instance)
 {
 	rlm_ftmpush_t *inst = instance;
 
+	ftm_metrics_listener_stop(inst->metrics);
+	inst->metrics = NULL;
 	if (inst->auth != NULL)
 		ftm_auth_free(inst->auth);
 	inst->auth = NULL;

@@ -20,6 +20,7 @@
 
 #include "ftm_config.h"
 #include "ftm_log.h"
+#include "ftm_metrics.h"
 #include "ftm_protect.h"
 #include "ftm_push_daemon.h"
 
@@ -55,6 +56,7 @@ int main(int argc, char **argv)
 	ftm_log_t log = { ftm_log_sink_stderr, NULL, FTM_LOG_INFO };
 	char err[FTM_ERR_MAX] = "";
 	ftm_push_daemon_t *d = NULL;
+	ftm_metrics_listener_t *metrics = NULL;
 	sigset_t set;
 	bool nodump;
 
@@ -136,6 +138,11 @@ int main(int argc, char **argv)
 		ftm_log(&log, FTM_LOG_ERR, "ftmpushd: %s", err);
 		goto out;
 	}
+	/* the PAM logins that reach this daemon (pushes) are counted here, as front end "pam" */
+	if (ftm_metrics_listener_start(&cfg, "pam", &log, &metrics, err, sizeof(err)) != 0) {
+		ftm_log(&log, FTM_LOG_ERR, "ftmpushd: %s", err);
+		goto out;
+	}
 	ftm_log(&log, nodump && !ftm_protect_dumpable() ? FTM_LOG_INFO : FTM_LOG_WARN, "ftmpushd: core dumps %s",
 		nodump && !ftm_protect_dumpable() ? "disabled" : "POSSIBLE (a core could hold the secrets)");
 #ifdef HAVE_SYSTEMD
@@ -152,6 +159,7 @@ int main(int argc, char **argv)
 #endif
 	rc = 0;
 out:
+	ftm_metrics_listener_stop(metrics);
 	ftm_push_daemon_stop(d);
 	OPENSSL_cleanse(&cfg, sizeof(cfg));
 	if (!foreground)
