@@ -15,6 +15,8 @@ PKGS=(
   oathtool pamtester libpam-wrapper libpam-pwdfile libpam-oath
   python3 python3-cryptography python3-aiosmtpd openssl sqlite3 curl ca-certificates
   chromium zbar-tools
+  # tests/integration/metrics*.test: promtool check metrics validates the exposition
+  prometheus
   openssh-server openssh-client expect iproute2 procps
   clang libclang-rt-14-dev
   debhelper lintian libsystemd-dev
@@ -64,5 +66,11 @@ fi
 # Nor is the stock ocserv (it would serve 443 with Debian's example config): the VPN tests run their own.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet ocserv 2>/dev/null; then
   $SUDO systemctl stop ocserv || true
+fi
+# Nor is the stock Prometheus server (promtool is what the tests use; the server would scrape and listen on 9090).
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+  $SUDO systemctl stop prometheus || true
+elif [ -x /etc/init.d/prometheus ] && pgrep -x prometheus >/dev/null 2>&1; then
+  $SUDO /etc/init.d/prometheus stop || true
 fi
 echo "deps: ok"
