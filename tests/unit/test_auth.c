@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "ftm_auth.h"
+#include "ftm_metrics.h"
 
 #define SEED_HEX	"3132333435363738393031323334353637383930"	/* "12345678901234567890" */
 static const char *const hotp[10] = {
@@ -872,6 +873,64 @@ static void replacing_the_push_implementation_stops_the_old_one(void **state)
 	open_auth(f);
 }
 
+/* ---- what the metrics count: each request once, with the result its front end gets ---- */
+
+static unsigned long long counted(const char *series)
+{
+	char *text = ftm_metrics_render(NULL);
+	const char *at;
+	unsigned long long n = 0;
+
+	assert_non_null(text);
+	at = strstr(text, series);
+	assert_non_null(at);
+	n = strtoull(at + strlen(series) + 1, NULL, 10);
+	free(text);
+	return n;
+}
+
+#define LOGINS(r) counted("ftmpush_logins_total{frontend=\"core\",result=\"" r "\"}")
+
+static void each_request_is_counted_once_with_its_final_result(void **state)
+{
+	fixture_t *f = *state;
+	fake_push_t p = { .result = FTM_RES_PUSH_FAILED };
+	ftm_outcome_t out, ans;
+
+	ftm_metrics_reset();
+	ftm_metrics_set_frontend(NULL);
+	f->cfg.push.status = true;
+	open_auth(f);
+	add_token(f, "alice", "FTKMOB0000000001", 6, "gateway:reg-1");
+	ftm_auth_set_push_ops(f->auth, &fake_ops, &p);
+	/* the push fails and falls back to a code challenge: one request, a challenge (not push_failed) */
+	ftm_auth_after_password(f->auth, &alice, NULL, AT(7), &out);
+	assert_int_equal(out.result, FTM_RES_CHALLENGE);
+	assert_int_equal(LOGINS("challenge"), 1);
+	assert_int_equal(LOGINS("push_failed"), 0);
+	/* its answer is the next request */
+	ftm_auth_challenge_answer(f->auth, &alice, out.state, hotp[7], AT(7), &ans);
+	assert_int_equal(ans.result, FTM_RES_OK);
+	assert_int_equal(LOGINS("ok"), 1);
+	/* a PAM prompt answered with the proven password: one failure, however it is reached */
+	ftm_auth_challenge_code(f->auth, &alice, AT(8), &out);
+	ftm_auth_prompt_answer(f->auth, &alice, "s3cret-pw", out.state, "s3cret-pw", AT(8), &ans);
+	assert_int_equal(LOGINS("fail"), 1);
+	/* a prompt answered with a code goes through the challenge answer: still counted once */
+	ftm_auth_challenge_code(f->auth, &alice, AT(8), &out);
+	ftm_auth_prompt_answer(f->auth, &alice, "s3cret-pw", out.state, hotp[8], AT(8), &ans);
+	assert_int_equal(ans.result, FTM_RES_OK);
+	assert_int_equal(LOGINS("ok"), 2);
+	/* password + code, then the same code again */
+	ftm_auth_after_password(f->auth, &alice, hotp[9], AT(9), &out);
+	ftm_auth_after_password(f->auth, &alice, hotp[9], AT(9), &out);
+	assert_int_equal(out.result, FTM_RES_REPLAY);
+	assert_int_equal(LOGINS("ok"), 3);
+	assert_int_equal(LOGINS("replay"), 1);
+	/* four code verdicts took time: the challenge answer, the prompt's code and the two codes */
+	assert_int_equal(counted("ftmpush_verdict_duration_seconds_count"), 4);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -914,6 +973,7 @@ int main(void)
 		T(split_says_when_the_password_alone_logs_in),
 		T(after_password_with_a_code_verifies_it_without_a_push),
 		T(replacing_the_push_implementation_stops_the_old_one),
+		T(each_request_is_counted_once_with_its_final_result),
 		cmocka_unit_test(result_names),
 	};
 
