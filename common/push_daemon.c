@@ -90,7 +90,7 @@ static void handle_login(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_
 	time_t now = time(NULL);
 	ftm_push_tx_t *tx;
 	ftm_push_verdict_t v;
-	ftm_outcome_t result;
+	ftm_outcome_t outcome;
 	ftm_token_t tok;
 	bool joined;
 	int found;
@@ -132,8 +132,8 @@ done:
 		ftm_push_verdict_name(out->verdict), ftm_or(out->serial, "-"), ftm_or(out->reason, "-"));
 	/* the PAM login's outcome as its process will map it (ftm_auth_push_outcome): counted here, where
 	 * a long-lived process sees it */
-	ftm_auth_push_outcome(&result, out->verdict, out->serial, NULL, NULL);
-	ftm_metrics_login(result.result);
+	ftm_auth_push_outcome(&outcome, out->verdict, out->serial, NULL, NULL);
+	ftm_metrics_login(outcome.result);
 }
 
 /* The socket's directory (/run/ftmpush) may be gone after a reboot: make it, like systemd would. */
