@@ -366,6 +366,45 @@ static void test_the_listener_serves_get_metrics_and_nothing_else(void **state)
 	assert_int_equal(http("GET", port, "/metrics", &r), 0);	/* stopped: nothing listens */
 }
 
+static void test_the_listener_binds_the_ipv6_loopback(void **state)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+	ftm_metrics_listener_t *l = NULL;
+	ftm_config_t cfg;
+	char err[512] = "", url[64];
+	long status = 0;
+	reply_t r;
+	CURL *c;
+
+	(void)state;
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		skip();		/* no IPv6 on this host */
+	}
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	ftm_config_defaults(&cfg);
+	snprintf(cfg.metrics_listen, sizeof(cfg.metrics_listen), "[::1]:%u", ntohs(sa.sin6_port));
+	assert_int_equal(ftm_metrics_listener_start(&cfg, "radius", NULL, &l, err, sizeof(err)), 0);
+	snprintf(url, sizeof(url), "http://[::1]:%u/metrics", ntohs(sa.sin6_port));
+	memset(&r, 0, sizeof(r));
+	c = curl_easy_init();
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+	assert_int_equal(curl_easy_perform(c), CURLE_OK);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	assert_int_equal(status, 200);
+	assert_non_null(strstr(r.body, "# TYPE ftmpush_logins_total counter\n"));
+	ftm_metrics_listener_stop(l);
+}
+
 static void test_one_listener_per_process_shared_by_the_same_address(void **state)
 {
 	ftm_config_t a, b;
@@ -423,6 +462,7 @@ int main(void)
 		cmocka_unit_test(test_metrics_listen_refuses_what_is_not_address_colon_port),
 		cmocka_unit_test(test_config_validation_refuses_a_remote_metrics_listen),
 		cmocka_unit_test_setup(test_the_listener_serves_get_metrics_and_nothing_else, reset),
+		cmocka_unit_test_setup(test_the_listener_binds_the_ipv6_loopback, reset),
 		cmocka_unit_test_setup(test_one_listener_per_process_shared_by_the_same_address, reset),
 		cmocka_unit_test(test_the_listener_refuses_a_remote_bind_and_is_off_unless_set),
 	};
