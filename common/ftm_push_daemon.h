@@ -15,7 +15,8 @@ typedef struct ftm_push_daemon ftm_push_daemon_t;
  * requests. log must outlive the daemon. NULL with a one-line reason in err. */
 ftm_push_daemon_t *ftm_push_daemon_start(const ftm_config_t *cfg, const ftm_log_t *log, gid_t group,
 					 unsigned max_conns, char *err, size_t err_len);
-/* Stop serving (waits for the requests in flight), stop the engine, close the store. */
+/* Stop: the push engine first (callback listener closed, pending pushes failed: their logins get
+ * "Push unavailable" at once), then the socket (waits for the requests in flight), close the store. */
 void ftm_push_daemon_stop(ftm_push_daemon_t *d);
 
 #endif

@@ -183,6 +183,10 @@ void ftm_push_daemon_stop(ftm_push_daemon_t *d)
 {
 	if (d == NULL)
 		return;
+	/* The engine first: the callback listener closes and every pending push fails at once, so each
+	 * waiting PAM login gets "Push unavailable" (its code prompt, where it has one) before the socket
+	 * goes, and the server stop below finds its handlers returning instead of waiting for phones. */
+	ftm_push_shutdown(d->push);
 	ftm_rdv_server_stop(d->srv);
 	ftm_auth_free(d->auth);	/* stops the push engine */
 	free(d);
