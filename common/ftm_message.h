@@ -31,6 +31,7 @@
 #define FTM_MSG_PUSHD_UNTRUSTED	"Push unavailable (push daemon not trusted)"
 #define FTM_MSG_PUSHD_ERROR	"Push unavailable (push daemon error)"
 #define FTM_MSG_PUSHD_BAD_REQUEST "Push unavailable (bad request)"
+#define FTM_MSG_PUSHD_NOT_ALLOWED "Push unavailable (not allowed for this user from here)"
 
 /* The first factor and the request, as the front ends report them */
 #define FTM_MSG_BAD_PASSWORD	"Wrong password"
