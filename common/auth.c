@@ -718,7 +718,12 @@ void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const
 	}
 	switch (check) {
 	case FTM_STATE_OK:
-		check_code(auth, login, answer, now, out);
+		/* Enter alone (or blanks) is no guess at the code: the State is spent, nothing counted. */
+		if (answer[strspn(answer, " \t")] == '\0')
+			ftm_outcome_set(out, FTM_RES_FAIL, NULL, FTM_MSG_CODE_REQUIRED,
+					"empty answer to the code challenge: no code given, no failure counted");
+		else
+			check_code(auth, login, answer, now, out);
 		log_outcome(auth, "challenge answer", login, out);
 		return;
 	case FTM_STATE_EXPIRED:

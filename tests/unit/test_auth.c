@@ -617,6 +617,31 @@ static void challenge_state_is_single_use(void **state)
 	assert_int_equal(get_token(f, "FTKMOB0000000001").last_step, -1);
 }
 
+static void an_empty_answer_to_a_code_challenge_is_no_guess(void **state)
+{
+	fixture_t *f = *state;
+	ftm_outcome_t out, ans;
+
+	f->cfg.lockout_threshold = 3;
+	open_auth(f);
+	add_token(f, "alice", "FTKMOB0000000001", 6, NULL);
+	for (int i = 0; i < 5; i++) {	/* more than lockout_threshold */
+		ftm_auth_challenge_code(f->auth, &alice, AT(2), &out);
+		assert_int_equal(out.result, FTM_RES_CHALLENGE);
+		ftm_auth_challenge_answer(f->auth, &alice, out.state, i % 2 ? " \t" : "", AT(2), &ans);
+		assert_int_equal(ans.result, FTM_RES_FAIL);
+		assert_string_equal(ans.message, FTM_MSG_CODE_REQUIRED);
+		/* the State is spent all the same */
+		ftm_auth_challenge_answer(f->auth, &alice, out.state, hotp[2], AT(2), &ans);
+		assert_int_equal(ans.result, FTM_RES_FAIL);
+	}
+	assert_int_equal(get_token(f, "FTKMOB0000000001").failures, 0);
+	assert_int_equal(get_token(f, "FTKMOB0000000001").status, FTM_TOKEN_ACTIVE);
+	ftm_auth_challenge_code(f->auth, &alice, AT(2), &out);
+	ftm_auth_challenge_answer(f->auth, &alice, out.state, hotp[2], AT(2), &ans);
+	assert_int_equal(ans.result, FTM_RES_OK);
+}
+
 static void challenge_state_is_bound_to_user_and_client(void **state)
 {
 	fixture_t *f = *state;
@@ -901,6 +926,7 @@ int main(void)
 		T(a_wrong_code_at_the_prompt_still_counts),
 		cmocka_unit_test(the_push_prompt_takes_enter_push_or_the_proven_password),
 		T(challenge_state_is_single_use),
+		T(an_empty_answer_to_a_code_challenge_is_no_guess),
 		T(challenge_state_is_bound_to_user_and_client),
 		T(challenge_state_expires),
 		T(challenge_states_are_unique),
