@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -76,6 +78,7 @@ typedef struct sq_job {
 	int		rc;		/* what run() returned; -1 too when the batch did not commit */
 	bool		done;
 	bool		lead;		/* this job's thread commits the next batch */
+	int64_t		queued_ms;	/* monotonic: when it was queued (its share of the busy timeout) */
 	pthread_cond_t	wake;
 	char		*err;
 	size_t		err_len;
@@ -296,6 +299,28 @@ static void fail_batch(sq_job_t *batch, const char *why)
 	}
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Behind a foreign lock a queued job waits the busy timeout once, counted from when it was queued: the
+ * batch's wait for the write lock is what is left of its oldest job's (the first in the queue), so the
+ * jobs that queued while the batch before waited do not wait it all again in turn. */
+static int begin_batch(sq_conn_t *c, const sq_job_t *batch, char *err, size_t err_len)
+{
+	int64_t left = BUSY_TIMEOUT_MS - (mono_ms() - batch->queued_ms);
+	int rc;
+
+	sqlite3_busy_timeout(c->db, left > 0 ? (int)left : 0);
+	rc = run_sql(c, SQL_BEGIN_IMMEDIATE, err, err_len);
+	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+	return rc;
+}
+
 /* One transaction for the whole batch; each job under a savepoint, so a job that fails (a duplicate
  * serial, a seed that does not decrypt) is undone alone. An error that ends the transaction fails the
  * whole batch: nothing in it committed. */
@@ -309,7 +334,7 @@ static void run_batch(sq_t *s, sq_job_t *batch)
 		if (j->err != NULL && j->err_len > 0)
 			j->err[0] = '\0';
 	}
-	if (run_sql(c, SQL_BEGIN_IMMEDIATE, err, sizeof(err)) != 0)
+	if (begin_batch(c, batch, err, sizeof(err)) != 0)
 		goto abort;
 	for (sq_job_t *j = batch; j != NULL; j = j->next) {
 		if (run_sql(c, SQL_SAVEPOINT, err, sizeof(err)) != 0)
@@ -337,7 +362,7 @@ abort:
 static int write_job(sq_t *s, int (*run)(sq_conn_t *, void *, char *, size_t), void *arg,
 		     char *err, size_t err_len)
 {
-	sq_job_t job = { .run = run, .arg = arg, .rc = -1, .err = err, .err_len = err_len };
+	sq_job_t job = { .run = run, .arg = arg, .rc = -1, .err = err, .err_len = err_len, .queued_ms = mono_ms() };
 
 	pthread_cond_init(&job.wake, NULL);
 	pthread_mutex_lock(&s->mu);

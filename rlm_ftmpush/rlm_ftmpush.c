@@ -348,7 +348,8 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 	 * (shutdown.c) or mod_detach (ftm_auth_free stops it). A v3 module cannot yield: each pending push holds a worker thread
 	 * for up to push.timeout, so the request must be allowed to live longer than that. */
 	if (inst->cfg.push.status) {
-		if (ftm_push_auth_attach(inst->auth, ftm_auth_log(inst->auth), &inst->push, err, sizeof(err)) != 0) {
+		if (ftm_push_auth_attach(inst->auth, ftm_auth_log(inst->auth), &inst->push, err,
+					 sizeof(err)) != 0) {
 			cf_log_err_cs(conf, "Cannot start the push engine: %s", err);
 			ftm_auth_free(inst->auth);
 			inst->auth = NULL;
