@@ -7,7 +7,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define FTM_PEER_GROUPS_MAX	256	/* supplementary groups read of a peer; more: it is refused */
+#define FTM_PEER_GROUPS_MAX	256	/* supplementary groups read of a peer; with more, only its
+					 * primary group counts */
 #define FTM_PEER_TRUSTED_MAX	16	/* groups an admin may trust (ftmpushd -G) */
 
 /* A peer of the socket, as the kernel reports it at connect (SO_PEERCRED, SO_PEERGROUPS). */
