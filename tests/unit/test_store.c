@@ -445,7 +445,7 @@ static void a_valid_code_is_accepted_and_its_step_recorded(void **state)
 	assert_int_equal(v.code, FTM_VERDICT_OK);
 	assert_string_equal(v.serial, "S1");
 	assert_int_equal(get(f, "S1").last_step, T1 / 30);
-	assert_string_equal(ftm_token_state_name(&(ftm_token_t){ .last_step = T1 / 30 }, T1, 1), "active");
+	assert_string_equal(ftm_token_state_name(&(ftm_token_t){ .last_step = T1 / 30 }, T1, &(ftm_policy_t){ .activation_expire = 1 }), "active");
 }
 
 static void a_replayed_code_is_refused_with_the_wait(void **state)
@@ -545,9 +545,9 @@ static void a_never_used_token_expires_after_its_activation_window(void **state)
 	u.created = T1 - 10 * 60;
 	assert_int_equal(ftm_store_token_add(f->st, &t, NULL, 0), 0);
 	assert_int_equal(ftm_store_token_add(f->st, &u, NULL, 0), 0);
-	assert_string_equal(ftm_token_state_name(&t, T1, 11), "pending");
-	assert_string_equal(ftm_token_state_name(&t, T1, 10), "expired");
-	assert_string_equal(ftm_token_state_name(&t, T1, 0), "pending");	/* 0 = never */
+	assert_string_equal(ftm_token_state_name(&t, T1, &(ftm_policy_t){ .activation_expire = 11 }), "pending");
+	assert_string_equal(ftm_token_state_name(&t, T1, &(ftm_policy_t){ .activation_expire = 10 }), "expired");
+	assert_string_equal(ftm_token_state_name(&t, T1, &(ftm_policy_t){ .activation_expire = 0 }), "pending");	/* 0 = never */
 	v = verify(f, "alice", C1, T1, params(5, 10, true));
 	assert_int_equal(v.code, FTM_VERDICT_EXPIRED);
 	assert_int_equal(get(f, "S1").last_step, -1);
@@ -561,7 +561,7 @@ static void a_never_used_token_expires_after_its_activation_window(void **state)
 	t.period = 30;
 	assert_int_equal(ftm_store_token_reissue(f->st, &t, NULL, 0), 0);
 	assert_string_equal(ftm_token_state_name(&(ftm_token_t){ .last_step = -1, .created = get(f, "S1").created },
-						 time(NULL), 10), "pending");
+						 time(NULL), &(ftm_policy_t){ .activation_expire = 10 }), "pending");
 }
 
 static void a_user_without_a_token_gets_no_token(void **state)
@@ -1008,7 +1008,8 @@ static void a_recorded_success_resets_failures_and_refuses_a_locked_token(void *
 	assert_int_equal(get(f, "S2").failures, 0);
 	/* not a code, but a use: marked one step older than any code valid now (window 1) */
 	assert_int_equal(get(f, "S1").last_step, T1 / 30 - 2);
-	assert_string_equal(ftm_token_state_name(&(ftm_token_t){ .last_step = get(f, "S1").last_step }, T1 + 30 * 86400, 1),
+	assert_string_equal(ftm_token_state_name(&(ftm_token_t){ .last_step = get(f, "S1").last_step }, T1 + 30 * 86400,
+						 &(ftm_policy_t){ .activation_expire = 1 }),
 			    "active");
 	assert_int_equal(get(f, "S2").last_step, -1);	/* the token the push did not go to: untouched */
 	/* so the code of the current step still works right after a push */
