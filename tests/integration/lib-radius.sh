@@ -11,7 +11,7 @@
 #   radius_opt KEY VALUE          set a module option (before radius_start); push.X goes into push { }
 #   radius_policy NAME VALUE      a verdict policy (window, lockout_threshold, lockout_duration,
 #                                 activation_expire, challenge_timeout): it lives in the store, not in the
-#                                 module section; `ftmpushctl policy set` at radius_start
+#                                 module section; `ftmpushctl policy set` at the next radius_start
 #   radius_user USER PASSWORD [REPLY-ITEMS]   a users-file entry (Cleartext-Password)
 #   radius_check                  freeradius -C on the configuration; output in $RAD_CHECK_OUT
 #   radius_start / radius_stop    freeradius -f -l stdout -xx (multi-threaded), stopped on exit
@@ -261,6 +261,7 @@ radius_start() {
   for k in "${!RAD_POLICY[@]}"; do
     out=$(ctl policy set "$k" "${RAD_POLICY[$k]}" 2>&1) || fail "ftmpushctl policy set $k ${RAD_POLICY[$k]}: $out"
   done
+  RAD_POLICY=()	# set once: a later `ftmpushctl policy set` of the test is not undone by a restart
   radius_write_conf
   # A config check first: its errors are clearer than a server that never comes up.
   if ! freeradius -C -l stdout -d "$RAD_DIR" -n radiusd >"$FTM_TMP/config-check.log" 2>&1; then
