@@ -1097,6 +1097,43 @@ static void check_report(void *c, unsigned line, const char *message)
 	config_report((void *)cc->file, line, message);
 }
 
+static void check_policy_report(void *c, bool error, const char *message)
+{
+	char line[FTM_ERR_MAX + 16];
+
+	snprintf(line, sizeof(line), "%s%s", error ? "" : "warning: ", message);
+	if (error)
+		check_report(c, 0, line);
+	else
+		config_report((void *)((struct check_ctx *)c)->file, 0, line);
+}
+
+/* Policy options the file still sets, against the store's values when the store can be opened (one that
+ * does not exist yet is not created for this). Returns the number of problems. */
+static int check_policy_options(struct check_ctx *cc)
+{
+	char err[FTM_ERR_MAX] = "";
+	ftm_store_t *st;
+	int problems;
+
+	if (cfg.policy_given == 0)
+		return 0;
+	if (strncmp(cfg.token_db, "postgresql:", 11) != 0 && access(cfg.token_db, F_OK) != 0) {
+		config_report((void *)cc->file, 0, "warning: the file sets verdict policy options, which live in the "
+			      "token store now (ftmpushctl policy set); the store does not exist yet to compare them");
+		return 0;
+	}
+	st = ftm_store_open(cfg.token_db, cfg.key_file[0] ? cfg.key_file : NULL, NULL, err, sizeof(err));
+	if (st == NULL || ftm_store_policy(st, &policy, err, sizeof(err)) != 0) {
+		config_report((void *)cc->file, 0, err);
+		ftm_store_close(st);
+		return 1;
+	}
+	problems = ftm_policy_check_config(&cfg, &policy, check_policy_report, cc, err, sizeof(err));
+	ftm_store_close(st);
+	return problems;
+}
+
 static int cmd_config(int argc, char **argv)
 {
 	opts_t o;
@@ -1113,6 +1150,7 @@ static int cmd_config(int argc, char **argv)
 	/* cross-option checks too, so one run lists every problem (a bad line keeps its default) */
 	if (access(cc.file, R_OK) == 0)
 		problems += ftm_config_validate(&cfg, check_report, &cc, err, sizeof(err));
+	problems += check_policy_options(&cc);
 	if (problems > 0) {
 		if (cc.n == 0)	/* a problem the parser did not report line by line */
 			config_report((void *)cc.file, 0, err);
