@@ -1481,8 +1481,16 @@ static int decide_activation(void *c, ftm_activation_row_t *a, ftm_store_row_t *
 		return 0;
 	}
 	if (row->tok.status != FTM_TOKEN_ACTIVE) {
-		act_set(out, FTM_ACT_LOCKED, "token %s is locked", a->serial);
-		return 0;
+		if (!lock_ended(&row->tok, ac->now, ac->p->lockout_duration)) {
+			act_set(out, FTM_ACT_LOCKED, "token %s is locked", a->serial);
+			return 0;
+		}
+		/* a lock by failures past lockout_duration has ended, as at a login */
+		row->tok.status = FTM_TOKEN_ACTIVE;
+		row->tok.lock_reason = FTM_LOCK_NONE;
+		row->tok.locked_at = 0;
+		row->tok.failures = 0;
+		row->dirty = true;
 	}
 	t = ac->otp == NULL ? ac->tok : calloc(1, sizeof(*t));
 	if (t == NULL || unseal_row(ac->st, row, t, ac->err, sizeof(ac->err)) != 0) {
@@ -1524,9 +1532,7 @@ static int decide_activation(void *c, ftm_activation_row_t *a, ftm_store_row_t *
 static int activation(ftm_store_t *st, const char *code, const char *otp, time_t now, unsigned activation_expire,
 		      const ftm_verify_params_t *params, ftm_activation_t *out, ftm_token_t *tok)
 {
-	static const ftm_verify_params_t defaults = {
-		.window = 1, .lockout_threshold = 5, .activation_expire = 4320, .consume = true
-	};
+	ftm_verify_params_t policy;
 	struct act_ctx ac;
 	uint8_t hash[32];
 
@@ -1544,8 +1550,14 @@ static int activation(ftm_store_t *st, const char *code, const char *otp, time_t
 	ac.st = st;
 	ac.otp = otp;
 	ac.now = now;
-	ac.p = params ? params : &defaults;
-	ac.activation_expire = params ? params->activation_expire : activation_expire;
+	ac.p = params_or_policy(st, params, &policy, ac.err, sizeof(ac.err));	/* the store's, like a login */
+	if (ac.p == NULL) {
+		out->code = FTM_ACT_ERROR;
+		snprintf(out->reason, sizeof(out->reason), "%s", ac.err);
+		ftm_log(&st->log, FTM_LOG_ERR, "activation link: %s", out->reason);
+		return -1;
+	}
+	ac.activation_expire = params != NULL || otp != NULL ? ac.p->activation_expire : activation_expire;
 	ac.out = out;
 	ac.tok = tok;
 	if (st->ops->act_verdict(st->be, hash, otp != NULL, decide_activation, &ac, ac.err, sizeof(ac.err)) != 0) {
@@ -1576,7 +1588,7 @@ int ftm_store_activation_confirm(ftm_store_t *st, const char *code, const char *
 {
 	if (otp == NULL)
 		otp = "";
-	return activation(st, code, otp, now, params ? params->activation_expire : 4320, params, out, NULL);
+	return activation(st, code, otp, now, 0, params, out, NULL);	/* the window: params', else the store's */
 }
 
 int ftm_store_activation_get(ftm_store_t *st, const char *serial, ftm_activation_t *out, char *err, size_t err_len)
