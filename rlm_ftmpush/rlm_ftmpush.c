@@ -31,6 +31,7 @@ typedef struct {
 	char const	*key_file;
 	char const	*window;
 	char const	*lockout_threshold;
+	char const	*lockout_duration;
 	char const	*activation_expire;
 	char const	*no_token;
 	char const	*challenge;
@@ -90,6 +91,7 @@ static const CONF_PARSER module_config[] = {
 	{ "key_file", OPT(key_file), NULL },
 	{ "window", OPT(window), NULL },
 	{ "lockout_threshold", OPT(lockout_threshold), NULL },
+	{ "lockout_duration", OPT(lockout_duration), NULL },
 	{ "activation_expire", OPT(activation_expire), NULL },
 	{ "no_token", OPT(no_token), NULL },
 	{ "challenge", OPT(challenge), NULL },
@@ -208,6 +210,7 @@ static int map_config(rlm_ftmpush_t *inst, CONF_SECTION *conf)
 		{ "key_file", o->key_file },
 		{ "window", o->window },
 		{ "lockout_threshold", o->lockout_threshold },
+		{ "lockout_duration", o->lockout_duration },
 		{ "activation_expire", o->activation_expire },
 		{ "no_token", o->no_token },
 		{ "challenge", o->challenge },
@@ -366,8 +369,8 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 			     inst->name);
 	}
 
-	INFO("rlm_ftmpush (%s): token_db %s, window %u, lockout_threshold %u, no_token %s, challenge %s, push %s",
-	     inst->name, inst->cfg.token_db, inst->cfg.window, inst->cfg.lockout_threshold,
+	INFO("rlm_ftmpush (%s): token_db %s (verdict policy: the store's, ftmpushctl policy show), no_token %s, "
+	     "challenge %s, push %s", inst->name, inst->cfg.token_db,
 	     inst->cfg.no_token == FTM_NO_TOKEN_PASS ? "pass" : "reject", inst->cfg.challenge ? "yes" : "no",
 	     inst->cfg.push.status ? "enable" : "disable");
 	return 0;
