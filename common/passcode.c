@@ -38,6 +38,31 @@ int ftm_passcode_split(const char *input, unsigned digits, ftm_passcode_t *out)
 	return 0;
 }
 
+int ftm_passcode_split_recovery(const char *input, ftm_passcode_t *out)
+{
+	size_t len;
+
+	if (input == NULL || out == NULL)
+		return -1;
+	len = strnlen(input, FTM_INPUT_MAX + 1);
+	if (len > FTM_INPUT_MAX)
+		return -1;
+	ftm_passcode_clear(out);
+	if (len >= FTM_RECOVERY_LEN && ftm_recovery_is_code(input + len - FTM_RECOVERY_LEN)) {
+		size_t plen = len - FTM_RECOVERY_LEN;
+
+		memcpy(out->password, input, plen);
+		out->password[plen] = '\0';
+		memcpy(out->code, input + plen, FTM_RECOVERY_LEN);
+		out->code[FTM_RECOVERY_LEN] = '\0';
+		out->has_code = true;
+	} else {
+		memcpy(out->password, input, len);
+		out->password[len] = '\0';
+	}
+	return 0;
+}
+
 bool ftm_passcode_is_code(const char *s, unsigned digits)
 {
 	unsigned i;
