@@ -75,7 +75,7 @@ static void usage(FILE *f)
 "  otp --serial SERIAL [--time UNIX]\n"
 "  verify USER CODE [--time UNIX]\n"
 "  config check [--config FILE]\n"
-"  diagnose [USER] [--time UNIX]   the troubleshooting checklist: \u2714 fine, ! warning, \u2718 problem + fix\n"
+"  diagnose [USER] [--time UNIX]   the troubleshooting checklist: \u2714 fine, ! warning, \u2718 problem + fix\n""  diagnose --push USER   a test push to USER: published, callback, answer and total, each with its time\n"
 "--email ADDR mails the user an activation link (smtp.*); with push.server set, a link is printed otherwise.\n"
 "--seed - reads the hex seed from the first line of stdin (keeps it out of ps and shell history).\n"
 "Exit status: 0 success; 1 refused or failed (diagnose: a \u2718); 2 usage error; 3 store failure during verify.\n", prog);
@@ -1107,9 +1107,9 @@ static int cmd_diagnose(int argc, char **argv)
 	const char *path;
 	unsigned failures;
 
-	parse_opts(argc, argv, "time", &o);
-	if (o.argc > 1)
-		die(EXIT_USAGE, "usage: %s diagnose [USER] [--time UNIX]", prog);
+	parse_opts(argc, argv, "time push", &o);
+	if (o.argc > 1 || (o.push != NULL && (o.argc > 0 || o.time != NULL)))
+		die(EXIT_USAGE, "usage: %s diagnose [USER] [--time UNIX] | diagnose --push USER", prog);
 	/* A file that does not load is the first \u2718, not the end of the checklist's usefulness. */
 	if (read_config(&path, err, sizeof(err)) != 0) {
 		diag_print(NULL, FTM_DIAG_FAIL, "config", err, "ftmpushctl config check lists every problem");
@@ -1117,7 +1117,10 @@ static int cmd_diagnose(int argc, char **argv)
 	}
 	if (path)
 		printf("configuration: %s\n", path);
-	failures = ftm_diagnose(&cfg, o.argc == 1 ? o.argv[0] : NULL, parse_time(o.time), diag_print, NULL);
+	if (o.push != NULL)
+		failures = ftm_diagnose_push(&cfg, o.push, diag_print, NULL);
+	else
+		failures = ftm_diagnose(&cfg, o.argc == 1 ? o.argv[0] : NULL, parse_time(o.time), diag_print, NULL);
 	if (failures > 0) {
 		printf("%u problem%s found\n", failures, failures == 1 ? "" : "s");
 		return EXIT_REFUSED;
