@@ -477,8 +477,12 @@ int ftm_store_token_set_push(ftm_store_t *st, const char *serial, const char *pu
 	return rc;
 }
 
+static void recovery_forget_if_tokenless(ftm_store_t *st, const char *serial, const char *user);
+static void token_user(ftm_store_t *st, const char *serial, char user[FTM_USER_MAX]);
+
 int ftm_store_token_set_user(ftm_store_t *st, const char *serial, const char *user, char *err, size_t err_len)
 {
+	char before[FTM_USER_MAX] = "";
 	int rc;
 
 	if (st == NULL || serial == NULL || user == NULL) {
@@ -489,22 +493,27 @@ int ftm_store_token_set_user(ftm_store_t *st, const char *serial, const char *us
 		SETERR("bad user name (too long or control characters)");
 		return -1;
 	}
+	token_user(st, serial, before);
 	rc = st->ops->set_user(st->be, serial, user, err, err_len);
 	if (rc == 1)
 		SETERR("no token %s", serial);
 	if (rc == 0)
 		ftm_log(&st->log, FTM_LOG_INFO, "token %s assigned to '%s'", serial, user);
+	if (rc == 0 && strcmp(before, user) != 0)
+		recovery_forget_if_tokenless(st, serial, before);
 	return rc;
 }
 
 int ftm_store_token_delete(ftm_store_t *st, const char *serial, char *err, size_t err_len)
 {
+	char user[FTM_USER_MAX] = "";
 	int rc;
 
 	if (st == NULL || serial == NULL) {
 		SETERR("no token store");
 		return -1;
 	}
+	token_user(st, serial, user);
 	rc = st->ops->remove(st->be, serial, err, err_len);
 	if (rc == 1)
 		SETERR("no token %s", serial);
@@ -513,6 +522,8 @@ int ftm_store_token_delete(ftm_store_t *st, const char *serial, char *err, size_
 			"(they no longer open)", serial);
 	if (rc == 0)
 		ftm_log(&st->log, FTM_LOG_INFO, "token %s deleted", serial);
+	if (rc == 0)
+		recovery_forget_if_tokenless(st, serial, user);
 	return rc;
 }
 
@@ -1692,6 +1703,32 @@ out:
 	if (rc != 0)
 		ftm_memzero(codes, count * sizeof(codes[0]));
 	return rc;
+}
+
+/* The user a token belongs to ("" when none, unknown, or the store failed). */
+static void token_user(ftm_store_t *st, const char *serial, char user[FTM_USER_MAX])
+{
+	ftm_store_row_t *row = calloc(1, sizeof(*row));
+
+	user[0] = '\0';
+	if (row != NULL && st->ops->get(st->be, serial, row, NULL, 0) == 0)
+		snprintf(user, FTM_USER_MAX, "%s", row->tok.user);
+	free(row);
+}
+
+/* Codes are the user's, but only while the user holds a token: once the last one is deleted or moved
+ * away, the codes go too, so a token added later (perhaps for another person of that name) does not
+ * inherit them. */
+static void recovery_forget_if_tokenless(ftm_store_t *st, const char *serial, const char *user)
+{
+	bool holds_token = false;
+
+	if (user[0] == '\0' || !has_recovery(st) ||
+	    st->ops->list(st->be, user, any_row, &holds_token, NULL, 0) != 0 || holds_token)
+		return;
+	if (st->ops->recovery_replace(st->be, user, NULL, 0, NULL, 0) != 0)
+		ftm_log(&st->log, FTM_LOG_WARN, "token %s: the recovery codes of '%s' (who holds no token now) could "
+			"not be removed: they open nothing until a token is added", serial, user);
 }
 
 struct recovery_ctx {

@@ -1210,6 +1210,25 @@ static void regenerating_recovery_codes_revokes_the_old_set(void **state)
 	assert_int_equal(recover(f, "alice", fresh[1], params(5, 0, true)).code, FTM_VERDICT_OK);
 }
 
+static void recovery_codes_go_with_the_users_last_token(void **state)
+{
+	fixture_t *f = *state;
+	char codes[1][FTM_RECOVERY_LEN + 1], err[256];
+	unsigned total;
+
+	add(f, "alice", "S1");
+	add(f, "alice", "S2");
+	issue_recovery(f, "alice", 1, codes);
+	assert_int_equal(ftm_store_token_delete(f->st, "S1", err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_recovery_count(f->st, "alice", NULL, &total, NULL, 0), 0);
+	assert_int_equal(total, 1);		/* alice still holds S2 */
+	assert_int_equal(ftm_store_token_set_user(f->st, "S2", "bob", err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_recovery_count(f->st, "alice", NULL, &total, NULL, 0), 0);
+	assert_int_equal(total, 0);		/* her last token moved away: the codes went */
+	add(f, "alice", "S3");			/* a new token for the same name inherits nothing */
+	assert_int_equal(recover(f, "alice", codes[0], params(5, 0, true)).code, FTM_VERDICT_BAD_CODE);
+}
+
 struct recovery_race {
 	fixture_t	*f;
 	const char	*code;
@@ -1318,6 +1337,7 @@ int main(void)
 		T(recovery_codes_are_the_users_own),
 		T(regenerating_recovery_codes_revokes_the_old_set),
 		T(a_raced_recovery_code_has_one_winner),
+		T(recovery_codes_go_with_the_users_last_token),
 		cmocka_unit_test(token_init_defaults_to_fortitoken_mobile),
 		cmocka_unit_test(otpauth_uri_encodes_label_and_parameters),
 	};

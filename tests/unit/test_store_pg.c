@@ -741,6 +741,9 @@ static void regenerated_recovery_codes_revoke_the_old_set_on_every_node(void **s
 	assert_int_equal(ftm_store_recovery_issue(b, "alice", 1, T1, fresh, err, sizeof(err)), 0);
 	assert_int_equal(recover(f->st, old[0], 5).code, FTM_VERDICT_BAD_CODE);
 	assert_int_equal(recover(f->st, fresh[0], 5).code, FTM_VERDICT_OK);
+	/* the user's last token deleted: the codes go with it */
+	assert_int_equal(ftm_store_token_delete(b, "S1", err, sizeof(err)), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_recovery_codes"), 0);
 	ftm_store_close(b);
 }
 
