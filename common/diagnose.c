@@ -705,8 +705,9 @@ static void push_via_engine(diag_t *d, const ftm_config_t *cfg, const ftm_login_
 
 	p = ftm_push_new(cfg, &probe_log, 0, err, sizeof(err));
 	if (p == NULL) {
-		mark(d, FTM_DIAG_FAIL, "listener", "on a RADIUS server stop freeradius for the test (or log in with "
-		     "radtest); on a PAM host set push.socket and start ftmpushd: the test then goes through it",
+		mark(d, FTM_DIAG_FAIL, "listener", "when a running freeradius holds the port, stop it for the test (or "
+		     "log in with radtest); on a PAM host set push.socket and start ftmpushd: the test then goes "
+		     "through it; run as root when push.server_key is not readable",
 		     "cannot listen on %s for the test push: %s", url, err);
 		return;
 	}
