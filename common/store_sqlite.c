@@ -252,8 +252,14 @@ static sq_conn_t *conn_open(const char *path, bool reader, char *err, size_t err
 	}
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+#ifdef SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE
+	/* A commit is durable once its WAL frames are synced (synchronous=FULL); checkpointing and deleting
+	 * the WAL when the last connection closes cost a short-lived process (a PAM login) four more syncs
+	 * and a new WAL file per login. The WAL is still checkpointed as it grows (wal_autocheckpoint). */
+	sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+#endif
 	/* synchronous=FULL: a committed verdict (a consumed step, a failure count) survives a crash; set on
-	 * readers too, since the last connection to close checkpoints the WAL. */
+	 * readers too, since a reader may run a checkpoint. */
 	if (exec(c, "PRAGMA synchronous=FULL", err, err_len) != 0 ||
 	    (reader && exec(c, "PRAGMA query_only=1", err, err_len) != 0)) {
 		conn_close(c);
