@@ -2,7 +2,8 @@
 common_libftmpush_core_la_SOURCES += \
 	common/ftm_store.h common/store.c \
 	common/store_backend.h common/store_sqlite.c \
-	common/seedcrypt.h common/seedcrypt.c
+	common/seedcrypt.h common/seedcrypt.c \
+	common/ftm_policy.h common/policy.c
 if WITH_POSTGRESQL
 # libpq is not linked: pq_lazy loads it on the first PostgreSQL store open (a PAM login on an SQLite
 # store would otherwise map libpq and 20 libraries it brings, for nothing)
