@@ -54,6 +54,8 @@ typedef struct ftm_config {
 	ftm_push_config_t push;
 	char		issuer[128];		/* the organisation in otpauth URIs, e-mails and pages; default "ftmpush" */
 	ftm_smtp_config_t smtp;
+	char		node_name[128];		/* this server in the audit trail; default "": the host name */
+	unsigned	audit_retention;	/* days an audit row is kept, default 90; 0 = for ever */
 } ftm_config_t;
 
 void ftm_config_defaults(ftm_config_t *cfg);

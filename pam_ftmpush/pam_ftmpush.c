@@ -13,6 +13,7 @@
 #include <security/pam_modules.h>
 #include <security/pam_ext.h>
 
+#include "ftm_audit.h"
 #include "ftm_auth.h"
 #include "ftm_config.h"
 #include "ftm_log.h"
@@ -191,6 +192,7 @@ static int ctx_init(ctx_t *ctx, pam_handle_t *pamh, int argc, const char **argv)
 		pam_syslog(pamh, LOG_ERR, "%s: cannot start: %s", ctx->who, err);
 		return PAM_AUTHINFO_UNAVAIL;
 	}
+	ftm_auth_set_frontend(ctx->auth, FTM_AUDIT_FE_PAM);
 	return PAM_SUCCESS;
 }
 

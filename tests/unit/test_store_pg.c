@@ -176,13 +176,14 @@ static ftm_verdict_t verify(ftm_store_t *st, const char *user, const char *code,
 
 /* ---- schema ---- */
 
-static void open_creates_the_schema_at_version_2(void **state)
+static void open_creates_the_schema_at_the_newest_version(void **state)
 {
 	fixture_t *f = *state;
 
-	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), 2);
-	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), 2);
+	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), 3);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), 3);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_states"), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_audit"), 0);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_tokens"), 0);
 	/* a second node opening the same database changes nothing */
 	{
@@ -192,7 +193,7 @@ static void open_creates_the_schema_at_version_2(void **state)
 		assert_non_null(b);
 		ftm_store_close(b);
 	}
-	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), 2);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), 3);
 }
 
 /* A database left at version 1 by an older ftmpush (tokens, no shared States) is migrated when a
@@ -208,10 +209,12 @@ static void a_version_1_database_is_migrated_with_its_tokens(void **state)
 	ftm_store_close(f->st);
 	f->st = NULL;
 	sql(f, "DROP TABLE ftm_states");
-	sql(f, "DELETE FROM ftm_schema WHERE version = 2");
+	sql(f, "DROP TABLE ftm_audit");
+	sql(f, "DROP TABLE ftm_debug");
+	sql(f, "DELETE FROM ftm_schema WHERE version >= 2");
 	b = open_node(f, f->key, err, sizeof(err));
 	assert_non_null(b);
-	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), 2);
+	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), 3);
 	assert_string_equal(get(b, "S1").user, "alice");
 	assert_int_equal(ftm_store_challenge_issue(b, "alice", "10.0.0.1", T1, 60, st_hex, err, sizeof(err)), 0);
 	assert_int_equal(ftm_store_challenge_take(b, "alice", "10.0.0.1", st_hex, T1, &check, err, sizeof(err)), 0);
@@ -662,7 +665,7 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(open_creates_the_schema_at_version_2),
+		T(open_creates_the_schema_at_the_newest_version),
 		T(a_version_1_database_is_migrated_with_its_tokens),
 		T(a_challenge_issued_on_one_node_is_answered_once_on_another),
 		T(a_challenge_flood_flushes_only_the_flooders_own_states),
