@@ -736,6 +736,29 @@ static void push_outcome(ftm_outcome_t *out, ftm_push_verdict_t v, const char *s
 	}
 }
 
+/* A push that was answered or timed out went out when the login asked for it (now): its "sent" row
+ * comes before the row of its outcome. A login that joined a pending push sent nothing (the engine
+ * says "(joined)"); a number-matching push is "sent" by its challenge outcome. */
+static void audit_push_sent(ftm_auth_t *auth, const ftm_login_t *login, time_t now, const ftm_outcome_t *out)
+{
+	ftm_audit_row_t a;
+	char err[FTM_ERR_MAX] = "";
+	bool sent = out->push_verdict == FTM_PUSH_APPROVED || out->push_verdict == FTM_PUSH_DENIED ||
+		    out->push_verdict == FTM_PUSH_TIMEOUT;
+
+	if (!sent || out->result == FTM_RES_CHALLENGE || strstr(out->reason, "(joined)") != NULL)
+		return;
+	audit_begin(auth, &a, FTM_AUDIT_EV_PUSH, login);
+	a.at = (int64_t)now;
+	ftm_copy(a.result, sizeof(a.result), FTM_AUDIT_SENT);
+	ftm_copy(a.serial, sizeof(a.serial), out->serial);
+	snprintf(a.reason, sizeof(a.reason), "push sent to token %.64s, answered or expired %llds later", out->serial,
+		 (long long)(time(NULL) - now));
+	if (ftm_store_audit_append(auth->store, &a, err, sizeof(err)) != 0)
+		ftm_log(&auth->log, FTM_LOG_ERR, "audit: the push row for '%s' from %s could not be written: %s",
+			WHO(login), err);
+}
+
 /* The push half of the second factor: through whichever implementation is plugged in, then the
  * lockout accounting, then (push not sent) the code challenge when the admin allows it. */
 static void push_second_factor(ftm_auth_t *auth, const ftm_login_t *login, const ftm_token_t *tok, time_t now,
@@ -753,6 +776,7 @@ static void push_second_factor(ftm_auth_t *auth, const ftm_login_t *login, const
 		ftm_copy(out->serial, sizeof(out->serial), tok->serial);
 	if (out->result == FTM_RES_DENIED && out->message[0] == '\0')
 		ftm_copy(out->message, sizeof(out->message), FTM_MSG_DENIED);
+	audit_push_sent(auth, login, now, out);
 	push_account(auth, login, now, FTM_AUDIT_EV_PUSH, out);
 	log_outcome(auth, "push", login, out);
 	if (out->result != FTM_RES_PUSH_FAILED || !auth->cfg.challenge)
