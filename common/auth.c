@@ -125,9 +125,9 @@ static const char *audit_result(const char *event, const ftm_outcome_t *out)
 	return FTM_AUDIT_ERROR;
 }
 
-/* A long-running front end drops the rows past audit_retention now and then, off the verdict's path
- * (after the decision is logged); a PAM process lives for one login and leaves it to the others and to
- * `ftmpushctl audit prune`. */
+/* A long-running front end drops the rows past audit_retention at start and then hourly, off the
+ * verdict's path (after a decision is logged: an hour's rows at most); a PAM process lives for one login
+ * and leaves it to the others and to `ftmpushctl audit prune`. */
 static void audit_retention_pass(ftm_auth_t *auth, time_t now)
 {
 	int64_t last = __atomic_load_n(&auth->pruned_at, __ATOMIC_RELAXED);
@@ -349,8 +349,10 @@ const ftm_config_t *ftm_auth_config(const ftm_auth_t *auth)
 
 void ftm_auth_set_frontend(ftm_auth_t *auth, const char *frontend)
 {
-	if (auth != NULL)
-		ftm_copy(auth->frontend, sizeof(auth->frontend), frontend);
+	if (auth == NULL)
+		return;
+	ftm_copy(auth->frontend, sizeof(auth->frontend), frontend);
+	audit_retention_pass(auth, time(NULL));	/* at start, so no login waits for a big first pass */
 }
 
 ftm_store_t *ftm_auth_store(ftm_auth_t *auth)
