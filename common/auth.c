@@ -610,6 +610,13 @@ static void verdict_to_outcome(const ftm_verdict_t *v, ftm_outcome_t *out)
 	}
 }
 
+/* Did the verdict commit its audit row? Not when the store refused before deciding (an empty user
+ * name) or the transaction failed: the outcome's own row is written then (log_outcome). */
+static bool audited(const ftm_audit_row_t *audit, const ftm_verdict_t *v)
+{
+	return audit->result[0] != '\0' && v->code != FTM_VERDICT_ERROR;
+}
+
 /* event: the audit trail's name of where the code was typed (appended, at a challenge). */
 static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
 		       const char *event, ftm_outcome_t *out)
@@ -626,7 +633,7 @@ static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *c
 	ftm_store_verify_code(auth->store, login->user, code, now, &p, &v);	/* errors are in v */
 	ftm_memzero(&proof, sizeof(proof));
 	verdict_to_outcome(&v, out);
-	out->audited = v.code != FTM_VERDICT_ERROR;
+	out->audited = audited(&audit, &v);
 	if (v.now_locked)
 		ftm_log(&auth->log, FTM_LOG_WARN, "token %s of '%s' locked after %u consecutive failures",
 			ftm_or(v.serial, "-"), ftm_or(login->user, "?"), v.failures);
@@ -670,7 +677,7 @@ static void push_account(ftm_auth_t *auth, const ftm_login_t *login, time_t now,
 	if (out->result == FTM_RES_OK) {
 		if (ftm_store_record_success(auth->store, login->user, serial, now, &p, &v) == 0 &&
 		    v.code == FTM_VERDICT_OK) {
-			out->audited = true;
+			out->audited = audited(&audit, &v);
 			return;
 		}
 		snprintf(reason, sizeof(reason), "push approved, refused after all: %.200s", v.reason);
@@ -680,7 +687,7 @@ static void push_account(ftm_auth_t *auth, const ftm_login_t *login, time_t now,
 			ftm_outcome_set(out, FTM_RES_ERROR, serial, FTM_MSG_STORE_DOWN, reason);
 		else
 			ftm_outcome_set(out, FTM_RES_FAIL, serial, FTM_MSG_CHALLENGE_BAD, reason);
-		out->audited = v.code != FTM_VERDICT_ERROR;
+		out->audited = audited(&audit, &v);
 		return;
 	}
 	if (!out->wrong_answer)
@@ -700,7 +707,7 @@ static void push_account(ftm_auth_t *auth, const ftm_login_t *login, time_t now,
 		ftm_outcome_set(out, FTM_RES_LOCKED, serial, FTM_MSG_LOCKED, reason);
 	else
 		snprintf(out->reason, sizeof(out->reason), "%s", reason);
-	out->audited = true;
+	out->audited = audited(&audit, &v);
 }
 
 /* ---- step 2 without a code: push, or challenge ---- */
