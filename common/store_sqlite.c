@@ -154,6 +154,16 @@ static const char *const states_sql =
 	" client  TEXT NOT NULL,"
 	" expires INTEGER NOT NULL)";
 
+/* Recovery codes, by salt, created at open like the States (older binaries never read the table). */
+static const char *const recovery_schema_sql =
+	"CREATE TABLE IF NOT EXISTS recovery_codes ("
+	" salt    BLOB PRIMARY KEY,"		/* random per code */
+	" user    TEXT NOT NULL,"
+	" hash    BLOB NOT NULL,"		/* ftm_recovery_hash: the code itself is never stored */
+	" created INTEGER NOT NULL,"
+	" used    INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX IF NOT EXISTS recovery_codes_by_user ON recovery_codes (user);";
+
 /* The audit trail and the debug switches, created like states_sql by every opener. */
 static const char *const audit_sql =
 	"CREATE TABLE IF NOT EXISTS audit ("
@@ -606,7 +616,7 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 	s->writer = conn_open(path, false, err, err_len);
 	if (s->writer == NULL || ensure_wal(s->writer, err, err_len) != 0 ||
 	    ensure_schema(s->writer, log, err, err_len) != 0 || act_schema(s->writer, err, err_len) != 0 ||
-	    exec(s->writer, states_sql, err, err_len) != 0 || exec(s->writer, audit_sql, err, err_len) != 0) {
+	    exec(s->writer, states_sql, err, err_len) != 0 || exec(s->writer, audit_sql, err, err_len) != 0 || exec(s->writer, recovery_schema_sql, err, err_len) != 0) {
 		sq_close(s);
 		return NULL;
 	}
@@ -1437,6 +1447,171 @@ static int sq_settings_seed(void *be, const char *const *names, const char *cons
 	return write_job(be, job_settings, &a, err, err_len);
 }
 
+/* ---- recovery codes (the table: recovery_schema_sql): rare, statements compiled per call ---- */
+
+struct recovery_arg {
+	const char			*user;
+	const ftm_recovery_row_t	*codes;		/* replace */
+	size_t				n;
+	bool				write;		/* verdict */
+	ftm_recovery_decide_fn		decide;
+	void				*ctx;
+	sq_conn_t			*c;
+	char				*err;
+	size_t				err_len;
+};
+
+static int job_recovery_replace(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	const struct recovery_arg *ra = arg;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if (sqlite3_prepare_v2(c->db, "DELETE FROM recovery_codes WHERE user = ?", -1, &st, NULL) != SQLITE_OK)
+		return db_err(c, "recovery codes", err, err_len);
+	sqlite3_bind_text(st, 1, ra->user, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (r != SQLITE_DONE)
+		return db_err(c, "recovery codes", err, err_len);
+	if (sqlite3_prepare_v2(c->db, "INSERT INTO recovery_codes (salt, user, hash, created, used) VALUES (?,?,?,?,?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_err(c, "recovery codes", err, err_len);
+	for (size_t i = 0; i < ra->n; i++) {
+		sqlite3_bind_blob(st, 1, ra->codes[i].salt, FTM_RECOVERY_SALT_LEN, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, ra->user, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 3, ra->codes[i].hash, FTM_RECOVERY_HASH_LEN, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, ra->codes[i].created);
+		sqlite3_bind_int64(st, 5, ra->codes[i].used);
+		r = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (r != SQLITE_DONE) {
+			db_err(c, "recovery codes", err, err_len);
+			sqlite3_finalize(st);
+			return -1;
+		}
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int sq_recovery_replace(void *be, const char *user, const ftm_recovery_row_t *codes, size_t n,
+			       char *err, size_t err_len)
+{
+	struct recovery_arg ra = { .user = user, .codes = codes, .n = n };
+
+	return write_job(be, job_recovery_replace, &ra, err, err_len);
+}
+
+/* The verdict's decide step: read the user's codes on the verdict's own connection (in its transaction
+ * when writing), decide, write back the codes used. job_verdict then writes the token rows. */
+static int recovery_decide(void *arg, ftm_store_row_t *rows, size_t n)
+{
+	struct recovery_arg *ra = arg;
+	char *err = ra->err;
+	size_t err_len = ra->err_len;
+	ftm_recovery_row_t *codes = NULL;
+	sqlite3_stmt *st = NULL;
+	size_t m = 0, cap = 0;
+	int rc = -1, r;
+
+	if (sqlite3_prepare_v2(ra->c->db, "SELECT salt, hash, created, used FROM recovery_codes WHERE user = ?"
+			       " ORDER BY created, salt", -1, &st, NULL) != SQLITE_OK)
+		return db_err(ra->c, "recovery codes", err, err_len);
+	sqlite3_bind_text(st, 1, ra->user, -1, SQLITE_STATIC);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (m == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			ftm_recovery_row_t *nc = realloc(codes, ncap * sizeof(*codes));
+
+			if (nc == NULL) {
+				SETERR("token store: out of memory");
+				goto out;
+			}
+			codes = nc;
+			cap = ncap;
+		}
+		memset(&codes[m], 0, sizeof(codes[m]));
+		if (sqlite3_column_bytes(st, 0) != FTM_RECOVERY_SALT_LEN ||
+		    sqlite3_column_bytes(st, 1) != FTM_RECOVERY_HASH_LEN) {
+			SETERR("token store: damaged recovery code of user %s", ra->user);
+			goto out;
+		}
+		memcpy(codes[m].salt, sqlite3_column_blob(st, 0), FTM_RECOVERY_SALT_LEN);
+		memcpy(codes[m].hash, sqlite3_column_blob(st, 1), FTM_RECOVERY_HASH_LEN);
+		codes[m].created = sqlite3_column_int64(st, 2);
+		codes[m].used = sqlite3_column_int64(st, 3);
+		m++;
+	}
+	if (r != SQLITE_DONE) {
+		db_err(ra->c, "recovery codes", err, err_len);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (ra->decide(ra->ctx, rows, n, codes, m) != 0)
+		goto out;
+	if (ra->write) {
+		if (sqlite3_prepare_v2(ra->c->db, "UPDATE recovery_codes SET used = ? WHERE salt = ?", -1, &st,
+				       NULL) != SQLITE_OK) {
+			db_err(ra->c, "recovery codes", err, err_len);
+			goto out;
+		}
+		for (size_t i = 0; i < m; i++) {
+			if (!codes[i].dirty)
+				continue;
+			sqlite3_bind_int64(st, 1, codes[i].used);
+			sqlite3_bind_blob(st, 2, codes[i].salt, FTM_RECOVERY_SALT_LEN, SQLITE_STATIC);
+			r = sqlite3_step(st);
+			sqlite3_reset(st);
+			if (r != SQLITE_DONE) {
+				db_err(ra->c, "recovery codes", err, err_len);
+				goto out;
+			}
+		}
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	if (codes != NULL) {
+		ftm_memzero(codes, cap * sizeof(*codes));
+		free(codes);
+	}
+	return rc;
+}
+
+static int job_recovery_verdict(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	struct recovery_arg *ra = arg;
+	struct verdict_arg va = { .user = ra->user, .write = ra->write, .decide = recovery_decide, .ctx = ra };
+
+	ra->c = c;
+	ra->err = err;
+	ra->err_len = err_len;
+	return job_verdict(c, &va, err, err_len);
+}
+
+static int sq_recovery_verdict(void *be, const char *user, bool write, ftm_recovery_decide_fn decide, void *ctx,
+			       char *err, size_t err_len)
+{
+	sq_t *s = be;
+	struct recovery_arg ra = { .user = user, .write = write, .decide = decide, .ctx = ctx };
+	sq_conn_t *c;
+	int rc;
+
+	if (write)
+		return write_job(s, job_recovery_verdict, &ra, err, err_len);
+	/* a peek: both SELECTs in one read transaction, one snapshot */
+	if ((c = reader_take(s, err, err_len)) == NULL)
+		return -1;
+	rc = exec(c, "BEGIN", err, err_len);
+	if (rc == 0)
+		rc = job_recovery_verdict(c, &ra, err, err_len);
+	rollback(c);
+	reader_give_back(s, c);
+	return rc;
+}
+
 /* ---- the audit trail ---- */
 
 static int audit_insert(sq_conn_t *c, const ftm_audit_row_t *a, char *err, size_t err_len)
@@ -1678,6 +1853,8 @@ const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.settings_get	= sq_settings_get,
 	.setting_put	= sq_setting_put,
 	.settings_seed	= sq_settings_seed,
+	.recovery_replace = sq_recovery_replace,
+	.recovery_verdict = sq_recovery_verdict,
 	.verdict_audited = sq_verdict_audited,
 	.audit_append	= sq_audit_append,
 	.audit_list	= sq_audit_list,

@@ -45,7 +45,7 @@ typedef struct {
 	bool	has_token;
 	bool	push_available;
 	char	push_serial[FTM_SERIAL_MAX];		/* the token the push goes to, for the prompt */
-	char	code[FTM_CODE_MAX + 1];
+	char	code[FTM_PASSCODE_CODE_MAX + 1];
 	bool	has_alt;				/* the whole input, for a password ending in digits */
 	char	alt_password[FTM_INPUT_MAX + 1];
 } split_data_t;
@@ -246,6 +246,7 @@ static int finish(ctx_t *ctx, const ftm_outcome_t *out)
 		rc = PAM_SUCCESS;
 		prio = LOG_INFO;
 		msg = NULL;
+		tell(ctx, PAM_TEXT_INFO, out->message);	/* e.g. how many recovery codes are left */
 		break;
 	case FTM_RES_LOCKED:
 		rc = PAM_MAXTRIES;

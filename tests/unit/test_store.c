@@ -18,6 +18,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "ftm_message.h"
 #include "ftm_store.h"
 #include "ftm_trace.h"
 
@@ -1336,6 +1337,239 @@ static void the_trace_follows_the_store_switches(void **state)
 	ftm_trace_free(t);
 }
 
+/* ---- recovery codes: the user's, single use, in place of a token code ---- */
+
+static void issue_recovery(fixture_t *f, const char *user, unsigned n, char codes[][FTM_RECOVERY_LEN + 1])
+{
+	char err[256] = "";
+
+	assert_int_equal(ftm_store_recovery_issue(f->st, user, n, T1, codes, err, sizeof(err)), 0);
+}
+
+static ftm_verdict_t recover(fixture_t *f, const char *user, const char *code, ftm_verify_params_t p)
+{
+	ftm_verdict_t v;
+
+	ftm_store_recovery_verify(f->st, user, code, T1, &p, &v);
+	return v;
+}
+
+static void recovery_codes_are_printable_once_and_kept_only_as_salted_hashes(void **state)
+{
+	fixture_t *f = *state;
+	char codes[3][FTM_RECOVERY_LEN + 1], wal[200];
+	unsigned left, total;
+
+	add(f, "alice", "S1");
+	issue_recovery(f, "alice", 3, codes);
+	snprintf(wal, sizeof(wal), "%s-wal", f->db);
+	assert_true(file_contains(f->db, "alice", 5) || file_contains(wal, "alice", 5));	/* we read the right files */
+	for (int i = 0; i < 3; i++) {
+		assert_true(ftm_recovery_is_code(codes[i]));
+		assert_int_equal(codes[i][FTM_RECOVERY_GROUP], '-');
+		assert_false(file_contains(f->db, codes[i], FTM_RECOVERY_LEN));
+		assert_false(file_contains(wal, codes[i], FTM_RECOVERY_LEN));
+	}
+	assert_string_not_equal(codes[0], codes[1]);
+	assert_int_equal(ftm_store_recovery_count(f->st, "alice", &left, &total, NULL, 0), 0);
+	assert_int_equal(left, 3);
+	assert_int_equal(total, 3);
+}
+
+static void a_user_without_a_token_gets_no_recovery_codes(void **state)
+{
+	fixture_t *f = *state;
+	char codes[1][FTM_RECOVERY_LEN + 1], err[256] = "";
+
+	assert_int_equal(ftm_store_recovery_issue(f->st, "nobody", 1, T1, codes, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "holds no token"));
+	add(f, "alice", "S1");
+	assert_int_equal(ftm_store_recovery_issue(f->st, "alice", 0, T1, codes, err, sizeof(err)), -1);
+	assert_int_equal(ftm_store_recovery_issue(f->st, "alice", FTM_RECOVERY_COUNT_MAX + 1, T1, codes, err,
+						  sizeof(err)), -1);
+}
+
+static void a_recovery_code_is_accepted_once_then_refused_as_used(void **state)
+{
+	fixture_t *f = *state;
+	char codes[3][FTM_RECOVERY_LEN + 1];
+	ftm_verdict_t v;
+	unsigned left;
+
+	add(f, "alice", "S1");
+	issue_recovery(f, "alice", 3, codes);
+	v = verify(f, "alice", BAD, T1, params(5, 0, true));
+	assert_int_equal(v.failures, 1);
+	v = recover(f, "alice", codes[1], params(5, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_int_equal(v.recovery_left, 2);
+	assert_string_equal(v.serial, "S1");
+	assert_int_equal(get(f, "S1").failures, 0);		/* like a proven code */
+	assert_int_equal(get(f, "S1").last_step, -1);		/* no time step was used */
+	v = recover(f, "alice", codes[1], params(5, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_REPLAY);
+	assert_string_equal(v.message, FTM_MSG_RECOVERY_USED);
+	assert_int_equal(get(f, "S1").failures, 0);		/* a used code is no guess */
+	assert_int_equal(ftm_store_recovery_count(f->st, "alice", &left, NULL, NULL, 0), 0);
+	assert_int_equal(left, 2);
+}
+
+static void a_recovery_code_is_read_as_typed_from_paper(void **state)
+{
+	fixture_t *f = *state;
+	char codes[1][FTM_RECOVERY_LEN + 1], typed[FTM_RECOVERY_LEN + 1];
+
+	add(f, "alice", "S1");
+	issue_recovery(f, "alice", 1, codes);
+	for (int i = 0; i < FTM_RECOVERY_LEN; i++)
+		typed[i] = codes[0][i] == '1' ? 'l' : codes[0][i] == '0' ? 'O' :
+			   codes[0][i] >= 'a' && codes[0][i] <= 'z' ? (char)(codes[0][i] - 'a' + 'A') : codes[0][i];
+	typed[FTM_RECOVERY_LEN] = '\0';
+	assert_int_equal(recover(f, "alice", typed, params(5, 0, true)).code, FTM_VERDICT_OK);
+}
+
+static void a_wrong_recovery_code_counts_toward_the_lockout(void **state)
+{
+	fixture_t *f = *state;
+	char codes[2][FTM_RECOVERY_LEN + 1];
+	ftm_verdict_t v;
+
+	add(f, "alice", "S1");
+	issue_recovery(f, "alice", 2, codes);
+	v = recover(f, "alice", "zzzzz-zzzzz", params(2, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_BAD_CODE);
+	assert_string_equal(v.message, FTM_MSG_RECOVERY_BAD);
+	assert_int_equal(get(f, "S1").failures, 1);
+	v = recover(f, "alice", "zzzzz-zzzzy", params(2, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_true(v.now_locked);
+	assert_int_equal(get(f, "S1").status, FTM_TOKEN_LOCKED);
+	/* a right code does not unlock: nothing consumed */
+	v = recover(f, "alice", codes[0], params(2, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_int_equal(v.recovery_left, 2);
+}
+
+static void a_recovery_peek_changes_nothing(void **state)
+{
+	fixture_t *f = *state;
+	char codes[1][FTM_RECOVERY_LEN + 1];
+	unsigned left;
+
+	add(f, "alice", "S1");
+	issue_recovery(f, "alice", 1, codes);
+	assert_int_equal(recover(f, "alice", codes[0], params(5, 0, false)).code, FTM_VERDICT_OK);
+	assert_int_equal(recover(f, "alice", "zzzzz-zzzzz", params(5, 0, false)).code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(get(f, "S1").failures, 0);
+	assert_int_equal(ftm_store_recovery_count(f->st, "alice", &left, NULL, NULL, 0), 0);
+	assert_int_equal(left, 1);
+	assert_int_equal(recover(f, "alice", codes[0], params(5, 0, true)).code, FTM_VERDICT_OK);
+}
+
+static void recovery_codes_are_the_users_own(void **state)
+{
+	fixture_t *f = *state;
+	char codes[1][FTM_RECOVERY_LEN + 1];
+
+	add(f, "alice", "S1");
+	add(f, "bob", "S2");
+	issue_recovery(f, "alice", 1, codes);
+	assert_int_equal(recover(f, "bob", codes[0], params(5, 0, true)).code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(get(f, "S2").failures, 1);
+	assert_int_equal(recover(f, "alice", codes[0], params(5, 0, true)).code, FTM_VERDICT_OK);
+}
+
+static void regenerating_recovery_codes_revokes_the_old_set(void **state)
+{
+	fixture_t *f = *state;
+	char old[2][FTM_RECOVERY_LEN + 1], fresh[2][FTM_RECOVERY_LEN + 1];
+	unsigned left, total;
+
+	add(f, "alice", "S1");
+	issue_recovery(f, "alice", 2, old);
+	assert_int_equal(recover(f, "alice", old[0], params(5, 0, true)).code, FTM_VERDICT_OK);
+	issue_recovery(f, "alice", 2, fresh);
+	assert_int_equal(recover(f, "alice", old[1], params(5, 0, true)).code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(ftm_store_recovery_count(f->st, "alice", &left, &total, NULL, 0), 0);
+	assert_int_equal(left, 2);
+	assert_int_equal(total, 2);
+	assert_int_equal(recover(f, "alice", fresh[1], params(5, 0, true)).code, FTM_VERDICT_OK);
+}
+
+static void recovery_codes_go_with_the_users_last_token(void **state)
+{
+	fixture_t *f = *state;
+	char codes[1][FTM_RECOVERY_LEN + 1], err[256];
+	unsigned total;
+
+	add(f, "alice", "S1");
+	add(f, "alice", "S2");
+	issue_recovery(f, "alice", 1, codes);
+	assert_int_equal(ftm_store_token_delete(f->st, "S1", err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_recovery_count(f->st, "alice", NULL, &total, NULL, 0), 0);
+	assert_int_equal(total, 1);		/* alice still holds S2 */
+	assert_int_equal(ftm_store_token_set_user(f->st, "S2", "bob", err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_recovery_count(f->st, "alice", NULL, &total, NULL, 0), 0);
+	assert_int_equal(total, 0);		/* her last token moved away: the codes went */
+	add(f, "alice", "S3");			/* a new token for the same name inherits nothing */
+	assert_int_equal(recover(f, "alice", codes[0], params(5, 0, true)).code, FTM_VERDICT_BAD_CODE);
+}
+
+struct recovery_race {
+	fixture_t	*f;
+	const char	*code;
+	int		ok, used, other;
+};
+
+static void *recovery_racer(void *arg)
+{
+	struct recovery_race *r = arg;
+	ftm_verify_params_t p = params(0, 0, true);
+	ftm_store_t *st = ftm_store_open(r->f->db, NULL, NULL, NULL, 0);	/* a process of its own */
+
+	if (st == NULL) {
+		r->other = -1;
+		return NULL;
+	}
+	for (int i = 0; i < 5; i++) {
+		ftm_verdict_t v;
+
+		ftm_store_recovery_verify(st, "alice", r->code, T1, &p, &v);
+		if (v.code == FTM_VERDICT_OK)
+			r->ok++;
+		else if (v.code == FTM_VERDICT_REPLAY)
+			r->used++;
+		else
+			r->other++;
+	}
+	ftm_store_close(st);
+	return NULL;
+}
+
+static void a_raced_recovery_code_has_one_winner(void **state)
+{
+	fixture_t *f = *state;
+	char codes[1][FTM_RECOVERY_LEN + 1];
+	pthread_t tid[4];
+	struct recovery_race r[4];
+	int ok = 0, used = 0;
+
+	add(f, "alice", "S1");
+	issue_recovery(f, "alice", 1, codes);
+	for (int i = 0; i < 4; i++) {
+		r[i] = (struct recovery_race){ .f = f, .code = codes[0] };
+		assert_int_equal(pthread_create(&tid[i], NULL, recovery_racer, &r[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(tid[i], NULL);
+		assert_int_equal(r[i].other, 0);
+		ok += r[i].ok;
+		used += r[i].used;
+	}
+	assert_int_equal(ok, 1);
+	assert_int_equal(used, 19);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1395,6 +1629,16 @@ int main(void)
 		T(an_admin_lock_survives_lockout_duration),
 		T(a_version_1_file_is_migrated_with_its_tokens_and_old_locks_stay),
 		T(a_file_newer_than_the_binary_is_refused),
+		T(recovery_codes_are_printable_once_and_kept_only_as_salted_hashes),
+		T(a_user_without_a_token_gets_no_recovery_codes),
+		T(a_recovery_code_is_accepted_once_then_refused_as_used),
+		T(a_recovery_code_is_read_as_typed_from_paper),
+		T(a_wrong_recovery_code_counts_toward_the_lockout),
+		T(a_recovery_peek_changes_nothing),
+		T(recovery_codes_are_the_users_own),
+		T(regenerating_recovery_codes_revokes_the_old_set),
+		T(a_raced_recovery_code_has_one_winner),
+		T(recovery_codes_go_with_the_users_last_token),
 		cmocka_unit_test(token_init_defaults_to_fortitoken_mobile),
 		cmocka_unit_test(otpauth_uri_encodes_label_and_parameters),
 	};
