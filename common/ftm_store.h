@@ -72,6 +72,10 @@ int ftm_store_token_import(ftm_store_t *st, const ftm_token_t *toks, size_t n, c
 typedef int (*ftm_token_cb)(void *ctx, const ftm_token_t *tok);
 int ftm_store_token_list(ftm_store_t *st, const char *user, ftm_token_cb cb, void *ctx,
 			 char *err, size_t err_len);
+/* The same without the seeds (tok->seed zero, seed_len 0): nothing is unsealed, so a listing or a
+ * login's look at what the user holds costs no decryption. */
+int ftm_store_token_list_info(ftm_store_t *st, const char *user, ftm_token_cb cb, void *ctx,
+			      char *err, size_t err_len);
 
 /* ---- the verdict ---- */
 

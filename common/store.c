@@ -599,6 +599,25 @@ int ftm_store_token_list(ftm_store_t *st, const char *user, ftm_token_cb cb, voi
 	return rc;
 }
 
+static int list_info_one(void *c, const ftm_store_row_t *row)
+{
+	const struct list_ctx *lc = c;
+
+	return lc->cb(lc->ctx, &row->tok);	/* row->tok holds no seed: the backend keeps it sealed */
+}
+
+int ftm_store_token_list_info(ftm_store_t *st, const char *user, ftm_token_cb cb, void *ctx,
+			      char *err, size_t err_len)
+{
+	struct list_ctx lc = { .st = st, .cb = cb, .ctx = ctx, .err = err, .err_len = err_len };
+
+	if (st == NULL || cb == NULL) {
+		SETERR("no token store");
+		return -1;
+	}
+	return st->ops->list(st->be, user, list_info_one, &lc, err, err_len);
+}
+
 /* ---- the verdict ---- */
 
 static bool never_used(const ftm_token_t *t)

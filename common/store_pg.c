@@ -10,8 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
+#include "pq_lazy.h"
 #include "store_backend.h"
 
 #define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
@@ -612,6 +611,8 @@ static void *pg_open(const char *location, const ftm_log_t *log, char *err, size
 		SETERR("token store: a PostgreSQL store is a libpq URI: postgresql://[user@]host[:port]/dbname[?param=value...]");
 		return NULL;
 	}
+	if (ftm_pq_load(err, err_len) != 0)
+		return NULL;
 	pg = calloc(1, sizeof(*pg));
 	n = strlen("postgresql:") + strlen(location) + 1;
 	if (pg == NULL || (pg->uri = malloc(n)) == NULL) {

@@ -551,7 +551,7 @@ static int cmd_token_list(int argc, char **argv)
 	lc.now = parse_time(o.time);
 	st = open_store();
 	lc.policy = store_policy(st);
-	if (ftm_store_token_list(st, o.user, list_one, &lc, err, sizeof(err)) != 0)
+	if (ftm_store_token_list_info(st, o.user, list_one, &lc, err, sizeof(err)) != 0)
 		die(EXIT_REFUSED, "%s", err);
 	if (lc.n == 0)
 		printf("no tokens\n");

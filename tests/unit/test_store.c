@@ -223,6 +223,38 @@ static void list_orders_by_user_then_serial_and_filters_by_user(void **state)
 	assert_string_equal(bob.serials[0], "B1");
 }
 
+static int collect_seedless(void *ctx, const ftm_token_t *t)
+{
+	if (t->seed_len != 0)
+		return 1;	/* a seed handed out: the list stops short and the test sees it */
+	return collect(ctx, t);
+}
+
+static void list_info_lists_the_same_tokens_without_unsealing_a_seed(void **state)
+{
+	fixture_t *f = *state;
+	struct collected info = { .n = 0 }, full = { .n = 0 };
+	sqlite3 *db = NULL;
+
+	add(f, "bob", "B1");
+	add(f, "alice", "A1");
+	assert_int_equal(ftm_store_token_list_info(f->st, NULL, collect_seedless, &info, NULL, 0), 0);
+	assert_int_equal(info.n, 2);
+	assert_string_equal(info.serials[0], "A1");
+	assert_string_equal(info.serials[1], "B1");
+
+	/* alice's sealed seed destroyed: the full list (which unseals) fails, the info list still lists */
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE tokens SET seed = zeroblob(length(seed)) WHERE serial = 'A1'",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(ftm_store_token_list(f->st, NULL, collect, &full, NULL, 0), -1);
+	memset(&info, 0, sizeof(info));
+	assert_int_equal(ftm_store_token_list_info(f->st, "alice", collect_seedless, &info, NULL, 0), 0);
+	assert_int_equal(info.n, 1);
+	assert_string_equal(info.serials[0], "A1");
+}
+
 static void lock_then_unlock_resets_failures(void **state)
 {
 	fixture_t *f = *state;
@@ -1580,6 +1612,7 @@ int main(void)
 		T(get_of_an_unknown_serial_is_not_found),
 		T(invalid_tokens_are_refused),
 		T(list_orders_by_user_then_serial_and_filters_by_user),
+		T(list_info_lists_the_same_tokens_without_unsealing_a_seed),
 		T(lock_then_unlock_resets_failures),
 		T(delete_removes_the_token),
 		T(set_push_and_assign_change_only_that),
