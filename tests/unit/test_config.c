@@ -245,7 +245,7 @@ static void option_names_are_all_settable(void **state)
 		if (rc != 0)
 			assert_null(strstr(err, "unknown option"));
 	}
-	assert_int_equal(n, 32);	/* with lockout_duration, metrics_listen, metrics_allow_remote */
+	assert_int_equal(n, 34);	/* with metrics_listen, metrics_allow_remote */
 }
 
 static void file_with_push_section_and_prefix_loads(void **state)
