@@ -45,6 +45,12 @@ struct ftm_store {
 	ftm_log_t			log;
 };
 
+const ftm_store_backend_t *ftm_store_backend_of(ftm_store_t *st, void **be)
+{
+	*be = st != NULL ? st->be : NULL;
+	return st != NULL ? st->ops : NULL;
+}
+
 /* ---- open / close ---- */
 
 /* "scheme:location" with a known scheme, else the whole uri is an SQLite path. */
