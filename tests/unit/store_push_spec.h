@@ -154,6 +154,22 @@ static void spec_a_number_state_is_taken_once_on_any_handle(ftm_store_t *a, ftm_
 	assert_int_equal(ftm_store_number_take(b, "alice", "10.0.0.1", s2, PUSH_NOW + 70, &check, tx, err, sizeof(err)), 0);
 	assert_int_equal(check, FTM_STATE_EXPIRED);
 
+	/* the whole client binds: two identities sharing their first 200 bytes are two clients */
+	{
+		char long_a[260], long_b[260];
+
+		memset(long_a, 'x', 250);
+		long_a[250] = '\0';
+		memcpy(long_b, long_a, sizeof(long_b));
+		long_b[249] = 'y';
+		assert_int_equal(ftm_store_number_issue(a, "alice", long_a, ID_A, PUSH_NOW, 70, s2, err, sizeof(err)), 0);
+		assert_int_equal(ftm_store_number_take(b, "alice", long_b, s2, PUSH_NOW, &check, tx, err, sizeof(err)), 0);
+		assert_int_equal(check, FTM_STATE_MISMATCH);
+		assert_int_equal(ftm_store_number_issue(a, "alice", long_a, ID_A, PUSH_NOW, 70, s2, err, sizeof(err)), 0);
+		assert_int_equal(ftm_store_number_take(b, "alice", long_a, s2, PUSH_NOW, &check, tx, err, sizeof(err)), 0);
+		assert_int_equal(check, FTM_STATE_OK);
+	}
+
 	/* a code-challenge State is no number State, and the other way round */
 	assert_int_equal(ftm_store_challenge_issue(a, "alice", "10.0.0.1", PUSH_NOW, 60, s1, err, sizeof(err)), 0);
 	assert_int_equal(ftm_store_number_take(b, "alice", "10.0.0.1", s1, PUSH_NOW, &check, tx, err, sizeof(err)), 0);
