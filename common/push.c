@@ -532,6 +532,9 @@ static int row_decide(void *ctx, ftm_push_row_t *row)
 	ftm_copy(a->id, sizeof(a->id), row->id);
 	ftm_copy(a->user, sizeof(a->user), row->user);
 	ftm_copy(a->serial, sizeof(a->serial), row->serial);
+	/* a send that failed (it may have hung past the expiry) is a failure: the front end may fall back */
+	if (a->kind == ROW_FAIL && row->verdict == FTM_PUSH_PENDING)
+		row_set(row, FTM_PUSH_FAILED, a->why);
 	if (row->verdict == FTM_PUSH_PENDING && (int64_t)a->now >= row->expires)
 		row_set(row, FTM_PUSH_TIMEOUT, "no answer before the push timeout");
 	a->was_pending = row->verdict == FTM_PUSH_PENDING;
@@ -580,8 +583,6 @@ static int row_decide(void *ctx, ftm_push_row_t *row)
 			row_set(row, FTM_PUSH_TIMEOUT, "no answer before the push timeout");
 		break;
 	case ROW_FAIL:
-		if (a->was_pending)
-			row_set(row, FTM_PUSH_FAILED, a->why);
 		break;
 	}
 	a->verdict = row->verdict;
