@@ -94,6 +94,35 @@ const char *ftm_result_name(ftm_result_t r)
 
 /* ---- life cycle ---- */
 
+static void policy_report(void *ctx, bool error, const char *message)
+{
+	ftm_auth_t *auth = ctx;
+
+	if (error)
+		ftm_log(&auth->log, FTM_LOG_ERR, "configuration refused: %s", message);
+	else
+		ftm_log(&auth->log, FTM_LOG_WARN, "configuration: %s", message);
+}
+
+/* The verdict policy is the store's: a configuration that still sets one of its options differently is
+ * refused here, at start, on every front end (equal: a warning, so old configurations keep working). */
+static int check_policy(ftm_auth_t *auth, char *err, size_t err_len)
+{
+	char why[FTM_ERR_MAX] = "";
+	ftm_policy_t pol;
+
+	if (ftm_store_policy(auth->store, &pol, why, sizeof(why)) != 0) {
+		ftm_log(&auth->log, FTM_LOG_ERR, "token store %s: %s", auth->cfg.token_db, why);
+		ftm_set_err(err, err_len, "token store %.200s: %.280s", auth->cfg.token_db, why);
+		return -1;
+	}
+	if (ftm_policy_check_config(&auth->cfg, &pol, policy_report, auth, why, sizeof(why)) != 0) {
+		ftm_set_err(err, err_len, "%.480s", why);
+		return -1;
+	}
+	return 0;
+}
+
 ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len)
 {
 	char why[FTM_ERR_MAX] = "";
@@ -139,6 +168,10 @@ ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *er
 		pthread_mutex_destroy(&auth->proof_lock);
 		ftm_memzero(auth, sizeof(*auth));
 		free(auth);
+		return NULL;
+	}
+	if (check_policy(auth, err, err_len) != 0) {
+		ftm_auth_free(auth);
 		return NULL;
 	}
 	/* Until an engine is started in this process, a push goes through ftmpushd. */
@@ -278,6 +311,8 @@ static bool push_usable(const ftm_token_t *tok, ftm_token_state_t state)
 typedef struct {
 	ftm_auth_t	*auth;
 	time_t		now;
+	ftm_policy_t	policy;		/* the store's, one snapshot for the whole decision */
+	int64_t		unlock_at;	/* the earliest end of a lock by failures among the locked (0: none) */
 	const char	*want_serial;	/* push token choice: only this one ("" or NULL: any) */
 	unsigned	n, n_locked, n_expired;
 	unsigned	digit_mask;	/* bit d set: a token of the user has d digits */
@@ -288,15 +323,20 @@ typedef struct {
 static int holdings_cb(void *c, const ftm_token_t *tok)
 {
 	holdings_t *h = c;
-	ftm_token_state_t state = ftm_token_state(tok, h->now, h->auth->cfg.activation_expire);
+	ftm_token_state_t state = ftm_token_state(tok, h->now, &h->policy);
 
 	h->n++;
 	if (tok->digits >= 6 && tok->digits <= FTM_CODE_MAX)
 		h->digit_mask |= 1u << tok->digits;
-	if (state == FTM_TOKEN_STATE_LOCKED)
+	if (state == FTM_TOKEN_STATE_LOCKED) {
+		int64_t at = ftm_token_unlock_at(tok, &h->policy);
+
 		h->n_locked++;
-	else if (state == FTM_TOKEN_STATE_EXPIRED)
+		if (at > 0 && (h->unlock_at == 0 || at < h->unlock_at))
+			h->unlock_at = at;
+	} else if (state == FTM_TOKEN_STATE_EXPIRED) {
 		h->n_expired++;
+	}
 	if (!h->has_push && push_usable(tok, state) &&
 	    (h->want_serial == NULL || h->want_serial[0] == '\0' || strcmp(h->want_serial, tok->serial) == 0)) {
 		h->has_push = true;
@@ -312,6 +352,8 @@ static int holdings(ftm_auth_t *auth, const char *user, const char *want_serial,
 	h->auth = auth;
 	h->now = now;
 	h->want_serial = want_serial;
+	if (ftm_store_policy(auth->store, &h->policy, err, err_len) != 0)
+		return -1;
 	if (ftm_store_token_list(auth->store, user, holdings_cb, h, err, err_len) != 0) {
 		ftm_memzero(&h->push_tok, sizeof(h->push_tok));
 		return -1;
@@ -339,15 +381,21 @@ int ftm_auth_push_token(ftm_auth_t *auth, const char *user, const char *serial, 
 	return 1;
 }
 
-static ftm_verify_params_t verify_params(const ftm_auth_t *auth, bool consume)
+/* The store's policy as verdict parameters: one snapshot per verdict, the same on every node. 0, or
+ * -1 with err when it cannot be read (the caller fails closed). */
+static int verify_params(ftm_auth_t *auth, bool consume, ftm_verify_params_t *p, char *err, size_t err_len)
 {
-	ftm_verify_params_t p = {
-		.window = auth->cfg.window,
-		.lockout_threshold = auth->cfg.lockout_threshold,
-		.activation_expire = auth->cfg.activation_expire,
-		.consume = consume,
-	};
-	return p;
+	ftm_policy_t pol;
+
+	memset(p, 0, sizeof(*p));
+	if (ftm_store_policy(auth->store, &pol, err, err_len) != 0)
+		return -1;
+	p->window = pol.window;
+	p->lockout_threshold = pol.lockout_threshold;
+	p->lockout_duration = pol.lockout_duration;
+	p->activation_expire = pol.activation_expire;
+	p->consume = consume;
+	return 0;
 }
 
 /* ---- step 1: split ---- */
@@ -355,10 +403,12 @@ static ftm_verify_params_t verify_params(const ftm_auth_t *auth, bool consume)
 /* Would `code` verify for user right now? Peeks, changes nothing. -1 on a store error. */
 static int peek_ok(ftm_auth_t *auth, const char *user, const char *code, time_t now)
 {
-	ftm_verify_params_t p = verify_params(auth, false);
+	ftm_verify_params_t p;
 	ftm_verdict_t v;
 	int rc;
 
+	if (verify_params(auth, false, &p, NULL, 0) != 0)
+		return -1;
 	if (ftm_store_verify_code(auth->store, user, code, now, &p, &v) != 0 || v.code == FTM_VERDICT_ERROR)
 		rc = -1;
 	else
@@ -464,7 +514,7 @@ static void verdict_to_outcome(const ftm_verdict_t *v, ftm_outcome_t *out)
 		[FTM_VERDICT_OK] = { FTM_RES_OK, "" },
 		[FTM_VERDICT_BAD_CODE] = { FTM_RES_FAIL, FTM_MSG_BAD_CODE },
 		[FTM_VERDICT_REPLAY] = { FTM_RES_REPLAY, NULL },
-		[FTM_VERDICT_LOCKED] = { FTM_RES_LOCKED, FTM_MSG_LOCKED },
+		[FTM_VERDICT_LOCKED] = { FTM_RES_LOCKED, NULL },
 		[FTM_VERDICT_EXPIRED] = { FTM_RES_EXPIRED, FTM_MSG_EXPIRED },
 		[FTM_VERDICT_NO_TOKEN] = { FTM_RES_NO_TOKEN, FTM_MSG_NO_TOKEN },
 		[FTM_VERDICT_ERROR] = { FTM_RES_ERROR, FTM_MSG_STORE_DOWN },
@@ -476,15 +526,23 @@ static void verdict_to_outcome(const ftm_verdict_t *v, ftm_outcome_t *out)
 		out->wait_seconds = v->wait_seconds;
 		ftm_msg_replay(out->message, sizeof(out->message), v->wait_seconds);
 	}
+	if (v->code == FTM_VERDICT_LOCKED)	/* the store's text: how long a lock by failures lasts */
+		ftm_copy(out->message, sizeof(out->message), ftm_or(v->message, FTM_MSG_LOCKED));
 }
 
 static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
 		       ftm_outcome_t *out)
 {
-	ftm_verify_params_t p = verify_params(auth, true);
+	char why[FTM_MSG_MAX] = "", reason[FTM_MSG_MAX];
+	ftm_verify_params_t p;
 	ftm_code_proof_t proof;
 	ftm_verdict_t v;
 
+	if (verify_params(auth, true, &p, why, sizeof(why)) != 0) {
+		snprintf(reason, sizeof(reason), "token store unavailable: %.200s", why);
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_STORE_DOWN, reason);
+		return;
+	}
 	if (proof_take(auth, login->user, code, now, &proof))
 		p.proof = &proof;
 	ftm_store_verify_code(auth->store, login->user, code, now, &p, &v);	/* errors are in v */
@@ -520,18 +578,25 @@ void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char
  *  - denied by the user on the phone, timed out, not sent: nothing counted (no guess was made). */
 static void push_account(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out)
 {
-	ftm_verify_params_t p = verify_params(auth, true);
-	char reason[FTM_MSG_MAX], serial[FTM_SERIAL_MAX];
+	char reason[FTM_MSG_MAX], serial[FTM_SERIAL_MAX], why[FTM_MSG_MAX] = "";
+	ftm_verify_params_t p;
 	ftm_verdict_t v;
 
 	snprintf(serial, sizeof(serial), "%s", out->serial);
+	if ((out->result == FTM_RES_OK || out->wrong_answer) && verify_params(auth, true, &p, why, sizeof(why)) != 0) {
+		/* an approval is never taken without the store's word, a wrong number never left uncounted */
+		snprintf(reason, sizeof(reason), "%.100s; the token store's policy could not be read: %.100s",
+			 out->reason, why);
+		ftm_outcome_set(out, FTM_RES_ERROR, serial, FTM_MSG_STORE_DOWN, reason);
+		return;
+	}
 	if (out->result == FTM_RES_OK) {
 		if (ftm_store_record_success(auth->store, login->user, serial, now, &p, &v) == 0 &&
 		    v.code == FTM_VERDICT_OK)
 			return;
 		snprintf(reason, sizeof(reason), "push approved, refused after all: %.200s", v.reason);
 		if (v.code == FTM_VERDICT_LOCKED)
-			ftm_outcome_set(out, FTM_RES_LOCKED, serial, FTM_MSG_LOCKED, reason);
+			ftm_outcome_set(out, FTM_RES_LOCKED, serial, ftm_or(v.message, FTM_MSG_LOCKED), reason);
 		else if (v.code == FTM_VERDICT_ERROR)
 			ftm_outcome_set(out, FTM_RES_ERROR, serial, FTM_MSG_STORE_DOWN, reason);
 		else
@@ -552,7 +617,7 @@ static void push_account(ftm_auth_t *auth, const ftm_login_t *login, time_t now,
 			ftm_or(v.serial, "-"), ftm_or(login->user, "?"), v.failures);
 	snprintf(reason, sizeof(reason), "%.120s: %.120s", out->reason, v.reason);
 	if (v.code == FTM_VERDICT_LOCKED)
-		ftm_outcome_set(out, FTM_RES_LOCKED, serial, FTM_MSG_LOCKED, reason);
+		ftm_outcome_set(out, FTM_RES_LOCKED, serial, ftm_or(v.message, FTM_MSG_LOCKED), reason);
 	else
 		snprintf(out->reason, sizeof(out->reason), "%s", reason);
 }
@@ -635,9 +700,12 @@ void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t n
 		return;
 	}
 	if (h.n_locked + h.n_expired == h.n) {
-		if (h.n_locked > 0)
-			ftm_outcome_set(out, FTM_RES_LOCKED, NULL, FTM_MSG_LOCKED,
-					"every token of the user is locked or expired");
+		if (h.n_locked > 0) {
+			char msg[FTM_MSG_MAX];
+
+			ftm_msg_locked(msg, sizeof(msg), h.unlock_at > (int64_t)now ? (unsigned)(h.unlock_at - (int64_t)now) : 0);
+			ftm_outcome_set(out, FTM_RES_LOCKED, NULL, msg, "every token of the user is locked or expired");
+		}
 		else
 			ftm_outcome_set(out, FTM_RES_EXPIRED, NULL, FTM_MSG_EXPIRED,
 					"every token of the user expired unused");
@@ -674,6 +742,7 @@ void ftm_auth_after_password(ftm_auth_t *auth, const ftm_login_t *login, const c
 void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out)
 {
 	char reason[FTM_MSG_MAX] = "";
+	ftm_policy_t pol;
 
 	if (out == NULL)
 		return;
@@ -683,7 +752,8 @@ void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t 
 		return;
 	}
 	/* in the store: the answer may come to another node or front end of the same store */
-	if (ftm_store_challenge_issue(auth->store, login->user, login->client, now, auth->cfg.challenge_timeout,
+	if (ftm_store_policy(auth->store, &pol, reason, sizeof(reason)) != 0 ||
+	    ftm_store_challenge_issue(auth->store, login->user, login->client, now, pol.challenge_timeout,
 				      out->state, reason, sizeof(reason)) != 0) {
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, reason);
 		log_outcome(auth, "challenge", login, out);
@@ -691,7 +761,7 @@ void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t 
 	}
 	out->result = FTM_RES_CHALLENGE;
 	ftm_copy(out->message, sizeof(out->message), FTM_MSG_ENTER_CODE);
-	snprintf(out->reason, sizeof(out->reason), "code challenge issued, valid %us", auth->cfg.challenge_timeout);
+	snprintf(out->reason, sizeof(out->reason), "code challenge issued, valid %us", pol.challenge_timeout);
 	log_outcome(auth, "challenge", login, out);
 }
 
@@ -718,7 +788,12 @@ void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const
 	}
 	switch (check) {
 	case FTM_STATE_OK:
-		check_code(auth, login, answer, now, out);
+		/* Enter alone (or blanks) is no guess at the code: the State is spent, nothing counted. */
+		if (answer[strspn(answer, " \t")] == '\0')
+			ftm_outcome_set(out, FTM_RES_FAIL, NULL, FTM_MSG_CODE_REQUIRED,
+					"empty answer to the code challenge: no code given, no failure counted");
+		else
+			check_code(auth, login, answer, now, out);
 		log_outcome(auth, "challenge answer", login, out);
 		return;
 	case FTM_STATE_EXPIRED:

@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "ftm_config.h"
+#include "ftm_policy.h"
 #include "ftm_util.h"
 
 #define LINE_MAX_BYTES	4096	/* a config line longer than this is an error, not a silent cut */
@@ -67,6 +68,7 @@ static const opt_t options[] = {
 	STR("smtp.credentials", smtp.credentials, false),
 	STR("smtp.ca_file", smtp.ca_file, false),
 	UINT("smtp.timeout", smtp.timeout, 1, 600),
+	UINT("lockout_duration", lockout_duration, 0, 525600),	/* a year of minutes */
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -77,6 +79,7 @@ const char *const ftm_config_option_names[] = {
 	"push.server_key", "push.timeout", "push.gateway_url", "push.proxy", "push.ca_file",
 	"push.ntfy_token", "push.number_matching", "push.socket",
 	"issuer", "smtp.server", "smtp.from", "smtp.starttls", "smtp.credentials", "smtp.ca_file", "smtp.timeout",
+	"lockout_duration",
 	NULL
 };
 
@@ -263,6 +266,7 @@ int ftm_config_set(ftm_config_t *cfg, const char *name, const char *value, char 
 			*(int *)(void *)field = (int)n;
 		else
 			*(unsigned *)(void *)field = (unsigned)n;
+		cfg->policy_given |= ftm_policy_bit(o->name);	/* compared with the store's at start */
 		return 0;
 	case T_BOOL:
 		if (parse_bool(value, &b) != 0) {

@@ -330,6 +330,7 @@ static void check_listener(diag_t *d, const ftm_config_t *cfg, time_t now)
 typedef struct user_ctx {
 	diag_t			*d;
 	const ftm_config_t	*cfg;
+	ftm_policy_t		policy;		/* the store's */
 	time_t			now;
 	bool			report;		/* report each token (the USER part) */
 	unsigned		n, with_push;
@@ -356,8 +357,8 @@ static int token_seen(void *c, const ftm_token_t *t)
 {
 	user_ctx_t *u = c;
 	char server[FTM_PUSH_MAX], last[64];
-	ftm_token_state_t state = ftm_token_state(t, u->now, u->cfg->activation_expire);
-	const char *state_name = ftm_token_state_name(t, u->now, u->cfg->activation_expire);
+	ftm_token_state_t state = ftm_token_state(t, u->now, &u->policy);
+	const char *state_name = ftm_token_state_name(t, u->now, &u->policy);
 	char check[FTM_SERIAL_MAX + 16], fix[200];
 
 	if (ntfy_server(t->push, server, sizeof(server))) {
@@ -434,7 +435,7 @@ static void check_push_servers(diag_t *d, const ftm_config_t *cfg, const user_ct
 		     "no token has a push target: nothing to check");
 }
 
-static void check_clock(diag_t *d, const ftm_config_t *cfg)
+static void check_clock(diag_t *d, unsigned window)
 {
 	struct timex tx;
 	int state;
@@ -448,10 +449,32 @@ static void check_clock(diag_t *d, const ftm_config_t *cfg)
 	else if (state == TIME_ERROR || (tx.status & STA_UNSYNC))
 		mark(d, FTM_DIAG_WARN, "clock", "run an NTP client (systemd-timesyncd, chrony); a clock more than "
 		     "window x period off refuses every code",
-		     "the kernel reports the clock is not synchronised (drift window %u step%s)", cfg->window,
-		     cfg->window == 1 ? "" : "s");
+		     "the kernel reports the clock is not synchronised (drift window %u step%s)", window,
+		     window == 1 ? "" : "s");
 	else
 		mark(d, FTM_DIAG_OK, "clock", NULL, "synchronised (estimated error %ld us)", (long)tx.esterror);
+}
+
+static void policy_problem(void *c, bool error, const char *message)
+{
+	mark(c, error ? FTM_DIAG_FAIL : FTM_DIAG_WARN, "policy", error ? "set it in the store, not in the configuration"
+	     : "remove the line from the configuration", "%s", message);
+}
+
+/* The verdict policy is the store's: it reads, and no configuration sets it otherwise. */
+static void check_policy(diag_t *d, const ftm_config_t *cfg, ftm_store_t *st, ftm_policy_t *pol)
+{
+	char err[FTM_ERR_MAX] = "";
+
+	if (ftm_store_policy(st, pol, err, sizeof(err)) != 0) {
+		mark(d, FTM_DIAG_FAIL, "policy", "ftmpushctl policy show; ftmpushctl policy set NAME VALUE", "%s", err);
+		ftm_policy_defaults(pol);
+		return;
+	}
+	if (ftm_policy_check_config(cfg, pol, policy_problem, d, err, sizeof(err)) == 0)
+		mark(d, FTM_DIAG_OK, "policy", NULL, "window %u, lockout_threshold %u, lockout_duration %u min, "
+		     "activation_expire %u min, challenge_timeout %u s (the store's, for every node)", pol->window,
+		     pol->lockout_threshold, pol->lockout_duration, pol->activation_expire, pol->challenge_timeout);
 }
 
 struct config_report_ctx {
@@ -496,6 +519,9 @@ unsigned ftm_diagnose(const ftm_config_t *cfg, const char *user, time_t now, ftm
 		mark(&d, FTM_DIAG_FAIL, "token store", "check token_db, key_file and their owner and mode", "%s", err);
 	else
 		mark(&d, FTM_DIAG_OK, "token store", NULL, "%s opens and its key matches", cfg->token_db);
+	ftm_policy_defaults(&u->policy);
+	if (st != NULL)
+		check_policy(&d, cfg, st, &u->policy);
 
 	if (cfg->push.status)
 		check_listener(&d, cfg, now);
@@ -507,7 +533,7 @@ unsigned ftm_diagnose(const ftm_config_t *cfg, const char *user, time_t now, ftm
 			mark(&d, FTM_DIAG_FAIL, "token store", "check the store", "cannot list tokens: %s", err);
 		check_push_servers(&d, cfg, u);
 	}
-	check_clock(&d, cfg);
+	check_clock(&d, u->policy.window);
 
 	if (user && st) {
 		u->report = true;

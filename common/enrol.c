@@ -307,6 +307,7 @@ int ftm_enrol_send_link(ftm_store_t *st, const ftm_config_t *cfg, const char *se
 	ftm_token_t *tok = NULL;
 	char *message = NULL;
 	int64_t until = 0;
+	ftm_policy_t pol;
 	int rc = -1;
 
 	if (st == NULL || cfg == NULL || serial == NULL) {
@@ -341,7 +342,8 @@ int ftm_enrol_send_link(ftm_store_t *st, const ftm_config_t *cfg, const char *se
 		goto out;
 	ftm_memzero(tok->seed, sizeof(tok->seed));	/* only the user name is needed here */
 	rc = -1;
-	if (ftm_store_activation_issue(st, serial, to, now, cfg->activation_expire, code, sizeof(code), &until,
+	if (ftm_store_policy(st, &pol, err, err_len) != 0 ||
+	    ftm_store_activation_issue(st, serial, to, now, pol.activation_expire, code, sizeof(code), &until,
 				       err, err_len) != 0 ||
 	    ftm_enrol_link(cfg, code, url, sizeof(url), err, err_len) != 0)
 		goto out;
@@ -741,8 +743,18 @@ void ftm_enrol_handle(ftm_enrol_t *e, const char *method, const char *code, cons
 			k = P_BAD_FORM;
 			goto plain;
 		}
-		ftm_verify_params_t p = { .window = e->cfg->window, .lockout_threshold = e->cfg->lockout_threshold,
-					  .activation_expire = e->cfg->activation_expire, .consume = true };
+		ftm_verify_params_t p = { .consume = true };
+		ftm_policy_t pol;
+
+		if (ftm_store_policy(e->store, &pol, NULL, 0) != 0) {
+			ftm_memzero(otp, sizeof(otp));
+			k = P_ERROR;	/* the store's policy decides the code: without it, nothing is decided */
+			goto plain;
+		}
+		p.window = pol.window;
+		p.lockout_threshold = pol.lockout_threshold;
+		p.lockout_duration = pol.lockout_duration;
+		p.activation_expire = pol.activation_expire;
 		ftm_store_activation_confirm(e->store, code, otp, now, &p, &a);
 		ftm_memzero(otp, sizeof(otp));
 		ftm_log(e->log, a.code == FTM_ACT_OK ? FTM_LOG_INFO : FTM_LOG_WARN,
@@ -765,8 +777,13 @@ void ftm_enrol_handle(ftm_enrol_t *e, const char *method, const char *code, cons
 	}
 	{
 		ftm_activation_t shown;
+		ftm_policy_t pol;
 
-		ftm_store_activation_open(e->store, code, now, e->cfg->activation_expire, &shown, tok);
+		if (ftm_store_policy(e->store, &pol, NULL, 0) != 0) {
+			k = P_ERROR;
+			goto plain;
+		}
+		ftm_store_activation_open(e->store, code, now, pol.activation_expire, &shown, tok);
 		if (!post)
 			ftm_log(e->log, shown.code == FTM_ACT_OK ? FTM_LOG_INFO : FTM_LOG_WARN,
 				"enrolment page from %s: token %s: %s", ip, shown.serial[0] ? shown.serial : "-",

@@ -106,7 +106,8 @@ void ftm_auth_prompt_answer(ftm_auth_t *auth, const ftm_login_t *login, const ch
 			    const char *state, const char *answer, time_t now, ftm_outcome_t *out);
 
 /* The reply to a challenge: checks State (known, unexpired, same user and client; consumed), then the
- * answer (a token code, or the number for number matching). */
+ * answer (a token code, or the number for number matching). An empty (or blank) answer to a code
+ * challenge fails with FTM_MSG_CODE_REQUIRED and counts no failure toward the lockout. */
 void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const char *state,
 			       const char *answer, time_t now, ftm_outcome_t *out);
 

@@ -44,6 +44,10 @@ typedef struct ftm_smtp_config {
 typedef struct ftm_config {
 	char		token_db[FTM_PATH_MAX];	/* required by rlm_ftmpush; default FTM_DEFAULT_TOKEN_DB */
 	char		key_file[FTM_PATH_MAX];	/* seed encryption key; default token_db + ".key" */
+	/* The verdict policy (window, lockout_threshold, lockout_duration, activation_expire,
+	 * challenge_timeout) lives in the store (ftm_policy.h): these are only the built-in defaults a new
+	 * store is seeded with, or what a configuration still sets (policy_given), checked against the
+	 * store at start. */
 	unsigned	window;			/* drift window in steps, default 1 */
 	unsigned	lockout_threshold;	/* consecutive failures that lock, default 5; 0 = never */
 	unsigned	activation_expire;	/* minutes a never-used token stays valid, default 4320; 0 = never */
@@ -54,6 +58,8 @@ typedef struct ftm_config {
 	ftm_push_config_t push;
 	char		issuer[128];		/* the organisation in otpauth URIs, e-mails and pages; default "ftmpush" */
 	ftm_smtp_config_t smtp;
+	unsigned	lockout_duration;	/* minutes a lock by failures lasts, default 0 = until an admin unlocks */
+	unsigned	policy_given;		/* ftm_policy_bit()s of the policy options this config set */
 } ftm_config_t;
 
 void ftm_config_defaults(ftm_config_t *cfg);

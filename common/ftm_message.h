@@ -31,6 +31,7 @@
 #define FTM_MSG_PUSHD_UNTRUSTED	"Push unavailable (push daemon not trusted)"
 #define FTM_MSG_PUSHD_ERROR	"Push unavailable (push daemon error)"
 #define FTM_MSG_PUSHD_BAD_REQUEST "Push unavailable (bad request)"
+#define FTM_MSG_PUSHD_NOT_ALLOWED "Push unavailable (not allowed for this user from here)"
 
 /* The first factor and the request, as the front ends report them */
 #define FTM_MSG_BAD_PASSWORD	"Wrong password"
@@ -73,6 +74,9 @@
 /* The enrolment page after a wrong code: how many tries the link still takes. */
 void ftm_msg_enrol_wrong_code(char *buf, size_t len, unsigned tries_left);
 void ftm_msg_replay(char *buf, size_t len, unsigned wait_seconds);	/* "Please wait N seconds ..." */
+/* FTM_MSG_LOCKED, or "Token locked: try again in N minutes" when the lock ends by itself in
+ * wait_seconds (lockout_duration; N rounded up). */
+void ftm_msg_locked(char *buf, size_t len, unsigned wait_seconds);
 /* PAM push_wait=prompt: ask before pushing to the token named serial. */
 void ftm_msg_push_prompt(char *buf, size_t len, const char *serial);
 /* PAM: said while the push goes out (number: the phone shows a number to type here). */

@@ -38,6 +38,13 @@ enum { FTM_PUSH_NO_LISTENER = 1 };	/* ftm_push_new flags: engine only (unit test
 ftm_push_t *ftm_push_new(const ftm_config_t *cfg, const ftm_log_t *log, unsigned flags, char *err, size_t err_len);
 /* Stop the listener, wake and fail every waiter, free. */
 void ftm_push_free(ftm_push_t *p);
+/* Shutdown (SIGTERM, module detach): close the callback listener first (a late callback finds no
+ * socket, one already connected gets 503, never a 200), then fail every pending push at once (its
+ * login gets FTM_MSG_PUSH_DOWN, or the code challenge where the front end can take it), and refuse new
+ * ones. Returns without waiting for the waiters; idempotent; ftm_push_free does it too. */
+void ftm_push_shutdown(ftm_push_t *p);
+/* Wait at most max_ms until no login waits on a transaction any more; true when none does. */
+bool ftm_push_drain(ftm_push_t *p, unsigned max_ms);
 /* Serve the enrolment page on the engine's listener; the engine owns e from now on (freed after the
  * listener stops). */
 struct ftm_enrol;

@@ -11,11 +11,15 @@
 typedef struct ftm_push_daemon ftm_push_daemon_t;
 
 /* Open the token store, start the push engine (listener + channels) and listen on cfg->push.socket
- * (its directory created if missing), allowing group (gid_t)-1: none) and at most max_conns pending
- * requests. log must outlive the daemon. NULL with a one-line reason in err. */
+ * (its directory created if missing), allowing group ((gid_t)-1: none) and at most max_conns pending
+ * requests. A peer that is neither root nor the daemon's user may push only for its own user, unless
+ * it is in one of the ntrusted groups of trusted (ftm_peer_may_push_for). log must outlive the daemon.
+ * NULL with a one-line reason in err. */
 ftm_push_daemon_t *ftm_push_daemon_start(const ftm_config_t *cfg, const ftm_log_t *log, gid_t group,
-					 unsigned max_conns, char *err, size_t err_len);
-/* Stop serving (waits for the requests in flight), stop the engine, close the store. */
+					 const gid_t *trusted, unsigned ntrusted, unsigned max_conns, char *err,
+					 size_t err_len);
+/* Stop: the push engine first (callback listener closed, pending pushes failed: their logins get
+ * "Push unavailable" at once), then the socket (waits for the requests in flight), close the store. */
 void ftm_push_daemon_stop(ftm_push_daemon_t *d);
 
 #endif

@@ -98,10 +98,13 @@ int ftm_rdv_conn_wait_answer(ftm_rdv_conn_t *conn, unsigned max_ms, char *number
 /* For handlers: false once the client hung up (the handler should cancel its push). Not for a
  * number matching push, whose client may send an answer: use ftm_rdv_conn_wait_answer. */
 bool ftm_rdv_conn_alive(ftm_rdv_conn_t *conn);
+/* For handlers: the peer's credentials, read at connect (what it may ask: ftm_peer_may_push_for). */
+struct ftm_peer;
+const struct ftm_peer *ftm_rdv_conn_peer(const ftm_rdv_conn_t *conn);
 
 /* Listen on socket_path (a stale socket is replaced, a live one refused), mode 0660, owned by
- * group when group != (gid_t)-1. Peers allowed: uid 0, the daemon's uid, and members (primary gid)
- * of group. At most max_conns concurrent requests; more are answered "error" at once. */
+ * group when group != (gid_t)-1. Peers allowed: uid 0, the daemon's uid, and members (primary or
+ * supplementary group) of group (ftm_peer_admitted). At most max_conns concurrent requests; more are answered "error" at once. */
 ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, unsigned max_conns,
 				       ftm_rdv_handler_fn handler, void *handler_ctx,
 				       const ftm_log_t *log, char *err, size_t err_len);

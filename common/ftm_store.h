@@ -9,6 +9,7 @@
 #include "ftm_otp.h"
 #include "ftm_log.h"
 #include "ftm_push_verdict.h"
+#include "ftm_policy.h"
 #include "ftm_states.h"
 
 #define FTM_SERIAL_MAX	64
@@ -17,6 +18,10 @@
 #define FTM_MSG_MAX	256
 
 typedef enum { FTM_TOKEN_ACTIVE = 0, FTM_TOKEN_LOCKED } ftm_token_status_t;
+
+/* Why a token is locked: a lock by failures ends after the policy's lockout_duration, an admin's lock
+ * (and one from before the store kept the reason) only by `token unlock`. */
+typedef enum { FTM_LOCK_NONE = 0, FTM_LOCK_FAILURES, FTM_LOCK_ADMIN } ftm_lock_reason_t;
 
 typedef struct ftm_token {
 	char			serial[FTM_SERIAL_MAX];
@@ -31,6 +36,8 @@ typedef struct ftm_token {
 	unsigned		failures;		/* consecutive failures */
 	char			push[FTM_PUSH_MAX];	/* "channel:address" or "" */
 	int64_t			created;		/* unix time of add / re-issue */
+	ftm_lock_reason_t	lock_reason;		/* status lock: why (FTM_LOCK_NONE when active) */
+	int64_t			locked_at;		/* status lock: unix time it was locked (0: unknown) */
 } ftm_token_t;
 
 typedef struct ftm_store ftm_store_t;
@@ -91,6 +98,7 @@ typedef struct ftm_verify_params {
 	/* the caller's own earlier peek of this same user and code (NULL: none); a proof that no longer
 	 * holds is ignored and every token tried as without one */
 	const ftm_code_proof_t *proof;
+	unsigned	lockout_duration;	/* minutes a lock by failures lasts; 0 = until an admin unlocks */
 } ftm_verify_params_t;
 
 typedef enum {
@@ -144,9 +152,27 @@ typedef enum {
 	FTM_TOKEN_STATE_LOCKED		/* status lock */
 } ftm_token_state_t;
 
-ftm_token_state_t ftm_token_state(const ftm_token_t *tok, time_t now, unsigned activation_expire);
+/* policy: the store's (ftm_store_policy): a lock by failures older than its lockout_duration reads as
+ * ended (the next verdict writes that down), a never-used token expires after activation_expire. */
+ftm_token_state_t ftm_token_state(const ftm_token_t *tok, time_t now, const ftm_policy_t *policy);
 /* Its human form: "active", "pending", "expired", "locked" (admin listings). */
-const char *ftm_token_state_name(const ftm_token_t *tok, time_t now, unsigned activation_expire);
+const char *ftm_token_state_name(const ftm_token_t *tok, time_t now, const ftm_policy_t *policy);
+/* A lock by failures that ends by itself: the unix time it ends, else 0 (not locked, locked by an admin,
+ * or lockout_duration 0). */
+int64_t ftm_token_unlock_at(const ftm_token_t *tok, const ftm_policy_t *policy);
+/* "failures", "admin" or "" (the lock reason as `token show` prints it and the backends keep it). */
+const char *ftm_lock_reason_name(ftm_lock_reason_t reason);
+
+/* ---- the verdict policy, one for every node and front end of the store ---- */
+
+/* The store's policy (ftm_policy.h), re-read when older than FTM_POLICY_REFRESH_SECONDS; one call is
+ * one consistent snapshot for a verdict. When a re-read fails the last policy read is kept (the
+ * verdict then fails on the store itself). 0, or -1 with err (never read yet, or a damaged value). */
+int ftm_store_policy(ftm_store_t *st, ftm_policy_t *out, char *err, size_t err_len);
+/* Change one policy value for every node: validated (ftm_policy_parse), written, logged with the old
+ * and new value; the one function every change goes through. old (may be NULL): the value before. */
+int ftm_store_policy_set(ftm_store_t *st, const char *name, const char *value, char *old, size_t old_len,
+			 char *err, size_t err_len);
 
 /* Fill a new token: CSPRNG 20-byte seed when seed_hex is NULL, serial FTKMOB + 10 hex chars when
  * serial is NULL. Defaults: sha1, 6 digits, 60 s (FortiToken Mobile). 0 or -1 with err. */

@@ -22,6 +22,16 @@ void ftm_msg_replay(char *buf, size_t len, unsigned wait_seconds)
 	snprintf(buf, len, "Please wait %u seconds to login again", wait_seconds);
 }
 
+void ftm_msg_locked(char *buf, size_t len, unsigned wait_seconds)
+{
+	unsigned minutes = (wait_seconds + 59) / 60;
+
+	if (wait_seconds == 0)
+		snprintf(buf, len, "%s", FTM_MSG_LOCKED);
+	else
+		snprintf(buf, len, "%s: try again in %u minute%s", FTM_MSG_LOCKED, minutes, minutes == 1 ? "" : "s");
+}
+
 void ftm_msg_push_prompt(char *buf, size_t len, const char *serial)
 {
 	/* OpenSSH shows nothing of a conversation until a prompt: the push waits for Enter. */

@@ -69,6 +69,8 @@ struct ftm_push {
 	void			*send_ctx;
 	ftm_push_listener_t	*listener;
 	struct ftm_enrol	*enrol;			/* the enrolment page its listener serves */
+	pthread_mutex_t		stop_lock;		/* one shutdown at a time (the listener stop joins
+							 * threads that take lock: never held with it) */
 	ftm_store_t		*store;			/* pending pushes shared by every node (not owned) */
 	bool			watching;		/* the store tells us of verdicts (LISTEN) */
 };
@@ -267,6 +269,7 @@ ftm_push_t *ftm_push_new(const ftm_config_t *cfg, const ftm_log_t *log, unsigned
 	p->log = log;
 	p->send = ftm_push_channel_send;
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->stop_lock, NULL);
 	if (cfg->push.server[0]) {
 		ftm_copy(addr, sizeof(addr), cfg->push.server);
 	} else if (cfg->push.interface[0]) {
@@ -299,6 +302,7 @@ ftm_push_t *ftm_push_new(const ftm_config_t *cfg, const ftm_log_t *log, unsigned
 	return p;
 fail:
 	pthread_mutex_destroy(&p->lock);
+	pthread_mutex_destroy(&p->stop_lock);
 	OPENSSL_cleanse(&p->cfg, sizeof(p->cfg));
 	free(p);
 	return NULL;
@@ -314,45 +318,89 @@ void ftm_push_set_enrol(ftm_push_t *p, struct ftm_enrol *e)
 	ftm_push_listener_set_enrol(p->listener, e);
 }
 
+/* The listener goes first: from here on a callback finds no socket (connection refused) rather than an
+ * HTTP 200 for a verdict no login would deliver. Then every pending push fails at once, so each waiting
+ * login gets its failure reply (or the code challenge fallback) while its front end can still send it. */
+void ftm_push_shutdown(ftm_push_t *p)
+{
+	struct ftm_push_tx *tx;
+	unsigned failed = 0;
+	bool first;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->stop_lock);
+	pthread_mutex_lock(&p->lock);
+	first = !p->stopping;
+	p->stopping = true;	/* new pushes are refused, answers still in flight get 503 */
+	pthread_mutex_unlock(&p->lock);
+	if (p->listener)
+		ftm_push_listener_stop(p->listener);
+	p->listener = NULL;
+	pthread_mutex_lock(&p->lock);
+	for (tx = p->txs; tx; tx = tx->next) {
+		failed += tx->verdict == FTM_PUSH_PENDING;
+		decide(p, tx, FTM_PUSH_FAILED, "push engine stopped (shutdown)");
+		pthread_cond_broadcast(&tx->cond);
+	}
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->stop_lock);
+	if (first)
+		ftm_log(p->log, FTM_LOG_INFO, "push engine: stopping: callback listener closed, %u pending push%s "
+			"failed", failed, failed == 1 ? "" : "es");
+}
+
+bool ftm_push_drain(ftm_push_t *p, unsigned max_ms)
+{
+	struct timespec now, end;
+
+	mono_now(&end);
+	end.tv_sec += max_ms / 1000;
+	end.tv_nsec += (long)(max_ms % 1000) * 1000000L;
+	if (end.tv_nsec >= 1000000000L) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000L;
+	}
+	for (;;) {
+		bool busy = false;
+
+		pthread_mutex_lock(&p->lock);
+		for (struct ftm_push_tx *tx = p->txs; tx; tx = tx->next)
+			busy |= tx->refs > 0;
+		pthread_mutex_unlock(&p->lock);
+		if (!busy)
+			return true;
+		mono_now(&now);
+		if (!ts_before(&now, &end))
+			return false;
+		struct timespec d = { 0, 10 * 1000 * 1000 };
+		nanosleep(&d, NULL);
+	}
+}
+
 void ftm_push_free(ftm_push_t *p)
 {
 	struct ftm_push_tx *tx;
 
 	if (p == NULL)
 		return;
-	if (p->listener)
-		ftm_push_listener_stop(p->listener);
-	p->listener = NULL;
+	ftm_push_shutdown(p);
 	if (p->watching)
 		ftm_store_push_unwatch(p->store);
 	p->watching = false;
 	ftm_enrol_free(p->enrol);
 	p->enrol = NULL;
-	pthread_mutex_lock(&p->lock);
-	p->stopping = true;
-	for (tx = p->txs; tx; tx = tx->next) {
-		decide(p, tx, FTM_PUSH_FAILED, "push engine stopped");
-		pthread_cond_broadcast(&tx->cond);
-	}
 	/* Waiters hold references; they return FAILED at once. Wait for them to let go. */
-	for (;;) {
-		bool busy = false;
-
-		for (tx = p->txs; tx; tx = tx->next)
-			busy |= tx->refs > 0;
-		if (!busy)
-			break;
-		pthread_mutex_unlock(&p->lock);
-		struct timespec d = { 0, 10 * 1000 * 1000 };
-		nanosleep(&d, NULL);
-		pthread_mutex_lock(&p->lock);
-	}
+	while (!ftm_push_drain(p, 1000))
+		;
+	pthread_mutex_lock(&p->lock);
 	while ((tx = p->txs)) {
 		p->txs = tx->next;
 		tx_free(tx);
 	}
 	pthread_mutex_unlock(&p->lock);
 	pthread_mutex_destroy(&p->lock);
+	pthread_mutex_destroy(&p->stop_lock);
 	OPENSSL_cleanse(&p->cfg, sizeof(p->cfg));
 	free(p);
 }
@@ -1126,6 +1174,14 @@ static bool store_challenge_answer(ftm_push_t *p, const ftm_login_t *login, cons
 	return true;
 }
 
+/* An answer that raced the shutdown (its connection was open before the listener closed): nobody
+ * would deliver its verdict, so it is not taken. */
+static int refuse_stopping(ftm_push_t *p, char *reply, size_t len)
+{
+	ftm_log(p->log, FTM_LOG_WARN, "push callback during shutdown: refused (503)");
+	return reply_json(reply, len, 503, "error", "shutting down", NULL);
+}
+
 int ftm_push_answer_capability(ftm_push_t *p, const char *cap, time_t now, char *reply, size_t reply_len)
 {
 	struct ftm_push_tx *tx, *found = NULL;
@@ -1134,9 +1190,15 @@ int ftm_push_answer_capability(ftm_push_t *p, const char *cap, time_t now, char 
 
 	if (strlen(cap) != FTM_PUSH_CAP_LEN)
 		return reply_json(reply, reply_len, 404, "error", "unknown transaction", NULL);
-	if (p->store != NULL)
-		return store_answer_capability(p, cap, now, reply, reply_len);
 	pthread_mutex_lock(&p->lock);
+	if (p->stopping) {
+		pthread_mutex_unlock(&p->lock);
+		return refuse_stopping(p, reply, reply_len);
+	}
+	if (p->store != NULL) {
+		pthread_mutex_unlock(&p->lock);
+		return store_answer_capability(p, cap, now, reply, reply_len);
+	}
 	for (tx = p->txs; tx; tx = tx->next)
 		for (unsigned i = 0; i < tx->ncaps; i++)
 			if (CRYPTO_memcmp(tx->caps[i], cap, FTM_PUSH_CAP_LEN) == 0) {
@@ -1194,12 +1256,17 @@ int ftm_push_answer_gateway(ftm_push_t *p, const char *body, size_t body_len, ti
 		return reply_json(reply, reply_len, 400, "error", "tx, verdict, number and proof are required strings",
 				  NULL);
 	}
+	pthread_mutex_lock(&p->lock);
+	if (p->stopping) {
+		st = refuse_stopping(p, reply, reply_len);
+		goto out;
+	}
 	if (p->store != NULL) {
+		pthread_mutex_unlock(&p->lock);
 		st = store_answer_gateway(p, id, verdict, number, proof, now, reply, reply_len);
 		json_object_put(o);
 		return st;
 	}
-	pthread_mutex_lock(&p->lock);
 	if (strlen(id) == FTM_PUSH_ID_LEN)
 		for (tx = p->txs; tx; tx = tx->next)
 			if (tx->gateway && CRYPTO_memcmp(tx->id, id, FTM_PUSH_ID_LEN) == 0)
@@ -1244,6 +1311,16 @@ out:
 
 /* ---- the ftm_auth plug ---- */
 
+static bool engine_stopping(ftm_push_t *p)
+{
+	bool stopping;
+
+	pthread_mutex_lock(&p->lock);
+	stopping = p->stopping;
+	pthread_mutex_unlock(&p->lock);
+	return stopping;
+}
+
 void ftm_push_second_factor(ftm_push_t *p, const ftm_login_t *login, const ftm_token_t *tok, time_t now,
 			    ftm_outcome_t *out)
 {
@@ -1277,7 +1354,9 @@ void ftm_push_second_factor(ftm_push_t *p, const ftm_login_t *login, const ftm_t
 	ftm_push_tx_reason(p, tx, reason, sizeof(reason));
 	snprintf(why, sizeof(why), "push %s%s%s%s", ftm_push_verdict_name(v), joined ? " (joined)" : "",
 		 reason[0] ? ": " : "", reason);
-	ftm_auth_push_outcome(out, v, tx->serial, NULL, why);
+	/* Ended by a shutdown: the push service is what is unavailable, not this one push. */
+	ftm_auth_push_outcome(out, v, tx->serial,
+			      v == FTM_PUSH_FAILED && engine_stopping(p) ? FTM_MSG_PUSH_DOWN : NULL, why);
 	ftm_push_release(p, tx);
 }
 

@@ -8,8 +8,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ftm_auth.h"
+#include "ftm_peer.h"
 #include "ftm_push.h"
 #include "ftm_push_daemon.h"
 #include "ftm_rendezvous.h"
@@ -23,6 +25,7 @@ struct ftm_push_daemon {
 	ftm_push_t		*push;
 	const ftm_log_t		*log;
 	ftm_rdv_server_t	*srv;
+	ftm_peer_policy_t	policy;		/* who may push for whom (ftm_peer_may_push_for) */
 };
 
 static void reply_set(ftm_rdv_reply_t *out, ftm_push_verdict_t v, const char *message, const char *reason)
@@ -93,6 +96,10 @@ static void handle_login(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_
 	bool joined;
 	int found;
 
+	if (!ftm_peer_may_push_for(&d->policy, ftm_rdv_conn_peer(conn), req->user, why, sizeof(why))) {
+		reply_set(out, FTM_PUSH_ERROR, FTM_MSG_PUSHD_NOT_ALLOWED, why);
+		goto done;
+	}
 	found = ftm_auth_push_token(d->auth, req->user, req->serial, now, &tok, err, sizeof(err));
 	if (found < 0) {
 		snprintf(why, sizeof(why), "token store unavailable: %.200s", err);
@@ -146,7 +153,8 @@ static void make_socket_dir(const char *socket_path, const ftm_log_t *log)
 }
 
 ftm_push_daemon_t *ftm_push_daemon_start(const ftm_config_t *cfg, const ftm_log_t *log, gid_t group,
-					 unsigned max_conns, char *err, size_t err_len)
+					 const gid_t *trusted, unsigned ntrusted, unsigned max_conns, char *err,
+					 size_t err_len)
 {
 	ftm_push_daemon_t *d = calloc(1, sizeof(*d));
 	char why[FTM_ERR_MAX] = "";
@@ -156,6 +164,15 @@ ftm_push_daemon_t *ftm_push_daemon_start(const ftm_config_t *cfg, const ftm_log_
 		return NULL;
 	}
 	d->log = log;
+	d->policy.daemon_uid = geteuid();
+	d->policy.socket_group = group;
+	if (ntrusted > FTM_PEER_TRUSTED_MAX) {
+		ftm_set_err(err, err_len, "at most %d trusted groups", FTM_PEER_TRUSTED_MAX);
+		goto fail;
+	}
+	for (unsigned i = 0; i < ntrusted; i++)
+		d->policy.trusted[i] = trusted[i];
+	d->policy.ntrusted = ntrusted;
 	d->auth = ftm_auth_new(cfg, log, why, sizeof(why));
 	if (d->auth == NULL) {
 		ftm_set_err(err, err_len, "%s", why);
@@ -183,6 +200,10 @@ void ftm_push_daemon_stop(ftm_push_daemon_t *d)
 {
 	if (d == NULL)
 		return;
+	/* The engine first: the callback listener closes and every pending push fails at once, so each
+	 * waiting PAM login gets "Push unavailable" (its code prompt, where it has one) before the socket
+	 * goes, and the server stop below finds its handlers returning instead of waiting for phones. */
+	ftm_push_shutdown(d->push);
 	ftm_rdv_server_stop(d->srv);
 	ftm_auth_free(d->auth);	/* stops the push engine */
 	free(d);

@@ -700,7 +700,8 @@ ftm_push_listener_t *ftm_push_listener_start(const ftm_push_listener_answers_t *
 	ftm_push_listener_t *l = calloc(1, sizeof(*l));
 	/* epoll: select() could not watch more than FD_SETSIZE (1024) connections. One polling thread
 	 * runs accept_policy and connection_notify, so they see a consistent count. */
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ERROR_LOG |
+			 MHD_USE_ITC;	/* MHD_quiesce_daemon: the port closes first at stop */
 	unsigned port = cfg->push.server_port;
 	char where[300], who[128];
 
@@ -783,8 +784,18 @@ void ftm_push_listener_set_enrol(ftm_push_listener_t *l, ftm_enrol_t *enrol)
 
 void ftm_push_listener_stop(ftm_push_listener_t *l)
 {
+	MHD_socket port = MHD_INVALID_SOCKET;
+
 	if (l == NULL)
 		return;
+	/* The port first: a callback from now on is refused at connect (never answered by a server on
+	 * its way out), and a restarted server can bind it at once. The socket itself stays open until
+	 * libmicrohttpd's thread is gone (its rule for a quiesced socket). */
+	if (l->mhd) {
+		port = MHD_quiesce_daemon(l->mhd);
+		if (port != MHD_INVALID_SOCKET)
+			shutdown(port, SHUT_RDWR);
+	}
 	if (l->watching) {
 		pthread_mutex_lock(&l->mu);
 		l->stopping = true;
@@ -794,6 +805,8 @@ void ftm_push_listener_stop(ftm_push_listener_t *l)
 	}
 	if (l->mhd)
 		MHD_stop_daemon(l->mhd);	/* closes every connection (connection_notify frees them) */
+	if (port != MHD_INVALID_SOCKET)
+		close(port);
 	pthread_cond_destroy(&l->wake);
 	pthread_mutex_destroy(&l->mu);
 	if (l->key) {

@@ -2,4 +2,5 @@
 # process uses through it (json-c only: no libcurl, no libmicrohttpd)
 common_libftmpush_core_la_SOURCES += \
 	common/ftm_rendezvous.h common/rendezvous_socket.c \
+	common/ftm_peer.h common/peer.c \
 	common/ftm_push_client.h common/push_client.c

@@ -23,6 +23,7 @@
 #include "ftm_config.h"
 #include "ftm_message.h"
 #include "ftm_otp.h"
+#include "ftm_peer.h"
 #include "ftm_rendezvous.h"
 #include "ftm_util.h"
 
@@ -533,14 +534,13 @@ struct ftm_rdv_conn {
 	int			fd;
 	pid_t			pid;
 	uid_t			uid;
+	ftm_peer_t		peer;
 	pthread_mutex_t		write_lock;
 };
 
-static bool peer_allowed(const ftm_rdv_server_t *srv, const struct ucred *cr)
+const ftm_peer_t *ftm_rdv_conn_peer(const ftm_rdv_conn_t *conn)
 {
-	if (cr->uid == 0 || cr->uid == geteuid())
-		return true;
-	return srv->group != (gid_t)-1 && cr->gid == srv->group;
+	return &conn->peer;
 }
 
 static int conn_send(ftm_rdv_conn_t *conn, json_object *obj)
@@ -746,8 +746,8 @@ static void *accept_thread(void *arg)
 
 	while (!atomic_load(&srv->stopping)) {
 		struct pollfd p[2] = { { .fd = srv->fd, .events = POLLIN }, { .fd = srv->wake[0], .events = POLLIN } };
-		struct ucred cr;
-		socklen_t crlen = sizeof(cr);
+		ftm_peer_policy_t pol = { .daemon_uid = geteuid(), .socket_group = srv->group };
+		ftm_peer_t peer;
 		ftm_rdv_conn_t *conn;
 		pthread_t th;
 		pthread_attr_t attr;
@@ -764,9 +764,9 @@ static void *accept_thread(void *arg)
 		fd = accept4(srv->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) != 0 || !peer_allowed(srv, &cr)) {
-			ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu gid %lu refused: not root, not us, not the socket group",
-				(long)cr.pid, (unsigned long)cr.uid, (unsigned long)cr.gid);
+		if (ftm_peer_read(fd, &peer) != 0 || !ftm_peer_admitted(&pol, &peer)) {
+			ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu gid %lu refused: not root, not us, not in the socket group",
+				(long)peer.pid, (unsigned long)peer.uid, (unsigned long)peer.gid);
 			close(fd);
 			continue;
 		}
@@ -774,7 +774,7 @@ static void *accept_thread(void *arg)
 		if (srv->active >= srv->max_conns) {
 			pthread_mutex_unlock(&srv->lock);
 			ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld refused: %u requests pending",
-				(long)cr.pid, srv->max_conns);
+				(long)peer.pid, srv->max_conns);
 			refuse(srv, fd, "ftmpushd busy: too many pending pushes");
 			continue;
 		}
@@ -789,8 +789,9 @@ static void *accept_thread(void *arg)
 		}
 		conn->srv = srv;
 		conn->fd = fd;
-		conn->pid = cr.pid;
-		conn->uid = cr.uid;
+		conn->pid = peer.pid;
+		conn->uid = peer.uid;
+		conn->peer = peer;
 		pthread_mutex_init(&conn->write_lock, NULL);
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);

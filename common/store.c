@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -43,7 +44,13 @@ struct ftm_store {
 	uint8_t				key[FTM_SEEDKEY_LEN];
 	uint8_t				proof_key[32];	/* random per handle: ftm_code_proof_t.mac */
 	ftm_log_t			log;
+	pthread_mutex_t			policy_mu;	/* guards the policy cache below */
+	ftm_policy_t			policy;		/* the store's, as last read */
+	bool				policy_read;
+	struct timespec			policy_at;	/* CLOCK_MONOTONIC of that read */
 };
+
+static int policy_refresh(ftm_store_t *st, char *err, size_t err_len);
 
 const ftm_store_backend_t *ftm_store_backend_of(ftm_store_t *st, void **be)
 {
@@ -168,6 +175,7 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 		SETERR("out of memory");
 		return NULL;
 	}
+	pthread_mutex_init(&st->policy_mu, NULL);
 	if (log != NULL)
 		st->log = *log;
 	st->ops = pick_backend(uri, &location);
@@ -202,6 +210,12 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 		goto fail;
 	if (key_check(st, key_file, err, err_len) != 0)
 		goto fail;
+	/* seeds a new store's policy from the built-in defaults; a damaged value fails the verdicts (and
+	 * is reported there), not the open: `ftmpushctl policy set` must still be able to mend it */
+	if (policy_refresh(st, err, err_len) != 0 && !st->policy_read && err != NULL && err[0] != '\0')
+		ftm_log(&st->log, FTM_LOG_ERR, "token store %s: %s", uri, err);
+	if (err != NULL && err_len > 0)
+		err[0] = '\0';
 	return st;
 fail:
 	if (err != NULL)
@@ -219,6 +233,7 @@ void ftm_store_close(ftm_store_t *st)
 	ftm_memzero(st->key, sizeof(st->key));
 	ftm_memzero(st->proof_key, sizeof(st->proof_key));
 	ftm_protect_unlock(st->key, sizeof(st->key));
+	pthread_mutex_destroy(&st->policy_mu);
 	free(st);
 }
 
@@ -429,6 +444,8 @@ int ftm_store_token_reissue(ftm_store_t *st, const ftm_token_t *tok, char *err, 
 	row->tok.status = FTM_TOKEN_ACTIVE;
 	row->tok.last_step = -1;
 	row->tok.failures = 0;
+	row->tok.lock_reason = FTM_LOCK_NONE;
+	row->tok.locked_at = 0;
 	rc = st->ops->reissue(st->be, row, err, err_len);
 	if (rc == 1)
 		SETERR("no token %s", tok->serial);
@@ -453,8 +470,11 @@ int ftm_store_token_set_status(ftm_store_t *st, const char *serial, ftm_token_st
 		SETERR("no token store");
 		return -1;
 	}
-	/* unlock also clears the failure count, so the next wrong code does not lock again at once */
-	rc = st->ops->set_status(st->be, serial, status, status == FTM_TOKEN_ACTIVE, err, err_len);
+	/* unlock also clears the failure count, so the next wrong code does not lock again at once; an
+	 * admin's lock is kept whatever lockout_duration says */
+	rc = st->ops->set_status(st->be, serial, status, status == FTM_TOKEN_ACTIVE ? FTM_LOCK_NONE : FTM_LOCK_ADMIN,
+				 status == FTM_TOKEN_ACTIVE ? 0 : (int64_t)time(NULL), status == FTM_TOKEN_ACTIVE,
+				 err, err_len);
 	if (rc == 1)
 		SETERR("no token %s", serial);
 	if (rc == 0)
@@ -586,20 +606,51 @@ static bool activation_expired(const ftm_token_t *t, time_t now, unsigned activa
 	       (int64_t)now >= t->created + (int64_t)activation_expire * 60;
 }
 
-ftm_token_state_t ftm_token_state(const ftm_token_t *tok, time_t now, unsigned activation_expire)
+/* When a lock by failures ends: locked_at + lockout_duration minutes; 0 when it never ends by itself. */
+static int64_t unlock_at(const ftm_token_t *t, unsigned lockout_duration)
 {
-	if (tok->status != FTM_TOKEN_ACTIVE)
+	if (t->status == FTM_TOKEN_ACTIVE || t->lock_reason != FTM_LOCK_FAILURES || lockout_duration == 0)
+		return 0;
+	return t->locked_at + (int64_t)lockout_duration * 60;
+}
+
+static bool lock_ended(const ftm_token_t *t, time_t now, unsigned lockout_duration)
+{
+	int64_t at = unlock_at(t, lockout_duration);
+
+	return at > 0 && (int64_t)now >= at;
+}
+
+int64_t ftm_token_unlock_at(const ftm_token_t *tok, const ftm_policy_t *policy)
+{
+	return tok != NULL && policy != NULL ? unlock_at(tok, policy->lockout_duration) : 0;
+}
+
+const char *ftm_lock_reason_name(ftm_lock_reason_t reason)
+{
+	switch (reason) {
+	case FTM_LOCK_FAILURES:	return "failures";
+	case FTM_LOCK_ADMIN:	return "admin";
+	case FTM_LOCK_NONE:	break;
+	}
+	return "";
+}
+
+ftm_token_state_t ftm_token_state(const ftm_token_t *tok, time_t now, const ftm_policy_t *policy)
+{
+	if (tok->status != FTM_TOKEN_ACTIVE && (policy == NULL || !lock_ended(tok, now, policy->lockout_duration)))
 		return FTM_TOKEN_STATE_LOCKED;
 	if (!never_used(tok))
 		return FTM_TOKEN_STATE_ACTIVE;
-	return activation_expired(tok, now, activation_expire) ? FTM_TOKEN_STATE_EXPIRED : FTM_TOKEN_STATE_PENDING;
+	return policy != NULL && activation_expired(tok, now, policy->activation_expire)
+		? FTM_TOKEN_STATE_EXPIRED : FTM_TOKEN_STATE_PENDING;
 }
 
-const char *ftm_token_state_name(const ftm_token_t *tok, time_t now, unsigned activation_expire)
+const char *ftm_token_state_name(const ftm_token_t *tok, time_t now, const ftm_policy_t *policy)
 {
 	if (tok == NULL)
 		return "unknown";
-	switch (ftm_token_state(tok, now, activation_expire)) {
+	switch (ftm_token_state(tok, now, policy)) {
 	case FTM_TOKEN_STATE_ACTIVE:	return "active";
 	case FTM_TOKEN_STATE_PENDING:	return "pending";
 	case FTM_TOKEN_STATE_EXPIRED:	return "expired";
@@ -615,6 +666,7 @@ struct verdict_ctx {
 	time_t				now;
 	const ftm_verify_params_t	*p;
 	ftm_verdict_t			*out;
+	size_t				unlocked;	/* locks that ended with lockout_duration */
 	char				err[FTM_MSG_MAX];
 };
 
@@ -630,7 +682,7 @@ enum { T_USABLE, T_LOCKED, T_EXPIRED };
 
 /* One more consecutive failure on a usable token, locking it at the threshold; the verdict keeps the
  * highest count. True when this failure locked it. Wrong codes and wrong typed numbers both count here. */
-static bool add_failure(ftm_store_row_t *row, const ftm_verify_params_t *p, ftm_verdict_t *v)
+static bool add_failure(ftm_store_row_t *row, const ftm_verify_params_t *p, time_t now, ftm_verdict_t *v)
 {
 	row->tok.failures++;
 	row->dirty = true;
@@ -638,10 +690,23 @@ static bool add_failure(ftm_store_row_t *row, const ftm_verify_params_t *p, ftm_
 		v->failures = row->tok.failures;
 	if (p->lockout_threshold > 0 && row->tok.failures >= p->lockout_threshold) {
 		row->tok.status = FTM_TOKEN_LOCKED;
+		row->tok.lock_reason = FTM_LOCK_FAILURES;	/* ends after lockout_duration, if any */
+		row->tok.locked_at = (int64_t)now;
 		v->now_locked = true;
 		return true;
 	}
 	return false;
+}
+
+/* A locked verdict on token t: the user reads how long the lock lasts when it ends by itself. */
+static void set_locked(ftm_verdict_t *v, const ftm_token_t *t, time_t now, const ftm_verify_params_t *p)
+{
+	int64_t at = unlock_at(t, p->lockout_duration);
+	char msg[FTM_MSG_MAX];
+
+	ftm_msg_locked(msg, sizeof(msg), at > (int64_t)now ? (unsigned)(at - (int64_t)now) : 0);
+	set_verdict(v, FTM_VERDICT_LOCKED, t, msg);
+	v->failures = t->failures;
 }
 
 /* Failures are the user's: a proven code or an approved push clears the count on each usable token. */
@@ -656,22 +721,34 @@ static void reset_failures(ftm_store_row_t *row)
 /* What one classification pass over the user's tokens found; state[i] is T_USABLE, T_LOCKED or T_EXPIRED. */
 typedef struct {
 	size_t	n_locked;
+	size_t	n_unlocked;		/* locks by failures that ended with lockout_duration */
 	ssize_t	first_usable, first_locked;
 } census_t;
 
-/* The one classification pass both verdicts (a code, a recorded push answer) start from. */
-static void classify(const ftm_store_row_t *rows, size_t n, time_t now, unsigned activation_expire, int *state,
+/* The one classification pass both verdicts (a code, a recorded push answer) start from. A lock by
+ * failures past its lockout_duration ends here: the token is active again with its failures reset,
+ * written back with the verdict. */
+static void classify(ftm_store_row_t *rows, size_t n, time_t now, const ftm_verify_params_t *p, int *state,
 		     census_t *c)
 {
 	c->n_locked = 0;
+	c->n_unlocked = 0;
 	c->first_usable = c->first_locked = -1;
 	for (size_t i = 0; i < n; i++) {
+		if (lock_ended(&rows[i].tok, now, p->lockout_duration)) {
+			rows[i].tok.status = FTM_TOKEN_ACTIVE;
+			rows[i].tok.lock_reason = FTM_LOCK_NONE;
+			rows[i].tok.locked_at = 0;
+			rows[i].tok.failures = 0;
+			rows[i].dirty = true;
+			c->n_unlocked++;
+		}
 		if (rows[i].tok.status != FTM_TOKEN_ACTIVE) {
 			state[i] = T_LOCKED;
 			c->n_locked++;
 			if (c->first_locked < 0)
 				c->first_locked = (ssize_t)i;
-		} else if (activation_expired(&rows[i].tok, now, activation_expire)) {
+		} else if (activation_expired(&rows[i].tok, now, p->activation_expire)) {
 			state[i] = T_EXPIRED;
 		} else {
 			state[i] = T_USABLE;
@@ -684,7 +761,7 @@ static void classify(const ftm_store_row_t *rows, size_t n, time_t now, unsigned
 /* A wrong answer (code or number): one more consecutive failure on every usable token. Returns how many
  * stay usable; *locked_now: a token this locked (prefer, when it is one of them), -1 if none. */
 static size_t count_failure(ftm_store_row_t *rows, size_t n, const int *state, const ftm_verify_params_t *p,
-			    ssize_t prefer, ftm_verdict_t *v, ssize_t *locked_now)
+			    time_t now, ssize_t prefer, ftm_verdict_t *v, ssize_t *locked_now)
 {
 	size_t still_usable = 0;
 
@@ -692,7 +769,7 @@ static size_t count_failure(ftm_store_row_t *rows, size_t n, const int *state, c
 	for (size_t i = 0; i < n; i++) {
 		if (state[i] != T_USABLE)
 			continue;
-		if (!add_failure(&rows[i], p, v))
+		if (!add_failure(&rows[i], p, now, v))
 			still_usable++;
 		else if (*locked_now < 0 || (ssize_t)i == prefer)
 			*locked_now = (ssize_t)i;
@@ -701,12 +778,11 @@ static size_t count_failure(ftm_store_row_t *rows, size_t n, const int *state, c
 }
 
 /* No usable token at all: locked when one is, else expired. */
-static void none_usable(const ftm_store_row_t *rows, const census_t *c, const char *expired_reason,
-			ftm_verdict_t *v)
+static void none_usable(const ftm_store_row_t *rows, const census_t *c, time_t now, const ftm_verify_params_t *p,
+			const char *expired_reason, ftm_verdict_t *v)
 {
 	if (c->first_locked >= 0) {
-		set_verdict(v, FTM_VERDICT_LOCKED, &rows[c->first_locked].tok, FTM_MSG_LOCKED);
-		v->failures = rows[c->first_locked].tok.failures;
+		set_locked(v, &rows[c->first_locked].tok, now, p);
 		snprintf(v->reason, sizeof(v->reason), "every token of the user is locked or expired");
 	} else {
 		set_verdict(v, FTM_VERDICT_EXPIRED, &rows[0].tok, FTM_MSG_EXPIRED);
@@ -722,19 +798,23 @@ static void reset_usable(ftm_store_row_t *rows, size_t n, const int *state)
 			reset_failures(&rows[i]);
 }
 
-/* A caller without parameters gets the configuration's defaults (ftm_config_defaults, not a copy). */
-static const ftm_verify_params_t *params_or_defaults(const ftm_verify_params_t *params, ftm_verify_params_t *buf)
+/* A caller without parameters gets the store's policy (ftm_store_policy); NULL when it cannot be read
+ * (the verdict then fails closed), with the reason in err. */
+static const ftm_verify_params_t *params_or_policy(ftm_store_t *st, const ftm_verify_params_t *params,
+						   ftm_verify_params_t *buf, char *err, size_t err_len)
 {
-	ftm_config_t cfg;
+	ftm_policy_t pol;
 
 	if (params != NULL)
 		return params;
-	ftm_config_defaults(&cfg);
-	buf->window = cfg.window;
-	buf->lockout_threshold = cfg.lockout_threshold;
-	buf->activation_expire = cfg.activation_expire;
+	if (ftm_store_policy(st, &pol, err, err_len) != 0)
+		return NULL;
+	memset(buf, 0, sizeof(*buf));
+	buf->window = pol.window;
+	buf->lockout_threshold = pol.lockout_threshold;
+	buf->activation_expire = pol.activation_expire;
+	buf->lockout_duration = pol.lockout_duration;
 	buf->consume = true;
-	buf->proof = NULL;
 	return buf;
 }
 
@@ -821,7 +901,8 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 		snprintf(vc->err, sizeof(vc->err), "out of memory");
 		return -1;
 	}
-	classify(rows, n, vc->now, p->activation_expire, state, &census);
+	classify(rows, n, vc->now, p, state, &census);
+	vc->unlocked = census.n_unlocked;
 	ok = proven_row(vc, rows, n, state, &ok_step);
 	proven = ok >= 0;
 	/* Every token is tried, whatever its state, so the answer does not depend on the order. */
@@ -884,8 +965,7 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 		snprintf(v->reason, sizeof(v->reason), "token %s: code of step %llu already used (last accepted %lld)",
 			 r->tok.serial, (unsigned long long)replay_step, (long long)r->tok.last_step);
 	} else if (locked_hit >= 0) {
-		set_verdict(v, FTM_VERDICT_LOCKED, &rows[locked_hit].tok, FTM_MSG_LOCKED);
-		v->failures = rows[locked_hit].tok.failures;
+		set_locked(v, &rows[locked_hit].tok, vc->now, p);
 		snprintf(v->reason, sizeof(v->reason), "token %s is locked", rows[locked_hit].tok.serial);
 	} else if (expired_hit >= 0) {
 		set_verdict(v, FTM_VERDICT_EXPIRED, &rows[expired_hit].tok, FTM_MSG_EXPIRED);
@@ -894,8 +974,11 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 	} else if (census.first_usable >= 0) {
 		ssize_t locked_now;
 
-		if (count_failure(rows, n, state, p, -1, v, &locked_now) == 0) {
-			set_verdict(v, FTM_VERDICT_LOCKED, &rows[locked_now].tok, FTM_MSG_LOCKED);
+		if (count_failure(rows, n, state, p, vc->now, -1, v, &locked_now) == 0) {
+			unsigned failures = v->failures;
+
+			set_locked(v, &rows[locked_now].tok, vc->now, p);
+			v->failures = failures;
 			snprintf(v->reason, sizeof(v->reason), "wrong code: token %s locked after %u consecutive failures",
 				 rows[locked_now].tok.serial, v->failures);
 		} else {
@@ -905,7 +988,7 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 				 locked_now >= 0 ? ": a token of the user reached the lockout threshold" : "");
 		}
 	} else {
-		none_usable(rows, &census, "every token of the user expired unused", v);
+		none_usable(rows, &census, vc->now, p, "every token of the user expired unused", v);
 	}
 	free(state);
 	return 0;
@@ -938,9 +1021,10 @@ int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, t
 	vc.user = user;
 	vc.code = code;
 	vc.now = now;
-	vc.p = params_or_defaults(params, &dflt);
+	vc.p = params_or_policy(st, params, &dflt, vc.err, sizeof(vc.err));
 	vc.out = out;
-	if (st->ops->verdict(st->be, user, vc.p->consume, decide, &vc, vc.err, sizeof(vc.err)) != 0) {
+	if (vc.p == NULL ||
+	    st->ops->verdict(st->be, user, vc.p->consume, decide, &vc, vc.err, sizeof(vc.err)) != 0) {
 		memset(out, 0, sizeof(*out));
 		out->code = FTM_VERDICT_ERROR;
 		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
@@ -948,6 +1032,9 @@ int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, t
 		ftm_log(&st->log, FTM_LOG_ERR, "verdict for '%s': %s", user, out->reason);
 		return -1;
 	}
+	if (vc.unlocked > 0 && vc.p->consume)
+		ftm_log(&st->log, FTM_LOG_INFO, "'%s': a lock by failures ended after lockout_duration (%u min): "
+			"token active again, failures reset", user, vc.p->lockout_duration);
 	ftm_log(&st->log, FTM_LOG_DEBUG, "verdict for '%s'%s: %s", user, vc.p->consume ? "" : " (peek)", out->reason);
 	return 0;
 }
@@ -981,7 +1068,7 @@ static int decide_record(void *c, ftm_store_row_t *rows, size_t n)
 	state = calloc(n, sizeof(*state));
 	if (state == NULL)
 		return -1;
-	classify(rows, n, rc->now, p->activation_expire, state, &census);
+	classify(rows, n, rc->now, p, state, &census);
 	for (size_t i = 0; named && hit < 0 && i < n; i++)
 		if (strcmp(rows[i].tok.serial, rc->serial) == 0)
 			hit = (ssize_t)i;
@@ -996,8 +1083,7 @@ static int decide_record(void *c, ftm_store_row_t *rows, size_t n)
 		ftm_store_row_t *r = &rows[hit >= 0 ? hit : census.first_usable >= 0 ? census.first_usable : 0];
 
 		if (r->tok.status != FTM_TOKEN_ACTIVE) {
-			set_verdict(v, FTM_VERDICT_LOCKED, &r->tok, FTM_MSG_LOCKED);
-			v->failures = r->tok.failures;
+			set_locked(v, &r->tok, rc->now, p);
 			snprintf(v->reason, sizeof(v->reason), "token %s was locked while its push was pending",
 				 r->tok.serial);
 			goto out;
@@ -1021,21 +1107,22 @@ static int decide_record(void *c, ftm_store_row_t *rows, size_t n)
 	}
 
 	if (hit >= 0 && state[hit] == T_LOCKED) {
-		set_verdict(v, FTM_VERDICT_LOCKED, &rows[hit].tok, FTM_MSG_LOCKED);
-		v->failures = rows[hit].tok.failures;
+		set_locked(v, &rows[hit].tok, rc->now, p);
 		snprintf(v->reason, sizeof(v->reason), "token %s is locked", rows[hit].tok.serial);
 		goto out;
 	}
 	if (census.first_usable < 0) {
-		none_usable(rows, &census, "every token of the user is locked or expired", v);
+		none_usable(rows, &census, rc->now, p, "every token of the user is locked or expired", v);
 		goto out;
 	}
 	/* exactly like a wrong code */
-	if (count_failure(rows, n, state, p, hit, v, &locked_now) == 0 ||
+	if (count_failure(rows, n, state, p, rc->now, hit, v, &locked_now) == 0 ||
 	    (hit >= 0 && rows[hit].tok.status != FTM_TOKEN_ACTIVE)) {
 		ssize_t i = hit >= 0 && rows[hit].tok.status != FTM_TOKEN_ACTIVE ? hit : locked_now;
+		unsigned failures = v->failures;
 
-		set_verdict(v, FTM_VERDICT_LOCKED, &rows[i].tok, FTM_MSG_LOCKED);
+		set_locked(v, &rows[i].tok, rc->now, p);
+		v->failures = failures;
 		snprintf(v->reason, sizeof(v->reason), "wrong answer: token %s locked after %u consecutive failures",
 			 rows[i].tok.serial, v->failures);
 	} else {
@@ -1071,10 +1158,10 @@ static int record(ftm_store_t *st, const char *user, const char *serial, bool fa
 	rc.serial = serial;
 	rc.failure = failure;
 	rc.now = now;
-	rc.p = params_or_defaults(params, &dflt);
+	rc.p = params_or_policy(st, params, &dflt, err, sizeof(err));
 	rc.out = out;
 	/* always a write transaction: the count must not be lost to a concurrent verdict */
-	if (st->ops->verdict(st->be, user, true, decide_record, &rc, err, sizeof(err)) != 0) {
+	if (rc.p == NULL || st->ops->verdict(st->be, user, true, decide_record, &rc, err, sizeof(err)) != 0) {
 		memset(out, 0, sizeof(*out));
 		out->code = FTM_VERDICT_ERROR;
 		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
@@ -1400,8 +1487,16 @@ static int decide_activation(void *c, ftm_activation_row_t *a, ftm_store_row_t *
 		return 0;
 	}
 	if (row->tok.status != FTM_TOKEN_ACTIVE) {
-		act_set(out, FTM_ACT_LOCKED, "token %s is locked", a->serial);
-		return 0;
+		if (!lock_ended(&row->tok, ac->now, ac->p->lockout_duration)) {
+			act_set(out, FTM_ACT_LOCKED, "token %s is locked", a->serial);
+			return 0;
+		}
+		/* a lock by failures past lockout_duration has ended, as at a login */
+		row->tok.status = FTM_TOKEN_ACTIVE;
+		row->tok.lock_reason = FTM_LOCK_NONE;
+		row->tok.locked_at = 0;
+		row->tok.failures = 0;
+		row->dirty = true;
 	}
 	t = ac->otp == NULL ? ac->tok : calloc(1, sizeof(*t));
 	if (t == NULL || unseal_row(ac->st, row, t, ac->err, sizeof(ac->err)) != 0) {
@@ -1443,9 +1538,7 @@ static int decide_activation(void *c, ftm_activation_row_t *a, ftm_store_row_t *
 static int activation(ftm_store_t *st, const char *code, const char *otp, time_t now, unsigned activation_expire,
 		      const ftm_verify_params_t *params, ftm_activation_t *out, ftm_token_t *tok)
 {
-	static const ftm_verify_params_t defaults = {
-		.window = 1, .lockout_threshold = 5, .activation_expire = 4320, .consume = true
-	};
+	ftm_verify_params_t policy;
 	struct act_ctx ac;
 	uint8_t hash[32];
 
@@ -1463,8 +1556,14 @@ static int activation(ftm_store_t *st, const char *code, const char *otp, time_t
 	ac.st = st;
 	ac.otp = otp;
 	ac.now = now;
-	ac.p = params ? params : &defaults;
-	ac.activation_expire = params ? params->activation_expire : activation_expire;
+	ac.p = params_or_policy(st, params, &policy, ac.err, sizeof(ac.err));	/* the store's, like a login */
+	if (ac.p == NULL) {
+		out->code = FTM_ACT_ERROR;
+		snprintf(out->reason, sizeof(out->reason), "%s", ac.err);
+		ftm_log(&st->log, FTM_LOG_ERR, "activation link: %s", out->reason);
+		return -1;
+	}
+	ac.activation_expire = params != NULL || otp != NULL ? ac.p->activation_expire : activation_expire;
 	ac.out = out;
 	ac.tok = tok;
 	if (st->ops->act_verdict(st->be, hash, otp != NULL, decide_activation, &ac, ac.err, sizeof(ac.err)) != 0) {
@@ -1495,7 +1594,7 @@ int ftm_store_activation_confirm(ftm_store_t *st, const char *code, const char *
 {
 	if (otp == NULL)
 		otp = "";
-	return activation(st, code, otp, now, params ? params->activation_expire : 4320, params, out, NULL);
+	return activation(st, code, otp, now, 0, params, out, NULL);	/* the window: params', else the store's */
 }
 
 int ftm_store_activation_get(ftm_store_t *st, const char *serial, ftm_activation_t *out, char *err, size_t err_len)
@@ -1610,5 +1709,155 @@ int ftm_store_challenge_take(ftm_store_t *st, const char *user, const char *clie
 		*check = FTM_STATE_EXPIRED;
 	else
 		*check = FTM_STATE_OK;
+	return 0;
+}
+
+/* ---- the verdict policy ---- */
+
+static int64_t elapsed_ms(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)(now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+struct settings_read {
+	ftm_policy_t	pol;
+	unsigned	seen;		/* ftm_policy_bit()s found in the store */
+	char		bad[FTM_MSG_MAX];
+};
+
+static int setting_one(void *c, const char *name, const char *value)
+{
+	struct settings_read *sr = c;
+	char why[FTM_MSG_MAX];
+
+	if (ftm_policy_bit(name) == 0)
+		return 0;	/* a setting of a newer binary: not ours to judge */
+	if (ftm_policy_parse(&sr->pol, name, value, why, sizeof(why)) != 0) {
+		if (sr->bad[0] == '\0')
+			snprintf(sr->bad, sizeof(sr->bad), "the store's policy is damaged: %.120s: mend it with "
+				 "`ftmpushctl policy set %.40s N`", why, name);
+		return 0;
+	}
+	sr->seen |= ftm_policy_bit(name);
+	return 0;
+}
+
+/* Read every setting; seed the ones missing with the built-in defaults (a new store, or a policy this
+ * binary adds), then read again, so that nodes starting together all keep the first writer's values. */
+static int policy_read(ftm_store_t *st, ftm_policy_t *out, char *err, size_t err_len)
+{
+	const char *names[8], *values[8];
+	char texts[8][24];
+	struct settings_read sr;
+	ftm_policy_t dflt;
+	size_t n = 0;
+
+	if (st->ops->settings_get == NULL) {
+		SETERR("this token store (%s) keeps no policy", st->ops->scheme);
+		return -1;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		memset(&sr, 0, sizeof(sr));
+		ftm_policy_defaults(&sr.pol);
+		if (st->ops->settings_get(st->be, setting_one, &sr, err, err_len) != 0)
+			return -1;
+		if (sr.bad[0] != '\0') {
+			SETERR("%s", sr.bad);
+			return -1;
+		}
+		n = 0;
+		ftm_policy_defaults(&dflt);
+		for (size_t i = 0; ftm_policy_names[i] != NULL && n < 8; i++) {
+			if (sr.seen & ftm_policy_bit(ftm_policy_names[i]))
+				continue;
+			ftm_policy_format(&dflt, ftm_policy_names[i], texts[n], sizeof(texts[n]));
+			names[n] = ftm_policy_names[i];
+			values[n] = texts[n];
+			n++;
+		}
+		if (n == 0 || pass == 1)
+			break;
+		if (st->ops->settings_seed(st->be, names, values, n, (int64_t)time(NULL), err, err_len) != 0)
+			return -1;
+		ftm_log(&st->log, FTM_LOG_INFO, "token store: %zu policy setting(s) seeded with the built-in defaults", n);
+	}
+	*out = sr.pol;
+	return 0;
+}
+
+static int policy_refresh(ftm_store_t *st, char *err, size_t err_len)
+{
+	ftm_policy_t pol;
+
+	if (policy_read(st, &pol, err, err_len) != 0)
+		return -1;
+	pthread_mutex_lock(&st->policy_mu);
+	st->policy = pol;
+	st->policy_read = true;
+	clock_gettime(CLOCK_MONOTONIC, &st->policy_at);
+	pthread_mutex_unlock(&st->policy_mu);
+	return 0;
+}
+
+int ftm_store_policy(ftm_store_t *st, ftm_policy_t *out, char *err, size_t err_len)
+{
+	char why[FTM_MSG_MAX] = "";
+	bool fresh, have;
+
+	if (st == NULL || out == NULL) {
+		SETERR("no token store");
+		return -1;
+	}
+	pthread_mutex_lock(&st->policy_mu);
+	have = st->policy_read;
+	fresh = have && elapsed_ms(&st->policy_at) < FTM_POLICY_REFRESH_SECONDS * 1000;
+	if (fresh)
+		*out = st->policy;
+	pthread_mutex_unlock(&st->policy_mu);
+	if (fresh)
+		return 0;
+	/* Two threads may both re-read at the turn of the interval: harmless, they read the same rows. */
+	if (policy_refresh(st, why, sizeof(why)) != 0) {
+		if (!have) {
+			SETERR("%s", why);
+			return -1;
+		}
+		ftm_log(&st->log, FTM_LOG_WARN, "token store: policy not re-read (%s): keeping the last one read", why);
+	}
+	pthread_mutex_lock(&st->policy_mu);
+	*out = st->policy;
+	pthread_mutex_unlock(&st->policy_mu);
+	return 0;
+}
+
+int ftm_store_policy_set(ftm_store_t *st, const char *name, const char *value, char *old, size_t old_len,
+			 char *err, size_t err_len)
+{
+	ftm_policy_t pol, cur;
+	char text[24], before[24] = "";
+
+	if (old != NULL && old_len > 0)
+		old[0] = '\0';
+	if (st == NULL || name == NULL || value == NULL) {
+		SETERR("no token store, policy name or value");
+		return -1;
+	}
+	/* the value is checked against a copy of the defaults: a damaged store value does not block its mending */
+	ftm_policy_defaults(&pol);
+	if (ftm_policy_parse(&pol, name, value, err, err_len) != 0)
+		return -1;
+	ftm_policy_format(&pol, name, text, sizeof(text));	/* canonical: "007" is stored as 7 */
+	if (policy_read(st, &cur, NULL, 0) == 0)
+		ftm_policy_format(&cur, name, before, sizeof(before));
+	if (st->ops->setting_put(st->be, name, text, (int64_t)time(NULL), err, err_len) != 0)
+		return -1;
+	(void)policy_refresh(st, NULL, 0);
+	if (old != NULL && old_len > 0)
+		snprintf(old, old_len, "%s", before);
+	ftm_log(&st->log, FTM_LOG_INFO, "token store: policy %s set to %s (was %s)", name, text,
+		before[0] ? before : "unreadable");
 	return 0;
 }

@@ -14,7 +14,7 @@ typedef struct ftm_store_row {
 	ftm_token_t	tok;			/* tok.seed all zero, tok.seed_len 0 */
 	uint8_t		sealed[FTM_SEALED_MAX];	/* the seed, sealed by seedcrypt */
 	size_t		sealed_len;
-	bool		dirty;			/* verdict: status/last_step/failures changed, write back */
+	bool		dirty;			/* verdict: status/last_step/failures/lock changed, write back */
 } ftm_store_row_t;
 
 typedef int (*ftm_row_cb)(void *ctx, const ftm_store_row_t *row);
@@ -55,9 +55,10 @@ typedef struct ftm_store_backend {
 	/* write the row's sealed seed, alg, digits, period, created, status, last_step and failures (what a
 	 * re-issue resets is store.c's rule, not the backend's) */
 	int (*reissue)(void *be, const ftm_store_row_t *row, char *err, size_t err_len);		/* 1 */
-	/* set status, and the failure count to 0 when clear_failures (store.c decides when) */
-	int (*set_status)(void *be, const char *serial, ftm_token_status_t status, bool clear_failures,
-			  char *err, size_t err_len);							/* 1 */
+	/* set status with its lock reason and time, and the failure count to 0 when clear_failures
+	 * (store.c decides when) */
+	int (*set_status)(void *be, const char *serial, ftm_token_status_t status, ftm_lock_reason_t reason,
+			  int64_t locked_at, bool clear_failures, char *err, size_t err_len);		/* 1 */
 	int (*set_push)(void *be, const char *serial, const char *push, char *err, size_t err_len);	/* 1 */
 	int (*set_user)(void *be, const char *serial, const char *user, char *err, size_t err_len);	/* 1 */
 	int (*remove)(void *be, const char *serial, char *err, size_t err_len);				/* 1 */
@@ -86,6 +87,15 @@ typedef struct ftm_store_backend {
 	int (*state_take)(void *be, const char *id, char *user, size_t user_len, char *client, size_t client_len,
 			  int64_t *expires, char *err, size_t err_len);					/* 1 */
 
+	/* ---- the verdict policy (settings by name, values as text; store.c parses them) ---- */
+	/* Every setting, in no particular order; cb non-zero stops. */
+	int (*settings_get)(void *be, int (*cb)(void *ctx, const char *name, const char *value), void *ctx,
+			    char *err, size_t err_len);
+	/* put: insert or replace; seed: insert only the names not there yet (a new store's defaults, a
+	 * policy a newer binary added), in one transaction. `changed`: unix time, for the admin. */
+	int (*setting_put)(void *be, const char *name, const char *value, int64_t changed, char *err, size_t err_len);
+	int (*settings_seed)(void *be, const char *const *names, const char *const *values, size_t n,
+			     int64_t changed, char *err, size_t err_len);
 	/* ---- pending pushes (ftm_store.h): the push engine across nodes ---- */
 	/* purge rows expired before now - FTM_PUSH_RETAIN_ROW; 1 (nothing stored) when the user has an
 	 * unexpired pending row, copied to *pending */

@@ -19,7 +19,7 @@
 #define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
 
 /* The newest schema this binary knows; migrations[v] brings a database from version v to v + 1. */
-#define SCHEMA_VERSION	3
+#define SCHEMA_VERSION	4
 /* Connections per process: FreeRADIUS threads beyond this wait for one (POOL_WAIT_MS at most). */
 #define POOL_SIZE	8
 #define POOL_WAIT_MS	10000
@@ -33,7 +33,8 @@
 /* Marks a failure on the first round trip of a reused connection: nothing was done, try once more. */
 #define PG_STALE	(-2)
 
-#define TOKEN_COLS "serial, username, seed, alg, digits, period, status, last_step, failures, push, created"
+#define TOKEN_COLS "serial, username, seed, alg, digits, period, status, last_step, failures, push, created," \
+		   " lock_reason, locked_at"
 
 /* Text compares bytewise (COLLATE "C") so lists order like the SQLite store. */
 static const char *const migrations[SCHEMA_VERSION] = {
@@ -58,7 +59,15 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	" client   text NOT NULL,"
 	" expires  bigint NOT NULL);"
 	"CREATE INDEX ftm_states_by_expiry ON ftm_states (expires);",
-	/* 3: pending pushes (capability hashes, never capabilities) and their number-matching States: a
+	/* 3: why and when a token was locked (a lock by failures ends after lockout_duration; '' reads as an
+	 * admin's lock), and the verdict policy, one for every node */
+	"ALTER TABLE ftm_tokens ADD COLUMN lock_reason text NOT NULL DEFAULT '',"
+	" ADD COLUMN locked_at bigint NOT NULL DEFAULT 0;"
+	"CREATE TABLE IF NOT EXISTS ftm_settings ("
+	" name    text COLLATE \"C\" PRIMARY KEY,"
+	" value   text NOT NULL,"
+	" changed bigint NOT NULL DEFAULT 0);",
+	/* 4: pending pushes (capability hashes, never capabilities) and their number-matching States: a
 	 * push sent by one node is answered through any node's listener */
 	"CREATE TABLE IF NOT EXISTS ftm_pushes ("
 	" id          text COLLATE \"C\" PRIMARY KEY,"
@@ -93,17 +102,20 @@ static const char *const migrations[SCHEMA_VERSION] = {
 enum {
 	Q_META_GET, Q_META_PUT, Q_INSERT, Q_GET, Q_REISSUE, Q_STATUS, Q_STATUS_CLEAR, Q_PUSH, Q_USER, Q_DELETE,
 	Q_LIST_ALL, Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE,
-	Q_STATE_PURGE, Q_STATE_PUT, Q_STATE_TAKE, Q_STATE_CAP_USER, Q_STATE_CAP_CLIENT, Q_COUNT
+	Q_STATE_PURGE, Q_STATE_PUT, Q_STATE_TAKE, Q_STATE_CAP_USER, Q_STATE_CAP_CLIENT,
+	Q_SETTINGS_GET, Q_SETTING_PUT, Q_SETTING_SEED, Q_COUNT
 };
+_Static_assert(Q_COUNT <= 32, "pg_link_t.prepared has one bit per query");
 static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	[Q_META_GET]	 = { "SELECT value FROM ftm_meta WHERE name = $1", 1 },
 	[Q_META_PUT]	 = { "INSERT INTO ftm_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", 2 },
-	[Q_INSERT]	 = { "INSERT INTO ftm_tokens (" TOKEN_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)", 11 },
+	[Q_INSERT]	 = { "INSERT INTO ftm_tokens (" TOKEN_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)", 13 },
 	[Q_GET]		 = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE serial = $1", 1 },
 	[Q_REISSUE]	 = { "UPDATE ftm_tokens SET seed = $1, alg = $2, digits = $3, period = $4, created = $5,"
-			     " status = $6, last_step = $7, failures = $8 WHERE serial = $9", 9 },
-	[Q_STATUS]	 = { "UPDATE ftm_tokens SET status = $1 WHERE serial = $2", 2 },
-	[Q_STATUS_CLEAR] = { "UPDATE ftm_tokens SET status = $1, failures = 0 WHERE serial = $2", 2 },
+			     " status = $6, last_step = $7, failures = $8, lock_reason = '', locked_at = 0 WHERE serial = $9", 9 },
+	[Q_STATUS]	 = { "UPDATE ftm_tokens SET status = $1, lock_reason = $2, locked_at = $3 WHERE serial = $4", 4 },
+	[Q_STATUS_CLEAR] = { "UPDATE ftm_tokens SET status = $1, lock_reason = $2, locked_at = $3, failures = 0"
+			     " WHERE serial = $4", 4 },
 	[Q_PUSH]	 = { "UPDATE ftm_tokens SET push = $1 WHERE serial = $2", 2 },
 	[Q_USER]	 = { "UPDATE ftm_tokens SET username = $1 WHERE serial = $2", 2 },
 	[Q_DELETE]	 = { "DELETE FROM ftm_tokens WHERE serial = $1", 1 },
@@ -112,7 +124,8 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	/* the user's rows locked in one order on every node: two verdicts of one user serialize */
 	[Q_VERDICT_LOCK] = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE username = $1 ORDER BY serial FOR UPDATE", 1 },
 	[Q_VERDICT_PEEK] = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE username = $1 ORDER BY serial", 1 },
-	[Q_VERDICT_WRITE] = { "UPDATE ftm_tokens SET status = $1, last_step = $2, failures = $3 WHERE serial = $4", 4 },
+	[Q_VERDICT_WRITE] = { "UPDATE ftm_tokens SET status = $1, last_step = $2, failures = $3, lock_reason = $4,"
+			      " locked_at = $5 WHERE serial = $6", 6 },
 	[Q_STATE_PURGE]	 = { "DELETE FROM ftm_states WHERE expires < $1", 1 },
 	[Q_STATE_PUT]	 = { "INSERT INTO ftm_states (id, username, client, expires) VALUES ($1, $2, $3, $4)", 4 },
 	/* single use on every node: the DELETE that finds the row is the one answer that gets it */
@@ -122,6 +135,11 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 			       " (SELECT id FROM ftm_states WHERE username = $1 AND id <> $2 ORDER BY expires DESC LIMIT $3::bigint)", 3 },
 	[Q_STATE_CAP_CLIENT] = { "DELETE FROM ftm_states WHERE client = $1 AND id <> $2 AND id NOT IN"
 				 " (SELECT id FROM ftm_states WHERE client = $1 AND id <> $2 ORDER BY expires DESC LIMIT $3::bigint)", 3 },
+	[Q_SETTINGS_GET] = { "SELECT name, value FROM ftm_settings", 0 },
+	[Q_SETTING_PUT]	 = { "INSERT INTO ftm_settings (name, value, changed) VALUES ($1, $2, $3)"
+			     " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, changed = EXCLUDED.changed", 3 },
+	[Q_SETTING_SEED] = { "INSERT INTO ftm_settings (name, value, changed) VALUES ($1, $2, $3)"
+			     " ON CONFLICT (name) DO NOTHING", 3 },
 };
 
 typedef struct pg_link {
@@ -490,7 +508,7 @@ static int parse_i64(const char *s, int64_t *out)
 
 static int row_from_res(PGresult *res, int r, ftm_store_row_t *row)
 {
-	int64_t digits, period, last_step, failures, created;
+	int64_t digits, period, last_step, failures, created, locked_at;
 	unsigned char *blob;
 	size_t blen = 0;
 
@@ -510,7 +528,7 @@ static int row_from_res(PGresult *res, int r, ftm_store_row_t *row)
 	if (ftm_alg_parse(PQgetvalue(res, r, 3), &row->tok.alg) != 0 ||
 	    parse_i64(PQgetvalue(res, r, 4), &digits) != 0 || parse_i64(PQgetvalue(res, r, 5), &period) != 0 ||
 	    parse_i64(PQgetvalue(res, r, 7), &last_step) != 0 || parse_i64(PQgetvalue(res, r, 8), &failures) != 0 ||
-	    parse_i64(PQgetvalue(res, r, 10), &created) != 0 ||
+	    parse_i64(PQgetvalue(res, r, 10), &created) != 0 || parse_i64(PQgetvalue(res, r, 12), &locked_at) != 0 ||
 	    digits < 0 || digits > 10 || period <= 0 || period > 86400 || failures < 0 || failures > 1000000)
 		return -1;
 	row->tok.digits = (unsigned)digits;
@@ -521,6 +539,10 @@ static int row_from_res(PGresult *res, int r, ftm_store_row_t *row)
 	row->tok.failures = (unsigned)failures;
 	snprintf(row->tok.push, sizeof(row->tok.push), "%s", PQgetvalue(res, r, 9));
 	row->tok.created = created;
+	/* only a lock the store knows came from failures ends by itself: anything else stays locked */
+	row->tok.lock_reason = row->tok.status == FTM_TOKEN_ACTIVE ? FTM_LOCK_NONE
+			       : strcmp(PQgetvalue(res, r, 11), "failures") == 0 ? FTM_LOCK_FAILURES : FTM_LOCK_ADMIN;
+	row->tok.locked_at = locked_at;
 	return 0;
 }
 
@@ -721,11 +743,12 @@ static int insert_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 		return first_failed(l, -1);
 	for (size_t i = 0; i < in->n; i++) {
 		const ftm_token_t *t = &in->rows[i].tok;
-		char digits[16], period[16], last[24], failures[16], created[24];
-		const char *values[11] = { t->serial, t->user, (const char *)in->rows[i].sealed, ftm_alg_name(t->alg),
-					   digits, period, status_text(t->status), last, failures, t->push, created };
-		int lengths[11] = { 0, 0, (int)in->rows[i].sealed_len };
-		int formats[11] = { 0, 0, 1 };
+		char digits[16], period[16], last[24], failures[16], created[24], locked_at[24];
+		const char *values[13] = { t->serial, t->user, (const char *)in->rows[i].sealed, ftm_alg_name(t->alg),
+					   digits, period, status_text(t->status), last, failures, t->push, created,
+					   ftm_lock_reason_name(t->lock_reason), locked_at };
+		int lengths[13] = { 0, 0, (int)in->rows[i].sealed_len };
+		int formats[13] = { 0, 0, 1 };
 		PGresult *res;
 
 		snprintf(digits, sizeof(digits), "%u", t->digits);
@@ -733,7 +756,8 @@ static int insert_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 		snprintf(last, sizeof(last), "%" PRId64, t->last_step);
 		snprintf(failures, sizeof(failures), "%u", t->failures);
 		snprintf(created, sizeof(created), "%" PRId64, t->created);
-		res = run(l, Q_INSERT, 11, values, lengths, formats);
+		snprintf(locked_at, sizeof(locked_at), "%" PRId64, t->locked_at);
+		res = run(l, Q_INSERT, 13, values, lengths, formats);
 		if (res_is(res, "23505")) {	/* unique_violation */
 			PQclear(res);
 			SETERR("token %s already exists", t->serial);
@@ -859,12 +883,14 @@ static int pg_reissue(void *be, const ftm_store_row_t *row, char *err, size_t er
 	return with_link(be, update_on, &u, err, err_len);
 }
 
-static int pg_set_status(void *be, const char *serial, ftm_token_status_t status, bool clear_failures,
-			 char *err, size_t err_len)
+static int pg_set_status(void *be, const char *serial, ftm_token_status_t status, ftm_lock_reason_t reason,
+			 int64_t locked_at, bool clear_failures, char *err, size_t err_len)
 {
-	struct update_ctx u = { .q = clear_failures ? Q_STATUS_CLEAR : Q_STATUS, .n = 2,
-				.values = { status_text(status), serial } };
+	char at[24];
+	struct update_ctx u = { .q = clear_failures ? Q_STATUS_CLEAR : Q_STATUS, .n = 4,
+				.values = { status_text(status), ftm_lock_reason_name(reason), at, serial } };
 
+	snprintf(at, sizeof(at), "%" PRId64, locked_at);
 	return with_link(be, update_on, &u, err, err_len);
 }
 
@@ -937,14 +963,16 @@ static int verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len
 	}
 	for (size_t i = 0; i < o.n; i++) {
 		const ftm_token_t *t = &o.rows[i].tok;
-		char last[24], failures[16];
-		const char *uv[4] = { status_text(t->status), last, failures, t->serial };
+		char last[24], failures[16], locked_at[24];
+		const char *uv[6] = { status_text(t->status), last, failures, ftm_lock_reason_name(t->lock_reason),
+				      locked_at, t->serial };
 
 		if (!o.rows[i].dirty)
 			continue;
 		snprintf(last, sizeof(last), "%" PRId64, t->last_step);
 		snprintf(failures, sizeof(failures), "%u", t->failures);
-		res = run(l, Q_VERDICT_WRITE, 4, uv, NULL, NULL);
+		snprintf(locked_at, sizeof(locked_at), "%" PRId64, t->locked_at);
+		res = run(l, Q_VERDICT_WRITE, 6, uv, NULL, NULL);
 		if (res_ok(l->conn, res, PGRES_COMMAND_OK, "verdict", err, err_len) != 0)
 			goto out;
 		PQclear(res);
@@ -1060,6 +1088,74 @@ static int pg_state_take(void *be, const char *id, char *user, size_t user_len, 
 
 	*expires = sc.expires;
 	return rc;
+}
+
+/* ---- the verdict policy ---- */
+
+struct settings_ctx {
+	int			(*cb)(void *ctx, const char *name, const char *value);
+	void			*ctx;
+	const char *const	*names, *const *values;
+	size_t			n;
+	int64_t			changed;
+	int			q;
+};
+
+static int settings_get_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct settings_ctx *sc = c;
+	PGresult *res = run(l, Q_SETTINGS_GET, 0, NULL, NULL, NULL);
+
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "settings", err, err_len) != 0)
+		return first_failed(l, -1);
+	for (int r = 0; r < PQntuples(res); r++)
+		if (sc->cb(sc->ctx, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1)) != 0)
+			break;
+	PQclear(res);
+	return 0;
+}
+
+static int pg_settings_get(void *be, int (*cb)(void *ctx, const char *name, const char *value), void *ctx,
+			   char *err, size_t err_len)
+{
+	struct settings_ctx sc = { .cb = cb, .ctx = ctx };
+
+	return with_link(be, settings_get_on, &sc, err, err_len);
+}
+
+/* One transaction: the seed of a new store's defaults is all or nothing. */
+static int settings_put_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct settings_ctx *sc = c;
+	char changed[24];
+
+	snprintf(changed, sizeof(changed), "%" PRId64, sc->changed);
+	if (exec_cmd(l->conn, "BEGIN", "settings", err, err_len) != 0)
+		return first_failed(l, -1);
+	for (size_t i = 0; i < sc->n; i++) {
+		const char *values[3] = { sc->names[i], sc->values[i], changed };
+		PGresult *res = run(l, sc->q, 3, values, NULL, NULL);
+
+		if (res_ok(l->conn, res, PGRES_COMMAND_OK, "settings", err, err_len) != 0)
+			return -1;
+		PQclear(res);
+	}
+	return exec_cmd(l->conn, "COMMIT", "settings", err, err_len);
+}
+
+static int pg_setting_put(void *be, const char *name, const char *value, int64_t changed, char *err, size_t err_len)
+{
+	struct settings_ctx sc = { .names = &name, .values = &value, .n = 1, .changed = changed, .q = Q_SETTING_PUT };
+
+	return with_link(be, settings_put_on, &sc, err, err_len);
+}
+
+static int pg_settings_seed(void *be, const char *const *names, const char *const *values, size_t n,
+			    int64_t changed, char *err, size_t err_len)
+{
+	struct settings_ctx sc = { .names = names, .values = values, .n = n, .changed = changed, .q = Q_SETTING_SEED };
+
+	return with_link(be, settings_put_on, &sc, err, err_len);
 }
 
 /* ---- pending pushes and number-matching States ----
@@ -1489,6 +1585,9 @@ const ftm_store_backend_t ftm_store_backend_pg = {
 	.verdict	= pg_verdict,
 	.state_put	= pg_state_put,
 	.state_take	= pg_state_take,
+	.settings_get	= pg_settings_get,
+	.setting_put	= pg_setting_put,
+	.settings_seed	= pg_settings_seed,
 	.push_put	= pg_push_put,
 	.push_get	= pg_push_get,
 	.push_decide	= pg_push_decide,

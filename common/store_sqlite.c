@@ -4,17 +4,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
 #include "store_backend.h"
 
-#define SCHEMA_VERSION	1
+/* The newest schema this binary knows; migrations[v] brings a file from version v to v + 1. */
+#define SCHEMA_VERSION	2
 #define BUSY_TIMEOUT_MS	5000
 
 #define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
@@ -25,10 +28,12 @@ enum sql_id {
 	SQL_META_GET, SQL_META_PUT, SQL_INSERT, SQL_GET, SQL_BY_USER, SQL_LIST_USER, SQL_LIST_ALL,
 	SQL_VERDICT_UPDATE, SQL_REISSUE, SQL_SET_STATUS, SQL_SET_STATUS_CLEAR_FAILURES, SQL_SET_PUSH, SQL_SET_USER, SQL_DELETE,
 	SQL_STATE_PURGE, SQL_STATE_PUT, SQL_STATE_TAKE, SQL_STATE_CAP_USER, SQL_STATE_CAP_CLIENT,
+	SQL_SETTINGS_GET, SQL_SETTING_PUT, SQL_SETTING_SEED,
 	SQL_COUNT
 };
 
-#define TOKEN_COLS "serial, user, seed, alg, digits, period, status, last_step, failures, push, created"
+#define TOKEN_COLS "serial, user, seed, alg, digits, period, status, last_step, failures, push, created," \
+		   " lock_reason, locked_at"
 
 static const char *const sql_text[SQL_COUNT] = {
 	[SQL_BEGIN_IMMEDIATE]	= "BEGIN IMMEDIATE",
@@ -39,16 +44,18 @@ static const char *const sql_text[SQL_COUNT] = {
 	[SQL_ROLLBACK_TO]	= "ROLLBACK TO job",
 	[SQL_META_GET]		= "SELECT value FROM meta WHERE name = ?",
 	[SQL_META_PUT]		= "INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)",
-	[SQL_INSERT]		= "INSERT INTO tokens (" TOKEN_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+	[SQL_INSERT]		= "INSERT INTO tokens (" TOKEN_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[SQL_GET]		= "SELECT " TOKEN_COLS " FROM tokens WHERE serial = ?",
 	[SQL_BY_USER]		= "SELECT " TOKEN_COLS " FROM tokens WHERE user = ? ORDER BY serial",
 	[SQL_LIST_USER]		= "SELECT " TOKEN_COLS " FROM tokens WHERE user = ? ORDER BY user, serial",
 	[SQL_LIST_ALL]		= "SELECT " TOKEN_COLS " FROM tokens ORDER BY user, serial",
-	[SQL_VERDICT_UPDATE]	= "UPDATE tokens SET status = ?, last_step = ?, failures = ? WHERE serial = ?",
+	[SQL_VERDICT_UPDATE]	= "UPDATE tokens SET status = ?, last_step = ?, failures = ?, lock_reason = ?,"
+				  " locked_at = ? WHERE serial = ?",
 	[SQL_REISSUE]		= "UPDATE tokens SET seed = ?, alg = ?, digits = ?, period = ?, created = ?,"
-				  " status = ?, last_step = ?, failures = ? WHERE serial = ?",
-	[SQL_SET_STATUS]		= "UPDATE tokens SET status = ? WHERE serial = ?",
-	[SQL_SET_STATUS_CLEAR_FAILURES] = "UPDATE tokens SET status = ?, failures = 0 WHERE serial = ?",
+				  " status = ?, last_step = ?, failures = ?, lock_reason = '', locked_at = 0 WHERE serial = ?",
+	[SQL_SET_STATUS]		= "UPDATE tokens SET status = ?, lock_reason = ?, locked_at = ? WHERE serial = ?",
+	[SQL_SET_STATUS_CLEAR_FAILURES] = "UPDATE tokens SET status = ?, lock_reason = ?, locked_at = ?, failures = 0"
+					  " WHERE serial = ?",
 	[SQL_SET_PUSH]		= "UPDATE tokens SET push = ? WHERE serial = ?",
 	[SQL_SET_USER]		= "UPDATE tokens SET user = ? WHERE serial = ?",
 	[SQL_DELETE]		= "DELETE FROM tokens WHERE serial = ?",
@@ -60,6 +67,9 @@ static const char *const sql_text[SQL_COUNT] = {
 				  " (SELECT id FROM states WHERE user = ?1 AND id <> ?2 ORDER BY expires DESC, rowid DESC LIMIT ?3)",
 	[SQL_STATE_CAP_CLIENT]	= "DELETE FROM states WHERE client = ?1 AND id <> ?2 AND id NOT IN"
 				  " (SELECT id FROM states WHERE client = ?1 AND id <> ?2 ORDER BY expires DESC, rowid DESC LIMIT ?3)",
+	[SQL_SETTINGS_GET]	= "SELECT name, value FROM settings",
+	[SQL_SETTING_PUT]	= "INSERT OR REPLACE INTO settings (name, value, changed) VALUES (?, ?, ?)",
+	[SQL_SETTING_SEED]	= "INSERT OR IGNORE INTO settings (name, value, changed) VALUES (?, ?, ?)",
 };
 
 /* One SQLite connection and its compiled statements; used by one thread at a time. */
@@ -76,6 +86,7 @@ typedef struct sq_job {
 	int		rc;		/* what run() returned; -1 too when the batch did not commit */
 	bool		done;
 	bool		lead;		/* this job's thread commits the next batch */
+	int64_t		queued_ms;	/* monotonic: when it was queued (its share of the busy timeout) */
 	pthread_cond_t	wake;
 	char		*err;
 	size_t		err_len;
@@ -99,7 +110,11 @@ typedef struct sq {
 	const ftm_log_t	*log;
 } sq_t;
 
-static const char *const schema_sql =
+/* Column changes and the tables of the schema proper go here, each as one more step (a table a feature
+ * adds on its own may instead be created IF NOT EXISTS at open, like states_sql). A file is brought up
+ * step by step under one write lock at open; a file newer than this binary is refused. */
+static const char *const migrations[SCHEMA_VERSION] = {
+	/* 1: the tokens */
 	"CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS tokens ("
@@ -114,7 +129,17 @@ static const char *const schema_sql =
 	" failures  INTEGER NOT NULL DEFAULT 0,"
 	" push      TEXT NOT NULL DEFAULT '',"
 	" created   INTEGER NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens (user, serial);";
+	"CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens (user, serial);",
+	/* 2: why and when a token was locked (a lock by failures ends after lockout_duration; '' reads as an
+	 * admin's lock, so tokens locked before keep today's "until unlocked"), and the verdict policy, one
+	 * for every process on the file */
+	"ALTER TABLE tokens ADD COLUMN lock_reason TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE tokens ADD COLUMN locked_at INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE IF NOT EXISTS settings ("
+	" name    TEXT PRIMARY KEY,"
+	" value   TEXT NOT NULL,"
+	" changed INTEGER NOT NULL DEFAULT 0);",
+};
 
 /* Code-challenge States (by the SHA-256 of the State), for every process on this file. Created by
  * every opener, so a store made before they lived here gains the table without a version change:
@@ -187,6 +212,15 @@ static void copy_text(char *dst, size_t max, const unsigned char *src)
 	snprintf(dst, max, "%s", src ? (const char *)src : "");
 }
 
+/* Only a lock the store knows came from failures ends by itself: anything else on a locked token
+ * (an admin's lock, one from before the reason was kept, a damaged value) stays locked. */
+static ftm_lock_reason_t lock_reason_parse(const unsigned char *text, ftm_token_status_t status)
+{
+	if (status == FTM_TOKEN_ACTIVE)
+		return FTM_LOCK_NONE;
+	return text != NULL && strcmp((const char *)text, "failures") == 0 ? FTM_LOCK_FAILURES : FTM_LOCK_ADMIN;
+}
+
 static int row_from_stmt(sqlite3_stmt *st, ftm_store_row_t *row)
 {
 	const void *blob = sqlite3_column_blob(st, 2);
@@ -211,6 +245,8 @@ static int row_from_stmt(sqlite3_stmt *st, ftm_store_row_t *row)
 	row->tok.failures = (unsigned)sqlite3_column_int(st, 8);
 	copy_text(row->tok.push, sizeof(row->tok.push), sqlite3_column_text(st, 9));
 	row->tok.created = sqlite3_column_int64(st, 10);
+	row->tok.lock_reason = lock_reason_parse(sqlite3_column_text(st, 11), row->tok.status);
+	row->tok.locked_at = sqlite3_column_int64(st, 12);
 	return 0;
 }
 
@@ -296,6 +332,28 @@ static void fail_batch(sq_job_t *batch, const char *why)
 	}
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Behind a foreign lock a queued job waits the busy timeout once, counted from when it was queued: the
+ * batch's wait for the write lock is what is left of its oldest job's (the first in the queue), so the
+ * jobs that queued while the batch before waited do not wait it all again in turn. */
+static int begin_batch(sq_conn_t *c, const sq_job_t *batch, char *err, size_t err_len)
+{
+	int64_t left = BUSY_TIMEOUT_MS - (mono_ms() - batch->queued_ms);
+	int rc;
+
+	sqlite3_busy_timeout(c->db, left > 0 ? (int)left : 0);
+	rc = run_sql(c, SQL_BEGIN_IMMEDIATE, err, err_len);
+	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+	return rc;
+}
+
 /* One transaction for the whole batch; each job under a savepoint, so a job that fails (a duplicate
  * serial, a seed that does not decrypt) is undone alone. An error that ends the transaction fails the
  * whole batch: nothing in it committed. */
@@ -309,7 +367,7 @@ static void run_batch(sq_t *s, sq_job_t *batch)
 		if (j->err != NULL && j->err_len > 0)
 			j->err[0] = '\0';
 	}
-	if (run_sql(c, SQL_BEGIN_IMMEDIATE, err, sizeof(err)) != 0)
+	if (begin_batch(c, batch, err, sizeof(err)) != 0)
 		goto abort;
 	for (sq_job_t *j = batch; j != NULL; j = j->next) {
 		if (run_sql(c, SQL_SAVEPOINT, err, sizeof(err)) != 0)
@@ -337,7 +395,7 @@ abort:
 static int write_job(sq_t *s, int (*run)(sq_conn_t *, void *, char *, size_t), void *arg,
 		     char *err, size_t err_len)
 {
-	sq_job_t job = { .run = run, .arg = arg, .rc = -1, .err = err, .err_len = err_len };
+	sq_job_t job = { .run = run, .arg = arg, .rc = -1, .err = err, .err_len = err_len, .queued_ms = mono_ms() };
 
 	pthread_cond_init(&job.wake, NULL);
 	pthread_mutex_lock(&s->mu);
@@ -420,39 +478,46 @@ static int schema_version(sq_conn_t *c)
 	return v;
 }
 
-static int ensure_schema(sq_conn_t *c, char *err, size_t err_len)
+static int too_new(int v, char *err, size_t err_len)
 {
-	int v = schema_version(c);
+	SETERR("token store: the file has schema version %d, newer than this ftmpush (version %d): upgrade "
+	       "ftmpush on this host before it uses the file", v, SCHEMA_VERSION);
+	return -1;
+}
+
+/* Create or migrate under one write lock (BEGIN IMMEDIATE), the version read again inside it, so
+ * processes opening the file together agree; every step and its version row commit together. */
+static int ensure_schema(sq_conn_t *c, const ftm_log_t *log, char *err, size_t err_len)
+{
+	char ins[96];
+	int v = schema_version(c), from;
 
 	if (v == SCHEMA_VERSION)
 		return 0;
-	if (v < 0) {
-		/* first open: create under a write lock so concurrent first openers agree */
-		if (exec(c, "BEGIN IMMEDIATE", err, err_len) != 0)
-			return -1;
-		if (exec(c, schema_sql, err, err_len) != 0) {
-			rollback(c);
-			return -1;
-		}
-		v = schema_version(c);
-		if (v < 0) {
-			char ins[96];
-			snprintf(ins, sizeof(ins), "INSERT INTO schema_version (version) VALUES (%d)", SCHEMA_VERSION);
-			if (exec(c, ins, err, err_len) != 0) {
-				rollback(c);
-				return -1;
-			}
-			v = SCHEMA_VERSION;
-		}
-		if (exec(c, "COMMIT", err, err_len) != 0) {
+	if (v > SCHEMA_VERSION)
+		return too_new(v, err, err_len);
+	if (exec(c, "BEGIN IMMEDIATE", err, err_len) != 0)
+		return -1;
+	v = schema_version(c);
+	if (v < 0)
+		v = 0;		/* a new file: step 1 creates everything, schema_version too */
+	if (v > SCHEMA_VERSION) {
+		rollback(c);
+		return too_new(v, err, err_len);
+	}
+	for (from = v; v < SCHEMA_VERSION; v++) {
+		snprintf(ins, sizeof(ins), "INSERT INTO schema_version (version) VALUES (%d)", v + 1);
+		if (exec(c, migrations[v], err, err_len) != 0 || exec(c, ins, err, err_len) != 0) {
 			rollback(c);
 			return -1;
 		}
 	}
-	if (v != SCHEMA_VERSION) {
-		SETERR("token store: schema version %d, this ftmpush knows version %d", v, SCHEMA_VERSION);
+	if (exec(c, "COMMIT", err, err_len) != 0) {
+		rollback(c);
 		return -1;
 	}
+	if (from > 0 && from != SCHEMA_VERSION)
+		ftm_log(log, FTM_LOG_INFO, "token store: schema migrated from version %d to %d", from, SCHEMA_VERSION);
 	return 0;
 }
 
@@ -520,7 +585,7 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 	s->log = log;
 	s->writer = conn_open(path, false, err, err_len);
 	if (s->writer == NULL || ensure_wal(s->writer, err, err_len) != 0 ||
-	    ensure_schema(s->writer, err, err_len) != 0 || act_schema(s->writer, err, err_len) != 0 ||
+	    ensure_schema(s->writer, log, err, err_len) != 0 || act_schema(s->writer, err, err_len) != 0 ||
 	    exec(s->writer, states_sql, err, err_len) != 0 || push_schema(s->writer, err, err_len) != 0) {
 		sq_close(s);
 		return NULL;
@@ -625,6 +690,8 @@ static int job_insert(sq_conn_t *c, void *arg, char *err, size_t err_len)
 		sqlite3_bind_int(st, 9, (int)t->failures);
 		sqlite3_bind_text(st, 10, t->push, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 11, t->created);
+		sqlite3_bind_text(st, 12, ftm_lock_reason_name(t->lock_reason), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 13, t->locked_at);
 		r = sqlite3_step(st);
 		if (r == SQLITE_CONSTRAINT_PRIMARYKEY || r == SQLITE_CONSTRAINT_UNIQUE) {
 			SETERR("token %s already exists", t->serial);
@@ -678,6 +745,8 @@ struct update_arg {
 	const char		*serial;
 	const char		*text;	/* SQL_SET_STATUS*, SQL_SET_PUSH, SQL_SET_USER */
 	const ftm_store_row_t	*row;	/* SQL_REISSUE */
+	const char		*reason;	/* SQL_SET_STATUS*: the lock reason and time */
+	int64_t			locked_at;
 };
 
 /* 1 when no such serial. */
@@ -701,6 +770,10 @@ static int job_update(sq_conn_t *c, void *arg, char *err, size_t err_len)
 	} else if (u->text != NULL) {
 		sqlite3_bind_text(st, 1, u->text, -1, SQLITE_STATIC);
 	}
+	if (u->reason != NULL) {
+		sqlite3_bind_text(st, 2, u->reason, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, u->locked_at);
+	}
 	sqlite3_bind_text(st, sqlite3_bind_parameter_count(st), u->serial, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = db_err(c, "update", err, err_len);
@@ -723,11 +796,14 @@ static int sq_reissue(void *be, const ftm_store_row_t *row, char *err, size_t er
 	return update_one(be, SQL_REISSUE, row->tok.serial, NULL, row, err, err_len);
 }
 
-static int sq_set_status(void *be, const char *serial, ftm_token_status_t status, bool clear_failures,
-			 char *err, size_t err_len)
+static int sq_set_status(void *be, const char *serial, ftm_token_status_t status, ftm_lock_reason_t reason,
+			 int64_t locked_at, bool clear_failures, char *err, size_t err_len)
 {
-	return update_one(be, clear_failures ? SQL_SET_STATUS_CLEAR_FAILURES : SQL_SET_STATUS, serial,
-			  status_text(status), NULL, err, err_len);
+	struct update_arg u = { .id = clear_failures ? SQL_SET_STATUS_CLEAR_FAILURES : SQL_SET_STATUS,
+				.serial = serial, .text = status_text(status),
+				.reason = ftm_lock_reason_name(reason), .locked_at = locked_at };
+
+	return write_job(be, job_update, &u, err, err_len);
 }
 
 static int sq_set_push(void *be, const char *serial, const char *push, char *err, size_t err_len)
@@ -853,7 +929,9 @@ static int job_verdict(sq_conn_t *c, void *arg, char *err, size_t err_len)
 			sqlite3_bind_text(st, 1, status_text(rows[i].tok.status), -1, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 2, rows[i].tok.last_step);
 			sqlite3_bind_int(st, 3, (int)rows[i].tok.failures);
-			sqlite3_bind_text(st, 4, rows[i].tok.serial, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 4, ftm_lock_reason_name(rows[i].tok.lock_reason), -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 5, rows[i].tok.locked_at);
+			sqlite3_bind_text(st, 6, rows[i].tok.serial, -1, SQLITE_STATIC);
 			if (sqlite3_step(st) != SQLITE_DONE) {
 				db_err(c, "verdict", err, err_len);
 				goto out;
@@ -1074,7 +1152,9 @@ static int job_act_verdict(sq_conn_t *c, void *arg, char *err, size_t err_len)
 		sqlite3_bind_text(st, 1, status_text(row->tok.status), -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, row->tok.last_step);
 		sqlite3_bind_int(st, 3, (int)row->tok.failures);
-		sqlite3_bind_text(st, 4, row->tok.serial, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, ftm_lock_reason_name(row->tok.lock_reason), -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, row->tok.locked_at);
+		sqlite3_bind_text(st, 6, row->tok.serial, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			db_err(c, "activation", err, err_len);
 			goto out;
@@ -1252,6 +1332,78 @@ static int sq_state_take(void *be, const char *id, char *user, size_t user_len, 
 		return -1;
 	*expires = a.expires;
 	return a.found ? 0 : 1;
+}
+
+/* ---- the verdict policy ---- */
+
+static int sq_settings_get(void *be, int (*cb)(void *ctx, const char *name, const char *value), void *ctx,
+			   char *err, size_t err_len)
+{
+	sq_t *s = be;
+	sq_conn_t *c = reader_take(s, err, err_len);
+	sqlite3_stmt *st;
+	int rc = -1, r;
+
+	if (c == NULL)
+		return -1;
+	if ((st = stmt(c, SQL_SETTINGS_GET, err, err_len)) == NULL)
+		goto out;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *name = sqlite3_column_text(st, 0), *value = sqlite3_column_text(st, 1);
+
+		if (name != NULL && cb(ctx, (const char *)name, value != NULL ? (const char *)value : "") != 0)
+			break;
+	}
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		db_err(c, "settings", err, err_len);
+	else
+		rc = 0;
+	stmt_done(st);
+out:
+	reader_give_back(s, c);
+	return rc;
+}
+
+struct settings_arg {
+	enum sql_id		id;
+	const char *const	*names, *const *values;
+	size_t			n;
+	int64_t			changed;
+};
+
+static int job_settings(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	const struct settings_arg *a = arg;
+	sqlite3_stmt *st = stmt(c, a->id, err, err_len);
+	int rc = 0;
+
+	if (st == NULL)
+		return -1;
+	for (size_t i = 0; rc == 0 && i < a->n; i++) {
+		sqlite3_bind_text(st, 1, a->names[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, a->values[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, a->changed);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = db_err(c, "settings", err, err_len);
+		sqlite3_reset(st);
+	}
+	stmt_done(st);
+	return rc;
+}
+
+static int sq_setting_put(void *be, const char *name, const char *value, int64_t changed, char *err, size_t err_len)
+{
+	struct settings_arg a = { .id = SQL_SETTING_PUT, .names = &name, .values = &value, .n = 1, .changed = changed };
+
+	return write_job(be, job_settings, &a, err, err_len);
+}
+
+static int sq_settings_seed(void *be, const char *const *names, const char *const *values, size_t n,
+			    int64_t changed, char *err, size_t err_len)
+{
+	struct settings_arg a = { .id = SQL_SETTING_SEED, .names = names, .values = values, .n = n, .changed = changed };
+
+	return write_job(be, job_settings, &a, err, err_len);
 }
 
 /* ---- pending pushes and number-matching States ----
@@ -1543,6 +1695,9 @@ const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.act_revoke	= sq_act_revoke,
 	.state_put	= sq_state_put,
 	.state_take	= sq_state_take,
+	.settings_get	= sq_settings_get,
+	.setting_put	= sq_setting_put,
+	.settings_seed	= sq_settings_seed,
 	.push_put	= sq_push_put,
 	.push_get	= sq_push_get,
 	.push_decide	= sq_push_decide,

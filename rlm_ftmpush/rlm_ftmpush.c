@@ -16,7 +16,9 @@
 #include "ftm_message.h"
 #include "ftm_otp.h"
 #include "ftm_protect.h"
+#include "ftm_push.h"
 #include "ftm_util.h"
+#include "shutdown.h"
 
 /* Our States start with this, so a State of another module (EAP, smsotp...) is left alone. */
 #define STATE_PREFIX		"FTM1"
@@ -29,6 +31,7 @@ typedef struct {
 	char const	*key_file;
 	char const	*window;
 	char const	*lockout_threshold;
+	char const	*lockout_duration;
 	char const	*activation_expire;
 	char const	*no_token;
 	char const	*challenge;
@@ -59,6 +62,7 @@ typedef struct {
 	ftm_config_t		cfg;
 	ftm_log_t		log;
 	ftm_auth_t		*auth;
+	ftm_push_t		*push;		/* the push engine auth owns (NULL: push disabled) */
 	char			hostname[256];
 	bool			log_debug_as_info;	/* debug = 1|2: core debug lines go to the normal log */
 } rlm_ftmpush_t;
@@ -87,6 +91,7 @@ static const CONF_PARSER module_config[] = {
 	{ "key_file", OPT(key_file), NULL },
 	{ "window", OPT(window), NULL },
 	{ "lockout_threshold", OPT(lockout_threshold), NULL },
+	{ "lockout_duration", OPT(lockout_duration), NULL },
 	{ "activation_expire", OPT(activation_expire), NULL },
 	{ "no_token", OPT(no_token), NULL },
 	{ "challenge", OPT(challenge), NULL },
@@ -205,6 +210,7 @@ static int map_config(rlm_ftmpush_t *inst, CONF_SECTION *conf)
 		{ "key_file", o->key_file },
 		{ "window", o->window },
 		{ "lockout_threshold", o->lockout_threshold },
+		{ "lockout_duration", o->lockout_duration },
 		{ "activation_expire", o->activation_expire },
 		{ "no_token", o->no_token },
 		{ "challenge", o->challenge },
@@ -341,11 +347,12 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 		return -1;
 	}
 
-	/* The callback listener runs in this instance (a thread of libmicrohttpd) until mod_detach
-	 * (ftm_auth_free stops it). A v3 module cannot yield: each pending push holds a worker thread
+	/* The callback listener runs in this instance (a thread of libmicrohttpd) until SIGTERM
+	 * (shutdown.c) or mod_detach (ftm_auth_free stops it). A v3 module cannot yield: each pending push holds a worker thread
 	 * for up to push.timeout, so the request must be allowed to live longer than that. */
 	if (inst->cfg.push.status) {
-		if (ftm_auth_push_start(inst->auth, err, sizeof(err)) != 0) {
+		if (ftm_push_auth_attach(inst->auth, ftm_auth_log(inst->auth), &inst->push, err,
+					 sizeof(err)) != 0) {
 			cf_log_err_cs(conf, "Cannot start the push engine: %s", err);
 			ftm_auth_free(inst->auth);
 			inst->auth = NULL;
@@ -357,10 +364,13 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 			     "radiusd.conf (and the NAS's RADIUS timeout) above push.timeout",
 			     inst->name, main_config.max_request_time, inst->cfg.push.timeout);
 		warn_thread_pool(inst);
+		if (rlm_shutdown_register(inst->push) != 0)
+			WARN("rlm_ftmpush (%s): cannot watch for SIGTERM: a stop waits for the pending pushes",
+			     inst->name);
 	}
 
-	INFO("rlm_ftmpush (%s): token_db %s, window %u, lockout_threshold %u, no_token %s, challenge %s, push %s",
-	     inst->name, inst->cfg.token_db, inst->cfg.window, inst->cfg.lockout_threshold,
+	INFO("rlm_ftmpush (%s): token_db %s (verdict policy: the store's, ftmpushctl policy show), no_token %s, "
+	     "challenge %s, push %s", inst->name, inst->cfg.token_db,
 	     inst->cfg.no_token == FTM_NO_TOKEN_PASS ? "pass" : "reject", inst->cfg.challenge ? "yes" : "no",
 	     inst->cfg.push.status ? "enable" : "disable");
 	return 0;
@@ -370,6 +380,9 @@ static int mod_detach(void *instance)
 {
 	rlm_ftmpush_t *inst = instance;
 
+	if (inst->push != NULL)
+		rlm_shutdown_unregister(inst->push);
+	inst->push = NULL;
 	if (inst->auth != NULL)
 		ftm_auth_free(inst->auth);
 	inst->auth = NULL;
@@ -750,6 +763,7 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authorize(void *instance, REQUEST *reque
 		return RLM_MODULE_NOOP;
 	if (inst->auth == NULL)
 		return RLM_MODULE_FAIL;
+	rlm_shutdown_hook();
 	/* Called by name from authenticate: the retry of a split already made, or (EAP-GTC, where the
 	 * eap module has just put the typed input into User-Password) the split itself. */
 	if (request->component != NULL && strcmp(request->component, "authenticate") == 0) {
@@ -831,6 +845,7 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authenticate(void *instance, REQUEST *re
 	memset(&out, 0, sizeof(out));
 	if (inst->auth == NULL)
 		return RLM_MODULE_FAIL;
+	rlm_shutdown_hook();
 	rc = login_fill(inst, request, &lb);
 	if (rc != 0) {
 		ftm_outcome_set(&out, FTM_RES_FAIL, NULL, rc == -2 ? FTM_MSG_BAD_USER : FTM_MSG_NO_USER,
@@ -845,7 +860,9 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authenticate(void *instance, REQUEST *re
 	 * ftmpush was set by the site without our authorize. */
 	step = has_code ? "code" : data != NULL && data->has_alt ? "password only (whole input)" : "password only";
 	current_request = request;
+	rlm_shutdown_enter();	/* a SIGTERM waits for this login's failure reply (shutdown.c) */
 	ftm_auth_after_password(inst->auth, &lb.login, has_code ? data->code : NULL, now, &out);
+	rlm_shutdown_leave();
 	current_request = NULL;
 	if (data != NULL) {
 		/* The code is spent either way: nothing later in this request may reuse it. */

@@ -41,6 +41,7 @@ static struct {
 } g;
 
 static ftm_config_t cfg;
+static ftm_policy_t policy;	/* the store's, read by store_policy() */
 static ftm_log_t logger = { ftm_log_sink_stderr, NULL, FTM_LOG_WARN };
 
 static void die(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
@@ -74,6 +75,8 @@ static void usage(FILE *f)
 "  otp --serial SERIAL [--time UNIX]\n"
 "  verify USER CODE [--time UNIX]\n"
 "  config check [--config FILE]\n"
+"  policy show [NAME]             the verdict policy of the store (the same on every node and front end)\n"
+"  policy set NAME VALUE          window, lockout_threshold, lockout_duration, activation_expire, challenge_timeout\n"
 "  diagnose [USER] [--time UNIX]   the troubleshooting checklist: \u2714 fine, ! warning, \u2718 problem + fix\n"
 "--email ADDR mails the user an activation link (smtp.*); with push.server set, a link is printed otherwise.\n"
 "--seed - reads the hex seed from the first line of stdin (keeps it out of ps and shell history).\n"
@@ -294,6 +297,13 @@ static void load_config(void)
 		die(EXIT_REFUSED, "%s: %s (run: %s config check --config %s)", path, err, prog, path);
 }
 
+static void policy_warning(void *ctx, bool error, const char *message)
+{
+	(void)ctx;
+	fprintf(stderr, "%s: warning: %s%s\n", prog, message,
+		error ? " (freeradius, PAM and ftmpushd refuse to start with it)" : "");
+}
+
 static ftm_store_t *open_store(void)
 {
 	char err[FTM_ERR_MAX];
@@ -304,7 +314,21 @@ static ftm_store_t *open_store(void)
 			    err, sizeof(err));
 	if (st == NULL)
 		die(EXIT_REFUSED, "%s", err);
+	/* the front ends refuse a config that sets a policy otherwise; the admin tool says so and goes on,
+	 * since `policy set` is how it is mended */
+	if (cfg.policy_given != 0 && ftm_store_policy(st, &policy, err, sizeof(err)) == 0)
+		ftm_policy_check_config(&cfg, &policy, policy_warning, NULL, err, sizeof(err));
 	return st;
+}
+
+/* The store's verdict policy (every state shown is the one a login would see). */
+static const ftm_policy_t *store_policy(ftm_store_t *st)
+{
+	char err[FTM_ERR_MAX];
+
+	if (ftm_store_policy(st, &policy, err, sizeof(err)) != 0)
+		die(EXIT_REFUSED, "%s", err);
+	return &policy;
 }
 
 /* ---- QR code in the terminal ---- */
@@ -463,8 +487,9 @@ static char *fmt_time(int64_t t, char *buf, size_t len)
 }
 
 struct list_ctx {
-	time_t	now;
-	size_t	n;
+	time_t			now;
+	size_t			n;
+	const ftm_policy_t	*policy;
 };
 
 static int list_one(void *c, const ftm_token_t *t)
@@ -475,7 +500,7 @@ static int list_one(void *c, const ftm_token_t *t)
 		printf("%-20s %-20s %-8s %-8s %-6s %-6s %-6s %s\n",
 		       "SERIAL", "USER", "STATE", "FAILURES", "ALG", "DIGITS", "PERIOD", "PUSH");
 	printf("%-20s %-20s %-8s %-8u %-6s %-6u %-6u %s\n", t->serial, t->user[0] ? t->user : "-",
-	       ftm_token_state_name(t, lc->now, cfg.activation_expire), t->failures, ftm_alg_name(t->alg),
+	       ftm_token_state_name(t, lc->now, lc->policy), t->failures, ftm_alg_name(t->alg),
 	       t->digits, t->period, t->push[0] ? t->push : "-");
 	return 0;
 }
@@ -485,12 +510,13 @@ static int cmd_token_list(int argc, char **argv)
 	opts_t o;
 	ftm_store_t *st;
 	char err[FTM_ERR_MAX];
-	struct list_ctx lc = { 0, 0 };
+	struct list_ctx lc = { 0, 0, NULL };
 
 	parse_opts(argc, argv, "user time", &o);
 	want_args(&o, 0, "token list [--user USER]");
 	lc.now = parse_time(o.time);
 	st = open_store();
+	lc.policy = store_policy(st);
 	if (ftm_store_token_list(st, o.user, list_one, &lc, err, sizeof(err)) != 0)
 		die(EXIT_REFUSED, "%s", err);
 	if (lc.n == 0)
@@ -506,6 +532,8 @@ static int cmd_token_show(int argc, char **argv)
 	ftm_token_t t;
 	ftm_activation_t act;
 	char err[FTM_ERR_MAX], buf[64];
+	const ftm_policy_t *pol;
+	int64_t unlock_at;
 	time_t now;
 	int rc;
 
@@ -513,14 +541,24 @@ static int cmd_token_show(int argc, char **argv)
 	want_args(&o, 1, "token show SERIAL");
 	now = parse_time(o.time);
 	st = open_store();
+	pol = store_policy(st);
 	rc = ftm_store_token_get(st, o.argv[0], &t, err, sizeof(err));
 	if (rc != 0)
 		die(EXIT_REFUSED, "%s", err);
 	ftm_memzero(t.seed, sizeof(t.seed));	/* never shown */
 	printf("serial: %s\n", t.serial);
 	printf("user: %s\n", t.user[0] ? t.user : "(unassigned)");
-	printf("state: %s\n", ftm_token_state_name(&t, now, cfg.activation_expire));
+	printf("state: %s\n", ftm_token_state_name(&t, now, pol));
 	printf("status: %s\n", t.status == FTM_TOKEN_ACTIVE ? "active" : "lock");
+	if (t.status != FTM_TOKEN_ACTIVE) {
+		/* why and until when: a lock by failures ends with the policy's lockout_duration */
+		unlock_at = ftm_token_unlock_at(&t, pol);
+		printf("lock_reason: %s\n", t.lock_reason == FTM_LOCK_FAILURES ? "failures" :
+		       t.locked_at > 0 ? "admin" : "admin (locked before lock reasons were kept)");
+		printf("locked_at: %s\n", t.locked_at > 0 ? fmt_time(t.locked_at, buf, sizeof(buf)) : "unknown");
+		printf("locked_until: %s\n", unlock_at == 0 ? "unlocked by an admin (token unlock)" :
+		       unlock_at <= (int64_t)now ? "ended (the next login unlocks it)" : fmt_time(unlock_at, buf, sizeof(buf)));
+	}
 	printf("algorithm: %s\n", ftm_alg_name(t.alg));
 	printf("digits: %u\n", t.digits);
 	printf("period: %u\n", t.period);
@@ -531,9 +569,9 @@ static int cmd_token_show(int argc, char **argv)
 	} else {
 		printf("last_step: -1\n");
 		printf("last_use: never\n");
-		if (cfg.activation_expire > 0)
+		if (pol->activation_expire > 0)
 			printf("activation_expires: %s\n",
-			       fmt_time(t.created + (int64_t)cfg.activation_expire * 60, buf, sizeof(buf)));
+			       fmt_time(t.created + (int64_t)pol->activation_expire * 60, buf, sizeof(buf)));
 	}
 	printf("push: %s\n", t.push[0] ? t.push : "none");
 	printf("created: %s\n", fmt_time(t.created, buf, sizeof(buf)));
@@ -978,7 +1016,6 @@ static int cmd_verify(int argc, char **argv)
 	opts_t o;
 	ftm_store_t *st;
 	ftm_verdict_t v;
-	ftm_verify_params_t p;
 	const char *code;
 	size_t len;
 
@@ -989,12 +1026,8 @@ static int cmd_verify(int argc, char **argv)
 	if (len < 6 || len > 8 || strspn(code, "0123456789") != len)
 		die(EXIT_USAGE, "the code must be 6 to 8 digits");
 	st = open_store();
-	memset(&p, 0, sizeof(p));	/* no proof: ftmpushctl verify always tries every token */
-	p.window = cfg.window;
-	p.lockout_threshold = cfg.lockout_threshold;
-	p.activation_expire = cfg.activation_expire;
-	p.consume = true;
-	ftm_store_verify_code(st, o.argv[0], code, parse_time(o.time), &p, &v);
+	/* no parameters: the store's policy, like every login; no proof: every token is tried */
+	ftm_store_verify_code(st, o.argv[0], code, parse_time(o.time), NULL, &v);
 	ftm_store_close(st);
 	if (g.verbose)
 		fprintf(stderr, "%s: %s\n", prog, v.reason);
@@ -1014,6 +1047,43 @@ static int cmd_verify(int argc, char **argv)
 	}
 }
 
+/* policy show [NAME] | policy set NAME VALUE: the verdict policy every node and front end of the store uses. */
+static int cmd_policy(int argc, char **argv)
+{
+	opts_t o;
+	ftm_store_t *st;
+	char err[FTM_ERR_MAX], value[32], old[32];
+
+	parse_opts(argc, argv, "", &o);
+	if (o.argc < 1 || !((strcmp(o.argv[0], "show") == 0 && o.argc <= 2) ||
+			    (strcmp(o.argv[0], "set") == 0 && o.argc == 3)))
+		die(EXIT_USAGE, "usage: %s policy show [NAME] | policy set NAME VALUE", prog);
+	st = open_store();
+	if (strcmp(o.argv[0], "set") == 0) {
+		if (ftm_store_policy_set(st, o.argv[1], o.argv[2], old, sizeof(old), err, sizeof(err)) != 0)
+			die(EXIT_REFUSED, "%s", err);
+		ftm_policy_format(store_policy(st), o.argv[1], value, sizeof(value));
+		printf("policy %s: %s (was %s); every node and front end of the store uses it within %d s\n",
+		       o.argv[1], value, old[0] ? old : "unreadable", FTM_POLICY_REFRESH_SECONDS);
+		ftm_store_close(st);
+		return 0;
+	}
+	if (o.argc == 2) {
+		if (ftm_policy_format(store_policy(st), o.argv[1], value, sizeof(value)) != 0)
+			die(EXIT_USAGE, "unknown policy '%s' (%s policy show lists them)", o.argv[1], prog);
+		printf("%s\n", value);
+	} else {
+		const ftm_policy_t *pol = store_policy(st);
+
+		for (size_t i = 0; ftm_policy_names[i] != NULL; i++) {
+			ftm_policy_format(pol, ftm_policy_names[i], value, sizeof(value));
+			printf("%-18s %-8s %s\n", ftm_policy_names[i], value, ftm_policy_help(ftm_policy_names[i]));
+		}
+	}
+	ftm_store_close(st);
+	return 0;
+}
+
 struct check_ctx {
 	const char	*file;
 	unsigned	n;
@@ -1025,6 +1095,43 @@ static void check_report(void *c, unsigned line, const char *message)
 
 	cc->n++;
 	config_report((void *)cc->file, line, message);
+}
+
+static void check_policy_report(void *c, bool error, const char *message)
+{
+	char line[FTM_ERR_MAX + 16];
+
+	snprintf(line, sizeof(line), "%s%s", error ? "" : "warning: ", message);
+	if (error)
+		check_report(c, 0, line);
+	else
+		config_report((void *)((struct check_ctx *)c)->file, 0, line);
+}
+
+/* Policy options the file still sets, against the store's values when the store can be opened (one that
+ * does not exist yet is not created for this). Returns the number of problems. */
+static int check_policy_options(struct check_ctx *cc)
+{
+	char err[FTM_ERR_MAX] = "";
+	ftm_store_t *st;
+	int problems;
+
+	if (cfg.policy_given == 0)
+		return 0;
+	if (strncmp(cfg.token_db, "postgresql:", 11) != 0 && access(cfg.token_db, F_OK) != 0) {
+		config_report((void *)cc->file, 0, "warning: the file sets verdict policy options, which live in the "
+			      "token store now (ftmpushctl policy set); the store does not exist yet to compare them");
+		return 0;
+	}
+	st = ftm_store_open(cfg.token_db, cfg.key_file[0] ? cfg.key_file : NULL, NULL, err, sizeof(err));
+	if (st == NULL || ftm_store_policy(st, &policy, err, sizeof(err)) != 0) {
+		config_report((void *)cc->file, 0, err);
+		ftm_store_close(st);
+		return 1;
+	}
+	problems = ftm_policy_check_config(&cfg, &policy, check_policy_report, cc, err, sizeof(err));
+	ftm_store_close(st);
+	return problems;
 }
 
 static int cmd_config(int argc, char **argv)
@@ -1043,6 +1150,7 @@ static int cmd_config(int argc, char **argv)
 	/* cross-option checks too, so one run lists every problem (a bad line keeps its default) */
 	if (access(cc.file, R_OK) == 0)
 		problems += ftm_config_validate(&cfg, check_report, &cc, err, sizeof(err));
+	problems += check_policy_options(&cc);
 	if (problems > 0) {
 		if (cc.n == 0)	/* a problem the parser did not report line by line */
 			config_report((void *)cc.file, 0, err);
@@ -1145,6 +1253,8 @@ int main(int argc, char **argv)
 		return cmd_verify(argc, argv);
 	if (strcmp(argv[0], "config") == 0)
 		return cmd_config(argc, argv);
+	if (strcmp(argv[0], "policy") == 0)
+		return cmd_policy(argc, argv);
 	if (strcmp(argv[0], "diagnose") == 0)
 		return cmd_diagnose(argc, argv);
 	die(EXIT_USAGE, "unknown command: %s (see --help)", argv[0]);

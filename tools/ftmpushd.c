@@ -20,16 +20,19 @@
 
 #include "ftm_config.h"
 #include "ftm_log.h"
+#include "ftm_peer.h"
 #include "ftm_protect.h"
 #include "ftm_push_daemon.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: ftmpushd [-f] [-d] [-c FILE] [-g GROUP] [-m N] [-t]\n"
+	fprintf(f, "usage: ftmpushd [-f] [-d] [-c FILE] [-g GROUP] [-G GROUP]... [-m N] [-t]\n"
 		"  -f        foreground, log to stderr\n"
 		"  -d        more logging (twice: most)\n"
 		"  -c FILE   configuration (default " FTM_DEFAULT_CONFIG ")\n"
-		"  -g GROUP  allow GROUP on the socket (mode 0660)\n"
+		"  -g GROUP  allow GROUP on the socket (mode 0660); a member that is not root may push\n"
+		"            only for its own user\n"
+		"  -G GROUP  trust members of GROUP to push for any user (repeatable)\n"
 		"  -m N      at most N pending pushes (default 64)\n"
 		"  -t        check the configuration and exit\n");
 }
@@ -50,7 +53,9 @@ int main(int argc, char **argv)
 	bool foreground = false, check_only = false;
 	int debug = 0, opt, rc = 1, sig;
 	unsigned max_conns = 64;
-	gid_t gid = (gid_t)-1;
+	gid_t gid = (gid_t)-1, trusted[FTM_PEER_TRUSTED_MAX];
+	const char *trusted_names[FTM_PEER_TRUSTED_MAX];
+	unsigned ntrusted = 0;
 	ftm_config_t cfg;
 	ftm_log_t log = { ftm_log_sink_stderr, NULL, FTM_LOG_INFO };
 	char err[FTM_ERR_MAX] = "";
@@ -64,12 +69,19 @@ int main(int argc, char **argv)
 	if (!nodump)
 		fprintf(stderr, "ftmpushd: warning: cannot disable core dumps (%s): a core could hold secrets\n", err);
 
-	while ((opt = getopt(argc, argv, "fdc:g:m:th")) != -1) {
+	while ((opt = getopt(argc, argv, "fdc:g:G:m:th")) != -1) {
 		switch (opt) {
 		case 'f': foreground = true; break;
 		case 'd': debug++; break;
 		case 'c': conf = optarg; break;
 		case 'g': group = optarg; break;
+		case 'G':
+			if (ntrusted == FTM_PEER_TRUSTED_MAX) {
+				fprintf(stderr, "ftmpushd: at most %d -G groups\n", FTM_PEER_TRUSTED_MAX);
+				return 2;
+			}
+			trusted_names[ntrusted++] = optarg;
+			break;
 		case 'm': {
 			char *end;
 			unsigned long n = strtoul(optarg, &end, 10);
@@ -113,6 +125,15 @@ int main(int argc, char **argv)
 		}
 		gid = gr->gr_gid;
 	}
+	for (unsigned i = 0; i < ntrusted; i++) {
+		struct group *gr = getgrnam(trusted_names[i]);
+
+		if (gr == NULL) {
+			fprintf(stderr, "ftmpushd: unknown group %s (-G)\n", trusted_names[i]);
+			return 1;
+		}
+		trusted[i] = gr->gr_gid;
+	}
 	if (debug || cfg.debug)
 		log.max_level = (debug >= 2 || cfg.debug >= 2) ? FTM_LOG_DEBUG2 : FTM_LOG_DEBUG;
 	if (!foreground) {
@@ -131,7 +152,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 
-	d = ftm_push_daemon_start(&cfg, &log, gid, max_conns, err, sizeof(err));
+	d = ftm_push_daemon_start(&cfg, &log, gid, trusted, ntrusted, max_conns, err, sizeof(err));
 	if (d == NULL) {
 		ftm_log(&log, FTM_LOG_ERR, "ftmpushd: %s", err);
 		goto out;

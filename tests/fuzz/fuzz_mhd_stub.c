@@ -93,6 +93,13 @@ struct MHD_Daemon *MHD_start_daemon(unsigned int flags, uint16_t port, MHD_Accep
 	return &the_daemon;
 }
 
+/* No real listening socket here: nothing to hand back. */
+MHD_socket MHD_quiesce_daemon(struct MHD_Daemon *d)
+{
+	(void)d;
+	return MHD_INVALID_SOCKET;
+}
+
 void MHD_stop_daemon(struct MHD_Daemon *d)
 {
 	(void)d;

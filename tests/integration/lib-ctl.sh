@@ -3,6 +3,8 @@
 #
 #   ctl_setup                  skip (77) when ftmpushctl or oathtool is missing; writes $CTL_CONF
 #   conf_set KEY VALUE         set a top-level option in $CTL_CONF
+#   policy_set NAME VALUE      a verdict policy, in the store: ftmpushctl policy set (window, lockout_threshold,
+#                              lockout_duration, activation_expire, challenge_timeout)
 #   ctl ARGS...                run ftmpushctl with $CTL_CONF; stdout in $OUT, stderr in $ERR, status in $RC
 #   expect_rc N DESC           assert the last ctl exit status
 #   out_has / err_has TEXT     assert the last stdout / stderr contains TEXT
@@ -37,15 +39,16 @@ ctl_setup() {
   cat >"$CTL_CONF" <<EOF2
 # ftmpushctl test configuration ($FTM_TMP)
 token_db = $CTL_DB
-window = 1
-lockout_threshold = 5
-activation_expire = 4320
 EOF2
 }
 
 conf_set() {
   sed -i "/^$1 *=/d" "$CTL_CONF"
   echo "$1 = $2" >>"$CTL_CONF"
+}
+
+policy_set() {
+  "$FTMPUSHCTL" --config "$CTL_CONF" policy set "$1" "$2" >"$OUT" 2>"$ERR" || fail "policy set $1 $2"
 }
 
 ctl() {

@@ -4,6 +4,9 @@
 #
 #   pam_setup                         skip (77) when a tool is missing; writes $PAM_CONF, $PAM_PWFILE
 #   pam_conf_set KEY VALUE            append an option to $PAM_CONF ("push.X" keys go under [push])
+#   pam_policy NAME VALUE             a verdict policy (window, lockout_threshold, lockout_duration,
+#                                     activation_expire, challenge_timeout): it lives in the store, so
+#                                     `ftmpushctl policy set` on the store of $PAM_CONF (pam_setup: lockout_threshold 3)
 #   pam_user USER PASSWORD            add USER to the pwdfile
 #   pam_service NAME [ARGS...]        write the standard three-line stack; ARGS go to both instances
 #   pam_service_raw NAME < LINES      write a service file from stdin (@MODULE@, @PWDFILE@, @CONF@ expanded)
@@ -59,8 +62,6 @@ pam_setup() {
   cat >"$PAM_TOP_CONF" <<EOF
 # ftmpush test configuration ($FTM_TMP)
 token_db = $FTM_TMP/tokens.db
-window = 1
-lockout_threshold = 3
 no_token = reject
 challenge = yes
 debug = 2
@@ -68,6 +69,12 @@ EOF
   : >"$PAM_PUSH_CONF"
   pam_conf_write
   pam_write_expect
+  pam_policy lockout_threshold 3
+}
+
+pam_policy() {
+  local out
+  out=$("$FTMPUSHCTL" --config "$PAM_CONF" policy set "$1" "$2" 2>&1) || fail "ftmpushctl policy set $1 $2: $out"
 }
 
 # Options are kept in two parts so [push] keys always follow the top-level ones.

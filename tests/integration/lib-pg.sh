@@ -115,7 +115,7 @@ rad_node() {
   RAD_CHECK_OUT=$FTM_TMP/config-check-$1.log
   RAD_PORT=$(( FTM_PORT_BASE + 10 + idx ))
   RAD_PID=${NODE_PID[$1]:-}
-  pg_ctl_fn
+  [ -z "$PG_URI" ] || pg_ctl_fn	# nodes on an SQLite file keep the test's own ctl
 }
 
 rad_nodes_stop() {

@@ -9,6 +9,9 @@
 #        site:    raddb/mods-available/ftmpush and raddb/sites-available/ftmpush from the source tree
 #                 (token_db and the listen address/port adjusted; nothing else changed).
 #   radius_opt KEY VALUE          set a module option (before radius_start); push.X goes into push { }
+#   radius_policy NAME VALUE      a verdict policy (window, lockout_threshold, lockout_duration,
+#                                 activation_expire, challenge_timeout): it lives in the store, not in the
+#                                 module section; `ftmpushctl policy set` at the next radius_start
 #   radius_user USER PASSWORD [REPLY-ITEMS]   a users-file entry (Cleartext-Password)
 #   radius_check                  freeradius -C on the configuration; output in $RAD_CHECK_OUT
 #   radius_start / radius_stop    freeradius -f -l stdout -xx (multi-threaded), stopped on exit
@@ -47,6 +50,7 @@ TOKEN_SERIAL=
 TOKEN_SEED=
 declare -A RAD_OPTS=()
 declare -A RAD_PUSH_OPTS=()
+declare -A RAD_POLICY=()
 
 skip() { echo "SKIP: $*"; exit 77; }
 fail() {
@@ -78,6 +82,8 @@ radius_opt() {
     *) RAD_OPTS[$1]=$2;;
   esac
 }
+
+radius_policy() { RAD_POLICY[$1]=$2; }
 
 radius_user() { # USER PASSWORD [REPLY-ITEMS]
   printf '%s\tCleartext-Password := "%s"\n' "$1" "$2" >>"$RAD_USERS"
@@ -251,7 +257,11 @@ radius_check() {
 }
 
 radius_start() {
-  local i
+  local i k out
+  for k in "${!RAD_POLICY[@]}"; do
+    out=$(ctl policy set "$k" "${RAD_POLICY[$k]}" 2>&1) || fail "ftmpushctl policy set $k ${RAD_POLICY[$k]}: $out"
+  done
+  RAD_POLICY=()	# set once: a later `ftmpushctl policy set` of the test is not undone by a restart
   radius_write_conf
   # A config check first: its errors are clearer than a server that never comes up.
   if ! freeradius -C -l stdout -d "$RAD_DIR" -n radiusd >"$FTM_TMP/config-check.log" 2>&1; then

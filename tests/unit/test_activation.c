@@ -305,6 +305,24 @@ static void a_locked_token_is_not_activated(void **state)
 	assert_int_equal(get(f, "S1").last_step, -1);
 }
 
+static void a_lock_by_failures_past_lockout_duration_no_longer_blocks_the_link(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verify_params_t p = params();
+	ftm_activation_t a;
+	ftm_verdict_t v;
+
+	p.lockout_threshold = 1;
+	p.lockout_duration = 1;	/* minute */
+	assert_int_equal(ftm_store_verify_code(f->st, "alice", BAD, T1 - 120, &p, &v), 0);
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_int_equal(confirm(f, f->code, C1, T1).code, FTM_ACT_LOCKED);	/* lockout_duration 0 here */
+	assert_int_equal(ftm_store_activation_confirm(f->st, f->code, C1, T1, &p, &a), 0);
+	assert_int_equal(a.code, FTM_ACT_OK);
+	assert_int_equal(get(f, "S1").status, FTM_TOKEN_ACTIVE);
+	assert_int_equal(get(f, "S1").failures, 0);
+}
+
 /* ---- revoke ---- */
 
 static void reissue_revokes_the_old_links(void **state)
@@ -344,6 +362,7 @@ int main(void)
 		T(malformed_codes_are_wrong_codes),
 		T(a_token_used_at_a_login_first_uses_the_link_up),
 		T(a_locked_token_is_not_activated),
+		T(a_lock_by_failures_past_lockout_duration_no_longer_blocks_the_link),
 		T(reissue_revokes_the_old_links),
 		T(delete_revokes_the_links),
 	};

@@ -64,6 +64,16 @@ static void open_auth(fixture_t *f)
 	assert_non_null(f->auth);
 }
 
+/* The verdict policy is the store's: set it there, as `ftmpushctl policy set` does. */
+static void set_policy(fixture_t *f, const char *name, const char *value)
+{
+	char err[FTM_ERR_MAX] = "";
+
+	if (ftm_store_policy_set(ftm_auth_store(f->auth), name, value, NULL, 0, err, sizeof(err)) != 0)
+		fprintf(stderr, "policy set: %s\n", err);
+	assert_string_equal(err, "");
+}
+
 static int setup(void **state)
 {
 	fixture_t *f = calloc(1, sizeof(*f));
@@ -78,8 +88,8 @@ static int setup(void **state)
 	ftm_config_defaults(&f->cfg);
 	snprintf(f->cfg.token_db, sizeof(f->cfg.token_db), "%s/tokens.db", f->dir);
 	snprintf(f->cfg.push.socket, sizeof(f->cfg.push.socket), "%s/absent.sock", f->dir);
-	f->cfg.activation_expire = 0;
 	open_auth(f);
+	set_policy(f, "activation_expire", "0");
 	*state = f;
 	return 0;
 }
@@ -302,8 +312,7 @@ static void verify_wrong_code_counts_and_locks_at_the_threshold(void **state)
 	ftm_outcome_t out;
 	ftm_token_t t;
 
-	f->cfg.lockout_threshold = 3;
-	open_auth(f);
+	set_policy(f, "lockout_threshold", "3");
 	add_token(f, "alice", "FTKMOB0000000001", 6, NULL);
 	ftm_auth_verify_code(f->auth, &alice, "000000", AT(5), &out);
 	assert_int_equal(out.result, FTM_RES_FAIL);
@@ -344,8 +353,7 @@ static void verify_expired_never_used_token(void **state)
 	fixture_t *f = *state;
 	ftm_outcome_t out;
 
-	f->cfg.activation_expire = 1;	/* minute; created at 0 */
-	open_auth(f);
+	set_policy(f, "activation_expire", "1");	/* minute; created at 0 */
 	add_token(f, "alice", "FTKMOB0000000001", 6, NULL);
 	ftm_auth_verify_code(f->auth, &alice, hotp[2], AT(2), &out);
 	assert_int_equal(out.result, FTM_RES_EXPIRED);
@@ -617,6 +625,31 @@ static void challenge_state_is_single_use(void **state)
 	assert_int_equal(get_token(f, "FTKMOB0000000001").last_step, -1);
 }
 
+static void an_empty_answer_to_a_code_challenge_is_no_guess(void **state)
+{
+	fixture_t *f = *state;
+	ftm_outcome_t out, ans;
+
+	f->cfg.lockout_threshold = 3;
+	open_auth(f);
+	add_token(f, "alice", "FTKMOB0000000001", 6, NULL);
+	for (int i = 0; i < 5; i++) {	/* more than lockout_threshold */
+		ftm_auth_challenge_code(f->auth, &alice, AT(2), &out);
+		assert_int_equal(out.result, FTM_RES_CHALLENGE);
+		ftm_auth_challenge_answer(f->auth, &alice, out.state, i % 2 ? " \t" : "", AT(2), &ans);
+		assert_int_equal(ans.result, FTM_RES_FAIL);
+		assert_string_equal(ans.message, FTM_MSG_CODE_REQUIRED);
+		/* the State is spent all the same */
+		ftm_auth_challenge_answer(f->auth, &alice, out.state, hotp[2], AT(2), &ans);
+		assert_int_equal(ans.result, FTM_RES_FAIL);
+	}
+	assert_int_equal(get_token(f, "FTKMOB0000000001").failures, 0);
+	assert_int_equal(get_token(f, "FTKMOB0000000001").status, FTM_TOKEN_ACTIVE);
+	ftm_auth_challenge_code(f->auth, &alice, AT(2), &out);
+	ftm_auth_challenge_answer(f->auth, &alice, out.state, hotp[2], AT(2), &ans);
+	assert_int_equal(ans.result, FTM_RES_OK);
+}
+
 static void challenge_state_is_bound_to_user_and_client(void **state)
 {
 	fixture_t *f = *state;
@@ -642,8 +675,7 @@ static void challenge_state_expires(void **state)
 	fixture_t *f = *state;
 	ftm_outcome_t out, ans;
 
-	f->cfg.challenge_timeout = 60;
-	open_auth(f);
+	set_policy(f, "challenge_timeout", "60");
 	add_token(f, "alice", "FTKMOB0000000001", 6, NULL);
 	ftm_auth_challenge_code(f->auth, &alice, AT(2), &out);
 	ftm_auth_challenge_answer(f->auth, &alice, out.state, hotp[4], AT(2) + 60, &ans);
@@ -799,8 +831,7 @@ static void push_token_skips_a_token_past_its_activation_window(void **state)
 	char err[FTM_ERR_MAX] = "";
 	ftm_token_t t;
 
-	f->cfg.activation_expire = 1;	/* minutes; the tokens are created at time 0 */
-	open_auth(f);
+	set_policy(f, "activation_expire", "1");	/* minutes; the tokens are created at time 0 */
 	add_token(f, "alice", "FTKMOB0000000001", 6, "ntfy:https://ntfy.example/a1");
 	assert_int_equal(ftm_auth_push_token(f->auth, "alice", NULL, 30, &t, err, sizeof(err)), 1);
 	ftm_memzero(&t, sizeof(t));
@@ -901,6 +932,7 @@ int main(void)
 		T(a_wrong_code_at_the_prompt_still_counts),
 		cmocka_unit_test(the_push_prompt_takes_enter_push_or_the_proven_password),
 		T(challenge_state_is_single_use),
+		T(an_empty_answer_to_a_code_challenge_is_no_guess),
 		T(challenge_state_is_bound_to_user_and_client),
 		T(challenge_state_expires),
 		T(challenge_states_are_unique),

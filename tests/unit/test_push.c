@@ -500,6 +500,40 @@ static void test_many_concurrent_waiters(void **state)
 	ftm_push_free(p);
 }
 
+static void test_shutdown_fails_every_pending_push_at_once(void **state)
+{
+	ftm_push_t *p = engine(60, false);
+	waiter_t w[2] = { { p, ALICE, token("alice", "ntfy:https://ntfy.test/t"), { 0 } },
+			  { p, { "bob", "198.51.100.8", "vpn-gw", "radius1" }, token("bob", "ntfy:https://ntfy.test/t"),
+			    { 0 } } };
+	char reply[256], cap[FTM_PUSH_CAP_LEN + 1], reason[FTM_MSG_MAX];
+	pthread_t th[2];
+	time_t t0 = time(NULL);
+	bool joined;
+
+	(void)state;
+	pthread_create(&th[0], NULL, wait_thread, &w[0]);
+	wait_sent(1);
+	snprintf(cap, sizeof(cap), "%s", S.caps[0]);
+	pthread_create(&th[1], NULL, wait_thread, &w[1]);
+	wait_sent(2);
+	ftm_push_shutdown(p);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(w[i].out.result, FTM_RES_PUSH_FAILED);
+		assert_string_equal(w[i].out.message, FTM_MSG_PUSH_DOWN);
+		assert_non_null(strstr(w[i].out.reason, "stopped"));
+	}
+	assert_true(time(NULL) - t0 < 10);	/* not the push timeout (60 s) */
+	assert_true(ftm_push_drain(p, 1000));
+	/* An approval that raced the shutdown is not taken; no new push starts. */
+	assert_int_equal(ftm_push_answer_capability(p, cap, time(NULL), reply, sizeof(reply)), 503);
+	assert_null(ftm_push_start(p, &ALICE, &w[0].tok, time(NULL), &joined, reason, sizeof(reason)));
+	assert_int_equal(S.count, 2);
+	ftm_push_shutdown(p);	/* idempotent */
+	ftm_push_free(p);
+}
+
 /* ---- the number check, shared by the engine and the ftmpushd client ---- */
 
 static void test_number_matches_only_the_exact_number(void **state)
@@ -720,6 +754,7 @@ int main(void)
 		cmocka_unit_test(test_nodes_a_forged_callback_on_the_other_node_changes_nothing),
 		cmocka_unit_test(test_nodes_the_same_login_on_the_other_node_joins_the_push),
 		cmocka_unit_test(test_nodes_a_number_challenge_is_answered_on_the_other_node_once),
+		cmocka_unit_test(test_shutdown_fails_every_pending_push_at_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -375,9 +375,11 @@ static void test_auth_number_matching_through_the_socket(void **state)
 	snprintf(cfg.push.socket, sizeof(cfg.push.socket), "%s", sock);
 	cfg.push.status = true;
 	cfg.push.timeout = 5;
-	cfg.activation_expire = 0;
 	auth = ftm_auth_new(&cfg, NULL, err, sizeof(err));
 	assert_non_null(auth);
+	/* the policy is the store's: a token created at time 0 never expires */
+	assert_int_equal(ftm_store_policy_set(ftm_auth_store(auth), "activation_expire", "0", NULL, 0,
+					      err, sizeof(err)), 0);
 	assert_int_equal(ftm_token_init(&t, "nm", "FTKMOBTEST01", "3132333435363738393031323334353637383930",
 					err, sizeof(err)), 0);
 	t.created = 0;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -434,6 +435,218 @@ static void a_sealed_seed_moved_to_another_serial_does_not_open(void **state)
 	assert_int_equal(v.code, FTM_VERDICT_ERROR);	/* fail closed */
 }
 
+/* ---- the verdict policy and the timed unlock ---- */
+
+static ftm_policy_t policy_of(ftm_store_t *st)
+{
+	ftm_policy_t pol;
+	char err[256] = "";
+
+	assert_int_equal(ftm_store_policy(st, &pol, err, sizeof(err)), 0);
+	return pol;
+}
+
+static void the_policy_is_seeded_with_the_built_in_defaults(void **state)
+{
+	fixture_t *f = *state;
+	ftm_policy_t pol = policy_of(f->st);
+
+	assert_int_equal(pol.window, 1);
+	assert_int_equal(pol.lockout_threshold, 5);
+	assert_int_equal(pol.lockout_duration, 0);	/* locked until an admin unlocks, as before */
+	assert_int_equal(pol.activation_expire, 4320);
+	assert_int_equal(pol.challenge_timeout, 300);
+}
+
+static void a_policy_change_reaches_every_handle_of_the_store(void **state)
+{
+	fixture_t *f = *state;
+	char err[256] = "", old[32];
+	ftm_store_t *b = ftm_store_open(f->db, NULL, NULL, err, sizeof(err)), *c;
+	struct timespec tick = { 0, 100 * 1000 * 1000 };
+	int i;
+
+	assert_non_null(b);
+	assert_int_equal(policy_of(b).lockout_threshold, 5);	/* b's cache holds the old value */
+	assert_int_equal(ftm_store_policy_set(f->st, "lockout_threshold", "3", old, sizeof(old), err, sizeof(err)), 0);
+	assert_string_equal(old, "5");
+	assert_int_equal(policy_of(f->st).lockout_threshold, 3);	/* at once on the handle that set it */
+	c = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));	/* a new process (PAM): at once too */
+	assert_non_null(c);
+	assert_int_equal(policy_of(c).lockout_threshold, 3);
+	/* a long-lived one within FTM_POLICY_REFRESH_SECONDS */
+	for (i = 0; i < 10 * (FTM_POLICY_REFRESH_SECONDS + 1) && policy_of(b).lockout_threshold != 3; i++)
+		nanosleep(&tick, NULL);
+	assert_int_equal(policy_of(b).lockout_threshold, 3);
+	ftm_store_close(c);
+	ftm_store_close(b);
+}
+
+static void a_policy_value_is_validated_and_a_refused_one_changes_nothing(void **state)
+{
+	fixture_t *f = *state;
+	char err[256] = "";
+
+	assert_int_equal(ftm_store_policy_set(f->st, "window", "11", NULL, 0, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "window: '11' is not a number in 0-10"));
+	assert_int_equal(ftm_store_policy_set(f->st, "window", "-1", NULL, 0, err, sizeof(err)), -1);
+	assert_int_equal(ftm_store_policy_set(f->st, "window", "two", NULL, 0, err, sizeof(err)), -1);
+	assert_int_equal(ftm_store_policy_set(f->st, "challenge_timeout", "0", NULL, 0, err, sizeof(err)), -1);
+	assert_int_equal(ftm_store_policy_set(f->st, "windows", "2", NULL, 0, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "unknown policy 'windows'"));
+	assert_int_equal(policy_of(f->st).window, 1);
+	assert_int_equal(ftm_store_policy_set(f->st, "window", "2", NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(policy_of(f->st).window, 2);
+}
+
+static void a_verdict_without_parameters_uses_the_store_policy(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verdict_t v;
+
+	add(f, "alice", "S1");
+	assert_int_equal(ftm_store_policy_set(f->st, "lockout_threshold", "1", NULL, 0, NULL, 0), 0);
+	assert_int_equal(ftm_store_policy_set(f->st, "activation_expire", "0", NULL, 0, NULL, 0), 0);
+	assert_int_equal(ftm_store_verify_code(f->st, "alice", BAD, T1, NULL, &v), 0);
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_true(v.now_locked);
+}
+
+static void a_lock_by_failures_ends_after_lockout_duration_with_the_failures_reset(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verify_params_t p = params(2, 0, true);
+	time_t locked = T3 - 20 * 60;
+	ftm_policy_t pol = { .lockout_duration = 10 };
+	ftm_verdict_t v;
+	ftm_token_t t;
+
+	p.lockout_duration = 10;	/* minutes */
+	add(f, "alice", "S1");
+	assert_int_equal(verify(f, "alice", BAD, locked, p).code, FTM_VERDICT_BAD_CODE);
+	v = verify(f, "alice", BAD, locked, p);
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_string_equal(v.message, "Token locked: try again in 10 minutes");
+	t = get(f, "S1");
+	assert_int_equal(t.status, FTM_TOKEN_LOCKED);
+	assert_int_equal(t.lock_reason, FTM_LOCK_FAILURES);
+	assert_int_equal(t.locked_at, locked);
+	assert_int_equal(ftm_token_unlock_at(&t, &pol), locked + 600);
+	assert_string_equal(ftm_token_state_name(&t, locked + 599, &pol), "locked");
+	assert_string_equal(ftm_token_state_name(&t, locked + 600, &pol), "pending");
+	/* before the end: refused, told how long, nothing counted */
+	v = verify(f, "alice", BAD, locked + 5 * 60 + 1, p);
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_string_equal(v.message, "Token locked: try again in 5 minutes");
+	v = verify(f, "alice", BAD, locked + 9 * 60 + 30, p);
+	assert_string_equal(v.message, "Token locked: try again in 1 minute");
+	assert_int_equal(get(f, "S1").failures, 2);
+	/* after it: active again, the failures start from zero */
+	v = verify(f, "alice", C3, T3, p);
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	t = get(f, "S1");
+	assert_int_equal(t.status, FTM_TOKEN_ACTIVE);
+	assert_int_equal(t.failures, 0);
+	assert_int_equal(t.lock_reason, FTM_LOCK_NONE);
+}
+
+static void a_wrong_code_after_the_lock_ended_counts_from_zero(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verify_params_t p = params(2, 0, true);
+	ftm_verdict_t v;
+
+	p.lockout_duration = 1;
+	add(f, "alice", "S1");
+	verify(f, "alice", BAD, T1, p);
+	assert_int_equal(verify(f, "alice", BAD, T1, p).code, FTM_VERDICT_LOCKED);
+	v = verify(f, "alice", BAD, T1 + 60, p);
+	assert_int_equal(v.code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(v.failures, 1);
+	assert_int_equal(get(f, "S1").status, FTM_TOKEN_ACTIVE);
+	/* a peek sees the lock ended too, and writes nothing */
+	verify(f, "alice", BAD, T1 + 60, p);	/* locked again at T1 + 60 */
+	p.consume = false;
+	assert_int_equal(verify(f, "alice", BAD, T1 + 120, p).code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(get(f, "S1").status, FTM_TOKEN_LOCKED);
+}
+
+static void an_admin_lock_survives_lockout_duration(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verify_params_t p = params(5, 0, true);
+	ftm_policy_t pol = { .lockout_duration = 1 };
+	time_t later = time(NULL) + 365 * 86400;
+	ftm_verdict_t v;
+	ftm_token_t t;
+
+	p.lockout_duration = 1;
+	add(f, "alice", "S1");
+	assert_int_equal(ftm_store_token_set_status(f->st, "S1", FTM_TOKEN_LOCKED, NULL, 0), 0);
+	t = get(f, "S1");
+	assert_int_equal(t.lock_reason, FTM_LOCK_ADMIN);
+	assert_true(t.locked_at > 0);
+	assert_int_equal(ftm_token_unlock_at(&t, &pol), 0);
+	assert_string_equal(ftm_token_state_name(&t, later, &pol), "locked");
+	v = verify(f, "alice", BAD, later, p);
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_string_equal(v.message, "Token locked");	/* no end to announce */
+	assert_int_equal(get(f, "S1").status, FTM_TOKEN_LOCKED);
+	/* unlock clears the reason */
+	assert_int_equal(ftm_store_token_set_status(f->st, "S1", FTM_TOKEN_ACTIVE, NULL, 0), 0);
+	assert_int_equal(get(f, "S1").lock_reason, FTM_LOCK_NONE);
+}
+
+/* The sqlite3 shell, for what a test does to the file behind the store's back; skip without it. */
+static void sql_shell(fixture_t *f, const char *sql)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "sqlite3 %s \"%s\" 2>/dev/null", f->db, sql);
+	if (system(cmd) != 0)
+		skip();
+}
+
+static void a_version_1_file_is_migrated_with_its_tokens_and_old_locks_stay(void **state)
+{
+	fixture_t *f = *state;
+	char err[256] = "";
+	ftm_verify_params_t p = params(5, 0, true);
+	ftm_token_t t;
+
+	add(f, "alice", "S1");
+	add(f, "bob", "S2");
+	ftm_store_close(f->st);
+	f->st = NULL;
+	/* the file as version 1 left it: no lock columns, no settings; bob's token locked back then */
+	sql_shell(f, "ALTER TABLE tokens DROP COLUMN lock_reason; ALTER TABLE tokens DROP COLUMN locked_at;"
+		  " DROP TABLE settings; DELETE FROM schema_version WHERE version >= 2;"
+		  " UPDATE tokens SET status = 'lock', failures = 5 WHERE serial = 'S2'");
+	f->st = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+	assert_non_null(f->st);
+	assert_string_equal(get(f, "S1").user, "alice");
+	assert_int_equal(verify(f, "alice", C1, T1, p).code, FTM_VERDICT_OK);
+	assert_int_equal(policy_of(f->st).lockout_threshold, 5);	/* seeded */
+	/* a lock from before the reason was kept is an admin's: no lockout_duration ends it */
+	t = get(f, "S2");
+	assert_int_equal(t.lock_reason, FTM_LOCK_ADMIN);
+	p.lockout_duration = 1;
+	assert_int_equal(verify(f, "bob", BAD, T3, p).code, FTM_VERDICT_LOCKED);
+}
+
+static void a_file_newer_than_the_binary_is_refused(void **state)
+{
+	fixture_t *f = *state;
+	char err[256] = "";
+
+	ftm_store_close(f->st);
+	f->st = NULL;
+	sql_shell(f, "INSERT INTO schema_version (version) VALUES (99)");
+	assert_null(ftm_store_open(f->db, NULL, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, "schema version 99, newer than this ftmpush"));
+	f->st = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));	/* teardown closes it (NULL is fine) */
+}
+
 /* ---- the verdict ---- */
 
 static void a_valid_code_is_accepted_and_its_step_recorded(void **state)
@@ -446,7 +659,7 @@ static void a_valid_code_is_accepted_and_its_step_recorded(void **state)
 	assert_int_equal(v.code, FTM_VERDICT_OK);
 	assert_string_equal(v.serial, "S1");
 	assert_int_equal(get(f, "S1").last_step, T1 / 30);
-	assert_string_equal(ftm_token_state_name(&(ftm_token_t){ .last_step = T1 / 30 }, T1, 1), "active");
+	assert_string_equal(ftm_token_state_name(&(ftm_token_t){ .last_step = T1 / 30 }, T1, &(ftm_policy_t){ .activation_expire = 1 }), "active");
 }
 
 static void a_replayed_code_is_refused_with_the_wait(void **state)
@@ -546,9 +759,9 @@ static void a_never_used_token_expires_after_its_activation_window(void **state)
 	u.created = T1 - 10 * 60;
 	assert_int_equal(ftm_store_token_add(f->st, &t, NULL, 0), 0);
 	assert_int_equal(ftm_store_token_add(f->st, &u, NULL, 0), 0);
-	assert_string_equal(ftm_token_state_name(&t, T1, 11), "pending");
-	assert_string_equal(ftm_token_state_name(&t, T1, 10), "expired");
-	assert_string_equal(ftm_token_state_name(&t, T1, 0), "pending");	/* 0 = never */
+	assert_string_equal(ftm_token_state_name(&t, T1, &(ftm_policy_t){ .activation_expire = 11 }), "pending");
+	assert_string_equal(ftm_token_state_name(&t, T1, &(ftm_policy_t){ .activation_expire = 10 }), "expired");
+	assert_string_equal(ftm_token_state_name(&t, T1, &(ftm_policy_t){ .activation_expire = 0 }), "pending");	/* 0 = never */
 	v = verify(f, "alice", C1, T1, params(5, 10, true));
 	assert_int_equal(v.code, FTM_VERDICT_EXPIRED);
 	assert_int_equal(get(f, "S1").last_step, -1);
@@ -562,7 +775,7 @@ static void a_never_used_token_expires_after_its_activation_window(void **state)
 	t.period = 30;
 	assert_int_equal(ftm_store_token_reissue(f->st, &t, NULL, 0), 0);
 	assert_string_equal(ftm_token_state_name(&(ftm_token_t){ .last_step = -1, .created = get(f, "S1").created },
-						 time(NULL), 10), "pending");
+						 time(NULL), &(ftm_policy_t){ .activation_expire = 10 }), "pending");
 }
 
 static void a_user_without_a_token_gets_no_token(void **state)
@@ -1009,7 +1222,8 @@ static void a_recorded_success_resets_failures_and_refuses_a_locked_token(void *
 	assert_int_equal(get(f, "S2").failures, 0);
 	/* not a code, but a use: marked one step older than any code valid now (window 1) */
 	assert_int_equal(get(f, "S1").last_step, T1 / 30 - 2);
-	assert_string_equal(ftm_token_state_name(&(ftm_token_t){ .last_step = get(f, "S1").last_step }, T1 + 30 * 86400, 1),
+	assert_string_equal(ftm_token_state_name(&(ftm_token_t){ .last_step = get(f, "S1").last_step }, T1 + 30 * 86400,
+						 &(ftm_policy_t){ .activation_expire = 1 }),
 			    "active");
 	assert_int_equal(get(f, "S2").last_step, -1);	/* the token the push did not go to: untouched */
 	/* so the code of the current step still works right after a push */
@@ -1157,6 +1371,15 @@ int main(void)
 		T(threads_with_their_own_handles_accept_a_code_once),
 		T(a_challenge_issued_by_one_process_is_answered_once_by_another),
 		T(a_challenge_flood_flushes_only_the_flooders_own_states),
+		T(the_policy_is_seeded_with_the_built_in_defaults),
+		T(a_policy_change_reaches_every_handle_of_the_store),
+		T(a_policy_value_is_validated_and_a_refused_one_changes_nothing),
+		T(a_verdict_without_parameters_uses_the_store_policy),
+		T(a_lock_by_failures_ends_after_lockout_duration_with_the_failures_reset),
+		T(a_wrong_code_after_the_lock_ended_counts_from_zero),
+		T(an_admin_lock_survives_lockout_duration),
+		T(a_version_1_file_is_migrated_with_its_tokens_and_old_locks_stay),
+		T(a_file_newer_than_the_binary_is_refused),
 		cmocka_unit_test(token_init_defaults_to_fortitoken_mobile),
 		cmocka_unit_test(otpauth_uri_encodes_label_and_parameters),
 	};

@@ -177,15 +177,17 @@ static ftm_verdict_t verify(ftm_store_t *st, const char *user, const char *code,
 
 /* ---- schema ---- */
 
-static void open_creates_the_schema_at_version_3(void **state)
+static void open_creates_the_schema_at_version_4(void **state)
 {
 	fixture_t *f = *state;
 
-	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), 3);
-	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), 3);
+	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), 4);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), 4);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_states"), 0);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_pushes"), 0);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_number_states"), 0);
+	/* the verdict policy, seeded with the built-in defaults */
+	assert_int_equal(sql_long(f, "SELECT value::bigint FROM ftm_settings WHERE name = 'lockout_threshold'"), 5);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_tokens"), 0);
 	/* a second node opening the same database changes nothing */
 	{
@@ -195,7 +197,7 @@ static void open_creates_the_schema_at_version_3(void **state)
 		assert_non_null(b);
 		ftm_store_close(b);
 	}
-	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), 3);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), 4);
 }
 
 /* A database left at version 1 by an older ftmpush (tokens, no shared States) is migrated when a
@@ -213,10 +215,12 @@ static void a_version_1_database_is_migrated_with_its_tokens(void **state)
 	sql(f, "DROP TABLE ftm_states");
 	sql(f, "DROP TABLE ftm_pushes");
 	sql(f, "DROP TABLE ftm_number_states");
+	sql(f, "DROP TABLE ftm_settings");
+	sql(f, "ALTER TABLE ftm_tokens DROP COLUMN lock_reason, DROP COLUMN locked_at");
 	sql(f, "DELETE FROM ftm_schema WHERE version >= 2");
 	b = open_node(f, f->key, err, sizeof(err));
 	assert_non_null(b);
-	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), 3);
+	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), 4);
 	assert_string_equal(get(b, "S1").user, "alice");
 	assert_int_equal(ftm_store_challenge_issue(b, "alice", "10.0.0.1", T1, 60, st_hex, err, sizeof(err)), 0);
 	assert_int_equal(ftm_store_challenge_take(b, "alice", "10.0.0.1", st_hex, T1, &check, err, sizeof(err)), 0);
@@ -827,6 +831,78 @@ static void a_number_state_flood_flushes_only_the_flooders_own(void **state)
 	ftm_store_close(other);
 }
 
+/* ---- the verdict policy and the timed unlock, on every node ---- */
+
+static ftm_policy_t policy_of(ftm_store_t *st)
+{
+	ftm_policy_t pol;
+	char err[256] = "";
+
+	assert_int_equal(ftm_store_policy(st, &pol, err, sizeof(err)), 0);
+	return pol;
+}
+
+static void a_policy_set_on_one_node_is_every_nodes(void **state)
+{
+	fixture_t *f = *state;
+	char err[256] = "", old[32];
+	ftm_store_t *b = open_node(f, f->key, err, sizeof(err)), *c;
+	struct timespec tick = { 0, 100 * 1000 * 1000 };
+	int i;
+
+	assert_non_null(b);
+	assert_int_equal(policy_of(b).lockout_duration, 0);
+	assert_int_equal(policy_of(b).window, 1);
+	assert_int_equal(ftm_store_policy_set(f->st, "lockout_duration", "15", old, sizeof(old), err, sizeof(err)), 0);
+	assert_string_equal(old, "0");
+	assert_int_equal(ftm_store_policy_set(f->st, "window", "11", NULL, 0, err, sizeof(err)), -1);	/* 0-10 */
+	c = open_node(f, f->key, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(policy_of(c).lockout_duration, 15);
+	for (i = 0; i < 10 * (FTM_POLICY_REFRESH_SECONDS + 1) && policy_of(b).lockout_duration != 15; i++)
+		nanosleep(&tick, NULL);
+	assert_int_equal(policy_of(b).lockout_duration, 15);
+	assert_int_equal(policy_of(b).window, 1);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_settings"), 5);
+	ftm_store_close(c);
+	ftm_store_close(b);
+}
+
+static void a_lock_by_failures_on_one_node_ends_on_another_and_an_admin_lock_stays(void **state)
+{
+	fixture_t *f = *state;
+	char err[256] = "";
+	ftm_store_t *b = open_node(f, f->key, err, sizeof(err));
+	ftm_verify_params_t p = params(2);
+	ftm_verdict_t v;
+	ftm_token_t t;
+
+	assert_non_null(b);
+	p.lockout_duration = 10;
+	add(f->st, "alice", "S1");
+	add(f->st, "bob", "S2");
+	ftm_store_verify_code(f->st, "alice", BAD, T1, &p, &v);
+	ftm_store_verify_code(b, "alice", BAD, T1, &p, &v);
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_string_equal(v.message, "Token locked: try again in 10 minutes");
+	t = get(f->st, "S1");
+	assert_int_equal(t.lock_reason, FTM_LOCK_FAILURES);
+	assert_int_equal(t.locked_at, T1);
+	ftm_store_verify_code(f->st, "alice", C1, T1 + 599, &p, &v);
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	ftm_store_verify_code(f->st, "alice", BAD, T1 + 600, &p, &v);	/* ended: counts from zero */
+	assert_int_equal(v.code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(v.failures, 1);
+	assert_int_equal(get(b, "S1").status, FTM_TOKEN_ACTIVE);
+	/* an admin's lock: no duration ends it */
+	assert_int_equal(ftm_store_token_set_status(b, "S2", FTM_TOKEN_LOCKED, err, sizeof(err)), 0);
+	assert_int_equal(get(f->st, "S2").lock_reason, FTM_LOCK_ADMIN);
+	ftm_store_verify_code(f->st, "bob", BAD, time(NULL) + 86400, &p, &v);
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_string_equal(v.message, "Token locked");
+	ftm_store_close(b);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -838,11 +914,13 @@ int main(void)
 		T(a_capability_decides_its_row_once_on_any_handle),
 		T(a_number_state_is_taken_once_on_any_handle),
 		T(a_number_state_flood_flushes_only_the_flooders_own),
-		T(open_creates_the_schema_at_version_3),
+		T(open_creates_the_schema_at_version_4),
 		T(a_version_1_database_is_migrated_with_its_tokens),
 		T(a_challenge_issued_on_one_node_is_answered_once_on_another),
 		T(a_challenge_flood_flushes_only_the_flooders_own_states),
 		T(a_database_newer_than_the_binary_is_refused),
+		T(a_policy_set_on_one_node_is_every_nodes),
+		T(a_lock_by_failures_on_one_node_ends_on_another_and_an_admin_lock_stays),
 		T(tokens_are_added_read_changed_listed_and_deleted),
 		T(lists_order_by_user_then_serial_bytewise),
 		T(a_code_accepted_on_one_node_is_a_replay_on_another),
