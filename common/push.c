@@ -318,6 +318,8 @@ void ftm_push_set_enrol(ftm_push_t *p, struct ftm_enrol *e)
 	ftm_push_listener_set_enrol(p->listener, e);
 }
 
+static void store_fail_sent(ftm_push_t *p, const char *why);
+
 /* The listener goes first: from here on a callback finds no socket (connection refused) rather than an
  * HTTP 200 for a verdict no login would deliver. Then every pending push fails at once, so each waiting
  * login gets its failure reply (or the code challenge fallback) while its front end can still send it. */
@@ -344,6 +346,8 @@ void ftm_push_shutdown(ftm_push_t *p)
 		pthread_cond_broadcast(&tx->cond);
 	}
 	pthread_mutex_unlock(&p->lock);
+	if (first && p->store != NULL)
+		store_fail_sent(p, "push engine stopped (shutdown)");
 	pthread_mutex_unlock(&p->stop_lock);
 	if (first)
 		ftm_log(p->log, FTM_LOG_INFO, "push engine: stopping: callback listener closed, %u pending push%s "
@@ -664,6 +668,35 @@ static void store_settle(ftm_push_t *p, struct ftm_push_tx *tx, row_answer_kind_
 	}
 	snprintf(reason, sizeof(reason), "%s (token store: %.160s)", why, rc < 0 ? err : "the push row is gone");
 	learn(p, tx->id, kind == ROW_TIMEOUT ? FTM_PUSH_TIMEOUT : FTM_PUSH_FAILED, reason);
+}
+
+/* The pushes this node sent fail in their rows too: nobody here delivers their verdict any more, and a
+ * login after a restart must get a push of its own, not join one whose sender is gone. */
+static void store_fail_sent(ftm_push_t *p, const char *why)
+{
+	char (*ids)[FTM_PUSH_ID_LEN + 1] = NULL, err[FTM_ERR_MAX];
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (struct ftm_push_tx *tx = p->txs; tx; tx = tx->next)
+		cap += tx->ncaps > 0;	/* sent from here (a joined push has no capabilities) */
+	if (cap > 0 && (ids = calloc(cap, sizeof(*ids))) != NULL)
+		for (struct ftm_push_tx *tx = p->txs; tx && n < cap; tx = tx->next)
+			if (tx->ncaps > 0)
+				ftm_copy(ids[n++], sizeof(ids[0]), tx->id);
+	pthread_mutex_unlock(&p->lock);
+	if (cap > 0 && ids == NULL)
+		ftm_log(p->log, FTM_LOG_WARN, "push engine: out of memory: its pending pushes stay pending in the "
+			"token store until they expire");
+	for (size_t i = 0; i < n; i++) {
+		struct row_answer a = { .kind = ROW_FAIL, .why = why, .now = time(NULL) };
+
+		err[0] = '\0';
+		if (ftm_store_push_decide(p->store, FTM_PUSH_BY_ID, ids[i], row_decide, &a, err, sizeof(err)) < 0)
+			ftm_log(p->log, FTM_LOG_WARN, "push %.8s: its failure not recorded in the token store: %s",
+				ids[i], err);
+	}
+	free(ids);
 }
 
 /* Re-read tx's row (no lock held). A store that cannot answer fails the push at once: no callback can

@@ -729,6 +729,30 @@ static void test_nodes_a_number_challenge_is_answered_on_the_other_node_once(voi
 }
 
 
+static void test_nodes_a_shutdown_fails_the_rows_of_its_pushes(void **state)
+{
+	nodes_t n;
+	waiter_t w;
+	pthread_t th;
+	ftm_push_row_t row;
+	char err[256], id[FTM_PUSH_ID_LEN + 1];
+
+	(void)state;
+	nodes_up(&n, false);
+	w = (waiter_t){ n.a, ALICE, token("alice", "ntfy:https://ntfy.test/t"), { 0 } };
+	pthread_create(&th, NULL, wait_thread, &w);
+	wait_sent(1);
+	snprintf(id, sizeof(id), "%s", S.tx);
+	ftm_push_shutdown(n.a);
+	pthread_join(th, NULL);
+	assert_int_equal(w.out.result, FTM_RES_PUSH_FAILED);
+	/* another node (or this one restarted) sees it failed: a new login gets a push of its own */
+	assert_int_equal(ftm_store_push_get(n.sb, id, &row, err, sizeof(err)), 0);
+	assert_int_equal(row.verdict, FTM_PUSH_FAILED);
+	nodes_down(&n);
+}
+
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -754,6 +778,7 @@ int main(void)
 		cmocka_unit_test(test_nodes_a_forged_callback_on_the_other_node_changes_nothing),
 		cmocka_unit_test(test_nodes_the_same_login_on_the_other_node_joins_the_push),
 		cmocka_unit_test(test_nodes_a_number_challenge_is_answered_on_the_other_node_once),
+		cmocka_unit_test(test_nodes_a_shutdown_fails_the_rows_of_its_pushes),
 		cmocka_unit_test(test_shutdown_fails_every_pending_push_at_once),
 	};
 
