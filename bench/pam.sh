@@ -4,6 +4,8 @@
 # service directory, nothing in /etc), one pamtester process per login as a real login has. pam_ftmpush
 # gets password+code typed as one string (its split); pam_oath asks for the code at its own prompt.
 # Every user logs in once per module with a fresh code from oathtool (both refuse replays).
+# Prints wall time and CPU time (user + system of the login's processes) per login: the CPU figure is
+# what the module costs, and moves much less than the wall time on a loaded machine.
 # Usage: bash bench/pam.sh [BUILDDIR]   BENCH_PAM_USERS (100).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,16 +56,30 @@ login() { # SERVICE USER INPUT: one pamtester process; 0 when authenticated
     pamtester "$1" "$2" authenticate >/dev/null 2>&1
 }
 
-# both codes of a user computed before either login is timed
-t_oath=0 t_ftm=0 ok_oath=0 ok_ftm=0
+# CPU seconds of the waited-for children so far, into $cpu: `times` and `read` are builtins, so
+# taking it forks nothing that would be counted
+cpu_now() {
+  local _ cu cs
+  times >"$tmp/times"
+  { read -r _; read -r cu cs; } <"$tmp/times"
+  cpu="$cu $cs"
+}
+# both codes of a user computed before either login is timed; one line per login into $tmp/timed
+: >"$tmp/timed"
+ok_oath=0 ok_ftm=0
 for i in $(seq 1 "$users"); do
   c_oath=$(oathtool --totp -s 60 -d 6 "${oath_seed[$i]}") c_ftm=$(oathtool --totp -s 60 -d 6 "${ftm_seed[$i]}")
-  s=$EPOCHREALTIME; login oath "u$i" "pw-bench\n$c_oath\n" && ok_oath=$((ok_oath + 1)); e=$EPOCHREALTIME
-  t_oath=$(awk -v t="$t_oath" -v s="$s" -v e="$e" 'BEGIN { printf "%.6f", t + e - s }')
-  s=$EPOCHREALTIME; login ftmpush "u$i" "pw-bench$c_ftm\n" && ok_ftm=$((ok_ftm + 1)); e=$EPOCHREALTIME
-  t_ftm=$(awk -v t="$t_ftm" -v s="$s" -v e="$e" 'BEGIN { printf "%.6f", t + e - s }')
+  cpu_now; c0=$cpu; s=$EPOCHREALTIME
+  login oath "u$i" "pw-bench\n$c_oath\n" && ok_oath=$((ok_oath + 1))
+  e=$EPOCHREALTIME; cpu_now; echo "oath $s $e $c0 $cpu" >>"$tmp/timed"
+  cpu_now; c0=$cpu; s=$EPOCHREALTIME
+  login ftmpush "u$i" "pw-bench$c_ftm\n" && ok_ftm=$((ok_ftm + 1))
+  e=$EPOCHREALTIME; cpu_now; echo "ftm $s $e $c0 $cpu" >>"$tmp/timed"
 done
-awk -v n="$users" -v to="$t_oath" -v tf="$t_ftm" -v oo="$ok_oath" -v of="$ok_ftm" 'BEGIN {
-  printf "pam_oath:    %d of %d logins succeeded, %.2f ms per login\n", oo, n, to * 1000 / n
-  printf "pam_ftmpush: %d of %d logins succeeded, %.2f ms per login\n", of, n, tf * 1000 / n
-  printf "PAM code login pam_ftmpush / pam_oath: %.2f (target <= 1.0)\n", tf / to }'
+awk -v n="$users" -v oo="$ok_oath" -v of="$ok_ftm" '
+  function sec(t) { sub(/s$/, "", t); split(t, p, "m"); return p[1] * 60 + p[2] }
+  { wall[$1] += $3 - $2; cpu[$1] += sec($6) + sec($7) - sec($4) - sec($5) }
+  END {
+    printf "pam_oath:    %d of %d logins succeeded, %.2f ms per login, CPU %.2f ms per login\n", oo, n, wall["oath"] * 1000 / n, cpu["oath"] * 1000 / n
+    printf "pam_ftmpush: %d of %d logins succeeded, %.2f ms per login, CPU %.2f ms per login\n", of, n, wall["ftm"] * 1000 / n, cpu["ftm"] * 1000 / n
+    printf "PAM code login pam_ftmpush / pam_oath: %.2f (target <= 1.0); CPU per login %.2f\n", wall["ftm"] / wall["oath"], cpu["ftm"] / cpu["oath"] }' "$tmp/timed"

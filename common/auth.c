@@ -419,6 +419,23 @@ static int peek_ok(ftm_auth_t *auth, const char *user, const char *code, time_t 
 	return rc;
 }
 
+/* Would the recovery code verify for user right now? Peeks, changes nothing. -1 on a store error. */
+static int peek_recovery_ok(ftm_auth_t *auth, const char *user, const char *code, time_t now)
+{
+	ftm_verify_params_t p;
+	ftm_verdict_t v;
+	int rc;
+
+	if (verify_params(auth, false, &p, NULL, 0) != 0)
+		return -1;
+	if (ftm_store_recovery_verify(auth->store, user, code, now, &p, &v) != 0 || v.code == FTM_VERDICT_ERROR)
+		rc = -1;
+	else
+		rc = v.code == FTM_VERDICT_OK ? 1 : 0;
+	ftm_memzero(&v, sizeof(v));
+	return rc;
+}
+
 int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed, time_t now,
 		   ftm_split_t *out)
 {
@@ -490,6 +507,28 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 		}
 		ftm_passcode_clear(&p);
 	}
+	/* No token code's shape: maybe a recovery code's (the two never overlap, so a token code is not
+	 * slowed by it). A recovery code that would not verify is kept like a wrong code. */
+	if (!have_cand) {
+		ftm_passcode_t p;
+		int ok;
+
+		ftm_passcode_split_recovery(typed, &p);
+		if (p.has_code) {
+			ok = peek_recovery_ok(auth, login->user, p.code, now);
+			if (ok < 0) {
+				ftm_passcode_clear(&p);
+				ftm_log(&auth->log, FTM_LOG_ERR, "split for '%s' from %s: token store unavailable",
+					WHO(login));
+				ftm_memzero(out, sizeof(*out));
+				return -1;
+			}
+			cand = p;
+			have_cand = true;
+			verified = ok == 1;
+		}
+		ftm_passcode_clear(&p);
+	}
 	if (have_cand) {
 		out->primary = cand;
 		if (!verified) {
@@ -530,6 +569,38 @@ static void verdict_to_outcome(const ftm_verdict_t *v, ftm_outcome_t *out)
 		ftm_copy(out->message, sizeof(out->message), ftm_or(v->message, FTM_MSG_LOCKED));
 }
 
+/* A recovery code where a token code goes: the same verdict rules, its own words for the user. */
+static void check_recovery_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
+				ftm_outcome_t *out)
+{
+	char why[FTM_MSG_MAX] = "", reason[FTM_MSG_MAX];
+	ftm_verify_params_t p;
+	ftm_verdict_t v;
+
+	if (verify_params(auth, true, &p, why, sizeof(why)) != 0) {
+		snprintf(reason, sizeof(reason), "token store unavailable: %.200s", why);
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_STORE_DOWN, reason);
+		return;
+	}
+	ftm_store_recovery_verify(auth->store, login->user, code, now, &p, &v);	/* errors are in v */
+	verdict_to_outcome(&v, out);
+	if (v.code == FTM_VERDICT_OK) {
+		ftm_msg_recovery_accepted(out->message, sizeof(out->message), v.recovery_left);
+		if (v.recovery_left == 0)
+			ftm_log(&auth->log, FTM_LOG_WARN, "'%s' used the last recovery code: issue new ones "
+				"(ftmpushctl token recovery)", ftm_or(login->user, "?"));
+	} else if (v.code == FTM_VERDICT_BAD_CODE) {
+		ftm_copy(out->message, sizeof(out->message), FTM_MSG_RECOVERY_BAD);
+	} else if (v.code == FTM_VERDICT_REPLAY) {
+		out->wait_seconds = 0;
+		ftm_copy(out->message, sizeof(out->message), FTM_MSG_RECOVERY_USED);
+	}
+	if (v.now_locked)
+		ftm_log(&auth->log, FTM_LOG_WARN, "token %s of '%s' locked after %u consecutive failures",
+			ftm_or(v.serial, "-"), ftm_or(login->user, "?"), v.failures);
+	ftm_memzero(&v, sizeof(v));
+}
+
 static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
 		       ftm_outcome_t *out)
 {
@@ -538,6 +609,10 @@ static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *c
 	ftm_code_proof_t proof;
 	ftm_verdict_t v;
 
+	if (ftm_recovery_is_code(code)) {
+		check_recovery_code(auth, login, code, now, out);
+		return;
+	}
 	if (verify_params(auth, true, &p, why, sizeof(why)) != 0) {
 		snprintf(reason, sizeof(reason), "token store unavailable: %.200s", why);
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_STORE_DOWN, reason);
@@ -565,7 +640,7 @@ void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char
 		return;
 	}
 	check_code(auth, login, code, now, out);
-	log_outcome(auth, "token code", login, out);
+	log_outcome(auth, ftm_recovery_is_code(code) ? "recovery code" : "token code", login, out);
 }
 
 /* ---- push verdicts and the lockout ---- */

@@ -15,6 +15,9 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/timex.h>
+#include <sys/un.h>
+#include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
 #include <openssl/err.h>
@@ -22,8 +25,12 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "ftm_auth.h"
 #include "ftm_diagnose.h"
+#include "ftm_push.h"
+#include "ftm_rendezvous.h"
 #include "ftm_store.h"
+#include "ftm_util.h"
 
 #define DIAG_CONNECT_S	5	/* seconds to connect to the listener or a push server */
 #define DIAG_TOTAL_S	10	/* seconds for one whole request */
@@ -548,5 +555,267 @@ unsigned ftm_diagnose(const ftm_config_t *cfg, const char *user, time_t now, ftm
 	}
 	ftm_store_close(st);
 	free(u);
+	return d.failures;
+}
+
+/* ---- the test push (diagnose --push) ---- */
+
+/* What the test push's own listener logged that the report should name (it runs in other threads). */
+typedef struct push_probe {
+	pthread_mutex_t	mu;
+	bool		tls_refused;
+	char		tls_line[300];
+	bool		sent;
+	double		sent_at;
+	char		number[FTM_RDV_NUMBER_MAX];
+} push_probe_t;
+
+static double mono_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void probe_sink(void *c, ftm_log_level_t level, const char *line)
+{
+	push_probe_t *pp = c;
+
+	(void)level;
+	if (strstr(line, "could not verify or complete TLS") == NULL)
+		return;
+	pthread_mutex_lock(&pp->mu);
+	if (!pp->tls_refused)
+		snprintf(pp->tls_line, sizeof(pp->tls_line), "%s", line);
+	pp->tls_refused = true;
+	pthread_mutex_unlock(&pp->mu);
+}
+
+static void probe_sent(void *c, const char *serial, const char *number)
+{
+	push_probe_t *pp = c;
+
+	(void)serial;
+	pp->sent = true;
+	pp->sent_at = mono_seconds();
+	snprintf(pp->number, sizeof(pp->number), "%s", number != NULL ? number : "");
+}
+
+/* Does ftmpushd listen on its socket? A connect only: it closes a connection that sends nothing. */
+static bool pushd_answers(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd;
+	bool ok;
+
+	if (path == NULL || path[0] == '\0' || strlen(path) >= sizeof(sa.sun_path))
+		return false;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* Where the phone calls back: https://HOST:PORT (the listener's own base URL when this process runs it). */
+static void callback_url(const ftm_config_t *cfg, char *out, size_t len)
+{
+	const char *host = cfg->push.server[0] ? cfg->push.server : cfg->push.interface[0] ? cfg->push.interface
+											 : "127.0.0.1";
+
+	snprintf(out, len, strchr(host, ':') ? "https://[%s]:%u" : "https://%s:%u", host, cfg->push.server_port);
+}
+
+/* The push target as the report names it: the channel and the ntfy server, never the topic (a secret
+ * of the user's). */
+static void target_name(const char *push, char *out, size_t len)
+{
+	char server[FTM_PUSH_MAX];
+
+	if (ntfy_server(push, server, sizeof(server)))
+		snprintf(out, len, "ntfy server %s", server);
+	else
+		snprintf(out, len, "%.*s channel", (int)strcspn(push, ":"), push);
+}
+
+/* The steps after the push left: the callback, the answer and the total, one verdict for both paths. */
+static void report_answer(diag_t *d, const ftm_config_t *cfg, push_probe_t *pp, ftm_push_verdict_t v,
+			  const char *reason, double t0, double published, const char *url, bool own_listener)
+{
+	double now = mono_seconds();
+	char tls[sizeof(pp->tls_line) + 8] = "";
+
+	pthread_mutex_lock(&pp->mu);
+	if (pp->tls_refused)
+		snprintf(tls, sizeof(tls), "; %s", pp->tls_line);
+	pthread_mutex_unlock(&pp->mu);
+	switch (v) {
+	case FTM_PUSH_APPROVED:
+	case FTM_PUSH_DENIED:
+		mark(d, FTM_DIAG_OK, "callback", NULL, "the phone's answer reached the listener (%s) %.2f s after "
+		     "the publish was accepted", url, now - published);
+		/* the engine's reason already says it ("approved on the phone", "a wrong number tapped") */
+		if (v == FTM_PUSH_APPROVED)
+			mark(d, FTM_DIAG_OK, "answer", NULL, "%s%s", strstr(reason, "approved") ? "" : "approved: ",
+			     reason);
+		else
+			mark(d, FTM_DIAG_WARN, "answer", "approve the test push on the phone",
+			     "%s%s: the path works, the phone said no", strstr(reason, "denied") ? "" : "denied: ", reason);
+		mark(d, FTM_DIAG_OK, "total", NULL, "%.2f s from the request to the answer (push.timeout %u s)",
+		     now - t0, cfg->push.timeout);
+		return;
+	case FTM_PUSH_TIMEOUT:
+		mark(d, FTM_DIAG_FAIL, "callback", own_listener
+		     ? "forward push.server_port to this host and use a certificate phones trust for push.server "
+		       "(a public CA, docs/users.md); check that the phone got the notification and was tapped"
+		     : "forward push.server_port to this host and use a certificate phones trust for push.server "
+		       "(a public CA, docs/users.md); ftmpushd's log says whether a client refused its certificate",
+		     "no callback within %u s: the phone could not reach %s, or nobody answered it%s", cfg->push.timeout,
+		     url, tls);
+		break;
+	default:
+		mark(d, FTM_DIAG_FAIL, "answer", "see the log of the push path (freeradius -X, ftmpushd -f)",
+		     "%s: %s", ftm_push_verdict_name(v), reason);
+		break;
+	}
+	mark(d, FTM_DIAG_FAIL, "total", "see the steps above", "%.2f s, no answer", now - t0);
+}
+
+/* Through ftmpushd, as a PAM login's push goes. */
+static void push_via_pushd(diag_t *d, const ftm_config_t *cfg, const ftm_login_t *login, const ftm_token_t *tok,
+			   push_probe_t *pp, const char *url)
+{
+	ftm_rdv_request_t req = { .user = login->user, .serial = tok->serial, .client = login->client,
+				  .nas = login->nas, .host = login->host, .timeout = cfg->push.timeout,
+				  .store = cfg->token_db };
+	ftm_rdv_reply_t reply;
+	char target[FTM_PUSH_MAX + 32];
+	double t0 = mono_seconds();
+
+	target_name(tok->push, target, sizeof(target));
+	ftm_rdv_push(cfg->push.socket, &req, probe_sent, pp, -1, NULL, &reply);
+	if (!pp->sent) {
+		mark(d, FTM_DIAG_FAIL, "published", reply.verdict == FTM_PUSH_FAILED
+		     ? "check that the ntfy server or the gateway answers from the ftmpushd host (ftmpushctl diagnose "
+		       "USER checks it), push.proxy and push.ca_file"
+		     : "see ftmpushd's log (ftmpushd -f)",
+		     "not published via %s after %.2f s: %s (%s)", target, mono_seconds() - t0,
+		     ftm_push_verdict_name(reply.verdict), reply.reason[0] ? reply.reason : reply.message);
+		return;
+	}
+	mark(d, FTM_DIAG_OK, "published", NULL, "by ftmpushd via %s to token %s, accepted after %.2f s", target,
+	     tok->serial, pp->sent_at - t0);
+	if (pp->number[0])
+		mark(d, FTM_DIAG_WARN, "number matching", "tap that number on the phone",
+		     "the phone shows numbers: %s is the right one", pp->number);
+	report_answer(d, cfg, pp, reply.verdict, reply.reason[0] ? reply.reason : reply.message, t0, pp->sent_at, url,
+		      false);
+}
+
+/* Through an engine of this process on the configured listener port. */
+static void push_via_engine(diag_t *d, const ftm_config_t *cfg, const ftm_login_t *login, const ftm_token_t *tok,
+			    push_probe_t *pp, const char *url)
+{
+	const ftm_log_t probe_log = { probe_sink, pp, FTM_LOG_WARN };
+	char err[FTM_ERR_MAX] = "", reason[FTM_MSG_MAX] = "", target[FTM_PUSH_MAX + 32];
+	ftm_push_t *p;
+	ftm_push_tx_t *tx;
+	ftm_push_verdict_t v;
+	bool joined = false;
+	double t0 = mono_seconds(), published;
+
+	p = ftm_push_new(cfg, &probe_log, 0, err, sizeof(err));
+	if (p == NULL) {
+		mark(d, FTM_DIAG_FAIL, "listener", "when a running freeradius holds the port, stop it for the test (or "
+		     "log in with radtest); on a PAM host set push.socket and start ftmpushd: the test then goes "
+		     "through it; run as root when push.server_key is not readable",
+		     "cannot listen on %s for the test push: %s", url, err);
+		return;
+	}
+	target_name(tok->push, target, sizeof(target));
+	tx = ftm_push_start(p, login, tok, time(NULL), &joined, reason, sizeof(reason));
+	published = mono_seconds();
+	if (tx == NULL) {
+		mark(d, FTM_DIAG_FAIL, "published", "see the reason", "not sent: %s", reason);
+		ftm_push_free(p);
+		return;
+	}
+	v = ftm_push_wait(p, tx, 1);
+	if (v == FTM_PUSH_FAILED) {
+		mark(d, FTM_DIAG_FAIL, "published", "check that the ntfy server or the gateway answers from this host "
+		     "(ftmpushctl diagnose USER checks it), push.proxy and push.ca_file",
+		     "not published via %s after %.2f s: %s", target, published - t0,
+		     ftm_push_tx_reason(p, tx, reason, sizeof(reason)));
+		ftm_push_release(p, tx);
+		ftm_push_free(p);
+		return;
+	}
+	mark(d, FTM_DIAG_OK, "published", NULL, "via %s to token %s, accepted after %.2f s (callbacks to %s)", target,
+	     tok->serial, published - t0, ftm_push_base_url(p));
+	if (ftm_push_tx_number(tx)[0])
+		mark(d, FTM_DIAG_WARN, "number matching", "tap that number on the phone",
+		     "the phone shows numbers: %s is the right one", ftm_push_tx_number(tx));
+	v = ftm_push_wait(p, tx, 0);
+	report_answer(d, cfg, pp, v, ftm_push_tx_reason(p, tx, reason, sizeof(reason)), t0, published, url, true);
+	ftm_push_release(p, tx);
+	ftm_push_free(p);
+}
+
+unsigned ftm_diagnose_push(const ftm_config_t *cfg, const char *user, ftm_diag_report_fn report, void *ctx)
+{
+	diag_t d = { report, ctx, 0 };
+	char err[FTM_ERR_MAX] = "", url[300], host[256] = "";
+	ftm_login_t login = { .user = user, .client = "ftmpushctl diagnose", .nas = "diagnose --push" };
+	push_probe_t pp;
+	ftm_auth_t *auth;
+	ftm_token_t tok;
+	int rc;
+
+	if (!cfg->push.status) {
+		mark(&d, FTM_DIAG_FAIL, "test push", "set push.status = enable", "push is disabled");
+		return d.failures;
+	}
+	if (ftm_config_validate(cfg, NULL, NULL, err, sizeof(err)) > 0) {
+		mark(&d, FTM_DIAG_FAIL, "config", "ftmpushctl config check lists every problem", "%s", err);
+		return d.failures;
+	}
+	auth = ftm_auth_new(cfg, NULL, err, sizeof(err));
+	if (auth == NULL) {
+		mark(&d, FTM_DIAG_FAIL, "token store", "check token_db, key_file and their owner and mode", "%s", err);
+		return d.failures;
+	}
+	rc = ftm_auth_push_token(auth, user, NULL, time(NULL), &tok, err, sizeof(err));
+	ftm_auth_free(auth);
+	if (rc != 1) {
+		if (rc < 0)
+			mark(&d, FTM_DIAG_FAIL, "token store", "check the store", "%s", err);
+		else
+			mark(&d, FTM_DIAG_FAIL, "test push", "ftmpushctl token push SERIAL ntfy:https://SERVER/TOPIC "
+			     "(or unlock, or reissue an expired token)",
+			     "%s holds no usable token with a push target", user);
+		return d.failures;
+	}
+	gethostname(host, sizeof(host) - 1);
+	login.host = host;
+	memset(&pp, 0, sizeof(pp));
+	pthread_mutex_init(&pp.mu, NULL);
+	callback_url(cfg, url, sizeof(url));
+	if (pushd_answers(cfg->push.socket)) {
+		mark(&d, FTM_DIAG_OK, "path", NULL, "through ftmpushd (%s), waiting up to %u s for the phone",
+		     cfg->push.socket, cfg->push.timeout);
+		push_via_pushd(&d, cfg, &login, &tok, &pp, url);
+	} else {
+		mark(&d, FTM_DIAG_OK, "path", NULL, "a listener of this command on %s (no ftmpushd answers%s%s), "
+		     "waiting up to %u s for the phone", url, cfg->push.socket[0] ? " on " : "",
+		     cfg->push.socket, cfg->push.timeout);
+		push_via_engine(&d, cfg, &login, &tok, &pp, url);
+	}
+	pthread_mutex_destroy(&pp.mu);
+	ftm_memzero(&tok, sizeof(tok));
 	return d.failures;
 }

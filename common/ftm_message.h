@@ -15,6 +15,10 @@
 #define FTM_MSG_CODE_REQUIRED	"Token code required: enter your password followed by the token code"
 #define FTM_MSG_DENIED		"Token denied or timeout"
 
+/* Recovery codes, typed in place of a token code */
+#define FTM_MSG_RECOVERY_BAD	"Invalid recovery code"
+#define FTM_MSG_RECOVERY_USED	"Recovery code already used"
+
 /* Challenges (RADIUS Access-Challenge, PAM prompt) */
 #define FTM_MSG_ENTER_CODE	"Enter the token code"
 #define FTM_MSG_PUSH_DOWN_CODE	"Push unavailable. Enter the token code"
@@ -81,6 +85,8 @@ void ftm_msg_locked(char *buf, size_t len, unsigned wait_seconds);
 void ftm_msg_push_prompt(char *buf, size_t len, const char *serial);
 /* PAM: said while the push goes out (number: the phone shows a number to type here). */
 void ftm_msg_push_sending(char *buf, size_t len, const char *serial, int number_matching);
+/* A recovery code was accepted: "Recovery code accepted: N left" (and what to do when none are). */
+void ftm_msg_recovery_accepted(char *buf, size_t len, unsigned left);
 /* A challenge question as a prompt: "MESSAGE: ", or the code prompt when message is empty. */
 void ftm_msg_prompt(char *buf, size_t len, const char *message);
 

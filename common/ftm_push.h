@@ -27,6 +27,9 @@
 					 * handshake and request included (one request per connection) */
 #define FTM_PUSH_SEND_CONNECT	5	/* channels: connect timeout, seconds */
 #define FTM_PUSH_SEND_TOTAL	10	/* channels: whole request, seconds */
+#define FTM_PUSH_SEND_PARALLEL	16	/* channels: sends in flight per process; the others queue, and the
+					 * connections of these are kept and reused */
+#define FTM_PUSH_SEND_QUEUE	60	/* channels: seconds a send may wait for one of them */
 
 typedef struct ftm_push ftm_push_t;
 typedef struct ftm_push_tx ftm_push_tx_t;

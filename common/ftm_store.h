@@ -10,6 +10,7 @@
 #include "ftm_log.h"
 #include "ftm_push_verdict.h"
 #include "ftm_policy.h"
+#include "ftm_recovery.h"
 #include "ftm_states.h"
 
 #define FTM_SERIAL_MAX	64
@@ -72,6 +73,10 @@ int ftm_store_token_import(ftm_store_t *st, const ftm_token_t *toks, size_t n, c
 typedef int (*ftm_token_cb)(void *ctx, const ftm_token_t *tok);
 int ftm_store_token_list(ftm_store_t *st, const char *user, ftm_token_cb cb, void *ctx,
 			 char *err, size_t err_len);
+/* The same without the seeds (tok->seed zero, seed_len 0): nothing is unsealed, so a listing or a
+ * login's look at what the user holds costs no decryption. */
+int ftm_store_token_list_info(ftm_store_t *st, const char *user, ftm_token_cb cb, void *ctx,
+			      char *err, size_t err_len);
 
 /* ---- the verdict ---- */
 
@@ -120,6 +125,7 @@ typedef struct ftm_verdict {
 	char			message[FTM_MSG_MAX];	/* for the user (ftm_message.h) */
 	char			reason[FTM_MSG_MAX];	/* for the log: never the code */
 	ftm_code_proof_t	proof;			/* OK: what the code proved (see ftm_code_proof_t) */
+	unsigned		recovery_left;		/* a recovery code's verdict: the user's unused codes */
 } ftm_verdict_t;
 
 /* One atomic transaction (BEGIN IMMEDIATE on SQLite): try `code` against every token of `user`,
@@ -242,6 +248,25 @@ int ftm_store_challenge_issue(ftm_store_t *st, const char *user, const char *cli
  * err when the store failed (fail closed: the caller refuses). */
 int ftm_store_challenge_take(ftm_store_t *st, const char *user, const char *client, const char *state,
 			     time_t now, ftm_state_check_t *check, char *err, size_t err_len);
+
+/* ---- recovery codes: the user's, each single use, accepted in place of a token code ---- */
+
+/* A new set of `count` (1 to FTM_RECOVERY_COUNT_MAX) codes for user into codes (for the caller to show
+ * once, then zero), replacing every earlier code of the user in one transaction. The store keeps per
+ * code a random salt and ftm_recovery_hash under a key derived from the seed key: never the code.
+ * Refused (-1) when the user holds no token. */
+int ftm_store_recovery_issue(ftm_store_t *st, const char *user, unsigned count, time_t now,
+			     char codes[][FTM_RECOVERY_LEN + 1], char *err, size_t err_len);
+/* A typed recovery code, in one transaction like ftm_store_verify_code (params->consume false: a peek
+ * that changes nothing). OK: the code is used up and the user's failures reset (last_step untouched);
+ * REPLAY: the code was used before, nothing counted; BAD_CODE: no code of the user, one failure counted
+ * on every usable token like a wrong token code (LOCKED at the threshold); LOCKED or EXPIRED: no usable
+ * token, nothing consumed or counted; NO_TOKEN; ERROR (-1). out->recovery_left: unused codes after it. */
+int ftm_store_recovery_verify(ftm_store_t *st, const char *user, const char *code, time_t now,
+			      const ftm_verify_params_t *params, ftm_verdict_t *out);
+/* The user's codes: *left unused of *total issued (0 and 0: none). 0, or -1 with err. */
+int ftm_store_recovery_count(ftm_store_t *st, const char *user, unsigned *left, unsigned *total,
+			     char *err, size_t err_len);
 
 /* ---- pending pushes and their number-matching States, shared by every node of the store ----
  * The row is the source of truth for a push: the node that sent it waits on it, any node's callback

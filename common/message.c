@@ -48,6 +48,14 @@ void ftm_msg_push_sending(char *buf, size_t len, const char *serial, int number_
 		snprintf(buf, len, "Sending a push to your phone (%s): approve it", token_name(serial));
 }
 
+void ftm_msg_recovery_accepted(char *buf, size_t len, unsigned left)
+{
+	if (left == 0)
+		snprintf(buf, len, "Recovery code accepted: 0 left. Ask your administrator for new codes");
+	else
+		snprintf(buf, len, "Recovery code accepted: %u left", left);
+}
+
 void ftm_msg_prompt(char *buf, size_t len, const char *message)
 {
 	if (message != NULL && message[0] != '\0')

@@ -11,6 +11,18 @@ static bool is_ascii_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
+/* password = the input but its last code_len characters, code = those (code_len 0: no code). */
+static void split_at(const char *input, size_t len, size_t code_len, ftm_passcode_t *out)
+{
+	size_t plen = len - code_len;
+
+	memcpy(out->password, input, plen);
+	out->password[plen] = '\0';
+	memcpy(out->code, input + plen, code_len);
+	out->code[code_len] = '\0';
+	out->has_code = code_len > 0;
+}
+
 int ftm_passcode_split(const char *input, unsigned digits, ftm_passcode_t *out)
 {
 	size_t len, trailing = 0;
@@ -23,18 +35,23 @@ int ftm_passcode_split(const char *input, unsigned digits, ftm_passcode_t *out)
 	ftm_passcode_clear(out);
 	while (trailing < len && is_ascii_digit(input[len - 1 - trailing]))
 		trailing++;
-	if (digits >= 6 && digits <= FTM_CODE_MAX && trailing >= digits) {
-		size_t plen = len - digits;
+	split_at(input, len, digits >= 6 && digits <= FTM_CODE_MAX && trailing >= digits ? digits : 0, out);
+	return 0;
+}
 
-		memcpy(out->password, input, plen);
-		out->password[plen] = '\0';
-		memcpy(out->code, input + plen, digits);
-		out->code[digits] = '\0';
-		out->has_code = true;
-	} else {
-		memcpy(out->password, input, len);
-		out->password[len] = '\0';
-	}
+int ftm_passcode_split_recovery(const char *input, ftm_passcode_t *out)
+{
+	size_t len;
+
+	if (input == NULL || out == NULL)
+		return -1;
+	len = strnlen(input, FTM_INPUT_MAX + 1);
+	if (len > FTM_INPUT_MAX)
+		return -1;
+	ftm_passcode_clear(out);
+	split_at(input, len,
+		 len >= FTM_RECOVERY_LEN && ftm_recovery_is_code(input + len - FTM_RECOVERY_LEN) ? FTM_RECOVERY_LEN : 0,
+		 out);
 	return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <curl/curl.h>
 #include <json-c/json.h>
 #include <openssl/core_names.h>
@@ -274,6 +275,55 @@ static void share_create(void)
 	curl_share_setopt(push_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 }
 
+/* At most FTM_PUSH_SEND_PARALLEL sends at once. An HTTP/1.1 connection carries one request at a time,
+ * so 1000 logins pushing at once opened 1000 TLS connections to one server: most ran into the
+ * connect timeout (the server's accept queue, its handshakes) and fell back to a code. A few
+ * connections kept busy and reused send them all, in order, without a handshake each. */
+static pthread_mutex_t send_slot_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t send_slot_freed;
+static pthread_once_t send_slot_once = PTHREAD_ONCE_INIT;
+static unsigned send_slots_busy;
+
+static void send_slot_init(void)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&send_slot_freed, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+/* 0 with a slot taken, -1 when none came free within FTM_PUSH_SEND_QUEUE seconds. */
+static int send_slot_take(void)
+{
+	struct timespec until;
+	int rc = 0;
+
+	pthread_once(&send_slot_once, send_slot_init);
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += FTM_PUSH_SEND_QUEUE;
+	pthread_mutex_lock(&send_slot_mu);
+	while (send_slots_busy >= FTM_PUSH_SEND_PARALLEL && rc == 0)
+		rc = pthread_cond_timedwait(&send_slot_freed, &send_slot_mu, &until);
+	if (send_slots_busy < FTM_PUSH_SEND_PARALLEL) {
+		send_slots_busy++;
+		rc = 0;
+	} else {
+		rc = -1;
+	}
+	pthread_mutex_unlock(&send_slot_mu);
+	return rc;
+}
+
+static void send_slot_give_back(void)
+{
+	pthread_mutex_lock(&send_slot_mu);
+	send_slots_busy--;
+	pthread_cond_signal(&send_slot_freed);
+	pthread_mutex_unlock(&send_slot_mu);
+}
+
 static size_t discard(char *ptr, size_t size, size_t nmemb, void *ctx)
 {
 	(void)ptr;
@@ -326,7 +376,17 @@ static int post_json(const ftm_config_t *cfg, const char *url, const char *body,
 		curl_easy_setopt(c, CURLOPT_PROXY, cfg->push.proxy);
 	else
 		curl_easy_setopt(c, CURLOPT_PROXY, "");	/* no proxy from the environment unless configured */
+	/* the shared cache keeps as many idle connections as this says (libcurl's default: 5) */
+	curl_easy_setopt(c, CURLOPT_MAXCONNECTS, (long)FTM_PUSH_SEND_PARALLEL);
+	if (send_slot_take() != 0) {
+		snprintf(reason, reason_len, "%d pushes in flight for %d s: push queue full",
+			 FTM_PUSH_SEND_PARALLEL, FTM_PUSH_SEND_QUEUE);
+		curl_slist_free_all(h);
+		curl_easy_cleanup(c);
+		return -1;
+	}
 	rc = curl_easy_perform(c);
+	send_slot_give_back();
 	if (rc != CURLE_OK) {
 		snprintf(reason, reason_len, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
 	} else {

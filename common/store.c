@@ -503,8 +503,12 @@ int ftm_store_token_set_push(ftm_store_t *st, const char *serial, const char *pu
 	return rc;
 }
 
+static void recovery_forget_if_tokenless(ftm_store_t *st, const char *serial, const char *user);
+static void token_user(ftm_store_t *st, const char *serial, char user[FTM_USER_MAX]);
+
 int ftm_store_token_set_user(ftm_store_t *st, const char *serial, const char *user, char *err, size_t err_len)
 {
+	char before[FTM_USER_MAX] = "";
 	int rc;
 
 	if (st == NULL || serial == NULL || user == NULL) {
@@ -515,22 +519,27 @@ int ftm_store_token_set_user(ftm_store_t *st, const char *serial, const char *us
 		SETERR("bad user name (too long or control characters)");
 		return -1;
 	}
+	token_user(st, serial, before);
 	rc = st->ops->set_user(st->be, serial, user, err, err_len);
 	if (rc == 1)
 		SETERR("no token %s", serial);
 	if (rc == 0)
 		ftm_log(&st->log, FTM_LOG_INFO, "token %s assigned to '%s'", serial, user);
+	if (rc == 0 && strcmp(before, user) != 0)
+		recovery_forget_if_tokenless(st, serial, before);
 	return rc;
 }
 
 int ftm_store_token_delete(ftm_store_t *st, const char *serial, char *err, size_t err_len)
 {
+	char user[FTM_USER_MAX] = "";
 	int rc;
 
 	if (st == NULL || serial == NULL) {
 		SETERR("no token store");
 		return -1;
 	}
+	token_user(st, serial, user);
 	rc = st->ops->remove(st->be, serial, err, err_len);
 	if (rc == 1)
 		SETERR("no token %s", serial);
@@ -539,6 +548,8 @@ int ftm_store_token_delete(ftm_store_t *st, const char *serial, char *err, size_
 			"(they no longer open)", serial);
 	if (rc == 0)
 		ftm_log(&st->log, FTM_LOG_INFO, "token %s deleted", serial);
+	if (rc == 0)
+		recovery_forget_if_tokenless(st, serial, user);
 	return rc;
 }
 
@@ -591,6 +602,25 @@ int ftm_store_token_list(ftm_store_t *st, const char *user, ftm_token_cb cb, voi
 		rc = -1;
 	free(lc);
 	return rc;
+}
+
+static int list_info_one(void *c, const ftm_store_row_t *row)
+{
+	const struct list_ctx *lc = c;
+
+	return lc->cb(lc->ctx, &row->tok);	/* row->tok holds no seed: the backend keeps it sealed */
+}
+
+int ftm_store_token_list_info(ftm_store_t *st, const char *user, ftm_token_cb cb, void *ctx,
+			      char *err, size_t err_len)
+{
+	struct list_ctx lc = { .st = st, .cb = cb, .ctx = ctx, .err = err, .err_len = err_len };
+
+	if (st == NULL || cb == NULL) {
+		SETERR("no token store");
+		return -1;
+	}
+	return st->ops->list(st->be, user, list_info_one, &lc, err, err_len);
 }
 
 /* ---- the verdict ---- */
@@ -1859,5 +1889,275 @@ int ftm_store_policy_set(ftm_store_t *st, const char *name, const char *value, c
 		snprintf(old, old_len, "%s", before);
 	ftm_log(&st->log, FTM_LOG_INFO, "token store: policy %s set to %s (was %s)", name, text,
 		before[0] ? before : "unreadable");
+	return 0;
+}
+
+/* ---- recovery codes ---- */
+
+#define RECOVERY_KEY_LABEL	"ftmpush recovery code key"
+
+static bool has_recovery(const ftm_store_t *st)
+{
+	return st->ops->recovery_replace != NULL && st->ops->recovery_verdict != NULL;
+}
+
+/* The key the codes' hashes are made under, derived from the seed key: a copy of the database alone
+ * (a backup, a replica) gives nothing to test guesses against. 50 bits per code would already defeat a
+ * search at login speed; the key stops an offline one, so no slow KDF is needed on the login path. */
+static int recovery_key(const ftm_store_t *st, uint8_t key[32])
+{
+	return ftm_hmac_sha256(st->key, sizeof(st->key), RECOVERY_KEY_LABEL, sizeof(RECOVERY_KEY_LABEL) - 1, key);
+}
+
+static int any_row(void *c, const ftm_store_row_t *row)
+{
+	(void)row;
+	*(bool *)c = true;
+	return 1;
+}
+
+int ftm_store_recovery_issue(ftm_store_t *st, const char *user, unsigned count, time_t now,
+			     char codes[][FTM_RECOVERY_LEN + 1], char *err, size_t err_len)
+{
+	ftm_recovery_row_t *rows = NULL;
+	uint8_t key[32];
+	bool holds_token = false;
+	int rc = -1;
+
+	if (st == NULL || user == NULL || codes == NULL) {
+		SETERR("no token store or user");
+		return -1;
+	}
+	if (user[0] == '\0' || !printable(user, FTM_USER_MAX)) {
+		SETERR("bad user name (empty, too long or control characters)");
+		return -1;
+	}
+	if (count < 1 || count > FTM_RECOVERY_COUNT_MAX) {
+		SETERR("recovery codes: 1 to %d in a set", FTM_RECOVERY_COUNT_MAX);
+		return -1;
+	}
+	if (!has_recovery(st)) {
+		SETERR("this token store (%s) does not keep recovery codes", st->ops->scheme);
+		return -1;
+	}
+	if (st->ops->list(st->be, user, any_row, &holds_token, err, err_len) != 0)
+		return -1;
+	if (!holds_token) {
+		SETERR("'%s' holds no token: recovery codes stand in for a token's code (token add first)", user);
+		return -1;
+	}
+	rows = calloc(count, sizeof(*rows));
+	if (rows == NULL) {
+		SETERR("out of memory");
+		return -1;
+	}
+	if (recovery_key(st, key) != 0) {
+		SETERR("cannot derive the recovery code key");
+		goto out;
+	}
+	for (unsigned i = 0; i < count; i++) {
+		if (ftm_recovery_generate(codes[i]) != 0 || RAND_bytes(rows[i].salt, sizeof(rows[i].salt)) != 1) {
+			SETERR("CSPRNG failure");
+			goto out;
+		}
+		if (ftm_recovery_hash(key, rows[i].salt, user, codes[i], rows[i].hash) != 0) {
+			SETERR("cannot hash a recovery code");
+			goto out;
+		}
+		rows[i].created = (int64_t)now;
+	}
+	rc = st->ops->recovery_replace(st->be, user, rows, count, err, err_len);
+	if (rc == 0)
+		ftm_log(&st->log, FTM_LOG_INFO, "recovery codes for '%s': %u issued, the earlier ones revoked", user,
+			count);
+out:
+	ftm_memzero(key, sizeof(key));
+	ftm_memzero(rows, count * sizeof(*rows));
+	free(rows);
+	if (rc != 0)
+		ftm_memzero(codes, count * sizeof(codes[0]));
+	return rc;
+}
+
+/* The user a token belongs to ("" when none, unknown, or the store failed). */
+static void token_user(ftm_store_t *st, const char *serial, char user[FTM_USER_MAX])
+{
+	ftm_store_row_t *row = calloc(1, sizeof(*row));
+
+	user[0] = '\0';
+	if (row != NULL && st->ops->get(st->be, serial, row, NULL, 0) == 0)
+		snprintf(user, FTM_USER_MAX, "%s", row->tok.user);
+	free(row);
+}
+
+/* Codes are the user's, but only while the user holds a token: once the last one is deleted or moved
+ * away, the codes go too, so a token added later (perhaps for another person of that name) does not
+ * inherit them. */
+static void recovery_forget_if_tokenless(ftm_store_t *st, const char *serial, const char *user)
+{
+	bool holds_token = false;
+
+	if (user[0] == '\0' || !has_recovery(st) ||
+	    st->ops->list(st->be, user, any_row, &holds_token, NULL, 0) != 0 || holds_token)
+		return;
+	if (st->ops->recovery_replace(st->be, user, NULL, 0, NULL, 0) != 0)
+		ftm_log(&st->log, FTM_LOG_WARN, "token %s: the recovery codes of '%s' (who holds no token now) could "
+			"not be removed: they open nothing until a token is added", serial, user);
+}
+
+struct recovery_ctx {
+	const char			*user;
+	const char			*code;		/* NULL: only count the codes */
+	time_t				now;
+	const ftm_verify_params_t	*p;
+	ftm_verdict_t			*out;
+	uint8_t				key[32];
+	unsigned			left, total;
+};
+
+/* Runs inside the backend's transaction, like decide(): the code and the key stay in memory only. */
+static int decide_recovery(void *c, ftm_store_row_t *rows, size_t n, ftm_recovery_row_t *codes, size_t m)
+{
+	struct recovery_ctx *rc = c;
+	ftm_verdict_t *v = rc->out;
+	ssize_t hit = -1, locked_now;
+	census_t census;
+	int *state;
+
+	rc->total = (unsigned)m;
+	rc->left = 0;
+	for (size_t i = 0; i < m; i++)
+		if (codes[i].used == 0)
+			rc->left++;
+	if (rc->code == NULL)
+		return 0;
+	v->recovery_left = rc->left;
+	if (n == 0) {
+		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, FTM_MSG_NO_TOKEN);
+		snprintf(v->reason, sizeof(v->reason), "user holds no token");
+		return 0;
+	}
+	state = calloc(n, sizeof(*state));
+	if (state == NULL)
+		return -1;
+	classify(rows, n, rc->now, rc->p, state, &census);
+	if (census.first_usable < 0) {
+		/* a recovery code stands in for a code, not for an unlock */
+		none_usable(rows, &census, rc->now, rc->p, "every token of the user expired unused", v);
+		free(state);
+		return 0;
+	}
+	/* every code is hashed and compared, so the time taken tells neither which one matched nor whether */
+	for (size_t i = 0; i < m; i++) {
+		uint8_t h[FTM_RECOVERY_HASH_LEN];
+		bool eq;
+
+		if (ftm_recovery_hash(rc->key, codes[i].salt, rc->user, rc->code, h) != 0) {
+			free(state);
+			return -1;
+		}
+		eq = ftm_ct_equal(h, codes[i].hash, sizeof(h));
+		if (eq && hit < 0)
+			hit = (ssize_t)i;
+	}
+	if (hit >= 0 && codes[hit].used == 0) {
+		codes[hit].used = (int64_t)rc->now;
+		codes[hit].dirty = true;
+		reset_usable(rows, n, state);
+		set_verdict(v, FTM_VERDICT_OK, &rows[census.first_usable].tok, "");
+		v->failures = 0;
+		v->recovery_left = rc->left - 1;
+		snprintf(v->reason, sizeof(v->reason), "recovery code accepted (%u left)", v->recovery_left);
+	} else if (hit >= 0) {
+		set_verdict(v, FTM_VERDICT_REPLAY, &rows[census.first_usable].tok, FTM_MSG_RECOVERY_USED);
+		v->failures = rows[census.first_usable].tok.failures;
+		snprintf(v->reason, sizeof(v->reason), "recovery code already used (at %lld)", (long long)codes[hit].used);
+	} else if (count_failure(rows, n, state, rc->p, rc->now, -1, v, &locked_now) == 0) {
+		set_locked(v, &rows[locked_now].tok, rc->now, rc->p);
+		snprintf(v->reason, sizeof(v->reason), "wrong recovery code: token %s locked after %u consecutive failures",
+			 rows[locked_now].tok.serial, v->failures);
+	} else {
+		set_verdict(v, FTM_VERDICT_BAD_CODE, &rows[census.first_usable].tok, FTM_MSG_RECOVERY_BAD);
+		snprintf(v->reason, sizeof(v->reason), "wrong recovery code (%u consecutive failure%s)%s", v->failures,
+			 v->failures == 1 ? "" : "s",
+			 locked_now >= 0 ? ": a token of the user reached the lockout threshold" : "");
+	}
+	free(state);
+	return 0;
+}
+
+int ftm_store_recovery_verify(ftm_store_t *st, const char *user, const char *code, time_t now,
+			      const ftm_verify_params_t *params, ftm_verdict_t *out)
+{
+	struct recovery_ctx rc;
+	ftm_verify_params_t dflt;
+	char err[FTM_MSG_MAX] = "";
+	int r;
+
+	if (out == NULL)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	if (st != NULL && user != NULL && code != NULL && user[0] == '\0') {
+		out->code = FTM_VERDICT_NO_TOKEN;
+		snprintf(out->message, sizeof(out->message), FTM_MSG_NO_TOKEN);
+		snprintf(out->reason, sizeof(out->reason), "empty user name");
+		return 0;
+	}
+	if (st == NULL || user == NULL || code == NULL || !has_recovery(st) || !ftm_recovery_is_code(code)) {
+		out->code = FTM_VERDICT_ERROR;
+		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
+		snprintf(out->reason, sizeof(out->reason), "no token store, user or recovery code");
+		return -1;
+	}
+	memset(&rc, 0, sizeof(rc));
+	rc.user = user;
+	rc.code = code;
+	rc.now = now;
+	rc.p = params_or_policy(st, params, &dflt, err, sizeof(err));
+	rc.out = out;
+	if (rc.p == NULL || recovery_key(st, rc.key) != 0)
+		r = -1;
+	else
+		r = st->ops->recovery_verdict(st->be, user, rc.p->consume, decide_recovery, &rc, err, sizeof(err));
+	ftm_memzero(rc.key, sizeof(rc.key));
+	if (r != 0) {
+		memset(out, 0, sizeof(*out));
+		out->code = FTM_VERDICT_ERROR;
+		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
+		snprintf(out->reason, sizeof(out->reason), "%s", err[0] ? err : "token store error");
+		ftm_log(&st->log, FTM_LOG_ERR, "recovery code verdict for '%s': %s", user, out->reason);
+		return -1;
+	}
+	ftm_log(&st->log, FTM_LOG_DEBUG, "recovery code verdict for '%s'%s: %s", user,
+		rc.p->consume ? "" : " (peek)", out->reason);
+	return 0;
+}
+
+int ftm_store_recovery_count(ftm_store_t *st, const char *user, unsigned *left, unsigned *total,
+			     char *err, size_t err_len)
+{
+	struct recovery_ctx rc;
+	ftm_verdict_t v;
+
+	if (left != NULL)
+		*left = 0;
+	if (total != NULL)
+		*total = 0;
+	if (st == NULL || user == NULL) {
+		SETERR("no token store or user");
+		return -1;
+	}
+	if (!has_recovery(st))
+		return 0;
+	memset(&rc, 0, sizeof(rc));
+	memset(&v, 0, sizeof(v));
+	rc.user = user;
+	rc.out = &v;
+	if (st->ops->recovery_verdict(st->be, user, false, decide_recovery, &rc, err, err_len) != 0)
+		return -1;
+	if (left != NULL)
+		*left = rc.left;
+	if (total != NULL)
+		*total = rc.total;
 	return 0;
 }

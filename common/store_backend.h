@@ -41,6 +41,20 @@ typedef struct ftm_activation_row {
  * such token). Marks what to write back dirty; returns 0 to commit, -1 to roll back. */
 typedef int (*ftm_act_decide_fn)(void *ctx, ftm_activation_row_t *act, ftm_store_row_t *tok);
 
+/* A recovery code as a backend keeps it: never the code, only its salted hash (ftm_recovery_hash). */
+typedef struct ftm_recovery_row {
+	uint8_t		salt[FTM_RECOVERY_SALT_LEN];	/* random per code: also its key in the table */
+	uint8_t		hash[FTM_RECOVERY_HASH_LEN];
+	int64_t		created;
+	int64_t		used;				/* unix time it was used; 0 = unused */
+	bool		dirty;				/* recovery_verdict: used changed, write back */
+} ftm_recovery_row_t;
+
+/* Runs inside recovery_verdict's transaction with the user's tokens (as ftm_decide_fn) and recovery
+ * codes; marks what to write back dirty; returns 0 to commit, -1 to roll back. */
+typedef int (*ftm_recovery_decide_fn)(void *ctx, ftm_store_row_t *rows, size_t n, ftm_recovery_row_t *codes,
+				      size_t m);
+
 typedef struct ftm_store_backend {
 	const char *scheme;	/* "sqlite": selects the backend from a "scheme:location" store uri */
 	/* All return 0 ok, 1 not found where noted, -1 error with a one-line reason in err. */
@@ -96,6 +110,14 @@ typedef struct ftm_store_backend {
 	int (*setting_put)(void *be, const char *name, const char *value, int64_t changed, char *err, size_t err_len);
 	int (*settings_seed)(void *be, const char *const *names, const char *const *values, size_t n,
 			     int64_t changed, char *err, size_t err_len);
+	/* ---- recovery codes ---- */
+	/* Replace every code of user with codes[0..n) in one transaction (n 0: revoke them all). */
+	int (*recovery_replace)(void *be, const char *user, const ftm_recovery_row_t *codes, size_t n,
+				char *err, size_t err_len);
+	/* verdict's transaction (exclusive when `write`, the user's token rows locked as there) with the
+	 * user's codes read in it too: decide, then the dirty codes and the dirty token rows written back. */
+	int (*recovery_verdict)(void *be, const char *user, bool write, ftm_recovery_decide_fn decide, void *ctx,
+				char *err, size_t err_len);
 	/* ---- pending pushes (ftm_store.h): the push engine across nodes ---- */
 	/* purge rows expired before now - FTM_PUSH_RETAIN_ROW; 1 (nothing stored) when the user has an
 	 * unexpired pending row, copied to *pending */

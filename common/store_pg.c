@@ -12,14 +12,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
+#include "pq_lazy.h"
 #include "store_backend.h"
 
 #define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
 
 /* The newest schema this binary knows; migrations[v] brings a database from version v to v + 1. */
-#define SCHEMA_VERSION	4
+#define SCHEMA_VERSION	5
 /* Connections per process: FreeRADIUS threads beyond this wait for one (POOL_WAIT_MS at most). */
 #define POOL_SIZE	8
 #define POOL_WAIT_MS	10000
@@ -67,7 +66,15 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	" name    text COLLATE \"C\" PRIMARY KEY,"
 	" value   text NOT NULL,"
 	" changed bigint NOT NULL DEFAULT 0);",
-	/* 4: pending pushes (capability hashes, never capabilities) and their number-matching States: a
+	/* 4: recovery codes, by their random salt: only the salted hash (ftm_recovery_hash) of each code */
+	"CREATE TABLE IF NOT EXISTS ftm_recovery_codes ("
+	" salt     bytea PRIMARY KEY,"
+	" username text COLLATE \"C\" NOT NULL,"
+	" hash     bytea NOT NULL,"
+	" created  bigint NOT NULL,"
+	" used     bigint NOT NULL DEFAULT 0);"
+	"CREATE INDEX IF NOT EXISTS ftm_recovery_codes_by_user ON ftm_recovery_codes (username);",
+	/* 5: pending pushes (capability hashes, never capabilities) and their number-matching States: a
 	 * push sent by one node is answered through any node's listener */
 	"CREATE TABLE IF NOT EXISTS ftm_pushes ("
 	" id          text COLLATE \"C\" PRIMARY KEY,"
@@ -627,6 +634,8 @@ static void *pg_open(const char *location, const ftm_log_t *log, char *err, size
 		SETERR("token store: a PostgreSQL store is a libpq URI: postgresql://[user@]host[:port]/dbname[?param=value...]");
 		return NULL;
 	}
+	if (ftm_pq_load(err, err_len) != 0)
+		return NULL;
 	pg = calloc(1, sizeof(*pg));
 	n = strlen("postgresql:") + strlen(location) + 1;
 	if (pg == NULL || (pg->uri = malloc(n)) == NULL) {
@@ -1158,6 +1167,153 @@ static int pg_settings_seed(void *be, const char *const *names, const char *cons
 	return with_link(be, settings_put_on, &sc, err, err_len);
 }
 
+/* ---- recovery codes: rare, so run unprepared (PQexecParams) ---- */
+
+struct recovery_ctx {
+	const char			*user;
+	const ftm_recovery_row_t	*codes;		/* replace */
+	size_t				n;
+	bool				write;		/* verdict */
+	ftm_recovery_decide_fn		decide;
+	void				*ctx;
+	pg_link_t			*l;
+	char				*err;
+	size_t				err_len;
+};
+
+static int recovery_replace_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct recovery_ctx *rc = c;
+	const char *del[1] = { rc->user };
+	PGresult *res;
+
+	(void)pg;
+	if (exec_cmd(l->conn, "BEGIN", "recovery codes", err, err_len) != 0)
+		return first_failed(l, -1);
+	res = PQexecParams(l->conn, "DELETE FROM ftm_recovery_codes WHERE username = $1", 1, NULL, del, NULL, NULL, 0);
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "recovery codes", err, err_len) != 0)
+		return -1;
+	PQclear(res);
+	for (size_t i = 0; i < rc->n; i++) {
+		char created[24], used[24];
+		const char *values[5] = { (const char *)rc->codes[i].salt, rc->user, (const char *)rc->codes[i].hash,
+					  created, used };
+		const int lengths[5] = { FTM_RECOVERY_SALT_LEN, 0, FTM_RECOVERY_HASH_LEN, 0, 0 };
+		const int formats[5] = { 1, 0, 1, 0, 0 };
+
+		snprintf(created, sizeof(created), "%" PRId64, rc->codes[i].created);
+		snprintf(used, sizeof(used), "%" PRId64, rc->codes[i].used);
+		res = PQexecParams(l->conn, "INSERT INTO ftm_recovery_codes (salt, username, hash, created, used)"
+				   " VALUES ($1, $2, $3, $4, $5)", 5, NULL, values, lengths, formats, 0);
+		if (res_ok(l->conn, res, PGRES_COMMAND_OK, "recovery codes", err, err_len) != 0)
+			return -1;
+		PQclear(res);
+	}
+	return exec_cmd(l->conn, "COMMIT", "recovery codes", err, err_len);
+}
+
+static int pg_recovery_replace(void *be, const char *user, const ftm_recovery_row_t *codes, size_t n,
+			       char *err, size_t err_len)
+{
+	struct recovery_ctx rc = { .user = user, .codes = codes, .n = n };
+
+	return with_link(be, recovery_replace_on, &rc, err, err_len);
+}
+
+/* A bytea column of exactly len bytes into out: 0, or -1. */
+static int bytea_exact(PGresult *res, int r, int col, uint8_t *out, size_t len)
+{
+	size_t blen = 0;
+	unsigned char *blob = PQunescapeBytea((const unsigned char *)PQgetvalue(res, r, col), &blen);
+	int rc = blob != NULL && blen == len ? 0 : -1;
+
+	if (rc == 0)
+		memcpy(out, blob, len);
+	PQfreemem(blob);
+	return rc;
+}
+
+/* The verdict's decide step, run by verdict_on after it has the user's token rows (under FOR UPDATE when
+ * writing): the user's codes read in the same transaction, decide, the used codes written back. */
+static int recovery_decide(void *c, ftm_store_row_t *rows, size_t n)
+{
+	struct recovery_ctx *rc = c;
+	char *err = rc->err;
+	size_t err_len = rc->err_len;
+	const char *values[1] = { rc->user };
+	ftm_recovery_row_t *codes = NULL;
+	PGresult *res;
+	int m, ret = -1;
+
+	res = PQexecParams(rc->l->conn, "SELECT salt, hash, created, used FROM ftm_recovery_codes WHERE username = $1"
+			   " ORDER BY created, salt", 1, NULL, values, NULL, NULL, 0);
+	if (res_ok(rc->l->conn, res, PGRES_TUPLES_OK, "recovery codes", err, err_len) != 0)
+		return -1;
+	m = PQntuples(res);
+	if (m > 0 && (codes = calloc((size_t)m, sizeof(*codes))) == NULL) {
+		SETERR("token store: out of memory");
+		goto out;
+	}
+	for (int r = 0; r < m; r++) {
+		if (bytea_exact(res, r, 0, codes[r].salt, FTM_RECOVERY_SALT_LEN) != 0 ||
+		    bytea_exact(res, r, 1, codes[r].hash, FTM_RECOVERY_HASH_LEN) != 0 ||
+		    parse_i64(PQgetvalue(res, r, 2), &codes[r].created) != 0 ||
+		    parse_i64(PQgetvalue(res, r, 3), &codes[r].used) != 0) {
+			SETERR("token store: damaged recovery code of user %s", rc->user);
+			goto out;
+		}
+	}
+	PQclear(res);
+	res = NULL;
+	if (rc->decide(rc->ctx, rows, n, codes, (size_t)m) != 0)
+		goto out;
+	for (int r = 0; rc->write && r < m; r++) {
+		char used[24];
+		const char *uv[2] = { used, (const char *)codes[r].salt };
+		const int lengths[2] = { 0, FTM_RECOVERY_SALT_LEN };
+		const int formats[2] = { 0, 1 };
+
+		if (!codes[r].dirty)
+			continue;
+		snprintf(used, sizeof(used), "%" PRId64, codes[r].used);
+		res = PQexecParams(rc->l->conn, "UPDATE ftm_recovery_codes SET used = $1 WHERE salt = $2", 2, NULL, uv,
+				   lengths, formats, 0);
+		if (res_ok(rc->l->conn, res, PGRES_COMMAND_OK, "recovery codes", err, err_len) != 0) {
+			res = NULL;
+			goto out;
+		}
+		PQclear(res);
+		res = NULL;
+	}
+	ret = 0;
+out:
+	PQclear(res);
+	if (codes != NULL) {
+		ftm_memzero(codes, (size_t)m * sizeof(*codes));
+		free(codes);
+	}
+	return ret;
+}
+
+static int recovery_verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct recovery_ctx *rc = c;
+	struct verdict_ctx vc = { rc->user, rc->write, recovery_decide, rc };
+
+	rc->l = l;
+	rc->err = err;
+	rc->err_len = err_len;
+	return verdict_on(pg, l, &vc, err, err_len);
+}
+
+static int pg_recovery_verdict(void *be, const char *user, bool write, ftm_recovery_decide_fn decide, void *ctx,
+			       char *err, size_t err_len)
+{
+	struct recovery_ctx rc = { .user = user, .write = write, .decide = decide, .ctx = ctx };
+
+	return with_link(be, recovery_verdict_on, &rc, err, err_len);
+}
+
 /* ---- pending pushes and number-matching States ----
  * Not prepared (a push is rare next to a code verdict): PQexecParams, text in and out. */
 
@@ -1588,6 +1744,8 @@ const ftm_store_backend_t ftm_store_backend_pg = {
 	.settings_get	= pg_settings_get,
 	.setting_put	= pg_setting_put,
 	.settings_seed	= pg_settings_seed,
+	.recovery_replace = pg_recovery_replace,
+	.recovery_verdict = pg_recovery_verdict,
 	.push_put	= pg_push_put,
 	.push_get	= pg_push_get,
 	.push_decide	= pg_push_decide,

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +88,7 @@ typedef struct sq_job {
 	bool		done;
 	bool		lead;		/* this job's thread commits the next batch */
 	int64_t		queued_ms;	/* monotonic: when it was queued (its share of the busy timeout) */
-	pthread_cond_t	wake;
+	sem_t		wake;		/* posted once: done, or lead */
 	char		*err;
 	size_t		err_len;
 	struct sq_job	*next;
@@ -97,7 +98,8 @@ typedef struct sq_job {
  * first writer to find no batch in flight takes every job waiting, applies each under its own
  * savepoint in one BEGIN IMMEDIATE transaction and commits once (one WAL fsync, synchronous=FULL),
  * then wakes their threads; writers that arrive meanwhile wait for the next batch. A job returns only
- * after the commit that holds it. `mu` guards the queue and the reader pool, never a flush. Reads run
+ * after the commit that holds it. `mu` guards the queue, `readers_mu` the reader pool, neither a
+ * flush: a waiting writer sleeps on its own semaphore, so waking it needs no lock. Reads run
  * on reader connections of their own (WAL: a reader never waits for the writer). Processes take turns
  * through SQLite's own locks (BEGIN IMMEDIATE + busy timeout). */
 typedef struct sq {
@@ -106,6 +108,7 @@ typedef struct sq {
 	pthread_mutex_t	mu;
 	bool		flushing;	/* a batch is being committed, or handed to the next leader */
 	sq_job_t	*queue, **queue_tail;
+	pthread_mutex_t	readers_mu;
 	sq_conn_t	*idle_readers;
 	const ftm_log_t	*log;
 } sq_t;
@@ -150,6 +153,16 @@ static const char *const states_sql =
 	" user    TEXT NOT NULL,"
 	" client  TEXT NOT NULL,"
 	" expires INTEGER NOT NULL)";
+
+/* Recovery codes, by salt, created at open like the States (older binaries never read the table). */
+static const char *const recovery_schema_sql =
+	"CREATE TABLE IF NOT EXISTS recovery_codes ("
+	" salt    BLOB PRIMARY KEY,"		/* random per code */
+	" user    TEXT NOT NULL,"
+	" hash    BLOB NOT NULL,"		/* ftm_recovery_hash: the code itself is never stored */
+	" created INTEGER NOT NULL,"
+	" used    INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX IF NOT EXISTS recovery_codes_by_user ON recovery_codes (user);";
 
 static int db_err(sq_conn_t *c, const char *what, char *err, size_t err_len)
 {
@@ -288,8 +301,14 @@ static sq_conn_t *conn_open(const char *path, bool reader, char *err, size_t err
 	}
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+#ifdef SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE
+	/* A commit is durable once its WAL frames are synced (synchronous=FULL); checkpointing and deleting
+	 * the WAL when the last connection closes cost a short-lived process (a PAM login) four more syncs
+	 * and a new WAL file per login. The WAL is still checkpointed as it grows (wal_autocheckpoint). */
+	sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+#endif
 	/* synchronous=FULL: a committed verdict (a consumed step, a failure count) survives a crash; set on
-	 * readers too, since the last connection to close checkpoints the WAL. */
+	 * readers too, since a reader may run a checkpoint. */
 	if (exec(c, "PRAGMA synchronous=FULL", err, err_len) != 0 ||
 	    (reader && exec(c, "PRAGMA query_only=1", err, err_len) != 0)) {
 		conn_close(c);
@@ -302,20 +321,20 @@ static sq_conn_t *reader_take(sq_t *s, char *err, size_t err_len)
 {
 	sq_conn_t *c;
 
-	pthread_mutex_lock(&s->mu);
+	pthread_mutex_lock(&s->readers_mu);
 	c = s->idle_readers;
 	if (c != NULL)
 		s->idle_readers = c->next;
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->readers_mu);
 	return c != NULL ? c : conn_open(s->path, true, err, err_len);
 }
 
 static void reader_give_back(sq_t *s, sq_conn_t *c)
 {
-	pthread_mutex_lock(&s->mu);
+	pthread_mutex_lock(&s->readers_mu);
 	c->next = s->idle_readers;
 	s->idle_readers = c;
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->readers_mu);
 }
 
 /* ---- group commit ---- */
@@ -390,51 +409,57 @@ abort:
 }
 
 /* Queue a write and return once the batch holding it has committed (or failed). Each waiting thread
- * sleeps on its own condition and is woken once: when its job is done, or when it is handed the next
- * batch (a broadcast would wake every waiting thread for every batch). */
+ * sleeps on its own semaphore and is woken once: when its job is done, or when it is handed the next
+ * batch. It needs no lock to wake: with a condition variable every woken writer queued again on `mu`
+ * behind the others (under load, a third of the server's CPU went to those futex round trips). */
 static int write_job(sq_t *s, int (*run)(sq_conn_t *, void *, char *, size_t), void *arg,
 		     char *err, size_t err_len)
 {
 	sq_job_t job = { .run = run, .arg = arg, .rc = -1, .err = err, .err_len = err_len, .queued_ms = mono_ms() };
+	sq_job_t *batch, *next_lead;
 
-	pthread_cond_init(&job.wake, NULL);
+	sem_init(&job.wake, 0, 0);
 	pthread_mutex_lock(&s->mu);
 	*s->queue_tail = &job;
 	s->queue_tail = &job.next;
-	if (s->flushing) {
-		while (!job.done && !job.lead)
-			pthread_cond_wait(&job.wake, &s->mu);
-	} else {
+	if (!s->flushing) {
 		s->flushing = true;
 		job.lead = true;
 	}
+	pthread_mutex_unlock(&s->mu);
+	if (!job.lead) {
+		/* the leader sets done or lead, then posts: sem_post/sem_wait order the two */
+		while (sem_wait(&job.wake) != 0)
+			;	/* EINTR */
+	}
 	if (job.lead) {		/* the batch taken holds this job: it was queued first */
-		sq_job_t *batch = s->queue;
-
+		pthread_mutex_lock(&s->mu);
+		batch = s->queue;
 		s->queue = NULL;
 		s->queue_tail = &s->queue;
 		pthread_mutex_unlock(&s->mu);
 		run_batch(s, batch);
+		/* the writers that queued meanwhile: the first of them commits them all, starting now */
 		pthread_mutex_lock(&s->mu);
-		job.lead = false;
+		next_lead = s->queue;
+		if (next_lead == NULL)
+			s->flushing = false;
+		pthread_mutex_unlock(&s->mu);
+		if (next_lead != NULL) {
+			next_lead->lead = true;	/* its owner reads it only after the post */
+			sem_post(&next_lead->wake);
+		}
 		while (batch != NULL) {
-			sq_job_t *next = batch->next;
+			sq_job_t *next = batch->next;	/* read first: once posted, a job may be gone */
 
-			batch->done = true;	/* its owner reads it only after taking mu */
-			if (batch != &job)
-				pthread_cond_signal(&batch->wake);
+			if (batch != &job) {
+				batch->done = true;
+				sem_post(&batch->wake);
+			}
 			batch = next;
 		}
-		/* the writers that queued meanwhile: the first of them commits them all */
-		if (s->queue != NULL) {
-			s->queue->lead = true;
-			pthread_cond_signal(&s->queue->wake);
-		} else {
-			s->flushing = false;
-		}
 	}
-	pthread_mutex_unlock(&s->mu);
-	pthread_cond_destroy(&job.wake);
+	sem_destroy(&job.wake);
 	return job.rc;
 }
 
@@ -533,7 +558,8 @@ static void sq_close(void *be)
 		conn_close(s->idle_readers);
 		s->idle_readers = next;
 	}
-	conn_close(s->writer);	/* last: the last connection to close checkpoints the WAL */
+	conn_close(s->writer);
+	pthread_mutex_destroy(&s->readers_mu);
 	pthread_mutex_destroy(&s->mu);
 	free(s->path);
 	free(s);
@@ -581,12 +607,14 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 		return NULL;
 	}
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->readers_mu, NULL);
 	s->queue_tail = &s->queue;
 	s->log = log;
 	s->writer = conn_open(path, false, err, err_len);
 	if (s->writer == NULL || ensure_wal(s->writer, err, err_len) != 0 ||
 	    ensure_schema(s->writer, log, err, err_len) != 0 || act_schema(s->writer, err, err_len) != 0 ||
-	    exec(s->writer, states_sql, err, err_len) != 0 || push_schema(s->writer, err, err_len) != 0) {
+	    exec(s->writer, states_sql, err, err_len) != 0 || exec(s->writer, recovery_schema_sql, err, err_len) != 0 ||
+	    push_schema(s->writer, err, err_len) != 0) {
 		sq_close(s);
 		return NULL;
 	}
@@ -1406,6 +1434,171 @@ static int sq_settings_seed(void *be, const char *const *names, const char *cons
 	return write_job(be, job_settings, &a, err, err_len);
 }
 
+/* ---- recovery codes (the table: recovery_schema_sql): rare, statements compiled per call ---- */
+
+struct recovery_arg {
+	const char			*user;
+	const ftm_recovery_row_t	*codes;		/* replace */
+	size_t				n;
+	bool				write;		/* verdict */
+	ftm_recovery_decide_fn		decide;
+	void				*ctx;
+	sq_conn_t			*c;
+	char				*err;
+	size_t				err_len;
+};
+
+static int job_recovery_replace(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	const struct recovery_arg *ra = arg;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if (sqlite3_prepare_v2(c->db, "DELETE FROM recovery_codes WHERE user = ?", -1, &st, NULL) != SQLITE_OK)
+		return db_err(c, "recovery codes", err, err_len);
+	sqlite3_bind_text(st, 1, ra->user, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (r != SQLITE_DONE)
+		return db_err(c, "recovery codes", err, err_len);
+	if (sqlite3_prepare_v2(c->db, "INSERT INTO recovery_codes (salt, user, hash, created, used) VALUES (?,?,?,?,?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_err(c, "recovery codes", err, err_len);
+	for (size_t i = 0; i < ra->n; i++) {
+		sqlite3_bind_blob(st, 1, ra->codes[i].salt, FTM_RECOVERY_SALT_LEN, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, ra->user, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 3, ra->codes[i].hash, FTM_RECOVERY_HASH_LEN, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, ra->codes[i].created);
+		sqlite3_bind_int64(st, 5, ra->codes[i].used);
+		r = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (r != SQLITE_DONE) {
+			db_err(c, "recovery codes", err, err_len);
+			sqlite3_finalize(st);
+			return -1;
+		}
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int sq_recovery_replace(void *be, const char *user, const ftm_recovery_row_t *codes, size_t n,
+			       char *err, size_t err_len)
+{
+	struct recovery_arg ra = { .user = user, .codes = codes, .n = n };
+
+	return write_job(be, job_recovery_replace, &ra, err, err_len);
+}
+
+/* The verdict's decide step: read the user's codes on the verdict's own connection (in its transaction
+ * when writing), decide, write back the codes used. job_verdict then writes the token rows. */
+static int recovery_decide(void *arg, ftm_store_row_t *rows, size_t n)
+{
+	struct recovery_arg *ra = arg;
+	char *err = ra->err;
+	size_t err_len = ra->err_len;
+	ftm_recovery_row_t *codes = NULL;
+	sqlite3_stmt *st = NULL;
+	size_t m = 0, cap = 0;
+	int rc = -1, r;
+
+	if (sqlite3_prepare_v2(ra->c->db, "SELECT salt, hash, created, used FROM recovery_codes WHERE user = ?"
+			       " ORDER BY created, salt", -1, &st, NULL) != SQLITE_OK)
+		return db_err(ra->c, "recovery codes", err, err_len);
+	sqlite3_bind_text(st, 1, ra->user, -1, SQLITE_STATIC);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (m == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			ftm_recovery_row_t *nc = realloc(codes, ncap * sizeof(*codes));
+
+			if (nc == NULL) {
+				SETERR("token store: out of memory");
+				goto out;
+			}
+			codes = nc;
+			cap = ncap;
+		}
+		memset(&codes[m], 0, sizeof(codes[m]));
+		if (sqlite3_column_bytes(st, 0) != FTM_RECOVERY_SALT_LEN ||
+		    sqlite3_column_bytes(st, 1) != FTM_RECOVERY_HASH_LEN) {
+			SETERR("token store: damaged recovery code of user %s", ra->user);
+			goto out;
+		}
+		memcpy(codes[m].salt, sqlite3_column_blob(st, 0), FTM_RECOVERY_SALT_LEN);
+		memcpy(codes[m].hash, sqlite3_column_blob(st, 1), FTM_RECOVERY_HASH_LEN);
+		codes[m].created = sqlite3_column_int64(st, 2);
+		codes[m].used = sqlite3_column_int64(st, 3);
+		m++;
+	}
+	if (r != SQLITE_DONE) {
+		db_err(ra->c, "recovery codes", err, err_len);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (ra->decide(ra->ctx, rows, n, codes, m) != 0)
+		goto out;
+	if (ra->write) {
+		if (sqlite3_prepare_v2(ra->c->db, "UPDATE recovery_codes SET used = ? WHERE salt = ?", -1, &st,
+				       NULL) != SQLITE_OK) {
+			db_err(ra->c, "recovery codes", err, err_len);
+			goto out;
+		}
+		for (size_t i = 0; i < m; i++) {
+			if (!codes[i].dirty)
+				continue;
+			sqlite3_bind_int64(st, 1, codes[i].used);
+			sqlite3_bind_blob(st, 2, codes[i].salt, FTM_RECOVERY_SALT_LEN, SQLITE_STATIC);
+			r = sqlite3_step(st);
+			sqlite3_reset(st);
+			if (r != SQLITE_DONE) {
+				db_err(ra->c, "recovery codes", err, err_len);
+				goto out;
+			}
+		}
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	if (codes != NULL) {
+		ftm_memzero(codes, cap * sizeof(*codes));
+		free(codes);
+	}
+	return rc;
+}
+
+static int job_recovery_verdict(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	struct recovery_arg *ra = arg;
+	struct verdict_arg va = { .user = ra->user, .write = ra->write, .decide = recovery_decide, .ctx = ra };
+
+	ra->c = c;
+	ra->err = err;
+	ra->err_len = err_len;
+	return job_verdict(c, &va, err, err_len);
+}
+
+static int sq_recovery_verdict(void *be, const char *user, bool write, ftm_recovery_decide_fn decide, void *ctx,
+			       char *err, size_t err_len)
+{
+	sq_t *s = be;
+	struct recovery_arg ra = { .user = user, .write = write, .decide = decide, .ctx = ctx };
+	sq_conn_t *c;
+	int rc;
+
+	if (write)
+		return write_job(s, job_recovery_verdict, &ra, err, err_len);
+	/* a peek: both SELECTs in one read transaction, one snapshot */
+	if ((c = reader_take(s, err, err_len)) == NULL)
+		return -1;
+	rc = exec(c, "BEGIN", err, err_len);
+	if (rc == 0)
+		rc = job_recovery_verdict(c, &ra, err, err_len);
+	rollback(c);
+	reader_give_back(s, c);
+	return rc;
+}
+
 /* ---- pending pushes and number-matching States ----
  * Their own tables, created at open like the activation links. One host: the processes on this file
  * learn a verdict by re-reading the row (there are no notifications). Statements are compiled per call. */
@@ -1698,6 +1891,8 @@ const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.settings_get	= sq_settings_get,
 	.setting_put	= sq_setting_put,
 	.settings_seed	= sq_settings_seed,
+	.recovery_replace = sq_recovery_replace,
+	.recovery_verdict = sq_recovery_verdict,
 	.push_put	= sq_push_put,
 	.push_get	= sq_push_get,
 	.push_decide	= sq_push_decide,

@@ -44,18 +44,27 @@ typedef struct {
 	bool	has_token;
 	bool	push_available;
 	char	push_serial[FTM_SERIAL_MAX];		/* the token the push goes to, for the prompt */
-	char	code[FTM_CODE_MAX + 1];
+	char	code[FTM_PASSCODE_CODE_MAX + 1];
 	bool	has_alt;				/* the whole input, for a password ending in digits */
 	char	alt_password[FTM_INPUT_MAX + 1];
 } split_data_t;
+
+/* The configuration and the core opened for one config file, kept on the PAM handle from the first
+ * instance of a stack to the last (pam_end frees it): a login loads the configuration, opens the store
+ * and checks its key once, and the verdict reuses the split's peek (ftm_auth's proof cache). */
+typedef struct {
+	pid_t		owner;		/* the process that opened the store */
+	ftm_config_t	cfg;
+	ftm_log_t	log;
+	ftm_auth_t	*auth;
+} core_data_t;
 
 /* Everything one pam_sm_authenticate call holds; freed in one place. */
 typedef struct {
 	pam_handle_t	*pamh;
 	args_t		args;
-	ftm_config_t	cfg;
-	ftm_log_t	log;
-	ftm_auth_t	*auth;
+	ftm_config_t	cfg;		/* a copy of the core's */
+	ftm_auth_t	*auth;		/* the core's: pam_end closes it */
 	ftm_login_t	login;
 	char		hostname[256];
 	bool		silent;		/* PAM_SILENT: no informational messages */
@@ -131,16 +140,82 @@ static void clean(char *dst, size_t len, const char *src)
 
 static void ctx_free(ctx_t *ctx)
 {
-	if (ctx->auth != NULL)
-		ftm_auth_free(ctx->auth);
 	ctx->auth = NULL;
 	ftm_memzero(&ctx->cfg, sizeof(ctx->cfg));	/* push.ntfy_token: not left on the stack */
 }
 
-/* Load the configuration and open the core. Returns a PAM code. */
+static void core_data_cleanup(pam_handle_t *pamh, void *data, int error_status)
+{
+	core_data_t *core = data;
+
+	(void)pamh;
+	(void)error_status;
+	/* A child forked after the login ends its copy of the handle too (PAM_DATA_SILENT): it must not
+	 * close, and so checkpoint through, the SQLite connections its parent still owns. */
+	if (core->owner == getpid())
+		ftm_auth_free(core->auth);
+	ftm_memzero(core, sizeof(*core));
+	free(core);
+}
+
+/* The core for this instance's config file (and debug argument): the one an earlier instance of the
+ * stack opened, or a new one kept on the handle. Returns a PAM code. */
+static int core_get(ctx_t *ctx)
+{
+	char name[sizeof("ftmpush.core debug=1 ") + 4096], err[FTM_ERR_MAX] = "";
+	const void *d = NULL;
+	core_data_t *core;
+	int rc;
+
+	if (snprintf(name, sizeof(name), "ftmpush.core debug=%d %s", ctx->args.debug ? 1 : 0, ctx->args.config)
+	    >= (int)sizeof(name)) {
+		pam_syslog(ctx->pamh, LOG_ERR, "config path too long: refusing (PAM_SERVICE_ERR)");
+		return PAM_SERVICE_ERR;
+	}
+	if (pam_get_data(ctx->pamh, name, &d) == PAM_SUCCESS && d != NULL &&
+	    ((const core_data_t *)d)->owner == getpid()) {
+		core = (core_data_t *)d;
+		ctx->cfg = core->cfg;
+		ctx->auth = core->auth;
+		return PAM_SUCCESS;
+	}
+
+	core = calloc(1, sizeof(*core));
+	if (core == NULL)
+		return PAM_BUF_ERR;
+	core->owner = getpid();
+	ftm_config_defaults(&core->cfg);
+	if (ftm_config_load(&core->cfg, ctx->args.config, config_report, ctx, err, sizeof(err)) != 0) {
+		pam_syslog(ctx->pamh, LOG_ERR, "config %s refused: %s", ctx->args.config, err);
+		core_data_cleanup(ctx->pamh, core, 0);
+		return PAM_AUTHINFO_UNAVAIL;
+	}
+	if (ctx->args.debug && core->cfg.debug < 1)
+		core->cfg.debug = 1;
+
+	core->log.sink = sink_syslog;
+	core->log.sink_ctx = ctx->pamh;
+	core->log.max_level = core->cfg.debug >= 2 ? FTM_LOG_DEBUG2 :
+			      core->cfg.debug == 1 ? FTM_LOG_DEBUG : FTM_LOG_INFO;
+	core->auth = ftm_auth_new(&core->cfg, &core->log, err, sizeof(err));
+	if (core->auth == NULL) {
+		pam_syslog(ctx->pamh, LOG_ERR, "%s: cannot start: %s", ctx->who, err);
+		core_data_cleanup(ctx->pamh, core, 0);
+		return PAM_AUTHINFO_UNAVAIL;
+	}
+	rc = pam_set_data(ctx->pamh, name, core, core_data_cleanup);
+	if (rc != PAM_SUCCESS) {
+		core_data_cleanup(ctx->pamh, core, 0);
+		return rc;
+	}
+	ctx->cfg = core->cfg;
+	ctx->auth = core->auth;
+	return PAM_SUCCESS;
+}
+
+/* The arguments, the user and the core (loaded by the first instance of the stack). Returns a PAM code. */
 static int ctx_init(ctx_t *ctx, pam_handle_t *pamh, int argc, const char **argv)
 {
-	char err[FTM_ERR_MAX] = "";
 	const char *user = NULL;
 	int rc;
 
@@ -152,19 +227,6 @@ static int ctx_init(ctx_t *ctx, pam_handle_t *pamh, int argc, const char **argv)
 		pam_syslog(pamh, LOG_ERR, "split and retry are two instances: refusing (PAM_SERVICE_ERR)");
 		return PAM_SERVICE_ERR;
 	}
-
-	ftm_config_defaults(&ctx->cfg);
-	if (ftm_config_load(&ctx->cfg, ctx->args.config, config_report, ctx, err, sizeof(err)) != 0) {
-		pam_syslog(pamh, LOG_ERR, "config %s refused: %s", ctx->args.config, err);
-		return PAM_AUTHINFO_UNAVAIL;
-	}
-	if (ctx->args.debug && ctx->cfg.debug < 1)
-		ctx->cfg.debug = 1;
-
-	ctx->log.sink = sink_syslog;
-	ctx->log.sink_ctx = pamh;
-	ctx->log.max_level = ctx->cfg.debug >= 2 ? FTM_LOG_DEBUG2 :
-			     ctx->cfg.debug == 1 ? FTM_LOG_DEBUG : FTM_LOG_INFO;
 
 	rc = pam_get_user(pamh, &user, NULL);
 	if (rc != PAM_SUCCESS || user == NULL || *user == '\0') {
@@ -186,12 +248,7 @@ static int ctx_init(ctx_t *ctx, pam_handle_t *pamh, int argc, const char **argv)
 		snprintf(ctx->who, sizeof(ctx->who), "service=%s user=%s rhost=%s", svc, usr, rhost);
 	}
 
-	ctx->auth = ftm_auth_new(&ctx->cfg, &ctx->log, err, sizeof(err));
-	if (ctx->auth == NULL) {
-		pam_syslog(pamh, LOG_ERR, "%s: cannot start: %s", ctx->who, err);
-		return PAM_AUTHINFO_UNAVAIL;
-	}
-	return PAM_SUCCESS;
+	return core_get(ctx);
 }
 
 static void split_data_cleanup(pam_handle_t *pamh, void *data, int error_status)
@@ -244,6 +301,7 @@ static int finish(ctx_t *ctx, const ftm_outcome_t *out)
 		rc = PAM_SUCCESS;
 		prio = LOG_INFO;
 		msg = NULL;
+		tell(ctx, PAM_TEXT_INFO, out->message);	/* e.g. how many recovery codes are left */
 		break;
 	case FTM_RES_LOCKED:
 		rc = PAM_MAXTRIES;

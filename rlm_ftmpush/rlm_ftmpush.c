@@ -108,7 +108,7 @@ typedef struct {
 	bool	has_token;
 	bool	push_available;
 	bool	has_code;
-	char	code[FTM_CODE_MAX + 1];
+	char	code[FTM_PASSCODE_CODE_MAX + 1];
 	bool	has_alt;			/* the whole input, for a password that ends in digits */
 	bool	alt_swapped;			/* User-Password is alt_password again (the site's retry) */
 	char	alt_password[FTM_INPUT_MAX + 1];
@@ -495,6 +495,8 @@ static rlm_rcode_t finish(rlm_ftmpush_t const *inst, REQUEST *request, ftm_login
 	switch (out->result) {
 	case FTM_RES_OK:
 		clear_preset_message(request);
+		if (out->message[0] != '\0')	/* what the user should know, e.g. recovery codes left */
+			set_reply_message(request, out->message);
 		rcode = RLM_MODULE_OK;
 		break;
 

@@ -70,6 +70,7 @@ static void usage(FILE *f)
 "  token send SERIAL [--email ADDR]   (a new activation link by e-mail; the old one dies)\n"
 "  token push SERIAL CHANNEL:TARGET|none\n"
 "  token assign SERIAL USER\n"
+"  token recovery USER [--count N]   (N single-use recovery codes, default 10, printed once; the old set dies)\n"
 "  token import FILE [--algorithm A] [--digits N] [--period S]   (CSV: serial,seed[,user[,email]])\n"
 "  otp --seed HEX [--algorithm A] [--digits N] [--period S] [--time UNIX]   (defaults: sha1, 6, 30 s)\n"
 "  otp --serial SERIAL [--time UNIX]\n"
@@ -78,6 +79,7 @@ static void usage(FILE *f)
 "  policy show [NAME]             the verdict policy of the store (the same on every node and front end)\n"
 "  policy set NAME VALUE          window, lockout_threshold, lockout_duration, activation_expire, challenge_timeout\n"
 "  diagnose [USER] [--time UNIX]   the troubleshooting checklist: \u2714 fine, ! warning, \u2718 problem + fix\n"
+"  diagnose --push USER   a test push to USER: published, callback, answer and total, each with its time\n"
 "--email ADDR mails the user an activation link (smtp.*); with push.server set, a link is printed otherwise.\n"
 "--seed - reads the hex seed from the first line of stdin (keeps it out of ps and shell history).\n"
 "Exit status: 0 success; 1 refused or failed (diagnose: a \u2718); 2 usage error; 3 store failure during verify.\n", prog);
@@ -87,7 +89,7 @@ static void usage(FILE *f)
 
 enum {
 	O_DB = 1000, O_CONFIG, O_KEYFILE, O_SERIAL, O_SEED, O_ALG, O_DIGITS, O_PERIOD, O_PUSH, O_ISSUER,
-	O_QR, O_NOQR, O_TIME, O_EMAIL, O_USER, O_VERBOSE, O_HELP
+	O_QR, O_NOQR, O_TIME, O_EMAIL, O_COUNT, O_USER, O_VERBOSE, O_HELP
 };
 
 static const struct option long_opts[] = {
@@ -105,6 +107,7 @@ static const struct option long_opts[] = {
 	{ "no-qr",	no_argument,		NULL, O_NOQR },
 	{ "time",	required_argument,	NULL, O_TIME },
 	{ "email",	required_argument,	NULL, O_EMAIL },
+	{ "count",	required_argument,	NULL, O_COUNT },
 	{ "user",	required_argument,	NULL, O_USER },
 	{ "verbose",	no_argument,		NULL, O_VERBOSE },
 	{ "help",	no_argument,		NULL, O_HELP },
@@ -112,7 +115,7 @@ static const struct option long_opts[] = {
 };
 
 typedef struct opts {
-	const char	*serial, *seed, *alg, *digits, *period, *push, *issuer, *time, *user, *email;
+	const char	*serial, *seed, *alg, *digits, *period, *push, *issuer, *time, *user, *email, *count;
 	int		qr;	/* -1 auto (a tty), 0 no, 1 yes */
 	int		argc;
 	char		**argv;	/* the positional arguments */
@@ -180,6 +183,7 @@ static void parse_opts(int argc, char **argv, const char *allowed, opts_t *o)
 		case O_TIME:	o->time = optarg; break;
 		case O_USER:	o->user = optarg; break;
 		case O_EMAIL:	o->email = optarg; break;
+		case O_COUNT:	o->count = optarg; break;
 		default:
 			if (optopt >= O_DB)
 				die(EXIT_USAGE, "option %s needs a value (see --help)", argv[optind - 1]);
@@ -517,7 +521,7 @@ static int cmd_token_list(int argc, char **argv)
 	lc.now = parse_time(o.time);
 	st = open_store();
 	lc.policy = store_policy(st);
-	if (ftm_store_token_list(st, o.user, list_one, &lc, err, sizeof(err)) != 0)
+	if (ftm_store_token_list_info(st, o.user, list_one, &lc, err, sizeof(err)) != 0)
 		die(EXIT_REFUSED, "%s", err);
 	if (lc.n == 0)
 		printf("no tokens\n");
@@ -534,6 +538,7 @@ static int cmd_token_show(int argc, char **argv)
 	char err[FTM_ERR_MAX], buf[64];
 	const ftm_policy_t *pol;
 	int64_t unlock_at;
+	unsigned left = 0, total = 0;
 	time_t now;
 	int rc;
 
@@ -575,6 +580,8 @@ static int cmd_token_show(int argc, char **argv)
 	}
 	printf("push: %s\n", t.push[0] ? t.push : "none");
 	printf("created: %s\n", fmt_time(t.created, buf, sizeof(buf)));
+	if (t.user[0] != '\0' && ftm_store_recovery_count(st, t.user, &left, &total, err, sizeof(err)) == 0)
+		printf("recovery_codes: %u left of %u (the user's, for every token)\n", left, total);
 	if (t.last_step < 0 && ftm_store_activation_get(st, t.serial, &act, NULL, 0) == 0) {
 		printf("activation_link: %s%s%s, %u wrong code%s left, expires %s\n",
 		       act.code == FTM_ACT_USED ? "used" : "issued", act.email[0] ? " to " : " (printed)",
@@ -583,6 +590,39 @@ static int cmd_token_show(int argc, char **argv)
 	}
 	ftm_memzero(&t, sizeof(t));
 	ftm_store_close(st);
+	return 0;
+}
+
+/* The codes are shown here once and never again: the store keeps only their salted hashes. */
+static int cmd_token_recovery(int argc, char **argv)
+{
+	char (*codes)[FTM_RECOVERY_LEN + 1];
+	char err[FTM_ERR_MAX];
+	ftm_store_t *st;
+	unsigned count = FTM_RECOVERY_COUNT;
+	opts_t o;
+
+	parse_opts(argc, argv, "count", &o);
+	want_args(&o, 1, "token recovery USER [--count N]");
+	if (o.count != NULL)
+		count = parse_uint(o.count, "--count", 1, FTM_RECOVERY_COUNT_MAX);
+	codes = calloc(count, sizeof(*codes));
+	if (codes == NULL)
+		die(EXIT_REFUSED, "out of memory");
+	st = open_store();
+	if (ftm_store_recovery_issue(st, o.argv[0], count, time(NULL), codes, err, sizeof(err)) != 0) {
+		free(codes);
+		die(EXIT_REFUSED, "%s", err);
+	}
+	ftm_store_close(st);
+	printf("%u recovery codes for '%s'; each works once, typed where a token code goes (after the "
+	       "password, or at the code prompt). Any earlier codes no longer work. They are not shown again:\n",
+	       count, o.argv[0]);
+	for (unsigned i = 0; i < count; i++)
+		printf("  %s\n", codes[i]);
+	fflush(stdout);
+	ftm_memzero(codes, count * sizeof(*codes));
+	free(codes);
 	return 0;
 }
 
@@ -1176,9 +1216,9 @@ static int cmd_diagnose(int argc, char **argv)
 	const char *path;
 	unsigned failures;
 
-	parse_opts(argc, argv, "time", &o);
-	if (o.argc > 1)
-		die(EXIT_USAGE, "usage: %s diagnose [USER] [--time UNIX]", prog);
+	parse_opts(argc, argv, "time push", &o);
+	if (o.argc > 1 || (o.push != NULL && (o.argc > 0 || o.time != NULL)))
+		die(EXIT_USAGE, "usage: %s diagnose [USER] [--time UNIX] | diagnose --push USER", prog);
 	/* A file that does not load is the first \u2718, not the end of the checklist's usefulness. */
 	if (read_config(&path, err, sizeof(err)) != 0) {
 		diag_print(NULL, FTM_DIAG_FAIL, "config", err, "ftmpushctl config check lists every problem");
@@ -1186,7 +1226,10 @@ static int cmd_diagnose(int argc, char **argv)
 	}
 	if (path)
 		printf("configuration: %s\n", path);
-	failures = ftm_diagnose(&cfg, o.argc == 1 ? o.argv[0] : NULL, parse_time(o.time), diag_print, NULL);
+	if (o.push != NULL)
+		failures = ftm_diagnose_push(&cfg, o.push, diag_print, NULL);
+	else
+		failures = ftm_diagnose(&cfg, o.argc == 1 ? o.argv[0] : NULL, parse_time(o.time), diag_print, NULL);
 	if (failures > 0) {
 		printf("%u problem%s found\n", failures, failures == 1 ? "" : "s");
 		return EXIT_REFUSED;
@@ -1224,7 +1267,7 @@ int main(int argc, char **argv)
 	/* each command parses argv[0..] itself: argv[0] plays the program name for getopt */
 	if (strcmp(argv[0], "token") == 0) {
 		if (argc < 2)
-			die(EXIT_USAGE, "usage: %s token add|list|show|lock|unlock|delete|reissue|send|push|assign|import ...", prog);
+			die(EXIT_USAGE, "usage: %s token add|list|show|lock|unlock|delete|reissue|send|push|assign|import|recovery ...", prog);
 		argc--;
 		argv++;
 		if (strcmp(argv[0], "add") == 0)
@@ -1245,6 +1288,8 @@ int main(int argc, char **argv)
 			return cmd_token_assign(argc, argv);
 		if (strcmp(argv[0], "import") == 0)
 			return cmd_token_import(argc, argv);
+		if (strcmp(argv[0], "recovery") == 0)
+			return cmd_token_recovery(argc, argv);
 		die(EXIT_USAGE, "unknown command: token %s (see --help)", argv[0]);
 	}
 	if (strcmp(argv[0], "otp") == 0)

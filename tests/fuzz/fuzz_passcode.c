@@ -1,4 +1,4 @@
-/* fuzz_passcode: libFuzzer harness for ftm_passcode_split (what a user types, straight off the wire). */
+/* fuzz_passcode: libFuzzer harness for ftm_passcode_split and _split_recovery (what a user types, off the wire). */
 #include "config.h"
 
 #include <stdint.h>
@@ -38,6 +38,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (p.has_code != (cl > 0) || (p.has_code && !ftm_passcode_is_code(p.code, digits)))
 			abort();
+	}
+	/* the recovery reading: the same partition of the input, a code only of a recovery code's shape, and
+	 * never where a 6- or 8-digit token code reads one too */
+	if (ftm_passcode_split_recovery(input, &p) != 0) {
+		if (len <= FTM_INPUT_MAX)
+			abort();
+	} else {
+		size_t pl = strlen(p.password), cl = strlen(p.code);
+		ftm_passcode_t t6, t8;
+
+		if (pl + cl != len || memcmp(p.password, input, pl) != 0 || memcmp(p.code, input + pl, cl) != 0)
+			abort();
+		if (p.has_code != (cl > 0) || (p.has_code && (cl != FTM_RECOVERY_LEN || !ftm_recovery_is_code(p.code))))
+			abort();
+		if (ftm_passcode_split(input, 6, &t6) != 0 || ftm_passcode_split(input, 8, &t8) != 0 ||
+		    (p.has_code && (t6.has_code || t8.has_code)))
+			abort();
+		ftm_passcode_clear(&t6);
+		ftm_passcode_clear(&t8);
 	}
 	ftm_passcode_clear(&p);
 	free(input);

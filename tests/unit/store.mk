@@ -3,8 +3,8 @@ if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_store
 TESTS += tests/unit/test_store
 tests_unit_test_store_SOURCES = tests/unit/test_store.c tests/unit/store_push_spec.h
-tests_unit_test_store_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-tests_unit_test_store_LDADD = common/libftmpush.la $(CMOCKA_LIBS)
+tests_unit_test_store_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SQLITE_CFLAGS)
+tests_unit_test_store_LDADD = common/libftmpush.la $(CMOCKA_LIBS) $(SQLITE_LIBS)
 
 # The PostgreSQL backend, on a private server the wrapper script starts.
 if WITH_POSTGRESQL

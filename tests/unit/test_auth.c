@@ -903,6 +903,82 @@ static void replacing_the_push_implementation_stops_the_old_one(void **state)
 	open_auth(f);
 }
 
+/* ---- recovery codes, where a token code goes ---- */
+
+static void issue_codes(fixture_t *f, unsigned n, char codes[][FTM_RECOVERY_LEN + 1])
+{
+	char err[FTM_ERR_MAX] = "";
+
+	assert_int_equal(ftm_store_recovery_issue(ftm_auth_store(f->auth), "alice", n, AT(1), codes, err,
+						  sizeof(err)), 0);
+}
+
+static void split_takes_a_recovery_code_that_verifies_and_consumes_nothing(void **state)
+{
+	fixture_t *f = *state;
+	char codes[2][FTM_RECOVERY_LEN + 1], typed[64];
+	ftm_outcome_t out;
+	ftm_split_t sp;
+
+	add_token(f, "alice", "FTKMOB0000000001", 6, NULL);
+	issue_codes(f, 2, codes);
+	snprintf(typed, sizeof(typed), "winter2024%s", codes[1]);
+	assert_int_equal(ftm_auth_split(f->auth, &alice, typed, AT(1), &sp), 0);
+	assert_true(sp.primary.has_code);
+	assert_string_equal(sp.primary.password, "winter2024");
+	assert_string_equal(sp.primary.code, codes[1]);
+	assert_false(sp.has_alt);
+	ftm_auth_after_password(f->auth, &alice, sp.primary.code, AT(1), &out);
+	assert_int_equal(out.result, FTM_RES_OK);
+	assert_string_equal(out.message, "Recovery code accepted: 1 left");
+	assert_non_null(strstr(f->logbuf, "recovery code for 'alice' from 192.0.2.10: ok"));
+	assert_null(strstr(f->logbuf, codes[1]));	/* never in the log */
+	ftm_auth_after_password(f->auth, &alice, sp.primary.code, AT(1), &out);
+	assert_int_equal(out.result, FTM_RES_REPLAY);
+	assert_string_equal(out.message, FTM_MSG_RECOVERY_USED);
+	assert_int_equal(get_token(f, "FTKMOB0000000001").failures, 0);
+}
+
+/* "my-hello-world" ends in a recovery code's shape: unless it is one of the user's codes, the whole
+ * input stays the password's alternative, as with trailing digits. */
+static void split_a_password_shaped_like_a_recovery_code_keeps_the_whole_input(void **state)
+{
+	fixture_t *f = *state;
+	char codes[1][FTM_RECOVERY_LEN + 1];
+	ftm_outcome_t out;
+	ftm_split_t sp;
+
+	add_token(f, "alice", "FTKMOB0000000001", 6, NULL);
+	issue_codes(f, 1, codes);
+	assert_int_equal(ftm_auth_split(f->auth, &alice, "my-hello-world", AT(1), &sp), 0);
+	assert_true(sp.primary.has_code);
+	assert_string_equal(sp.primary.password, "my-");
+	assert_true(sp.has_alt);
+	assert_string_equal(sp.alt_password, "my-hello-world");
+	assert_int_equal(get_token(f, "FTKMOB0000000001").failures, 0);
+	/* once the password part is proven, a wrong recovery code counts like a wrong code */
+	ftm_auth_after_password(f->auth, &alice, sp.primary.code, AT(1), &out);
+	assert_int_equal(out.result, FTM_RES_FAIL);
+	assert_string_equal(out.message, FTM_MSG_RECOVERY_BAD);
+	assert_int_equal(get_token(f, "FTKMOB0000000001").failures, 1);
+}
+
+static void a_recovery_code_answers_a_code_challenge(void **state)
+{
+	fixture_t *f = *state;
+	char codes[1][FTM_RECOVERY_LEN + 1];
+	ftm_outcome_t out, ans;
+
+	add_token(f, "alice", "FTKMOB0000000001", 6, NULL);
+	issue_codes(f, 1, codes);
+	ftm_auth_second_factor(f->auth, &alice, AT(6), &out);
+	assert_int_equal(out.result, FTM_RES_CHALLENGE);
+	ftm_auth_challenge_answer(f->auth, &alice, out.state, codes[0], AT(6), &ans);
+	assert_int_equal(ans.result, FTM_RES_OK);
+	assert_string_equal(ans.message, "Recovery code accepted: 0 left. Ask your administrator for new codes");
+	assert_non_null(strstr(f->logbuf, "used the last recovery code"));
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -911,6 +987,9 @@ int main(void)
 		T(split_user_without_token_keeps_the_whole_input),
 		T(split_code_that_verifies_is_taken_and_not_consumed),
 		T(split_digits_that_do_not_verify_offer_the_whole_input),
+		T(split_takes_a_recovery_code_that_verifies_and_consumes_nothing),
+		T(split_a_password_shaped_like_a_recovery_code_keeps_the_whole_input),
+		T(a_recovery_code_answers_a_code_challenge),
 		T(split_without_trailing_code_is_password_only),
 		T(split_refuses_overlong_input),
 		T(split_reads_eight_digit_codes),

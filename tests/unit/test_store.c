@@ -16,7 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
+#include "ftm_message.h"
 #include "ftm_store.h"
 #include "store_push_spec.h"
 
@@ -219,6 +221,38 @@ static void list_orders_by_user_then_serial_and_filters_by_user(void **state)
 	assert_int_equal(ftm_store_token_list(f->st, "bob", collect, &bob, NULL, 0), 0);
 	assert_int_equal(bob.n, 2);
 	assert_string_equal(bob.serials[0], "B1");
+}
+
+static int collect_seedless(void *ctx, const ftm_token_t *t)
+{
+	if (t->seed_len != 0)
+		return 1;	/* a seed handed out: the list stops short and the test sees it */
+	return collect(ctx, t);
+}
+
+static void list_info_lists_the_same_tokens_without_unsealing_a_seed(void **state)
+{
+	fixture_t *f = *state;
+	struct collected info = { .n = 0 }, full = { .n = 0 };
+	sqlite3 *db = NULL;
+
+	add(f, "bob", "B1");
+	add(f, "alice", "A1");
+	assert_int_equal(ftm_store_token_list_info(f->st, NULL, collect_seedless, &info, NULL, 0), 0);
+	assert_int_equal(info.n, 2);
+	assert_string_equal(info.serials[0], "A1");
+	assert_string_equal(info.serials[1], "B1");
+
+	/* alice's sealed seed destroyed: the full list (which unseals) fails, the info list still lists */
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE tokens SET seed = zeroblob(length(seed)) WHERE serial = 'A1'",
+				      NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(ftm_store_token_list(f->st, NULL, collect, &full, NULL, 0), -1);
+	memset(&info, 0, sizeof(info));
+	assert_int_equal(ftm_store_token_list_info(f->st, "alice", collect_seedless, &info, NULL, 0), 0);
+	assert_int_equal(info.n, 1);
+	assert_string_equal(info.serials[0], "A1");
 }
 
 static void lock_then_unlock_resets_failures(void **state)
@@ -1265,6 +1299,239 @@ static void recorded_failures_fail_closed_on_bad_input(void **state)
 	assert_int_equal(get(f, "S1").status, FTM_TOKEN_ACTIVE);
 }
 
+/* ---- recovery codes: the user's, single use, in place of a token code ---- */
+
+static void issue_recovery(fixture_t *f, const char *user, unsigned n, char codes[][FTM_RECOVERY_LEN + 1])
+{
+	char err[256] = "";
+
+	assert_int_equal(ftm_store_recovery_issue(f->st, user, n, T1, codes, err, sizeof(err)), 0);
+}
+
+static ftm_verdict_t recover(fixture_t *f, const char *user, const char *code, ftm_verify_params_t p)
+{
+	ftm_verdict_t v;
+
+	ftm_store_recovery_verify(f->st, user, code, T1, &p, &v);
+	return v;
+}
+
+static void recovery_codes_are_printable_once_and_kept_only_as_salted_hashes(void **state)
+{
+	fixture_t *f = *state;
+	char codes[3][FTM_RECOVERY_LEN + 1], wal[200];
+	unsigned left, total;
+
+	add(f, "alice", "S1");
+	issue_recovery(f, "alice", 3, codes);
+	snprintf(wal, sizeof(wal), "%s-wal", f->db);
+	assert_true(file_contains(f->db, "alice", 5) || file_contains(wal, "alice", 5));	/* we read the right files */
+	for (int i = 0; i < 3; i++) {
+		assert_true(ftm_recovery_is_code(codes[i]));
+		assert_int_equal(codes[i][FTM_RECOVERY_GROUP], '-');
+		assert_false(file_contains(f->db, codes[i], FTM_RECOVERY_LEN));
+		assert_false(file_contains(wal, codes[i], FTM_RECOVERY_LEN));
+	}
+	assert_string_not_equal(codes[0], codes[1]);
+	assert_int_equal(ftm_store_recovery_count(f->st, "alice", &left, &total, NULL, 0), 0);
+	assert_int_equal(left, 3);
+	assert_int_equal(total, 3);
+}
+
+static void a_user_without_a_token_gets_no_recovery_codes(void **state)
+{
+	fixture_t *f = *state;
+	char codes[1][FTM_RECOVERY_LEN + 1], err[256] = "";
+
+	assert_int_equal(ftm_store_recovery_issue(f->st, "nobody", 1, T1, codes, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "holds no token"));
+	add(f, "alice", "S1");
+	assert_int_equal(ftm_store_recovery_issue(f->st, "alice", 0, T1, codes, err, sizeof(err)), -1);
+	assert_int_equal(ftm_store_recovery_issue(f->st, "alice", FTM_RECOVERY_COUNT_MAX + 1, T1, codes, err,
+						  sizeof(err)), -1);
+}
+
+static void a_recovery_code_is_accepted_once_then_refused_as_used(void **state)
+{
+	fixture_t *f = *state;
+	char codes[3][FTM_RECOVERY_LEN + 1];
+	ftm_verdict_t v;
+	unsigned left;
+
+	add(f, "alice", "S1");
+	issue_recovery(f, "alice", 3, codes);
+	v = verify(f, "alice", BAD, T1, params(5, 0, true));
+	assert_int_equal(v.failures, 1);
+	v = recover(f, "alice", codes[1], params(5, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_int_equal(v.recovery_left, 2);
+	assert_string_equal(v.serial, "S1");
+	assert_int_equal(get(f, "S1").failures, 0);		/* like a proven code */
+	assert_int_equal(get(f, "S1").last_step, -1);		/* no time step was used */
+	v = recover(f, "alice", codes[1], params(5, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_REPLAY);
+	assert_string_equal(v.message, FTM_MSG_RECOVERY_USED);
+	assert_int_equal(get(f, "S1").failures, 0);		/* a used code is no guess */
+	assert_int_equal(ftm_store_recovery_count(f->st, "alice", &left, NULL, NULL, 0), 0);
+	assert_int_equal(left, 2);
+}
+
+static void a_recovery_code_is_read_as_typed_from_paper(void **state)
+{
+	fixture_t *f = *state;
+	char codes[1][FTM_RECOVERY_LEN + 1], typed[FTM_RECOVERY_LEN + 1];
+
+	add(f, "alice", "S1");
+	issue_recovery(f, "alice", 1, codes);
+	for (int i = 0; i < FTM_RECOVERY_LEN; i++)
+		typed[i] = codes[0][i] == '1' ? 'l' : codes[0][i] == '0' ? 'O' :
+			   codes[0][i] >= 'a' && codes[0][i] <= 'z' ? (char)(codes[0][i] - 'a' + 'A') : codes[0][i];
+	typed[FTM_RECOVERY_LEN] = '\0';
+	assert_int_equal(recover(f, "alice", typed, params(5, 0, true)).code, FTM_VERDICT_OK);
+}
+
+static void a_wrong_recovery_code_counts_toward_the_lockout(void **state)
+{
+	fixture_t *f = *state;
+	char codes[2][FTM_RECOVERY_LEN + 1];
+	ftm_verdict_t v;
+
+	add(f, "alice", "S1");
+	issue_recovery(f, "alice", 2, codes);
+	v = recover(f, "alice", "zzzzz-zzzzz", params(2, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_BAD_CODE);
+	assert_string_equal(v.message, FTM_MSG_RECOVERY_BAD);
+	assert_int_equal(get(f, "S1").failures, 1);
+	v = recover(f, "alice", "zzzzz-zzzzy", params(2, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_true(v.now_locked);
+	assert_int_equal(get(f, "S1").status, FTM_TOKEN_LOCKED);
+	/* a right code does not unlock: nothing consumed */
+	v = recover(f, "alice", codes[0], params(2, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_int_equal(v.recovery_left, 2);
+}
+
+static void a_recovery_peek_changes_nothing(void **state)
+{
+	fixture_t *f = *state;
+	char codes[1][FTM_RECOVERY_LEN + 1];
+	unsigned left;
+
+	add(f, "alice", "S1");
+	issue_recovery(f, "alice", 1, codes);
+	assert_int_equal(recover(f, "alice", codes[0], params(5, 0, false)).code, FTM_VERDICT_OK);
+	assert_int_equal(recover(f, "alice", "zzzzz-zzzzz", params(5, 0, false)).code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(get(f, "S1").failures, 0);
+	assert_int_equal(ftm_store_recovery_count(f->st, "alice", &left, NULL, NULL, 0), 0);
+	assert_int_equal(left, 1);
+	assert_int_equal(recover(f, "alice", codes[0], params(5, 0, true)).code, FTM_VERDICT_OK);
+}
+
+static void recovery_codes_are_the_users_own(void **state)
+{
+	fixture_t *f = *state;
+	char codes[1][FTM_RECOVERY_LEN + 1];
+
+	add(f, "alice", "S1");
+	add(f, "bob", "S2");
+	issue_recovery(f, "alice", 1, codes);
+	assert_int_equal(recover(f, "bob", codes[0], params(5, 0, true)).code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(get(f, "S2").failures, 1);
+	assert_int_equal(recover(f, "alice", codes[0], params(5, 0, true)).code, FTM_VERDICT_OK);
+}
+
+static void regenerating_recovery_codes_revokes_the_old_set(void **state)
+{
+	fixture_t *f = *state;
+	char old[2][FTM_RECOVERY_LEN + 1], fresh[2][FTM_RECOVERY_LEN + 1];
+	unsigned left, total;
+
+	add(f, "alice", "S1");
+	issue_recovery(f, "alice", 2, old);
+	assert_int_equal(recover(f, "alice", old[0], params(5, 0, true)).code, FTM_VERDICT_OK);
+	issue_recovery(f, "alice", 2, fresh);
+	assert_int_equal(recover(f, "alice", old[1], params(5, 0, true)).code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(ftm_store_recovery_count(f->st, "alice", &left, &total, NULL, 0), 0);
+	assert_int_equal(left, 2);
+	assert_int_equal(total, 2);
+	assert_int_equal(recover(f, "alice", fresh[1], params(5, 0, true)).code, FTM_VERDICT_OK);
+}
+
+static void recovery_codes_go_with_the_users_last_token(void **state)
+{
+	fixture_t *f = *state;
+	char codes[1][FTM_RECOVERY_LEN + 1], err[256];
+	unsigned total;
+
+	add(f, "alice", "S1");
+	add(f, "alice", "S2");
+	issue_recovery(f, "alice", 1, codes);
+	assert_int_equal(ftm_store_token_delete(f->st, "S1", err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_recovery_count(f->st, "alice", NULL, &total, NULL, 0), 0);
+	assert_int_equal(total, 1);		/* alice still holds S2 */
+	assert_int_equal(ftm_store_token_set_user(f->st, "S2", "bob", err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_recovery_count(f->st, "alice", NULL, &total, NULL, 0), 0);
+	assert_int_equal(total, 0);		/* her last token moved away: the codes went */
+	add(f, "alice", "S3");			/* a new token for the same name inherits nothing */
+	assert_int_equal(recover(f, "alice", codes[0], params(5, 0, true)).code, FTM_VERDICT_BAD_CODE);
+}
+
+struct recovery_race {
+	fixture_t	*f;
+	const char	*code;
+	int		ok, used, other;
+};
+
+static void *recovery_racer(void *arg)
+{
+	struct recovery_race *r = arg;
+	ftm_verify_params_t p = params(0, 0, true);
+	ftm_store_t *st = ftm_store_open(r->f->db, NULL, NULL, NULL, 0);	/* a process of its own */
+
+	if (st == NULL) {
+		r->other = -1;
+		return NULL;
+	}
+	for (int i = 0; i < 5; i++) {
+		ftm_verdict_t v;
+
+		ftm_store_recovery_verify(st, "alice", r->code, T1, &p, &v);
+		if (v.code == FTM_VERDICT_OK)
+			r->ok++;
+		else if (v.code == FTM_VERDICT_REPLAY)
+			r->used++;
+		else
+			r->other++;
+	}
+	ftm_store_close(st);
+	return NULL;
+}
+
+static void a_raced_recovery_code_has_one_winner(void **state)
+{
+	fixture_t *f = *state;
+	char codes[1][FTM_RECOVERY_LEN + 1];
+	pthread_t tid[4];
+	struct recovery_race r[4];
+	int ok = 0, used = 0;
+
+	add(f, "alice", "S1");
+	issue_recovery(f, "alice", 1, codes);
+	for (int i = 0; i < 4; i++) {
+		r[i] = (struct recovery_race){ .f = f, .code = codes[0] };
+		assert_int_equal(pthread_create(&tid[i], NULL, recovery_racer, &r[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(tid[i], NULL);
+		assert_int_equal(r[i].other, 0);
+		ok += r[i].ok;
+		used += r[i].used;
+	}
+	assert_int_equal(ok, 1);
+	assert_int_equal(used, 19);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 /* ---- pending pushes and number-matching States (store_push_spec.h): on two handles ---- */
@@ -1337,6 +1604,7 @@ int main(void)
 		T(get_of_an_unknown_serial_is_not_found),
 		T(invalid_tokens_are_refused),
 		T(list_orders_by_user_then_serial_and_filters_by_user),
+		T(list_info_lists_the_same_tokens_without_unsealing_a_seed),
 		T(lock_then_unlock_resets_failures),
 		T(delete_removes_the_token),
 		T(set_push_and_assign_change_only_that),
@@ -1380,6 +1648,16 @@ int main(void)
 		T(an_admin_lock_survives_lockout_duration),
 		T(a_version_1_file_is_migrated_with_its_tokens_and_old_locks_stay),
 		T(a_file_newer_than_the_binary_is_refused),
+		T(recovery_codes_are_printable_once_and_kept_only_as_salted_hashes),
+		T(a_user_without_a_token_gets_no_recovery_codes),
+		T(a_recovery_code_is_accepted_once_then_refused_as_used),
+		T(a_recovery_code_is_read_as_typed_from_paper),
+		T(a_wrong_recovery_code_counts_toward_the_lockout),
+		T(a_recovery_peek_changes_nothing),
+		T(recovery_codes_are_the_users_own),
+		T(regenerating_recovery_codes_revokes_the_old_set),
+		T(a_raced_recovery_code_has_one_winner),
+		T(recovery_codes_go_with_the_users_last_token),
 		cmocka_unit_test(token_init_defaults_to_fortitoken_mobile),
 		cmocka_unit_test(otpauth_uri_encodes_label_and_parameters),
 	};

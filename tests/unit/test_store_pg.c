@@ -177,13 +177,17 @@ static ftm_verdict_t verify(ftm_store_t *st, const char *user, const char *code,
 
 /* ---- schema ---- */
 
-static void open_creates_the_schema_at_version_4(void **state)
+/* Every migration recorded once, whatever the newest version is (3: lock reasons and the verdict
+ * policy; 4: recovery codes). */
+static void open_creates_the_schema_at_the_newest_version(void **state)
 {
 	fixture_t *f = *state;
+	long newest = sql_long(f, "SELECT max(version) FROM ftm_schema");
 
-	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), 4);
-	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), 4);
+	assert_true(newest >= 4);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), newest);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_states"), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_recovery_codes"), 0);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_pushes"), 0);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_number_states"), 0);
 	/* the verdict policy, seeded with the built-in defaults */
@@ -197,7 +201,7 @@ static void open_creates_the_schema_at_version_4(void **state)
 		assert_non_null(b);
 		ftm_store_close(b);
 	}
-	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), 4);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), newest);
 }
 
 /* A database left at version 1 by an older ftmpush (tokens, no shared States) is migrated when a
@@ -209,6 +213,8 @@ static void a_version_1_database_is_migrated_with_its_tokens(void **state)
 	ftm_store_t *b;
 	ftm_state_check_t check;
 
+	long newest = sql_long(f, "SELECT max(version) FROM ftm_schema");
+
 	add(f->st, "alice", "S1");
 	ftm_store_close(f->st);
 	f->st = NULL;
@@ -217,10 +223,12 @@ static void a_version_1_database_is_migrated_with_its_tokens(void **state)
 	sql(f, "DROP TABLE ftm_number_states");
 	sql(f, "DROP TABLE ftm_settings");
 	sql(f, "ALTER TABLE ftm_tokens DROP COLUMN lock_reason, DROP COLUMN locked_at");
+	sql(f, "DROP TABLE ftm_recovery_codes");
 	sql(f, "DELETE FROM ftm_schema WHERE version >= 2");
 	b = open_node(f, f->key, err, sizeof(err));
 	assert_non_null(b);
-	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), 4);
+	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), newest);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_recovery_codes"), 0);
 	assert_string_equal(get(b, "S1").user, "alice");
 	assert_int_equal(ftm_store_challenge_issue(b, "alice", "10.0.0.1", T1, 60, st_hex, err, sizeof(err)), 0);
 	assert_int_equal(ftm_store_challenge_take(b, "alice", "10.0.0.1", st_hex, T1, &check, err, sizeof(err)), 0);
@@ -831,6 +839,138 @@ static void a_number_state_flood_flushes_only_the_flooders_own(void **state)
 	ftm_store_close(other);
 }
 
+/* ---- recovery codes on many nodes ---- */
+
+static ftm_verdict_t recover(ftm_store_t *st, const char *code, unsigned threshold)
+{
+	ftm_verify_params_t p = params(threshold);
+	ftm_verdict_t v;
+
+	ftm_store_recovery_verify(st, "alice", code, T1, &p, &v);
+	return v;
+}
+
+static void a_recovery_code_used_on_one_node_is_refused_on_another(void **state)
+{
+	fixture_t *f = *state;
+	char err[256], codes[2][FTM_RECOVERY_LEN + 1];
+	ftm_store_t *b = open_node(f, f->key, err, sizeof(err));
+	unsigned left, total;
+	ftm_verdict_t v;
+
+	assert_non_null(b);
+	add(f->st, "alice", "S1");
+	assert_int_equal(ftm_store_recovery_issue(f->st, "alice", 2, T1, codes, err, sizeof(err)), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_recovery_codes WHERE username = 'alice'"), 2);
+	/* only salted hashes at rest */
+	{
+		char q[160];
+
+		snprintf(q, sizeof(q), "SELECT count(*) FROM ftm_recovery_codes WHERE position('%s'::bytea in hash) > 0"
+			 " OR position('%s'::bytea in salt) > 0", codes[0], codes[0]);
+		assert_int_equal(sql_long(f, q), 0);
+	}
+	assert_int_equal(verify(f->st, "alice", BAD, T1, 5).failures, 1);
+	v = recover(b, codes[0], 5);
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_int_equal(v.recovery_left, 1);
+	assert_int_equal(get(f->st, "S1").failures, 0);
+	assert_int_equal(recover(f->st, codes[0], 5).code, FTM_VERDICT_REPLAY);
+	assert_int_equal(ftm_store_recovery_count(f->st, "alice", &left, &total, err, sizeof(err)), 0);
+	assert_int_equal(left, 1);
+	assert_int_equal(total, 2);
+	ftm_store_close(b);
+}
+
+static void wrong_recovery_codes_on_two_nodes_add_up_to_the_lockout(void **state)
+{
+	fixture_t *f = *state;
+	char err[256], codes[1][FTM_RECOVERY_LEN + 1];
+	ftm_store_t *b = open_node(f, f->key, err, sizeof(err));
+	ftm_verdict_t v;
+
+	assert_non_null(b);
+	add(f->st, "alice", "S1");
+	assert_int_equal(ftm_store_recovery_issue(f->st, "alice", 1, T1, codes, err, sizeof(err)), 0);
+	assert_int_equal(recover(f->st, "zzzzz-zzzzz", 2).code, FTM_VERDICT_BAD_CODE);
+	v = recover(b, "zzzzz-zzzzy", 2);
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_true(v.now_locked);
+	/* locked: the right code is refused and not used up */
+	v = recover(f->st, codes[0], 2);
+	assert_int_equal(v.code, FTM_VERDICT_LOCKED);
+	assert_int_equal(v.recovery_left, 1);
+	ftm_store_close(b);
+}
+
+static void regenerated_recovery_codes_revoke_the_old_set_on_every_node(void **state)
+{
+	fixture_t *f = *state;
+	char err[256], old[1][FTM_RECOVERY_LEN + 1], fresh[1][FTM_RECOVERY_LEN + 1];
+	ftm_store_t *b = open_node(f, f->key, err, sizeof(err));
+
+	assert_non_null(b);
+	add(f->st, "alice", "S1");
+	assert_int_equal(ftm_store_recovery_issue(f->st, "alice", 1, T1, old, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_recovery_issue(b, "alice", 1, T1, fresh, err, sizeof(err)), 0);
+	assert_int_equal(recover(f->st, old[0], 5).code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(recover(f->st, fresh[0], 5).code, FTM_VERDICT_OK);
+	/* the user's last token deleted: the codes go with it */
+	assert_int_equal(ftm_store_token_delete(b, "S1", err, sizeof(err)), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_recovery_codes"), 0);
+	ftm_store_close(b);
+}
+
+struct recovery_race {
+	ftm_store_t	*st;
+	const char	*code;
+	int		ok, used, other;
+};
+
+static void *recovery_racer(void *arg)
+{
+	struct recovery_race *r = arg;
+
+	for (int i = 0; i < ROUNDS; i++) {
+		ftm_verdict_t v = recover(r->st, r->code, 0);
+
+		if (v.code == FTM_VERDICT_OK)
+			r->ok++;
+		else if (v.code == FTM_VERDICT_REPLAY)
+			r->used++;
+		else
+			r->other++;
+	}
+	return NULL;
+}
+
+static void a_recovery_code_raced_on_two_nodes_has_one_winner(void **state)
+{
+	fixture_t *f = *state;
+	char err[256], codes[1][FTM_RECOVERY_LEN + 1];
+	ftm_store_t *b = open_node(f, f->key, err, sizeof(err));
+	pthread_t tid[THREADS];
+	struct recovery_race r[THREADS];
+	int ok = 0, used = 0;
+
+	assert_non_null(b);
+	add(f->st, "alice", "S1");
+	assert_int_equal(ftm_store_recovery_issue(f->st, "alice", 1, T1, codes, err, sizeof(err)), 0);
+	for (int i = 0; i < THREADS; i++) {
+		r[i] = (struct recovery_race){ .st = i % 2 ? b : f->st, .code = codes[0] };
+		assert_int_equal(pthread_create(&tid[i], NULL, recovery_racer, &r[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(tid[i], NULL);
+		assert_int_equal(r[i].other, 0);
+		ok += r[i].ok;
+		used += r[i].used;
+	}
+	assert_int_equal(ok, 1);
+	assert_int_equal(used, THREADS * ROUNDS - 1);
+	ftm_store_close(b);
+}
+
 /* ---- the verdict policy and the timed unlock, on every node ---- */
 
 static ftm_policy_t policy_of(ftm_store_t *st)
@@ -914,7 +1054,7 @@ int main(void)
 		T(a_capability_decides_its_row_once_on_any_handle),
 		T(a_number_state_is_taken_once_on_any_handle),
 		T(a_number_state_flood_flushes_only_the_flooders_own),
-		T(open_creates_the_schema_at_version_4),
+		T(open_creates_the_schema_at_the_newest_version),
 		T(a_version_1_database_is_migrated_with_its_tokens),
 		T(a_challenge_issued_on_one_node_is_answered_once_on_another),
 		T(a_challenge_flood_flushes_only_the_flooders_own_states),
@@ -926,6 +1066,10 @@ int main(void)
 		T(a_code_accepted_on_one_node_is_a_replay_on_another),
 		T(wrong_codes_on_two_nodes_add_up_to_the_lockout),
 		T(threads_on_two_nodes_accept_a_code_exactly_once),
+		T(a_recovery_code_used_on_one_node_is_refused_on_another),
+		T(wrong_recovery_codes_on_two_nodes_add_up_to_the_lockout),
+		T(regenerated_recovery_codes_revoke_the_old_set_on_every_node),
+		T(a_recovery_code_raced_on_two_nodes_has_one_winner),
 		T(a_verdict_waits_for_the_users_rows_and_reads_the_committed_state),
 		T(a_verdict_that_fails_half_way_leaves_nothing_behind),
 		T(connections_closed_by_the_server_are_replaced_without_reopening),
