@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ftm_audit.h"
 #include "ftm_otp.h"
 #include "ftm_store.h"
 
@@ -36,6 +37,7 @@ typedef struct worker {
 	ftm_store_t	*st;		/* NULL: open its own handle */
 	char		user[32];
 	bool		peek;		/* consume=false: the read-only path */
+	bool		audit;		/* each verdict writes its audit row, as a front end's does */
 	long		done;
 	long		refused;
 } worker_t;
@@ -48,6 +50,8 @@ static void *run(void *arg)
 	ftm_store_t *st = w->st;
 	ftm_token_t t;
 	ftm_verify_params_t p = { .window = 1, .lockout_threshold = 5, .activation_expire = 0, .consume = !w->peek };
+	ftm_audit_row_t a = { .event = FTM_AUDIT_EV_CODE, .client = "192.0.2.7", .nas = "bench", .frontend = "radius",
+			      .node = "bench-node" };
 	char err[256], code[FTM_CODE_MAX + 1], serial[FTM_SERIAL_MAX];
 	time_t base = time(NULL);
 	double end;
@@ -55,6 +59,9 @@ static void *run(void *arg)
 	if (st == NULL && (st = ftm_store_open(db_path, NULL, NULL, err, sizeof(err))) == NULL)
 		die("open", err);
 	snprintf(serial, sizeof(serial), "B%s", w->user);
+	snprintf(a.user, sizeof(a.user), "%s", w->user);
+	if (w->audit)
+		p.audit = &a;
 	if (ftm_store_token_get(st, serial, &t, err, sizeof(err)) != 0)
 		die("token get", err);
 	end = now_s() + seconds;
@@ -92,14 +99,25 @@ static void setup_users(ftm_store_t *st, const char *prefix, int n)
 	}
 }
 
-static void report(const char *what, long done, long refused, double elapsed)
+static double report(const char *what, long done, long refused, double elapsed)
 {
 	printf("%-44s %8ld verdicts in %.2f s = %9.0f verifies/s%s\n", what, done, elapsed, (double)done / elapsed,
 	       refused ? " (refusals seen!)" : "");
+	return (double)done / elapsed;
 }
 
-static void bench_threads(ftm_store_t *st, const char *prefix, int n, bool shared, bool peek, const char *what)
+static double bench_threads_audited(ftm_store_t *st, const char *prefix, int n, bool shared, bool peek, bool audit,
+				    const char *what);
+
+static double bench_threads(ftm_store_t *st, const char *prefix, int n, bool shared, bool peek, const char *what)
 {
+	return bench_threads_audited(st, prefix, n, shared, peek, false, what);
+}
+
+static double bench_threads_audited(ftm_store_t *st, const char *prefix, int n, bool shared, bool peek, bool audit,
+				    const char *what)
+{
+	double rate;
 	pthread_t *tid = calloc((size_t)n, sizeof(*tid));
 	worker_t *w = calloc((size_t)n, sizeof(*w));
 	long done = 0, refused = 0;
@@ -110,6 +128,7 @@ static void bench_threads(ftm_store_t *st, const char *prefix, int n, bool share
 	for (int i = 0; i < n; i++) {
 		w[i].st = shared ? st : NULL;
 		w[i].peek = peek;
+		w[i].audit = audit;
 		snprintf(w[i].user, sizeof(w[i].user), "%s%d", prefix, i);
 		pthread_create(&tid[i], NULL, run, &w[i]);
 	}
@@ -118,9 +137,10 @@ static void bench_threads(ftm_store_t *st, const char *prefix, int n, bool share
 		done += w[i].done;
 		refused += w[i].refused;
 	}
-	report(what, done, refused, now_s() - t0);
+	rate = report(what, done, refused, now_s() - t0);
 	free(tid);
 	free(w);
+	return rate;
 }
 
 static void bench_procs(ftm_store_t *st, const char *prefix, int n, const char *what)
@@ -204,6 +224,25 @@ int main(int argc, char **argv)
 	snprintf(what, sizeof(what), "%d processes", workers);
 	bench_procs(st, "prc", workers, what);
 	bench_threads(st, "pek", 1, true, true, "1 thread, peek (consume=false, read only)");
+	/* The audit row a front end's verdict writes in the same transaction: interleaved rounds, ratio
+	 * with / without, on fresh users each round. */
+	for (int r = 1; r <= 3; r++) {
+		char p1[16], p2[16], p3[16], p4[16];
+		double plain1, audited1, plainn, auditedn;
+
+		snprintf(p1, sizeof(p1), "ap%d-", r);
+		snprintf(p2, sizeof(p2), "aa%d-", r);
+		snprintf(p3, sizeof(p3), "np%d-", r);
+		snprintf(p4, sizeof(p4), "na%d-", r);
+		plain1 = bench_threads(st, p1, 1, true, false, "round: 1 thread, no audit row");
+		audited1 = bench_threads_audited(st, p2, 1, true, false, true, "round: 1 thread, audit row in the verdict");
+		snprintf(what, sizeof(what), "round: %d threads shared, no audit row", workers);
+		plainn = bench_threads(st, p3, workers, true, false, what);
+		snprintf(what, sizeof(what), "round: %d threads shared, audit rows", workers);
+		auditedn = bench_threads_audited(st, p4, workers, true, false, true, what);
+		printf("round %d: audit row / none: 1 thread %.3f, %d threads %.3f\n", r, audited1 / plain1, workers,
+		       auditedn / plainn);
+	}
 	ftm_store_close(st);
 	if (base == dir) {
 		char cmd[300];

@@ -10,8 +10,10 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "ftm_audit.h"
 #include "ftm_auth.h"
 #include "ftm_push_client.h"
+#include "ftm_trace.h"
 #include "ftm_states.h"
 #include "ftm_util.h"
 
@@ -40,7 +42,14 @@ struct ftm_auth {
 	ftm_push_ops_t	ops;
 	void		*ops_ctx;
 	bool		has_ops;
+
+	char		frontend[FTM_AUDIT_WORD];	/* this front end and node in the audit trail */
+	char		node[FTM_AUDIT_FIELD];
+	int64_t		pruned_at;	/* the last audit retention pass (atomic) */
+	ftm_trace_t	*trace;		/* debug on demand: the store's switches, cached */
 };
+
+#define AUDIT_PRUNE_EVERY 3600	/* seconds between two retention passes of a long-running front end */
 
 #define WHO(login) ftm_or((login)->user, "?"), ftm_or((login)->client, "-")
 
@@ -68,12 +77,118 @@ static ftm_log_level_t level_of(ftm_result_t r)
 	}
 }
 
-/* One line per decision: what, for whom, from where, which token, why. Never a code or a seed. */
+/* The audit row of a decision about login: who, from where, through which front end and node. */
+static void audit_begin(const ftm_auth_t *auth, ftm_audit_row_t *a, const char *event, const ftm_login_t *login)
+{
+	memset(a, 0, sizeof(*a));
+	ftm_copy(a->event, sizeof(a->event), event);
+	ftm_copy(a->user, sizeof(a->user), login->user);
+	ftm_copy(a->client, sizeof(a->client), login->client);
+	ftm_copy(a->nas, sizeof(a->nas), login->nas);
+	ftm_copy(a->frontend, sizeof(a->frontend), auth->frontend);
+	ftm_copy(a->node, sizeof(a->node), auth->node);
+}
+
+/* The log's "what" of a decision as the trail's event. */
+static const char *event_of(const char *what)
+{
+	static const struct { const char *what, *event; } map[] = {
+		{ "token code", FTM_AUDIT_EV_CODE }, { "push", FTM_AUDIT_EV_PUSH },
+		{ "second factor", FTM_AUDIT_EV_LOGIN }, { "challenge", FTM_AUDIT_EV_CHALLENGE },
+		{ "challenge answer", FTM_AUDIT_EV_CHALLENGE }, { "number answer", FTM_AUDIT_EV_NUMBER },
+		{ "recovery code", FTM_AUDIT_EV_RECOVERY },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(map[i].what, what) == 0)
+			return map[i].event;
+	return what;
+}
+
+/* The result of a decision that had no verdict transaction to carry its row (a verdict's own row names
+ * what the store decided, store.c). */
+static const char *audit_result(const char *event, const ftm_outcome_t *out)
+{
+	bool push = strcmp(event, FTM_AUDIT_EV_PUSH) == 0, recovery = strcmp(event, FTM_AUDIT_EV_RECOVERY) == 0;
+
+	switch (out->result) {
+	case FTM_RES_OK:		return push ? FTM_AUDIT_APPROVED : recovery ? FTM_AUDIT_USED : FTM_AUDIT_ACCEPTED;
+	case FTM_RES_FAIL:		return recovery ? FTM_AUDIT_WRONG : FTM_AUDIT_REFUSED;
+	case FTM_RES_REPLAY:		return FTM_AUDIT_REPLAY;
+	case FTM_RES_LOCKED:		return FTM_AUDIT_LOCKED;
+	case FTM_RES_EXPIRED:		return FTM_AUDIT_EXPIRED;
+	case FTM_RES_NO_TOKEN:		return FTM_AUDIT_NO_TOKEN;
+	case FTM_RES_CHALLENGE:		return push ? FTM_AUDIT_SENT : FTM_AUDIT_ISSUED;
+	case FTM_RES_DENIED:		return out->push_verdict == FTM_PUSH_TIMEOUT ? FTM_AUDIT_TIMEOUT : FTM_AUDIT_DENIED;
+	case FTM_RES_PUSH_FAILED:	return FTM_AUDIT_FAILED;
+	case FTM_RES_ERROR:		break;
+	}
+	return FTM_AUDIT_ERROR;
+}
+
+/* A long-running front end drops the rows past audit_retention at start and then hourly, off the
+ * verdict's path (after a decision is logged: an hour's rows at most); a PAM process lives for one login
+ * and leaves it to the others and to `ftmpushctl audit prune`. */
+static void audit_retention_pass(ftm_auth_t *auth, time_t now)
+{
+	int64_t last = __atomic_load_n(&auth->pruned_at, __ATOMIC_RELAXED);
+	char err[FTM_ERR_MAX] = "";
+	unsigned long removed = 0;
+
+	if (auth->cfg.audit_retention == 0 || strcmp(auth->frontend, FTM_AUDIT_FE_PAM) == 0 ||
+	    (int64_t)now - last < AUDIT_PRUNE_EVERY ||
+	    !__atomic_compare_exchange_n(&auth->pruned_at, &last, (int64_t)now, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		return;
+	if (ftm_audit_prune(auth->store, auth->cfg.audit_retention, now, &removed, err, sizeof(err)) != 0)
+		ftm_log(&auth->log, FTM_LOG_ERR, "audit: retention pass failed: %s", err);
+	else if (removed > 0)
+		ftm_log(&auth->log, FTM_LOG_INFO, "audit: %lu rows older than %u days removed", removed,
+			auth->cfg.audit_retention);
+}
+
+/* One line per decision: what, for whom, from where, which token, why. Never a code or a seed. The one
+ * hook of every login outcome: the log line, and the audit row unless its verdict wrote it already. A
+ * row that cannot be written here is logged and the decision stands: it was a refusal, a challenge or
+ * a push outcome with nothing to commit (a verdict's own row fails the verdict closed instead). */
 static void log_outcome(ftm_auth_t *auth, const char *what, const ftm_login_t *login, const ftm_outcome_t *out)
 {
 	ftm_log(&auth->log, level_of(out->result), "%s for '%s' from %s: %s (serial %s): %s", what, WHO(login),
 		ftm_result_name(out->result), ftm_or(out->serial, "-"), ftm_or(out->reason, "-"));
+	if (!out->audited) {
+		ftm_audit_row_t a;
+		char err[FTM_ERR_MAX] = "";
+
+		audit_begin(auth, &a, event_of(what), login);
+		ftm_copy(a.result, sizeof(a.result), audit_result(a.event, out));
+		ftm_copy(a.serial, sizeof(a.serial), out->serial);
+		ftm_copy(a.reason, sizeof(a.reason), out->reason);
+		if (ftm_store_audit_append(auth->store, &a, err, sizeof(err)) != 0)
+			ftm_log(&auth->log, FTM_LOG_ERR, "audit: the row of %s for '%s' from %s could not be written: %s",
+				what, WHO(login), err);
+	}
+	audit_retention_pass(auth, time(NULL));
 }
+
+/* Debug on demand: the calling thread's trace raised for the duration of one entry point when a
+ * store switch covers the user (ftm_trace.h); restored at every return. */
+static bool trace_begin(ftm_auth_t *auth, const ftm_login_t *login, time_t now)
+{
+	bool on = auth != NULL && login != NULL && login->user != NULL &&
+		  ftm_trace_wanted(auth->trace, auth->store, login->user, now);
+
+	bool was = ftm_log_trace_raise(false);
+
+	ftm_log_trace_raise(was || on);
+	return was;
+}
+
+static void trace_end(bool *was)
+{
+	ftm_log_trace_raise(*was);
+}
+
+#define TRACE_SCOPE(auth, login, now) \
+	bool trace_was __attribute__((cleanup(trace_end))) = trace_begin((auth), (login), (now))
 
 const char *ftm_result_name(ftm_result_t r)
 {
@@ -170,6 +285,14 @@ ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *er
 		free(auth);
 		return NULL;
 	}
+	ftm_audit_node(cfg, auth->node, sizeof(auth->node));
+	ftm_copy(auth->frontend, sizeof(auth->frontend), "-");
+	auth->trace = ftm_trace_new();
+	if (auth->trace == NULL) {
+		ftm_set_err(err, err_len, "out of memory");
+		ftm_auth_free(auth);
+		return NULL;
+	}
 	if (check_policy(auth, err, err_len) != 0) {
 		ftm_auth_free(auth);
 		return NULL;
@@ -190,6 +313,7 @@ void ftm_auth_free(ftm_auth_t *auth)
 	/* The engine's waiters may still call back into auth while it stops: stop it first. */
 	ftm_auth_set_push_ops(auth, NULL, NULL);
 	ftm_store_close(auth->store);
+	ftm_trace_free(auth->trace);
 	pthread_mutex_destroy(&auth->lock);
 	pthread_mutex_destroy(&auth->proof_lock);
 	ftm_memzero(auth, sizeof(*auth));	/* ntfy_token, the proof key */
@@ -255,6 +379,14 @@ static bool proof_take(ftm_auth_t *auth, const char *user, const char *code, tim
 const ftm_config_t *ftm_auth_config(const ftm_auth_t *auth)
 {
 	return auth != NULL ? &auth->cfg : NULL;
+}
+
+void ftm_auth_set_frontend(ftm_auth_t *auth, const char *frontend)
+{
+	if (auth == NULL)
+		return;
+	ftm_copy(auth->frontend, sizeof(auth->frontend), frontend);
+	audit_retention_pass(auth, time(NULL));	/* at start, so no login waits for a big first pass */
 }
 
 ftm_store_t *ftm_auth_store(ftm_auth_t *auth)
@@ -439,6 +571,7 @@ static int peek_recovery_ok(ftm_auth_t *auth, const char *user, const char *code
 int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed, time_t now,
 		   ftm_split_t *out)
 {
+	TRACE_SCOPE(auth, login, now);
 	char err[FTM_ERR_MAX] = "";
 	ftm_passcode_t cand;
 	bool have_cand = false, verified = false;
@@ -569,6 +702,14 @@ static void verdict_to_outcome(const ftm_verdict_t *v, ftm_outcome_t *out)
 		ftm_copy(out->message, sizeof(out->message), ftm_or(v->message, FTM_MSG_LOCKED));
 }
 
+/* Did the verdict commit its audit row? Not when the store refused before deciding (an empty user
+ * name) or the transaction failed: the outcome's own row is written then (log_outcome). */
+static bool audited(const ftm_audit_row_t *audit, const ftm_verdict_t *v)
+{
+	return audit->result[0] != '\0' && v->code != FTM_VERDICT_ERROR;
+}
+
+/* event: the audit trail's name of where the code was typed (appended, at a challenge). */
 /* A recovery code where a token code goes: the same verdict rules, its own words for the user. */
 static void check_recovery_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
 				ftm_outcome_t *out)
@@ -602,11 +743,12 @@ static void check_recovery_code(ftm_auth_t *auth, const ftm_login_t *login, cons
 }
 
 static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
-		       ftm_outcome_t *out)
+		       const char *event, ftm_outcome_t *out)
 {
 	char why[FTM_MSG_MAX] = "", reason[FTM_MSG_MAX];
 	ftm_verify_params_t p;
 	ftm_code_proof_t proof;
+	ftm_audit_row_t audit;
 	ftm_verdict_t v;
 
 	if (ftm_recovery_is_code(code)) {
@@ -620,9 +762,12 @@ static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *c
 	}
 	if (proof_take(auth, login->user, code, now, &proof))
 		p.proof = &proof;
+	audit_begin(auth, &audit, event, login);
+	p.audit = &audit;	/* written with the verdict */
 	ftm_store_verify_code(auth->store, login->user, code, now, &p, &v);	/* errors are in v */
 	ftm_memzero(&proof, sizeof(proof));
 	verdict_to_outcome(&v, out);
+	out->audited = audited(&audit, &v);
 	if (v.now_locked)
 		ftm_log(&auth->log, FTM_LOG_WARN, "token %s of '%s' locked after %u consecutive failures",
 			ftm_or(v.serial, "-"), ftm_or(login->user, "?"), v.failures);
@@ -632,6 +777,7 @@ static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *c
 void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
 			  ftm_outcome_t *out)
 {
+	TRACE_SCOPE(auth, login, now);
 	if (out == NULL)
 		return;
 	memset(out, 0, sizeof(*out));
@@ -639,7 +785,7 @@ void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "no auth context, user or code");
 		return;
 	}
-	check_code(auth, login, code, now, out);
+	check_code(auth, login, code, now, FTM_AUDIT_EV_CODE, out);
 	log_outcome(auth, ftm_recovery_is_code(code) ? "recovery code" : "token code", login, out);
 }
 
@@ -651,10 +797,12 @@ void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char
  *  - a wrong number typed while the push was live (out->wrong_answer): like a wrong code, one more
  *    consecutive failure, FTM_MSG_LOCKED at lockout_threshold;
  *  - denied by the user on the phone, timed out, not sent: nothing counted (no guess was made). */
-static void push_account(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out)
+static void push_account(ftm_auth_t *auth, const ftm_login_t *login, time_t now, const char *event,
+			 ftm_outcome_t *out)
 {
 	char reason[FTM_MSG_MAX], serial[FTM_SERIAL_MAX], why[FTM_MSG_MAX] = "";
 	ftm_verify_params_t p;
+	ftm_audit_row_t audit;
 	ftm_verdict_t v;
 
 	snprintf(serial, sizeof(serial), "%s", out->serial);
@@ -665,10 +813,14 @@ static void push_account(ftm_auth_t *auth, const ftm_login_t *login, time_t now,
 		ftm_outcome_set(out, FTM_RES_ERROR, serial, FTM_MSG_STORE_DOWN, reason);
 		return;
 	}
+	audit_begin(auth, &audit, event, login);
+	p.audit = &audit;	/* the approval (or the counted wrong number) is written with its verdict */
 	if (out->result == FTM_RES_OK) {
 		if (ftm_store_record_success(auth->store, login->user, serial, now, &p, &v) == 0 &&
-		    v.code == FTM_VERDICT_OK)
+		    v.code == FTM_VERDICT_OK) {
+			out->audited = audited(&audit, &v);
 			return;
+		}
 		snprintf(reason, sizeof(reason), "push approved, refused after all: %.200s", v.reason);
 		if (v.code == FTM_VERDICT_LOCKED)
 			ftm_outcome_set(out, FTM_RES_LOCKED, serial, ftm_or(v.message, FTM_MSG_LOCKED), reason);
@@ -676,6 +828,7 @@ static void push_account(ftm_auth_t *auth, const ftm_login_t *login, time_t now,
 			ftm_outcome_set(out, FTM_RES_ERROR, serial, FTM_MSG_STORE_DOWN, reason);
 		else
 			ftm_outcome_set(out, FTM_RES_FAIL, serial, FTM_MSG_CHALLENGE_BAD, reason);
+		out->audited = audited(&audit, &v);
 		return;
 	}
 	if (!out->wrong_answer)
@@ -695,13 +848,24 @@ static void push_account(ftm_auth_t *auth, const ftm_login_t *login, time_t now,
 		ftm_outcome_set(out, FTM_RES_LOCKED, serial, ftm_or(v.message, FTM_MSG_LOCKED), reason);
 	else
 		snprintf(out->reason, sizeof(out->reason), "%s", reason);
+	out->audited = audited(&audit, &v);
 }
 
 /* ---- step 2 without a code: push, or challenge ---- */
 
+static void push_outcome(ftm_outcome_t *out, ftm_push_verdict_t v, const char *serial, const char *message,
+			 const char *reason);
+
 /* The verdict of a push in the user's words, one mapping for the engine and the ftmpushd client. */
 void ftm_auth_push_outcome(ftm_outcome_t *out, ftm_push_verdict_t v, const char *serial, const char *message,
 			   const char *reason)
+{
+	push_outcome(out, v, serial, message, reason);
+	out->push_verdict = v;
+}
+
+static void push_outcome(ftm_outcome_t *out, ftm_push_verdict_t v, const char *serial, const char *message,
+			 const char *reason)
 {
 	switch (v) {
 	case FTM_PUSH_APPROVED:
@@ -722,6 +886,29 @@ void ftm_auth_push_outcome(ftm_outcome_t *out, ftm_push_verdict_t v, const char 
 	}
 }
 
+/* A push that was answered or timed out went out when the login asked for it (now): its "sent" row
+ * comes before the row of its outcome. A login that joined a pending push sent nothing (the engine
+ * says "(joined)"); a number-matching push is "sent" by its challenge outcome. */
+static void audit_push_sent(ftm_auth_t *auth, const ftm_login_t *login, time_t now, const ftm_outcome_t *out)
+{
+	ftm_audit_row_t a;
+	char err[FTM_ERR_MAX] = "";
+	bool sent = out->push_verdict == FTM_PUSH_APPROVED || out->push_verdict == FTM_PUSH_DENIED ||
+		    out->push_verdict == FTM_PUSH_TIMEOUT;
+
+	if (!sent || out->result == FTM_RES_CHALLENGE || strstr(out->reason, "(joined)") != NULL)
+		return;
+	audit_begin(auth, &a, FTM_AUDIT_EV_PUSH, login);
+	a.at = (int64_t)now;
+	ftm_copy(a.result, sizeof(a.result), FTM_AUDIT_SENT);
+	ftm_copy(a.serial, sizeof(a.serial), out->serial);
+	snprintf(a.reason, sizeof(a.reason), "push sent to token %.64s, answered or expired %llds later", out->serial,
+		 (long long)(time(NULL) - now));
+	if (ftm_store_audit_append(auth->store, &a, err, sizeof(err)) != 0)
+		ftm_log(&auth->log, FTM_LOG_ERR, "audit: the push row for '%s' from %s could not be written: %s",
+			WHO(login), err);
+}
+
 /* The push half of the second factor: through whichever implementation is plugged in, then the
  * lockout accounting, then (push not sent) the code challenge when the admin allows it. */
 static void push_second_factor(ftm_auth_t *auth, const ftm_login_t *login, const ftm_token_t *tok, time_t now,
@@ -739,7 +926,8 @@ static void push_second_factor(ftm_auth_t *auth, const ftm_login_t *login, const
 		ftm_copy(out->serial, sizeof(out->serial), tok->serial);
 	if (out->result == FTM_RES_DENIED && out->message[0] == '\0')
 		ftm_copy(out->message, sizeof(out->message), FTM_MSG_DENIED);
-	push_account(auth, login, now, out);
+	audit_push_sent(auth, login, now, out);
+	push_account(auth, login, now, FTM_AUDIT_EV_PUSH, out);
 	log_outcome(auth, "push", login, out);
 	if (out->result != FTM_RES_PUSH_FAILED || !auth->cfg.challenge)
 		return;		/* PUSH_FAILED without challenge: no fallback configured */
@@ -753,6 +941,7 @@ static void push_second_factor(ftm_auth_t *auth, const ftm_login_t *login, const
 
 void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out)
 {
+	TRACE_SCOPE(auth, login, now);
 	char err[FTM_ERR_MAX] = "", reason[FTM_MSG_MAX];
 	holdings_t h;
 
@@ -816,6 +1005,7 @@ void ftm_auth_after_password(ftm_auth_t *auth, const ftm_login_t *login, const c
 
 void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t now, ftm_outcome_t *out)
 {
+	TRACE_SCOPE(auth, login, now);
 	char reason[FTM_MSG_MAX] = "";
 	ftm_policy_t pol;
 
@@ -843,6 +1033,7 @@ void ftm_auth_challenge_code(ftm_auth_t *auth, const ftm_login_t *login, time_t 
 void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const char *state,
 			       const char *answer, time_t now, ftm_outcome_t *out)
 {
+	TRACE_SCOPE(auth, login, now);
 	ftm_state_check_t check = FTM_STATE_UNKNOWN;
 	char reason[FTM_MSG_MAX] = "";
 	ftm_push_ops_t ops;
@@ -868,7 +1059,7 @@ void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const
 			ftm_outcome_set(out, FTM_RES_FAIL, NULL, FTM_MSG_CODE_REQUIRED,
 					"empty answer to the code challenge: no code given, no failure counted");
 		else
-			check_code(auth, login, answer, now, out);
+			check_code(auth, login, answer, now, FTM_AUDIT_EV_CHALLENGE, out);
 		log_outcome(auth, "challenge answer", login, out);
 		return;
 	case FTM_STATE_EXPIRED:
@@ -886,7 +1077,7 @@ void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const
 	/* Not a code challenge: the number challenge of the push implementation, or nobody's. */
 	if (get_ops(auth, &ops, &ops_ctx) && ops.challenge_answer != NULL &&
 	    ops.challenge_answer(ops_ctx, login, state, answer, now, out)) {
-		push_account(auth, login, now, out);
+		push_account(auth, login, now, FTM_AUDIT_EV_NUMBER, out);
 		log_outcome(auth, "number answer", login, out);
 		return;
 	}
@@ -922,6 +1113,7 @@ bool ftm_auth_push_prompt_asks_push(const char *proven_password, const char *ans
 void ftm_auth_prompt_answer(ftm_auth_t *auth, const ftm_login_t *login, const char *proven_password,
 			    const char *state, const char *answer, time_t now, ftm_outcome_t *out)
 {
+	TRACE_SCOPE(auth, login, now);
 	ftm_push_ops_t ops;
 	void *ops_ctx = NULL;
 	char serial[FTM_SERIAL_MAX] = "";

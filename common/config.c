@@ -68,6 +68,8 @@ static const opt_t options[] = {
 	STR("smtp.credentials", smtp.credentials, false),
 	STR("smtp.ca_file", smtp.ca_file, false),
 	UINT("smtp.timeout", smtp.timeout, 1, 600),
+	STR("node_name", node_name, false),
+	UINT("audit_retention", audit_retention, 0, 36500),
 	UINT("lockout_duration", lockout_duration, 0, 525600),	/* a year of minutes */
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -79,6 +81,7 @@ const char *const ftm_config_option_names[] = {
 	"push.server_key", "push.timeout", "push.gateway_url", "push.proxy", "push.ca_file",
 	"push.ntfy_token", "push.number_matching", "push.socket",
 	"issuer", "smtp.server", "smtp.from", "smtp.starttls", "smtp.credentials", "smtp.ca_file", "smtp.timeout",
+	"node_name", "audit_retention",
 	"lockout_duration",
 	NULL
 };
@@ -103,6 +106,7 @@ void ftm_config_defaults(ftm_config_t *cfg)
 	snprintf(cfg->issuer, sizeof(cfg->issuer), "%s", "ftmpush");
 	cfg->smtp.starttls = true;
 	cfg->smtp.timeout = 30;
+	cfg->audit_retention = 90;
 }
 
 #define seterr ftm_set_err	/* the one error-buffer helper (util.c) */

@@ -15,6 +15,8 @@ common_libftmpush_core_la_SOURCES = \
 	common/ftm_states.h \
 	common/ftm_push_verdict.h common/push_verdict.c \
 	common/ftm_protect.h common/protect.c \
+	common/ftm_audit.h common/audit.c \
+	common/ftm_trace.h common/trace.c \
 	common/ftm_recovery.h common/recovery.c
 common_libftmpush_core_la_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS) $(JSONC_CFLAGS) $(SQLITE_CFLAGS)
 common_libftmpush_core_la_LIBADD = $(OPENSSL_LIBS) $(JSONC_LIBS) $(SQLITE_LIBS)

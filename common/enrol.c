@@ -13,10 +13,12 @@
 #include <openssl/rand.h>
 #include <qrencode.h>
 
+#include "ftm_audit.h"
 #include "ftm_enrol.h"
 #include "ftm_mail.h"
 #include "ftm_message.h"
 #include "ftm_push.h"
+#include "ftm_util.h"
 
 #define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
 #define RATE_SLOTS	1024	/* addresses tracked at once; the stalest slot is reused */
@@ -699,6 +701,38 @@ static enum page_kind kind_of(ftm_activation_code_t c)
 	}
 }
 
+/* A code typed on the page, in the audit trail (its own short transaction: the page is no login path). */
+static void audit_confirm(ftm_enrol_t *e, const ftm_activation_t *a, const char *ip, time_t now)
+{
+	static const char *const results[] = {
+		[FTM_ACT_OK] = FTM_AUDIT_ACTIVATED, [FTM_ACT_BAD_CODE] = FTM_AUDIT_WRONG,
+		[FTM_ACT_UNKNOWN] = FTM_AUDIT_REFUSED, [FTM_ACT_EXPIRED] = FTM_AUDIT_EXPIRED,
+		[FTM_ACT_USED] = FTM_AUDIT_REFUSED, [FTM_ACT_EXHAUSTED] = FTM_AUDIT_REFUSED,
+		[FTM_ACT_LOCKED] = FTM_AUDIT_LOCKED, [FTM_ACT_ERROR] = FTM_AUDIT_ERROR,
+	};
+	ftm_audit_row_t row;
+	ftm_token_t t;
+	char err[FTM_ERR_MAX] = "";
+
+	memset(&row, 0, sizeof(row));
+	row.at = (int64_t)now;
+	ftm_copy(row.event, sizeof(row.event), FTM_AUDIT_EV_ENROL);
+	ftm_copy(row.result, sizeof(row.result),
+		 (unsigned)a->code < sizeof(results) / sizeof(results[0]) ? results[a->code] : FTM_AUDIT_ERROR);
+	ftm_copy(row.serial, sizeof(row.serial), a->serial);
+	if (a->serial[0] != '\0' && ftm_store_token_get(e->store, a->serial, &t, NULL, 0) == 0)
+		ftm_copy(row.user, sizeof(row.user), t.user);
+	ftm_memzero(&t, sizeof(t));
+	ftm_copy(row.client, sizeof(row.client), ip);
+	ftm_copy(row.nas, sizeof(row.nas), "enrolment page");
+	ftm_copy(row.frontend, sizeof(row.frontend), FTM_AUDIT_FE_WEB);
+	ftm_audit_node(e->cfg, row.node, sizeof(row.node));
+	ftm_copy(row.reason, sizeof(row.reason), a->reason);
+	if (ftm_store_audit_append(e->store, &row, err, sizeof(err)) != 0)
+		ftm_log(e->log, FTM_LOG_ERR, "audit: the enrolment row of token %s could not be written: %s",
+			ftm_or(a->serial, "-"), err);
+}
+
 void ftm_enrol_handle(ftm_enrol_t *e, const char *method, const char *code, const char *content_type,
 		      const char *body, size_t body_len, const char *ip, time_t now, ftm_enrol_reply_t *reply)
 {
@@ -757,6 +791,7 @@ void ftm_enrol_handle(ftm_enrol_t *e, const char *method, const char *code, cons
 		p.activation_expire = pol.activation_expire;
 		ftm_store_activation_confirm(e->store, code, otp, now, &p, &a);
 		ftm_memzero(otp, sizeof(otp));
+		audit_confirm(e, &a, ip, now);
 		ftm_log(e->log, a.code == FTM_ACT_OK ? FTM_LOG_INFO : FTM_LOG_WARN,
 			"enrolment confirm from %s: token %s: %s", ip, a.serial[0] ? a.serial : "-",
 			ftm_activation_code_name(a.code));

@@ -44,6 +44,8 @@ typedef struct ftm_outcome {
 	char		state[64];		/* FTM_RES_CHALLENGE: opaque State to echo back (hex) */
 	bool		wrong_answer;		/* number matching: a wrong number was typed while the push
 						 * was live; the core counts it as a failure (lockout) */
+	bool		audited;		/* the decision's audit row was written with its verdict */
+	ftm_push_verdict_t push_verdict;	/* a push outcome: what became of the push (denied vs timeout) */
 } ftm_outcome_t;
 
 /* Fill out (all of it) with a result, the token, what the user reads and what the log says. */
@@ -53,6 +55,8 @@ void ftm_outcome_set(ftm_outcome_t *out, ftm_result_t r, const char *serial, con
 ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len);
 void ftm_auth_free(ftm_auth_t *auth);
 const ftm_config_t *ftm_auth_config(const ftm_auth_t *auth);
+/* The front end's name in the audit trail (ftm_audit.h FTM_AUDIT_FE_*); set once, after ftm_auth_new. */
+void ftm_auth_set_frontend(ftm_auth_t *auth, const char *frontend);
 ftm_store_t *ftm_auth_store(ftm_auth_t *auth);
 
 /* Step 1, before the first factor. Decides which password the first factor checks:

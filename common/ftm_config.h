@@ -58,6 +58,8 @@ typedef struct ftm_config {
 	ftm_push_config_t push;
 	char		issuer[128];		/* the organisation in otpauth URIs, e-mails and pages; default "ftmpush" */
 	ftm_smtp_config_t smtp;
+	char		node_name[128];		/* this server in the audit trail; default "": the host name */
+	unsigned	audit_retention;	/* days an audit row is kept, default 90; 0 = for ever */
 	unsigned	lockout_duration;	/* minutes a lock by failures lasts, default 0 = until an admin unlocks */
 	unsigned	policy_given;		/* ftm_policy_bit()s of the policy options this config set */
 } ftm_config_t;

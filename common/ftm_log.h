@@ -3,6 +3,7 @@
 #define FTM_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 typedef enum {
 	FTM_LOG_ERR = 0,
@@ -36,5 +37,11 @@ void ftm_log_sink_syslog(void *sink_ctx, ftm_log_level_t level, const char *line
 int ftm_log_syslog_priority(ftm_log_level_t level);
 
 const char *ftm_log_level_name(ftm_log_level_t level);
+
+/* Debug on demand, for the calling thread: while raised, a FTM_LOG_DEBUG line that a log's max_level
+ * would drop reaches its sink all the same, at FTM_LOG_INFO and prefixed FTM_LOG_TRACE_PREFIX, so every
+ * sink prints it in its normal log. Returns the previous setting (to restore it). */
+#define FTM_LOG_TRACE_PREFIX "debug: "
+bool ftm_log_trace_raise(bool on);
 
 #endif

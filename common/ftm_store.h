@@ -103,6 +103,11 @@ typedef struct ftm_verify_params {
 	/* the caller's own earlier peek of this same user and code (NULL: none); a proof that no longer
 	 * holds is ignored and every token tried as without one */
 	const ftm_code_proof_t *proof;
+	/* the audit row of this verdict (NULL: none): the caller fills who, where and what (event), the
+	 * store fills at, result, serial and reason and writes it in the verdict's own transaction, so a
+	 * decision is never committed without its record (and a record that cannot be written fails the
+	 * verdict closed). Only consuming verdicts write one. */
+	struct ftm_audit_row	*audit;
 	unsigned	lockout_duration;	/* minutes a lock by failures lasts; 0 = until an admin unlocks */
 } ftm_verify_params_t;
 
@@ -267,6 +272,53 @@ int ftm_store_recovery_verify(ftm_store_t *st, const char *user, const char *cod
 /* The user's codes: *left unused of *total issued (0 and 0: none). 0, or -1 with err. */
 int ftm_store_recovery_count(ftm_store_t *st, const char *user, unsigned *left, unsigned *total,
 			     char *err, size_t err_len);
+/* ---- the audit trail: one row per decision, shared by every front end and node of the store ---- */
+
+#define FTM_AUDIT_WORD	24	/* an event, result or front-end name */
+#define FTM_AUDIT_FIELD	128	/* client, NAS/service, node */
+
+/* Never a seed, code, password, State or capability: names, addresses and the log's reason only. */
+typedef struct ftm_audit_row {
+	int64_t	id;				/* assigned by the store: the order of the trail */
+	int64_t	at;				/* unix time of the decision */
+	char	event[FTM_AUDIT_WORD];		/* code, challenge, push, number, enrol, recovery, admin */
+	char	result[FTM_AUDIT_WORD];		/* ftm_audit.h's FTM_AUDIT_* result names */
+	char	user[FTM_USER_MAX];
+	char	serial[FTM_SERIAL_MAX];
+	char	client[FTM_AUDIT_FIELD];	/* Calling-Station-Id / NAS-IP, PAM rhost; ctl: the admin */
+	char	nas[FTM_AUDIT_FIELD];		/* NAS-Identifier or RADIUS client, PAM service; ctl: command */
+	char	frontend[FTM_AUDIT_WORD];	/* radius, pam, ftmpushd, ctl, web */
+	char	node[FTM_AUDIT_FIELD];		/* node_name, else the host name */
+	char	reason[FTM_MSG_MAX];
+} ftm_audit_row_t;
+
+typedef struct ftm_audit_filter {
+	const char	*user;		/* NULL: every user */
+	const char	*result;	/* NULL: every result */
+	int64_t		since;		/* rows at or after this unix time (0: all) */
+	unsigned	limit;		/* the newest `limit` rows (0: all), still in trail order */
+} ftm_audit_filter_t;
+
+typedef int (*ftm_audit_cb)(void *ctx, const ftm_audit_row_t *row);
+
+/* Append one row in its own short transaction (a decision that has no verdict transaction: a push
+ * denied or timed out, a challenge issued, an admin command). at 0: now. 0 or -1 with err. */
+int ftm_store_audit_append(ftm_store_t *st, const ftm_audit_row_t *row, char *err, size_t err_len);
+/* The rows matching f, oldest first; cb non-zero stops. */
+int ftm_store_audit_list(ftm_store_t *st, const ftm_audit_filter_t *f, ftm_audit_cb cb, void *ctx,
+			 char *err, size_t err_len);
+/* Delete the rows older than `before` (unix time); *removed (may be NULL) how many. */
+int ftm_store_audit_prune(ftm_store_t *st, int64_t before, unsigned long *removed, char *err, size_t err_len);
+
+/* ---- debug on demand: the decision trace raised for a user ("" everyone) until a time ---- */
+
+/* On for user ("": everyone) until `expires` (unix time), replacing that user's earlier switch. */
+int ftm_store_debug_set(ftm_store_t *st, const char *user, int64_t expires, time_t now, char *err, size_t err_len);
+/* Off for user ("": the everyone switch; NULL: every switch). 1 when there was none. */
+int ftm_store_debug_clear(ftm_store_t *st, const char *user, char *err, size_t err_len);
+/* The switches still on at `now`, in user order; cb non-zero stops. */
+typedef int (*ftm_debug_cb)(void *ctx, const char *user, int64_t expires);
+int ftm_store_debug_list(ftm_store_t *st, time_t now, ftm_debug_cb cb, void *ctx, char *err, size_t err_len);
 
 /* ---- pending pushes and their number-matching States, shared by every node of the store ----
  * The row is the source of truth for a push: the node that sent it waits on it, any node's callback

@@ -28,16 +28,35 @@ static void cut_utf8_tail(char *line)
 		line[i - 1] = '\0';
 }
 
+static __thread bool trace_raised;	/* this thread is deciding a login under a debug switch */
+
+bool ftm_log_trace_raise(bool on)
+{
+	bool was = trace_raised;
+
+	trace_raised = on;
+	return was;
+}
+
 void ftm_vlog(const ftm_log_t *log, ftm_log_level_t level, const char *fmt, va_list ap)
 {
 	char line[FTM_LOG_LINE_MAX + 1];
+	size_t pre = 0;
 	int n;
 
-	if (log == NULL || log->sink == NULL || fmt == NULL || level > log->max_level)
+	if (log == NULL || log->sink == NULL || fmt == NULL)
 		return;
-	n = vsnprintf(line, sizeof(line), fmt, ap);
+	if (level > log->max_level) {
+		if (!trace_raised || level > FTM_LOG_DEBUG)
+			return;
+		level = FTM_LOG_INFO;
+		pre = sizeof(FTM_LOG_TRACE_PREFIX) - 1;
+		memcpy(line, FTM_LOG_TRACE_PREFIX, pre);
+	}
+	n = vsnprintf(line + pre, sizeof(line) - pre, fmt, ap);
 	if (n < 0)
 		return;
+	n += (int)pre;
 	if ((size_t)n > FTM_LOG_LINE_MAX)
 		cut_utf8_tail(line);
 	/* Anything that could forge a second line or drive a terminal becomes '?'. */

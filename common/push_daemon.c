@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ftm_audit.h"
 #include "ftm_auth.h"
 #include "ftm_peer.h"
 #include "ftm_push.h"
@@ -178,6 +179,7 @@ ftm_push_daemon_t *ftm_push_daemon_start(const ftm_config_t *cfg, const ftm_log_
 		ftm_set_err(err, err_len, "%s", why);
 		goto fail;
 	}
+	ftm_auth_set_frontend(d->auth, FTM_AUDIT_FE_FTMPUSHD);
 	if (ftm_push_auth_attach(d->auth, log, &d->push, why, sizeof(why)) != 0) {
 		ftm_set_err(err, err_len, "push engine: %s", why);
 		goto fail;

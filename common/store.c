@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "ftm_audit.h"
 #include "ftm_config.h"
 #include "ftm_protect.h"
 #include "ftm_store.h"
@@ -1024,6 +1025,39 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 	return 0;
 }
 
+/* The verdict's audit row: what the caller said (who, where, which event) and what was decided. A
+ * proven factor that is not a code (an approved push, the right number) reads "approved", a recovery
+ * code "used"; the rest carry the verdict's name. */
+static void audit_verdict(ftm_audit_row_t *a, const ftm_verdict_t *v, time_t now, bool recorded)
+{
+	static const char *const names[] = {
+		[FTM_VERDICT_OK] = FTM_AUDIT_ACCEPTED, [FTM_VERDICT_BAD_CODE] = FTM_AUDIT_WRONG,
+		[FTM_VERDICT_REPLAY] = FTM_AUDIT_REPLAY, [FTM_VERDICT_LOCKED] = FTM_AUDIT_LOCKED,
+		[FTM_VERDICT_EXPIRED] = FTM_AUDIT_EXPIRED, [FTM_VERDICT_NO_TOKEN] = FTM_AUDIT_NO_TOKEN,
+		[FTM_VERDICT_ERROR] = FTM_AUDIT_ERROR,
+	};
+	const char *result = (unsigned)v->code < sizeof(names) / sizeof(names[0]) ? names[v->code] : FTM_AUDIT_ERROR;
+
+	if (v->code == FTM_VERDICT_OK && recorded)
+		result = FTM_AUDIT_APPROVED;
+	else if (v->code == FTM_VERDICT_OK && strcmp(a->event, FTM_AUDIT_EV_RECOVERY) == 0)
+		result = FTM_AUDIT_USED;
+	a->at = (int64_t)now;
+	ftm_copy(a->result, sizeof(a->result), result);
+	ftm_copy(a->serial, sizeof(a->serial), v->serial);
+	ftm_copy(a->reason, sizeof(a->reason), v->reason);
+}
+
+static int decide_audited(void *c, ftm_store_row_t *rows, size_t n)
+{
+	struct verdict_ctx *vc = c;
+	int rc = decide(c, rows, n);
+
+	if (rc == 0)
+		audit_verdict(vc->p->audit, vc->out, vc->now, false);
+	return rc;
+}
+
 int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, time_t now,
 			  const ftm_verify_params_t *params, ftm_verdict_t *out)
 {
@@ -1054,7 +1088,9 @@ int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, t
 	vc.p = params_or_policy(st, params, &dflt, vc.err, sizeof(vc.err));
 	vc.out = out;
 	if (vc.p == NULL ||
-	    st->ops->verdict(st->be, user, vc.p->consume, decide, &vc, vc.err, sizeof(vc.err)) != 0) {
+	    (vc.p->consume && vc.p->audit != NULL
+	     ? st->ops->verdict_audited(st->be, user, true, decide_audited, &vc, vc.p->audit, vc.err, sizeof(vc.err))
+	     : st->ops->verdict(st->be, user, vc.p->consume, decide, &vc, vc.err, sizeof(vc.err))) != 0) {
 		memset(out, 0, sizeof(*out));
 		out->code = FTM_VERDICT_ERROR;
 		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
@@ -1167,6 +1203,16 @@ out:
 	return 0;
 }
 
+static int decide_record_audited(void *c, ftm_store_row_t *rows, size_t n)
+{
+	struct record_ctx *rc = c;
+	int r = decide_record(c, rows, n);
+
+	if (r == 0)
+		audit_verdict(rc->p->audit, rc->out, rc->now, !rc->failure);
+	return r;
+}
+
 static int record(ftm_store_t *st, const char *user, const char *serial, bool failure, time_t now,
 		  const ftm_verify_params_t *params, ftm_verdict_t *out)
 {
@@ -1191,7 +1237,10 @@ static int record(ftm_store_t *st, const char *user, const char *serial, bool fa
 	rc.p = params_or_policy(st, params, &dflt, err, sizeof(err));
 	rc.out = out;
 	/* always a write transaction: the count must not be lost to a concurrent verdict */
-	if (rc.p == NULL || st->ops->verdict(st->be, user, true, decide_record, &rc, err, sizeof(err)) != 0) {
+	if (rc.p == NULL ||
+	    (rc.p->audit != NULL
+	     ? st->ops->verdict_audited(st->be, user, true, decide_record_audited, &rc, rc.p->audit, err, sizeof(err))
+	     : st->ops->verdict(st->be, user, true, decide_record, &rc, err, sizeof(err))) != 0) {
 		memset(out, 0, sizeof(*out));
 		out->code = FTM_VERDICT_ERROR;
 		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
@@ -2160,4 +2209,70 @@ int ftm_store_recovery_count(ftm_store_t *st, const char *user, unsigned *left, 
 	if (total != NULL)
 		*total = rc.total;
 	return 0;
+}
+
+/* ---- the audit trail and debug on demand ---- */
+
+int ftm_store_audit_append(ftm_store_t *st, const ftm_audit_row_t *row, char *err, size_t err_len)
+{
+	ftm_audit_row_t a;
+
+	if (st == NULL || row == NULL || row->event[0] == '\0' || row->result[0] == '\0') {
+		SETERR("audit: no store, event or result");
+		return -1;
+	}
+	a = *row;
+	if (a.at == 0)
+		a.at = (int64_t)time(NULL);
+	return st->ops->audit_append(st->be, &a, err, err_len);
+}
+
+int ftm_store_audit_list(ftm_store_t *st, const ftm_audit_filter_t *f, ftm_audit_cb cb, void *ctx,
+			 char *err, size_t err_len)
+{
+	ftm_audit_filter_t all = { 0 };
+
+	if (st == NULL || cb == NULL) {
+		SETERR("audit: no store");
+		return -1;
+	}
+	return st->ops->audit_list(st->be, f != NULL ? f : &all, cb, ctx, err, err_len);
+}
+
+int ftm_store_audit_prune(ftm_store_t *st, int64_t before, unsigned long *removed, char *err, size_t err_len)
+{
+	if (removed != NULL)
+		*removed = 0;
+	if (st == NULL) {
+		SETERR("audit: no store");
+		return -1;
+	}
+	return st->ops->audit_prune(st->be, before, removed, err, err_len);
+}
+
+int ftm_store_debug_set(ftm_store_t *st, const char *user, int64_t expires, time_t now, char *err, size_t err_len)
+{
+	if (st == NULL || user == NULL || !printable(user, FTM_USER_MAX) || expires <= (int64_t)now) {
+		SETERR("debug switch: no store, a bad user name, or an expiry in the past");
+		return -1;
+	}
+	return st->ops->debug_put(st->be, user, expires, (int64_t)now, err, err_len);
+}
+
+int ftm_store_debug_clear(ftm_store_t *st, const char *user, char *err, size_t err_len)
+{
+	if (st == NULL) {
+		SETERR("debug switch: no store");
+		return -1;
+	}
+	return st->ops->debug_clear(st->be, user, err, err_len);
+}
+
+int ftm_store_debug_list(ftm_store_t *st, time_t now, ftm_debug_cb cb, void *ctx, char *err, size_t err_len)
+{
+	if (st == NULL || cb == NULL) {
+		SETERR("debug switch: no store");
+		return -1;
+	}
+	return st->ops->debug_list(st->be, (int64_t)now, cb, ctx, err, err_len);
 }

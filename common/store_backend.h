@@ -118,6 +118,18 @@ typedef struct ftm_store_backend {
 	 * user's codes read in it too: decide, then the dirty codes and the dirty token rows written back. */
 	int (*recovery_verdict)(void *be, const char *user, bool write, ftm_recovery_decide_fn decide, void *ctx,
 				char *err, size_t err_len);
+	/* ---- the audit trail and debug on demand ---- */
+	/* verdict, and when `write` and audit->event is set after decide, audit appended in the same
+	 * transaction: both commit or neither (audit is filled by decide) */
+	int (*verdict_audited)(void *be, const char *user, bool write, ftm_decide_fn decide, void *ctx,
+			       const ftm_audit_row_t *audit, char *err, size_t err_len);
+	int (*audit_append)(void *be, const ftm_audit_row_t *row, char *err, size_t err_len);
+	int (*audit_list)(void *be, const ftm_audit_filter_t *f, ftm_audit_cb cb, void *ctx, char *err, size_t err_len);
+	int (*audit_prune)(void *be, int64_t before, unsigned long *removed, char *err, size_t err_len);
+	/* one switch per user ("" everyone); put also drops the switches expired before now */
+	int (*debug_put)(void *be, const char *user, int64_t expires, int64_t now, char *err, size_t err_len);
+	int (*debug_clear)(void *be, const char *user, char *err, size_t err_len);	/* NULL: all; 1 none */
+	int (*debug_list)(void *be, int64_t now, ftm_debug_cb cb, void *ctx, char *err, size_t err_len);
 	/* ---- pending pushes (ftm_store.h): the push engine across nodes ---- */
 	/* purge rows expired before now - FTM_PUSH_RETAIN_ROW; 1 (nothing stored) when the user has an
 	 * unexpired pending row, copied to *pending */

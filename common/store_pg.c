@@ -18,7 +18,7 @@
 #define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
 
 /* The newest schema this binary knows; migrations[v] brings a database from version v to v + 1. */
-#define SCHEMA_VERSION	5
+#define SCHEMA_VERSION	6
 /* Connections per process: FreeRADIUS threads beyond this wait for one (POOL_WAIT_MS at most). */
 #define POOL_SIZE	8
 #define POOL_WAIT_MS	10000
@@ -74,7 +74,23 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	" created  bigint NOT NULL,"
 	" used     bigint NOT NULL DEFAULT 0);"
 	"CREATE INDEX IF NOT EXISTS ftm_recovery_codes_by_user ON ftm_recovery_codes (username);",
-	/* 5: pending pushes (capability hashes, never capabilities) and their number-matching States: a
+	/* 5: the audit trail and the debug-on-demand switches, shared by every node */
+	"CREATE TABLE IF NOT EXISTS ftm_audit ("
+	" id       bigserial PRIMARY KEY,"
+	" at       bigint NOT NULL,"
+	" event    text NOT NULL,"
+	" result   text NOT NULL,"
+	" username text COLLATE \"C\" NOT NULL,"
+	" serial   text NOT NULL,"
+	" client   text NOT NULL,"
+	" nas      text NOT NULL,"
+	" frontend text NOT NULL,"
+	" node     text NOT NULL,"
+	" reason   text NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS ftm_audit_by_at ON ftm_audit (at);"
+	"CREATE INDEX IF NOT EXISTS ftm_audit_by_user ON ftm_audit (username, id);"
+	"CREATE TABLE IF NOT EXISTS ftm_debug (username text COLLATE \"C\" PRIMARY KEY, expires bigint NOT NULL);",
+	/* 6: pending pushes (capability hashes, never capabilities) and their number-matching States: a
 	 * push sent by one node is answered through any node's listener */
 	"CREATE TABLE IF NOT EXISTS ftm_pushes ("
 	" id          text COLLATE \"C\" PRIMARY KEY,"
@@ -942,7 +958,10 @@ struct verdict_ctx {
 	bool		write;
 	ftm_decide_fn	decide;
 	void		*ctx;
+	const ftm_audit_row_t *audit;	/* inserted before the COMMIT when its event is set */
 };
+
+static int audit_insert(pg_link_t *l, const ftm_audit_row_t *a, char *err, size_t err_len);
 
 /* BEGIN, the user's rows under FOR UPDATE, decide, the dirty rows written back, COMMIT: a second
  * verdict for the user on any node waits at the SELECT and then reads what this one committed. */
@@ -986,6 +1005,8 @@ static int verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len
 			goto out;
 		PQclear(res);
 	}
+	if (vc->audit != NULL && vc->audit->event[0] != '\0' && audit_insert(l, vc->audit, err, err_len) != 0)
+		goto out;
 	res = PQexec(l->conn, "COMMIT");
 	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "verdict commit", err, err_len) != 0)
 		goto out;
@@ -1005,7 +1026,15 @@ out:
 static int pg_verdict(void *be, const char *user, bool write, ftm_decide_fn decide, void *ctx,
 		      char *err, size_t err_len)
 {
-	struct verdict_ctx vc = { user, write, decide, ctx };
+	struct verdict_ctx vc = { user, write, decide, ctx, NULL };
+
+	return with_link(be, verdict_on, &vc, err, err_len);
+}
+
+static int pg_verdict_audited(void *be, const char *user, bool write, ftm_decide_fn decide, void *ctx,
+			      const ftm_audit_row_t *audit, char *err, size_t err_len)
+{
+	struct verdict_ctx vc = { user, write, decide, ctx, audit };
 
 	return with_link(be, verdict_on, &vc, err, err_len);
 }
@@ -1298,7 +1327,7 @@ out:
 static int recovery_verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 {
 	struct recovery_ctx *rc = c;
-	struct verdict_ctx vc = { rc->user, rc->write, recovery_decide, rc };
+	struct verdict_ctx vc = { rc->user, rc->write, recovery_decide, rc, NULL };
 
 	rc->l = l;
 	rc->err = err;
@@ -1312,6 +1341,194 @@ static int pg_recovery_verdict(void *be, const char *user, bool write, ftm_recov
 	struct recovery_ctx rc = { .user = user, .write = write, .decide = decide, .ctx = ctx };
 
 	return with_link(be, recovery_verdict_on, &rc, err, err_len);
+}
+
+/* ---- the audit trail and debug on demand ----
+ * Not among the prepared queries: a verdict's audit INSERT is parsed per call (PQexecParams, one round
+ * trip all the same), the rest are an admin's or run every few seconds. */
+
+static int audit_insert(pg_link_t *l, const ftm_audit_row_t *a, char *err, size_t err_len)
+{
+	char at[24];
+	const char *values[10] = { at, a->event, a->result, a->user, a->serial, a->client, a->nas, a->frontend,
+				   a->node, a->reason };
+	PGresult *res;
+
+	snprintf(at, sizeof(at), "%" PRId64, a->at);
+	res = PQexecParams(l->conn, "INSERT INTO ftm_audit (at, event, result, username, serial, client, nas,"
+			   " frontend, node, reason) VALUES ($1::bigint,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+			   10, NULL, values, NULL, NULL, 0);
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "audit", err, err_len) != 0)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+static int audit_append_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	(void)pg;
+	/* not retried on a stale connection: the row may have been written */
+	return audit_insert(l, c, err, err_len);
+}
+
+static int pg_audit_append(void *be, const ftm_audit_row_t *row, char *err, size_t err_len)
+{
+	return with_link(be, audit_append_on, (void *)row, err, err_len);
+}
+
+struct audit_list_ctx {
+	const ftm_audit_filter_t	*f;
+	PGresult			*res;
+};
+
+static int audit_list_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct audit_list_ctx *ac = c;
+	char since[24], limit[24];
+	const char *values[4] = { ac->f->user, ac->f->result, since, ac->f->limit > 0 ? limit : NULL };
+	PGresult *res;
+
+	(void)pg;
+	snprintf(since, sizeof(since), "%" PRId64, ac->f->since);
+	snprintf(limit, sizeof(limit), "%u", ac->f->limit);
+	res = PQexecParams(l->conn, "SELECT id, at, event, result, username, serial, client, nas, frontend, node, reason"
+			   " FROM (SELECT * FROM ftm_audit WHERE ($1::text IS NULL OR username = $1) AND"
+			   " ($2::text IS NULL OR result = $2) AND at >= $3::bigint ORDER BY id DESC LIMIT $4::bigint) AS t"
+			   " ORDER BY id", 4, NULL, values, NULL, NULL, 0);
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "audit", err, err_len) != 0)
+		return first_failed(l, -1);
+	ac->res = res;
+	return 0;
+}
+
+/* Rows are read first and handed to cb with no connection held. */
+static int pg_audit_list(void *be, const ftm_audit_filter_t *f, ftm_audit_cb cb, void *ctx, char *err, size_t err_len)
+{
+	struct audit_list_ctx ac = { .f = f };
+	ftm_audit_row_t row;
+	int rc = with_link(be, audit_list_on, &ac, err, err_len);
+
+	for (int r = 0; rc == 0 && r < PQntuples(ac.res); r++) {
+		char *const fields[] = { row.event, row.result, row.user, row.serial, row.client, row.nas,
+					 row.frontend, row.node, row.reason };
+		const size_t sizes[] = { sizeof(row.event), sizeof(row.result), sizeof(row.user), sizeof(row.serial),
+					 sizeof(row.client), sizeof(row.nas), sizeof(row.frontend), sizeof(row.node),
+					 sizeof(row.reason) };
+
+		memset(&row, 0, sizeof(row));
+		if (parse_i64(PQgetvalue(ac.res, r, 0), &row.id) != 0 || parse_i64(PQgetvalue(ac.res, r, 1), &row.at) != 0) {
+			SETERR("token store: damaged audit row");
+			rc = -1;
+			break;
+		}
+		for (int i = 0; i < 9; i++)
+			snprintf(fields[i], sizes[i], "%s", PQgetvalue(ac.res, r, i + 2));
+		if (cb(ctx, &row) != 0)
+			break;
+	}
+	PQclear(ac.res);
+	return rc;
+}
+
+struct pg_cmd_ctx {
+	const char	*sql;
+	int		n;
+	const char	*values[3];
+	unsigned long	changed;
+};
+
+/* One statement without result rows; changed: the rows it touched. */
+static int cmd_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct pg_cmd_ctx *cc = c;
+	PGresult *res = PQexecParams(l->conn, cc->sql, cc->n, NULL, cc->values, NULL, NULL, 0);
+
+	(void)pg;
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "audit or debug switch", err, err_len) != 0)
+		return first_failed(l, -1);
+	cc->changed = strtoul(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+static int pg_audit_prune(void *be, int64_t before, unsigned long *removed, char *err, size_t err_len)
+{
+	char b[24];
+	struct pg_cmd_ctx cc = { .sql = "DELETE FROM ftm_audit WHERE at < $1::bigint", .n = 1, .values = { b } };
+	int rc;
+
+	snprintf(b, sizeof(b), "%" PRId64, before);
+	rc = with_link(be, cmd_on, &cc, err, err_len);
+	if (rc == 0 && removed != NULL)
+		*removed = cc.changed;
+	return rc;
+}
+
+static int pg_debug_put(void *be, const char *user, int64_t expires, int64_t now, char *err, size_t err_len)
+{
+	char e[24], n[24];
+	struct pg_cmd_ctx purge = { .sql = "DELETE FROM ftm_debug WHERE expires <= $1::bigint", .n = 1, .values = { n } };
+	struct pg_cmd_ctx put = { .sql = "INSERT INTO ftm_debug (username, expires) VALUES ($1, $2::bigint)"
+					 " ON CONFLICT (username) DO UPDATE SET expires = EXCLUDED.expires",
+				  .n = 2, .values = { user, e } };
+
+	snprintf(e, sizeof(e), "%" PRId64, expires);
+	snprintf(n, sizeof(n), "%" PRId64, now);
+	if (with_link(be, cmd_on, &purge, err, err_len) != 0)
+		return -1;
+	return with_link(be, cmd_on, &put, err, err_len);
+}
+
+static int pg_debug_clear(void *be, const char *user, char *err, size_t err_len)
+{
+	struct pg_cmd_ctx cc = { .sql = user != NULL ? "DELETE FROM ftm_debug WHERE username = $1" : "DELETE FROM ftm_debug",
+				 .n = user != NULL ? 1 : 0, .values = { user } };
+
+	if (with_link(be, cmd_on, &cc, err, err_len) != 0)
+		return -1;
+	return cc.changed > 0 ? 0 : 1;
+}
+
+struct debug_list_ctx {
+	int64_t		now;
+	PGresult	*res;
+};
+
+static int debug_list_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct debug_list_ctx *dc = c;
+	char n[24];
+	const char *values[1] = { n };
+	PGresult *res;
+
+	(void)pg;
+	snprintf(n, sizeof(n), "%" PRId64, dc->now);
+	res = PQexecParams(l->conn, "SELECT username, expires FROM ftm_debug WHERE expires > $1::bigint ORDER BY username",
+			   1, NULL, values, NULL, NULL, 0);
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "debug switch", err, err_len) != 0)
+		return first_failed(l, -1);
+	dc->res = res;
+	return 0;
+}
+
+static int pg_debug_list(void *be, int64_t now, ftm_debug_cb cb, void *ctx, char *err, size_t err_len)
+{
+	struct debug_list_ctx dc = { .now = now };
+	int rc = with_link(be, debug_list_on, &dc, err, err_len);
+
+	for (int r = 0; rc == 0 && r < PQntuples(dc.res); r++) {
+		int64_t expires;
+
+		if (parse_i64(PQgetvalue(dc.res, r, 1), &expires) != 0) {
+			SETERR("token store: damaged debug switch");
+			rc = -1;
+			break;
+		}
+		if (cb(ctx, PQgetvalue(dc.res, r, 0), expires) != 0)
+			break;
+	}
+	PQclear(dc.res);
+	return rc;
 }
 
 /* ---- pending pushes and number-matching States ----
@@ -1746,6 +1963,13 @@ const ftm_store_backend_t ftm_store_backend_pg = {
 	.settings_seed	= pg_settings_seed,
 	.recovery_replace = pg_recovery_replace,
 	.recovery_verdict = pg_recovery_verdict,
+	.verdict_audited = pg_verdict_audited,
+	.audit_append	= pg_audit_append,
+	.audit_list	= pg_audit_list,
+	.audit_prune	= pg_audit_prune,
+	.debug_put	= pg_debug_put,
+	.debug_clear	= pg_debug_clear,
+	.debug_list	= pg_debug_list,
 	.push_put	= pg_push_put,
 	.push_get	= pg_push_get,
 	.push_decide	= pg_push_decide,

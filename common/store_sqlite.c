@@ -30,6 +30,7 @@ enum sql_id {
 	SQL_VERDICT_UPDATE, SQL_REISSUE, SQL_SET_STATUS, SQL_SET_STATUS_CLEAR_FAILURES, SQL_SET_PUSH, SQL_SET_USER, SQL_DELETE,
 	SQL_STATE_PURGE, SQL_STATE_PUT, SQL_STATE_TAKE, SQL_STATE_CAP_USER, SQL_STATE_CAP_CLIENT,
 	SQL_SETTINGS_GET, SQL_SETTING_PUT, SQL_SETTING_SEED,
+	SQL_AUDIT_INSERT,
 	SQL_COUNT
 };
 
@@ -71,6 +72,8 @@ static const char *const sql_text[SQL_COUNT] = {
 	[SQL_SETTINGS_GET]	= "SELECT name, value FROM settings",
 	[SQL_SETTING_PUT]	= "INSERT OR REPLACE INTO settings (name, value, changed) VALUES (?, ?, ?)",
 	[SQL_SETTING_SEED]	= "INSERT OR IGNORE INTO settings (name, value, changed) VALUES (?, ?, ?)",
+	[SQL_AUDIT_INSERT]	= "INSERT INTO audit (at, event, result, user, serial, client, nas, frontend, node, reason)"
+				  " VALUES (?,?,?,?,?,?,?,?,?,?)",
 };
 
 /* One SQLite connection and its compiled statements; used by one thread at a time. */
@@ -163,6 +166,24 @@ static const char *const recovery_schema_sql =
 	" created INTEGER NOT NULL,"
 	" used    INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX IF NOT EXISTS recovery_codes_by_user ON recovery_codes (user);";
+
+/* The audit trail and the debug switches, created like states_sql by every opener. */
+static const char *const audit_sql =
+	"CREATE TABLE IF NOT EXISTS audit ("
+	" id       INTEGER PRIMARY KEY,"
+	" at       INTEGER NOT NULL,"
+	" event    TEXT NOT NULL,"
+	" result   TEXT NOT NULL,"
+	" user     TEXT NOT NULL,"
+	" serial   TEXT NOT NULL,"
+	" client   TEXT NOT NULL,"
+	" nas      TEXT NOT NULL,"
+	" frontend TEXT NOT NULL,"
+	" node     TEXT NOT NULL,"
+	" reason   TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS audit_by_at ON audit (at);"
+	"CREATE INDEX IF NOT EXISTS audit_by_user ON audit (user, id);"
+	"CREATE TABLE IF NOT EXISTS debug_switch (user TEXT PRIMARY KEY, expires INTEGER NOT NULL)";
 
 static int db_err(sq_conn_t *c, const char *what, char *err, size_t err_len)
 {
@@ -613,7 +634,7 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 	s->writer = conn_open(path, false, err, err_len);
 	if (s->writer == NULL || ensure_wal(s->writer, err, err_len) != 0 ||
 	    ensure_schema(s->writer, log, err, err_len) != 0 || act_schema(s->writer, err, err_len) != 0 ||
-	    exec(s->writer, states_sql, err, err_len) != 0 || exec(s->writer, recovery_schema_sql, err, err_len) != 0 ||
+	    exec(s->writer, states_sql, err, err_len) != 0 || exec(s->writer, audit_sql, err, err_len) != 0 || exec(s->writer, recovery_schema_sql, err, err_len) != 0 ||
 	    push_schema(s->writer, err, err_len) != 0) {
 		sq_close(s);
 		return NULL;
@@ -934,7 +955,10 @@ struct verdict_arg {
 	bool		write;
 	ftm_decide_fn	decide;
 	void		*ctx;
+	const ftm_audit_row_t *audit;	/* appended after the write-back when its event is set */
 };
+
+static int audit_insert(sq_conn_t *c, const ftm_audit_row_t *a, char *err, size_t err_len);
 
 /* Load, decide, write back. A writing verdict runs as a job of a group commit; a peek runs alone on
  * a reader, whose one SELECT is a consistent snapshot. */
@@ -966,6 +990,8 @@ static int job_verdict(sq_conn_t *c, void *arg, char *err, size_t err_len)
 			}
 			sqlite3_reset(st);
 		}
+		if (va->audit != NULL && va->audit->event[0] != '\0' && audit_insert(c, va->audit, err, err_len) != 0)
+			goto out;
 	}
 	rc = 0;
 out:
@@ -977,11 +1003,11 @@ out:
 	return rc;
 }
 
-static int sq_verdict(void *be, const char *user, bool write, ftm_decide_fn decide, void *ctx,
-		      char *err, size_t err_len)
+static int sq_verdict_audited(void *be, const char *user, bool write, ftm_decide_fn decide, void *ctx,
+			      const ftm_audit_row_t *audit, char *err, size_t err_len)
 {
 	sq_t *s = be;
-	struct verdict_arg va = { .user = user, .write = write, .decide = decide, .ctx = ctx };
+	struct verdict_arg va = { .user = user, .write = write, .decide = decide, .ctx = ctx, .audit = audit };
 	sq_conn_t *c;
 	int rc;
 
@@ -994,6 +1020,12 @@ static int sq_verdict(void *be, const char *user, bool write, ftm_decide_fn deci
 	rc = job_verdict(c, &va, err, err_len);
 	reader_give_back(s, c);
 	return rc;
+}
+
+static int sq_verdict(void *be, const char *user, bool write, ftm_decide_fn decide, void *ctx,
+		      char *err, size_t err_len)
+{
+	return sq_verdict_audited(be, user, write, decide, ctx, NULL, err, err_len);
 }
 
 /* ---- activation links ----
@@ -1599,6 +1631,223 @@ static int sq_recovery_verdict(void *be, const char *user, bool write, ftm_recov
 	return rc;
 }
 
+/* ---- the audit trail ---- */
+
+static int audit_insert(sq_conn_t *c, const ftm_audit_row_t *a, char *err, size_t err_len)
+{
+	sqlite3_stmt *st = stmt(c, SQL_AUDIT_INSERT, err, err_len);
+	const char *text[] = { a->event, a->result, a->user, a->serial, a->client, a->nas, a->frontend,
+			       a->node, a->reason };
+	int rc = 0;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, a->at);
+	for (int i = 0; i < (int)(sizeof(text) / sizeof(text[0])); i++)
+		sqlite3_bind_text(st, i + 2, text[i], -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_err(c, "audit", err, err_len);
+	stmt_done(st);
+	return rc;
+}
+
+static int job_audit_append(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	return audit_insert(c, arg, err, err_len);
+}
+
+/* A group-commit job like any write: rows of concurrent logins share one commit. */
+static int sq_audit_append(void *be, const ftm_audit_row_t *row, char *err, size_t err_len)
+{
+	return write_job(be, job_audit_append, (void *)row, err, err_len);
+}
+
+#define AUDIT_COLS "id, at, event, result, user, serial, client, nas, frontend, node, reason"
+
+static void audit_from_stmt(sqlite3_stmt *st, ftm_audit_row_t *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->id = sqlite3_column_int64(st, 0);
+	a->at = sqlite3_column_int64(st, 1);
+	copy_text(a->event, sizeof(a->event), sqlite3_column_text(st, 2));
+	copy_text(a->result, sizeof(a->result), sqlite3_column_text(st, 3));
+	copy_text(a->user, sizeof(a->user), sqlite3_column_text(st, 4));
+	copy_text(a->serial, sizeof(a->serial), sqlite3_column_text(st, 5));
+	copy_text(a->client, sizeof(a->client), sqlite3_column_text(st, 6));
+	copy_text(a->nas, sizeof(a->nas), sqlite3_column_text(st, 7));
+	copy_text(a->frontend, sizeof(a->frontend), sqlite3_column_text(st, 8));
+	copy_text(a->node, sizeof(a->node), sqlite3_column_text(st, 9));
+	copy_text(a->reason, sizeof(a->reason), sqlite3_column_text(st, 10));
+}
+
+/* An admin's query, compiled per call. The newest `limit` rows are picked in an inner query and
+ * handed over oldest first; cb runs with the reader held (it must not write to the store). */
+static int sq_audit_list(void *be, const ftm_audit_filter_t *f, ftm_audit_cb cb, void *ctx, char *err, size_t err_len)
+{
+	static const char sql[] =
+		"SELECT " AUDIT_COLS " FROM (SELECT " AUDIT_COLS " FROM audit"
+		" WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR result = ?2) AND at >= ?3"
+		" ORDER BY id DESC LIMIT ?4) ORDER BY id";
+	sq_t *s = be;
+	sq_conn_t *c = reader_take(s, err, err_len);
+	sqlite3_stmt *st = NULL;
+	ftm_audit_row_t row;
+	int rc = -1, r;
+
+	if (c == NULL)
+		return -1;
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		db_err(c, "audit", err, err_len);
+		goto out;
+	}
+	if (f->user != NULL)
+		sqlite3_bind_text(st, 1, f->user, -1, SQLITE_STATIC);
+	if (f->result != NULL)
+		sqlite3_bind_text(st, 2, f->result, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, f->since);
+	sqlite3_bind_int64(st, 4, f->limit > 0 ? (sqlite3_int64)f->limit : -1);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		audit_from_stmt(st, &row);
+		if (cb(ctx, &row) != 0)
+			break;
+	}
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		db_err(c, "audit", err, err_len);
+	else
+		rc = 0;
+out:
+	sqlite3_finalize(st);
+	reader_give_back(s, c);
+	return rc;
+}
+
+struct prune_arg {
+	int64_t		before;
+	unsigned long	removed;
+};
+
+static int job_audit_prune(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	struct prune_arg *a = arg;
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(c->db, "DELETE FROM audit WHERE at < ?", -1, &st, NULL) != SQLITE_OK)
+		return db_err(c, "audit prune", err, err_len);
+	sqlite3_bind_int64(st, 1, a->before);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_err(c, "audit prune", err, err_len);
+	else
+		a->removed = (unsigned long)sqlite3_changes(c->db);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int sq_audit_prune(void *be, int64_t before, unsigned long *removed, char *err, size_t err_len)
+{
+	struct prune_arg a = { .before = before };
+	int rc = write_job(be, job_audit_prune, &a, err, err_len);
+
+	if (rc == 0 && removed != NULL)
+		*removed = a.removed;
+	return rc;
+}
+
+/* ---- debug on demand ---- */
+
+struct debug_arg {
+	const char	*user;
+	int64_t		expires, now;
+	bool		found;
+};
+
+/* Run sql with the arg's user (?1), expires (?2) and now (?3) bound where the text names them. */
+static int debug_exec(sq_conn_t *c, const char *sql, struct debug_arg *a, char *err, size_t err_len)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = 0, i;
+
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_err(c, "debug switch", err, err_len);
+	if ((i = sqlite3_bind_parameter_index(st, "?1")) > 0)
+		sqlite3_bind_text(st, i, a->user, -1, SQLITE_STATIC);
+	if ((i = sqlite3_bind_parameter_index(st, "?2")) > 0)
+		sqlite3_bind_int64(st, i, a->expires);
+	if ((i = sqlite3_bind_parameter_index(st, "?3")) > 0)
+		sqlite3_bind_int64(st, i, a->now);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_err(c, "debug switch", err, err_len);
+	else if (sqlite3_changes(c->db) > 0)
+		a->found = true;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int job_debug_put(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	struct debug_arg *a = arg;
+
+	if (debug_exec(c, "DELETE FROM debug_switch WHERE expires <= ?3", a, err, err_len) != 0)
+		return -1;
+	return debug_exec(c, "INSERT OR REPLACE INTO debug_switch (user, expires) VALUES (?1, ?2)", a, err, err_len);
+}
+
+static int sq_debug_put(void *be, const char *user, int64_t expires, int64_t now, char *err, size_t err_len)
+{
+	struct debug_arg a = { .user = user, .expires = expires, .now = now };
+
+	return write_job(be, job_debug_put, &a, err, err_len);
+}
+
+static int job_debug_clear(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	struct debug_arg *a = arg;
+
+	return debug_exec(c, a->user != NULL ? "DELETE FROM debug_switch WHERE user = ?1" : "DELETE FROM debug_switch",
+			  a, err, err_len);
+}
+
+static int sq_debug_clear(void *be, const char *user, char *err, size_t err_len)
+{
+	struct debug_arg a = { .user = user };
+
+	if (write_job(be, job_debug_clear, &a, err, err_len) != 0)
+		return -1;
+	return a.found ? 0 : 1;
+}
+
+/* Read every few seconds by each process (cached): one small SELECT on a reader. */
+static int sq_debug_list(void *be, int64_t now, ftm_debug_cb cb, void *ctx, char *err, size_t err_len)
+{
+	sq_t *s = be;
+	sq_conn_t *c = reader_take(s, err, err_len);
+	sqlite3_stmt *st = NULL;
+	int rc = -1, r;
+
+	if (c == NULL)
+		return -1;
+	if (sqlite3_prepare_v2(c->db, "SELECT user, expires FROM debug_switch WHERE expires > ? ORDER BY user",
+			       -1, &st, NULL) != SQLITE_OK) {
+		db_err(c, "debug switch", err, err_len);
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, now);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *u = sqlite3_column_text(st, 0);
+
+		if (cb(ctx, u != NULL ? (const char *)u : "", sqlite3_column_int64(st, 1)) != 0)
+			break;
+	}
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		db_err(c, "debug switch", err, err_len);
+	else
+		rc = 0;
+out:
+	sqlite3_finalize(st);
+	reader_give_back(s, c);
+	return rc;
+}
+
 /* ---- pending pushes and number-matching States ----
  * Their own tables, created at open like the activation links. One host: the processes on this file
  * learn a verdict by re-reading the row (there are no notifications). Statements are compiled per call. */
@@ -1893,6 +2142,13 @@ const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.settings_seed	= sq_settings_seed,
 	.recovery_replace = sq_recovery_replace,
 	.recovery_verdict = sq_recovery_verdict,
+	.verdict_audited = sq_verdict_audited,
+	.audit_append	= sq_audit_append,
+	.audit_list	= sq_audit_list,
+	.audit_prune	= sq_audit_prune,
+	.debug_put	= sq_debug_put,
+	.debug_clear	= sq_debug_clear,
+	.debug_list	= sq_debug_list,
 	.push_put	= sq_push_put,
 	.push_get	= sq_push_get,
 	.push_decide	= sq_push_decide,

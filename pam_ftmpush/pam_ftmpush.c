@@ -13,6 +13,7 @@
 #include <security/pam_modules.h>
 #include <security/pam_ext.h>
 
+#include "ftm_audit.h"
 #include "ftm_auth.h"
 #include "ftm_config.h"
 #include "ftm_log.h"
@@ -203,6 +204,7 @@ static int core_get(ctx_t *ctx)
 		core_data_cleanup(ctx->pamh, core, 0);
 		return PAM_AUTHINFO_UNAVAIL;
 	}
+	ftm_auth_set_frontend(core->auth, FTM_AUDIT_FE_PAM);
 	rc = pam_set_data(ctx->pamh, name, core, core_data_cleanup);
 	if (rc != PAM_SUCCESS) {
 		core_data_cleanup(ctx->pamh, core, 0);

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ftm_audit.h"
 #include "ftm_auth.h"
 #include "ftm_config.h"
 #include "ftm_log.h"
@@ -38,6 +39,8 @@ typedef struct {
 	char const	*challenge_timeout;
 	char const	*debug;
 	char const	*issuer;
+	char const	*node_name;
+	char const	*audit_retention;
 	struct {
 		char const	*status;
 		char const	*server;
@@ -98,6 +101,8 @@ static const CONF_PARSER module_config[] = {
 	{ "challenge_timeout", OPT(challenge_timeout), NULL },
 	{ "debug", OPT(debug), NULL },
 	{ "issuer", OPT(issuer), NULL },
+	{ "node_name", OPT(node_name), NULL },
+	{ "audit_retention", OPT(audit_retention), NULL },
 	{ "push", FR_CONF_POINTER(PW_TYPE_SUBSECTION, NULL), (void const *) push_config },
 	CONF_PARSER_TERMINATOR
 };
@@ -217,6 +222,8 @@ static int map_config(rlm_ftmpush_t *inst, CONF_SECTION *conf)
 		{ "challenge_timeout", o->challenge_timeout },
 		{ "debug", o->debug },
 		{ "issuer", o->issuer },
+		{ "node_name", o->node_name },
+		{ "audit_retention", o->audit_retention },
 		{ "push.status", o->push.status },
 		{ "push.server", o->push.server },
 		{ "push.server-ip", o->push.server_ip },
@@ -342,6 +349,8 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 		WARN("rlm_ftmpush (%s): cannot disable core dumps: %s", inst->name, err);
 
 	inst->auth = ftm_auth_new(&inst->cfg, &inst->log, err, sizeof(err));
+	if (inst->auth != NULL)
+		ftm_auth_set_frontend(inst->auth, FTM_AUDIT_FE_RADIUS);
 	if (inst->auth == NULL) {
 		cf_log_err_cs(conf, "Cannot start ftmpush (token_db %s): %s", inst->cfg.token_db, err);
 		return -1;

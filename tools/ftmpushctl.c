@@ -18,6 +18,7 @@
 #include <qrencode.h>
 #endif
 
+#include "ftm_audit.h"
 #include "ftm_config.h"
 #include "ftm_diagnose.h"
 #include "ftm_enrol.h"
@@ -25,6 +26,7 @@
 #include "ftm_otp.h"
 #include "ftm_protect.h"
 #include "ftm_store.h"
+#include "ftm_trace.h"
 
 #define EXIT_REFUSED	1	/* verify: the code was refused; other commands: the operation failed */
 #define EXIT_USAGE	2
@@ -80,6 +82,10 @@ static void usage(FILE *f)
 "  policy set NAME VALUE          window, lockout_threshold, lockout_duration, activation_expire, challenge_timeout\n"
 "  diagnose [USER] [--time UNIX]   the troubleshooting checklist: \u2714 fine, ! warning, \u2718 problem + fix\n"
 "  diagnose --push USER   a test push to USER: published, callback, answer and total, each with its time\n"
+"  audit [--user USER] [--since 1h|7d|UNIX|YYYY-MM-DD] [--result R] [--limit N] [--json]   the audit trail\n"
+"  audit prune [--days N]   drop the rows older than N days (default audit_retention)\n"
+"  debug enable [--user USER] [--minutes N]   raise the decision trace on every front end (default 30 min)\n"
+"  debug disable [--user USER] | debug show\n"
 "--email ADDR mails the user an activation link (smtp.*); with push.server set, a link is printed otherwise.\n"
 "--seed - reads the hex seed from the first line of stdin (keeps it out of ps and shell history).\n"
 "Exit status: 0 success; 1 refused or failed (diagnose: a \u2718); 2 usage error; 3 store failure during verify.\n", prog);
@@ -89,7 +95,8 @@ static void usage(FILE *f)
 
 enum {
 	O_DB = 1000, O_CONFIG, O_KEYFILE, O_SERIAL, O_SEED, O_ALG, O_DIGITS, O_PERIOD, O_PUSH, O_ISSUER,
-	O_QR, O_NOQR, O_TIME, O_EMAIL, O_COUNT, O_USER, O_VERBOSE, O_HELP
+	O_QR, O_NOQR, O_TIME, O_EMAIL, O_COUNT, O_SINCE, O_RESULT, O_JSON, O_LIMIT, O_DAYS, O_MINUTES, O_USER,
+	O_VERBOSE, O_HELP
 };
 
 static const struct option long_opts[] = {
@@ -109,6 +116,12 @@ static const struct option long_opts[] = {
 	{ "email",	required_argument,	NULL, O_EMAIL },
 	{ "count",	required_argument,	NULL, O_COUNT },
 	{ "user",	required_argument,	NULL, O_USER },
+	{ "since",	required_argument,	NULL, O_SINCE },
+	{ "result",	required_argument,	NULL, O_RESULT },
+	{ "json",	no_argument,		NULL, O_JSON },
+	{ "limit",	required_argument,	NULL, O_LIMIT },
+	{ "days",	required_argument,	NULL, O_DAYS },
+	{ "minutes",	required_argument,	NULL, O_MINUTES },
 	{ "verbose",	no_argument,		NULL, O_VERBOSE },
 	{ "help",	no_argument,		NULL, O_HELP },
 	{ NULL, 0, NULL, 0 }
@@ -116,6 +129,8 @@ static const struct option long_opts[] = {
 
 typedef struct opts {
 	const char	*serial, *seed, *alg, *digits, *period, *push, *issuer, *time, *user, *email, *count;
+	const char	*since, *result, *limit, *days, *minutes;
+	bool		json;
 	int		qr;	/* -1 auto (a tty), 0 no, 1 yes */
 	int		argc;
 	char		**argv;	/* the positional arguments */
@@ -184,6 +199,12 @@ static void parse_opts(int argc, char **argv, const char *allowed, opts_t *o)
 		case O_USER:	o->user = optarg; break;
 		case O_EMAIL:	o->email = optarg; break;
 		case O_COUNT:	o->count = optarg; break;
+		case O_SINCE:	o->since = optarg; break;
+		case O_RESULT:	o->result = optarg; break;
+		case O_JSON:	o->json = true; break;
+		case O_LIMIT:	o->limit = optarg; break;
+		case O_DAYS:	o->days = optarg; break;
+		case O_MINUTES:	o->minutes = optarg; break;
 		default:
 			if (optopt >= O_DB)
 				die(EXIT_USAGE, "option %s needs a value (see --help)", argv[optind - 1]);
@@ -323,6 +344,14 @@ static ftm_store_t *open_store(void)
 	if (cfg.policy_given != 0 && ftm_store_policy(st, &policy, err, sizeof(err)) == 0)
 		ftm_policy_check_config(&cfg, &policy, policy_warning, NULL, err, sizeof(err));
 	return st;
+}
+
+/* An admin change in the audit trail: done ("ok") or refused, after the store said so. user NULL: the
+ * token's own user. */
+static void audit_cmd(ftm_store_t *st, const char *command, const char *serial, const char *user, const char *result,
+		      const char *reason)
+{
+	ftm_audit_admin(st, &cfg, &logger, command, serial, user, result, reason);
 }
 
 /* The store's verdict policy (every state shown is the one a login would see). */
@@ -473,6 +502,7 @@ static int cmd_token_add(int argc, char **argv)
 			printf("push: %s\n", t.push);
 	}
 	snprintf(t_serial, sizeof(t_serial), "%s", t.serial);
+	audit_cmd(st, "token add", t.serial, t.user, FTM_AUDIT_OK, t.push[0] ? "token added with a push target" : "token added");
 	ftm_memzero(&t, sizeof(t));
 	fflush(stdout);
 	rc = send_or_print_link(st, t_serial, o.email != NULL, o.email);
@@ -612,7 +642,14 @@ static int cmd_token_recovery(int argc, char **argv)
 	st = open_store();
 	if (ftm_store_recovery_issue(st, o.argv[0], count, time(NULL), codes, err, sizeof(err)) != 0) {
 		free(codes);
+		audit_cmd(st, "token recovery", "", o.argv[0], FTM_AUDIT_REFUSED, err);
 		die(EXIT_REFUSED, "%s", err);
+	}
+	{
+		char what[64];
+
+		snprintf(what, sizeof(what), "%u recovery codes issued; the old set revoked", count);
+		audit_cmd(st, "token recovery", "", o.argv[0], FTM_AUDIT_OK, what);
 	}
 	ftm_store_close(st);
 	printf("%u recovery codes for '%s'; each works once, typed where a token code goes (after the "
@@ -630,19 +667,26 @@ static int cmd_token_simple(const char *what, int argc, char **argv)
 {
 	opts_t o;
 	ftm_store_t *st;
-	char err[FTM_ERR_MAX], usage_line[64];
+	ftm_token_t t;
+	char err[FTM_ERR_MAX], usage_line[64], command[32], user[FTM_USER_MAX] = "";
 	int rc;
 
 	snprintf(usage_line, sizeof(usage_line), "token %s SERIAL", what);
 	parse_opts(argc, argv, "", &o);
 	want_args(&o, 1, usage_line);
 	st = open_store();
+	/* the user, for the trail, before a delete takes the token away */
+	if (ftm_store_token_get(st, o.argv[0], &t, NULL, 0) == 0)
+		snprintf(user, sizeof(user), "%s", t.user);
+	ftm_memzero(&t, sizeof(t));
 	if (strcmp(what, "lock") == 0)
 		rc = ftm_store_token_set_status(st, o.argv[0], FTM_TOKEN_LOCKED, err, sizeof(err));
 	else if (strcmp(what, "unlock") == 0)
 		rc = ftm_store_token_set_status(st, o.argv[0], FTM_TOKEN_ACTIVE, err, sizeof(err));
 	else
 		rc = ftm_store_token_delete(st, o.argv[0], err, sizeof(err));
+	snprintf(command, sizeof(command), "token %s", what);
+	audit_cmd(st, command, o.argv[0], user, rc == 0 ? FTM_AUDIT_OK : FTM_AUDIT_REFUSED, rc == 0 ? "done" : err);
 	if (rc != 0)
 		die(EXIT_REFUSED, "%s", err);
 	printf("token %s %s\n", o.argv[0], strcmp(what, "lock") == 0 ? "locked" :
@@ -678,6 +722,7 @@ static int cmd_token_reissue(int argc, char **argv)
 		ftm_memzero(&t, sizeof(t));
 		die(EXIT_REFUSED, "%s", err);
 	}
+	audit_cmd(st, "token reissue", t.serial, t.user, FTM_AUDIT_OK, "new seed; state reset; old links revoked");
 	if (o.email)
 		printf("serial: %s\nuser: %s\n", t.serial, t.user);
 	else
@@ -702,6 +747,8 @@ static int cmd_token_send(int argc, char **argv)
 	if (o.email)
 		want_mail(o.email);
 	rc = send_or_print_link(st, o.argv[0], true, o.email);
+	audit_cmd(st, "token send", o.argv[0], NULL, rc == 0 ? FTM_AUDIT_OK : FTM_AUDIT_REFUSED,
+		  rc == 0 ? "a new activation link sent" : "the activation link could not be sent");
 	ftm_store_close(st);
 	return rc == 0 ? 0 : EXIT_REFUSED;
 }
@@ -723,6 +770,7 @@ static int cmd_token_push(int argc, char **argv)
 	st = open_store();
 	if (ftm_store_token_set_push(st, o.argv[0], push, err, sizeof(err)) != 0)
 		die(EXIT_REFUSED, "%s", err);
+	audit_cmd(st, "token push", o.argv[0], NULL, FTM_AUDIT_OK, push[0] ? "push target set" : "push target removed");
 	printf("token %s push %s\n", o.argv[0], push[0] ? push : "none");
 	ftm_store_close(st);
 	return 0;
@@ -739,6 +787,7 @@ static int cmd_token_assign(int argc, char **argv)
 	st = open_store();
 	if (ftm_store_token_set_user(st, o.argv[0], o.argv[1], err, sizeof(err)) != 0)
 		die(EXIT_REFUSED, "%s", err);
+	audit_cmd(st, "token assign", o.argv[0], o.argv[1], FTM_AUDIT_OK, o.argv[1][0] ? "assigned" : "unassigned");
 	printf("token %s assigned to %s\n", o.argv[0], o.argv[1][0] ? o.argv[1] : "nobody");
 	ftm_store_close(st);
 	return 0;
@@ -997,6 +1046,12 @@ static int cmd_token_import(int argc, char **argv)
 	}
 	n = rows.n;
 	bad = rows.bad;
+	if (bad == 0) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "%zu tokens imported", n);
+		audit_cmd(st, "token import", "", "", FTM_AUDIT_OK, what);
+	}
 	import_rows_free(&rows);
 	ftm_store_close(st);
 	if (bad > 0)
@@ -1056,6 +1111,10 @@ static int cmd_verify(int argc, char **argv)
 	opts_t o;
 	ftm_store_t *st;
 	ftm_verdict_t v;
+	ftm_verify_params_t p;
+	ftm_audit_row_t audit;
+	ftm_policy_t pol;
+	char err[FTM_ERR_MAX];
 	const char *code;
 	size_t len;
 
@@ -1066,8 +1125,19 @@ static int cmd_verify(int argc, char **argv)
 	if (len < 6 || len > 8 || strspn(code, "0123456789") != len)
 		die(EXIT_USAGE, "the code must be 6 to 8 digits");
 	st = open_store();
-	/* no parameters: the store's policy, like every login; no proof: every token is tried */
-	ftm_store_verify_code(st, o.argv[0], code, parse_time(o.time), NULL, &v);
+	/* the store's policy, like every login; no proof: every token is tried */
+	if (ftm_store_policy(st, &pol, err, sizeof(err)) != 0)
+		die(EXIT_STORE, "the token store's policy could not be read: %s", err);
+	memset(&p, 0, sizeof(p));
+	p.window = pol.window;
+	p.lockout_threshold = pol.lockout_threshold;
+	p.lockout_duration = pol.lockout_duration;
+	p.activation_expire = pol.activation_expire;
+	p.consume = true;
+	ftm_audit_ctl_row(&cfg, &audit, FTM_AUDIT_EV_CODE, "verify");
+	snprintf(audit.user, sizeof(audit.user), "%s", o.argv[0]);
+	p.audit = &audit;	/* an admin's test of a code is a verdict like a login's */
+	ftm_store_verify_code(st, o.argv[0], code, parse_time(o.time), &p, &v);
 	ftm_store_close(st);
 	if (g.verbose)
 		fprintf(stderr, "%s: %s\n", prog, v.reason);
@@ -1100,9 +1170,17 @@ static int cmd_policy(int argc, char **argv)
 		die(EXIT_USAGE, "usage: %s policy show [NAME] | policy set NAME VALUE", prog);
 	st = open_store();
 	if (strcmp(o.argv[0], "set") == 0) {
-		if (ftm_store_policy_set(st, o.argv[1], o.argv[2], old, sizeof(old), err, sizeof(err)) != 0)
+		if (ftm_store_policy_set(st, o.argv[1], o.argv[2], old, sizeof(old), err, sizeof(err)) != 0) {
+			audit_cmd(st, "policy set", "", "", FTM_AUDIT_REFUSED, err);
 			die(EXIT_REFUSED, "%s", err);
+		}
 		ftm_policy_format(store_policy(st), o.argv[1], value, sizeof(value));
+		{
+			char what[FTM_MSG_MAX];
+
+			snprintf(what, sizeof(what), "%.40s set to %.40s (was %.40s)", o.argv[1], value, old[0] ? old : "unreadable");
+			audit_cmd(st, "policy set", "", "", FTM_AUDIT_OK, what);
+		}
 		printf("policy %s: %s (was %s); every node and front end of the store uses it within %d s\n",
 		       o.argv[1], value, old[0] ? old : "unreadable", FTM_POLICY_REFRESH_SECONDS);
 		ftm_store_close(st);
@@ -1238,6 +1316,143 @@ static int cmd_diagnose(int argc, char **argv)
 	return 0;
 }
 
+/* ---- the audit trail and debug on demand ---- */
+
+struct audit_print {
+	bool		json;
+	unsigned long	n;
+};
+
+static int audit_one(void *c, const ftm_audit_row_t *row)
+{
+	struct audit_print *ap = c;
+
+	if (ap->json) {
+		fputs(ap->n == 0 ? "[\n" : ",\n", stdout);
+		ftm_audit_print_json(stdout, row);
+	} else {
+		ftm_audit_print(stdout, row);
+	}
+	ap->n++;
+	return 0;
+}
+
+static int cmd_audit_prune(int argc, char **argv)
+{
+	opts_t o;
+	ftm_store_t *st;
+	char err[FTM_ERR_MAX], what[96];
+	unsigned long removed = 0;
+	unsigned days;
+
+	parse_opts(argc, argv, "days", &o);
+	want_args(&o, 0, "audit prune [--days N]");
+	st = open_store();
+	days = o.days ? parse_uint(o.days, "--days", 1, 36500) : cfg.audit_retention;
+	if (days == 0) {
+		printf("audit_retention is 0 (keep every row): nothing pruned\n");
+		ftm_store_close(st);
+		return 0;
+	}
+	if (ftm_audit_prune(st, days, time(NULL), &removed, err, sizeof(err)) != 0)
+		die(EXIT_REFUSED, "%s", err);
+	snprintf(what, sizeof(what), "%lu rows older than %u days removed", removed, days);
+	audit_cmd(st, "audit prune", "", "", FTM_AUDIT_OK, what);
+	printf("%s\n", what);
+	ftm_store_close(st);
+	return 0;
+}
+
+static int cmd_audit(int argc, char **argv)
+{
+	opts_t o;
+	ftm_store_t *st;
+	ftm_audit_filter_t f = { 0 };
+	struct audit_print ap = { 0 };
+	char err[FTM_ERR_MAX];
+
+	if (argc >= 2 && strcmp(argv[1], "prune") == 0)
+		return cmd_audit_prune(argc - 1, argv + 1);
+	parse_opts(argc, argv, "user since result limit json", &o);
+	want_args(&o, 0, "audit [--user USER] [--since 1h|7d|UNIX|YYYY-MM-DD] [--result R] [--limit N] [--json]");
+	if (o.since && ftm_audit_parse_since(o.since, time(NULL), &f.since) != 0)
+		die(EXIT_USAGE, "bad --since \"%s\": expected 90s, 30m, 1h, 7d, a unix time or YYYY-MM-DD[ HH:MM[:SS]]",
+		    o.since);
+	if (o.result && !ftm_audit_known_result(o.result))
+		die(EXIT_USAGE, "bad --result \"%s\": see docs/audit.md for the result names", o.result);
+	f.user = o.user;
+	f.result = o.result;
+	f.limit = o.limit ? parse_uint(o.limit, "--limit", 1, 10000000) : 0;
+	ap.json = o.json;
+	st = open_store();
+	if (ftm_store_audit_list(st, &f, audit_one, &ap, err, sizeof(err)) != 0)
+		die(EXIT_REFUSED, "%s", err);
+	if (ap.json)
+		fputs(ap.n == 0 ? "[]\n" : "\n]\n", stdout);
+	else if (ap.n == 0)
+		printf("no audit rows\n");
+	ftm_store_close(st);
+	return 0;
+}
+
+static int debug_one(void *c, const char *user, int64_t expires)
+{
+	unsigned *n = c;
+	char buf[64];
+
+	printf("debug on for %s%s until %s\n", user[0] ? "user " : "everyone", user, fmt_time(expires, buf, sizeof(buf)));
+	(*n)++;
+	return 0;
+}
+
+static int cmd_debug(int argc, char **argv)
+{
+	opts_t o;
+	ftm_store_t *st;
+	char err[FTM_ERR_MAX], what[128];
+	const char *sub = argc >= 2 ? argv[1] : "";
+	const char *who;
+	time_t now = time(NULL);
+	unsigned n = 0, minutes;
+	int rc;
+
+	if (strcmp(sub, "enable") != 0 && strcmp(sub, "disable") != 0 && strcmp(sub, "show") != 0)
+		die(EXIT_USAGE, "usage: %s debug enable [--user USER] [--minutes N] | debug disable [--user USER] | debug show",
+		    prog);
+	parse_opts(argc - 1, argv + 1, strcmp(sub, "enable") == 0 ? "user minutes" : strcmp(sub, "disable") == 0 ? "user" : "",
+		   &o);
+	want_args(&o, 0, "debug enable|disable|show");
+	who = o.user != NULL ? o.user : "";
+	st = open_store();
+	if (strcmp(sub, "show") == 0) {
+		if (ftm_store_debug_list(st, now, debug_one, &n, err, sizeof(err)) != 0)
+			die(EXIT_REFUSED, "%s", err);
+		if (n == 0)
+			printf("debug off\n");
+		ftm_store_close(st);
+		return 0;
+	}
+	if (strcmp(sub, "disable") == 0) {
+		rc = ftm_store_debug_clear(st, o.user, err, sizeof(err));
+		if (rc < 0)
+			die(EXIT_REFUSED, "%s", err);
+		snprintf(what, sizeof(what), "debug messages off%s%s", o.user ? " for user " : "", o.user ? o.user : "");
+		audit_cmd(st, "debug disable", "", who, FTM_AUDIT_OK, what);
+		printf("%s%s\n", what, rc == 1 ? " (it was not on)" : "");
+		ftm_store_close(st);
+		return 0;
+	}
+	minutes = o.minutes ? parse_uint(o.minutes, "--minutes", 1, 10080) : FTM_TRACE_DEFAULT_MINUTES;
+	if (ftm_store_debug_set(st, who, (int64_t)now + (int64_t)minutes * 60, now, err, sizeof(err)) != 0)
+		die(EXIT_REFUSED, "%s", err);
+	snprintf(what, sizeof(what), "Debug messages will be on for %u minute%s%s%s", minutes, minutes == 1 ? "" : "s",
+		 o.user ? " for user " : "", o.user ? o.user : "");
+	audit_cmd(st, "debug enable", "", who, FTM_AUDIT_OK, what);
+	printf("%s\n", what);
+	ftm_store_close(st);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int c;
@@ -1302,5 +1517,9 @@ int main(int argc, char **argv)
 		return cmd_policy(argc, argv);
 	if (strcmp(argv[0], "diagnose") == 0)
 		return cmd_diagnose(argc, argv);
+	if (strcmp(argv[0], "audit") == 0)
+		return cmd_audit(argc, argv);
+	if (strcmp(argv[0], "debug") == 0)
+		return cmd_debug(argc, argv);
 	die(EXIT_USAGE, "unknown command: %s (see --help)", argv[0]);
 }

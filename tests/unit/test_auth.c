@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "ftm_audit.h"
 #include "ftm_auth.h"
 
 #define SEED_HEX	"3132333435363738393031323334353637383930"	/* "12345678901234567890" */
@@ -491,6 +492,97 @@ static void second_factor_pushes_through_the_engine(void **state)
 	f->auth = NULL;
 	assert_int_equal(p.stops, 1);
 	open_auth(f);
+}
+
+/* ---- the audit trail and debug on demand ---- */
+
+struct rows {
+	size_t		n;
+	ftm_audit_row_t	row[16];
+};
+
+static int collect(void *ctx, const ftm_audit_row_t *row)
+{
+	struct rows *r = ctx;
+
+	if (r->n < 16)
+		r->row[r->n] = *row;
+	r->n++;
+	return 0;
+}
+
+/* Every outcome, a verdict's or not, is one row naming the front end and the node. */
+static void each_outcome_leaves_one_audit_row_with_front_end_and_node(void **state)
+{
+	fixture_t *f = *state;
+	fake_push_t p = { .result = FTM_RES_OK };
+	const ftm_login_t bob = { "bob", "192.0.2.20", "vpn", "gw1" };
+	const ftm_login_t carol = { "carol", "192.0.2.30", "vpn", "gw1" };
+	ftm_outcome_t out, ans;
+	struct rows r = { 0 };
+	static const char *const want[][2] = {
+		{ FTM_AUDIT_EV_LOGIN, FTM_AUDIT_NO_TOKEN }, { FTM_AUDIT_EV_CODE, FTM_AUDIT_WRONG },
+		{ FTM_AUDIT_EV_PUSH, FTM_AUDIT_APPROVED }, { FTM_AUDIT_EV_PUSH, FTM_AUDIT_DENIED },
+		{ FTM_AUDIT_EV_CHALLENGE, FTM_AUDIT_ISSUED }, { FTM_AUDIT_EV_CHALLENGE, FTM_AUDIT_ACCEPTED },
+	};
+
+	f->cfg.push.status = true;
+	snprintf(f->cfg.node_name, sizeof(f->cfg.node_name), "node-x");
+	open_auth(f);
+	ftm_auth_set_frontend(f->auth, FTM_AUDIT_FE_RADIUS);
+	add_token(f, "alice", "FTKMOB0000000001", 6, "ntfy:https://ntfy.example/alice");
+	add_token(f, "bob", "FTKMOB0000000002", 6, NULL);
+	ftm_auth_set_push_ops(f->auth, &fake_ops, &p);
+	ftm_auth_second_factor(f->auth, &carol, AT(6), &out);
+	ftm_auth_verify_code(f->auth, &alice, "000000", AT(6), &out);
+	ftm_auth_second_factor(f->auth, &alice, AT(6), &out);
+	assert_int_equal(out.result, FTM_RES_OK);
+	p.result = FTM_RES_DENIED;
+	ftm_auth_second_factor(f->auth, &alice, AT(6), &out);
+	ftm_auth_second_factor(f->auth, &bob, AT(6), &out);
+	assert_int_equal(out.result, FTM_RES_CHALLENGE);
+	ftm_auth_challenge_answer(f->auth, &bob, out.state, hotp[6], AT(6), &ans);
+	assert_int_equal(ans.result, FTM_RES_OK);
+	assert_int_equal(ftm_store_audit_list(ftm_auth_store(f->auth), NULL, collect, &r, NULL, 0), 0);
+	assert_int_equal(r.n, 6);
+	for (size_t i = 0; i < r.n; i++) {
+		assert_string_equal(r.row[i].event, want[i][0]);
+		assert_string_equal(r.row[i].result, want[i][1]);
+		assert_string_equal(r.row[i].frontend, FTM_AUDIT_FE_RADIUS);
+		assert_string_equal(r.row[i].node, "node-x");
+		assert_string_equal(r.row[i].nas, "vpn");
+	}
+	assert_string_equal(r.row[0].user, "carol");
+	assert_string_equal(r.row[2].serial, "FTKMOB0000000001");
+	assert_string_equal(r.row[5].client, "192.0.2.20");
+	ftm_auth_free(f->auth);
+	f->auth = NULL;
+	open_auth(f);
+}
+
+/* Debug on demand: with the log at info, a switch for alice lets her login's debug lines through
+ * (prefixed), and not bob's. */
+static void a_debug_switch_raises_the_trace_of_its_user_only(void **state)
+{
+	fixture_t *f = *state;
+	const ftm_login_t bob = { "bob", "192.0.2.20", "vpn", "gw1" };
+	ftm_outcome_t out;
+	time_t now = time(NULL);
+
+	f->log.max_level = FTM_LOG_INFO;
+	open_auth(f);
+	add_token(f, "alice", "FTKMOB0000000001", 6, NULL);
+	add_token(f, "bob", "FTKMOB0000000002", 6, NULL);
+	ftm_auth_verify_code(f->auth, &alice, "000000", now, &out);
+	assert_null(strstr(f->logbuf, "debug: "));
+	assert_int_equal(ftm_store_debug_set(ftm_auth_store(f->auth), "alice", now + 60, now, NULL, 0), 0);
+	open_auth(f);	/* a fresh copy of the switches (a running one rereads within FTM_TRACE_REFRESH) */
+	ftm_auth_verify_code(f->auth, &bob, "000000", now, &out);
+	assert_null(strstr(f->logbuf, "debug: "));
+	ftm_auth_verify_code(f->auth, &alice, "000000", now, &out);
+	assert_non_null(strstr(f->logbuf, "debug: verdict for 'alice'"));
+	assert_null(strstr(f->logbuf, "debug: verdict for 'bob'"));
+	assert_false(ftm_log_trace_raise(false));	/* restored when the entry point returned */
 }
 
 static void push_failure_falls_back_to_a_challenge(void **state)
@@ -1005,6 +1097,8 @@ int main(void)
 		T(second_factor_no_token_and_locked),
 		T(second_factor_pushes_through_the_engine),
 		T(push_failure_falls_back_to_a_challenge),
+		T(each_outcome_leaves_one_audit_row_with_front_end_and_node),
+		T(a_debug_switch_raises_the_trace_of_its_user_only),
 		T(unreachable_daemon_falls_back_to_a_challenge),
 		T(number_matching_state_goes_to_the_engine),
 		T(an_answer_equal_to_the_proven_password_is_not_a_guess),

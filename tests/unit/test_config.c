@@ -245,7 +245,7 @@ static void option_names_are_all_settable(void **state)
 		if (rc != 0)
 			assert_null(strstr(err, "unknown option"));
 	}
-	assert_int_equal(n, 30);
+	assert_int_equal(n, 32);
 }
 
 static void file_with_push_section_and_prefix_loads(void **state)

@@ -21,6 +21,7 @@
 #include "ftm_message.h"
 #include "ftm_store.h"
 #include "store_push_spec.h"
+#include "ftm_trace.h"
 
 #define SEED_ASCII	"12345678901234567890"
 #define SEED_HEX	"3132333435363738393031323334353637383930"
@@ -1299,6 +1300,76 @@ static void recorded_failures_fail_closed_on_bad_input(void **state)
 	assert_int_equal(get(f, "S1").status, FTM_TOKEN_ACTIVE);
 }
 
+/* ---- the audit trail and debug on demand (the cases are shared with test_store_pg.c) ---- */
+
+#include "store_audit_cases.h"
+
+static void each_verdict_leaves_one_audit_row(void **state)
+{
+	fixture_t *f = *state;
+
+	add(f, "alice", "S1");
+	audit_case_each_verdict_leaves_one_row(f->st);
+}
+
+/* Another process's trigger makes the file refuse audit rows. */
+static void refuse_audit_rows(void *ctx)
+{
+	fixture_t *f = ctx;
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TRIGGER no_audit BEFORE INSERT ON audit BEGIN"
+				      " SELECT RAISE(ABORT, 'audit refused'); END", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void an_unwritable_audit_row_fails_the_verdict_closed(void **state)
+{
+	fixture_t *f = *state;
+
+	add(f, "alice", "S1");
+	audit_case_an_unwritable_row_fails_the_verdict_closed(f->st, refuse_audit_rows, f);
+}
+
+static void audit_rows_are_selected_by_user_result_time_and_count(void **state)
+{
+	audit_case_rows_are_selected_by_user_result_time_and_count(((fixture_t *)*state)->st);
+}
+
+static void audit_prune_drops_only_older_rows(void **state)
+{
+	audit_case_prune_drops_only_older_rows(((fixture_t *)*state)->st);
+}
+
+static void debug_switches_expire_and_clear(void **state)
+{
+	debug_case_switches_expire_and_clear(((fixture_t *)*state)->st);
+}
+
+/* A process sees a switch set by another at its next read, for that user (or everyone) only. */
+static void the_trace_follows_the_store_switches(void **state)
+{
+	fixture_t *f = *state;
+	time_t now = time(NULL);
+	ftm_trace_t *t = ftm_trace_new();
+	char err[256];
+
+	assert_non_null(t);
+	assert_false(ftm_trace_wanted(t, f->st, "alice", now));
+	ftm_trace_free(t);
+	assert_int_equal(ftm_store_debug_set(f->st, "alice", now + 60, now, err, sizeof(err)), 0);
+	t = ftm_trace_new();
+	assert_true(ftm_trace_wanted(t, f->st, "alice", now));
+	assert_false(ftm_trace_wanted(t, f->st, "bob", now));
+	assert_false(ftm_trace_wanted(t, f->st, "alice", now + 61));	/* past its expiry: off, whatever the copy */
+	ftm_trace_free(t);
+	assert_int_equal(ftm_store_debug_set(f->st, "", now + 60, now, err, sizeof(err)), 0);
+	t = ftm_trace_new();
+	assert_true(ftm_trace_wanted(t, f->st, "bob", now));
+	ftm_trace_free(t);
+}
+
 /* ---- recovery codes: the user's, single use, in place of a token code ---- */
 
 static void issue_recovery(fixture_t *f, const char *user, unsigned n, char codes[][FTM_RECOVERY_LEN + 1])
@@ -1639,6 +1710,12 @@ int main(void)
 		T(threads_with_their_own_handles_accept_a_code_once),
 		T(a_challenge_issued_by_one_process_is_answered_once_by_another),
 		T(a_challenge_flood_flushes_only_the_flooders_own_states),
+		T(each_verdict_leaves_one_audit_row),
+		T(an_unwritable_audit_row_fails_the_verdict_closed),
+		T(audit_rows_are_selected_by_user_result_time_and_count),
+		T(audit_prune_drops_only_older_rows),
+		T(debug_switches_expire_and_clear),
+		T(the_trace_follows_the_store_switches),
 		T(the_policy_is_seeded_with_the_built_in_defaults),
 		T(a_policy_change_reaches_every_handle_of_the_store),
 		T(a_policy_value_is_validated_and_a_refused_one_changes_nothing),

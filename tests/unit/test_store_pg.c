@@ -178,18 +178,19 @@ static ftm_verdict_t verify(ftm_store_t *st, const char *user, const char *code,
 /* ---- schema ---- */
 
 /* Every migration recorded once, whatever the newest version is (3: lock reasons and the verdict
- * policy; 4: recovery codes). */
+ * policy; 4: recovery codes; 5: the audit trail). */
 static void open_creates_the_schema_at_the_newest_version(void **state)
 {
 	fixture_t *f = *state;
 	long newest = sql_long(f, "SELECT max(version) FROM ftm_schema");
 
-	assert_true(newest >= 4);
+	assert_true(newest >= 5);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), newest);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_states"), 0);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_recovery_codes"), 0);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_pushes"), 0);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_number_states"), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_audit"), 0);
 	/* the verdict policy, seeded with the built-in defaults */
 	assert_int_equal(sql_long(f, "SELECT value::bigint FROM ftm_settings WHERE name = 'lockout_threshold'"), 5);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_tokens"), 0);
@@ -221,6 +222,8 @@ static void a_version_1_database_is_migrated_with_its_tokens(void **state)
 	sql(f, "DROP TABLE ftm_states");
 	sql(f, "DROP TABLE ftm_pushes");
 	sql(f, "DROP TABLE ftm_number_states");
+	sql(f, "DROP TABLE ftm_audit");
+	sql(f, "DROP TABLE ftm_debug");
 	sql(f, "DROP TABLE ftm_settings");
 	sql(f, "ALTER TABLE ftm_tokens DROP COLUMN lock_reason, DROP COLUMN locked_at");
 	sql(f, "DROP TABLE ftm_recovery_codes");
@@ -839,6 +842,63 @@ static void a_number_state_flood_flushes_only_the_flooders_own(void **state)
 	ftm_store_close(other);
 }
 
+/* ---- the audit trail and debug on demand (the cases are shared with test_store.c) ---- */
+
+#include "store_audit_cases.h"
+
+static void each_verdict_leaves_one_audit_row(void **state)
+{
+	fixture_t *f = *state;
+
+	add(f->st, "alice", "S1");
+	audit_case_each_verdict_leaves_one_row(f->st);
+}
+
+static void refuse_audit_rows(void *ctx)
+{
+	sql(ctx, "DROP TABLE ftm_audit");
+}
+
+static void an_unwritable_audit_row_fails_the_verdict_closed(void **state)
+{
+	fixture_t *f = *state;
+
+	add(f->st, "alice", "S1");
+	audit_case_an_unwritable_row_fails_the_verdict_closed(f->st, refuse_audit_rows, f);
+}
+
+static void audit_rows_are_selected_by_user_result_time_and_count(void **state)
+{
+	audit_case_rows_are_selected_by_user_result_time_and_count(((fixture_t *)*state)->st);
+}
+
+static void audit_prune_drops_only_older_rows(void **state)
+{
+	audit_case_prune_drops_only_older_rows(((fixture_t *)*state)->st);
+}
+
+static void debug_switches_expire_and_clear(void **state)
+{
+	debug_case_switches_expire_and_clear(((fixture_t *)*state)->st);
+}
+
+/* A row written on one node is read on the other: one trail for the cluster. */
+static void an_audit_row_of_one_node_is_listed_on_another(void **state)
+{
+	fixture_t *f = *state;
+	char err[512];
+	ftm_store_t *b;
+	ftm_audit_row_t a = audit_at("alice", FTM_AUDIT_ACCEPTED, 1000);
+
+	assert_int_equal(ftm_store_audit_append(f->st, &a, err, sizeof(err)), 0);
+	b = open_node(f, f->key, err, sizeof(err));
+	assert_non_null(b);
+	assert_int_equal(audit_rows(b, "alice", NULL, 0, 0).n, 1);
+	assert_int_equal(ftm_store_debug_set(b, "alice", 2000, 1000, err, sizeof(err)), 0);
+	assert_int_equal(debug_switches(f->st, 1000).n, 1);
+	ftm_store_close(b);
+}
+
 /* ---- recovery codes on many nodes ---- */
 
 static ftm_verdict_t recover(ftm_store_t *st, const char *code, unsigned threshold)
@@ -1079,6 +1139,12 @@ int main(void)
 		T(a_password_in_the_uri_is_refused),
 		T(an_unreachable_database_is_refused_at_open),
 		T(while_the_database_is_down_verdicts_fail_closed_and_recover_by_themselves),
+		T(each_verdict_leaves_one_audit_row),
+		T(an_unwritable_audit_row_fails_the_verdict_closed),
+		T(audit_rows_are_selected_by_user_result_time_and_count),
+		T(audit_prune_drops_only_older_rows),
+		T(debug_switches_expire_and_clear),
+		T(an_audit_row_of_one_node_is_listed_on_another),
 	};
 
 	pg_host = getenv("FTM_TEST_PG_HOST");
