@@ -12,7 +12,7 @@ common_libftmpush_core_la_SOURCES = \
 	common/ftm_passcode.h common/passcode.c \
 	common/ftm_config.h common/config.c \
 	common/ftm_auth.h common/auth.c \
-	common/ftm_states.h common/states.c \
+	common/ftm_states.h \
 	common/ftm_push_verdict.h common/push_verdict.c \
 	common/ftm_protect.h common/protect.c \
 	common/ftm_audit.h common/audit.c \

@@ -117,9 +117,10 @@ void ftm_auth_challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const
 
 /* ---- push: one interface, two implementations ----
  * The in-process engine (common/push*.c: the HTTPS callback listener and the channels; a RADIUS
- * instance, ftmpushd) and the ftmpushd client (common/push_client.c: a PAM process). Each owns its
- * pending transactions and the States of its number challenges. ftm_auth_new plugs in the client when
- * push.status is enabled; ftm_auth_push_start replaces it with the engine. */
+ * instance, ftmpushd) and the ftmpushd client (common/push_client.c: a PAM process). Their pending
+ * pushes and the States of their number challenges are the store's, so any node of it answers them.
+ * ftm_auth_new plugs in the client when push.status is enabled; ftm_auth_push_start replaces it with
+ * the engine. */
 typedef struct ftm_push_ops {
 	/* Push to tok (usable, has a push target) for login; may block up to push.timeout. Sets
 	 * FTM_RES_OK (approved), FTM_RES_DENIED (denied or timed out), FTM_RES_PUSH_FAILED (not sent),

@@ -55,6 +55,11 @@ void ftm_push_set_enrol(ftm_push_t *p, struct ftm_enrol *e);
 /* The address of interface ifname (IPv4 preferred), as text: what callback URLs and activation links
  * name when push.interface is set. 0 or -1 with err. */
 int ftm_push_interface_address(const char *ifname, char *out, size_t out_len, char *err, size_t err_len);
+/* Keep pending pushes in st (not owned; it outlives the engine): every answer is decided against the
+ * row, so a callback reaching any node of the store counts, and a login on another node joins the push;
+ * verdicts of other nodes are heard (PostgreSQL LISTEN) or read back from the row. Without a store the
+ * engine keeps its transactions to itself (unit tests). */
+void ftm_push_set_store(ftm_push_t *p, ftm_store_t *st);
 /* "https://HOST:PORT/ftm/v1/" */
 const char *ftm_push_base_url(const ftm_push_t *p);
 

@@ -8,6 +8,7 @@
 #include <time.h>
 #include "ftm_otp.h"
 #include "ftm_log.h"
+#include "ftm_push_verdict.h"
 #include "ftm_policy.h"
 #include "ftm_recovery.h"
 #include "ftm_states.h"
@@ -318,5 +319,63 @@ int ftm_store_debug_clear(ftm_store_t *st, const char *user, char *err, size_t e
 /* The switches still on at `now`, in user order; cb non-zero stops. */
 typedef int (*ftm_debug_cb)(void *ctx, const char *user, int64_t expires);
 int ftm_store_debug_list(ftm_store_t *st, time_t now, ftm_debug_cb cb, void *ctx, char *err, size_t err_len);
+
+/* ---- pending pushes and their number-matching States, shared by every node of the store ----
+ * The row is the source of truth for a push: the node that sent it waits on it, any node's callback
+ * listener decides it. It holds hashes of the capabilities, never the capabilities. */
+
+#define FTM_PUSH_ROW_CAPS	3
+#define FTM_PUSH_RETAIN_ROW	300	/* seconds a finished or expired row stays (a replay is told 409/410) */
+
+typedef struct ftm_push_row {
+	char			id[33];			/* the transaction id (hex; public: it is in the envelope) */
+	char			user[FTM_USER_MAX];
+	char			serial[FTM_SERIAL_MAX];
+	char			client_hash[65];	/* hex SHA-256 of the whole client identity */
+	char			caps[FTM_PUSH_ROW_CAPS][65];	/* hex SHA-256 of each capability, "" unused */
+	unsigned		approve_cap;		/* the capability that approves; the others deny */
+	char			number[FTM_NUMBER_MAX];	/* "" without number matching */
+	bool			gateway;		/* answered through the gateway envelope (by id + proof) */
+	int64_t			expires;		/* unix time: pending after it reads as timeout */
+	ftm_push_verdict_t	verdict;
+	char			reason[128];
+	bool			dirty;			/* decide: write verdict and reason back */
+} ftm_push_row_t;
+
+/* How ftm_store_push_decide finds its row: by transaction id, or by the hash of one capability. */
+typedef enum { FTM_PUSH_BY_ID = 0, FTM_PUSH_BY_CAP } ftm_push_key_t;
+
+/* Runs inside the row's transaction (locked against every other node); row NULL: no such push. Marks
+ * the row dirty to record its verdict; returns 0 to commit, -1 to roll back. */
+typedef int (*ftm_push_decide_fn)(void *ctx, ftm_push_row_t *row);
+/* A node recorded a verdict (id), or NULL: notifications may have been missed, re-read every row. */
+typedef void (*ftm_push_watch_fn)(void *ctx, const char *id);
+
+/* Store row as pending, unless the user has a pending push already (verdict pending, unexpired): then
+ * 1 with it in *pending and nothing stored; one transaction, so two nodes at once give one push. Rows
+ * finished more than FTM_PUSH_RETAIN_ROW seconds ago are purged. 0, 1, or -1 with err. */
+int ftm_store_push_put(ftm_store_t *st, const ftm_push_row_t *row, time_t now, ftm_push_row_t *pending,
+		       char *err, size_t err_len);
+/* The row of transaction id: 0, 1 none, -1. */
+int ftm_store_push_get(ftm_store_t *st, const char *id, ftm_push_row_t *out, char *err, size_t err_len);
+/* One transaction over the row found by key (a transaction id, or a capability's hex SHA-256): decide,
+ * write back a dirty verdict, and tell the other nodes (PostgreSQL NOTIFY, the payload the id only).
+ * 0, 1 no such row (decide is not called), -1. */
+int ftm_store_push_decide(ftm_store_t *st, ftm_push_key_t by, const char *key, ftm_push_decide_fn decide,
+			  void *ctx, char *err, size_t err_len);
+/* Be told when another node decides a push (PostgreSQL LISTEN on a dedicated connection; cb runs on its
+ * thread). 0 watching, 1 the backend cannot (SQLite: re-read the row), -1. unwatch: stop, join. */
+int ftm_store_push_watch(ftm_store_t *st, ftm_push_watch_fn cb, void *ctx, char *err, size_t err_len);
+void ftm_store_push_unwatch(ftm_store_t *st);
+
+/* Issue a number-matching State for the push tx, bound to user and client, valid ttl seconds (the
+ * store keeps its SHA-256 and the client's, with the code-challenge States' caps per user and client).
+ * 0, or -1 with err. */
+int ftm_store_number_issue(ftm_store_t *st, const char *user, const char *client, const char *tx, time_t now,
+			   unsigned ttl, char state[FTM_STATE_HEX + 1], char *err, size_t err_len);
+/* Take a number-matching State on any node (single use whatever the answer): *check as for code
+ * challenges, tx (33 bytes) the push it answers. 0, or -1 with err. */
+int ftm_store_number_take(ftm_store_t *st, const char *user, const char *client, const char *state, time_t now,
+			  ftm_state_check_t *check, char tx[33], char *err, size_t err_len);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "ftm_enrol.h"
 #include "ftm_metrics.h"
+#include "ftm_rendezvous.h"
 #include "ftm_push.h"
 #include "ftm_util.h"
 #include "push_channel.h"
@@ -50,6 +51,9 @@ struct ftm_push_tx {
 	ftm_push_verdict_t	verdict;
 	char			reason[FTM_MSG_MAX];
 	pthread_cond_t		cond;
+	/* with a store: the row is the verdict; a waiter re-reads it when poked (a NOTIFY) or due */
+	bool			poked;
+	struct timespec		next_read;	/* monotonic */
 };
 
 struct ftm_push {
@@ -68,7 +72,12 @@ struct ftm_push {
 	struct ftm_enrol	*enrol;			/* the enrolment page its listener serves */
 	pthread_mutex_t		stop_lock;		/* one shutdown at a time (the listener stop joins
 							 * threads that take lock: never held with it) */
+	ftm_store_t		*store;			/* pending pushes shared by every node (not owned) */
+	bool			watching;		/* the store tells us of verdicts (LISTEN) */
 };
+
+#define STORE_READ_MS	1000	/* a waiter re-reads its row this often: a missed NOTIFY, or SQLite */
+#define NUMBER_GRACE	FTM_RDV_GRACE	/* a number State outlives its push: a late answer hears "timeout" */
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void)
@@ -183,8 +192,10 @@ static void decide(ftm_push_t *p, struct ftm_push_tx *tx, ftm_push_verdict_t v, 
 	if (why)
 		ftm_copy(tx->reason, sizeof(tx->reason), why);
 	pthread_cond_broadcast(&tx->cond);
-	/* an approval or a denial is the user's answer: its time since the start is the round trip */
-	ftm_metrics_push_decided(tx->gateway ? FTM_METRICS_GATEWAY : FTM_METRICS_NTFY, v,
+	/* an approval or a denial is the user's answer: its time since the start is the round trip. Only
+	 * this node's own pushes count (one with capabilities); the node that sent one counts it. */
+	if (tx->ncaps > 0)
+		ftm_metrics_push_decided(tx->gateway ? FTM_METRICS_GATEWAY : FTM_METRICS_NTFY, v,
 				 v == FTM_PUSH_APPROVED || v == FTM_PUSH_DENIED ? tx_age(p, tx) : -1);
 	ftm_log(p->log, v == FTM_PUSH_APPROVED ? FTM_LOG_INFO : FTM_LOG_WARN,
 		"push %.8s for '%s' from %s: %s (serial %s): %s", tx->id, tx->user, tx->client[0] ? tx->client : "-",
@@ -201,7 +212,8 @@ static void sweep(ftm_push_t *p)
 	while (*pp) {
 		struct ftm_push_tx *tx = *pp;
 
-		if (tx->verdict == FTM_PUSH_PENDING && !ts_before(&now, &tx->deadline))
+		if (tx->verdict == FTM_PUSH_PENDING && !ts_before(&now, &tx->deadline) &&
+		    (p->store == NULL || tx->refs == 0))
 			decide(p, tx, FTM_PUSH_TIMEOUT, "no answer before the push timeout");
 		if (tx->verdict != FTM_PUSH_PENDING && tx->refs == 0 &&
 		    now.tv_sec - tx->decided_mono >= FTM_PUSH_RETAIN) {
@@ -319,6 +331,8 @@ void ftm_push_set_enrol(ftm_push_t *p, struct ftm_enrol *e)
 	ftm_push_listener_set_enrol(p->listener, e);
 }
 
+static void store_fail_sent(ftm_push_t *p, const char *why);
+
 /* The listener goes first: from here on a callback finds no socket (connection refused) rather than an
  * HTTP 200 for a verdict no login would deliver. Then every pending push fails at once, so each waiting
  * login gets its failure reply (or the code challenge fallback) while its front end can still send it. */
@@ -345,6 +359,8 @@ void ftm_push_shutdown(ftm_push_t *p)
 		pthread_cond_broadcast(&tx->cond);
 	}
 	pthread_mutex_unlock(&p->lock);
+	if (first && p->store != NULL)
+		store_fail_sent(p, "push engine stopped (shutdown)");
 	pthread_mutex_unlock(&p->stop_lock);
 	if (first)
 		ftm_log(p->log, FTM_LOG_INFO, "push engine: stopping: callback listener closed, %u pending push%s "
@@ -386,6 +402,9 @@ void ftm_push_free(ftm_push_t *p)
 	if (p == NULL)
 		return;
 	ftm_push_shutdown(p);
+	if (p->watching)
+		ftm_store_push_unwatch(p->store);
+	p->watching = false;
 	ftm_enrol_free(p->enrol);
 	p->enrol = NULL;
 	/* Waiters hold references; they return FAILED at once. Wait for them to let go. */
@@ -496,6 +515,8 @@ static struct ftm_push_tx *tx_new(ftm_push_t *p, const ftm_login_t *login, const
 	tx->created = now;
 	tx->expires = now + (time_t)p->cfg.push.timeout;
 	mono_now(&tx->deadline);
+	tx->next_read = tx->deadline;
+	tx->next_read.tv_sec += STORE_READ_MS / 1000;
 	tx->deadline.tv_sec += p->cfg.push.timeout;
 	tx->verdict = FTM_PUSH_PENDING;
 	pthread_condattr_init(&ca);
@@ -508,6 +529,355 @@ fail:
 	OPENSSL_cleanse(tx, sizeof(*tx));
 	free(tx);
 	return NULL;
+}
+
+/* ---- pending pushes in the store: the row is the source of truth on every node ----
+ * The node that sent a push keeps its capabilities (to send them) and its waiters; any node's listener
+ * decides the row (the capability's hash, the envelope's id); the waiting node learns the verdict in
+ * process (decided here), by a NOTIFY (PostgreSQL), or by re-reading the row each STORE_READ_MS and once
+ * more at the deadline, which also records the timeout. */
+
+static void cap_digest(const char *cap, char out[65])
+{
+	uint8_t h[32];
+	unsigned int len = 0;
+
+	out[0] = '\0';
+	if (EVP_Digest(cap, strlen(cap), h, &len, EVP_sha256(), NULL) == 1 && len == 32)
+		ftm_hex_encode(h, sizeof(h), out);
+}
+
+static void row_of_tx(const struct ftm_push_tx *tx, ftm_push_row_t *row)
+{
+	memset(row, 0, sizeof(*row));
+	ftm_copy(row->id, sizeof(row->id), tx->id);
+	ftm_copy(row->user, sizeof(row->user), tx->user);
+	ftm_copy(row->serial, sizeof(row->serial), tx->serial);
+	ftm_hex_encode(tx->client_hash, sizeof(tx->client_hash), row->client_hash);
+	for (unsigned i = 0; i < tx->ncaps && i < FTM_PUSH_ROW_CAPS; i++) {
+		cap_digest(tx->caps[i], row->caps[i]);
+		if (tx->cap_verdict[i] == FTM_PUSH_APPROVED)
+			row->approve_cap = i;
+	}
+	ftm_copy(row->number, sizeof(row->number), tx->number);
+	row->gateway = tx->gateway;
+	row->expires = tx->expires;
+	row->verdict = FTM_PUSH_PENDING;
+}
+
+typedef enum { ROW_CAP, ROW_GATEWAY, ROW_NUMBER, ROW_TIMEOUT, ROW_FAIL } row_answer_kind_t;
+
+/* What one answer does to a row, decided inside the row's transaction. */
+struct row_answer {
+	row_answer_kind_t	kind;
+	const char		*cap_hash;	/* ROW_CAP */
+	bool			approve;	/* ROW_GATEWAY: "approve" (else "deny") */
+	const char		*number;	/* ROW_GATEWAY: the number chosen; ROW_NUMBER: the number typed */
+	const char		*why;		/* ROW_FAIL */
+	time_t			now;
+	/* out */
+	int			status;		/* the listener's HTTP status */
+	bool			was_pending, matched;
+	ftm_push_verdict_t	verdict;
+	char			id[FTM_PUSH_ID_LEN + 1], user[FTM_USER_MAX], serial[FTM_SERIAL_MAX];
+	char			reason[128];
+};
+
+static void row_set(ftm_push_row_t *row, ftm_push_verdict_t v, const char *why)
+{
+	row->verdict = v;
+	ftm_copy(row->reason, sizeof(row->reason), why);
+	row->dirty = true;
+}
+
+static int row_decide(void *ctx, ftm_push_row_t *row)
+{
+	struct row_answer *a = ctx;
+
+	ftm_copy(a->id, sizeof(a->id), row->id);
+	ftm_copy(a->user, sizeof(a->user), row->user);
+	ftm_copy(a->serial, sizeof(a->serial), row->serial);
+	/* a send that failed (it may have hung past the expiry) is a failure: the front end may fall back */
+	if (a->kind == ROW_FAIL && row->verdict == FTM_PUSH_PENDING)
+		row_set(row, FTM_PUSH_FAILED, a->why);
+	if (row->verdict == FTM_PUSH_PENDING && (int64_t)a->now >= row->expires)
+		row_set(row, FTM_PUSH_TIMEOUT, "no answer before the push timeout");
+	a->was_pending = row->verdict == FTM_PUSH_PENDING;
+	a->status = !a->was_pending ? (row->verdict == FTM_PUSH_TIMEOUT ? 410 : 409) : 200;
+	switch (a->kind) {
+	case ROW_CAP:
+		if (a->was_pending) {
+			bool approve = false, hit = false;
+
+			/* every capability of the row compared in full: which one was used is the verdict */
+			for (unsigned i = 0; i < FTM_PUSH_ROW_CAPS; i++) {
+				bool eq = row->caps[i][0] != '\0' && CRYPTO_memcmp(row->caps[i], a->cap_hash, 64) == 0;
+
+				hit |= eq;
+				approve |= eq && i == row->approve_cap;
+			}
+			if (!hit) {
+				a->status = 404;
+				break;
+			}
+			row_set(row, approve ? FTM_PUSH_APPROVED : FTM_PUSH_DENIED,
+				row->number[0] ? (approve ? "the right number tapped" : "a wrong number tapped")
+					       : (approve ? "approved on the phone" : "denied on the phone"));
+		}
+		break;
+	case ROW_GATEWAY:
+		if (!a->was_pending)
+			break;
+		if (!a->approve)
+			row_set(row, FTM_PUSH_DENIED, "denied on the phone");
+		else if (row->number[0] && !ftm_number_matches(row->number, a->number))
+			row_set(row, FTM_PUSH_DENIED, "a wrong number chosen on the phone");
+		else
+			row_set(row, FTM_PUSH_APPROVED, row->number[0] ? "the right number chosen on the phone"
+								       : "approved on the phone");
+		break;
+	case ROW_NUMBER:
+		a->matched = ftm_number_matches(row->number, a->number);
+		if (a->was_pending)
+			row_set(row, a->matched ? FTM_PUSH_APPROVED : FTM_PUSH_DENIED,
+				a->matched ? "the right number typed at the login prompt"
+					   : "a wrong number typed at the login prompt");
+		break;
+	case ROW_TIMEOUT:
+		if (a->was_pending)
+			row_set(row, FTM_PUSH_TIMEOUT, "no answer before the push timeout");
+		break;
+	case ROW_FAIL:
+		break;
+	}
+	a->verdict = row->verdict;
+	ftm_copy(a->reason, sizeof(a->reason), row->reason);
+	return 0;
+}
+
+/* The verdict the store holds for id, given to this process's transaction of that id (if any). */
+static void learn(ftm_push_t *p, const char *id, ftm_push_verdict_t v, const char *why)
+{
+	if (v == FTM_PUSH_PENDING)
+		return;
+	pthread_mutex_lock(&p->lock);
+	for (struct ftm_push_tx *tx = p->txs; tx; tx = tx->next)
+		if (strcmp(tx->id, id) == 0)
+			decide(p, tx, v, why);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Record a final verdict of this node's own (a failed send, the deadline) in the row; the row's
+ * verdict, which may be another node's that came first, is tx's. */
+static void store_settle(ftm_push_t *p, struct ftm_push_tx *tx, row_answer_kind_t kind, const char *why)
+{
+	struct row_answer a = { .kind = kind, .why = why, .now = time(NULL) };
+	char err[FTM_ERR_MAX] = "", reason[FTM_MSG_MAX];
+	int rc = ftm_store_push_decide(p->store, FTM_PUSH_BY_ID, tx->id, row_decide, &a, err, sizeof(err));
+
+	if (rc == 0 && a.verdict != FTM_PUSH_PENDING) {
+		learn(p, tx->id, a.verdict, a.reason);
+		return;
+	}
+	snprintf(reason, sizeof(reason), "%s (token store: %.160s)", why, rc < 0 ? err : "the push row is gone");
+	learn(p, tx->id, kind == ROW_TIMEOUT ? FTM_PUSH_TIMEOUT : FTM_PUSH_FAILED, reason);
+}
+
+/* The pushes this node sent fail in their rows too: nobody here delivers their verdict any more, and a
+ * login after a restart must get a push of its own, not join one whose sender is gone. */
+static void store_fail_sent(ftm_push_t *p, const char *why)
+{
+	char (*ids)[FTM_PUSH_ID_LEN + 1] = NULL, err[FTM_ERR_MAX];
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (struct ftm_push_tx *tx = p->txs; tx; tx = tx->next)
+		cap += tx->ncaps > 0;	/* sent from here (a joined push has no capabilities) */
+	if (cap > 0 && (ids = calloc(cap, sizeof(*ids))) != NULL)
+		for (struct ftm_push_tx *tx = p->txs; tx && n < cap; tx = tx->next)
+			if (tx->ncaps > 0)
+				ftm_copy(ids[n++], sizeof(ids[0]), tx->id);
+	pthread_mutex_unlock(&p->lock);
+	if (cap > 0 && ids == NULL)
+		ftm_log(p->log, FTM_LOG_WARN, "push engine: out of memory: its pending pushes stay pending in the "
+			"token store until they expire");
+	for (size_t i = 0; i < n; i++) {
+		struct row_answer a = { .kind = ROW_FAIL, .why = why, .now = time(NULL) };
+
+		err[0] = '\0';
+		if (ftm_store_push_decide(p->store, FTM_PUSH_BY_ID, ids[i], row_decide, &a, err, sizeof(err)) < 0)
+			ftm_log(p->log, FTM_LOG_WARN, "push %.8s: its failure not recorded in the token store: %s",
+				ids[i], err);
+	}
+	free(ids);
+}
+
+/* Re-read tx's row (no lock held). A store that cannot answer fails the push at once: no callback can
+ * be recorded meanwhile, so it could only end as a timeout. */
+static void store_refresh(ftm_push_t *p, struct ftm_push_tx *tx)
+{
+	char err[FTM_ERR_MAX] = "", reason[FTM_MSG_MAX];
+	ftm_push_row_t row;
+	int rc = ftm_store_push_get(p->store, tx->id, &row, err, sizeof(err));
+
+	if (rc == 0) {
+		learn(p, tx->id, row.verdict, row.reason);
+		return;
+	}
+	snprintf(reason, sizeof(reason), "token store unavailable while the push was pending: %.180s",
+		 rc < 0 ? err : "the push row is gone");
+	learn(p, tx->id, FTM_PUSH_FAILED, reason);
+}
+
+/* The store's watcher: a node decided push id (NULL: maybe missed some, look at every row). */
+static void store_heard(void *ctx, const char *id)
+{
+	ftm_push_t *p = ctx;
+
+	pthread_mutex_lock(&p->lock);
+	for (struct ftm_push_tx *tx = p->txs; tx; tx = tx->next) {
+		if (tx->verdict != FTM_PUSH_PENDING || (id != NULL && strcmp(tx->id, id) != 0))
+			continue;
+		tx->poked = true;
+		pthread_cond_broadcast(&tx->cond);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+void ftm_push_set_store(ftm_push_t *p, ftm_store_t *st)
+{
+	char err[FTM_ERR_MAX] = "";
+	int rc;
+
+	if (p == NULL || st == NULL || p->store != NULL)
+		return;
+	p->store = st;
+	rc = ftm_store_push_watch(st, store_heard, p, err, sizeof(err));
+	p->watching = rc == 0;
+	if (rc < 0)
+		ftm_log(p->log, FTM_LOG_WARN, "pending pushes: no notifications (%s): verdicts from other nodes "
+			"are read from the store every %d ms", err, STORE_READ_MS);
+}
+
+/* This node's transaction for a push another node of the store sent: no capabilities, the row's facts. */
+static struct ftm_push_tx *tx_joined(ftm_push_t *p, const ftm_login_t *login, const ftm_push_row_t *row,
+				     time_t now)
+{
+	struct ftm_push_tx *tx = calloc(1, sizeof(*tx));
+	pthread_condattr_t ca;
+	int64_t left = row->expires - (int64_t)now;
+
+	if (tx == NULL)
+		return NULL;
+	ftm_copy(tx->id, sizeof(tx->id), row->id);
+	ftm_copy(tx->user, sizeof(tx->user), login->user);
+	ftm_copy(tx->client, sizeof(tx->client), login->client);
+	ftm_copy(tx->nas, sizeof(tx->nas), login->nas);
+	ftm_copy(tx->host, sizeof(tx->host), login->host);
+	ftm_copy(tx->serial, sizeof(tx->serial), row->serial);
+	ftm_copy(tx->number, sizeof(tx->number), row->number);
+	if (client_digest(login->client ? login->client : "", tx->client_hash) != 0) {
+		free(tx);
+		return NULL;
+	}
+	tx->gateway = row->gateway;
+	tx->created = now;
+	tx->expires = (time_t)row->expires;
+	mono_now(&tx->deadline);
+	tx->next_read = tx->deadline;
+	tx->next_read.tv_sec += STORE_READ_MS / 1000;
+	tx->deadline.tv_sec += left > 0 ? left : 0;
+	tx->verdict = FTM_PUSH_PENDING;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&tx->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	tx->refs = 1;
+	return tx;
+}
+
+/* ftm_push_start with a store: the store says whether the user has a pending push (on any node). NULL
+ * with reason: refused, or the store failed (fail closed: no push without its row). */
+static struct ftm_push_tx *store_start(ftm_push_t *p, const ftm_login_t *login, const ftm_token_t *tok,
+				       time_t now, bool *joined, char *reason, size_t reason_len)
+{
+	const char *client = login->client ? login->client : "";
+	char err[FTM_ERR_MAX] = "", mine[65];
+	struct ftm_push_tx *tx, *t;
+	ftm_push_row_t row, pending;
+	int rc;
+
+	tx = tx_new(p, login, tok, now);
+	if (tx == NULL) {
+		snprintf(reason, reason_len, "could not create a push transaction");
+		return NULL;
+	}
+	row_of_tx(tx, &row);
+	rc = ftm_store_push_put(p->store, &row, now, &pending, err, sizeof(err));
+	if (rc < 0) {
+		tx_free(tx);
+		snprintf(reason, reason_len, "token store unavailable: %.200s", err);
+		return NULL;
+	}
+	if (rc == 1) {
+		tx_free(tx);
+		ftm_copy(mine, sizeof(mine), row.client_hash);
+		if (CRYPTO_memcmp(mine, pending.client_hash, 64) != 0) {
+			ftm_log(p->log, FTM_LOG_WARN, "push for '%s' from %s refused: push %.8s from another client "
+				"is pending", login->user, client[0] ? client : "-", pending.id);
+			snprintf(reason, reason_len, "another login of this user is waiting for the phone");
+			return NULL;
+		}
+		*joined = true;
+		pthread_mutex_lock(&p->lock);
+		for (t = p->txs; t; t = t->next)
+			if (strcmp(t->id, pending.id) == 0)
+				break;
+		if (t != NULL) {
+			t->refs++;
+			pthread_mutex_unlock(&p->lock);
+			ftm_log(p->log, FTM_LOG_INFO, "push %.8s for '%s' from %s: joined the pending push", t->id,
+				t->user, client[0] ? client : "-");
+			return t;
+		}
+		pthread_mutex_unlock(&p->lock);
+		t = tx_joined(p, login, &pending, now);
+		if (t == NULL) {
+			snprintf(reason, reason_len, "could not create a push transaction");
+			return NULL;
+		}
+		if (t->number[0] && ftm_store_number_issue(p->store, t->user, client, t->id, now,
+							   (unsigned)(t->expires - now) + NUMBER_GRACE, t->state,
+							   err, sizeof(err)) != 0) {
+			tx_free(t);
+			snprintf(reason, reason_len, "token store unavailable: %.200s", err);
+			return NULL;
+		}
+		pthread_mutex_lock(&p->lock);
+		t->next = p->txs;
+		p->txs = t;
+		pthread_mutex_unlock(&p->lock);
+		ftm_log(p->log, FTM_LOG_INFO, "push %.8s for '%s' from %s: joined the push pending on another node",
+			t->id, t->user, client[0] ? client : "-");
+		return t;
+	}
+	tx->state[0] = '\0';
+	if (tx->number[0] && ftm_store_number_issue(p->store, tx->user, client, tx->id, now,
+						    p->cfg.push.timeout + NUMBER_GRACE, tx->state, err, sizeof(err)) != 0) {
+		char why[FTM_MSG_MAX];
+
+		snprintf(why, sizeof(why), "no number challenge: %.200s", err);
+		store_settle(p, tx, ROW_FAIL, why);
+		tx_free(tx);
+		snprintf(reason, reason_len, "%s", why);
+		return NULL;
+	}
+	pthread_mutex_lock(&p->lock);
+	tx->next = p->txs;
+	p->txs = tx;
+	ftm_metrics_push_started();
+	pthread_mutex_unlock(&p->lock);
+	return tx;
 }
 
 ftm_push_tx_t *ftm_push_start(ftm_push_t *p, const ftm_login_t *login, const ftm_token_t *tok, time_t now,
@@ -529,6 +899,13 @@ ftm_push_tx_t *ftm_push_start(ftm_push_t *p, const ftm_login_t *login, const ftm
 		return NULL;
 	}
 	sweep(p);
+	if (p->store != NULL) {
+		pthread_mutex_unlock(&p->lock);
+		tx = store_start(p, login, tok, now, joined, reason, reason_len);
+		if (tx == NULL || *joined)
+			return tx;
+		goto send;
+	}
 	for (tx = p->txs; tx; tx = tx->next) {
 		if (tx->verdict != FTM_PUSH_PENDING || strcmp(tx->user, login->user) != 0)
 			continue;
@@ -559,7 +936,7 @@ ftm_push_tx_t *ftm_push_start(ftm_push_t *p, const ftm_login_t *login, const ftm
 	p->txs = tx;
 	ftm_metrics_push_started();
 	pthread_mutex_unlock(&p->lock);
-
+send:
 	/* Everything the channel needs is immutable from here on: no lock while sending. */
 	build_text(tx, p->cfg.push.timeout, text, sizeof(text));
 	memset(&m, 0, sizeof(m));
@@ -585,6 +962,8 @@ ftm_push_tx_t *ftm_push_start(ftm_push_t *p, const ftm_login_t *login, const ftm
 	ftm_log(p->log, FTM_LOG_DEBUG, "push %.8s for '%s' (%s) from %s: sending via %.*s", tx->id, tx->user,
 		tx->serial, client[0] ? client : "-", (int)strcspn(tok->push, ":"), tok->push);
 	rc = p->send(p->send_ctx, &p->cfg, tok, &m, why, sizeof(why));
+	if (rc != 0 && p->store != NULL)
+		store_settle(p, tx, ROW_FAIL, why[0] ? why : "send failed");
 	if (rc != 0) {
 		pthread_mutex_lock(&p->lock);
 		decide(p, tx, FTM_PUSH_FAILED, why[0] ? why : "send failed");
@@ -614,14 +993,34 @@ ftm_push_verdict_t ftm_push_wait(ftm_push_t *p, ftm_push_tx_t *tx, unsigned max_
 	}
 	pthread_mutex_lock(&p->lock);
 	while (tx->verdict == FTM_PUSH_PENDING && !p->stopping) {
+		struct timespec wake = limit;
+
 		mono_now(&now);
+		if (p->store != NULL && !ts_before(&now, &tx->deadline)) {
+			/* one last look at the row, which records the timeout unless a node decided first */
+			pthread_mutex_unlock(&p->lock);
+			store_settle(p, tx, ROW_TIMEOUT, "no answer before the push timeout");
+			pthread_mutex_lock(&p->lock);
+			continue;
+		}
+		if (p->store != NULL && (tx->poked || !ts_before(&now, &tx->next_read))) {
+			tx->poked = false;
+			tx->next_read = now;
+			tx->next_read.tv_sec += STORE_READ_MS / 1000;
+			pthread_mutex_unlock(&p->lock);
+			store_refresh(p, tx);
+			pthread_mutex_lock(&p->lock);
+			continue;
+		}
 		if (!ts_before(&now, &tx->deadline)) {
 			decide(p, tx, FTM_PUSH_TIMEOUT, "no answer before the push timeout");
 			break;
 		}
 		if (!ts_before(&now, &limit))
 			break;
-		int rc = pthread_cond_timedwait(&tx->cond, &p->lock, &limit);
+		if (p->store != NULL && ts_before(&tx->next_read, &wake))
+			wake = tx->next_read;
+		int rc = pthread_cond_timedwait(&tx->cond, &p->lock, &wake);
 		if (rc != 0 && rc != ETIMEDOUT && rc != EINTR)
 			break;
 	}
@@ -666,6 +1065,163 @@ static int refuse_decided(ftm_push_t *p, struct ftm_push_tx *tx, char *reply, si
 	return reply_json(reply, len, 409, "error", "already decided", ftm_push_verdict_name(tx->verdict));
 }
 
+/* ---- the answers, decided against the row (any node's listener, any node's login prompt) ---- */
+
+static int store_unavailable(ftm_push_t *p, const char *what, const char *err, char *reply, size_t reply_len)
+{
+	ftm_log(p->log, FTM_LOG_ERR, "push %s refused: token store unavailable: %s", what, err);
+	return reply_json(reply, reply_len, 503, "error", "token store unavailable", NULL);
+}
+
+/* The row's answer, logged once on the node that recorded it, and given to this process's waiters. */
+static int store_answered(ftm_push_t *p, const struct row_answer *a, char *reply, size_t reply_len)
+{
+	if (a->status == 404) {
+		ftm_log(p->log, FTM_LOG_WARN, "push callback with an unknown capability: refused");
+		return reply_json(reply, reply_len, 404, "error", "unknown transaction", NULL);
+	}
+	if (a->status == 410 || a->status == 409) {
+		ftm_log(p->log, FTM_LOG_WARN, "push %.8s for '%s': late or repeated answer refused (%d)", a->id,
+			a->user, a->status);
+		if (a->status == 410)
+			return reply_json(reply, reply_len, 410, "error", "expired", "timeout");
+		return reply_json(reply, reply_len, 409, "error", "already decided", ftm_push_verdict_name(a->verdict));
+	}
+	ftm_log(p->log, FTM_LOG_INFO, "push %.8s for '%s': %s recorded in the token store (serial %s): %s", a->id,
+		a->user, ftm_push_verdict_name(a->verdict), a->serial, a->reason);
+	learn(p, a->id, a->verdict, a->reason);
+	return reply_json(reply, reply_len, 200, "status", ftm_push_verdict_name(a->verdict), NULL);
+}
+
+static int store_answer_capability(ftm_push_t *p, const char *cap, time_t now, char *reply, size_t reply_len)
+{
+	struct row_answer a = { .kind = ROW_CAP, .now = now };
+	char h[65], err[FTM_ERR_MAX] = "";
+	int rc;
+
+	cap_digest(cap, h);
+	a.cap_hash = h;
+	rc = ftm_store_push_decide(p->store, FTM_PUSH_BY_CAP, h, row_decide, &a, err, sizeof(err));
+	if (rc < 0)
+		return store_unavailable(p, "callback", err, reply, reply_len);
+	if (rc == 1)
+		a.status = 404;
+	return store_answered(p, &a, reply, reply_len);
+}
+
+/* The key that proves an envelope answer: this node's transaction has it; another node's push is
+ * proven with the token's seed, which every node of the store can unseal. 0, 1 no such token, -1. */
+static int gateway_key(ftm_push_t *p, const ftm_push_row_t *row, uint8_t k_cb[32], char *err, size_t err_len)
+{
+	ftm_token_t tok;
+	int rc = 1;
+
+	pthread_mutex_lock(&p->lock);
+	for (struct ftm_push_tx *tx = p->txs; tx; tx = tx->next)
+		if (tx->gateway && strcmp(tx->id, row->id) == 0 && tx->ncaps > 0) {
+			memcpy(k_cb, tx->k_cb, 32);
+			rc = 0;
+		}
+	pthread_mutex_unlock(&p->lock);
+	if (rc == 0)
+		return 0;
+	rc = ftm_store_token_get(p->store, row->serial, &tok, err, err_len);
+	if (rc == 0 && ftm_push_derive_keys(tok.seed, tok.seed_len, NULL, NULL, k_cb) != 0) {
+		ftm_set_err(err, err_len, "no callback key");
+		rc = -1;
+	}
+	ftm_memzero(&tok, sizeof(tok));
+	return rc;
+}
+
+static int store_answer_gateway(ftm_push_t *p, const char *id, const char *verdict, const char *number,
+				const char *proof, time_t now, char *reply, size_t reply_len)
+{
+	struct row_answer a = { .kind = ROW_GATEWAY, .number = number, .now = now };
+	char err[FTM_ERR_MAX] = "", want[65];
+	ftm_push_row_t row;
+	uint8_t k_cb[32];
+	int rc;
+
+	rc = ftm_store_push_get(p->store, id, &row, err, sizeof(err));
+	if (rc < 0)
+		return store_unavailable(p, "gateway answer", err, reply, reply_len);
+	if (rc == 1 || !row.gateway) {
+		ftm_log(p->log, FTM_LOG_WARN, "push gateway answer for an unknown transaction: refused");
+		return reply_json(reply, reply_len, 404, "error", "unknown transaction", NULL);
+	}
+	rc = gateway_key(p, &row, k_cb, err, sizeof(err));
+	if (rc < 0)
+		return store_unavailable(p, "gateway answer", err, reply, reply_len);
+	if (rc == 1 || strlen(proof) != 64 || strlen(verdict) > 16 || strlen(number) > 8 ||
+	    ftm_push_callback_proof(k_cb, row.id, verdict, number, want) != 0 || CRYPTO_memcmp(want, proof, 64) != 0) {
+		OPENSSL_cleanse(k_cb, sizeof(k_cb));
+		ftm_log(p->log, FTM_LOG_WARN, "push %.8s for '%s': answer with a wrong proof refused", row.id, row.user);
+		return reply_json(reply, reply_len, 403, "error", "bad proof", NULL);
+	}
+	OPENSSL_cleanse(k_cb, sizeof(k_cb));
+	if (strcmp(verdict, "approve") != 0 && strcmp(verdict, "deny") != 0)
+		return reply_json(reply, reply_len, 400, "error", "bad verdict", NULL);
+	a.approve = strcmp(verdict, "approve") == 0;
+	rc = ftm_store_push_decide(p->store, FTM_PUSH_BY_ID, row.id, row_decide, &a, err, sizeof(err));
+	if (rc < 0)
+		return store_unavailable(p, "gateway answer", err, reply, reply_len);
+	if (rc == 1)
+		return reply_json(reply, reply_len, 404, "error", "unknown transaction", NULL);
+	return store_answered(p, &a, reply, reply_len);
+}
+
+/* The number typed at a login prompt, on any node: the State (single use, bound to the user and the
+ * client) names the push; the row decides. */
+static bool store_challenge_answer(ftm_push_t *p, const ftm_login_t *login, const char *state, const char *answer,
+				   time_t now, ftm_outcome_t *out)
+{
+	struct row_answer a = { .kind = ROW_NUMBER, .number = answer, .now = now };
+	ftm_state_check_t check = FTM_STATE_UNKNOWN;
+	char err[FTM_ERR_MAX] = "", tx_id[33], why[FTM_MSG_MAX];
+	int rc;
+
+	if (ftm_store_number_take(p->store, login->user, login->client, state, now, &check, tx_id, err,
+				  sizeof(err)) != 0) {
+		snprintf(why, sizeof(why), "token store unavailable: %.200s", err);
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, why);
+		return true;
+	}
+	if (check == FTM_STATE_UNKNOWN)
+		return false;
+	if (check == FTM_STATE_MISMATCH) {
+		ftm_outcome_set(out, FTM_RES_FAIL, NULL, FTM_MSG_CHALLENGE_BAD, "number challenge of another login");
+		return true;
+	}
+	if (check == FTM_STATE_EXPIRED)
+		a.kind = ROW_TIMEOUT;
+	rc = ftm_store_push_decide(p->store, FTM_PUSH_BY_ID, tx_id, row_decide, &a, err, sizeof(err));
+	if (rc < 0) {
+		snprintf(why, sizeof(why), "token store unavailable: %.200s", err);
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, why);
+		return true;
+	}
+	if (rc == 1) {
+		ftm_outcome_set(out, FTM_RES_FAIL, NULL, FTM_MSG_CHALLENGE_OLD, "the number challenge's push is gone");
+		return true;
+	}
+	learn(p, a.id, a.verdict, a.reason);
+	if (a.verdict == FTM_PUSH_TIMEOUT || (a.verdict == FTM_PUSH_DENIED && !a.was_pending)) {
+		ftm_auth_push_outcome(out, a.verdict, a.serial, NULL,
+				      a.verdict == FTM_PUSH_DENIED ? "push denied before the number was typed"
+								   : "number typed after the push timeout");
+	} else if (a.verdict == FTM_PUSH_FAILED) {
+		ftm_auth_push_outcome(out, a.verdict, a.serial, NULL, a.reason);
+	} else if (a.matched) {
+		ftm_auth_push_outcome(out, FTM_PUSH_APPROVED, a.serial, NULL, "number matched");
+	} else {
+		ftm_auth_push_outcome(out, FTM_PUSH_DENIED, a.serial, NULL, "wrong number typed");
+		/* The push was live: the core counts the guess on the token (lockout). */
+		out->wrong_answer = ftm_number_is_guess(false, true);
+	}
+	return true;
+}
+
 /* An answer that raced the shutdown (its connection was open before the listener closed): nobody
  * would deliver its verdict, so it is not taken. */
 static int refuse_stopping(ftm_push_t *p, char *reply, size_t len)
@@ -680,13 +1236,16 @@ int ftm_push_answer_capability(ftm_push_t *p, const char *cap, time_t now, char 
 	unsigned idx = 0;
 	int st;
 
-	(void)now;
 	if (strlen(cap) != FTM_PUSH_CAP_LEN)
 		return reply_json(reply, reply_len, 404, "error", "unknown transaction", NULL);
 	pthread_mutex_lock(&p->lock);
 	if (p->stopping) {
 		pthread_mutex_unlock(&p->lock);
 		return refuse_stopping(p, reply, reply_len);
+	}
+	if (p->store != NULL) {
+		pthread_mutex_unlock(&p->lock);
+		return store_answer_capability(p, cap, now, reply, reply_len);
 	}
 	for (tx = p->txs; tx; tx = tx->next)
 		for (unsigned i = 0; i < tx->ncaps; i++)
@@ -725,7 +1284,6 @@ int ftm_push_answer_gateway(ftm_push_t *p, const char *body, size_t body_len, ti
 	char want[65];
 	int st;
 
-	(void)now;
 	if (tok == NULL)
 		return reply_json(reply, reply_len, 500, "error", "out of memory", NULL);
 	if (body_len > 0)
@@ -750,6 +1308,12 @@ int ftm_push_answer_gateway(ftm_push_t *p, const char *body, size_t body_len, ti
 	if (p->stopping) {
 		st = refuse_stopping(p, reply, reply_len);
 		goto out;
+	}
+	if (p->store != NULL) {
+		pthread_mutex_unlock(&p->lock);
+		st = store_answer_gateway(p, id, verdict, number, proof, now, reply, reply_len);
+		json_object_put(o);
+		return st;
 	}
 	if (strlen(id) == FTM_PUSH_ID_LEN)
 		for (tx = p->txs; tx; tx = tx->next)
@@ -855,6 +1419,8 @@ bool ftm_push_challenge_answer(ftm_push_t *p, const ftm_login_t *login, const ch
 	memset(out, 0, sizeof(*out));
 	if (state == NULL || strlen(state) != FTM_PUSH_ID_LEN)
 		return false;
+	if (p->store != NULL)
+		return store_challenge_answer(p, login, state, answer, now, out);
 	pthread_mutex_lock(&p->lock);
 	for (tx = p->txs; tx; tx = tx->next)
 		if (tx->state[0] && CRYPTO_memcmp(tx->state, state, FTM_PUSH_ID_LEN) == 0)

@@ -40,6 +40,8 @@ int ftm_push_auth_attach(ftm_auth_t *auth, const ftm_log_t *log, ftm_push_t **en
 	p = ftm_push_new(cfg, log, 0, err, err_len);
 	if (p == NULL)
 		return -1;
+	/* pending pushes live in the store: a callback to any node of it counts */
+	ftm_push_set_store(p, ftm_auth_store(auth));
 	/* the same listener serves the enrolment page of activation links, over the same store */
 	ftm_push_set_enrol(p, ftm_enrol_new(ftm_auth_store(auth), cfg, log));
 	ftm_auth_set_push_ops(auth, &ops, p);

@@ -54,6 +54,12 @@ struct ftm_store {
 
 static int policy_refresh(ftm_store_t *st, char *err, size_t err_len);
 
+const ftm_store_backend_t *ftm_store_backend_of(ftm_store_t *st, void **be)
+{
+	*be = st != NULL ? st->be : NULL;
+	return st != NULL ? st->ops : NULL;
+}
+
 /* ---- open / close ---- */
 
 /* "scheme:location" with a known scheme, else the whole uri is an SQLite path. */

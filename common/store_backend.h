@@ -130,7 +130,28 @@ typedef struct ftm_store_backend {
 	int (*debug_put)(void *be, const char *user, int64_t expires, int64_t now, char *err, size_t err_len);
 	int (*debug_clear)(void *be, const char *user, char *err, size_t err_len);	/* NULL: all; 1 none */
 	int (*debug_list)(void *be, int64_t now, ftm_debug_cb cb, void *ctx, char *err, size_t err_len);
+	/* ---- pending pushes (ftm_store.h): the push engine across nodes ---- */
+	/* purge rows expired before now - FTM_PUSH_RETAIN_ROW; 1 (nothing stored) when the user has an
+	 * unexpired pending row, copied to *pending */
+	int (*push_put)(void *be, const ftm_push_row_t *row, int64_t now, ftm_push_row_t *pending,
+			char *err, size_t err_len);							/* 1 */
+	int (*push_get)(void *be, const char *id, ftm_push_row_t *out, char *err, size_t err_len);	/* 1 */
+	/* the row by id or by a capability hash (any of its columns), locked; decide; write a dirty
+	 * verdict and reason; tell the watchers; commit */
+	int (*push_decide)(void *be, ftm_push_key_t by, const char *key, ftm_push_decide_fn decide, void *ctx,
+			   char *err, size_t err_len);							/* 1 */
+	/* NULL when the backend has no notifications (the engine re-reads rows) */
+	int (*push_watch)(void *be, ftm_push_watch_fn cb, void *ctx, char *err, size_t err_len);
+	void (*push_unwatch)(void *be);
+	/* Number-matching States, like the code-challenge ones, with the push they answer */
+	int (*number_put)(void *be, const char *id, const char *tx, const char *user, const char *client,
+			  int64_t expires, int64_t now, char *err, size_t err_len);
+	int (*number_take)(void *be, const char *id, char tx[33], char *user, size_t user_len, char *client,
+			   size_t client_len, int64_t *expires, char *err, size_t err_len);		/* 1 */
 } ftm_store_backend_t;
+
+/* For the store's own files (store_push.c): the backend and its handle. */
+const ftm_store_backend_t *ftm_store_backend_of(ftm_store_t *st, void **be);
 
 extern const ftm_store_backend_t ftm_store_backend_sqlite;
 #ifdef HAVE_LIBPQ

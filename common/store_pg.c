@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -16,7 +18,7 @@
 #define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
 
 /* The newest schema this binary knows; migrations[v] brings a database from version v to v + 1. */
-#define SCHEMA_VERSION	5
+#define SCHEMA_VERSION	6
 /* Connections per process: FreeRADIUS threads beyond this wait for one (POOL_WAIT_MS at most). */
 #define POOL_SIZE	8
 #define POOL_WAIT_MS	10000
@@ -88,6 +90,34 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	"CREATE INDEX IF NOT EXISTS ftm_audit_by_at ON ftm_audit (at);"
 	"CREATE INDEX IF NOT EXISTS ftm_audit_by_user ON ftm_audit (username, id);"
 	"CREATE TABLE IF NOT EXISTS ftm_debug (username text COLLATE \"C\" PRIMARY KEY, expires bigint NOT NULL);",
+	/* 6: pending pushes (capability hashes, never capabilities) and their number-matching States: a
+	 * push sent by one node is answered through any node's listener */
+	"CREATE TABLE IF NOT EXISTS ftm_pushes ("
+	" id          text COLLATE \"C\" PRIMARY KEY,"
+	" username    text COLLATE \"C\" NOT NULL,"
+	" serial      text NOT NULL,"
+	" client      text NOT NULL,"
+	" cap0        text NOT NULL,"
+	" cap1        text NOT NULL,"
+	" cap2        text NOT NULL,"
+	" approve_cap integer NOT NULL,"
+	" number      text NOT NULL,"
+	" gateway     boolean NOT NULL,"
+	" expires     bigint NOT NULL,"
+	" verdict     text NOT NULL,"
+	" reason      text NOT NULL DEFAULT '');"
+	"CREATE INDEX IF NOT EXISTS ftm_pushes_by_user ON ftm_pushes (username, verdict);"
+	"CREATE INDEX IF NOT EXISTS ftm_pushes_by_cap0 ON ftm_pushes (cap0);"
+	"CREATE INDEX IF NOT EXISTS ftm_pushes_by_cap1 ON ftm_pushes (cap1);"
+	"CREATE INDEX IF NOT EXISTS ftm_pushes_by_cap2 ON ftm_pushes (cap2);"
+	"CREATE INDEX IF NOT EXISTS ftm_pushes_by_expiry ON ftm_pushes (expires);"
+	"CREATE TABLE IF NOT EXISTS ftm_number_states ("
+	" id       text COLLATE \"C\" PRIMARY KEY,"
+	" tx       text NOT NULL,"
+	" username text COLLATE \"C\" NOT NULL,"
+	" client   text NOT NULL,"
+	" expires  bigint NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS ftm_number_states_by_expiry ON ftm_number_states (expires);",
 };
 
 /* Prepared on a connection at first use ("ftm" + the index): a short PAM process prepares only what
@@ -153,6 +183,12 @@ typedef struct pg {
 	bool		down;		/* the last connect failed (logged once per outage) */
 	char		last_error[256];
 	const ftm_log_t	*log;
+	/* pending pushes: the LISTEN connection's thread (push_watch) */
+	pthread_t	watch_thread;
+	bool		watching;
+	int		watch_pipe[2];	/* a byte on [1] stops the thread */
+	ftm_push_watch_fn watch_cb;
+	void		*watch_ctx;
 } pg_t;
 
 static int64_t now_ms(void)
@@ -558,12 +594,15 @@ static PGresult *run(pg_link_t *l, int q, int n, const char *const *values, cons
 
 /* ---- open / close ---- */
 
+static void pg_push_unwatch(void *be);
+
 static void pg_close(void *be)
 {
 	pg_t *pg = be;
 
 	if (pg == NULL)
 		return;
+	pg_push_unwatch(pg);
 	for (size_t i = 0; i < POOL_SIZE; i++)
 		link_drop(&pg->links[i]);
 	pthread_cond_destroy(&pg->freed);
@@ -1492,6 +1531,416 @@ static int pg_debug_list(void *be, int64_t now, ftm_debug_cb cb, void *ctx, char
 	return rc;
 }
 
+/* ---- pending pushes and number-matching States ----
+ * Not prepared (a push is rare next to a code verdict): PQexecParams, text in and out. */
+
+#define PUSH_COLS "id, username, serial, client, cap0, cap1, cap2, approve_cap, number, gateway, expires, verdict, reason"
+#define PUSH_CHANNEL "ftm_push"
+
+static PGresult *pexec(pg_link_t *l, const char *sql, int n, const char *const *values)
+{
+	return PQexecParams(l->conn, sql, n, NULL, values, NULL, NULL, 0);
+}
+
+static int pexec_cmd(pg_link_t *l, const char *sql, int n, const char *const *values, ExecStatusType want,
+		     char *err, size_t err_len)
+{
+	PGresult *res = pexec(l, sql, n, values);
+
+	if (res_ok(l->conn, res, want, "push", err, err_len) != 0)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+static ftm_push_verdict_t verdict_of(const char *text)
+{
+	ftm_push_verdict_t v = FTM_PUSH_FAILED;	/* anything unexpected reads as a failure */
+
+	if (strcmp(text, "pending") == 0)
+		return FTM_PUSH_PENDING;
+	if (ftm_push_verdict_parse(text, &v) != 0)
+		return FTM_PUSH_FAILED;
+	return v;
+}
+
+static int push_from_res(PGresult *res, int r, ftm_push_row_t *row)
+{
+	int64_t approve, expires;
+
+	memset(row, 0, sizeof(*row));
+	snprintf(row->id, sizeof(row->id), "%s", PQgetvalue(res, r, 0));
+	snprintf(row->user, sizeof(row->user), "%s", PQgetvalue(res, r, 1));
+	snprintf(row->serial, sizeof(row->serial), "%s", PQgetvalue(res, r, 2));
+	snprintf(row->client_hash, sizeof(row->client_hash), "%s", PQgetvalue(res, r, 3));
+	for (int i = 0; i < FTM_PUSH_ROW_CAPS; i++)
+		snprintf(row->caps[i], sizeof(row->caps[i]), "%s", PQgetvalue(res, r, 4 + i));
+	if (parse_i64(PQgetvalue(res, r, 7), &approve) != 0 || parse_i64(PQgetvalue(res, r, 10), &expires) != 0 ||
+	    approve < 0 || approve >= FTM_PUSH_ROW_CAPS)
+		return -1;
+	row->approve_cap = (unsigned)approve;
+	snprintf(row->number, sizeof(row->number), "%s", PQgetvalue(res, r, 8));
+	row->gateway = strcmp(PQgetvalue(res, r, 9), "t") == 0;
+	row->expires = expires;
+	row->verdict = verdict_of(PQgetvalue(res, r, 11));
+	snprintf(row->reason, sizeof(row->reason), "%s", PQgetvalue(res, r, 12));
+	return 0;
+}
+
+/* COMMIT, and make sure the server did not turn it into a ROLLBACK. */
+static int commit(pg_link_t *l, char *err, size_t err_len)
+{
+	PGresult *res = PQexec(l->conn, "COMMIT");
+
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "push commit", err, err_len) != 0)
+		return -1;
+	if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+		SETERR("token store (PostgreSQL): push rolled back by the server");
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+struct push_ctx {
+	const ftm_push_row_t	*row;
+	int64_t			now;
+	ftm_push_row_t		*out;
+	ftm_push_key_t		by;
+	const char		*key;
+	ftm_push_decide_fn	decide;
+	void			*ctx;
+	bool			found;
+};
+
+/* The user's pushes serialize on one advisory lock (taken in the transaction, released at its end):
+ * two nodes asked at once for one user give one pending push, the other joins or is refused. */
+static int push_put_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct push_ctx *pc = c;
+	const ftm_push_row_t *r = pc->row;
+	char now[24], purge[24], approve[8], expires[24];
+	const char *lock[1] = { r->user };
+	const char *pv[1] = { purge };
+	const char *pq[2] = { r->user, now };
+	const char *pi[13] = { r->id, r->user, r->serial, r->client_hash, r->caps[0], r->caps[1], r->caps[2],
+			       approve, r->number, r->gateway ? "t" : "f", expires, "pending", "" };
+	PGresult *res;
+	int rc = -1;
+
+	(void)pg;
+	snprintf(now, sizeof(now), "%" PRId64, pc->now);
+	snprintf(purge, sizeof(purge), "%" PRId64, pc->now - FTM_PUSH_RETAIN_ROW);
+	snprintf(approve, sizeof(approve), "%u", r->approve_cap);
+	snprintf(expires, sizeof(expires), "%" PRId64, r->expires);
+	if (exec_cmd(l->conn, "BEGIN", "push", err, err_len) != 0)
+		return first_failed(l, -1);
+	if (pexec_cmd(l, "SELECT pg_advisory_xact_lock(hashtext('ftmpush push ' || $1))", 1, lock,
+		      PGRES_TUPLES_OK, err, err_len) != 0 ||
+	    pexec_cmd(l, "DELETE FROM ftm_pushes WHERE expires < $1::bigint", 1, pv, PGRES_COMMAND_OK,
+		      err, err_len) != 0)
+		goto out;
+	res = pexec(l, "SELECT " PUSH_COLS " FROM ftm_pushes WHERE username = $1 AND verdict = 'pending'"
+		    " AND expires > $2::bigint ORDER BY expires LIMIT 1", 2, pq);
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "push", err, err_len) != 0)
+		goto out;
+	if (PQntuples(res) == 1) {
+		pc->found = true;
+		if (push_from_res(res, 0, pc->out) != 0) {
+			SETERR("token store: damaged pending push");
+			PQclear(res);
+			goto out;
+		}
+	}
+	PQclear(res);
+	if (!pc->found && pexec_cmd(l, "INSERT INTO ftm_pushes (" PUSH_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,"
+				    "$8::integer,$9,$10::boolean,$11::bigint,$12,$13)", 13, pi, PGRES_COMMAND_OK,
+				    err, err_len) != 0)
+		goto out;
+	rc = commit(l, err, err_len);
+out:
+	rollback(l->conn);
+	return rc;
+}
+
+static int pg_push_put(void *be, const ftm_push_row_t *row, int64_t now, ftm_push_row_t *pending,
+		       char *err, size_t err_len)
+{
+	struct push_ctx pc = { .row = row, .now = now, .out = pending };
+
+	if (with_link(be, push_put_on, &pc, err, err_len) != 0)
+		return -1;
+	return pc.found ? 1 : 0;
+}
+
+static int push_get_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct push_ctx *pc = c;
+	const char *values[1] = { pc->key };
+	PGresult *res = pexec(l, "SELECT " PUSH_COLS " FROM ftm_pushes WHERE id = $1", 1, values);
+	int rc = 0;
+
+	(void)pg;
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "push", err, err_len) != 0)
+		return first_failed(l, -1);
+	if (PQntuples(res) == 1) {
+		pc->found = true;
+		if (push_from_res(res, 0, pc->out) != 0) {
+			SETERR("token store: damaged pending push");
+			rc = -1;
+		}
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int pg_push_get(void *be, const char *id, ftm_push_row_t *out, char *err, size_t err_len)
+{
+	struct push_ctx pc = { .key = id, .out = out };
+
+	if (with_link(be, push_get_on, &pc, err, err_len) != 0)
+		return -1;
+	return pc.found ? 0 : 1;
+}
+
+/* The row locked (FOR UPDATE: one callback at a time, on every node), decided, written, and announced:
+ * NOTIFY is delivered at COMMIT, so a listener that hears it reads the verdict. */
+static int push_decide_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct push_ctx *pc = c;
+	const char *key[1] = { pc->key };
+	ftm_push_row_t row;
+	PGresult *res;
+	int rc = -1;
+
+	(void)pg;
+	if (exec_cmd(l->conn, "BEGIN", "push", err, err_len) != 0)
+		return first_failed(l, -1);
+	res = pexec(l, pc->by == FTM_PUSH_BY_ID ? "SELECT " PUSH_COLS " FROM ftm_pushes WHERE id = $1 FOR UPDATE"
+		    : "SELECT " PUSH_COLS " FROM ftm_pushes WHERE cap0 = $1 OR cap1 = $1 OR cap2 = $1 FOR UPDATE",
+		    1, key);
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "push", err, err_len) != 0)
+		goto out;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		rc = 0;
+		goto out;
+	}
+	if (push_from_res(res, 0, &row) != 0) {
+		SETERR("token store: damaged pending push");
+		PQclear(res);
+		goto out;
+	}
+	PQclear(res);
+	pc->found = true;
+	if (pc->decide(pc->ctx, &row) != 0)
+		goto out;
+	if (row.dirty) {
+		const char *uv[3] = { ftm_push_verdict_name(row.verdict), row.reason, row.id };
+		const char *nv[1] = { row.id };
+
+		if (pexec_cmd(l, "UPDATE ftm_pushes SET verdict = $1, reason = $2 WHERE id = $3", 3, uv,
+			      PGRES_COMMAND_OK, err, err_len) != 0 ||
+		    pexec_cmd(l, "SELECT pg_notify('" PUSH_CHANNEL "', $1)", 1, nv, PGRES_TUPLES_OK, err, err_len) != 0)
+			goto out;
+	}
+	rc = commit(l, err, err_len);
+out:
+	rollback(l->conn);
+	return rc;
+}
+
+static int pg_push_decide(void *be, ftm_push_key_t by, const char *key, ftm_push_decide_fn decide, void *ctx,
+			  char *err, size_t err_len)
+{
+	struct push_ctx pc = { .by = by, .key = key, .decide = decide, .ctx = ctx };
+
+	if (with_link(be, push_decide_on, &pc, err, err_len) != 0)
+		return -1;
+	return pc.found ? 0 : 1;
+}
+
+/* The LISTEN connection: its own, outside the pool, on its own thread. Lost (a restart, a failover),
+ * it reconnects with the pool's backoff and then says "re-read everything" (cb with NULL): what was
+ * decided meanwhile was never heard. */
+static void *watch_main(void *arg)
+{
+	pg_t *pg = arg;
+	PGconn *c = NULL;
+	unsigned backoff = BACKOFF_MIN_MS;
+	bool lost_logged = false;
+
+	for (;;) {
+		struct pollfd fds[2] = { { .fd = pg->watch_pipe[0], .events = POLLIN }, { .fd = -1, .events = POLLIN } };
+		char err[256] = "";
+		PGnotify *n;
+
+		if (c == NULL) {
+			c = connect_db(pg->uri, err, sizeof(err));
+			if (c != NULL && exec_cmd(c, "LISTEN " PUSH_CHANNEL, "listen", err, sizeof(err)) != 0) {
+				PQfinish(c);
+				c = NULL;
+			}
+			if (c == NULL) {
+				if (!lost_logged)
+					ftm_log(pg->log, FTM_LOG_WARN, "pending pushes: no LISTEN connection (%s); "
+						"re-reading rows until it is back", err);
+				lost_logged = true;
+				if (poll(fds, 1, (int)backoff) > 0)
+					break;
+				backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+				continue;
+			}
+			if (lost_logged)
+				ftm_log(pg->log, FTM_LOG_INFO, "pending pushes: LISTEN connection back");
+			lost_logged = false;
+			backoff = BACKOFF_MIN_MS;
+			pg->watch_cb(pg->watch_ctx, NULL);
+		}
+		fds[1].fd = PQsocket(c);
+		if (poll(fds, 2, 1000) < 0 && errno != EINTR)
+			break;
+		if (fds[0].revents != 0)
+			break;
+		if (fds[1].revents != 0 && PQconsumeInput(c) == 0) {
+			PQfinish(c);
+			c = NULL;
+			pg->watch_cb(pg->watch_ctx, NULL);
+			continue;
+		}
+		while ((n = PQnotifies(c)) != NULL) {
+			pg->watch_cb(pg->watch_ctx, n->extra);
+			PQfreemem(n);
+		}
+	}
+	if (c != NULL)
+		PQfinish(c);
+	return NULL;
+}
+
+static int pg_push_watch(void *be, ftm_push_watch_fn cb, void *ctx, char *err, size_t err_len)
+{
+	pg_t *pg = be;
+
+	if (pg->watching) {
+		SETERR("pending pushes: already watched");
+		return -1;
+	}
+	if (pipe2(pg->watch_pipe, O_CLOEXEC) != 0) {
+		SETERR("pending pushes: pipe: %s", strerror(errno));
+		return -1;
+	}
+	pg->watch_cb = cb;
+	pg->watch_ctx = ctx;
+	if (pthread_create(&pg->watch_thread, NULL, watch_main, pg) != 0) {
+		close(pg->watch_pipe[0]);
+		close(pg->watch_pipe[1]);
+		SETERR("pending pushes: no thread for LISTEN");
+		return -1;
+	}
+	pg->watching = true;
+	return 0;
+}
+
+static void pg_push_unwatch(void *be)
+{
+	pg_t *pg = be;
+
+	if (pg == NULL || !pg->watching)
+		return;
+	if (write(pg->watch_pipe[1], "x", 1) != 1)
+		ftm_log(pg->log, FTM_LOG_WARN, "pending pushes: cannot stop the LISTEN thread cleanly");
+	pthread_join(pg->watch_thread, NULL);
+	close(pg->watch_pipe[0]);
+	close(pg->watch_pipe[1]);
+	pg->watching = false;
+}
+
+struct number_ctx {
+	const char	*id, *tx, *user, *client;
+	int64_t		expires, now;
+	char		*tx_out, *user_out, *client_out;
+	size_t		user_len, client_len;
+	bool		found;
+};
+
+static int number_put_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct number_ctx *nc = c;
+	char now[24], expires[24], keep_user[16], keep_client[16];
+	const char *pv[1] = { now };
+	const char *iv[5] = { nc->id, nc->tx, nc->user, nc->client, expires };
+	const char *uv[3] = { nc->user, nc->id, keep_user };
+	const char *cv[3] = { nc->client, nc->id, keep_client };
+
+	(void)pg;
+	snprintf(now, sizeof(now), "%" PRId64, nc->now);
+	snprintf(expires, sizeof(expires), "%" PRId64, nc->expires);
+	snprintf(keep_user, sizeof(keep_user), "%d", FTM_STATES_PER_USER - 1);
+	snprintf(keep_client, sizeof(keep_client), "%d", FTM_STATES_PER_CLIENT - 1);
+	if (pexec_cmd(l, "DELETE FROM ftm_number_states WHERE expires < $1::bigint", 1, pv, PGRES_COMMAND_OK,
+		      err, err_len) != 0)
+		return first_failed(l, -1);
+	/* the caps of the code-challenge States: a user's or a client's own oldest makes room */
+	if (pexec_cmd(l, "INSERT INTO ftm_number_states (id, tx, username, client, expires) VALUES"
+		      " ($1, $2, $3, $4, $5::bigint)", 5, iv, PGRES_COMMAND_OK, err, err_len) != 0 ||
+	    pexec_cmd(l, "DELETE FROM ftm_number_states WHERE username = $1 AND id <> $2 AND id NOT IN (SELECT id"
+		      " FROM ftm_number_states WHERE username = $1 AND id <> $2 ORDER BY expires DESC LIMIT $3::bigint)",
+		      3, uv, PGRES_COMMAND_OK, err, err_len) != 0 ||
+	    pexec_cmd(l, "DELETE FROM ftm_number_states WHERE client = $1 AND id <> $2 AND id NOT IN (SELECT id"
+		      " FROM ftm_number_states WHERE client = $1 AND id <> $2 ORDER BY expires DESC LIMIT $3::bigint)",
+		      3, cv, PGRES_COMMAND_OK, err, err_len) != 0)
+		return -1;
+	return 0;
+}
+
+static int pg_number_put(void *be, const char *id, const char *tx, const char *user, const char *client,
+			 int64_t expires, int64_t now, char *err, size_t err_len)
+{
+	struct number_ctx nc = { .id = id, .tx = tx, .user = user, .client = client, .expires = expires, .now = now };
+
+	return with_link(be, number_put_on, &nc, err, err_len);
+}
+
+static int number_take_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct number_ctx *nc = c;
+	const char *values[1] = { nc->id };
+	PGresult *res = pexec(l, "DELETE FROM ftm_number_states WHERE id = $1 RETURNING tx, username, client, expires",
+			      1, values);
+	int rc = 0;
+
+	(void)pg;
+	/* not retried on a stale connection: the DELETE may have run, and a State is single use */
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "number state", err, err_len) != 0)
+		return -1;
+	if (PQntuples(res) == 1) {
+		snprintf(nc->tx_out, 33, "%s", PQgetvalue(res, 0, 0));
+		snprintf(nc->user_out, nc->user_len, "%s", PQgetvalue(res, 0, 1));
+		snprintf(nc->client_out, nc->client_len, "%s", PQgetvalue(res, 0, 2));
+		nc->found = true;
+		if (parse_i64(PQgetvalue(res, 0, 3), &nc->expires) != 0) {
+			SETERR("token store: damaged number state");
+			rc = -1;
+		}
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int pg_number_take(void *be, const char *id, char tx[33], char *user, size_t user_len, char *client,
+			  size_t client_len, int64_t *expires, char *err, size_t err_len)
+{
+	struct number_ctx nc = { .id = id, .tx_out = tx, .user_out = user, .user_len = user_len,
+				 .client_out = client, .client_len = client_len };
+
+	if (with_link(be, number_take_on, &nc, err, err_len) != 0)
+		return -1;
+	*expires = nc.expires;
+	return nc.found ? 0 : 1;
+}
+
 const ftm_store_backend_t ftm_store_backend_pg = {
 	.scheme		= "postgresql",
 	.open		= pg_open,
@@ -1521,4 +1970,11 @@ const ftm_store_backend_t ftm_store_backend_pg = {
 	.debug_put	= pg_debug_put,
 	.debug_clear	= pg_debug_clear,
 	.debug_list	= pg_debug_list,
+	.push_put	= pg_push_put,
+	.push_get	= pg_push_get,
+	.push_decide	= pg_push_decide,
+	.push_watch	= pg_push_watch,
+	.push_unwatch	= pg_push_unwatch,
+	.number_put	= pg_number_put,
+	.number_take	= pg_number_take,
 };

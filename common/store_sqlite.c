@@ -587,6 +587,7 @@ static void sq_close(void *be)
 }
 
 static int act_schema(sq_conn_t *c, char *err, size_t err_len);
+static int push_schema(sq_conn_t *c, char *err, size_t err_len);
 
 static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t err_len)
 {
@@ -633,7 +634,8 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 	s->writer = conn_open(path, false, err, err_len);
 	if (s->writer == NULL || ensure_wal(s->writer, err, err_len) != 0 ||
 	    ensure_schema(s->writer, log, err, err_len) != 0 || act_schema(s->writer, err, err_len) != 0 ||
-	    exec(s->writer, states_sql, err, err_len) != 0 || exec(s->writer, audit_sql, err, err_len) != 0 || exec(s->writer, recovery_schema_sql, err, err_len) != 0) {
+	    exec(s->writer, states_sql, err, err_len) != 0 || exec(s->writer, audit_sql, err, err_len) != 0 || exec(s->writer, recovery_schema_sql, err, err_len) != 0 ||
+	    push_schema(s->writer, err, err_len) != 0) {
 		sq_close(s);
 		return NULL;
 	}
@@ -1846,6 +1848,274 @@ out:
 	return rc;
 }
 
+/* ---- pending pushes and number-matching States ----
+ * Their own tables, created at open like the activation links. One host: the processes on this file
+ * learn a verdict by re-reading the row (there are no notifications). Statements are compiled per call. */
+
+static const char *const push_schema_sql =
+	"CREATE TABLE IF NOT EXISTS pushes ("
+	" id          TEXT PRIMARY KEY,"
+	" user        TEXT NOT NULL,"
+	" serial      TEXT NOT NULL,"
+	" client      TEXT NOT NULL,"		/* hex SHA-256 of the whole client identity */
+	" cap0        TEXT NOT NULL,"		/* hex SHA-256 of each capability: never the capability */
+	" cap1        TEXT NOT NULL,"
+	" cap2        TEXT NOT NULL,"
+	" approve_cap INTEGER NOT NULL,"
+	" number      TEXT NOT NULL,"
+	" gateway     INTEGER NOT NULL,"
+	" expires     INTEGER NOT NULL,"
+	" verdict     TEXT NOT NULL,"
+	" reason      TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX IF NOT EXISTS pushes_by_user ON pushes (user, verdict);"
+	"CREATE INDEX IF NOT EXISTS pushes_by_cap0 ON pushes (cap0);"
+	"CREATE INDEX IF NOT EXISTS pushes_by_cap1 ON pushes (cap1);"
+	"CREATE INDEX IF NOT EXISTS pushes_by_cap2 ON pushes (cap2);"
+	"CREATE TABLE IF NOT EXISTS number_states ("
+	" id      TEXT PRIMARY KEY,"		/* hex SHA-256 of the State */
+	" tx      TEXT NOT NULL,"
+	" user    TEXT NOT NULL,"
+	" client  TEXT NOT NULL,"
+	" expires INTEGER NOT NULL)";
+
+#define PUSH_COLS "id, user, serial, client, cap0, cap1, cap2, approve_cap, number, gateway, expires, verdict, reason"
+
+static int push_schema(sq_conn_t *c, char *err, size_t err_len)
+{
+	return exec(c, push_schema_sql, err, err_len);
+}
+
+static const char *verdict_text(ftm_push_verdict_t v)
+{
+	return ftm_push_verdict_name(v);
+}
+
+static ftm_push_verdict_t verdict_of(const unsigned char *text)
+{
+	ftm_push_verdict_t v = FTM_PUSH_FAILED;	/* anything unexpected reads as a failure */
+
+	if (text != NULL && strcmp((const char *)text, "pending") == 0)
+		return FTM_PUSH_PENDING;
+	if (text == NULL || ftm_push_verdict_parse((const char *)text, &v) != 0)
+		return FTM_PUSH_FAILED;
+	return v;
+}
+
+static void push_from_stmt(sqlite3_stmt *st, ftm_push_row_t *r)
+{
+	memset(r, 0, sizeof(*r));
+	copy_text(r->id, sizeof(r->id), sqlite3_column_text(st, 0));
+	copy_text(r->user, sizeof(r->user), sqlite3_column_text(st, 1));
+	copy_text(r->serial, sizeof(r->serial), sqlite3_column_text(st, 2));
+	copy_text(r->client_hash, sizeof(r->client_hash), sqlite3_column_text(st, 3));
+	for (int i = 0; i < FTM_PUSH_ROW_CAPS; i++)
+		copy_text(r->caps[i], sizeof(r->caps[i]), sqlite3_column_text(st, 4 + i));
+	r->approve_cap = (unsigned)sqlite3_column_int(st, 7);
+	copy_text(r->number, sizeof(r->number), sqlite3_column_text(st, 8));
+	r->gateway = sqlite3_column_int(st, 9) != 0;
+	r->expires = sqlite3_column_int64(st, 10);
+	r->verdict = verdict_of(sqlite3_column_text(st, 11));
+	copy_text(r->reason, sizeof(r->reason), sqlite3_column_text(st, 12));
+}
+
+/* One statement, text or integer parameters bound in order ("t" / "i" in kinds), stepped to its end.
+ * With `row`, the first result row (if any) goes there and *found says so. 0, or -1. */
+static int push_sql(sq_conn_t *c, const char *sql, const char *kinds, const void *const *params,
+		    ftm_push_row_t *row, bool *found, char *err, size_t err_len)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc = 0;
+
+	if (found != NULL)
+		*found = false;
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_err(c, "push", err, err_len);
+	for (int i = 0; kinds[i] != '\0'; i++) {
+		if (kinds[i] == 't')
+			sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_int64(st, i + 1, *(const int64_t *)params[i]);
+	}
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (row != NULL && found != NULL && !*found) {
+			push_from_stmt(st, row);
+			*found = true;
+		}
+	}
+	if (r != SQLITE_DONE)
+		rc = db_err(c, "push", err, err_len);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+struct push_arg {
+	const ftm_push_row_t	*row;
+	int64_t			now;
+	ftm_push_row_t		*out;
+	ftm_push_key_t		by;
+	const char		*key;
+	ftm_push_decide_fn	decide;
+	void			*ctx;
+	bool			found;
+};
+
+/* Inside the group commit's BEGIN IMMEDIATE: the check for a pending push and the insert are one
+ * step for every process on the file. */
+static int job_push_put(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	struct push_arg *a = arg;
+	const ftm_push_row_t *r = a->row;
+	int64_t purge = a->now - FTM_PUSH_RETAIN_ROW, approve = r->approve_cap, gateway = r->gateway,
+		expires = r->expires;
+	const void *pp[] = { &purge };
+	const void *pq[] = { r->user, &a->now };
+	const void *pi[] = { r->id, r->user, r->serial, r->client_hash, r->caps[0], r->caps[1], r->caps[2],
+			     &approve, r->number, &gateway, &expires, "pending", "" };
+
+	if (push_sql(c, "DELETE FROM pushes WHERE expires < ?", "i", pp, NULL, NULL, err, err_len) != 0 ||
+	    push_sql(c, "SELECT " PUSH_COLS " FROM pushes WHERE user = ? AND verdict = 'pending' AND expires > ?"
+		     " ORDER BY expires LIMIT 1", "ti", pq, a->out, &a->found, err, err_len) != 0)
+		return -1;
+	if (a->found)
+		return 0;
+	return push_sql(c, "INSERT INTO pushes (" PUSH_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			"tttttttitiitt", pi, NULL, NULL, err, err_len);
+}
+
+static int sq_push_put(void *be, const ftm_push_row_t *row, int64_t now, ftm_push_row_t *pending,
+		       char *err, size_t err_len)
+{
+	struct push_arg a = { .row = row, .now = now, .out = pending };
+
+	if (write_job(be, job_push_put, &a, err, err_len) != 0)
+		return -1;
+	return a.found ? 1 : 0;
+}
+
+static int sq_push_get(void *be, const char *id, ftm_push_row_t *out, char *err, size_t err_len)
+{
+	sq_t *s = be;
+	sq_conn_t *c = reader_take(s, err, err_len);
+	const void *p[] = { id };
+	bool found = false;
+	int rc;
+
+	if (c == NULL)
+		return -1;
+	rc = push_sql(c, "SELECT " PUSH_COLS " FROM pushes WHERE id = ?", "t", p, out, &found, err, err_len);
+	reader_give_back(s, c);
+	return rc != 0 ? -1 : found ? 0 : 1;
+}
+
+static int job_push_decide(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	struct push_arg *a = arg;
+	const void *pk[] = { a->key };
+	const void *pu[] = { NULL, NULL, NULL };
+	ftm_push_row_t row;
+
+	if (push_sql(c, a->by == FTM_PUSH_BY_ID ? "SELECT " PUSH_COLS " FROM pushes WHERE id = ?1"
+		     : "SELECT " PUSH_COLS " FROM pushes WHERE cap0 = ?1 OR cap1 = ?1 OR cap2 = ?1",
+		     "t", pk, &row, &a->found, err, err_len) != 0)
+		return -1;
+	if (!a->found)
+		return 0;
+	if (a->decide(a->ctx, &row) != 0)
+		return -1;
+	if (!row.dirty)
+		return 0;
+	pu[0] = verdict_text(row.verdict);
+	pu[1] = row.reason;
+	pu[2] = row.id;
+	return push_sql(c, "UPDATE pushes SET verdict = ?, reason = ? WHERE id = ?", "ttt", pu, NULL, NULL,
+			err, err_len);
+}
+
+static int sq_push_decide(void *be, ftm_push_key_t by, const char *key, ftm_push_decide_fn decide, void *ctx,
+			  char *err, size_t err_len)
+{
+	struct push_arg a = { .by = by, .key = key, .decide = decide, .ctx = ctx };
+
+	if (write_job(be, job_push_decide, &a, err, err_len) != 0)
+		return -1;
+	return a.found ? 0 : 1;
+}
+
+struct number_arg {
+	const char	*id, *tx, *user, *client;
+	int64_t		expires, now;
+	char		*tx_out, *user_out, *client_out;
+	size_t		user_len, client_len;
+	bool		found;
+};
+
+static int job_number_put(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	struct number_arg *a = arg;
+	int64_t keep_user = FTM_STATES_PER_USER - 1, keep_client = FTM_STATES_PER_CLIENT - 1;
+	const void *pp[] = { &a->now };
+	const void *pi[] = { a->id, a->tx, a->user, a->client, &a->expires };
+	const void *pu[] = { a->user, a->id, &keep_user };
+	const void *pc[] = { a->client, a->id, &keep_client };
+
+	/* the caps of the code-challenge States: a user's or a client's own oldest makes room */
+	return push_sql(c, "DELETE FROM number_states WHERE expires < ?", "i", pp, NULL, NULL, err, err_len) != 0 ||
+	       push_sql(c, "INSERT INTO number_states (id, tx, user, client, expires) VALUES (?,?,?,?,?)", "tttti",
+			pi, NULL, NULL, err, err_len) != 0 ||
+	       push_sql(c, "DELETE FROM number_states WHERE user = ?1 AND id <> ?2 AND id NOT IN (SELECT id FROM"
+			" number_states WHERE user = ?1 AND id <> ?2 ORDER BY expires DESC, rowid DESC LIMIT ?3)",
+			"tti", pu, NULL, NULL, err, err_len) != 0 ||
+	       push_sql(c, "DELETE FROM number_states WHERE client = ?1 AND id <> ?2 AND id NOT IN (SELECT id FROM"
+			" number_states WHERE client = ?1 AND id <> ?2 ORDER BY expires DESC, rowid DESC LIMIT ?3)",
+			"tti", pc, NULL, NULL, err, err_len) != 0 ? -1 : 0;
+}
+
+static int sq_number_put(void *be, const char *id, const char *tx, const char *user, const char *client,
+			 int64_t expires, int64_t now, char *err, size_t err_len)
+{
+	struct number_arg a = { .id = id, .tx = tx, .user = user, .client = client, .expires = expires, .now = now };
+
+	return write_job(be, job_number_put, &a, err, err_len);
+}
+
+/* The DELETE that finds the row is the one answer that gets it, in any process. */
+static int job_number_take(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	struct number_arg *a = arg;
+	sqlite3_stmt *st = NULL;
+	int r, rc = 0;
+
+	if (sqlite3_prepare_v2(c->db, "DELETE FROM number_states WHERE id = ? RETURNING tx, user, client, expires",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_err(c, "number state", err, err_len);
+	sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		copy_text(a->tx_out, 33, sqlite3_column_text(st, 0));
+		copy_text(a->user_out, a->user_len, sqlite3_column_text(st, 1));
+		copy_text(a->client_out, a->client_len, sqlite3_column_text(st, 2));
+		a->expires = sqlite3_column_int64(st, 3);
+		a->found = true;
+		r = sqlite3_step(st);
+	}
+	if (r != SQLITE_DONE)
+		rc = db_err(c, "number state", err, err_len);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int sq_number_take(void *be, const char *id, char tx[33], char *user, size_t user_len, char *client,
+			  size_t client_len, int64_t *expires, char *err, size_t err_len)
+{
+	struct number_arg a = { .id = id, .tx_out = tx, .user_out = user, .user_len = user_len,
+				.client_out = client, .client_len = client_len };
+
+	if (write_job(be, job_number_take, &a, err, err_len) != 0)
+		return -1;
+	*expires = a.expires;
+	return a.found ? 0 : 1;
+}
+
 const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.scheme		= "sqlite",
 	.open		= sq_open,
@@ -1879,4 +2149,9 @@ const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.debug_put	= sq_debug_put,
 	.debug_clear	= sq_debug_clear,
 	.debug_list	= sq_debug_list,
+	.push_put	= sq_push_put,
+	.push_get	= sq_push_get,
+	.push_decide	= sq_push_decide,
+	.number_put	= sq_number_put,
+	.number_take	= sq_number_take,
 };

@@ -116,6 +116,7 @@ class State:
         self.seeds = {}             # token serial -> seed bytes
         self.fail = {"ntfy": None, "gateway": None}   # None | "hang" | HTTP status
         self.ntfy_token = args.ntfy_token
+        self.routes = {}            # "host:port" of a callback URL -> "host:port" the phone reaches instead
         self.seq = 0
         self.events = None
         if args.state_dir:
@@ -800,9 +801,18 @@ def send_callback(st, push, req, verdict, number, forge, attempt):
         if u.scheme != "https":
             raise ValueError("the phone only calls back over https, not %r" % u.scheme)
         # like the ntfy app: the action's method, headers and body as given, no Content-Type added
+        # a balancer or DNS round robin in front of several nodes: the URL's name, another node
+        with st.lock:
+            route = st.routes.get("%s:%d" % (u.hostname, u.port or 443))
+        if route:
+            cb["routed_to"] = route
         conn = http.client.HTTPSConnection(u.hostname, u.port or 443,
                                            timeout=st.args.callback_timeout,
                                            context=callback_context(st))
+        if route:
+            host, port = route.rsplit(":", 1)
+            sock = socket.create_connection((host, int(port)), timeout=st.args.callback_timeout)
+            conn.sock = callback_context(st).wrap_socket(sock, server_hostname=u.hostname)
         target = (u.path or "/") + ("?" + u.query if u.query else "")
         send_body = body if method not in ("GET", "HEAD") else None
         if send_body is None and method in ("POST", "PUT", "PATCH"):
@@ -943,6 +953,17 @@ class ControlHandler(BaseHandler):
                 elif mode not in ("hang", "close"):
                     mode = int(mode)
                 st.fail[svc] = mode
+                self.send_json(200, {"ok": True})
+            elif path == "/route":
+                src, dst = b.get("from"), b.get("to")
+                if not src or ":" not in src or (dst and ":" not in dst):
+                    raise ValueError("from and to are HOST:PORT")
+                with st.lock:
+                    if dst:
+                        st.routes[src] = dst
+                    else:
+                        st.routes.pop(src, None)
+                st.event("route", {"from": src, "to": dst})
                 self.send_json(200, {"ok": True})
             elif path == "/ntfy-token":
                 st.ntfy_token = b.get("token") or None

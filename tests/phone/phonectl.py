@@ -119,6 +119,7 @@ def main():
     p = sub.add_parser("seed"); p.add_argument("serial"); p.add_argument("hexseed")
     p = sub.add_parser("fail"); p.add_argument("service"); p.add_argument("mode")
     p = sub.add_parser("ntfy-token"); p.add_argument("token")
+    p = sub.add_parser("route"); p.add_argument("src"); p.add_argument("dst")
     p = sub.add_parser("reset"); p.add_argument("--all", action="store_true")
     sub.add_parser("shutdown")
     a = ap.parse_args()
@@ -207,6 +208,8 @@ def main():
         st, r = c.call("POST", "/fail", {"service": a.service, "mode": a.mode})
     elif a.cmd == "ntfy-token":
         st, r = c.call("POST", "/ntfy-token", {"token": None if a.token == "-" else a.token})
+    elif a.cmd == "route":
+        st, r = c.call("POST", "/route", {"from": a.src, "to": None if a.dst == "-" else a.dst})
     elif a.cmd == "reset":
         st, r = c.call("POST", "/reset", {"all": a.all})
     elif a.cmd == "shutdown":

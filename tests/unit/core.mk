@@ -1,7 +1,7 @@
-# tests/unit/core.mk: unit tests of log, otp, passcode, config, auth, challenge States
+# tests/unit/core.mk: unit tests of log, otp, passcode, config, auth
 if HAVE_CMOCKA
 core_unit_tests = tests/unit/test_log tests/unit/test_otp tests/unit/test_passcode tests/unit/test_config tests/unit/test_auth \
-	tests/unit/test_states tests/unit/test_peer
+	tests/unit/test_peer
 check_PROGRAMS += $(core_unit_tests)
 TESTS += $(core_unit_tests)
 
@@ -27,10 +27,6 @@ tests_unit_test_config_LDADD = $(core_unit_ldadd) $(OPENSSL_LIBS)
 tests_unit_test_auth_SOURCES = tests/unit/test_auth.c
 tests_unit_test_auth_CFLAGS = $(core_unit_cflags)
 tests_unit_test_auth_LDADD = $(core_unit_ldadd)
-
-tests_unit_test_states_SOURCES = tests/unit/test_states.c
-tests_unit_test_states_CFLAGS = $(core_unit_cflags)
-tests_unit_test_states_LDADD = $(core_unit_ldadd)
 
 tests_unit_test_peer_SOURCES = tests/unit/test_peer.c
 tests_unit_test_peer_CFLAGS = $(core_unit_cflags)

@@ -571,6 +571,188 @@ static void test_verdict_names_are_the_wire_names(void **state)
 	assert_int_equal(ftm_push_verdict_parse("ok", &v), -1);
 }
 
+/* ---- two nodes: two engines on one store (an SQLite file; PostgreSQL behaves the same through
+ * the same backend operations, tests/integration/pg_push.test) ---- */
+
+typedef struct nodes {
+	char		dir[64];
+	char		db[128];
+	ftm_store_t	*sa, *sb;
+	ftm_push_t	*a, *b;
+} nodes_t;
+
+static void nodes_up(nodes_t *n, bool numbers)
+{
+	char err[256] = "";
+
+	memset(n, 0, sizeof(*n));
+	snprintf(n->dir, sizeof(n->dir), "/tmp/ftm-test-push.XXXXXX");
+	assert_non_null(mkdtemp(n->dir));
+	snprintf(n->db, sizeof(n->db), "%s/tokens.db", n->dir);
+	n->sa = ftm_store_open(n->db, NULL, NULL, err, sizeof(err));
+	assert_non_null(n->sa);
+	n->sb = ftm_store_open(n->db, NULL, NULL, err, sizeof(err));
+	assert_non_null(n->sb);
+	n->a = engine(10, numbers);	/* resets S */
+	n->b = ftm_push_new(&CFG, NULL, FTM_PUSH_NO_LISTENER, err, sizeof(err));
+	assert_non_null(n->b);
+	ftm_push_set_sender(n->b, fake_send, &S);
+	ftm_push_set_store(n->a, n->sa);
+	ftm_push_set_store(n->b, n->sb);
+}
+
+static void nodes_down(nodes_t *n)
+{
+	char path[256];
+
+	ftm_push_free(n->a);
+	ftm_push_free(n->b);
+	ftm_store_close(n->sa);
+	ftm_store_close(n->sb);
+	for (const char *const *f = (const char *const[]){ "tokens.db", "tokens.db-wal", "tokens.db-shm",
+							     "tokens.db.key", NULL }; *f; f++) {
+		snprintf(path, sizeof(path), "%s/%s", n->dir, *f);
+		unlink(path);
+	}
+	rmdir(n->dir);
+}
+
+static void test_nodes_a_callback_on_the_other_node_decides_once(void **state)
+{
+	nodes_t n;
+	waiter_t w;
+	pthread_t th;
+	char reply[256];
+
+	(void)state;
+	nodes_up(&n, false);
+	w = (waiter_t){ n.a, ALICE, token("alice", "ntfy:https://ntfy.test/t"), { 0 } };
+	pthread_create(&th, NULL, wait_thread, &w);
+	wait_sent(1);
+	assert_int_equal(ftm_push_answer_capability(n.b, S.caps[0], time(NULL), reply, sizeof(reply)), 200);
+	assert_non_null(strstr(reply, "approved"));
+	pthread_join(th, NULL);		/* node A re-reads the row: within a second */
+	assert_int_equal(w.out.result, FTM_RES_OK);
+	/* a replay on either node, or the other capability, changes nothing */
+	assert_int_equal(ftm_push_answer_capability(n.b, S.caps[0], time(NULL), reply, sizeof(reply)), 409);
+	assert_int_equal(ftm_push_answer_capability(n.a, S.caps[1], time(NULL), reply, sizeof(reply)), 409);
+	nodes_down(&n);
+}
+
+static void test_nodes_a_forged_callback_on_the_other_node_changes_nothing(void **state)
+{
+	nodes_t n;
+	waiter_t w;
+	pthread_t th;
+	char reply[256], forged[FTM_PUSH_CAP_LEN + 1];
+
+	(void)state;
+	nodes_up(&n, false);
+	w = (waiter_t){ n.a, ALICE, token("alice", "ntfy:https://ntfy.test/t"), { 0 } };
+	pthread_create(&th, NULL, wait_thread, &w);
+	wait_sent(1);
+	snprintf(forged, sizeof(forged), "%s", S.caps[0]);
+	forged[5] = forged[5] == 'A' ? 'B' : 'A';
+	assert_int_equal(ftm_push_answer_capability(n.b, forged, time(NULL), reply, sizeof(reply)), 404);
+	assert_int_equal(ftm_push_answer_capability(n.b, S.caps[1], time(NULL), reply, sizeof(reply)), 200);
+	pthread_join(th, NULL);
+	assert_int_equal(w.out.result, FTM_RES_DENIED);
+	nodes_down(&n);
+}
+
+static void test_nodes_the_same_login_on_the_other_node_joins_the_push(void **state)
+{
+	nodes_t n;
+	waiter_t wa, wb;
+	pthread_t ta, tb;
+	char reply[256];
+	const ftm_login_t alice_elsewhere = { "alice", "198.51.100.1", "vpn-gw", "radius2" };
+	ftm_token_t tok = token("alice", "ntfy:https://ntfy.test/t");
+	ftm_outcome_t out;
+
+	(void)state;
+	nodes_up(&n, false);
+	wa = (waiter_t){ n.a, ALICE, tok, { 0 } };
+	wb = (waiter_t){ n.b, ALICE, tok, { 0 } };
+	pthread_create(&ta, NULL, wait_thread, &wa);
+	wait_sent(1);
+	pthread_create(&tb, NULL, wait_thread, &wb);
+	/* a login of the user from another client, on node B, is refused while A's push is pending */
+	ftm_push_second_factor(n.b, &alice_elsewhere, &tok, time(NULL), &out);
+	assert_int_equal(out.result, FTM_RES_PUSH_FAILED);
+	usleep(200 * 1000);
+	assert_int_equal(S.count, 1);	/* B joined: no second push */
+	assert_int_equal(ftm_push_answer_capability(n.a, S.caps[0], time(NULL), reply, sizeof(reply)), 200);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	assert_int_equal(wa.out.result, FTM_RES_OK);
+	assert_int_equal(wb.out.result, FTM_RES_OK);
+	assert_int_equal(S.count, 1);
+	nodes_down(&n);
+}
+
+static void test_nodes_a_number_challenge_is_answered_on_the_other_node_once(void **state)
+{
+	nodes_t n;
+	ftm_token_t tok = token("alice", "ntfy:https://ntfy.test/t");
+	const ftm_login_t other = { "alice", "198.51.100.1", "vpn-gw", "radius2" };
+	ftm_outcome_t out, out2;
+	char number[3], wrong[8];
+
+	(void)state;
+	nodes_up(&n, true);
+	ftm_push_second_factor(n.a, &ALICE, &tok, time(NULL), &out);
+	assert_int_equal(out.result, FTM_RES_CHALLENGE);
+	snprintf(number, sizeof(number), "%s", S.number);
+	snprintf(wrong, sizeof(wrong), "%02d", (atoi(number) - 10 + 1) % 90 + 10);
+	/* bound to the client: another client's answer is refused and spends the State */
+	assert_true(ftm_push_challenge_answer(n.b, &other, out.state, number, time(NULL), &out2));
+	assert_int_equal(out2.result, FTM_RES_FAIL);
+	assert_false(ftm_push_challenge_answer(n.a, &ALICE, out.state, number, time(NULL), &out2));
+	/* a new login joins on node B and answers there */
+	ftm_push_second_factor(n.b, &ALICE, &tok, time(NULL), &out);
+	assert_int_equal(out.result, FTM_RES_CHALLENGE);
+	assert_int_equal(S.count, 1);
+	assert_true(ftm_push_challenge_answer(n.b, &ALICE, out.state, number, time(NULL), &out2));
+	assert_int_equal(out2.result, FTM_RES_OK);
+	assert_false(ftm_push_challenge_answer(n.a, &ALICE, out.state, number, time(NULL), &out2));	/* single use */
+	/* the next push: a wrong number typed on B denies it and counts as a guess */
+	ftm_push_second_factor(n.a, &ALICE, &tok, time(NULL), &out);
+	assert_int_equal(out.result, FTM_RES_CHALLENGE);
+	assert_int_equal(S.count, 2);
+	snprintf(number, sizeof(number), "%s", S.number);
+	snprintf(wrong, sizeof(wrong), "%02d", (atoi(number) - 10 + 1) % 90 + 10);
+	assert_true(ftm_push_challenge_answer(n.b, &ALICE, out.state, wrong, time(NULL), &out2));
+	assert_int_equal(out2.result, FTM_RES_DENIED);
+	assert_true(out2.wrong_answer);
+	nodes_down(&n);
+}
+
+
+static void test_nodes_a_shutdown_fails_the_rows_of_its_pushes(void **state)
+{
+	nodes_t n;
+	waiter_t w;
+	pthread_t th;
+	ftm_push_row_t row;
+	char err[256], id[FTM_PUSH_ID_LEN + 1];
+
+	(void)state;
+	nodes_up(&n, false);
+	w = (waiter_t){ n.a, ALICE, token("alice", "ntfy:https://ntfy.test/t"), { 0 } };
+	pthread_create(&th, NULL, wait_thread, &w);
+	wait_sent(1);
+	snprintf(id, sizeof(id), "%s", S.tx);
+	ftm_push_shutdown(n.a);
+	pthread_join(th, NULL);
+	assert_int_equal(w.out.result, FTM_RES_PUSH_FAILED);
+	/* another node (or this one restarted) sees it failed: a new login gets a push of its own */
+	assert_int_equal(ftm_store_push_get(n.sb, id, &row, err, sizeof(err)), 0);
+	assert_int_equal(row.verdict, FTM_PUSH_FAILED);
+	nodes_down(&n);
+}
+
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -592,6 +774,11 @@ int main(void)
 		cmocka_unit_test(test_number_matching_decoy_tap_denies),
 		cmocka_unit_test(test_ntfy_body),
 		cmocka_unit_test(test_many_concurrent_waiters),
+		cmocka_unit_test(test_nodes_a_callback_on_the_other_node_decides_once),
+		cmocka_unit_test(test_nodes_a_forged_callback_on_the_other_node_changes_nothing),
+		cmocka_unit_test(test_nodes_the_same_login_on_the_other_node_joins_the_push),
+		cmocka_unit_test(test_nodes_a_number_challenge_is_answered_on_the_other_node_once),
+		cmocka_unit_test(test_nodes_a_shutdown_fails_the_rows_of_its_pushes),
 		cmocka_unit_test(test_shutdown_fails_every_pending_push_at_once),
 	};
 

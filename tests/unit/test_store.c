@@ -20,6 +20,7 @@
 
 #include "ftm_message.h"
 #include "ftm_store.h"
+#include "store_push_spec.h"
 #include "ftm_trace.h"
 
 #define SEED_ASCII	"12345678901234567890"
@@ -1604,9 +1605,71 @@ static void a_raced_recovery_code_has_one_winner(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* ---- pending pushes and number-matching States (store_push_spec.h): on two handles ---- */
+
+static void a_users_second_push_gets_the_pending_one(void **state)
+{
+	fixture_t *f = *state;
+	char err[256];
+	ftm_store_t *other = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+
+	assert_non_null(other);
+	spec_a_users_second_push_gets_the_pending_one(f->st, other);
+	ftm_store_close(other);
+}
+
+static void an_expired_push_is_no_longer_pending_and_old_rows_go(void **state)
+{
+	fixture_t *f = *state;
+	char err[256];
+	ftm_store_t *other = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+
+	assert_non_null(other);
+	spec_an_expired_push_is_no_longer_pending_and_old_rows_go(f->st, other);
+	ftm_store_close(other);
+}
+
+static void a_capability_decides_its_row_once_on_any_handle(void **state)
+{
+	fixture_t *f = *state;
+	char err[256];
+	ftm_store_t *other = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+
+	assert_non_null(other);
+	spec_a_capability_decides_its_row_once_on_any_handle(f->st, other);
+	ftm_store_close(other);
+}
+
+static void a_number_state_is_taken_once_on_any_handle(void **state)
+{
+	fixture_t *f = *state;
+	char err[256];
+	ftm_store_t *other = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+
+	assert_non_null(other);
+	spec_a_number_state_is_taken_once_on_any_handle(f->st, other);
+	ftm_store_close(other);
+}
+
+static void a_number_state_flood_flushes_only_the_flooders_own(void **state)
+{
+	fixture_t *f = *state;
+	char err[256];
+	ftm_store_t *other = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+
+	assert_non_null(other);
+	spec_a_number_state_flood_flushes_only_the_flooders_own(f->st, other);
+	ftm_store_close(other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		T(a_users_second_push_gets_the_pending_one),
+		T(an_expired_push_is_no_longer_pending_and_old_rows_go),
+		T(a_capability_decides_its_row_once_on_any_handle),
+		T(a_number_state_is_taken_once_on_any_handle),
+		T(a_number_state_flood_flushes_only_the_flooders_own),
 		T(add_then_get_returns_the_same_token),
 		T(adding_an_existing_serial_is_refused),
 		T(get_of_an_unknown_serial_is_not_found),

@@ -19,6 +19,7 @@
 #include <libpq-fe.h>
 
 #include "ftm_store.h"
+#include "store_push_spec.h"
 
 #define SEED_HEX	"3132333435363738393031323334353637383930"
 #define T1		1111111109LL	/* step 37037036 */
@@ -187,6 +188,8 @@ static void open_creates_the_schema_at_the_newest_version(void **state)
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_schema"), newest);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_states"), 0);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_recovery_codes"), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_pushes"), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_number_states"), 0);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_audit"), 0);
 	/* the verdict policy, seeded with the built-in defaults */
 	assert_int_equal(sql_long(f, "SELECT value::bigint FROM ftm_settings WHERE name = 'lockout_threshold'"), 5);
@@ -217,6 +220,8 @@ static void a_version_1_database_is_migrated_with_its_tokens(void **state)
 	ftm_store_close(f->st);
 	f->st = NULL;
 	sql(f, "DROP TABLE ftm_states");
+	sql(f, "DROP TABLE ftm_pushes");
+	sql(f, "DROP TABLE ftm_number_states");
 	sql(f, "DROP TABLE ftm_audit");
 	sql(f, "DROP TABLE ftm_debug");
 	sql(f, "DROP TABLE ftm_settings");
@@ -673,6 +678,170 @@ static void while_the_database_is_down_verdicts_fail_closed_and_recover_by_thems
 	assert_int_equal(verify(f->st, "alice", C1, T1, 5).code, FTM_VERDICT_REPLAY);
 }
 
+/* A verdict recorded through one node is heard on another's LISTEN connection at once: the payload is
+ * the transaction id only, the row holds the verdict. */
+struct heard {
+	pthread_mutex_t	mu;
+	int		ids, rereads;
+	char		last[40];
+};
+
+static void on_heard(void *ctx, const char *id)
+{
+	struct heard *h = ctx;
+
+	pthread_mutex_lock(&h->mu);
+	if (id == NULL) {
+		h->rereads++;
+	} else {
+		h->ids++;
+		snprintf(h->last, sizeof(h->last), "%s", id);
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+static int heard_ids(struct heard *h)
+{
+	int n;
+
+	pthread_mutex_lock(&h->mu);
+	n = h->ids;
+	pthread_mutex_unlock(&h->mu);
+	return n;
+}
+
+static void a_verdict_on_one_node_is_heard_on_the_other(void **state)
+{
+	fixture_t *f = *state;
+	struct heard h = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	struct spec_answer ans = { 0 };
+	ftm_push_row_t r, pending;
+	char err[256];
+	ftm_store_t *b = open_node(f, f->key, err, sizeof(err));
+
+	assert_non_null(b);
+	assert_int_equal(ftm_store_push_watch(b, on_heard, &h, err, sizeof(err)), 0);
+	for (int i = 0; i < 100 && h.rereads == 0; i++)	/* connected: the watcher says "re-read" once */
+		usleep(20 * 1000);
+	spec_row(&r, ID_A, "alice", CLIENT1, PUSH_NOW + 60);
+	assert_int_equal(ftm_store_push_put(b, &r, PUSH_NOW, &pending, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_push_decide(f->st, FTM_PUSH_BY_ID, ID_A, spec_decide, &ans, err, sizeof(err)), 0);
+	for (int i = 0; i < 250 && heard_ids(&h) == 0; i++)	/* at most 5 s */
+		usleep(20 * 1000);
+	assert_int_equal(heard_ids(&h), 1);
+	assert_string_equal(h.last, ID_A);
+	/* a replay records nothing, and tells nobody */
+	assert_int_equal(ftm_store_push_decide(f->st, FTM_PUSH_BY_ID, ID_A, spec_decide, &ans, err, sizeof(err)), 0);
+	usleep(300 * 1000);
+	assert_int_equal(heard_ids(&h), 1);
+	ftm_store_push_unwatch(b);
+	ftm_store_close(b);
+}
+
+/* Two nodes asked for a push of one user at the same moment store one; the other gets it back. */
+struct put_race {
+	ftm_store_t	*st;
+	const char	*id;
+	int		rc;
+	char		got[33];
+};
+
+static void *put_one(void *arg)
+{
+	struct put_race *p = arg;
+	ftm_push_row_t r, pending;
+	char err[256];
+
+	spec_row(&r, p->id, "alice", CLIENT1, PUSH_NOW + 60);
+	p->rc = ftm_store_push_put(p->st, &r, PUSH_NOW, &pending, err, sizeof(err));
+	snprintf(p->got, sizeof(p->got), "%s", p->rc == 1 ? pending.id : p->id);
+	return NULL;
+}
+
+static void two_nodes_pushing_one_user_at_once_store_one_push(void **state)
+{
+	fixture_t *f = *state;
+	char err[256];
+	ftm_store_t *b = open_node(f, f->key, err, sizeof(err));
+
+	assert_non_null(b);
+	for (int round = 0; round < 20; round++) {
+		char ida[33], idb[33];
+		struct put_race x = { f->st, ida, -1, "" }, y = { b, idb, -1, "" };
+		pthread_t tx, ty;
+
+		snprintf(ida, sizeof(ida), "a%031d", round);
+		snprintf(idb, sizeof(idb), "b%031d", round);
+		sql(f, "DELETE FROM ftm_pushes");
+		assert_int_equal(pthread_create(&tx, NULL, put_one, &x), 0);
+		assert_int_equal(pthread_create(&ty, NULL, put_one, &y), 0);
+		pthread_join(tx, NULL);
+		pthread_join(ty, NULL);
+		assert_int_equal(x.rc + y.rc, 1);	/* one stored (0), one told of it (1) */
+		assert_string_equal(x.got, y.got);
+		assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_pushes"), 1);
+	}
+	ftm_store_close(b);
+}
+
+
+/* ---- pending pushes and number-matching States (store_push_spec.h): on two handles ---- */
+
+static void a_users_second_push_gets_the_pending_one(void **state)
+{
+	fixture_t *f = *state;
+	char err[256];
+	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
+
+	assert_non_null(other);
+	spec_a_users_second_push_gets_the_pending_one(f->st, other);
+	ftm_store_close(other);
+}
+
+static void an_expired_push_is_no_longer_pending_and_old_rows_go(void **state)
+{
+	fixture_t *f = *state;
+	char err[256];
+	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
+
+	assert_non_null(other);
+	spec_an_expired_push_is_no_longer_pending_and_old_rows_go(f->st, other);
+	ftm_store_close(other);
+}
+
+static void a_capability_decides_its_row_once_on_any_handle(void **state)
+{
+	fixture_t *f = *state;
+	char err[256];
+	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
+
+	assert_non_null(other);
+	spec_a_capability_decides_its_row_once_on_any_handle(f->st, other);
+	ftm_store_close(other);
+}
+
+static void a_number_state_is_taken_once_on_any_handle(void **state)
+{
+	fixture_t *f = *state;
+	char err[256];
+	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
+
+	assert_non_null(other);
+	spec_a_number_state_is_taken_once_on_any_handle(f->st, other);
+	ftm_store_close(other);
+}
+
+static void a_number_state_flood_flushes_only_the_flooders_own(void **state)
+{
+	fixture_t *f = *state;
+	char err[256];
+	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
+
+	assert_non_null(other);
+	spec_a_number_state_flood_flushes_only_the_flooders_own(f->st, other);
+	ftm_store_close(other);
+}
+
 /* ---- the audit trail and debug on demand (the cases are shared with test_store.c) ---- */
 
 #include "store_audit_cases.h"
@@ -938,6 +1107,13 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
+		T(a_users_second_push_gets_the_pending_one),
+		T(a_verdict_on_one_node_is_heard_on_the_other),
+		T(two_nodes_pushing_one_user_at_once_store_one_push),
+		T(an_expired_push_is_no_longer_pending_and_old_rows_go),
+		T(a_capability_decides_its_row_once_on_any_handle),
+		T(a_number_state_is_taken_once_on_any_handle),
+		T(a_number_state_flood_flushes_only_the_flooders_own),
 		T(open_creates_the_schema_at_the_newest_version),
 		T(a_version_1_database_is_migrated_with_its_tokens),
 		T(a_challenge_issued_on_one_node_is_answered_once_on_another),
