@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# bench/radius.sh: RADIUS password+code logins against the PAP floor, on SQLite, on PostgreSQL and on two
+# freeradius nodes sharing one PostgreSQL database, as interleaved rounds of one run.
+#   Each round: the PAP floor (a PAP-only virtual server of the SQLite node), then rlm_ftmpush
+#   password+code on each store, N distinct users once each (a code is good once), P requests in flight;
+#   the two-node figure is two radload instances at once, one per node, P/2 in flight each (P in all),
+#   and its rate is all their requests over the longer of the two times.
+#   The servers are stock freeradius without -x (readiness by Status-Server), configured by
+#   tests/integration/lib-radius.sh's radius_write_conf (plus the bench's thread pool, quiet log and a
+#   PAP virtual server); PostgreSQL is a private server of tests/integration/lib-pg.sh (Unix socket,
+#   fsync on).
+# Usage: bash bench/radius.sh [BUILDDIR]   (default build/test). Environment: BENCH_ROUNDS (3),
+# BENCH_USERS (4000), BENCH_INFLIGHT (64), BENCH_PORT (32040: loopback, BENCH_PORT .. +20),
+# BENCH_STORE (both: sqlite | postgresql | both), BENCH_NODES (2: 1 = no two-node figure).
+# Not a test: nothing here passes or fails on a figure. Codes are computed here (python3 hmac, RFC 6238)
+# just before each run: a benchmark needs thousands per round; the tests take theirs from oathtool.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$top/build/test}" && pwd)
+rounds=${BENCH_ROUNDS:-3} users=${BENCH_USERS:-4000} inflight=${BENCH_INFLIGHT:-64}
+stores=${BENCH_STORE:-both} nodes=${BENCH_NODES:-2}
+radload=$build/bench/radload ctl=$build/tools/ftmpushctl
+for f in "$radload" "$ctl" "$build/rlm_ftmpush/.libs/rlm_ftmpush.so"; do
+  [ -e "$f" ] || { echo "bench: $f not built (make in $build)"; exit 1; }
+done
+command -v python3 >/dev/null || { echo "bench: python3 not installed (scripts/deps.sh)"; exit 1; }
+case $stores in sqlite|postgresql|both) ;; *) echo "bench: BENCH_STORE is sqlite, postgresql or both"; exit 1;; esac
+
+export FTM_SRCDIR=$top FTM_BUILDDIR=$build FTM_PORT_BASE=${BENCH_PORT:-32040}
+export FTM_TMP; FTM_TMP=$(mktemp -d /tmp/ftm-bench-radius.XXXXXX)
+. "$top/tests/integration/lib-radius.sh"
+. "$top/tests/integration/lib-pg.sh"
+set -e
+with_sqlite=0 with_pg=0
+[ "$stores" = postgresql ] || with_sqlite=1
+if [ "$stores" != sqlite ]; then
+  if pg_find_bin && command -v psql >/dev/null; then with_pg=1
+  else echo "bench: no PostgreSQL server binaries (scripts/deps.sh installs postgresql): SQLite only"; fi
+fi
+[ "$with_pg" = 1 ] || nodes=1
+cleanup() { rad_nodes_stop; pg_cleanup; rm -rf "$FTM_TMP"; }
+radius_setup minimal	# skips when freeradius is missing; sets its own EXIT trap, replaced here
+trap cleanup EXIT
+
+# The kinds of password+code run each round does: its users (kind-round-i) are its own.
+kinds=
+[ "$with_sqlite" = 1 ] && kinds="$kinds sqlite"
+[ "$with_pg" = 1 ] && kinds="$kinds pg"
+[ "$nodes" = 2 ] && kinds="$kinds pg2"
+
+# Seeds and users: USERS file (every node's), pap.tsv, tokens-STORE.csv to import, seeds-KIND-R.tsv.
+python3 - "$users" "$rounds" "$FTM_TMP" $kinds <<'EOF'
+import os, sys
+n, rounds, d, kinds = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+users = open(d + "/users", "w")
+with open(d + "/pap.tsv", "w") as pap:
+    for i in range(n):
+        users.write('pap%d\tCleartext-Password := "pw-%d"\n\n' % (i, i))
+        pap.write("pap%d\tpw-%d\n" % (i, i))
+for k in kinds:
+    with open("%s/tokens-%s.csv" % (d, "sqlite" if k == "sqlite" else "pg"), "a") as csv:
+        for r in range(rounds):
+            with open("%s/seeds-%s-%d.tsv" % (d, k, r), "w") as seeds:
+                for i in range(n):
+                    u, seed = "%s-%d-%d" % (k, r, i), os.urandom(20).hex()
+                    csv.write("B%s%d%06d,%s,%s\n" % (k.upper(), r, i, seed, u))
+                    users.write('%s\tCleartext-Password := "pw-%s"\n\n' % (u, u))
+                    seeds.write("%s\t%s\n" % (u, seed))
+EOF
+
+# requests SEEDS OUT PARTS: OUT (PARTS 1) or OUT.0, OUT.1 (PARTS 2, every other user), codes of this step.
+requests() {
+  python3 - "$@" <<'EOF'
+import hmac, hashlib, struct, sys, time
+seeds, out, parts = sys.argv[1], sys.argv[2], int(sys.argv[3])
+step = int(time.time()) // 60
+def totp(seed):
+    mac = hmac.new(bytes.fromhex(seed), struct.pack(">Q", step), hashlib.sha1).digest()
+    o = mac[-1] & 15
+    return "%06d" % ((struct.unpack(">I", mac[o:o + 4])[0] & 0x7fffffff) % 1000000)
+files = [open(out if parts == 1 else "%s.%d" % (out, p), "w") for p in range(parts)]
+for i, line in enumerate(open(seeds)):
+    u, seed = line.split()
+    files[i % parts].write("%s\tpw-%s%s\n" % (u, u, totp(seed)))
+EOF
+}
+
+# node NAME STORE: a freeradius node (lib-radius.sh's configuration) on the store STORE (a path or
+# PG_URI), started without -x; its port is RAD_PORT. The SQLite node S also serves the PAP floor.
+pap_port=$((FTM_PORT_BASE + 20))
+node() {
+  local name=$1 store=$2
+  rad_node "$name"
+  radius_setup minimal
+  trap cleanup EXIT	# radius_setup sets its own
+  cp "$FTM_TMP/users" "$RAD_USERS"
+  RAD_DB=$store
+  RAD_OPTS=()
+  case $store in postgresql:*) radius_opt key_file "$PG_KEY";; esac
+  radius_write_conf
+  # What the bench changes in the test configuration: threads started up front (FreeRADIUS adds them
+  # only when requests queue), no log line per login, room for every request of a round while
+  # cleanup_delay holds the answered ones, and a receive buffer that holds P requests.
+  sed -i -e 's/^\(\tstart_servers =\).*/\1 32/' -e 's/^\(\tmin_spare_servers =\).*/\1 8/' \
+    -e 's/^\(\tmax_spare_servers =\).*/\1 64/' -e 's/^\(\tauth =\).*/\1 no/' \
+    -e 's/^\(max_requests =\).*/\1 65536/' "$RAD_DIR/radiusd.conf"
+  sed -i "s/^\(\t\tport = $RAD_PORT\)\$/\1\n\t\trecv_buff = 4194304/" "$RAD_DIR/sites-enabled/default"
+  if [ "$name" = S ]; then
+    cat >"$RAD_DIR/sites-enabled/pap_floor" <<EOF
+server pap_floor {
+	listen {
+		type = auth
+		ipaddr = 127.0.0.1
+		port = $pap_port
+		recv_buff = 4194304
+	}
+	authorize {
+		files
+		pap
+	}
+	authenticate {
+		Auth-Type PAP {
+			pap
+		}
+	}
+}
+EOF
+  fi
+  freeradius -f -d "$RAD_DIR" -n radiusd >"$RAD_LOG" 2>&1 &
+  RAD_PID=$!
+  NODE_PID[$name]=$RAD_PID
+  "$radload" -s "127.0.0.1:$RAD_PORT" -w 15 >/dev/null || fail "node $name did not answer Status-Server"
+  eval "port_$name=$RAD_PORT pid_$name=$RAD_PID"
+}
+
+label() { case $1 in sqlite) echo "SQLite";; pg) echo "PostgreSQL";; pg2) echo "PostgreSQL, 2 nodes";; esac; }
+on=; for k in $kinds; do on="${on:+$on; }$(label "$k")"; done
+echo "== RADIUS: PAP floor vs rlm_ftmpush password+code on $on ($users distinct users per round, $inflight in flight, $rounds rounds, freeradius without -x)"
+if [ "$with_sqlite" = 1 ]; then
+  "$ctl" --db "$FTM_TMP/tokens.db" token import "$FTM_TMP/tokens-sqlite.csv" >/dev/null
+fi
+node S "$FTM_TMP/tokens.db"
+if [ "$with_pg" = 1 ]; then
+  pg_store_setup
+  "$ctl" --db "$PG_URI" --key-file "$PG_KEY" token import "$FTM_TMP/tokens-pg.csv" >/dev/null
+  node A "$PG_URI"
+  [ "$nodes" = 2 ] && node B "$PG_URI"
+fi
+
+# CPU seconds (user + system) the servers PIDS have used: per request it is a figure the noise of a
+# shared machine moves much less than requests/s.
+server_cpu() {
+  local p; for p in "$@"; do cat "/proc/$p/stat"; done \
+    | awk -v hz="$(getconf CLK_TCK)" '{ s += $14 + $15 } END { printf "%.3f", s / hz }'
+}
+cpu_per_req() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.0f", (b - a) * 1e6 / n }'; }
+rate() { sed -n 's/.* = \([0-9]*\) req\/s.*/\1/p'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+
+# One pass of PAP users through every server first, not counted: the first round otherwise measures
+# cold servers (and PostgreSQL nodes without their connections).
+"$radload" -s "127.0.0.1:$pap_port" -p "$inflight" -t 10 "$FTM_TMP/pap.tsv" >/dev/null || true
+warm="S"; [ "$with_pg" = 1 ] && warm="$warm A"; [ "$nodes" = 2 ] && warm="$warm B"
+for n in $warm; do
+  eval "p=\$port_$n"
+  "$radload" -s "127.0.0.1:$p" -p "$inflight" -t 10 "$FTM_TMP/pap.tsv" >/dev/null || true
+done
+
+declare -A ratios=() cpu=()
+for r in $(seq 0 $((rounds - 1))); do
+  c0=$(server_cpu "$pid_S")
+  pap_out=$("$radload" -s "127.0.0.1:$pap_port" -p "$inflight" -t 10 "$FTM_TMP/pap.tsv" || true)
+  c1=$(server_cpu "$pid_S")
+  pap=$(echo "$pap_out" | rate) pap_cpu=$(cpu_per_req "$c0" "$c1" "$users")
+  echo "round $((r + 1)) PAP floor:                 $pap_out; server CPU $pap_cpu us/request"
+  for k in $kinds; do
+    req=$FTM_TMP/req-$k-$r.tsv
+    case $k in
+      sqlite) pids=$pid_S;;
+      pg) pids=$pid_A;;
+      pg2) pids="$pid_A $pid_B";;
+    esac
+    if [ "$k" = pg2 ]; then
+      requests "$FTM_TMP/seeds-$k-$r.tsv" "$req" 2
+      c0=$(server_cpu $pids)
+      "$radload" -s "127.0.0.1:$port_A" -p $((inflight / 2)) -t 30 "$req.0" >"$req.out.0" || true &
+      l0=$!
+      "$radload" -s "127.0.0.1:$port_B" -p $((inflight - inflight / 2)) -t 30 "$req.1" >"$req.out.1" || true &
+      l1=$!
+      wait "$l0" "$l1" || true
+      c1=$(server_cpu $pids)
+      # all requests over the longer of the two times
+      ftm=$(cat "$req.out.0" "$req.out.1" | sed -n 's/^radload: \([0-9]*\) requests, \([0-9]*\) accept.* in \([0-9.]*\) s = .*/\1 \2 \3/p' \
+        | awk '{ n += $1; a += $2; if ($3 > t) t = $3 } END { printf "%.0f", (t > 0 ? a / t : 0) }')
+      out="node A: $(cat "$req.out.0")
+round $((r + 1))   node B:                  $(cat "$req.out.1")
+round $((r + 1))   2 nodes together:        accepts/s $ftm"
+    else
+      requests "$FTM_TMP/seeds-$k-$r.tsv" "$req" 1
+      c0=$(server_cpu $pids)
+      eval "p=\$port_$([ "$k" = sqlite ] && echo S || echo A)"
+      out=$("$radload" -s "127.0.0.1:$p" -p "$inflight" -t 30 "$req" || true)
+      c1=$(server_cpu $pids)
+      ftm=$(echo "$out" | rate)
+    fi
+    c=$(cpu_per_req "$c0" "$c1" "$users")
+    printf 'round %d %-26s %s; server CPU %s us/request\n' $((r + 1)) "$(label "$k"):" "$out" "$c"
+    printf 'round %d %-26s ratio %s (server CPU per request: PAP / password+code %s)\n' $((r + 1)) "$(label "$k"):" \
+      "$(ratio "$ftm" "$pap")" "$(ratio "$pap_cpu" "$c")"
+    ratios[$k]="${ratios[$k]:-} $(ratio "$ftm" "$pap")"
+    cpu[$k]="${cpu[$k]:-} $(ratio "$pap_cpu" "$c")"
+    eval "rate_${k}_$r=$ftm"
+  done
+  if [ "$with_pg" = 1 ] && [ "$with_sqlite" = 1 ]; then
+    eval "a=\$rate_pg_$r b=\$rate_sqlite_$r"
+    echo "round $((r + 1)) PostgreSQL / SQLite:       $(ratio "$a" "$b") (target >= 0.5)"
+    pgsq="${pgsq:-} $(ratio "$a" "$b")"
+  fi
+  if [ "$nodes" = 2 ]; then
+    eval "a=\$rate_pg2_$r b=\$rate_pg_$r"
+    echo "round $((r + 1)) 2 nodes / 1 node:          $(ratio "$a" "$b") (target > 1)"
+    two="${two:-} $(ratio "$a" "$b")"
+  fi
+done
+echo
+for k in $kinds; do
+  printf '%-26s password+code / PAP floor: median %s (rounds:%s; target >= 0.5); server CPU PAP / password+code: median %s\n' \
+    "RADIUS $(label "$k")" "$(echo "${ratios[$k]}" | median)" "${ratios[$k]}" "$(echo "${cpu[$k]}" | median)"
+done
+[ -n "${pgsq:-}" ] && echo "RADIUS PostgreSQL / SQLite: median $(echo "$pgsq" | median) (rounds:$pgsq; target >= 0.5)"
+[ -n "${two:-}" ] && echo "RADIUS PostgreSQL 2 nodes / 1 node: median $(echo "$two" | median) (rounds:$two; target > 1)"
+exit 0
