@@ -192,10 +192,10 @@ for r in $(seq 0 $((rounds - 1))); do
       c1=$(server_cpu $pids)
       # all requests over the longer of the two times
       ftm=$(cat "$req.out.0" "$req.out.1" | sed -n 's/^radload: \([0-9]*\) requests, \([0-9]*\) accept.* in \([0-9.]*\) s = .*/\1 \2 \3/p' \
-        | awk '{ n += $1; a += $2; if ($3 > t) t = $3 } END { printf "%.0f", (t > 0 ? a / t : 0) }')
+        | awk '{ n += $1; a += $2; if ($3 > t) t = $3 } END { printf "%.0f", (t > 0 ? n / t : 0) }')
       out="node A: $(cat "$req.out.0")
 round $((r + 1))   node B:                  $(cat "$req.out.1")
-round $((r + 1))   2 nodes together:        accepts/s $ftm"
+round $((r + 1))   2 nodes together:        $ftm req/s"
     else
       requests "$FTM_TMP/seeds-$k-$r.tsv" "$req" 1
       c0=$(server_cpu $pids)
