@@ -62,6 +62,7 @@ void ftm_outcome_set(ftm_outcome_t *out, ftm_result_t r, const char *serial, con
 	ftm_copy(out->serial, sizeof(out->serial), serial);
 	ftm_copy(out->message, sizeof(out->message), message);
 	ftm_copy(out->reason, sizeof(out->reason), reason);
+	out->store_down = message != NULL && strcmp(message, FTM_MSG_STORE_DOWN) == 0;
 }
 
 static ftm_log_level_t level_of(ftm_result_t r)
@@ -150,12 +151,15 @@ static void audit_retention_pass(ftm_auth_t *auth, time_t now)
 /* One line per decision: what, for whom, from where, which token, why. Never a code or a seed. The one
  * hook of every login outcome: the log line, and the audit row unless its verdict wrote it already. A
  * row that cannot be written here is logged and the decision stands: it was a refusal, a challenge or
- * a push outcome with nothing to commit (a verdict's own row fails the verdict closed instead). */
+ * a push outcome with nothing to commit (a verdict's own row fails the verdict closed instead). When the
+ * store itself failed the decision, no row is queued behind that failure: under a foreign lock it would
+ * hold the refused login another busy timeout for a write that fails the same way; the log line (and
+ * the store-error metric) is the record then. */
 static void log_outcome(ftm_auth_t *auth, const char *what, const ftm_login_t *login, const ftm_outcome_t *out)
 {
 	ftm_log(&auth->log, level_of(out->result), "%s for '%s' from %s: %s (serial %s): %s", what, WHO(login),
 		ftm_result_name(out->result), ftm_or(out->serial, "-"), ftm_or(out->reason, "-"));
-	if (!out->audited) {
+	if (!out->audited && !out->store_down) {
 		ftm_audit_row_t a;
 		char err[FTM_ERR_MAX] = "";
 

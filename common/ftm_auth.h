@@ -45,6 +45,7 @@ typedef struct ftm_outcome {
 	bool		wrong_answer;		/* number matching: a wrong number was typed while the push
 						 * was live; the core counts it as a failure (lockout) */
 	bool		audited;		/* the decision's audit row was written with its verdict */
+	bool		store_down;		/* the token store failed this decision (FTM_MSG_STORE_DOWN) */
 	ftm_push_verdict_t push_verdict;	/* a push outcome: what became of the push (denied vs timeout) */
 } ftm_outcome_t;
 

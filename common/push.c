@@ -796,6 +796,33 @@ static struct ftm_push_tx *tx_joined(ftm_push_t *p, const ftm_login_t *login, co
 	return tx;
 }
 
+/* A row still pending for a push this node already ended (it failed while the store was down, so its
+ * failure could not be written): nobody waits on it any more, and a new login must not join it. Records
+ * the failure now; true when it did, so the caller's push may take the row's place. */
+static bool settle_stale(ftm_push_t *p, const ftm_push_row_t *pending, char *err, size_t err_len)
+{
+	char why[FTM_MSG_MAX] = "";
+	bool stale = false;
+
+	pthread_mutex_lock(&p->lock);
+	for (struct ftm_push_tx *t = p->txs; t; t = t->next)
+		if (strcmp(t->id, pending->id) == 0 && t->verdict != FTM_PUSH_PENDING) {
+			stale = true;
+			ftm_copy(why, sizeof(why), t->reason);
+			break;
+		}
+	pthread_mutex_unlock(&p->lock);
+	if (!stale)
+		return false;
+	struct row_answer a = { .kind = ROW_FAIL, .why = why, .now = time(NULL) };
+
+	if (ftm_store_push_decide(p->store, FTM_PUSH_BY_ID, pending->id, row_decide, &a, err, err_len) < 0)
+		return false;	/* the put's answer stands: the caller joins nothing new */
+	ftm_log(p->log, FTM_LOG_INFO, "push %.8s: ended here while the token store was down; its failure is "
+		"recorded now", pending->id);
+	return true;
+}
+
 /* ftm_push_start with a store: the store says whether the user has a pending push (on any node). NULL
  * with reason: refused, or the store failed (fail closed: no push without its row). */
 static struct ftm_push_tx *store_start(ftm_push_t *p, const ftm_login_t *login, const ftm_token_t *tok,
@@ -814,6 +841,8 @@ static struct ftm_push_tx *store_start(ftm_push_t *p, const ftm_login_t *login, 
 	}
 	row_of_tx(tx, &row);
 	rc = ftm_store_push_put(p->store, &row, now, &pending, err, sizeof(err));
+	if (rc == 1 && settle_stale(p, &pending, err, sizeof(err)))	/* then the row is ours to put */
+		rc = ftm_store_push_put(p->store, &row, now, &pending, err, sizeof(err));
 	if (rc < 0) {
 		tx_free(tx);
 		snprintf(reason, reason_len, "token store unavailable: %.200s", err);
