@@ -480,10 +480,29 @@ static int client_digest(const char *client, uint8_t out[32])
 	return EVP_Digest(client, strlen(client), out, &len, EVP_sha256(), NULL) == 1 && len == 32 ? 0 : -1;
 }
 
+/* A new transaction starts pending until `expires` (wall clock), with its monotonic deadline, its first
+ * re-read of the row and its condition variable; its creator holds the one reference. */
+static void tx_arm(struct ftm_push_tx *tx, time_t now, time_t expires)
+{
+	pthread_condattr_t ca;
+
+	tx->created = now;
+	tx->expires = expires;
+	mono_now(&tx->deadline);
+	tx->next_read = tx->deadline;
+	tx->next_read.tv_sec += STORE_READ_MS / 1000;
+	tx->deadline.tv_sec += expires > now ? expires - now : 0;
+	tx->verdict = FTM_PUSH_PENDING;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&tx->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	tx->refs = 1;
+}
+
 static struct ftm_push_tx *tx_new(ftm_push_t *p, const ftm_login_t *login, const ftm_token_t *tok, time_t now)
 {
 	struct ftm_push_tx *tx = calloc(1, sizeof(*tx));
-	pthread_condattr_t ca;
 
 	if (tx == NULL)
 		return NULL;
@@ -512,18 +531,7 @@ static struct ftm_push_tx *tx_new(ftm_push_t *p, const ftm_login_t *login, const
 	for (unsigned i = 0; i < tx->ncaps; i++)
 		if (random_cap(tx->caps[i]) != 0)
 			goto fail;
-	tx->created = now;
-	tx->expires = now + (time_t)p->cfg.push.timeout;
-	mono_now(&tx->deadline);
-	tx->next_read = tx->deadline;
-	tx->next_read.tv_sec += STORE_READ_MS / 1000;
-	tx->deadline.tv_sec += p->cfg.push.timeout;
-	tx->verdict = FTM_PUSH_PENDING;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&tx->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	tx->refs = 1;
+	tx_arm(tx, now, now + (time_t)p->cfg.push.timeout);
 	return tx;
 fail:
 	OPENSSL_cleanse(tx, sizeof(*tx));
@@ -764,8 +772,6 @@ static struct ftm_push_tx *tx_joined(ftm_push_t *p, const ftm_login_t *login, co
 				     time_t now)
 {
 	struct ftm_push_tx *tx = calloc(1, sizeof(*tx));
-	pthread_condattr_t ca;
-	int64_t left = row->expires - (int64_t)now;
 
 	if (tx == NULL)
 		return NULL;
@@ -781,18 +787,7 @@ static struct ftm_push_tx *tx_joined(ftm_push_t *p, const ftm_login_t *login, co
 		return NULL;
 	}
 	tx->gateway = row->gateway;
-	tx->created = now;
-	tx->expires = (time_t)row->expires;
-	mono_now(&tx->deadline);
-	tx->next_read = tx->deadline;
-	tx->next_read.tv_sec += STORE_READ_MS / 1000;
-	tx->deadline.tv_sec += left > 0 ? left : 0;
-	tx->verdict = FTM_PUSH_PENDING;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&tx->cond, &ca);
-	pthread_condattr_destroy(&ca);
-	tx->refs = 1;
+	tx_arm(tx, now, (time_t)row->expires);
 	return tx;
 }
 
