@@ -1051,6 +1051,15 @@ static void audit_verdict(ftm_audit_row_t *a, const ftm_verdict_t *v, time_t now
 	ftm_copy(a->reason, sizeof(a->reason), v->reason);
 }
 
+/* A verdict decided before or instead of the store's (no user, the store failed): no token, nothing
+ * counted, only this code, message and reason. */
+static void set_verdict_only(ftm_verdict_t *out, ftm_verdict_code_t code, const char *message, const char *reason)
+{
+	memset(out, 0, sizeof(*out));
+	set_verdict(out, code, NULL, message);
+	snprintf(out->reason, sizeof(out->reason), "%s", reason);
+}
+
 static int decide_audited(void *c, ftm_store_row_t *rows, size_t n)
 {
 	struct verdict_ctx *vc = c;
@@ -1073,15 +1082,11 @@ int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, t
 	memset(&vc, 0, sizeof(vc));
 	if (st != NULL && user != NULL && code != NULL && user[0] == '\0') {
 		/* unassigned tokens have user "": an empty login name must never reach them */
-		out->code = FTM_VERDICT_NO_TOKEN;
-		snprintf(out->message, sizeof(out->message), FTM_MSG_NO_TOKEN);
-		snprintf(out->reason, sizeof(out->reason), "empty user name");
+		set_verdict_only(out, FTM_VERDICT_NO_TOKEN, FTM_MSG_NO_TOKEN, "empty user name");
 		return 0;
 	}
 	if (st == NULL || user == NULL || code == NULL) {
-		out->code = FTM_VERDICT_ERROR;
-		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
-		snprintf(out->reason, sizeof(out->reason), "no token store, user or code");
+		set_verdict_only(out, FTM_VERDICT_ERROR, FTM_MSG_STORE_DOWN, "no token store, user or code");
 		return -1;
 	}
 	vc.st = st;
@@ -1094,10 +1099,7 @@ int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, t
 	    (vc.p->consume && vc.p->audit != NULL
 	     ? st->ops->verdict_audited(st->be, user, true, decide_audited, &vc, vc.p->audit, vc.err, sizeof(vc.err))
 	     : st->ops->verdict(st->be, user, vc.p->consume, decide, &vc, vc.err, sizeof(vc.err))) != 0) {
-		memset(out, 0, sizeof(*out));
-		out->code = FTM_VERDICT_ERROR;
-		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
-		snprintf(out->reason, sizeof(out->reason), "%s", vc.err[0] ? vc.err : "token store error");
+		set_verdict_only(out, FTM_VERDICT_ERROR, FTM_MSG_STORE_DOWN, vc.err[0] ? vc.err : "token store error");
 		ftm_log(&st->log, FTM_LOG_ERR, "verdict for '%s': %s", user, out->reason);
 		ftm_metrics_store_error(FTM_METRICS_STORE_VERDICT);
 		return -1;
@@ -1229,9 +1231,7 @@ static int record(ftm_store_t *st, const char *user, const char *serial, bool fa
 		return -1;
 	memset(out, 0, sizeof(*out));
 	if (st == NULL || user == NULL || user[0] == '\0') {
-		out->code = FTM_VERDICT_ERROR;
-		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
-		snprintf(out->reason, sizeof(out->reason), "no token store or user");
+		set_verdict_only(out, FTM_VERDICT_ERROR, FTM_MSG_STORE_DOWN, "no token store or user");
 		return -1;
 	}
 	memset(&rc, 0, sizeof(rc));
@@ -1245,10 +1245,7 @@ static int record(ftm_store_t *st, const char *user, const char *serial, bool fa
 	    (rc.p->audit != NULL
 	     ? st->ops->verdict_audited(st->be, user, true, decide_record_audited, &rc, rc.p->audit, err, sizeof(err))
 	     : st->ops->verdict(st->be, user, true, decide_record, &rc, err, sizeof(err))) != 0) {
-		memset(out, 0, sizeof(*out));
-		out->code = FTM_VERDICT_ERROR;
-		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
-		snprintf(out->reason, sizeof(out->reason), "%s", err[0] ? err : "token store error");
+		set_verdict_only(out, FTM_VERDICT_ERROR, FTM_MSG_STORE_DOWN, err[0] ? err : "token store error");
 		ftm_log(&st->log, FTM_LOG_ERR, "recording a %s for '%s': %s", what, user, out->reason);
 		ftm_metrics_store_error(FTM_METRICS_STORE_VERDICT);
 		return -1;
@@ -1707,20 +1704,23 @@ int ftm_store_activation_get(ftm_store_t *st, const char *serial, ftm_activation
 /* ---- code-challenge States ---- */
 
 /* The row's key: the State is a bearer secret, so what the database holds is its SHA-256. */
-static int state_id(const char *state, char id[65])
+int ftm_store_state_id(const char *value, char id[65])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char md[32];
 	unsigned int n = 0;
 
-	if (EVP_Digest(state, strlen(state), md, &n, EVP_sha256(), NULL) != 1 || n != sizeof(md))
+	if (EVP_Digest(value, strlen(value), md, &n, EVP_sha256(), NULL) != 1 || n != sizeof(md))
 		return -1;
-	for (size_t i = 0; i < sizeof(md); i++) {
-		id[2 * i] = hex[md[i] >> 4];
-		id[2 * i + 1] = hex[md[i] & 15];
-	}
-	id[64] = '\0';
+	ftm_hex_encode(md, sizeof(md), id);
 	return 0;
+}
+
+ftm_state_check_t ftm_store_state_check(const char *user, const char *client_id, const char *who,
+					const char *from, int64_t now, int64_t expires)
+{
+	if (strcmp(who, user) != 0 || strcmp(from, client_id) != 0)
+		return FTM_STATE_MISMATCH;
+	return now >= expires ? FTM_STATE_EXPIRED : FTM_STATE_OK;
 }
 
 int ftm_store_challenge_issue(ftm_store_t *st, const char *user, const char *client, time_t now, unsigned ttl,
@@ -1746,13 +1746,13 @@ int ftm_store_challenge_issue(ftm_store_t *st, const char *user, const char *cli
 	}
 	state[FTM_STATE_HEX] = '\0';
 	ftm_memzero(r, sizeof(r));
-	if (state_id(state, id) != 0) {
+	if (ftm_store_state_id(state, id) != 0) {
 		SETERR("SHA-256 failure");
 		ftm_memzero(state, FTM_STATE_HEX + 1);
 		return -1;
 	}
 	/* the client by its hash too: the whole binding, however long the NAS made it */
-	if (state_id(client != NULL ? client : "", client_id) != 0) {
+	if (ftm_store_state_id(client != NULL ? client : "", client_id) != 0) {
 		SETERR("SHA-256 failure");
 		ftm_memzero(state, FTM_STATE_HEX + 1);
 		return -1;
@@ -1780,7 +1780,7 @@ int ftm_store_challenge_take(ftm_store_t *st, const char *user, const char *clie
 	}
 	if (strlen(state) != FTM_STATE_HEX)
 		return 0;	/* not one of ours: no need to ask the database */
-	if (state_id(state, id) != 0 || state_id(client != NULL ? client : "", client_id) != 0) {
+	if (ftm_store_state_id(state, id) != 0 || ftm_store_state_id(client != NULL ? client : "", client_id) != 0) {
 		SETERR("SHA-256 failure");
 		return -1;
 	}
@@ -1791,12 +1791,7 @@ int ftm_store_challenge_take(ftm_store_t *st, const char *user, const char *clie
 	}
 	if (rc == 1)
 		return 0;
-	if (strcmp(who, user) != 0 || strcmp(from, client_id) != 0)
-		*check = FTM_STATE_MISMATCH;
-	else if ((int64_t)now >= expires)
-		*check = FTM_STATE_EXPIRED;
-	else
-		*check = FTM_STATE_OK;
+	*check = ftm_store_state_check(user, client_id, who, from, (int64_t)now, expires);
 	return 0;
 }
 
@@ -2156,15 +2151,11 @@ int ftm_store_recovery_verify(ftm_store_t *st, const char *user, const char *cod
 		return -1;
 	memset(out, 0, sizeof(*out));
 	if (st != NULL && user != NULL && code != NULL && user[0] == '\0') {
-		out->code = FTM_VERDICT_NO_TOKEN;
-		snprintf(out->message, sizeof(out->message), FTM_MSG_NO_TOKEN);
-		snprintf(out->reason, sizeof(out->reason), "empty user name");
+		set_verdict_only(out, FTM_VERDICT_NO_TOKEN, FTM_MSG_NO_TOKEN, "empty user name");
 		return 0;
 	}
 	if (st == NULL || user == NULL || code == NULL || !has_recovery(st) || !ftm_recovery_is_code(code)) {
-		out->code = FTM_VERDICT_ERROR;
-		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
-		snprintf(out->reason, sizeof(out->reason), "no token store, user or recovery code");
+		set_verdict_only(out, FTM_VERDICT_ERROR, FTM_MSG_STORE_DOWN, "no token store, user or recovery code");
 		return -1;
 	}
 	memset(&rc, 0, sizeof(rc));
@@ -2179,10 +2170,7 @@ int ftm_store_recovery_verify(ftm_store_t *st, const char *user, const char *cod
 		r = st->ops->recovery_verdict(st->be, user, rc.p->consume, decide_recovery, &rc, err, sizeof(err));
 	ftm_memzero(rc.key, sizeof(rc.key));
 	if (r != 0) {
-		memset(out, 0, sizeof(*out));
-		out->code = FTM_VERDICT_ERROR;
-		snprintf(out->message, sizeof(out->message), FTM_MSG_STORE_DOWN);
-		snprintf(out->reason, sizeof(out->reason), "%s", err[0] ? err : "token store error");
+		set_verdict_only(out, FTM_VERDICT_ERROR, FTM_MSG_STORE_DOWN, err[0] ? err : "token store error");
 		ftm_log(&st->log, FTM_LOG_ERR, "recovery code verdict for '%s': %s", user, out->reason);
 		return -1;
 	}

@@ -153,6 +153,12 @@ typedef struct ftm_store_backend {
 /* For the store's own files (store_push.c): the backend and its handle. */
 const ftm_store_backend_t *ftm_store_backend_of(ftm_store_t *st, void **be);
 
+/* store.c, for the store's own files (store_push.c): the hex SHA-256 a State or a client identity is kept
+ * under (never the value itself), and what a taken State is for the login answering it. */
+int ftm_store_state_id(const char *value, char id[65]);
+ftm_state_check_t ftm_store_state_check(const char *user, const char *client_id, const char *who,
+					const char *from, int64_t now, int64_t expires);
+
 extern const ftm_store_backend_t ftm_store_backend_sqlite;
 #ifdef HAVE_LIBPQ
 extern const ftm_store_backend_t ftm_store_backend_pg;	/* "postgresql://...": a libpq URI */

@@ -12,18 +12,6 @@
 
 #define SETERR(...) ftm_set_err(err, err_len, __VA_ARGS__)
 
-/* The hex SHA-256 of s: what the store keeps of a State or a client. 0, or -1. */
-static int hex_sha256(const char *s, char out[65])
-{
-	unsigned char md[32];
-	unsigned int n = 0;
-
-	if (EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL) != 1 || n != sizeof(md))
-		return -1;
-	ftm_hex_encode(md, sizeof(md), out);
-	return 0;
-}
-
 /* The backend, or -1 with err when there is no store or it has no pending pushes. */
 static const ftm_store_backend_t *ops_of(ftm_store_t *st, void **be, char *err, size_t err_len)
 {
@@ -126,7 +114,7 @@ int ftm_store_number_issue(ftm_store_t *st, const char *user, const char *client
 	}
 	ftm_hex_encode(r, sizeof(r), state);
 	ftm_memzero(r, sizeof(r));
-	if (hex_sha256(state, id) != 0 || hex_sha256(client != NULL ? client : "", client_id) != 0) {
+	if (ftm_store_state_id(state, id) != 0 || ftm_store_state_id(client != NULL ? client : "", client_id) != 0) {
 		SETERR("SHA-256 failure");
 		ftm_memzero(state, FTM_STATE_HEX + 1);
 		return -1;
@@ -152,7 +140,7 @@ int ftm_store_number_take(ftm_store_t *st, const char *user, const char *client,
 		return -1;
 	if (user == NULL || state == NULL || !is_hex(state, FTM_STATE_HEX))
 		return 0;	/* not one of ours: no need to ask the database */
-	if (hex_sha256(state, id) != 0 || hex_sha256(client != NULL ? client : "", client_id) != 0) {
+	if (ftm_store_state_id(state, id) != 0 || ftm_store_state_id(client != NULL ? client : "", client_id) != 0) {
 		SETERR("SHA-256 failure");
 		return -1;
 	}
@@ -161,11 +149,6 @@ int ftm_store_number_take(ftm_store_t *st, const char *user, const char *client,
 		return -1;
 	if (rc == 1)
 		return 0;
-	if (strcmp(who, user) != 0 || strcmp(from, client_id) != 0)
-		*check = FTM_STATE_MISMATCH;
-	else if ((int64_t)now >= expires)
-		*check = FTM_STATE_EXPIRED;
-	else
-		*check = FTM_STATE_OK;
+	*check = ftm_store_state_check(user, client_id, who, from, (int64_t)now, expires);
 	return 0;
 }
