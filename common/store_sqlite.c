@@ -642,6 +642,26 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 	return s;
 }
 
+/* A job that writes goes to the group commit; a peek runs on a reader inside one read transaction, so
+ * its SELECTs see one snapshot. */
+static int snapshot_or_write_job(sq_t *s, bool write, int (*run)(sq_conn_t *, void *, char *, size_t), void *arg,
+				 char *err, size_t err_len)
+{
+	sq_conn_t *c;
+	int rc;
+
+	if (write)
+		return write_job(s, run, arg, err, err_len);
+	if ((c = reader_take(s, err, err_len)) == NULL)
+		return -1;
+	rc = exec(c, "BEGIN", err, err_len);
+	if (rc == 0)
+		rc = run(c, arg, err, err_len);
+	rollback(c);
+	reader_give_back(s, c);
+	return rc;
+}
+
 /* ---- meta ---- */
 
 static int sq_meta_get(void *be, const char *name, uint8_t *buf, size_t max, size_t *len, char *err, size_t err_len)
@@ -1236,21 +1256,9 @@ out:
 static int sq_act_verdict(void *be, const uint8_t code_hash[32], bool write, ftm_act_decide_fn decide,
 			  void *ctx, char *err, size_t err_len)
 {
-	sq_t *s = be;
 	struct act_verdict_arg va = { .code_hash = code_hash, .write = write, .decide = decide, .ctx = ctx };
-	sq_conn_t *c;
-	int rc;
 
-	if (write)
-		return write_job(s, job_act_verdict, &va, err, err_len);
-	if ((c = reader_take(s, err, err_len)) == NULL)
-		return -1;
-	rc = exec(c, "BEGIN", err, err_len);
-	if (rc == 0)
-		rc = job_act_verdict(c, &va, err, err_len);
-	rollback(c);
-	reader_give_back(s, c);
-	return rc;
+	return snapshot_or_write_job(be, write, job_act_verdict, &va, err, err_len);
 }
 
 static int sq_act_get_serial(void *be, const char *serial, ftm_activation_row_t *out, char *err, size_t err_len)
@@ -1613,22 +1621,9 @@ static int job_recovery_verdict(sq_conn_t *c, void *arg, char *err, size_t err_l
 static int sq_recovery_verdict(void *be, const char *user, bool write, ftm_recovery_decide_fn decide, void *ctx,
 			       char *err, size_t err_len)
 {
-	sq_t *s = be;
 	struct recovery_arg ra = { .user = user, .write = write, .decide = decide, .ctx = ctx };
-	sq_conn_t *c;
-	int rc;
 
-	if (write)
-		return write_job(s, job_recovery_verdict, &ra, err, err_len);
-	/* a peek: both SELECTs in one read transaction, one snapshot */
-	if ((c = reader_take(s, err, err_len)) == NULL)
-		return -1;
-	rc = exec(c, "BEGIN", err, err_len);
-	if (rc == 0)
-		rc = job_recovery_verdict(c, &ra, err, err_len);
-	rollback(c);
-	reader_give_back(s, c);
-	return rc;
+	return snapshot_or_write_job(be, write, job_recovery_verdict, &ra, err, err_len);
 }
 
 /* ---- the audit trail ---- */
