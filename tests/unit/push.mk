@@ -11,7 +11,7 @@ tests_unit_test_push_SOURCES = tests/unit/test_push.c
 tests_unit_test_push_CFLAGS = $(push_unit_cflags)
 tests_unit_test_push_LDADD = $(push_unit_ldadd)
 
-tests_unit_test_push_listener_SOURCES = tests/unit/test_push_listener.c
+tests_unit_test_push_listener_SOURCES = tests/unit/test_push_listener.c tests/unit/free_port.h
 tests_unit_test_push_listener_CFLAGS = $(push_unit_cflags) $(CURL_CFLAGS)
 tests_unit_test_push_listener_LDADD = $(push_unit_ldadd)
 

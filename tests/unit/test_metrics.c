@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "ftm_metrics.h"
+#include "free_port.h"
 #include "ftm_push.h"
 #include "push_channel.h"
 
@@ -283,18 +284,6 @@ static void test_config_validation_refuses_a_remote_metrics_listen(void **state)
 }
 
 /* ---- the listener ---- */
-
-static unsigned free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
-}
 
 typedef struct {
 	char	body[16384];

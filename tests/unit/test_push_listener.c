@@ -25,6 +25,7 @@
 #include <openssl/x509v3.h>
 
 #include "ftm_push.h"
+#include "free_port.h"
 #include "push_channel.h"
 
 static char dir[64], cert_path[128], key_path[128];
@@ -67,18 +68,6 @@ static void make_cert(void)
 	fclose(f);
 	X509_free(x);
 	EVP_PKEY_free(k);
-}
-
-static unsigned free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	close(fd);
-	return ntohs(sa.sin_port);
 }
 
 /* ---- a channel that records the capabilities ---- */
