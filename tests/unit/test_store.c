@@ -1603,6 +1603,50 @@ static void a_raced_recovery_code_has_one_winner(void **state)
 	assert_int_equal(used, 19);
 }
 
+/* The -wal file's size: -1 when there is none. */
+static off_t wal_size(const fixture_t *f)
+{
+	char path[160];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s-wal", f->db);
+	return stat(path, &sb) == 0 ? sb.st_size : -1;
+}
+
+/* A process that wrote 64 frames or more to the WAL checkpoints and truncates it as it closes, so the
+ * next process to open the file (a PAM login) does not read it all back; one that wrote less leaves
+ * it as it is (a checkpoint costs syncs). Every commit is kept either way. */
+static void a_closing_store_truncates_a_long_wal(void **state)
+{
+	fixture_t *f = *state;
+	char serial[16], err[256];
+	ftm_token_t t;
+
+	ftm_store_close(f->st);
+	f->st = NULL;
+	f->st = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+	assert_non_null(f->st);
+	add(f, "alice", "S0");
+	ftm_store_close(f->st);
+	f->st = NULL;
+	assert_true(wal_size(f) > 0);		/* a few frames: left */
+	f->st = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+	assert_non_null(f->st);
+	for (int i = 1; i <= 80; i++) {		/* a commit, and a frame at least, each */
+		snprintf(serial, sizeof(serial), "S%d", i);
+		add(f, "alice", serial);
+	}
+	assert_true(wal_size(f) > 0);
+	ftm_store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(wal_size(f), 0);	/* checkpointed and truncated */
+	f->st = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+	assert_non_null(f->st);
+	assert_int_equal(ftm_store_token_get(f->st, "S0", &t, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_token_get(f->st, "S80", &t, err, sizeof(err)), 0);
+	assert_string_equal(t.user, "alice");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 /* ---- pending pushes and number-matching States (store_push_spec.h): on two handles ---- */
@@ -1665,6 +1709,7 @@ static void a_number_state_flood_flushes_only_the_flooders_own(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		T(a_closing_store_truncates_a_long_wal),
 		T(a_users_second_push_gets_the_pending_one),
 		T(an_expired_push_is_no_longer_pending_and_old_rows_go),
 		T(a_capability_decides_its_row_once_on_any_handle),
