@@ -669,6 +669,31 @@ static void a_version_1_file_is_migrated_with_its_tokens_and_old_locks_stay(void
 	assert_int_equal(verify(f, "bob", BAD, T3, p).code, FTM_VERDICT_LOCKED);
 }
 
+/* The tables every opener creates IF NOT EXISTS are not compiled when they are all there, but a file
+ * that lacks one (a table, an index: made by an older binary) gets it at open. */
+static void a_file_without_an_open_time_table_gets_it_at_open(void **state)
+{
+	fixture_t *f = *state;
+	char err[256] = "";
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int n = 0;
+
+	ftm_store_close(f->st);
+	f->st = NULL;
+	sql_shell(f, "DROP TABLE IF EXISTS number_states; DROP INDEX IF EXISTS recovery_codes_by_user");
+	f->st = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+	assert_non_null(f->st);
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name IN"
+					    " ('number_states', 'recovery_codes_by_user')", -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_int_equal(n, 2);
+}
+
 static void a_file_newer_than_the_binary_is_refused(void **state)
 {
 	fixture_t *f = *state;
@@ -1710,6 +1735,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(a_closing_store_truncates_a_long_wal),
+		T(a_file_without_an_open_time_table_gets_it_at_open),
 		T(a_users_second_push_gets_the_pending_one),
 		T(an_expired_push_is_no_longer_pending_and_old_rows_go),
 		T(a_capability_decides_its_row_once_on_any_handle),
