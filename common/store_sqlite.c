@@ -119,6 +119,7 @@ typedef struct sq {
 	sq_job_t	*queue, **queue_tail;
 	pthread_mutex_t	readers_mu;
 	sq_conn_t	*idle_readers;
+	bool		single;		/* one thread, one call at a time: reads run on the writer (sq_single) */
 	const ftm_log_t	*log;
 } sq_t;
 
@@ -361,6 +362,8 @@ static sq_conn_t *reader_take(sq_t *s, char *err, size_t err_len)
 {
 	sq_conn_t *c;
 
+	if (s->single)
+		return s->writer;
 	pthread_mutex_lock(&s->readers_mu);
 	c = s->idle_readers;
 	if (c != NULL)
@@ -371,6 +374,8 @@ static sq_conn_t *reader_take(sq_t *s, char *err, size_t err_len)
 
 static void reader_give_back(sq_t *s, sq_conn_t *c)
 {
+	if (c == s->writer)
+		return;
 	pthread_mutex_lock(&s->readers_mu);
 	c->next = s->idle_readers;
 	s->idle_readers = c;
@@ -669,6 +674,15 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 		return NULL;
 	}
 	return s;
+}
+
+/* A handle that one thread uses, one call at a time (a PAM login's): its reads run on the writer, since a
+ * reader of its own would only add an open and a schema parse. Nothing reads while a write is in flight
+ * then, and no read holds the connection across a write: a list's callback must not write (as with a
+ * reader), and if one did, its BEGIN IMMEDIATE inside the read would fail the write, not corrupt it. */
+static void sq_single(void *be)
+{
+	((sq_t *)be)->single = true;
 }
 
 /* A job that writes goes to the group commit; a peek runs on a reader inside one read transaction, so
@@ -2178,6 +2192,7 @@ const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.scheme		= "sqlite",
 	.open		= sq_open,
 	.close		= sq_close,
+	.single		= sq_single,
 	.meta_get	= sq_meta_get,
 	.meta_put	= sq_meta_put,
 	.insert		= sq_insert,

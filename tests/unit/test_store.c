@@ -1672,6 +1672,59 @@ static void a_closing_store_truncates_a_long_wal(void **state)
 	assert_string_equal(t.user, "alice");
 }
 
+/* How many of this process's descriptors are open on the store's file itself (not -wal, -shm). */
+static int db_fds(const fixture_t *f)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	char link[300], target[256];
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		ssize_t len;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+		len = readlink(link, target, sizeof(target) - 1);
+		if (len > 0) {
+			target[len] = '\0';
+			n += strcmp(target, f->db) == 0;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+/* A handle opened for one thread (ftm_store_open_single: a PAM login's) reads on its writer: after a
+ * read, a verdict, a replay and a list it still holds one connection, where a shared handle holds a
+ * reader too; and it decides the same. */
+static void a_single_thread_handle_reads_on_its_writer(void **state)
+{
+	fixture_t *f = *state;
+	char err[256];
+	ftm_verify_params_t p = params(5, 0, true);
+	ftm_verdict_t v;
+	ftm_token_t t;
+	ftm_store_t *shared;
+
+	add(f, "alice", "S1");
+	ftm_store_close(f->st);
+	f->st = ftm_store_open_single(f->db, NULL, NULL, err, sizeof(err));
+	assert_non_null(f->st);
+	t = get(f, "S1");
+	assert_string_equal(t.user, "alice");
+	assert_int_equal(verify(f, "alice", C1, T1, p).code, FTM_VERDICT_OK);
+	v = verify(f, "alice", C1, T1, p);
+	assert_int_equal(v.code, FTM_VERDICT_REPLAY);
+	assert_int_equal(get(f, "S1").last_step, T1 / 30);
+	assert_int_equal(db_fds(f), 1);
+	shared = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+	assert_non_null(shared);
+	assert_int_equal(ftm_store_token_get(shared, "S1", &t, err, sizeof(err)), 0);
+	assert_int_equal(db_fds(f), 3);		/* its writer and its reader */
+	ftm_store_close(shared);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 /* ---- pending pushes and number-matching States (store_push_spec.h): on two handles ---- */
@@ -1735,6 +1788,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(a_closing_store_truncates_a_long_wal),
+		T(a_single_thread_handle_reads_on_its_writer),
 		T(a_file_without_an_open_time_table_gets_it_at_open),
 		T(a_users_second_push_gets_the_pending_one),
 		T(an_expired_push_is_no_longer_pending_and_old_rows_go),
