@@ -287,8 +287,3 @@ void ftm_base32_encode(const uint8_t *in, size_t len, char *out)
 	out[o] = '\0';
 }
 
-void ftm_memzero(void *p, size_t n)
-{
-	if (p != NULL && n > 0)
-		OPENSSL_cleanse(p, n);
-}

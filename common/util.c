@@ -3,9 +3,11 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <json-c/json.h>
 
+#include "ftm_otp.h"
 #include "ftm_util.h"
 
 void ftm_copy(char *dst, size_t len, const char *src)
@@ -37,4 +39,11 @@ const char *ftm_json_string(struct json_object *obj, const char *name)
 	if (obj == NULL || !json_object_object_get_ex(obj, name, &v) || !json_object_is_type(v, json_type_string))
 		return NULL;
 	return json_object_get_string(v);
+}
+
+/* Not optimised away (glibc's explicit_bzero): no OpenSSL needed, so the PAM module's thin part has it. */
+void ftm_memzero(void *p, size_t n)
+{
+	if (p != NULL && n > 0)
+		explicit_bzero(p, n);
 }
