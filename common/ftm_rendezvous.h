@@ -102,6 +102,9 @@ typedef enum { FTM_RDV_OP_SPLIT = 1, FTM_RDV_OP_VERIFY } ftm_rdv_op_t;
 typedef enum {
 	FTM_RDV_LOGIN_ANSWERED = 0,	/* the daemon decided: its answer is filled in */
 	FTM_RDV_LOGIN_NO_DAEMON,	/* nobody listens (ENOENT, ECONNREFUSED), nothing was sent: decide in process */
+	FTM_RDV_LOGIN_REFUSED,		/* the daemon refused before deciding anything: this peer may not ask for
+					 * this user (ftm_peer_may_push_for); decide in process, with the process's
+					 * own access to the store */
 	FTM_RDV_LOGIN_FAILED		/* connected, then an error: fail closed (err says why); never retried */
 } ftm_rdv_login_rc_t;
 
@@ -122,9 +125,10 @@ typedef struct ftm_rdv_server ftm_rdv_server_t;
 typedef void (*ftm_rdv_handler_fn)(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_t *req,
 				   ftm_rdv_reply_t *out);
 
-/* Runs in the connection's thread for a login op: fills split (FTM_RDV_OP_SPLIT) or out (verify).
+/* Runs in the connection's thread for a login op: fills split (FTM_RDV_OP_SPLIT) or out (verify) and
+ * returns 0, or -1 (why in out->reason) when it refuses the peer before deciding anything.
  * input: what was typed, or the code (the caller zeroes it). */
-typedef void (*ftm_rdv_login_fn)(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, const ftm_login_t *login,
+typedef int (*ftm_rdv_login_fn)(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, const ftm_login_t *login,
 				 const char *input, ftm_split_t *split, ftm_outcome_t *out);
 
 /* For handlers: report the push as sent (an event to the client); false when the client is gone. */

@@ -147,7 +147,7 @@ done:
 
 /* A PAM login's split or code verdict, asked by pam_ftmpush (docs/pam.md): the core decides exactly as
  * in the PAM process, with the store open and OpenSSL started here; the peer rules are the push's. */
-static void handle_pam_login(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, const ftm_login_t *login,
+static int handle_pam_login(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, const ftm_login_t *login,
 			     const char *input, ftm_split_t *sp, ftm_outcome_t *out)
 {
 	ftm_push_daemon_t *d = ctx;
@@ -155,21 +155,23 @@ static void handle_pam_login(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, c
 
 	if (!ftm_peer_may_push_for(&d->policy, ftm_rdv_conn_peer(conn), login->user, why, sizeof(why))) {
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, why);
-		ftm_log(d->log, FTM_LOG_WARN, "socket login for '%s': %s", login->user, why);
-		return;
+		ftm_log(d->log, FTM_LOG_WARN, "socket login for '%s': %s (refused: the login decides in its own process)",
+			login->user, why);
+		return -1;
 	}
 	if (op == FTM_RDV_OP_SPLIT) {
 		if (ftm_auth_split(d->pam_auth, login, input, time(NULL), sp) != 0)
 			ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_STORE_DOWN,
 					"split failed (input too long or store unavailable)");
-		return;
+		return 0;
 	}
 	if (input[0] == '\0') {	/* the module asks only for a code's verdict; a push is its own request */
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "verify without a code");
-		return;
+		return 0;
 	}
 	/* with a code, ftm_auth_after_password is its verdict, counted in the metrics */
 	ftm_auth_after_password(d->pam_auth, login, input, time(NULL), out);
+	return 0;
 }
 
 /* The socket's directory (/run/ftmpush) may be gone after a reboot: make it, like systemd would. */

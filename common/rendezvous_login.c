@@ -105,7 +105,19 @@ static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store,
 	return FTM_RDV_LOGIN_ANSWERED;
 }
 
-/* A refusal instead of the op's answer (a peer not allowed, a daemon busy or too old): its reason. */
+/* The daemon refused this peer before deciding anything ("refused":"peer"). */
+static bool peer_refused(json_object *reply, char *err, size_t err_len)
+{
+	const char *r = ftm_json_string(reply, "refused");
+
+	if (r == NULL || strcmp(r, "peer") != 0)
+		return false;
+	ftm_set_err(err, err_len, "ftmpushd does not decide for this user from this process: %.200s",
+		    ftm_or(ftm_json_string(reply, "reason"), "-"));
+	return true;
+}
+
+/* A refusal instead of the op's answer (a daemon busy or too old, a bad request): its reason. */
 static bool refused(json_object *reply, char *err, size_t err_len)
 {
 	const char *r = ftm_json_string(reply, "result"), *v = ftm_json_string(reply, "verdict");
@@ -134,6 +146,10 @@ ftm_rdv_login_rc_t ftm_rdv_login_split(const char *socket_path, const char *stor
 	rc = login_call(socket_path, store, FTM_RDV_OP_SPLIT, login, typed, &reply, err, err_len);
 	if (rc != FTM_RDV_LOGIN_ANSWERED)
 		return rc;
+	if (peer_refused(reply, err, err_len)) {
+		json_object_put(reply);
+		return FTM_RDV_LOGIN_REFUSED;
+	}
 	if (refused(reply, err, err_len)) {
 		json_object_put(reply);
 		return FTM_RDV_LOGIN_FAILED;
@@ -183,6 +199,10 @@ ftm_rdv_login_rc_t ftm_rdv_login_verify(const char *socket_path, const char *sto
 	rc = login_call(socket_path, store, FTM_RDV_OP_VERIFY, login, ftm_or(code, ""), &reply, err, err_len);
 	if (rc != FTM_RDV_LOGIN_ANSWERED)
 		return rc;
+	if (peer_refused(reply, err, err_len)) {
+		json_object_put(reply);
+		return FTM_RDV_LOGIN_REFUSED;
+	}
 	if (!ftm_rdv_strings_ok(reply, strings) || ftm_result_parse(ftm_json_string(reply, "result"), &r) != 0 ||
 	    r == FTM_RES_CHALLENGE || ftm_rdv_jint(reply, "wait", &wait) < 0 || wait < 0 || wait > 86400 ||
 	    ftm_json_string(reply, "verdict") != NULL) {

@@ -463,6 +463,7 @@ static void login_op(ftm_rdv_conn_t *conn, json_object *msg)
 	ftm_split_t sp;
 	ftm_outcome_t out;
 	json_object *answer;
+	bool refused = false;
 
 	memset(&sp, 0, sizeof(sp));
 	memset(&out, 0, sizeof(out));
@@ -476,9 +477,11 @@ static void login_op(ftm_rdv_conn_t *conn, json_object *msg)
 			op == FTM_RDV_OP_SPLIT ? "split" : "verify", login.user, login.client, (long)conn->pid,
 			(unsigned long)conn->uid);
 		out.result = FTM_RES_OK;
-		srv->login_handler(srv->handler_ctx, conn, op, &login, input, &sp, &out);
+		refused = srv->login_handler(srv->handler_ctx, conn, op, &login, input, &sp, &out) != 0;
 	}
-	answer = ftm_rdv_login_answer(msg, op, input, &sp, &out);
+	answer = ftm_rdv_login_answer(msg, refused ? FTM_RDV_OP_VERIFY : op, input, &sp, &out);
+	if (refused)
+		json_object_object_add(answer, "refused", json_object_new_string("peer"));
 	ftm_memzero(&sp, sizeof(sp));
 	conn_send(conn, answer);
 	json_object_put(answer);

@@ -420,6 +420,7 @@ static int split_input(ctx_t *ctx, const char *typed, ftm_split_t *sp)
 			tell(ctx, PAM_ERROR_MSG, FTM_MSG_UNAVAILABLE);
 			return PAM_AUTHINFO_UNAVAIL;
 		case FTM_RDV_LOGIN_NO_DAEMON:
+		case FTM_RDV_LOGIN_REFUSED:
 			if (ctx->cfg.debug)
 				pam_syslog(ctx->pamh, LOG_DEBUG, "%s: %s: deciding in process", ctx->who, err);
 			break;
@@ -452,6 +453,10 @@ static bool daemon_verify(ctx_t *ctx, const char *code, ftm_outcome_t *out)
 			   ctx->who, err);
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_UNAVAILABLE, "ftmpushd failed mid-request");
 		return true;
+	case FTM_RDV_LOGIN_REFUSED:	/* refused before anything was decided or counted */
+		if (ctx->cfg.debug)
+			pam_syslog(ctx->pamh, LOG_DEBUG, "%s: %s: deciding in process", ctx->who, err);
+		return false;
 	case FTM_RDV_LOGIN_NO_DAEMON:
 	default:
 		return false;

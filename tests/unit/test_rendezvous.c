@@ -70,7 +70,7 @@ static void handler(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_t *re
 }
 
 /* The login ops: a fixed reading and verdict by user name, so the client's rebuilding is what is tested. */
-static void login_handler(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, const ftm_login_t *login,
+static int login_handler(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, const ftm_login_t *login,
 			  const char *input, ftm_split_t *sp, ftm_outcome_t *out)
 {
 	(void)ctx;
@@ -84,7 +84,11 @@ static void login_handler(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, cons
 		/* the reading the core would make: the last 6 bytes are the code */
 		ftm_passcode_split(input, 6, &sp->primary);
 		sp->has_alt = strcmp(login->user, "alt") == 0 && sp->primary.has_code;
-		return;
+		return 0;
+	}
+	if (strcmp(login->user, "other") == 0) {
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "not allowed");
+		return -1;
 	}
 	if (strcmp(input, "123456") == 0) {
 		ftm_outcome_set(out, FTM_RES_OK, "FTKMOBTEST01", "", "code ok");
@@ -95,6 +99,7 @@ static void login_handler(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, cons
 	} else {
 		ftm_outcome_set(out, FTM_RES_LOCKED, "FTKMOBTEST01", FTM_MSG_LOCKED, "locked");
 	}
+	return 0;
 }
 
 static int setup(void **state)
@@ -506,6 +511,11 @@ static void test_login_verify_carries_the_outcome(void **state)
 			 FTM_RDV_LOGIN_ANSWERED);
 	assert_int_equal(out.result, FTM_RES_LOCKED);
 	assert_string_equal(out.message, FTM_MSG_LOCKED);
+	/* a peer refused before anything was decided: the login decides in its own process */
+	login.user = "other";
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, err, sizeof(err)),
+			 FTM_RDV_LOGIN_REFUSED);
+	assert_int_not_equal(out.result, FTM_RES_OK);
 }
 
 static void test_login_without_daemon_is_no_daemon(void **state)
