@@ -126,9 +126,9 @@ enum {
 	Q_META_GET, Q_META_PUT, Q_INSERT, Q_GET, Q_REISSUE, Q_STATUS, Q_STATUS_CLEAR, Q_PUSH, Q_USER, Q_DELETE,
 	Q_LIST_ALL, Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE,
 	Q_STATE_PURGE, Q_STATE_PUT, Q_STATE_TAKE, Q_STATE_CAP_USER, Q_STATE_CAP_CLIENT,
-	Q_SETTINGS_GET, Q_SETTING_PUT, Q_SETTING_SEED, Q_COUNT
+	Q_SETTINGS_GET, Q_SETTING_PUT, Q_SETTING_SEED, Q_AUDIT_INSERT, Q_COUNT
 };
-_Static_assert(Q_COUNT <= 32, "pg_link_t.prepared has one bit per query");
+_Static_assert(Q_COUNT <= 64, "pg_link_t.prepared has one bit per query");
 static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	[Q_META_GET]	 = { "SELECT value FROM ftm_meta WHERE name = $1", 1 },
 	[Q_META_PUT]	 = { "INSERT INTO ftm_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", 2 },
@@ -163,6 +163,8 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 			     " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, changed = EXCLUDED.changed", 3 },
 	[Q_SETTING_SEED] = { "INSERT INTO ftm_settings (name, value, changed) VALUES ($1, $2, $3)"
 			     " ON CONFLICT (name) DO NOTHING", 3 },
+	[Q_AUDIT_INSERT] = { "INSERT INTO ftm_audit (at, event, result, username, serial, client, nas, frontend, node,"
+			     " reason) VALUES ($1::bigint,$2,$3,$4,$5,$6,$7,$8,$9,$10)", 10 },
 };
 
 typedef struct pg_link {
@@ -170,11 +172,12 @@ typedef struct pg_link {
 	pid_t	pid;		/* the process that connected: a forked child must not use the socket */
 	bool	busy;
 	bool	reused;		/* used before: a failure may be a connection the server closed meanwhile */
-	uint32_t prepared;	/* bit q: queries[q] is prepared on conn */
+	uint64_t prepared;	/* bit q: queries[q] is prepared on conn */
 } pg_link_t;
 
 typedef struct pg {
 	char		*uri;
+	uint64_t	gen;		/* this open among the process's (listed_t names its store by it) */
 	pthread_mutex_t	mu;
 	pthread_cond_t	freed;
 	pg_link_t	links[POOL_SIZE];
@@ -190,6 +193,8 @@ typedef struct pg {
 	ftm_push_watch_fn watch_cb;
 	void		*watch_ctx;
 } pg_t;
+
+static uint64_t pg_opens;	/* stores opened by this process (pg_t.gen) */
 
 static int64_t now_ms(void)
 {
@@ -489,8 +494,11 @@ typedef int (*pg_work_fn)(pg_t *pg, pg_link_t *l, void *ctx, char *err, size_t e
 /* Run work on a pooled connection. A connection the server closed while it sat in the pool (a
  * database restart, a failover) shows on the first round trip; the work is then run once more on a
  * new connection, since nothing of it reached the database. */
+static void listed_drop(void);
+
 static int with_link(pg_t *pg, pg_work_fn work, void *ctx, char *err, size_t err_len)
 {
+	listed_drop();
 	for (int attempt = 0; ; attempt++) {
 		pg_link_t *l = link_get(pg, err, err_len);
 		int rc;
@@ -581,15 +589,150 @@ static PGresult *run(pg_link_t *l, int q, int n, const char *const *values, cons
 	char name[16];
 
 	snprintf(name, sizeof(name), "ftm%d", q);
-	if (!(l->prepared & (1u << q))) {
+	if (!(l->prepared & ((uint64_t)1 << q))) {
 		PGresult *res = PQprepare(l->conn, name, queries[q].sql, queries[q].nparams, NULL);
 
 		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
 			return res;
 		PQclear(res);
-		l->prepared |= 1u << q;
+		l->prepared |= (uint64_t)1 << q;
 	}
 	return PQexecPrepared(l->conn, name, n, values, lengths, formats, 0);
+}
+
+/* ---- pipelines: several statements in one round trip ----
+ * The statements queued between pipe_begin and pipe_sync go out together and their results come back
+ * together (libpq pipeline mode). A statement that fails makes the server skip the rest up to the sync;
+ * in an explicit transaction the transaction is then aborted, so nothing after a failure can commit. */
+
+#define PIPE_MAX	24	/* statements (with their PREPAREs) per sync */
+
+typedef struct pipe {
+	pg_link_t	*l;
+	int		n;			/* entries queued */
+	int		prep[PIPE_MAX];		/* q of a PREPARE entry; -1 a statement */
+	ExecStatusType	want[PIPE_MAX];		/* what a statement must return */
+	PGresult	*res[PIPE_MAX];		/* a statement's result after pipe_sync (NULL for a PREPARE) */
+	uint64_t	preparing;		/* bit q: queries[q]'s PREPARE is queued */
+	bool		failed;			/* a send failed: pipe_sync reports it */
+} pipe_t;
+
+static int pipe_begin(pipe_t *p, pg_link_t *l, char *err, size_t err_len)
+{
+	memset(p, 0, sizeof(*p));
+	p->l = l;
+	if (PQenterPipelineMode(l->conn) != 1)
+		return conn_err(l->conn, "pipeline", err, err_len);
+	return 0;
+}
+
+static bool pipe_room(const pipe_t *p, int entries)
+{
+	return p->n + entries <= PIPE_MAX;
+}
+
+/* Queue queries[q], its PREPARE first when this connection has not prepared it yet; returns the
+ * entry its result will be in. */
+static int pipe_query(pipe_t *p, int q, const char *const *values, const int *lengths, const int *formats,
+		      ExecStatusType want)
+{
+	char name[16];
+
+	snprintf(name, sizeof(name), "ftm%d", q);
+	if (!pipe_room(p, 2)) {
+		p->failed = true;
+		return 0;
+	}
+	if (!((p->l->prepared | p->preparing) & ((uint64_t)1 << q))) {
+		p->preparing |= (uint64_t)1 << q;
+		if (PQsendPrepare(p->l->conn, name, queries[q].sql, queries[q].nparams, NULL) != 1)
+			p->failed = true;
+		p->prep[p->n++] = q;
+	}
+	if (PQsendQueryPrepared(p->l->conn, name, queries[q].nparams, values, lengths, formats, 0) != 1)
+		p->failed = true;
+	p->prep[p->n] = -1;
+	p->want[p->n] = want;
+	return p->n++;
+}
+
+/* Queue a statement without parameters (BEGIN, COMMIT). */
+static int pipe_cmd(pipe_t *p, const char *sql)
+{
+	if (!pipe_room(p, 1)) {
+		p->failed = true;
+		return 0;
+	}
+	if (PQsendQueryParams(p->l->conn, sql, 0, NULL, NULL, NULL, NULL, 0) != 1)
+		p->failed = true;
+	p->prep[p->n] = -1;
+	p->want[p->n] = PGRES_COMMAND_OK;
+	return p->n++;
+}
+
+static void pipe_clear(pipe_t *p)
+{
+	for (int i = 0; i < p->n; i++)
+		PQclear(p->res[i]);
+	memset(p->res, 0, sizeof(p->res));
+	p->n = 0;
+	p->preparing = 0;
+}
+
+/* Send the sync, read every result, leave pipeline mode. 0 when every statement returned what it
+ * should; -1 with the first failure's reason otherwise (a lost connection included). The results stay
+ * in p->res for the caller (pipe_end frees them). */
+static int pipe_sync(pipe_t *p, const char *what, char *err, size_t err_len)
+{
+	PGconn *c = p->l->conn;
+	bool synced = false;
+	int rc = 0, got = 0, nulls = 0;
+
+	if (p->failed || PQpipelineSync(c) != 1) {
+		conn_err(c, what, err, err_len);
+		rc = -1;
+	}
+	/* results in order, each followed by a NULL, then the sync's own; a lost connection gives NULLs */
+	while (!synced && rc == 0) {
+		PGresult *r = PQgetResult(c);
+
+		if (r == NULL) {
+			if (PQstatus(c) != CONNECTION_OK || ++nulls > 1) {
+				conn_err(c, what, err, err_len);
+				rc = -1;
+			}
+			continue;
+		}
+		nulls = 0;
+		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			synced = true;
+		} else if (got < p->n) {
+			p->res[got++] = r;
+		} else {
+			PQclear(r);
+		}
+	}
+	for (int i = 0; rc == 0 && i < p->n; i++) {
+		if (p->prep[i] >= 0) {
+			if (PQresultStatus(p->res[i]) == PGRES_COMMAND_OK)
+				p->l->prepared |= (uint64_t)1 << p->prep[i];
+			else
+				rc = res_ok(c, p->res[i], PGRES_COMMAND_OK, what, err, err_len);
+		} else if (p->res[i] == NULL || PQresultStatus(p->res[i]) != p->want[i]) {
+			rc = res_ok(c, p->res[i], p->want[i], what, err, err_len);
+		}
+		if (rc != 0)
+			p->res[i] = NULL;	/* res_ok cleared it */
+	}
+	if (PQexitPipelineMode(c) != 1) {
+		if (rc == 0)
+			conn_err(c, what, err, err_len);
+		rc = -1;
+		pipe_clear(p);
+		link_drop(p->l);	/* results still pending: the connection cannot be used again */
+	}
+	return rc;
 }
 
 /* ---- open / close ---- */
@@ -661,6 +804,7 @@ static void *pg_open(const char *location, const ftm_log_t *log, char *err, size
 	}
 	snprintf(pg->uri, n, "postgresql:%s", location);
 	pg->log = log;
+	pg->gen = __atomic_add_fetch(&pg_opens, 1, __ATOMIC_RELAXED);
 	pthread_mutex_init(&pg->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -940,17 +1084,112 @@ static int pg_remove(void *be, const char *serial, char *err, size_t err_len)
 	return with_link(be, update_on, &u, err, err_len);
 }
 
+/* ---- a login's list, answering its peek ----
+ * A login lists the user's tokens (the split's holdings), then peeks at the code: two reads of the same
+ * rows a few microseconds apart. The rows of a list of one user are kept for this thread, and the next
+ * peek of the same store and user takes them instead of reading again, within LISTED_MS; any other call
+ * of the thread into this backend drops them. A peek decides nothing: the verdict that follows re-reads
+ * the rows under its lock and re-checks what can have changed (replay step, failures, status). */
+
+#define LISTED_MS	250
+
+typedef struct listed {
+	uint64_t	gen;		/* pg->gen of the store that read them; 0: none kept */
+	char		user[FTM_USER_MAX];
+	struct rows_out	o;
+	int64_t		at_ms;
+	unsigned long	calls;		/* with_link calls of this thread: a list's callback calling in shows */
+} listed_t;
+
+static pthread_key_t listed_key;
+static pthread_once_t listed_once = PTHREAD_ONCE_INIT;
+static bool listed_ok;
+
+static void listed_free(void *p)
+{
+	listed_t *k = p;
+
+	rows_free(&k->o);
+	ftm_memzero(k, sizeof(*k));
+	free(k);
+}
+
+static void listed_init(void)
+{
+	listed_ok = pthread_key_create(&listed_key, listed_free) == 0;
+}
+
+/* This thread's, created when `make`; NULL when none (or no memory: nothing is kept then). */
+static listed_t *listed_get(bool make)
+{
+	listed_t *k;
+
+	pthread_once(&listed_once, listed_init);
+	if (!listed_ok)
+		return NULL;
+	k = pthread_getspecific(listed_key);
+	if (k == NULL && make && (k = calloc(1, sizeof(*k))) != NULL && pthread_setspecific(listed_key, k) != 0) {
+		free(k);
+		k = NULL;
+	}
+	return k;
+}
+
+static void listed_drop(void)
+{
+	listed_t *k = listed_get(false);
+
+	if (k == NULL)
+		return;
+	k->calls++;
+	if (k->gen != 0) {
+		rows_free(&k->o);
+		k->gen = 0;
+	}
+}
+
 /* Rows are read first and handed to cb with no connection held, so cb may call back into the store. */
 static int pg_list(void *be, const char *user, ftm_row_cb cb, void *ctx, char *err, size_t err_len)
 {
+	pg_t *pg = be;
 	struct rows_out o = { .q = user != NULL ? Q_LIST_USER : Q_LIST_ALL, .arg = user };
-	int rc = with_link(be, select_on, &o, err, err_len);
+	int rc = with_link(pg, select_on, &o, err, err_len);
+	listed_t *k = rc == 0 && user != NULL && strlen(user) < sizeof(k->user) ? listed_get(true) : NULL;
+	unsigned long calls = k != NULL ? k->calls : 0;
 
 	for (size_t i = 0; rc == 0 && i < o.n; i++)
 		if (cb(ctx, &o.rows[i]) != 0)
 			break;
+	if (k != NULL && k->calls == calls) {	/* nothing called into the store meanwhile */
+		for (size_t i = 0; i < o.n; i++)
+			o.rows[i].dirty = false;
+		k->gen = pg->gen;
+		snprintf(k->user, sizeof(k->user), "%s", user);
+		k->o = o;
+		k->at_ms = now_ms();
+		return rc;
+	}
 	rows_free(&o);
 	return rc;
+}
+
+/* The rows the last list of this thread read for user on this store, when still fresh: moved to *o. */
+static bool listed_take(const pg_t *pg, const char *user, struct rows_out *o)
+{
+	listed_t *k = listed_get(false);
+	bool hit;
+
+	if (k == NULL || k->gen == 0)
+		return false;
+	hit = k->gen == pg->gen && strcmp(k->user, user) == 0 && now_ms() - k->at_ms <= LISTED_MS;
+	if (hit) {
+		*o = k->o;
+		memset(&k->o, 0, sizeof(k->o));
+		k->gen = 0;
+	} else {
+		listed_drop();
+	}
+	return hit;
 }
 
 struct verdict_ctx {
@@ -961,34 +1200,60 @@ struct verdict_ctx {
 	const ftm_audit_row_t *audit;	/* inserted before the COMMIT when its event is set */
 };
 
+static void audit_params(const ftm_audit_row_t *a, char at[24], const char *values[10]);
 static int audit_insert(pg_link_t *l, const ftm_audit_row_t *a, char *err, size_t err_len);
 
-/* BEGIN, the user's rows under FOR UPDATE, decide, the dirty rows written back, COMMIT: a second
- * verdict for the user on any node waits at the SELECT and then reads what this one committed. */
+/* A peek: the user's rows in one read, no transaction, nothing written. */
+static int peek_on(pg_link_t *l, struct verdict_ctx *vc, char *err, size_t err_len)
+{
+	struct rows_out o = { 0 };
+	const char *values[1] = { vc->user };
+	PGresult *res = run(l, Q_VERDICT_PEEK, 1, values, NULL, NULL);
+	int rc;
+
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "verdict", err, err_len) != 0)
+		return first_failed(l, -1);	/* a peek changes nothing: safe to repeat */
+	rc = rows_from(res, &o, err, err_len);
+	PQclear(res);
+	if (rc == 0)
+		rc = vc->decide(vc->ctx, o.rows, o.n) != 0 ? -1 : 0;
+	rows_free(&o);
+	return rc;
+}
+
+/* A write verdict in two round trips (pipelines): BEGIN with the user's rows under FOR UPDATE; decide;
+ * the dirty rows, the audit row and COMMIT. A second verdict for the user on any node waits at the
+ * SELECT and then reads what this one committed. Whatever fails after the first trip (a statement, the
+ * connection, a COMMIT whose answer never comes) is a failed verdict: the server rolls back a
+ * transaction whose COMMIT it did not get, and one whose answer was lost is not reported as done. */
 static int verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 {
 	struct verdict_ctx *vc = c;
 	struct rows_out o = { 0 };
 	const char *values[1] = { vc->user };
-	PGresult *res;
-	int rc = -1;
+	pipe_t p;
+	int rc = -1, sel, done;
 
-	if (vc->write && exec_cmd(l->conn, "BEGIN", "verdict", err, err_len) != 0)
-		return first_failed(l, -1);
-	res = run(l, vc->write ? Q_VERDICT_LOCK : Q_VERDICT_PEEK, 1, values, NULL, NULL);
-	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "verdict", err, err_len) != 0)
-		return vc->write ? -1 : first_failed(l, -1);	/* a peek changes nothing: safe to repeat */
-	if (rows_from(res, &o, err, err_len) != 0) {
-		PQclear(res);
+	(void)pg;
+	if (!vc->write)
+		return peek_on(l, vc, err, err_len);
+	if (pipe_begin(&p, l, err, err_len) != 0)
+		return -1;
+	pipe_cmd(&p, "BEGIN");
+	sel = pipe_query(&p, Q_VERDICT_LOCK, values, NULL, NULL, PGRES_TUPLES_OK);
+	if (pipe_sync(&p, "verdict", err, err_len) != 0) {
+		pipe_clear(&p);
+		return first_failed(l, -1);	/* nothing of it can commit: safe to repeat */
+	}
+	rc = rows_from(p.res[sel], &o, err, err_len);
+	pipe_clear(&p);
+	if (rc != 0 || vc->decide(vc->ctx, o.rows, o.n) != 0) {
+		rc = -1;
 		goto out;
 	}
-	PQclear(res);
-	if (vc->decide(vc->ctx, o.rows, o.n) != 0)
+	rc = -1;
+	if (pipe_begin(&p, l, err, err_len) != 0)
 		goto out;
-	if (!vc->write) {
-		rc = 0;
-		goto out;
-	}
 	for (size_t i = 0; i < o.n; i++) {
 		const ftm_token_t *t = &o.rows[i].tok;
 		char last[24], failures[16], locked_at[24];
@@ -997,27 +1262,37 @@ static int verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len
 
 		if (!o.rows[i].dirty)
 			continue;
+		/* room for this row, the audit row and COMMIT; else what is queued goes first (one more trip) */
+		if (!pipe_room(&p, 2 + 2 + 1)) {
+			if (pipe_sync(&p, "verdict", err, err_len) != 0)
+				goto out_pipe;
+			pipe_clear(&p);
+			if (pipe_begin(&p, l, err, err_len) != 0)
+				goto out;
+		}
 		snprintf(last, sizeof(last), "%" PRId64, t->last_step);
 		snprintf(failures, sizeof(failures), "%u", t->failures);
 		snprintf(locked_at, sizeof(locked_at), "%" PRId64, t->locked_at);
-		res = run(l, Q_VERDICT_WRITE, 6, uv, NULL, NULL);
-		if (res_ok(l->conn, res, PGRES_COMMAND_OK, "verdict", err, err_len) != 0)
-			goto out;
-		PQclear(res);
+		pipe_query(&p, Q_VERDICT_WRITE, uv, NULL, NULL, PGRES_COMMAND_OK);
 	}
-	if (vc->audit != NULL && vc->audit->event[0] != '\0' && audit_insert(l, vc->audit, err, err_len) != 0)
-		goto out;
-	res = PQexec(l->conn, "COMMIT");
-	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "verdict commit", err, err_len) != 0)
-		goto out;
+	if (vc->audit != NULL && vc->audit->event[0] != '\0') {
+		char at[24];
+		const char *av[10];
+
+		audit_params(vc->audit, at, av);
+		pipe_query(&p, Q_AUDIT_INSERT, av, NULL, NULL, PGRES_COMMAND_OK);
+	}
+	done = pipe_cmd(&p, "COMMIT");
+	if (pipe_sync(&p, "verdict commit", err, err_len) != 0)
+		goto out_pipe;
 	/* a transaction that failed on the server reports its COMMIT as ROLLBACK */
-	if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+	if (strcmp(PQcmdStatus(p.res[done]), "COMMIT") != 0) {
 		SETERR("token store (PostgreSQL): verdict rolled back by the server");
-		PQclear(res);
-		goto out;
+		goto out_pipe;
 	}
-	PQclear(res);
 	rc = 0;
+out_pipe:
+	pipe_clear(&p);
 out:
 	rows_free(&o);
 	return rc;
@@ -1027,7 +1302,14 @@ static int pg_verdict(void *be, const char *user, bool write, ftm_decide_fn deci
 		      char *err, size_t err_len)
 {
 	struct verdict_ctx vc = { user, write, decide, ctx, NULL };
+	struct rows_out o = { 0 };
+	int rc;
 
+	if (!write && listed_take(be, user, &o)) {	/* a login's peek: its list just read the rows */
+		rc = decide(ctx, o.rows, o.n) != 0 ? -1 : 0;
+		rows_free(&o);
+		return rc;
+	}
 	return with_link(be, verdict_on, &vc, err, err_len);
 }
 
@@ -1343,21 +1625,32 @@ static int pg_recovery_verdict(void *be, const char *user, bool write, ftm_recov
 	return with_link(be, recovery_verdict_on, &rc, err, err_len);
 }
 
-/* ---- the audit trail and debug on demand ----
- * Not among the prepared queries: a verdict's audit INSERT is parsed per call (PQexecParams, one round
- * trip all the same), the rest are an admin's or run every few seconds. */
+/* ---- the audit trail and debug on demand ---- */
+
+/* The audit row as Q_AUDIT_INSERT's parameters (at: the buffer its time is written in). */
+static void audit_params(const ftm_audit_row_t *a, char at[24], const char *values[10])
+{
+	snprintf(at, 24, "%" PRId64, a->at);
+	values[0] = at;
+	values[1] = a->event;
+	values[2] = a->result;
+	values[3] = a->user;
+	values[4] = a->serial;
+	values[5] = a->client;
+	values[6] = a->nas;
+	values[7] = a->frontend;
+	values[8] = a->node;
+	values[9] = a->reason;
+}
 
 static int audit_insert(pg_link_t *l, const ftm_audit_row_t *a, char *err, size_t err_len)
 {
 	char at[24];
-	const char *values[10] = { at, a->event, a->result, a->user, a->serial, a->client, a->nas, a->frontend,
-				   a->node, a->reason };
+	const char *values[10];
 	PGresult *res;
 
-	snprintf(at, sizeof(at), "%" PRId64, a->at);
-	res = PQexecParams(l->conn, "INSERT INTO ftm_audit (at, event, result, username, serial, client, nas,"
-			   " frontend, node, reason) VALUES ($1::bigint,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
-			   10, NULL, values, NULL, NULL, 0);
+	audit_params(a, at, values);
+	res = run(l, Q_AUDIT_INSERT, 10, values, NULL, NULL);
 	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "audit", err, err_len) != 0)
 		return -1;
 	PQclear(res);
