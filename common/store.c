@@ -922,6 +922,7 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 	int *state;
 	ftm_token_t *t;
 
+	memset(v, 0, sizeof(*v));	/* a backend may decide again on rows it re-read: each call starts over */
 	if (n == 0) {
 		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, FTM_MSG_NO_TOKEN);
 		snprintf(v->reason, sizeof(v->reason), "user holds no token");
@@ -1132,6 +1133,7 @@ static int decide_record(void *c, ftm_store_row_t *rows, size_t n)
 	census_t census;
 	int *state;
 
+	memset(v, 0, sizeof(*v));	/* as decide() */
 	if (n == 0) {
 		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, FTM_MSG_NO_TOKEN);
 		snprintf(v->reason, sizeof(v->reason), "user holds no token");

@@ -28,7 +28,8 @@
 #define BACKOFF_MAX_MS	3200
 /* A verdict never waits long on another node's row lock or a stuck server: it fails closed. */
 #define SESSION_SQL	"SET lock_timeout = '10s'; SET statement_timeout = '15s';" \
-			" SET idle_in_transaction_session_timeout = '15s'; SET synchronous_commit = on"
+			" SET idle_in_transaction_session_timeout = '15s'; SET synchronous_commit = on;" \
+			" SET plan_cache_mode = force_generic_plan"
 /* Marks a failure on the first round trip of a reused connection: nothing was done, try once more. */
 #define PG_STALE	(-2)
 
@@ -126,7 +127,7 @@ enum {
 	Q_META_GET, Q_META_PUT, Q_INSERT, Q_GET, Q_REISSUE, Q_STATUS, Q_STATUS_CLEAR, Q_PUSH, Q_USER, Q_DELETE,
 	Q_LIST_ALL, Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE,
 	Q_STATE_PURGE, Q_STATE_PUT, Q_STATE_TAKE, Q_STATE_CAP_USER, Q_STATE_CAP_CLIENT,
-	Q_SETTINGS_GET, Q_SETTING_PUT, Q_SETTING_SEED, Q_AUDIT_INSERT, Q_COUNT
+	Q_SETTINGS_GET, Q_SETTING_PUT, Q_SETTING_SEED, Q_AUDIT_INSERT, Q_VERDICT_CAS, Q_COUNT
 };
 _Static_assert(Q_COUNT <= 64, "pg_link_t.prepared has one bit per query");
 static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
@@ -143,7 +144,8 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	[Q_USER]	 = { "UPDATE ftm_tokens SET username = $1 WHERE serial = $2", 2 },
 	[Q_DELETE]	 = { "DELETE FROM ftm_tokens WHERE serial = $1", 1 },
 	[Q_LIST_ALL]	 = { "SELECT " TOKEN_COLS " FROM ftm_tokens ORDER BY username, serial", 0 },
-	[Q_LIST_USER]	 = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE username = $1 ORDER BY serial", 1 },
+	/* with each row's version (xmin): a verdict decided on these rows writes only if none changed */
+	[Q_LIST_USER]	 = { "SELECT " TOKEN_COLS ", xmin::text FROM ftm_tokens WHERE username = $1 ORDER BY serial", 1 },
 	/* the user's rows locked in one order on every node: two verdicts of one user serialize */
 	[Q_VERDICT_LOCK] = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE username = $1 ORDER BY serial FOR UPDATE", 1 },
 	[Q_VERDICT_PEEK] = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE username = $1 ORDER BY serial", 1 },
@@ -163,6 +165,23 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 			     " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, changed = EXCLUDED.changed", 3 },
 	[Q_SETTING_SEED] = { "INSERT INTO ftm_settings (name, value, changed) VALUES ($1, $2, $3)"
 			     " ON CONFLICT (name) DO NOTHING", 3 },
+	/* A verdict decided on rows a list read (the login's, a moment before) in one statement: the user's
+	 * rows locked in the verdicts' order, and only when they are still exactly those rows ($2 serials,
+	 * $3 versions) the dirty ones written ($4-$9) and the audit row inserted ($10-$19, when $20): one
+	 * autocommit statement, so one synchronous commit. Columns: same, rows updated, audit rows. */
+	[Q_VERDICT_CAS] = { "WITH cur AS (SELECT serial, xmin::text AS ver FROM ftm_tokens WHERE username = $1"
+			    " ORDER BY serial FOR UPDATE),"
+			    " ok AS (SELECT coalesce(array_agg(serial ORDER BY serial), '{}') = $2::text[] AND"
+			    " coalesce(array_agg(ver ORDER BY serial), '{}') = $3::text[] AS same FROM cur),"
+			    " upd AS (UPDATE ftm_tokens t SET status = w.status, last_step = w.last_step,"
+			    " failures = w.failures, lock_reason = w.lock_reason, locked_at = w.locked_at"
+			    " FROM unnest($4::text[], $5::text[], $6::bigint[], $7::integer[], $8::text[], $9::bigint[])"
+			    " AS w(serial, status, last_step, failures, lock_reason, locked_at)"
+			    " WHERE t.serial = w.serial AND t.username = $1 AND (SELECT same FROM ok) RETURNING 1),"
+			    " aud AS (INSERT INTO ftm_audit (at, event, result, username, serial, client, nas, frontend,"
+			    " node, reason) SELECT $10::bigint, $11, $12, $13, $14, $15, $16, $17, $18, $19"
+			    " WHERE $20::boolean AND (SELECT same FROM ok) RETURNING 1)"
+			    " SELECT (SELECT same FROM ok), (SELECT count(*) FROM upd), (SELECT count(*) FROM aud)", 20 },
 	[Q_AUDIT_INSERT] = { "INSERT INTO ftm_audit (at, event, result, username, serial, client, nas, frontend, node,"
 			     " reason) VALUES ($1::bigint,$2,$3,$4,$5,$6,$7,$8,$9,$10)", 10 },
 };
@@ -424,6 +443,19 @@ static int link_connect(pg_t *pg, pg_link_t *l, char *err, size_t err_len)
 	return 0;
 }
 
+/* An idle pooled connection the server has closed (a restart, a terminated session) has something to
+ * read: seen here, it is replaced before a statement is sent on it (one poll, no round trip). */
+static bool link_closed(pg_link_t *l)
+{
+	struct pollfd pfd = { .fd = PQsocket(l->conn), .events = POLLIN };
+
+	if (pfd.fd < 0)
+		return true;
+	if (poll(&pfd, 1, 0) <= 0)
+		return false;
+	return PQconsumeInput(l->conn) != 1 || PQstatus(l->conn) != CONNECTION_OK;
+}
+
 static pg_link_t *link_get(pg_t *pg, char *err, size_t err_len)
 {
 	struct timespec deadline;
@@ -457,7 +489,7 @@ static pg_link_t *link_get(pg_t *pg, char *err, size_t err_len)
 	l->busy = true;
 	pthread_mutex_unlock(&pg->mu);
 
-	if (l->conn != NULL && (l->pid != getpid() || PQstatus(l->conn) != CONNECTION_OK))
+	if (l->conn != NULL && (l->pid != getpid() || PQstatus(l->conn) != CONNECTION_OK || link_closed(l)))
 		link_drop(l);
 	if (l->conn == NULL && link_connect(pg, l, err, err_len) != 0) {
 		pthread_mutex_lock(&pg->mu);
@@ -950,6 +982,7 @@ struct rows_out {
 	int		q;
 	const char	*arg;
 	ftm_store_row_t	*rows;		/* grown; zeroed and freed by the caller */
+	char		(*ver)[16];	/* each row's version, when the query read it (Q_LIST_USER) */
 	size_t		n, cap;
 };
 
@@ -964,12 +997,18 @@ static int rows_from(PGresult *res, struct rows_out *o, char *err, size_t err_le
 			return -1;
 		}
 		o->cap = (size_t)nt;
+		if (PQnfields(res) > 13 && (o->ver = calloc((size_t)nt, sizeof(*o->ver))) == NULL) {
+			SETERR("token store: out of memory");
+			return -1;
+		}
 	}
 	for (int r = 0; r < nt; r++) {
 		if (row_from_res(res, r, &o->rows[r]) != 0) {
 			SETERR("token store: damaged record %s", PQgetvalue(res, r, 0));
 			return -1;
 		}
+		if (o->ver != NULL)
+			snprintf(o->ver[r], sizeof(o->ver[r]), "%s", PQgetvalue(res, r, 13));
 		o->n++;
 	}
 	return 0;
@@ -981,6 +1020,8 @@ static void rows_free(struct rows_out *o)
 		ftm_memzero(o->rows, o->cap * sizeof(*o->rows));
 		free(o->rows);
 	}
+	free(o->ver);
+	o->ver = NULL;
 	o->rows = NULL;
 	o->n = o->cap = 0;
 }
@@ -1173,23 +1214,39 @@ static int pg_list(void *be, const char *user, ftm_row_cb cb, void *ctx, char *e
 	return rc;
 }
 
-/* The rows the last list of this thread read for user on this store, when still fresh: moved to *o. */
-static bool listed_take(const pg_t *pg, const char *user, struct rows_out *o)
+/* The rows the last list of this thread read for user on this store, when still fresh: copied to *o
+ * (a peek: they stay for the verdict that follows) or moved there. */
+static bool listed_take(const pg_t *pg, const char *user, bool keep, struct rows_out *o)
 {
 	listed_t *k = listed_get(false);
-	bool hit;
 
 	if (k == NULL || k->gen == 0)
 		return false;
-	hit = k->gen == pg->gen && strcmp(k->user, user) == 0 && now_ms() - k->at_ms <= LISTED_MS;
-	if (hit) {
+	if (k->gen != pg->gen || strcmp(k->user, user) != 0 || now_ms() - k->at_ms > LISTED_MS) {
+		listed_drop();
+		return false;
+	}
+	if (!keep) {
 		*o = k->o;
 		memset(&k->o, 0, sizeof(k->o));
 		k->gen = 0;
-	} else {
-		listed_drop();
+		return true;
 	}
-	return hit;
+	memset(o, 0, sizeof(*o));
+	if (k->o.n == 0)
+		return true;
+	o->rows = calloc(k->o.n, sizeof(*o->rows));
+	o->ver = calloc(k->o.n, sizeof(*o->ver));
+	if (o->rows == NULL || o->ver == NULL) {
+		free(o->rows);
+		free(o->ver);
+		memset(o, 0, sizeof(*o));
+		return false;
+	}
+	memcpy(o->rows, k->o.rows, k->o.n * sizeof(*o->rows));
+	memcpy(o->ver, k->o.ver, k->o.n * sizeof(*o->ver));
+	o->n = o->cap = k->o.n;
+	return true;
 }
 
 struct verdict_ctx {
@@ -1298,27 +1355,176 @@ out:
 	return rc;
 }
 
-static int pg_verdict(void *be, const char *user, bool write, ftm_decide_fn decide, void *ctx,
-		      char *err, size_t err_len)
+/* A PostgreSQL array literal being written: {"a","b"}, every element quoted, " and \ escaped. */
+typedef struct lit {
+	char	*s;
+	size_t	len, cap;
+	bool	oom;
+} lit_t;
+
+static void lit_put(lit_t *l, char ch)
 {
-	struct verdict_ctx vc = { user, write, decide, ctx, NULL };
+	if (l->oom)
+		return;
+	if (l->len + 2 > l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char *s = realloc(l->s, cap);
+
+		if (s == NULL) {
+			l->oom = true;
+			return;
+		}
+		l->s = s;
+		l->cap = cap;
+	}
+	l->s[l->len++] = ch;
+	l->s[l->len] = '\0';
+}
+
+static void lit_add(lit_t *l, const char *e)
+{
+	lit_put(l, l->len == 0 ? '{' : ',');
+	lit_put(l, '"');
+	for (; *e != '\0'; e++) {
+		if (*e == '"' || *e == '\\')
+			lit_put(l, '\\');
+		lit_put(l, *e);
+	}
+	lit_put(l, '"');
+}
+
+static const char *lit_end(lit_t *l)
+{
+	if (l->len == 0)
+		lit_put(l, '{');
+	lit_put(l, '}');
+	return l->oom ? NULL : l->s;
+}
+
+struct cas_ctx {
+	const char		*user;
+	const struct rows_out	*o;		/* the rows a list read, decided on */
+	const ftm_audit_row_t	*audit;
+	bool			again;		/* not written: decide again on the rows locked */
+};
+
+/* Q_VERDICT_CAS with the rows decide marked dirty. A statement the server refused (its rows changed,
+ * a lock timeout, a trigger) wrote nothing: `again`. A connection lost on the way is a failed verdict:
+ * the statement may have committed or not, so it is neither retried nor decided again. */
+static int cas_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct cas_ctx *cc = c;
+	const struct rows_out *o = cc->o;
+	bool audited = cc->audit != NULL && cc->audit->event[0] != '\0';
+	const char *values[20] = { cc->user };
+	lit_t lits[8];
+	size_t dirty = 0;
+	char at[24] = "0";
+	PGresult *res;
+	int rc = -1;
+
+	(void)pg;
+	memset(lits, 0, sizeof(lits));
+	for (size_t i = 0; i < o->n; i++) {
+		const ftm_token_t *t = &o->rows[i].tok;
+		char num[24];
+
+		lit_add(&lits[0], t->serial);
+		lit_add(&lits[1], o->ver[i]);
+		if (!o->rows[i].dirty)
+			continue;
+		dirty++;
+		lit_add(&lits[2], t->serial);
+		lit_add(&lits[3], status_text(t->status));
+		snprintf(num, sizeof(num), "%" PRId64, t->last_step);
+		lit_add(&lits[4], num);
+		snprintf(num, sizeof(num), "%u", t->failures);
+		lit_add(&lits[5], num);
+		lit_add(&lits[6], ftm_lock_reason_name(t->lock_reason));
+		snprintf(num, sizeof(num), "%" PRId64, t->locked_at);
+		lit_add(&lits[7], num);
+	}
+	for (int i = 0; i < 8; i++)
+		if ((values[1 + i] = lit_end(&lits[i])) == NULL) {
+			SETERR("token store: out of memory");
+			goto out;
+		}
+	if (audited) {
+		audit_params(cc->audit, at, &values[9]);
+	} else {
+		values[9] = at;
+		for (int i = 10; i < 19; i++)
+			values[i] = "";
+	}
+	values[19] = audited ? "t" : "f";
+	res = run(l, Q_VERDICT_CAS, 20, values, NULL, NULL);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		if (PQstatus(l->conn) != CONNECTION_OK) {
+			res_ok(l->conn, res, PGRES_TUPLES_OK, "verdict", err, err_len);
+			goto out;
+		}
+		PQclear(res);
+		cc->again = true;
+		rc = 0;
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		cc->again = true;
+		rc = 0;
+	} else if (strtoull(PQgetvalue(res, 0, 1), NULL, 10) == dirty &&
+		   strcmp(PQgetvalue(res, 0, 2), audited ? "1" : "0") == 0) {
+		rc = 0;
+	} else {
+		SETERR("token store (PostgreSQL): verdict wrote %s of %zu rows", PQgetvalue(res, 0, 1), dirty);
+	}
+	PQclear(res);
+out:
+	for (int i = 0; i < 8; i++)
+		free(lits[i].s);
+	return rc;
+}
+
+/* A peek or a write verdict. After a list of the user in this thread (a login's split), both decide on
+ * the rows it read: the peek reads nothing, the write is one statement (Q_VERDICT_CAS) that writes
+ * only if those rows are still the user's rows, unchanged; if they changed, the verdict is decided
+ * again on the rows locked (verdict_on), which is also the way without a list before. */
+static int verdict_run(pg_t *pg, const char *user, bool write, ftm_decide_fn decide, void *ctx,
+		       const ftm_audit_row_t *audit, char *err, size_t err_len)
+{
+	struct verdict_ctx vc = { user, write, decide, ctx, audit };
 	struct rows_out o = { 0 };
 	int rc;
 
-	if (!write && listed_take(be, user, &o)) {	/* a login's peek: its list just read the rows */
-		rc = decide(ctx, o.rows, o.n) != 0 ? -1 : 0;
+	if (listed_take(pg, user, !write, &o)) {
+		struct cas_ctx cc = { user, &o, audit, false };
+
+		if (decide(ctx, o.rows, o.n) != 0) {
+			rows_free(&o);
+			return -1;
+		}
+		if (!write) {
+			rows_free(&o);
+			return 0;
+		}
+		rc = o.n == 0 || o.ver != NULL ? with_link(pg, cas_on, &cc, err, err_len) : 0;
+		cc.again = cc.again || (o.n > 0 && o.ver == NULL);
 		rows_free(&o);
-		return rc;
+		if (rc != 0 || !cc.again)
+			return rc;
 	}
-	return with_link(be, verdict_on, &vc, err, err_len);
+	return with_link(pg, verdict_on, &vc, err, err_len);
+}
+
+static int pg_verdict(void *be, const char *user, bool write, ftm_decide_fn decide, void *ctx,
+		      char *err, size_t err_len)
+{
+	return verdict_run(be, user, write, decide, ctx, NULL, err, err_len);
 }
 
 static int pg_verdict_audited(void *be, const char *user, bool write, ftm_decide_fn decide, void *ctx,
 			      const ftm_audit_row_t *audit, char *err, size_t err_len)
 {
-	struct verdict_ctx vc = { user, write, decide, ctx, audit };
-
-	return with_link(be, verdict_on, &vc, err, err_len);
+	return verdict_run(be, user, write, decide, ctx, audit, err, err_len);
 }
 
 /* ---- code-challenge States ---- */

@@ -457,6 +457,113 @@ static void a_verdict_waits_for_the_users_rows_and_reads_the_committed_state(voi
 	PQfinish(other);
 }
 
+/* ---- a verdict decided on the rows its login's list read (store_pg.c: Q_VERDICT_CAS) ---- */
+
+static int count_row(void *ctx, const ftm_token_t *tok)
+{
+	(void)tok;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* The login's list, in this thread: the verdict that follows decides on what it read. */
+static void list_user(ftm_store_t *st, const char *user, int expect)
+{
+	char err[256];
+	int n = 0;
+
+	assert_int_equal(ftm_store_token_list(st, user, count_row, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, expect);
+}
+
+static void *list_then_verify(void *arg)
+{
+	struct waiter *w = arg;
+
+	list_user(w->st, "alice", 1);
+	w->done = 1;			/* listed: the verdict next */
+	w->v = verify(w->st, "alice", C1, T1, 5);
+	w->done = 2;
+	return NULL;
+}
+
+struct elsewhere {
+	ftm_store_t	*st;
+	const char	*user, *serial;
+};
+
+static void *add_elsewhere(void *arg)
+{
+	struct elsewhere *e = arg;
+
+	add(e->st, e->user, e->serial);
+	return NULL;
+}
+
+/* Listed, then the rows changed by another node before this node's verdict (another session, another
+ * thread: this thread's list stays): the verdict sees the rows changed and decides again on them
+ * locked. The code used elsewhere is a replay (never a second Accept), a lock is a lock, a token added
+ * is read. */
+static void a_verdict_after_a_list_sees_what_another_node_wrote_meanwhile(void **state)
+{
+	fixture_t *f = *state;
+	PGconn *other = admin(f->db);
+	char err[512], q[128];
+	ftm_store_t *b = open_node(f, f->key, err, sizeof(err));
+	struct elsewhere e = { b, "bob", "S2" };
+	pthread_t tid;
+
+	assert_non_null(b);
+	add(f->st, "alice", "S1");
+	list_user(f->st, "alice", 1);
+	snprintf(q, sizeof(q), "UPDATE ftm_tokens SET last_step = %lld WHERE serial = 'S1'", T1 / 30);
+	PQclear(PQexec(other, q));
+	assert_int_equal(verify(f->st, "alice", C1, T1, 5).code, FTM_VERDICT_REPLAY);
+	/* listed, then locked by an admin elsewhere: locked, and nothing counted */
+	list_user(f->st, "alice", 1);
+	PQclear(PQexec(other, "UPDATE ftm_tokens SET status = 'lock' WHERE serial = 'S1'"));
+	assert_int_equal(verify(f->st, "alice", BAD, T1, 5).code, FTM_VERDICT_LOCKED);
+	assert_int_equal(get(f->st, "S1").failures, 0);
+	/* listed with no token, then one added elsewhere: the verdict reads it */
+	list_user(f->st, "bob", 0);
+	assert_int_equal(pthread_create(&tid, NULL, add_elsewhere, &e), 0);
+	pthread_join(tid, NULL);
+	assert_int_equal(verify(f->st, "bob", C1, T1, 5).code, FTM_VERDICT_OK);
+	assert_int_equal(get(f->st, "S2").last_step, T1 / 30);
+	/* listed and nothing changed: decided on the list's rows, written once */
+	list_user(f->st, "bob", 1);
+	assert_int_equal(verify(f->st, "bob", C2, T2, 5).code, FTM_VERDICT_OK);
+	assert_int_equal(get(f->st, "S2").last_step, T2 / 30);
+	list_user(f->st, "bob", 1);
+	assert_int_equal(verify(f->st, "bob", C2, T2, 5).code, FTM_VERDICT_REPLAY);
+	ftm_store_close(b);
+	PQfinish(other);
+}
+
+/* Listed, then the verdict waits on the rows another session holds; that session uses the code and
+ * commits: the waiting verdict finds the rows changed and answers replay. */
+static void a_listed_verdict_waiting_on_the_rows_answers_from_what_was_committed(void **state)
+{
+	fixture_t *f = *state;
+	PGconn *other = admin(f->db);
+	struct waiter w = { .st = f->st };
+	pthread_t tid;
+	char q[128];
+
+	add(f->st, "alice", "S1");
+	PQclear(PQexec(other, "BEGIN"));
+	PQclear(PQexec(other, "SELECT 1 FROM ftm_tokens WHERE username = 'alice' FOR UPDATE"));
+	assert_int_equal(pthread_create(&tid, NULL, list_then_verify, &w), 0);
+	usleep(300 * 1000);
+	assert_int_equal(w.done, 1);	/* listed, its verdict blocked on the row lock */
+	snprintf(q, sizeof(q), "UPDATE ftm_tokens SET last_step = %lld WHERE serial = 'S1'", T1 / 30);
+	PQclear(PQexec(other, q));
+	PQclear(PQexec(other, "COMMIT"));
+	pthread_join(tid, NULL);
+	assert_int_equal(w.v.code, FTM_VERDICT_REPLAY);
+	PQfinish(other);
+}
+
 /* A verdict writes every dirty row or none: a write that fails on the second token rolls back the
  * failure already counted on the first. */
 static void a_verdict_that_fails_half_way_leaves_nothing_behind(void **state)
@@ -1131,6 +1238,8 @@ int main(void)
 		T(regenerated_recovery_codes_revoke_the_old_set_on_every_node),
 		T(a_recovery_code_raced_on_two_nodes_has_one_winner),
 		T(a_verdict_waits_for_the_users_rows_and_reads_the_committed_state),
+		T(a_verdict_after_a_list_sees_what_another_node_wrote_meanwhile),
+		T(a_listed_verdict_waiting_on_the_rows_answers_from_what_was_committed),
 		T(a_verdict_that_fails_half_way_leaves_nothing_behind),
 		T(connections_closed_by_the_server_are_replaced_without_reopening),
 		T(a_node_with_another_key_is_refused),
