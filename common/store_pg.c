@@ -36,6 +36,18 @@
 #define TOKEN_COLS "serial, username, seed, alg, digits, period, status, last_step, failures, push, created," \
 		   " lock_reason, locked_at"
 
+/* Q_VERDICT_CAS's parts around its UPDATE */
+#define CAS_HEAD "WITH cur AS (SELECT serial, xmin::text AS ver FROM ftm_tokens WHERE username = $1" \
+		 " ORDER BY serial FOR UPDATE)," \
+		 " ok AS (SELECT coalesce(array_agg(serial ORDER BY serial), '{}') = $2::text[] AND" \
+		 " coalesce(array_agg(ver ORDER BY serial), '{}') = $3::text[] AS same FROM cur)," \
+		 " upd AS ("
+#define CAS_TAIL " RETURNING 1)," \
+		 " aud AS (INSERT INTO ftm_audit (at, event, result, username, serial, client, nas, frontend," \
+		 " node, reason) SELECT $10::bigint, $11, $12, $13, $14, $15, $16, $17, $18, $19" \
+		 " WHERE $20::boolean AND (SELECT same FROM ok) RETURNING 1)" \
+		 " SELECT (SELECT same FROM ok), (SELECT count(*) FROM upd), (SELECT count(*) FROM aud)"
+
 /* Text compares bytewise (COLLATE "C") so lists order like the SQLite store. */
 static const char *const migrations[SCHEMA_VERSION] = {
 	"CREATE TABLE ftm_meta (name text COLLATE \"C\" PRIMARY KEY, value bytea NOT NULL);"
@@ -127,7 +139,7 @@ enum {
 	Q_META_GET, Q_META_PUT, Q_INSERT, Q_GET, Q_REISSUE, Q_STATUS, Q_STATUS_CLEAR, Q_PUSH, Q_USER, Q_DELETE,
 	Q_LIST_ALL, Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE,
 	Q_STATE_PURGE, Q_STATE_PUT, Q_STATE_TAKE, Q_STATE_CAP_USER, Q_STATE_CAP_CLIENT,
-	Q_SETTINGS_GET, Q_SETTING_PUT, Q_SETTING_SEED, Q_AUDIT_INSERT, Q_VERDICT_CAS, Q_COUNT
+	Q_SETTINGS_GET, Q_SETTING_PUT, Q_SETTING_SEED, Q_AUDIT_INSERT, Q_VERDICT_CAS, Q_VERDICT_CAS1, Q_COUNT
 };
 _Static_assert(Q_COUNT <= 64, "pg_link_t.prepared has one bit per query");
 static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
@@ -167,21 +179,18 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 			     " ON CONFLICT (name) DO NOTHING", 3 },
 	/* A verdict decided on rows a list read (the login's, a moment before) in one statement: the user's
 	 * rows locked in the verdicts' order, and only when they are still exactly those rows ($2 serials,
-	 * $3 versions) the dirty ones written ($4-$9) and the audit row inserted ($10-$19, when $20): one
-	 * autocommit statement, so one synchronous commit. Columns: same, rows updated, audit rows. */
-	[Q_VERDICT_CAS] = { "WITH cur AS (SELECT serial, xmin::text AS ver FROM ftm_tokens WHERE username = $1"
-			    " ORDER BY serial FOR UPDATE),"
-			    " ok AS (SELECT coalesce(array_agg(serial ORDER BY serial), '{}') = $2::text[] AND"
-			    " coalesce(array_agg(ver ORDER BY serial), '{}') = $3::text[] AS same FROM cur),"
-			    " upd AS (UPDATE ftm_tokens t SET status = w.status, last_step = w.last_step,"
+	 * $3 versions) the dirty ones written ($4-$9: arrays, or one row's values) and the audit row
+	 * inserted ($10-$19, when $20): one autocommit statement, so one synchronous commit. Columns: same,
+	 * rows updated, audit rows. */
+	[Q_VERDICT_CAS] = { CAS_HEAD "UPDATE ftm_tokens t SET status = w.status, last_step = w.last_step,"
 			    " failures = w.failures, lock_reason = w.lock_reason, locked_at = w.locked_at"
 			    " FROM unnest($4::text[], $5::text[], $6::bigint[], $7::integer[], $8::text[], $9::bigint[])"
 			    " AS w(serial, status, last_step, failures, lock_reason, locked_at)"
-			    " WHERE t.serial = w.serial AND t.username = $1 AND (SELECT same FROM ok) RETURNING 1),"
-			    " aud AS (INSERT INTO ftm_audit (at, event, result, username, serial, client, nas, frontend,"
-			    " node, reason) SELECT $10::bigint, $11, $12, $13, $14, $15, $16, $17, $18, $19"
-			    " WHERE $20::boolean AND (SELECT same FROM ok) RETURNING 1)"
-			    " SELECT (SELECT same FROM ok), (SELECT count(*) FROM upd), (SELECT count(*) FROM aud)", 20 },
+			    " WHERE t.serial = w.serial AND t.username = $1 AND (SELECT same FROM ok)" CAS_TAIL, 20 },
+	/* the same for one dirty row (a verdict's usual case): no arrays to join */
+	[Q_VERDICT_CAS1] = { CAS_HEAD "UPDATE ftm_tokens SET status = $5, last_step = $6::bigint, failures = $7::integer,"
+			     " lock_reason = $8, locked_at = $9::bigint WHERE serial = $4 AND username = $1"
+			     " AND (SELECT same FROM ok)" CAS_TAIL, 20 },
 	[Q_AUDIT_INSERT] = { "INSERT INTO ftm_audit (at, event, result, username, serial, client, nas, frontend, node,"
 			     " reason) VALUES ($1::bigint,$2,$3,$4,$5,$6,$7,$8,$9,$10)", 10 },
 };
@@ -1419,7 +1428,7 @@ static int cas_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 	const char *values[20] = { cc->user };
 	lit_t lits[8];
 	size_t dirty = 0;
-	char at[24] = "0";
+	char at[24] = "0", last[24], failures[16], locked_at[24];
 	PGresult *res;
 	int rc = -1;
 
@@ -1449,6 +1458,21 @@ static int cas_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 			SETERR("token store: out of memory");
 			goto out;
 		}
+	for (size_t i = 0; dirty == 1 && i < o->n; i++) {
+		const ftm_token_t *t = &o->rows[i].tok;
+
+		if (!o->rows[i].dirty)
+			continue;
+		snprintf(last, sizeof(last), "%" PRId64, t->last_step);
+		snprintf(failures, sizeof(failures), "%u", t->failures);
+		snprintf(locked_at, sizeof(locked_at), "%" PRId64, t->locked_at);
+		values[3] = t->serial;
+		values[4] = status_text(t->status);
+		values[5] = last;
+		values[6] = failures;
+		values[7] = ftm_lock_reason_name(t->lock_reason);
+		values[8] = locked_at;
+	}
 	if (audited) {
 		audit_params(cc->audit, at, &values[9]);
 	} else {
@@ -1457,7 +1481,7 @@ static int cas_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 			values[i] = "";
 	}
 	values[19] = audited ? "t" : "f";
-	res = run(l, Q_VERDICT_CAS, 20, values, NULL, NULL);
+	res = run(l, dirty == 1 ? Q_VERDICT_CAS1 : Q_VERDICT_CAS, 20, values, NULL, NULL);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		if (PQstatus(l->conn) != CONNECTION_OK) {
 			res_ok(l->conn, res, PGRES_TUPLES_OK, "verdict", err, err_len);

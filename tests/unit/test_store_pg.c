@@ -433,11 +433,10 @@ static void *verify_later(void *arg)
 	return NULL;
 }
 
-/* SELECT ... FOR UPDATE: a verdict waits for another session holding the user's row, then decides on
- * what that session committed (here: the step already used). */
-static void a_verdict_waits_for_the_users_rows_and_reads_the_committed_state(void **state)
+/* Another session holds alice's row while `verdict` runs in a thread (w.done is `blocked` once it waits
+ * on the lock), uses the step and commits: the verdict decides on what was committed, a replay. */
+static void verdict_behind_a_held_row(fixture_t *f, void *(*verdict)(void *), int blocked)
 {
-	fixture_t *f = *state;
 	PGconn *other = admin(f->db);
 	struct waiter w = { .st = f->st };
 	pthread_t tid;
@@ -446,15 +445,22 @@ static void a_verdict_waits_for_the_users_rows_and_reads_the_committed_state(voi
 	add(f->st, "alice", "S1");
 	PQclear(PQexec(other, "BEGIN"));
 	PQclear(PQexec(other, "SELECT 1 FROM ftm_tokens WHERE username = 'alice' FOR UPDATE"));
-	assert_int_equal(pthread_create(&tid, NULL, verify_later, &w), 0);
+	assert_int_equal(pthread_create(&tid, NULL, verdict, &w), 0);
 	usleep(300 * 1000);
-	assert_int_equal(w.done, 0);	/* blocked on the row lock */
+	assert_int_equal(w.done, blocked);	/* blocked on the row lock */
 	snprintf(q, sizeof(q), "UPDATE ftm_tokens SET last_step = %lld WHERE serial = 'S1'", T1 / 30);
 	PQclear(PQexec(other, q));
 	PQclear(PQexec(other, "COMMIT"));
 	pthread_join(tid, NULL);
 	assert_int_equal(w.v.code, FTM_VERDICT_REPLAY);
 	PQfinish(other);
+}
+
+/* SELECT ... FOR UPDATE: a verdict waits for another session holding the user's row, then decides on
+ * what that session committed (here: the step already used). */
+static void a_verdict_waits_for_the_users_rows_and_reads_the_committed_state(void **state)
+{
+	verdict_behind_a_held_row(*state, verify_later, 0);
 }
 
 /* ---- a verdict decided on the rows its login's list read (store_pg.c: Q_VERDICT_CAS) ---- */
@@ -544,24 +550,7 @@ static void a_verdict_after_a_list_sees_what_another_node_wrote_meanwhile(void *
  * commits: the waiting verdict finds the rows changed and answers replay. */
 static void a_listed_verdict_waiting_on_the_rows_answers_from_what_was_committed(void **state)
 {
-	fixture_t *f = *state;
-	PGconn *other = admin(f->db);
-	struct waiter w = { .st = f->st };
-	pthread_t tid;
-	char q[128];
-
-	add(f->st, "alice", "S1");
-	PQclear(PQexec(other, "BEGIN"));
-	PQclear(PQexec(other, "SELECT 1 FROM ftm_tokens WHERE username = 'alice' FOR UPDATE"));
-	assert_int_equal(pthread_create(&tid, NULL, list_then_verify, &w), 0);
-	usleep(300 * 1000);
-	assert_int_equal(w.done, 1);	/* listed, its verdict blocked on the row lock */
-	snprintf(q, sizeof(q), "UPDATE ftm_tokens SET last_step = %lld WHERE serial = 'S1'", T1 / 30);
-	PQclear(PQexec(other, q));
-	PQclear(PQexec(other, "COMMIT"));
-	pthread_join(tid, NULL);
-	assert_int_equal(w.v.code, FTM_VERDICT_REPLAY);
-	PQfinish(other);
+	verdict_behind_a_held_row(*state, list_then_verify, 1);
 }
 
 /* A verdict writes every dirty row or none: a write that fails on the second token rolls back the
