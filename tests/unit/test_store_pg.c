@@ -34,6 +34,7 @@ typedef struct fixture {
 	char		dir[64];
 	char		key[128];
 	ftm_store_t	*st;
+	char		code[FTM_ACTIVATION_CODE_LEN + 1];	/* act_setup: alice's link */
 } fixture_t;
 
 static const char *pg_host;
@@ -191,6 +192,7 @@ static void open_creates_the_schema_at_the_newest_version(void **state)
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_pushes"), 0);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_number_states"), 0);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_audit"), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_activations"), 0);
 	/* the verdict policy, seeded with the built-in defaults */
 	assert_int_equal(sql_long(f, "SELECT value::bigint FROM ftm_settings WHERE name = 'lockout_threshold'"), 5);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_tokens"), 0);
@@ -227,6 +229,7 @@ static void a_version_1_database_is_migrated_with_its_tokens(void **state)
 	sql(f, "DROP TABLE ftm_settings");
 	sql(f, "ALTER TABLE ftm_tokens DROP COLUMN lock_reason, DROP COLUMN locked_at");
 	sql(f, "DROP TABLE ftm_recovery_codes");
+	sql(f, "DROP TABLE ftm_activations");
 	sql(f, "DELETE FROM ftm_schema WHERE version >= 2");
 	b = open_node(f, f->key, err, sizeof(err));
 	assert_non_null(b);
@@ -237,6 +240,32 @@ static void a_version_1_database_is_migrated_with_its_tokens(void **state)
 	assert_int_equal(ftm_store_challenge_take(b, "alice", "10.0.0.1", st_hex, T1, &check, err, sizeof(err)), 0);
 	assert_int_equal(check, FTM_STATE_OK);
 	f->st = b;
+}
+
+/* A database at version 6 (pushes, no activation links) gains them when a newer node opens it: a link
+ * is issued and redeemed on its tokens. */
+static void a_version_6_database_gains_activation_links(void **state)
+{
+	fixture_t *f = *state;
+	char err[512], code[FTM_ACTIVATION_CODE_LEN + 1];
+	ftm_verify_params_t p = params(5);
+	ftm_activation_t a;
+	ftm_store_t *b;
+
+	add(f->st, "alice", "S1");
+	ftm_store_close(f->st);
+	f->st = NULL;
+	sql(f, "DROP TABLE ftm_activations");
+	sql(f, "DELETE FROM ftm_schema WHERE version >= 7");
+	b = open_node(f, f->key, err, sizeof(err));
+	assert_non_null(b);
+	f->st = b;
+	assert_true(sql_long(f, "SELECT max(version) FROM ftm_schema") >= 7);
+	assert_int_equal(ftm_store_activation_issue(b, "S1", "", T1 - 50, 60, code, sizeof(code), NULL, err,
+						    sizeof(err)), 0);
+	assert_int_equal(ftm_store_activation_confirm(b, code, C1, T1, &p, &a), 0);
+	assert_int_equal(a.code, FTM_ACT_OK);
+	assert_int_equal(get(b, "S1").last_step, 37037036);
 }
 
 static void a_database_newer_than_the_binary_is_refused(void **state)
@@ -842,6 +871,56 @@ static void a_number_state_flood_flushes_only_the_flooders_own(void **state)
 	ftm_store_close(other);
 }
 
+/* ---- activation links (store_activation_spec.h): a link made on one node redeemed on another ---- */
+
+#include "store_activation_spec.h"
+
+/* setup, and alice's token S1 with a link in f->code */
+static int act_setup(void **state)
+{
+	fixture_t *f;
+
+	if (setup(state) != 0)
+		return -1;
+	f = *state;
+	return act_spec_setup(f->st, f->code);
+}
+
+/* Only the SHA-256 of the code is in the database: no column of the link holds the code. */
+static void a_link_is_stored_only_as_the_hash_of_its_code(void **state)
+{
+	fixture_t *f = *state;
+	char q[256];
+
+	assert_int_equal(strlen(f->code), FTM_ACTIVATION_CODE_LEN);
+	snprintf(q, sizeof(q), "SELECT count(*) FROM ftm_activations WHERE code_hash = sha256(convert_to('%s', 'UTF8'))",
+		 f->code);
+	assert_int_equal(sql_long(f, q), 1);
+	snprintf(q, sizeof(q), "SELECT count(*) FROM ftm_activations a WHERE strpos(a::text, '%s') > 0"
+		 " OR strpos(encode(a.code_hash, 'escape'), '%s') > 0", f->code, f->code);
+	assert_int_equal(sql_long(f, q), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_activations"), 1);
+}
+
+#define ONE(name) static void name(void **state)						\
+{												\
+	fixture_t *f = *state;									\
+												\
+	spec_act_##name(f->st, f->code);							\
+}
+#define TWO(name) static void name(void **state)						\
+{												\
+	fixture_t *f = *state;									\
+	char err[256];										\
+	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));				\
+												\
+	assert_non_null(other);									\
+	spec_act2_##name(f->st, other, f->code);						\
+	ftm_store_close(other);									\
+}
+ACT_SPEC_CASES(ONE)
+ACT_SPEC_CASES2(TWO)
+
 /* ---- the audit trail and debug on demand (the cases are shared with test_store.c) ---- */
 
 #include "store_audit_cases.h"
@@ -1106,6 +1185,7 @@ static void a_lock_by_failures_on_one_node_ends_on_another_and_an_admin_lock_sta
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define TA(fn) cmocka_unit_test_setup_teardown(fn, act_setup, teardown),
 	const struct CMUnitTest tests[] = {
 		T(a_users_second_push_gets_the_pending_one),
 		T(a_verdict_on_one_node_is_heard_on_the_other),
@@ -1118,6 +1198,7 @@ int main(void)
 		T(a_version_1_database_is_migrated_with_its_tokens),
 		T(a_challenge_issued_on_one_node_is_answered_once_on_another),
 		T(a_challenge_flood_flushes_only_the_flooders_own_states),
+		T(a_version_6_database_gains_activation_links),
 		T(a_database_newer_than_the_binary_is_refused),
 		T(a_policy_set_on_one_node_is_every_nodes),
 		T(a_lock_by_failures_on_one_node_ends_on_another_and_an_admin_lock_stays),
@@ -1145,6 +1226,9 @@ int main(void)
 		T(audit_prune_drops_only_older_rows),
 		T(debug_switches_expire_and_clear),
 		T(an_audit_row_of_one_node_is_listed_on_another),
+		TA(a_link_is_stored_only_as_the_hash_of_its_code)
+		ACT_SPEC_CASES(TA)
+		ACT_SPEC_CASES2(TA)
 	};
 
 	pg_host = getenv("FTM_TEST_PG_HOST");
