@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ftm_util.h"
 #include "pq_lazy.h"
 #include "store_backend.h"
 
@@ -203,14 +204,6 @@ typedef struct pg {
 	void		*watch_ctx;
 } pg_t;
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* libpq's message without its trailing newline, on one line. */
 static void one_line(char *dst, size_t max, const char *msg)
 {
@@ -383,7 +376,7 @@ static void note_down(pg_t *pg, const char *why)
 	pthread_mutex_lock(&pg->mu);
 	pg->backoff_ms = pg->backoff_ms == 0 ? BACKOFF_MIN_MS
 			 : pg->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : pg->backoff_ms * 2;
-	pg->retry_at_ms = now_ms() + pg->backoff_ms;
+	pg->retry_at_ms = ftm_mono_ms() + pg->backoff_ms;
 	snprintf(pg->last_error, sizeof(pg->last_error), "%s", why);
 	first = !pg->down;
 	pg->down = true;
@@ -412,7 +405,7 @@ static int link_connect(pg_t *pg, pg_link_t *l, char *err, size_t err_len)
 	int64_t wait;
 
 	pthread_mutex_lock(&pg->mu);
-	wait = pg->retry_at_ms - now_ms();
+	wait = pg->retry_at_ms - ftm_mono_ms();
 	if (pg->down && wait > 0) {
 		SETERR("%s (next attempt in %" PRId64 " ms)", pg->last_error, wait);
 		pthread_mutex_unlock(&pg->mu);
