@@ -1,9 +1,9 @@
 /* store_activation_spec: activation links in the token store (issue, open, confirm, revoke), one
  * specification for both backends (test_activation.c on SQLite, test_store_pg.c on PostgreSQL). The
- * including file defines SEED_HEX, T1, C1, T2, C2 and BAD (RFC 6238 appendix B: SHA1 seed
- * "12345678901234567890", 30 s, 8 digits) and gives each case a store set up by act_spec_setup: alice's
- * token S1 created a minute before T1, a link for it in `code`. The two-handle cases get a second handle
- * on the same store (a second process on one file, or a second node on one database). */
+ * including file includes store_fixture.h (the RFC 6238 token and codes) and gives each case a store
+ * set up by act_spec_setup: alice's token S1 created a minute before T1, a link for it in `code`. The
+ * two-handle cases get a second handle on the same store (a second process on one file, or a second
+ * node on one database) and issue their own link. */
 #ifndef STORE_ACTIVATION_SPEC_H
 #define STORE_ACTIVATION_SPEC_H
 
@@ -24,11 +24,8 @@ static int act_spec_setup(ftm_store_t *st, char code[FTM_ACTIVATION_CODE_LEN + 1
 	ftm_token_t t;
 	char err[256];
 
-	if (ftm_token_init(&t, "alice", "S1", SEED_HEX, err, sizeof(err)) != 0)
+	if (fixture_rfc_token(&t, "alice", "S1") != 0)
 		return -1;
-	t.digits = 8;
-	t.period = 30;
-	t.created = T1 - 60;
 	if (ftm_store_token_add(st, &t, err, sizeof(err)) != 0 ||
 	    ftm_store_activation_issue(st, "S1", "alice@example.org", T1 - 50, ACT_EXPIRE, code,
 				       FTM_ACTIVATION_CODE_LEN + 1, NULL, err, sizeof(err)) != 0) {
@@ -255,17 +252,28 @@ static void spec_act_delete_revokes_the_links(ftm_store_t *st, const char *code)
 	assert_int_equal(act_confirm(st, code, C1, T1).code, FTM_ACT_UNKNOWN);
 }
 
-/* ---- two handles on one store ---- */
+/* ---- two handles on one store (store_fixture.h's FIXTURE_TWO_HANDLES) ---- */
+
+/* A new link for S1 (the setup's dies), issued through st. */
+static void act_issue(ftm_store_t *st, char code[FTM_ACTIVATION_CODE_LEN + 1])
+{
+	char err[256];
+
+	assert_int_equal(ftm_store_activation_issue(st, "S1", "alice@example.org", T1 - 50, ACT_EXPIRE, code,
+						    FTM_ACTIVATION_CODE_LEN + 1, NULL, err, sizeof(err)), 0);
+}
 
 /* A link made through one handle (ftmpushctl on one node) is opened and redeemed through another (the
  * activation page of another node), and the first handle sees it used. */
-static void spec_act2_a_link_made_on_one_node_is_redeemed_on_another(ftm_store_t *a, ftm_store_t *b, const char *code)
+static void spec_a_link_made_on_one_node_is_redeemed_on_another(ftm_store_t *a, ftm_store_t *b)
 {
 	ftm_verify_params_t p = act_params();
+	char code[FTM_ACTIVATION_CODE_LEN + 1];
 	ftm_activation_t got;
 	ftm_verdict_t v;
 	ftm_token_t tok;
 
+	act_issue(a, code);
 	assert_int_equal(act_open(b, code, T1, &tok), FTM_ACT_OK);
 	assert_memory_equal(tok.seed, "12345678901234567890", 20);
 	ftm_memzero(&tok, sizeof(tok));
@@ -319,13 +327,11 @@ static void act_race_four(ftm_store_t *a, ftm_store_t *b, const char *code, cons
 
 /* The right code raced on two handles: one winner every round, the others read the link used (a new
  * round: the token re-issued with its seed, which kills the old link, and a new link). */
-static void spec_act2_one_link_redeemed_at_once_on_two_nodes_has_one_winner(ftm_store_t *a, ftm_store_t *b,
-									  const char *code)
+static void spec_one_link_redeemed_at_once_on_two_nodes_has_one_winner(ftm_store_t *a, ftm_store_t *b)
 {
-	char fresh[FTM_ACTIVATION_CODE_LEN + 1];
+	char code[FTM_ACTIVATION_CODE_LEN + 1];
 	ftm_activation_code_t got[4];
 
-	memcpy(fresh, code, sizeof(fresh));
 	for (int round = 0; round < 10; round++) {
 		int ok = 0, used = 0;
 
@@ -334,10 +340,9 @@ static void spec_act2_one_link_redeemed_at_once_on_two_nodes_has_one_winner(ftm_
 
 			assert_int_equal(ftm_store_token_reissue(a, &t, NULL, 0), 0);
 			ftm_memzero(&t, sizeof(t));
-			assert_int_equal(ftm_store_activation_issue(b, "S1", "", T1 - 50, ACT_EXPIRE, fresh,
-								    sizeof(fresh), NULL, NULL, 0), 0);
 		}
-		act_race_four(a, b, fresh, C1, got);
+		act_issue(round % 2 ? a : b, code);
+		act_race_four(a, b, code, C1, got);
 		for (int i = 0; i < 4; i++) {
 			ok += got[i] == FTM_ACT_OK;
 			used += got[i] == FTM_ACT_USED;
@@ -349,11 +354,13 @@ static void spec_act2_one_link_redeemed_at_once_on_two_nodes_has_one_winner(ftm_
 }
 
 /* Wrong codes typed at once on two handles all count on the link: none is lost. */
-static void spec_act2_wrong_codes_at_once_on_two_nodes_all_count(ftm_store_t *a, ftm_store_t *b, const char *code)
+static void spec_wrong_codes_at_once_on_two_nodes_all_count(ftm_store_t *a, ftm_store_t *b)
 {
+	char code[FTM_ACTIVATION_CODE_LEN + 1];
 	ftm_activation_code_t got[4];
 	ftm_activation_t link;
 
+	act_issue(a, code);
 	act_race_four(a, b, code, BAD, got);
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(got[i], FTM_ACT_BAD_CODE);
@@ -363,7 +370,18 @@ static void spec_act2_wrong_codes_at_once_on_two_nodes_all_count(ftm_store_t *a,
 	assert_int_equal(act_confirm(b, code, C1, T1).code, FTM_ACT_EXHAUSTED);
 }
 
-/* The cases, for the including file to wrap in its fixture (X: one store; X2: two handles on it). */
+/* A cmocka case `name` running spec_act_NAME(f->st, f->code) on a fixture_t with the store in st and
+ * act_spec_setup's link in code. */
+#define ACT_ONE(name)										\
+static void name(void **state)									\
+{												\
+	fixture_t *f = *state;									\
+												\
+	spec_act_##name(f->st, f->code);							\
+}
+
+/* The cases, for the including file to wrap (X: one store, ACT_ONE; X2: two handles on it,
+ * FIXTURE_TWO_HANDLES). */
 #define ACT_SPEC_CASES(X) \
 	X(a_new_link_replaces_the_old_one) \
 	X(the_link_expires_with_the_tokens_activation_window) \

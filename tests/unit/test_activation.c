@@ -14,13 +14,7 @@
 #include <cmocka.h>
 
 #include "ftm_store.h"
-
-#define SEED_HEX	"3132333435363738393031323334353637383930"
-#define T1		1111111109LL	/* step 37037036 */
-#define C1		"07081804"
-#define T2		1111111111LL	/* step 37037037 */
-#define C2		"14050471"
-#define BAD		"00000000"
+#include "store_fixture.h"
 
 typedef struct fixture {
 	char		dir[64];
@@ -37,8 +31,7 @@ static int setup(void **state)
 	fixture_t *f = calloc(1, sizeof(*f));
 	char err[256];
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/ftm-test-act.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
+	if (fixture_dir(f->dir, "act") != 0)
 		return -1;
 	snprintf(f->db, sizeof(f->db), "%s/tokens.db", f->dir);
 	f->st = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
@@ -51,21 +44,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fixture_t *f = *state;
-	DIR *d;
-	struct dirent *e;
-	char path[512];
 
 	ftm_store_close(f->st);
-	d = opendir(f->dir);
-	while (d && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(f->dir);
+	fixture_dir_remove(f->dir);
 	free(f);
 	return 0;
 }
@@ -105,24 +86,13 @@ static void a_code_is_192_random_bits_in_base64url_stored_only_as_a_hash(void **
 
 /* ---- the store's own cases (store_activation_spec.h), on one file and on two handles on it ---- */
 
-#define ONE(name) static void name(void **state)						\
-{												\
-	fixture_t *f = *state;									\
-												\
-	spec_act_##name(f->st, f->code);							\
+static ftm_store_t *fixture_other(fixture_t *f, char *err, size_t err_len)
+{
+	return ftm_store_open(f->db, NULL, NULL, err, err_len);
 }
-#define TWO(name) static void name(void **state)						\
-{												\
-	fixture_t *f = *state;									\
-	char err[256];										\
-	ftm_store_t *other = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));		\
-												\
-	assert_non_null(other);									\
-	spec_act2_##name(f->st, other, f->code);						\
-	ftm_store_close(other);									\
-}
-ACT_SPEC_CASES(ONE)
-ACT_SPEC_CASES2(TWO)
+
+ACT_SPEC_CASES(ACT_ONE)
+ACT_SPEC_CASES2(FIXTURE_TWO_HANDLES)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown),
 

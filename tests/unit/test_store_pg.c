@@ -19,14 +19,8 @@
 #include <libpq-fe.h>
 
 #include "ftm_store.h"
+#include "store_fixture.h"
 #include "store_push_spec.h"
-
-#define SEED_HEX	"3132333435363738393031323334353637383930"
-#define T1		1111111109LL	/* step 37037036 */
-#define C1		"07081804"
-#define T2		1111111111LL	/* step 37037037 */
-#define C2		"14050471"
-#define BAD		"00000000"
 
 typedef struct fixture {
 	char		db[32];
@@ -102,8 +96,7 @@ static int setup(void **state)
 
 	snprintf(f->db, sizeof(f->db), "ftm_unit_%d_%d", (int)getpid(), ++db_serial);
 	snprintf(f->uri, sizeof(f->uri), "postgresql:///%s?host=%s&user=ftm", f->db, pg_host);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/ftm-test-pg.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
+	if (fixture_dir(f->dir, "pg") != 0)
 		return -1;
 	snprintf(f->key, sizeof(f->key), "%s/seed.key", f->dir);
 	c = admin("postgres");
@@ -127,21 +120,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fixture_t *f = *state;
-	DIR *d;
-	struct dirent *e;
-	char path[512];
 
 	ftm_store_close(f->st);
-	d = opendir(f->dir);
-	while (d && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(f->dir);
+	fixture_dir_remove(f->dir);
 	free(f);
 	return 0;
 }
@@ -151,10 +132,7 @@ static void add(ftm_store_t *st, const char *user, const char *serial)
 	ftm_token_t t;
 	char err[256];
 
-	assert_int_equal(ftm_token_init(&t, user, serial, SEED_HEX, err, sizeof(err)), 0);
-	t.digits = 8;
-	t.period = 30;
-	t.created = T1 - 60;
+	assert_int_equal(fixture_rfc_token(&t, user, serial), 0);
 	assert_int_equal(ftm_store_token_add(st, &t, err, sizeof(err)), 0);
 }
 
@@ -816,60 +794,16 @@ static void two_nodes_pushing_one_user_at_once_store_one_push(void **state)
 
 /* ---- pending pushes and number-matching States (store_push_spec.h): on two handles ---- */
 
-static void a_users_second_push_gets_the_pending_one(void **state)
+static ftm_store_t *fixture_other(fixture_t *f, char *err, size_t err_len)
 {
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
-
-	assert_non_null(other);
-	spec_a_users_second_push_gets_the_pending_one(f->st, other);
-	ftm_store_close(other);
+	return open_node(f, f->key, err, err_len);
 }
 
-static void an_expired_push_is_no_longer_pending_and_old_rows_go(void **state)
-{
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
-
-	assert_non_null(other);
-	spec_an_expired_push_is_no_longer_pending_and_old_rows_go(f->st, other);
-	ftm_store_close(other);
-}
-
-static void a_capability_decides_its_row_once_on_any_handle(void **state)
-{
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
-
-	assert_non_null(other);
-	spec_a_capability_decides_its_row_once_on_any_handle(f->st, other);
-	ftm_store_close(other);
-}
-
-static void a_number_state_is_taken_once_on_any_handle(void **state)
-{
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
-
-	assert_non_null(other);
-	spec_a_number_state_is_taken_once_on_any_handle(f->st, other);
-	ftm_store_close(other);
-}
-
-static void a_number_state_flood_flushes_only_the_flooders_own(void **state)
-{
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
-
-	assert_non_null(other);
-	spec_a_number_state_flood_flushes_only_the_flooders_own(f->st, other);
-	ftm_store_close(other);
-}
+FIXTURE_TWO_HANDLES(a_users_second_push_gets_the_pending_one)
+FIXTURE_TWO_HANDLES(an_expired_push_is_no_longer_pending_and_old_rows_go)
+FIXTURE_TWO_HANDLES(a_capability_decides_its_row_once_on_any_handle)
+FIXTURE_TWO_HANDLES(a_number_state_is_taken_once_on_any_handle)
+FIXTURE_TWO_HANDLES(a_number_state_flood_flushes_only_the_flooders_own)
 
 /* ---- activation links (store_activation_spec.h): a link made on one node redeemed on another ---- */
 
@@ -902,24 +836,8 @@ static void a_link_is_stored_only_as_the_hash_of_its_code(void **state)
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_activations"), 1);
 }
 
-#define ONE(name) static void name(void **state)						\
-{												\
-	fixture_t *f = *state;									\
-												\
-	spec_act_##name(f->st, f->code);							\
-}
-#define TWO(name) static void name(void **state)						\
-{												\
-	fixture_t *f = *state;									\
-	char err[256];										\
-	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));				\
-												\
-	assert_non_null(other);									\
-	spec_act2_##name(f->st, other, f->code);						\
-	ftm_store_close(other);									\
-}
-ACT_SPEC_CASES(ONE)
-ACT_SPEC_CASES2(TWO)
+ACT_SPEC_CASES(ACT_ONE)
+ACT_SPEC_CASES2(FIXTURE_TWO_HANDLES)
 
 /* ---- the audit trail and debug on demand (the cases are shared with test_store.c) ---- */
 
