@@ -2013,29 +2013,23 @@ static int act_put_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len
 		return first_failed(l, -1);
 	if (act_cmd(l, "DELETE FROM ftm_activations WHERE serial = $1", 1, sv, false, PGRES_COMMAND_OK,
 		    err, err_len) != 0)
-		goto fail;
+		return -1;
 	res = act_exec(l, "SELECT 1 FROM ftm_tokens WHERE serial = $1 FOR UPDATE", 1, sv, false);
 	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "activation", err, err_len) != 0)
-		goto fail;
+		return -1;
 	found = PQntuples(res);
 	PQclear(res);
-	if (found == 0) {
-		rollback(l->conn);
-		return 1;
-	}
+	if (found == 0)
+		return 1;	/* no such token: link_put rolls the DELETE back */
 	snprintf(created, sizeof(created), "%" PRId64, a->created);
 	snprintf(expires, sizeof(expires), "%" PRId64, a->expires);
 	snprintf(failures, sizeof(failures), "%u", a->failures);
 	res = PQexecParams(l->conn, "INSERT INTO ftm_activations (" ACT_COLS ") VALUES ($1, $2, $3, $4,"
 			   " $5::bigint, $6::bigint, $7::integer, $8::boolean)", 8, NULL, iv, lengths, formats, 0);
 	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "activation", err, err_len) != 0)
-		goto fail;
+		return -1;
 	PQclear(res);
-	if (commit(l, "activation", err, err_len) == 0)
-		return 0;
-fail:
-	rollback(l->conn);
-	return -1;
+	return commit(l, "activation", err, err_len);
 }
 
 static int pg_act_put(void *be, const ftm_activation_row_t *a, char *err, size_t err_len)
@@ -2113,9 +2107,7 @@ static int act_verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err
 		goto out;
 	rc = commit(l, "activation", err, err_len);
 out:
-	if (rc != 0)
-		rollback(l->conn);
-	rows_free(&o);
+	rows_free(&o);	/* a transaction left open is rolled back by link_put */
 	return rc;
 }
 
