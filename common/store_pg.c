@@ -1975,20 +1975,21 @@ static int act_from_res(PGresult *res, int r, ftm_activation_row_t *a)
 	return 0;
 }
 
-/* One statement, its first parameter a 32-byte hash (binary) when hash is set, else text. */
-static PGresult *act_exec(pg_link_t *l, const char *sql, int n, const char *const *values, bool hash)
+/* One statement with one parameter: a serial (text), or a 32-byte hash (binary) when hash is set. */
+static PGresult *act_exec(pg_link_t *l, const char *sql, const char *value, bool hash)
 {
+	const char *values[1] = { value };
 	const int lengths[1] = { 32 }, formats[1] = { 1 };
 
-	return PQexecParams(l->conn, sql, n, NULL, values, hash ? lengths : NULL, hash ? formats : NULL, 0);
+	return PQexecParams(l->conn, sql, 1, NULL, values, hash ? lengths : NULL, hash ? formats : NULL, 0);
 }
 
-static int act_cmd(pg_link_t *l, const char *sql, int n, const char *const *values, bool hash,
-		   ExecStatusType want, char *err, size_t err_len)
+/* act_exec of a serial for a command: 0, or -1 with err. */
+static int act_cmd(pg_link_t *l, const char *sql, const char *serial, char *err, size_t err_len)
 {
-	PGresult *res = act_exec(l, sql, n, values, hash);
+	PGresult *res = act_exec(l, sql, serial, false);
 
-	if (res_ok(l->conn, res, want, "activation", err, err_len) != 0)
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "activation", err, err_len) != 0)
 		return -1;
 	PQclear(res);
 	return 0;
@@ -2001,7 +2002,6 @@ static int act_put_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len
 {
 	const ftm_activation_row_t *a = c;
 	char created[24], expires[24], failures[16];
-	const char *sv[1] = { a->serial };
 	const char *iv[8] = { (const char *)a->code_hash, a->serial, a->email, (const char *)a->seal_hash,
 			      created, expires, failures, a->used ? "t" : "f" };
 	const int lengths[8] = { 32, 0, 0, 32 }, formats[8] = { 1, 0, 0, 1 };
@@ -2011,10 +2011,9 @@ static int act_put_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len
 	(void)pg;
 	if (exec_cmd(l->conn, "BEGIN", "activation", err, err_len) != 0)
 		return first_failed(l, -1);
-	if (act_cmd(l, "DELETE FROM ftm_activations WHERE serial = $1", 1, sv, false, PGRES_COMMAND_OK,
-		    err, err_len) != 0)
+	if (act_cmd(l, "DELETE FROM ftm_activations WHERE serial = $1", a->serial, err, err_len) != 0)
 		return -1;
-	res = act_exec(l, "SELECT 1 FROM ftm_tokens WHERE serial = $1 FOR UPDATE", 1, sv, false);
+	res = act_exec(l, "SELECT 1 FROM ftm_tokens WHERE serial = $1 FOR UPDATE", a->serial, false);
 	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "activation", err, err_len) != 0)
 		return -1;
 	found = PQntuples(res);
@@ -2049,10 +2048,8 @@ struct act_verdict_ctx {
 static int act_verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 {
 	struct act_verdict_ctx *vc = c;
-	const char *hv[1] = { (const char *)vc->code_hash };
 	ftm_activation_row_t act;
 	struct rows_out o = { 0 };
-	const char *sv[1];
 	char failures[16];
 	const char *uv[3] = { failures, NULL, (const char *)vc->code_hash };
 	const int lengths[3] = { 0, 0, 32 }, formats[3] = { 0, 0, 1 };
@@ -2065,7 +2062,8 @@ static int act_verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err
 	if (vc->write && exec_cmd(l->conn, "BEGIN", "activation", err, err_len) != 0)
 		return first_failed(l, -1);
 	res = act_exec(l, vc->write ? "SELECT " ACT_COLS " FROM ftm_activations WHERE code_hash = $1 FOR UPDATE"
-				    : "SELECT " ACT_COLS " FROM ftm_activations WHERE code_hash = $1", 1, hv, true);
+				    : "SELECT " ACT_COLS " FROM ftm_activations WHERE code_hash = $1",
+		       (const char *)vc->code_hash, true);
 	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "activation", err, err_len) != 0)
 		return vc->write ? -1 : first_failed(l, -1);	/* a read changes nothing: safe to repeat */
 	if (PQntuples(res) == 1) {
@@ -2078,9 +2076,8 @@ static int act_verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err
 	}
 	PQclear(res);
 	/* the token is looked up whether or not the link exists: an unknown link costs what a known one does */
-	sv[0] = act.serial;
 	res = act_exec(l, vc->write ? "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE serial = $1 FOR UPDATE"
-				    : "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE serial = $1", 1, sv, false);
+				    : "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE serial = $1", act.serial, false);
 	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "activation", err, err_len) != 0)
 		goto out;
 	if (rows_from(res, &o, err, err_len) != 0) {
@@ -2128,9 +2125,8 @@ struct act_serial_ctx {
 static int act_get_serial_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 {
 	struct act_serial_ctx *sc = c;
-	const char *sv[1] = { sc->serial };
 	PGresult *res = act_exec(l, "SELECT " ACT_COLS " FROM ftm_activations WHERE serial = $1"
-				 " ORDER BY created DESC LIMIT 1", 1, sv, false);
+				 " ORDER BY created DESC LIMIT 1", sc->serial, false);
 	int rc = 0;
 
 	(void)pg;
@@ -2158,11 +2154,8 @@ static int pg_act_get_serial(void *be, const char *serial, ftm_activation_row_t 
 
 static int act_revoke_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 {
-	const char *sv[1] = { c };
-
 	(void)pg;
-	return first_failed(l, act_cmd(l, "DELETE FROM ftm_activations WHERE serial = $1", 1, sv, false,
-				       PGRES_COMMAND_OK, err, err_len));
+	return first_failed(l, act_cmd(l, "DELETE FROM ftm_activations WHERE serial = $1", c, err, err_len));
 }
 
 static int pg_act_revoke(void *be, const char *serial, char *err, size_t err_len)
