@@ -67,11 +67,11 @@ trap() {
 }
 # what a trap set before this file was sourced (lib-radius, lib-push) keeps running too
 ftm_exit_adopt() {
-  [ $# = 0 ] && return 0
-  eval "set -- $*"	# trap -p prints: trap -- 'CMD' EXIT
+  [ -n "$1" ] || return 0
+  eval "set -- $1"	# trap -p prints: trap -- 'CMD' EXIT
   [ "$3" = ftm_exit_run ] || at_exit "$3"
 }
-ftm_exit_adopt $(builtin trap -p EXIT)
+ftm_exit_adopt "$(builtin trap -p EXIT)"
 
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; [ -f "$PAM_OUT" ] && { echo "---- last pamtester output"; cat "$PAM_OUT"; }; exit 1; }
