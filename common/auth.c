@@ -243,7 +243,7 @@ static int check_policy(ftm_auth_t *auth, char *err, size_t err_len)
 	return 0;
 }
 
-ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len)
+static ftm_auth_t *auth_new(const ftm_config_t *cfg, const ftm_log_t *log, bool single, char *err, size_t err_len)
 {
 	char why[FTM_ERR_MAX] = "";
 	ftm_auth_t *auth;
@@ -278,8 +278,8 @@ ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *er
 		free(auth);
 		return NULL;
 	}
-	auth->store = ftm_store_open(cfg->token_db, cfg->key_file[0] != '\0' ? cfg->key_file : NULL,
-				     &auth->log, why, sizeof(why));
+	auth->store = (single ? ftm_store_open_single : ftm_store_open)(cfg->token_db,
+			cfg->key_file[0] != '\0' ? cfg->key_file : NULL, &auth->log, why, sizeof(why));
 	if (auth->store == NULL) {
 		ftm_log(&auth->log, FTM_LOG_ERR, "cannot open the token store %s: %s", cfg->token_db, why);
 		if (err != NULL && err_len > 0)
@@ -309,6 +309,16 @@ ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *er
 		return NULL;
 	}
 	return auth;
+}
+
+ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len)
+{
+	return auth_new(cfg, log, false, err, err_len);
+}
+
+ftm_auth_t *ftm_auth_new_single(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len)
+{
+	return auth_new(cfg, log, true, err, err_len);
 }
 
 void ftm_auth_free(ftm_auth_t *auth)
@@ -869,6 +879,20 @@ void ftm_auth_push_outcome(ftm_outcome_t *out, ftm_push_verdict_t v, const char 
 {
 	push_outcome(out, v, serial, message, reason);
 	out->push_verdict = v;
+}
+
+int ftm_auth_number_take(ftm_store_t *st, const ftm_login_t *login, const char *state, time_t now,
+			 ftm_state_check_t *check, char tx[33], ftm_outcome_t *out)
+{
+	char err[FTM_ERR_MAX] = "", why[FTM_MSG_MAX];
+
+	*check = FTM_STATE_UNKNOWN;
+	if (ftm_store_number_take(st, login->user, login->client, state, now, check, tx, err, sizeof(err)) != 0) {
+		snprintf(why, sizeof(why), "token store unavailable: %.200s", err);
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, why);
+		return -1;
+	}
+	return *check == FTM_STATE_UNKNOWN ? 0 : 1;
 }
 
 static void push_outcome(ftm_outcome_t *out, ftm_push_verdict_t v, const char *serial, const char *message,

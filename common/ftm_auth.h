@@ -54,6 +54,9 @@ void ftm_outcome_set(ftm_outcome_t *out, ftm_result_t r, const char *serial, con
 		     const char *reason);
 
 ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len);
+/* ftm_auth_new for a core only one thread uses, one call at a time (a PAM module's, kept on its PAM
+ * handle): its store is opened with ftm_store_open_single. */
+ftm_auth_t *ftm_auth_new_single(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len);
 void ftm_auth_free(ftm_auth_t *auth);
 const ftm_config_t *ftm_auth_config(const ftm_auth_t *auth);
 /* The front end's name in the audit trail (ftm_audit.h FTM_AUDIT_FE_*); set once, after ftm_auth_new. */
@@ -155,6 +158,13 @@ int ftm_auth_push_token(ftm_auth_t *auth, const char *user, const char *serial, 
  * instead of the verdict's own text (NULL: the verdict's). */
 void ftm_auth_push_outcome(ftm_outcome_t *out, ftm_push_verdict_t v, const char *serial, const char *message,
 			   const char *reason);
+
+/* The number-matching State a typed number answers, taken from the store for either push path (the
+ * engine's, ftmpushd's client): 1 with *check and tx (33 bytes, the push it names) set; 0 when the
+ * State is no number challenge (try the next kind); -1 when the store failed, with out set to the
+ * error outcome (fail closed). */
+int ftm_auth_number_take(ftm_store_t *st, const ftm_login_t *login, const char *state, time_t now,
+			 ftm_state_check_t *check, char tx[33], ftm_outcome_t *out);
 
 /* The log given to ftm_auth_new (the push engine logs through it). */
 const ftm_log_t *ftm_auth_log(const ftm_auth_t *auth);

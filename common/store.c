@@ -154,8 +154,8 @@ static int shared_store_key(ftm_store_t *st, const char *key_file, char *err, si
 	return 0;
 }
 
-ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log_t *log,
-			    char *err, size_t err_len)
+static ftm_store_t *store_open(const char *uri, const char *key_file, const ftm_log_t *log, bool single,
+			       char *err, size_t err_len)
 {
 	ftm_store_t *st;
 	const char *location;
@@ -210,6 +210,8 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 		st->be = st->ops->open(location, &st->log, err, err_len);
 	if (st->be == NULL)
 		goto fail;
+	if (single && st->ops->single != NULL)
+		st->ops->single(st->be);	/* before the key check and the policy read: their reads too */
 	if (key_check(st, key_file, err, err_len) != 0)
 		goto fail;
 	/* seeds a new store's policy from the built-in defaults; a damaged value fails the verdicts (and
@@ -224,6 +226,18 @@ fail:
 		ftm_log(&st->log, FTM_LOG_ERR, "token store %s: %s", uri, err);
 	ftm_store_close(st);
 	return NULL;
+}
+
+ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log_t *log,
+			    char *err, size_t err_len)
+{
+	return store_open(uri, key_file, log, false, err, err_len);
+}
+
+ftm_store_t *ftm_store_open_single(const char *uri, const char *key_file, const ftm_log_t *log,
+				   char *err, size_t err_len)
+{
+	return store_open(uri, key_file, log, true, err, err_len);
 }
 
 void ftm_store_close(ftm_store_t *st)
@@ -2174,6 +2188,7 @@ int ftm_store_recovery_verify(ftm_store_t *st, const char *user, const char *cod
 	if (r != 0) {
 		set_verdict_only(out, FTM_VERDICT_ERROR, FTM_MSG_STORE_DOWN, err[0] ? err : "token store error");
 		ftm_log(&st->log, FTM_LOG_ERR, "recovery code verdict for '%s': %s", user, out->reason);
+		ftm_metrics_store_error(FTM_METRICS_STORE_VERDICT);
 		return -1;
 	}
 	ftm_log(&st->log, FTM_LOG_DEBUG, "recovery code verdict for '%s'%s: %s", user,
