@@ -585,6 +585,34 @@ static void a_verdict_that_fails_half_way_leaves_nothing_behind(void **state)
 	assert_int_equal(get(f->st, "S2").failures, 1);
 }
 
+/* The session of a verdict killed between its UPDATE and its COMMIT (the second pipelined round trip
+ * held by a trigger): the verdict fails, nothing is written, it is not retried, and the code is good
+ * afterwards. */
+static void a_verdict_whose_session_dies_before_its_commit_fails_and_writes_nothing(void **state)
+{
+	fixture_t *f = *state;
+	struct waiter w = { .st = f->st };
+	pthread_t tid;
+	long sleeping = 0;
+
+	add(f->st, "alice", "S1");
+	sql(f, "CREATE FUNCTION ftm_test_hold() RETURNS trigger LANGUAGE plpgsql AS "
+	       "$$ BEGIN PERFORM pg_sleep(10); RETURN NEW; END $$");
+	sql(f, "CREATE TRIGGER ftm_test_hold BEFORE UPDATE ON ftm_tokens FOR EACH ROW EXECUTE FUNCTION ftm_test_hold()");
+	assert_int_equal(pthread_create(&tid, NULL, verify_later, &w), 0);
+	for (int i = 0; i < 100 && sleeping == 0; i++) {
+		usleep(50 * 1000);
+		sleeping = sql_long(f, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'");
+	}
+	assert_int_equal(sleeping, 1);
+	sql(f, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'");
+	pthread_join(tid, NULL);
+	assert_int_equal(w.v.code, FTM_VERDICT_ERROR);
+	sql(f, "DROP TRIGGER ftm_test_hold ON ftm_tokens");
+	assert_int_equal(get(f->st, "S1").last_step, -1);
+	assert_int_equal(verify(f->st, "alice", C1, T1, 5).code, FTM_VERDICT_OK);
+}
+
 /* The server closes every connection (a restart, a failover): the next verdict reconnects by itself. */
 static void connections_closed_by_the_server_are_replaced_without_reopening(void **state)
 {
@@ -1229,6 +1257,7 @@ int main(void)
 		T(a_verdict_after_a_list_sees_what_another_node_wrote_meanwhile),
 		T(a_listed_verdict_waiting_on_the_rows_answers_from_what_was_committed),
 		T(a_verdict_that_fails_half_way_leaves_nothing_behind),
+		T(a_verdict_whose_session_dies_before_its_commit_fails_and_writes_nothing),
 		T(connections_closed_by_the_server_are_replaced_without_reopening),
 		T(a_node_with_another_key_is_refused),
 		T(a_node_without_the_key_file_is_refused_and_creates_none),
