@@ -150,9 +150,12 @@ fi
 # CPU seconds (user + system) the servers PIDS have used: per request it is a figure the noise of a
 # shared machine moves much less than requests/s.
 server_cpu() {
-  local p; for p in "$@"; do cat "/proc/$p/stat"; done \
+  local p; for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null; done \
     | awk -v hz="$(getconf CLK_TCK)" '{ s += $14 + $15 } END { printf "%.3f", s / hz }'
 }
+# The PostgreSQL server's processes (the postmaster's children: the nodes' sessions, the WAL writer...):
+# their CPU per request is the database's share of a login on this machine.
+pg_pids() { ps -o pid= --ppid "$(head -n 1 "$PG_DATA/postmaster.pid")" | tr '\n' ' '; }
 cpu_per_req() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.0f", (b - a) * 1e6 / n }'; }
 rate() { sed -n 's/.* = \([0-9]*\) req\/s.*/\1/p'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
@@ -183,13 +186,14 @@ for r in $(seq 0 $((rounds - 1))); do
     esac
     if [ "$k" = pg2 ]; then
       requests "$FTM_TMP/seeds-$k-$r.tsv" "$req" 2
+      dbp=$(pg_pids); d0=$(server_cpu $dbp)
       c0=$(server_cpu $pids)
       "$radload" -s "127.0.0.1:$port_A" -p $((inflight / 2)) -t 30 "$req.0" >"$req.out.0" || true &
       l0=$!
       "$radload" -s "127.0.0.1:$port_B" -p $((inflight - inflight / 2)) -t 30 "$req.1" >"$req.out.1" || true &
       l1=$!
       wait "$l0" "$l1" || true
-      c1=$(server_cpu $pids)
+      c1=$(server_cpu $pids) d1=$(server_cpu $dbp)
       # all requests over the longer of the two times
       ftm=$(cat "$req.out.0" "$req.out.1" | sed -n 's/^radload: \([0-9]*\) requests, \([0-9]*\) accept.* in \([0-9.]*\) s = .*/\1 \2 \3/p' \
         | awk '{ n += $1; a += $2; if ($3 > t) t = $3 } END { printf "%.0f", (t > 0 ? n / t : 0) }')
@@ -198,14 +202,17 @@ round $((r + 1))   node B:                  $(cat "$req.out.1")
 round $((r + 1))   2 nodes together:        $ftm req/s"
     else
       requests "$FTM_TMP/seeds-$k-$r.tsv" "$req" 1
+      [ "$k" = pg ] && { dbp=$(pg_pids); d0=$(server_cpu $dbp); }
       c0=$(server_cpu $pids)
       eval "p=\$port_$([ "$k" = sqlite ] && echo S || echo A)"
       out=$("$radload" -s "127.0.0.1:$p" -p "$inflight" -t 30 "$req" || true)
       c1=$(server_cpu $pids)
+      [ "$k" = pg ] && d1=$(server_cpu $dbp)
       ftm=$(echo "$out" | rate)
     fi
-    c=$(cpu_per_req "$c0" "$c1" "$users")
-    printf 'round %d %-26s %s; server CPU %s us/request\n' $((r + 1)) "$(label "$k"):" "$out" "$c"
+    c=$(cpu_per_req "$c0" "$c1" "$users") db=
+    [ "$k" = sqlite ] || db="; database CPU $(cpu_per_req "$d0" "$d1" "$users") us/request"
+    printf 'round %d %-26s %s; server CPU %s us/request%s\n' $((r + 1)) "$(label "$k"):" "$out" "$c" "$db"
     printf 'round %d %-26s ratio %s (server CPU per request: PAP / password+code %s)\n' $((r + 1)) "$(label "$k"):" \
       "$(ratio "$ftm" "$pap")" "$(ratio "$pap_cpu" "$c")"
     ratios[$k]="${ratios[$k]:-} $(ratio "$ftm" "$pap")"

@@ -9,13 +9,14 @@
  * here is called directly and the core does not link libpq: the programs fail to link, which is how a
  * new call is noticed (pam_links.test checks the PAM module refers to no PQ symbol). */
 #define FTM_PQ_FUNCTIONS(X) \
-	X(PQclear) X(PQcmdStatus) X(PQcmdTuples) X(PQconnectdbParams) X(PQconninfoFree) \
-	X(PQconninfoParse) X(PQconsumeInput) X(PQerrorMessage) X(PQescapeIdentifier) X(PQescapeLiteral) \
-	X(PQexec) X(PQexecParams) X(PQexecPrepared) X(PQfinish) X(PQflush) X(PQfreemem) X(PQgetResult) \
-	X(PQgetisnull) X(PQgetlength) X(PQgetvalue) X(PQisBusy) X(PQnfields) X(PQnotifies) X(PQntuples) \
-	X(PQprepare) X(PQresultErrorField) X(PQresultErrorMessage) X(PQresultStatus) X(PQsendQuery) \
-	X(PQserverVersion) X(PQsetnonblocking) X(PQsocket) X(PQstatus) X(PQtransactionStatus) \
-	X(PQunescapeBytea)
+	X(PQclear) X(PQcmdStatus) X(PQcmdTuples) X(PQconnectdbParams) X(PQconninfoFree) X(PQconninfoParse) \
+	X(PQconsumeInput) X(PQenterPipelineMode) X(PQerrorMessage) X(PQescapeIdentifier) X(PQescapeLiteral) \
+	X(PQexec) X(PQexecParams) X(PQexecPrepared) X(PQexitPipelineMode) X(PQfinish) X(PQflush) \
+	X(PQfreemem) X(PQgetResult) X(PQgetisnull) X(PQgetlength) X(PQgetvalue) X(PQisBusy) X(PQnfields) \
+	X(PQnotifies) X(PQntuples) X(PQpipelineSync) X(PQprepare) X(PQresultErrorField) \
+	X(PQresultErrorMessage) X(PQresultStatus) X(PQsendPrepare) X(PQsendQuery) X(PQsendQueryParams) \
+	X(PQsendQueryPrepared) X(PQserverVersion) X(PQsetnonblocking) X(PQsocket) X(PQstatus) \
+	X(PQtransactionStatus) X(PQunescapeBytea)
 
 typedef struct ftm_pq {
 #define FTM_PQ_MEMBER(f) __typeof__(f) *f;
@@ -36,12 +37,14 @@ int ftm_pq_load(char *err, size_t err_len);
 #define PQconninfoFree		ftm_pq.PQconninfoFree
 #define PQconninfoParse		ftm_pq.PQconninfoParse
 #define PQconsumeInput		ftm_pq.PQconsumeInput
+#define PQenterPipelineMode	ftm_pq.PQenterPipelineMode
 #define PQerrorMessage		ftm_pq.PQerrorMessage
 #define PQescapeIdentifier	ftm_pq.PQescapeIdentifier
 #define PQescapeLiteral		ftm_pq.PQescapeLiteral
 #define PQexec			ftm_pq.PQexec
 #define PQexecParams		ftm_pq.PQexecParams
 #define PQexecPrepared		ftm_pq.PQexecPrepared
+#define PQexitPipelineMode	ftm_pq.PQexitPipelineMode
 #define PQfinish		ftm_pq.PQfinish
 #define PQflush			ftm_pq.PQflush
 #define PQfreemem		ftm_pq.PQfreemem
@@ -53,11 +56,15 @@ int ftm_pq_load(char *err, size_t err_len);
 #define PQnfields		ftm_pq.PQnfields
 #define PQnotifies		ftm_pq.PQnotifies
 #define PQntuples		ftm_pq.PQntuples
+#define PQpipelineSync		ftm_pq.PQpipelineSync
 #define PQprepare		ftm_pq.PQprepare
 #define PQresultErrorField	ftm_pq.PQresultErrorField
 #define PQresultErrorMessage	ftm_pq.PQresultErrorMessage
 #define PQresultStatus		ftm_pq.PQresultStatus
+#define PQsendPrepare		ftm_pq.PQsendPrepare
 #define PQsendQuery		ftm_pq.PQsendQuery
+#define PQsendQueryParams	ftm_pq.PQsendQueryParams
+#define PQsendQueryPrepared	ftm_pq.PQsendQueryPrepared
 #define PQserverVersion		ftm_pq.PQserverVersion
 #define PQsetnonblocking	ftm_pq.PQsetnonblocking
 #define PQsocket		ftm_pq.PQsocket

@@ -18,16 +18,8 @@
 
 #include "ftm_otp.h"
 #include "ftm_rendezvous.h"
+#include "ftm_util.h"
 #include "rdv_frame.h"
-
-int64_t ftm_rdv_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 
 static int write_all(int fd, const void *buf, size_t len)
 {
@@ -53,7 +45,7 @@ static int wait_readable(int fd, int64_t deadline, int abort_fd)
 {
 	for (;;) {
 		struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = abort_fd, .events = POLLIN } };
-		int64_t left = deadline - ftm_rdv_now_ms();
+		int64_t left = deadline - ftm_mono_ms();
 		int n;
 
 		if (left <= 0) {

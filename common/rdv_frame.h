@@ -11,8 +11,6 @@
 
 #include "ftm_rendezvous.h"
 
-/* Monotonic milliseconds, for deadlines. */
-int64_t ftm_rdv_now_ms(void);
 /* One message: 4-byte big-endian length, then the object (its serialisation zeroed after sending). */
 int ftm_rdv_send_json(int fd, json_object *obj);
 /* One message before deadline (ms, monotonic) or abort_fd fires: a strict JSON object (caller puts

@@ -87,7 +87,7 @@ static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store,
 		close(fd);
 		return FTM_RDV_LOGIN_FAILED;
 	}
-	*reply = ftm_rdv_recv_json(fd, ftm_rdv_now_ms() + (int64_t)FTM_RDV_LOGIN_TIMEOUT * 1000, -1);
+	*reply = ftm_rdv_recv_json(fd, ftm_mono_ms() + (int64_t)FTM_RDV_LOGIN_TIMEOUT * 1000, -1);
 	if (*reply == NULL) {
 		ftm_set_err(err, err_len, "no %s answer from ftmpushd at %s: %s", op_name(op), path,
 			    errno == ETIMEDOUT ? "timed out" : errno == ECONNRESET ? "the daemon closed the connection"

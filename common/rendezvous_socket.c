@@ -169,7 +169,7 @@ void ftm_rdv_push(const char *socket_path, const ftm_rdv_request_t *req, ftm_rdv
 {
 	const char *path = rdv_path(socket_path);
 	unsigned timeout = rdv_timeout(req);
-	int64_t deadline = ftm_rdv_now_ms() + (int64_t)(timeout + FTM_RDV_GRACE) * 1000;
+	int64_t deadline = ftm_mono_ms() + (int64_t)(timeout + FTM_RDV_GRACE) * 1000;
 	int fd;
 
 	memset(out, 0, sizeof(*out));
@@ -187,7 +187,7 @@ int ftm_rdv_push_start(const char *socket_path, const ftm_rdv_request_t *req, in
 {
 	const char *path = rdv_path(socket_path);
 	unsigned timeout = rdv_timeout(req);
-	int64_t deadline = ftm_rdv_now_ms() + (int64_t)(timeout + FTM_RDV_GRACE) * 1000;
+	int64_t deadline = ftm_mono_ms() + (int64_t)(timeout + FTM_RDV_GRACE) * 1000;
 	int fd;
 
 	memset(out, 0, sizeof(*out));
@@ -215,7 +215,7 @@ static bool verdict_waiting(int fd)
 
 void ftm_rdv_answer(int fd, const char *number, const char *answer, const ftm_log_t *log, ftm_rdv_reply_t *out)
 {
-	int64_t deadline = ftm_rdv_now_ms() + (int64_t)FTM_RDV_GRACE * 1000;
+	int64_t deadline = ftm_mono_ms() + (int64_t)FTM_RDV_GRACE * 1000;
 	size_t alen = answer != NULL ? strnlen(answer, FTM_RDV_NUMBER_MAX) : 0;
 	bool match, early;
 	char serial[FTM_SERIAL_MAX], want[FTM_RDV_NUMBER_MAX];
@@ -352,7 +352,7 @@ int ftm_rdv_conn_wait_answer(ftm_rdv_conn_t *conn, unsigned max_ms, char *number
 		return 0;
 	if (!(p.revents & POLLIN))
 		return -1;	/* hung up */
-	msg = ftm_rdv_recv_json(conn->fd, ftm_rdv_now_ms() + REQUEST_READ_TIMEOUT_MS, -1);
+	msg = ftm_rdv_recv_json(conn->fd, ftm_mono_ms() + REQUEST_READ_TIMEOUT_MS, -1);
 	if (msg == NULL)
 		return -1;	/* hung up, or not a message: the client is gone for us */
 	op = ftm_json_string(msg, "op");
@@ -497,7 +497,7 @@ static void *conn_thread(void *arg)
 	json_object *msg;
 
 	memset(&reply, 0, sizeof(reply));
-	msg = ftm_rdv_recv_json(conn->fd, ftm_rdv_now_ms() + REQUEST_READ_TIMEOUT_MS, -1);
+	msg = ftm_rdv_recv_json(conn->fd, ftm_mono_ms() + REQUEST_READ_TIMEOUT_MS, -1);
 	if (msg == NULL) {
 		ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: no valid request: %s",
 			(long)conn->pid, (unsigned long)conn->uid, strerror(errno));

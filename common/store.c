@@ -936,6 +936,7 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 	int *state;
 	ftm_token_t *t;
 
+	memset(v, 0, sizeof(*v));	/* a backend may decide again on rows it re-read: each call starts over */
 	if (n == 0) {
 		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, FTM_MSG_NO_TOKEN);
 		snprintf(v->reason, sizeof(v->reason), "user holds no token");
@@ -1146,6 +1147,7 @@ static int decide_record(void *c, ftm_store_row_t *rows, size_t n)
 	census_t census;
 	int *state;
 
+	memset(v, 0, sizeof(*v));	/* as decide() */
 	if (n == 0) {
 		set_verdict(v, FTM_VERDICT_NO_TOKEN, NULL, FTM_MSG_NO_TOKEN);
 		snprintf(v->reason, sizeof(v->reason), "user holds no token");
@@ -2186,6 +2188,7 @@ int ftm_store_recovery_verify(ftm_store_t *st, const char *user, const char *cod
 	if (r != 0) {
 		set_verdict_only(out, FTM_VERDICT_ERROR, FTM_MSG_STORE_DOWN, err[0] ? err : "token store error");
 		ftm_log(&st->log, FTM_LOG_ERR, "recovery code verdict for '%s': %s", user, out->reason);
+		ftm_metrics_store_error(FTM_METRICS_STORE_VERDICT);
 		return -1;
 	}
 	ftm_log(&st->log, FTM_LOG_DEBUG, "recovery code verdict for '%s'%s: %s", user,

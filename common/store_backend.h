@@ -20,7 +20,9 @@ typedef struct ftm_store_row {
 typedef int (*ftm_row_cb)(void *ctx, const ftm_store_row_t *row);
 
 /* Runs inside the verdict transaction with every token of the user (ordered by serial). Marks the rows
- * to write back dirty; returns 0 to commit them, -1 to roll back. */
+ * to write back dirty; returns 0 to commit them, -1 to roll back. A backend may call it more than once
+ * for one verdict (first on rows read before the lock, then on the locked rows when those changed):
+ * each call starts over from the rows it is given, and only the last call's outcome counts. */
 typedef int (*ftm_decide_fn)(void *ctx, ftm_store_row_t *rows, size_t n);
 
 /* An activation link as a backend keeps it: never the code, only its hash. */

@@ -12,13 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ftm_util.h"
 #include "pq_lazy.h"
 #include "store_backend.h"
 
 #define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
 
 /* The newest schema this binary knows; migrations[v] brings a database from version v to v + 1. */
-#define SCHEMA_VERSION	6
+#define SCHEMA_VERSION	7
 /* Connections per process: FreeRADIUS threads beyond this wait for one (POOL_WAIT_MS at most). */
 #define POOL_SIZE	8
 #define POOL_WAIT_MS	10000
@@ -28,12 +29,25 @@
 #define BACKOFF_MAX_MS	3200
 /* A verdict never waits long on another node's row lock or a stuck server: it fails closed. */
 #define SESSION_SQL	"SET lock_timeout = '10s'; SET statement_timeout = '15s';" \
-			" SET idle_in_transaction_session_timeout = '15s'; SET synchronous_commit = on"
+			" SET idle_in_transaction_session_timeout = '15s'; SET synchronous_commit = on;" \
+			" SET plan_cache_mode = force_generic_plan"
 /* Marks a failure on the first round trip of a reused connection: nothing was done, try once more. */
 #define PG_STALE	(-2)
 
 #define TOKEN_COLS "serial, username, seed, alg, digits, period, status, last_step, failures, push, created," \
 		   " lock_reason, locked_at"
+
+/* Q_VERDICT_CAS's parts around its UPDATE */
+#define CAS_HEAD "WITH cur AS (SELECT serial, xmin::text AS ver FROM ftm_tokens WHERE username = $1" \
+		 " ORDER BY serial FOR UPDATE)," \
+		 " ok AS (SELECT coalesce(array_agg(serial ORDER BY serial), '{}') = $2::text[] AND" \
+		 " coalesce(array_agg(ver ORDER BY serial), '{}') = $3::text[] AS same FROM cur)," \
+		 " upd AS ("
+#define CAS_TAIL " RETURNING 1)," \
+		 " aud AS (INSERT INTO ftm_audit (at, event, result, username, serial, client, nas, frontend," \
+		 " node, reason) SELECT $10::bigint, $11, $12, $13, $14, $15, $16, $17, $18, $19" \
+		 " WHERE $20::boolean AND (SELECT same FROM ok) RETURNING 1)" \
+		 " SELECT (SELECT same FROM ok), (SELECT count(*) FROM upd), (SELECT count(*) FROM aud)"
 
 /* Text compares bytewise (COLLATE "C") so lists order like the SQLite store. */
 static const char *const migrations[SCHEMA_VERSION] = {
@@ -118,6 +132,18 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	" client   text NOT NULL,"
 	" expires  bigint NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS ftm_number_states_by_expiry ON ftm_number_states (expires);",
+	/* 7: activation links, by the SHA-256 of their code (never the code), bound to the seal they were
+	 * issued for: a link made on one node is redeemed on any node */
+	"CREATE TABLE IF NOT EXISTS ftm_activations ("
+	" code_hash bytea PRIMARY KEY CHECK (length(code_hash) = 32),"
+	" serial    text COLLATE \"C\" NOT NULL,"
+	" email     text NOT NULL DEFAULT '',"
+	" seal_hash bytea NOT NULL CHECK (length(seal_hash) = 32),"
+	" created   bigint NOT NULL,"
+	" expires   bigint NOT NULL,"
+	" failures  integer NOT NULL DEFAULT 0,"
+	" used      boolean NOT NULL DEFAULT false);"
+	"CREATE INDEX IF NOT EXISTS ftm_activations_by_serial ON ftm_activations (serial, created);",
 };
 
 /* Prepared on a connection at first use ("ftm" + the index): a short PAM process prepares only what
@@ -126,9 +152,9 @@ enum {
 	Q_META_GET, Q_META_PUT, Q_INSERT, Q_GET, Q_REISSUE, Q_STATUS, Q_STATUS_CLEAR, Q_PUSH, Q_USER, Q_DELETE,
 	Q_LIST_ALL, Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE,
 	Q_STATE_PURGE, Q_STATE_PUT, Q_STATE_TAKE, Q_STATE_CAP_USER, Q_STATE_CAP_CLIENT,
-	Q_SETTINGS_GET, Q_SETTING_PUT, Q_SETTING_SEED, Q_COUNT
+	Q_SETTINGS_GET, Q_SETTING_PUT, Q_SETTING_SEED, Q_AUDIT_INSERT, Q_VERDICT_CAS, Q_VERDICT_CAS1, Q_COUNT
 };
-_Static_assert(Q_COUNT <= 32, "pg_link_t.prepared has one bit per query");
+_Static_assert(Q_COUNT <= 64, "pg_link_t.prepared has one bit per query");
 static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	[Q_META_GET]	 = { "SELECT value FROM ftm_meta WHERE name = $1", 1 },
 	[Q_META_PUT]	 = { "INSERT INTO ftm_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", 2 },
@@ -143,7 +169,8 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	[Q_USER]	 = { "UPDATE ftm_tokens SET username = $1 WHERE serial = $2", 2 },
 	[Q_DELETE]	 = { "DELETE FROM ftm_tokens WHERE serial = $1", 1 },
 	[Q_LIST_ALL]	 = { "SELECT " TOKEN_COLS " FROM ftm_tokens ORDER BY username, serial", 0 },
-	[Q_LIST_USER]	 = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE username = $1 ORDER BY serial", 1 },
+	/* with each row's version (xmin): a verdict decided on these rows writes only if none changed */
+	[Q_LIST_USER]	 = { "SELECT " TOKEN_COLS ", xmin::text FROM ftm_tokens WHERE username = $1 ORDER BY serial", 1 },
 	/* the user's rows locked in one order on every node: two verdicts of one user serialize */
 	[Q_VERDICT_LOCK] = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE username = $1 ORDER BY serial FOR UPDATE", 1 },
 	[Q_VERDICT_PEEK] = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE username = $1 ORDER BY serial", 1 },
@@ -163,6 +190,22 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 			     " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, changed = EXCLUDED.changed", 3 },
 	[Q_SETTING_SEED] = { "INSERT INTO ftm_settings (name, value, changed) VALUES ($1, $2, $3)"
 			     " ON CONFLICT (name) DO NOTHING", 3 },
+	/* A verdict decided on rows a list read (the login's, a moment before) in one statement: the user's
+	 * rows locked in the verdicts' order, and only when they are still exactly those rows ($2 serials,
+	 * $3 versions) the dirty ones written ($4-$9: arrays, or one row's values) and the audit row
+	 * inserted ($10-$19, when $20): one autocommit statement, so one synchronous commit. Columns: same,
+	 * rows updated, audit rows. */
+	[Q_VERDICT_CAS] = { CAS_HEAD "UPDATE ftm_tokens t SET status = w.status, last_step = w.last_step,"
+			    " failures = w.failures, lock_reason = w.lock_reason, locked_at = w.locked_at"
+			    " FROM unnest($4::text[], $5::text[], $6::bigint[], $7::integer[], $8::text[], $9::bigint[])"
+			    " AS w(serial, status, last_step, failures, lock_reason, locked_at)"
+			    " WHERE t.serial = w.serial AND t.username = $1 AND (SELECT same FROM ok)" CAS_TAIL, 20 },
+	/* the same for one dirty row (a verdict's usual case): no arrays to join */
+	[Q_VERDICT_CAS1] = { CAS_HEAD "UPDATE ftm_tokens SET status = $5, last_step = $6::bigint, failures = $7::integer,"
+			     " lock_reason = $8, locked_at = $9::bigint WHERE serial = $4 AND username = $1"
+			     " AND (SELECT same FROM ok)" CAS_TAIL, 20 },
+	[Q_AUDIT_INSERT] = { "INSERT INTO ftm_audit (at, event, result, username, serial, client, nas, frontend, node,"
+			     " reason) VALUES ($1::bigint,$2,$3,$4,$5,$6,$7,$8,$9,$10)", 10 },
 };
 
 typedef struct pg_link {
@@ -170,11 +213,12 @@ typedef struct pg_link {
 	pid_t	pid;		/* the process that connected: a forked child must not use the socket */
 	bool	busy;
 	bool	reused;		/* used before: a failure may be a connection the server closed meanwhile */
-	uint32_t prepared;	/* bit q: queries[q] is prepared on conn */
+	uint64_t prepared;	/* bit q: queries[q] is prepared on conn */
 } pg_link_t;
 
 typedef struct pg {
 	char		*uri;
+	uint64_t	gen;		/* this open among the process's (listed_t names its store by it) */
 	pthread_mutex_t	mu;
 	pthread_cond_t	freed;
 	pg_link_t	links[POOL_SIZE];
@@ -191,13 +235,7 @@ typedef struct pg {
 	void		*watch_ctx;
 } pg_t;
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static uint64_t pg_opens;	/* stores opened by this process (pg_t.gen) */
 
 /* libpq's message without its trailing newline, on one line. */
 static void one_line(char *dst, size_t max, const char *msg)
@@ -371,7 +409,7 @@ static void note_down(pg_t *pg, const char *why)
 	pthread_mutex_lock(&pg->mu);
 	pg->backoff_ms = pg->backoff_ms == 0 ? BACKOFF_MIN_MS
 			 : pg->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : pg->backoff_ms * 2;
-	pg->retry_at_ms = now_ms() + pg->backoff_ms;
+	pg->retry_at_ms = ftm_mono_ms() + pg->backoff_ms;
 	snprintf(pg->last_error, sizeof(pg->last_error), "%s", why);
 	first = !pg->down;
 	pg->down = true;
@@ -400,7 +438,7 @@ static int link_connect(pg_t *pg, pg_link_t *l, char *err, size_t err_len)
 	int64_t wait;
 
 	pthread_mutex_lock(&pg->mu);
-	wait = pg->retry_at_ms - now_ms();
+	wait = pg->retry_at_ms - ftm_mono_ms();
 	if (pg->down && wait > 0) {
 		SETERR("%s (next attempt in %" PRId64 " ms)", pg->last_error, wait);
 		pthread_mutex_unlock(&pg->mu);
@@ -417,6 +455,19 @@ static int link_connect(pg_t *pg, pg_link_t *l, char *err, size_t err_len)
 	l->reused = false;
 	note_up(pg);
 	return 0;
+}
+
+/* An idle pooled connection the server has closed (a restart, a terminated session) has something to
+ * read: seen here, it is replaced before a statement is sent on it (one poll, no round trip). */
+static bool link_closed(pg_link_t *l)
+{
+	struct pollfd pfd = { .fd = PQsocket(l->conn), .events = POLLIN };
+
+	if (pfd.fd < 0)
+		return true;
+	if (poll(&pfd, 1, 0) <= 0)
+		return false;
+	return PQconsumeInput(l->conn) != 1 || PQstatus(l->conn) != CONNECTION_OK;
 }
 
 static pg_link_t *link_get(pg_t *pg, char *err, size_t err_len)
@@ -452,7 +503,7 @@ static pg_link_t *link_get(pg_t *pg, char *err, size_t err_len)
 	l->busy = true;
 	pthread_mutex_unlock(&pg->mu);
 
-	if (l->conn != NULL && (l->pid != getpid() || PQstatus(l->conn) != CONNECTION_OK))
+	if (l->conn != NULL && (l->pid != getpid() || PQstatus(l->conn) != CONNECTION_OK || link_closed(l)))
 		link_drop(l);
 	if (l->conn == NULL && link_connect(pg, l, err, err_len) != 0) {
 		pthread_mutex_lock(&pg->mu);
@@ -489,8 +540,11 @@ typedef int (*pg_work_fn)(pg_t *pg, pg_link_t *l, void *ctx, char *err, size_t e
 /* Run work on a pooled connection. A connection the server closed while it sat in the pool (a
  * database restart, a failover) shows on the first round trip; the work is then run once more on a
  * new connection, since nothing of it reached the database. */
+static void listed_drop(void);
+
 static int with_link(pg_t *pg, pg_work_fn work, void *ctx, char *err, size_t err_len)
 {
+	listed_drop();
 	for (int attempt = 0; ; attempt++) {
 		pg_link_t *l = link_get(pg, err, err_len);
 		int rc;
@@ -581,15 +635,150 @@ static PGresult *run(pg_link_t *l, int q, int n, const char *const *values, cons
 	char name[16];
 
 	snprintf(name, sizeof(name), "ftm%d", q);
-	if (!(l->prepared & (1u << q))) {
+	if (!(l->prepared & ((uint64_t)1 << q))) {
 		PGresult *res = PQprepare(l->conn, name, queries[q].sql, queries[q].nparams, NULL);
 
 		if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
 			return res;
 		PQclear(res);
-		l->prepared |= 1u << q;
+		l->prepared |= (uint64_t)1 << q;
 	}
 	return PQexecPrepared(l->conn, name, n, values, lengths, formats, 0);
+}
+
+/* ---- pipelines: several statements in one round trip ----
+ * The statements queued between pipe_begin and pipe_sync go out together and their results come back
+ * together (libpq pipeline mode). A statement that fails makes the server skip the rest up to the sync;
+ * in an explicit transaction the transaction is then aborted, so nothing after a failure can commit. */
+
+#define PIPE_MAX	24	/* statements (with their PREPAREs) per sync */
+
+typedef struct pipe {
+	pg_link_t	*l;
+	int		n;			/* entries queued */
+	int		prep[PIPE_MAX];		/* q of a PREPARE entry; -1 a statement */
+	ExecStatusType	want[PIPE_MAX];		/* what a statement must return */
+	PGresult	*res[PIPE_MAX];		/* a statement's result after pipe_sync (NULL for a PREPARE) */
+	uint64_t	preparing;		/* bit q: queries[q]'s PREPARE is queued */
+	bool		failed;			/* a send failed: pipe_sync reports it */
+} pipe_t;
+
+static int pipe_begin(pipe_t *p, pg_link_t *l, char *err, size_t err_len)
+{
+	memset(p, 0, sizeof(*p));
+	p->l = l;
+	if (PQenterPipelineMode(l->conn) != 1)
+		return conn_err(l->conn, "pipeline", err, err_len);
+	return 0;
+}
+
+static bool pipe_room(const pipe_t *p, int entries)
+{
+	return p->n + entries <= PIPE_MAX;
+}
+
+/* Queue queries[q], its PREPARE first when this connection has not prepared it yet; returns the
+ * entry its result will be in. */
+static int pipe_query(pipe_t *p, int q, const char *const *values, const int *lengths, const int *formats,
+		      ExecStatusType want)
+{
+	char name[16];
+
+	snprintf(name, sizeof(name), "ftm%d", q);
+	if (!pipe_room(p, 2)) {
+		p->failed = true;
+		return 0;
+	}
+	if (!((p->l->prepared | p->preparing) & ((uint64_t)1 << q))) {
+		p->preparing |= (uint64_t)1 << q;
+		if (PQsendPrepare(p->l->conn, name, queries[q].sql, queries[q].nparams, NULL) != 1)
+			p->failed = true;
+		p->prep[p->n++] = q;
+	}
+	if (PQsendQueryPrepared(p->l->conn, name, queries[q].nparams, values, lengths, formats, 0) != 1)
+		p->failed = true;
+	p->prep[p->n] = -1;
+	p->want[p->n] = want;
+	return p->n++;
+}
+
+/* Queue a statement without parameters (BEGIN, COMMIT). */
+static int pipe_cmd(pipe_t *p, const char *sql)
+{
+	if (!pipe_room(p, 1)) {
+		p->failed = true;
+		return 0;
+	}
+	if (PQsendQueryParams(p->l->conn, sql, 0, NULL, NULL, NULL, NULL, 0) != 1)
+		p->failed = true;
+	p->prep[p->n] = -1;
+	p->want[p->n] = PGRES_COMMAND_OK;
+	return p->n++;
+}
+
+static void pipe_clear(pipe_t *p)
+{
+	for (int i = 0; i < p->n; i++)
+		PQclear(p->res[i]);
+	memset(p->res, 0, sizeof(p->res));
+	p->n = 0;
+	p->preparing = 0;
+}
+
+/* Send the sync, read every result, leave pipeline mode. 0 when every statement returned what it
+ * should; -1 with the first failure's reason otherwise (a lost connection included). The results stay
+ * in p->res for the caller (pipe_end frees them). */
+static int pipe_sync(pipe_t *p, const char *what, char *err, size_t err_len)
+{
+	PGconn *c = p->l->conn;
+	bool synced = false;
+	int rc = 0, got = 0, nulls = 0;
+
+	if (p->failed || PQpipelineSync(c) != 1) {
+		conn_err(c, what, err, err_len);
+		rc = -1;
+	}
+	/* results in order, each followed by a NULL, then the sync's own; a lost connection gives NULLs */
+	while (!synced && rc == 0) {
+		PGresult *r = PQgetResult(c);
+
+		if (r == NULL) {
+			if (PQstatus(c) != CONNECTION_OK || ++nulls > 1) {
+				conn_err(c, what, err, err_len);
+				rc = -1;
+			}
+			continue;
+		}
+		nulls = 0;
+		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			synced = true;
+		} else if (got < p->n) {
+			p->res[got++] = r;
+		} else {
+			PQclear(r);
+		}
+	}
+	for (int i = 0; rc == 0 && i < p->n; i++) {
+		if (p->prep[i] >= 0) {
+			if (PQresultStatus(p->res[i]) == PGRES_COMMAND_OK)
+				p->l->prepared |= (uint64_t)1 << p->prep[i];
+			else
+				rc = res_ok(c, p->res[i], PGRES_COMMAND_OK, what, err, err_len);
+		} else if (p->res[i] == NULL || PQresultStatus(p->res[i]) != p->want[i]) {
+			rc = res_ok(c, p->res[i], p->want[i], what, err, err_len);
+		}
+		if (rc != 0)
+			p->res[i] = NULL;	/* res_ok cleared it */
+	}
+	if (PQexitPipelineMode(c) != 1) {
+		if (rc == 0)
+			conn_err(c, what, err, err_len);
+		rc = -1;
+		pipe_clear(p);
+		link_drop(p->l);	/* results still pending: the connection cannot be used again */
+	}
+	return rc;
 }
 
 /* ---- open / close ---- */
@@ -661,6 +850,7 @@ static void *pg_open(const char *location, const ftm_log_t *log, char *err, size
 	}
 	snprintf(pg->uri, n, "postgresql:%s", location);
 	pg->log = log;
+	pg->gen = __atomic_add_fetch(&pg_opens, 1, __ATOMIC_RELAXED);
 	pthread_mutex_init(&pg->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -806,6 +996,7 @@ struct rows_out {
 	int		q;
 	const char	*arg;
 	ftm_store_row_t	*rows;		/* grown; zeroed and freed by the caller */
+	char		(*ver)[16];	/* each row's version, when the query read it (Q_LIST_USER) */
 	size_t		n, cap;
 };
 
@@ -820,12 +1011,18 @@ static int rows_from(PGresult *res, struct rows_out *o, char *err, size_t err_le
 			return -1;
 		}
 		o->cap = (size_t)nt;
+		if (PQnfields(res) > 13 && (o->ver = calloc((size_t)nt, sizeof(*o->ver))) == NULL) {
+			SETERR("token store: out of memory");
+			return -1;
+		}
 	}
 	for (int r = 0; r < nt; r++) {
 		if (row_from_res(res, r, &o->rows[r]) != 0) {
 			SETERR("token store: damaged record %s", PQgetvalue(res, r, 0));
 			return -1;
 		}
+		if (o->ver != NULL)
+			snprintf(o->ver[r], sizeof(o->ver[r]), "%s", PQgetvalue(res, r, 13));
 		o->n++;
 	}
 	return 0;
@@ -837,6 +1034,8 @@ static void rows_free(struct rows_out *o)
 		ftm_memzero(o->rows, o->cap * sizeof(*o->rows));
 		free(o->rows);
 	}
+	free(o->ver);
+	o->ver = NULL;
 	o->rows = NULL;
 	o->n = o->cap = 0;
 }
@@ -940,17 +1139,128 @@ static int pg_remove(void *be, const char *serial, char *err, size_t err_len)
 	return with_link(be, update_on, &u, err, err_len);
 }
 
+/* ---- a login's list, answering its peek ----
+ * A login lists the user's tokens (the split's holdings), then peeks at the code: two reads of the same
+ * rows a few microseconds apart. The rows of a list of one user are kept for this thread, and the next
+ * peek of the same store and user takes them instead of reading again, within LISTED_MS; any other call
+ * of the thread into this backend drops them. A peek decides nothing: the verdict that follows re-reads
+ * the rows under its lock and re-checks what can have changed (replay step, failures, status). */
+
+#define LISTED_MS	250
+
+typedef struct listed {
+	uint64_t	gen;		/* pg->gen of the store that read them; 0: none kept */
+	char		user[FTM_USER_MAX];
+	struct rows_out	o;
+	int64_t		at_ms;
+	unsigned long	calls;		/* with_link calls of this thread: a list's callback calling in shows */
+} listed_t;
+
+static pthread_key_t listed_key;
+static pthread_once_t listed_once = PTHREAD_ONCE_INIT;
+static bool listed_ok;
+
+static void listed_free(void *p)
+{
+	listed_t *k = p;
+
+	rows_free(&k->o);
+	ftm_memzero(k, sizeof(*k));
+	free(k);
+}
+
+static void listed_init(void)
+{
+	listed_ok = pthread_key_create(&listed_key, listed_free) == 0;
+}
+
+/* This thread's, created when `make`; NULL when none (or no memory: nothing is kept then). */
+static listed_t *listed_get(bool make)
+{
+	listed_t *k;
+
+	pthread_once(&listed_once, listed_init);
+	if (!listed_ok)
+		return NULL;
+	k = pthread_getspecific(listed_key);
+	if (k == NULL && make && (k = calloc(1, sizeof(*k))) != NULL && pthread_setspecific(listed_key, k) != 0) {
+		free(k);
+		k = NULL;
+	}
+	return k;
+}
+
+static void listed_drop(void)
+{
+	listed_t *k = listed_get(false);
+
+	if (k == NULL)
+		return;
+	k->calls++;
+	if (k->gen != 0) {
+		rows_free(&k->o);
+		k->gen = 0;
+	}
+}
+
 /* Rows are read first and handed to cb with no connection held, so cb may call back into the store. */
 static int pg_list(void *be, const char *user, ftm_row_cb cb, void *ctx, char *err, size_t err_len)
 {
+	pg_t *pg = be;
 	struct rows_out o = { .q = user != NULL ? Q_LIST_USER : Q_LIST_ALL, .arg = user };
-	int rc = with_link(be, select_on, &o, err, err_len);
+	int rc = with_link(pg, select_on, &o, err, err_len);
+	listed_t *k = rc == 0 && user != NULL && strlen(user) < sizeof(k->user) ? listed_get(true) : NULL;
+	unsigned long calls = k != NULL ? k->calls : 0;
 
 	for (size_t i = 0; rc == 0 && i < o.n; i++)
 		if (cb(ctx, &o.rows[i]) != 0)
 			break;
+	if (k != NULL && k->calls == calls) {	/* nothing called into the store meanwhile */
+		for (size_t i = 0; i < o.n; i++)
+			o.rows[i].dirty = false;
+		k->gen = pg->gen;
+		snprintf(k->user, sizeof(k->user), "%s", user);
+		k->o = o;
+		k->at_ms = ftm_mono_ms();
+		return rc;
+	}
 	rows_free(&o);
 	return rc;
+}
+
+/* The rows the last list of this thread read for user on this store, when still fresh: copied to *o
+ * (a peek: they stay for the verdict that follows) or moved there. */
+static bool listed_take(const pg_t *pg, const char *user, bool keep, struct rows_out *o)
+{
+	listed_t *k = listed_get(false);
+
+	if (k == NULL || k->gen == 0)
+		return false;
+	if (k->gen != pg->gen || strcmp(k->user, user) != 0 || ftm_mono_ms() - k->at_ms > LISTED_MS) {
+		listed_drop();
+		return false;
+	}
+	if (!keep) {
+		*o = k->o;
+		memset(&k->o, 0, sizeof(k->o));
+		k->gen = 0;
+		return true;
+	}
+	memset(o, 0, sizeof(*o));
+	if (k->o.n == 0)
+		return true;
+	o->rows = calloc(k->o.n, sizeof(*o->rows));
+	o->ver = calloc(k->o.n, sizeof(*o->ver));
+	if (o->rows == NULL || o->ver == NULL) {
+		free(o->rows);
+		free(o->ver);
+		memset(o, 0, sizeof(*o));
+		return false;
+	}
+	memcpy(o->rows, k->o.rows, k->o.n * sizeof(*o->rows));
+	memcpy(o->ver, k->o.ver, k->o.n * sizeof(*o->ver));
+	o->n = o->cap = k->o.n;
+	return true;
 }
 
 struct verdict_ctx {
@@ -961,82 +1271,317 @@ struct verdict_ctx {
 	const ftm_audit_row_t *audit;	/* inserted before the COMMIT when its event is set */
 };
 
+static void audit_params(const ftm_audit_row_t *a, char at[24], const char *values[10]);
 static int audit_insert(pg_link_t *l, const ftm_audit_row_t *a, char *err, size_t err_len);
 
-/* BEGIN, the user's rows under FOR UPDATE, decide, the dirty rows written back, COMMIT: a second
- * verdict for the user on any node waits at the SELECT and then reads what this one committed. */
+/* Q_VERDICT_WRITE's parameters for token t: status, last_step, failures, the lock, serial (the buffers
+ * hold the numbers). */
+static void verdict_params(const ftm_token_t *t, char last[24], char failures[16], char locked_at[24],
+			   const char *uv[6])
+{
+	snprintf(last, 24, "%" PRId64, t->last_step);
+	snprintf(failures, 16, "%u", t->failures);
+	snprintf(locked_at, 24, "%" PRId64, t->locked_at);
+	uv[0] = status_text(t->status);
+	uv[1] = last;
+	uv[2] = failures;
+	uv[3] = ftm_lock_reason_name(t->lock_reason);
+	uv[4] = locked_at;
+	uv[5] = t->serial;
+}
+
+/* A verdict's write-back of one token: status, last_step, failures and the lock (the activation page's
+ * too: the same columns change the same way). */
+static int verdict_write(pg_link_t *l, const ftm_token_t *t, char *err, size_t err_len)
+{
+	char last[24], failures[16], locked_at[24];
+	const char *uv[6];
+	PGresult *res;
+
+	verdict_params(t, last, failures, locked_at, uv);
+	res = run(l, Q_VERDICT_WRITE, 6, uv, NULL, NULL);
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "verdict", err, err_len) != 0)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+/* A peek: the user's rows in one read, no transaction, nothing written. */
+static int peek_on(pg_link_t *l, struct verdict_ctx *vc, char *err, size_t err_len)
+{
+	struct rows_out o = { 0 };
+	const char *values[1] = { vc->user };
+	PGresult *res = run(l, Q_VERDICT_PEEK, 1, values, NULL, NULL);
+	int rc;
+
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "verdict", err, err_len) != 0)
+		return first_failed(l, -1);	/* a peek changes nothing: safe to repeat */
+	rc = rows_from(res, &o, err, err_len);
+	PQclear(res);
+	if (rc == 0)
+		rc = vc->decide(vc->ctx, o.rows, o.n) != 0 ? -1 : 0;
+	rows_free(&o);
+	return rc;
+}
+
+/* A write verdict in two round trips (pipelines): BEGIN with the user's rows under FOR UPDATE; decide;
+ * the dirty rows, the audit row and COMMIT. A second verdict for the user on any node waits at the
+ * SELECT and then reads what this one committed. Whatever fails after the first trip (a statement, the
+ * connection, a COMMIT whose answer never comes) is a failed verdict: the server rolls back a
+ * transaction whose COMMIT it did not get, and one whose answer was lost is not reported as done. */
 static int verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 {
 	struct verdict_ctx *vc = c;
 	struct rows_out o = { 0 };
 	const char *values[1] = { vc->user };
-	PGresult *res;
-	int rc = -1;
+	pipe_t p;
+	int rc = -1, sel, done;
 
-	if (vc->write && exec_cmd(l->conn, "BEGIN", "verdict", err, err_len) != 0)
-		return first_failed(l, -1);
-	res = run(l, vc->write ? Q_VERDICT_LOCK : Q_VERDICT_PEEK, 1, values, NULL, NULL);
-	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "verdict", err, err_len) != 0)
-		return vc->write ? -1 : first_failed(l, -1);	/* a peek changes nothing: safe to repeat */
-	if (rows_from(res, &o, err, err_len) != 0) {
-		PQclear(res);
+	(void)pg;
+	if (!vc->write)
+		return peek_on(l, vc, err, err_len);
+	if (pipe_begin(&p, l, err, err_len) != 0)
+		return -1;
+	pipe_cmd(&p, "BEGIN");
+	sel = pipe_query(&p, Q_VERDICT_LOCK, values, NULL, NULL, PGRES_TUPLES_OK);
+	if (pipe_sync(&p, "verdict", err, err_len) != 0) {
+		pipe_clear(&p);
+		return first_failed(l, -1);	/* nothing of it can commit: safe to repeat */
+	}
+	rc = rows_from(p.res[sel], &o, err, err_len);
+	pipe_clear(&p);
+	if (rc != 0 || vc->decide(vc->ctx, o.rows, o.n) != 0) {
+		rc = -1;
 		goto out;
 	}
-	PQclear(res);
-	if (vc->decide(vc->ctx, o.rows, o.n) != 0)
+	rc = -1;
+	if (pipe_begin(&p, l, err, err_len) != 0)
 		goto out;
-	if (!vc->write) {
-		rc = 0;
-		goto out;
-	}
 	for (size_t i = 0; i < o.n; i++) {
-		const ftm_token_t *t = &o.rows[i].tok;
 		char last[24], failures[16], locked_at[24];
-		const char *uv[6] = { status_text(t->status), last, failures, ftm_lock_reason_name(t->lock_reason),
-				      locked_at, t->serial };
+		const char *uv[6];
 
 		if (!o.rows[i].dirty)
 			continue;
-		snprintf(last, sizeof(last), "%" PRId64, t->last_step);
-		snprintf(failures, sizeof(failures), "%u", t->failures);
-		snprintf(locked_at, sizeof(locked_at), "%" PRId64, t->locked_at);
-		res = run(l, Q_VERDICT_WRITE, 6, uv, NULL, NULL);
-		if (res_ok(l->conn, res, PGRES_COMMAND_OK, "verdict", err, err_len) != 0)
-			goto out;
-		PQclear(res);
+		/* room for this row, the audit row and COMMIT; else what is queued goes first (one more trip) */
+		if (!pipe_room(&p, 2 + 2 + 1)) {
+			if (pipe_sync(&p, "verdict", err, err_len) != 0)
+				goto out_pipe;
+			pipe_clear(&p);
+			if (pipe_begin(&p, l, err, err_len) != 0)
+				goto out;
+		}
+		verdict_params(&o.rows[i].tok, last, failures, locked_at, uv);
+		pipe_query(&p, Q_VERDICT_WRITE, uv, NULL, NULL, PGRES_COMMAND_OK);
 	}
-	if (vc->audit != NULL && vc->audit->event[0] != '\0' && audit_insert(l, vc->audit, err, err_len) != 0)
-		goto out;
-	res = PQexec(l->conn, "COMMIT");
-	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "verdict commit", err, err_len) != 0)
-		goto out;
+	if (vc->audit != NULL && vc->audit->event[0] != '\0') {
+		char at[24];
+		const char *av[10];
+
+		audit_params(vc->audit, at, av);
+		pipe_query(&p, Q_AUDIT_INSERT, av, NULL, NULL, PGRES_COMMAND_OK);
+	}
+	done = pipe_cmd(&p, "COMMIT");
+	if (pipe_sync(&p, "verdict commit", err, err_len) != 0)
+		goto out_pipe;
 	/* a transaction that failed on the server reports its COMMIT as ROLLBACK */
-	if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+	if (strcmp(PQcmdStatus(p.res[done]), "COMMIT") != 0) {
 		SETERR("token store (PostgreSQL): verdict rolled back by the server");
-		PQclear(res);
-		goto out;
+		goto out_pipe;
 	}
-	PQclear(res);
 	rc = 0;
+out_pipe:
+	pipe_clear(&p);
 out:
 	rows_free(&o);
 	return rc;
 }
 
+/* A PostgreSQL array literal being written: {"a","b"}, every element quoted, " and \ escaped. */
+typedef struct lit {
+	char	*s;
+	size_t	len, cap;
+	bool	oom;
+} lit_t;
+
+static void lit_put(lit_t *l, char ch)
+{
+	if (l->oom)
+		return;
+	if (l->len + 2 > l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char *s = realloc(l->s, cap);
+
+		if (s == NULL) {
+			l->oom = true;
+			return;
+		}
+		l->s = s;
+		l->cap = cap;
+	}
+	l->s[l->len++] = ch;
+	l->s[l->len] = '\0';
+}
+
+static void lit_add(lit_t *l, const char *e)
+{
+	lit_put(l, l->len == 0 ? '{' : ',');
+	lit_put(l, '"');
+	for (; *e != '\0'; e++) {
+		if (*e == '"' || *e == '\\')
+			lit_put(l, '\\');
+		lit_put(l, *e);
+	}
+	lit_put(l, '"');
+}
+
+static const char *lit_end(lit_t *l)
+{
+	if (l->len == 0)
+		lit_put(l, '{');
+	lit_put(l, '}');
+	return l->oom ? NULL : l->s;
+}
+
+struct cas_ctx {
+	const char		*user;
+	const struct rows_out	*o;		/* the rows a list read, decided on */
+	const ftm_audit_row_t	*audit;
+	bool			again;		/* not written: decide again on the rows locked */
+};
+
+/* Q_VERDICT_CAS with the rows decide marked dirty. A statement the server refused (its rows changed,
+ * a lock timeout, a trigger) wrote nothing: `again`. A connection lost on the way is a failed verdict:
+ * the statement may have committed or not, so it is neither retried nor decided again. */
+static int cas_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct cas_ctx *cc = c;
+	const struct rows_out *o = cc->o;
+	bool audited = cc->audit != NULL && cc->audit->event[0] != '\0';
+	const char *values[20] = { cc->user };
+	lit_t lits[8];
+	size_t dirty = 0;
+	char at[24] = "0", last[24], failures[16], locked_at[24];
+	PGresult *res;
+	int rc = -1;
+
+	(void)pg;
+	memset(lits, 0, sizeof(lits));
+	for (size_t i = 0; i < o->n; i++) {
+		const ftm_token_t *t = &o->rows[i].tok;
+		char num[24];
+
+		lit_add(&lits[0], t->serial);
+		lit_add(&lits[1], o->ver[i]);
+		if (!o->rows[i].dirty)
+			continue;
+		dirty++;
+		lit_add(&lits[2], t->serial);
+		lit_add(&lits[3], status_text(t->status));
+		snprintf(num, sizeof(num), "%" PRId64, t->last_step);
+		lit_add(&lits[4], num);
+		snprintf(num, sizeof(num), "%u", t->failures);
+		lit_add(&lits[5], num);
+		lit_add(&lits[6], ftm_lock_reason_name(t->lock_reason));
+		snprintf(num, sizeof(num), "%" PRId64, t->locked_at);
+		lit_add(&lits[7], num);
+	}
+	for (int i = 0; i < 8; i++)
+		if ((values[1 + i] = lit_end(&lits[i])) == NULL) {
+			SETERR("token store: out of memory");
+			goto out;
+		}
+	for (size_t i = 0; dirty == 1 && i < o->n; i++) {
+		const ftm_token_t *t = &o->rows[i].tok;
+
+		if (!o->rows[i].dirty)
+			continue;
+		snprintf(last, sizeof(last), "%" PRId64, t->last_step);
+		snprintf(failures, sizeof(failures), "%u", t->failures);
+		snprintf(locked_at, sizeof(locked_at), "%" PRId64, t->locked_at);
+		values[3] = t->serial;
+		values[4] = status_text(t->status);
+		values[5] = last;
+		values[6] = failures;
+		values[7] = ftm_lock_reason_name(t->lock_reason);
+		values[8] = locked_at;
+	}
+	if (audited) {
+		audit_params(cc->audit, at, &values[9]);
+	} else {
+		values[9] = at;
+		for (int i = 10; i < 19; i++)
+			values[i] = "";
+	}
+	values[19] = audited ? "t" : "f";
+	res = run(l, dirty == 1 ? Q_VERDICT_CAS1 : Q_VERDICT_CAS, 20, values, NULL, NULL);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		if (PQstatus(l->conn) != CONNECTION_OK) {
+			res_ok(l->conn, res, PGRES_TUPLES_OK, "verdict", err, err_len);
+			goto out;
+		}
+		PQclear(res);
+		cc->again = true;
+		rc = 0;
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		cc->again = true;
+		rc = 0;
+	} else if (strtoull(PQgetvalue(res, 0, 1), NULL, 10) == dirty &&
+		   strcmp(PQgetvalue(res, 0, 2), audited ? "1" : "0") == 0) {
+		rc = 0;
+	} else {
+		SETERR("token store (PostgreSQL): verdict wrote %s of %zu rows", PQgetvalue(res, 0, 1), dirty);
+	}
+	PQclear(res);
+out:
+	for (int i = 0; i < 8; i++)
+		free(lits[i].s);
+	return rc;
+}
+
+/* A peek or a write verdict. After a list of the user in this thread (a login's split), both decide on
+ * the rows it read: the peek reads nothing, the write is one statement (Q_VERDICT_CAS) that writes
+ * only if those rows are still the user's rows, unchanged; if they changed, the verdict is decided
+ * again on the rows locked (verdict_on), which is also the way without a list before. */
+static int verdict_run(pg_t *pg, const char *user, bool write, ftm_decide_fn decide, void *ctx,
+		       const ftm_audit_row_t *audit, char *err, size_t err_len)
+{
+	struct verdict_ctx vc = { user, write, decide, ctx, audit };
+	struct rows_out o = { 0 };
+	int rc;
+
+	if (listed_take(pg, user, !write, &o)) {
+		struct cas_ctx cc = { user, &o, audit, false };
+
+		if (decide(ctx, o.rows, o.n) != 0) {
+			rows_free(&o);
+			return -1;
+		}
+		if (!write) {
+			rows_free(&o);
+			return 0;
+		}
+		rc = o.n == 0 || o.ver != NULL ? with_link(pg, cas_on, &cc, err, err_len) : 0;
+		cc.again = cc.again || (o.n > 0 && o.ver == NULL);
+		rows_free(&o);
+		if (rc != 0 || !cc.again)
+			return rc;
+	}
+	return with_link(pg, verdict_on, &vc, err, err_len);
+}
+
 static int pg_verdict(void *be, const char *user, bool write, ftm_decide_fn decide, void *ctx,
 		      char *err, size_t err_len)
 {
-	struct verdict_ctx vc = { user, write, decide, ctx, NULL };
-
-	return with_link(be, verdict_on, &vc, err, err_len);
+	return verdict_run(be, user, write, decide, ctx, NULL, err, err_len);
 }
 
 static int pg_verdict_audited(void *be, const char *user, bool write, ftm_decide_fn decide, void *ctx,
 			      const ftm_audit_row_t *audit, char *err, size_t err_len)
 {
-	struct verdict_ctx vc = { user, write, decide, ctx, audit };
-
-	return with_link(be, verdict_on, &vc, err, err_len);
+	return verdict_run(be, user, write, decide, ctx, audit, err, err_len);
 }
 
 /* ---- code-challenge States ---- */
@@ -1343,21 +1888,32 @@ static int pg_recovery_verdict(void *be, const char *user, bool write, ftm_recov
 	return with_link(be, recovery_verdict_on, &rc, err, err_len);
 }
 
-/* ---- the audit trail and debug on demand ----
- * Not among the prepared queries: a verdict's audit INSERT is parsed per call (PQexecParams, one round
- * trip all the same), the rest are an admin's or run every few seconds. */
+/* ---- the audit trail and debug on demand ---- */
+
+/* The audit row as Q_AUDIT_INSERT's parameters (at: the buffer its time is written in). */
+static void audit_params(const ftm_audit_row_t *a, char at[24], const char *values[10])
+{
+	snprintf(at, 24, "%" PRId64, a->at);
+	values[0] = at;
+	values[1] = a->event;
+	values[2] = a->result;
+	values[3] = a->user;
+	values[4] = a->serial;
+	values[5] = a->client;
+	values[6] = a->nas;
+	values[7] = a->frontend;
+	values[8] = a->node;
+	values[9] = a->reason;
+}
 
 static int audit_insert(pg_link_t *l, const ftm_audit_row_t *a, char *err, size_t err_len)
 {
 	char at[24];
-	const char *values[10] = { at, a->event, a->result, a->user, a->serial, a->client, a->nas, a->frontend,
-				   a->node, a->reason };
+	const char *values[10];
 	PGresult *res;
 
-	snprintf(at, sizeof(at), "%" PRId64, a->at);
-	res = PQexecParams(l->conn, "INSERT INTO ftm_audit (at, event, result, username, serial, client, nas,"
-			   " frontend, node, reason) VALUES ($1::bigint,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
-			   10, NULL, values, NULL, NULL, 0);
+	audit_params(a, at, values);
+	res = run(l, Q_AUDIT_INSERT, 10, values, NULL, NULL);
 	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "audit", err, err_len) != 0)
 		return -1;
 	PQclear(res);
@@ -1588,14 +2144,14 @@ static int push_from_res(PGresult *res, int r, ftm_push_row_t *row)
 }
 
 /* COMMIT, and make sure the server did not turn it into a ROLLBACK. */
-static int commit(pg_link_t *l, char *err, size_t err_len)
+static int commit(pg_link_t *l, const char *what, char *err, size_t err_len)
 {
 	PGresult *res = PQexec(l->conn, "COMMIT");
 
-	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "push commit", err, err_len) != 0)
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, what, err, err_len) != 0)
 		return -1;
 	if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
-		SETERR("token store (PostgreSQL): push rolled back by the server");
+		SETERR("token store (PostgreSQL): %s rolled back by the server", what);
 		PQclear(res);
 		return -1;
 	}
@@ -1658,7 +2214,7 @@ static int push_put_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_le
 				    "$8::integer,$9,$10::boolean,$11::bigint,$12,$13)", 13, pi, PGRES_COMMAND_OK,
 				    err, err_len) != 0)
 		goto out;
-	rc = commit(l, err, err_len);
+	rc = commit(l, "push", err, err_len);
 out:
 	rollback(l->conn);
 	return rc;
@@ -1745,7 +2301,7 @@ static int push_decide_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err
 		    pexec_cmd(l, "SELECT pg_notify('" PUSH_CHANNEL "', $1)", 1, nv, PGRES_TUPLES_OK, err, err_len) != 0)
 			goto out;
 	}
-	rc = commit(l, err, err_len);
+	rc = commit(l, "push", err, err_len);
 out:
 	rollback(l->conn);
 	return rc;
@@ -1941,6 +2497,217 @@ static int pg_number_take(void *be, const char *id, char tx[33], char *user, siz
 	return nc.found ? 0 : 1;
 }
 
+/* ---- activation links ----
+ * Rare (an admin issues, a user opens a page): their statements are parsed per call, not among the
+ * prepared login queries. A redemption is one transaction over the link's row and its token's row, both
+ * under FOR UPDATE: two nodes confirming one link at once serialize, and the second reads it used. */
+
+#define ACT_COLS "code_hash, serial, email, seal_hash, created, expires, failures, used"
+
+static int act_from_res(PGresult *res, int r, ftm_activation_row_t *a)
+{
+	int64_t failures;
+
+	memset(a, 0, sizeof(*a));
+	if (bytea_exact(res, r, 0, a->code_hash, 32) != 0 || bytea_exact(res, r, 3, a->seal_hash, 32) != 0 ||
+	    parse_i64(PQgetvalue(res, r, 4), &a->created) != 0 || parse_i64(PQgetvalue(res, r, 5), &a->expires) != 0 ||
+	    parse_i64(PQgetvalue(res, r, 6), &failures) != 0 || failures < 0 || failures > 1000000)
+		return -1;
+	snprintf(a->serial, sizeof(a->serial), "%s", PQgetvalue(res, r, 1));
+	snprintf(a->email, sizeof(a->email), "%s", PQgetvalue(res, r, 2));
+	a->failures = (unsigned)failures;
+	a->used = strcmp(PQgetvalue(res, r, 7), "f") != 0;	/* anything unexpected reads as used */
+	return 0;
+}
+
+/* One statement with one parameter: a serial (text), or a 32-byte hash (binary) when hash is set. */
+static PGresult *act_exec(pg_link_t *l, const char *sql, const char *value, bool hash)
+{
+	const char *values[1] = { value };
+	const int lengths[1] = { 32 }, formats[1] = { 1 };
+
+	return PQexecParams(l->conn, sql, 1, NULL, values, hash ? lengths : NULL, hash ? formats : NULL, 0);
+}
+
+/* act_exec of a serial for a command: 0, or -1 with err. */
+static int act_cmd(pg_link_t *l, const char *sql, const char *serial, char *err, size_t err_len)
+{
+	PGresult *res = act_exec(l, sql, serial, false);
+
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "activation", err, err_len) != 0)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+/* The token's old links are deleted (locked) first, then the token's row is locked while the new one
+ * goes in: the order a redemption locks them in (link, then token), so the two never deadlock, and a
+ * token deleted at the same time either keeps no link or was never seen. */
+static int act_put_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	const ftm_activation_row_t *a = c;
+	char created[24], expires[24], failures[16];
+	const char *iv[8] = { (const char *)a->code_hash, a->serial, a->email, (const char *)a->seal_hash,
+			      created, expires, failures, a->used ? "t" : "f" };
+	const int lengths[8] = { 32, 0, 0, 32 }, formats[8] = { 1, 0, 0, 1 };
+	PGresult *res;
+	int found;
+
+	(void)pg;
+	if (exec_cmd(l->conn, "BEGIN", "activation", err, err_len) != 0)
+		return first_failed(l, -1);
+	if (act_cmd(l, "DELETE FROM ftm_activations WHERE serial = $1", a->serial, err, err_len) != 0)
+		return -1;
+	res = act_exec(l, "SELECT 1 FROM ftm_tokens WHERE serial = $1 FOR UPDATE", a->serial, false);
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "activation", err, err_len) != 0)
+		return -1;
+	found = PQntuples(res);
+	PQclear(res);
+	if (found == 0)
+		return 1;	/* no such token: link_put rolls the DELETE back */
+	snprintf(created, sizeof(created), "%" PRId64, a->created);
+	snprintf(expires, sizeof(expires), "%" PRId64, a->expires);
+	snprintf(failures, sizeof(failures), "%u", a->failures);
+	res = PQexecParams(l->conn, "INSERT INTO ftm_activations (" ACT_COLS ") VALUES ($1, $2, $3, $4,"
+			   " $5::bigint, $6::bigint, $7::integer, $8::boolean)", 8, NULL, iv, lengths, formats, 0);
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "activation", err, err_len) != 0)
+		return -1;
+	PQclear(res);
+	return commit(l, "activation", err, err_len);
+}
+
+static int pg_act_put(void *be, const ftm_activation_row_t *a, char *err, size_t err_len)
+{
+	return with_link(be, act_put_on, (void *)a, err, err_len);
+}
+
+struct act_verdict_ctx {
+	const uint8_t		*code_hash;
+	bool			write;
+	ftm_act_decide_fn	decide;
+	void			*ctx;
+};
+
+/* BEGIN, the link FOR UPDATE, its token FOR UPDATE, decide, the dirty link and token written back,
+ * COMMIT; without `write` the two reads and decide only (opening the page changes nothing). */
+static int act_verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct act_verdict_ctx *vc = c;
+	ftm_activation_row_t act;
+	struct rows_out o = { 0 };
+	char failures[16];
+	const char *uv[3] = { failures, NULL, (const char *)vc->code_hash };
+	const int lengths[3] = { 0, 0, 32 }, formats[3] = { 0, 0, 1 };
+	bool have_act = false;
+	PGresult *res;
+	int rc = -1;
+
+	(void)pg;
+	memset(&act, 0, sizeof(act));
+	if (vc->write && exec_cmd(l->conn, "BEGIN", "activation", err, err_len) != 0)
+		return first_failed(l, -1);
+	res = act_exec(l, vc->write ? "SELECT " ACT_COLS " FROM ftm_activations WHERE code_hash = $1 FOR UPDATE"
+				    : "SELECT " ACT_COLS " FROM ftm_activations WHERE code_hash = $1",
+		       (const char *)vc->code_hash, true);
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "activation", err, err_len) != 0)
+		return vc->write ? -1 : first_failed(l, -1);	/* a read changes nothing: safe to repeat */
+	if (PQntuples(res) == 1) {
+		if (act_from_res(res, 0, &act) != 0) {
+			PQclear(res);
+			SETERR("token store: damaged activation record");
+			goto out;
+		}
+		have_act = true;
+	}
+	PQclear(res);
+	/* the token is looked up whether or not the link exists: an unknown link costs what a known one does */
+	res = act_exec(l, vc->write ? "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE serial = $1 FOR UPDATE"
+				    : "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE serial = $1", act.serial, false);
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "activation", err, err_len) != 0)
+		goto out;
+	if (rows_from(res, &o, err, err_len) != 0) {
+		PQclear(res);
+		goto out;
+	}
+	PQclear(res);
+	if (vc->decide(vc->ctx, have_act ? &act : NULL, have_act && o.n == 1 ? &o.rows[0] : NULL) != 0)
+		goto out;
+	if (!vc->write) {
+		rc = 0;
+		goto out;
+	}
+	if (have_act && act.dirty) {
+		snprintf(failures, sizeof(failures), "%u", act.failures);
+		uv[1] = act.used ? "t" : "f";
+		res = PQexecParams(l->conn, "UPDATE ftm_activations SET failures = $1::integer, used = $2::boolean"
+				   " WHERE code_hash = $3", 3, NULL, uv, lengths, formats, 0);
+		if (res_ok(l->conn, res, PGRES_COMMAND_OK, "activation", err, err_len) != 0)
+			goto out;
+		PQclear(res);
+	}
+	if (have_act && o.n == 1 && o.rows[0].dirty && verdict_write(l, &o.rows[0].tok, err, err_len) != 0)
+		goto out;
+	rc = commit(l, "activation", err, err_len);
+out:
+	rows_free(&o);	/* a transaction left open is rolled back by link_put */
+	return rc;
+}
+
+static int pg_act_verdict(void *be, const uint8_t code_hash[32], bool write, ftm_act_decide_fn decide,
+			  void *ctx, char *err, size_t err_len)
+{
+	struct act_verdict_ctx vc = { .code_hash = code_hash, .write = write, .decide = decide, .ctx = ctx };
+
+	return with_link(be, act_verdict_on, &vc, err, err_len);
+}
+
+struct act_serial_ctx {
+	const char		*serial;
+	ftm_activation_row_t	*out;
+	bool			found;
+};
+
+static int act_get_serial_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct act_serial_ctx *sc = c;
+	PGresult *res = act_exec(l, "SELECT " ACT_COLS " FROM ftm_activations WHERE serial = $1"
+				 " ORDER BY created DESC LIMIT 1", sc->serial, false);
+	int rc = 0;
+
+	(void)pg;
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "activation", err, err_len) != 0)
+		return first_failed(l, -1);
+	if (PQntuples(res) == 1) {
+		sc->found = true;
+		if (act_from_res(res, 0, sc->out) != 0) {
+			SETERR("token store: damaged activation record");
+			rc = -1;
+		}
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int pg_act_get_serial(void *be, const char *serial, ftm_activation_row_t *out, char *err, size_t err_len)
+{
+	struct act_serial_ctx sc = { .serial = serial, .out = out };
+
+	if (with_link(be, act_get_serial_on, &sc, err, err_len) != 0)
+		return -1;
+	return sc.found ? 0 : 1;
+}
+
+static int act_revoke_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	(void)pg;
+	return first_failed(l, act_cmd(l, "DELETE FROM ftm_activations WHERE serial = $1", c, err, err_len));
+}
+
+static int pg_act_revoke(void *be, const char *serial, char *err, size_t err_len)
+{
+	return with_link(be, act_revoke_on, (void *)serial, err, err_len);
+}
+
 const ftm_store_backend_t ftm_store_backend_pg = {
 	.scheme		= "postgresql",
 	.open		= pg_open,
@@ -1956,6 +2723,10 @@ const ftm_store_backend_t ftm_store_backend_pg = {
 	.remove		= pg_remove,
 	.list		= pg_list,
 	.verdict	= pg_verdict,
+	.act_put	= pg_act_put,
+	.act_verdict	= pg_act_verdict,
+	.act_get_serial	= pg_act_get_serial,
+	.act_revoke	= pg_act_revoke,
 	.state_put	= pg_state_put,
 	.state_take	= pg_state_take,
 	.settings_get	= pg_settings_get,

@@ -19,14 +19,8 @@
 #include <libpq-fe.h>
 
 #include "ftm_store.h"
+#include "store_fixture.h"
 #include "store_push_spec.h"
-
-#define SEED_HEX	"3132333435363738393031323334353637383930"
-#define T1		1111111109LL	/* step 37037036 */
-#define C1		"07081804"
-#define T2		1111111111LL	/* step 37037037 */
-#define C2		"14050471"
-#define BAD		"00000000"
 
 typedef struct fixture {
 	char		db[32];
@@ -34,6 +28,7 @@ typedef struct fixture {
 	char		dir[64];
 	char		key[128];
 	ftm_store_t	*st;
+	char		code[FTM_ACTIVATION_CODE_LEN + 1];	/* act_setup: alice's link */
 } fixture_t;
 
 static const char *pg_host;
@@ -101,8 +96,7 @@ static int setup(void **state)
 
 	snprintf(f->db, sizeof(f->db), "ftm_unit_%d_%d", (int)getpid(), ++db_serial);
 	snprintf(f->uri, sizeof(f->uri), "postgresql:///%s?host=%s&user=ftm", f->db, pg_host);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/ftm-test-pg.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
+	if (fixture_dir(f->dir, "pg") != 0)
 		return -1;
 	snprintf(f->key, sizeof(f->key), "%s/seed.key", f->dir);
 	c = admin("postgres");
@@ -126,21 +120,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fixture_t *f = *state;
-	DIR *d;
-	struct dirent *e;
-	char path[512];
 
 	ftm_store_close(f->st);
-	d = opendir(f->dir);
-	while (d && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(f->dir);
+	fixture_dir_remove(f->dir);
 	free(f);
 	return 0;
 }
@@ -150,10 +132,7 @@ static void add(ftm_store_t *st, const char *user, const char *serial)
 	ftm_token_t t;
 	char err[256];
 
-	assert_int_equal(ftm_token_init(&t, user, serial, SEED_HEX, err, sizeof(err)), 0);
-	t.digits = 8;
-	t.period = 30;
-	t.created = T1 - 60;
+	assert_int_equal(fixture_rfc_token(&t, user, serial), 0);
 	assert_int_equal(ftm_store_token_add(st, &t, err, sizeof(err)), 0);
 }
 
@@ -191,6 +170,7 @@ static void open_creates_the_schema_at_the_newest_version(void **state)
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_pushes"), 0);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_number_states"), 0);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_audit"), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_activations"), 0);
 	/* the verdict policy, seeded with the built-in defaults */
 	assert_int_equal(sql_long(f, "SELECT value::bigint FROM ftm_settings WHERE name = 'lockout_threshold'"), 5);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_tokens"), 0);
@@ -227,6 +207,7 @@ static void a_version_1_database_is_migrated_with_its_tokens(void **state)
 	sql(f, "DROP TABLE ftm_settings");
 	sql(f, "ALTER TABLE ftm_tokens DROP COLUMN lock_reason, DROP COLUMN locked_at");
 	sql(f, "DROP TABLE ftm_recovery_codes");
+	sql(f, "DROP TABLE ftm_activations");
 	sql(f, "DELETE FROM ftm_schema WHERE version >= 2");
 	b = open_node(f, f->key, err, sizeof(err));
 	assert_non_null(b);
@@ -237,6 +218,32 @@ static void a_version_1_database_is_migrated_with_its_tokens(void **state)
 	assert_int_equal(ftm_store_challenge_take(b, "alice", "10.0.0.1", st_hex, T1, &check, err, sizeof(err)), 0);
 	assert_int_equal(check, FTM_STATE_OK);
 	f->st = b;
+}
+
+/* A database at version 6 (pushes, no activation links) gains them when a newer node opens it: a link
+ * is issued and redeemed on its tokens. */
+static void a_version_6_database_gains_activation_links(void **state)
+{
+	fixture_t *f = *state;
+	char err[512], code[FTM_ACTIVATION_CODE_LEN + 1];
+	ftm_verify_params_t p = params(5);
+	ftm_activation_t a;
+	ftm_store_t *b;
+
+	add(f->st, "alice", "S1");
+	ftm_store_close(f->st);
+	f->st = NULL;
+	sql(f, "DROP TABLE ftm_activations");
+	sql(f, "DELETE FROM ftm_schema WHERE version >= 7");
+	b = open_node(f, f->key, err, sizeof(err));
+	assert_non_null(b);
+	f->st = b;
+	assert_true(sql_long(f, "SELECT max(version) FROM ftm_schema") >= 7);
+	assert_int_equal(ftm_store_activation_issue(b, "S1", "", T1 - 50, 60, code, sizeof(code), NULL, err,
+						    sizeof(err)), 0);
+	assert_int_equal(ftm_store_activation_confirm(b, code, C1, T1, &p, &a), 0);
+	assert_int_equal(a.code, FTM_ACT_OK);
+	assert_int_equal(get(b, "S1").last_step, 37037036);
 }
 
 static void a_database_newer_than_the_binary_is_refused(void **state)
@@ -433,11 +440,10 @@ static void *verify_later(void *arg)
 	return NULL;
 }
 
-/* SELECT ... FOR UPDATE: a verdict waits for another session holding the user's row, then decides on
- * what that session committed (here: the step already used). */
-static void a_verdict_waits_for_the_users_rows_and_reads_the_committed_state(void **state)
+/* Another session holds alice's row while `verdict` runs in a thread (w.done is `blocked` once it waits
+ * on the lock), uses the step and commits: the verdict decides on what was committed, a replay. */
+static void verdict_behind_a_held_row(fixture_t *f, void *(*verdict)(void *), int blocked)
 {
-	fixture_t *f = *state;
 	PGconn *other = admin(f->db);
 	struct waiter w = { .st = f->st };
 	pthread_t tid;
@@ -446,15 +452,112 @@ static void a_verdict_waits_for_the_users_rows_and_reads_the_committed_state(voi
 	add(f->st, "alice", "S1");
 	PQclear(PQexec(other, "BEGIN"));
 	PQclear(PQexec(other, "SELECT 1 FROM ftm_tokens WHERE username = 'alice' FOR UPDATE"));
-	assert_int_equal(pthread_create(&tid, NULL, verify_later, &w), 0);
+	assert_int_equal(pthread_create(&tid, NULL, verdict, &w), 0);
 	usleep(300 * 1000);
-	assert_int_equal(w.done, 0);	/* blocked on the row lock */
+	assert_int_equal(w.done, blocked);	/* blocked on the row lock */
 	snprintf(q, sizeof(q), "UPDATE ftm_tokens SET last_step = %lld WHERE serial = 'S1'", T1 / 30);
 	PQclear(PQexec(other, q));
 	PQclear(PQexec(other, "COMMIT"));
 	pthread_join(tid, NULL);
 	assert_int_equal(w.v.code, FTM_VERDICT_REPLAY);
 	PQfinish(other);
+}
+
+/* SELECT ... FOR UPDATE: a verdict waits for another session holding the user's row, then decides on
+ * what that session committed (here: the step already used). */
+static void a_verdict_waits_for_the_users_rows_and_reads_the_committed_state(void **state)
+{
+	verdict_behind_a_held_row(*state, verify_later, 0);
+}
+
+/* ---- a verdict decided on the rows its login's list read (store_pg.c: Q_VERDICT_CAS) ---- */
+
+static int count_row(void *ctx, const ftm_token_t *tok)
+{
+	(void)tok;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* The login's list, in this thread: the verdict that follows decides on what it read. */
+static void list_user(ftm_store_t *st, const char *user, int expect)
+{
+	char err[256];
+	int n = 0;
+
+	assert_int_equal(ftm_store_token_list(st, user, count_row, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, expect);
+}
+
+static void *list_then_verify(void *arg)
+{
+	struct waiter *w = arg;
+
+	list_user(w->st, "alice", 1);
+	w->done = 1;			/* listed: the verdict next */
+	w->v = verify(w->st, "alice", C1, T1, 5);
+	w->done = 2;
+	return NULL;
+}
+
+struct elsewhere {
+	ftm_store_t	*st;
+	const char	*user, *serial;
+};
+
+static void *add_elsewhere(void *arg)
+{
+	struct elsewhere *e = arg;
+
+	add(e->st, e->user, e->serial);
+	return NULL;
+}
+
+/* Listed, then the rows changed by another node before this node's verdict (another session, another
+ * thread: this thread's list stays): the verdict sees the rows changed and decides again on them
+ * locked. The code used elsewhere is a replay (never a second Accept), a lock is a lock, a token added
+ * is read. */
+static void a_verdict_after_a_list_sees_what_another_node_wrote_meanwhile(void **state)
+{
+	fixture_t *f = *state;
+	PGconn *other = admin(f->db);
+	char err[512], q[128];
+	ftm_store_t *b = open_node(f, f->key, err, sizeof(err));
+	struct elsewhere e = { b, "bob", "S2" };
+	pthread_t tid;
+
+	assert_non_null(b);
+	add(f->st, "alice", "S1");
+	list_user(f->st, "alice", 1);
+	snprintf(q, sizeof(q), "UPDATE ftm_tokens SET last_step = %lld WHERE serial = 'S1'", T1 / 30);
+	PQclear(PQexec(other, q));
+	assert_int_equal(verify(f->st, "alice", C1, T1, 5).code, FTM_VERDICT_REPLAY);
+	/* listed, then locked by an admin elsewhere: locked, and nothing counted */
+	list_user(f->st, "alice", 1);
+	PQclear(PQexec(other, "UPDATE ftm_tokens SET status = 'lock' WHERE serial = 'S1'"));
+	assert_int_equal(verify(f->st, "alice", BAD, T1, 5).code, FTM_VERDICT_LOCKED);
+	assert_int_equal(get(f->st, "S1").failures, 0);
+	/* listed with no token, then one added elsewhere: the verdict reads it */
+	list_user(f->st, "bob", 0);
+	assert_int_equal(pthread_create(&tid, NULL, add_elsewhere, &e), 0);
+	pthread_join(tid, NULL);
+	assert_int_equal(verify(f->st, "bob", C1, T1, 5).code, FTM_VERDICT_OK);
+	assert_int_equal(get(f->st, "S2").last_step, T1 / 30);
+	/* listed and nothing changed: decided on the list's rows, written once */
+	list_user(f->st, "bob", 1);
+	assert_int_equal(verify(f->st, "bob", C2, T2, 5).code, FTM_VERDICT_OK);
+	assert_int_equal(get(f->st, "S2").last_step, T2 / 30);
+	list_user(f->st, "bob", 1);
+	assert_int_equal(verify(f->st, "bob", C2, T2, 5).code, FTM_VERDICT_REPLAY);
+	ftm_store_close(b);
+	PQfinish(other);
+}
+
+/* Listed, then the verdict waits on the rows another session holds; that session uses the code and
+ * commits: the waiting verdict finds the rows changed and answers replay. */
+static void a_listed_verdict_waiting_on_the_rows_answers_from_what_was_committed(void **state)
+{
+	verdict_behind_a_held_row(*state, list_then_verify, 1);
 }
 
 /* A verdict writes every dirty row or none: a write that fails on the second token rolls back the
@@ -480,6 +583,34 @@ static void a_verdict_that_fails_half_way_leaves_nothing_behind(void **state)
 	assert_int_equal(verify(f->st, "alice", BAD, T1, 5).code, FTM_VERDICT_BAD_CODE);
 	assert_int_equal(get(f->st, "S1").failures, 1);
 	assert_int_equal(get(f->st, "S2").failures, 1);
+}
+
+/* The session of a verdict killed between its UPDATE and its COMMIT (the second pipelined round trip
+ * held by a trigger): the verdict fails, nothing is written, it is not retried, and the code is good
+ * afterwards. */
+static void a_verdict_whose_session_dies_before_its_commit_fails_and_writes_nothing(void **state)
+{
+	fixture_t *f = *state;
+	struct waiter w = { .st = f->st };
+	pthread_t tid;
+	long sleeping = 0;
+
+	add(f->st, "alice", "S1");
+	sql(f, "CREATE FUNCTION ftm_test_hold() RETURNS trigger LANGUAGE plpgsql AS "
+	       "$$ BEGIN PERFORM pg_sleep(10); RETURN NEW; END $$");
+	sql(f, "CREATE TRIGGER ftm_test_hold BEFORE UPDATE ON ftm_tokens FOR EACH ROW EXECUTE FUNCTION ftm_test_hold()");
+	assert_int_equal(pthread_create(&tid, NULL, verify_later, &w), 0);
+	for (int i = 0; i < 100 && sleeping == 0; i++) {
+		usleep(50 * 1000);
+		sleeping = sql_long(f, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'");
+	}
+	assert_int_equal(sleeping, 1);
+	sql(f, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'");
+	pthread_join(tid, NULL);
+	assert_int_equal(w.v.code, FTM_VERDICT_ERROR);
+	sql(f, "DROP TRIGGER ftm_test_hold ON ftm_tokens");
+	assert_int_equal(get(f->st, "S1").last_step, -1);
+	assert_int_equal(verify(f->st, "alice", C1, T1, 5).code, FTM_VERDICT_OK);
 }
 
 /* The server closes every connection (a restart, a failover): the next verdict reconnects by itself. */
@@ -787,60 +918,50 @@ static void two_nodes_pushing_one_user_at_once_store_one_push(void **state)
 
 /* ---- pending pushes and number-matching States (store_push_spec.h): on two handles ---- */
 
-static void a_users_second_push_gets_the_pending_one(void **state)
+static ftm_store_t *fixture_other(fixture_t *f, char *err, size_t err_len)
 {
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
-
-	assert_non_null(other);
-	spec_a_users_second_push_gets_the_pending_one(f->st, other);
-	ftm_store_close(other);
+	return open_node(f, f->key, err, err_len);
 }
 
-static void an_expired_push_is_no_longer_pending_and_old_rows_go(void **state)
-{
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
+FIXTURE_TWO_HANDLES(a_users_second_push_gets_the_pending_one)
+FIXTURE_TWO_HANDLES(an_expired_push_is_no_longer_pending_and_old_rows_go)
+FIXTURE_TWO_HANDLES(a_capability_decides_its_row_once_on_any_handle)
+FIXTURE_TWO_HANDLES(a_number_state_is_taken_once_on_any_handle)
+FIXTURE_TWO_HANDLES(a_number_state_flood_flushes_only_the_flooders_own)
 
-	assert_non_null(other);
-	spec_an_expired_push_is_no_longer_pending_and_old_rows_go(f->st, other);
-	ftm_store_close(other);
+/* ---- activation links (store_activation_spec.h): a link made on one node redeemed on another ---- */
+
+#include "store_activation_spec.h"
+
+/* setup, and alice's token S1 with a link in f->code */
+static int act_setup(void **state)
+{
+	fixture_t *f;
+
+	if (setup(state) != 0)
+		return -1;
+	f = *state;
+	return act_spec_setup(f->st, f->code);
 }
 
-static void a_capability_decides_its_row_once_on_any_handle(void **state)
+/* Only the SHA-256 of the code is in the database: no column of the link holds the code. */
+static void a_link_is_stored_only_as_the_hash_of_its_code(void **state)
 {
 	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
+	char q[256];
 
-	assert_non_null(other);
-	spec_a_capability_decides_its_row_once_on_any_handle(f->st, other);
-	ftm_store_close(other);
+	assert_int_equal(strlen(f->code), FTM_ACTIVATION_CODE_LEN);
+	snprintf(q, sizeof(q), "SELECT count(*) FROM ftm_activations WHERE code_hash = sha256(convert_to('%s', 'UTF8'))",
+		 f->code);
+	assert_int_equal(sql_long(f, q), 1);
+	snprintf(q, sizeof(q), "SELECT count(*) FROM ftm_activations a WHERE strpos(a::text, '%s') > 0"
+		 " OR strpos(encode(a.code_hash, 'escape'), '%s') > 0", f->code, f->code);
+	assert_int_equal(sql_long(f, q), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_activations"), 1);
 }
 
-static void a_number_state_is_taken_once_on_any_handle(void **state)
-{
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
-
-	assert_non_null(other);
-	spec_a_number_state_is_taken_once_on_any_handle(f->st, other);
-	ftm_store_close(other);
-}
-
-static void a_number_state_flood_flushes_only_the_flooders_own(void **state)
-{
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
-
-	assert_non_null(other);
-	spec_a_number_state_flood_flushes_only_the_flooders_own(f->st, other);
-	ftm_store_close(other);
-}
+ACT_SPEC_CASES(ACT_ONE)
+ACT_SPEC_CASES2(FIXTURE_TWO_HANDLES)
 
 /* ---- the audit trail and debug on demand (the cases are shared with test_store.c) ---- */
 
@@ -1106,6 +1227,7 @@ static void a_lock_by_failures_on_one_node_ends_on_another_and_an_admin_lock_sta
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define TA(fn) cmocka_unit_test_setup_teardown(fn, act_setup, teardown),
 	const struct CMUnitTest tests[] = {
 		T(a_users_second_push_gets_the_pending_one),
 		T(a_verdict_on_one_node_is_heard_on_the_other),
@@ -1118,6 +1240,7 @@ int main(void)
 		T(a_version_1_database_is_migrated_with_its_tokens),
 		T(a_challenge_issued_on_one_node_is_answered_once_on_another),
 		T(a_challenge_flood_flushes_only_the_flooders_own_states),
+		T(a_version_6_database_gains_activation_links),
 		T(a_database_newer_than_the_binary_is_refused),
 		T(a_policy_set_on_one_node_is_every_nodes),
 		T(a_lock_by_failures_on_one_node_ends_on_another_and_an_admin_lock_stays),
@@ -1131,7 +1254,10 @@ int main(void)
 		T(regenerated_recovery_codes_revoke_the_old_set_on_every_node),
 		T(a_recovery_code_raced_on_two_nodes_has_one_winner),
 		T(a_verdict_waits_for_the_users_rows_and_reads_the_committed_state),
+		T(a_verdict_after_a_list_sees_what_another_node_wrote_meanwhile),
+		T(a_listed_verdict_waiting_on_the_rows_answers_from_what_was_committed),
 		T(a_verdict_that_fails_half_way_leaves_nothing_behind),
+		T(a_verdict_whose_session_dies_before_its_commit_fails_and_writes_nothing),
 		T(connections_closed_by_the_server_are_replaced_without_reopening),
 		T(a_node_with_another_key_is_refused),
 		T(a_node_without_the_key_file_is_refused_and_creates_none),
@@ -1145,6 +1271,9 @@ int main(void)
 		T(audit_prune_drops_only_older_rows),
 		T(debug_switches_expire_and_clear),
 		T(an_audit_row_of_one_node_is_listed_on_another),
+		TA(a_link_is_stored_only_as_the_hash_of_its_code)
+		ACT_SPEC_CASES(TA)
+		ACT_SPEC_CASES2(TA)
 	};
 
 	pg_host = getenv("FTM_TEST_PG_HOST");
