@@ -204,6 +204,13 @@ void ftm_rdv_jadd_str(json_object *obj, const char *key, const char *val)
 		json_object_object_add(obj, key, json_object_new_string(val));
 }
 
+const char *ftm_rdv_user(json_object *msg)
+{
+	const char *u = ftm_json_string(msg, "user");
+
+	return u != NULL && *u != '\0' && strlen(u) < FTM_USER_MAX ? u : NULL;
+}
+
 int ftm_rdv_connect(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };

@@ -22,6 +22,8 @@ int ftm_rdv_jint(json_object *obj, const char *key, int64_t *out);
 bool ftm_rdv_version_ok(json_object *obj);
 /* Every member in keys[] that is present is a string. */
 bool ftm_rdv_strings_ok(json_object *obj, const char *const *keys);
+/* The request's "user": a non-empty string shorter than FTM_USER_MAX, or NULL. */
+const char *ftm_rdv_user(json_object *msg);
 /* Adds key only when val is a non-empty string. */
 void ftm_rdv_jadd_str(json_object *obj, const char *key, const char *val);
 /* A connected SOCK_STREAM fd, or -1 with errno (ENOENT, ECONNREFUSED: nobody listens). */

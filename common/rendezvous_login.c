@@ -241,8 +241,8 @@ int ftm_rdv_login_parse(json_object *msg, ftm_rdv_op_t *op, ftm_login_t *login, 
 		snprintf(why, why_len, "unknown op");
 		return -1;
 	}
-	login->user = ftm_json_string(msg, "user");
-	if (login->user == NULL || *login->user == '\0' || strlen(login->user) >= FTM_USER_MAX) {
+	login->user = ftm_rdv_user(msg);
+	if (login->user == NULL) {
 		snprintf(why, why_len, "missing or bad user");
 		return -1;
 	}

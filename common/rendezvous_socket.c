@@ -403,8 +403,8 @@ static int parse_request(json_object *msg, ftm_rdv_request_t *req, char *why, si
 		snprintf(why, why_len, "unknown op");
 		return -1;
 	}
-	req->user = ftm_json_string(msg, "user");
-	if (req->user == NULL || *req->user == '\0' || strlen(req->user) >= FTM_USER_MAX) {
+	req->user = ftm_rdv_user(msg);
+	if (req->user == NULL) {
 		snprintf(why, why_len, "missing or bad user");
 		return -1;
 	}
