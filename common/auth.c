@@ -482,16 +482,25 @@ static int holdings_cb(void *c, const ftm_token_t *tok)
 	return 0;
 }
 
-static int holdings(ftm_auth_t *auth, const char *user, const char *want_serial, time_t now, holdings_t *h,
-		    char *err, size_t err_len)
+/* seeds: the push token is wanted with its seed (a push is sent); without, no seed is unsealed (the
+ * split only counts, and names the push token by its serial). */
+static int holdings_begin(ftm_auth_t *auth, const char *want_serial, time_t now, holdings_t *h,
+			  char *err, size_t err_len)
 {
 	memset(h, 0, sizeof(*h));
 	h->auth = auth;
 	h->now = now;
 	h->want_serial = want_serial;
-	if (ftm_store_policy(auth->store, &h->policy, err, err_len) != 0)
+	return ftm_store_policy(auth->store, &h->policy, err, err_len);
+}
+
+static int holdings(ftm_auth_t *auth, const char *user, const char *want_serial, time_t now, bool seeds,
+		    holdings_t *h, char *err, size_t err_len)
+{
+	if (holdings_begin(auth, want_serial, now, h, err, err_len) != 0)
 		return -1;
-	if (ftm_store_token_list(auth->store, user, holdings_cb, h, err, err_len) != 0) {
+	if ((seeds ? ftm_store_token_list : ftm_store_token_list_info)(auth->store, user, holdings_cb, h, err,
+								     err_len) != 0) {
 		ftm_memzero(&h->push_tok, sizeof(h->push_tok));
 		return -1;
 	}
@@ -509,7 +518,7 @@ int ftm_auth_push_token(ftm_auth_t *auth, const char *user, const char *serial, 
 	holdings_t h;
 
 	memset(tok, 0, sizeof(*tok));
-	if (holdings(auth, user, serial, now, &h, err, err_len) != 0)
+	if (holdings(auth, user, serial, now, true, &h, err, err_len) != 0)
 		return -1;
 	if (!h.has_push)
 		return 0;
@@ -537,8 +546,9 @@ static int verify_params(ftm_auth_t *auth, bool consume, ftm_verify_params_t *p,
 
 /* ---- step 1: split ---- */
 
-/* Would `code` verify for user right now? Peeks, changes nothing. -1 on a store error. */
-static int peek_ok(ftm_auth_t *auth, const char *user, const char *code, time_t now)
+/* Would `code` verify for user right now? Peeks, changes nothing. -1 on a store error. h (NULL: not
+ * wanted): the user's tokens counted from the rows the peek decided on. */
+static int peek_ok(ftm_auth_t *auth, const char *user, const char *code, time_t now, holdings_t *h)
 {
 	ftm_verify_params_t p;
 	ftm_verdict_t v;
@@ -546,6 +556,10 @@ static int peek_ok(ftm_auth_t *auth, const char *user, const char *code, time_t 
 
 	if (verify_params(auth, false, &p, NULL, 0) != 0)
 		return -1;
+	if (h != NULL) {
+		p.tokens_cb = holdings_cb;
+		p.tokens_ctx = h;
+	}
 	if (ftm_store_verify_code(auth->store, user, code, now, &p, &v) != 0 || v.code == FTM_VERDICT_ERROR)
 		rc = -1;
 	else
@@ -578,8 +592,9 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 {
 	TRACE_SCOPE(auth, login, now);
 	char err[FTM_ERR_MAX] = "";
-	ftm_passcode_t cand;
+	ftm_passcode_t cand, first;
 	bool have_cand = false, verified = false;
+	int first_ok = 0;
 	holdings_t h;
 
 	if (out == NULL)
@@ -595,9 +610,22 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 	}
 	/* The default reading: the whole input is the password. */
 	ftm_passcode_split(typed, 0, &out->primary);
-	if (holdings(auth, login->user, NULL, now, &h, err, sizeof(err)) != 0) {
-		ftm_log(&auth->log, FTM_LOG_ERR, "split for '%s' from %s: token store unavailable: %s",
-			WHO(login), err);
+	/* The commonest reading, a 6-digit code, is peeked first and the user's tokens are counted from
+	 * the same read (one store trip); the loop below then skips it. Without six trailing digits, or
+	 * when no token of the user has 6 digits, it is as if it had not been tried. */
+	memset(&cand, 0, sizeof(cand));
+	ftm_passcode_split(typed, 6, &first);
+	if (first.has_code) {
+		first_ok = holdings_begin(auth, NULL, now, &h, err, sizeof(err)) != 0 ? -1
+			   : peek_ok(auth, login->user, first.code, now, &h);
+		if (first_ok < 0)
+			ftm_passcode_clear(&first);
+	} else if (holdings(auth, login->user, NULL, now, false, &h, err, sizeof(err)) != 0) {
+		first_ok = -1;
+	}
+	if (first_ok < 0) {
+		ftm_log(&auth->log, FTM_LOG_ERR, "split for '%s' from %s: token store unavailable%s%s",
+			WHO(login), err[0] ? ": " : "", err);
 		ftm_memzero(out, sizeof(*out));
 		return -1;
 	}
@@ -607,6 +635,7 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 		ftm_copy(out->push_serial, sizeof(out->push_serial), h.push_tok.serial);
 	holdings_clear(&h);
 	if (!out->has_token) {
+		ftm_passcode_clear(&first);
 		out->pass_without_token = auth->cfg.no_token == FTM_NO_TOKEN_PASS;
 		if (out->pass_without_token)
 			ftm_log(&auth->log, FTM_LOG_INFO, "split for '%s' from %s: no token, no_token = pass: "
@@ -617,22 +646,27 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 	}
 
 	/* One reading per code length the user's tokens use; a code that verifies wins. */
-	memset(&cand, 0, sizeof(cand));
 	for (unsigned digits = 6; digits <= FTM_CODE_MAX && !verified; digits++) {
 		ftm_passcode_t p;
 		int ok;
 
 		if (!(h.digit_mask & (1u << digits)))
 			continue;
-		ftm_passcode_split(typed, digits, &p);
-		if (!p.has_code) {
-			ftm_passcode_clear(&p);
-			continue;
+		if (digits == 6 && first.has_code) {
+			p = first;	/* peeked above */
+			ok = first_ok;
+		} else {
+			ftm_passcode_split(typed, digits, &p);
+			if (!p.has_code) {
+				ftm_passcode_clear(&p);
+				continue;
+			}
+			ok = peek_ok(auth, login->user, p.code, now, NULL);
 		}
-		ok = peek_ok(auth, login->user, p.code, now);
 		if (ok < 0) {
 			ftm_passcode_clear(&p);
 			ftm_passcode_clear(&cand);
+			ftm_passcode_clear(&first);
 			ftm_log(&auth->log, FTM_LOG_ERR, "split for '%s' from %s: token store unavailable",
 				WHO(login));
 			ftm_memzero(out, sizeof(*out));
@@ -645,6 +679,7 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 		}
 		ftm_passcode_clear(&p);
 	}
+	ftm_passcode_clear(&first);
 	/* No token code's shape: maybe a recovery code's (the two never overlap, so a token code is not
 	 * slowed by it). A recovery code that would not verify is kept like a wrong code. */
 	if (!have_cand) {
@@ -959,7 +994,7 @@ void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t n
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "no auth context or user");
 		return;
 	}
-	if (holdings(auth, login->user, NULL, now, &h, err, sizeof(err)) != 0) {
+	if (holdings(auth, login->user, NULL, now, true, &h, err, sizeof(err)) != 0) {
 		snprintf(reason, sizeof(reason), "token store unavailable: %.200s", err);
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_STORE_DOWN, reason);
 		log_outcome(auth, "second factor", login, out);

@@ -619,12 +619,16 @@ int ftm_store_token_list_info(ftm_store_t *st, const char *user, ftm_token_cb cb
 			      char *err, size_t err_len)
 {
 	struct list_ctx lc = { .st = st, .cb = cb, .ctx = ctx, .err = err, .err_len = err_len };
+	int rc;
 
 	if (st == NULL || cb == NULL) {
 		SETERR("no token store");
 		return -1;
 	}
-	return st->ops->list(st->be, user, list_info_one, &lc, err, err_len);
+	rc = st->ops->list(st->be, user, list_info_one, &lc, err, err_len);
+	if (rc != 0)
+		ftm_metrics_store_error(FTM_METRICS_STORE_LIST);
+	return rc;
 }
 
 /* ---- the verdict ---- */
@@ -935,6 +939,8 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 		snprintf(vc->err, sizeof(vc->err), "out of memory");
 		return -1;
 	}
+	for (size_t i = 0; p->tokens_cb != NULL && i < n; i++)
+		p->tokens_cb(p->tokens_ctx, &rows[i].tok);	/* row->tok holds no seed */
 	classify(rows, n, vc->now, p, state, &census);
 	vc->unlocked = census.n_unlocked;
 	ok = proven_row(vc, rows, n, state, &ok_step);
@@ -982,12 +988,14 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 		v->failures = 0;
 		snprintf(v->reason, sizeof(v->reason), "code accepted by token %s (step %llu%s)",
 			 r->tok.serial, (unsigned long long)ok_step, proven ? ", as the split's peek proved" : "");
-		snprintf(v->proof.serial, sizeof(v->proof.serial), "%s", r->tok.serial);
-		v->proof.step = ok_step;
-		v->proof.created = r->tok.created;
-		memcpy(v->proof.seal, r->sealed + 1, sizeof(v->proof.seal));
-		if (proof_mac(vc->st, vc->user, vc->code, &v->proof, v->proof.mac) != 0)
-			memset(&v->proof, 0, sizeof(v->proof));	/* no proof: the next verdict tries every token */
+		if (!p->consume) {	/* a peek's proof, for the verdict that follows; a spent code needs none */
+			snprintf(v->proof.serial, sizeof(v->proof.serial), "%s", r->tok.serial);
+			v->proof.step = ok_step;
+			v->proof.created = r->tok.created;
+			memcpy(v->proof.seal, r->sealed + 1, sizeof(v->proof.seal));
+			if (proof_mac(vc->st, vc->user, vc->code, &v->proof, v->proof.mac) != 0)
+				memset(&v->proof, 0, sizeof(v->proof));	/* no proof: the verdict tries every token */
+		}
 	} else if (replay >= 0) {
 		ftm_store_row_t *r = &rows[replay];
 		char msg[FTM_MSG_MAX];
