@@ -44,16 +44,6 @@ const char *ftm_alg_otpauth_name(ftm_alg_t alg)
 	return (unsigned)alg < sizeof(alg_names) / sizeof(alg_names[0]) ? alg_names[alg].otpauth : "UNKNOWN";
 }
 
-/* The HMAC implementation, fetched once per process: OpenSSL 3's one-shot HMAC() looks the algorithm
- * up again on every call, which costs more than the MAC of 8 bytes itself. */
-static EVP_MAC *hmac_impl;
-static pthread_once_t hmac_impl_once = PTHREAD_ONCE_INIT;
-
-static void hmac_impl_fetch(void)
-{
-	hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL);
-}
-
 static const char *alg_digest(ftm_alg_t alg)
 {
 	switch (alg) {
@@ -64,18 +54,52 @@ static const char *alg_digest(ftm_alg_t alg)
 	return NULL;
 }
 
+/* The HMAC implementation, fetched once per process: OpenSSL 3's one-shot HMAC() looks the algorithm
+ * up again on every call, which costs more than the MAC of 8 bytes itself. Likewise one context per
+ * digest with the digest set and no key, copied for each MAC: setting the digest by name looks it up
+ * again on every init (copy and key: 0.69 us, new context and digest by name: 1.12 us, here). */
+static EVP_MAC *hmac_impl;
+static EVP_MAC_CTX *hmac_unkeyed[FTM_ALG_SHA512 + 1];
+static pthread_once_t hmac_impl_once = PTHREAD_ONCE_INIT;
+
+static void hmac_params(ftm_alg_t alg, OSSL_PARAM params[2])
+{
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)alg_digest(alg), 0);
+	params[1] = OSSL_PARAM_construct_end();
+}
+
+static void hmac_impl_fetch(void)
+{
+	hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	for (unsigned a = 0; hmac_impl != NULL && a <= FTM_ALG_SHA512; a++) {
+		OSSL_PARAM params[2];
+
+		hmac_params((ftm_alg_t)a, params);
+		hmac_unkeyed[a] = EVP_MAC_CTX_new(hmac_impl);
+		if (hmac_unkeyed[a] != NULL && EVP_MAC_CTX_set_params(hmac_unkeyed[a], params) != 1) {
+			EVP_MAC_CTX_free(hmac_unkeyed[a]);
+			hmac_unkeyed[a] = NULL;		/* each MAC then sets its digest by name */
+		}
+	}
+}
+
 /* An HMAC context keyed for alg (the caller frees it: EVP_MAC_CTX_free cleanses the key). NULL on error. */
 static EVP_MAC_CTX *hmac_keyed(const uint8_t *key, size_t key_len, ftm_alg_t alg)
 {
-	const char *digest = alg_digest(alg);
 	OSSL_PARAM params[2];
 	EVP_MAC_CTX *ctx;
 
 	pthread_once(&hmac_impl_once, hmac_impl_fetch);
-	if (hmac_impl == NULL || digest == NULL || (ctx = EVP_MAC_CTX_new(hmac_impl)) == NULL)
+	if (hmac_impl == NULL || alg_digest(alg) == NULL)
 		return NULL;
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)digest, 0);
-	params[1] = OSSL_PARAM_construct_end();
+	if (hmac_unkeyed[alg] != NULL && (ctx = EVP_MAC_CTX_dup(hmac_unkeyed[alg])) != NULL) {
+		if (EVP_MAC_init(ctx, key, key_len, NULL) == 1)
+			return ctx;
+		EVP_MAC_CTX_free(ctx);
+	}
+	if ((ctx = EVP_MAC_CTX_new(hmac_impl)) == NULL)
+		return NULL;
+	hmac_params(alg, params);
 	if (EVP_MAC_init(ctx, key, key_len, params) != 1) {
 		EVP_MAC_CTX_free(ctx);
 		return NULL;
