@@ -946,6 +946,35 @@ static void split_names_the_token_the_push_goes_to(void **state)
 	assert_false(sp.pass_without_token);
 }
 
+/* A typed 6-digit code: the split counts the user's tokens from its peek's own read. What it reports
+ * (token, push target, whether the code verifies) is the same as when it lists them first, for a
+ * right and a wrong code, and a locked push token pushes no more. */
+static void split_with_a_code_reads_the_tokens_from_its_peek(void **state)
+{
+	fixture_t *f = *state;
+	ftm_split_t sp;
+
+	f->cfg.push.status = true;
+	open_auth(f);
+	add_token(f, "alice", "FTKMOB0000000001", 6, NULL);
+	add_token(f, "alice", "FTKMOB0000000002", 6, "ntfy:https://ntfy.example/a2");
+	assert_int_equal(ftm_auth_split(f->auth, &alice, "p@ssw0rd287082", AT(1), &sp), 0);
+	assert_true(sp.has_token);
+	assert_true(sp.primary.has_code);
+	assert_false(sp.has_alt);
+	assert_true(sp.push_available);
+	assert_string_equal(sp.push_serial, "FTKMOB0000000002");
+	assert_int_equal(ftm_auth_split(f->auth, &alice, "p@ssw0rd000000", AT(1), &sp), 0);
+	assert_true(sp.has_token);
+	assert_true(sp.has_alt);
+	assert_true(sp.push_available);
+	assert_int_equal(ftm_store_token_set_status(ftm_auth_store(f->auth), "FTKMOB0000000002",
+						    FTM_TOKEN_LOCKED, NULL, 0), 0);
+	assert_int_equal(ftm_auth_split(f->auth, &alice, "p@ssw0rd000000", AT(1), &sp), 0);
+	assert_true(sp.has_token);
+	assert_false(sp.push_available);
+}
+
 static void split_says_when_the_password_alone_logs_in(void **state)
 {
 	fixture_t *f = *state;
@@ -1138,6 +1167,7 @@ int main(void)
 		T(split_user_without_token_keeps_the_whole_input),
 		T(split_code_that_verifies_is_taken_and_not_consumed),
 		T(split_digits_that_do_not_verify_offer_the_whole_input),
+		T(split_with_a_code_reads_the_tokens_from_its_peek),
 		T(split_takes_a_recovery_code_that_verifies_and_consumes_nothing),
 		T(split_a_password_shaped_like_a_recovery_code_keeps_the_whole_input),
 		T(a_recovery_code_answers_a_code_challenge),

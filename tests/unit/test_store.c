@@ -876,6 +876,62 @@ static void peek_changes_nothing(void **state)
 	assert_int_equal(verify(f, "alice", C1, T1, params(1, 0, true)).code, FTM_VERDICT_OK);
 }
 
+/* A peek counts the user's tokens from the rows it decides on (the split's one read): each once, none
+ * with its seed, whatever the verdict; a user without tokens gets no call. */
+struct counted {
+	struct collected	c;
+	size_t			seeds;
+};
+
+static int count_token(void *ctx, const ftm_token_t *t)
+{
+	struct counted *k = ctx;
+
+	if (t->seed_len != 0)
+		k->seeds++;
+	return collect(&k->c, t);
+}
+
+static void a_peek_hands_each_token_it_decides_on_to_tokens_cb(void **state)
+{
+	fixture_t *f = *state;
+	struct counted k;
+	ftm_verify_params_t p = params(5, 0, false);
+	ftm_verdict_t v;
+
+	add(f, "alice", "S2");
+	add(f, "alice", "S1");
+	add(f, "bob", "B1");
+	p.tokens_cb = count_token;
+	p.tokens_ctx = &k;
+	memset(&k, 0, sizeof(k));
+	v = verify(f, "alice", C1, T1, p);
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_int_equal(k.c.n, 2);
+	assert_string_equal(k.c.serials[0], "S1");
+	assert_string_equal(k.c.serials[1], "S2");
+	assert_int_equal(k.seeds, 0);
+	memset(&k, 0, sizeof(k));
+	assert_int_equal(verify(f, "alice", BAD, T1, p).code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(k.c.n, 2);
+	assert_int_equal(k.seeds, 0);
+	memset(&k, 0, sizeof(k));
+	assert_int_equal(verify(f, "carol", C1, T1, p).code, FTM_VERDICT_NO_TOKEN);
+	assert_int_equal(k.c.n, 0);
+}
+
+/* Only a peek makes a proof: a consuming verdict's code is spent, nothing follows it. */
+static void a_consuming_verdict_makes_no_proof(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verdict_t v;
+
+	add(f, "alice", "S1");
+	v = verify(f, "alice", C1, T1, params(5, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_string_equal(v.proof.serial, "");
+}
+
 /* ---- a peek's proof, carried to the verdict on the same code ---- */
 
 static ftm_verdict_t verify_proved(fixture_t *f, const char *user, const char *code, time_t now,
@@ -1699,6 +1755,8 @@ int main(void)
 		T(a_user_without_a_token_gets_no_token),
 		T(every_token_of_a_user_is_tried),
 		T(peek_changes_nothing),
+		T(a_peek_hands_each_token_it_decides_on_to_tokens_cb),
+		T(a_consuming_verdict_makes_no_proof),
 		T(a_recorded_failure_counts_like_a_wrong_code),
 		T(a_recorded_success_resets_failures_and_refuses_a_locked_token),
 		T(recorded_failures_fail_closed_on_bad_input),
