@@ -38,6 +38,7 @@ struct ftm_auth {
 	pthread_mutex_t	proof_lock;
 	uint8_t		proof_key[32];
 	proof_slot_t	proofs[PROOF_SLOTS];
+	bool		proof_carried;	/* the front end carries each split's proof (no slots used) */
 
 	pthread_mutex_t	lock;		/* guards the push implementation */
 	ftm_push_ops_t	ops;
@@ -381,6 +382,12 @@ static bool proof_take(ftm_auth_t *auth, const char *user, const char *code, tim
 	return found;
 }
 
+void ftm_auth_set_proof_carried(ftm_auth_t *auth, bool carried)
+{
+	if (auth != NULL)
+		auth->proof_carried = carried;
+}
+
 const ftm_config_t *ftm_auth_config(const ftm_auth_t *auth)
 {
 	return auth != NULL ? &auth->cfg : NULL;
@@ -547,13 +554,16 @@ static int verify_params(ftm_auth_t *auth, bool consume, ftm_verify_params_t *p,
 /* ---- step 1: split ---- */
 
 /* Would `code` verify for user right now? Peeks, changes nothing. -1 on a store error. h (NULL: not
- * wanted): the user's tokens counted from the rows the peek decided on. */
-static int peek_ok(ftm_auth_t *auth, const char *user, const char *code, time_t now, holdings_t *h)
+ * wanted): the user's tokens counted from the rows the peek decided on. proof: what a code that
+ * verifies proved (kept in a slot instead unless the front end carries it). */
+static int peek_ok(ftm_auth_t *auth, const char *user, const char *code, time_t now, holdings_t *h,
+		   ftm_code_proof_t *proof)
 {
 	ftm_verify_params_t p;
 	ftm_verdict_t v;
 	int rc;
 
+	memset(proof, 0, sizeof(*proof));
 	if (verify_params(auth, false, &p, NULL, 0) != 0)
 		return -1;
 	if (h != NULL) {
@@ -564,7 +574,9 @@ static int peek_ok(ftm_auth_t *auth, const char *user, const char *code, time_t 
 		rc = -1;
 	else
 		rc = v.code == FTM_VERDICT_OK ? 1 : 0;
-	if (rc == 1)
+	if (rc == 1 && auth->proof_carried)
+		*proof = v.proof;
+	else if (rc == 1)
 		proof_keep(auth, user, code, now, &v.proof);
 	ftm_memzero(&v, sizeof(v));
 	return rc;
@@ -593,6 +605,7 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 	TRACE_SCOPE(auth, login, now);
 	char err[FTM_ERR_MAX] = "";
 	ftm_passcode_t cand, first;
+	ftm_code_proof_t first_proof, proof;
 	bool have_cand = false, verified = false;
 	int first_ok = 0;
 	holdings_t h;
@@ -614,10 +627,11 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 	 * the same read (one store trip); the loop below then skips it. Without six trailing digits, or
 	 * when no token of the user has 6 digits, it is as if it had not been tried. */
 	memset(&cand, 0, sizeof(cand));
+	memset(&first_proof, 0, sizeof(first_proof));
 	ftm_passcode_split(typed, 6, &first);
 	if (first.has_code) {
 		first_ok = holdings_begin(auth, NULL, now, &h, err, sizeof(err)) != 0 ? -1
-			   : peek_ok(auth, login->user, first.code, now, &h);
+			   : peek_ok(auth, login->user, first.code, now, &h, &first_proof);
 		if (first_ok < 0)
 			ftm_passcode_clear(&first);
 	} else if (holdings(auth, login->user, NULL, now, false, &h, err, sizeof(err)) != 0) {
@@ -655,13 +669,14 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 		if (digits == 6 && first.has_code) {
 			p = first;	/* peeked above */
 			ok = first_ok;
+			proof = first_proof;
 		} else {
 			ftm_passcode_split(typed, digits, &p);
 			if (!p.has_code) {
 				ftm_passcode_clear(&p);
 				continue;
 			}
-			ok = peek_ok(auth, login->user, p.code, now, NULL);
+			ok = peek_ok(auth, login->user, p.code, now, NULL, &proof);
 		}
 		if (ok < 0) {
 			ftm_passcode_clear(&p);
@@ -676,10 +691,14 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 			cand = p;
 			have_cand = true;
 			verified = ok == 1;
+			if (verified)
+				out->proof = proof;
 		}
 		ftm_passcode_clear(&p);
+		ftm_memzero(&proof, sizeof(proof));
 	}
 	ftm_passcode_clear(&first);
+	ftm_memzero(&first_proof, sizeof(first_proof));
 	/* No token code's shape: maybe a recovery code's (the two never overlap, so a token code is not
 	 * slowed by it). A recovery code that would not verify is kept like a wrong code. */
 	if (!have_cand) {
@@ -782,8 +801,10 @@ static void check_recovery_code(ftm_auth_t *auth, const ftm_login_t *login, cons
 	ftm_memzero(&v, sizeof(v));
 }
 
+/* carried: the split's proof the front end kept (NULL: look for one in the slots, unless the front end
+ * carries them). */
 static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
-		       const char *event, ftm_outcome_t *out)
+		       const char *event, const ftm_code_proof_t *carried, ftm_outcome_t *out)
 {
 	char why[FTM_MSG_MAX] = "", reason[FTM_MSG_MAX];
 	ftm_verify_params_t p;
@@ -801,7 +822,10 @@ static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *c
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_STORE_DOWN, reason);
 		return;
 	}
-	if (proof_take(auth, login->user, code, now, &proof))
+	memset(&proof, 0, sizeof(proof));
+	if (carried != NULL && carried->serial[0] != '\0')
+		proof = *carried;
+	if (proof.serial[0] != '\0' || (!auth->proof_carried && proof_take(auth, login->user, code, now, &proof)))
 		p.proof = &proof;
 	audit_begin(auth, &audit, event, login);
 	p.audit = &audit;	/* written with the verdict */
@@ -816,8 +840,8 @@ static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *c
 	ftm_memzero(&v, sizeof(v));
 }
 
-void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
-			  ftm_outcome_t *out)
+static void verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code,
+			const ftm_code_proof_t *proof, time_t now, ftm_outcome_t *out)
 {
 	TRACE_SCOPE(auth, login, now);
 	if (out == NULL)
@@ -827,8 +851,14 @@ void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "no auth context, user or code");
 		return;
 	}
-	check_code(auth, login, code, now, FTM_AUDIT_EV_CODE, out);
+	check_code(auth, login, code, now, FTM_AUDIT_EV_CODE, proof, out);
 	log_outcome(auth, ftm_recovery_is_code(code) ? "recovery code" : "token code", login, out);
+}
+
+void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
+			  ftm_outcome_t *out)
+{
+	verify_code(auth, login, code, NULL, now, out);
 }
 
 /* ---- push verdicts and the lockout ---- */
@@ -1037,8 +1067,14 @@ void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t n
 void ftm_auth_after_password(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
 			     ftm_outcome_t *out)
 {
+	ftm_auth_after_password_proved(auth, login, code, NULL, now, out);
+}
+
+void ftm_auth_after_password_proved(ftm_auth_t *auth, const ftm_login_t *login, const char *code,
+				    const ftm_code_proof_t *proof, time_t now, ftm_outcome_t *out)
+{
 	if (code != NULL && code[0] != '\0')
-		ftm_auth_verify_code(auth, login, code, now, out);
+		verify_code(auth, login, code, proof, now, out);
 	else
 		ftm_auth_second_factor(auth, login, now, out);
 	if (out != NULL)
@@ -1103,7 +1139,7 @@ static void challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const c
 			ftm_outcome_set(out, FTM_RES_FAIL, NULL, FTM_MSG_CODE_REQUIRED,
 					"empty answer to the code challenge: no code given, no failure counted");
 		else
-			check_code(auth, login, answer, now, FTM_AUDIT_EV_CHALLENGE, out);
+			check_code(auth, login, answer, now, FTM_AUDIT_EV_CHALLENGE, NULL, out);
 		log_outcome(auth, "challenge answer", login, out);
 		return;
 	case FTM_STATE_EXPIRED:

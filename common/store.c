@@ -712,8 +712,8 @@ static void set_verdict(ftm_verdict_t *v, ftm_verdict_code_t code, const ftm_tok
 {
 	v->code = code;
 	if (t != NULL)
-		snprintf(v->serial, sizeof(v->serial), "%s", t->serial);
-	snprintf(v->message, sizeof(v->message), "%s", message);
+		ftm_copy(v->serial, sizeof(v->serial), t->serial);
+	ftm_copy(v->message, sizeof(v->message), message);
 }
 
 enum { T_USABLE, T_LOCKED, T_EXPIRED };
@@ -861,21 +861,34 @@ static const ftm_verify_params_t *params_or_policy(ftm_store_t *st, const ftm_ve
  * one. -1 otherwise: the caller tries every token as if there were no proof. */
 _Static_assert(FTM_PROOF_SEAL_LEN == FTM_SEAL_NONCE_LEN, "a proof names a sealing by its nonce");
 
-/* The proof's MAC: user, code, serial, step, created and seal under the handle's proof key. */
+/* msg[*pos...] = s and its NUL; false when it does not fit in max. */
+static bool put_field(char *msg, size_t max, size_t *pos, const void *s, size_t len)
+{
+	if (len > max - *pos)
+		return false;
+	memcpy(msg + *pos, s, len);
+	*pos += len;
+	return true;
+}
+
+/* The proof's MAC: user, code, serial (each with its NUL), step, created (8 bytes each) and seal under
+ * the handle's proof key. A proof lives only as long as the handle's key: the layout is not stored. */
 static int proof_mac(const ftm_store_t *st, const char *user, const char *code, const ftm_code_proof_t *pr,
 		     uint8_t mac[32])
 {
 	char msg[FTM_USER_MAX + FTM_CODE_MAX + FTM_SERIAL_MAX + 2 * FTM_PROOF_SEAL_LEN + 64];
-	int len, rc;
-	size_t pos;
+	uint64_t step = pr->step, created = (uint64_t)pr->created;
+	size_t pos = 0;
+	int rc = -1;
 
-	len = snprintf(msg, sizeof(msg), "%s%c%s%c%s%c%llu%c%lld%c", user, 0, code, 0, pr->serial, 0,
-		       (unsigned long long)pr->step, 0, (long long)pr->created, 0);
-	if (len < 0 || (size_t)len + FTM_PROOF_SEAL_LEN > sizeof(msg))
-		return -1;
-	pos = (size_t)len;
-	memcpy(msg + pos, pr->seal, FTM_PROOF_SEAL_LEN);
-	rc = ftm_hmac_sha256(st->proof_key, sizeof(st->proof_key), msg, pos + FTM_PROOF_SEAL_LEN, mac);
+	if (put_field(msg, sizeof(msg), &pos, user, strlen(user) + 1) &&
+	    put_field(msg, sizeof(msg), &pos, code, strlen(code) + 1) &&
+	    put_field(msg, sizeof(msg), &pos, pr->serial, strnlen(pr->serial, sizeof(pr->serial) - 1)) &&
+	    put_field(msg, sizeof(msg), &pos, "", 1) &&
+	    put_field(msg, sizeof(msg), &pos, &step, sizeof(step)) &&
+	    put_field(msg, sizeof(msg), &pos, &created, sizeof(created)) &&
+	    put_field(msg, sizeof(msg), &pos, pr->seal, FTM_PROOF_SEAL_LEN))
+		rc = ftm_hmac_sha256(st->proof_key, sizeof(st->proof_key), msg, pos, mac);
 	ftm_memzero(msg, sizeof(msg));
 	return rc;
 }
@@ -989,7 +1002,7 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 		snprintf(v->reason, sizeof(v->reason), "code accepted by token %s (step %llu%s)",
 			 r->tok.serial, (unsigned long long)ok_step, proven ? ", as the split's peek proved" : "");
 		if (!p->consume) {	/* a peek's proof, for the verdict that follows; a spent code needs none */
-			snprintf(v->proof.serial, sizeof(v->proof.serial), "%s", r->tok.serial);
+			ftm_copy(v->proof.serial, sizeof(v->proof.serial), r->tok.serial);
 			v->proof.step = ok_step;
 			v->proof.created = r->tok.created;
 			memcpy(v->proof.seal, r->sealed + 1, sizeof(v->proof.seal));

@@ -15,6 +15,7 @@
 
 #include <sqlite3.h>
 
+#include "ftm_util.h"
 #include "store_backend.h"
 
 /* The newest schema this binary knows; migrations[v] brings a file from version v to v + 1. */
@@ -243,7 +244,7 @@ static int run_sql(sq_conn_t *c, enum sql_id id, char *err, size_t err_len)
 
 static void copy_text(char *dst, size_t max, const unsigned char *src)
 {
-	snprintf(dst, max, "%s", src ? (const char *)src : "");
+	ftm_copy(dst, max, (const char *)src);
 }
 
 /* Only a lock the store knows came from failures ends by itself: anything else on a locked token
