@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -152,6 +153,44 @@ int ftm_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t 
 		rc = 0;
 	EVP_MAC_CTX_free(ctx);
 	return rc;
+}
+
+struct ftm_hmac_key {
+	EVP_MAC_CTX	*keyed;
+};
+
+ftm_hmac_key_t *ftm_hmac_sha256_key(const uint8_t *key, size_t key_len)
+{
+	ftm_hmac_key_t *k;
+
+	if (key == NULL || key_len == 0 || (k = calloc(1, sizeof(*k))) == NULL)
+		return NULL;
+	if ((k->keyed = hmac_keyed(key, key_len, FTM_ALG_SHA256)) == NULL) {
+		free(k);
+		return NULL;
+	}
+	return k;
+}
+
+int ftm_hmac_sha256_with(const ftm_hmac_key_t *key, const void *msg, size_t msg_len, uint8_t out[32])
+{
+	EVP_MAC_CTX *ctx = key != NULL ? EVP_MAC_CTX_dup(key->keyed) : NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	if (ctx != NULL && EVP_MAC_update(ctx, msg, msg_len) == 1 && EVP_MAC_final(ctx, out, &len, 32) == 1 &&
+	    len == 32)
+		rc = 0;
+	EVP_MAC_CTX_free(ctx);
+	return rc;
+}
+
+void ftm_hmac_key_free(ftm_hmac_key_t *key)
+{
+	if (key == NULL)
+		return;
+	EVP_MAC_CTX_free(key->keyed);
+	free(key);
 }
 
 int ftm_hotp(const uint8_t *key, size_t key_len, ftm_alg_t alg, uint64_t counter,
@@ -311,8 +350,15 @@ void ftm_base32_encode(const uint8_t *in, size_t len, char *out)
 	out[o] = '\0';
 }
 
+/* glibc's explicit_bzero is a memset the compiler may not drop; OpenSSL's cleanse stores byte by byte
+ * (a login zeroes several kilobytes: rows, split results, verdicts). */
 void ftm_memzero(void *p, size_t n)
 {
-	if (p != NULL && n > 0)
-		OPENSSL_cleanse(p, n);
+	if (p == NULL || n == 0)
+		return;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 25))
+	explicit_bzero(p, n);
+#else
+	OPENSSL_cleanse(p, n);
+#endif
 }

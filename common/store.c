@@ -45,6 +45,7 @@ struct ftm_store {
 	void				*be;
 	uint8_t				key[FTM_SEEDKEY_LEN];
 	uint8_t				proof_key[32];	/* random per handle: ftm_code_proof_t.mac */
+	ftm_hmac_key_t			*proof_mac_key;	/* proof_key, keyed once */
 	ftm_log_t			log;
 	pthread_mutex_t			policy_mu;	/* guards the policy cache below */
 	ftm_policy_t			policy;		/* the store's, as last read */
@@ -206,6 +207,10 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 		SETERR("CSPRNG failure");
 		goto fail;
 	}
+	if ((st->proof_mac_key = ftm_hmac_sha256_key(st->proof_key, sizeof(st->proof_key))) == NULL) {
+		SETERR("cannot set up the proof key (OpenSSL HMAC)");
+		goto fail;
+	}
 	if (st->be == NULL)
 		st->be = st->ops->open(location, &st->log, err, err_len);
 	if (st->be == NULL)
@@ -234,6 +239,7 @@ void ftm_store_close(ftm_store_t *st)
 		st->ops->close(st->be);
 	ftm_memzero(st->key, sizeof(st->key));
 	ftm_memzero(st->proof_key, sizeof(st->proof_key));
+	ftm_hmac_key_free(st->proof_mac_key);
 	ftm_protect_unlock(st->key, sizeof(st->key));
 	pthread_mutex_destroy(&st->policy_mu);
 	free(st);
@@ -888,7 +894,7 @@ static int proof_mac(const ftm_store_t *st, const char *user, const char *code, 
 	    put_field(msg, sizeof(msg), &pos, &step, sizeof(step)) &&
 	    put_field(msg, sizeof(msg), &pos, &created, sizeof(created)) &&
 	    put_field(msg, sizeof(msg), &pos, pr->seal, FTM_PROOF_SEAL_LEN))
-		rc = ftm_hmac_sha256(st->proof_key, sizeof(st->proof_key), msg, pos, mac);
+		rc = ftm_hmac_sha256_with(st->proof_mac_key, msg, pos, mac);
 	ftm_memzero(msg, sizeof(msg));
 	return rc;
 }
