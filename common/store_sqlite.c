@@ -904,7 +904,7 @@ static int load_user_rows(sq_conn_t *c, const char *user, ftm_store_row_t **rows
 	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		if (*n == *cap) {
-			size_t ncap = *cap ? *cap * 2 : 4;
+			size_t ncap = *cap ? *cap * 2 : 1;	/* most users hold one token */
 			ftm_store_row_t *nr = realloc(*rows, ncap * sizeof(**rows));
 
 			if (nr == NULL) {
