@@ -142,9 +142,9 @@ static int hotp_keyed(EVP_MAC_CTX *ctx, bool again, uint64_t counter, unsigned d
 	return 0;
 }
 
-int ftm_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t msg_len, uint8_t out[32])
+/* The MAC of msg with a keyed context (NULL: -1), which it frees. */
+static int hmac_sha256_once(EVP_MAC_CTX *ctx, const void *msg, size_t msg_len, uint8_t out[32])
 {
-	EVP_MAC_CTX *ctx = key != NULL && key_len > 0 ? hmac_keyed(key, key_len, FTM_ALG_SHA256) : NULL;
 	size_t len = 0;
 	int rc = -1;
 
@@ -153,6 +153,12 @@ int ftm_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t 
 		rc = 0;
 	EVP_MAC_CTX_free(ctx);
 	return rc;
+}
+
+int ftm_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t msg_len, uint8_t out[32])
+{
+	return hmac_sha256_once(key != NULL && key_len > 0 ? hmac_keyed(key, key_len, FTM_ALG_SHA256) : NULL,
+				msg, msg_len, out);
 }
 
 struct ftm_hmac_key {
@@ -174,15 +180,7 @@ ftm_hmac_key_t *ftm_hmac_sha256_key(const uint8_t *key, size_t key_len)
 
 int ftm_hmac_sha256_with(const ftm_hmac_key_t *key, const void *msg, size_t msg_len, uint8_t out[32])
 {
-	EVP_MAC_CTX *ctx = key != NULL ? EVP_MAC_CTX_dup(key->keyed) : NULL;
-	size_t len = 0;
-	int rc = -1;
-
-	if (ctx != NULL && EVP_MAC_update(ctx, msg, msg_len) == 1 && EVP_MAC_final(ctx, out, &len, 32) == 1 &&
-	    len == 32)
-		rc = 0;
-	EVP_MAC_CTX_free(ctx);
-	return rc;
+	return hmac_sha256_once(key != NULL ? EVP_MAC_CTX_dup(key->keyed) : NULL, msg, msg_len, out);
 }
 
 void ftm_hmac_key_free(ftm_hmac_key_t *key)

@@ -693,6 +693,7 @@ static void a_valid_code_is_accepted_and_its_step_recorded(void **state)
 	v = verify(f, "alice", C1, T1, params(5, 0, true));
 	assert_int_equal(v.code, FTM_VERDICT_OK);
 	assert_string_equal(v.serial, "S1");
+	assert_string_equal(v.proof.serial, "");	/* only a peek makes a proof: this code is spent */
 	assert_int_equal(get(f, "S1").last_step, T1 / 30);
 	assert_string_equal(ftm_token_state_name(&(ftm_token_t){ .last_step = T1 / 30 }, T1, &(ftm_policy_t){ .activation_expire = 1 }), "active");
 }
@@ -918,18 +919,6 @@ static void a_peek_hands_each_token_it_decides_on_to_tokens_cb(void **state)
 	memset(&k, 0, sizeof(k));
 	assert_int_equal(verify(f, "carol", C1, T1, p).code, FTM_VERDICT_NO_TOKEN);
 	assert_int_equal(k.c.n, 0);
-}
-
-/* Only a peek makes a proof: a consuming verdict's code is spent, nothing follows it. */
-static void a_consuming_verdict_makes_no_proof(void **state)
-{
-	fixture_t *f = *state;
-	ftm_verdict_t v;
-
-	add(f, "alice", "S1");
-	v = verify(f, "alice", C1, T1, params(5, 0, true));
-	assert_int_equal(v.code, FTM_VERDICT_OK);
-	assert_string_equal(v.proof.serial, "");
 }
 
 /* ---- a peek's proof, carried to the verdict on the same code ---- */
@@ -1756,7 +1745,6 @@ int main(void)
 		T(every_token_of_a_user_is_tried),
 		T(peek_changes_nothing),
 		T(a_peek_hands_each_token_it_decides_on_to_tokens_cb),
-		T(a_consuming_verdict_makes_no_proof),
 		T(a_recorded_failure_counts_like_a_wrong_code),
 		T(a_recorded_success_resets_failures_and_refuses_a_locked_token),
 		T(recorded_failures_fail_closed_on_bad_input),
