@@ -244,7 +244,7 @@ static int check_policy(ftm_auth_t *auth, char *err, size_t err_len)
 	return 0;
 }
 
-ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len)
+static ftm_auth_t *auth_new(const ftm_config_t *cfg, const ftm_log_t *log, bool single, char *err, size_t err_len)
 {
 	char why[FTM_ERR_MAX] = "";
 	ftm_auth_t *auth;
@@ -279,8 +279,8 @@ ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *er
 		free(auth);
 		return NULL;
 	}
-	auth->store = ftm_store_open(cfg->token_db, cfg->key_file[0] != '\0' ? cfg->key_file : NULL,
-				     &auth->log, why, sizeof(why));
+	auth->store = (single ? ftm_store_open_single : ftm_store_open)(cfg->token_db,
+			cfg->key_file[0] != '\0' ? cfg->key_file : NULL, &auth->log, why, sizeof(why));
 	if (auth->store == NULL) {
 		ftm_log(&auth->log, FTM_LOG_ERR, "cannot open the token store %s: %s", cfg->token_db, why);
 		if (err != NULL && err_len > 0)
@@ -310,6 +310,16 @@ ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *er
 		return NULL;
 	}
 	return auth;
+}
+
+ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len)
+{
+	return auth_new(cfg, log, false, err, err_len);
+}
+
+ftm_auth_t *ftm_auth_new_single(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len)
+{
+	return auth_new(cfg, log, true, err, err_len);
 }
 
 void ftm_auth_free(ftm_auth_t *auth)

@@ -54,6 +54,9 @@ void ftm_outcome_set(ftm_outcome_t *out, ftm_result_t r, const char *serial, con
 		     const char *reason);
 
 ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len);
+/* ftm_auth_new for a core only one thread uses, one call at a time (a PAM module's, kept on its PAM
+ * handle): its store is opened with ftm_store_open_single. */
+ftm_auth_t *ftm_auth_new_single(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len);
 void ftm_auth_free(ftm_auth_t *auth);
 const ftm_config_t *ftm_auth_config(const ftm_auth_t *auth);
 /* The front end's name in the audit trail (ftm_audit.h FTM_AUDIT_FE_*); set once, after ftm_auth_new. */

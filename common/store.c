@@ -155,8 +155,8 @@ static int shared_store_key(ftm_store_t *st, const char *key_file, char *err, si
 	return 0;
 }
 
-ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log_t *log,
-			    char *err, size_t err_len)
+static ftm_store_t *store_open(const char *uri, const char *key_file, const ftm_log_t *log, bool single,
+			       char *err, size_t err_len)
 {
 	ftm_store_t *st;
 	const char *location;
@@ -215,6 +215,8 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 		st->be = st->ops->open(location, &st->log, err, err_len);
 	if (st->be == NULL)
 		goto fail;
+	if (single && st->ops->single != NULL)
+		st->ops->single(st->be);	/* before the key check and the policy read: their reads too */
 	if (key_check(st, key_file, err, err_len) != 0)
 		goto fail;
 	/* seeds a new store's policy from the built-in defaults; a damaged value fails the verdicts (and
@@ -229,6 +231,18 @@ fail:
 		ftm_log(&st->log, FTM_LOG_ERR, "token store %s: %s", uri, err);
 	ftm_store_close(st);
 	return NULL;
+}
+
+ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log_t *log,
+			    char *err, size_t err_len)
+{
+	return store_open(uri, key_file, log, false, err, err_len);
+}
+
+ftm_store_t *ftm_store_open_single(const char *uri, const char *key_file, const ftm_log_t *log,
+				   char *err, size_t err_len)
+{
+	return store_open(uri, key_file, log, true, err, err_len);
 }
 
 void ftm_store_close(ftm_store_t *st)

@@ -60,6 +60,8 @@ typedef struct ftm_store_backend {
 	/* All return 0 ok, 1 not found where noted, -1 error with a one-line reason in err. */
 	void *(*open)(const char *location, const ftm_log_t *log, char *err, size_t err_len);
 	void (*close)(void *be);
+	/* optional: the handle is used by one thread, one call at a time, from now on (ftm_store_open_single) */
+	void (*single)(void *be);
 	/* small named blobs kept with the tokens (the key check); get: 1 when absent */
 	int (*meta_get)(void *be, const char *name, uint8_t *buf, size_t max, size_t *len, char *err, size_t err_len);
 	int (*meta_put)(void *be, const char *name, const uint8_t *buf, size_t len, char *err, size_t err_len);

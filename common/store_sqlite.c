@@ -21,6 +21,11 @@
 /* The newest schema this binary knows; migrations[v] brings a file from version v to v + 1. */
 #define SCHEMA_VERSION	2
 #define BUSY_TIMEOUT_MS	5000
+/* SQLite's own wal_autocheckpoint default, kept by our WAL hook (which replaces SQLite's) */
+#define WAL_AUTOCHECKPOINT	1000
+/* A process that closes the store with at least this many frames in the WAL checkpoints and truncates
+ * it: see sq_close. */
+#define WAL_CLOSE_TRUNCATE	64
 
 #define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
 
@@ -82,6 +87,7 @@ typedef struct sq_conn {
 	sqlite3		*db;
 	sqlite3_stmt	*stmt[SQL_COUNT];
 	struct sq_conn	*next;		/* the idle readers */
+	int		wal_frames;	/* frames in the WAL after this connection's last commit */
 } sq_conn_t;
 
 /* A write waiting for the next group commit: run() applies it inside the batch's transaction. */
@@ -114,6 +120,7 @@ typedef struct sq {
 	sq_job_t	*queue, **queue_tail;
 	pthread_mutex_t	readers_mu;
 	sq_conn_t	*idle_readers;
+	bool		single;		/* one thread, one call at a time: reads run on the writer (sq_single) */
 	const ftm_log_t	*log;
 } sq_t;
 
@@ -302,6 +309,18 @@ static void conn_close(sq_conn_t *c)
 	free(c);
 }
 
+/* After each commit on c: what wal_autocheckpoint does (a checkpoint, PASSIVE, once the WAL reaches
+ * WAL_AUTOCHECKPOINT frames; a hook of our own replaces SQLite's), and the count kept for sq_close. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	sq_conn_t *c = arg;
+
+	c->wal_frames = frames;
+	if (frames >= WAL_AUTOCHECKPOINT)
+		sqlite3_wal_checkpoint(db, name);
+	return SQLITE_OK;
+}
+
 /* Each connection is used by one thread at a time (the batch leader, or the thread that took a reader
  * from the pool), so SQLite's per-connection mutex is not needed. */
 static sq_conn_t *conn_open(const char *path, bool reader, char *err, size_t err_len)
@@ -323,6 +342,7 @@ static sq_conn_t *conn_open(const char *path, bool reader, char *err, size_t err
 	}
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+	sqlite3_wal_hook(c->db, wal_hook, c);
 #ifdef SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE
 	/* A commit is durable once its WAL frames are synced (synchronous=FULL); checkpointing and deleting
 	 * the WAL when the last connection closes cost a short-lived process (a PAM login) four more syncs
@@ -343,6 +363,8 @@ static sq_conn_t *reader_take(sq_t *s, char *err, size_t err_len)
 {
 	sq_conn_t *c;
 
+	if (s->single)
+		return s->writer;
 	pthread_mutex_lock(&s->readers_mu);
 	c = s->idle_readers;
 	if (c != NULL)
@@ -353,6 +375,8 @@ static sq_conn_t *reader_take(sq_t *s, char *err, size_t err_len)
 
 static void reader_give_back(sq_t *s, sq_conn_t *c)
 {
+	if (c == s->writer)
+		return;
 	pthread_mutex_lock(&s->readers_mu);
 	c->next = s->idle_readers;
 	s->idle_readers = c;
@@ -580,6 +604,19 @@ static void sq_close(void *be)
 		conn_close(s->idle_readers);
 		s->idle_readers = next;
 	}
+	/* The first process to open the file after the last one closed it rebuilds the WAL index by reading
+	 * and checksumming every frame in the WAL (SQLite truncates the -shm then): a PAM login, a process
+	 * of its own, paid ~4,600 instructions and one pread per frame, up to WAL_AUTOCHECKPOINT frames
+	 * (~4.6M instructions, as much as the rest of the store's work). So a process that wrote enough
+	 * checkpoints and truncates the WAL as it closes; the next opener reads at most WAL_CLOSE_TRUNCATE
+	 * frames. Only then, since a checkpoint costs syncs: about one login in 16 pays it. A committed
+	 * verdict was durable already (synchronous=FULL); the checkpoint copies it to the file, synced
+	 * before the WAL is truncated. It never waits: when another process is reading or writing it gives
+	 * up (SQLITE_BUSY) and leaves the WAL as it is. */
+	if (s->writer != NULL && s->writer->wal_frames >= WAL_CLOSE_TRUNCATE) {
+		sqlite3_busy_timeout(s->writer->db, 0);
+		sqlite3_wal_checkpoint_v2(s->writer->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	}
 	conn_close(s->writer);
 	pthread_mutex_destroy(&s->readers_mu);
 	pthread_mutex_destroy(&s->mu);
@@ -587,8 +624,7 @@ static void sq_close(void *be)
 	free(s);
 }
 
-static int act_schema(sq_conn_t *c, char *err, size_t err_len);
-static int push_schema(sq_conn_t *c, char *err, size_t err_len);
+static int open_ddl(sq_conn_t *c, char *err, size_t err_len);
 
 static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t err_len)
 {
@@ -634,13 +670,20 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 	s->log = log;
 	s->writer = conn_open(path, false, err, err_len);
 	if (s->writer == NULL || ensure_wal(s->writer, err, err_len) != 0 ||
-	    ensure_schema(s->writer, log, err, err_len) != 0 || act_schema(s->writer, err, err_len) != 0 ||
-	    exec(s->writer, states_sql, err, err_len) != 0 || exec(s->writer, audit_sql, err, err_len) != 0 || exec(s->writer, recovery_schema_sql, err, err_len) != 0 ||
-	    push_schema(s->writer, err, err_len) != 0) {
+	    ensure_schema(s->writer, log, err, err_len) != 0 || open_ddl(s->writer, err, err_len) != 0) {
 		sq_close(s);
 		return NULL;
 	}
 	return s;
+}
+
+/* A handle that one thread uses, one call at a time (a PAM login's): its reads run on the writer, since a
+ * reader of its own would only add an open and a schema parse. Nothing reads while a write is in flight
+ * then, and no read holds the connection across a write: a list's callback must not write (as with a
+ * reader), and if one did, its BEGIN IMMEDIATE inside the read would fail the write, not corrupt it. */
+static void sq_single(void *be)
+{
+	((sq_t *)be)->single = true;
 }
 
 /* A job that writes goes to the group commit; a peek runs on a reader inside one read transaction, so
@@ -1067,11 +1110,6 @@ static const char *const act_schema_sql =
 	"CREATE INDEX IF NOT EXISTS activations_by_serial ON activations (serial, created);";
 
 #define ACT_COLS "code_hash, serial, email, seal_hash, created, expires, failures, used"
-
-static int act_schema(sq_conn_t *c, char *err, size_t err_len)
-{
-	return exec(c, act_schema_sql, err, err_len);
-}
 
 static int act_from_stmt(sqlite3_stmt *st, ftm_activation_row_t *a)
 {
@@ -1876,9 +1914,48 @@ static const char *const push_schema_sql =
 
 #define PUSH_COLS "id, user, serial, client, cap0, cap1, cap2, approve_cap, number, gateway, expires, verdict, reason"
 
-static int push_schema(sq_conn_t *c, char *err, size_t err_len)
+/* The tables and indexes every opener creates IF NOT EXISTS (states_sql, audit_sql, recovery_schema_sql,
+ * act_schema_sql, push_schema_sql). Compiling those 14 statements was ~0.26M instructions of every open,
+ * a PAM login's too, although only a new file or one an older binary made lacks any of them: they run
+ * only when an object they name is not in sqlite_master (the names are read from the statements; one
+ * pass over sqlite_master's rows). */
+static int open_ddl(sq_conn_t *c, char *err, size_t err_len)
 {
-	return exec(c, push_schema_sql, err, err_len);
+	static const char if_not_exists[] = "IF NOT EXISTS ";
+	const char *const ddl[] = { states_sql, audit_sql, recovery_schema_sql, act_schema_sql, push_schema_sql };
+	const size_t n_ddl = sizeof(ddl) / sizeof(ddl[0]);
+	struct { const char *name; size_t len; bool found; } want[32];
+	size_t n_want = 0, n_found = 0;
+	bool more = false;	/* more names than want holds: run the statements */
+	sqlite3_stmt *st = NULL;
+
+	for (size_t i = 0; i < n_ddl; i++)
+		for (const char *p = strstr(ddl[i], if_not_exists); p != NULL; p = strstr(p, if_not_exists)) {
+			p += sizeof(if_not_exists) - 1;
+			if (n_want == sizeof(want) / sizeof(want[0])) {
+				more = true;
+				break;
+			}
+			want[n_want].name = p;
+			want[n_want].len = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+			want[n_want++].found = false;
+		}
+	if (sqlite3_prepare_v2(c->db, "SELECT name FROM sqlite_master", -1, &st, NULL) == SQLITE_OK)
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *name = (const char *)sqlite3_column_text(st, 0);
+			size_t len = (size_t)sqlite3_column_bytes(st, 0);
+
+			for (size_t k = 0; name != NULL && k < n_want; k++)
+				if (!want[k].found && want[k].len == len && memcmp(want[k].name, name, len) == 0) {
+					want[k].found = true;
+					n_found++;
+				}
+		}
+	sqlite3_finalize(st);
+	for (size_t i = 0; (more || n_found < n_want) && i < n_ddl; i++)
+		if (exec(c, ddl[i], err, err_len) != 0)
+			return -1;
+	return 0;
 }
 
 static const char *verdict_text(ftm_push_verdict_t v)
@@ -2116,6 +2193,7 @@ const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.scheme		= "sqlite",
 	.open		= sq_open,
 	.close		= sq_close,
+	.single		= sq_single,
 	.meta_get	= sq_meta_get,
 	.meta_put	= sq_meta_put,
 	.insert		= sq_insert,

@@ -198,7 +198,8 @@ static int core_get(ctx_t *ctx)
 	core->log.sink_ctx = ctx->pamh;
 	core->log.max_level = core->cfg.debug >= 2 ? FTM_LOG_DEBUG2 :
 			      core->cfg.debug == 1 ? FTM_LOG_DEBUG : FTM_LOG_INFO;
-	core->auth = ftm_auth_new(&core->cfg, &core->log, err, sizeof(err));
+	/* kept on this PAM handle, whose calls come one at a time: one store connection is enough */
+	core->auth = ftm_auth_new_single(&core->cfg, &core->log, err, sizeof(err));
 	if (core->auth == NULL) {
 		pam_syslog(ctx->pamh, LOG_ERR, "%s: cannot start: %s", ctx->who, err);
 		core_data_cleanup(ctx->pamh, core, 0);

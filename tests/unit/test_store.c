@@ -669,6 +669,31 @@ static void a_version_1_file_is_migrated_with_its_tokens_and_old_locks_stay(void
 	assert_int_equal(verify(f, "bob", BAD, T3, p).code, FTM_VERDICT_LOCKED);
 }
 
+/* The tables every opener creates IF NOT EXISTS are not compiled when they are all there, but a file
+ * that lacks one (a table, an index: made by an older binary) gets it at open. */
+static void a_file_without_an_open_time_table_gets_it_at_open(void **state)
+{
+	fixture_t *f = *state;
+	char err[256] = "";
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int n = 0;
+
+	ftm_store_close(f->st);
+	f->st = NULL;
+	sql_shell(f, "DROP TABLE IF EXISTS number_states; DROP INDEX IF EXISTS recovery_codes_by_user");
+	f->st = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+	assert_non_null(f->st);
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name IN"
+					    " ('number_states', 'recovery_codes_by_user')", -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_int_equal(n, 2);
+}
+
 static void a_file_newer_than_the_binary_is_refused(void **state)
 {
 	fixture_t *f = *state;
@@ -1648,6 +1673,103 @@ static void a_raced_recovery_code_has_one_winner(void **state)
 	assert_int_equal(used, 19);
 }
 
+/* The -wal file's size: -1 when there is none. */
+static off_t wal_size(const fixture_t *f)
+{
+	char path[160];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s-wal", f->db);
+	return stat(path, &sb) == 0 ? sb.st_size : -1;
+}
+
+/* A process that wrote 64 frames or more to the WAL checkpoints and truncates it as it closes, so the
+ * next process to open the file (a PAM login) does not read it all back; one that wrote less leaves
+ * it as it is (a checkpoint costs syncs). Every commit is kept either way. */
+static void a_closing_store_truncates_a_long_wal(void **state)
+{
+	fixture_t *f = *state;
+	char serial[16], err[256];
+	ftm_token_t t;
+
+	ftm_store_close(f->st);
+	f->st = NULL;
+	f->st = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+	assert_non_null(f->st);
+	add(f, "alice", "S0");
+	ftm_store_close(f->st);
+	f->st = NULL;
+	assert_true(wal_size(f) > 0);		/* a few frames: left */
+	f->st = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+	assert_non_null(f->st);
+	for (int i = 1; i <= 80; i++) {		/* a commit, and a frame at least, each */
+		snprintf(serial, sizeof(serial), "S%d", i);
+		add(f, "alice", serial);
+	}
+	assert_true(wal_size(f) > 0);
+	ftm_store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(wal_size(f), 0);	/* checkpointed and truncated */
+	f->st = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+	assert_non_null(f->st);
+	assert_int_equal(ftm_store_token_get(f->st, "S0", &t, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_token_get(f->st, "S80", &t, err, sizeof(err)), 0);
+	assert_string_equal(t.user, "alice");
+}
+
+/* How many of this process's descriptors are open on the store's file itself (not -wal, -shm). */
+static int db_fds(const fixture_t *f)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	char link[300], target[256];
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		ssize_t len;
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+		len = readlink(link, target, sizeof(target) - 1);
+		if (len > 0) {
+			target[len] = '\0';
+			n += strcmp(target, f->db) == 0;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+/* A handle opened for one thread (ftm_store_open_single: a PAM login's) reads on its writer: after a
+ * read, a verdict, a replay and a list it still holds one connection, where a shared handle holds a
+ * reader too; and it decides the same. */
+static void a_single_thread_handle_reads_on_its_writer(void **state)
+{
+	fixture_t *f = *state;
+	char err[256];
+	ftm_verify_params_t p = params(5, 0, true);
+	ftm_verdict_t v;
+	ftm_token_t t;
+	ftm_store_t *shared;
+
+	add(f, "alice", "S1");
+	ftm_store_close(f->st);
+	f->st = ftm_store_open_single(f->db, NULL, NULL, err, sizeof(err));
+	assert_non_null(f->st);
+	t = get(f, "S1");
+	assert_string_equal(t.user, "alice");
+	assert_int_equal(verify(f, "alice", C1, T1, p).code, FTM_VERDICT_OK);
+	v = verify(f, "alice", C1, T1, p);
+	assert_int_equal(v.code, FTM_VERDICT_REPLAY);
+	assert_int_equal(get(f, "S1").last_step, T1 / 30);
+	assert_int_equal(db_fds(f), 1);
+	shared = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+	assert_non_null(shared);
+	assert_int_equal(ftm_store_token_get(shared, "S1", &t, err, sizeof(err)), 0);
+	assert_int_equal(db_fds(f), 3);		/* its writer and its reader */
+	ftm_store_close(shared);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 /* ---- pending pushes and number-matching States (store_push_spec.h): on two handles ---- */
@@ -1710,6 +1832,9 @@ static void a_number_state_flood_flushes_only_the_flooders_own(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		T(a_closing_store_truncates_a_long_wal),
+		T(a_single_thread_handle_reads_on_its_writer),
+		T(a_file_without_an_open_time_table_gets_it_at_open),
 		T(a_users_second_push_gets_the_pending_one),
 		T(an_expired_push_is_no_longer_pending_and_old_rows_go),
 		T(a_capability_decides_its_row_once_on_any_handle),
