@@ -946,6 +946,20 @@ void ftm_auth_push_outcome(ftm_outcome_t *out, ftm_push_verdict_t v, const char 
 	out->push_verdict = v;
 }
 
+int ftm_auth_number_take(ftm_store_t *st, const ftm_login_t *login, const char *state, time_t now,
+			 ftm_state_check_t *check, char tx[33], ftm_outcome_t *out)
+{
+	char err[FTM_ERR_MAX] = "", why[FTM_MSG_MAX];
+
+	*check = FTM_STATE_UNKNOWN;
+	if (ftm_store_number_take(st, login->user, login->client, state, now, check, tx, err, sizeof(err)) != 0) {
+		snprintf(why, sizeof(why), "token store unavailable: %.200s", err);
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, why);
+		return -1;
+	}
+	return *check == FTM_STATE_UNKNOWN ? 0 : 1;
+}
+
 static void push_outcome(ftm_outcome_t *out, ftm_push_verdict_t v, const char *serial, const char *message,
 			 const char *reason)
 {

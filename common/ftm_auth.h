@@ -171,6 +171,13 @@ int ftm_auth_push_token(ftm_auth_t *auth, const char *user, const char *serial, 
 void ftm_auth_push_outcome(ftm_outcome_t *out, ftm_push_verdict_t v, const char *serial, const char *message,
 			   const char *reason);
 
+/* The number-matching State a typed number answers, taken from the store for either push path (the
+ * engine's, ftmpushd's client): 1 with *check and tx (33 bytes, the push it names) set; 0 when the
+ * State is no number challenge (try the next kind); -1 when the store failed, with out set to the
+ * error outcome (fail closed). */
+int ftm_auth_number_take(ftm_store_t *st, const ftm_login_t *login, const char *state, time_t now,
+			 ftm_state_check_t *check, char tx[33], ftm_outcome_t *out);
+
 /* The log given to ftm_auth_new (the push engine logs through it). */
 const ftm_log_t *ftm_auth_log(const ftm_auth_t *auth);
 

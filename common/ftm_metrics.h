@@ -16,7 +16,7 @@ typedef enum { FTM_METRICS_NTFY = 0, FTM_METRICS_GATEWAY } ftm_metrics_channel_t
 
 /* The store operations of the login path whose failures are counted. */
 typedef enum {
-	FTM_METRICS_STORE_VERDICT = 0,	/* a code verdict or a push's success/failure record */
+	FTM_METRICS_STORE_VERDICT = 0,	/* a code or recovery code verdict, or a push's success/failure record */
 	FTM_METRICS_STORE_LIST,		/* reading a user's tokens */
 	FTM_METRICS_STORE_CHALLENGE	/* issuing or taking a challenge State */
 } ftm_metrics_store_op_t;

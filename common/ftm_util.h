@@ -3,6 +3,7 @@
 #define FTM_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct json_object;
 
@@ -12,6 +13,8 @@ void ftm_copy(char *dst, size_t len, const char *src);
 const char *ftm_or(const char *s, const char *dflt);
 /* printf into an optional error buffer (err NULL or err_len 0: nothing). */
 void ftm_set_err(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Milliseconds on CLOCK_MONOTONIC (deadlines and ages; never a wall-clock time). */
+int64_t ftm_mono_ms(void);
 /* The string member name of a JSON object, NULL when absent or not a string. */
 const char *ftm_json_string(struct json_object *obj, const char *name);
 

@@ -1205,14 +1205,9 @@ static bool store_challenge_answer(ftm_push_t *p, const ftm_login_t *login, cons
 	char err[FTM_ERR_MAX] = "", tx_id[33], why[FTM_MSG_MAX];
 	int rc;
 
-	if (ftm_store_number_take(p->store, login->user, login->client, state, now, &check, tx_id, err,
-				  sizeof(err)) != 0) {
-		snprintf(why, sizeof(why), "token store unavailable: %.200s", err);
-		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, why);
-		return true;
-	}
-	if (check == FTM_STATE_UNKNOWN)
-		return false;
+	rc = ftm_auth_number_take(p->store, login, state, now, &check, tx_id, out);
+	if (rc <= 0)
+		return rc < 0;	/* a store failure is this answer's (fail closed); no number State: not ours */
 	if (check == FTM_STATE_MISMATCH) {
 		ftm_outcome_set(out, FTM_RES_FAIL, NULL, FTM_MSG_CHALLENGE_BAD, "number challenge of another login");
 		return true;

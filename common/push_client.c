@@ -141,18 +141,13 @@ static bool client_answer(void *ctx, const ftm_login_t *login, const char *state
 {
 	client_t *c = ctx;
 	ftm_state_check_t check = FTM_STATE_UNKNOWN;
-	char handle[33], err[FTM_ERR_MAX] = "", why[FTM_MSG_MAX];
+	char handle[33];
 	ftm_rdv_reply_t r;
 	pending_t *p;
+	int rc = ftm_auth_number_take(c->st, login, state, now, &check, handle, out);
 
-	if (ftm_store_number_take(c->st, login->user, login->client, state, now, &check, handle, err,
-				  sizeof(err)) != 0) {
-		snprintf(why, sizeof(why), "token store unavailable: %.200s", err);
-		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, why);
-		return true;
-	}
-	if (check == FTM_STATE_UNKNOWN)
-		return false;
+	if (rc <= 0)
+		return rc < 0;	/* a store failure is this answer's (fail closed); no number State: not ours */
 	p = pending_take(c, handle);
 	if (p == NULL) {	/* the State outlived its connection here (swept), or is another process's */
 		ftm_outcome_set(out, FTM_RES_FAIL, NULL, FTM_MSG_CHALLENGE_OLD, "number challenge without its push");

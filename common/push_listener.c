@@ -26,6 +26,7 @@
 #include "ftm_metrics.h"
 #include "ftm_protect.h"
 #include "ftm_push.h"
+#include "ftm_util.h"
 #include "push_listener.h"
 
 #define PEM_MAX (256 * 1024)
@@ -44,7 +45,7 @@ typedef struct conn {
 	struct conn	*prev, *next;
 	int		fd;
 	uint8_t		addr[16];	/* IPv4 (mapped) or the IPv6 /64: what the per-address limit counts */
-	uint64_t	accepted_ms;
+	int64_t		accepted_ms;
 	bool		silent_checked;
 	bool		closing;	/* shut down by us; libmicrohttpd closes it on its next turn */
 	bool		requested;	/* got as far as a request (so its TLS handshake completed) */
@@ -230,14 +231,6 @@ static enum MHD_Result handle_enrol(ftm_push_listener_t *l, ftm_enrol_t *enrol, 
 	return respond_page(c, &reply, strcmp(method, "HEAD") == 0);
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* The per-address key: an IPv4 address as ::ffff:a.b.c.d, an IPv6 address cut to its /64 (one
  * host usually owns a whole /64, so counting single IPv6 addresses would limit nothing). */
 static bool addr_key(const struct sockaddr *sa, uint8_t key[16])
@@ -360,7 +353,7 @@ static void connection_notify(void *cls, struct MHD_Connection *mc, void **socke
 		}
 		c->fd = fd->connect_fd;
 		addr_key(ad ? ad->client_addr : NULL, c->addr);
-		c->accepted_ms = now_ms();
+		c->accepted_ms = ftm_mono_ms();
 		pthread_mutex_lock(&l->mu);
 		c->prev = l->tail;
 		if (l->tail)
@@ -432,16 +425,16 @@ static void *watch(void *arg)
 	pthread_mutex_lock(&l->mu);
 	while (!l->stopping) {
 		struct timespec until;
-		uint64_t now = now_ms();
+		int64_t now = ftm_mono_ms();
 
 		for (conn_t *c = l->head; c; c = c->next) {
-			uint64_t age = now - c->accepted_ms;
+			int64_t age = now - c->accepted_ms;
 
-			if (age < FTM_PUSH_CONN_SILENT * 1000u)
+			if (age < FTM_PUSH_CONN_SILENT * 1000)
 				break;		/* in accept order: the rest are younger */
 			if (c->closing)
 				continue;
-			if (age >= FTM_PUSH_CONN_DEADLINE * 1000u) {
+			if (age >= FTM_PUSH_CONN_DEADLINE * 1000) {
 				conn_shut(l, c);
 				l->stats.deadline++;
 			} else if (!c->silent_checked) {

@@ -30,14 +30,6 @@
 #define REQUEST_READ_TIMEOUT_MS	5000
 #define TIMEOUT_MAX		3600
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- framing ---- */
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -64,7 +56,7 @@ static int wait_readable(int fd, int64_t deadline, int abort_fd)
 {
 	for (;;) {
 		struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = abort_fd, .events = POLLIN } };
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - ftm_mono_ms();
 		int n;
 
 		if (left <= 0) {
@@ -413,7 +405,7 @@ void ftm_rdv_push(const char *socket_path, const ftm_rdv_request_t *req, ftm_rdv
 {
 	const char *path = rdv_path(socket_path);
 	unsigned timeout = rdv_timeout(req);
-	int64_t deadline = now_ms() + (int64_t)(timeout + FTM_RDV_GRACE) * 1000;
+	int64_t deadline = ftm_mono_ms() + (int64_t)(timeout + FTM_RDV_GRACE) * 1000;
 	int fd;
 
 	memset(out, 0, sizeof(*out));
@@ -431,7 +423,7 @@ int ftm_rdv_push_start(const char *socket_path, const ftm_rdv_request_t *req, in
 {
 	const char *path = rdv_path(socket_path);
 	unsigned timeout = rdv_timeout(req);
-	int64_t deadline = now_ms() + (int64_t)(timeout + FTM_RDV_GRACE) * 1000;
+	int64_t deadline = ftm_mono_ms() + (int64_t)(timeout + FTM_RDV_GRACE) * 1000;
 	int fd;
 
 	memset(out, 0, sizeof(*out));
@@ -459,7 +451,7 @@ static bool verdict_waiting(int fd)
 
 void ftm_rdv_answer(int fd, const char *number, const char *answer, const ftm_log_t *log, ftm_rdv_reply_t *out)
 {
-	int64_t deadline = now_ms() + (int64_t)FTM_RDV_GRACE * 1000;
+	int64_t deadline = ftm_mono_ms() + (int64_t)FTM_RDV_GRACE * 1000;
 	size_t alen = answer != NULL ? strnlen(answer, FTM_RDV_NUMBER_MAX) : 0;
 	bool match, early;
 	char serial[FTM_SERIAL_MAX], want[FTM_RDV_NUMBER_MAX];
@@ -595,7 +587,7 @@ int ftm_rdv_conn_wait_answer(ftm_rdv_conn_t *conn, unsigned max_ms, char *number
 		return 0;
 	if (!(p.revents & POLLIN))
 		return -1;	/* hung up */
-	msg = recv_json(conn->fd, now_ms() + REQUEST_READ_TIMEOUT_MS, -1);
+	msg = recv_json(conn->fd, ftm_mono_ms() + REQUEST_READ_TIMEOUT_MS, -1);
 	if (msg == NULL)
 		return -1;	/* hung up, or not a message: the client is gone for us */
 	op = ftm_json_string(msg, "op");
@@ -698,7 +690,7 @@ static void *conn_thread(void *arg)
 	json_object *msg;
 
 	memset(&reply, 0, sizeof(reply));
-	msg = recv_json(conn->fd, now_ms() + REQUEST_READ_TIMEOUT_MS, -1);
+	msg = recv_json(conn->fd, ftm_mono_ms() + REQUEST_READ_TIMEOUT_MS, -1);
 	if (msg == NULL) {
 		ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: no valid request: %s",
 			(long)conn->pid, (unsigned long)conn->uid, strerror(errno));

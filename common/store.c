@@ -2213,6 +2213,7 @@ int ftm_store_recovery_verify(ftm_store_t *st, const char *user, const char *cod
 	if (r != 0) {
 		set_verdict_only(out, FTM_VERDICT_ERROR, FTM_MSG_STORE_DOWN, err[0] ? err : "token store error");
 		ftm_log(&st->log, FTM_LOG_ERR, "recovery code verdict for '%s': %s", user, out->reason);
+		ftm_metrics_store_error(FTM_METRICS_STORE_VERDICT);
 		return -1;
 	}
 	ftm_log(&st->log, FTM_LOG_DEBUG, "recovery code verdict for '%s'%s: %s", user,

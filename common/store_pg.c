@@ -12,13 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ftm_util.h"
 #include "pq_lazy.h"
 #include "store_backend.h"
 
 #define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
 
 /* The newest schema this binary knows; migrations[v] brings a database from version v to v + 1. */
-#define SCHEMA_VERSION	6
+#define SCHEMA_VERSION	7
 /* Connections per process: FreeRADIUS threads beyond this wait for one (POOL_WAIT_MS at most). */
 #define POOL_SIZE	8
 #define POOL_WAIT_MS	10000
@@ -118,6 +119,18 @@ static const char *const migrations[SCHEMA_VERSION] = {
 	" client   text NOT NULL,"
 	" expires  bigint NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS ftm_number_states_by_expiry ON ftm_number_states (expires);",
+	/* 7: activation links, by the SHA-256 of their code (never the code), bound to the seal they were
+	 * issued for: a link made on one node is redeemed on any node */
+	"CREATE TABLE IF NOT EXISTS ftm_activations ("
+	" code_hash bytea PRIMARY KEY CHECK (length(code_hash) = 32),"
+	" serial    text COLLATE \"C\" NOT NULL,"
+	" email     text NOT NULL DEFAULT '',"
+	" seal_hash bytea NOT NULL CHECK (length(seal_hash) = 32),"
+	" created   bigint NOT NULL,"
+	" expires   bigint NOT NULL,"
+	" failures  integer NOT NULL DEFAULT 0,"
+	" used      boolean NOT NULL DEFAULT false);"
+	"CREATE INDEX IF NOT EXISTS ftm_activations_by_serial ON ftm_activations (serial, created);",
 };
 
 /* Prepared on a connection at first use ("ftm" + the index): a short PAM process prepares only what
@@ -190,14 +203,6 @@ typedef struct pg {
 	ftm_push_watch_fn watch_cb;
 	void		*watch_ctx;
 } pg_t;
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* libpq's message without its trailing newline, on one line. */
 static void one_line(char *dst, size_t max, const char *msg)
@@ -371,7 +376,7 @@ static void note_down(pg_t *pg, const char *why)
 	pthread_mutex_lock(&pg->mu);
 	pg->backoff_ms = pg->backoff_ms == 0 ? BACKOFF_MIN_MS
 			 : pg->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : pg->backoff_ms * 2;
-	pg->retry_at_ms = now_ms() + pg->backoff_ms;
+	pg->retry_at_ms = ftm_mono_ms() + pg->backoff_ms;
 	snprintf(pg->last_error, sizeof(pg->last_error), "%s", why);
 	first = !pg->down;
 	pg->down = true;
@@ -400,7 +405,7 @@ static int link_connect(pg_t *pg, pg_link_t *l, char *err, size_t err_len)
 	int64_t wait;
 
 	pthread_mutex_lock(&pg->mu);
-	wait = pg->retry_at_ms - now_ms();
+	wait = pg->retry_at_ms - ftm_mono_ms();
 	if (pg->down && wait > 0) {
 		SETERR("%s (next attempt in %" PRId64 " ms)", pg->last_error, wait);
 		pthread_mutex_unlock(&pg->mu);
@@ -963,6 +968,25 @@ struct verdict_ctx {
 
 static int audit_insert(pg_link_t *l, const ftm_audit_row_t *a, char *err, size_t err_len);
 
+/* A verdict's write-back of one token: status, last_step, failures and the lock (the activation page's
+ * too: the same columns change the same way). */
+static int verdict_write(pg_link_t *l, const ftm_token_t *t, char *err, size_t err_len)
+{
+	char last[24], failures[16], locked_at[24];
+	const char *uv[6] = { status_text(t->status), last, failures, ftm_lock_reason_name(t->lock_reason),
+			      locked_at, t->serial };
+	PGresult *res;
+
+	snprintf(last, sizeof(last), "%" PRId64, t->last_step);
+	snprintf(failures, sizeof(failures), "%u", t->failures);
+	snprintf(locked_at, sizeof(locked_at), "%" PRId64, t->locked_at);
+	res = run(l, Q_VERDICT_WRITE, 6, uv, NULL, NULL);
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "verdict", err, err_len) != 0)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
 /* BEGIN, the user's rows under FOR UPDATE, decide, the dirty rows written back, COMMIT: a second
  * verdict for the user on any node waits at the SELECT and then reads what this one committed. */
 static int verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
@@ -989,22 +1013,9 @@ static int verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len
 		rc = 0;
 		goto out;
 	}
-	for (size_t i = 0; i < o.n; i++) {
-		const ftm_token_t *t = &o.rows[i].tok;
-		char last[24], failures[16], locked_at[24];
-		const char *uv[6] = { status_text(t->status), last, failures, ftm_lock_reason_name(t->lock_reason),
-				      locked_at, t->serial };
-
-		if (!o.rows[i].dirty)
-			continue;
-		snprintf(last, sizeof(last), "%" PRId64, t->last_step);
-		snprintf(failures, sizeof(failures), "%u", t->failures);
-		snprintf(locked_at, sizeof(locked_at), "%" PRId64, t->locked_at);
-		res = run(l, Q_VERDICT_WRITE, 6, uv, NULL, NULL);
-		if (res_ok(l->conn, res, PGRES_COMMAND_OK, "verdict", err, err_len) != 0)
+	for (size_t i = 0; i < o.n; i++)
+		if (o.rows[i].dirty && verdict_write(l, &o.rows[i].tok, err, err_len) != 0)
 			goto out;
-		PQclear(res);
-	}
 	if (vc->audit != NULL && vc->audit->event[0] != '\0' && audit_insert(l, vc->audit, err, err_len) != 0)
 		goto out;
 	res = PQexec(l->conn, "COMMIT");
@@ -1588,14 +1599,14 @@ static int push_from_res(PGresult *res, int r, ftm_push_row_t *row)
 }
 
 /* COMMIT, and make sure the server did not turn it into a ROLLBACK. */
-static int commit(pg_link_t *l, char *err, size_t err_len)
+static int commit(pg_link_t *l, const char *what, char *err, size_t err_len)
 {
 	PGresult *res = PQexec(l->conn, "COMMIT");
 
-	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "push commit", err, err_len) != 0)
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, what, err, err_len) != 0)
 		return -1;
 	if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
-		SETERR("token store (PostgreSQL): push rolled back by the server");
+		SETERR("token store (PostgreSQL): %s rolled back by the server", what);
 		PQclear(res);
 		return -1;
 	}
@@ -1658,7 +1669,7 @@ static int push_put_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_le
 				    "$8::integer,$9,$10::boolean,$11::bigint,$12,$13)", 13, pi, PGRES_COMMAND_OK,
 				    err, err_len) != 0)
 		goto out;
-	rc = commit(l, err, err_len);
+	rc = commit(l, "push", err, err_len);
 out:
 	rollback(l->conn);
 	return rc;
@@ -1745,7 +1756,7 @@ static int push_decide_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err
 		    pexec_cmd(l, "SELECT pg_notify('" PUSH_CHANNEL "', $1)", 1, nv, PGRES_TUPLES_OK, err, err_len) != 0)
 			goto out;
 	}
-	rc = commit(l, err, err_len);
+	rc = commit(l, "push", err, err_len);
 out:
 	rollback(l->conn);
 	return rc;
@@ -1941,6 +1952,217 @@ static int pg_number_take(void *be, const char *id, char tx[33], char *user, siz
 	return nc.found ? 0 : 1;
 }
 
+/* ---- activation links ----
+ * Rare (an admin issues, a user opens a page): their statements are parsed per call, not among the
+ * prepared login queries. A redemption is one transaction over the link's row and its token's row, both
+ * under FOR UPDATE: two nodes confirming one link at once serialize, and the second reads it used. */
+
+#define ACT_COLS "code_hash, serial, email, seal_hash, created, expires, failures, used"
+
+static int act_from_res(PGresult *res, int r, ftm_activation_row_t *a)
+{
+	int64_t failures;
+
+	memset(a, 0, sizeof(*a));
+	if (bytea_exact(res, r, 0, a->code_hash, 32) != 0 || bytea_exact(res, r, 3, a->seal_hash, 32) != 0 ||
+	    parse_i64(PQgetvalue(res, r, 4), &a->created) != 0 || parse_i64(PQgetvalue(res, r, 5), &a->expires) != 0 ||
+	    parse_i64(PQgetvalue(res, r, 6), &failures) != 0 || failures < 0 || failures > 1000000)
+		return -1;
+	snprintf(a->serial, sizeof(a->serial), "%s", PQgetvalue(res, r, 1));
+	snprintf(a->email, sizeof(a->email), "%s", PQgetvalue(res, r, 2));
+	a->failures = (unsigned)failures;
+	a->used = strcmp(PQgetvalue(res, r, 7), "f") != 0;	/* anything unexpected reads as used */
+	return 0;
+}
+
+/* One statement with one parameter: a serial (text), or a 32-byte hash (binary) when hash is set. */
+static PGresult *act_exec(pg_link_t *l, const char *sql, const char *value, bool hash)
+{
+	const char *values[1] = { value };
+	const int lengths[1] = { 32 }, formats[1] = { 1 };
+
+	return PQexecParams(l->conn, sql, 1, NULL, values, hash ? lengths : NULL, hash ? formats : NULL, 0);
+}
+
+/* act_exec of a serial for a command: 0, or -1 with err. */
+static int act_cmd(pg_link_t *l, const char *sql, const char *serial, char *err, size_t err_len)
+{
+	PGresult *res = act_exec(l, sql, serial, false);
+
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "activation", err, err_len) != 0)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+/* The token's old links are deleted (locked) first, then the token's row is locked while the new one
+ * goes in: the order a redemption locks them in (link, then token), so the two never deadlock, and a
+ * token deleted at the same time either keeps no link or was never seen. */
+static int act_put_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	const ftm_activation_row_t *a = c;
+	char created[24], expires[24], failures[16];
+	const char *iv[8] = { (const char *)a->code_hash, a->serial, a->email, (const char *)a->seal_hash,
+			      created, expires, failures, a->used ? "t" : "f" };
+	const int lengths[8] = { 32, 0, 0, 32 }, formats[8] = { 1, 0, 0, 1 };
+	PGresult *res;
+	int found;
+
+	(void)pg;
+	if (exec_cmd(l->conn, "BEGIN", "activation", err, err_len) != 0)
+		return first_failed(l, -1);
+	if (act_cmd(l, "DELETE FROM ftm_activations WHERE serial = $1", a->serial, err, err_len) != 0)
+		return -1;
+	res = act_exec(l, "SELECT 1 FROM ftm_tokens WHERE serial = $1 FOR UPDATE", a->serial, false);
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "activation", err, err_len) != 0)
+		return -1;
+	found = PQntuples(res);
+	PQclear(res);
+	if (found == 0)
+		return 1;	/* no such token: link_put rolls the DELETE back */
+	snprintf(created, sizeof(created), "%" PRId64, a->created);
+	snprintf(expires, sizeof(expires), "%" PRId64, a->expires);
+	snprintf(failures, sizeof(failures), "%u", a->failures);
+	res = PQexecParams(l->conn, "INSERT INTO ftm_activations (" ACT_COLS ") VALUES ($1, $2, $3, $4,"
+			   " $5::bigint, $6::bigint, $7::integer, $8::boolean)", 8, NULL, iv, lengths, formats, 0);
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, "activation", err, err_len) != 0)
+		return -1;
+	PQclear(res);
+	return commit(l, "activation", err, err_len);
+}
+
+static int pg_act_put(void *be, const ftm_activation_row_t *a, char *err, size_t err_len)
+{
+	return with_link(be, act_put_on, (void *)a, err, err_len);
+}
+
+struct act_verdict_ctx {
+	const uint8_t		*code_hash;
+	bool			write;
+	ftm_act_decide_fn	decide;
+	void			*ctx;
+};
+
+/* BEGIN, the link FOR UPDATE, its token FOR UPDATE, decide, the dirty link and token written back,
+ * COMMIT; without `write` the two reads and decide only (opening the page changes nothing). */
+static int act_verdict_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct act_verdict_ctx *vc = c;
+	ftm_activation_row_t act;
+	struct rows_out o = { 0 };
+	char failures[16];
+	const char *uv[3] = { failures, NULL, (const char *)vc->code_hash };
+	const int lengths[3] = { 0, 0, 32 }, formats[3] = { 0, 0, 1 };
+	bool have_act = false;
+	PGresult *res;
+	int rc = -1;
+
+	(void)pg;
+	memset(&act, 0, sizeof(act));
+	if (vc->write && exec_cmd(l->conn, "BEGIN", "activation", err, err_len) != 0)
+		return first_failed(l, -1);
+	res = act_exec(l, vc->write ? "SELECT " ACT_COLS " FROM ftm_activations WHERE code_hash = $1 FOR UPDATE"
+				    : "SELECT " ACT_COLS " FROM ftm_activations WHERE code_hash = $1",
+		       (const char *)vc->code_hash, true);
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "activation", err, err_len) != 0)
+		return vc->write ? -1 : first_failed(l, -1);	/* a read changes nothing: safe to repeat */
+	if (PQntuples(res) == 1) {
+		if (act_from_res(res, 0, &act) != 0) {
+			PQclear(res);
+			SETERR("token store: damaged activation record");
+			goto out;
+		}
+		have_act = true;
+	}
+	PQclear(res);
+	/* the token is looked up whether or not the link exists: an unknown link costs what a known one does */
+	res = act_exec(l, vc->write ? "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE serial = $1 FOR UPDATE"
+				    : "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE serial = $1", act.serial, false);
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "activation", err, err_len) != 0)
+		goto out;
+	if (rows_from(res, &o, err, err_len) != 0) {
+		PQclear(res);
+		goto out;
+	}
+	PQclear(res);
+	if (vc->decide(vc->ctx, have_act ? &act : NULL, have_act && o.n == 1 ? &o.rows[0] : NULL) != 0)
+		goto out;
+	if (!vc->write) {
+		rc = 0;
+		goto out;
+	}
+	if (have_act && act.dirty) {
+		snprintf(failures, sizeof(failures), "%u", act.failures);
+		uv[1] = act.used ? "t" : "f";
+		res = PQexecParams(l->conn, "UPDATE ftm_activations SET failures = $1::integer, used = $2::boolean"
+				   " WHERE code_hash = $3", 3, NULL, uv, lengths, formats, 0);
+		if (res_ok(l->conn, res, PGRES_COMMAND_OK, "activation", err, err_len) != 0)
+			goto out;
+		PQclear(res);
+	}
+	if (have_act && o.n == 1 && o.rows[0].dirty && verdict_write(l, &o.rows[0].tok, err, err_len) != 0)
+		goto out;
+	rc = commit(l, "activation", err, err_len);
+out:
+	rows_free(&o);	/* a transaction left open is rolled back by link_put */
+	return rc;
+}
+
+static int pg_act_verdict(void *be, const uint8_t code_hash[32], bool write, ftm_act_decide_fn decide,
+			  void *ctx, char *err, size_t err_len)
+{
+	struct act_verdict_ctx vc = { .code_hash = code_hash, .write = write, .decide = decide, .ctx = ctx };
+
+	return with_link(be, act_verdict_on, &vc, err, err_len);
+}
+
+struct act_serial_ctx {
+	const char		*serial;
+	ftm_activation_row_t	*out;
+	bool			found;
+};
+
+static int act_get_serial_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct act_serial_ctx *sc = c;
+	PGresult *res = act_exec(l, "SELECT " ACT_COLS " FROM ftm_activations WHERE serial = $1"
+				 " ORDER BY created DESC LIMIT 1", sc->serial, false);
+	int rc = 0;
+
+	(void)pg;
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "activation", err, err_len) != 0)
+		return first_failed(l, -1);
+	if (PQntuples(res) == 1) {
+		sc->found = true;
+		if (act_from_res(res, 0, sc->out) != 0) {
+			SETERR("token store: damaged activation record");
+			rc = -1;
+		}
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int pg_act_get_serial(void *be, const char *serial, ftm_activation_row_t *out, char *err, size_t err_len)
+{
+	struct act_serial_ctx sc = { .serial = serial, .out = out };
+
+	if (with_link(be, act_get_serial_on, &sc, err, err_len) != 0)
+		return -1;
+	return sc.found ? 0 : 1;
+}
+
+static int act_revoke_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	(void)pg;
+	return first_failed(l, act_cmd(l, "DELETE FROM ftm_activations WHERE serial = $1", c, err, err_len));
+}
+
+static int pg_act_revoke(void *be, const char *serial, char *err, size_t err_len)
+{
+	return with_link(be, act_revoke_on, (void *)serial, err, err_len);
+}
+
 const ftm_store_backend_t ftm_store_backend_pg = {
 	.scheme		= "postgresql",
 	.open		= pg_open,
@@ -1956,6 +2178,10 @@ const ftm_store_backend_t ftm_store_backend_pg = {
 	.remove		= pg_remove,
 	.list		= pg_list,
 	.verdict	= pg_verdict,
+	.act_put	= pg_act_put,
+	.act_verdict	= pg_act_verdict,
+	.act_get_serial	= pg_act_get_serial,
+	.act_revoke	= pg_act_revoke,
 	.state_put	= pg_state_put,
 	.state_take	= pg_state_take,
 	.settings_get	= pg_settings_get,

@@ -397,20 +397,12 @@ static void fail_batch(sq_job_t *batch, const char *why)
 	}
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* Behind a foreign lock a queued job waits the busy timeout once, counted from when it was queued: the
  * batch's wait for the write lock is what is left of its oldest job's (the first in the queue), so the
  * jobs that queued while the batch before waited do not wait it all again in turn. */
 static int begin_batch(sq_conn_t *c, const sq_job_t *batch, char *err, size_t err_len)
 {
-	int64_t left = BUSY_TIMEOUT_MS - (mono_ms() - batch->queued_ms);
+	int64_t left = BUSY_TIMEOUT_MS - (ftm_mono_ms() - batch->queued_ms);
 	int rc;
 
 	sqlite3_busy_timeout(c->db, left > 0 ? (int)left : 0);
@@ -461,7 +453,7 @@ abort:
 static int write_job(sq_t *s, int (*run)(sq_conn_t *, void *, char *, size_t), void *arg,
 		     char *err, size_t err_len)
 {
-	sq_job_t job = { .run = run, .arg = arg, .rc = -1, .err = err, .err_len = err_len, .queued_ms = mono_ms() };
+	sq_job_t job = { .run = run, .arg = arg, .rc = -1, .err = err, .err_len = err_len, .queued_ms = ftm_mono_ms() };
 	sq_job_t *batch, *next_lead;
 
 	sem_init(&job.wake, 0, 0);

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ftm_util.h"
 #include "shutdown.h"
 
 #define ENGINES_MAX	16	/* module instances with push in one server */
@@ -47,14 +48,6 @@ static void on_sigterm(int sig)
 	n = write(wake[1], &c, 1);	/* non-blocking: a full pipe already holds a wake-up */
 	(void)n;
 	errno = saved;
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 static void sleep_ms(unsigned ms)
@@ -91,8 +84,8 @@ static void stop_pushes(void)
 	for (unsigned i = 0; i < nengines; i++)
 		ftm_push_shutdown(engines[i]);
 	pthread_mutex_unlock(&lock);
-	end = mono_ms() + DRAIN_MS;
-	while ((left = atomic_load(&inflight)) > 0 && mono_ms() < end)
+	end = ftm_mono_ms() + DRAIN_MS;
+	while ((left = atomic_load(&inflight)) > 0 && ftm_mono_ms() < end)
 		sleep_ms(10);
 	if (left > 0)
 		WARN("rlm_ftmpush: %u login(s) still in the module after %d ms: stopping anyway", left, DRAIN_MS);

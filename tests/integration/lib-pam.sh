@@ -17,6 +17,7 @@
 #   totp SEEDHEX [OFFSET_STEPS]       the current code (oathtool, 60 s, 6 digits)
 #   expect_ok / expect_fail DESC      assert on the last pam_login
 #   out_has TEXT                      assert the last output contains TEXT
+#   at_exit CMD                       run CMD when the test exits (see "cleanup at exit" below)
 set -u
 
 FTM_SRCDIR=${FTM_SRCDIR:?run through tests/integration/run.sh}
@@ -35,6 +36,42 @@ PAM_OUT=$FTM_TMP/pam.out
 PAM_EXPECT=$FTM_TMP/pamtester.exp
 TOKEN_SERIAL=
 TOKEN_SEED=
+
+# ---- cleanup at exit: every handler runs ----
+# at_exit CMD adds CMD (once) to what runs when the test's shell exits, last in first out. `trap CMD
+# EXIT` in the test or in another lib (radius_setup, push_setup...) does the same instead of replacing
+# the handlers already there, so a test's own trap never drops push_cleanup: phone_start and
+# ftmpushd_start register it themselves. `trap - EXIT`, other signals and subshells get bash's trap.
+if [ -z "${FTM_EXIT_OWNER:-}" ]; then
+  FTM_EXIT_OWNER=$BASHPID
+  FTM_EXIT_CMDS=()
+fi
+ftm_exit_run() {
+  local i
+  [ "$BASHPID" = "$FTM_EXIT_OWNER" ] || return 0
+  for (( i = ${#FTM_EXIT_CMDS[@]} - 1; i >= 0; i-- )); do eval "${FTM_EXIT_CMDS[i]}"; done
+  FTM_EXIT_CMDS=()
+}
+at_exit() {
+  local c
+  for c in "${FTM_EXIT_CMDS[@]}"; do [ "$c" = "$1" ] && return 0; done
+  FTM_EXIT_CMDS+=("$1")
+  builtin trap ftm_exit_run EXIT
+}
+trap() {
+  if [ $# = 2 ] && [ "$2" = EXIT ] && [ -n "$1" ] && [ "$1" != - ] && [ "$BASHPID" = "$FTM_EXIT_OWNER" ]; then
+    at_exit "$1"
+  else
+    builtin trap "$@"
+  fi
+}
+# what a trap set before this file was sourced (lib-radius, lib-push) keeps running too
+ftm_exit_adopt() {
+  [ -n "$1" ] || return 0
+  eval "set -- $1"	# trap -p prints: trap -- 'CMD' EXIT
+  [ "$3" = ftm_exit_run ] || at_exit "$3"
+}
+ftm_exit_adopt "$(builtin trap -p EXIT)"
 
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; [ -f "$PAM_OUT" ] && { echo "---- last pamtester output"; cat "$PAM_OUT"; }; exit 1; }
@@ -216,7 +253,7 @@ ssh_setup() {
   pam_setup
   SSH_PORT=$(( ${FTM_PORT_BASE:-21000} + 22 ))
   SSH_USER=ftmt$(openssl rand -hex 3)
-  trap 'ssh_cleanup; ${EXTRA_CLEANUP:-:}' EXIT
+  at_exit 'ssh_cleanup; ${EXTRA_CLEANUP:-:}'
   useradd -M -d "$FTM_TMP/home" -s /bin/sh "$SSH_USER" || skip "useradd failed"
   mkdir -p "$FTM_TMP/home" && chown "$SSH_USER" "$FTM_TMP/home"
   chmod 755 "$FTM_TMP"
@@ -304,8 +341,9 @@ ssh_try() {
 #   push_conf                push options in $PAM_CONF: listener on $PUSH_PORT, socket $PUSH_SOCKET
 #   ftmpushd_start / ftmpushd_stop
 #   ntfy_target TOPIC        the token push target for an ntfy topic on the simulated server
-PHONE_PID=
-FTMPUSHD_PID=
+# kept when another lib (lib-push.sh) started the phone before this file was sourced: push_cleanup ends it
+PHONE_PID=${PHONE_PID:-}
+FTMPUSHD_PID=${FTMPUSHD_PID:-}
 PUSH_PORT=
 PUSH_SOCKET=$FTM_TMP/ftmpushd.sock
 PHONE_DIR=$FTM_TMP/phone
@@ -329,6 +367,7 @@ phone_start() {
     --tls-cert "$FTM_TMP/certs/server.pem" --tls-key "$FTM_TMP/certs/server.key" \
     --callback-ca "$FTM_TMP/certs/ca.pem" --max-seconds 600 >"$FTM_TMP/phone.log" 2>&1 &
   PHONE_PID=$!
+  at_exit push_cleanup
   $PHONECTL wait-ready --timeout 20 >/dev/null || { cat "$FTM_TMP/phone.log"; fail "phone.py not ready"; }
   NTFY_URL=https://127.0.0.1:$(( FTM_PORT_BASE + 1 ))
 }
@@ -350,6 +389,7 @@ ntfy_target() { echo "ntfy:$NTFY_URL/$1"; }
 ftmpushd_start() {
   "$FTMPUSHD" -f -d -c "$PAM_CONF" >>"$FTM_TMP/ftmpushd.log" 2>&1 &
   FTMPUSHD_PID=$!
+  at_exit push_cleanup
   for _ in $(seq 50); do
     [ -S "$PUSH_SOCKET" ] && return 0
     kill -0 "$FTMPUSHD_PID" 2>/dev/null || { cat "$FTM_TMP/ftmpushd.log"; fail "ftmpushd did not start"; }

@@ -14,12 +14,9 @@
 #include <cmocka.h>
 
 #include "ftm_enrol.h"
+#include "store_fixture.h"
 
-#define SEED_HEX	"3132333435363738393031323334353637383930"
-#define SEED_B32	"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"	/* what an otpauth URI of that seed carries */
-#define T1		1111111109LL
-#define C1		"07081804"
-#define BAD		"00000000"
+#define SEED_B32	"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"	/* what an otpauth URI of SEED_HEX carries */
 #define FORM		"application/x-www-form-urlencoded"
 
 typedef struct fixture {
@@ -36,11 +33,8 @@ static int add_with_link(fixture_t *f, const char *serial, const char *push)
 	ftm_token_t t;
 	char err[256];
 
-	if (ftm_token_init(&t, "alice", serial, SEED_HEX, err, sizeof(err)) != 0)
+	if (fixture_rfc_token(&t, "alice", serial) != 0)
 		return -1;
-	t.digits = 8;
-	t.period = 30;
-	t.created = T1 - 60;
 	snprintf(t.push, sizeof(t.push), "%s", push);
 	if (ftm_store_token_add(f->st, &t, err, sizeof(err)) != 0 ||
 	    ftm_store_activation_issue(f->st, serial, "alice@example.org", T1 - 50, f->cfg.activation_expire,
@@ -56,8 +50,7 @@ static int setup(void **state)
 	fixture_t *f = calloc(1, sizeof(*f));
 	char err[256];
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/ftm-test-enrol.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
+	if (fixture_dir(f->dir, "enrol") != 0)
 		return -1;
 	snprintf(f->db, sizeof(f->db), "%s/tokens.db", f->dir);
 	f->st = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
@@ -77,22 +70,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fixture_t *f = *state;
-	DIR *d;
-	struct dirent *de;
-	char path[512];
 
 	ftm_enrol_free(f->e);
 	ftm_store_close(f->st);
-	d = opendir(f->dir);
-	while (d && (de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", f->dir, de->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(f->dir);
+	fixture_dir_remove(f->dir);
 	free(f);
 	return 0;
 }

@@ -11,13 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <sqlite3.h>
 
 #include "ftm_metrics.h"
 #include "free_port.h"
 #include "ftm_push.h"
+#include "ftm_store.h"
 #include "push_channel.h"
 
 static int reset(void **state)
@@ -157,6 +160,46 @@ static void test_store_errors_and_tls_failures_are_counted(void **state)
 	assert_true(scrape("ftmpush_store_errors_total{op=\"list\"}") == 0);
 	assert_true(scrape("ftmpush_store_errors_total{op=\"challenge\"}") == 2);
 	assert_true(scrape("ftmpush_listener_tls_failures_total") == 1);
+}
+
+/* A recovery code verdict the store cannot decide (its table gone under it) is a store error of the
+ * verdict, like a code verdict's; one it decides is not. */
+static void test_a_recovery_verdict_the_store_fails_is_a_store_error(void **state)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm", ".key" };
+	char dir[] = "/tmp/ftm-test-metrics.XXXXXX", db[64], path[96], err[256];
+	char codes[2][FTM_RECOVERY_LEN + 1];
+	ftm_verify_params_t p = { .window = 1, .lockout_threshold = 5, .consume = true };
+	ftm_verdict_t v;
+	ftm_token_t t;
+	ftm_store_t *st;
+	sqlite3 *raw;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(db, sizeof(db), "%s/tokens.db", dir);
+	st = ftm_store_open(db, NULL, NULL, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(ftm_token_init(&t, "alice", "S1", "3132333435363738393031323334353637383930", err,
+					sizeof(err)), 0);
+	assert_int_equal(ftm_store_token_add(st, &t, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_recovery_issue(st, "alice", 2, time(NULL), codes, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_recovery_verify(st, "alice", codes[0], time(NULL), &p, &v), 0);
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_true(scrape("ftmpush_store_errors_total{op=\"verdict\"}") == 0);
+	assert_int_equal(sqlite3_open(db, &raw), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(raw, "DROP TABLE recovery_codes", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(raw);
+	assert_int_equal(ftm_store_recovery_verify(st, "alice", codes[1], time(NULL), &p, &v), -1);
+	assert_int_equal(v.code, FTM_VERDICT_ERROR);
+	assert_true(scrape("ftmpush_store_errors_total{op=\"verdict\"}") == 1);
+	ftm_memzero(codes, sizeof(codes));
+	ftm_store_close(st);
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		snprintf(path, sizeof(path), "%s%s", db, suffixes[i]);
+		unlink(path);
+	}
+	assert_int_equal(rmdir(dir), 0);
 }
 
 /* ---- the engine counts what becomes of its pushes ---- */
@@ -445,6 +488,7 @@ int main(void)
 		cmocka_unit_test_setup(test_histogram_buckets_are_cumulative_and_count_is_the_inf_bucket, reset),
 		cmocka_unit_test_setup(test_a_decided_push_leaves_pending_and_counts_its_channel_and_outcome, reset),
 		cmocka_unit_test_setup(test_store_errors_and_tls_failures_are_counted, reset),
+		cmocka_unit_test_setup(test_a_recovery_verdict_the_store_fails_is_a_store_error, reset),
 		cmocka_unit_test_setup(test_the_engine_counts_a_push_answered_on_the_phone, reset),
 		cmocka_unit_test(test_metrics_listen_takes_a_loopback_address_and_port),
 		cmocka_unit_test(test_metrics_listen_refuses_a_non_loopback_address_unless_allowed),

@@ -20,19 +20,13 @@
 
 #include "ftm_message.h"
 #include "ftm_store.h"
+#include "store_fixture.h"
 #include "store_push_spec.h"
 #include "ftm_trace.h"
 
-#define SEED_ASCII	"12345678901234567890"
-#define SEED_HEX	"3132333435363738393031323334353637383930"
-/* RFC 6238 appendix B, SHA1: two adjacent steps and a far one */
-#define T1		1111111109LL	/* step 37037036 */
-#define C1		"07081804"
-#define T2		1111111111LL	/* step 37037037 */
-#define C2		"14050471"
+/* RFC 6238 appendix B, SHA1: a step far from T1 and T2 (store_fixture.h) */
 #define T3		1234567890LL
 #define C3		"89005924"
-#define BAD		"00000000"
 
 typedef struct fixture {
 	char		dir[64];
@@ -53,8 +47,7 @@ static int setup(void **state)
 	fixture_t *f = calloc(1, sizeof(*f));
 	char err[256];
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/ftm-test-store.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
+	if (fixture_dir(f->dir, "store") != 0)
 		return -1;
 	snprintf(f->db, sizeof(f->db), "%s/tokens.db", f->dir);
 	snprintf(f->key, sizeof(f->key), "%s/tokens.db.key", f->dir);
@@ -70,21 +63,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fixture_t *f = *state;
-	DIR *d;
-	struct dirent *e;
-	char path[512];
 
 	ftm_store_close(f->st);
-	d = opendir(f->dir);
-	while (d && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(f->dir);
+	fixture_dir_remove(f->dir);
 	free(f);
 	return 0;
 }
@@ -93,12 +74,8 @@ static int teardown(void **state)
 static ftm_token_t rfc_token(const char *user, const char *serial)
 {
 	ftm_token_t t;
-	char err[256];
 
-	assert_int_equal(ftm_token_init(&t, user, serial, SEED_HEX, err, sizeof(err)), 0);
-	t.digits = 8;
-	t.period = 30;
-	t.created = T1 - 60;
+	assert_int_equal(fixture_rfc_token(&t, user, serial), 0);
 	return t;
 }
 
@@ -1774,60 +1751,16 @@ static void a_single_thread_handle_reads_on_its_writer(void **state)
 
 /* ---- pending pushes and number-matching States (store_push_spec.h): on two handles ---- */
 
-static void a_users_second_push_gets_the_pending_one(void **state)
+static ftm_store_t *fixture_other(fixture_t *f, char *err, size_t err_len)
 {
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
-
-	assert_non_null(other);
-	spec_a_users_second_push_gets_the_pending_one(f->st, other);
-	ftm_store_close(other);
+	return ftm_store_open(f->db, NULL, NULL, err, err_len);
 }
 
-static void an_expired_push_is_no_longer_pending_and_old_rows_go(void **state)
-{
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
-
-	assert_non_null(other);
-	spec_an_expired_push_is_no_longer_pending_and_old_rows_go(f->st, other);
-	ftm_store_close(other);
-}
-
-static void a_capability_decides_its_row_once_on_any_handle(void **state)
-{
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
-
-	assert_non_null(other);
-	spec_a_capability_decides_its_row_once_on_any_handle(f->st, other);
-	ftm_store_close(other);
-}
-
-static void a_number_state_is_taken_once_on_any_handle(void **state)
-{
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
-
-	assert_non_null(other);
-	spec_a_number_state_is_taken_once_on_any_handle(f->st, other);
-	ftm_store_close(other);
-}
-
-static void a_number_state_flood_flushes_only_the_flooders_own(void **state)
-{
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
-
-	assert_non_null(other);
-	spec_a_number_state_flood_flushes_only_the_flooders_own(f->st, other);
-	ftm_store_close(other);
-}
+FIXTURE_TWO_HANDLES(a_users_second_push_gets_the_pending_one)
+FIXTURE_TWO_HANDLES(an_expired_push_is_no_longer_pending_and_old_rows_go)
+FIXTURE_TWO_HANDLES(a_capability_decides_its_row_once_on_any_handle)
+FIXTURE_TWO_HANDLES(a_number_state_is_taken_once_on_any_handle)
+FIXTURE_TWO_HANDLES(a_number_state_flood_flushes_only_the_flooders_own)
 
 int main(void)
 {

@@ -19,14 +19,8 @@
 #include <libpq-fe.h>
 
 #include "ftm_store.h"
+#include "store_fixture.h"
 #include "store_push_spec.h"
-
-#define SEED_HEX	"3132333435363738393031323334353637383930"
-#define T1		1111111109LL	/* step 37037036 */
-#define C1		"07081804"
-#define T2		1111111111LL	/* step 37037037 */
-#define C2		"14050471"
-#define BAD		"00000000"
 
 typedef struct fixture {
 	char		db[32];
@@ -34,6 +28,7 @@ typedef struct fixture {
 	char		dir[64];
 	char		key[128];
 	ftm_store_t	*st;
+	char		code[FTM_ACTIVATION_CODE_LEN + 1];	/* act_setup: alice's link */
 } fixture_t;
 
 static const char *pg_host;
@@ -101,8 +96,7 @@ static int setup(void **state)
 
 	snprintf(f->db, sizeof(f->db), "ftm_unit_%d_%d", (int)getpid(), ++db_serial);
 	snprintf(f->uri, sizeof(f->uri), "postgresql:///%s?host=%s&user=ftm", f->db, pg_host);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/ftm-test-pg.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
+	if (fixture_dir(f->dir, "pg") != 0)
 		return -1;
 	snprintf(f->key, sizeof(f->key), "%s/seed.key", f->dir);
 	c = admin("postgres");
@@ -126,21 +120,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	fixture_t *f = *state;
-	DIR *d;
-	struct dirent *e;
-	char path[512];
 
 	ftm_store_close(f->st);
-	d = opendir(f->dir);
-	while (d && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(f->dir);
+	fixture_dir_remove(f->dir);
 	free(f);
 	return 0;
 }
@@ -150,10 +132,7 @@ static void add(ftm_store_t *st, const char *user, const char *serial)
 	ftm_token_t t;
 	char err[256];
 
-	assert_int_equal(ftm_token_init(&t, user, serial, SEED_HEX, err, sizeof(err)), 0);
-	t.digits = 8;
-	t.period = 30;
-	t.created = T1 - 60;
+	assert_int_equal(fixture_rfc_token(&t, user, serial), 0);
 	assert_int_equal(ftm_store_token_add(st, &t, err, sizeof(err)), 0);
 }
 
@@ -191,6 +170,7 @@ static void open_creates_the_schema_at_the_newest_version(void **state)
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_pushes"), 0);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_number_states"), 0);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_audit"), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_activations"), 0);
 	/* the verdict policy, seeded with the built-in defaults */
 	assert_int_equal(sql_long(f, "SELECT value::bigint FROM ftm_settings WHERE name = 'lockout_threshold'"), 5);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_tokens"), 0);
@@ -227,6 +207,7 @@ static void a_version_1_database_is_migrated_with_its_tokens(void **state)
 	sql(f, "DROP TABLE ftm_settings");
 	sql(f, "ALTER TABLE ftm_tokens DROP COLUMN lock_reason, DROP COLUMN locked_at");
 	sql(f, "DROP TABLE ftm_recovery_codes");
+	sql(f, "DROP TABLE ftm_activations");
 	sql(f, "DELETE FROM ftm_schema WHERE version >= 2");
 	b = open_node(f, f->key, err, sizeof(err));
 	assert_non_null(b);
@@ -237,6 +218,32 @@ static void a_version_1_database_is_migrated_with_its_tokens(void **state)
 	assert_int_equal(ftm_store_challenge_take(b, "alice", "10.0.0.1", st_hex, T1, &check, err, sizeof(err)), 0);
 	assert_int_equal(check, FTM_STATE_OK);
 	f->st = b;
+}
+
+/* A database at version 6 (pushes, no activation links) gains them when a newer node opens it: a link
+ * is issued and redeemed on its tokens. */
+static void a_version_6_database_gains_activation_links(void **state)
+{
+	fixture_t *f = *state;
+	char err[512], code[FTM_ACTIVATION_CODE_LEN + 1];
+	ftm_verify_params_t p = params(5);
+	ftm_activation_t a;
+	ftm_store_t *b;
+
+	add(f->st, "alice", "S1");
+	ftm_store_close(f->st);
+	f->st = NULL;
+	sql(f, "DROP TABLE ftm_activations");
+	sql(f, "DELETE FROM ftm_schema WHERE version >= 7");
+	b = open_node(f, f->key, err, sizeof(err));
+	assert_non_null(b);
+	f->st = b;
+	assert_true(sql_long(f, "SELECT max(version) FROM ftm_schema") >= 7);
+	assert_int_equal(ftm_store_activation_issue(b, "S1", "", T1 - 50, 60, code, sizeof(code), NULL, err,
+						    sizeof(err)), 0);
+	assert_int_equal(ftm_store_activation_confirm(b, code, C1, T1, &p, &a), 0);
+	assert_int_equal(a.code, FTM_ACT_OK);
+	assert_int_equal(get(b, "S1").last_step, 37037036);
 }
 
 static void a_database_newer_than_the_binary_is_refused(void **state)
@@ -787,60 +794,50 @@ static void two_nodes_pushing_one_user_at_once_store_one_push(void **state)
 
 /* ---- pending pushes and number-matching States (store_push_spec.h): on two handles ---- */
 
-static void a_users_second_push_gets_the_pending_one(void **state)
+static ftm_store_t *fixture_other(fixture_t *f, char *err, size_t err_len)
 {
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
-
-	assert_non_null(other);
-	spec_a_users_second_push_gets_the_pending_one(f->st, other);
-	ftm_store_close(other);
+	return open_node(f, f->key, err, err_len);
 }
 
-static void an_expired_push_is_no_longer_pending_and_old_rows_go(void **state)
-{
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
+FIXTURE_TWO_HANDLES(a_users_second_push_gets_the_pending_one)
+FIXTURE_TWO_HANDLES(an_expired_push_is_no_longer_pending_and_old_rows_go)
+FIXTURE_TWO_HANDLES(a_capability_decides_its_row_once_on_any_handle)
+FIXTURE_TWO_HANDLES(a_number_state_is_taken_once_on_any_handle)
+FIXTURE_TWO_HANDLES(a_number_state_flood_flushes_only_the_flooders_own)
 
-	assert_non_null(other);
-	spec_an_expired_push_is_no_longer_pending_and_old_rows_go(f->st, other);
-	ftm_store_close(other);
+/* ---- activation links (store_activation_spec.h): a link made on one node redeemed on another ---- */
+
+#include "store_activation_spec.h"
+
+/* setup, and alice's token S1 with a link in f->code */
+static int act_setup(void **state)
+{
+	fixture_t *f;
+
+	if (setup(state) != 0)
+		return -1;
+	f = *state;
+	return act_spec_setup(f->st, f->code);
 }
 
-static void a_capability_decides_its_row_once_on_any_handle(void **state)
+/* Only the SHA-256 of the code is in the database: no column of the link holds the code. */
+static void a_link_is_stored_only_as_the_hash_of_its_code(void **state)
 {
 	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
+	char q[256];
 
-	assert_non_null(other);
-	spec_a_capability_decides_its_row_once_on_any_handle(f->st, other);
-	ftm_store_close(other);
+	assert_int_equal(strlen(f->code), FTM_ACTIVATION_CODE_LEN);
+	snprintf(q, sizeof(q), "SELECT count(*) FROM ftm_activations WHERE code_hash = sha256(convert_to('%s', 'UTF8'))",
+		 f->code);
+	assert_int_equal(sql_long(f, q), 1);
+	snprintf(q, sizeof(q), "SELECT count(*) FROM ftm_activations a WHERE strpos(a::text, '%s') > 0"
+		 " OR strpos(encode(a.code_hash, 'escape'), '%s') > 0", f->code, f->code);
+	assert_int_equal(sql_long(f, q), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_activations"), 1);
 }
 
-static void a_number_state_is_taken_once_on_any_handle(void **state)
-{
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
-
-	assert_non_null(other);
-	spec_a_number_state_is_taken_once_on_any_handle(f->st, other);
-	ftm_store_close(other);
-}
-
-static void a_number_state_flood_flushes_only_the_flooders_own(void **state)
-{
-	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *other = open_node(f, f->key, err, sizeof(err));
-
-	assert_non_null(other);
-	spec_a_number_state_flood_flushes_only_the_flooders_own(f->st, other);
-	ftm_store_close(other);
-}
+ACT_SPEC_CASES(ACT_ONE)
+ACT_SPEC_CASES2(FIXTURE_TWO_HANDLES)
 
 /* ---- the audit trail and debug on demand (the cases are shared with test_store.c) ---- */
 
@@ -1106,6 +1103,7 @@ static void a_lock_by_failures_on_one_node_ends_on_another_and_an_admin_lock_sta
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define TA(fn) cmocka_unit_test_setup_teardown(fn, act_setup, teardown),
 	const struct CMUnitTest tests[] = {
 		T(a_users_second_push_gets_the_pending_one),
 		T(a_verdict_on_one_node_is_heard_on_the_other),
@@ -1118,6 +1116,7 @@ int main(void)
 		T(a_version_1_database_is_migrated_with_its_tokens),
 		T(a_challenge_issued_on_one_node_is_answered_once_on_another),
 		T(a_challenge_flood_flushes_only_the_flooders_own_states),
+		T(a_version_6_database_gains_activation_links),
 		T(a_database_newer_than_the_binary_is_refused),
 		T(a_policy_set_on_one_node_is_every_nodes),
 		T(a_lock_by_failures_on_one_node_ends_on_another_and_an_admin_lock_stays),
@@ -1145,6 +1144,9 @@ int main(void)
 		T(audit_prune_drops_only_older_rows),
 		T(debug_switches_expire_and_clear),
 		T(an_audit_row_of_one_node_is_listed_on_another),
+		TA(a_link_is_stored_only_as_the_hash_of_its_code)
+		ACT_SPEC_CASES(TA)
+		ACT_SPEC_CASES2(TA)
 	};
 
 	pg_host = getenv("FTM_TEST_PG_HOST");
