@@ -3,16 +3,24 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include <json-c/json.h>
 
 #include "ftm_util.h"
 
+/* What snprintf(dst, len, "%s", src) does, without the printf machinery: several copies per login. */
 void ftm_copy(char *dst, size_t len, const char *src)
 {
-	if (dst != NULL && len > 0)
-		snprintf(dst, len, "%s", src != NULL ? src : "");
+	size_t n;
+
+	if (dst == NULL || len == 0)
+		return;
+	n = src != NULL ? strnlen(src, len - 1) : 0;
+	if (n > 0)
+		memmove(dst, src, n);
+	dst[n] = '\0';
 }
 
 const char *ftm_or(const char *s, const char *dflt)
