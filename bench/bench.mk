@@ -1,7 +1,9 @@
 # bench/bench.mk: the benchmarks (built, not installed; bash bench/run.sh runs them, see bench/README.md)
-noinst_PROGRAMS += bench/bench_verify bench/radload
+noinst_PROGRAMS += bench/bench_verify bench/bench_login bench/radload
 bench_bench_verify_SOURCES = bench/bench_verify.c
 bench_bench_verify_LDADD = common/libftmpush.la
+bench_bench_login_SOURCES = bench/bench_login.c
+bench_bench_login_LDADD = common/libftmpush.la
 # the RADIUS load driver is a client of the server, not of the core: it links only OpenSSL (MD5, HMAC-MD5)
 bench_radload_SOURCES = bench/radload.c
 bench_radload_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)

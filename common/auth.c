@@ -38,6 +38,7 @@ struct ftm_auth {
 	pthread_mutex_t	proof_lock;
 	uint8_t		proof_key[32];
 	proof_slot_t	proofs[PROOF_SLOTS];
+	bool		proof_carried;	/* the front end carries each split's proof (no slots used) */
 
 	pthread_mutex_t	lock;		/* guards the push implementation */
 	ftm_push_ops_t	ops;
@@ -363,6 +364,12 @@ static bool proof_take(ftm_auth_t *auth, const char *user, const char *code, tim
 	return found;
 }
 
+void ftm_auth_set_proof_carried(ftm_auth_t *auth, bool carried)
+{
+	if (auth != NULL)
+		auth->proof_carried = carried;
+}
+
 const ftm_config_t *ftm_auth_config(const ftm_auth_t *auth)
 {
 	return auth != NULL ? &auth->cfg : NULL;
@@ -464,16 +471,25 @@ static int holdings_cb(void *c, const ftm_token_t *tok)
 	return 0;
 }
 
-static int holdings(ftm_auth_t *auth, const char *user, const char *want_serial, time_t now, holdings_t *h,
-		    char *err, size_t err_len)
+/* seeds: the push token is wanted with its seed (a push is sent); without, no seed is unsealed (the
+ * split only counts, and names the push token by its serial). */
+static int holdings_begin(ftm_auth_t *auth, const char *want_serial, time_t now, holdings_t *h,
+			  char *err, size_t err_len)
 {
 	memset(h, 0, sizeof(*h));
 	h->auth = auth;
 	h->now = now;
 	h->want_serial = want_serial;
-	if (ftm_store_policy(auth->store, &h->policy, err, err_len) != 0)
+	return ftm_store_policy(auth->store, &h->policy, err, err_len);
+}
+
+static int holdings(ftm_auth_t *auth, const char *user, const char *want_serial, time_t now, bool seeds,
+		    holdings_t *h, char *err, size_t err_len)
+{
+	if (holdings_begin(auth, want_serial, now, h, err, err_len) != 0)
 		return -1;
-	if (ftm_store_token_list(auth->store, user, holdings_cb, h, err, err_len) != 0) {
+	if ((seeds ? ftm_store_token_list : ftm_store_token_list_info)(auth->store, user, holdings_cb, h, err,
+								     err_len) != 0) {
 		ftm_memzero(&h->push_tok, sizeof(h->push_tok));
 		return -1;
 	}
@@ -491,7 +507,7 @@ int ftm_auth_push_token(ftm_auth_t *auth, const char *user, const char *serial, 
 	holdings_t h;
 
 	memset(tok, 0, sizeof(*tok));
-	if (holdings(auth, user, serial, now, &h, err, err_len) != 0)
+	if (holdings(auth, user, serial, now, true, &h, err, err_len) != 0)
 		return -1;
 	if (!h.has_push)
 		return 0;
@@ -519,20 +535,30 @@ static int verify_params(ftm_auth_t *auth, bool consume, ftm_verify_params_t *p,
 
 /* ---- step 1: split ---- */
 
-/* Would `code` verify for user right now? Peeks, changes nothing. -1 on a store error. */
-static int peek_ok(ftm_auth_t *auth, const char *user, const char *code, time_t now)
+/* Would `code` verify for user right now? Peeks, changes nothing. -1 on a store error. h (NULL: not
+ * wanted): the user's tokens counted from the rows the peek decided on. proof: what a code that
+ * verifies proved (kept in a slot instead unless the front end carries it). */
+static int peek_ok(ftm_auth_t *auth, const char *user, const char *code, time_t now, holdings_t *h,
+		   ftm_code_proof_t *proof)
 {
 	ftm_verify_params_t p;
 	ftm_verdict_t v;
 	int rc;
 
+	memset(proof, 0, sizeof(*proof));
 	if (verify_params(auth, false, &p, NULL, 0) != 0)
 		return -1;
+	if (h != NULL) {
+		p.tokens_cb = holdings_cb;
+		p.tokens_ctx = h;
+	}
 	if (ftm_store_verify_code(auth->store, user, code, now, &p, &v) != 0 || v.code == FTM_VERDICT_ERROR)
 		rc = -1;
 	else
 		rc = v.code == FTM_VERDICT_OK ? 1 : 0;
-	if (rc == 1)
+	if (rc == 1 && auth->proof_carried)
+		*proof = v.proof;
+	else if (rc == 1)
 		proof_keep(auth, user, code, now, &v.proof);
 	ftm_memzero(&v, sizeof(v));
 	return rc;
@@ -560,8 +586,10 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 {
 	TRACE_SCOPE(auth, login, now);
 	char err[FTM_ERR_MAX] = "";
-	ftm_passcode_t cand;
+	ftm_passcode_t cand, first;
+	ftm_code_proof_t first_proof, proof;
 	bool have_cand = false, verified = false;
+	int first_ok = 0;
 	holdings_t h;
 
 	if (out == NULL)
@@ -577,9 +605,23 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 	}
 	/* The default reading: the whole input is the password. */
 	ftm_passcode_split(typed, 0, &out->primary);
-	if (holdings(auth, login->user, NULL, now, &h, err, sizeof(err)) != 0) {
-		ftm_log(&auth->log, FTM_LOG_ERR, "split for '%s' from %s: token store unavailable: %s",
-			WHO(login), err);
+	/* The commonest reading, a 6-digit code, is peeked first and the user's tokens are counted from
+	 * the same read (one store trip); the loop below then skips it. Without six trailing digits, or
+	 * when no token of the user has 6 digits, it is as if it had not been tried. */
+	memset(&cand, 0, sizeof(cand));
+	memset(&first_proof, 0, sizeof(first_proof));
+	ftm_passcode_split(typed, 6, &first);
+	if (first.has_code) {
+		first_ok = holdings_begin(auth, NULL, now, &h, err, sizeof(err)) != 0 ? -1
+			   : peek_ok(auth, login->user, first.code, now, &h, &first_proof);
+		if (first_ok < 0)
+			ftm_passcode_clear(&first);
+	} else if (holdings(auth, login->user, NULL, now, false, &h, err, sizeof(err)) != 0) {
+		first_ok = -1;
+	}
+	if (first_ok < 0) {
+		ftm_log(&auth->log, FTM_LOG_ERR, "split for '%s' from %s: token store unavailable%s%s",
+			WHO(login), err[0] ? ": " : "", err);
 		ftm_memzero(out, sizeof(*out));
 		return -1;
 	}
@@ -589,6 +631,7 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 		ftm_copy(out->push_serial, sizeof(out->push_serial), h.push_tok.serial);
 	holdings_clear(&h);
 	if (!out->has_token) {
+		ftm_passcode_clear(&first);
 		out->pass_without_token = auth->cfg.no_token == FTM_NO_TOKEN_PASS;
 		if (out->pass_without_token)
 			ftm_log(&auth->log, FTM_LOG_INFO, "split for '%s' from %s: no token, no_token = pass: "
@@ -599,22 +642,28 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 	}
 
 	/* One reading per code length the user's tokens use; a code that verifies wins. */
-	memset(&cand, 0, sizeof(cand));
 	for (unsigned digits = 6; digits <= FTM_CODE_MAX && !verified; digits++) {
 		ftm_passcode_t p;
 		int ok;
 
 		if (!(h.digit_mask & (1u << digits)))
 			continue;
-		ftm_passcode_split(typed, digits, &p);
-		if (!p.has_code) {
-			ftm_passcode_clear(&p);
-			continue;
+		if (digits == 6 && first.has_code) {
+			p = first;	/* peeked above */
+			ok = first_ok;
+			proof = first_proof;
+		} else {
+			ftm_passcode_split(typed, digits, &p);
+			if (!p.has_code) {
+				ftm_passcode_clear(&p);
+				continue;
+			}
+			ok = peek_ok(auth, login->user, p.code, now, NULL, &proof);
 		}
-		ok = peek_ok(auth, login->user, p.code, now);
 		if (ok < 0) {
 			ftm_passcode_clear(&p);
 			ftm_passcode_clear(&cand);
+			ftm_passcode_clear(&first);
 			ftm_log(&auth->log, FTM_LOG_ERR, "split for '%s' from %s: token store unavailable",
 				WHO(login));
 			ftm_memzero(out, sizeof(*out));
@@ -624,9 +673,14 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
 			cand = p;
 			have_cand = true;
 			verified = ok == 1;
+			if (verified)
+				out->proof = proof;
 		}
 		ftm_passcode_clear(&p);
+		ftm_memzero(&proof, sizeof(proof));
 	}
+	ftm_passcode_clear(&first);
+	ftm_memzero(&first_proof, sizeof(first_proof));
 	/* No token code's shape: maybe a recovery code's (the two never overlap, so a token code is not
 	 * slowed by it). A recovery code that would not verify is kept like a wrong code. */
 	if (!have_cand) {
@@ -729,8 +783,10 @@ static void check_recovery_code(ftm_auth_t *auth, const ftm_login_t *login, cons
 	ftm_memzero(&v, sizeof(v));
 }
 
+/* carried: the split's proof the front end kept (NULL: look for one in the slots, unless the front end
+ * carries them). */
 static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
-		       const char *event, ftm_outcome_t *out)
+		       const char *event, const ftm_code_proof_t *carried, ftm_outcome_t *out)
 {
 	char why[FTM_MSG_MAX] = "", reason[FTM_MSG_MAX];
 	ftm_verify_params_t p;
@@ -748,7 +804,10 @@ static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *c
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_STORE_DOWN, reason);
 		return;
 	}
-	if (proof_take(auth, login->user, code, now, &proof))
+	memset(&proof, 0, sizeof(proof));
+	if (carried != NULL && carried->serial[0] != '\0')
+		proof = *carried;
+	if (proof.serial[0] != '\0' || (!auth->proof_carried && proof_take(auth, login->user, code, now, &proof)))
 		p.proof = &proof;
 	audit_begin(auth, &audit, event, login);
 	p.audit = &audit;	/* written with the verdict */
@@ -763,8 +822,8 @@ static void check_code(ftm_auth_t *auth, const ftm_login_t *login, const char *c
 	ftm_memzero(&v, sizeof(v));
 }
 
-void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
-			  ftm_outcome_t *out)
+static void verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code,
+			const ftm_code_proof_t *proof, time_t now, ftm_outcome_t *out)
 {
 	TRACE_SCOPE(auth, login, now);
 	if (out == NULL)
@@ -774,8 +833,14 @@ void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "no auth context, user or code");
 		return;
 	}
-	check_code(auth, login, code, now, FTM_AUDIT_EV_CODE, out);
+	check_code(auth, login, code, now, FTM_AUDIT_EV_CODE, proof, out);
 	log_outcome(auth, ftm_recovery_is_code(code) ? "recovery code" : "token code", login, out);
+}
+
+void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
+			  ftm_outcome_t *out)
+{
+	verify_code(auth, login, code, NULL, now, out);
 }
 
 /* ---- push verdicts and the lockout ---- */
@@ -955,7 +1020,7 @@ void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t n
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "no auth context or user");
 		return;
 	}
-	if (holdings(auth, login->user, NULL, now, &h, err, sizeof(err)) != 0) {
+	if (holdings(auth, login->user, NULL, now, true, &h, err, sizeof(err)) != 0) {
 		snprintf(reason, sizeof(reason), "token store unavailable: %.200s", err);
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_STORE_DOWN, reason);
 		log_outcome(auth, "second factor", login, out);
@@ -998,8 +1063,14 @@ void ftm_auth_second_factor(ftm_auth_t *auth, const ftm_login_t *login, time_t n
 void ftm_auth_after_password(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
 			     ftm_outcome_t *out)
 {
+	ftm_auth_after_password_proved(auth, login, code, NULL, now, out);
+}
+
+void ftm_auth_after_password_proved(ftm_auth_t *auth, const ftm_login_t *login, const char *code,
+				    const ftm_code_proof_t *proof, time_t now, ftm_outcome_t *out)
+{
 	if (code != NULL && code[0] != '\0')
-		ftm_auth_verify_code(auth, login, code, now, out);
+		verify_code(auth, login, code, proof, now, out);
 	else
 		ftm_auth_second_factor(auth, login, now, out);
 	if (out != NULL)
@@ -1064,7 +1135,7 @@ static void challenge_answer(ftm_auth_t *auth, const ftm_login_t *login, const c
 			ftm_outcome_set(out, FTM_RES_FAIL, NULL, FTM_MSG_CODE_REQUIRED,
 					"empty answer to the code challenge: no code given, no failure counted");
 		else
-			check_code(auth, login, answer, now, FTM_AUDIT_EV_CHALLENGE, out);
+			check_code(auth, login, answer, now, FTM_AUDIT_EV_CHALLENGE, NULL, out);
 		log_outcome(auth, "challenge answer", login, out);
 		return;
 	case FTM_STATE_EXPIRED:

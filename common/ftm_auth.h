@@ -78,6 +78,9 @@ typedef struct ftm_split {
 	ftm_passcode_t	primary;
 	bool		has_alt;
 	char		alt_password[FTM_INPUT_MAX + 1];
+	/* primary's code verified: what its peek proved (ftm_code_proof_t; serial "" otherwise), for a
+	 * front end that carries it to ftm_auth_after_password_proved itself */
+	ftm_code_proof_t proof;
 } ftm_split_t;
 
 int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed, time_t now,
@@ -90,6 +93,15 @@ int ftm_auth_split(ftm_auth_t *auth, const ftm_login_t *login, const char *typed
  * push.timeout while a push is pending. */
 void ftm_auth_after_password(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,
 			     ftm_outcome_t *out);
+
+/* The same, with the split's proof of code (ftm_split_t.proof; NULL or serial "": none). A front end
+ * that keeps the split's result for the request (RADIUS: authorize to authenticate) says so once with
+ * ftm_auth_set_proof_carried: the core then keeps no copy of a proof for the verdict to find, which
+ * costs two keyed digests per login. The verdict re-checks a proof inside its transaction, and one
+ * made for another user, code or store handle is ignored. */
+void ftm_auth_after_password_proved(ftm_auth_t *auth, const ftm_login_t *login, const char *code,
+				    const ftm_code_proof_t *proof, time_t now, ftm_outcome_t *out);
+void ftm_auth_set_proof_carried(ftm_auth_t *auth, bool carried);
 
 /* The two halves of ftm_auth_after_password. */
 void ftm_auth_verify_code(ftm_auth_t *auth, const ftm_login_t *login, const char *code, time_t now,

@@ -39,6 +39,13 @@ bool ftm_totp_match(const uint8_t *key, size_t key_len, ftm_alg_t alg, unsigned 
 /* HMAC-SHA256 of msg (the implementation fetched once per process, like the OTP HMACs). 0 ok, -1 error. */
 int ftm_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t msg_len, uint8_t out[32]);
 
+/* The same under a key used for many MACs (a handle's own key): keyed once, copied for each MAC, so
+ * the key's pads are not hashed again every time. NULL on error; free cleanses the key. */
+typedef struct ftm_hmac_key ftm_hmac_key_t;
+ftm_hmac_key_t *ftm_hmac_sha256_key(const uint8_t *key, size_t key_len);
+int ftm_hmac_sha256_with(const ftm_hmac_key_t *key, const void *msg, size_t msg_len, uint8_t out[32]);
+void ftm_hmac_key_free(ftm_hmac_key_t *key);
+
 /* Constant-time equality of n bytes. */
 bool ftm_ct_equal(const void *a, const void *b, size_t n);
 

@@ -108,6 +108,11 @@ typedef struct ftm_verify_params {
 	/* the caller's own earlier peek of this same user and code (NULL: none); a proof that no longer
 	 * holds is ignored and every token tried as without one */
 	const ftm_code_proof_t *proof;
+	/* a peek's count of the user's tokens (NULL: none): called once with each token the verdict
+	 * decides on, without its seed, before deciding, so the caller sees the same snapshot without a
+	 * second read (the split's holdings) */
+	ftm_token_cb	tokens_cb;
+	void		*tokens_ctx;
 	/* the audit row of this verdict (NULL: none): the caller fills who, where and what (event), the
 	 * store fills at, result, serial and reason and writes it in the verdict's own transaction, so a
 	 * decision is never committed without its record (and a record that cannot be written fails the
@@ -134,7 +139,7 @@ typedef struct ftm_verdict {
 	bool			now_locked;		/* this failure reached the threshold */
 	char			message[FTM_MSG_MAX];	/* for the user (ftm_message.h) */
 	char			reason[FTM_MSG_MAX];	/* for the log: never the code */
-	ftm_code_proof_t	proof;			/* OK: what the code proved (see ftm_code_proof_t) */
+	ftm_code_proof_t	proof;			/* OK of a peek: what the code proved (see ftm_code_proof_t) */
 	unsigned		recovery_left;		/* a recovery code's verdict: the user's unused codes */
 } ftm_verdict_t;
 

@@ -45,6 +45,7 @@ struct ftm_store {
 	void				*be;
 	uint8_t				key[FTM_SEEDKEY_LEN];
 	uint8_t				proof_key[32];	/* random per handle: ftm_code_proof_t.mac */
+	ftm_hmac_key_t			*proof_mac_key;	/* proof_key, keyed once */
 	ftm_log_t			log;
 	pthread_mutex_t			policy_mu;	/* guards the policy cache below */
 	ftm_policy_t			policy;		/* the store's, as last read */
@@ -206,6 +207,10 @@ static ftm_store_t *store_open(const char *uri, const char *key_file, const ftm_
 		SETERR("CSPRNG failure");
 		goto fail;
 	}
+	if ((st->proof_mac_key = ftm_hmac_sha256_key(st->proof_key, sizeof(st->proof_key))) == NULL) {
+		SETERR("cannot set up the proof key (OpenSSL HMAC)");
+		goto fail;
+	}
 	if (st->be == NULL)
 		st->be = st->ops->open(location, &st->log, err, err_len);
 	if (st->be == NULL)
@@ -248,6 +253,7 @@ void ftm_store_close(ftm_store_t *st)
 		st->ops->close(st->be);
 	ftm_memzero(st->key, sizeof(st->key));
 	ftm_memzero(st->proof_key, sizeof(st->proof_key));
+	ftm_hmac_key_free(st->proof_mac_key);
 	ftm_protect_unlock(st->key, sizeof(st->key));
 	pthread_mutex_destroy(&st->policy_mu);
 	free(st);
@@ -633,12 +639,16 @@ int ftm_store_token_list_info(ftm_store_t *st, const char *user, ftm_token_cb cb
 			      char *err, size_t err_len)
 {
 	struct list_ctx lc = { .st = st, .cb = cb, .ctx = ctx, .err = err, .err_len = err_len };
+	int rc;
 
 	if (st == NULL || cb == NULL) {
 		SETERR("no token store");
 		return -1;
 	}
-	return st->ops->list(st->be, user, list_info_one, &lc, err, err_len);
+	rc = st->ops->list(st->be, user, list_info_one, &lc, err, err_len);
+	if (rc != 0)
+		ftm_metrics_store_error(FTM_METRICS_STORE_LIST);
+	return rc;
 }
 
 /* ---- the verdict ---- */
@@ -722,8 +732,8 @@ static void set_verdict(ftm_verdict_t *v, ftm_verdict_code_t code, const ftm_tok
 {
 	v->code = code;
 	if (t != NULL)
-		snprintf(v->serial, sizeof(v->serial), "%s", t->serial);
-	snprintf(v->message, sizeof(v->message), "%s", message);
+		ftm_copy(v->serial, sizeof(v->serial), t->serial);
+	ftm_copy(v->message, sizeof(v->message), message);
 }
 
 enum { T_USABLE, T_LOCKED, T_EXPIRED };
@@ -871,21 +881,34 @@ static const ftm_verify_params_t *params_or_policy(ftm_store_t *st, const ftm_ve
  * one. -1 otherwise: the caller tries every token as if there were no proof. */
 _Static_assert(FTM_PROOF_SEAL_LEN == FTM_SEAL_NONCE_LEN, "a proof names a sealing by its nonce");
 
-/* The proof's MAC: user, code, serial, step, created and seal under the handle's proof key. */
+/* msg[*pos...] = s and its NUL; false when it does not fit in max. */
+static bool put_field(char *msg, size_t max, size_t *pos, const void *s, size_t len)
+{
+	if (len > max - *pos)
+		return false;
+	memcpy(msg + *pos, s, len);
+	*pos += len;
+	return true;
+}
+
+/* The proof's MAC: user, code, serial (each with its NUL), step, created (8 bytes each) and seal under
+ * the handle's proof key. A proof lives only as long as the handle's key: the layout is not stored. */
 static int proof_mac(const ftm_store_t *st, const char *user, const char *code, const ftm_code_proof_t *pr,
 		     uint8_t mac[32])
 {
 	char msg[FTM_USER_MAX + FTM_CODE_MAX + FTM_SERIAL_MAX + 2 * FTM_PROOF_SEAL_LEN + 64];
-	int len, rc;
-	size_t pos;
+	uint64_t step = pr->step, created = (uint64_t)pr->created;
+	size_t pos = 0;
+	int rc = -1;
 
-	len = snprintf(msg, sizeof(msg), "%s%c%s%c%s%c%llu%c%lld%c", user, 0, code, 0, pr->serial, 0,
-		       (unsigned long long)pr->step, 0, (long long)pr->created, 0);
-	if (len < 0 || (size_t)len + FTM_PROOF_SEAL_LEN > sizeof(msg))
-		return -1;
-	pos = (size_t)len;
-	memcpy(msg + pos, pr->seal, FTM_PROOF_SEAL_LEN);
-	rc = ftm_hmac_sha256(st->proof_key, sizeof(st->proof_key), msg, pos + FTM_PROOF_SEAL_LEN, mac);
+	if (put_field(msg, sizeof(msg), &pos, user, strlen(user) + 1) &&
+	    put_field(msg, sizeof(msg), &pos, code, strlen(code) + 1) &&
+	    put_field(msg, sizeof(msg), &pos, pr->serial, strnlen(pr->serial, sizeof(pr->serial) - 1)) &&
+	    put_field(msg, sizeof(msg), &pos, "", 1) &&
+	    put_field(msg, sizeof(msg), &pos, &step, sizeof(step)) &&
+	    put_field(msg, sizeof(msg), &pos, &created, sizeof(created)) &&
+	    put_field(msg, sizeof(msg), &pos, pr->seal, FTM_PROOF_SEAL_LEN))
+		rc = ftm_hmac_sha256_with(st->proof_mac_key, msg, pos, mac);
 	ftm_memzero(msg, sizeof(msg));
 	return rc;
 }
@@ -950,6 +973,8 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 		snprintf(vc->err, sizeof(vc->err), "out of memory");
 		return -1;
 	}
+	for (size_t i = 0; p->tokens_cb != NULL && i < n; i++)
+		p->tokens_cb(p->tokens_ctx, &rows[i].tok);	/* row->tok holds no seed */
 	classify(rows, n, vc->now, p, state, &census);
 	vc->unlocked = census.n_unlocked;
 	ok = proven_row(vc, rows, n, state, &ok_step);
@@ -997,12 +1022,14 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 		v->failures = 0;
 		snprintf(v->reason, sizeof(v->reason), "code accepted by token %s (step %llu%s)",
 			 r->tok.serial, (unsigned long long)ok_step, proven ? ", as the split's peek proved" : "");
-		snprintf(v->proof.serial, sizeof(v->proof.serial), "%s", r->tok.serial);
-		v->proof.step = ok_step;
-		v->proof.created = r->tok.created;
-		memcpy(v->proof.seal, r->sealed + 1, sizeof(v->proof.seal));
-		if (proof_mac(vc->st, vc->user, vc->code, &v->proof, v->proof.mac) != 0)
-			memset(&v->proof, 0, sizeof(v->proof));	/* no proof: the next verdict tries every token */
+		if (!p->consume) {	/* a peek's proof, for the verdict that follows; a spent code needs none */
+			ftm_copy(v->proof.serial, sizeof(v->proof.serial), r->tok.serial);
+			v->proof.step = ok_step;
+			v->proof.created = r->tok.created;
+			memcpy(v->proof.seal, r->sealed + 1, sizeof(v->proof.seal));
+			if (proof_mac(vc->st, vc->user, vc->code, &v->proof, v->proof.mac) != 0)
+				memset(&v->proof, 0, sizeof(v->proof));	/* no proof: the verdict tries every token */
+		}
 	} else if (replay >= 0) {
 		ftm_store_row_t *r = &rows[replay];
 		char msg[FTM_MSG_MAX];

@@ -1139,12 +1139,13 @@ static int pg_remove(void *be, const char *serial, char *err, size_t err_len)
 	return with_link(be, update_on, &u, err, err_len);
 }
 
-/* ---- a login's list, answering its peek ----
- * A login lists the user's tokens (the split's holdings), then peeks at the code: two reads of the same
- * rows a few microseconds apart. The rows of a list of one user are kept for this thread, and the next
- * peek of the same store and user takes them instead of reading again, within LISTED_MS; any other call
- * of the thread into this backend drops them. A peek decides nothing: the verdict that follows re-reads
- * the rows under its lock and re-checks what can have changed (replay step, failures, status). */
+/* ---- a login's read, answering its verdict ----
+ * A login reads the user's rows once (its split: a list, or a peek with no list before it) and then
+ * decides on them (the verdict). The rows such a read got, with their versions (xmin), are kept for this
+ * thread, and the next peek or write verdict of the same store and user takes them instead of reading
+ * again, within LISTED_MS; any other call of the thread into this backend drops them. A peek decides
+ * nothing; a write verdict on kept rows is one statement that writes only if they are still the user's
+ * rows, unchanged (Q_VERDICT_CAS), else it is decided again on the rows locked (verdict_on). */
 
 #define LISTED_MS	250
 
@@ -1203,6 +1204,18 @@ static void listed_drop(void)
 	}
 }
 
+/* Keep rows o (read with their versions) of user as this thread's, for the verdict that follows. */
+static void listed_keep(const pg_t *pg, listed_t *k, const char *user, struct rows_out *o)
+{
+	for (size_t i = 0; i < o->n; i++)
+		o->rows[i].dirty = false;
+	k->gen = pg->gen;
+	snprintf(k->user, sizeof(k->user), "%s", user);
+	k->o = *o;
+	k->at_ms = ftm_mono_ms();
+	memset(o, 0, sizeof(*o));
+}
+
 /* Rows are read first and handed to cb with no connection held, so cb may call back into the store. */
 static int pg_list(void *be, const char *user, ftm_row_cb cb, void *ctx, char *err, size_t err_len)
 {
@@ -1215,16 +1228,10 @@ static int pg_list(void *be, const char *user, ftm_row_cb cb, void *ctx, char *e
 	for (size_t i = 0; rc == 0 && i < o.n; i++)
 		if (cb(ctx, &o.rows[i]) != 0)
 			break;
-	if (k != NULL && k->calls == calls) {	/* nothing called into the store meanwhile */
-		for (size_t i = 0; i < o.n; i++)
-			o.rows[i].dirty = false;
-		k->gen = pg->gen;
-		snprintf(k->user, sizeof(k->user), "%s", user);
-		k->o = o;
-		k->at_ms = ftm_mono_ms();
-		return rc;
-	}
-	rows_free(&o);
+	if (k != NULL && k->calls == calls)	/* nothing called into the store meanwhile */
+		listed_keep(pg, k, user, &o);
+	else
+		rows_free(&o);
 	return rc;
 }
 
@@ -1552,16 +1559,34 @@ static int verdict_run(pg_t *pg, const char *user, bool write, ftm_decide_fn dec
 	struct rows_out o = { 0 };
 	int rc;
 
-	if (listed_take(pg, user, !write, &o)) {
+	/* A peek decides on the rows of the list just before it; with none (a login's split that counts
+	 * the user's tokens from its peek) it reads them with their versions and keeps them like a list,
+	 * so that the write verdict of the same login decides in one statement too. */
+	if (!write) {
+		if (!listed_take(pg, user, true, &o)) {
+			struct rows_out r = { .q = Q_LIST_USER, .arg = user };
+			listed_t *k = strlen(user) < sizeof(k->user) ? listed_get(true) : NULL;
+
+			if (with_link(pg, select_on, &r, err, err_len) != 0)
+				return -1;
+			if (k == NULL) {
+				o = r;
+			} else {
+				listed_keep(pg, k, user, &r);
+				if (!listed_take(pg, user, true, &o))	/* no memory for a copy */
+					return with_link(pg, verdict_on, &vc, err, err_len);
+			}
+		}
+		rc = decide(ctx, o.rows, o.n) != 0 ? -1 : 0;
+		rows_free(&o);
+		return rc;
+	}
+	if (listed_take(pg, user, false, &o)) {
 		struct cas_ctx cc = { user, &o, audit, false };
 
 		if (decide(ctx, o.rows, o.n) != 0) {
 			rows_free(&o);
 			return -1;
-		}
-		if (!write) {
-			rows_free(&o);
-			return 0;
 		}
 		rc = o.n == 0 || o.ver != NULL ? with_link(pg, cas_on, &cc, err, err_len) : 0;
 		cc.again = cc.again || (o.n > 0 && o.ver == NULL);

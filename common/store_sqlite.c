@@ -251,7 +251,7 @@ static int run_sql(sq_conn_t *c, enum sql_id id, char *err, size_t err_len)
 
 static void copy_text(char *dst, size_t max, const unsigned char *src)
 {
-	snprintf(dst, max, "%s", src ? (const char *)src : "");
+	ftm_copy(dst, max, (const char *)src);
 }
 
 /* Only a lock the store knows came from failures ends by itself: anything else on a locked token
@@ -939,7 +939,7 @@ static int load_user_rows(sq_conn_t *c, const char *user, ftm_store_row_t **rows
 	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		if (*n == *cap) {
-			size_t ncap = *cap ? *cap * 2 : 4;
+			size_t ncap = *cap ? *cap * 2 : 1;	/* most users hold one token */
 			ftm_store_row_t *nr = realloc(*rows, ncap * sizeof(**rows));
 
 			if (nr == NULL) {

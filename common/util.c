@@ -11,10 +11,17 @@
 #include "ftm_otp.h"
 #include "ftm_util.h"
 
+/* What snprintf(dst, len, "%s", src) does, without the printf machinery: several copies per login. */
 void ftm_copy(char *dst, size_t len, const char *src)
 {
-	if (dst != NULL && len > 0)
-		snprintf(dst, len, "%s", src != NULL ? src : "");
+	size_t n;
+
+	if (dst == NULL || len == 0)
+		return;
+	n = src != NULL ? strnlen(src, len - 1) : 0;
+	if (n > 0)
+		memmove(dst, src, n);
+	dst[n] = '\0';
 }
 
 const char *ftm_or(const char *s, const char *dflt)
@@ -50,9 +57,17 @@ const char *ftm_json_string(struct json_object *obj, const char *name)
 	return json_object_get_string(v);
 }
 
-/* Not optimised away (glibc's explicit_bzero): no OpenSSL needed, so the PAM module's thin part has it. */
+/* glibc's explicit_bzero is a memset the compiler may not drop; OpenSSL's cleanse stores byte by byte
+ * (a login zeroes several kilobytes: rows, split results, verdicts). Here, not in otp.c: the PAM
+ * module's thin part, which has no OpenSSL, zeroes what was typed too. */
 void ftm_memzero(void *p, size_t n)
 {
-	if (p != NULL && n > 0)
-		explicit_bzero(p, n);
+	if (p == NULL || n == 0)
+		return;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 25))
+	explicit_bzero(p, n);
+#else
+	for (volatile unsigned char *v = p; n > 0; n--)
+		*v++ = 0;
+#endif
 }

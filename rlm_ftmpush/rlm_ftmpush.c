@@ -120,6 +120,7 @@ typedef struct {
 	bool	push_available;
 	bool	has_code;
 	char	code[FTM_PASSCODE_CODE_MAX + 1];
+	ftm_code_proof_t proof;			/* what the split's peek proved of code (serial "": none) */
 	bool	has_alt;			/* the whole input, for a password that ends in digits */
 	bool	alt_swapped;			/* User-Password is alt_password again (the site's retry) */
 	char	alt_password[FTM_INPUT_MAX + 1];
@@ -357,8 +358,10 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 		WARN("rlm_ftmpush (%s): cannot disable core dumps: %s", inst->name, err);
 
 	inst->auth = ftm_auth_new(&inst->cfg, &inst->log, err, sizeof(err));
-	if (inst->auth != NULL)
+	if (inst->auth != NULL) {
 		ftm_auth_set_frontend(inst->auth, FTM_AUDIT_FE_RADIUS);
+		ftm_auth_set_proof_carried(inst->auth, true);	/* authorize hands it to authenticate */
+	}
 	if (inst->auth == NULL) {
 		cf_log_err_cs(conf, "Cannot start ftmpush (token_db %s): %s", inst->cfg.token_db, err);
 		return -1;
@@ -472,7 +475,7 @@ static int login_fill(rlm_ftmpush_t const *inst, REQUEST *request, login_buf_t *
 		char ip[INET6_ADDRSTRLEN] = "";
 
 		inet_ntop(request->packet->src_ipaddr.af, &request->packet->src_ipaddr.ipaddr, ip, sizeof(ip));
-		snprintf(lb->client, sizeof(lb->client), "%s", ip);
+		ftm_copy(lb->client, sizeof(lb->client), ip);
 		lb->login.client = lb->client;
 	}
 	vp = fr_pair_find_by_num(request->packet->vps, PW_NAS_IDENTIFIER, 0, TAG_ANY);
@@ -739,8 +742,10 @@ static rlm_rcode_t keep_split(rlm_ftmpush_t *inst, REQUEST *request, ftm_login_t
 	data->has_token = sp->has_token;
 	data->push_available = sp->push_available;
 	data->has_code = sp->primary.has_code;
-	if (sp->primary.has_code)
+	if (sp->primary.has_code) {
 		memcpy(data->code, sp->primary.code, sizeof(data->code));
+		data->proof = sp->proof;
+	}
 	data->has_alt = sp->has_alt;
 	if (sp->has_alt)
 		memcpy(data->alt_password, sp->alt_password, sizeof(data->alt_password));
@@ -890,12 +895,14 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authenticate(void *instance, REQUEST *re
 	step = has_code ? "code" : data != NULL && data->has_alt ? "password only (whole input)" : "password only";
 	current_request = request;
 	rlm_shutdown_enter();	/* a SIGTERM waits for this login's failure reply (shutdown.c) */
-	ftm_auth_after_password(inst->auth, &lb.login, has_code ? data->code : NULL, now, &out);
+	ftm_auth_after_password_proved(inst->auth, &lb.login, has_code ? data->code : NULL,
+				       has_code ? &data->proof : NULL, now, &out);
 	rlm_shutdown_leave();
 	current_request = NULL;
 	if (data != NULL) {
 		/* The code is spent either way: nothing later in this request may reuse it. */
 		ftm_memzero(data->code, sizeof(data->code));
+		ftm_memzero(&data->proof, sizeof(data->proof));
 		data->has_code = false;
 		data->verified = out.result == FTM_RES_OK;
 	}

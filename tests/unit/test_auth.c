@@ -931,6 +931,9 @@ static void push_token_skips_a_token_past_its_activation_window(void **state)
 	assert_int_equal(ftm_auth_push_token(f->auth, "alice", NULL, 61, &t, err, sizeof(err)), 0);
 }
 
+/* The token a push would go to; with a typed 6-digit code the split counts the user's tokens from its
+ * peek's own read, and reports the same (token, push target, whether the code verifies) for a right
+ * and a wrong code; a locked push token pushes no more. */
 static void split_names_the_token_the_push_goes_to(void **state)
 {
 	fixture_t *f = *state;
@@ -944,6 +947,58 @@ static void split_names_the_token_the_push_goes_to(void **state)
 	assert_true(sp.push_available);
 	assert_string_equal(sp.push_serial, "FTKMOB0000000002");
 	assert_false(sp.pass_without_token);
+
+	assert_int_equal(ftm_auth_split(f->auth, &alice, "p@ssw0rd287082", AT(1), &sp), 0);
+	assert_true(sp.has_token);
+	assert_true(sp.primary.has_code);
+	assert_false(sp.has_alt);
+	assert_true(sp.push_available);
+	assert_string_equal(sp.push_serial, "FTKMOB0000000002");
+	assert_int_equal(ftm_auth_split(f->auth, &alice, "p@ssw0rd000000", AT(1), &sp), 0);
+	assert_true(sp.has_token);
+	assert_true(sp.has_alt);
+	assert_true(sp.push_available);
+	assert_int_equal(ftm_store_token_set_status(ftm_auth_store(f->auth), "FTKMOB0000000002",
+						    FTM_TOKEN_LOCKED, NULL, 0), 0);
+	assert_int_equal(ftm_auth_split(f->auth, &alice, "p@ssw0rd000000", AT(1), &sp), 0);
+	assert_true(sp.has_token);
+	assert_false(sp.push_available);
+}
+
+/* A front end that carries the split's proof (RADIUS): the split hands it out instead of keeping it,
+ * the verdict given it re-checks it rather than the code's HMACs; one for another code is ignored, and
+ * without it the verdict decides from the seeds. Without carrying, the core keeps it itself. */
+static void a_carried_proof_goes_from_the_split_to_the_verdict(void **state)
+{
+	fixture_t *f = *state;
+	char typed[64];
+	ftm_outcome_t out;
+	ftm_split_t sp;
+
+	add_token(f, "alice", "FTKMOB0000000001", 6, NULL);
+	assert_int_equal(ftm_auth_split(f->auth, &alice, "p@ssw0rd287082", AT(1), &sp), 0);
+	assert_string_equal(sp.proof.serial, "");		/* kept by the core */
+	ftm_auth_after_password(f->auth, &alice, sp.primary.code, AT(1), &out);
+	assert_int_equal(out.result, FTM_RES_OK);
+	assert_non_null(strstr(out.reason, "as the split's peek proved"));
+
+	ftm_auth_set_proof_carried(f->auth, true);
+	assert_int_equal(ftm_auth_split(f->auth, &alice, "p@ssw0rd287082", AT(2), &sp), 0);
+	assert_true(sp.primary.has_code);	/* the step's code was used above: a replay, no proof */
+	assert_string_equal(sp.proof.serial, "");
+	snprintf(typed, sizeof(typed), "p@ssw0rd%s", hotp[3]);
+	assert_int_equal(ftm_auth_split(f->auth, &alice, typed, AT(3), &sp), 0);
+	assert_string_equal(sp.proof.serial, "FTKMOB0000000001");
+	ftm_auth_after_password_proved(f->auth, &alice, "000000", &sp.proof, AT(3), &out);
+	assert_int_equal(out.result, FTM_RES_FAIL);	/* a proof of another code proves nothing */
+	ftm_auth_after_password_proved(f->auth, &alice, sp.primary.code, &sp.proof, AT(3), &out);
+	assert_int_equal(out.result, FTM_RES_OK);
+	assert_non_null(strstr(out.reason, "as the split's peek proved"));
+	snprintf(typed, sizeof(typed), "p@ssw0rd%s", hotp[4]);
+	assert_int_equal(ftm_auth_split(f->auth, &alice, typed, AT(4), &sp), 0);
+	ftm_auth_after_password_proved(f->auth, &alice, sp.primary.code, NULL, AT(4), &out);
+	assert_int_equal(out.result, FTM_RES_OK);	/* no proof given, none kept: decided from the seed */
+	assert_null(strstr(out.reason, "peek proved"));
 }
 
 static void split_says_when_the_password_alone_logs_in(void **state)
@@ -1138,6 +1193,7 @@ int main(void)
 		T(split_user_without_token_keeps_the_whole_input),
 		T(split_code_that_verifies_is_taken_and_not_consumed),
 		T(split_digits_that_do_not_verify_offer_the_whole_input),
+		T(a_carried_proof_goes_from_the_split_to_the_verdict),
 		T(split_takes_a_recovery_code_that_verifies_and_consumes_nothing),
 		T(split_a_password_shaped_like_a_recovery_code_keeps_the_whole_input),
 		T(a_recovery_code_answers_a_code_challenge),

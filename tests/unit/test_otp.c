@@ -233,6 +233,41 @@ static void base32_rfc4648_vectors(void **state)
 	assert_string_equal(buf, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
 }
 
+/* RFC 4231 test cases 1 and 2: the one-shot HMAC-SHA256 and the one keyed once and reused agree. */
+static void hmac_sha256_rfc4231_one_shot_and_keyed_once(void **state)
+{
+	static const uint8_t want1[32] = {
+		0xb0, 0x34, 0x4c, 0x61, 0xd8, 0xdb, 0x38, 0x53, 0x5c, 0xa8, 0xaf, 0xce, 0xaf, 0x0b, 0xf1, 0x2b,
+		0x88, 0x1d, 0xc2, 0x00, 0xc9, 0x83, 0x3d, 0xa7, 0x26, 0xe9, 0x37, 0x6c, 0x2e, 0x32, 0xcf, 0xf7,
+	};
+	static const uint8_t want2[32] = {
+		0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e, 0x6a, 0x04, 0x24, 0x26, 0x08, 0x95, 0x75, 0xc7,
+		0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83, 0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43,
+	};
+	uint8_t key1[20], out[32];
+	ftm_hmac_key_t *k1, *k2;
+
+	(void)state;
+	memset(key1, 0x0b, sizeof(key1));
+	assert_int_equal(ftm_hmac_sha256(key1, sizeof(key1), "Hi There", 8, out), 0);
+	assert_memory_equal(out, want1, 32);
+	k1 = ftm_hmac_sha256_key(key1, sizeof(key1));
+	k2 = ftm_hmac_sha256_key((const uint8_t *)"Jefe", 4);
+	assert_non_null(k1);
+	assert_non_null(k2);
+	for (int i = 0; i < 2; i++) {	/* the keyed context is copied, never used up */
+		memset(out, 0, sizeof(out));
+		assert_int_equal(ftm_hmac_sha256_with(k1, "Hi There", 8, out), 0);
+		assert_memory_equal(out, want1, 32);
+		assert_int_equal(ftm_hmac_sha256_with(k2, "what do ya want for nothing?", 28, out), 0);
+		assert_memory_equal(out, want2, 32);
+	}
+	assert_null(ftm_hmac_sha256_key(NULL, 0));
+	assert_int_equal(ftm_hmac_sha256_with(NULL, "x", 1, out), -1);
+	ftm_hmac_key_free(k1);
+	ftm_hmac_key_free(k2);
+}
+
 static void memzero_clears(void **state)
 {
 	char buf[8] = "secret";
@@ -262,6 +297,7 @@ int main(void)
 		cmocka_unit_test(ct_equal_compares_all_bytes),
 		cmocka_unit_test(hex_round_trip_and_refusals),
 		cmocka_unit_test(base32_rfc4648_vectors),
+		cmocka_unit_test(hmac_sha256_rfc4231_one_shot_and_keyed_once),
 		cmocka_unit_test(memzero_clears),
 	};
 

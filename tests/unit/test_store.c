@@ -695,6 +695,7 @@ static void a_valid_code_is_accepted_and_its_step_recorded(void **state)
 	v = verify(f, "alice", C1, T1, params(5, 0, true));
 	assert_int_equal(v.code, FTM_VERDICT_OK);
 	assert_string_equal(v.serial, "S1");
+	assert_string_equal(v.proof.serial, "");	/* only a peek makes a proof: this code is spent */
 	assert_int_equal(get(f, "S1").last_step, T1 / 30);
 	assert_string_equal(ftm_token_state_name(&(ftm_token_t){ .last_step = T1 / 30 }, T1, &(ftm_policy_t){ .activation_expire = 1 }), "active");
 }
@@ -876,6 +877,50 @@ static void peek_changes_nothing(void **state)
 	assert_int_equal(get(f, "S1").status, FTM_TOKEN_ACTIVE);
 	/* and the code can still be used for real */
 	assert_int_equal(verify(f, "alice", C1, T1, params(1, 0, true)).code, FTM_VERDICT_OK);
+}
+
+/* A peek counts the user's tokens from the rows it decides on (the split's one read): each once, none
+ * with its seed, whatever the verdict; a user without tokens gets no call. */
+struct counted {
+	struct collected	c;
+	size_t			seeds;
+};
+
+static int count_token(void *ctx, const ftm_token_t *t)
+{
+	struct counted *k = ctx;
+
+	if (t->seed_len != 0)
+		k->seeds++;
+	return collect(&k->c, t);
+}
+
+static void a_peek_hands_each_token_it_decides_on_to_tokens_cb(void **state)
+{
+	fixture_t *f = *state;
+	struct counted k;
+	ftm_verify_params_t p = params(5, 0, false);
+	ftm_verdict_t v;
+
+	add(f, "alice", "S2");
+	add(f, "alice", "S1");
+	add(f, "bob", "B1");
+	p.tokens_cb = count_token;
+	p.tokens_ctx = &k;
+	memset(&k, 0, sizeof(k));
+	v = verify(f, "alice", C1, T1, p);
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_int_equal(k.c.n, 2);
+	assert_string_equal(k.c.serials[0], "S1");
+	assert_string_equal(k.c.serials[1], "S2");
+	assert_int_equal(k.seeds, 0);
+	memset(&k, 0, sizeof(k));
+	assert_int_equal(verify(f, "alice", BAD, T1, p).code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(k.c.n, 2);
+	assert_int_equal(k.seeds, 0);
+	memset(&k, 0, sizeof(k));
+	assert_int_equal(verify(f, "carol", C1, T1, p).code, FTM_VERDICT_NO_TOKEN);
+	assert_int_equal(k.c.n, 0);
 }
 
 /* ---- a peek's proof, carried to the verdict on the same code ---- */
@@ -1757,6 +1802,7 @@ int main(void)
 		T(a_user_without_a_token_gets_no_token),
 		T(every_token_of_a_user_is_tried),
 		T(peek_changes_nothing),
+		T(a_peek_hands_each_token_it_decides_on_to_tokens_cb),
 		T(a_recorded_failure_counts_like_a_wrong_code),
 		T(a_recorded_success_resets_failures_and_refuses_a_locked_token),
 		T(recorded_failures_fail_closed_on_bad_input),
