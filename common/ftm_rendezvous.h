@@ -12,14 +12,15 @@
  * Closing the connection cancels the request. The server checks SO_PEERCRED on every connection and
  * parses strictly: nothing after the object, "v" and "timeout" integers, the other members strings.
  * The login ops (a PAM login decided by ftmpushd, whose core has OpenSSL started and the store open):
- *   {"v":1,"op":"split","user":..,"client":..,"nas":..,"host":..,"typed":..}
+ *   {"v":1,"op":"split","user":..,"client":..,"nas":..,"host":..,"store":..,"typed":..}
  *     -> {"v":1,"has_token":b,"pass_without_token":b,"push_available":b,"push_serial":..,
  *         "code_len":N,"has_alt":b}   (ftm_auth_split: the code is the last code_len bytes of typed,
  *         the password what is before them; the alternative is the whole input; nothing secret comes back)
- *   {"v":1,"op":"verify","user":..,"client":..,"nas":..,"host":..,"code":..}
+ *   {"v":1,"op":"verify","user":..,"client":..,"nas":..,"host":..,"store":..,"code":..}
  *     -> {"v":1,"result":"ok|fail|replay|locked|..","serial":..,"wait":N,"message":..,"reason":..}
  *         (ftm_auth_verify_code's outcome, in ftm_result_name's words)
- *   a refused request: {"v":1,"result":"error","message":..,"reason":..}.
+ *   a refused request: {"v":1,"result":"error","message":..,"reason":..}; refused before anything
+ *   was decided (a peer not allowed, "store" not the daemon's token_db): the same with "refused":"peer".
  * This file is framing, client and server only: what a push means for a login is push_client.c's
  * (the PAM side) and push_daemon.c's (ftmpushd's side). */
 #ifndef FTM_RENDEZVOUS_H
@@ -103,7 +104,8 @@ typedef enum {
 	FTM_RDV_LOGIN_ANSWERED = 0,	/* the daemon decided: its answer is filled in */
 	FTM_RDV_LOGIN_NO_DAEMON,	/* nobody listens (ENOENT, ECONNREFUSED), nothing was sent: decide in process */
 	FTM_RDV_LOGIN_REFUSED,		/* the daemon refused before deciding anything: this peer may not ask for
-					 * this user (ftm_peer_may_push_for); decide in process, with the process's
+					 * this user (ftm_peer_may_push_for), or the daemon serves another token
+					 * store than the module's token_db; decide in process, with the process's
 					 * own access to the store */
 	FTM_RDV_LOGIN_FAILED		/* connected, then an error: fail closed (err says why); never retried */
 } ftm_rdv_login_rc_t;
@@ -129,7 +131,7 @@ typedef void (*ftm_rdv_handler_fn)(void *ctx, ftm_rdv_conn_t *conn, const ftm_rd
  * returns 0, or -1 (why in out->reason) when it refuses the peer before deciding anything.
  * input: what was typed, or the code (the caller zeroes it). */
 typedef int (*ftm_rdv_login_fn)(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, const ftm_login_t *login,
-				 const char *input, ftm_split_t *split, ftm_outcome_t *out);
+				 const char *store, const char *input, ftm_split_t *split, ftm_outcome_t *out);
 
 /* For handlers: report the push as sent (an event to the client); false when the client is gone. */
 bool ftm_rdv_conn_sent(ftm_rdv_conn_t *conn, const char *serial, const char *number);

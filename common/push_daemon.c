@@ -148,10 +148,20 @@ done:
 /* A PAM login's split or code verdict, asked by pam_ftmpush (docs/pam.md): the core decides exactly as
  * in the PAM process, with the store open and OpenSSL started here; the peer rules are the push's. */
 static int handle_pam_login(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, const ftm_login_t *login,
-			     const char *input, ftm_split_t *sp, ftm_outcome_t *out)
+			     const char *store, const char *input, ftm_split_t *sp, ftm_outcome_t *out)
 {
 	ftm_push_daemon_t *d = ctx;
+	const char *ours = ftm_auth_config(d->pam_auth)->token_db;
 	char why[FTM_MSG_MAX];
+
+	/* A module configured with another store (config=FILE) must not get this store's verdicts. */
+	if (strcmp(store, ours) != 0) {
+		snprintf(why, sizeof(why), "the login's token store is not this daemon's (%.200s)", ours);
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, why);
+		ftm_log(d->log, FTM_LOG_INFO, "socket login for '%s': %s: refused, the login decides in its own process",
+			login->user, why);
+		return -1;
+	}
 
 	if (!ftm_peer_may_push_for(&d->policy, ftm_rdv_conn_peer(conn), login->user, why, sizeof(why))) {
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, why);

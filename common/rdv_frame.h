@@ -32,9 +32,10 @@ int ftm_rdv_connect(const char *path);
 bool ftm_rdv_server_trusted(int fd, const char *store, struct ucred *cr);
 
 /* ---- the login ops' server side (rendezvous_login.c) ---- */
-/* The login request in msg: 0 with op, login (pointing into msg) and input (typed or code), or -1 with why. */
-int ftm_rdv_login_parse(json_object *msg, ftm_rdv_op_t *op, ftm_login_t *login, const char **input,
-			char *why, size_t why_len);
+/* The login request in msg: 0 with op, login, the client's token_db ("" when not given) and input
+ * (typed or code), all pointing into msg; or -1 with why. */
+int ftm_rdv_login_parse(json_object *msg, ftm_rdv_op_t *op, ftm_login_t *login, const char **store,
+			const char **input, char *why, size_t why_len);
 /* The answer to a login op (split: sp, else out; a failed split: out->result = FTM_RES_ERROR), and
  * zeroes what the request carried. */
 json_object *ftm_rdv_login_answer(json_object *request, ftm_rdv_op_t op, const char *input, const ftm_split_t *sp,

@@ -77,6 +77,7 @@ static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store,
 	ftm_rdv_jadd_str(msg, "client", login->client);
 	ftm_rdv_jadd_str(msg, "nas", login->nas);
 	ftm_rdv_jadd_str(msg, "host", login->host);
+	ftm_rdv_jadd_str(msg, "store", store);
 	json_object_object_add(msg, op == FTM_RDV_OP_SPLIT ? "typed" : "code", json_object_new_string(input));
 	rc = ftm_rdv_send_json(fd, msg);
 	jzero(msg, op == FTM_RDV_OP_SPLIT ? "typed" : "code");
@@ -221,10 +222,10 @@ ftm_rdv_login_rc_t ftm_rdv_login_verify(const char *socket_path, const char *sto
 
 /* ---- server (ftmpushd: rendezvous_socket.c's connection thread) ---- */
 
-int ftm_rdv_login_parse(json_object *msg, ftm_rdv_op_t *op, ftm_login_t *login, const char **input,
-			char *why, size_t why_len)
+int ftm_rdv_login_parse(json_object *msg, ftm_rdv_op_t *op, ftm_login_t *login, const char **store,
+			const char **input, char *why, size_t why_len)
 {
-	static const char *const strings[] = { "op", "user", "client", "nas", "host", "typed", "code", NULL };
+	static const char *const strings[] = { "op", "user", "client", "nas", "host", "store", "typed", "code", NULL };
 	const char *o = ftm_json_string(msg, "op");
 
 	memset(login, 0, sizeof(*login));
@@ -249,6 +250,7 @@ int ftm_rdv_login_parse(json_object *msg, ftm_rdv_op_t *op, ftm_login_t *login, 
 	login->client = ftm_or(ftm_json_string(msg, "client"), "");
 	login->nas = ftm_or(ftm_json_string(msg, "nas"), "");
 	login->host = ftm_or(ftm_json_string(msg, "host"), "");
+	*store = ftm_or(ftm_json_string(msg, "store"), "");
 	*input = ftm_json_string(msg, *op == FTM_RDV_OP_SPLIT ? "typed" : "code");
 	if (*input == NULL)
 		*input = "";

@@ -458,7 +458,7 @@ static void login_op(ftm_rdv_conn_t *conn, json_object *msg)
 	ftm_rdv_server_t *srv = conn->srv;
 	ftm_rdv_op_t op = FTM_RDV_OP_VERIFY;
 	ftm_login_t login;
-	const char *input = "";
+	const char *input = "", *store = "";
 	char why[128] = "";
 	ftm_split_t sp;
 	ftm_outcome_t out;
@@ -467,7 +467,7 @@ static void login_op(ftm_rdv_conn_t *conn, json_object *msg)
 
 	memset(&sp, 0, sizeof(sp));
 	memset(&out, 0, sizeof(out));
-	if (!ftm_rdv_version_ok(msg) || ftm_rdv_login_parse(msg, &op, &login, &input, why, sizeof(why)) != 0) {
+	if (!ftm_rdv_version_ok(msg) || ftm_rdv_login_parse(msg, &op, &login, &store, &input, why, sizeof(why)) != 0) {
 		ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: login request refused: %s",
 			(long)conn->pid, (unsigned long)conn->uid, why[0] ? why : "unsupported protocol version");
 		ftm_outcome_set(&out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, ftm_or(why, "bad version"));
@@ -477,7 +477,7 @@ static void login_op(ftm_rdv_conn_t *conn, json_object *msg)
 			op == FTM_RDV_OP_SPLIT ? "split" : "verify", login.user, login.client, (long)conn->pid,
 			(unsigned long)conn->uid);
 		out.result = FTM_RES_OK;
-		refused = srv->login_handler(srv->handler_ctx, conn, op, &login, input, &sp, &out) != 0;
+		refused = srv->login_handler(srv->handler_ctx, conn, op, &login, store, input, &sp, &out) != 0;
 	}
 	answer = ftm_rdv_login_answer(msg, refused ? FTM_RDV_OP_VERIFY : op, input, &sp, &out);
 	if (refused)

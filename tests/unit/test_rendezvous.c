@@ -71,10 +71,14 @@ static void handler(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_t *re
 
 /* The login ops: a fixed reading and verdict by user name, so the client's rebuilding is what is tested. */
 static int login_handler(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, const ftm_login_t *login,
-			  const char *input, ftm_split_t *sp, ftm_outcome_t *out)
+			  const char *store, const char *input, ftm_split_t *sp, ftm_outcome_t *out)
 {
 	(void)ctx;
 	(void)conn;
+	if (strcmp(store, "/other/tokens.db") == 0) {	/* a daemon of another store refuses */
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "another store");
+		return -1;
+	}
 	if (strcmp(login->user, "die") == 0)
 		_exit(0);	/* never reached: see test_login_daemon_gone_mid_request_fails_closed */
 	if (op == FTM_RDV_OP_SPLIT) {
@@ -516,6 +520,10 @@ static void test_login_verify_carries_the_outcome(void **state)
 	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, err, sizeof(err)),
 			 FTM_RDV_LOGIN_REFUSED);
 	assert_int_not_equal(out.result, FTM_RES_OK);
+	/* a daemon that serves another store than the module's: refused, decided in process */
+	login.user = "alice";
+	assert_int_equal(ftm_rdv_login_verify(sock, "/other/tokens.db", &login, "123456", &out, err, sizeof(err)),
+			 FTM_RDV_LOGIN_REFUSED);
 }
 
 static void test_login_without_daemon_is_no_daemon(void **state)
