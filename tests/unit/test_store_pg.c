@@ -377,20 +377,26 @@ static void wrong_codes_on_two_nodes_add_up_to_the_lockout(void **state)
 #define ROUNDS	10
 
 struct hammer {
-	ftm_store_t	*st;
-	int		ok, replay, other;
+	ftm_store_t		*st;
+	pthread_barrier_t	*go;		/* all start at once (NULL: no wait) */
+	bool			listed;		/* each verdict after its list, as a RADIUS login */
+	int			ok, replay, other;
 };
+
+static ftm_verdict_code_t listed_verify(ftm_store_t *st, const char *user, const char *code, time_t now);
 
 static void *hammer(void *arg)
 {
 	struct hammer *h = arg;
 
+	if (h->go != NULL)
+		pthread_barrier_wait(h->go);
 	for (int i = 0; i < ROUNDS; i++) {
-		ftm_verdict_t v = verify(h->st, "alice", C1, T1, 0);
+		ftm_verdict_code_t v = h->listed ? listed_verify(h->st, "alice", C1, T1) : verify(h->st, "alice", C1, T1, 0).code;
 
-		if (v.code == FTM_VERDICT_OK)
+		if (v == FTM_VERDICT_OK)
 			h->ok++;
-		else if (v.code == FTM_VERDICT_REPLAY)
+		else if (v == FTM_VERDICT_REPLAY)
 			h->replay++;
 		else
 			h->other++;
@@ -398,20 +404,22 @@ static void *hammer(void *arg)
 	return NULL;
 }
 
-/* More threads than a node's pool holds connections, on two nodes at once. */
-static void threads_on_two_nodes_accept_a_code_exactly_once(void **state)
+/* 2 * THREADS threads, half on each of two nodes, race alice's C1 ROUNDS times each (`listed`: each
+ * verdict after its list, as a RADIUS login, so they are group-committed): exactly one Accept. */
+static void race_two_nodes(fixture_t *f, bool listed)
 {
-	fixture_t *f = *state;
 	char err[256];
 	ftm_store_t *b = open_node(f, f->key, err, sizeof(err));
 	pthread_t tid[2 * THREADS];
 	struct hammer h[2 * THREADS];
+	pthread_barrier_t go;
 	int ok = 0, replay = 0;
 
 	assert_non_null(b);
 	add(f->st, "alice", "S1");
+	pthread_barrier_init(&go, NULL, 2 * THREADS);
 	for (int i = 0; i < 2 * THREADS; i++) {
-		h[i] = (struct hammer){ .st = i % 2 ? b : f->st };
+		h[i] = (struct hammer){ .st = i % 2 ? b : f->st, .go = &go, .listed = listed };
 		assert_int_equal(pthread_create(&tid[i], NULL, hammer, &h[i]), 0);
 	}
 	for (int i = 0; i < 2 * THREADS; i++) {
@@ -423,7 +431,14 @@ static void threads_on_two_nodes_accept_a_code_exactly_once(void **state)
 	assert_int_equal(ok, 1);
 	assert_int_equal(replay, 2 * THREADS * ROUNDS - 1);
 	assert_int_equal(get(f->st, "S1").last_step, T1 / 30);
+	pthread_barrier_destroy(&go);
 	ftm_store_close(b);
+}
+
+/* More threads than a node's pool holds connections, on two nodes at once. */
+static void threads_on_two_nodes_accept_a_code_exactly_once(void **state)
+{
+	race_two_nodes(*state, false);
 }
 
 struct waiter {
@@ -694,61 +709,14 @@ static void threads_of_one_handle_deciding_different_users_are_all_durable_and_r
 	pthread_barrier_destroy(&go);
 }
 
-struct racer {
-	ftm_store_t		*st;
-	pthread_barrier_t	*go;
-	int			ok, replay, other;
-};
-
-static void *race_listed(void *arg)
-{
-	struct racer *r = arg;
-
-	pthread_barrier_wait(r->go);
-	for (int i = 0; i < ROUNDS; i++) {
-		ftm_verdict_code_t v = listed_verify(r->st, "alice", C1, T1);
-
-		if (v == FTM_VERDICT_OK)
-			r->ok++;
-		else if (v == FTM_VERDICT_REPLAY)
-			r->replay++;
-		else
-			r->other++;
-	}
-	return NULL;
-}
-
 /* The same user's code raced by threads of two handles, each after its list (so two verdicts of one
  * user may meet in one batch, and batches of two handles meet on the rows): exactly one Accept. */
 static void one_users_code_raced_by_threads_of_two_handles_is_accepted_once(void **state)
 {
 	fixture_t *f = *state;
-	char err[256];
-	ftm_store_t *b = open_node(f, f->key, err, sizeof(err));
-	pthread_t tid[2 * THREADS];
-	struct racer r[2 * THREADS];
-	pthread_barrier_t go;
-	int ok = 0, replay = 0;
 
-	assert_non_null(b);
-	add(f->st, "alice", "S1");
-	pthread_barrier_init(&go, NULL, 2 * THREADS);
-	for (int i = 0; i < 2 * THREADS; i++) {
-		r[i] = (struct racer){ .st = i % 2 ? b : f->st, .go = &go };
-		assert_int_equal(pthread_create(&tid[i], NULL, race_listed, &r[i]), 0);
-	}
-	for (int i = 0; i < 2 * THREADS; i++) {
-		pthread_join(tid[i], NULL);
-		assert_int_equal(r[i].other, 0);
-		ok += r[i].ok;
-		replay += r[i].replay;
-	}
-	assert_int_equal(ok, 1);
-	assert_int_equal(replay, 2 * THREADS * ROUNDS - 1);
-	assert_int_equal(get(f->st, "S1").last_step, T1 / 30);
+	race_two_nodes(f, true);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_audit WHERE result = '" FTM_AUDIT_ACCEPTED "'"), 1);
-	pthread_barrier_destroy(&go);
-	ftm_store_close(b);
 }
 
 static void *batch_one(void *arg)
