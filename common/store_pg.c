@@ -154,7 +154,7 @@ enum {
 	Q_LIST_ALL, Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE,
 	Q_STATE_PURGE, Q_STATE_PUT, Q_STATE_TAKE, Q_STATE_CAP_USER, Q_STATE_CAP_CLIENT,
 	Q_SETTINGS_GET, Q_SETTING_PUT, Q_SETTING_SEED, Q_AUDIT_INSERT, Q_VERDICT_CAS, Q_VERDICT_CAS1,
-	Q_VERDICT_BATCH, Q_COUNT
+	Q_VERDICT_BATCH, Q_LIST_USERS, Q_COUNT
 };
 _Static_assert(Q_COUNT <= 64, "pg_link_t.prepared has one bit per query");
 static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
@@ -174,6 +174,9 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	/* with each row's version (xmin): a verdict decided on these rows writes only if none changed */
 	[Q_LIST_USER]	 = { "SELECT " TOKEN_COLS ", xmin::text FROM ftm_tokens WHERE username = $1 ORDER BY serial", 1 },
 	/* the user's rows locked in one order on every node: two verdicts of one user serialize */
+	/* Q_LIST_USER of several users at once (read_batch): $1 their names */
+	[Q_LIST_USERS]	 = { "SELECT " TOKEN_COLS ", xmin::text FROM ftm_tokens WHERE username = ANY($1::text[])"
+			     " ORDER BY username, serial", 1 },
 	[Q_VERDICT_LOCK] = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE username = $1 ORDER BY serial FOR UPDATE", 1 },
 	[Q_VERDICT_PEEK] = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE username = $1 ORDER BY serial", 1 },
 	[Q_VERDICT_WRITE] = { "UPDATE ftm_tokens SET status = $1, last_step = $2, failures = $3, lock_reason = $4,"
@@ -254,6 +257,7 @@ typedef struct pg {
 	char		last_error[256];
 	const ftm_log_t	*log;
 	ftm_batcher_t	cas_batch;	/* write verdicts on kept rows, group-committed (verdict_batch) */
+	ftm_batcher_t	read_batch;	/* a login's read of its user's rows, batched (read_batch) */
 	/* pending pushes: the LISTEN connection's thread (push_watch) */
 	pthread_t	watch_thread;
 	bool		watching;
@@ -812,6 +816,7 @@ static int pipe_sync(pipe_t *p, const char *what, char *err, size_t err_len)
 
 static void pg_push_unwatch(void *be);
 static void verdict_batch(void *owner, ftm_batch_job_t *batch);
+static void read_batch(void *owner, ftm_batch_job_t *batch);
 
 static void pg_close(void *be)
 {
@@ -825,6 +830,7 @@ static void pg_close(void *be)
 	pthread_cond_destroy(&pg->freed);
 	pthread_mutex_destroy(&pg->mu);
 	ftm_batcher_destroy(&pg->cas_batch);
+	ftm_batcher_destroy(&pg->read_batch);
 	free(pg->uri);
 	free(pg);
 }
@@ -882,6 +888,7 @@ static void *pg_open(const char *location, const ftm_log_t *log, char *err, size
 	pg->gen = __atomic_add_fetch(&pg_opens, 1, __ATOMIC_RELAXED);
 	pthread_mutex_init(&pg->mu, NULL);
 	ftm_batcher_init(&pg->cas_batch, verdict_batch, pg);
+	ftm_batcher_init(&pg->read_batch, read_batch, pg);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&pg->freed, &ca);
@@ -1030,32 +1037,42 @@ struct rows_out {
 	size_t		n, cap;
 };
 
-static int rows_from(PGresult *res, struct rows_out *o, char *err, size_t err_len)
+/* The rows of res (only: of that user alone, a batched read's share; NULL: all of them). */
+static int rows_from_user(PGresult *res, const char *only, struct rows_out *o, char *err, size_t err_len)
 {
-	int nt = PQntuples(res);
+	int nt = PQntuples(res), mine = 0;
 
-	if (nt > 0) {
-		o->rows = calloc((size_t)nt, sizeof(*o->rows));
+	for (int r = 0; r < nt; r++)
+		mine += only == NULL || strcmp(PQgetvalue(res, r, 1), only) == 0;
+	if (mine > 0) {
+		o->rows = calloc((size_t)mine, sizeof(*o->rows));
 		if (o->rows == NULL) {
 			SETERR("token store: out of memory");
 			return -1;
 		}
-		o->cap = (size_t)nt;
-		if (PQnfields(res) > 13 && (o->ver = calloc((size_t)nt, sizeof(*o->ver))) == NULL) {
+		o->cap = (size_t)mine;
+		if (PQnfields(res) > 13 && (o->ver = calloc((size_t)mine, sizeof(*o->ver))) == NULL) {
 			SETERR("token store: out of memory");
 			return -1;
 		}
 	}
 	for (int r = 0; r < nt; r++) {
-		if (row_from_res(res, r, &o->rows[r]) != 0) {
+		if (only != NULL && strcmp(PQgetvalue(res, r, 1), only) != 0)
+			continue;
+		if (row_from_res(res, r, &o->rows[o->n]) != 0) {
 			SETERR("token store: damaged record %s", PQgetvalue(res, r, 0));
 			return -1;
 		}
 		if (o->ver != NULL)
-			snprintf(o->ver[r], sizeof(o->ver[r]), "%s", PQgetvalue(res, r, 13));
+			snprintf(o->ver[o->n], sizeof(o->ver[o->n]), "%s", PQgetvalue(res, r, 13));
 		o->n++;
 	}
 	return 0;
+}
+
+static int rows_from(PGresult *res, struct rows_out *o, char *err, size_t err_len)
+{
+	return rows_from_user(res, NULL, o, err, err_len);
 }
 
 static void rows_free(struct rows_out *o)
@@ -1084,6 +1101,107 @@ static int select_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 	if (rc != 0)
 		rows_free(o);
 	return rc;
+}
+
+/* A PostgreSQL array literal being written: {"a","b"}, every element quoted, " and \ escaped. */
+typedef struct lit {
+	char	*s;
+	size_t	len, cap;
+	bool	oom;
+} lit_t;
+
+static void lit_put(lit_t *l, char ch)
+{
+	if (l->oom)
+		return;
+	if (l->len + 2 > l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char *s = realloc(l->s, cap);
+
+		if (s == NULL) {
+			l->oom = true;
+			return;
+		}
+		l->s = s;
+		l->cap = cap;
+	}
+	l->s[l->len++] = ch;
+	l->s[l->len] = '\0';
+}
+
+static void lit_add(lit_t *l, const char *e)
+{
+	lit_put(l, l->len == 0 ? '{' : ',');
+	lit_put(l, '"');
+	for (; *e != '\0'; e++) {
+		if (*e == '"' || *e == '\\')
+			lit_put(l, '\\');
+		lit_put(l, *e);
+	}
+	lit_put(l, '"');
+}
+
+static const char *lit_end(lit_t *l)
+{
+	if (l->len == 0)
+		lit_put(l, '{');
+	lit_put(l, '}');
+	return l->oom ? NULL : l->s;
+}
+
+/* Q_LIST_USERS for the batch's users (each job a struct rows_out of Q_LIST_USER): one read, each job
+ * given its user's rows. A read changes nothing: a failure on a stale connection is repeated. */
+static int reads_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	ftm_batch_job_t *batch = c;
+	lit_t users = { 0 };
+	const char *values[1];
+	PGresult *res;
+	int rc = 0;
+
+	(void)pg;
+	for (ftm_batch_job_t *b = batch; b != NULL; b = b->next)
+		lit_add(&users, ((struct rows_out *)b->arg)->arg);
+	if ((values[0] = lit_end(&users)) == NULL) {
+		free(users.s);
+		SETERR("token store: out of memory");
+		return -1;
+	}
+	res = run(l, Q_LIST_USERS, 1, values, NULL, NULL);
+	free(users.s);
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "read", err, err_len) != 0)
+		return first_failed(l, -1);
+	for (ftm_batch_job_t *b = batch; b != NULL; b = b->next) {
+		struct rows_out *o = b->arg;
+
+		b->rc = rows_from_user(res, o->arg, o, b->err, b->err_len);
+		if (b->rc != 0)
+			rows_free(o);
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* The leader's flush of pg->read_batch: a batch of one is its own Q_LIST_USER. A batched read that
+ * failed is read again user by user, so that one user's read (a name the server refuses) fails alone. */
+static void read_batch(void *owner, ftm_batch_job_t *batch)
+{
+	pg_t *pg = owner;
+	char err[FTM_MSG_MAX] = "";
+
+	if (batch->next != NULL && with_link(pg, reads_on, batch, err, sizeof(err)) == 0)
+		return;
+	for (ftm_batch_job_t *b = batch; b != NULL; b = b->next)
+		b->rc = with_link(pg, select_on, b->arg, b->err, b->err_len);
+}
+
+/* A login's read of user's rows with their versions (Q_LIST_USER into o), batched with the reads of
+ * the process's other threads that wait at the same time. */
+static int read_user(pg_t *pg, const char *user, struct rows_out *o, char *err, size_t err_len)
+{
+	*o = (struct rows_out){ .q = Q_LIST_USER, .arg = user };
+	listed_drop();
+	return ftm_batch_run(&pg->read_batch, o, err, err_len);
 }
 
 static int pg_get(void *be, const char *serial, ftm_store_row_t *out, char *err, size_t err_len)
@@ -1250,8 +1368,8 @@ static void listed_keep(const pg_t *pg, listed_t *k, const char *user, struct ro
 static int pg_list(void *be, const char *user, ftm_row_cb cb, void *ctx, char *err, size_t err_len)
 {
 	pg_t *pg = be;
-	struct rows_out o = { .q = user != NULL ? Q_LIST_USER : Q_LIST_ALL, .arg = user };
-	int rc = with_link(pg, select_on, &o, err, err_len);
+	struct rows_out o = { .q = Q_LIST_ALL };
+	int rc = user != NULL ? read_user(pg, user, &o, err, err_len) : with_link(pg, select_on, &o, err, err_len);
 	listed_t *k = rc == 0 && user != NULL && strlen(user) < sizeof(k->user) ? listed_get(true) : NULL;
 	unsigned long calls = k != NULL ? k->calls : 0;
 
@@ -1432,52 +1550,6 @@ out_pipe:
 out:
 	rows_free(&o);
 	return rc;
-}
-
-/* A PostgreSQL array literal being written: {"a","b"}, every element quoted, " and \ escaped. */
-typedef struct lit {
-	char	*s;
-	size_t	len, cap;
-	bool	oom;
-} lit_t;
-
-static void lit_put(lit_t *l, char ch)
-{
-	if (l->oom)
-		return;
-	if (l->len + 2 > l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		char *s = realloc(l->s, cap);
-
-		if (s == NULL) {
-			l->oom = true;
-			return;
-		}
-		l->s = s;
-		l->cap = cap;
-	}
-	l->s[l->len++] = ch;
-	l->s[l->len] = '\0';
-}
-
-static void lit_add(lit_t *l, const char *e)
-{
-	lit_put(l, l->len == 0 ? '{' : ',');
-	lit_put(l, '"');
-	for (; *e != '\0'; e++) {
-		if (*e == '"' || *e == '\\')
-			lit_put(l, '\\');
-		lit_put(l, *e);
-	}
-	lit_put(l, '"');
-}
-
-static const char *lit_end(lit_t *l)
-{
-	if (l->len == 0)
-		lit_put(l, '{');
-	lit_put(l, '}');
-	return l->oom ? NULL : l->s;
 }
 
 struct cas_ctx {
@@ -1818,10 +1890,10 @@ static int verdict_run(pg_t *pg, const char *user, bool write, ftm_decide_fn dec
 	 * so that the write verdict of the same login decides in one statement too. */
 	if (!write) {
 		if (!listed_take(pg, user, true, &o)) {
-			struct rows_out r = { .q = Q_LIST_USER, .arg = user };
+			struct rows_out r;
 			listed_t *k = strlen(user) < sizeof(k->user) ? listed_get(true) : NULL;
 
-			if (with_link(pg, select_on, &r, err, err_len) != 0)
+			if (read_user(pg, user, &r, err, err_len) != 0)
 				return -1;
 			if (k == NULL) {
 				o = r;
@@ -1842,6 +1914,7 @@ static int verdict_run(pg_t *pg, const char *user, bool write, ftm_decide_fn dec
 			rows_free(&o);
 			return -1;
 		}
+		listed_drop();
 		rc = o.n == 0 || o.ver != NULL ? ftm_batch_run(&pg->cas_batch, &cc, err, err_len) : 0;
 		cc.again = cc.again || (o.n > 0 && o.ver == NULL);
 		rows_free(&o);
