@@ -727,6 +727,25 @@ static void *batch_one(void *arg)
 	return NULL;
 }
 
+/* BATCH_USERS users user00.. with a token B00.. each, a thread's state for each, and a trigger on their
+ * rows' UPDATEs running `body` (plpgsql). */
+static void batch_users(fixture_t *f, struct batcher_thread *t, const char *body)
+{
+	char q[512];
+
+	for (int i = 0; i < BATCH_USERS; i++) {
+		char serial[16];
+
+		t[i] = (struct batcher_thread){ .st = f->st };
+		snprintf(t[i].user, sizeof(t[i].user), "user%02d", i);
+		snprintf(serial, sizeof(serial), "B%02d", i);
+		add(f->st, t[i].user, serial);
+	}
+	snprintf(q, sizeof(q), "CREATE FUNCTION ftm_test_hold() RETURNS trigger LANGUAGE plpgsql AS $$ %s $$", body);
+	sql(f, q);
+	sql(f, "CREATE TRIGGER ftm_test_hold BEFORE UPDATE ON ftm_tokens FOR EACH ROW EXECUTE FUNCTION ftm_test_hold()");
+}
+
 /* Wait until one session sleeps in the trigger and the statement it runs matches `like`; kill it. */
 static void kill_the_sleeper(fixture_t *f, const char *like)
 {
@@ -751,17 +770,7 @@ static void a_batch_whose_connection_is_killed_fails_every_verdict_and_writes_no
 	pthread_t tid[BATCH_USERS];
 	struct batcher_thread t[BATCH_USERS];
 
-	for (int i = 0; i < BATCH_USERS; i++) {
-		char serial[16];
-
-		t[i] = (struct batcher_thread){ .st = f->st };
-		snprintf(t[i].user, sizeof(t[i].user), "user%02d", i);
-		snprintf(serial, sizeof(serial), "B%02d", i);
-		add(f->st, t[i].user, serial);
-	}
-	sql(f, "CREATE FUNCTION ftm_test_hold() RETURNS trigger LANGUAGE plpgsql AS "
-	       "$$ BEGIN PERFORM pg_sleep(10); RETURN NEW; END $$");
-	sql(f, "CREATE TRIGGER ftm_test_hold BEFORE UPDATE ON ftm_tokens FOR EACH ROW EXECUTE FUNCTION ftm_test_hold()");
+	batch_users(f, t, "BEGIN PERFORM pg_sleep(10); RETURN NEW; END");
 	/* the first verdict leads a batch of its own and is held: the others queue behind it */
 	assert_int_equal(pthread_create(&tid[0], NULL, batch_one, &t[0]), 0);
 	kill_the_sleeper(f, "WITH cur AS%");
@@ -787,6 +796,34 @@ static void a_batch_whose_connection_is_killed_fails_every_verdict_and_writes_no
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_audit"), 0);
 	for (int i = 0; i < BATCH_USERS; i++)
 		assert_int_equal(listed_verify(f->st, t[i].user, C1, T1), FTM_VERDICT_OK);
+}
+
+/* A batch the server refuses (a trigger fails on one user's row) wrote nothing: each of its verdicts is
+ * decided again on its own rows locked, so only the user whose row cannot be written fails; the others
+ * are accepted and written once. The batch forms behind a first verdict held by the trigger a moment. */
+static void a_refused_batch_is_decided_again_verdict_by_verdict(void **state)
+{
+	fixture_t *f = *state;
+	pthread_t tid[BATCH_USERS];
+	struct batcher_thread t[BATCH_USERS];
+
+	batch_users(f, t, "BEGIN IF NEW.serial = 'B00' THEN PERFORM pg_sleep(1); END IF;"
+		       " IF NEW.serial = 'B01' THEN RAISE EXCEPTION 'disk on fire'; END IF; RETURN NEW; END");
+	assert_int_equal(pthread_create(&tid[0], NULL, batch_one, &t[0]), 0);
+	for (int i = 0; i < 100 && sql_long(f, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") == 0; i++)
+		usleep(20 * 1000);
+	for (int i = 1; i < BATCH_USERS; i++)
+		assert_int_equal(pthread_create(&tid[i], NULL, batch_one, &t[i]), 0);
+	for (int i = 0; i < BATCH_USERS; i++) {
+		char serial[16];
+
+		pthread_join(tid[i], NULL);
+		snprintf(serial, sizeof(serial), "B%02d", i);
+		assert_int_equal(t[i].v[0], i == 1 ? FTM_VERDICT_ERROR : FTM_VERDICT_OK);
+		assert_int_equal(get(f->st, serial).last_step, i == 1 ? -1 : T1 / 30);
+	}
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_audit WHERE username = 'user01'"), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_audit"), BATCH_USERS - 1);
 }
 
 /* The server closes every connection (a restart, a failover): the next verdict reconnects by itself. */
@@ -1438,6 +1475,7 @@ int main(void)
 		T(threads_of_one_handle_deciding_different_users_are_all_durable_and_right),
 		T(one_users_code_raced_by_threads_of_two_handles_is_accepted_once),
 		T(a_batch_whose_connection_is_killed_fails_every_verdict_and_writes_nothing),
+		T(a_refused_batch_is_decided_again_verdict_by_verdict),
 		T(a_node_with_another_key_is_refused),
 		T(a_node_without_the_key_file_is_refused_and_creates_none),
 		T(a_shared_store_needs_an_explicit_key_file),
