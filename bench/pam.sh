@@ -4,14 +4,19 @@
 # service directory, nothing in /etc), one pamtester process per login as a real login has. pam_ftmpush
 # gets password+code typed as one string (its split); pam_oath asks for the code at its own prompt.
 # Every user logs in once per module with a fresh code from oathtool (both refuse replays).
+# pam_ftmpush runs both ways in the same run (docs/pam.md "Who decides"): with ftmpushd running on the
+# bench's store (the split and the verdict are the daemon's; its CPU over the run is counted into that
+# path's CPU per login: the daemon's work is part of the login), and without a daemon (in process, the
+# core object loaded): one user set each, interleaved with pam_oath.
 # Prints wall time and CPU time (user + system of the login's processes) per login: the CPU figure is
 # what the module costs, and moves much less than the wall time on a loaded machine.
-# Usage: bash bench/pam.sh [BUILDDIR]   BENCH_PAM_USERS (100).
+# Usage: bash bench/pam.sh [BUILDDIR]   BENCH_PAM_USERS (100), BENCH_PORT (the daemon's callback port, 38990).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$top/build/test}" && pwd)
 users=${BENCH_PAM_USERS:-100}
-module=$build/pam_ftmpush/.libs/pam_ftmpush.so ctl=$build/tools/ftmpushctl
+module=$build/pam_ftmpush/.libs/pam_ftmpush.so ctl=$build/tools/ftmpushctl pushd=$build/tools/ftmpushd
+port=${BENCH_PORT:-38990}
 wrapper=$(dpkg -L libpam-wrapper 2>/dev/null | grep '/libpam_wrapper\.so$' | head -n 1)
 pwdfile=$(dpkg -L libpam-pwdfile 2>/dev/null | grep '/pam_pwdfile\.so$' | head -n 1)
 oath=$(dpkg -L libpam-oath 2>/dev/null | grep '/pam_oath\.so$' | head -n 1)
@@ -21,22 +26,44 @@ permit=$(dpkg -L libpam-modules 2>/dev/null | grep '/pam_permit\.so$' | head -n 
 for c in pamtester oathtool; do command -v $c >/dev/null || { echo "bench: $c not installed"; exit 1; }; done
 
 tmp=$(mktemp -d /tmp/ftm-bench-pam.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+daemon_pid=
+trap '[ -z "$daemon_pid" ] || { kill "$daemon_pid"; wait "$daemon_pid"; } 2>/dev/null; rm -rf "$tmp"' EXIT
 umask 077
 mkdir -p "$tmp/pam.d"
 hash=$(openssl passwd -6 "pw-bench")
 : >"$tmp/passwd" ; : >"$tmp/users.oath" ; : >"$tmp/tokens.csv"
-declare -a oath_seed ftm_seed
+declare -a oath_seed ftm_seed ftmd_seed
 for i in $(seq 1 "$users"); do
-  oath_seed[$i]=$(openssl rand -hex 20) ftm_seed[$i]=$(openssl rand -hex 20)
+  oath_seed[$i]=$(openssl rand -hex 20) ftm_seed[$i]=$(openssl rand -hex 20) ftmd_seed[$i]=$(openssl rand -hex 20)
   echo "u$i:$hash" >>"$tmp/passwd"
+  echo "d$i:$hash" >>"$tmp/passwd"
   printf 'HOTP/T60/6\tu%d\t-\t%s\n' "$i" "${oath_seed[$i]}" >>"$tmp/users.oath"
   printf 'FTKPAM%06d,%s,u%d\n' "$i" "${ftm_seed[$i]}" "$i" >>"$tmp/tokens.csv"
+  printf 'FTKPAD%06d,%s,d%d\n' "$i" "${ftmd_seed[$i]}" "$i" >>"$tmp/tokens.csv"
 done
+# in process: no daemon listens at this socket path
 cat >"$tmp/ftmpush.conf" <<EOF
 token_db = $tmp/tokens.db
 window = 1
 no_token = reject
+[push]
+socket = $tmp/none.sock
+EOF
+# through ftmpushd: the same store; push enabled because that is what ftmpushd serves (no token here
+# has a push target, so no push is ever sent)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+  -keyout "$tmp/server.key" -out "$tmp/server.pem" >/dev/null 2>&1
+cat >"$tmp/ftmpushd.conf" <<EOF
+token_db = $tmp/tokens.db
+window = 1
+no_token = reject
+[push]
+status = enable
+server = 127.0.0.1
+server_port = $port
+server_cert = $tmp/server.pem
+server_key = $tmp/server.key
+socket = $tmp/ftmpushd.sock
 EOF
 "$ctl" --db "$tmp/tokens.db" token import "$tmp/tokens.csv" >/dev/null
 cat >"$tmp/pam.d/oath" <<EOF
@@ -44,12 +71,20 @@ auth     requisite  $pwdfile pwdfile=$tmp/passwd
 auth     required   $oath usersfile=$tmp/users.oath window=1 digits=6
 account  required   $permit
 EOF
-cat >"$tmp/pam.d/ftmpush" <<EOF
-auth     requisite  $module split config=$tmp/ftmpush.conf
+for svc in ftmpush ftmpushd; do
+  cat >"$tmp/pam.d/$svc" <<EOF
+auth     requisite  $module split config=$tmp/$svc.conf
 auth     requisite  $pwdfile pwdfile=$tmp/passwd use_first_pass
-auth     required   $module config=$tmp/ftmpush.conf
+auth     required   $module config=$tmp/$svc.conf
 account  required   $permit
 EOF
+done
+"$pushd" -f -c "$tmp/ftmpushd.conf" >"$tmp/ftmpushd.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 50); do [ -S "$tmp/ftmpushd.sock" ] && break; sleep 0.2; done
+[ -S "$tmp/ftmpushd.sock" ] || { cat "$tmp/ftmpushd.log"; echo "bench: ftmpushd did not start"; exit 1; }
+# the daemon's CPU (user + system, clock ticks) from /proc, before and after the timed logins
+daemon_ticks() { local f; read -r -a f <"/proc/$daemon_pid/stat"; echo $(( f[13] + f[14] )); }
 
 login() { # SERVICE USER INPUT: one pamtester process; 0 when authenticated
   printf '%b' "$3" | LD_PRELOAD=$wrapper PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=$tmp/pam.d \
@@ -66,20 +101,29 @@ cpu_now() {
 }
 # both codes of a user computed before either login is timed; one line per login into $tmp/timed
 : >"$tmp/timed"
-ok_oath=0 ok_ftm=0
+ok_oath=0 ok_ftm=0 ok_ftmd=0
+d0=$(daemon_ticks)
 for i in $(seq 1 "$users"); do
   c_oath=$(oathtool --totp -s 60 -d 6 "${oath_seed[$i]}") c_ftm=$(oathtool --totp -s 60 -d 6 "${ftm_seed[$i]}")
+  c_ftmd=$(oathtool --totp -s 60 -d 6 "${ftmd_seed[$i]}")
   cpu_now; c0=$cpu; s=$EPOCHREALTIME
   login oath "u$i" "pw-bench\n$c_oath\n" && ok_oath=$((ok_oath + 1))
   e=$EPOCHREALTIME; cpu_now; echo "oath $s $e $c0 $cpu" >>"$tmp/timed"
   cpu_now; c0=$cpu; s=$EPOCHREALTIME
   login ftmpush "u$i" "pw-bench$c_ftm\n" && ok_ftm=$((ok_ftm + 1))
   e=$EPOCHREALTIME; cpu_now; echo "ftm $s $e $c0 $cpu" >>"$tmp/timed"
+  cpu_now; c0=$cpu; s=$EPOCHREALTIME
+  login ftmpushd "d$i" "pw-bench$c_ftmd\n" && ok_ftmd=$((ok_ftmd + 1))
+  e=$EPOCHREALTIME; cpu_now; echo "ftmd $s $e $c0 $cpu" >>"$tmp/timed"
 done
-awk -v n="$users" -v oo="$ok_oath" -v of="$ok_ftm" '
+d1=$(daemon_ticks)
+awk -v n="$users" -v oo="$ok_oath" -v of="$ok_ftm" -v od="$ok_ftmd" -v dt="$(( d1 - d0 ))" -v hz="$(getconf CLK_TCK)" '
   function sec(t) { sub(/s$/, "", t); split(t, p, "m"); return p[1] * 60 + p[2] }
   { wall[$1] += $3 - $2; cpu[$1] += sec($6) + sec($7) - sec($4) - sec($5) }
   END {
-    printf "pam_oath:    %d of %d logins succeeded, %.2f ms per login, CPU %.2f ms per login\n", oo, n, wall["oath"] * 1000 / n, cpu["oath"] * 1000 / n
-    printf "pam_ftmpush: %d of %d logins succeeded, %.2f ms per login, CPU %.2f ms per login\n", of, n, wall["ftm"] * 1000 / n, cpu["ftm"] * 1000 / n
-    printf "PAM code login pam_ftmpush / pam_oath: %.2f (target <= 1.0); CPU per login %.2f\n", wall["ftm"] / wall["oath"], cpu["ftm"] / cpu["oath"] }' "$tmp/timed"
+    d = dt / hz
+    printf "pam_oath:                     %d of %d logins succeeded, %.2f ms per login, CPU %.2f ms per login\n", oo, n, wall["oath"] * 1000 / n, cpu["oath"] * 1000 / n
+    printf "pam_ftmpush in process:       %d of %d logins succeeded, %.2f ms per login, CPU %.2f ms per login\n", of, n, wall["ftm"] * 1000 / n, cpu["ftm"] * 1000 / n
+    printf "pam_ftmpush through ftmpushd: %d of %d logins succeeded, %.2f ms per login, CPU %.2f ms per login (login processes %.2f + ftmpushd %.2f)\n", od, n, wall["ftmd"] * 1000 / n, (cpu["ftmd"] + d) * 1000 / n, cpu["ftmd"] * 1000 / n, d * 1000 / n
+    printf "PAM code login pam_ftmpush / pam_oath, in process: %.2f; CPU per login %.2f\n", wall["ftm"] / wall["oath"], cpu["ftm"] / cpu["oath"]
+    printf "PAM code login pam_ftmpush / pam_oath, through ftmpushd: %.2f (target <= 1.0); CPU per login %.2f (ftmpushd included)\n", wall["ftmd"] / wall["oath"], (cpu["ftmd"] + d) / cpu["oath"] }' "$tmp/timed"

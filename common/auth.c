@@ -55,17 +55,6 @@ struct ftm_auth {
 
 #define WHO(login) ftm_or((login)->user, "?"), ftm_or((login)->client, "-")
 
-void ftm_outcome_set(ftm_outcome_t *out, ftm_result_t r, const char *serial, const char *message,
-		     const char *reason)
-{
-	memset(out, 0, sizeof(*out));
-	out->result = r;
-	ftm_copy(out->serial, sizeof(out->serial), serial);
-	ftm_copy(out->message, sizeof(out->message), message);
-	ftm_copy(out->reason, sizeof(out->reason), reason);
-	out->store_down = message != NULL && strcmp(message, FTM_MSG_STORE_DOWN) == 0;
-}
-
 static ftm_log_level_t level_of(ftm_result_t r)
 {
 	switch (r) {
@@ -195,23 +184,6 @@ static void trace_end(bool *was)
 
 #define TRACE_SCOPE(auth, login, now) \
 	bool trace_was __attribute__((cleanup(trace_end))) = trace_begin((auth), (login), (now))
-
-const char *ftm_result_name(ftm_result_t r)
-{
-	switch (r) {
-	case FTM_RES_OK:		return "ok";
-	case FTM_RES_FAIL:		return "fail";
-	case FTM_RES_REPLAY:		return "replay";
-	case FTM_RES_LOCKED:		return "locked";
-	case FTM_RES_EXPIRED:		return "expired";
-	case FTM_RES_NO_TOKEN:		return "no_token";
-	case FTM_RES_CHALLENGE:		return "challenge";
-	case FTM_RES_DENIED:		return "denied";
-	case FTM_RES_PUSH_FAILED:	return "push_failed";
-	case FTM_RES_ERROR:		return "error";
-	}
-	return "unknown";
-}
 
 /* ---- life cycle ---- */
 

@@ -12,13 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/bio.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
+#include "config_internal.h"
 #include "ftm_config.h"
-#include "ftm_metrics.h"
 #include "ftm_policy.h"
 #include "ftm_util.h"
 
@@ -301,17 +296,7 @@ int ftm_config_set(ftm_config_t *cfg, const char *name, const char *value, char 
 
 /* ---- the file ---- */
 
-struct load_state {
-	ftm_config_report_fn	report;
-	void			*ctx;
-	char			*err;
-	size_t			err_len;
-	int			errors;
-};
-
-static void load_error(struct load_state *ls, unsigned line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void load_error(struct load_state *ls, unsigned line, const char *fmt, ...)
+void ftm_config_load_error(struct load_state *ls, unsigned line, const char *fmt, ...)
 {
 	char msg[FTM_ERR_MAX];
 	va_list ap;
@@ -356,7 +341,7 @@ static void parse_line(struct load_state *ls, ftm_config_t *cfg, unsigned lineno
 		char *close = strchr(s, ']');
 
 		if (close == NULL || *trim(close + 1) != '\0') {
-			load_error(ls, lineno, "malformed section header");
+			ftm_config_load_error(ls, lineno, "malformed section header");
 			*bad_section = true;
 			return;
 		}
@@ -370,7 +355,7 @@ static void parse_line(struct load_state *ls, ftm_config_t *cfg, unsigned lineno
 		} else if (strcasecmp(s, "ftmpush") == 0 || strcasecmp(s, "main") == 0) {
 			*section = NULL;
 		} else {
-			load_error(ls, lineno, "unknown section [%.64s] (known: [ftmpush], [push], [smtp])", s);
+			ftm_config_load_error(ls, lineno, "unknown section [%.64s] (known: [ftmpush], [push], [smtp])", s);
 			*bad_section = true;
 		}
 		return;
@@ -379,7 +364,7 @@ static void parse_line(struct load_state *ls, ftm_config_t *cfg, unsigned lineno
 		return;		/* reported once, at the header */
 	eq = strchr(s, '=');
 	if (eq == NULL) {
-		load_error(ls, lineno, "expected 'name = value'");
+		ftm_config_load_error(ls, lineno, "expected 'name = value'");
 		return;
 	}
 	*eq = '\0';
@@ -391,7 +376,7 @@ static void parse_line(struct load_state *ls, ftm_config_t *cfg, unsigned lineno
 		val++;
 	}
 	if (*key == '\0') {
-		load_error(ls, lineno, "missing option name before '='");
+		ftm_config_load_error(ls, lineno, "missing option name before '='");
 		return;
 	}
 	if (*section != NULL && (strncmp(key, *section, 4) != 0 || (key[4] != '.' && key[4] != '_')))
@@ -400,12 +385,12 @@ static void parse_line(struct load_state *ls, ftm_config_t *cfg, unsigned lineno
 		snprintf(name, sizeof(name), "%.79s", key);
 	o = find_option(name);
 	if (o == NULL) {
-		load_error(ls, lineno, "unknown option '%.64s'%s%s%s", key, *section ? " in [" : "",
+		ftm_config_load_error(ls, lineno, "unknown option '%.64s'%s%s%s", key, *section ? " in [" : "",
 			   *section ? *section : "", *section ? "]" : "");
 		return;
 	}
 	if (ftm_config_set(cfg, name, val, e, sizeof(e)) != 0) {
-		load_error(ls, lineno, "%s", e);
+		ftm_config_load_error(ls, lineno, "%s", e);
 		return;
 	}
 	if (ftm_config_deprecated(name) != NULL && ls->report != NULL) {
@@ -431,217 +416,61 @@ int ftm_config_load(ftm_config_t *cfg, const char *path, ftm_config_report_fn re
 	int fd;
 
 	if (cfg == NULL || path == NULL || *path == '\0') {
-		load_error(&ls, 0, "no configuration file given");
+		ftm_config_load_error(&ls, 0, "no configuration file given");
 		return ls.errors;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		load_error(&ls, 0, "cannot open %.200s: %s", path, strerror(errno));
+		ftm_config_load_error(&ls, 0, "cannot open %.200s: %s", path, strerror(errno));
 		return ls.errors;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		load_error(&ls, 0, "%.200s is not a regular file", path);
+		ftm_config_load_error(&ls, 0, "%.200s is not a regular file", path);
 		close(fd);
 		return ls.errors;
 	}
 	/* Whoever can write the file decides who logs in. */
 	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-		load_error(&ls, 0, "%.200s is group- or world-writable (mode %04o): refused; chmod go-w it",
+		ftm_config_load_error(&ls, 0, "%.200s is group- or world-writable (mode %04o): refused; chmod go-w it",
 			   path, (unsigned)(st.st_mode & 07777));
 		close(fd);
 		return ls.errors;
 	}
 	/* ... and so does whoever owns it (as OpenSSH checks its own files): root or ourselves. */
 	if (st.st_uid != 0 && st.st_uid != geteuid()) {
-		load_error(&ls, 0, "%.200s is owned by uid %u, neither root nor this process's user: refused; chown it",
+		ftm_config_load_error(&ls, 0, "%.200s is owned by uid %u, neither root nor this process's user: refused; chown it",
 			   path, (unsigned)st.st_uid);
 		close(fd);
 		return ls.errors;
 	}
 	f = fdopen(fd, "r");
 	if (f == NULL) {
-		load_error(&ls, 0, "cannot read %.200s: %s", path, strerror(errno));
+		ftm_config_load_error(&ls, 0, "cannot read %.200s: %s", path, strerror(errno));
 		close(fd);
 		return ls.errors;
 	}
 	while ((n = getline(&line, &cap, f)) >= 0) {
 		lineno++;
 		if ((size_t)n > LINE_MAX_BYTES) {
-			load_error(&ls, lineno, "line longer than %d bytes", LINE_MAX_BYTES);
+			ftm_config_load_error(&ls, lineno, "line longer than %d bytes", LINE_MAX_BYTES);
 			continue;
 		}
 		if (strlen(line) != (size_t)n) {
-			load_error(&ls, lineno, "NUL byte in line");
+			ftm_config_load_error(&ls, lineno, "NUL byte in line");
 			continue;
 		}
 		parse_line(&ls, cfg, lineno, line, &section, &bad_section, &has_secret);
 	}
 	if (ferror(f))
-		load_error(&ls, 0, "read error on %.200s", path);
+		ftm_config_load_error(&ls, 0, "read error on %.200s", path);
 	if (line != NULL) {
 		explicit_bzero(line, cap);
 		free(line);
 	}
 	fclose(f);
 	if (has_secret && (st.st_mode & S_IROTH))
-		load_error(&ls, 0, "%.200s holds a secret (ntfy_token) and is world-readable (mode %04o): refused; chmod o-r it",
+		ftm_config_load_error(&ls, 0, "%.200s holds a secret (ntfy_token) and is world-readable (mode %04o): refused; chmod o-r it",
 			   path, (unsigned)(st.st_mode & 07777));
 	return ls.errors;
 }
 
-/* ---- cross-option checks ---- */
-
-/* A usable listener identity: the certificate and the key load and belong together. */
-static int check_cert_key(const char *cert_path, const char *key_path, char *why, size_t why_len)
-{
-	BIO *b = NULL;
-	X509 *x = NULL;
-	EVP_PKEY *k = NULL;
-	int rc = -1;
-
-	if (access(cert_path, R_OK) != 0) {
-		snprintf(why, why_len, "push.server_cert %.200s is not readable: %s", cert_path, strerror(errno));
-		return -1;
-	}
-	if (access(key_path, R_OK) != 0) {
-		snprintf(why, why_len, "push.server_key %.200s is not readable: %s", key_path, strerror(errno));
-		return -1;
-	}
-	b = BIO_new_file(cert_path, "r");
-	if (b == NULL || (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
-		snprintf(why, why_len, "push.server_cert %.200s holds no PEM certificate", cert_path);
-		goto out;
-	}
-	BIO_free(b);
-	b = BIO_new_file(key_path, "r");
-	if (b == NULL || (k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL)) == NULL) {
-		snprintf(why, why_len, "push.server_key %.200s holds no unencrypted PEM private key", key_path);
-		goto out;
-	}
-	if (X509_check_private_key(x, k) != 1) {
-		snprintf(why, why_len, "push.server_key does not match push.server_cert");
-		goto out;
-	}
-	rc = 0;
-out:
-	BIO_free(b);
-	X509_free(x);
-	EVP_PKEY_free(k);
-	return rc;
-}
-
-static bool has_scheme(const char *url, const char *const *schemes)
-{
-	for (; *schemes != NULL; schemes++)
-		if (strncasecmp(url, *schemes, strlen(*schemes)) == 0 && url[strlen(*schemes)] != '\0')
-			return true;
-	return false;
-}
-
-/* A bare address: something@domain, nothing that could end a header or an SMTP command. */
-static bool valid_address(const char *a)
-{
-	const char *at = strchr(a, '@');
-
-	if (at == NULL || at == a || at[1] == '\0' || strchr(at + 1, '@') != NULL)
-		return false;
-	for (const char *c = a; *c != '\0'; c++)
-		if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f || strchr("<>()[],;:\\\"", *c) != NULL)
-			return false;
-	return true;
-}
-
-bool ftm_config_valid_email(const char *address)
-{
-	return address != NULL && strlen(address) < 256 && valid_address(address);
-}
-
-/* Activation mail: the server URL, a sender, TLS unless the admin turned it off, a private credentials file. */
-static void check_smtp(struct load_state *ls, const ftm_smtp_config_t *m)
-{
-	static const char *const smtp[] = { "smtp://", "smtps://", NULL };
-	struct stat sb;
-
-	if (m->server[0] == '\0') {
-		if (m->credentials[0] != '\0' || m->from[0] != '\0')
-			load_error(ls, 0, "smtp: set smtp.server (smtp://HOST:PORT or smtps://HOST:PORT) to send mail");
-		return;
-	}
-	if (!has_scheme(m->server, smtp) || strpbrk(m->server, " \t\r\n") != NULL)
-		load_error(ls, 0, "smtp.server must be an smtp://HOST[:PORT] (STARTTLS) or smtps://HOST[:PORT] URL");
-	else if (strchr(m->server, '@') != NULL)
-		load_error(ls, 0, "smtp.server: no user name or password in the URL; put them in smtp.credentials");
-	if (m->from[0] == '\0')
-		load_error(ls, 0, "smtp.server is set: set smtp.from (the sender address of activation mail)");
-	else if (!valid_address(m->from))
-		load_error(ls, 0, "smtp.from '%.200s' is not an e-mail address", m->from);
-	if (m->credentials[0] != '\0') {
-		if (stat(m->credentials, &sb) != 0 || access(m->credentials, R_OK) != 0)
-			load_error(ls, 0, "smtp.credentials %.200s is not readable: %s", m->credentials, strerror(errno));
-		else if (!S_ISREG(sb.st_mode))
-			load_error(ls, 0, "smtp.credentials %.200s is not a regular file", m->credentials);
-		else if (sb.st_mode & (S_IRWXG | S_IRWXO))
-			load_error(ls, 0, "smtp.credentials %.200s is accessible by group or others (mode %04o): "
-				   "refused; chmod 0600 it", m->credentials, (unsigned)(sb.st_mode & 07777));
-		if (!m->starttls && strncasecmp(m->server, "smtp://", 7) == 0)
-			load_error(ls, 0, "smtp.credentials with smtp.starttls = no would send the password in clear: "
-				   "refused (use STARTTLS or smtps://)");
-	}
-	if (m->ca_file[0] != '\0' && access(m->ca_file, R_OK) != 0)
-		load_error(ls, 0, "smtp.ca_file %.200s is not readable: %s", m->ca_file, strerror(errno));
-	if (m->timeout == 0)
-		load_error(ls, 0, "smtp.timeout must be greater than 0");
-}
-
-int ftm_config_validate(const ftm_config_t *cfg, ftm_config_report_fn report, void *ctx,
-			char *err, size_t err_len)
-{
-	static const char *const http[] = { "https://", "http://", NULL };
-	static const char *const proxies[] = { "http://", "https://", "socks4://", "socks4a://",
-					       "socks5://", "socks5h://", NULL };
-	struct load_state ls = { report, ctx, err, err_len, 0 };
-	const ftm_push_config_t *p;
-	char why[FTM_ERR_MAX], addr[64];
-	unsigned port;
-
-	if (cfg == NULL) {
-		load_error(&ls, 0, "no configuration");
-		return ls.errors;
-	}
-	p = &cfg->push;
-	if (cfg->token_db[0] == '\0')
-		load_error(&ls, 0, "token_db is required");
-	if (cfg->challenge_timeout == 0)
-		load_error(&ls, 0, "challenge_timeout must be greater than 0");
-	if (cfg->window > 10)
-		load_error(&ls, 0, "window must be 0-10 steps");
-	if (cfg->debug < 0 || cfg->debug > 2)
-		load_error(&ls, 0, "debug must be 0, 1 or 2");
-	if (p->server[0] != '\0' && p->interface[0] != '\0')
-		load_error(&ls, 0, "push: set either interface or server but not both");
-	if (p->server_port < 1 || p->server_port > 65535)
-		load_error(&ls, 0, "push.server_port must be 1-65535");
-	if (p->timeout == 0)
-		load_error(&ls, 0, "push.timeout must be greater than 0");
-	if (p->gateway_url[0] != '\0' && !has_scheme(p->gateway_url, http))
-		load_error(&ls, 0, "push.gateway_url must be an https:// (or http://) URL");
-	if (p->proxy[0] != '\0' && !has_scheme(p->proxy, proxies))
-		load_error(&ls, 0, "push.proxy must be a URL such as http://proxy:3128");
-	if (p->ca_file[0] != '\0' && access(p->ca_file, R_OK) != 0)
-		load_error(&ls, 0, "push.ca_file %.200s is not readable: %s", p->ca_file, strerror(errno));
-	if (p->status) {
-		if (p->server[0] == '\0' && p->interface[0] == '\0')
-			load_error(&ls, 0, "push is enabled: set server (the address phones call back) or interface");
-		if (p->server_cert[0] == '\0' || p->server_key[0] == '\0')
-			load_error(&ls, 0, "push is enabled: set server_cert and server_key (the listener's TLS certificate and key)");
-		else if (check_cert_key(p->server_cert, p->server_key, why, sizeof(why)) != 0)
-			load_error(&ls, 0, "push is enabled: %s", why);
-		if (p->socket[0] != '\0' && p->socket[0] != '/')
-			load_error(&ls, 0, "push.socket must be an absolute path");
-	}
-	check_smtp(&ls, &cfg->smtp);
-	if (cfg->metrics_listen[0] != '\0' && ftm_metrics_parse_listen(cfg->metrics_listen, cfg->metrics_allow_remote,
-								      addr, sizeof(addr), &port, why, sizeof(why)) != 0)
-		load_error(&ls, 0, "%s", why);
-	return ls.errors;
-}

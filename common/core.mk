@@ -10,8 +10,8 @@ common_libftmpush_core_la_SOURCES = \
 	common/ftm_log.h common/log.c \
 	common/ftm_otp.h common/otp.c \
 	common/ftm_passcode.h common/passcode.c \
-	common/ftm_config.h common/config.c \
-	common/ftm_auth.h common/auth.c \
+	common/ftm_config.h common/config_internal.h common/config.c common/config_validate.c \
+	common/ftm_auth.h common/auth.c common/result.c \
 	common/ftm_states.h \
 	common/ftm_push_verdict.h common/push_verdict.c \
 	common/ftm_protect.h common/protect.c \
@@ -20,3 +20,17 @@ common_libftmpush_core_la_SOURCES = \
 	common/ftm_recovery.h common/recovery.c
 common_libftmpush_core_la_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS) $(JSONC_CFLAGS) $(SQLITE_CFLAGS)
 common_libftmpush_core_la_LIBADD = $(OPENSSL_LIBS) $(JSONC_LIBS) $(SQLITE_LIBS)
+
+# The PAM module's thin part (pam_ftmpush.so without the core: the config file, the messages, the log
+# and the socket client of ftmpushd; json-c and libc only, no OpenSSL, no SQLite): docs/pam.md.
+noinst_LTLIBRARIES += common/libftmpush_thin.la
+common_libftmpush_thin_la_SOURCES = \
+	common/ftm_util.h common/util.c \
+	common/ftm_message.h common/message.c \
+	common/ftm_log.h common/log.c \
+	common/ftm_config.h common/config_internal.h common/config.c \
+	common/ftm_policy.h common/policy.c \
+	common/result.c \
+	common/rdv_frame.h common/rdv_frame.c common/rendezvous_login.c
+common_libftmpush_thin_la_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS)
+common_libftmpush_thin_la_LIBADD = $(JSONC_LIBS)

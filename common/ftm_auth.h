@@ -182,5 +182,7 @@ int ftm_auth_number_take(ftm_store_t *st, const ftm_login_t *login, const char *
 const ftm_log_t *ftm_auth_log(const ftm_auth_t *auth);
 
 const char *ftm_result_name(ftm_result_t r);
+/* The name back to the result: 0, or -1 for a name that is none (common/result.c). */
+int ftm_result_parse(const char *s, ftm_result_t *out);
 
 #endif

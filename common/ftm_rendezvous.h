@@ -11,6 +11,16 @@
  * approved, wrong -> denied); a tap on the phone before it decides too, and the verdict comes at once.
  * Closing the connection cancels the request. The server checks SO_PEERCRED on every connection and
  * parses strictly: nothing after the object, "v" and "timeout" integers, the other members strings.
+ * The login ops (a PAM login decided by ftmpushd, whose core has OpenSSL started and the store open):
+ *   {"v":1,"op":"split","user":..,"client":..,"nas":..,"host":..,"store":..,"typed":..}
+ *     -> {"v":1,"has_token":b,"pass_without_token":b,"push_available":b,"push_serial":..,
+ *         "code_len":N,"has_alt":b}   (ftm_auth_split: the code is the last code_len bytes of typed,
+ *         the password what is before them; the alternative is the whole input; nothing secret comes back)
+ *   {"v":1,"op":"verify","user":..,"client":..,"nas":..,"host":..,"store":..,"code":..}
+ *     -> {"v":1,"result":"ok|fail|replay|locked|..","serial":..,"wait":N,"message":..,"reason":..}
+ *         (ftm_auth_verify_code's outcome, in ftm_result_name's words)
+ *   a refused request: {"v":1,"result":"error","message":..,"reason":..}; refused before anything
+ *   was decided (a peer not allowed, "store" not the daemon's token_db): the same with "refused":"peer".
  * This file is framing, client and server only: what a push means for a login is push_client.c's
  * (the PAM side) and push_daemon.c's (ftmpushd's side). */
 #ifndef FTM_RENDEZVOUS_H
@@ -18,6 +28,7 @@
 
 #include <stdbool.h>
 #include <sys/types.h>
+#include "ftm_auth.h"
 #include "ftm_log.h"
 #include "ftm_push_verdict.h"
 #include "ftm_store.h"
@@ -81,6 +92,32 @@ int ftm_rdv_push_start(const char *socket_path, const ftm_rdv_request_t *req, in
  * denied, a wrong number); error when the daemon is gone. Always closes fd. out->serial is kept. */
 void ftm_rdv_answer(int fd, const char *number, const char *answer, const ftm_log_t *log, ftm_rdv_reply_t *out);
 
+/* ---- login client (the PAM module's thin part: rendezvous_login.c) ---- */
+
+#define FTM_RDV_LOGIN_TIMEOUT	30	/* seconds a login waits for the daemon's split or verdict */
+
+/* A login as ftmpushd's request: which op, who (login), and what was typed (split) or the code (verify). */
+typedef enum { FTM_RDV_OP_SPLIT = 1, FTM_RDV_OP_VERIFY } ftm_rdv_op_t;
+
+/* What a login call came to. */
+typedef enum {
+	FTM_RDV_LOGIN_ANSWERED = 0,	/* the daemon decided: its answer is filled in */
+	FTM_RDV_LOGIN_NO_DAEMON,	/* nobody listens (ENOENT, ECONNREFUSED), nothing was sent: decide in process */
+	FTM_RDV_LOGIN_REFUSED,		/* the daemon refused before deciding anything: this peer may not ask for
+					 * this user (ftm_peer_may_push_for), or the daemon serves another token
+					 * store than the module's token_db; decide in process, with the process's
+					 * own access to the store */
+	FTM_RDV_LOGIN_FAILED		/* connected, then an error: fail closed (err says why); never retried */
+} ftm_rdv_login_rc_t;
+
+/* The split asked of the daemon at socket_path (store: the client's token_db, whose owner may answer).
+ * out is what ftm_auth_split would have filled, rebuilt from typed and the daemon's reading. */
+ftm_rdv_login_rc_t ftm_rdv_login_split(const char *socket_path, const char *store, const ftm_login_t *login,
+				       const char *typed, ftm_split_t *out, char *err, size_t err_len);
+/* The code's verdict asked of the daemon: out is ftm_auth_verify_code's outcome. */
+ftm_rdv_login_rc_t ftm_rdv_login_verify(const char *socket_path, const char *store, const ftm_login_t *login,
+					const char *code, ftm_outcome_t *out, char *err, size_t err_len);
+
 /* ---- server (ftmpushd) ---- */
 
 typedef struct ftm_rdv_conn ftm_rdv_conn_t;
@@ -89,6 +126,12 @@ typedef struct ftm_rdv_server ftm_rdv_server_t;
 /* Runs in a thread per connection, may block up to req->timeout; fills out. */
 typedef void (*ftm_rdv_handler_fn)(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_t *req,
 				   ftm_rdv_reply_t *out);
+
+/* Runs in the connection's thread for a login op: fills split (FTM_RDV_OP_SPLIT) or out (verify) and
+ * returns 0, or -1 (why in out->reason) when it refuses the peer before deciding anything.
+ * input: what was typed, or the code (the caller zeroes it). */
+typedef int (*ftm_rdv_login_fn)(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, const ftm_login_t *login,
+				 const char *store, const char *input, ftm_split_t *split, ftm_outcome_t *out);
 
 /* For handlers: report the push as sent (an event to the client); false when the client is gone. */
 bool ftm_rdv_conn_sent(ftm_rdv_conn_t *conn, const char *serial, const char *number);
@@ -103,10 +146,10 @@ struct ftm_peer;
 const struct ftm_peer *ftm_rdv_conn_peer(const ftm_rdv_conn_t *conn);
 
 /* Listen on socket_path (a stale socket is replaced, a live one refused), mode 0660, owned by
- * group when group != (gid_t)-1. Peers allowed: uid 0, the daemon's uid, and members (primary or
+ * group when group != (gid_t)-1. login_handler answers the login ops (NULL: refused as an unknown op). Peers allowed: uid 0, the daemon's uid, and members (primary or
  * supplementary group) of group (ftm_peer_admitted). At most max_conns concurrent requests; more are answered "error" at once. */
 ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, unsigned max_conns,
-				       ftm_rdv_handler_fn handler, void *handler_ctx,
+				       ftm_rdv_handler_fn handler, ftm_rdv_login_fn login_handler, void *handler_ctx,
 				       const ftm_log_t *log, char *err, size_t err_len);
 /* Stops accepting, waits for running handlers to finish, removes the socket. */
 void ftm_rdv_server_stop(ftm_rdv_server_t *srv);

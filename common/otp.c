@@ -347,16 +347,3 @@ void ftm_base32_encode(const uint8_t *in, size_t len, char *out)
 		out[o++] = alphabet[(buf << (5 - bits)) & 0x1f];
 	out[o] = '\0';
 }
-
-/* glibc's explicit_bzero is a memset the compiler may not drop; OpenSSL's cleanse stores byte by byte
- * (a login zeroes several kilobytes: rows, split results, verdicts). */
-void ftm_memzero(void *p, size_t n)
-{
-	if (p == NULL || n == 0)
-		return;
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 25))
-	explicit_bzero(p, n);
-#else
-	OPENSSL_cleanse(p, n);
-#endif
-}

@@ -24,6 +24,7 @@
 
 struct ftm_push_daemon {
 	ftm_auth_t		*auth;
+	ftm_auth_t		*pam_auth;	/* PAM logins' splits and verdicts (audited as frontend pam) */
 	ftm_push_t		*push;
 	const ftm_log_t		*log;
 	ftm_rdv_server_t	*srv;
@@ -144,6 +145,45 @@ done:
 	ftm_metrics_login(outcome.result);
 }
 
+/* A PAM login's split or code verdict, asked by pam_ftmpush (docs/pam.md): the core decides exactly as
+ * in the PAM process, with the store open and OpenSSL started here; the peer rules are the push's. */
+static int handle_pam_login(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, const ftm_login_t *login,
+			     const char *store, const char *input, ftm_split_t *sp, ftm_outcome_t *out)
+{
+	ftm_push_daemon_t *d = ctx;
+	const char *ours = ftm_auth_config(d->pam_auth)->token_db;
+	char why[FTM_MSG_MAX];
+
+	/* A module configured with another store (config=FILE) must not get this store's verdicts. */
+	if (strcmp(store, ours) != 0) {
+		snprintf(why, sizeof(why), "the login's token store is not this daemon's (%.200s)", ours);
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, why);
+		ftm_log(d->log, FTM_LOG_INFO, "socket login for '%s': %s: refused, the login decides in its own process",
+			login->user, why);
+		return -1;
+	}
+
+	if (!ftm_peer_may_push_for(&d->policy, ftm_rdv_conn_peer(conn), login->user, why, sizeof(why))) {
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, why);
+		ftm_log(d->log, FTM_LOG_WARN, "socket login for '%s': %s (refused: the login decides in its own process)",
+			login->user, why);
+		return -1;
+	}
+	if (op == FTM_RDV_OP_SPLIT) {
+		if (ftm_auth_split(d->pam_auth, login, input, time(NULL), sp) != 0)
+			ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_STORE_DOWN,
+					"split failed (input too long or store unavailable)");
+		return 0;
+	}
+	if (input[0] == '\0') {	/* the module asks only for a code's verdict; a push is its own request */
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "verify without a code");
+		return 0;
+	}
+	/* with a code, ftm_auth_after_password is its verdict, counted in the metrics */
+	ftm_auth_after_password(d->pam_auth, login, input, time(NULL), out);
+	return 0;
+}
+
 /* The socket's directory (/run/ftmpush) may be gone after a reboot: make it, like systemd would. */
 static void make_socket_dir(const char *socket_path, const ftm_log_t *log)
 {
@@ -186,12 +226,18 @@ ftm_push_daemon_t *ftm_push_daemon_start(const ftm_config_t *cfg, const ftm_log_
 		goto fail;
 	}
 	ftm_auth_set_frontend(d->auth, FTM_AUDIT_FE_FTMPUSHD);
+	d->pam_auth = ftm_auth_new(cfg, log, why, sizeof(why));
+	if (d->pam_auth == NULL) {
+		ftm_set_err(err, err_len, "%s", why);
+		goto fail;
+	}
+	ftm_auth_set_frontend(d->pam_auth, FTM_AUDIT_FE_PAM);
 	if (ftm_push_auth_attach(d->auth, log, &d->push, why, sizeof(why)) != 0) {
 		ftm_set_err(err, err_len, "push engine: %s", why);
 		goto fail;
 	}
 	make_socket_dir(cfg->push.socket, log);
-	d->srv = ftm_rdv_server_start(cfg->push.socket, group, max_conns, handle_login, d, log, why, sizeof(why));
+	d->srv = ftm_rdv_server_start(cfg->push.socket, group, max_conns, handle_login, handle_pam_login, d, log, why, sizeof(why));
 	if (d->srv == NULL) {
 		ftm_set_err(err, err_len, "socket: %s", why);
 		goto fail;
@@ -214,5 +260,6 @@ void ftm_push_daemon_stop(ftm_push_daemon_t *d)
 	ftm_push_shutdown(d->push);
 	ftm_rdv_server_stop(d->srv);
 	ftm_auth_free(d->auth);	/* stops the push engine */
+	ftm_auth_free(d->pam_auth);
 	free(d);
 }

@@ -26,190 +26,10 @@
 #include "ftm_peer.h"
 #include "ftm_rendezvous.h"
 #include "ftm_util.h"
+#include "rdv_frame.h"
 
 #define REQUEST_READ_TIMEOUT_MS	5000
 #define TIMEOUT_MAX		3600
-
-/* ---- framing ---- */
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Wait until fd is readable before deadline (ms, monotonic) or abort_fd fires.
- * 0 readable, -1 error/timeout (errno ETIMEDOUT) or aborted (ECANCELED). */
-static int wait_readable(int fd, int64_t deadline, int abort_fd)
-{
-	for (;;) {
-		struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = abort_fd, .events = POLLIN } };
-		int64_t left = deadline - ftm_mono_ms();
-		int n;
-
-		if (left <= 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		n = poll(p, abort_fd >= 0 ? 2 : 1, left > 60000 ? 60000 : (int)left);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (abort_fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-			errno = ECANCELED;
-			return -1;
-		}
-		if (p[0].revents)
-			return 0;
-	}
-}
-
-static int read_all(int fd, void *buf, size_t len, int64_t deadline, int abort_fd)
-{
-	char *p = buf;
-
-	while (len > 0) {
-		ssize_t n;
-
-		if (wait_readable(fd, deadline, abort_fd) != 0)
-			return -1;
-		n = recv(fd, p, len, 0);
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			return -1;
-		}
-		if (n == 0) {
-			errno = ECONNRESET;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int send_json(int fd, json_object *obj)
-{
-	size_t len = 0;
-	const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
-	uint32_t hdr;
-
-	if (s == NULL || len > FTM_RDV_MSG_MAX) {
-		errno = EMSGSIZE;
-		return -1;
-	}
-	hdr = htonl((uint32_t)len);
-	if (write_all(fd, &hdr, sizeof(hdr)) != 0)
-		return -1;
-	return write_all(fd, s, len);
-}
-
-/* Exactly one JSON object filling the whole message, strict JSON (nothing after it but JSON
- * whitespace, no NUL, no comments, no single quotes): anything else is a protocol error. */
-static json_object *parse_strict(const char *buf, size_t len)
-{
-	json_tokener *tok = json_tokener_new_ex(16);
-	json_object *obj;
-
-	if (tok == NULL)
-		return NULL;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	obj = json_tokener_parse_ex(tok, buf, (int)len);
-	if (obj != NULL && (json_tokener_get_error(tok) != json_tokener_success ||
-			    json_tokener_get_parse_end(tok) != len || !json_object_is_type(obj, json_type_object))) {
-		json_object_put(obj);
-		obj = NULL;
-	}
-	json_tokener_free(tok);
-	return obj;
-}
-
-/* Read one message; returns a parsed JSON object (caller puts it) or NULL with errno set. */
-static json_object *recv_json(int fd, int64_t deadline, int abort_fd)
-{
-	uint32_t hdr;
-	size_t len;
-	char *buf;
-	json_object *obj;
-
-	if (read_all(fd, &hdr, sizeof(hdr), deadline, abort_fd) != 0)
-		return NULL;
-	len = ntohl(hdr);
-	if (len == 0 || len > FTM_RDV_MSG_MAX) {
-		errno = EMSGSIZE;
-		return NULL;
-	}
-	buf = malloc(len + 1);
-	if (buf == NULL)
-		return NULL;
-	if (read_all(fd, buf, len, deadline, abort_fd) != 0) {
-		free(buf);
-		return NULL;
-	}
-	buf[len] = '\0';
-	obj = parse_strict(buf, len);
-	free(buf);
-	if (obj == NULL) {
-		errno = EPROTO;
-		return NULL;
-	}
-	return obj;
-}
-
-/* key is an integer (not "1", 1.9 or true, which json-c would coerce): 1 with *out, 0 absent, -1 not. */
-static int jint(json_object *obj, const char *key, int64_t *out)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(obj, key, &v))
-		return 0;
-	if (!json_object_is_type(v, json_type_int))
-		return -1;
-	errno = 0;
-	*out = json_object_get_int64(v);
-	return errno == 0 ? 1 : -1;
-}
-
-/* The protocol version, exactly the integer 1. */
-static bool version_ok(json_object *obj)
-{
-	int64_t v;
-
-	return jint(obj, "v", &v) == 1 && v == 1;
-}
-
-/* Every member in keys[] that is present is a string (a member of another type is an error). */
-static bool strings_ok(json_object *obj, const char *const *keys)
-{
-	for (; *keys; keys++) {
-		json_object *v;
-
-		if (json_object_object_get_ex(obj, *keys, &v) && !json_object_is_type(v, json_type_string))
-			return false;
-	}
-	return true;
-}
-
-static void jadd_str(json_object *obj, const char *key, const char *val)
-{
-	if (val != NULL && *val != '\0')
-		json_object_object_add(obj, key, json_object_new_string(val));
-}
 
 /* ---- client ---- */
 
@@ -227,62 +47,6 @@ static void reply_error(ftm_rdv_reply_t *out, const char *message, const char *r
 	va_end(ap);
 }
 
-static int connect_socket(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		int e = errno;
-
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
-
-/* Who answers on the socket (fail closed): the verdict read from the socket logs people in, so the process behind it must be the daemon: root
- * (ftmpushd.service) or the login process's own user. A squatter at the socket path (a writable
- * socket directory, or a daemon that is down) must not approve logins. */
-/* The daemon's own user (ftmpushd.service runs as ftmpush, or freerad where FreeRADIUS owns the store):
- * the owner of the token store. It can approve any login by writing the store already, so trusting its
- * verdict on the socket gives it nothing more; a squatter of another user does not own the store. */
-static bool store_owner(const char *store, uid_t *owner)
-{
-	struct stat st;
-
-	if (store == NULL || *store == '\0')
-		return false;
-	if (strncmp(store, "sqlite:", 7) == 0)
-		store += 7;
-	if (*store != '/' || stat(store, &st) != 0 || !S_ISREG(st.st_mode))
-		return false;
-	*owner = st.st_uid;
-	return true;
-}
-
-static bool server_trusted(int fd, const char *store, struct ucred *cr)
-{
-	socklen_t len = sizeof(*cr);
-	uid_t owner;
-
-	memset(cr, 0, sizeof(*cr));
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cr, &len) != 0 || len != sizeof(*cr))
-		return false;
-	if (cr->uid == 0 || cr->uid == geteuid())
-		return true;
-	return store_owner(store, &owner) && cr->uid == owner;
-}
-
 /* Connect to the daemon and send the push request: the connected fd, or -1 with out filled. */
 static int rdv_open(const char *path, const ftm_rdv_request_t *req, unsigned timeout, const ftm_log_t *log,
 		    ftm_rdv_reply_t *out)
@@ -291,14 +55,14 @@ static int rdv_open(const char *path, const ftm_rdv_request_t *req, unsigned tim
 	json_object *msg;
 	int fd;
 
-	fd = connect_socket(path);
+	fd = ftm_rdv_connect(path);
 	if (fd < 0) {
 		reply_error(out, FTM_MSG_PUSHD_DOWN,
 			    "ftmpushd not reachable at %s: %s", path, strerror(errno));
 		ftm_log(log, FTM_LOG_ERR, "push for '%s': %s", req->user ? req->user : "", out->reason);
 		return -1;
 	}
-	if (!server_trusted(fd, req->store, &cr)) {
+	if (!ftm_rdv_server_trusted(fd, req->store, &cr)) {
 		close(fd);
 		reply_error(out, FTM_MSG_PUSHD_UNTRUSTED,
 			    "the process at %s (pid %ld uid %lu) is not ftmpushd (not root, not uid %lu, not the token store's owner): refused",
@@ -310,13 +74,13 @@ static int rdv_open(const char *path, const ftm_rdv_request_t *req, unsigned tim
 	msg = json_object_new_object();
 	json_object_object_add(msg, "v", json_object_new_int(1));
 	json_object_object_add(msg, "op", json_object_new_string("push"));
-	jadd_str(msg, "user", req->user);
-	jadd_str(msg, "serial", req->serial);
-	jadd_str(msg, "client", req->client);
-	jadd_str(msg, "nas", req->nas);
-	jadd_str(msg, "host", req->host);
+	ftm_rdv_jadd_str(msg, "user", req->user);
+	ftm_rdv_jadd_str(msg, "serial", req->serial);
+	ftm_rdv_jadd_str(msg, "client", req->client);
+	ftm_rdv_jadd_str(msg, "nas", req->nas);
+	ftm_rdv_jadd_str(msg, "host", req->host);
 	json_object_object_add(msg, "timeout", json_object_new_int((int)timeout));
-	if (send_json(fd, msg) != 0) {
+	if (ftm_rdv_send_json(fd, msg) != 0) {
 		json_object_put(msg);
 		reply_error(out, FTM_MSG_PUSHD_ERROR, "sending to ftmpushd at %s: %s",
 			    path, strerror(errno));
@@ -337,7 +101,7 @@ static int rdv_read(int fd, const char *path, int64_t deadline, int abort_fd, bo
 		json_object *msg;
 		const char *s;
 
-		msg = recv_json(fd, deadline, abort_fd);
+		msg = ftm_rdv_recv_json(fd, deadline, abort_fd);
 		if (msg == NULL) {
 			if (errno == ECANCELED) {
 				out->verdict = FTM_RDV_DENIED;
@@ -478,7 +242,7 @@ void ftm_rdv_answer(int fd, const char *number, const char *answer, const ftm_lo
 		json_object_object_add(msg, "op", json_object_new_string("answer"));
 		json_object_object_add(msg, "number",
 				       json_object_new_string(alen > 0 && alen < FTM_RDV_NUMBER_MAX ? answer : ""));
-		if (send_json(fd, msg) != 0)
+		if (ftm_rdv_send_json(fd, msg) != 0)
 			ftm_log(log, FTM_LOG_DEBUG, "number answer to ftmpushd: %s (reading its verdict)",
 				strerror(errno));
 		json_object_put(msg);
@@ -511,6 +275,7 @@ struct ftm_rdv_server {
 	gid_t			group;
 	unsigned		max_conns;
 	ftm_rdv_handler_fn	handler;
+	ftm_rdv_login_fn	login_handler;
 	void			*handler_ctx;
 	const ftm_log_t		*log;
 	pthread_t		accept_thread;
@@ -540,7 +305,7 @@ static int conn_send(ftm_rdv_conn_t *conn, json_object *obj)
 	int rc;
 
 	pthread_mutex_lock(&conn->write_lock);
-	rc = send_json(conn->fd, obj);
+	rc = ftm_rdv_send_json(conn->fd, obj);
 	pthread_mutex_unlock(&conn->write_lock);
 	return rc;
 }
@@ -564,8 +329,8 @@ bool ftm_rdv_conn_sent(ftm_rdv_conn_t *conn, const char *serial, const char *num
 
 	json_object_object_add(ev, "v", json_object_new_int(1));
 	json_object_object_add(ev, "event", json_object_new_string("sent"));
-	jadd_str(ev, "serial", serial);
-	jadd_str(ev, "number", number);
+	ftm_rdv_jadd_str(ev, "serial", serial);
+	ftm_rdv_jadd_str(ev, "number", number);
 	rc = conn_send(conn, ev);
 	json_object_put(ev);
 	return rc == 0;
@@ -587,12 +352,12 @@ int ftm_rdv_conn_wait_answer(ftm_rdv_conn_t *conn, unsigned max_ms, char *number
 		return 0;
 	if (!(p.revents & POLLIN))
 		return -1;	/* hung up */
-	msg = recv_json(conn->fd, ftm_mono_ms() + REQUEST_READ_TIMEOUT_MS, -1);
+	msg = ftm_rdv_recv_json(conn->fd, ftm_mono_ms() + REQUEST_READ_TIMEOUT_MS, -1);
 	if (msg == NULL)
 		return -1;	/* hung up, or not a message: the client is gone for us */
 	op = ftm_json_string(msg, "op");
 	n = ftm_json_string(msg, "number");
-	if (!version_ok(msg) || op == NULL ||
+	if (!ftm_rdv_version_ok(msg) || op == NULL ||
 	    strcmp(op, "answer") != 0 || n == NULL || strlen(n) >= FTM_RDV_NUMBER_MAX || strlen(n) >= number_len) {
 		ftm_log(conn->srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: bad message instead of an answer",
 			(long)conn->pid, (unsigned long)conn->uid);
@@ -610,10 +375,10 @@ static void send_reply(ftm_rdv_conn_t *conn, const ftm_rdv_reply_t *r)
 
 	json_object_object_add(obj, "v", json_object_new_int(1));
 	json_object_object_add(obj, "verdict", json_object_new_string(ftm_rdv_verdict_name(r->verdict)));
-	jadd_str(obj, "serial", r->serial);
-	jadd_str(obj, "number", r->number);
-	jadd_str(obj, "message", r->message);
-	jadd_str(obj, "reason", r->reason);
+	ftm_rdv_jadd_str(obj, "serial", r->serial);
+	ftm_rdv_jadd_str(obj, "number", r->number);
+	ftm_rdv_jadd_str(obj, "message", r->message);
+	ftm_rdv_jadd_str(obj, "reason", r->reason);
 	conn_send(conn, obj);
 	json_object_put(obj);
 }
@@ -626,11 +391,11 @@ static int parse_request(json_object *msg, ftm_rdv_request_t *req, char *why, si
 	int has_timeout;
 
 	memset(req, 0, sizeof(*req));
-	if (!version_ok(msg)) {
+	if (!ftm_rdv_version_ok(msg)) {
 		snprintf(why, why_len, "unsupported protocol version (\"v\" must be the integer 1)");
 		return -1;
 	}
-	if (!strings_ok(msg, strings)) {
+	if (!ftm_rdv_strings_ok(msg, strings)) {
 		snprintf(why, why_len, "a member that must be a string is not");
 		return -1;
 	}
@@ -638,8 +403,8 @@ static int parse_request(json_object *msg, ftm_rdv_request_t *req, char *why, si
 		snprintf(why, why_len, "unknown op");
 		return -1;
 	}
-	req->user = ftm_json_string(msg, "user");
-	if (req->user == NULL || *req->user == '\0' || strlen(req->user) >= FTM_USER_MAX) {
+	req->user = ftm_rdv_user(msg);
+	if (req->user == NULL) {
 		snprintf(why, why_len, "missing or bad user");
 		return -1;
 	}
@@ -652,7 +417,7 @@ static int parse_request(json_object *msg, ftm_rdv_request_t *req, char *why, si
 	req->nas = ftm_json_string(msg, "nas");
 	req->host = ftm_json_string(msg, "host");
 	req->timeout = FTM_DEFAULT_PUSH_TIMEOUT;
-	has_timeout = jint(msg, "timeout", &t);
+	has_timeout = ftm_rdv_jint(msg, "timeout", &t);
 	if (has_timeout < 0 || (has_timeout == 1 && (t <= 0 || t > TIMEOUT_MAX))) {
 		snprintf(why, why_len, "bad timeout (an integer of seconds, 1..%d)", TIMEOUT_MAX);
 		return -1;
@@ -680,6 +445,48 @@ static void conn_done(ftm_rdv_conn_t *conn)
 	release_slot(srv);
 }
 
+static bool is_login_op(json_object *msg)
+{
+	const char *op = ftm_json_string(msg, "op");
+
+	return op != NULL && (strcmp(op, "split") == 0 || strcmp(op, "verify") == 0);
+}
+
+/* A login op: parsed, decided by the handler (the core in ftmpushd), answered on the connection. */
+static void login_op(ftm_rdv_conn_t *conn, json_object *msg)
+{
+	ftm_rdv_server_t *srv = conn->srv;
+	ftm_rdv_op_t op = FTM_RDV_OP_VERIFY;
+	ftm_login_t login;
+	const char *input = "", *store = "";
+	char why[128] = "";
+	ftm_split_t sp;
+	ftm_outcome_t out;
+	json_object *answer;
+	bool refused = false;
+
+	memset(&sp, 0, sizeof(sp));
+	memset(&out, 0, sizeof(out));
+	if (!ftm_rdv_version_ok(msg) || ftm_rdv_login_parse(msg, &op, &login, &store, &input, why, sizeof(why)) != 0) {
+		ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: login request refused: %s",
+			(long)conn->pid, (unsigned long)conn->uid, why[0] ? why : "unsupported protocol version");
+		ftm_outcome_set(&out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, ftm_or(why, "bad version"));
+		op = FTM_RDV_OP_VERIFY;	/* the refusal is a result */
+	} else {
+		ftm_log(srv->log, FTM_LOG_DEBUG, "%s request for '%s' from '%s' (pid %ld uid %lu)",
+			op == FTM_RDV_OP_SPLIT ? "split" : "verify", login.user, login.client, (long)conn->pid,
+			(unsigned long)conn->uid);
+		out.result = FTM_RES_OK;
+		refused = srv->login_handler(srv->handler_ctx, conn, op, &login, store, input, &sp, &out) != 0;
+	}
+	answer = ftm_rdv_login_answer(msg, refused ? FTM_RDV_OP_VERIFY : op, input, &sp, &out);
+	if (refused)
+		json_object_object_add(answer, "refused", json_object_new_string("peer"));
+	ftm_memzero(&sp, sizeof(sp));
+	conn_send(conn, answer);
+	json_object_put(answer);
+}
+
 static void *conn_thread(void *arg)
 {
 	ftm_rdv_conn_t *conn = arg;
@@ -690,10 +497,14 @@ static void *conn_thread(void *arg)
 	json_object *msg;
 
 	memset(&reply, 0, sizeof(reply));
-	msg = recv_json(conn->fd, ftm_mono_ms() + REQUEST_READ_TIMEOUT_MS, -1);
+	msg = ftm_rdv_recv_json(conn->fd, ftm_mono_ms() + REQUEST_READ_TIMEOUT_MS, -1);
 	if (msg == NULL) {
 		ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: no valid request: %s",
 			(long)conn->pid, (unsigned long)conn->uid, strerror(errno));
+		goto out;
+	}
+	if (srv->login_handler != NULL && is_login_op(msg)) {
+		login_op(conn, msg);
 		goto out;
 	}
 	if (parse_request(msg, &req, why, sizeof(why)) != 0) {
@@ -812,7 +623,7 @@ static int remove_stale(const char *path, char *err, size_t err_len)
 		snprintf(err, err_len, "%s exists and is not a socket", path);
 		return -1;
 	}
-	fd = connect_socket(path);
+	fd = ftm_rdv_connect(path);
 	if (fd >= 0) {
 		close(fd);
 		snprintf(err, err_len, "%s: another ftmpushd is already listening", path);
@@ -826,7 +637,7 @@ static int remove_stale(const char *path, char *err, size_t err_len)
 }
 
 ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, unsigned max_conns,
-				       ftm_rdv_handler_fn handler, void *handler_ctx,
+				       ftm_rdv_handler_fn handler, ftm_rdv_login_fn login_handler, void *handler_ctx,
 				       const ftm_log_t *log, char *err, size_t err_len)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -849,6 +660,7 @@ ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, uns
 	srv->group = group;
 	srv->max_conns = max_conns ? max_conns : 64;
 	srv->handler = handler;
+	srv->login_handler = login_handler;
 	srv->handler_ctx = handler_ctx;
 	srv->log = log;
 	pthread_mutex_init(&srv->lock, NULL);

@@ -8,6 +8,7 @@
 
 #include <json-c/json.h>
 
+#include "ftm_otp.h"
 #include "ftm_util.h"
 
 /* What snprintf(dst, len, "%s", src) does, without the printf machinery: several copies per login. */
@@ -54,4 +55,19 @@ const char *ftm_json_string(struct json_object *obj, const char *name)
 	if (obj == NULL || !json_object_object_get_ex(obj, name, &v) || !json_object_is_type(v, json_type_string))
 		return NULL;
 	return json_object_get_string(v);
+}
+
+/* glibc's explicit_bzero is a memset the compiler may not drop; OpenSSL's cleanse stores byte by byte
+ * (a login zeroes several kilobytes: rows, split results, verdicts). Here, not in otp.c: the PAM
+ * module's thin part, which has no OpenSSL, zeroes what was typed too. */
+void ftm_memzero(void *p, size_t n)
+{
+	if (p == NULL || n == 0)
+		return;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 25))
+	explicit_bzero(p, n);
+#else
+	for (volatile unsigned char *v = p; n > 0; n--)
+		*v++ = 0;
+#endif
 }

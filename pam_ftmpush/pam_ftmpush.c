@@ -1,6 +1,10 @@
-/* pam_ftmpush: Linux-PAM glue for ftmpush; arguments and conversation here, every decision in ftm_auth. */
+/* pam_ftmpush: Linux-PAM glue for ftmpush; arguments and conversation here, every decision in ftm_auth:
+ * ftmpushd's (asked over its socket) when it runs, else the core object's, dlopen()ed (docs/pam.md). */
 #include "config.h"
 
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,13 +17,14 @@
 #include <security/pam_modules.h>
 #include <security/pam_ext.h>
 
-#include "ftm_audit.h"
 #include "ftm_auth.h"
 #include "ftm_config.h"
 #include "ftm_log.h"
 #include "ftm_message.h"
 #include "ftm_otp.h"
+#include "ftm_rendezvous.h"
 #include "ftm_util.h"
+#include "pam_core.h"
 
 #define SPLIT_DATA	"ftmpush.split"
 
@@ -51,21 +56,23 @@ typedef struct {
 } split_data_t;
 
 /* The configuration and the core opened for one config file, kept on the PAM handle from the first
- * instance of a stack to the last (pam_end frees it): a login loads the configuration, opens the store
- * and checks its key once, and the verdict reuses the split's peek (ftm_auth's proof cache). */
+ * instance of a stack to the last (pam_end frees it): a login loads the configuration once, and, when
+ * it is decided in process, opens the store and checks its key once (the verdict then reuses the
+ * split's peek: ftm_auth's proof cache). */
 typedef struct {
 	pid_t		owner;		/* the process that opened the store */
 	ftm_config_t	cfg;
 	ftm_log_t	log;
-	ftm_auth_t	*auth;
+	const ftm_pam_core_t *core;	/* the core object's entry points, once loaded */
+	ftm_auth_t	*auth;		/* its ftm_auth, once opened (NULL while ftmpushd decides) */
 } core_data_t;
 
 /* Everything one pam_sm_authenticate call holds; freed in one place. */
 typedef struct {
 	pam_handle_t	*pamh;
 	args_t		args;
-	ftm_config_t	cfg;		/* a copy of the core's */
-	ftm_auth_t	*auth;		/* the core's: pam_end closes it */
+	ftm_config_t	cfg;		/* a copy of the core data's */
+	core_data_t	*data;		/* on the PAM handle: pam_end frees it */
 	ftm_login_t	login;
 	char		hostname[256];
 	bool		silent;		/* PAM_SILENT: no informational messages */
@@ -141,7 +148,7 @@ static void clean(char *dst, size_t len, const char *src)
 
 static void ctx_free(ctx_t *ctx)
 {
-	ctx->auth = NULL;
+	ctx->data = NULL;
 	ftm_memzero(&ctx->cfg, sizeof(ctx->cfg));	/* push.ntfy_token: not left on the stack */
 }
 
@@ -153,14 +160,14 @@ static void core_data_cleanup(pam_handle_t *pamh, void *data, int error_status)
 	(void)error_status;
 	/* A child forked after the login ends its copy of the handle too (PAM_DATA_SILENT): it must not
 	 * close, and so checkpoint through, the SQLite connections its parent still owns. */
-	if (core->owner == getpid())
-		ftm_auth_free(core->auth);
+	if (core->owner == getpid() && core->auth != NULL)
+		core->core->close(core->auth);
 	ftm_memzero(core, sizeof(*core));
 	free(core);
 }
 
-/* The core for this instance's config file (and debug argument): the one an earlier instance of the
- * stack opened, or a new one kept on the handle. Returns a PAM code. */
+/* The configuration for this instance's config file (and debug argument): the one an earlier instance
+ * of the stack loaded, or a new one kept on the handle. Returns a PAM code. */
 static int core_get(ctx_t *ctx)
 {
 	char name[sizeof("ftmpush.core debug=1 ") + 4096], err[FTM_ERR_MAX] = "";
@@ -175,9 +182,8 @@ static int core_get(ctx_t *ctx)
 	}
 	if (pam_get_data(ctx->pamh, name, &d) == PAM_SUCCESS && d != NULL &&
 	    ((const core_data_t *)d)->owner == getpid()) {
-		core = (core_data_t *)d;
-		ctx->cfg = core->cfg;
-		ctx->auth = core->auth;
+		ctx->data = (core_data_t *)d;
+		ctx->cfg = ctx->data->cfg;
 		return PAM_SUCCESS;
 	}
 
@@ -198,21 +204,74 @@ static int core_get(ctx_t *ctx)
 	core->log.sink_ctx = ctx->pamh;
 	core->log.max_level = core->cfg.debug >= 2 ? FTM_LOG_DEBUG2 :
 			      core->cfg.debug == 1 ? FTM_LOG_DEBUG : FTM_LOG_INFO;
-	/* kept on this PAM handle, whose calls come one at a time: one store connection is enough */
-	core->auth = ftm_auth_new_single(&core->cfg, &core->log, err, sizeof(err));
-	if (core->auth == NULL) {
-		pam_syslog(ctx->pamh, LOG_ERR, "%s: cannot start: %s", ctx->who, err);
-		core_data_cleanup(ctx->pamh, core, 0);
-		return PAM_AUTHINFO_UNAVAIL;
-	}
-	ftm_auth_set_frontend(core->auth, FTM_AUDIT_FE_PAM);
 	rc = pam_set_data(ctx->pamh, name, core, core_data_cleanup);
 	if (rc != PAM_SUCCESS) {
 		core_data_cleanup(ctx->pamh, core, 0);
 		return rc;
 	}
+	ctx->data = core;
 	ctx->cfg = core->cfg;
-	ctx->auth = core->auth;
+	return PAM_SUCCESS;
+}
+
+/* The core object: next to this module (its directory's ftmpush/, or the directory itself: a build
+ * tree's .libs/), found by where this module was loaded from; loaded once per process, never unloaded.
+ * NULL with a log line when it is missing or not of this build: the login then fails closed. */
+static const ftm_pam_core_t *core_object(ctx_t *ctx)
+{
+	static const ftm_pam_core_t *loaded;
+	char dir[PATH_MAX], path[PATH_MAX + sizeof("/ftmpush/" FTM_PAM_CORE_FILE)];
+	const ftm_pam_core_t *c;
+	Dl_info info;
+	char *slash;
+	void *h = NULL;
+
+	if (loaded != NULL)
+		return loaded;
+	if (dladdr((void *)pam_sm_authenticate, &info) == 0 || info.dli_fname == NULL ||
+	    snprintf(dir, sizeof(dir), "%s", info.dli_fname) >= (int)sizeof(dir) || (slash = strrchr(dir, '/')) == NULL) {
+		pam_syslog(ctx->pamh, LOG_ERR, "%s: cannot tell where pam_ftmpush.so was loaded from: no core object (refusing)",
+			   ctx->who);
+		return NULL;
+	}
+	*slash = '\0';
+	snprintf(path, sizeof(path), "%s/ftmpush/%s", dir, FTM_PAM_CORE_FILE);
+	if (access(path, F_OK) != 0)
+		snprintf(path, sizeof(path), "%s/%s", dir, FTM_PAM_CORE_FILE);
+	h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (h == NULL) {
+		pam_syslog(ctx->pamh, LOG_ERR, "%s: ftmpushd is not running and the core object cannot be loaded: %s (refusing)",
+			   ctx->who, dlerror());
+		return NULL;
+	}
+	c = dlsym(h, FTM_PAM_CORE_SYMBOL);
+	if (c == NULL || c->version == NULL || strcmp(c->version, PACKAGE_VERSION) != 0 ||
+	    c->config_size != sizeof(ftm_config_t) || c->outcome_size != sizeof(ftm_outcome_t)) {
+		pam_syslog(ctx->pamh, LOG_ERR, "%s: %s is not the core object of this pam_ftmpush.so (%s): refusing",
+			   ctx->who, path, c == NULL ? "no " FTM_PAM_CORE_SYMBOL : "another build");
+		dlclose(h);
+		return NULL;
+	}
+	loaded = c;
+	return c;
+}
+
+/* The login decided in process: the core object loaded and its ftm_auth opened (once per handle). */
+static int core_auth(ctx_t *ctx)
+{
+	char err[FTM_ERR_MAX] = "";
+	core_data_t *core = ctx->data;
+
+	if (core->auth != NULL)
+		return PAM_SUCCESS;
+	core->core = core_object(ctx);
+	if (core->core == NULL)
+		return PAM_AUTHINFO_UNAVAIL;
+	core->auth = core->core->open(&core->cfg, &core->log, err, sizeof(err));
+	if (core->auth == NULL) {
+		pam_syslog(ctx->pamh, LOG_ERR, "%s: cannot start: %s", ctx->who, err);
+		return PAM_AUTHINFO_UNAVAIL;
+	}
 	return PAM_SUCCESS;
 }
 
@@ -338,6 +397,72 @@ static int finish(ctx_t *ctx, const ftm_outcome_t *out)
 	return rc;
 }
 
+/* ---- who decides: ftmpushd when it runs, else the core object in process ---- */
+
+/* The split of what was typed: by ftmpushd when its socket accepts the connection, in process when
+ * nobody listens there. 0, or a PAM code (logged): once connected, an error fails closed. */
+static int split_input(ctx_t *ctx, const char *typed, ftm_split_t *sp)
+{
+	char err[FTM_ERR_MAX] = "";
+	int rc;
+
+	memset(sp, 0, sizeof(*sp));
+	if (strnlen(typed, FTM_INPUT_MAX + 1) <= FTM_INPUT_MAX) {
+		switch (ftm_rdv_login_split(ctx->cfg.push.socket, ctx->cfg.token_db, &ctx->login, typed, sp, err,
+					    sizeof(err))) {
+		case FTM_RDV_LOGIN_ANSWERED:
+			if (ctx->cfg.debug)
+				pam_syslog(ctx->pamh, LOG_DEBUG, "%s: split by ftmpushd", ctx->who);
+			return 0;
+		case FTM_RDV_LOGIN_FAILED:
+			pam_syslog(ctx->pamh, LOG_ERR, "%s: split by ftmpushd failed, refusing (no fallback once connected): %s",
+				   ctx->who, err);
+			tell(ctx, PAM_ERROR_MSG, FTM_MSG_UNAVAILABLE);
+			return PAM_AUTHINFO_UNAVAIL;
+		case FTM_RDV_LOGIN_NO_DAEMON:
+		case FTM_RDV_LOGIN_REFUSED:
+			if (ctx->cfg.debug)
+				pam_syslog(ctx->pamh, LOG_DEBUG, "%s: %s: deciding in process", ctx->who, err);
+			break;
+		}
+	}
+	rc = core_auth(ctx);
+	if (rc != PAM_SUCCESS)
+		return rc;
+	if (ctx->data->core->split(ctx->data->auth, &ctx->login, typed, time(NULL), sp) != 0) {
+		ftm_memzero(sp, sizeof(*sp));
+		pam_syslog(ctx->pamh, LOG_ERR, "%s: split failed (input too long or store unavailable)", ctx->who);
+		return PAM_AUTHINFO_UNAVAIL;
+	}
+	return 0;
+}
+
+/* The verdict on the split's code by ftmpushd: true when it decided (out set; an error once connected
+ * is FTM_RES_ERROR: never asked again in process, the code may have been counted), false when no
+ * daemon listens (nothing was sent). */
+static bool daemon_verify(ctx_t *ctx, const char *code, ftm_outcome_t *out)
+{
+	char err[FTM_ERR_MAX] = "";
+
+	switch (ftm_rdv_login_verify(ctx->cfg.push.socket, ctx->cfg.token_db, &ctx->login, code, out, err,
+				     sizeof(err))) {
+	case FTM_RDV_LOGIN_ANSWERED:
+		return true;
+	case FTM_RDV_LOGIN_FAILED:
+		pam_syslog(ctx->pamh, LOG_ERR, "%s: the verdict from ftmpushd failed, refusing (never retried in process once asked): %s",
+			   ctx->who, err);
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_UNAVAILABLE, "ftmpushd failed mid-request");
+		return true;
+	case FTM_RDV_LOGIN_REFUSED:	/* refused before anything was decided or counted */
+		if (ctx->cfg.debug)
+			pam_syslog(ctx->pamh, LOG_DEBUG, "%s: %s: deciding in process", ctx->who, err);
+		return false;
+	case FTM_RDV_LOGIN_NO_DAEMON:
+	default:
+		return false;
+	}
+}
+
 /* ---- the first instance: split what was typed ---- */
 
 static int do_split(ctx_t *ctx)
@@ -357,13 +482,10 @@ static int do_split(ctx_t *ctx)
 		return rc == PAM_SUCCESS ? PAM_AUTH_ERR : rc;
 	}
 
-	memset(&sp, 0, sizeof(sp));
-	rc = ftm_auth_split(ctx->auth, &ctx->login, typed, time(NULL), &sp);
+	rc = split_input(ctx, typed, &sp);
 	if (rc != 0) {
-		ftm_passcode_clear(&sp.primary);
 		ftm_memzero(&sp, sizeof(sp));
-		pam_syslog(ctx->pamh, LOG_ERR, "%s: split failed (input too long or store unavailable)", ctx->who);
-		return PAM_AUTHINFO_UNAVAIL;
+		return rc;
 	}
 
 	data = calloc(1, sizeof(*data));
@@ -446,7 +568,7 @@ static void answer_challenges(ctx_t *ctx, ftm_outcome_t *out)
 			return;
 		}
 		memset(out, 0, sizeof(*out));
-		ftm_auth_prompt_answer(ctx->auth, &ctx->login, item_str(ctx->pamh, PAM_AUTHTOK), state, answer,
+		ctx->data->core->prompt_answer(ctx->data->auth, &ctx->login, item_str(ctx->pamh, PAM_AUTHTOK), state, answer,
 				       time(NULL), out);
 		drop_answer(&answer);
 	}
@@ -467,7 +589,7 @@ static int before_push(ctx_t *ctx, const split_data_t *data, char **code)
 		if (ask(ctx, PAM_PROMPT_ECHO_ON, msg, &answer) != PAM_SUCCESS)
 			return -1;
 		/* PAM_AUTHTOK: the password the first factor just proved (requisite before us) */
-		if (!ftm_auth_push_prompt_asks_push(item_str(ctx->pamh, PAM_AUTHTOK), answer)) {
+		if (!ctx->data->core->push_prompt_asks_push(item_str(ctx->pamh, PAM_AUTHTOK), answer)) {
 			*code = answer;
 			return 0;
 		}
@@ -497,8 +619,7 @@ static int do_second(ctx_t *ctx)
 		/* No split instance in the stack: nothing was typed for us, so no code. */
 		ftm_split_t sp;
 
-		memset(&sp, 0, sizeof(sp));
-		if (ftm_auth_split(ctx->auth, &ctx->login, "", time(NULL), &sp) != 0) {
+		if (split_input(ctx, "", &sp) != 0) {
 			ftm_outcome_set(&out, FTM_RES_ERROR, NULL, NULL, "store unavailable");
 			return finish(ctx, &out);
 		}
@@ -509,11 +630,22 @@ static int do_second(ctx_t *ctx)
 		data = &local;
 	}
 
+	/* A code: its verdict is ftmpushd's when it runs. A push, a challenge: decided in process (the push
+	 * itself goes through ftmpushd's socket there, push_client.c). */
+	if (data->has_code && daemon_verify(ctx, data->code, &out)) {
+		pam_set_data(ctx->pamh, SPLIT_DATA, NULL, NULL);	/* the code is spent either way */
+		return finish(ctx, &out);
+	}
+	if (core_auth(ctx) != PAM_SUCCESS) {
+		ftm_outcome_set(&out, FTM_RES_ERROR, NULL, FTM_MSG_UNAVAILABLE, "no core object and no ftmpushd");
+		return finish(ctx, &out);
+	}
 	if (!data->has_code && data->push_available && before_push(ctx, data, &typed) != 0) {
 		ftm_outcome_set(&out, FTM_RES_FAIL, NULL, NULL, "no answer to the push prompt (conversation failed)");
 		return finish(ctx, &out);
 	}
-	ftm_auth_after_password(ctx->auth, &ctx->login, data->has_code ? data->code : typed, time(NULL), &out);
+	ctx->data->core->after_password(ctx->data->auth, &ctx->login, data->has_code ? data->code : typed, time(NULL),
+					&out);
 	drop_answer(&typed);
 	if (data->has_code)	/* the code is spent either way: a later instance must not reuse it */
 		pam_set_data(ctx->pamh, SPLIT_DATA, NULL, NULL);

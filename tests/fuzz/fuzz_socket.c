@@ -105,7 +105,7 @@ static void daemon_end(const uint8_t *data, size_t size)
 	if (server == NULL) {
 		char err[256];
 
-		server = ftm_rdv_server_start(server_path, (gid_t)-1, 8, handler, NULL, NULL, err, sizeof(err));
+		server = ftm_rdv_server_start(server_path, (gid_t)-1, 8, handler, NULL, NULL, NULL, err, sizeof(err));
 		if (server == NULL) {
 			fprintf(stderr, "fuzz_socket: %s\n", err);
 			abort();

@@ -22,6 +22,7 @@
 
 #include "ftm_auth.h"
 #include "ftm_otp.h"
+#include "ftm_passcode.h"
 
 #include "ftm_rendezvous.h"
 
@@ -68,6 +69,43 @@ static void handler(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_t *re
 	}
 }
 
+/* The login ops: a fixed reading and verdict by user name, so the client's rebuilding is what is tested. */
+static int login_handler(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, const ftm_login_t *login,
+			  const char *store, const char *input, ftm_split_t *sp, ftm_outcome_t *out)
+{
+	(void)ctx;
+	(void)conn;
+	if (strcmp(store, "/other/tokens.db") == 0) {	/* a daemon of another store refuses */
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "another store");
+		return -1;
+	}
+	if (strcmp(login->user, "die") == 0)
+		_exit(0);	/* never reached: see test_login_daemon_gone_mid_request_fails_closed */
+	if (op == FTM_RDV_OP_SPLIT) {
+		sp->has_token = true;
+		sp->push_available = strcmp(login->user, "push") == 0;
+		snprintf(sp->push_serial, sizeof(sp->push_serial), "%s", sp->push_available ? "FTKMOBTEST01" : "");
+		/* the reading the core would make: the last 6 bytes are the code */
+		ftm_passcode_split(input, 6, &sp->primary);
+		sp->has_alt = strcmp(login->user, "alt") == 0 && sp->primary.has_code;
+		return 0;
+	}
+	if (strcmp(login->user, "other") == 0) {
+		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "not allowed");
+		return -1;
+	}
+	if (strcmp(input, "123456") == 0) {
+		ftm_outcome_set(out, FTM_RES_OK, "FTKMOBTEST01", "", "code ok");
+	} else if (strcmp(input, "654321") == 0) {
+		ftm_outcome_set(out, FTM_RES_REPLAY, "FTKMOBTEST01", NULL, "replay");
+		out->wait_seconds = 17;
+		ftm_msg_replay(out->message, sizeof(out->message), 17);
+	} else {
+		ftm_outcome_set(out, FTM_RES_LOCKED, "FTKMOBTEST01", FTM_MSG_LOCKED, "locked");
+	}
+	return 0;
+}
+
 static int setup(void **state)
 {
 	char err[256] = "";
@@ -76,7 +114,7 @@ static int setup(void **state)
 	snprintf(dir, sizeof(dir), "/tmp/ftm-rdv-XXXXXX");
 	assert_non_null(mkdtemp(dir));
 	snprintf(sock, sizeof(sock), "%s/ftmpushd.sock", dir);
-	srv = ftm_rdv_server_start(sock, (gid_t)-1, 4, handler, NULL, NULL, err, sizeof(err));
+	srv = ftm_rdv_server_start(sock, (gid_t)-1, 4, handler, login_handler, NULL, NULL, err, sizeof(err));
 	if (srv == NULL)
 		fprintf(stderr, "server: %s\n", err);
 	assert_non_null(srv);
@@ -180,7 +218,7 @@ static void test_second_server_on_a_live_socket_is_refused(void **state)
 	char err[256] = "";
 
 	(void)state;
-	assert_null(ftm_rdv_server_start(sock, (gid_t)-1, 4, handler, NULL, NULL, err, sizeof(err)));
+	assert_null(ftm_rdv_server_start(sock, (gid_t)-1, 4, handler, NULL, NULL, NULL, err, sizeof(err)));
 	assert_non_null(strstr(err, "already listening"));
 }
 
@@ -430,6 +468,127 @@ static void test_auth_number_matching_through_the_socket(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+static void test_login_split_is_rebuilt_from_the_daemons_reading(void **state)
+{
+	ftm_login_t login = { "alt", "192.0.2.7", "sshd", "h" };
+	char err[256] = "";
+	ftm_split_t sp;
+
+	(void)state;
+	assert_int_equal(ftm_rdv_login_split(sock, NULL, &login, "s3cret123456", &sp, err, sizeof(err)),
+			 FTM_RDV_LOGIN_ANSWERED);
+	assert_true(sp.has_token);
+	assert_false(sp.push_available);
+	assert_true(sp.primary.has_code);
+	assert_string_equal(sp.primary.password, "s3cret");
+	assert_string_equal(sp.primary.code, "123456");
+	assert_true(sp.has_alt);
+	assert_string_equal(sp.alt_password, "s3cret123456");
+
+	login.user = "push";
+	assert_int_equal(ftm_rdv_login_split(sock, NULL, &login, "pw", &sp, err, sizeof(err)), FTM_RDV_LOGIN_ANSWERED);
+	assert_true(sp.push_available);
+	assert_string_equal(sp.push_serial, "FTKMOBTEST01");
+	assert_false(sp.primary.has_code);
+	assert_string_equal(sp.primary.password, "pw");
+	assert_false(sp.has_alt);
+}
+
+static void test_login_verify_carries_the_outcome(void **state)
+{
+	ftm_login_t login = { "alice", "192.0.2.7", "sshd", "h" };
+	char err[256] = "", want[FTM_MSG_MAX];
+	ftm_outcome_t out;
+
+	(void)state;
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, err, sizeof(err)),
+			 FTM_RDV_LOGIN_ANSWERED);
+	assert_int_equal(out.result, FTM_RES_OK);
+	assert_string_equal(out.serial, "FTKMOBTEST01");
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "654321", &out, err, sizeof(err)),
+			 FTM_RDV_LOGIN_ANSWERED);
+	assert_int_equal(out.result, FTM_RES_REPLAY);
+	assert_int_equal(out.wait_seconds, 17);
+	ftm_msg_replay(want, sizeof(want), 17);
+	assert_string_equal(out.message, want);
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "000000", &out, err, sizeof(err)),
+			 FTM_RDV_LOGIN_ANSWERED);
+	assert_int_equal(out.result, FTM_RES_LOCKED);
+	assert_string_equal(out.message, FTM_MSG_LOCKED);
+	/* a peer refused before anything was decided: the login decides in its own process */
+	login.user = "other";
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, err, sizeof(err)),
+			 FTM_RDV_LOGIN_REFUSED);
+	assert_int_not_equal(out.result, FTM_RES_OK);
+	/* a daemon that serves another store than the module's: refused, decided in process */
+	login.user = "alice";
+	assert_int_equal(ftm_rdv_login_verify(sock, "/other/tokens.db", &login, "123456", &out, err, sizeof(err)),
+			 FTM_RDV_LOGIN_REFUSED);
+}
+
+static void test_login_without_daemon_is_no_daemon(void **state)
+{
+	ftm_login_t login = { "alice", "", "sshd", "h" };
+	char err[256] = "", path[96];
+	ftm_outcome_t out;
+	int fd;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/absent.sock", dir);
+	assert_int_equal(ftm_rdv_login_verify(path, NULL, &login, "123456", &out, err, sizeof(err)),
+			 FTM_RDV_LOGIN_NO_DAEMON);
+	/* a socket file nobody listens on (a daemon that died): ECONNREFUSED, the same */
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	{
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+		assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	}
+	assert_int_equal(ftm_rdv_login_verify(path, NULL, &login, "123456", &out, err, sizeof(err)),
+			 FTM_RDV_LOGIN_NO_DAEMON);
+	close(fd);
+	unlink(path);
+}
+
+/* A daemon that accepts, reads the request and closes without answering (killed mid-request). */
+static void *close_after_request(void *arg)
+{
+	int lfd = *(int *)arg, fd = accept(lfd, NULL, NULL);
+	char buf[256];
+
+	if (fd >= 0) {
+		usleep(50000);
+		(void)!read(fd, buf, sizeof(buf));
+		close(fd);
+	}
+	return NULL;
+}
+
+static void test_login_daemon_gone_mid_request_fails_closed(void **state)
+{
+	ftm_login_t login = { "alice", "", "sshd", "h" };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char err[256] = "";
+	ftm_outcome_t out;
+	pthread_t th;
+	int lfd;
+
+	(void)state;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/dying.sock", dir);
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(pthread_create(&th, NULL, close_after_request, &lfd), 0);
+	assert_int_equal(ftm_rdv_login_verify(sa.sun_path, NULL, &login, "123456", &out, err, sizeof(err)),
+			 FTM_RDV_LOGIN_FAILED);
+	assert_non_null(strstr(err, "no verify answer"));
+	assert_int_not_equal(out.result, FTM_RES_OK);
+	pthread_join(th, NULL);
+	close(lfd);
+	unlink(sa.sun_path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -449,6 +608,10 @@ int main(void)
 		cmocka_unit_test(test_number_phone_decides_first),
 		cmocka_unit_test(test_number_start_without_number_is_the_final_reply),
 		cmocka_unit_test(test_auth_number_matching_through_the_socket),
+		cmocka_unit_test(test_login_split_is_rebuilt_from_the_daemons_reading),
+		cmocka_unit_test(test_login_verify_carries_the_outcome),
+		cmocka_unit_test(test_login_without_daemon_is_no_daemon),
+		cmocka_unit_test(test_login_daemon_gone_mid_request_fails_closed),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
