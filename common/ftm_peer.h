@@ -41,5 +41,10 @@ bool ftm_peer_admitted(const ftm_peer_policy_t *pol, const ftm_peer_t *peer);
  * group. false with why (for the log: peer, user asked, what would allow it). */
 bool ftm_peer_may_push_for(const ftm_peer_policy_t *pol, const ftm_peer_t *peer, const char *user, char *why,
 			   size_t why_len);
+/* May the peer ask the daemon for a code's verdict (split or verify) for user? Root and the daemon's
+ * own user only: trusted groups and the user's own processes are not (an uncounted peek would let them
+ * test codes without a lockout). false with why, as above. */
+bool ftm_peer_may_decide_for(const ftm_peer_policy_t *pol, const ftm_peer_t *peer, const char *user, char *why,
+			     size_t why_len);
 
 #endif

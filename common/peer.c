@@ -75,3 +75,17 @@ bool ftm_peer_may_push_for(const ftm_peer_policy_t *pol, const ftm_peer_t *peer,
 		 user ? user : "");
 	return false;
 }
+
+/* A code's verdict asked of the daemon (a PAM login's split and verify): root and the daemon's own user
+ * only. The split's peek counts nothing, so for anyone else it would be an oracle that tests a user's
+ * codes without a lockout; such a peer decides in its own process, where the store is not readable to it. */
+bool ftm_peer_may_decide_for(const ftm_peer_policy_t *pol, const ftm_peer_t *peer, const char *user, char *why,
+			     size_t why_len)
+{
+	if (privileged(pol, peer))
+		return true;
+	snprintf(why, why_len, "a process of uid %lu (%s) gid %lu asked a code verdict for '%.64s': only root and "
+		 "the daemon's user may", (unsigned long)peer->uid, peer->name[0] ? peer->name : "no user name",
+		 (unsigned long)peer->gid, user ? user : "");
+	return false;
+}

@@ -163,7 +163,7 @@ static int handle_pam_login(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, co
 		return -1;
 	}
 
-	if (!ftm_peer_may_push_for(&d->policy, ftm_rdv_conn_peer(conn), login->user, why, sizeof(why))) {
+	if (!ftm_peer_may_decide_for(&d->policy, ftm_rdv_conn_peer(conn), login->user, why, sizeof(why))) {
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, why);
 		ftm_log(d->log, FTM_LOG_WARN, "socket login for '%s': %s (refused: the login decides in its own process)",
 			login->user, why);

@@ -113,6 +113,26 @@ static void test_a_trusted_group_may_push_for_anyone(void **state)
 	assert_true(ftm_peer_may_push_for(&pol, &alice, "bob", why, sizeof(why)));
 }
 
+/* A code verdict through the daemon: its split's peek counts nothing, so only root and the daemon's user. */
+static void test_only_root_and_the_daemon_user_may_ask_a_code_verdict(void **state)
+{
+	ftm_peer_policy_t pol = policy(true);
+	ftm_peer_t root = peer(0, 0, "root"), daemon = peer(DAEMON_UID, DAEMON_UID, "ftmpush");
+	ftm_peer_t alice = peer(ALICE_UID, TRUSTED_GID, "alice");
+	char why[256] = "";
+
+	(void)state;
+	assert_true(ftm_peer_may_decide_for(&pol, &root, "bob", why, sizeof(why)));
+	assert_true(ftm_peer_may_decide_for(&pol, &daemon, "bob", why, sizeof(why)));
+	/* neither for its own user nor, in a trusted group, for another: it may push for both */
+	assert_true(ftm_peer_may_push_for(&pol, &alice, "alice", why, sizeof(why)));
+	assert_false(ftm_peer_may_decide_for(&pol, &alice, "alice", why, sizeof(why)));
+	assert_true(ftm_peer_may_push_for(&pol, &alice, "bob", why, sizeof(why)));
+	assert_false(ftm_peer_may_decide_for(&pol, &alice, "bob", why, sizeof(why)));
+	assert_non_null(strstr(why, "uid 1001 (alice)"));
+	assert_non_null(strstr(why, "code verdict for 'bob'"));
+}
+
 static void test_the_kernel_tells_a_connected_peer(void **state)
 {
 	int sv[2];
@@ -138,6 +158,7 @@ int main(void)
 		cmocka_unit_test(test_a_peer_that_is_not_root_may_push_only_for_its_own_user),
 		cmocka_unit_test(test_a_uid_without_a_name_may_push_for_nobody),
 		cmocka_unit_test(test_a_trusted_group_may_push_for_anyone),
+		cmocka_unit_test(test_only_root_and_the_daemon_user_may_ask_a_code_verdict),
 		cmocka_unit_test(test_the_kernel_tells_a_connected_peer),
 	};
 
