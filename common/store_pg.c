@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ftm_batch.h"
 #include "ftm_util.h"
 #include "pq_lazy.h"
 #include "store_backend.h"
@@ -152,7 +153,8 @@ enum {
 	Q_META_GET, Q_META_PUT, Q_INSERT, Q_GET, Q_REISSUE, Q_STATUS, Q_STATUS_CLEAR, Q_PUSH, Q_USER, Q_DELETE,
 	Q_LIST_ALL, Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE,
 	Q_STATE_PURGE, Q_STATE_PUT, Q_STATE_TAKE, Q_STATE_CAP_USER, Q_STATE_CAP_CLIENT,
-	Q_SETTINGS_GET, Q_SETTING_PUT, Q_SETTING_SEED, Q_AUDIT_INSERT, Q_VERDICT_CAS, Q_VERDICT_CAS1, Q_COUNT
+	Q_SETTINGS_GET, Q_SETTING_PUT, Q_SETTING_SEED, Q_AUDIT_INSERT, Q_VERDICT_CAS, Q_VERDICT_CAS1,
+	Q_VERDICT_BATCH, Q_LIST_USERS, Q_COUNT
 };
 _Static_assert(Q_COUNT <= 64, "pg_link_t.prepared has one bit per query");
 static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
@@ -172,6 +174,9 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	/* with each row's version (xmin): a verdict decided on these rows writes only if none changed */
 	[Q_LIST_USER]	 = { "SELECT " TOKEN_COLS ", xmin::text FROM ftm_tokens WHERE username = $1 ORDER BY serial", 1 },
 	/* the user's rows locked in one order on every node: two verdicts of one user serialize */
+	/* Q_LIST_USER of several users at once (read_batch): $1 their names */
+	[Q_LIST_USERS]	 = { "SELECT " TOKEN_COLS ", xmin::text FROM ftm_tokens WHERE username = ANY($1::text[])"
+			     " ORDER BY username, serial", 1 },
 	[Q_VERDICT_LOCK] = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE username = $1 ORDER BY serial FOR UPDATE", 1 },
 	[Q_VERDICT_PEEK] = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE username = $1 ORDER BY serial", 1 },
 	[Q_VERDICT_WRITE] = { "UPDATE ftm_tokens SET status = $1, last_step = $2, failures = $3, lock_reason = $4,"
@@ -204,6 +209,30 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	[Q_VERDICT_CAS1] = { CAS_HEAD "UPDATE ftm_tokens SET status = $5, last_step = $6::bigint, failures = $7::integer,"
 			     " lock_reason = $8, locked_at = $9::bigint WHERE serial = $4 AND username = $1"
 			     " AND (SELECT same FROM ok)" CAS_TAIL, 20 },
+	/* Concurrent Q_VERDICT_CAS verdicts of this process (of different users) as one statement, so one
+	 * synchronous commit (verdict_batch): $1 a jsonb array of {i, u: user, s: serials, v: versions,
+	 * w: dirty rows, a: audit row or null}. Every user's rows locked in serial order (a batch and a
+	 * verdict of any node lock in the one order: no deadlock between them), each verdict's rows
+	 * compared and written on their own. Columns: i, same, rows updated; then the audit rows of all. */
+	[Q_VERDICT_BATCH] = { "WITH b AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
+			      " AS b(i integer, u text, s text[], v text[], w jsonb, a jsonb)),"
+			      " cur AS (SELECT serial, username, xmin::text AS ver FROM ftm_tokens"
+			      " WHERE username IN (SELECT u FROM b) ORDER BY serial FOR UPDATE),"
+			      " ok AS (SELECT b.i, coalesce((SELECT array_agg(serial ORDER BY serial) FROM cur"
+			      " WHERE cur.username = b.u), '{}') = b.s AND coalesce((SELECT array_agg(ver ORDER BY serial)"
+			      " FROM cur WHERE cur.username = b.u), '{}') = b.v AS same FROM b),"
+			      " w AS (SELECT b.i, b.u, x.* FROM b JOIN ok ON ok.i = b.i AND ok.same,"
+			      " jsonb_to_recordset(b.w) AS x(serial text, status text, last_step bigint, failures integer,"
+			      " lock_reason text, locked_at bigint)),"
+			      " upd AS (UPDATE ftm_tokens t SET status = w.status, last_step = w.last_step,"
+			      " failures = w.failures, lock_reason = w.lock_reason, locked_at = w.locked_at FROM w"
+			      " WHERE t.serial = w.serial AND t.username = w.u RETURNING w.i),"
+			      " aud AS (INSERT INTO ftm_audit (at, event, result, username, serial, client, nas, frontend,"
+			      " node, reason) SELECT (b.a->>'at')::bigint, b.a->>'event', b.a->>'result', b.a->>'user',"
+			      " b.a->>'serial', b.a->>'client', b.a->>'nas', b.a->>'frontend', b.a->>'node', b.a->>'reason'"
+			      " FROM b JOIN ok ON ok.i = b.i AND ok.same WHERE jsonb_typeof(b.a) = 'object' RETURNING 1)"
+			      " SELECT ok.i, ok.same, (SELECT count(*) FROM upd WHERE upd.i = ok.i),"
+			      " (SELECT count(*) FROM aud) FROM ok ORDER BY ok.i", 1 },
 	[Q_AUDIT_INSERT] = { "INSERT INTO ftm_audit (at, event, result, username, serial, client, nas, frontend, node,"
 			     " reason) VALUES ($1::bigint,$2,$3,$4,$5,$6,$7,$8,$9,$10)", 10 },
 };
@@ -227,6 +256,8 @@ typedef struct pg {
 	bool		down;		/* the last connect failed (logged once per outage) */
 	char		last_error[256];
 	const ftm_log_t	*log;
+	ftm_batcher_t	cas_batch;	/* write verdicts on kept rows, group-committed (verdict_batch) */
+	ftm_batcher_t	read_batch;	/* a login's read of its user's rows, batched (read_batch) */
 	/* pending pushes: the LISTEN connection's thread (push_watch) */
 	pthread_t	watch_thread;
 	bool		watching;
@@ -784,6 +815,8 @@ static int pipe_sync(pipe_t *p, const char *what, char *err, size_t err_len)
 /* ---- open / close ---- */
 
 static void pg_push_unwatch(void *be);
+static void verdict_batch(void *owner, ftm_batch_job_t *batch);
+static void read_batch(void *owner, ftm_batch_job_t *batch);
 
 static void pg_close(void *be)
 {
@@ -796,6 +829,8 @@ static void pg_close(void *be)
 		link_drop(&pg->links[i]);
 	pthread_cond_destroy(&pg->freed);
 	pthread_mutex_destroy(&pg->mu);
+	ftm_batcher_destroy(&pg->cas_batch);
+	ftm_batcher_destroy(&pg->read_batch);
 	free(pg->uri);
 	free(pg);
 }
@@ -852,6 +887,8 @@ static void *pg_open(const char *location, const ftm_log_t *log, char *err, size
 	pg->log = log;
 	pg->gen = __atomic_add_fetch(&pg_opens, 1, __ATOMIC_RELAXED);
 	pthread_mutex_init(&pg->mu, NULL);
+	ftm_batcher_init(&pg->cas_batch, verdict_batch, pg);
+	ftm_batcher_init(&pg->read_batch, read_batch, pg);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&pg->freed, &ca);
@@ -1000,32 +1037,42 @@ struct rows_out {
 	size_t		n, cap;
 };
 
-static int rows_from(PGresult *res, struct rows_out *o, char *err, size_t err_len)
+/* The rows of res (only: of that user alone, a batched read's share; NULL: all of them). */
+static int rows_from_user(PGresult *res, const char *only, struct rows_out *o, char *err, size_t err_len)
 {
-	int nt = PQntuples(res);
+	int nt = PQntuples(res), mine = 0;
 
-	if (nt > 0) {
-		o->rows = calloc((size_t)nt, sizeof(*o->rows));
+	for (int r = 0; r < nt; r++)
+		mine += only == NULL || strcmp(PQgetvalue(res, r, 1), only) == 0;
+	if (mine > 0) {
+		o->rows = calloc((size_t)mine, sizeof(*o->rows));
 		if (o->rows == NULL) {
 			SETERR("token store: out of memory");
 			return -1;
 		}
-		o->cap = (size_t)nt;
-		if (PQnfields(res) > 13 && (o->ver = calloc((size_t)nt, sizeof(*o->ver))) == NULL) {
+		o->cap = (size_t)mine;
+		if (PQnfields(res) > 13 && (o->ver = calloc((size_t)mine, sizeof(*o->ver))) == NULL) {
 			SETERR("token store: out of memory");
 			return -1;
 		}
 	}
 	for (int r = 0; r < nt; r++) {
-		if (row_from_res(res, r, &o->rows[r]) != 0) {
+		if (only != NULL && strcmp(PQgetvalue(res, r, 1), only) != 0)
+			continue;
+		if (row_from_res(res, r, &o->rows[o->n]) != 0) {
 			SETERR("token store: damaged record %s", PQgetvalue(res, r, 0));
 			return -1;
 		}
 		if (o->ver != NULL)
-			snprintf(o->ver[r], sizeof(o->ver[r]), "%s", PQgetvalue(res, r, 13));
+			snprintf(o->ver[o->n], sizeof(o->ver[o->n]), "%s", PQgetvalue(res, r, 13));
 		o->n++;
 	}
 	return 0;
+}
+
+static int rows_from(PGresult *res, struct rows_out *o, char *err, size_t err_len)
+{
+	return rows_from_user(res, NULL, o, err, err_len);
 }
 
 static void rows_free(struct rows_out *o)
@@ -1054,6 +1101,107 @@ static int select_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 	if (rc != 0)
 		rows_free(o);
 	return rc;
+}
+
+/* A PostgreSQL array literal being written: {"a","b"}, every element quoted, " and \ escaped. */
+typedef struct lit {
+	char	*s;
+	size_t	len, cap;
+	bool	oom;
+} lit_t;
+
+static void lit_put(lit_t *l, char ch)
+{
+	if (l->oom)
+		return;
+	if (l->len + 2 > l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char *s = realloc(l->s, cap);
+
+		if (s == NULL) {
+			l->oom = true;
+			return;
+		}
+		l->s = s;
+		l->cap = cap;
+	}
+	l->s[l->len++] = ch;
+	l->s[l->len] = '\0';
+}
+
+static void lit_add(lit_t *l, const char *e)
+{
+	lit_put(l, l->len == 0 ? '{' : ',');
+	lit_put(l, '"');
+	for (; *e != '\0'; e++) {
+		if (*e == '"' || *e == '\\')
+			lit_put(l, '\\');
+		lit_put(l, *e);
+	}
+	lit_put(l, '"');
+}
+
+static const char *lit_end(lit_t *l)
+{
+	if (l->len == 0)
+		lit_put(l, '{');
+	lit_put(l, '}');
+	return l->oom ? NULL : l->s;
+}
+
+/* Q_LIST_USERS for the batch's users (each job a struct rows_out of Q_LIST_USER): one read, each job
+ * given its user's rows. A read changes nothing: a failure on a stale connection is repeated. */
+static int reads_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	ftm_batch_job_t *batch = c;
+	lit_t users = { 0 };
+	const char *values[1];
+	PGresult *res;
+	int rc = 0;
+
+	(void)pg;
+	for (ftm_batch_job_t *b = batch; b != NULL; b = b->next)
+		lit_add(&users, ((struct rows_out *)b->arg)->arg);
+	if ((values[0] = lit_end(&users)) == NULL) {
+		free(users.s);
+		SETERR("token store: out of memory");
+		return -1;
+	}
+	res = run(l, Q_LIST_USERS, 1, values, NULL, NULL);
+	free(users.s);
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "read", err, err_len) != 0)
+		return first_failed(l, -1);
+	for (ftm_batch_job_t *b = batch; b != NULL; b = b->next) {
+		struct rows_out *o = b->arg;
+
+		b->rc = rows_from_user(res, o->arg, o, b->err, b->err_len);
+		if (b->rc != 0)
+			rows_free(o);
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* The leader's flush of pg->read_batch: a batch of one is its own Q_LIST_USER. A batched read that
+ * failed is read again user by user, so that one user's read (a name the server refuses) fails alone. */
+static void read_batch(void *owner, ftm_batch_job_t *batch)
+{
+	pg_t *pg = owner;
+	char err[FTM_MSG_MAX] = "";
+
+	if (batch->next != NULL && with_link(pg, reads_on, batch, err, sizeof(err)) == 0)
+		return;
+	for (ftm_batch_job_t *b = batch; b != NULL; b = b->next)
+		b->rc = with_link(pg, select_on, b->arg, b->err, b->err_len);
+}
+
+/* A login's read of user's rows with their versions (Q_LIST_USER into o), batched with the reads of
+ * the process's other threads that wait at the same time. */
+static int read_user(pg_t *pg, const char *user, struct rows_out *o, char *err, size_t err_len)
+{
+	*o = (struct rows_out){ .q = Q_LIST_USER, .arg = user };
+	listed_drop();
+	return ftm_batch_run(&pg->read_batch, o, err, err_len);
 }
 
 static int pg_get(void *be, const char *serial, ftm_store_row_t *out, char *err, size_t err_len)
@@ -1220,8 +1368,8 @@ static void listed_keep(const pg_t *pg, listed_t *k, const char *user, struct ro
 static int pg_list(void *be, const char *user, ftm_row_cb cb, void *ctx, char *err, size_t err_len)
 {
 	pg_t *pg = be;
-	struct rows_out o = { .q = user != NULL ? Q_LIST_USER : Q_LIST_ALL, .arg = user };
-	int rc = with_link(pg, select_on, &o, err, err_len);
+	struct rows_out o = { .q = Q_LIST_ALL };
+	int rc = user != NULL ? read_user(pg, user, &o, err, err_len) : with_link(pg, select_on, &o, err, err_len);
 	listed_t *k = rc == 0 && user != NULL && strlen(user) < sizeof(k->user) ? listed_get(true) : NULL;
 	unsigned long calls = k != NULL ? k->calls : 0;
 
@@ -1404,57 +1552,12 @@ out:
 	return rc;
 }
 
-/* A PostgreSQL array literal being written: {"a","b"}, every element quoted, " and \ escaped. */
-typedef struct lit {
-	char	*s;
-	size_t	len, cap;
-	bool	oom;
-} lit_t;
-
-static void lit_put(lit_t *l, char ch)
-{
-	if (l->oom)
-		return;
-	if (l->len + 2 > l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		char *s = realloc(l->s, cap);
-
-		if (s == NULL) {
-			l->oom = true;
-			return;
-		}
-		l->s = s;
-		l->cap = cap;
-	}
-	l->s[l->len++] = ch;
-	l->s[l->len] = '\0';
-}
-
-static void lit_add(lit_t *l, const char *e)
-{
-	lit_put(l, l->len == 0 ? '{' : ',');
-	lit_put(l, '"');
-	for (; *e != '\0'; e++) {
-		if (*e == '"' || *e == '\\')
-			lit_put(l, '\\');
-		lit_put(l, *e);
-	}
-	lit_put(l, '"');
-}
-
-static const char *lit_end(lit_t *l)
-{
-	if (l->len == 0)
-		lit_put(l, '{');
-	lit_put(l, '}');
-	return l->oom ? NULL : l->s;
-}
-
 struct cas_ctx {
 	const char		*user;
 	const struct rows_out	*o;		/* the rows a list read, decided on */
 	const ftm_audit_row_t	*audit;
 	bool			again;		/* not written: decide again on the rows locked */
+	bool			sent;		/* verdict_batch: in its batch's statement */
 };
 
 /* Q_VERDICT_CAS with the rows decide marked dirty. A statement the server refused (its rows changed,
@@ -1548,6 +1651,229 @@ out:
 	return rc;
 }
 
+/* ---- group commit: concurrent CAS verdicts of this process as one statement ----
+ * verdict_run queues its Q_VERDICT_CAS verdict (struct cas_ctx) on pg->cas_batch; the leader sends the
+ * batch as one Q_VERDICT_BATCH statement (autocommit: one synchronous commit) on one pooled connection
+ * and wakes each verdict's thread (ftm_batch.h). A batch of one is its own Q_VERDICT_CAS/CAS1. */
+
+/* A JSON string: " \ and control characters escaped. */
+static void lit_json(lit_t *l, const char *e)
+{
+	lit_put(l, '"');
+	for (; *e != '\0'; e++) {
+		unsigned char ch = (unsigned char)*e;
+
+		if (ch == '"' || ch == '\\') {
+			lit_put(l, '\\');
+			lit_put(l, (char)ch);
+		} else if (ch < 0x20) {
+			char u[8];
+
+			snprintf(u, sizeof(u), "\\u%04x", ch);
+			for (const char *q = u; *q != '\0'; q++)
+				lit_put(l, *q);
+		} else {
+			lit_put(l, (char)ch);
+		}
+	}
+	lit_put(l, '"');
+}
+
+static void lit_raw(lit_t *l, const char *e)
+{
+	for (; *e != '\0'; e++)
+		lit_put(l, *e);
+}
+
+/* "name":"value" (sep: what goes before it) */
+static void lit_field(lit_t *l, const char *sep, const char *name, const char *value)
+{
+	lit_raw(l, sep);
+	lit_json(l, name);
+	lit_put(l, ':');
+	lit_json(l, value);
+}
+
+/* One verdict of a batch as a JSON object (Q_VERDICT_BATCH's b); its dirty rows counted in *dirty. */
+static void batch_entry(lit_t *l, int i, const struct cas_ctx *cc, size_t *dirty)
+{
+	const struct rows_out *o = cc->o;
+	char num[24];
+
+	snprintf(num, sizeof(num), "%d", i);
+	lit_raw(l, i == 0 ? "{\"i\":" : ",{\"i\":");
+	lit_raw(l, num);
+	lit_field(l, ",", "u", cc->user);
+	lit_raw(l, ",\"s\":[");
+	for (size_t r = 0; r < o->n; r++) {
+		lit_raw(l, r ? "," : "");
+		lit_json(l, o->rows[r].tok.serial);
+	}
+	lit_raw(l, "],\"v\":[");
+	for (size_t r = 0; r < o->n; r++) {
+		lit_raw(l, r ? "," : "");
+		lit_json(l, o->ver[r]);
+	}
+	lit_raw(l, "],\"w\":[");
+	*dirty = 0;
+	for (size_t r = 0; r < o->n; r++) {
+		const ftm_token_t *t = &o->rows[r].tok;
+		char last[24], failures[16], locked_at[24];
+		const char *uv[6];
+
+		if (!o->rows[r].dirty)
+			continue;
+		verdict_params(t, last, failures, locked_at, uv);
+		lit_field(l, (*dirty)++ ? ",{" : "{", "serial", uv[5]);
+		lit_field(l, ",", "status", uv[0]);
+		lit_field(l, ",", "last_step", uv[1]);
+		lit_field(l, ",", "failures", uv[2]);
+		lit_field(l, ",", "lock_reason", uv[3]);
+		lit_field(l, ",", "locked_at", uv[4]);
+		lit_put(l, '}');
+	}
+	lit_raw(l, "],\"a\":");
+	if (cc->audit != NULL && cc->audit->event[0] != '\0') {
+		static const char *const names[10] = { "at", "event", "result", "user", "serial", "client", "nas",
+						       "frontend", "node", "reason" };
+		char at[24];
+		const char *av[10];
+
+		audit_params(cc->audit, at, av);
+		for (int k = 0; k < 10; k++)
+			lit_field(l, k ? "," : "{", names[k], av[k]);
+		lit_put(l, '}');
+	} else {
+		lit_raw(l, "null");
+	}
+	lit_put(l, '}');
+}
+
+struct batch_ctx {
+	ftm_batch_job_t	*jobs;		/* the batch; the jobs sent have `sent` set in their cas_ctx */
+	int		n;		/* sent */
+};
+
+/* Q_VERDICT_BATCH with the batch's verdicts. The statement is one autocommit: it answered, it
+ * committed. The server refused it with the connection up: nothing of it was written, every verdict
+ * is decided again on its rows locked (`again`). The connection lost on the way: the commit's outcome
+ * is unknown, every verdict of it fails (-1 here: the flush fails them all). */
+static int batch_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct batch_ctx *bc = c;
+	lit_t j = { 0 };
+	size_t *dirty = calloc((size_t)bc->n, sizeof(*dirty));
+	const char *values[1];
+	PGresult *res;
+	int rc = -1, i = 0, audited = 0;
+
+	(void)pg;
+	lit_put(&j, '[');
+	for (ftm_batch_job_t *b = bc->jobs; b != NULL && dirty != NULL; b = b->next) {
+		struct cas_ctx *cc = b->arg;
+
+		if (!cc->sent)
+			continue;
+		batch_entry(&j, i, cc, &dirty[i]);
+		audited += cc->audit != NULL && cc->audit->event[0] != '\0';
+		i++;
+	}
+	lit_put(&j, ']');
+	if (dirty == NULL || j.oom) {
+		SETERR("token store: out of memory");
+		goto out;
+	}
+	values[0] = j.s;
+	res = run(l, Q_VERDICT_BATCH, 1, values, NULL, NULL);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		if (PQstatus(l->conn) != CONNECTION_OK) {
+			res_ok(l->conn, res, PGRES_TUPLES_OK, "verdict batch", err, err_len);
+			goto out;
+		}
+		PQclear(res);
+		for (ftm_batch_job_t *b = bc->jobs; b != NULL; b = b->next)
+			((struct cas_ctx *)b->arg)->again = true;
+		rc = 0;
+		goto out;
+	}
+	if (PQntuples(res) != bc->n) {	/* answered, so committed: not decided again */
+		SETERR("token store (PostgreSQL): verdict batch answered %d of %d verdicts", PQntuples(res), bc->n);
+		PQclear(res);
+		goto out;
+	}
+	i = 0;
+	for (ftm_batch_job_t *b = bc->jobs; b != NULL; b = b->next) {
+		struct cas_ctx *cc = b->arg;
+
+		b->rc = 0;
+		if (!cc->sent)
+			continue;
+		if (strcmp(PQgetvalue(res, i, 1), "t") != 0) {
+			cc->again = true;
+			audited -= cc->audit != NULL && cc->audit->event[0] != '\0';
+		} else if (strtoull(PQgetvalue(res, i, 2), NULL, 10) != dirty[i]) {
+			b->rc = -1;
+			if (b->err != NULL && b->err_len > 0)
+				snprintf(b->err, b->err_len, "token store (PostgreSQL): verdict wrote %s of %zu rows",
+					 PQgetvalue(res, i, 2), dirty[i]);
+		}
+		i++;
+	}
+	/* the audit rows of the verdicts written, all of them, or every verdict of the batch fails */
+	if (strtol(PQgetvalue(res, 0, 3), NULL, 10) != audited) {
+		SETERR("token store (PostgreSQL): verdict batch wrote %s of %d audit rows", PQgetvalue(res, 0, 3), audited);
+		for (ftm_batch_job_t *b = bc->jobs; b != NULL; b = b->next)
+			((struct cas_ctx *)b->arg)->again = false;
+		PQclear(res);
+		goto out;
+	}
+	PQclear(res);
+	rc = 0;
+out:
+	free(dirty);
+	free(j.s);
+	return rc;
+}
+
+/* The leader's flush of pg->cas_batch. Two verdicts of one user in one batch would both find the rows
+ * unchanged: the second is not sent but decided again on the rows locked, after this batch committed. */
+static void verdict_batch(void *owner, ftm_batch_job_t *batch)
+{
+	pg_t *pg = owner;
+	struct batch_ctx bc = { batch, 0 };
+	char err[FTM_MSG_MAX] = "";
+
+	for (ftm_batch_job_t *b = batch; b != NULL; b = b->next) {
+		struct cas_ctx *cc = b->arg;
+
+		b->rc = 0;
+		cc->sent = true;
+		for (ftm_batch_job_t *e = batch; e != b && cc->sent; e = e->next)
+			if (((struct cas_ctx *)e->arg)->sent && strcmp(((struct cas_ctx *)e->arg)->user, cc->user) == 0)
+				cc->sent = false;
+		cc->again = !cc->sent;
+		bc.n += cc->sent;
+	}
+	if (bc.n == 1) {
+		for (ftm_batch_job_t *b = batch; b != NULL; b = b->next)
+			if (((struct cas_ctx *)b->arg)->sent)
+				b->rc = with_link(pg, cas_on, b->arg, b->err, b->err_len);
+		return;
+	}
+	if (with_link(pg, batch_on, &bc, err, sizeof(err)) == 0)
+		return;
+	for (ftm_batch_job_t *b = batch; b != NULL; b = b->next) {
+		struct cas_ctx *cc = b->arg;
+
+		if (!cc->sent)
+			continue;	/* not sent: still decided again on its rows locked */
+		cc->again = false;
+		b->rc = -1;
+		if (b->err != NULL && b->err_len > 0)
+			snprintf(b->err, b->err_len, "%s", err);
+	}
+}
+
 /* A peek or a write verdict. After a list of the user in this thread (a login's split), both decide on
  * the rows it read: the peek reads nothing, the write is one statement (Q_VERDICT_CAS) that writes
  * only if those rows are still the user's rows, unchanged; if they changed, the verdict is decided
@@ -1564,10 +1890,10 @@ static int verdict_run(pg_t *pg, const char *user, bool write, ftm_decide_fn dec
 	 * so that the write verdict of the same login decides in one statement too. */
 	if (!write) {
 		if (!listed_take(pg, user, true, &o)) {
-			struct rows_out r = { .q = Q_LIST_USER, .arg = user };
+			struct rows_out r;
 			listed_t *k = strlen(user) < sizeof(k->user) ? listed_get(true) : NULL;
 
-			if (with_link(pg, select_on, &r, err, err_len) != 0)
+			if (read_user(pg, user, &r, err, err_len) != 0)
 				return -1;
 			if (k == NULL) {
 				o = r;
@@ -1582,13 +1908,14 @@ static int verdict_run(pg_t *pg, const char *user, bool write, ftm_decide_fn dec
 		return rc;
 	}
 	if (listed_take(pg, user, false, &o)) {
-		struct cas_ctx cc = { user, &o, audit, false };
+		struct cas_ctx cc = { user, &o, audit, false, false };
 
 		if (decide(ctx, o.rows, o.n) != 0) {
 			rows_free(&o);
 			return -1;
 		}
-		rc = o.n == 0 || o.ver != NULL ? with_link(pg, cas_on, &cc, err, err_len) : 0;
+		listed_drop();
+		rc = o.n == 0 || o.ver != NULL ? ftm_batch_run(&pg->cas_batch, &cc, err, err_len) : 0;
 		cc.again = cc.again || (o.n > 0 && o.ver == NULL);
 		rows_free(&o);
 		if (rc != 0 || !cc.again)

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 
 #include <sqlite3.h>
 
+#include "ftm_batch.h"
 #include "ftm_util.h"
 #include "store_backend.h"
 
@@ -90,34 +90,23 @@ typedef struct sq_conn {
 	int		wal_frames;	/* frames in the WAL after this connection's last commit */
 } sq_conn_t;
 
-/* A write waiting for the next group commit: run() applies it inside the batch's transaction. */
+/* A write waiting for the next group commit (ftm_batch.h: the job's arg): run() applies it inside the
+ * batch's transaction. */
 typedef struct sq_job {
 	int		(*run)(sq_conn_t *c, void *arg, char *err, size_t err_len);
 	void		*arg;
-	int		rc;		/* what run() returned; -1 too when the batch did not commit */
-	bool		done;
-	bool		lead;		/* this job's thread commits the next batch */
-	int64_t		queued_ms;	/* monotonic: when it was queued (its share of the busy timeout) */
-	sem_t		wake;		/* posted once: done, or lead */
-	char		*err;
-	size_t		err_len;
-	struct sq_job	*next;
 } sq_job_t;
 
-/* Writes of all the threads of a process go through one writer connection as group commits: the
- * first writer to find no batch in flight takes every job waiting, applies each under its own
- * savepoint in one BEGIN IMMEDIATE transaction and commits once (one WAL fsync, synchronous=FULL),
- * then wakes their threads; writers that arrive meanwhile wait for the next batch. A job returns only
- * after the commit that holds it. `mu` guards the queue, `readers_mu` the reader pool, neither a
- * flush: a waiting writer sleeps on its own semaphore, so waking it needs no lock. Reads run
+/* Writes of all the threads of a process go through one writer connection as group commits
+ * (ftm_batch.h): the leader applies each job of its batch under its own savepoint in one BEGIN
+ * IMMEDIATE transaction and commits once (one WAL fsync, synchronous=FULL). `readers_mu` guards the
+ * reader pool. Reads run
  * on reader connections of their own (WAL: a reader never waits for the writer). Processes take turns
  * through SQLite's own locks (BEGIN IMMEDIATE + busy timeout). */
 typedef struct sq {
 	char		*path;
 	sq_conn_t	*writer;
-	pthread_mutex_t	mu;
-	bool		flushing;	/* a batch is being committed, or handed to the next leader */
-	sq_job_t	*queue, **queue_tail;
+	ftm_batcher_t	batcher;
 	pthread_mutex_t	readers_mu;
 	sq_conn_t	*idle_readers;
 	bool		single;		/* one thread, one call at a time: reads run on the writer (sq_single) */
@@ -385,22 +374,10 @@ static void reader_give_back(sq_t *s, sq_conn_t *c)
 
 /* ---- group commit ---- */
 
-/* The batch did not commit: every job in it fails (a job that failed on its own keeps its reason). */
-static void fail_batch(sq_job_t *batch, const char *why)
-{
-	for (sq_job_t *j = batch; j != NULL; j = j->next) {
-		if (j->rc >= 0 || j->err == NULL || j->err_len == 0 || j->err[0] == '\0') {
-			if (j->err != NULL && j->err_len > 0)
-				snprintf(j->err, j->err_len, "%s", why);
-		}
-		j->rc = -1;
-	}
-}
-
 /* Behind a foreign lock a queued job waits the busy timeout once, counted from when it was queued: the
  * batch's wait for the write lock is what is left of its oldest job's (the first in the queue), so the
  * jobs that queued while the batch before waited do not wait it all again in turn. */
-static int begin_batch(sq_conn_t *c, const sq_job_t *batch, char *err, size_t err_len)
+static int begin_batch(sq_conn_t *c, const ftm_batch_job_t *batch, char *err, size_t err_len)
 {
 	int64_t left = BUSY_TIMEOUT_MS - (ftm_mono_ms() - batch->queued_ms);
 	int rc;
@@ -414,22 +391,25 @@ static int begin_batch(sq_conn_t *c, const sq_job_t *batch, char *err, size_t er
 /* One transaction for the whole batch; each job under a savepoint, so a job that fails (a duplicate
  * serial, a seed that does not decrypt) is undone alone. An error that ends the transaction fails the
  * whole batch: nothing in it committed. */
-static void run_batch(sq_t *s, sq_job_t *batch)
+static void run_batch(void *owner, ftm_batch_job_t *batch)
 {
+	sq_t *s = owner;
 	sq_conn_t *c = s->writer;
 	char err[FTM_MSG_MAX] = "";
 
-	for (sq_job_t *j = batch; j != NULL; j = j->next) {
+	for (ftm_batch_job_t *j = batch; j != NULL; j = j->next) {
 		j->rc = 0;
 		if (j->err != NULL && j->err_len > 0)
 			j->err[0] = '\0';
 	}
 	if (begin_batch(c, batch, err, sizeof(err)) != 0)
 		goto abort;
-	for (sq_job_t *j = batch; j != NULL; j = j->next) {
+	for (ftm_batch_job_t *j = batch; j != NULL; j = j->next) {
+		const sq_job_t *w = j->arg;
+
 		if (run_sql(c, SQL_SAVEPOINT, err, sizeof(err)) != 0)
 			goto abort;
-		j->rc = j->run(c, j->arg, j->err, j->err_len);
+		j->rc = w->run(c, w->arg, j->err, j->err_len);
 		if (sqlite3_get_autocommit(c->db)) {
 			snprintf(err, sizeof(err), "%s", j->err != NULL && j->err[0] ? j->err : "token store: transaction aborted");
 			goto abort;
@@ -443,62 +423,16 @@ static void run_batch(sq_t *s, sq_job_t *batch)
 		return;
 abort:
 	rollback(c);
-	fail_batch(batch, err);
+	ftm_batch_fail(batch, err);
 }
 
-/* Queue a write and return once the batch holding it has committed (or failed). Each waiting thread
- * sleeps on its own semaphore and is woken once: when its job is done, or when it is handed the next
- * batch. It needs no lock to wake: with a condition variable every woken writer queued again on `mu`
- * behind the others (under load, a third of the server's CPU went to those futex round trips). */
+/* Queue a write and return once the batch holding it has committed (or failed). */
 static int write_job(sq_t *s, int (*run)(sq_conn_t *, void *, char *, size_t), void *arg,
 		     char *err, size_t err_len)
 {
-	sq_job_t job = { .run = run, .arg = arg, .rc = -1, .err = err, .err_len = err_len, .queued_ms = ftm_mono_ms() };
-	sq_job_t *batch, *next_lead;
+	sq_job_t job = { run, arg };
 
-	sem_init(&job.wake, 0, 0);
-	pthread_mutex_lock(&s->mu);
-	*s->queue_tail = &job;
-	s->queue_tail = &job.next;
-	if (!s->flushing) {
-		s->flushing = true;
-		job.lead = true;
-	}
-	pthread_mutex_unlock(&s->mu);
-	if (!job.lead) {
-		/* the leader sets done or lead, then posts: sem_post/sem_wait order the two */
-		while (sem_wait(&job.wake) != 0)
-			;	/* EINTR */
-	}
-	if (job.lead) {		/* the batch taken holds this job: it was queued first */
-		pthread_mutex_lock(&s->mu);
-		batch = s->queue;
-		s->queue = NULL;
-		s->queue_tail = &s->queue;
-		pthread_mutex_unlock(&s->mu);
-		run_batch(s, batch);
-		/* the writers that queued meanwhile: the first of them commits them all, starting now */
-		pthread_mutex_lock(&s->mu);
-		next_lead = s->queue;
-		if (next_lead == NULL)
-			s->flushing = false;
-		pthread_mutex_unlock(&s->mu);
-		if (next_lead != NULL) {
-			next_lead->lead = true;	/* its owner reads it only after the post */
-			sem_post(&next_lead->wake);
-		}
-		while (batch != NULL) {
-			sq_job_t *next = batch->next;	/* read first: once posted, a job may be gone */
-
-			if (batch != &job) {
-				batch->done = true;
-				sem_post(&batch->wake);
-			}
-			batch = next;
-		}
-	}
-	sem_destroy(&job.wake);
-	return job.rc;
+	return ftm_batch_run(&s->batcher, &job, err, err_len);
 }
 
 /* ---- open / close ---- */
@@ -611,7 +545,7 @@ static void sq_close(void *be)
 	}
 	conn_close(s->writer);
 	pthread_mutex_destroy(&s->readers_mu);
-	pthread_mutex_destroy(&s->mu);
+	ftm_batcher_destroy(&s->batcher);
 	free(s->path);
 	free(s);
 }
@@ -656,9 +590,8 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 		SETERR("token store: out of memory");
 		return NULL;
 	}
-	pthread_mutex_init(&s->mu, NULL);
+	ftm_batcher_init(&s->batcher, run_batch, s);
 	pthread_mutex_init(&s->readers_mu, NULL);
-	s->queue_tail = &s->queue;
 	s->log = log;
 	s->writer = conn_open(path, false, err, err_len);
 	if (s->writer == NULL || ensure_wal(s->writer, err, err_len) != 0 ||

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 #include <libpq-fe.h>
 
+#include "ftm_audit.h"
 #include "ftm_store.h"
 #include "store_fixture.h"
 #include "store_push_spec.h"
@@ -376,20 +377,26 @@ static void wrong_codes_on_two_nodes_add_up_to_the_lockout(void **state)
 #define ROUNDS	10
 
 struct hammer {
-	ftm_store_t	*st;
-	int		ok, replay, other;
+	ftm_store_t		*st;
+	pthread_barrier_t	*go;		/* all start at once (NULL: no wait) */
+	bool			listed;		/* each verdict after its list, as a RADIUS login */
+	int			ok, replay, other;
 };
+
+static ftm_verdict_code_t listed_verify(ftm_store_t *st, const char *user, const char *code, time_t now);
 
 static void *hammer(void *arg)
 {
 	struct hammer *h = arg;
 
+	if (h->go != NULL)
+		pthread_barrier_wait(h->go);
 	for (int i = 0; i < ROUNDS; i++) {
-		ftm_verdict_t v = verify(h->st, "alice", C1, T1, 0);
+		ftm_verdict_code_t v = h->listed ? listed_verify(h->st, "alice", C1, T1) : verify(h->st, "alice", C1, T1, 0).code;
 
-		if (v.code == FTM_VERDICT_OK)
+		if (v == FTM_VERDICT_OK)
 			h->ok++;
-		else if (v.code == FTM_VERDICT_REPLAY)
+		else if (v == FTM_VERDICT_REPLAY)
 			h->replay++;
 		else
 			h->other++;
@@ -397,20 +404,22 @@ static void *hammer(void *arg)
 	return NULL;
 }
 
-/* More threads than a node's pool holds connections, on two nodes at once. */
-static void threads_on_two_nodes_accept_a_code_exactly_once(void **state)
+/* 2 * THREADS threads, half on each of two nodes, race alice's C1 ROUNDS times each (`listed`: each
+ * verdict after its list, as a RADIUS login, so they are group-committed): exactly one Accept. */
+static void race_two_nodes(fixture_t *f, bool listed)
 {
-	fixture_t *f = *state;
 	char err[256];
 	ftm_store_t *b = open_node(f, f->key, err, sizeof(err));
 	pthread_t tid[2 * THREADS];
 	struct hammer h[2 * THREADS];
+	pthread_barrier_t go;
 	int ok = 0, replay = 0;
 
 	assert_non_null(b);
 	add(f->st, "alice", "S1");
+	pthread_barrier_init(&go, NULL, 2 * THREADS);
 	for (int i = 0; i < 2 * THREADS; i++) {
-		h[i] = (struct hammer){ .st = i % 2 ? b : f->st };
+		h[i] = (struct hammer){ .st = i % 2 ? b : f->st, .go = &go, .listed = listed };
 		assert_int_equal(pthread_create(&tid[i], NULL, hammer, &h[i]), 0);
 	}
 	for (int i = 0; i < 2 * THREADS; i++) {
@@ -422,7 +431,14 @@ static void threads_on_two_nodes_accept_a_code_exactly_once(void **state)
 	assert_int_equal(ok, 1);
 	assert_int_equal(replay, 2 * THREADS * ROUNDS - 1);
 	assert_int_equal(get(f->st, "S1").last_step, T1 / 30);
+	pthread_barrier_destroy(&go);
 	ftm_store_close(b);
+}
+
+/* More threads than a node's pool holds connections, on two nodes at once. */
+static void threads_on_two_nodes_accept_a_code_exactly_once(void **state)
+{
+	race_two_nodes(*state, false);
 }
 
 struct waiter {
@@ -611,6 +627,203 @@ static void a_verdict_whose_session_dies_before_its_commit_fails_and_writes_noth
 	sql(f, "DROP TRIGGER ftm_test_hold ON ftm_tokens");
 	assert_int_equal(get(f->st, "S1").last_step, -1);
 	assert_int_equal(verify(f->st, "alice", C1, T1, 5).code, FTM_VERDICT_OK);
+}
+
+/* ---- the group commit of listed verdicts (store_pg.c: verdict_batch) ---- */
+
+#define BATCH_USERS	12
+
+struct batcher_thread {
+	ftm_store_t		*st;
+	char			user[16];
+	pthread_barrier_t	*go;
+	const char		*code;
+	time_t			now;
+	ftm_verdict_code_t	v[3];
+};
+
+/* A login's list, then its audited verdict, as rlm_ftmpush does: the verdict is a listed one (CAS). */
+static ftm_verdict_code_t listed_verify(ftm_store_t *st, const char *user, const char *code, time_t now)
+{
+	ftm_audit_row_t a;
+	ftm_verify_params_t p = { .window = 1, .lockout_threshold = 5, .consume = true, .audit = &a };
+	ftm_verdict_t v;
+
+	memset(&a, 0, sizeof(a));
+	snprintf(a.event, sizeof(a.event), "%s", FTM_AUDIT_EV_CODE);
+	snprintf(a.user, sizeof(a.user), "%s", user);
+	snprintf(a.frontend, sizeof(a.frontend), FTM_AUDIT_FE_RADIUS);
+	list_user(st, user, 1);
+	ftm_store_verify_code(st, user, code, now, &p, &v);
+	return v.code;
+}
+
+/* Each thread: its user's good code, the same code again, a wrong code, all at once with the others. */
+static void *batch_logins(void *arg)
+{
+	struct batcher_thread *t = arg;
+
+	pthread_barrier_wait(t->go);
+	t->v[0] = listed_verify(t->st, t->user, C1, T1);
+	t->v[1] = listed_verify(t->st, t->user, C1, T1);
+	t->v[2] = listed_verify(t->st, t->user, BAD, T1);
+	return NULL;
+}
+
+/* Many threads of one handle deciding different users at once (their verdicts group-committed):
+ * every verdict right, every write durable, one audit row each. */
+static void threads_of_one_handle_deciding_different_users_are_all_durable_and_right(void **state)
+{
+	fixture_t *f = *state;
+	pthread_t tid[BATCH_USERS];
+	struct batcher_thread t[BATCH_USERS];
+	pthread_barrier_t go;
+	char q[160];
+
+	pthread_barrier_init(&go, NULL, BATCH_USERS);
+	for (int i = 0; i < BATCH_USERS; i++) {
+		char serial[16];
+
+		t[i] = (struct batcher_thread){ .st = f->st, .go = &go };
+		snprintf(t[i].user, sizeof(t[i].user), "user%02d", i);
+		snprintf(serial, sizeof(serial), "B%02d", i);
+		add(f->st, t[i].user, serial);
+	}
+	for (int i = 0; i < BATCH_USERS; i++)
+		assert_int_equal(pthread_create(&tid[i], NULL, batch_logins, &t[i]), 0);
+	for (int i = 0; i < BATCH_USERS; i++) {
+		char serial[16];
+		ftm_token_t tok;
+
+		pthread_join(tid[i], NULL);
+		assert_int_equal(t[i].v[0], FTM_VERDICT_OK);
+		assert_int_equal(t[i].v[1], FTM_VERDICT_REPLAY);
+		assert_int_equal(t[i].v[2], FTM_VERDICT_BAD_CODE);
+		snprintf(serial, sizeof(serial), "B%02d", i);
+		tok = get(f->st, serial);
+		assert_int_equal(tok.last_step, T1 / 30);
+		assert_int_equal(tok.failures, 1);
+		snprintf(q, sizeof(q), "SELECT count(*) FROM ftm_audit WHERE username = '%s'", t[i].user);
+		assert_int_equal(sql_long(f, q), 3);
+	}
+	pthread_barrier_destroy(&go);
+}
+
+/* The same user's code raced by threads of two handles, each after its list (so two verdicts of one
+ * user may meet in one batch, and batches of two handles meet on the rows): exactly one Accept. */
+static void one_users_code_raced_by_threads_of_two_handles_is_accepted_once(void **state)
+{
+	fixture_t *f = *state;
+
+	race_two_nodes(f, true);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_audit WHERE result = '" FTM_AUDIT_ACCEPTED "'"), 1);
+}
+
+static void *batch_one(void *arg)
+{
+	struct batcher_thread *t = arg;
+
+	t->v[0] = listed_verify(t->st, t->user, C1, T1);
+	return NULL;
+}
+
+/* BATCH_USERS users user00.. with a token B00.. each, a thread's state for each, and a trigger on their
+ * rows' UPDATEs running `body` (plpgsql). */
+static void batch_users(fixture_t *f, struct batcher_thread *t, const char *body)
+{
+	char q[512];
+
+	for (int i = 0; i < BATCH_USERS; i++) {
+		char serial[16];
+
+		t[i] = (struct batcher_thread){ .st = f->st };
+		snprintf(t[i].user, sizeof(t[i].user), "user%02d", i);
+		snprintf(serial, sizeof(serial), "B%02d", i);
+		add(f->st, t[i].user, serial);
+	}
+	snprintf(q, sizeof(q), "CREATE FUNCTION ftm_test_hold() RETURNS trigger LANGUAGE plpgsql AS $$ %s $$", body);
+	sql(f, q);
+	sql(f, "CREATE TRIGGER ftm_test_hold BEFORE UPDATE ON ftm_tokens FOR EACH ROW EXECUTE FUNCTION ftm_test_hold()");
+}
+
+/* Wait until one session sleeps in the trigger and the statement it runs matches `like`; kill it. */
+static void kill_the_sleeper(fixture_t *f, const char *like)
+{
+	char q[256];
+	long n = 0;
+
+	snprintf(q, sizeof(q), "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE '%s'", like);
+	for (int i = 0; i < 200 && n == 0; i++) {
+		usleep(50 * 1000);
+		n = sql_long(f, q);
+	}
+	assert_int_equal(n, 1);
+	sql(f, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'");
+}
+
+/* A batch of several users' verdicts whose session is killed while its statement runs (held by a
+ * trigger): every verdict of it fails, none is accepted, nothing is written (no step used, no audit
+ * row), and each code is good afterwards. The batch forms behind a first verdict held the same way. */
+static void a_batch_whose_connection_is_killed_fails_every_verdict_and_writes_nothing(void **state)
+{
+	fixture_t *f = *state;
+	pthread_t tid[BATCH_USERS];
+	struct batcher_thread t[BATCH_USERS];
+
+	batch_users(f, t, "BEGIN PERFORM pg_sleep(10); RETURN NEW; END");
+	/* the first verdict leads a batch of its own and is held: the others queue behind it */
+	assert_int_equal(pthread_create(&tid[0], NULL, batch_one, &t[0]), 0);
+	kill_the_sleeper(f, "WITH cur AS%");
+	pthread_join(tid[0], NULL);
+	assert_int_equal(t[0].v[0], FTM_VERDICT_ERROR);
+	/* one held again; the rest queue behind it and go as one batch, killed too */
+	assert_int_equal(pthread_create(&tid[0], NULL, batch_one, &t[0]), 0);
+	for (int i = 0; i < 100 && sql_long(f, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") == 0; i++)
+		usleep(50 * 1000);
+	for (int i = 1; i < BATCH_USERS; i++)
+		assert_int_equal(pthread_create(&tid[i], NULL, batch_one, &t[i]), 0);
+	usleep(500 * 1000);	/* listed and queued */
+	kill_the_sleeper(f, "WITH cur AS%");
+	pthread_join(tid[0], NULL);
+	assert_int_equal(t[0].v[0], FTM_VERDICT_ERROR);
+	kill_the_sleeper(f, "WITH b AS (SELECT * FROM jsonb_to_recordset%");
+	for (int i = 1; i < BATCH_USERS; i++) {
+		pthread_join(tid[i], NULL);
+		assert_int_equal(t[i].v[0], FTM_VERDICT_ERROR);
+	}
+	sql(f, "DROP TRIGGER ftm_test_hold ON ftm_tokens");
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_tokens WHERE last_step <> -1 OR failures <> 0"), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_audit"), 0);
+	for (int i = 0; i < BATCH_USERS; i++)
+		assert_int_equal(listed_verify(f->st, t[i].user, C1, T1), FTM_VERDICT_OK);
+}
+
+/* A batch the server refuses (a trigger fails on one user's row) wrote nothing: each of its verdicts is
+ * decided again on its own rows locked, so only the user whose row cannot be written fails; the others
+ * are accepted and written once. The batch forms behind a first verdict held by the trigger a moment. */
+static void a_refused_batch_is_decided_again_verdict_by_verdict(void **state)
+{
+	fixture_t *f = *state;
+	pthread_t tid[BATCH_USERS];
+	struct batcher_thread t[BATCH_USERS];
+
+	batch_users(f, t, "BEGIN IF NEW.serial = 'B00' THEN PERFORM pg_sleep(1); END IF;"
+		       " IF NEW.serial = 'B01' THEN RAISE EXCEPTION 'disk on fire'; END IF; RETURN NEW; END");
+	assert_int_equal(pthread_create(&tid[0], NULL, batch_one, &t[0]), 0);
+	for (int i = 0; i < 100 && sql_long(f, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'") == 0; i++)
+		usleep(20 * 1000);
+	for (int i = 1; i < BATCH_USERS; i++)
+		assert_int_equal(pthread_create(&tid[i], NULL, batch_one, &t[i]), 0);
+	for (int i = 0; i < BATCH_USERS; i++) {
+		char serial[16];
+
+		pthread_join(tid[i], NULL);
+		snprintf(serial, sizeof(serial), "B%02d", i);
+		assert_int_equal(t[i].v[0], i == 1 ? FTM_VERDICT_ERROR : FTM_VERDICT_OK);
+		assert_int_equal(get(f->st, serial).last_step, i == 1 ? -1 : T1 / 30);
+	}
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_audit WHERE username = 'user01'"), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_audit"), BATCH_USERS - 1);
 }
 
 /* The server closes every connection (a restart, a failover): the next verdict reconnects by itself. */
@@ -1259,6 +1472,10 @@ int main(void)
 		T(a_verdict_that_fails_half_way_leaves_nothing_behind),
 		T(a_verdict_whose_session_dies_before_its_commit_fails_and_writes_nothing),
 		T(connections_closed_by_the_server_are_replaced_without_reopening),
+		T(threads_of_one_handle_deciding_different_users_are_all_durable_and_right),
+		T(one_users_code_raced_by_threads_of_two_handles_is_accepted_once),
+		T(a_batch_whose_connection_is_killed_fails_every_verdict_and_writes_nothing),
+		T(a_refused_batch_is_decided_again_verdict_by_verdict),
 		T(a_node_with_another_key_is_refused),
 		T(a_node_without_the_key_file_is_refused_and_creates_none),
 		T(a_shared_store_needs_an_explicit_key_file),
