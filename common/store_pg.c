@@ -24,6 +24,8 @@
 /* Connections per process: FreeRADIUS threads beyond this wait for one (POOL_WAIT_MS at most). */
 #define POOL_SIZE	8
 #define POOL_WAIT_MS	10000
+/* An insert of this many tokens or more (an import) analyzes the table (insert_on). */
+#define ANALYZE_AFTER_ROWS	1000
 /* After a failed connect, no new attempt for BACKOFF_MIN_MS, doubling to BACKOFF_MAX_MS: logins
  * fail at once while the database is down instead of each waiting for a connect timeout. */
 #define BACKOFF_MIN_MS	100
@@ -217,7 +219,7 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	[Q_VERDICT_BATCH] = { "WITH b AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
 			      " AS b(i integer, u text, s text[], v text[], w jsonb, a jsonb)),"
 			      " cur AS (SELECT serial, username, xmin::text AS ver FROM ftm_tokens"
-			      " WHERE username IN (SELECT u FROM b) ORDER BY serial FOR UPDATE),"
+			      " WHERE username = ANY(ARRAY(SELECT u FROM b)) ORDER BY serial FOR UPDATE),"
 			      " ok AS (SELECT b.i, coalesce((SELECT array_agg(serial ORDER BY serial) FROM cur"
 			      " WHERE cur.username = b.u), '{}') = b.s AND coalesce((SELECT array_agg(ver ORDER BY serial)"
 			      " FROM cur WHERE cur.username = b.u), '{}') = b.v AS same FROM b),"
@@ -1019,7 +1021,21 @@ static int insert_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 			return -1;
 		PQclear(res);
 	}
-	return exec_cmd(l->conn, "COMMIT", "insert", err, err_len);
+	if (exec_cmd(l->conn, "COMMIT", "insert", err, err_len) != 0)
+		return -1;
+	/* A bulk load (an import) leaves the planner without statistics until autovacuum gets to the
+	 * table, and a login's statements planned meanwhile (generic plans, cached per session) guess
+	 * 1 in 200 rows per user and join the whole table: ANALYZE now, as PostgreSQL advises after a
+	 * bulk load. The tokens are committed: a failed ANALYZE is only a warning. */
+	if (in->n >= ANALYZE_AFTER_ROWS) {
+		PGresult *res = PQexec(l->conn, "ANALYZE ftm_tokens");
+
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			ftm_log(pg->log, FTM_LOG_WARN, "token store (PostgreSQL): ANALYZE after inserting %zu tokens: %s",
+				in->n, PQresultErrorMessage(res));
+		PQclear(res);
+	}
+	return 0;
 }
 
 static int pg_insert(void *be, const ftm_store_row_t *rows, size_t n, char *err, size_t err_len)
