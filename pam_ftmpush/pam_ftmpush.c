@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,17 +218,14 @@ static int core_get(ctx_t *ctx)
 /* The core object: next to this module (its directory's ftmpush/, or the directory itself: a build
  * tree's .libs/), found by where this module was loaded from; loaded once per process, never unloaded.
  * NULL with a log line when it is missing or not of this build: the login then fails closed. */
-static const ftm_pam_core_t *core_object(ctx_t *ctx)
+static const ftm_pam_core_t *core_object_load(ctx_t *ctx)
 {
-	static const ftm_pam_core_t *loaded;
 	char dir[PATH_MAX], path[PATH_MAX + sizeof("/ftmpush/" FTM_PAM_CORE_FILE)];
 	const ftm_pam_core_t *c;
 	Dl_info info;
 	char *slash;
 	void *h = NULL;
 
-	if (loaded != NULL)
-		return loaded;
 	if (dladdr((void *)pam_sm_authenticate, &info) == 0 || info.dli_fname == NULL ||
 	    snprintf(dir, sizeof(dir), "%s", info.dli_fname) >= (int)sizeof(dir) || (slash = strrchr(dir, '/')) == NULL) {
 		pam_syslog(ctx->pamh, LOG_ERR, "%s: cannot tell where pam_ftmpush.so was loaded from: no core object (refusing)",
@@ -252,7 +250,21 @@ static const ftm_pam_core_t *core_object(ctx_t *ctx)
 		dlclose(h);
 		return NULL;
 	}
-	loaded = c;
+	return c;
+}
+
+/* core_object_load() once per process, under a lock: a PAM application may run logins on threads. */
+static const ftm_pam_core_t *core_object(ctx_t *ctx)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static const ftm_pam_core_t *loaded;
+	const ftm_pam_core_t *c;
+
+	pthread_mutex_lock(&mu);
+	if (loaded == NULL)
+		loaded = core_object_load(ctx);
+	c = loaded;
+	pthread_mutex_unlock(&mu);
 	return c;
 }
 
