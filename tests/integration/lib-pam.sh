@@ -103,7 +103,9 @@ no_token = reject
 challenge = yes
 debug = 2
 EOF
-  : >"$PAM_PUSH_CONF"
+  # The test's own socket path even without ftmpushd: a daemon at the default path (a package's, or one
+  # another run left) is not this test's, and pam_ftmpush refuses one it does not trust (fail closed).
+  echo "socket = $FTM_TMP/ftmpushd.sock" >"$PAM_PUSH_CONF"
   pam_conf_write
   pam_write_expect
   pam_policy lockout_threshold 3
