@@ -164,7 +164,12 @@ static const char *const recovery_schema_sql =
 	" used    INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX IF NOT EXISTS recovery_codes_by_user ON recovery_codes (user);";
 
-/* The audit trail and the debug switches, created like states_sql by every opener. */
+/* The audit trail and the debug switches, created like states_sql by every opener. One index besides the
+ * rowid: by time, for the retention pass (DELETE ... WHERE at < ?). `ftmpushctl audit` reads newest first
+ * by rowid (SCAN audit, with or without --user: the planner takes no index for `?1 IS NULL OR user = ?1`),
+ * so an index by user served no query and cost every verdict's commit a leaf page of its own (the users
+ * of a batch are scattered over it): about 40% of the WAL frames a password+code login wrote. A file an
+ * earlier version made loses it at open (open_ddl, dropped_sql). */
 static const char *const audit_sql =
 	"CREATE TABLE IF NOT EXISTS audit ("
 	" id       INTEGER PRIMARY KEY,"
@@ -179,7 +184,6 @@ static const char *const audit_sql =
 	" node     TEXT NOT NULL,"
 	" reason   TEXT NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS audit_by_at ON audit (at);"
-	"CREATE INDEX IF NOT EXISTS audit_by_user ON audit (user, id);"
 	"CREATE TABLE IF NOT EXISTS debug_switch (user TEXT PRIMARY KEY, expires INTEGER NOT NULL)";
 
 static int db_err(sq_conn_t *c, const char *what, char *err, size_t err_len)
@@ -1844,6 +1848,9 @@ static const char *const push_schema_sql =
  * a PAM login's too, although only a new file or one an older binary made lacks any of them: they run
  * only when an object they name is not in sqlite_master (the names are read from the statements; one
  * pass over sqlite_master's rows). */
+/* Indexes earlier versions created and this one drops at open (see audit_sql). */
+static const char *const dropped_sql[] = { "audit_by_user" };
+
 static int open_ddl(sq_conn_t *c, char *err, size_t err_len)
 {
 	static const char if_not_exists[] = "IF NOT EXISTS ";
@@ -1852,6 +1859,7 @@ static int open_ddl(sq_conn_t *c, char *err, size_t err_len)
 	struct { const char *name; size_t len; bool found; } want[32];
 	size_t n_want = 0, n_found = 0;
 	bool more = false;	/* more names than want holds: run the statements */
+	bool drop[sizeof(dropped_sql) / sizeof(dropped_sql[0])] = { false };
 	sqlite3_stmt *st = NULL;
 
 	for (size_t i = 0; i < n_ddl; i++)
@@ -1875,11 +1883,24 @@ static int open_ddl(sq_conn_t *c, char *err, size_t err_len)
 					want[k].found = true;
 					n_found++;
 				}
+			for (size_t k = 0; name != NULL && k < sizeof(drop) / sizeof(drop[0]); k++)
+				if (strcmp(name, dropped_sql[k]) == 0)
+					drop[k] = true;
 		}
 	sqlite3_finalize(st);
 	for (size_t i = 0; (more || n_found < n_want) && i < n_ddl; i++)
 		if (exec(c, ddl[i], err, err_len) != 0)
 			return -1;
+	/* Best effort: an opener that may not write (or finds the file busy) leaves the index, which only
+	 * costs the commits it did before; the next opener that can write drops it. */
+	for (size_t k = 0; k < sizeof(drop) / sizeof(drop[0]); k++) {
+		char sql[96];
+
+		if (!drop[k])
+			continue;
+		snprintf(sql, sizeof(sql), "DROP INDEX IF EXISTS %s", dropped_sql[k]);
+		sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+	}
 	return 0;
 }
 
