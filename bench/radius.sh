@@ -14,7 +14,8 @@
 # BENCH_STORE (both: sqlite | postgresql | both), BENCH_NODES (2: 1 = no two-node figure),
 # BENCH_PERF (unset: off; 1 or a perf event list: `perf stat -p` on the SQLite node around its PAP and
 # SQLite runs, printed per request: context switches, syscalls by name; needs perf and root),
-# BENCH_PERF_RECORD (a directory: `perf record -g -p` of the same runs into DIR/perf-{pap,sqlite}-R.data).
+# BENCH_PERF_RECORD (a directory: `perf record -g -p` of the same runs into DIR/perf-{pap,sqlite}-R.data;
+# BENCH_PERF_RECORD_ARGS replaces -g, e.g. "-e syscalls:sys_enter_futex --call-graph dwarf").
 # Not a test: nothing here passes or fails on a figure. Codes are computed here (python3 hmac, RFC 6238)
 # just before each run: a benchmark needs thousands per round; the tests take theirs from oathtool.
 set -eu
@@ -165,7 +166,7 @@ perf_events=context-switches,cpu-migrations,raw_syscalls:sys_enter,syscalls:sys_
 perf_around() {
   local pid=$1 out=$2 pp rc=0; shift 2
   if [ -n "${BENCH_PERF_RECORD:-}" ]; then
-    perf record -q -g -p "$pid" -o "$BENCH_PERF_RECORD/$(basename "$out")-$r.data" 2>"$out.err" &
+    perf record -q ${BENCH_PERF_RECORD_ARGS:--g} -p "$pid" -o "$BENCH_PERF_RECORD/$(basename "$out")-$r.data" 2>"$out.err" &
   elif [ -z "${BENCH_PERF:-}" ]; then "$@"; return
   else perf stat -x, -e "$perf_events" -p "$pid" -o "$out" 2>"$out.err" &
   fi

@@ -31,7 +31,7 @@
 
 /* Every statement the backend runs, compiled once per connection (SQLITE_PREPARE_PERSISTENT) and kept. */
 enum sql_id {
-	SQL_BEGIN_IMMEDIATE, SQL_COMMIT, SQL_ROLLBACK, SQL_SAVEPOINT, SQL_RELEASE, SQL_ROLLBACK_TO,
+	SQL_BEGIN, SQL_BEGIN_IMMEDIATE, SQL_COMMIT, SQL_ROLLBACK, SQL_SAVEPOINT, SQL_RELEASE, SQL_ROLLBACK_TO,
 	SQL_META_GET, SQL_META_PUT, SQL_INSERT, SQL_GET, SQL_BY_USER, SQL_LIST_USER, SQL_LIST_ALL,
 	SQL_VERDICT_UPDATE, SQL_REISSUE, SQL_SET_STATUS, SQL_SET_STATUS_CLEAR_FAILURES, SQL_SET_PUSH, SQL_SET_USER, SQL_DELETE,
 	SQL_STATE_PURGE, SQL_STATE_PUT, SQL_STATE_TAKE, SQL_STATE_CAP_USER, SQL_STATE_CAP_CLIENT,
@@ -44,6 +44,7 @@ enum sql_id {
 		   " lock_reason, locked_at"
 
 static const char *const sql_text[SQL_COUNT] = {
+	[SQL_BEGIN]		= "BEGIN",
 	[SQL_BEGIN_IMMEDIATE]	= "BEGIN IMMEDIATE",
 	[SQL_COMMIT]		= "COMMIT",
 	[SQL_ROLLBACK]		= "ROLLBACK",
@@ -200,9 +201,14 @@ static int exec(sq_conn_t *c, const char *sql, char *err, size_t err_len)
 	return 0;
 }
 
+static int run_sql(sq_conn_t *c, enum sql_id id, char *err, size_t err_len);
+
+/* By the compiled statement: a read snapshot ends with one on every peek (sqlite3_exec compiled it each
+ * time); by sqlite3_exec only if it could not be compiled. */
 static void rollback(sq_conn_t *c)
 {
-	if (!sqlite3_get_autocommit(c->db))
+	if (!sqlite3_get_autocommit(c->db) && run_sql(c, SQL_ROLLBACK, NULL, 0) != 0 &&
+	    !sqlite3_get_autocommit(c->db))
 		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
@@ -627,7 +633,7 @@ static int snapshot_or_write_job(sq_t *s, bool write, int (*run)(sq_conn_t *, vo
 		return write_job(s, run, arg, err, err_len);
 	if ((c = reader_take(s, err, err_len)) == NULL)
 		return -1;
-	rc = exec(c, "BEGIN", err, err_len);
+	rc = run_sql(c, SQL_BEGIN, err, err_len);
 	if (rc == 0)
 		rc = run(c, arg, err, err_len);
 	rollback(c);
