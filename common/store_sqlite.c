@@ -400,12 +400,37 @@ static int begin_batch(sq_conn_t *c, const ftm_batch_job_t *batch, char *err, si
 
 /* One transaction for the whole batch; each job under a savepoint, so a job that fails (a duplicate
  * serial, a seed that does not decrypt) is undone alone. An error that ends the transaction fails the
- * whole batch: nothing in it committed. */
+ * whole batch: nothing in it committed. A batch of one job (every write of a PAM login, of an idle
+ * server) needs no savepoint: the job failing rolls the transaction back, which undoes exactly what
+ * ROLLBACK TO would have, and nothing is committed. */
 static void run_batch(void *owner, ftm_batch_job_t *batch)
 {
 	sq_t *s = owner;
 	sq_conn_t *c = s->writer;
 	char err[FTM_MSG_MAX] = "";
+
+	if (batch->next == NULL) {
+		const sq_job_t *w = batch->arg;
+
+		batch->rc = 0;
+		if (batch->err != NULL && batch->err_len > 0)
+			batch->err[0] = '\0';
+		if (begin_batch(c, batch, err, sizeof(err)) != 0)
+			goto abort;
+		batch->rc = w->run(c, w->arg, batch->err, batch->err_len);
+		if (sqlite3_get_autocommit(c->db)) {
+			snprintf(err, sizeof(err), "%s", batch->err != NULL && batch->err[0] ? batch->err
+						 : "token store: transaction aborted");
+			goto abort;
+		}
+		if (batch->rc < 0) {		/* the job's own failure, with its own reason */
+			rollback(c);
+			return;
+		}
+		if (run_sql(c, SQL_COMMIT, err, sizeof(err)) == 0)
+			return;
+		goto abort;
+	}
 
 	for (ftm_batch_job_t *j = batch; j != NULL; j = j->next) {
 		j->rc = 0;
