@@ -1887,14 +1887,14 @@ static const char *const push_schema_sql =
 
 #define PUSH_COLS "id, user, serial, client, cap0, cap1, cap2, approve_cap, number, gateway, expires, verdict, reason"
 
+/* Indexes earlier versions created and this one drops at open (see audit_sql). */
+static const char *const dropped_sql[] = { "audit_by_user" };
+
 /* The tables and indexes every opener creates IF NOT EXISTS (states_sql, audit_sql, recovery_schema_sql,
  * act_schema_sql, push_schema_sql). Compiling those 14 statements was ~0.26M instructions of every open,
  * a PAM login's too, although only a new file or one an older binary made lacks any of them: they run
  * only when an object they name is not in sqlite_master (the names are read from the statements; one
  * pass over sqlite_master's rows). */
-/* Indexes earlier versions created and this one drops at open (see audit_sql). */
-static const char *const dropped_sql[] = { "audit_by_user" };
-
 static int open_ddl(sq_conn_t *c, char *err, size_t err_len)
 {
 	static const char if_not_exists[] = "IF NOT EXISTS ";
@@ -1935,7 +1935,7 @@ static int open_ddl(sq_conn_t *c, char *err, size_t err_len)
 	for (size_t i = 0; (more || n_found < n_want) && i < n_ddl; i++)
 		if (exec(c, ddl[i], err, err_len) != 0)
 			return -1;
-	/* Best effort: an opener that may not write (or finds the file busy) leaves the index, which only
+	/* dropped_sql, found in the same pass. Best effort: an opener that may not write (or finds the file busy) leaves the index, which only
 	 * costs the commits it did before; the next opener that can write drops it. */
 	for (size_t k = 0; k < sizeof(drop) / sizeof(drop[0]); k++) {
 		char sql[96];
