@@ -168,10 +168,9 @@ static const char *const recovery_schema_sql =
 /* The audit trail and the debug switches, created like states_sql by every opener. One index besides the
  * rowid: by time, for the retention pass (DELETE ... WHERE at < ?). `ftmpushctl audit` reads newest first
  * by rowid (SCAN audit, with or without --user: the planner takes no index for `?1 IS NULL OR user = ?1`),
- * so an index by user served no query and cost every verdict's commit a leaf page (the users of a batch
- * are scattered over it): over a quarter of the WAL frames in bench/radius.sh, whose users are
- * in order (more when they are not). A file an
- * earlier version made loses it at open (open_ddl, dropped_sql). */
+ * so an index by user served no query, and cost a batch's commit a leaf page for each user far from the
+ * others: over a quarter of the WAL frames even in bench/radius.sh, whose users come in order. A file
+ * an earlier version made loses it at open (open_ddl, dropped_sql). */
 static const char *const audit_sql =
 	"CREATE TABLE IF NOT EXISTS audit ("
 	" id       INTEGER PRIMARY KEY,"
