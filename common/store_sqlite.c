@@ -203,8 +203,8 @@ static int exec(sq_conn_t *c, const char *sql, char *err, size_t err_len)
 
 static int run_sql(sq_conn_t *c, enum sql_id id, char *err, size_t err_len);
 
-/* By the compiled statement: a read snapshot ends with one on every peek (sqlite3_exec compiled it each
- * time); by sqlite3_exec only if it could not be compiled. */
+/* By the compiled statement (a read job's snapshot ends with one: sqlite3_exec compiled it each time);
+ * by sqlite3_exec only if it could not be compiled. */
 static void rollback(sq_conn_t *c)
 {
 	if (!sqlite3_get_autocommit(c->db) && run_sql(c, SQL_ROLLBACK, NULL, 0) != 0 &&
