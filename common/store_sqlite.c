@@ -33,7 +33,7 @@
 enum sql_id {
 	SQL_BEGIN, SQL_BEGIN_IMMEDIATE, SQL_COMMIT, SQL_ROLLBACK, SQL_SAVEPOINT, SQL_RELEASE, SQL_ROLLBACK_TO,
 	SQL_META_GET, SQL_META_PUT, SQL_INSERT, SQL_GET, SQL_BY_USER, SQL_LIST_USER, SQL_LIST_ALL,
-	SQL_VERDICT_UPDATE, SQL_REISSUE, SQL_SET_STATUS, SQL_SET_STATUS_CLEAR_FAILURES, SQL_SET_PUSH, SQL_SET_USER, SQL_DELETE,
+	SQL_VERDICT_UPDATE, SQL_VERDICT_UPDATE_ROW, SQL_REISSUE, SQL_SET_STATUS, SQL_SET_STATUS_CLEAR_FAILURES, SQL_SET_PUSH, SQL_SET_USER, SQL_DELETE,
 	SQL_STATE_PURGE, SQL_STATE_PUT, SQL_STATE_TAKE, SQL_STATE_CAP_USER, SQL_STATE_CAP_CLIENT,
 	SQL_SETTINGS_GET, SQL_SETTING_PUT, SQL_SETTING_SEED,
 	SQL_AUDIT_INSERT,
@@ -55,11 +55,17 @@ static const char *const sql_text[SQL_COUNT] = {
 	[SQL_META_PUT]		= "INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)",
 	[SQL_INSERT]		= "INSERT INTO tokens (" TOKEN_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[SQL_GET]		= "SELECT " TOKEN_COLS " FROM tokens WHERE serial = ?",
-	[SQL_BY_USER]		= "SELECT " TOKEN_COLS " FROM tokens WHERE user = ? ORDER BY serial",
+	/* the rowid last (column 13, after row_from_stmt's): a verdict writes its rows back by it */
+	[SQL_BY_USER]		= "SELECT " TOKEN_COLS ", rowid FROM tokens WHERE user = ? ORDER BY serial",
 	[SQL_LIST_USER]		= "SELECT " TOKEN_COLS " FROM tokens WHERE user = ? ORDER BY user, serial",
 	[SQL_LIST_ALL]		= "SELECT " TOKEN_COLS " FROM tokens ORDER BY user, serial",
 	[SQL_VERDICT_UPDATE]	= "UPDATE tokens SET status = ?, last_step = ?, failures = ?, lock_reason = ?,"
 				  " locked_at = ? WHERE serial = ?",
+	/* A login verdict's write-back, of a row it read in the same write transaction: by the rowid that
+	 * read returned (SEARCH ... USING INTEGER PRIMARY KEY), not by serial (a descent of the serial's index
+	 * first); the serial is compared all the same, on the row found. */
+	[SQL_VERDICT_UPDATE_ROW] = "UPDATE tokens SET status = ?, last_step = ?, failures = ?, lock_reason = ?,"
+				  " locked_at = ? WHERE rowid = ? AND serial = ?",
 	[SQL_REISSUE]		= "UPDATE tokens SET seed = ?, alg = ?, digits = ?, period = ?, created = ?,"
 				  " status = ?, last_step = ?, failures = ?, lock_reason = '', locked_at = 0 WHERE serial = ?",
 	[SQL_SET_STATUS]		= "UPDATE tokens SET status = ?, lock_reason = ?, locked_at = ? WHERE serial = ?",
@@ -908,9 +914,9 @@ static int sq_remove(void *be, const char *serial, char *err, size_t err_len)
 }
 
 /* Every token of `user` into *rows (grown as needed; *cap is its size, for the caller to zero and
- * free, also on failure). */
-static int load_user_rows(sq_conn_t *c, const char *user, ftm_store_row_t **rows, size_t *n, size_t *cap,
-			  char *err, size_t err_len)
+ * free, also on failure), and into *rowids (grown with it; NULL: not wanted) each row's rowid. */
+static int load_user_rows(sq_conn_t *c, const char *user, ftm_store_row_t **rows, int64_t **rowids, size_t *n,
+			  size_t *cap, char *err, size_t err_len)
 {
 	sqlite3_stmt *st = stmt(c, SQL_BY_USER, err, err_len);
 	int r, rc = -1;
@@ -928,12 +934,23 @@ static int load_user_rows(sq_conn_t *c, const char *user, ftm_store_row_t **rows
 				goto out;
 			}
 			*rows = nr;
+			if (rowids != NULL) {
+				int64_t *ni = realloc(*rowids, ncap * sizeof(**rowids));
+
+				if (ni == NULL) {
+					SETERR("token store: out of memory");
+					goto out;	/* *cap stays: *rows has at least as many */
+				}
+				*rowids = ni;
+			}
 			*cap = ncap;
 		}
 		if (row_from_stmt(st, &(*rows)[*n]) != 0) {
 			SETERR("token store: damaged record for user %s", user);
 			goto out;
 		}
+		if (rowids != NULL)
+			(*rowids)[*n] = sqlite3_column_int64(st, 13);
 		(*n)++;
 	}
 	if (r != SQLITE_DONE)
@@ -1003,14 +1020,16 @@ static int job_verdict(sq_conn_t *c, void *arg, char *err, size_t err_len)
 {
 	const struct verdict_arg *va = arg;
 	ftm_store_row_t *rows = NULL;
+	int64_t *rowids = NULL;
 	size_t n = 0, cap = 0;
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
 
-	if (load_user_rows(c, va->user, &rows, &n, &cap, err, err_len) != 0 || va->decide(va->ctx, rows, n) != 0)
+	if (load_user_rows(c, va->user, &rows, va->write ? &rowids : NULL, &n, &cap, err, err_len) != 0 ||
+	    va->decide(va->ctx, rows, n) != 0)
 		goto out;
 	if (va->write) {
-		if ((st = stmt(c, SQL_VERDICT_UPDATE, err, err_len)) == NULL)
+		if ((st = stmt(c, SQL_VERDICT_UPDATE_ROW, err, err_len)) == NULL)
 			goto out;
 		for (size_t i = 0; i < n; i++) {
 			if (!rows[i].dirty)
@@ -1020,9 +1039,16 @@ static int job_verdict(sq_conn_t *c, void *arg, char *err, size_t err_len)
 			sqlite3_bind_int(st, 3, (int)rows[i].tok.failures);
 			sqlite3_bind_text(st, 4, ftm_lock_reason_name(rows[i].tok.lock_reason), -1, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 5, rows[i].tok.locked_at);
-			sqlite3_bind_text(st, 6, rows[i].tok.serial, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 6, rowids[i]);
+			sqlite3_bind_text(st, 7, rows[i].tok.serial, -1, SQLITE_STATIC);
 			if (sqlite3_step(st) != SQLITE_DONE) {
 				db_err(c, "verdict", err, err_len);
+				goto out;
+			}
+			/* read under this transaction's write lock: the row is there, unchanged; if it were
+			 * not, the verdict fails rather than returning one it did not write */
+			if (sqlite3_changes(c->db) != 1) {
+				SETERR("token store: verdict: token %s changed under the write lock", rows[i].tok.serial);
 				goto out;
 			}
 			sqlite3_reset(st);
@@ -1037,6 +1063,7 @@ out:
 		ftm_memzero(rows, cap * sizeof(*rows));
 		free(rows);
 	}
+	free(rowids);
 	return rc;
 }
 
