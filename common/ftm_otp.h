@@ -39,11 +39,12 @@ bool ftm_totp_match(const uint8_t *key, size_t key_len, ftm_alg_t alg, unsigned 
 /* HMAC-SHA256 of msg (the implementation fetched once per process, like the OTP HMACs). 0 ok, -1 error. */
 int ftm_hmac_sha256(const uint8_t *key, size_t key_len, const void *msg, size_t msg_len, uint8_t out[32]);
 
-/* The same under a key used for many MACs (a handle's own key): keyed once, copied for each MAC, so
- * the key's pads are not hashed again every time. NULL on error; free cleanses the key. */
+/* The same under a key used for many MACs (a handle's own key), from any thread: keyed once, its copies
+ * kept and restarted for each MAC, so the key's pads are not hashed again and no context is allocated
+ * every time. NULL on error; free cleanses the key and its copies. */
 typedef struct ftm_hmac_key ftm_hmac_key_t;
 ftm_hmac_key_t *ftm_hmac_sha256_key(const uint8_t *key, size_t key_len);
-int ftm_hmac_sha256_with(const ftm_hmac_key_t *key, const void *msg, size_t msg_len, uint8_t out[32]);
+int ftm_hmac_sha256_with(ftm_hmac_key_t *key, const void *msg, size_t msg_len, uint8_t out[32]);
 void ftm_hmac_key_free(ftm_hmac_key_t *key);
 
 /* Constant-time equality of n bytes. */

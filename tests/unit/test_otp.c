@@ -1,6 +1,7 @@
 /* test_otp: HOTP/TOTP against every vector of RFC 4226 appendix D and RFC 6238 appendix B. */
 #include "config.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -255,7 +256,7 @@ static void hmac_sha256_rfc4231_one_shot_and_keyed_once(void **state)
 	k2 = ftm_hmac_sha256_key((const uint8_t *)"Jefe", 4);
 	assert_non_null(k1);
 	assert_non_null(k2);
-	for (int i = 0; i < 2; i++) {	/* the keyed context is copied, never used up */
+	for (int i = 0; i < 3; i++) {	/* the kept contexts are restarted, never used up */
 		memset(out, 0, sizeof(out));
 		assert_int_equal(ftm_hmac_sha256_with(k1, "Hi There", 8, out), 0);
 		assert_memory_equal(out, want1, 32);
@@ -266,6 +267,49 @@ static void hmac_sha256_rfc4231_one_shot_and_keyed_once(void **state)
 	assert_int_equal(ftm_hmac_sha256_with(NULL, "x", 1, out), -1);
 	ftm_hmac_key_free(k1);
 	ftm_hmac_key_free(k2);
+}
+
+/* One keyed handle used by many threads at once (the store's proof key in a FreeRADIUS server): each
+ * MAC takes a kept context, restarts it and gives it back; every MAC must still be RFC 4231 case 2's,
+ * whether its context was new, kept, or given back by another thread. */
+struct hmac_threads {
+	ftm_hmac_key_t	*key;
+	int		bad;
+};
+
+static void *hmac_thread(void *arg)
+{
+	static const uint8_t want[32] = {
+		0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e, 0x6a, 0x04, 0x24, 0x26, 0x08, 0x95, 0x75, 0xc7,
+		0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83, 0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43,
+	};
+	struct hmac_threads *h = arg;
+	int bad = 0;
+
+	for (int i = 0; i < 2000; i++) {
+		uint8_t out[32] = { 0 };
+
+		if (ftm_hmac_sha256_with(h->key, "what do ya want for nothing?", 28, out) != 0 ||
+		    memcmp(out, want, 32) != 0)
+			bad++;
+	}
+	__atomic_add_fetch(&h->bad, bad, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static void hmac_sha256_keyed_shared_by_threads(void **state)
+{
+	struct hmac_threads h = { .key = ftm_hmac_sha256_key((const uint8_t *)"Jefe", 4) };
+	pthread_t th[8];
+
+	(void)state;
+	assert_non_null(h.key);
+	for (size_t i = 0; i < 8; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, hmac_thread, &h), 0);
+	for (size_t i = 0; i < 8; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(h.bad, 0);
+	ftm_hmac_key_free(h.key);
 }
 
 static void memzero_clears(void **state)
@@ -298,6 +342,7 @@ int main(void)
 		cmocka_unit_test(hex_round_trip_and_refusals),
 		cmocka_unit_test(base32_rfc4648_vectors),
 		cmocka_unit_test(hmac_sha256_rfc4231_one_shot_and_keyed_once),
+		cmocka_unit_test(hmac_sha256_keyed_shared_by_threads),
 		cmocka_unit_test(memzero_clears),
 	};
 
