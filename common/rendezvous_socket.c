@@ -30,6 +30,13 @@
 
 #define REQUEST_READ_TIMEOUT_MS	5000
 #define TIMEOUT_MAX		3600
+/* A login's connection stays open between its split and its verify (the first factor runs between
+ * them): how long the daemon waits for the verify before it closes the connection. The client finds it
+ * closed before it sends anything and opens a new one (ftm_rdv_login_verify). */
+#define LOGIN_IDLE_MS		10000
+/* Idle worker threads kept for the next connections; more connections at once get a thread of their
+ * own, which ends with its connection when this many are idle already. */
+#define IDLE_WORKERS_MAX	16
 
 /* ---- client ---- */
 
@@ -281,13 +288,19 @@ struct ftm_rdv_server {
 	pthread_t		accept_thread;
 	atomic_bool		stopping;
 	pthread_mutex_t		lock;
-	pthread_cond_t		idle;
-	unsigned		active;
-	int			wake[2];	/* self-pipe: stop wakes the accept loop */
+	pthread_cond_t		idle;		/* active or threads went down (stop waits on it) */
+	unsigned		active;		/* connections served or queued: at most max_conns */
+	int			wake[2];	/* self-pipe: stop wakes the accept loop and idle connections */
+	/* the worker threads (under lock): each serves one connection at a time, then waits for the next */
+	pthread_cond_t		work;		/* a connection was queued for an idle worker */
+	ftm_rdv_conn_t		*queue, *queue_tail;	/* accepted, each promised to one idle worker */
+	unsigned		idle_workers;	/* waiting for work and not yet promised a connection */
+	unsigned		threads;	/* worker threads alive */
 };
 
 struct ftm_rdv_conn {
 	ftm_rdv_server_t	*srv;
+	ftm_rdv_conn_t		*next;		/* in the server's queue */
 	int			fd;
 	pid_t			pid;
 	uid_t			uid;
@@ -452,8 +465,10 @@ static bool is_login_op(json_object *msg)
 	return op != NULL && (strcmp(op, "split") == 0 || strcmp(op, "verify") == 0);
 }
 
-/* A login op: parsed, decided by the handler (the core in ftmpushd), answered on the connection. */
-static void login_op(ftm_rdv_conn_t *conn, json_object *msg)
+/* A login op: parsed, decided by the handler (the core in ftmpushd), answered on the connection.
+ * *op: what was asked (FTM_RDV_OP_VERIFY when the request was refused). True when the split was
+ * answered as a split (the login's verify may follow on this connection). */
+static bool login_op(ftm_rdv_conn_t *conn, json_object *msg, ftm_rdv_op_t *asked)
 {
 	ftm_rdv_server_t *srv = conn->srv;
 	ftm_rdv_op_t op = FTM_RDV_OP_VERIFY;
@@ -479,20 +494,64 @@ static void login_op(ftm_rdv_conn_t *conn, json_object *msg)
 		out.result = FTM_RES_OK;
 		refused = srv->login_handler(srv->handler_ctx, conn, op, &login, store, input, &sp, &out) != 0;
 	}
+	*asked = op;
 	answer = ftm_rdv_login_answer(msg, refused ? FTM_RDV_OP_VERIFY : op, input, &sp, &out);
 	if (refused)
 		json_object_object_add(answer, "refused", json_object_new_string("peer"));
 	ftm_memzero(&sp, sizeof(sp));
 	conn_send(conn, answer);
 	json_object_put(answer);
+	return op == FTM_RDV_OP_SPLIT && !refused && out.result != FTM_RES_ERROR;
 }
 
-static void *conn_thread(void *arg)
+/* After a split answered on this connection: the same login's verify, if it comes before
+ * LOGIN_IDLE_MS (the first factor runs in between), the last request of the connection. A hang-up
+ * (the login needs no verify: a password alone, a failed first factor, pam_end) closes it quietly. */
+static void login_next(ftm_rdv_conn_t *conn)
 {
-	ftm_rdv_conn_t *conn = arg;
+	ftm_rdv_server_t *srv = conn->srv;
+	ftm_rdv_op_t op;
+	json_object *msg;
+
+	msg = ftm_rdv_recv_json(conn->fd, ftm_mono_ms() + LOGIN_IDLE_MS, srv->wake[0]);
+	if (msg == NULL) {
+		if (errno == ECONNRESET || errno == ETIMEDOUT || errno == ECANCELED)
+			ftm_log(srv->log, FTM_LOG_DEBUG2, "socket client pid %ld uid %lu: connection closed after the split (%s)",
+				(long)conn->pid, (unsigned long)conn->uid,
+				errno == ECONNRESET ? "the client closed it" : errno == ETIMEDOUT ? "no verify in time"
+				: "stopping");
+		else
+			ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: no valid request after the split: %s",
+				(long)conn->pid, (unsigned long)conn->uid, strerror(errno));
+		return;
+	}
+	if (srv->login_handler != NULL && is_login_op(msg) && ftm_json_string(msg, "op") != NULL &&
+	    strcmp(ftm_json_string(msg, "op"), "verify") == 0) {
+		ftm_log(srv->log, FTM_LOG_DEBUG2, "socket client pid %ld uid %lu: verify on the split's connection",
+			(long)conn->pid, (unsigned long)conn->uid);
+		login_op(conn, msg, &op);
+	} else {
+		ftm_outcome_t out;
+		json_object *answer;
+
+		ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: after a split only its verify may come: request refused",
+			(long)conn->pid, (unsigned long)conn->uid);
+		memset(&out, 0, sizeof(out));
+		ftm_outcome_set(&out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "after a split only its verify may come");
+		answer = ftm_rdv_login_answer(msg, FTM_RDV_OP_VERIFY, "", NULL, &out);
+		conn_send(conn, answer);
+		json_object_put(answer);
+	}
+	json_object_put(msg);
+}
+
+/* One connection: one push request, or one login op (a split may be followed by its verify). */
+static void serve_conn(ftm_rdv_conn_t *conn)
+{
 	ftm_rdv_server_t *srv = conn->srv;
 	ftm_rdv_request_t req;
 	ftm_rdv_reply_t reply;
+	ftm_rdv_op_t op;
 	char why[128] = "";
 	json_object *msg;
 
@@ -501,11 +560,15 @@ static void *conn_thread(void *arg)
 	if (msg == NULL) {
 		ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: no valid request: %s",
 			(long)conn->pid, (unsigned long)conn->uid, strerror(errno));
-		goto out;
+		return;
 	}
 	if (srv->login_handler != NULL && is_login_op(msg)) {
-		login_op(conn, msg);
-		goto out;
+		bool more = login_op(conn, msg, &op);
+
+		json_object_put(msg);
+		if (more)
+			login_next(conn);
+		return;
 	}
 	if (parse_request(msg, &req, why, sizeof(why)) != 0) {
 		ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: request refused: %s",
@@ -524,8 +587,76 @@ static void *conn_thread(void *arg)
 	send_reply(conn, &reply);
 out:
 	json_object_put(msg);
-	conn_done(conn);
+}
+
+/* A worker thread: serves its first connection, then, while fewer than IDLE_WORKERS_MAX others are
+ * idle, waits for the next one the accept loop queues for it; a thread per connection is never
+ * started while one is idle, and never refused while max_conns allows (a held push keeps its thread,
+ * the next login gets another). */
+static void *worker_thread(void *arg)
+{
+	ftm_rdv_conn_t *conn = arg;
+	ftm_rdv_server_t *srv = conn->srv;
+
+	for (;;) {
+		serve_conn(conn);
+		conn_done(conn);
+		pthread_mutex_lock(&srv->lock);
+		if (atomic_load(&srv->stopping) || srv->idle_workers >= IDLE_WORKERS_MAX)
+			break;
+		srv->idle_workers++;
+		while (srv->queue == NULL && !atomic_load(&srv->stopping))
+			pthread_cond_wait(&srv->work, &srv->lock);
+		if (srv->queue == NULL) {	/* stopping, and nothing was promised to this thread */
+			srv->idle_workers--;
+			break;
+		}
+		conn = srv->queue;
+		srv->queue = conn->next;
+		if (srv->queue == NULL)
+			srv->queue_tail = NULL;
+		conn->next = NULL;
+		pthread_mutex_unlock(&srv->lock);
+	}
+	srv->threads--;
+	pthread_cond_broadcast(&srv->idle);
+	pthread_mutex_unlock(&srv->lock);	/* srv is not touched after this */
 	return NULL;
+}
+
+/* The accepted connection to an idle worker, else to a new thread. 0, or -1 (the caller frees conn). */
+static int dispatch(ftm_rdv_server_t *srv, ftm_rdv_conn_t *conn)
+{
+	pthread_attr_t attr;
+	pthread_t th;
+	int rc;
+
+	pthread_mutex_lock(&srv->lock);
+	if (srv->idle_workers > 0) {
+		srv->idle_workers--;	/* promised: that worker takes this connection */
+		if (srv->queue_tail != NULL)
+			srv->queue_tail->next = conn;
+		else
+			srv->queue = conn;
+		srv->queue_tail = conn;
+		pthread_cond_signal(&srv->work);
+		pthread_mutex_unlock(&srv->lock);
+		return 0;
+	}
+	srv->threads++;
+	pthread_mutex_unlock(&srv->lock);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&th, &attr, worker_thread, conn);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		pthread_mutex_lock(&srv->lock);
+		srv->threads--;
+		pthread_cond_broadcast(&srv->idle);
+		pthread_mutex_unlock(&srv->lock);
+		return -1;
+	}
+	return 0;
 }
 
 static void refuse(ftm_rdv_server_t *srv, int fd, const char *reason)
@@ -552,8 +683,6 @@ static void *accept_thread(void *arg)
 		ftm_peer_policy_t pol = { .daemon_uid = geteuid(), .socket_group = srv->group };
 		ftm_peer_t peer;
 		ftm_rdv_conn_t *conn;
-		pthread_t th;
-		pthread_attr_t attr;
 		int fd;
 
 		if (poll(p, 2, -1) < 0) {
@@ -596,17 +725,14 @@ static void *accept_thread(void *arg)
 		conn->uid = peer.uid;
 		conn->peer = peer;
 		pthread_mutex_init(&conn->write_lock, NULL);
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&th, &attr, conn_thread, conn) != 0) {
-			pthread_attr_destroy(&attr);
+		if (dispatch(srv, conn) != 0) {
+			ftm_log(srv->log, FTM_LOG_ERR, "socket client pid %ld refused: cannot start a thread", (long)peer.pid);
 			pthread_mutex_destroy(&conn->write_lock);
 			free(conn);
 			close(fd);
 			release_slot(srv);
 			continue;
 		}
-		pthread_attr_destroy(&attr);
 	}
 	return NULL;
 }
@@ -665,6 +791,7 @@ ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, uns
 	srv->log = log;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->idle, NULL);
+	pthread_cond_init(&srv->work, NULL);
 
 	if (remove_stale(socket_path, err, err_len) != 0) {
 		if (*err == '\0')
@@ -715,6 +842,7 @@ fail:
 	}
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->idle);
+	pthread_cond_destroy(&srv->work);
 	free(srv);
 	return NULL;
 }
@@ -729,14 +857,20 @@ void ftm_rdv_server_stop(ftm_rdv_server_t *srv)
 	pthread_join(srv->accept_thread, NULL);
 	close(srv->fd);
 	unlink(srv->path);
-	/* Handlers see ftm_rdv_conn_alive() == false and return. */
+	/* Handlers see ftm_rdv_conn_alive() == false and return; a connection waiting for a login's
+	 * verify sees the self-pipe readable and closes. */
 	pthread_mutex_lock(&srv->lock);
 	while (srv->active > 0)
+		pthread_cond_wait(&srv->idle, &srv->lock);
+	/* then the idle workers end */
+	pthread_cond_broadcast(&srv->work);
+	while (srv->threads > 0)
 		pthread_cond_wait(&srv->idle, &srv->lock);
 	pthread_mutex_unlock(&srv->lock);
 	close(srv->wake[0]);
 	close(srv->wake[1]);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->idle);
+	pthread_cond_destroy(&srv->work);
 	free(srv);
 }

@@ -475,7 +475,7 @@ static void test_login_split_is_rebuilt_from_the_daemons_reading(void **state)
 	ftm_split_t sp;
 
 	(void)state;
-	assert_int_equal(ftm_rdv_login_split(sock, NULL, &login, "s3cret123456", &sp, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_split(sock, NULL, &login, "s3cret123456", &sp, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_ANSWERED);
 	assert_true(sp.has_token);
 	assert_false(sp.push_available);
@@ -486,7 +486,7 @@ static void test_login_split_is_rebuilt_from_the_daemons_reading(void **state)
 	assert_string_equal(sp.alt_password, "s3cret123456");
 
 	login.user = "push";
-	assert_int_equal(ftm_rdv_login_split(sock, NULL, &login, "pw", &sp, err, sizeof(err)), FTM_RDV_LOGIN_ANSWERED);
+	assert_int_equal(ftm_rdv_login_split(sock, NULL, &login, "pw", &sp, NULL, err, sizeof(err)), FTM_RDV_LOGIN_ANSWERED);
 	assert_true(sp.push_available);
 	assert_string_equal(sp.push_serial, "FTKMOBTEST01");
 	assert_false(sp.primary.has_code);
@@ -501,28 +501,28 @@ static void test_login_verify_carries_the_outcome(void **state)
 	ftm_outcome_t out;
 
 	(void)state;
-	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_ANSWERED);
 	assert_int_equal(out.result, FTM_RES_OK);
 	assert_string_equal(out.serial, "FTKMOBTEST01");
-	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "654321", &out, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "654321", &out, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_ANSWERED);
 	assert_int_equal(out.result, FTM_RES_REPLAY);
 	assert_int_equal(out.wait_seconds, 17);
 	ftm_msg_replay(want, sizeof(want), 17);
 	assert_string_equal(out.message, want);
-	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "000000", &out, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "000000", &out, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_ANSWERED);
 	assert_int_equal(out.result, FTM_RES_LOCKED);
 	assert_string_equal(out.message, FTM_MSG_LOCKED);
 	/* a peer refused before anything was decided: the login decides in its own process */
 	login.user = "other";
-	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_REFUSED);
 	assert_int_not_equal(out.result, FTM_RES_OK);
 	/* a daemon that serves another store than the module's: refused, decided in process */
 	login.user = "alice";
-	assert_int_equal(ftm_rdv_login_verify(sock, "/other/tokens.db", &login, "123456", &out, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_verify(sock, "/other/tokens.db", &login, "123456", &out, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_REFUSED);
 }
 
@@ -535,7 +535,7 @@ static void test_login_without_daemon_is_no_daemon(void **state)
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/absent.sock", dir);
-	assert_int_equal(ftm_rdv_login_verify(path, NULL, &login, "123456", &out, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_verify(path, NULL, &login, "123456", &out, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_NO_DAEMON);
 	/* a socket file nobody listens on (a daemon that died): ECONNREFUSED, the same */
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -545,7 +545,7 @@ static void test_login_without_daemon_is_no_daemon(void **state)
 		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 		assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	}
-	assert_int_equal(ftm_rdv_login_verify(path, NULL, &login, "123456", &out, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_verify(path, NULL, &login, "123456", &out, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_NO_DAEMON);
 	close(fd);
 	unlink(path);
@@ -580,7 +580,7 @@ static void test_login_daemon_gone_mid_request_fails_closed(void **state)
 	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(listen(lfd, 4), 0);
 	assert_int_equal(pthread_create(&th, NULL, close_after_request, &lfd), 0);
-	assert_int_equal(ftm_rdv_login_verify(sa.sun_path, NULL, &login, "123456", &out, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_verify(sa.sun_path, NULL, &login, "123456", &out, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_FAILED);
 	assert_non_null(strstr(err, "no verify answer"));
 	assert_int_not_equal(out.result, FTM_RES_OK);
