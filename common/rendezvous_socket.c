@@ -34,8 +34,8 @@
  * them): how long the daemon waits for the verify before it closes the connection. The client finds it
  * closed before it sends anything and opens a new one (ftm_rdv_login_verify). */
 #define LOGIN_IDLE_MS		10000
-/* Idle worker threads kept for the next connections; more connections at once get a thread of their
- * own, which ends with its connection when this many are idle already. */
+/* Idle worker threads kept for the next connections (leader and followers); more connections at once
+ * get a thread of their own, which ends with its connection when this many are idle already. */
 #define IDLE_WORKERS_MAX	16
 
 /* ---- client ---- */
@@ -285,22 +285,22 @@ struct ftm_rdv_server {
 	ftm_rdv_login_fn	login_handler;
 	void			*handler_ctx;
 	const ftm_log_t		*log;
-	pthread_t		accept_thread;
 	atomic_bool		stopping;
 	pthread_mutex_t		lock;
-	pthread_cond_t		idle;		/* active or threads went down (stop waits on it) */
-	unsigned		active;		/* connections served or queued: at most max_conns */
-	int			wake[2];	/* self-pipe: stop wakes the accept loop and idle connections */
-	/* the worker threads (under lock): each serves one connection at a time, then waits for the next */
-	pthread_cond_t		work;		/* a connection was queued for an idle worker */
-	ftm_rdv_conn_t		*queue, *queue_tail;	/* accepted, each promised to one idle worker */
-	unsigned		idle_workers;	/* waiting for work and not yet promised a connection */
+	pthread_cond_t		idle;		/* active, threads or the leader went down (stop waits on it) */
+	unsigned		active;		/* connections being served: at most max_conns */
+	int			wake[2];	/* self-pipe: stop wakes the leader and idle connections */
+	/* the worker threads (under lock), leader and followers: the leader waits for and accepts the
+	 * next connection, hands the lead to an idle follower (or to a new thread when none is idle),
+	 * and serves the connection itself; a worker that served its connection follows again */
+	pthread_cond_t		follow;		/* the lead is free */
+	bool			leader;		/* a thread leads (waits in poll/accept) */
+	unsigned		followers;	/* idle, waiting for the lead */
 	unsigned		threads;	/* worker threads alive */
 };
 
 struct ftm_rdv_conn {
 	ftm_rdv_server_t	*srv;
-	ftm_rdv_conn_t		*next;		/* in the server's queue */
 	int			fd;
 	pid_t			pid;
 	uid_t			uid;
@@ -589,76 +589,6 @@ out:
 	json_object_put(msg);
 }
 
-/* A worker thread: serves its first connection, then, while fewer than IDLE_WORKERS_MAX others are
- * idle, waits for the next one the accept loop queues for it; a thread per connection is never
- * started while one is idle, and never refused while max_conns allows (a held push keeps its thread,
- * the next login gets another). */
-static void *worker_thread(void *arg)
-{
-	ftm_rdv_conn_t *conn = arg;
-	ftm_rdv_server_t *srv = conn->srv;
-
-	for (;;) {
-		serve_conn(conn);
-		conn_done(conn);
-		pthread_mutex_lock(&srv->lock);
-		if (atomic_load(&srv->stopping) || srv->idle_workers >= IDLE_WORKERS_MAX)
-			break;
-		srv->idle_workers++;
-		while (srv->queue == NULL && !atomic_load(&srv->stopping))
-			pthread_cond_wait(&srv->work, &srv->lock);
-		if (srv->queue == NULL) {	/* stopping, and nothing was promised to this thread */
-			srv->idle_workers--;
-			break;
-		}
-		conn = srv->queue;
-		srv->queue = conn->next;
-		if (srv->queue == NULL)
-			srv->queue_tail = NULL;
-		conn->next = NULL;
-		pthread_mutex_unlock(&srv->lock);
-	}
-	srv->threads--;
-	pthread_cond_broadcast(&srv->idle);
-	pthread_mutex_unlock(&srv->lock);	/* srv is not touched after this */
-	return NULL;
-}
-
-/* The accepted connection to an idle worker, else to a new thread. 0, or -1 (the caller frees conn). */
-static int dispatch(ftm_rdv_server_t *srv, ftm_rdv_conn_t *conn)
-{
-	pthread_attr_t attr;
-	pthread_t th;
-	int rc;
-
-	pthread_mutex_lock(&srv->lock);
-	if (srv->idle_workers > 0) {
-		srv->idle_workers--;	/* promised: that worker takes this connection */
-		if (srv->queue_tail != NULL)
-			srv->queue_tail->next = conn;
-		else
-			srv->queue = conn;
-		srv->queue_tail = conn;
-		pthread_cond_signal(&srv->work);
-		pthread_mutex_unlock(&srv->lock);
-		return 0;
-	}
-	srv->threads++;
-	pthread_mutex_unlock(&srv->lock);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&th, &attr, worker_thread, conn);
-	pthread_attr_destroy(&attr);
-	if (rc != 0) {
-		pthread_mutex_lock(&srv->lock);
-		srv->threads--;
-		pthread_cond_broadcast(&srv->idle);
-		pthread_mutex_unlock(&srv->lock);
-		return -1;
-	}
-	return 0;
-}
-
 static void refuse(ftm_rdv_server_t *srv, int fd, const char *reason)
 {
 	ftm_rdv_reply_t r;
@@ -674,10 +604,30 @@ static void refuse(ftm_rdv_server_t *srv, int fd, const char *reason)
 	close(fd);
 }
 
-static void *accept_thread(void *arg)
-{
-	ftm_rdv_server_t *srv = arg;
+static void *worker_thread(void *arg);
 
+/* A new worker thread (it follows, or leads when the lead is free). Called with srv->lock held. */
+static int spawn_worker(ftm_rdv_server_t *srv)
+{
+	pthread_attr_t attr;
+	pthread_t th;
+	int rc;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&th, &attr, worker_thread, srv);
+	pthread_attr_destroy(&attr);
+	if (rc != 0)
+		return -1;
+	srv->threads++;
+	return 0;
+}
+
+/* The leader's wait for the next connection it may serve: the connection (its slot taken), or NULL
+ * when the server stops. Peers not admitted and connections over max_conns are
+ * answered here and the wait goes on. */
+static ftm_rdv_conn_t *lead(ftm_rdv_server_t *srv)
+{
 	while (!atomic_load(&srv->stopping)) {
 		struct pollfd p[2] = { { .fd = srv->fd, .events = POLLIN }, { .fd = srv->wake[0], .events = POLLIN } };
 		ftm_peer_policy_t pol = { .daemon_uid = geteuid(), .socket_group = srv->group };
@@ -686,17 +636,18 @@ static void *accept_thread(void *arg)
 		int fd;
 
 		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			ftm_log(srv->log, FTM_LOG_ERR, "socket poll: %s", strerror(errno));
-			break;
+			if (errno != EINTR) {
+				ftm_log(srv->log, FTM_LOG_ERR, "socket poll: %s", strerror(errno));
+				poll(NULL, 0, 100);	/* and again: the leader never leaves while the server runs */
+			}
+			continue;
 		}
 		if (p[1].revents)
-			break;
+			return NULL;
 		fd = accept4(srv->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (ftm_peer_read(fd, &peer) != 0 || !ftm_peer_admitted(&pol, &peer)) {
+		if (ftm_peer_read_admitted(fd, &pol, &peer) != 0) {
 			ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu gid %lu refused: not root, not us, not in the socket group",
 				(long)peer.pid, (unsigned long)peer.uid, (unsigned long)peer.gid);
 			close(fd);
@@ -725,15 +676,58 @@ static void *accept_thread(void *arg)
 		conn->uid = peer.uid;
 		conn->peer = peer;
 		pthread_mutex_init(&conn->write_lock, NULL);
-		if (dispatch(srv, conn) != 0) {
-			ftm_log(srv->log, FTM_LOG_ERR, "socket client pid %ld refused: cannot start a thread", (long)peer.pid);
-			pthread_mutex_destroy(&conn->write_lock);
-			free(conn);
-			close(fd);
-			release_slot(srv);
-			continue;
-		}
+		return conn;
 	}
+	return NULL;
+}
+
+/* A worker thread (leader/followers): a follower waits for the lead; the leader accepts the next
+ * connection, hands the lead on (to an idle follower; to a new thread when none is idle, so a held
+ * push never keeps the next login waiting) and serves the connection itself, then follows again while
+ * fewer than IDLE_WORKERS_MAX are idle, else ends. No connection waits in a queue, and a login's
+ * request is read by the thread that accepted it. */
+static void *worker_thread(void *arg)
+{
+	ftm_rdv_server_t *srv = arg;
+	ftm_rdv_conn_t *conn;
+
+	pthread_mutex_lock(&srv->lock);
+	for (;;) {
+		while (srv->leader && !atomic_load(&srv->stopping)) {
+			srv->followers++;
+			pthread_cond_wait(&srv->follow, &srv->lock);
+			srv->followers--;
+		}
+		if (atomic_load(&srv->stopping))
+			break;
+		srv->leader = true;
+		pthread_mutex_unlock(&srv->lock);
+
+		conn = lead(srv);
+
+		pthread_mutex_lock(&srv->lock);
+		srv->leader = false;
+		pthread_cond_broadcast(&srv->idle);	/* stop waits for the lead to go */
+		if (conn == NULL)
+			break;	/* stopping */
+		if (srv->followers > 0) {
+			pthread_cond_signal(&srv->follow);
+		} else if (spawn_worker(srv) != 0) {
+			/* nobody else can lead: this connection is served, then this thread leads again */
+			ftm_log(srv->log, FTM_LOG_ERR, "socket: cannot start a thread for the next connection");
+		}
+		pthread_mutex_unlock(&srv->lock);
+
+		serve_conn(conn);
+		conn_done(conn);
+
+		pthread_mutex_lock(&srv->lock);
+		if (srv->followers >= IDLE_WORKERS_MAX && srv->leader)
+			break;
+	}
+	srv->threads--;
+	pthread_cond_broadcast(&srv->idle);
+	pthread_mutex_unlock(&srv->lock);	/* srv is not touched after this */
 	return NULL;
 }
 
@@ -769,6 +763,7 @@ ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, uns
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	ftm_rdv_server_t *srv;
 	mode_t old;
+	int rc;
 
 	if (socket_path == NULL || *socket_path == '\0' || strlen(socket_path) >= sizeof(sa.sun_path)) {
 		snprintf(err, err_len, "bad socket path");
@@ -791,7 +786,7 @@ ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, uns
 	srv->log = log;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->idle, NULL);
-	pthread_cond_init(&srv->work, NULL);
+	pthread_cond_init(&srv->follow, NULL);
 
 	if (remove_stale(socket_path, err, err_len) != 0) {
 		if (*err == '\0')
@@ -825,7 +820,10 @@ ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, uns
 		unlink(socket_path);
 		goto fail;
 	}
-	if (pthread_create(&srv->accept_thread, NULL, accept_thread, srv) != 0) {
+	pthread_mutex_lock(&srv->lock);
+	rc = spawn_worker(srv);	/* the first leader */
+	pthread_mutex_unlock(&srv->lock);
+	if (rc != 0) {
 		snprintf(err, err_len, "cannot start the socket thread");
 		unlink(socket_path);
 		goto fail;
@@ -842,7 +840,7 @@ fail:
 	}
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->idle);
-	pthread_cond_destroy(&srv->work);
+	pthread_cond_destroy(&srv->follow);
 	free(srv);
 	return NULL;
 }
@@ -854,23 +852,24 @@ void ftm_rdv_server_stop(ftm_rdv_server_t *srv)
 	atomic_store(&srv->stopping, true);
 	if (write(srv->wake[1], "x", 1) < 0)
 		ftm_log(srv->log, FTM_LOG_WARN, "socket stop: %s", strerror(errno));
-	pthread_join(srv->accept_thread, NULL);
+	/* The leader sees the self-pipe and stops accepting; followers see stopping and end. */
+	pthread_mutex_lock(&srv->lock);
+	pthread_cond_broadcast(&srv->follow);
+	while (srv->leader)
+		pthread_cond_wait(&srv->idle, &srv->lock);
+	pthread_mutex_unlock(&srv->lock);
 	close(srv->fd);
 	unlink(srv->path);
 	/* Handlers see ftm_rdv_conn_alive() == false and return; a connection waiting for a login's
-	 * verify sees the self-pipe readable and closes. */
+	 * verify sees the self-pipe readable and closes. Then their threads end. */
 	pthread_mutex_lock(&srv->lock);
-	while (srv->active > 0)
-		pthread_cond_wait(&srv->idle, &srv->lock);
-	/* then the idle workers end */
-	pthread_cond_broadcast(&srv->work);
-	while (srv->threads > 0)
+	while (srv->active > 0 || srv->threads > 0)
 		pthread_cond_wait(&srv->idle, &srv->lock);
 	pthread_mutex_unlock(&srv->lock);
 	close(srv->wake[0]);
 	close(srv->wake[1]);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->idle);
-	pthread_cond_destroy(&srv->work);
+	pthread_cond_destroy(&srv->follow);
 	free(srv);
 }
