@@ -141,7 +141,8 @@ typedef struct ftm_rdv_server ftm_rdv_server_t;
 typedef void (*ftm_rdv_handler_fn)(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_t *req,
 				   ftm_rdv_reply_t *out);
 
-/* Runs in the connection's thread for a login op: fills split (FTM_RDV_OP_SPLIT) or out (verify) and
+/* Runs in the connection's thread for a login op: fills split (FTM_RDV_OP_SPLIT; its proof is kept on
+ * the connection for the verify that may follow on it: ftm_rdv_conn_proof) or out (verify) and
  * returns 0, or -1 (why in out->reason) when it refuses the peer before deciding anything.
  * input: what was typed, or the code (the caller zeroes it). */
 typedef int (*ftm_rdv_login_fn)(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, const ftm_login_t *login,
@@ -158,6 +159,9 @@ bool ftm_rdv_conn_alive(ftm_rdv_conn_t *conn);
 /* For handlers: the peer's credentials, read at connect (what it may ask: ftm_peer_may_push_for). */
 struct ftm_peer;
 const struct ftm_peer *ftm_rdv_conn_peer(const ftm_rdv_conn_t *conn);
+/* For the login handler's verify: the proof of the split answered on this connection (split->proof as
+ * the handler filled it; serial "" when none), which ftm_auth_after_password_proved takes. */
+const ftm_code_proof_t *ftm_rdv_conn_proof(const ftm_rdv_conn_t *conn);
 
 /* Listen on socket_path (a stale socket is replaced, a live one refused), mode 0660, owned by
  * group when group != (gid_t)-1. login_handler answers the login ops (NULL: refused as an unknown op). Peers allowed: uid 0, the daemon's uid, and members (primary or

@@ -306,11 +306,17 @@ struct ftm_rdv_conn {
 	uid_t			uid;
 	ftm_peer_t		peer;
 	pthread_mutex_t		write_lock;
+	ftm_code_proof_t	proof;		/* the split's proof of its code, for its verify on this connection */
 };
 
 const ftm_peer_t *ftm_rdv_conn_peer(const ftm_rdv_conn_t *conn)
 {
 	return &conn->peer;
+}
+
+const ftm_code_proof_t *ftm_rdv_conn_proof(const ftm_rdv_conn_t *conn)
+{
+	return &conn->proof;
 }
 
 static int conn_send(ftm_rdv_conn_t *conn, json_object *obj)
@@ -454,6 +460,7 @@ static void conn_done(ftm_rdv_conn_t *conn)
 
 	close(conn->fd);
 	pthread_mutex_destroy(&conn->write_lock);
+	ftm_memzero(&conn->proof, sizeof(conn->proof));
 	free(conn);
 	release_slot(srv);
 }
@@ -495,6 +502,12 @@ static bool login_op(ftm_rdv_conn_t *conn, json_object *msg, ftm_rdv_op_t *asked
 		refused = srv->login_handler(srv->handler_ctx, conn, op, &login, store, input, &sp, &out) != 0;
 	}
 	*asked = op;
+	/* the split's proof stays with the connection for its verify (the store binds it to the user and
+	 * the code, so it proves nothing for another); a verify spends it */
+	if (op == FTM_RDV_OP_SPLIT && !refused && out.result != FTM_RES_ERROR)
+		conn->proof = sp.proof;
+	else
+		ftm_memzero(&conn->proof, sizeof(conn->proof));
 	answer = ftm_rdv_login_answer(msg, refused ? FTM_RDV_OP_VERIFY : op, input, &sp, &out);
 	if (refused)
 		json_object_object_add(answer, "refused", json_object_new_string("peer"));
