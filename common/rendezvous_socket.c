@@ -297,6 +297,7 @@ struct ftm_rdv_server {
 	bool			leader;		/* a thread leads (waits in poll/accept) */
 	unsigned		followers;	/* idle, waiting for the lead */
 	unsigned		threads;	/* worker threads alive */
+	unsigned long		accepted;	/* connections accepted so far: each one's number in the log */
 };
 
 struct ftm_rdv_conn {
@@ -307,6 +308,7 @@ struct ftm_rdv_conn {
 	ftm_peer_t		peer;
 	pthread_mutex_t		write_lock;
 	ftm_code_proof_t	proof;		/* the split's proof of its code, for its verify on this connection */
+	unsigned long		id;		/* its number, for the debug log */
 };
 
 const ftm_peer_t *ftm_rdv_conn_peer(const ftm_rdv_conn_t *conn)
@@ -495,9 +497,9 @@ static bool login_op(ftm_rdv_conn_t *conn, json_object *msg, ftm_rdv_op_t *asked
 		ftm_outcome_set(&out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, ftm_or(why, "bad version"));
 		op = FTM_RDV_OP_VERIFY;	/* the refusal is a result */
 	} else {
-		ftm_log(srv->log, FTM_LOG_DEBUG, "%s request for '%s' from '%s' (pid %ld uid %lu)",
+		ftm_log(srv->log, FTM_LOG_DEBUG, "%s request for '%s' from '%s' (pid %ld uid %lu, connection %lu)",
 			op == FTM_RDV_OP_SPLIT ? "split" : "verify", login.user, login.client, (long)conn->pid,
-			(unsigned long)conn->uid);
+			(unsigned long)conn->uid, conn->id);
 		out.result = FTM_RES_OK;
 		refused = srv->login_handler(srv->handler_ctx, conn, op, &login, store, input, &sp, &out) != 0;
 	}
@@ -529,8 +531,8 @@ static void login_next(ftm_rdv_conn_t *conn)
 	msg = ftm_rdv_recv_json(conn->fd, ftm_mono_ms() + LOGIN_IDLE_MS, srv->wake[0]);
 	if (msg == NULL) {
 		if (errno == ECONNRESET || errno == ETIMEDOUT || errno == ECANCELED)
-			ftm_log(srv->log, FTM_LOG_DEBUG2, "socket client pid %ld uid %lu: connection closed after the split (%s)",
-				(long)conn->pid, (unsigned long)conn->uid,
+			ftm_log(srv->log, FTM_LOG_DEBUG, "socket client pid %ld uid %lu: connection %lu closed after the split (%s)",
+				(long)conn->pid, (unsigned long)conn->uid, conn->id,
 				errno == ECONNRESET ? "the client closed it" : errno == ETIMEDOUT ? "no verify in time"
 				: "stopping");
 		else
@@ -540,8 +542,6 @@ static void login_next(ftm_rdv_conn_t *conn)
 	}
 	if (srv->login_handler != NULL && is_login_op(msg) && ftm_json_string(msg, "op") != NULL &&
 	    strcmp(ftm_json_string(msg, "op"), "verify") == 0) {
-		ftm_log(srv->log, FTM_LOG_DEBUG2, "socket client pid %ld uid %lu: verify on the split's connection",
-			(long)conn->pid, (unsigned long)conn->uid);
 		login_op(conn, msg, &op);
 	} else {
 		ftm_outcome_t out;
@@ -646,6 +646,7 @@ static ftm_rdv_conn_t *lead(ftm_rdv_server_t *srv)
 		ftm_peer_policy_t pol = { .daemon_uid = geteuid(), .socket_group = srv->group };
 		ftm_peer_t peer;
 		ftm_rdv_conn_t *conn;
+		unsigned long id;
 		int fd;
 
 		if (poll(p, 2, -1) < 0) {
@@ -675,6 +676,7 @@ static ftm_rdv_conn_t *lead(ftm_rdv_server_t *srv)
 			continue;
 		}
 		srv->active++;
+		id = ++srv->accepted;
 		pthread_mutex_unlock(&srv->lock);
 
 		conn = calloc(1, sizeof(*conn));
@@ -688,6 +690,7 @@ static ftm_rdv_conn_t *lead(ftm_rdv_server_t *srv)
 		conn->pid = peer.pid;
 		conn->uid = peer.uid;
 		conn->peer = peer;
+		conn->id = id;
 		pthread_mutex_init(&conn->write_lock, NULL);
 		return conn;
 	}
