@@ -11,7 +11,11 @@
 #   fsync on).
 # Usage: bash bench/radius.sh [BUILDDIR]   (default build/test). Environment: BENCH_ROUNDS (3),
 # BENCH_USERS (4000), BENCH_INFLIGHT (64), BENCH_PORT (32040: loopback, BENCH_PORT .. +20),
-# BENCH_STORE (both: sqlite | postgresql | both), BENCH_NODES (2: 1 = no two-node figure).
+# BENCH_STORE (both: sqlite | postgresql | both), BENCH_NODES (2: 1 = no two-node figure),
+# BENCH_PERF (unset: off; 1 or a perf event list: `perf stat -p` on the SQLite node around its PAP and
+# SQLite runs, printed per request: context switches, syscalls by name; needs perf and root),
+# BENCH_PERF_RECORD (a directory: `perf record -g -p` of the same runs into DIR/perf-{pap,sqlite}-R.data;
+# BENCH_PERF_RECORD_ARGS replaces -g, e.g. "-e syscalls:sys_enter_futex --call-graph dwarf").
 # Not a test: nothing here passes or fails on a figure. Codes are computed here (python3 hmac, RFC 6238)
 # just before each run: a benchmark needs thousands per round; the tests take theirs from oathtool.
 set -eu
@@ -156,6 +160,27 @@ server_cpu() {
 # The PostgreSQL server's processes (the postmaster's children: the nodes' sessions, the WAL writer...):
 # their CPU per request is the database's share of a login on this machine.
 pg_pids() { ps -o pid= --ppid "$(head -n 1 "$PG_DATA/postmaster.pid")" | tr '\n' ' '; }
+# perf_around PID OUT CMD...: CMD with `perf stat -p PID` counting BENCH_PERF's events into OUT.
+perf_events=context-switches,cpu-migrations,raw_syscalls:sys_enter,syscalls:sys_enter_futex,syscalls:sys_enter_fdatasync,syscalls:sys_enter_pread64,syscalls:sys_enter_pwrite64,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_fcntl,syscalls:sys_enter_mmap,syscalls:sys_enter_munmap,syscalls:sys_enter_newfstatat,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvmsg,syscalls:sys_enter_select,syscalls:sys_enter_poll,syscalls:sys_enter_read,syscalls:sys_enter_lseek
+[ "${BENCH_PERF:-}" = 1 ] || perf_events=${BENCH_PERF:-$perf_events}
+perf_around() {
+  local pid=$1 out=$2 pp rc=0; shift 2
+  if [ -n "${BENCH_PERF_RECORD:-}" ]; then
+    perf record -q ${BENCH_PERF_RECORD_ARGS:--g} -p "$pid" -o "$BENCH_PERF_RECORD/$(basename "$out")-$r.data" 2>"$out.err" &
+  elif [ -z "${BENCH_PERF:-}" ]; then "$@"; return
+  else perf stat -x, -e "$perf_events" -p "$pid" -o "$out" 2>"$out.err" &
+  fi
+  pp=$!; sleep 0.5
+  "$@" || rc=$?
+  kill -INT "$pp"; wait "$pp" 2>/dev/null || true
+  return $rc
+}
+# perf_line OUT N: OUT's non-zero counts per request (N requests), one line.
+perf_line() {
+  [ -n "${BENCH_PERF:-}" ] && [ -s "$1" ] || return 0
+  awk -F, -v n="$2" '$1 ~ /^[0-9.]+$/ && $1 > 0 { e = $3; sub(/^syscalls:sys_enter_/, "", e); sub(/^raw_syscalls:sys_enter/, "syscalls", e)
+    printf "%s%s %.2f", (k++ ? ", " : "  perf per request: "), e, $1 / n } END { if (k) print "" }' "$1"
+}
 cpu_per_req() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.0f", (b - a) * 1e6 / n }'; }
 rate() { sed -n 's/.* = \([0-9]*\) req\/s.*/\1/p'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
@@ -173,10 +198,11 @@ done
 declare -A ratios=() cpu=()
 for r in $(seq 0 $((rounds - 1))); do
   c0=$(server_cpu "$pid_S")
-  pap_out=$("$radload" -s "127.0.0.1:$pap_port" -p "$inflight" -t 10 "$FTM_TMP/pap.tsv" || true)
+  pap_out=$(perf_around "$pid_S" "$FTM_TMP/perf-pap" "$radload" -s "127.0.0.1:$pap_port" -p "$inflight" -t 10 "$FTM_TMP/pap.tsv" || true)
   c1=$(server_cpu "$pid_S")
   pap=$(echo "$pap_out" | rate) pap_cpu=$(cpu_per_req "$c0" "$c1" "$users")
   echo "round $((r + 1)) PAP floor:                 $pap_out; server CPU $pap_cpu us/request"
+  perf_line "$FTM_TMP/perf-pap" "$users"
   for k in $kinds; do
     req=$FTM_TMP/req-$k-$r.tsv
     case $k in
@@ -205,7 +231,11 @@ round $((r + 1))   2 nodes together:        $ftm req/s"
       [ "$k" = pg ] && { dbp=$(pg_pids); d0=$(server_cpu $dbp); }
       c0=$(server_cpu $pids)
       eval "p=\$port_$([ "$k" = sqlite ] && echo S || echo A)"
-      out=$("$radload" -s "127.0.0.1:$p" -p "$inflight" -t 30 "$req" || true)
+      if [ "$k" = sqlite ]; then
+        out=$(perf_around "$pid_S" "$FTM_TMP/perf-sqlite" "$radload" -s "127.0.0.1:$p" -p "$inflight" -t 30 "$req" || true)
+      else
+        out=$("$radload" -s "127.0.0.1:$p" -p "$inflight" -t 30 "$req" || true)
+      fi
       c1=$(server_cpu $pids)
       [ "$k" = pg ] && d1=$(server_cpu $dbp)
       ftm=$(echo "$out" | rate)
@@ -213,6 +243,7 @@ round $((r + 1))   2 nodes together:        $ftm req/s"
     c=$(cpu_per_req "$c0" "$c1" "$users") db=
     [ "$k" = sqlite ] || db="; database CPU $(cpu_per_req "$d0" "$d1" "$users") us/request"
     printf 'round %d %-26s %s; server CPU %s us/request%s\n' $((r + 1)) "$(label "$k"):" "$out" "$c" "$db"
+    [ "$k" = sqlite ] && perf_line "$FTM_TMP/perf-sqlite" "$users"
     printf 'round %d %-26s ratio %s (server CPU per request: PAP / password+code %s)\n' $((r + 1)) "$(label "$k"):" \
       "$(ratio "$ftm" "$pap")" "$(ratio "$pap_cpu" "$c")"
     ratios[$k]="${ratios[$k]:-} $(ratio "$ftm" "$pap")"

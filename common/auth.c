@@ -145,10 +145,12 @@ static void audit_retention_pass(ftm_auth_t *auth, time_t now)
  * store itself failed the decision, no row is queued behind that failure: under a foreign lock it would
  * hold the refused login another busy timeout for a write that fails the same way; the log line (and
  * the store-error metric) is the record then. */
-static void log_outcome(ftm_auth_t *auth, const char *what, const ftm_login_t *login, const ftm_outcome_t *out)
+static void log_outcome(ftm_auth_t *auth, const char *what, const ftm_login_t *login, ftm_outcome_t *out)
 {
 	ftm_log(&auth->log, level_of(out->result), "%s for '%s' from %s: %s (serial %s): %s", what, WHO(login),
 		ftm_result_name(out->result), ftm_or(out->serial, "-"), ftm_or(out->reason, "-"));
+	out->logged = true;
+	out->logged_result = out->result;
 	if (!out->audited && !out->store_down) {
 		ftm_audit_row_t a;
 		char err[FTM_ERR_MAX] = "";

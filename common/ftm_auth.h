@@ -46,6 +46,9 @@ typedef struct ftm_outcome {
 						 * was live; the core counts it as a failure (lockout) */
 	bool		audited;		/* the decision's audit row was written with its verdict */
 	bool		store_down;		/* the token store failed this decision (FTM_MSG_STORE_DOWN) */
+	bool		logged;			/* the core wrote the decision's log line, for logged_result */
+	ftm_result_t	logged_result;		/* (a front end that adds only its protocol code to it may
+						 * leave its own line to debug: rlm_ftmpush's finish()) */
 	ftm_push_verdict_t push_verdict;	/* a push outcome: what became of the push (denied vs timeout) */
 } ftm_outcome_t;
 

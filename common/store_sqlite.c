@@ -31,7 +31,7 @@
 
 /* Every statement the backend runs, compiled once per connection (SQLITE_PREPARE_PERSISTENT) and kept. */
 enum sql_id {
-	SQL_BEGIN_IMMEDIATE, SQL_COMMIT, SQL_ROLLBACK, SQL_SAVEPOINT, SQL_RELEASE, SQL_ROLLBACK_TO,
+	SQL_BEGIN, SQL_BEGIN_IMMEDIATE, SQL_COMMIT, SQL_ROLLBACK, SQL_SAVEPOINT, SQL_RELEASE, SQL_ROLLBACK_TO,
 	SQL_META_GET, SQL_META_PUT, SQL_INSERT, SQL_GET, SQL_BY_USER, SQL_LIST_USER, SQL_LIST_ALL,
 	SQL_VERDICT_UPDATE, SQL_REISSUE, SQL_SET_STATUS, SQL_SET_STATUS_CLEAR_FAILURES, SQL_SET_PUSH, SQL_SET_USER, SQL_DELETE,
 	SQL_STATE_PURGE, SQL_STATE_PUT, SQL_STATE_TAKE, SQL_STATE_CAP_USER, SQL_STATE_CAP_CLIENT,
@@ -44,6 +44,7 @@ enum sql_id {
 		   " lock_reason, locked_at"
 
 static const char *const sql_text[SQL_COUNT] = {
+	[SQL_BEGIN]		= "BEGIN",
 	[SQL_BEGIN_IMMEDIATE]	= "BEGIN IMMEDIATE",
 	[SQL_COMMIT]		= "COMMIT",
 	[SQL_ROLLBACK]		= "ROLLBACK",
@@ -164,7 +165,12 @@ static const char *const recovery_schema_sql =
 	" used    INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX IF NOT EXISTS recovery_codes_by_user ON recovery_codes (user);";
 
-/* The audit trail and the debug switches, created like states_sql by every opener. */
+/* The audit trail and the debug switches, created like states_sql by every opener. One index besides the
+ * rowid: by time, for the retention pass (DELETE ... WHERE at < ?). `ftmpushctl audit` reads newest first
+ * by rowid (SCAN audit, with or without --user: the planner takes no index for `?1 IS NULL OR user = ?1`),
+ * so an index by user served no query, and cost a batch's commit a leaf page for each user far from the
+ * others: over a quarter of the WAL frames even in bench/radius.sh, whose users come in order. A file
+ * an earlier version made loses it at open (open_ddl, dropped_sql). */
 static const char *const audit_sql =
 	"CREATE TABLE IF NOT EXISTS audit ("
 	" id       INTEGER PRIMARY KEY,"
@@ -179,7 +185,6 @@ static const char *const audit_sql =
 	" node     TEXT NOT NULL,"
 	" reason   TEXT NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS audit_by_at ON audit (at);"
-	"CREATE INDEX IF NOT EXISTS audit_by_user ON audit (user, id);"
 	"CREATE TABLE IF NOT EXISTS debug_switch (user TEXT PRIMARY KEY, expires INTEGER NOT NULL)";
 
 static int db_err(sq_conn_t *c, const char *what, char *err, size_t err_len)
@@ -196,9 +201,14 @@ static int exec(sq_conn_t *c, const char *sql, char *err, size_t err_len)
 	return 0;
 }
 
+static int run_sql(sq_conn_t *c, enum sql_id id, char *err, size_t err_len);
+
+/* By the compiled statement (a read job's snapshot ends with one: sqlite3_exec compiled it each time);
+ * by sqlite3_exec only if it could not be compiled. */
 static void rollback(sq_conn_t *c)
 {
-	if (!sqlite3_get_autocommit(c->db))
+	if (!sqlite3_get_autocommit(c->db) && run_sql(c, SQL_ROLLBACK, NULL, 0) != 0 &&
+	    !sqlite3_get_autocommit(c->db))
 		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
@@ -390,12 +400,37 @@ static int begin_batch(sq_conn_t *c, const ftm_batch_job_t *batch, char *err, si
 
 /* One transaction for the whole batch; each job under a savepoint, so a job that fails (a duplicate
  * serial, a seed that does not decrypt) is undone alone. An error that ends the transaction fails the
- * whole batch: nothing in it committed. */
+ * whole batch: nothing in it committed. A batch of one job (every write of a PAM login, of an idle
+ * server) needs no savepoint: the job failing rolls the transaction back, which undoes exactly what
+ * ROLLBACK TO would have, and nothing is committed. */
 static void run_batch(void *owner, ftm_batch_job_t *batch)
 {
 	sq_t *s = owner;
 	sq_conn_t *c = s->writer;
 	char err[FTM_MSG_MAX] = "";
+
+	if (batch->next == NULL) {
+		const sq_job_t *w = batch->arg;
+
+		batch->rc = 0;
+		if (batch->err != NULL && batch->err_len > 0)
+			batch->err[0] = '\0';
+		if (begin_batch(c, batch, err, sizeof(err)) != 0)
+			goto abort;
+		batch->rc = w->run(c, w->arg, batch->err, batch->err_len);
+		if (sqlite3_get_autocommit(c->db)) {
+			snprintf(err, sizeof(err), "%s", batch->err != NULL && batch->err[0] ? batch->err
+						 : "token store: transaction aborted");
+			goto abort;
+		}
+		if (batch->rc < 0) {		/* the job's own failure, with its own reason */
+			rollback(c);
+			return;
+		}
+		if (run_sql(c, SQL_COMMIT, err, sizeof(err)) == 0)
+			return;
+		goto abort;
+	}
 
 	for (ftm_batch_job_t *j = batch; j != NULL; j = j->next) {
 		j->rc = 0;
@@ -552,6 +587,18 @@ static void sq_close(void *be)
 
 static int open_ddl(sq_conn_t *c, char *err, size_t err_len);
 
+/* SQLite counts every allocation it makes under one process-wide mutex (SQLITE_CONFIG_MEMSTATUS, on by
+ * default; Debian's library has no lookaside, so a login makes dozens of them): the threads of a
+ * FreeRADIUS server queued on that mutex about once a login. The counts serve only sqlite3_memory_used()
+ * and the soft heap limit, which nothing here sets. Possible only before SQLite initialises: if another
+ * part of the process opened a database first, the call fails and SQLite stays as it was. */
+static pthread_once_t memstatus_once = PTHREAD_ONCE_INIT;
+
+static void memstatus_off(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t err_len)
 {
 	sq_t *s;
@@ -584,6 +631,7 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 	}
 	close(fd);
 
+	pthread_once(&memstatus_once, memstatus_off);
 	s = calloc(1, sizeof(*s));
 	if (s == NULL || (s->path = strdup(path)) == NULL) {
 		free(s);
@@ -623,7 +671,7 @@ static int snapshot_or_write_job(sq_t *s, bool write, int (*run)(sq_conn_t *, vo
 		return write_job(s, run, arg, err, err_len);
 	if ((c = reader_take(s, err, err_len)) == NULL)
 		return -1;
-	rc = exec(c, "BEGIN", err, err_len);
+	rc = run_sql(c, SQL_BEGIN, err, err_len);
 	if (rc == 0)
 		rc = run(c, arg, err, err_len);
 	rollback(c);
@@ -1839,6 +1887,9 @@ static const char *const push_schema_sql =
 
 #define PUSH_COLS "id, user, serial, client, cap0, cap1, cap2, approve_cap, number, gateway, expires, verdict, reason"
 
+/* Indexes earlier versions created and this one drops at open (see audit_sql). */
+static const char *const dropped_sql[] = { "audit_by_user" };
+
 /* The tables and indexes every opener creates IF NOT EXISTS (states_sql, audit_sql, recovery_schema_sql,
  * act_schema_sql, push_schema_sql). Compiling those 14 statements was ~0.26M instructions of every open,
  * a PAM login's too, although only a new file or one an older binary made lacks any of them: they run
@@ -1852,6 +1903,7 @@ static int open_ddl(sq_conn_t *c, char *err, size_t err_len)
 	struct { const char *name; size_t len; bool found; } want[32];
 	size_t n_want = 0, n_found = 0;
 	bool more = false;	/* more names than want holds: run the statements */
+	bool drop[sizeof(dropped_sql) / sizeof(dropped_sql[0])] = { false };
 	sqlite3_stmt *st = NULL;
 
 	for (size_t i = 0; i < n_ddl; i++)
@@ -1875,11 +1927,24 @@ static int open_ddl(sq_conn_t *c, char *err, size_t err_len)
 					want[k].found = true;
 					n_found++;
 				}
+			for (size_t k = 0; name != NULL && k < sizeof(drop) / sizeof(drop[0]); k++)
+				if (strcmp(name, dropped_sql[k]) == 0)
+					drop[k] = true;
 		}
 	sqlite3_finalize(st);
 	for (size_t i = 0; (more || n_found < n_want) && i < n_ddl; i++)
 		if (exec(c, ddl[i], err, err_len) != 0)
 			return -1;
+	/* dropped_sql, found in the same pass. Best effort: an opener that may not write (or finds the file busy) leaves the index, which only
+	 * costs the commits it did before; the next opener that can write drops it. */
+	for (size_t k = 0; k < sizeof(drop) / sizeof(drop[0]); k++) {
+		char sql[96];
+
+		if (!drop[k])
+			continue;
+		snprintf(sql, sizeof(sql), "DROP INDEX IF EXISTS %s", dropped_sql[k]);
+		sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+	}
 	return 0;
 }
 

@@ -581,9 +581,19 @@ static rlm_rcode_t finish(rlm_ftmpush_t const *inst, REQUEST *request, ftm_login
 		break;
 	}
 
-	/* The core logged the decision and its why; this line adds the RADIUS answer it became. */
-	radlog_request(out->result == FTM_RES_ERROR ? L_ERR : L_INFO, L_DBG_LVL_OFF, request,
-		       "%s: %s for '%s' from %s: %s (serial %s) -> %s", inst->name, step, OR_DASH(login->user),
+	/* The core logged the decision and its why; this line adds the RADIUS answer it became. In the
+	 * normal log only when it says more than the core's line: an error, no token (ok or reject by
+	 * no_token), or an outcome the core did not log (or logged with another result); otherwise a debug
+	 * line (-x): the answer follows from the result, and a second line per login cost the server a
+	 * write and its formatting on every login. */
+	if (out->result == FTM_RES_ERROR || out->result == FTM_RES_NO_TOKEN || !out->logged ||
+	    out->logged_result != out->result)
+		radlog_request(out->result == FTM_RES_ERROR ? L_ERR : L_INFO, L_DBG_LVL_OFF, request,
+			       "%s: %s for '%s' from %s: %s (serial %s) -> %s", inst->name, step, OR_DASH(login->user),
+			       OR_DASH(login->client), ftm_result_name(out->result), OR_DASH(out->serial),
+			       fr_int2str(mod_rcode_table, rcode, "?"));
+	else
+		RDEBUG("%s: %s for '%s' from %s: %s (serial %s) -> %s", inst->name, step, OR_DASH(login->user),
 		       OR_DASH(login->client), ftm_result_name(out->result), OR_DASH(out->serial),
 		       fr_int2str(mod_rcode_table, rcode, "?"));
 	return rcode;

@@ -14,7 +14,8 @@
 #                                 module section; `ftmpushctl policy set` at the next radius_start
 #   radius_user USER PASSWORD [REPLY-ITEMS]   a users-file entry (Cleartext-Password)
 #   radius_check                  freeradius -C on the configuration; output in $RAD_CHECK_OUT
-#   radius_start / radius_stop    freeradius -f -l stdout -xx (multi-threaded), stopped on exit
+#   radius_start / radius_stop    freeradius -f -l stdout -xx (multi-threaded; RAD_DEBUG_FLAGS replaces -xx,
+#                                 "" for the normal log), stopped on exit
 #   token_add USER [SEEDHEX]      ftmpushctl token add; sets TOKEN_SERIAL, TOKEN_SEED
 #   token_field SERIAL FIELD      a field of `ftmpushctl token show` (failures, status, last_step...)
 #   totp SEEDHEX [OFFSET_STEPS]   the code now (+OFFSET steps), from oathtool (60 s, 6 digits)
@@ -268,7 +269,8 @@ radius_start() {
     cat "$FTM_TMP/config-check.log"
     fail "freeradius -C refused the configuration"
   fi
-  freeradius -f -l stdout -xx -d "$RAD_DIR" -n radiusd >"$RAD_LOG" 2>&1 &
+  # RAD_DEBUG_FLAGS: -xx unless a test sets it ("" = the normal log, as a production server writes it)
+  freeradius -f -l stdout ${RAD_DEBUG_FLAGS--xx} -d "$RAD_DIR" -n radiusd >"$RAD_LOG" 2>&1 &
   RAD_PID=$!
   for i in $(seq 1 100); do
     grep -q "Ready to process requests" "$RAD_LOG" 2>/dev/null && return 0

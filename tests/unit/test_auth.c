@@ -611,6 +611,39 @@ static void push_failure_falls_back_to_a_challenge(void **state)
 	assert_string_equal(out.state, "");
 }
 
+/* The outcome says whether the core logged it and as what (rlm_ftmpush then leaves its own line to
+ * debug): a verdict, a challenge that replaced a failed push (logged as the challenge), and not an outcome
+ * returned before any decision. */
+static void an_outcome_says_whether_the_core_logged_it(void **state)
+{
+	fixture_t *f = *state;
+	fake_push_t p = { .result = FTM_RES_PUSH_FAILED };
+	ftm_outcome_t out;
+	ftm_login_t nobody = { 0 };
+
+	add_token(f, "alice", "FTKMOB0000000001", 6, "gateway:reg-1");
+	ftm_auth_verify_code(f->auth, &alice, hotp[2], AT(2), &out);
+	assert_int_equal(out.result, FTM_RES_OK);
+	assert_true(out.logged);
+	assert_int_equal(out.logged_result, FTM_RES_OK);
+	assert_non_null(strstr(f->logbuf, "token code for 'alice'"));
+	ftm_auth_verify_code(f->auth, &alice, hotp[2], AT(2), &out);
+	assert_true(out.logged);
+	assert_int_equal(out.logged_result, FTM_RES_REPLAY);
+
+	f->cfg.push.status = true;
+	open_auth(f);
+	ftm_auth_set_push_ops(f->auth, &fake_ops, &p);
+	ftm_auth_second_factor(f->auth, &alice, AT(7), &out);
+	assert_int_equal(out.result, FTM_RES_CHALLENGE);
+	assert_true(out.logged);
+	assert_int_equal(out.logged_result, FTM_RES_CHALLENGE);
+
+	ftm_auth_second_factor(f->auth, &nobody, AT(7), &out);
+	assert_int_equal(out.result, FTM_RES_ERROR);
+	assert_false(out.logged);
+}
+
 /* A PAM process: no engine, so the push goes to ftmpushd's socket; here nobody listens. */
 static void unreachable_daemon_falls_back_to_a_challenge(void **state)
 {
@@ -1203,6 +1236,7 @@ int main(void)
 		T(split_tries_each_code_length_the_user_holds),
 		T(split_push_available_needs_status_and_target),
 		T(verify_valid_code_then_replay),
+		T(an_outcome_says_whether_the_core_logged_it),
 		T(verify_wrong_code_counts_and_locks_at_the_threshold),
 		T(verify_success_resets_failures),
 		T(verify_expired_never_used_token),

@@ -671,6 +671,31 @@ static void a_file_without_an_open_time_table_gets_it_at_open(void **state)
 	assert_int_equal(n, 2);
 }
 
+/* An earlier version's audit index by user (no query used it; every verdict's commit paid a page of it)
+ * is dropped at open; the audit trail still answers by user (audit_rows_are_selected_by_user...). */
+static void the_audit_index_by_user_of_an_earlier_file_is_dropped_at_open(void **state)
+{
+	fixture_t *f = *state;
+	char err[256] = "";
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int n = -1;
+
+	ftm_store_close(f->st);
+	f->st = NULL;
+	sql_shell(f, "CREATE INDEX IF NOT EXISTS audit_by_user ON audit (user, id)");
+	f->st = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+	assert_non_null(f->st);
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name IN"
+					    " ('audit_by_user', 'audit_by_at')", -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_int_equal(n, 1);		/* audit_by_at stays: the retention pass deletes by time */
+}
+
 static void a_file_newer_than_the_binary_is_refused(void **state)
 {
 	fixture_t *f = *state;
@@ -1828,6 +1853,7 @@ int main(void)
 		T(a_wrong_code_after_the_lock_ended_counts_from_zero),
 		T(an_admin_lock_survives_lockout_duration),
 		T(a_version_1_file_is_migrated_with_its_tokens_and_old_locks_stay),
+		T(the_audit_index_by_user_of_an_earlier_file_is_dropped_at_open),
 		T(a_file_newer_than_the_binary_is_refused),
 		T(recovery_codes_are_printable_once_and_kept_only_as_salted_hashes),
 		T(a_user_without_a_token_gets_no_recovery_codes),
