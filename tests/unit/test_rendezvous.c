@@ -802,6 +802,39 @@ static void test_server_stop_does_not_wait_for_a_kept_connection(void **state)
 	ftm_memzero(&sp, sizeof(sp));
 }
 
+static void test_held_pushes_do_not_keep_a_login_waiting(void **state)
+{
+	ftm_login_t login = { "alice", "192.0.2.7", "sshd", "h" };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char err[256] = "";
+	ftm_outcome_t out;
+	ftm_split_t sp;
+	int held[3], keep = -1;
+	int64_t t0;
+
+	(void)state;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	/* three pushes held by the daemon (each keeps its thread until its client goes away) */
+	for (int i = 0; i < 3; i++) {
+		held[i] = socket(AF_UNIX, SOCK_STREAM, 0);
+		assert_int_equal(connect(held[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+		fake_write(held[i], "{\"v\":1,\"op\":\"push\",\"user\":\"hang\",\"timeout\":5}");
+	}
+	usleep(100000);
+	/* the fourth connection of four (max_conns) is a login: answered at once, split and verify */
+	t0 = ftm_mono_ms();
+	assert_int_equal(ftm_rdv_login_split(sock, NULL, &login, "pw123456", &sp, &keep, err, sizeof(err)),
+			 FTM_RDV_LOGIN_ANSWERED);
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, &keep, err, sizeof(err)),
+			 FTM_RDV_LOGIN_ANSWERED);
+	assert_int_equal(out.result, FTM_RES_OK);
+	assert_true(ftm_mono_ms() - t0 < 1000);
+	for (int i = 0; i < 3; i++)
+		close(held[i]);
+	ftm_memzero(&sp, sizeof(sp));
+	usleep(200000);	/* the held pushes see their clients gone and end */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -831,6 +864,7 @@ int main(void)
 		cmocka_unit_test(test_login_split_without_code_keeps_nothing),
 		cmocka_unit_test(test_server_answers_split_and_verify_on_one_connection),
 		cmocka_unit_test(test_server_stop_does_not_wait_for_a_kept_connection),
+		cmocka_unit_test(test_held_pushes_do_not_keep_a_login_waiting),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
