@@ -36,6 +36,10 @@ int ftm_peer_read(int fd, ftm_peer_t *peer);
 bool ftm_peer_in_group(const ftm_peer_t *peer, gid_t gid);
 /* May the peer use the socket at all: root, the daemon's own user, or a member of the socket group. */
 bool ftm_peer_admitted(const ftm_peer_policy_t *pol, const ftm_peer_t *peer);
+/* ftm_peer_read, then ftm_peer_admitted: 0 when admitted (peer filled), -1 (peer holds what was read:
+ * refuse it). The user name is looked up (getpwuid_r) only for a peer whose rights depend on it: not
+ * for root or the daemon's own user, which every rule lets through first (name stays ""). */
+int ftm_peer_read_admitted(int fd, const ftm_peer_policy_t *pol, ftm_peer_t *peer);
 /* May the peer push (and so join a pending push) for user? Root and the daemon's own user for anyone;
  * any other peer only for the user it runs as (its uid's name is user), unless it is in a trusted
  * group. false with why (for the log: peer, user asked, what would allow it). */

@@ -21,6 +21,9 @@
  *         (ftm_auth_verify_code's outcome, in ftm_result_name's words)
  *   a refused request: {"v":1,"result":"error","message":..,"reason":..}; refused before anything
  *   was decided (a peer not allowed, "store" not the daemon's token_db): the same with "refused":"peer".
+ *   A connection carries one push, or one login op, or a split and then that login's verify (the
+ *   daemon waits up to 10 s for the verify after the split, then closes the connection); the peer's
+ *   credentials are read once, at accept.
  * This file is framing, client and server only: what a push means for a login is push_client.c's
  * (the PAM side) and push_daemon.c's (ftmpushd's side). */
 #ifndef FTM_RENDEZVOUS_H
@@ -111,23 +114,35 @@ typedef enum {
 } ftm_rdv_login_rc_t;
 
 /* The split asked of the daemon at socket_path (store: the client's token_db, whose owner may answer).
- * out is what ftm_auth_split would have filled, rebuilt from typed and the daemon's reading. */
+ * out is what ftm_auth_split would have filled, rebuilt from typed and the daemon's reading.
+ * keep (NULL: the connection is closed after the answer): a login's connection, -1 or one kept from an
+ * earlier split (closed first); an answered split with a code leaves its connection there for the
+ * verify, which the daemon takes on it (one connection per login); otherwise *keep is -1. */
 ftm_rdv_login_rc_t ftm_rdv_login_split(const char *socket_path, const char *store, const ftm_login_t *login,
-				       const char *typed, ftm_split_t *out, char *err, size_t err_len);
-/* The code's verdict asked of the daemon: out is ftm_auth_verify_code's outcome. */
+				       const char *typed, ftm_split_t *out, int *keep, char *err, size_t err_len);
+/* The code's verdict asked of the daemon: out is ftm_auth_verify_code's outcome. keep: the split's
+ * connection (*keep >= 0; closed, *keep -1 after) or NULL / -1 for a new one. The split's connection
+ * found closed before the request went (the daemon's idle timeout, a restart) is replaced by a new
+ * one; with no daemon listening any more that is FTM_RDV_LOGIN_FAILED, never NO_DAEMON: the daemon
+ * that split the login decides its verdict, or the login fails closed. Once the request went, any
+ * error is FAILED, as for every login call. */
 ftm_rdv_login_rc_t ftm_rdv_login_verify(const char *socket_path, const char *store, const ftm_login_t *login,
-					const char *code, ftm_outcome_t *out, char *err, size_t err_len);
+					const char *code, ftm_outcome_t *out, int *keep, char *err, size_t err_len);
+/* Closes a kept connection (*keep >= 0), sets -1; NULL or -1: nothing. */
+void ftm_rdv_login_close(int *keep);
 
 /* ---- server (ftmpushd) ---- */
 
 typedef struct ftm_rdv_conn ftm_rdv_conn_t;
 typedef struct ftm_rdv_server ftm_rdv_server_t;
 
-/* Runs in a thread per connection, may block up to req->timeout; fills out. */
+/* Runs in the connection's worker thread (reused across connections; a connection that finds no idle
+ * worker gets a new thread), may block up to req->timeout; fills out. */
 typedef void (*ftm_rdv_handler_fn)(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_t *req,
 				   ftm_rdv_reply_t *out);
 
-/* Runs in the connection's thread for a login op: fills split (FTM_RDV_OP_SPLIT) or out (verify) and
+/* Runs in the connection's thread for a login op: fills split (FTM_RDV_OP_SPLIT; its proof is kept on
+ * the connection for the verify that may follow on it: ftm_rdv_conn_proof) or out (verify) and
  * returns 0, or -1 (why in out->reason) when it refuses the peer before deciding anything.
  * input: what was typed, or the code (the caller zeroes it). */
 typedef int (*ftm_rdv_login_fn)(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, const ftm_login_t *login,
@@ -144,6 +159,9 @@ bool ftm_rdv_conn_alive(ftm_rdv_conn_t *conn);
 /* For handlers: the peer's credentials, read at connect (what it may ask: ftm_peer_may_push_for). */
 struct ftm_peer;
 const struct ftm_peer *ftm_rdv_conn_peer(const ftm_rdv_conn_t *conn);
+/* For the login handler's verify: the proof of the split answered on this connection (split->proof as
+ * the handler filled it; serial "" when none), which ftm_auth_after_password_proved takes. */
+const ftm_code_proof_t *ftm_rdv_conn_proof(const ftm_rdv_conn_t *conn);
 
 /* Listen on socket_path (a stale socket is replaced, a live one refused), mode 0660, owned by
  * group when group != (gid_t)-1. login_handler answers the login ops (NULL: refused as an unknown op). Peers allowed: uid 0, the daemon's uid, and members (primary or

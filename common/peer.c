@@ -12,12 +12,11 @@
 #include "ftm_peer.h"
 #include "ftm_util.h"
 
-int ftm_peer_read(int fd, ftm_peer_t *peer)
+/* The kernel's credentials of the peer on fd (no name yet). */
+static int read_creds(int fd, ftm_peer_t *peer)
 {
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
-	struct passwd pw, *found = NULL;
-	char buf[4096];
 
 	memset(peer, 0, sizeof(*peer));
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || len != sizeof(cr))
@@ -31,8 +30,23 @@ int ftm_peer_read(int fd, ftm_peer_t *peer)
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, peer->groups, &len) == 0)
 		peer->ngroups = len / sizeof(gid_t);
 #endif
-	if (getpwuid_r(cr.uid, &pw, buf, sizeof(buf), &found) == 0 && found != NULL)
+	return 0;
+}
+
+static void read_name(ftm_peer_t *peer)
+{
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+
+	if (getpwuid_r(peer->uid, &pw, buf, sizeof(buf), &found) == 0 && found != NULL)
 		ftm_copy(peer->name, sizeof(peer->name), pw.pw_name);
+}
+
+int ftm_peer_read(int fd, ftm_peer_t *peer)
+{
+	if (read_creds(fd, peer) != 0)
+		return -1;
+	read_name(peer);
 	return 0;
 }
 
@@ -57,6 +71,17 @@ static bool privileged(const ftm_peer_policy_t *pol, const ftm_peer_t *peer)
 bool ftm_peer_admitted(const ftm_peer_policy_t *pol, const ftm_peer_t *peer)
 {
 	return privileged(pol, peer) || ftm_peer_in_group(peer, pol->socket_group);
+}
+
+int ftm_peer_read_admitted(int fd, const ftm_peer_policy_t *pol, ftm_peer_t *peer)
+{
+	if (read_creds(fd, peer) != 0 || !ftm_peer_admitted(pol, peer))
+		return -1;
+	/* Only an unprivileged peer's rights depend on its name (ftm_peer_may_push_for); root and the
+	 * daemon's user are let through before any rule looks at it. */
+	if (!privileged(pol, peer))
+		read_name(peer);
+	return 0;
 }
 
 bool ftm_peer_may_push_for(const ftm_peer_policy_t *pol, const ftm_peer_t *peer, const char *user, char *why,

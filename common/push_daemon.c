@@ -179,8 +179,10 @@ static int handle_pam_login(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, co
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "verify without a code");
 		return 0;
 	}
-	/* with a code, ftm_auth_after_password is its verdict, counted in the metrics */
-	ftm_auth_after_password(d->pam_auth, login, input, time(NULL), out);
+	/* with a code, ftm_auth_after_password is its verdict, counted in the metrics; on the split's
+	 * connection with the split's proof, so the verdict does not unseal and compute again what the
+	 * peek proved (it re-checks the proof in its transaction) */
+	ftm_auth_after_password_proved(d->pam_auth, login, input, ftm_rdv_conn_proof(conn), time(NULL), out);
 	return 0;
 }
 
@@ -232,6 +234,8 @@ ftm_push_daemon_t *ftm_push_daemon_start(const ftm_config_t *cfg, const ftm_log_
 		goto fail;
 	}
 	ftm_auth_set_frontend(d->pam_auth, FTM_AUDIT_FE_PAM);
+	/* the split's proof travels with its connection to the verify (ftm_rdv_conn_proof): no slot */
+	ftm_auth_set_proof_carried(d->pam_auth, true);
 	if (ftm_push_auth_attach(d->auth, log, &d->push, why, sizeof(why)) != 0) {
 		ftm_set_err(err, err_len, "push engine: %s", why);
 		goto fail;

@@ -21,20 +21,32 @@
 #include "ftm_util.h"
 #include "rdv_frame.h"
 
-static int write_all(int fd, const void *buf, size_t len)
+/* The header and the body in one sendmsg where the socket takes them at once (it does, for a message
+ * of at most FTM_RDV_MSG_MAX): the peer wakes once for the whole message, not once per part. */
+static int write_msg(int fd, const void *hdr, size_t hdr_len, const void *body, size_t body_len)
 {
-	const char *p = buf;
+	struct iovec iov[2] = { { (void *)hdr, hdr_len }, { (void *)body, body_len } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
 
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+	while (mh.msg_iovlen > 0) {
+		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+		size_t done;
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			return -1;
 		}
-		p += n;
-		len -= (size_t)n;
+		done = (size_t)n;
+		while (mh.msg_iovlen > 0 && done >= mh.msg_iov[0].iov_len) {
+			done -= mh.msg_iov[0].iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen > 0) {
+			mh.msg_iov[0].iov_base = (char *)mh.msg_iov[0].iov_base + done;
+			mh.msg_iov[0].iov_len -= done;
+		}
 	}
 	return 0;
 }
@@ -67,19 +79,26 @@ static int wait_readable(int fd, int64_t deadline, int abort_fd)
 	}
 }
 
+/* Without an abort_fd, what has arrived already is read without a poll first (a message comes in one
+ * piece: its body is there with its header); with one, the abort is looked at before every read. */
 static int read_all(int fd, void *buf, size_t len, int64_t deadline, int abort_fd)
 {
 	char *p = buf;
+	bool wait = abort_fd >= 0;
 
 	while (len > 0) {
 		ssize_t n;
 
-		if (wait_readable(fd, deadline, abort_fd) != 0)
+		if (wait && wait_readable(fd, deadline, abort_fd) != 0)
 			return -1;
-		n = recv(fd, p, len, 0);
+		n = recv(fd, p, len, MSG_DONTWAIT);
 		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				wait = true;
+				continue;
+			}
 			return -1;
 		}
 		if (n == 0) {
@@ -88,6 +107,7 @@ static int read_all(int fd, void *buf, size_t len, int64_t deadline, int abort_f
 		}
 		p += n;
 		len -= (size_t)n;
+		wait = abort_fd >= 0;
 	}
 	return 0;
 }
@@ -104,7 +124,7 @@ int ftm_rdv_send_json(int fd, json_object *obj)
 		return -1;
 	}
 	hdr = htonl((uint32_t)len);
-	rc = write_all(fd, &hdr, sizeof(hdr)) != 0 ? -1 : write_all(fd, s, len);
+	rc = write_msg(fd, &hdr, sizeof(hdr), s, len);
 	/* A login request carries what was typed: its serialisation is not left in freed memory. */
 	ftm_memzero((char *)s, len);
 	return rc;

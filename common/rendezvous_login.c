@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,31 +45,72 @@ static int jbool(json_object *obj, const char *key)
 
 /* ---- client ---- */
 
-/* Send one login request and read its one answer: *reply (caller puts it), or not ANSWERED. */
-static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store, ftm_rdv_op_t op,
-				     const ftm_login_t *login, const char *input, json_object **reply,
-				     char *err, size_t err_len)
+/* The split's connection kept for the verify: closed by the daemon meanwhile (its idle timeout, a
+ * restart)? Readable (an end of file, or anything the daemon would never send unasked), hung up or in
+ * error all mean it cannot carry the verify. */
+static bool conn_dead(int fd)
 {
-	const char *path = socket_path != NULL && *socket_path ? socket_path : FTM_DEFAULT_SOCKET;
-	struct ucred cr;
-	json_object *msg;
-	int fd, rc;
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
 
-	*reply = NULL;
+	return poll(&p, 1, 0) != 0;
+}
+
+/* A new connection to the daemon at path, which must be ftmpushd: the fd, or -1 with the code. */
+static int login_connect(const char *path, const char *store, bool after_split, ftm_rdv_login_rc_t *rc,
+			 char *err, size_t err_len)
+{
+	struct ucred cr;
+	int fd;
+
 	fd = ftm_rdv_connect(path);
 	if (fd < 0) {
-		if (errno == ENOENT || errno == ECONNREFUSED) {
+		if ((errno == ENOENT || errno == ECONNREFUSED) && !after_split) {
 			ftm_set_err(err, err_len, "ftmpushd not running at %s (%s)", path, strerror(errno));
-			return FTM_RDV_LOGIN_NO_DAEMON;
+			*rc = FTM_RDV_LOGIN_NO_DAEMON;
+		} else if (errno == ENOENT || errno == ECONNREFUSED) {
+			/* it split this login: it decides its verdict, or the login fails */
+			ftm_set_err(err, err_len, "ftmpushd at %s went away between the split and the verify (%s)", path,
+				    strerror(errno));
+			*rc = FTM_RDV_LOGIN_FAILED;
+		} else {
+			ftm_set_err(err, err_len, "ftmpushd at %s: connect: %s", path, strerror(errno));
+			*rc = FTM_RDV_LOGIN_FAILED;
 		}
-		ftm_set_err(err, err_len, "ftmpushd at %s: connect: %s", path, strerror(errno));
-		return FTM_RDV_LOGIN_FAILED;
+		return -1;
 	}
 	if (!ftm_rdv_server_trusted(fd, store, &cr)) {
 		close(fd);
 		ftm_set_err(err, err_len, "the process at %s (pid %ld uid %lu) is not ftmpushd (not root, not us, not the token store's owner): refused",
 			    path, (long)cr.pid, (unsigned long)cr.uid);
-		return FTM_RDV_LOGIN_FAILED;
+		*rc = FTM_RDV_LOGIN_FAILED;
+		return -1;
+	}
+	return fd;
+}
+
+/* Send one login request and read its one answer: *reply (caller puts it), or not ANSWERED.
+ * keep (NULL: none): the split's connection (*keep >= 0), used for this request and closed after
+ * it; a split's connection is left in *keep for its verify. */
+static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store, ftm_rdv_op_t op,
+				     const ftm_login_t *login, const char *input, int *keep, json_object **reply,
+				     char *err, size_t err_len)
+{
+	const char *path = socket_path != NULL && *socket_path ? socket_path : FTM_DEFAULT_SOCKET;
+	ftm_rdv_login_rc_t lrc = FTM_RDV_LOGIN_FAILED;
+	bool after_split = false, kept = false;
+	json_object *msg;
+	int fd = -1, rc;
+
+	*reply = NULL;
+	if (keep != NULL && *keep >= 0) {
+		fd = *keep;
+		*keep = -1;
+		after_split = true;
+		kept = !conn_dead(fd);
+		if (!kept) {
+			close(fd);
+			fd = -1;
+		}
 	}
 	msg = json_object_new_object();
 	json_object_object_add(msg, "v", json_object_new_int(1));
@@ -79,9 +121,24 @@ static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store,
 	ftm_rdv_jadd_str(msg, "host", login->host);
 	ftm_rdv_jadd_str(msg, "store", store);
 	json_object_object_add(msg, op == FTM_RDV_OP_SPLIT ? "typed" : "code", json_object_new_string(input));
-	rc = ftm_rdv_send_json(fd, msg);
+	for (;;) {
+		if (fd < 0 && (fd = login_connect(path, store, after_split, &lrc, err, err_len)) < 0) {
+			rc = -1;
+			break;
+		}
+		rc = ftm_rdv_send_json(fd, msg);
+		if (rc == 0 || !kept)
+			break;
+		/* The kept connection broke as the request went: the daemon never had all of it, so it
+		 * decided nothing; the request goes once more, on a new connection. */
+		close(fd);
+		fd = -1;
+		kept = false;
+	}
 	jzero(msg, op == FTM_RDV_OP_SPLIT ? "typed" : "code");
 	json_object_put(msg);
+	if (fd < 0)
+		return lrc;
 	if (rc != 0) {
 		ftm_set_err(err, err_len, "sending the %s request to ftmpushd at %s: %s", op_name(op), path,
 			    strerror(errno));
@@ -96,14 +153,26 @@ static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store,
 		close(fd);
 		return FTM_RDV_LOGIN_FAILED;
 	}
-	close(fd);
 	if (!ftm_rdv_version_ok(*reply)) {
+		close(fd);
 		json_object_put(*reply);
 		*reply = NULL;
 		ftm_set_err(err, err_len, "ftmpushd at %s: malformed %s answer (version)", path, op_name(op));
 		return FTM_RDV_LOGIN_FAILED;
 	}
+	if (op == FTM_RDV_OP_SPLIT && keep != NULL)
+		*keep = fd;	/* the caller's, for the verify (or closed by ftm_rdv_login_close) */
+	else
+		close(fd);
 	return FTM_RDV_LOGIN_ANSWERED;
+}
+
+void ftm_rdv_login_close(int *keep)
+{
+	if (keep != NULL && *keep >= 0) {
+		close(*keep);
+		*keep = -1;
+	}
 }
 
 /* The daemon refused this peer before deciding anything ("refused":"peer"). */
@@ -130,7 +199,7 @@ static bool refused(json_object *reply, char *err, size_t err_len)
 }
 
 ftm_rdv_login_rc_t ftm_rdv_login_split(const char *socket_path, const char *store, const ftm_login_t *login,
-				       const char *typed, ftm_split_t *out, char *err, size_t err_len)
+				       const char *typed, ftm_split_t *out, int *keep, char *err, size_t err_len)
 {
 	static const char *const strings[] = { "push_serial", NULL };
 	ftm_rdv_login_rc_t rc;
@@ -140,19 +209,22 @@ ftm_rdv_login_rc_t ftm_rdv_login_split(const char *socket_path, const char *stor
 	int64_t code_len = 0;
 
 	ftm_memzero(out, sizeof(*out));
+	ftm_rdv_login_close(keep);	/* a new split, a new connection */
 	if (typed == NULL || len > FTM_INPUT_MAX) {
 		ftm_set_err(err, err_len, "input longer than %d bytes", FTM_INPUT_MAX);
 		return FTM_RDV_LOGIN_FAILED;
 	}
-	rc = login_call(socket_path, store, FTM_RDV_OP_SPLIT, login, typed, &reply, err, err_len);
+	rc = login_call(socket_path, store, FTM_RDV_OP_SPLIT, login, typed, keep, &reply, err, err_len);
 	if (rc != FTM_RDV_LOGIN_ANSWERED)
 		return rc;
 	if (peer_refused(reply, err, err_len)) {
 		json_object_put(reply);
+		ftm_rdv_login_close(keep);
 		return FTM_RDV_LOGIN_REFUSED;
 	}
 	if (refused(reply, err, err_len)) {
 		json_object_put(reply);
+		ftm_rdv_login_close(keep);
 		return FTM_RDV_LOGIN_FAILED;
 	}
 	has_token = jbool(reply, "has_token");
@@ -163,6 +235,7 @@ ftm_rdv_login_rc_t ftm_rdv_login_split(const char *socket_path, const char *stor
 	    ftm_rdv_jint(reply, "code_len", &code_len) < 0 || code_len < 0 || (size_t)code_len > len ||
 	    code_len > FTM_PASSCODE_CODE_MAX || (alt && code_len == 0)) {
 		json_object_put(reply);
+		ftm_rdv_login_close(keep);
 		ftm_set_err(err, err_len, "ftmpushd sent a malformed split answer");
 		return FTM_RDV_LOGIN_FAILED;
 	}
@@ -178,6 +251,8 @@ ftm_rdv_login_rc_t ftm_rdv_login_split(const char *socket_path, const char *stor
 		memcpy(out->primary.code, typed + len - (size_t)code_len, (size_t)code_len);
 		out->primary.code[code_len] = '\0';
 		out->primary.has_code = true;
+	} else {
+		ftm_rdv_login_close(keep);	/* no code: no verify will follow */
 	}
 	if (alt == 1) {
 		out->has_alt = true;
@@ -187,7 +262,7 @@ ftm_rdv_login_rc_t ftm_rdv_login_split(const char *socket_path, const char *stor
 }
 
 ftm_rdv_login_rc_t ftm_rdv_login_verify(const char *socket_path, const char *store, const ftm_login_t *login,
-					const char *code, ftm_outcome_t *out, char *err, size_t err_len)
+					const char *code, ftm_outcome_t *out, int *keep, char *err, size_t err_len)
 {
 	static const char *const strings[] = { "result", "serial", "message", "reason", NULL };
 	ftm_rdv_login_rc_t rc;
@@ -197,7 +272,7 @@ ftm_rdv_login_rc_t ftm_rdv_login_verify(const char *socket_path, const char *sto
 
 	/* fail closed until the daemon's verdict is read */
 	ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_UNAVAILABLE, "no verdict from ftmpushd");
-	rc = login_call(socket_path, store, FTM_RDV_OP_VERIFY, login, ftm_or(code, ""), &reply, err, err_len);
+	rc = login_call(socket_path, store, FTM_RDV_OP_VERIFY, login, ftm_or(code, ""), keep, &reply, err, err_len);
 	if (rc != FTM_RDV_LOGIN_ANSWERED)
 		return rc;
 	if (peer_refused(reply, err, err_len)) {

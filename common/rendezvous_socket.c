@@ -30,6 +30,13 @@
 
 #define REQUEST_READ_TIMEOUT_MS	5000
 #define TIMEOUT_MAX		3600
+/* A login's connection stays open between its split and its verify (the first factor runs between
+ * them): how long the daemon waits for the verify before it closes the connection. The client finds it
+ * closed before it sends anything and opens a new one (ftm_rdv_login_verify). */
+#define LOGIN_IDLE_MS		10000
+/* Idle worker threads kept for the next connections (leader and followers); more connections at once
+ * get a thread of their own, which ends with its connection when this many are idle already. */
+#define IDLE_WORKERS_MAX	16
 
 /* ---- client ---- */
 
@@ -278,12 +285,19 @@ struct ftm_rdv_server {
 	ftm_rdv_login_fn	login_handler;
 	void			*handler_ctx;
 	const ftm_log_t		*log;
-	pthread_t		accept_thread;
 	atomic_bool		stopping;
 	pthread_mutex_t		lock;
-	pthread_cond_t		idle;
-	unsigned		active;
-	int			wake[2];	/* self-pipe: stop wakes the accept loop */
+	pthread_cond_t		idle;		/* active, threads or the leader went down (stop waits on it) */
+	unsigned		active;		/* connections being served: at most max_conns */
+	int			wake[2];	/* self-pipe: stop wakes the leader and idle connections */
+	/* the worker threads (under lock), leader and followers: the leader waits for and accepts the
+	 * next connection, hands the lead to an idle follower (or to a new thread when none is idle),
+	 * and serves the connection itself; a worker that served its connection follows again */
+	pthread_cond_t		follow;		/* the lead is free */
+	bool			leader;		/* a thread leads (waits in poll/accept) */
+	unsigned		followers;	/* idle, waiting for the lead */
+	unsigned		threads;	/* worker threads alive */
+	unsigned long		accepted;	/* connections accepted so far: each one's number in the log */
 };
 
 struct ftm_rdv_conn {
@@ -293,11 +307,18 @@ struct ftm_rdv_conn {
 	uid_t			uid;
 	ftm_peer_t		peer;
 	pthread_mutex_t		write_lock;
+	ftm_code_proof_t	proof;		/* the split's proof of its code, for its verify on this connection */
+	unsigned long		id;		/* its number, for the debug log */
 };
 
 const ftm_peer_t *ftm_rdv_conn_peer(const ftm_rdv_conn_t *conn)
 {
 	return &conn->peer;
+}
+
+const ftm_code_proof_t *ftm_rdv_conn_proof(const ftm_rdv_conn_t *conn)
+{
+	return &conn->proof;
 }
 
 static int conn_send(ftm_rdv_conn_t *conn, json_object *obj)
@@ -441,6 +462,7 @@ static void conn_done(ftm_rdv_conn_t *conn)
 
 	close(conn->fd);
 	pthread_mutex_destroy(&conn->write_lock);
+	ftm_memzero(&conn->proof, sizeof(conn->proof));
 	free(conn);
 	release_slot(srv);
 }
@@ -452,8 +474,10 @@ static bool is_login_op(json_object *msg)
 	return op != NULL && (strcmp(op, "split") == 0 || strcmp(op, "verify") == 0);
 }
 
-/* A login op: parsed, decided by the handler (the core in ftmpushd), answered on the connection. */
-static void login_op(ftm_rdv_conn_t *conn, json_object *msg)
+/* A login op: parsed, decided by the handler (the core in ftmpushd), answered on the connection.
+ * *op: what was asked (FTM_RDV_OP_VERIFY when the request was refused). True when the split was
+ * answered as a split (the login's verify may follow on this connection). */
+static bool login_op(ftm_rdv_conn_t *conn, json_object *msg, ftm_rdv_op_t *asked)
 {
 	ftm_rdv_server_t *srv = conn->srv;
 	ftm_rdv_op_t op = FTM_RDV_OP_VERIFY;
@@ -473,26 +497,74 @@ static void login_op(ftm_rdv_conn_t *conn, json_object *msg)
 		ftm_outcome_set(&out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, ftm_or(why, "bad version"));
 		op = FTM_RDV_OP_VERIFY;	/* the refusal is a result */
 	} else {
-		ftm_log(srv->log, FTM_LOG_DEBUG, "%s request for '%s' from '%s' (pid %ld uid %lu)",
+		ftm_log(srv->log, FTM_LOG_DEBUG, "%s request for '%s' from '%s' (pid %ld uid %lu, connection %lu)",
 			op == FTM_RDV_OP_SPLIT ? "split" : "verify", login.user, login.client, (long)conn->pid,
-			(unsigned long)conn->uid);
+			(unsigned long)conn->uid, conn->id);
 		out.result = FTM_RES_OK;
 		refused = srv->login_handler(srv->handler_ctx, conn, op, &login, store, input, &sp, &out) != 0;
 	}
+	*asked = op;
+	/* the split's proof stays with the connection for its verify (the store binds it to the user and
+	 * the code, so it proves nothing for another); a verify spends it */
+	if (op == FTM_RDV_OP_SPLIT && !refused && out.result != FTM_RES_ERROR)
+		conn->proof = sp.proof;
+	else
+		ftm_memzero(&conn->proof, sizeof(conn->proof));
 	answer = ftm_rdv_login_answer(msg, refused ? FTM_RDV_OP_VERIFY : op, input, &sp, &out);
 	if (refused)
 		json_object_object_add(answer, "refused", json_object_new_string("peer"));
 	ftm_memzero(&sp, sizeof(sp));
 	conn_send(conn, answer);
 	json_object_put(answer);
+	return op == FTM_RDV_OP_SPLIT && !refused && out.result != FTM_RES_ERROR;
 }
 
-static void *conn_thread(void *arg)
+/* After a split answered on this connection: the same login's verify, if it comes before
+ * LOGIN_IDLE_MS (the first factor runs in between), the last request of the connection. A hang-up
+ * (the login needs no verify: a password alone, a failed first factor, pam_end) closes it quietly. */
+static void login_next(ftm_rdv_conn_t *conn)
 {
-	ftm_rdv_conn_t *conn = arg;
+	ftm_rdv_server_t *srv = conn->srv;
+	ftm_rdv_op_t op;
+	json_object *msg;
+
+	msg = ftm_rdv_recv_json(conn->fd, ftm_mono_ms() + LOGIN_IDLE_MS, srv->wake[0]);
+	if (msg == NULL) {
+		if (errno == ECONNRESET || errno == ETIMEDOUT || errno == ECANCELED)
+			ftm_log(srv->log, FTM_LOG_DEBUG, "socket client pid %ld uid %lu: connection %lu closed after the split (%s)",
+				(long)conn->pid, (unsigned long)conn->uid, conn->id,
+				errno == ECONNRESET ? "the client closed it" : errno == ETIMEDOUT ? "no verify in time"
+				: "stopping");
+		else
+			ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: no valid request after the split: %s",
+				(long)conn->pid, (unsigned long)conn->uid, strerror(errno));
+		return;
+	}
+	if (srv->login_handler != NULL && is_login_op(msg) && ftm_json_string(msg, "op") != NULL &&
+	    strcmp(ftm_json_string(msg, "op"), "verify") == 0) {
+		login_op(conn, msg, &op);
+	} else {
+		ftm_outcome_t out;
+		json_object *answer;
+
+		ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: after a split only its verify may come: request refused",
+			(long)conn->pid, (unsigned long)conn->uid);
+		memset(&out, 0, sizeof(out));
+		ftm_outcome_set(&out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "after a split only its verify may come");
+		answer = ftm_rdv_login_answer(msg, FTM_RDV_OP_VERIFY, "", NULL, &out);
+		conn_send(conn, answer);
+		json_object_put(answer);
+	}
+	json_object_put(msg);
+}
+
+/* One connection: one push request, or one login op (a split may be followed by its verify). */
+static void serve_conn(ftm_rdv_conn_t *conn)
+{
 	ftm_rdv_server_t *srv = conn->srv;
 	ftm_rdv_request_t req;
 	ftm_rdv_reply_t reply;
+	ftm_rdv_op_t op;
 	char why[128] = "";
 	json_object *msg;
 
@@ -501,11 +573,15 @@ static void *conn_thread(void *arg)
 	if (msg == NULL) {
 		ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: no valid request: %s",
 			(long)conn->pid, (unsigned long)conn->uid, strerror(errno));
-		goto out;
+		return;
 	}
 	if (srv->login_handler != NULL && is_login_op(msg)) {
-		login_op(conn, msg);
-		goto out;
+		bool more = login_op(conn, msg, &op);
+
+		json_object_put(msg);
+		if (more)
+			login_next(conn);
+		return;
 	}
 	if (parse_request(msg, &req, why, sizeof(why)) != 0) {
 		ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: request refused: %s",
@@ -524,8 +600,6 @@ static void *conn_thread(void *arg)
 	send_reply(conn, &reply);
 out:
 	json_object_put(msg);
-	conn_done(conn);
-	return NULL;
 }
 
 static void refuse(ftm_rdv_server_t *srv, int fd, const char *reason)
@@ -543,31 +617,51 @@ static void refuse(ftm_rdv_server_t *srv, int fd, const char *reason)
 	close(fd);
 }
 
-static void *accept_thread(void *arg)
-{
-	ftm_rdv_server_t *srv = arg;
+static void *worker_thread(void *arg);
 
+/* A new worker thread (it follows, or leads when the lead is free). Called with srv->lock held. */
+static int spawn_worker(ftm_rdv_server_t *srv)
+{
+	pthread_attr_t attr;
+	pthread_t th;
+	int rc;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&th, &attr, worker_thread, srv);
+	pthread_attr_destroy(&attr);
+	if (rc != 0)
+		return -1;
+	srv->threads++;
+	return 0;
+}
+
+/* The leader's wait for the next connection it may serve: the connection (its slot taken), or NULL
+ * when the server stops. Peers not admitted and connections over max_conns are
+ * answered here and the wait goes on. */
+static ftm_rdv_conn_t *lead(ftm_rdv_server_t *srv)
+{
 	while (!atomic_load(&srv->stopping)) {
 		struct pollfd p[2] = { { .fd = srv->fd, .events = POLLIN }, { .fd = srv->wake[0], .events = POLLIN } };
 		ftm_peer_policy_t pol = { .daemon_uid = geteuid(), .socket_group = srv->group };
 		ftm_peer_t peer;
 		ftm_rdv_conn_t *conn;
-		pthread_t th;
-		pthread_attr_t attr;
+		unsigned long id;
 		int fd;
 
 		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			ftm_log(srv->log, FTM_LOG_ERR, "socket poll: %s", strerror(errno));
-			break;
+			if (errno != EINTR) {
+				ftm_log(srv->log, FTM_LOG_ERR, "socket poll: %s", strerror(errno));
+				poll(NULL, 0, 100);	/* and again: the leader never leaves while the server runs */
+			}
+			continue;
 		}
 		if (p[1].revents)
-			break;
+			return NULL;
 		fd = accept4(srv->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (ftm_peer_read(fd, &peer) != 0 || !ftm_peer_admitted(&pol, &peer)) {
+		if (ftm_peer_read_admitted(fd, &pol, &peer) != 0) {
 			ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu gid %lu refused: not root, not us, not in the socket group",
 				(long)peer.pid, (unsigned long)peer.uid, (unsigned long)peer.gid);
 			close(fd);
@@ -582,6 +676,7 @@ static void *accept_thread(void *arg)
 			continue;
 		}
 		srv->active++;
+		id = ++srv->accepted;
 		pthread_mutex_unlock(&srv->lock);
 
 		conn = calloc(1, sizeof(*conn));
@@ -595,19 +690,60 @@ static void *accept_thread(void *arg)
 		conn->pid = peer.pid;
 		conn->uid = peer.uid;
 		conn->peer = peer;
+		conn->id = id;
 		pthread_mutex_init(&conn->write_lock, NULL);
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&th, &attr, conn_thread, conn) != 0) {
-			pthread_attr_destroy(&attr);
-			pthread_mutex_destroy(&conn->write_lock);
-			free(conn);
-			close(fd);
-			release_slot(srv);
-			continue;
-		}
-		pthread_attr_destroy(&attr);
+		return conn;
 	}
+	return NULL;
+}
+
+/* A worker thread (leader/followers): a follower waits for the lead; the leader accepts the next
+ * connection, hands the lead on (to an idle follower; to a new thread when none is idle, so a held
+ * push never keeps the next login waiting) and serves the connection itself, then follows again while
+ * fewer than IDLE_WORKERS_MAX are idle, else ends. No connection waits in a queue, and a login's
+ * request is read by the thread that accepted it. */
+static void *worker_thread(void *arg)
+{
+	ftm_rdv_server_t *srv = arg;
+	ftm_rdv_conn_t *conn;
+
+	pthread_mutex_lock(&srv->lock);
+	for (;;) {
+		while (srv->leader && !atomic_load(&srv->stopping)) {
+			srv->followers++;
+			pthread_cond_wait(&srv->follow, &srv->lock);
+			srv->followers--;
+		}
+		if (atomic_load(&srv->stopping))
+			break;
+		srv->leader = true;
+		pthread_mutex_unlock(&srv->lock);
+
+		conn = lead(srv);
+
+		pthread_mutex_lock(&srv->lock);
+		srv->leader = false;
+		pthread_cond_broadcast(&srv->idle);	/* stop waits for the lead to go */
+		if (conn == NULL)
+			break;	/* stopping */
+		if (srv->followers > 0) {
+			pthread_cond_signal(&srv->follow);
+		} else if (spawn_worker(srv) != 0) {
+			/* nobody else can lead: this connection is served, then this thread leads again */
+			ftm_log(srv->log, FTM_LOG_ERR, "socket: cannot start a thread for the next connection");
+		}
+		pthread_mutex_unlock(&srv->lock);
+
+		serve_conn(conn);
+		conn_done(conn);
+
+		pthread_mutex_lock(&srv->lock);
+		if (srv->followers >= IDLE_WORKERS_MAX && srv->leader)
+			break;
+	}
+	srv->threads--;
+	pthread_cond_broadcast(&srv->idle);
+	pthread_mutex_unlock(&srv->lock);	/* srv is not touched after this */
 	return NULL;
 }
 
@@ -643,6 +779,7 @@ ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, uns
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	ftm_rdv_server_t *srv;
 	mode_t old;
+	int rc;
 
 	if (socket_path == NULL || *socket_path == '\0' || strlen(socket_path) >= sizeof(sa.sun_path)) {
 		snprintf(err, err_len, "bad socket path");
@@ -665,6 +802,7 @@ ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, uns
 	srv->log = log;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->idle, NULL);
+	pthread_cond_init(&srv->follow, NULL);
 
 	if (remove_stale(socket_path, err, err_len) != 0) {
 		if (*err == '\0')
@@ -698,7 +836,10 @@ ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, uns
 		unlink(socket_path);
 		goto fail;
 	}
-	if (pthread_create(&srv->accept_thread, NULL, accept_thread, srv) != 0) {
+	pthread_mutex_lock(&srv->lock);
+	rc = spawn_worker(srv);	/* the first leader */
+	pthread_mutex_unlock(&srv->lock);
+	if (rc != 0) {
 		snprintf(err, err_len, "cannot start the socket thread");
 		unlink(socket_path);
 		goto fail;
@@ -715,6 +856,7 @@ fail:
 	}
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->idle);
+	pthread_cond_destroy(&srv->follow);
 	free(srv);
 	return NULL;
 }
@@ -726,17 +868,24 @@ void ftm_rdv_server_stop(ftm_rdv_server_t *srv)
 	atomic_store(&srv->stopping, true);
 	if (write(srv->wake[1], "x", 1) < 0)
 		ftm_log(srv->log, FTM_LOG_WARN, "socket stop: %s", strerror(errno));
-	pthread_join(srv->accept_thread, NULL);
+	/* The leader sees the self-pipe and stops accepting; followers see stopping and end. */
+	pthread_mutex_lock(&srv->lock);
+	pthread_cond_broadcast(&srv->follow);
+	while (srv->leader)
+		pthread_cond_wait(&srv->idle, &srv->lock);
+	pthread_mutex_unlock(&srv->lock);
 	close(srv->fd);
 	unlink(srv->path);
-	/* Handlers see ftm_rdv_conn_alive() == false and return. */
+	/* Handlers see ftm_rdv_conn_alive() == false and return; a connection waiting for a login's
+	 * verify sees the self-pipe readable and closes. Then their threads end. */
 	pthread_mutex_lock(&srv->lock);
-	while (srv->active > 0)
+	while (srv->active > 0 || srv->threads > 0)
 		pthread_cond_wait(&srv->idle, &srv->lock);
 	pthread_mutex_unlock(&srv->lock);
 	close(srv->wake[0]);
 	close(srv->wake[1]);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->idle);
+	pthread_cond_destroy(&srv->follow);
 	free(srv);
 }

@@ -28,6 +28,14 @@
 #include "pam_core.h"
 
 #define SPLIT_DATA	"ftmpush.split"
+#define CONN_DATA	"ftmpush.conn"
+
+/* ftmpushd's connection of a login, kept from the split to the verify (one connection per login);
+ * pam_end, a new split or the verify closes it. */
+typedef struct {
+	pid_t	owner;		/* the process that opened it: a forked child never sends on it */
+	int	fd;
+} conn_data_t;
 
 /* How the second instance waits for a push (see docs/pam.md). */
 typedef enum {
@@ -333,6 +341,54 @@ static void split_data_cleanup(pam_handle_t *pamh, void *data, int error_status)
 	free(data);
 }
 
+static void conn_data_cleanup(pam_handle_t *pamh, void *data, int error_status)
+{
+	conn_data_t *c = data;
+
+	(void)pamh;
+	(void)error_status;
+	ftm_rdv_login_close(&c->fd);	/* a forked child closes only its own copy */
+	free(c);
+}
+
+/* The kept connection of this login, taken off the handle (the caller closes it): -1 when none, or
+ * when it is not this process's. */
+static int conn_take(ctx_t *ctx)
+{
+	const void *d = NULL;
+	conn_data_t *c;
+	int fd = -1;
+
+	if (pam_get_data(ctx->pamh, CONN_DATA, &d) != PAM_SUCCESS || d == NULL)
+		return -1;
+	c = (conn_data_t *)d;
+	if (c->owner == getpid()) {
+		fd = c->fd;
+		c->fd = -1;
+	}
+	pam_set_data(ctx->pamh, CONN_DATA, NULL, NULL);	/* frees it (closes a copy that was not ours) */
+	return fd;
+}
+
+/* Keeps the split's connection on the handle for the verify; on failure it is closed (the verify then
+ * opens one of its own). */
+static void conn_keep(ctx_t *ctx, int fd)
+{
+	conn_data_t *c;
+
+	if (fd < 0)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	c->owner = getpid();
+	c->fd = fd;
+	if (pam_set_data(ctx->pamh, CONN_DATA, c, conn_data_cleanup) != PAM_SUCCESS)
+		conn_data_cleanup(ctx->pamh, c, 0);
+}
+
 static void tell(ctx_t *ctx, int style, const char *msg)
 {
 	if (ctx->silent && style == PAM_TEXT_INFO)
@@ -419,12 +475,17 @@ static int split_input(ctx_t *ctx, const char *typed, ftm_split_t *sp)
 	int rc;
 
 	memset(sp, 0, sizeof(*sp));
+	ftm_rdv_login_close(&(int){ conn_take(ctx) });	/* an earlier split's connection */
 	if (strnlen(typed, FTM_INPUT_MAX + 1) <= FTM_INPUT_MAX) {
-		switch (ftm_rdv_login_split(ctx->cfg.push.socket, ctx->cfg.token_db, &ctx->login, typed, sp, err,
-					    sizeof(err))) {
+		int keep = -1;
+
+		switch (ftm_rdv_login_split(ctx->cfg.push.socket, ctx->cfg.token_db, &ctx->login, typed, sp, &keep,
+					    err, sizeof(err))) {
 		case FTM_RDV_LOGIN_ANSWERED:
 			if (ctx->cfg.debug)
-				pam_syslog(ctx->pamh, LOG_DEBUG, "%s: split by ftmpushd", ctx->who);
+				pam_syslog(ctx->pamh, LOG_DEBUG, "%s: split by ftmpushd%s", ctx->who,
+					   keep >= 0 ? " (its connection kept for the verify)" : "");
+			conn_keep(ctx, keep);	/* only when a code was found: its verify follows */
 			return 0;
 		case FTM_RDV_LOGIN_FAILED:
 			pam_syslog(ctx->pamh, LOG_ERR, "%s: split by ftmpushd failed, refusing (no fallback once connected): %s",
@@ -449,15 +510,20 @@ static int split_input(ctx_t *ctx, const char *typed, ftm_split_t *sp)
 	return 0;
 }
 
-/* The verdict on the split's code by ftmpushd: true when it decided (out set; an error once connected
- * is FTM_RES_ERROR: never asked again in process, the code may have been counted), false when no
- * daemon listens (nothing was sent). */
+/* The verdict on the split's code by ftmpushd, on the split's connection when the daemon split this
+ * login: true when it decided (out set; an error once connected, or the daemon that split the login
+ * gone, is FTM_RES_ERROR: never asked again in process, the code may have been counted), false when
+ * no daemon listens and none split the login (nothing was sent). */
 static bool daemon_verify(ctx_t *ctx, const char *code, ftm_outcome_t *out)
 {
 	char err[FTM_ERR_MAX] = "";
+	int keep = conn_take(ctx);	/* the split's connection, when the daemon split this login */
+	ftm_rdv_login_rc_t rc;
 
-	switch (ftm_rdv_login_verify(ctx->cfg.push.socket, ctx->cfg.token_db, &ctx->login, code, out, err,
-				     sizeof(err))) {
+	rc = ftm_rdv_login_verify(ctx->cfg.push.socket, ctx->cfg.token_db, &ctx->login, code, out, &keep, err,
+				  sizeof(err));
+	ftm_rdv_login_close(&keep);
+	switch (rc) {
 	case FTM_RDV_LOGIN_ANSWERED:
 		return true;
 	case FTM_RDV_LOGIN_FAILED:
@@ -551,6 +617,7 @@ static int do_retry(ctx_t *ctx)
 	data = (split_data_t *)d;
 	if (!data->has_alt || strcmp(data->user, ctx->login.user) != 0)
 		return PAM_AUTH_ERR;
+	ftm_rdv_login_close(&(int){ conn_take(ctx) });	/* password only now: no verify follows */
 	rc = pam_set_item(ctx->pamh, PAM_AUTHTOK, data->alt_password);
 	ftm_memzero(data->alt_password, sizeof(data->alt_password));
 	ftm_memzero(data->code, sizeof(data->code));

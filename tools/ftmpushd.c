@@ -34,7 +34,8 @@ static void usage(FILE *f)
 		"  -g GROUP  allow GROUP on the socket (mode 0660); a member that is not root may push\n"
 		"            only for its own user\n"
 		"  -G GROUP  trust members of GROUP to push for any user (repeatable)\n"
-		"  -m N      at most N pending pushes (default 64)\n"
+		"  -m N      at most N connections at once: pending pushes, logins between\n"
+		"            their split and their verify (default 64)\n"
 		"  -t        check the configuration and exit\n");
 }
 

@@ -150,6 +150,27 @@ static void test_the_kernel_tells_a_connected_peer(void **state)
 	assert_int_equal(ftm_peer_read(-1, &p), -1);
 }
 
+static void test_a_privileged_peer_is_admitted_without_a_name_lookup(void **state)
+{
+	ftm_peer_policy_t pol = { .daemon_uid = geteuid(), .socket_group = (gid_t)-1 };
+	int sv[2];
+	ftm_peer_t p;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(ftm_peer_read_admitted(sv[0], &pol, &p), 0);
+	assert_int_equal(p.uid, geteuid());
+	assert_string_equal(p.name, "");	/* root or the daemon's user: no rule looks at the name */
+	{
+		char why[256];
+
+		assert_true(ftm_peer_may_push_for(&pol, &p, "anyone", why, sizeof(why)));
+	}
+	close(sv[0]);
+	close(sv[1]);
+	assert_int_equal(ftm_peer_read_admitted(-1, &pol, &p), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -160,6 +181,7 @@ int main(void)
 		cmocka_unit_test(test_a_trusted_group_may_push_for_anyone),
 		cmocka_unit_test(test_only_root_and_the_daemon_user_may_ask_a_code_verdict),
 		cmocka_unit_test(test_the_kernel_tells_a_connected_peer),
+		cmocka_unit_test(test_a_privileged_peer_is_admitted_without_a_name_lookup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,6 +23,7 @@
 #include "ftm_auth.h"
 #include "ftm_otp.h"
 #include "ftm_passcode.h"
+#include "ftm_util.h"
 
 #include "ftm_rendezvous.h"
 
@@ -70,6 +71,10 @@ static void handler(void *ctx, ftm_rdv_conn_t *conn, const ftm_rdv_request_t *re
 }
 
 /* The login ops: a fixed reading and verdict by user name, so the client's rebuilding is what is tested. */
+/* What the login handler saw last: the connection of a split and of a verify, the verify's proof. */
+static ftm_rdv_conn_t *volatile split_conn, *volatile verify_conn;
+static char verify_proof[FTM_SERIAL_MAX];
+
 static int login_handler(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, const ftm_login_t *login,
 			  const char *store, const char *input, ftm_split_t *sp, ftm_outcome_t *out)
 {
@@ -82,6 +87,8 @@ static int login_handler(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, const
 	if (strcmp(login->user, "die") == 0)
 		_exit(0);	/* never reached: see test_login_daemon_gone_mid_request_fails_closed */
 	if (op == FTM_RDV_OP_SPLIT) {
+		split_conn = conn;
+		snprintf(sp->proof.serial, sizeof(sp->proof.serial), "PROOF-%s", login->user);
 		sp->has_token = true;
 		sp->push_available = strcmp(login->user, "push") == 0;
 		snprintf(sp->push_serial, sizeof(sp->push_serial), "%s", sp->push_available ? "FTKMOBTEST01" : "");
@@ -90,6 +97,8 @@ static int login_handler(void *ctx, ftm_rdv_conn_t *conn, ftm_rdv_op_t op, const
 		sp->has_alt = strcmp(login->user, "alt") == 0 && sp->primary.has_code;
 		return 0;
 	}
+	verify_conn = conn;
+	snprintf(verify_proof, sizeof(verify_proof), "%s", ftm_rdv_conn_proof(conn)->serial);
 	if (strcmp(login->user, "other") == 0) {
 		ftm_outcome_set(out, FTM_RES_ERROR, NULL, FTM_MSG_ERROR, "not allowed");
 		return -1;
@@ -475,7 +484,7 @@ static void test_login_split_is_rebuilt_from_the_daemons_reading(void **state)
 	ftm_split_t sp;
 
 	(void)state;
-	assert_int_equal(ftm_rdv_login_split(sock, NULL, &login, "s3cret123456", &sp, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_split(sock, NULL, &login, "s3cret123456", &sp, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_ANSWERED);
 	assert_true(sp.has_token);
 	assert_false(sp.push_available);
@@ -486,7 +495,7 @@ static void test_login_split_is_rebuilt_from_the_daemons_reading(void **state)
 	assert_string_equal(sp.alt_password, "s3cret123456");
 
 	login.user = "push";
-	assert_int_equal(ftm_rdv_login_split(sock, NULL, &login, "pw", &sp, err, sizeof(err)), FTM_RDV_LOGIN_ANSWERED);
+	assert_int_equal(ftm_rdv_login_split(sock, NULL, &login, "pw", &sp, NULL, err, sizeof(err)), FTM_RDV_LOGIN_ANSWERED);
 	assert_true(sp.push_available);
 	assert_string_equal(sp.push_serial, "FTKMOBTEST01");
 	assert_false(sp.primary.has_code);
@@ -501,28 +510,28 @@ static void test_login_verify_carries_the_outcome(void **state)
 	ftm_outcome_t out;
 
 	(void)state;
-	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_ANSWERED);
 	assert_int_equal(out.result, FTM_RES_OK);
 	assert_string_equal(out.serial, "FTKMOBTEST01");
-	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "654321", &out, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "654321", &out, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_ANSWERED);
 	assert_int_equal(out.result, FTM_RES_REPLAY);
 	assert_int_equal(out.wait_seconds, 17);
 	ftm_msg_replay(want, sizeof(want), 17);
 	assert_string_equal(out.message, want);
-	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "000000", &out, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "000000", &out, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_ANSWERED);
 	assert_int_equal(out.result, FTM_RES_LOCKED);
 	assert_string_equal(out.message, FTM_MSG_LOCKED);
 	/* a peer refused before anything was decided: the login decides in its own process */
 	login.user = "other";
-	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_REFUSED);
 	assert_int_not_equal(out.result, FTM_RES_OK);
 	/* a daemon that serves another store than the module's: refused, decided in process */
 	login.user = "alice";
-	assert_int_equal(ftm_rdv_login_verify(sock, "/other/tokens.db", &login, "123456", &out, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_verify(sock, "/other/tokens.db", &login, "123456", &out, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_REFUSED);
 }
 
@@ -535,7 +544,7 @@ static void test_login_without_daemon_is_no_daemon(void **state)
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/absent.sock", dir);
-	assert_int_equal(ftm_rdv_login_verify(path, NULL, &login, "123456", &out, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_verify(path, NULL, &login, "123456", &out, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_NO_DAEMON);
 	/* a socket file nobody listens on (a daemon that died): ECONNREFUSED, the same */
 	fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -545,7 +554,7 @@ static void test_login_without_daemon_is_no_daemon(void **state)
 		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 		assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	}
-	assert_int_equal(ftm_rdv_login_verify(path, NULL, &login, "123456", &out, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_verify(path, NULL, &login, "123456", &out, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_NO_DAEMON);
 	close(fd);
 	unlink(path);
@@ -580,13 +589,250 @@ static void test_login_daemon_gone_mid_request_fails_closed(void **state)
 	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(listen(lfd, 4), 0);
 	assert_int_equal(pthread_create(&th, NULL, close_after_request, &lfd), 0);
-	assert_int_equal(ftm_rdv_login_verify(sa.sun_path, NULL, &login, "123456", &out, err, sizeof(err)),
+	assert_int_equal(ftm_rdv_login_verify(sa.sun_path, NULL, &login, "123456", &out, NULL, err, sizeof(err)),
 			 FTM_RDV_LOGIN_FAILED);
 	assert_non_null(strstr(err, "no verify answer"));
 	assert_int_not_equal(out.result, FTM_RES_OK);
 	pthread_join(th, NULL);
 	close(lfd);
 	unlink(sa.sun_path);
+}
+
+/* A fake ftmpushd for the kept connection: answers one split with a 6-digit code; then, by mode,
+ * answers the verify on the same connection (KEEP), closes it (CLOSE: the next connection, if any,
+ * gets the verify), or closes it and stops listening (GONE). accepts: connections it accepted. */
+enum { FAKE_KEEP, FAKE_CLOSE, FAKE_GONE };
+typedef struct {
+	int	lfd;
+	int	mode;
+	int	accepts;
+	char	path[108];
+} fake_daemon_t;
+
+static int fake_read(int fd, char *buf, size_t len)
+{
+	uint32_t hdr;
+	size_t n;
+
+	if (recv(fd, &hdr, 4, MSG_WAITALL) != 4)
+		return -1;
+	n = ntohl(hdr);
+	if (n >= len || recv(fd, buf, n, MSG_WAITALL) != (ssize_t)n)
+		return -1;
+	buf[n] = '\0';
+	return 0;
+}
+
+static void fake_write(int fd, const char *json)
+{
+	uint32_t hdr = htonl((uint32_t)strlen(json));
+
+	(void)!write(fd, &hdr, 4);
+	(void)!write(fd, json, strlen(json));
+}
+
+static void *fake_daemon(void *arg)
+{
+	fake_daemon_t *f = arg;
+	char buf[1024];
+	int fd = accept(f->lfd, NULL, NULL);
+
+	if (fd < 0)
+		return NULL;
+	f->accepts++;
+	if (fake_read(fd, buf, sizeof(buf)) == 0 && strstr(buf, "\"op\":\"split\"") != NULL)
+		fake_write(fd, "{\"v\":1,\"has_token\":true,\"code_len\":6}");
+	if (f->mode != FAKE_KEEP) {
+		close(fd);
+		if (f->mode == FAKE_GONE) {
+			close(f->lfd);
+			unlink(f->path);
+			return NULL;
+		}
+		fd = accept(f->lfd, NULL, NULL);
+		if (fd < 0)
+			return NULL;
+		f->accepts++;
+	}
+	if (fake_read(fd, buf, sizeof(buf)) == 0 && strstr(buf, "\"op\":\"verify\"") != NULL &&
+	    strstr(buf, "\"code\":\"123456\"") != NULL)
+		fake_write(fd, "{\"v\":1,\"result\":\"ok\",\"serial\":\"FTKFAKE1\"}");
+	close(fd);
+	return NULL;
+}
+
+static ftm_rdv_login_rc_t kept_login(int mode, int *accepts, ftm_outcome_t *out, char *err, size_t err_len)
+{
+	ftm_login_t login = { "alice", "192.0.2.7", "sshd", "h" };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	fake_daemon_t f = { .mode = mode };
+	ftm_rdv_login_rc_t rc;
+	ftm_split_t sp;
+	pthread_t th;
+	int keep = -1;
+
+	snprintf(f.path, sizeof(f.path), "%s/fake.sock", dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f.path);
+	unlink(f.path);
+	f.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(f.lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(f.lfd, 4), 0);
+	assert_int_equal(pthread_create(&th, NULL, fake_daemon, &f), 0);
+	assert_int_equal(ftm_rdv_login_split(f.path, NULL, &login, "pw123456", &sp, &keep, err, err_len),
+			 FTM_RDV_LOGIN_ANSWERED);
+	assert_true(sp.primary.has_code);
+	assert_string_equal(sp.primary.code, "123456");
+	assert_true(keep >= 0);	/* a code: the connection is kept for the verify */
+	if (mode != FAKE_KEEP)
+		usleep(100000);	/* the daemon closed it (and, GONE, stopped listening) before the verify */
+	rc = ftm_rdv_login_verify(f.path, NULL, &login, "123456", out, &keep, err, err_len);
+	assert_int_equal(keep, -1);	/* taken and closed */
+	if (mode == FAKE_GONE)
+		pthread_join(th, NULL);
+	else {
+		pthread_join(th, NULL);
+		close(f.lfd);
+		unlink(f.path);
+	}
+	*accepts = f.accepts;
+	ftm_memzero(&sp, sizeof(sp));
+	return rc;
+}
+
+static void test_login_split_connection_carries_the_verify(void **state)
+{
+	char err[256] = "";
+	ftm_outcome_t out;
+	int accepts = 0;
+
+	(void)state;
+	assert_int_equal(kept_login(FAKE_KEEP, &accepts, &out, err, sizeof(err)), FTM_RDV_LOGIN_ANSWERED);
+	assert_int_equal(out.result, FTM_RES_OK);
+	assert_string_equal(out.serial, "FTKFAKE1");
+	assert_int_equal(accepts, 1);	/* one connection for the login */
+}
+
+static void test_login_kept_connection_closed_is_replaced(void **state)
+{
+	char err[256] = "";
+	ftm_outcome_t out;
+	int accepts = 0;
+
+	(void)state;
+	assert_int_equal(kept_login(FAKE_CLOSE, &accepts, &out, err, sizeof(err)), FTM_RDV_LOGIN_ANSWERED);
+	assert_int_equal(out.result, FTM_RES_OK);
+	assert_int_equal(accepts, 2);	/* found closed before the verify was sent: a new one */
+}
+
+static void test_login_daemon_gone_after_split_fails_closed(void **state)
+{
+	char err[256] = "";
+	ftm_outcome_t out;
+	int accepts = 0;
+
+	(void)state;
+	/* nobody listens any more: not NO_DAEMON (which would decide in process), but FAILED */
+	assert_int_equal(kept_login(FAKE_GONE, &accepts, &out, err, sizeof(err)), FTM_RDV_LOGIN_FAILED);
+	assert_non_null(strstr(err, "went away between the split and the verify"));
+	assert_int_not_equal(out.result, FTM_RES_OK);
+	assert_int_equal(accepts, 1);
+}
+
+static void test_login_split_without_code_keeps_nothing(void **state)
+{
+	ftm_login_t login = { "push", "192.0.2.7", "sshd", "h" };
+	char err[256] = "";
+	ftm_split_t sp;
+	int keep = -1;
+
+	(void)state;
+	assert_int_equal(ftm_rdv_login_split(sock, NULL, &login, "pw", &sp, &keep, err, sizeof(err)), FTM_RDV_LOGIN_ANSWERED);
+	assert_false(sp.primary.has_code);
+	assert_int_equal(keep, -1);	/* no verify follows a password alone */
+}
+
+static void test_server_answers_split_and_verify_on_one_connection(void **state)
+{
+	ftm_login_t login = { "alice", "192.0.2.7", "sshd", "h" };
+	char err[256] = "";
+	ftm_outcome_t out;
+	ftm_split_t sp;
+	int keep = -1;
+
+	(void)state;
+	assert_int_equal(ftm_rdv_login_split(sock, NULL, &login, "pw123456", &sp, &keep, err, sizeof(err)),
+			 FTM_RDV_LOGIN_ANSWERED);
+	assert_true(keep >= 0);
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, &keep, err, sizeof(err)),
+			 FTM_RDV_LOGIN_ANSWERED);
+	assert_int_equal(out.result, FTM_RES_OK);
+	assert_ptr_equal(split_conn, verify_conn);	/* the same connection served both */
+	assert_string_equal(verify_proof, "PROOF-alice");	/* and carried the split's proof */
+	/* a verify on a connection of its own has no proof */
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, NULL, err, sizeof(err)),
+			 FTM_RDV_LOGIN_ANSWERED);
+	assert_string_equal(verify_proof, "");
+	ftm_memzero(&sp, sizeof(sp));
+}
+
+static void test_server_stop_does_not_wait_for_a_kept_connection(void **state)
+{
+	ftm_login_t login = { "alice", "192.0.2.7", "sshd", "h" };
+	char err[256] = "", path[96];
+	ftm_rdv_server_t *srv;
+	ftm_outcome_t out;
+	ftm_split_t sp;
+	int64_t t0;
+	int keep = -1;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/stop.sock", dir);
+	srv = ftm_rdv_server_start(path, (gid_t)-1, 4, handler, login_handler, NULL, NULL, err, sizeof(err));
+	assert_non_null(srv);
+	assert_int_equal(ftm_rdv_login_split(path, NULL, &login, "pw123456", &sp, &keep, err, sizeof(err)),
+			 FTM_RDV_LOGIN_ANSWERED);
+	assert_true(keep >= 0);	/* the daemon's thread waits for the verify on it */
+	t0 = ftm_mono_ms();
+	ftm_rdv_server_stop(srv);
+	assert_true(ftm_mono_ms() - t0 < 2000);	/* not the 10 s a verify may take to come */
+	/* the daemon that split the login is gone: fail closed */
+	assert_int_equal(ftm_rdv_login_verify(path, NULL, &login, "123456", &out, &keep, err, sizeof(err)),
+			 FTM_RDV_LOGIN_FAILED);
+	assert_int_not_equal(out.result, FTM_RES_OK);
+	ftm_memzero(&sp, sizeof(sp));
+}
+
+static void test_held_pushes_do_not_keep_a_login_waiting(void **state)
+{
+	ftm_login_t login = { "alice", "192.0.2.7", "sshd", "h" };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char err[256] = "";
+	ftm_outcome_t out;
+	ftm_split_t sp;
+	int held[3], keep = -1;
+	int64_t t0;
+
+	(void)state;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	/* three pushes held by the daemon (each keeps its thread until its client goes away) */
+	for (int i = 0; i < 3; i++) {
+		held[i] = socket(AF_UNIX, SOCK_STREAM, 0);
+		assert_int_equal(connect(held[i], (struct sockaddr *)&sa, sizeof(sa)), 0);
+		fake_write(held[i], "{\"v\":1,\"op\":\"push\",\"user\":\"hang\",\"timeout\":5}");
+	}
+	usleep(100000);
+	/* the fourth connection of four (max_conns) is a login: answered at once, split and verify */
+	t0 = ftm_mono_ms();
+	assert_int_equal(ftm_rdv_login_split(sock, NULL, &login, "pw123456", &sp, &keep, err, sizeof(err)),
+			 FTM_RDV_LOGIN_ANSWERED);
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, &keep, err, sizeof(err)),
+			 FTM_RDV_LOGIN_ANSWERED);
+	assert_int_equal(out.result, FTM_RES_OK);
+	assert_true(ftm_mono_ms() - t0 < 1000);
+	for (int i = 0; i < 3; i++)
+		close(held[i]);
+	ftm_memzero(&sp, sizeof(sp));
+	usleep(200000);	/* the held pushes see their clients gone and end */
 }
 
 int main(void)
@@ -612,6 +858,13 @@ int main(void)
 		cmocka_unit_test(test_login_verify_carries_the_outcome),
 		cmocka_unit_test(test_login_without_daemon_is_no_daemon),
 		cmocka_unit_test(test_login_daemon_gone_mid_request_fails_closed),
+		cmocka_unit_test(test_login_split_connection_carries_the_verify),
+		cmocka_unit_test(test_login_kept_connection_closed_is_replaced),
+		cmocka_unit_test(test_login_daemon_gone_after_split_fails_closed),
+		cmocka_unit_test(test_login_split_without_code_keeps_nothing),
+		cmocka_unit_test(test_server_answers_split_and_verify_on_one_connection),
+		cmocka_unit_test(test_server_stop_does_not_wait_for_a_kept_connection),
+		cmocka_unit_test(test_held_pushes_do_not_keep_a_login_waiting),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
