@@ -42,7 +42,18 @@ if [ "$stores" != sqlite ]; then
   else echo "bench: no PostgreSQL server binaries (scripts/deps.sh installs postgresql): SQLite only"; fi
 fi
 [ "$with_pg" = 1 ] || nodes=1
-cleanup() { rad_nodes_stop; pg_cleanup; rm -rf "$FTM_TMP"; }
+# BENCH_PG_STATS=FILE: pg_stat_statements of the run (the server started with it, the counters reset
+# after the warm-up) written to FILE before the servers stop.
+pg_stats() {
+  [ -n "${BENCH_PG_STATS:-}" ] && [ "$with_pg" = 1 ] && [ -n "$PG_URI" ] || return 0
+  pg_sql ftm "SELECT calls, round(total_exec_time::numeric, 1) AS total_ms,
+    round((total_exec_time / greatest(calls, 1) * 1000)::numeric, 1) AS us_per_call, rows,
+    shared_blks_hit, shared_blks_read, shared_blks_dirtied, wal_records, wal_bytes, left(regexp_replace(query, '\s+', ' ', 'g'), 160)
+    FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15" >"$BENCH_PG_STATS" 2>&1 || true
+  pg_sql ftm "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd > 0
+    ORDER BY relname" >>"$BENCH_PG_STATS" 2>&1 || true
+}
+cleanup() { pg_stats; rad_nodes_stop; pg_cleanup; rm -rf "$FTM_TMP"; }
 radius_setup minimal	# skips when freeradius is missing; sets its own EXIT trap, replaced here
 trap cleanup EXIT
 
@@ -145,7 +156,9 @@ if [ "$with_sqlite" = 1 ]; then
 fi
 node S "$FTM_TMP/tokens.db"
 if [ "$with_pg" = 1 ]; then
+  [ -z "${BENCH_PG_STATS:-}" ] || export FTM_PG_OPTS="${FTM_PG_OPTS:-} -c shared_preload_libraries=pg_stat_statements"
   pg_store_setup
+  [ -z "${BENCH_PG_STATS:-}" ] || pg_sql ftm "CREATE EXTENSION pg_stat_statements" >/dev/null
   "$ctl" --db "$PG_URI" --key-file "$PG_KEY" token import "$FTM_TMP/tokens-pg.csv" >/dev/null
   node A "$PG_URI"
   [ "$nodes" = 2 ] && node B "$PG_URI"
@@ -195,6 +208,7 @@ for n in $warm; do
   "$radload" -s "127.0.0.1:$p" -p "$inflight" -t 10 "$FTM_TMP/pap.tsv" >/dev/null || true
 done
 
+[ -z "${BENCH_PG_STATS:-}" ] || [ "$with_pg" = 0 ] || pg_sql ftm "SELECT pg_stat_statements_reset()" >/dev/null
 declare -A ratios=() cpu=()
 for r in $(seq 0 $((rounds - 1))); do
   c0=$(server_cpu "$pid_S")

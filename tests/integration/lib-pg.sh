@@ -12,6 +12,7 @@
 #   pg_stop [MODE]        pg_ctl stop -m MODE (fast by default; immediate = a crash)
 #   pg_start_again        start the stopped server on the same data directory
 #   pg_cleanup            stop the server and remove its directory (call it from the test's EXIT trap)
+# FTM_PG_OPTS: more server options for a measurement run (e.g. "-c shared_preload_libraries=pg_stat_statements").
 set -u
 
 PG_BIN=${FTM_PG_BIN:-}
@@ -52,7 +53,7 @@ pg_start() {
 }
 
 pg_start_again() {
-  pg_ctl_run -D "$PG_DATA" -o "-c listen_addresses= -k $PG_HOST -c fsync=on -c client_connection_check_interval=200ms" -l "$PG_LOG" -w -t 120 start \
+  pg_ctl_run -D "$PG_DATA" -o "-c listen_addresses= -k $PG_HOST -c fsync=on -c client_connection_check_interval=200ms ${FTM_PG_OPTS:-}" -l "$PG_LOG" -w -t 120 start \
     >/dev/null || { tail -n 30 "$PG_LOG"; echo "FAIL: pg_ctl start"; exit 1; }
 }
 

@@ -1205,6 +1205,35 @@ ACT_SPEC_CASES2(FIXTURE_TWO_HANDLES)
 
 #include "store_audit_cases.h"
 
+/* A database at version 7 (the audit trail indexed by user, ftm_tokens packed full) loses the index
+ * and gains the fillfactor when a newer node opens it; verdicts and the audit trail by user work as
+ * before. */
+static void a_version_7_database_loses_the_audit_index_by_user(void **state)
+{
+	fixture_t *f = *state;
+	char err[512];
+	ftm_store_t *b;
+
+	ftm_store_close(f->st);
+	f->st = NULL;
+	sql(f, "CREATE INDEX ftm_audit_by_user ON ftm_audit (username, id)");
+	sql(f, "ALTER TABLE ftm_tokens RESET (fillfactor)");
+	sql(f, "DELETE FROM ftm_schema WHERE version >= 8");
+	b = open_node(f, f->key, err, sizeof(err));
+	assert_non_null(b);
+	f->st = b;
+	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), 8);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM pg_indexes WHERE indexname = 'ftm_audit_by_user'"), 0);
+	/* ftm_audit_by_at stays: the retention pass deletes by time */
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM pg_indexes WHERE indexname = 'ftm_audit_by_at'"), 1);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM pg_class WHERE relname = 'ftm_tokens'"
+				     " AND 'fillfactor=50' = ANY(reloptions)"), 1);
+	add(b, "alice", "S1");
+	assert_int_equal(verify(b, "alice", C1, T1, 5).code, FTM_VERDICT_OK);
+	assert_int_equal(verify(b, "alice", C1, T1, 5).code, FTM_VERDICT_REPLAY);
+	audit_case_rows_are_selected_by_user_result_time_and_count(b);
+}
+
 static void each_verdict_leaves_one_audit_row(void **state)
 {
 	fixture_t *f = *state;
@@ -1479,6 +1508,7 @@ int main(void)
 		T(a_challenge_issued_on_one_node_is_answered_once_on_another),
 		T(a_challenge_flood_flushes_only_the_flooders_own_states),
 		T(a_version_6_database_gains_activation_links),
+		T(a_version_7_database_loses_the_audit_index_by_user),
 		T(a_database_newer_than_the_binary_is_refused),
 		T(a_policy_set_on_one_node_is_every_nodes),
 		T(a_lock_by_failures_on_one_node_ends_on_another_and_an_admin_lock_stays),
