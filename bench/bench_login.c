@@ -79,6 +79,8 @@ int main(int argc, char **argv)
 	long ok = 0;
 	int c;
 
+	ftm_auth_process_init();	/* as FreeRADIUS and ftmpushd do at their start */
+
 	while ((c = getopt(argc, argv, "d:n:t:kh")) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;

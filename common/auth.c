@@ -286,6 +286,11 @@ static ftm_auth_t *auth_new(const ftm_config_t *cfg, const ftm_log_t *log, bool 
 	return auth;
 }
 
+void ftm_auth_process_init(void)
+{
+	ftm_store_process_init();
+}
+
 ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len)
 {
 	return auth_new(cfg, log, false, err, err_len);

@@ -56,6 +56,9 @@ typedef struct ftm_outcome {
 void ftm_outcome_set(ftm_outcome_t *out, ftm_result_t r, const char *serial, const char *message,
 		     const char *reason);
 
+/* The core's process-wide settings (ftm_store_process_init): once, at a program's single-threaded start,
+ * before ftm_auth_new; never from a PAM module. */
+void ftm_auth_process_init(void);
 ftm_auth_t *ftm_auth_new(const ftm_config_t *cfg, const ftm_log_t *log, char *err, size_t err_len);
 /* ftm_auth_new for a core only one thread uses, one call at a time (a PAM module's, kept on its PAM
  * handle): its store is opened with ftm_store_open_single. */

@@ -57,6 +57,12 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 ftm_store_t *ftm_store_open_single(const char *uri, const char *key_file, const ftm_log_t *log,
 				   char *err, size_t err_len);
 void ftm_store_close(ftm_store_t *st);
+/* Process-wide settings of the store's libraries that only a program's own single-threaded start may
+ * make (SQLite's sqlite3_config is not thread-safe and applies to every user of SQLite in the process):
+ * called by ftmpushd and ftmpushctl first thing, and by rlm_ftmpush while FreeRADIUS instantiates its
+ * modules (before its threads start); never from the PAM module, whose host may run threads. Best
+ * effort: where SQLite was initialised already, nothing changes. */
+void ftm_store_process_init(void);
 
 /* All return 0 on success, 1 for "not found" where noted, -1 on error with a reason in err. */
 int ftm_store_token_add(ftm_store_t *st, const ftm_token_t *tok, char *err, size_t err_len); /* -1 if serial exists */

@@ -245,6 +245,11 @@ ftm_store_t *ftm_store_open_single(const char *uri, const char *key_file, const 
 	return store_open(uri, key_file, log, true, err, err_len);
 }
 
+void ftm_store_process_init(void)
+{
+	ftm_store_sqlite_process_init();
+}
+
 void ftm_store_close(ftm_store_t *st)
 {
 	if (st == NULL)

@@ -164,6 +164,8 @@ ftm_state_check_t ftm_store_state_check(const char *user, const char *client_id,
 					const char *from, int64_t now, int64_t expires);
 
 extern const ftm_store_backend_t ftm_store_backend_sqlite;
+/* ftm_store_process_init's SQLite part. */
+void ftm_store_sqlite_process_init(void);
 #ifdef HAVE_LIBPQ
 extern const ftm_store_backend_t ftm_store_backend_pg;	/* "postgresql://...": a libpq URI */
 #endif

@@ -596,11 +596,10 @@ static int open_ddl(sq_conn_t *c, char *err, size_t err_len);
 /* SQLite counts every allocation it makes under one process-wide mutex (SQLITE_CONFIG_MEMSTATUS, on by
  * default; Debian's library has no lookaside, so a login makes dozens of them): the threads of a
  * FreeRADIUS server queued on that mutex about once a login. The counts serve only sqlite3_memory_used()
- * and the soft heap limit, which nothing here sets. Possible only before SQLite initialises: if another
- * part of the process opened a database first, the call fails and SQLite stays as it was. */
-static pthread_once_t memstatus_once = PTHREAD_ONCE_INIT;
-
-static void memstatus_off(void)
+ * and the soft heap limit, which nothing here sets. Possible only before SQLite initialises (if another
+ * part of the process opened a database first, the call fails and SQLite stays as it was), and not
+ * thread-safe: only from ftm_store_process_init, at a program's single-threaded start. */
+void ftm_store_sqlite_process_init(void)
 {
 	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
@@ -637,7 +636,6 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 	}
 	close(fd);
 
-	pthread_once(&memstatus_once, memstatus_off);
 	s = calloc(1, sizeof(*s));
 	if (s == NULL || (s->path = strdup(path)) == NULL) {
 		free(s);

@@ -347,7 +347,11 @@ static void conn_data_cleanup(pam_handle_t *pamh, void *data, int error_status)
 
 	(void)pamh;
 	(void)error_status;
-	ftm_rdv_login_close(&c->fd);	/* a forked child closes only its own copy */
+	/* Only the process that opened it closes it: a forked child may have closed its copy and reused the
+	 * number for something of its own (as core_data_cleanup, nothing of the parent's is touched there);
+	 * the socket is close-on-exec, and the child's copy goes with the child. */
+	if (c->owner == getpid())
+		ftm_rdv_login_close(&c->fd);
 	free(c);
 }
 
@@ -366,7 +370,7 @@ static int conn_take(ctx_t *ctx)
 		fd = c->fd;
 		c->fd = -1;
 	}
-	pam_set_data(ctx->pamh, CONN_DATA, NULL, NULL);	/* frees it (closes a copy that was not ours) */
+	pam_set_data(ctx->pamh, CONN_DATA, NULL, NULL);	/* frees it (a copy that is not ours is left alone) */
 	return fd;
 }
 

@@ -320,6 +320,7 @@ static int mod_instantiate(CONF_SECTION *conf, void *instance)
 	inst->name = cf_section_name2(conf);
 	if (inst->name == NULL)
 		inst->name = cf_section_name1(conf);
+	ftm_auth_process_init();	/* FreeRADIUS instantiates its modules before it starts threads */
 
 	if (map_config(inst, conf) != 0)
 		return -1;

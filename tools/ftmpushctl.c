@@ -1460,6 +1460,7 @@ int main(int argc, char **argv)
 
 	/* Seeds pass through this process (token add, import, show): no core file, no same-user ptrace. */
 	(void)ftm_protect_nodump(nodump_err, sizeof(nodump_err));
+	ftm_store_process_init();
 	opterr = 0;
 	/* global options before the command; '+' stops at the command word */
 	while ((c = getopt_long(argc, argv, "+d:c:k:vh", long_opts, NULL)) != -1) {

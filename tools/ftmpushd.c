@@ -18,6 +18,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "ftm_auth.h"
 #include "ftm_config.h"
 #include "ftm_log.h"
 #include "ftm_metrics.h"
@@ -69,6 +70,7 @@ int main(int argc, char **argv)
 	/* First of all: the configuration holds the ntfy token, and the store's seed key and the TLS key
 	 * follow; none of them may end up in a core file or be read by a debugger of the same user. */
 	nodump = ftm_protect_nodump(err, sizeof(err)) == 0;
+	ftm_auth_process_init();	/* before any thread */
 	if (!nodump)
 		fprintf(stderr, "ftmpushd: warning: cannot disable core dumps (%s): a core could hold secrets\n", err);
 
