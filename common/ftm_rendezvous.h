@@ -131,7 +131,8 @@ ftm_rdv_login_rc_t ftm_rdv_login_split(const char *socket_path, const char *stor
 				       const char *typed, ftm_split_t *out, int *keep, char *err, size_t err_len);
 /* The code's verdict asked of the daemon: out is ftm_auth_verify_code's outcome. keep: the split's
  * connection (*keep >= 0; closed, *keep -1 after) or NULL / -1 for a new one. The split's connection
- * found closed before the request went (the daemon's idle timeout, a restart) is replaced by a new
+ * found closed before the request went (the daemon's idle timeout, a restart, room made at its
+ * connection limit), or whose split went FTM_RDV_LOGIN_REUSE_MS ago or more, is replaced by a new
  * one; with no daemon listening any more that is FTM_RDV_LOGIN_FAILED, never NO_DAEMON: the daemon
  * that split the login decides its verdict, or the login fails closed. Once the request went, any
  * error is FAILED, as for every login call. */

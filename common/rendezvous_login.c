@@ -232,8 +232,9 @@ static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store,
 	if (op == FTM_RDV_OP_SPLIT && keep != NULL) {
 		*keep = fd;	/* the caller's, for the verify (or closed by ftm_rdv_login_close) */
 		kept_note(fd, sent);
-	} else
+	} else {
 		close(fd);
+	}
 	return FTM_RDV_LOGIN_ANSWERED;
 }
 
