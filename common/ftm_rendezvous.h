@@ -22,8 +22,10 @@
  *   a refused request: {"v":1,"result":"error","message":..,"reason":..}; refused before anything
  *   was decided (a peer not allowed, "store" not the daemon's token_db): the same with "refused":"peer".
  *   A connection carries one push, or one login op, or a split and then that login's verify (the
- *   daemon waits up to 10 s for the verify after the split, then closes the connection); the peer's
- *   credentials are read once, at accept.
+ *   daemon waits up to FTM_RDV_LOGIN_IDLE_MS for the verify after the split, then closes the
+ *   connection; the client reuses it only FTM_RDV_LOGIN_REUSE_MS after sending the split; a daemon at
+ *   its connection limit closes the connection that has waited longest for its verify to serve a new
+ *   one); the peer's credentials are read once, at accept.
  * This file is framing, client and server only: what a push means for a login is push_client.c's
  * (the PAM side) and push_daemon.c's (ftmpushd's side). */
 #ifndef FTM_RENDEZVOUS_H
@@ -98,6 +100,13 @@ void ftm_rdv_answer(int fd, const char *number, const char *answer, const ftm_lo
 /* ---- login client (the PAM module's thin part: rendezvous_login.c) ---- */
 
 #define FTM_RDV_LOGIN_TIMEOUT	30	/* seconds a login waits for the daemon's split or verdict */
+/* How long ftmpushd waits on a split's connection for that login's verify (the first factor runs in
+ * between), then closes it. */
+#define FTM_RDV_LOGIN_IDLE_MS	10000
+/* How long after sending the split the client still sends the verify on its connection; later, on a
+ * new one (decided without the split's proof). The 2 s are the margin for the verify to be in before
+ * the daemon's wait ends (counted from the send, which is before the daemon's wait begins). */
+#define FTM_RDV_LOGIN_REUSE_MS	(FTM_RDV_LOGIN_IDLE_MS - 2000)
 
 /* A login as ftmpushd's request: which op, who (login), and what was typed (split) or the code (verify). */
 typedef enum { FTM_RDV_OP_SPLIT = 1, FTM_RDV_OP_VERIFY } ftm_rdv_op_t;
@@ -122,7 +131,8 @@ ftm_rdv_login_rc_t ftm_rdv_login_split(const char *socket_path, const char *stor
 				       const char *typed, ftm_split_t *out, int *keep, char *err, size_t err_len);
 /* The code's verdict asked of the daemon: out is ftm_auth_verify_code's outcome. keep: the split's
  * connection (*keep >= 0; closed, *keep -1 after) or NULL / -1 for a new one. The split's connection
- * found closed before the request went (the daemon's idle timeout, a restart) is replaced by a new
+ * found closed before the request went (the daemon's idle timeout, a restart, room made at its
+ * connection limit), or whose split went FTM_RDV_LOGIN_REUSE_MS ago or more, is replaced by a new
  * one; with no daemon listening any more that is FTM_RDV_LOGIN_FAILED, never NO_DAEMON: the daemon
  * that split the login decides its verdict, or the login fails closed. Once the request went, any
  * error is FAILED, as for every login call. */
@@ -130,6 +140,10 @@ ftm_rdv_login_rc_t ftm_rdv_login_verify(const char *socket_path, const char *sto
 					const char *code, ftm_outcome_t *out, int *keep, char *err, size_t err_len);
 /* Closes a kept connection (*keep >= 0), sets -1; NULL or -1: nothing. */
 void ftm_rdv_login_close(int *keep);
+/* The kept connection's reuse limit, FTM_RDV_LOGIN_REUSE_MS (0: back to it), process-wide: for tests.
+ * When each kept connection's split went is remembered per thread (a PAM login's split and verify run
+ * in one pam_authenticate); a kept connection not found there is not reused. */
+void ftm_rdv_login_set_reuse_ms(unsigned ms);
 
 /* ---- server (ftmpushd) ---- */
 
@@ -164,11 +178,17 @@ const struct ftm_peer *ftm_rdv_conn_peer(const ftm_rdv_conn_t *conn);
 const ftm_code_proof_t *ftm_rdv_conn_proof(const ftm_rdv_conn_t *conn);
 
 /* Listen on socket_path (a stale socket is replaced, a live one refused), mode 0660, owned by
- * group when group != (gid_t)-1. login_handler answers the login ops (NULL: refused as an unknown op). Peers allowed: uid 0, the daemon's uid, and members (primary or
- * supplementary group) of group (ftm_peer_admitted). At most max_conns concurrent requests; more are answered "error" at once. */
+ * group when group != (gid_t)-1. login_handler answers the login ops (NULL: refused as an unknown op).
+ * Peers allowed: uid 0, the daemon's uid, and members (primary or supplementary group) of group
+ * (ftm_peer_admitted). At most max_conns connections at once (0: 64): pending pushes, requests being
+ * served, and split connections waiting for their login's verify. A new connection over the limit
+ * closes the one that has waited longest for its verify (its client sends the verify on a new
+ * connection); with none waiting it is answered "error" at once. */
 ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, unsigned max_conns,
 				       ftm_rdv_handler_fn handler, ftm_rdv_login_fn login_handler, void *handler_ctx,
 				       const ftm_log_t *log, char *err, size_t err_len);
+/* How long a split's connection waits for its verify, FTM_RDV_LOGIN_IDLE_MS (0: back to it): for tests. */
+void ftm_rdv_server_set_login_idle_ms(ftm_rdv_server_t *srv, unsigned ms);
 /* Stops accepting, waits for running handlers to finish, removes the socket. */
 void ftm_rdv_server_stop(ftm_rdv_server_t *srv);
 

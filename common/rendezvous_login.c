@@ -5,8 +5,10 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -44,6 +46,70 @@ static int jbool(json_object *obj, const char *key)
 }
 
 /* ---- client ---- */
+
+/* When the split of each kept connection went (the daemon's wait for the verify began after that):
+ * per thread, since a PAM login's split and verify run in one pam_authenticate (a forked child has
+ * its copy). The socket's inode tells a kept connection from a later one on the same fd number. A
+ * kept connection not found here (another thread's, the table was full) is not reused: the verify
+ * goes on a new connection, decided without the split's proof, as after the daemon's idle timeout. */
+#define KEPT_MAX	4
+static __thread struct kept {
+	bool	used;
+	int	fd;
+	dev_t	dev;
+	ino_t	ino;
+	int64_t	sent;	/* ftm_mono_ms() as the split was sent */
+} kept_tab[KEPT_MAX];
+static atomic_uint reuse_ms = FTM_RDV_LOGIN_REUSE_MS;
+
+void ftm_rdv_login_set_reuse_ms(unsigned ms)
+{
+	atomic_store(&reuse_ms, ms ? ms : FTM_RDV_LOGIN_REUSE_MS);
+}
+
+static void kept_forget(int fd)
+{
+	for (unsigned i = 0; i < KEPT_MAX; i++)
+		if (kept_tab[i].used && kept_tab[i].fd == fd)
+			kept_tab[i].used = false;
+}
+
+static void kept_note(int fd, int64_t sent)
+{
+	struct stat st;
+	unsigned slot = 0;
+
+	kept_forget(fd);
+	if (fstat(fd, &st) != 0)
+		return;	/* not noted: not reused */
+	for (unsigned i = 0; i < KEPT_MAX; i++) {
+		if (!kept_tab[i].used) {
+			slot = i;
+			break;
+		}
+		if (kept_tab[i].sent < kept_tab[slot].sent)
+			slot = i;	/* full: the oldest goes (its connection will not be reused) */
+	}
+	kept_tab[slot] = (struct kept){ .used = true, .fd = fd, .dev = st.st_dev, .ino = st.st_ino, .sent = sent };
+}
+
+/* May the kept connection fd still carry the verify: is it this thread's, and was its split sent less
+ * than the reuse limit ago? Its entry goes either way. Past the limit the verify could reach the
+ * daemon as its wait ends: a new connection is taken instead. */
+static bool kept_fresh(int fd)
+{
+	struct stat st;
+	bool known = fstat(fd, &st) == 0, fresh = false;
+
+	for (unsigned i = 0; i < KEPT_MAX; i++) {
+		if (!kept_tab[i].used || kept_tab[i].fd != fd)
+			continue;
+		fresh = known && kept_tab[i].dev == st.st_dev && kept_tab[i].ino == st.st_ino &&
+			ftm_mono_ms() - kept_tab[i].sent < (int64_t)atomic_load(&reuse_ms);
+		kept_tab[i].used = false;
+	}
+	return fresh;
+}
 
 /* The split's connection kept for the verify: closed by the daemon meanwhile (its idle timeout, a
  * restart)? Readable (an end of file, or anything the daemon would never send unasked), hung up or in
@@ -99,6 +165,7 @@ static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store,
 	ftm_rdv_login_rc_t lrc = FTM_RDV_LOGIN_FAILED;
 	bool after_split = false, kept = false;
 	json_object *msg;
+	int64_t sent = 0;
 	int fd = -1, rc;
 
 	*reply = NULL;
@@ -106,7 +173,8 @@ static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store,
 		fd = *keep;
 		*keep = -1;
 		after_split = true;
-		kept = !conn_dead(fd);
+		/* too old (the daemon's wait may end as the verify goes), or closed meanwhile */
+		kept = kept_fresh(fd) && !conn_dead(fd);
 		if (!kept) {
 			close(fd);
 			fd = -1;
@@ -126,6 +194,7 @@ static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store,
 			rc = -1;
 			break;
 		}
+		sent = ftm_mono_ms();
 		rc = ftm_rdv_send_json(fd, msg);
 		if (rc == 0 || !kept)
 			break;
@@ -160,16 +229,19 @@ static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store,
 		ftm_set_err(err, err_len, "ftmpushd at %s: malformed %s answer (version)", path, op_name(op));
 		return FTM_RDV_LOGIN_FAILED;
 	}
-	if (op == FTM_RDV_OP_SPLIT && keep != NULL)
+	if (op == FTM_RDV_OP_SPLIT && keep != NULL) {
 		*keep = fd;	/* the caller's, for the verify (or closed by ftm_rdv_login_close) */
-	else
+		kept_note(fd, sent);
+	} else {
 		close(fd);
+	}
 	return FTM_RDV_LOGIN_ANSWERED;
 }
 
 void ftm_rdv_login_close(int *keep)
 {
 	if (keep != NULL && *keep >= 0) {
+		kept_forget(*keep);
 		close(*keep);
 		*keep = -1;
 	}

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,10 +31,6 @@
 
 #define REQUEST_READ_TIMEOUT_MS	5000
 #define TIMEOUT_MAX		3600
-/* A login's connection stays open between its split and its verify (the first factor runs between
- * them): how long the daemon waits for the verify before it closes the connection. The client finds it
- * closed before it sends anything and opens a new one (ftm_rdv_login_verify). */
-#define LOGIN_IDLE_MS		10000
 /* Idle worker threads kept for the next connections (leader and followers); more connections at once
  * get a thread of their own, which ends with its connection when this many are idle already. */
 #define IDLE_WORKERS_MAX	16
@@ -289,6 +286,10 @@ struct ftm_rdv_server {
 	pthread_mutex_t		lock;
 	pthread_cond_t		idle;		/* active, threads or the leader went down (stop waits on it) */
 	unsigned		active;		/* connections being served: at most max_conns */
+	/* split connections waiting for their login's verify (under lock), oldest first: at max_conns
+	 * the oldest is closed to serve a new connection (evict_waiting) */
+	ftm_rdv_conn_t		*wait_head, *wait_tail;
+	atomic_uint		login_idle_ms;	/* FTM_RDV_LOGIN_IDLE_MS; shorter in tests */
 	int			wake[2];	/* self-pipe: stop wakes the leader and idle connections */
 	/* the worker threads (under lock), leader and followers: the leader waits for and accepts the
 	 * next connection, hands the lead to an idle follower (or to a new thread when none is idle),
@@ -309,6 +310,10 @@ struct ftm_rdv_conn {
 	pthread_mutex_t		write_lock;
 	ftm_code_proof_t	proof;		/* the split's proof of its code, for its verify on this connection */
 	unsigned long		id;		/* its number, for the debug log */
+	/* under srv->lock: */
+	ftm_rdv_conn_t		*wait_prev, *wait_next;
+	bool			waiting;	/* on the server's wait list (login_next) */
+	bool			evicted;	/* closed to serve a new connection, which took its slot */
 };
 
 const ftm_peer_t *ftm_rdv_conn_peer(const ftm_rdv_conn_t *conn)
@@ -459,12 +464,82 @@ static void release_slot(ftm_rdv_server_t *srv)
 static void conn_done(ftm_rdv_conn_t *conn)
 {
 	ftm_rdv_server_t *srv = conn->srv;
+	bool evicted = conn->evicted;	/* set (under lock) before login_next read it (under lock) */
 
 	close(conn->fd);
 	pthread_mutex_destroy(&conn->write_lock);
 	ftm_memzero(&conn->proof, sizeof(conn->proof));
 	free(conn);
-	release_slot(srv);
+	if (!evicted)
+		release_slot(srv);	/* an evicted connection's slot went to the one that evicted it */
+}
+
+/* The wait list of split connections (srv->lock held). */
+static void waiting_add(ftm_rdv_server_t *srv, ftm_rdv_conn_t *conn)
+{
+	conn->wait_next = NULL;
+	conn->wait_prev = srv->wait_tail;
+	if (srv->wait_tail != NULL)
+		srv->wait_tail->wait_next = conn;
+	else
+		srv->wait_head = conn;
+	srv->wait_tail = conn;
+	conn->waiting = true;
+}
+
+static void waiting_remove(ftm_rdv_server_t *srv, ftm_rdv_conn_t *conn)
+{
+	if (!conn->waiting)
+		return;
+	if (conn->wait_prev != NULL)
+		conn->wait_prev->wait_next = conn->wait_next;
+	else
+		srv->wait_head = conn->wait_next;
+	if (conn->wait_next != NULL)
+		conn->wait_next->wait_prev = conn->wait_prev;
+	else
+		srv->wait_tail = conn->wait_prev;
+	conn->wait_prev = conn->wait_next = NULL;
+	conn->waiting = false;
+}
+
+/* Has the client sent anything on fd that was not read yet (its verify, or its end)? An error counts
+ * as yes: the caller then reads, and finds out. */
+static bool input_queued(int fd)
+{
+	int n = 0;
+
+	return ioctl(fd, FIONREAD, &n) != 0 || n > 0;
+}
+
+/* Closing a split's connection without a race with its verify: shutdown(SHUT_RD) first. From then on
+ * the client's send fails (EPIPE: the kernel refuses it under the same lock that queues a message), so
+ * the client knows the daemon never had the request and sends it on a new connection (login_call);
+ * what it sent before is still queued and still read. So the connection either carries the verify
+ * (input_queued after the shutdown: it is read and answered) or the client learns before anything
+ * was decided that it must use a new one; never a close over an unread verify, which would reset the
+ * client after its request went (a failed login: once sent, a request is never retried). */
+
+/* At max_conns (srv->lock held): the split connection that has waited longest for its verify is
+ * closed, and its slot passes to the new connection. Its client finds it closed before it sends the
+ * verify (conn_dead), or its send fails, and it sends the verify on a new connection, decided without
+ * the split's proof. One whose verify is in already is served as usual (and not counted). True when a
+ * slot was freed. So connections that only wait (a split with trailing digits whose first factor then
+ * failed, say) never make the daemon refuse a login or a push. */
+static bool evict_waiting(ftm_rdv_server_t *srv)
+{
+	ftm_rdv_conn_t *c;
+
+	while ((c = srv->wait_head) != NULL) {
+		waiting_remove(srv, c);
+		shutdown(c->fd, SHUT_RD);
+		if (input_queued(c->fd))
+			continue;	/* its verify came first: its thread reads and answers it */
+		shutdown(c->fd, SHUT_WR);	/* its client sees the end before it sends */
+		c->evicted = true;		/* its thread wakes (the socket reads as ended) and closes it */
+		return true;
+	}
+	return false;
 }
 
 static bool is_login_op(json_object *msg)
@@ -519,22 +594,72 @@ static bool login_op(ftm_rdv_conn_t *conn, json_object *msg, ftm_rdv_op_t *asked
 	return op == FTM_RDV_OP_SPLIT && !refused && out.result != FTM_RES_ERROR;
 }
 
-/* After a split answered on this connection: the same login's verify, if it comes before
- * LOGIN_IDLE_MS (the first factor runs in between), the last request of the connection. A hang-up
- * (the login needs no verify: a password alone, a failed first factor, pam_end) closes it quietly. */
+/* Waits for the client's next message (or its end) on a split's connection: true when readable; false
+ * at the deadline, when the server stops, or on a poll error. */
+static bool wait_verify(ftm_rdv_conn_t *conn, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd p[2] = { { .fd = conn->fd, .events = POLLIN }, { .fd = conn->srv->wake[0], .events = POLLIN } };
+		int64_t left = deadline - ftm_mono_ms();
+		int n;
+
+		if (left <= 0)
+			return false;
+		n = poll(p, 2, left > 60000 ? 60000 : (int)left);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return false;
+		}
+		if (p[0].revents)
+			return true;
+		if (p[1].revents)
+			return false;
+	}
+}
+
+/* After a split answered on this connection: the same login's verify, if it comes within the idle
+ * time (FTM_RDV_LOGIN_IDLE_MS; the first factor runs in between), the last request of the connection.
+ * A hang-up (the login needs no verify: a password alone, a failed first factor, pam_end) closes it
+ * quietly. While it waits it is on the wait list, where a new connection over max_conns may take its
+ * slot (evict_waiting). */
 static void login_next(ftm_rdv_conn_t *conn)
 {
 	ftm_rdv_server_t *srv = conn->srv;
+	int64_t since = ftm_mono_ms();
+	bool readable, evicted;
 	ftm_rdv_op_t op;
 	json_object *msg;
 
-	msg = ftm_rdv_recv_json(conn->fd, ftm_mono_ms() + LOGIN_IDLE_MS, srv->wake[0]);
-	if (msg == NULL) {
-		if (errno == ECONNRESET || errno == ETIMEDOUT || errno == ECANCELED)
+	pthread_mutex_lock(&srv->lock);
+	waiting_add(srv, conn);
+	pthread_mutex_unlock(&srv->lock);
+	readable = wait_verify(conn, since + atomic_load(&srv->login_idle_ms));
+	pthread_mutex_lock(&srv->lock);
+	waiting_remove(srv, conn);	/* unless evict_waiting took it off */
+	evicted = conn->evicted;
+	pthread_mutex_unlock(&srv->lock);
+	if (evicted) {
+		ftm_log(srv->log, FTM_LOG_DEBUG, "socket client pid %ld uid %lu: connection %lu closed after the split, %ld ms without its verify, to serve a new connection (at -m %u)",
+			(long)conn->pid, (unsigned long)conn->uid, conn->id, (long)(ftm_mono_ms() - since), srv->max_conns);
+		return;
+	}
+	if (!readable) {
+		/* the deadline, or the server stops: a verify sent as the wait ended is read, after it
+		 * nothing more gets in (see evict_waiting) */
+		shutdown(conn->fd, SHUT_RD);
+		if (!input_queued(conn->fd)) {
 			ftm_log(srv->log, FTM_LOG_DEBUG, "socket client pid %ld uid %lu: connection %lu closed after the split (%s)",
 				(long)conn->pid, (unsigned long)conn->uid, conn->id,
-				errno == ECONNRESET ? "the client closed it" : errno == ETIMEDOUT ? "no verify in time"
-				: "stopping");
+				atomic_load(&srv->stopping) ? "stopping" : "no verify in time");
+			return;
+		}
+	}
+	msg = ftm_rdv_recv_json(conn->fd, ftm_mono_ms() + REQUEST_READ_TIMEOUT_MS, -1);
+	if (msg == NULL) {
+		if (errno == ECONNRESET)
+			ftm_log(srv->log, FTM_LOG_DEBUG, "socket client pid %ld uid %lu: connection %lu closed after the split (the client closed it)",
+				(long)conn->pid, (unsigned long)conn->uid, conn->id);
 		else
 			ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu: no valid request after the split: %s",
 				(long)conn->pid, (unsigned long)conn->uid, strerror(errno));
@@ -668,14 +793,15 @@ static ftm_rdv_conn_t *lead(ftm_rdv_server_t *srv)
 			continue;
 		}
 		pthread_mutex_lock(&srv->lock);
-		if (srv->active >= srv->max_conns) {
+		if (srv->active >= srv->max_conns && !evict_waiting(srv)) {
 			pthread_mutex_unlock(&srv->lock);
-			ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld refused: %u requests pending",
+			ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld refused: %u connections served at once (-m), none of them only waiting for a verify",
 				(long)peer.pid, srv->max_conns);
-			refuse(srv, fd, "ftmpushd busy: too many pending pushes");
+			refuse(srv, fd, "ftmpushd busy: too many connections at once (pending pushes, logins)");
 			continue;
 		}
-		srv->active++;
+		if (srv->active < srv->max_conns)
+			srv->active++;	/* else the evicted connection's slot is this one's */
 		id = ++srv->accepted;
 		pthread_mutex_unlock(&srv->lock);
 
@@ -796,6 +922,7 @@ ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, uns
 	memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
 	srv->group = group;
 	srv->max_conns = max_conns ? max_conns : 64;
+	atomic_init(&srv->login_idle_ms, FTM_RDV_LOGIN_IDLE_MS);
 	srv->handler = handler;
 	srv->login_handler = login_handler;
 	srv->handler_ctx = handler_ctx;
@@ -859,6 +986,11 @@ fail:
 	pthread_cond_destroy(&srv->follow);
 	free(srv);
 	return NULL;
+}
+
+void ftm_rdv_server_set_login_idle_ms(ftm_rdv_server_t *srv, unsigned ms)
+{
+	atomic_store(&srv->login_idle_ms, ms ? ms : FTM_RDV_LOGIN_IDLE_MS);
 }
 
 void ftm_rdv_server_stop(ftm_rdv_server_t *srv)

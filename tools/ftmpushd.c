@@ -36,7 +36,8 @@ static void usage(FILE *f)
 		"            only for its own user\n"
 		"  -G GROUP  trust members of GROUP to push for any user (repeatable)\n"
 		"  -m N      at most N connections at once: pending pushes, logins between\n"
-		"            their split and their verify (default 64)\n"
+		"            their split and their verify (default 64); at N the login that\n"
+		"            waited longest for its verify gives way to a new connection\n"
 		"  -t        check the configuration and exit\n");
 }
 
