@@ -8,7 +8,6 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -47,68 +46,12 @@ static int jbool(json_object *obj, const char *key)
 
 /* ---- client ---- */
 
-/* When the split of each kept connection went (the daemon's wait for the verify began after that):
- * per thread, since a PAM login's split and verify run in one pam_authenticate (a forked child has
- * its copy). The socket's inode tells a kept connection from a later one on the same fd number. A
- * kept connection not found here (another thread's, the table was full) is not reused: the verify
- * goes on a new connection, decided without the split's proof, as after the daemon's idle timeout. */
-#define KEPT_MAX	4
-static __thread struct kept {
-	bool	used;
-	int	fd;
-	dev_t	dev;
-	ino_t	ino;
-	int64_t	sent;	/* ftm_mono_ms() as the split was sent */
-} kept_tab[KEPT_MAX];
+/* How long after its split a kept connection may still carry the verify (ftm_rdv_login_set_reuse_ms). */
 static atomic_uint reuse_ms = FTM_RDV_LOGIN_REUSE_MS;
 
 void ftm_rdv_login_set_reuse_ms(unsigned ms)
 {
 	atomic_store(&reuse_ms, ms ? ms : FTM_RDV_LOGIN_REUSE_MS);
-}
-
-static void kept_forget(int fd)
-{
-	for (unsigned i = 0; i < KEPT_MAX; i++)
-		if (kept_tab[i].used && kept_tab[i].fd == fd)
-			kept_tab[i].used = false;
-}
-
-static void kept_note(int fd, int64_t sent)
-{
-	struct stat st;
-	unsigned slot = 0;
-
-	kept_forget(fd);
-	if (fstat(fd, &st) != 0)
-		return;	/* not noted: not reused */
-	for (unsigned i = 0; i < KEPT_MAX; i++) {
-		if (!kept_tab[i].used) {
-			slot = i;
-			break;
-		}
-		if (kept_tab[i].sent < kept_tab[slot].sent)
-			slot = i;	/* full: the oldest goes (its connection will not be reused) */
-	}
-	kept_tab[slot] = (struct kept){ .used = true, .fd = fd, .dev = st.st_dev, .ino = st.st_ino, .sent = sent };
-}
-
-/* May the kept connection fd still carry the verify: is it this thread's, and was its split sent less
- * than the reuse limit ago? Its entry goes either way. Past the limit the verify could reach the
- * daemon as its wait ends: a new connection is taken instead. */
-static bool kept_fresh(int fd)
-{
-	struct stat st;
-	bool known = fstat(fd, &st) == 0, fresh = false;
-
-	for (unsigned i = 0; i < KEPT_MAX; i++) {
-		if (!kept_tab[i].used || kept_tab[i].fd != fd)
-			continue;
-		fresh = known && kept_tab[i].dev == st.st_dev && kept_tab[i].ino == st.st_ino &&
-			ftm_mono_ms() - kept_tab[i].sent < (int64_t)atomic_load(&reuse_ms);
-		kept_tab[i].used = false;
-	}
-	return fresh;
 }
 
 /* The split's connection kept for the verify: closed by the daemon meanwhile (its idle timeout, a
@@ -155,10 +98,10 @@ static int login_connect(const char *path, const char *store, bool after_split, 
 }
 
 /* Send one login request and read its one answer: *reply (caller puts it), or not ANSWERED.
- * keep (NULL: none): the split's connection (*keep >= 0), used for this request and closed after
- * it; a split's connection is left in *keep for its verify. */
+ * keep (NULL: none): the split's connection (keep->fd >= 0), used for this request and closed after
+ * it; a split's connection is left in *keep for its verify, with when the split went. */
 static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store, ftm_rdv_op_t op,
-				     const ftm_login_t *login, const char *input, int *keep, json_object **reply,
+				     const ftm_login_t *login, const char *input, ftm_rdv_kept_t *keep, json_object **reply,
 				     char *err, size_t err_len)
 {
 	const char *path = socket_path != NULL && *socket_path ? socket_path : FTM_DEFAULT_SOCKET;
@@ -169,12 +112,12 @@ static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store,
 	int fd = -1, rc;
 
 	*reply = NULL;
-	if (keep != NULL && *keep >= 0) {
-		fd = *keep;
-		*keep = -1;
+	if (keep != NULL && keep->fd >= 0) {
+		fd = keep->fd;
 		after_split = true;
 		/* too old (the daemon's wait may end as the verify goes), or closed meanwhile */
-		kept = kept_fresh(fd) && !conn_dead(fd);
+		kept = ftm_mono_ms() - keep->sent_ms < (int64_t)atomic_load(&reuse_ms) && !conn_dead(fd);
+		*keep = FTM_RDV_KEPT_NONE;
 		if (!kept) {
 			close(fd);
 			fd = -1;
@@ -230,20 +173,19 @@ static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store,
 		return FTM_RDV_LOGIN_FAILED;
 	}
 	if (op == FTM_RDV_OP_SPLIT && keep != NULL) {
-		*keep = fd;	/* the caller's, for the verify (or closed by ftm_rdv_login_close) */
-		kept_note(fd, sent);
+		/* the caller's, for the verify (or closed by ftm_rdv_login_close) */
+		*keep = (ftm_rdv_kept_t){ .fd = fd, .sent_ms = sent };
 	} else {
 		close(fd);
 	}
 	return FTM_RDV_LOGIN_ANSWERED;
 }
 
-void ftm_rdv_login_close(int *keep)
+void ftm_rdv_login_close(ftm_rdv_kept_t *keep)
 {
-	if (keep != NULL && *keep >= 0) {
-		kept_forget(*keep);
-		close(*keep);
-		*keep = -1;
+	if (keep != NULL && keep->fd >= 0) {
+		close(keep->fd);
+		*keep = FTM_RDV_KEPT_NONE;
 	}
 }
 
@@ -271,7 +213,8 @@ static bool refused(json_object *reply, char *err, size_t err_len)
 }
 
 ftm_rdv_login_rc_t ftm_rdv_login_split(const char *socket_path, const char *store, const ftm_login_t *login,
-				       const char *typed, ftm_split_t *out, int *keep, char *err, size_t err_len)
+				       const char *typed, ftm_split_t *out, ftm_rdv_kept_t *keep, char *err,
+				       size_t err_len)
 {
 	static const char *const strings[] = { "push_serial", NULL };
 	ftm_rdv_login_rc_t rc;
@@ -334,7 +277,8 @@ ftm_rdv_login_rc_t ftm_rdv_login_split(const char *socket_path, const char *stor
 }
 
 ftm_rdv_login_rc_t ftm_rdv_login_verify(const char *socket_path, const char *store, const ftm_login_t *login,
-					const char *code, ftm_outcome_t *out, int *keep, char *err, size_t err_len)
+					const char *code, ftm_outcome_t *out, ftm_rdv_kept_t *keep, char *err,
+					size_t err_len)
 {
 	static const char *const strings[] = { "result", "serial", "message", "reason", NULL };
 	ftm_rdv_login_rc_t rc;

@@ -33,8 +33,8 @@
 /* ftmpushd's connection of a login, kept from the split to the verify (one connection per login);
  * pam_end, a new split or the verify closes it. */
 typedef struct {
-	pid_t	owner;		/* the process that opened it: a forked child never sends on it */
-	int	fd;
+	pid_t		owner;	/* the process that opened it: a forked child never sends on it */
+	ftm_rdv_kept_t	kept;
 } conn_data_t;
 
 /* How the second instance waits for a push (see docs/pam.md). */
@@ -351,44 +351,52 @@ static void conn_data_cleanup(pam_handle_t *pamh, void *data, int error_status)
 	 * number for something of its own (as core_data_cleanup, nothing of the parent's is touched there);
 	 * the socket is close-on-exec, and the child's copy goes with the child. */
 	if (c->owner == getpid())
-		ftm_rdv_login_close(&c->fd);
+		ftm_rdv_login_close(&c->kept);
 	free(c);
 }
 
-/* The kept connection of this login, taken off the handle (the caller closes it): -1 when none, or
- * when it is not this process's. */
-static int conn_take(ctx_t *ctx)
+/* The kept connection of this login, taken off the handle (the caller closes it): none when there is
+ * none, or when it is not this process's. */
+static ftm_rdv_kept_t conn_take(ctx_t *ctx)
 {
+	ftm_rdv_kept_t kept = FTM_RDV_KEPT_NONE;
 	const void *d = NULL;
 	conn_data_t *c;
-	int fd = -1;
 
 	if (pam_get_data(ctx->pamh, CONN_DATA, &d) != PAM_SUCCESS || d == NULL)
-		return -1;
+		return kept;
 	c = (conn_data_t *)d;
 	if (c->owner == getpid()) {
-		fd = c->fd;
-		c->fd = -1;
+		kept = c->kept;
+		c->kept = FTM_RDV_KEPT_NONE;
 	}
 	pam_set_data(ctx->pamh, CONN_DATA, NULL, NULL);	/* frees it (a copy that is not ours is left alone) */
-	return fd;
+	return kept;
+}
+
+/* Closes the kept connection of this login, if there is one of this process's. */
+static void conn_drop(ctx_t *ctx)
+{
+	ftm_rdv_kept_t kept = conn_take(ctx);
+
+	ftm_rdv_login_close(&kept);
 }
 
 /* Keeps the split's connection on the handle for the verify; on failure it is closed (the verify then
  * opens one of its own). */
-static void conn_keep(ctx_t *ctx, int fd)
+static void conn_keep(ctx_t *ctx, ftm_rdv_kept_t kept)
 {
 	conn_data_t *c;
 
-	if (fd < 0)
+	if (kept.fd < 0)
 		return;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
-		close(fd);
+		ftm_rdv_login_close(&kept);
 		return;
 	}
 	c->owner = getpid();
-	c->fd = fd;
+	c->kept = kept;
 	if (pam_set_data(ctx->pamh, CONN_DATA, c, conn_data_cleanup) != PAM_SUCCESS)
 		conn_data_cleanup(ctx->pamh, c, 0);
 }
@@ -479,16 +487,16 @@ static int split_input(ctx_t *ctx, const char *typed, ftm_split_t *sp)
 	int rc;
 
 	memset(sp, 0, sizeof(*sp));
-	ftm_rdv_login_close(&(int){ conn_take(ctx) });	/* an earlier split's connection */
+	conn_drop(ctx);	/* an earlier split's connection */
 	if (strnlen(typed, FTM_INPUT_MAX + 1) <= FTM_INPUT_MAX) {
-		int keep = -1;
+		ftm_rdv_kept_t keep = FTM_RDV_KEPT_NONE;
 
 		switch (ftm_rdv_login_split(ctx->cfg.push.socket, ctx->cfg.token_db, &ctx->login, typed, sp, &keep,
 					    err, sizeof(err))) {
 		case FTM_RDV_LOGIN_ANSWERED:
 			if (ctx->cfg.debug)
 				pam_syslog(ctx->pamh, LOG_DEBUG, "%s: split by ftmpushd%s", ctx->who,
-					   keep >= 0 ? " (its connection kept for the verify)" : "");
+					   keep.fd >= 0 ? " (its connection kept for the verify)" : "");
 			conn_keep(ctx, keep);	/* only when a code was found: its verify follows */
 			return 0;
 		case FTM_RDV_LOGIN_FAILED:
@@ -521,7 +529,7 @@ static int split_input(ctx_t *ctx, const char *typed, ftm_split_t *sp)
 static bool daemon_verify(ctx_t *ctx, const char *code, ftm_outcome_t *out)
 {
 	char err[FTM_ERR_MAX] = "";
-	int keep = conn_take(ctx);	/* the split's connection, when the daemon split this login */
+	ftm_rdv_kept_t keep = conn_take(ctx);	/* the split's connection, when the daemon split this login */
 	ftm_rdv_login_rc_t rc;
 
 	rc = ftm_rdv_login_verify(ctx->cfg.push.socket, ctx->cfg.token_db, &ctx->login, code, out, &keep, err,
@@ -621,7 +629,7 @@ static int do_retry(ctx_t *ctx)
 	data = (split_data_t *)d;
 	if (!data->has_alt || strcmp(data->user, ctx->login.user) != 0)
 		return PAM_AUTH_ERR;
-	ftm_rdv_login_close(&(int){ conn_take(ctx) });	/* password only now: no verify follows */
+	conn_drop(ctx);	/* password only now: no verify follows */
 	rc = pam_set_item(ctx->pamh, PAM_AUTHTOK, data->alt_password);
 	ftm_memzero(data->alt_password, sizeof(data->alt_password));
 	ftm_memzero(data->code, sizeof(data->code));

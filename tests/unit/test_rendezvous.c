@@ -669,7 +669,7 @@ static ftm_rdv_login_rc_t kept_login(int mode, int *accepts, ftm_outcome_t *out,
 	ftm_rdv_login_rc_t rc;
 	ftm_split_t sp;
 	pthread_t th;
-	int keep = -1;
+	ftm_rdv_kept_t keep = FTM_RDV_KEPT_NONE;
 
 	snprintf(f.path, sizeof(f.path), "%s/fake.sock", dir);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f.path);
@@ -682,11 +682,11 @@ static ftm_rdv_login_rc_t kept_login(int mode, int *accepts, ftm_outcome_t *out,
 			 FTM_RDV_LOGIN_ANSWERED);
 	assert_true(sp.primary.has_code);
 	assert_string_equal(sp.primary.code, "123456");
-	assert_true(keep >= 0);	/* a code: the connection is kept for the verify */
+	assert_true(keep.fd >= 0);	/* a code: the connection is kept for the verify */
 	if (mode != FAKE_KEEP)
 		usleep(100000);	/* the daemon closed it (and, GONE, stopped listening) before the verify */
 	rc = ftm_rdv_login_verify(f.path, NULL, &login, "123456", out, &keep, err, err_len);
-	assert_int_equal(keep, -1);	/* taken and closed */
+	assert_int_equal(keep.fd, -1);	/* taken and closed */
 	if (mode == FAKE_GONE)
 		pthread_join(th, NULL);
 	else {
@@ -743,12 +743,12 @@ static void test_login_split_without_code_keeps_nothing(void **state)
 	ftm_login_t login = { "push", "192.0.2.7", "sshd", "h" };
 	char err[256] = "";
 	ftm_split_t sp;
-	int keep = -1;
+	ftm_rdv_kept_t keep = FTM_RDV_KEPT_NONE;
 
 	(void)state;
 	assert_int_equal(ftm_rdv_login_split(sock, NULL, &login, "pw", &sp, &keep, err, sizeof(err)), FTM_RDV_LOGIN_ANSWERED);
 	assert_false(sp.primary.has_code);
-	assert_int_equal(keep, -1);	/* no verify follows a password alone */
+	assert_int_equal(keep.fd, -1);	/* no verify follows a password alone */
 }
 
 static void test_server_answers_split_and_verify_on_one_connection(void **state)
@@ -757,12 +757,12 @@ static void test_server_answers_split_and_verify_on_one_connection(void **state)
 	char err[256] = "";
 	ftm_outcome_t out;
 	ftm_split_t sp;
-	int keep = -1;
+	ftm_rdv_kept_t keep = FTM_RDV_KEPT_NONE;
 
 	(void)state;
 	assert_int_equal(ftm_rdv_login_split(sock, NULL, &login, "pw123456", &sp, &keep, err, sizeof(err)),
 			 FTM_RDV_LOGIN_ANSWERED);
-	assert_true(keep >= 0);
+	assert_true(keep.fd >= 0);
 	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, &keep, err, sizeof(err)),
 			 FTM_RDV_LOGIN_ANSWERED);
 	assert_int_equal(out.result, FTM_RES_OK);
@@ -783,7 +783,7 @@ static void test_server_stop_does_not_wait_for_a_kept_connection(void **state)
 	ftm_outcome_t out;
 	ftm_split_t sp;
 	int64_t t0;
-	int keep = -1;
+	ftm_rdv_kept_t keep = FTM_RDV_KEPT_NONE;
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/stop.sock", dir);
@@ -791,7 +791,7 @@ static void test_server_stop_does_not_wait_for_a_kept_connection(void **state)
 	assert_non_null(srv);
 	assert_int_equal(ftm_rdv_login_split(path, NULL, &login, "pw123456", &sp, &keep, err, sizeof(err)),
 			 FTM_RDV_LOGIN_ANSWERED);
-	assert_true(keep >= 0);	/* the daemon's thread waits for the verify on it */
+	assert_true(keep.fd >= 0);	/* the daemon's thread waits for the verify on it */
 	t0 = ftm_mono_ms();
 	ftm_rdv_server_stop(srv);
 	assert_true(ftm_mono_ms() - t0 < 2000);	/* not the 10 s a verify may take to come */
@@ -809,7 +809,8 @@ static void test_held_pushes_do_not_keep_a_login_waiting(void **state)
 	char err[256] = "";
 	ftm_outcome_t out;
 	ftm_split_t sp;
-	int held[3], keep = -1;
+	int held[3];
+	ftm_rdv_kept_t keep = FTM_RDV_KEPT_NONE;
 	int64_t t0;
 
 	(void)state;
@@ -845,7 +846,7 @@ static void test_waiting_connections_never_make_the_daemon_refuse(void **state)
 	ftm_rdv_server_t *srv;
 	ftm_outcome_t out;
 	ftm_split_t sp;
-	int keep[4] = { -1, -1, -1, -1 };
+	ftm_rdv_kept_t keep[4] = { FTM_RDV_KEPT_NONE, FTM_RDV_KEPT_NONE, FTM_RDV_KEPT_NONE, FTM_RDV_KEPT_NONE };
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/evict.sock", dir);
@@ -856,7 +857,7 @@ static void test_waiting_connections_never_make_the_daemon_refuse(void **state)
 
 		assert_int_equal(ftm_rdv_login_split(path, NULL, &login, "pw123456", &sp, &keep[i], err, sizeof(err)),
 				 FTM_RDV_LOGIN_ANSWERED);
-		assert_true(keep[i] >= 0);
+		assert_true(keep[i].fd >= 0);
 	}
 	usleep(50000);	/* all three wait for their verify: the daemon is at its limit (3) */
 	{
@@ -865,7 +866,7 @@ static void test_waiting_connections_never_make_the_daemon_refuse(void **state)
 		/* served, not refused: k1's connection, the oldest waiting, made room */
 		assert_int_equal(ftm_rdv_login_split(path, NULL, &login, "pw123456", &sp, &keep[3], err, sizeof(err)),
 				 FTM_RDV_LOGIN_ANSWERED);
-		assert_true(keep[3] >= 0);
+		assert_true(keep[3].fd >= 0);
 	}
 	/* k1's verify: its connection was closed; decided on a new one (which in turn takes k2's slot) */
 	for (int i = 0; i < 4; i++) {
@@ -876,7 +877,7 @@ static void test_waiting_connections_never_make_the_daemon_refuse(void **state)
 		assert_int_equal(ftm_rdv_login_verify(path, NULL, &login, "123456", &out, &keep[i], err, sizeof(err)),
 				 FTM_RDV_LOGIN_ANSWERED);
 		assert_int_equal(out.result, FTM_RES_OK);
-		assert_int_equal(keep[i], -1);
+		assert_int_equal(keep[i].fd, -1);
 		snprintf(proof, sizeof(proof), "PROOF-%s", users[i]);
 		/* k1, k2: evicted, a new connection without the proof; k3, k4: on their own, with it */
 		assert_string_equal(verify_proof, i < 2 ? "" : proof);
@@ -895,7 +896,8 @@ static void test_full_of_pushes_is_refused_as_busy(void **state)
 	char err[256] = "", path[96], buf[1024];
 	ftm_rdv_server_t *srv;
 	ftm_split_t sp;
-	int held[2], keep = -1, fd;
+	int held[2], fd;
+	ftm_rdv_kept_t keep = FTM_RDV_KEPT_NONE;
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/busy.sock", dir);
@@ -918,7 +920,7 @@ static void test_full_of_pushes_is_refused_as_busy(void **state)
 	/* a login fails closed (the refusal, or its request refused at the send: the daemon closed first) */
 	assert_int_equal(ftm_rdv_login_split(path, NULL, &login, "pw123456", &sp, &keep, err, sizeof(err)),
 			 FTM_RDV_LOGIN_FAILED);
-	assert_int_equal(keep, -1);
+	assert_int_equal(keep.fd, -1);
 	for (int i = 0; i < 2; i++)
 		close(held[i]);
 	ftm_memzero(&sp, sizeof(sp));
@@ -934,7 +936,7 @@ static void test_old_kept_connection_is_not_reused(void **state)
 	char err[256] = "";
 	ftm_outcome_t out;
 	ftm_split_t sp;
-	int keep = -1;
+	ftm_rdv_kept_t keep = FTM_RDV_KEPT_NONE;
 
 	(void)state;
 	ftm_rdv_login_set_reuse_ms(150);
@@ -948,13 +950,13 @@ static void test_old_kept_connection_is_not_reused(void **state)
 	/* past the limit, though the daemon still waits on it (10 s): a new connection, no proof */
 	assert_int_equal(ftm_rdv_login_split(sock, NULL, &login, "pw123456", &sp, &keep, err, sizeof(err)),
 			 FTM_RDV_LOGIN_ANSWERED);
-	assert_true(keep >= 0);
+	assert_true(keep.fd >= 0);
 	usleep(250000);
 	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, &keep, err, sizeof(err)),
 			 FTM_RDV_LOGIN_ANSWERED);
 	assert_int_equal(out.result, FTM_RES_OK);
 	assert_string_equal(verify_proof, "");
-	assert_int_equal(keep, -1);
+	assert_int_equal(keep.fd, -1);
 	ftm_rdv_login_set_reuse_ms(0);
 	ftm_memzero(&sp, sizeof(sp));
 }
