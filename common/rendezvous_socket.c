@@ -518,7 +518,13 @@ static bool input_queued(int fd)
  * what it sent before is still queued and still read. So the connection either carries the verify
  * (input_queued after the shutdown: it is read and answered) or the client learns before anything
  * was decided that it must use a new one; never a close over an unread verify, which would reset the
- * client after its request went (a failed login: once sent, a request is never retried). */
+ * client after its request went (a failed login: once sent, a request is never retried). True when
+ * something came before the shutdown: the caller reads it. */
+static bool stop_reads(int fd)
+{
+	shutdown(fd, SHUT_RD);
+	return input_queued(fd);
+}
 
 /* At max_conns (srv->lock held): the split connection that has waited longest for its verify is
  * closed, and its slot passes to the new connection. Its client finds it closed before it sends the
@@ -532,8 +538,7 @@ static bool evict_waiting(ftm_rdv_server_t *srv)
 
 	while ((c = srv->wait_head) != NULL) {
 		waiting_remove(srv, c);
-		shutdown(c->fd, SHUT_RD);
-		if (input_queued(c->fd))
+		if (stop_reads(c->fd))
 			continue;	/* its verify came first: its thread reads and answers it */
 		shutdown(c->fd, SHUT_WR);	/* its client sees the end before it sends */
 		c->evicted = true;		/* its thread wakes (the socket reads as ended) and closes it */
@@ -647,8 +652,7 @@ static void login_next(ftm_rdv_conn_t *conn)
 	if (!readable) {
 		/* the deadline, or the server stops: a verify sent as the wait ended is read, after it
 		 * nothing more gets in (see evict_waiting) */
-		shutdown(conn->fd, SHUT_RD);
-		if (!input_queued(conn->fd)) {
+		if (!stop_reads(conn->fd)) {
 			ftm_log(srv->log, FTM_LOG_DEBUG, "socket client pid %ld uid %lu: connection %lu closed after the split (%s)",
 				(long)conn->pid, (unsigned long)conn->uid, conn->id,
 				atomic_load(&srv->stopping) ? "stopping" : "no verify in time");
@@ -665,8 +669,7 @@ static void login_next(ftm_rdv_conn_t *conn)
 				(long)conn->pid, (unsigned long)conn->uid, strerror(errno));
 		return;
 	}
-	if (srv->login_handler != NULL && is_login_op(msg) && ftm_json_string(msg, "op") != NULL &&
-	    strcmp(ftm_json_string(msg, "op"), "verify") == 0) {
+	if (srv->login_handler != NULL && is_login_op(msg) && strcmp(ftm_json_string(msg, "op"), "verify") == 0) {
 		login_op(conn, msg, &op);
 	} else {
 		ftm_outcome_t out;
