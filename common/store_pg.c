@@ -1903,12 +1903,13 @@ static void verdict_batch(void *owner, ftm_batch_job_t *batch)
 /* A peek or a write verdict. After a list of the user in this thread (a login's split), both decide on
  * the rows it read: the peek reads nothing, the write is one statement (Q_VERDICT_CAS) that writes
  * only if those rows are still the user's rows, unchanged; if they changed, the verdict is decided
- * again on the rows locked (verdict_on), which is also the way without a list before. */
+ * again on the rows locked (verdict_on). Without a list before, both read the rows first. */
 static int verdict_run(pg_t *pg, const char *user, bool write, ftm_decide_fn decide, void *ctx,
 		       const ftm_audit_row_t *audit, char *err, size_t err_len)
 {
 	struct verdict_ctx vc = { user, write, decide, ctx, audit };
 	struct rows_out o = { 0 };
+	struct cas_ctx cc;
 	int rc;
 
 	/* A peek decides on the rows of the list just before it; with none (a login's split that counts
@@ -1933,20 +1934,24 @@ static int verdict_run(pg_t *pg, const char *user, bool write, ftm_decide_fn dec
 		rows_free(&o);
 		return rc;
 	}
-	if (listed_take(pg, user, false, &o)) {
-		struct cas_ctx cc = { user, &o, audit, false, false };
-
-		if (decide(ctx, o.rows, o.n) != 0) {
-			rows_free(&o);
-			return -1;
-		}
-		listed_drop();
-		rc = o.n == 0 || o.ver != NULL ? ftm_batch_run(&pg->cas_batch, &cc, err, err_len) : 0;
-		cc.again = cc.again || (o.n > 0 && o.ver == NULL);
+	/* A write verdict without a list before it (ftmpushctl verify, a verdict in another thread than
+	 * its split) reads the rows with their versions first, batched with the other threads' reads, and
+	 * goes the same group-committed way: one statement per batch instead of a transaction per verdict
+	 * on a connection of its own. Rows changed in between (another node, another thread) are decided
+	 * again under FOR UPDATE, as after a list. */
+	if (!listed_take(pg, user, false, &o) && read_user(pg, user, &o, err, err_len) != 0)
+		return -1;
+	cc = (struct cas_ctx){ user, &o, audit, false, false };
+	if (decide(ctx, o.rows, o.n) != 0) {
 		rows_free(&o);
-		if (rc != 0 || !cc.again)
-			return rc;
+		return -1;
 	}
+	listed_drop();
+	rc = o.n == 0 || o.ver != NULL ? ftm_batch_run(&pg->cas_batch, &cc, err, err_len) : 0;
+	cc.again = cc.again || (o.n > 0 && o.ver == NULL);
+	rows_free(&o);
+	if (rc != 0 || !cc.again)
+		return rc;
 	return with_link(pg, verdict_on, &vc, err, err_len);
 }
 
