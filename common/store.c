@@ -423,6 +423,37 @@ out:
 	return rc;
 }
 
+int ftm_store_tokens_present(ftm_store_t *st, const char *const *serials, size_t n, bool *in_store,
+			     char *err, size_t err_len)
+{
+	ftm_store_row_t *row;
+	int rc = 0;
+
+	if (st == NULL || ((serials == NULL || in_store == NULL) && n > 0)) {
+		SETERR("no token store");
+		return -1;
+	}
+	if (n == 0)
+		return 0;
+	memset(in_store, 0, n * sizeof(*in_store));
+	if (st->ops->present != NULL)
+		return st->ops->present(st->be, serials, n, in_store, err, err_len);
+	row = calloc(1, sizeof(*row));
+	if (row == NULL) {
+		SETERR("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		int got = st->ops->get(st->be, serials[i], row, err, err_len);
+
+		if (got < 0)
+			rc = -1;
+		in_store[i] = got == 0;
+	}
+	free(row);
+	return rc;
+}
+
 int ftm_store_token_get(ftm_store_t *st, const char *serial, ftm_token_t *out, char *err, size_t err_len)
 {
 	ftm_store_row_t *row;

@@ -67,9 +67,12 @@ typedef struct ftm_store_backend {
 	/* small named blobs kept with the tokens (the key check); get: 1 when absent */
 	int (*meta_get)(void *be, const char *name, uint8_t *buf, size_t max, size_t *len, char *err, size_t err_len);
 	int (*meta_put)(void *be, const char *name, const uint8_t *buf, size_t len, char *err, size_t err_len);
-	/* n rows in one transaction, all or nothing; -1 when a serial exists */
+	/* n rows in one transaction, all or nothing; -1 when a serial exists ("token S already exists") */
 	int (*insert)(void *be, const ftm_store_row_t *rows, size_t n, char *err, size_t err_len);
 	int (*get)(void *be, const char *serial, ftm_store_row_t *out, char *err, size_t err_len);	/* 1 */
+	/* optional: found[i] set when serials[i] is a token, in few round trips (store.c asks get per
+	 * serial without it) */
+	int (*present)(void *be, const char *const *serials, size_t n, bool *found, char *err, size_t err_len);
 	/* write the row's sealed seed, alg, digits, period, created, status, last_step and failures (what a
 	 * re-issue resets is store.c's rule, not the backend's) */
 	int (*reissue)(void *be, const ftm_store_row_t *row, char *err, size_t err_len);		/* 1 */

@@ -313,6 +313,25 @@ static void import_is_all_or_nothing(void **state)
 	assert_int_equal(c.n, 4);
 }
 
+/* An import's check: which serials are in the store, all asked at once. */
+static void tokens_present_marks_exactly_the_serials_in_the_store(void **state)
+{
+	fixture_t *f = *state;
+	const char *serials[] = { "P1", "P2", "P3", "P4" };
+	bool in[4] = { true, true, true, true };
+	char err[256] = "";
+
+	add(f, "alice", "P2");
+	add(f, "bob", "P4");
+	add(f, "carol", "P5");
+	assert_int_equal(ftm_store_tokens_present(f->st, serials, 4, in, err, sizeof(err)), 0);
+	assert_false(in[0]);
+	assert_true(in[1]);
+	assert_false(in[2]);
+	assert_true(in[3]);
+	assert_int_equal(ftm_store_tokens_present(f->st, serials, 0, in, err, sizeof(err)), 0);
+}
+
 /* ---- at rest ---- */
 
 static bool file_contains(const char *path, const void *needle, size_t n)
@@ -1809,6 +1828,7 @@ int main(void)
 		T(set_push_and_assign_change_only_that),
 		T(reissue_replaces_the_seed_and_resets_state),
 		T(import_is_all_or_nothing),
+		T(tokens_present_marks_exactly_the_serials_in_the_store),
 		T(seeds_are_not_in_clear_in_the_database),
 		T(database_and_key_file_are_created_0600),
 		T(key_file_readable_by_others_is_refused),
