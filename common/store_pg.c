@@ -26,8 +26,9 @@
 #define POOL_WAIT_MS	10000
 /* An insert of this many tokens or more (an import) analyzes the table (insert_on). */
 #define ANALYZE_AFTER_ROWS	1000
-/* Rows per statement of an import, and serials per statement of its check (pg_present) */
-#define INSERT_CHUNK	1000
+/* Rows per statement of an import (as store.c seals them), and serials per statement of its check
+ * (pg_present) */
+#define INSERT_CHUNK	FTM_STORE_INSERT_CHUNK
 #define PRESENT_CHUNK	5000
 /* After a failed connect, no new attempt for BACKOFF_MIN_MS, doubling to BACKOFF_MAX_MS: logins
  * fail at once while the database is down instead of each waiting for a connect timeout. */
@@ -1053,8 +1054,10 @@ static const char *lit_end(lit_t *l)
 /* ---- tokens ---- */
 
 struct rows_in {
-	const ftm_store_row_t	*rows;
 	size_t			n;
+	ftm_rows_fill_fn	fill;
+	void			*ctx;
+	ftm_store_row_t		*rows;		/* INSERT_CHUNK: the chunk being inserted */
 };
 
 /* The positions in the array literal `serials` (from 0) of the serials that are tokens, in order,
@@ -1120,7 +1123,7 @@ static const char *const *insert_arrays(lit_t lits[13], const ftm_store_row_t *r
 }
 
 /* An import: one transaction, a statement per INSERT_CHUNK rows (a round trip per token took most
- * of the time), the arrays of one chunk in memory at a time. A serial already there (another
+ * of the time), one chunk's rows and arrays in memory at a time. A serial already there (another
  * importer's, committed meanwhile: ftmpushctl checks before) aborts the transaction; the chunk's
  * serials are then looked up to name the first one that exists, as a statement per row did. */
 static int insert_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
@@ -1137,7 +1140,9 @@ static int insert_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 		const char *values[13];
 		PGresult *res;
 
-		if (insert_arrays(lits, in->rows + i0, k, values) == NULL) {
+		if (in->fill(in->ctx, i0, in->rows, k, err, err_len) != 0)
+			goto out;
+		if (insert_arrays(lits, in->rows, k, values) == NULL) {
 			SETERR("token store: out of memory");
 			goto out;
 		}
@@ -1159,7 +1164,7 @@ static int insert_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 				while (j < k && !found[j])
 					j++;
 				if (j < k)
-					SETERR("token %s already exists", in->rows[i0 + j].tok.serial);
+					SETERR("token %s already exists", in->rows[j].tok.serial);
 				else
 					SETERR("token store (PostgreSQL): insert: %s", msg);
 			}
@@ -1196,11 +1201,19 @@ out:
 	return rc;
 }
 
-static int pg_insert(void *be, const ftm_store_row_t *rows, size_t n, char *err, size_t err_len)
+static int pg_insert(void *be, size_t n, ftm_rows_fill_fn fill, void *ctx, char *err, size_t err_len)
 {
-	struct rows_in in = { rows, n };
+	struct rows_in in = { n, fill, ctx, NULL };
+	int rc;
 
-	return with_link(be, insert_on, &in, err, err_len);
+	in.rows = calloc(n < INSERT_CHUNK ? n : INSERT_CHUNK, sizeof(*in.rows));
+	if (in.rows == NULL) {
+		SETERR("token store: out of memory");
+		return -1;
+	}
+	rc = with_link(be, insert_on, &in, err, err_len);
+	free(in.rows);
+	return rc;
 }
 
 struct present_ctx {
