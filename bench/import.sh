@@ -53,7 +53,7 @@ for r in $(seq 1 "$rounds"); do
         uri=$(pg_uri "imp$db") args=(--db "$uri" --key-file "$work/seed$db.key")
         t0=$(pg_ticks)
       fi
-      echo "== round $r, $b ($rev), $s, $n tokens"
+      echo "== round $r, $b ($rev), $s, $n tokens; $(uptime | sed 's/.*load/load/')"
       /usr/bin/time -f "import: %e s wall, %U s user, %S s sys, peak RSS %M KB" \
         "$ctl" "${args[@]}" token import "$work/import.csv" 2>&1 >/dev/null | tail -n 1
       # the session's backend ends after the client: its CPU is the postmaster's once it is reaped
