@@ -11,9 +11,9 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 [ $# -gt 0 ] || set -- "$top/build/quick"
 n=${BENCH_IMPORT:-100000} store=${BENCH_STORE:-both} rounds=${BENCH_ROUNDS:-1}
-work=$(mktemp -d /tmp/ftm-bench-import.XXXXXX)
 pg=no
-case $store in postgresql|both) pg=yes;; esac
+case $store in sqlite) ;; postgresql|both) pg=yes;; *) echo "bench: BENCH_STORE is sqlite, postgresql or both"; exit 1;; esac
+work=$(mktemp -d /tmp/ftm-bench-import.XXXXXX)
 . "$top/tests/integration/lib-pg.sh"
 trap '[ $pg = yes ] && pg_cleanup; rm -rf "$work"' EXIT
 
