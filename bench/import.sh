@@ -4,7 +4,8 @@
 # Unix socket, fsync on): time and peak RSS, for each build given, in turn, on the same file.
 #   bash bench/import.sh [BUILDDIR...]        (default build/quick; two builds = an A/B in one run)
 #   BENCH_IMPORT (100000), BENCH_STORE (sqlite|postgresql|both; both), BENCH_ROUNDS (1)
-# PostgreSQL's own CPU is reported from /proc for the server's processes (user + sys, all backends).
+# PostgreSQL's own CPU is reported from /proc for the server's processes (user + sys, all backends),
+# for the import and for the list.
 # A command that fails is said so (its exit status); a listing must be a header and a line per token,
 # and each store's listing the same bytes for every build and round (the time of day fixed: --time).
 set -u
@@ -60,8 +61,10 @@ for r in $(seq 1 "$rounds"); do
         "$ctl" "${args[@]}" token import "$work/import.csv" 2>&1 >/dev/null | tail -n 1
       # the session's backend ends after the client: its CPU is the postmaster's once it is reaped
       [ $s = postgresql ] && sleep 0.5 && echo "        server CPU $(( ($(pg_ticks) - t0) * 1000 / $(getconf CLK_TCK) )) ms"
+      [ $s = postgresql ] && t0=$(pg_ticks)
       /usr/bin/time -f "list:   %e s wall, %U s user, %S s sys, peak RSS %M KB, exit %x" \
         "$ctl" "${args[@]}" token list --time "$at" 2>&1 >"$work/list.out" | tail -n 1
+      [ $s = postgresql ] && sleep 0.5 && echo "        server CPU $(( ($(pg_ticks) - t0) * 1000 / $(getconf CLK_TCK) )) ms"
       lines=$(wc -l <"$work/list.out")
       [ "$lines" = $((n + 1)) ] || echo "        LISTING WRONG: $lines lines, not a header and $n tokens"
       if [ ! -e "$work/first-$s.list" ]; then
