@@ -327,7 +327,8 @@ typedef int (*ftm_audit_cb)(void *ctx, const ftm_audit_row_t *row);
 /* Append one row in its own short transaction (a decision that has no verdict transaction: a push
  * denied or timed out, a challenge issued, an admin command). at 0: now. 0 or -1 with err. */
 int ftm_store_audit_append(ftm_store_t *st, const ftm_audit_row_t *row, char *err, size_t err_len);
-/* The rows matching f, oldest first; cb non-zero stops. */
+/* The rows matching f, oldest first; cb non-zero stops. As ftm_store_token_list: one snapshot, handed
+ * on as the store reads them; an error after some were handed on is -1 all the same. */
 int ftm_store_audit_list(ftm_store_t *st, const ftm_audit_filter_t *f, ftm_audit_cb cb, void *ctx,
 			 char *err, size_t err_len);
 /* Delete the rows older than `before` (unix time); *removed (may be NULL) how many. */
