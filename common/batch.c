@@ -81,7 +81,7 @@ int ftm_batch_run(ftm_batcher_t *b, void *arg, char *err, size_t err_len)
 	ftm_batch_job_t job = { .arg = arg, .rc = -1, .err = err, .err_len = err_len, .queued_ms = ftm_mono_ms() };
 	ftm_batch_job_t *batch;
 	uint64_t no;
-	bool lead = false, next;
+	bool lead = false, others = false, next;
 
 	pthread_mutex_lock(&b->mu);
 	job.batch_no = b->taken + 1;
@@ -106,11 +106,14 @@ int ftm_batch_run(ftm_batcher_t *b, void *arg, char *err, size_t err_len)
 	for (ftm_batch_job_t *j = batch; j != NULL; ) {
 		ftm_batch_job_t *n = j->next;	/* read first: once done, a job may be gone */
 
-		if (j != &job)
+		if (j != &job) {
 			STORE(&j->done, 1);
+			others = true;
+		}
 		j = n;
 	}
-	word_wake(&b->word[no & 1], INT_MAX);
+	if (others)		/* a batch of this job alone (a PAM login's, an idle server's): nobody sleeps */
+		word_wake(&b->word[no & 1], INT_MAX);
 	/* the writers that queued meanwhile: one of them flushes them all, starting now */
 	pthread_mutex_lock(&b->mu);
 	next = b->queue != NULL;
