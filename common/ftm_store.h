@@ -85,7 +85,9 @@ int ftm_store_token_import(ftm_store_t *st, const ftm_token_t *toks, size_t n, c
 int ftm_store_tokens_present(ftm_store_t *st, const char *const *serials, size_t n, bool *in_store,
 			     char *err, size_t err_len);
 
-/* Iterate tokens (user NULL: all), ordered by user then serial. Callback returns non-zero to stop. */
+/* Iterate tokens (user NULL: all), ordered by user then serial. Callback returns non-zero to stop.
+ * All of them are one snapshot, handed on as the store reads them (memory does not grow with the
+ * store); an error after some were handed on is -1 all the same: the callback did not see them all. */
 typedef int (*ftm_token_cb)(void *ctx, const ftm_token_t *tok);
 int ftm_store_token_list(ftm_store_t *st, const char *user, ftm_token_cb cb, void *ctx,
 			 char *err, size_t err_len);

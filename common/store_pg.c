@@ -43,6 +43,13 @@
 
 #define TOKEN_COLS "serial, username, seed, alg, digits, period, status, last_step, failures, push, created," \
 		   " lock_reason, locked_at"
+/* A listing of every token: rows per round trip (FETCH from its cursor), and how long it may wait on
+ * its reader between two (a pager: `ftmpushctl token list | less`). Its snapshot, held that long, keeps
+ * VACUUM from the rows that died since, and a migration waits behind it; past that the database ends
+ * the listing, which then fails. */
+#define LIST_CHUNK	1000
+#define LIST_CHUNK_S	"1000"
+#define LIST_IDLE	"5min"
 
 /* Q_VERDICT_CAS's parts around its UPDATE */
 #define CAS_HEAD "WITH cur AS (SELECT serial, xmin::text AS ver FROM ftm_tokens WHERE username = $1" \
@@ -167,7 +174,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
  * its login runs. */
 enum {
 	Q_META_GET, Q_META_PUT, Q_INSERT, Q_PRESENT, Q_GET, Q_REISSUE, Q_STATUS, Q_STATUS_CLEAR, Q_PUSH, Q_USER, Q_DELETE,
-	Q_LIST_ALL, Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE,
+	Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE,
 	Q_STATE_PURGE, Q_STATE_PUT, Q_STATE_TAKE, Q_STATE_CAP_USER, Q_STATE_CAP_CLIENT,
 	Q_SETTINGS_GET, Q_SETTING_PUT, Q_SETTING_SEED, Q_AUDIT_INSERT, Q_VERDICT_CAS, Q_VERDICT_CAS1,
 	Q_VERDICT_BATCH, Q_LIST_USERS, Q_COUNT
@@ -195,7 +202,6 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	[Q_PUSH]	 = { "UPDATE ftm_tokens SET push = $1 WHERE serial = $2", 2 },
 	[Q_USER]	 = { "UPDATE ftm_tokens SET username = $1 WHERE serial = $2", 2 },
 	[Q_DELETE]	 = { "DELETE FROM ftm_tokens WHERE serial = $1", 1 },
-	[Q_LIST_ALL]	 = { "SELECT " TOKEN_COLS " FROM ftm_tokens ORDER BY username, serial", 0 },
 	/* with each row's version (xmin): a verdict decided on these rows writes only if none changed */
 	[Q_LIST_USER]	 = { "SELECT " TOKEN_COLS ", xmin::text FROM ftm_tokens WHERE username = $1 ORDER BY serial", 1 },
 	/* the user's rows locked in one order on every node: two verdicts of one user serialize */
@@ -1545,14 +1551,84 @@ static void listed_keep(const pg_t *pg, listed_t *k, const char *user, struct ro
 	memset(o, 0, sizeof(*o));
 }
 
-/* Rows are read first and handed to cb with no connection held, so cb may call back into the store. */
+struct stream_ctx {
+	ftm_row_cb	cb;
+	void		*ctx;
+	ftm_store_row_t	*row;		/* the row being handed on (zeroed after each) */
+	size_t		n;		/* rows handed to cb */
+};
+
+/* Every token in one snapshot (the cursor's, taken at its DECLARE), LIST_CHUNK rows per round trip
+ * from a cursor of a read-only transaction, each row handed to cb as it is parsed: memory does not
+ * grow with the store. cb runs with this pooled connection held (a cb that calls back into the store
+ * takes another). An error once rows were handed on fails the listing all the same (-1): the caller
+ * must not take what it was given for the whole. */
+static int stream_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct stream_ctx *s = c;
+	PGresult *res;
+	bool first = true;	/* a failure of the first round trip: nothing was handed on */
+
+	(void)pg;
+	res = PQexec(l->conn, "BEGIN READ ONLY; SET LOCAL idle_in_transaction_session_timeout = '" LIST_IDLE "';"
+		     " DECLARE ftm_list NO SCROLL CURSOR FOR SELECT " TOKEN_COLS " FROM ftm_tokens ORDER BY username, serial;"
+		     " FETCH " LIST_CHUNK_S " FROM ftm_list");
+	for (;;) {
+		int nt;
+
+		if (res_ok(l->conn, res, PGRES_TUPLES_OK, "list", err, err_len) != 0) {
+			return first ? first_failed(l, -1) : -1;
+		}
+		first = false;
+		nt = PQntuples(res);
+		for (int r = 0; r < nt; r++) {
+			int stop;
+
+			if (row_from_res(res, r, s->row) != 0) {
+				SETERR("token store: damaged record %s", PQgetvalue(res, r, 0));
+				PQclear(res);
+				return -1;
+			}
+			stop = s->cb(s->ctx, s->row);
+			ftm_memzero(s->row, sizeof(*s->row));
+			s->n++;
+			if (stop != 0) {
+				PQclear(res);
+				return 0;	/* link_put's rollback closes the cursor */
+			}
+		}
+		PQclear(res);
+		if (nt < LIST_CHUNK)
+			return 0;
+		res = PQexec(l->conn, "FETCH " LIST_CHUNK_S " FROM ftm_list");
+	}
+}
+
+/* A user's rows are read first and handed to cb with no connection held, so cb may call back into the
+ * store; every token (user NULL) is streamed (stream_on). */
 static int pg_list(void *be, const char *user, ftm_row_cb cb, void *ctx, char *err, size_t err_len)
 {
 	pg_t *pg = be;
-	struct rows_out o = { .q = Q_LIST_ALL };
-	int rc = user != NULL ? read_user(pg, user, &o, err, err_len) : with_link(pg, select_on, &o, err, err_len);
-	listed_t *k = rc == 0 && user != NULL && strlen(user) < sizeof(k->user) ? listed_get(true) : NULL;
-	unsigned long calls = k != NULL ? k->calls : 0;
+	struct rows_out o = { .q = Q_LIST_USER };
+	int rc;
+	listed_t *k;
+	unsigned long calls;
+
+	if (user == NULL) {
+		struct stream_ctx s = { .cb = cb, .ctx = ctx, .row = malloc(sizeof(*s.row)) };
+
+		if (s.row == NULL) {
+			SETERR("token store: out of memory");
+			return -1;
+		}
+		rc = with_link(pg, stream_on, &s, err, err_len);
+		ftm_memzero(s.row, sizeof(*s.row));
+		free(s.row);
+		return rc;
+	}
+	rc = read_user(pg, user, &o, err, err_len);
+	k = rc == 0 && strlen(user) < sizeof(k->user) ? listed_get(true) : NULL;
+	calls = k != NULL ? k->calls : 0;
 
 	for (size_t i = 0; rc == 0 && i < o.n; i++)
 		if (cb(ctx, &o.rows[i]) != 0)

@@ -551,11 +551,19 @@ static int cmd_token_list(int argc, char **argv)
 	lc.now = parse_time(o.time);
 	st = open_store();
 	lc.policy = store_policy(st);
-	if (ftm_store_token_list_info(st, o.user, list_one, &lc, err, sizeof(err)) != 0)
+	/* The store hands the rows on as it reads them: an error after some were printed fails the command,
+	 * saying the listing is incomplete. */
+	if (ftm_store_token_list_info(st, o.user, list_one, &lc, err, sizeof(err)) != 0) {
+		fflush(stdout);
+		if (lc.n > 0)
+			die(EXIT_REFUSED, "token list incomplete: %zu tokens listed, then: %s", lc.n, err);
 		die(EXIT_REFUSED, "%s", err);
+	}
 	if (lc.n == 0)
 		printf("no tokens\n");
 	ftm_store_close(st);
+	if (fflush(stdout) != 0 || ferror(stdout))
+		die(EXIT_REFUSED, "token list: writing the listing: %s", strerror(errno));
 	return 0;
 }
 
