@@ -87,7 +87,10 @@ int ftm_store_tokens_present(ftm_store_t *st, const char *const *serials, size_t
 
 /* Iterate tokens (user NULL: all), ordered by user then serial. Callback returns non-zero to stop.
  * All of them are one snapshot, handed on as the store reads them (memory does not grow with the
- * store); an error after some were handed on is -1 all the same: the callback did not see them all. */
+ * store); an error after some were handed on is -1 all the same: the callback did not see them all.
+ * On PostgreSQL the listing holds one pooled connection while the callback runs (the cursor's): a
+ * callback that calls into the store takes another, so listings that do so at once are bounded by the
+ * pool (8 per handle). The same holds for ftm_store_audit_list. */
 typedef int (*ftm_token_cb)(void *ctx, const ftm_token_t *tok);
 int ftm_store_token_list(ftm_store_t *st, const char *user, ftm_token_cb cb, void *ctx,
 			 char *err, size_t err_len);

@@ -581,8 +581,8 @@ static void evict_notice(const ftm_rdv_server_t *srv, unsigned long n, int64_t a
 		snprintf(since, sizeof(since), " in the last %lld s", (long long)((ago_ms + 500) / 1000));
 	ftm_log(srv->log, FTM_LOG_WARN, "socket: at -m %u connections: %lu split connection%s waiting for %s "
 		"verify closed to serve new ones%s (the verify then goes on a new connection; raise -m if this "
-		"recurs; at most one such line a minute)", srv->max_conns, n, n == 1 ? "" : "s",
-		n == 1 ? "its" : "their", since);
+		"recurs; at most one such line every %u s)", srv->max_conns, n, n == 1 ? "" : "s",
+		n == 1 ? "its" : "their", since, (atomic_load(&srv->evict_notice_ms) + 999) / 1000);
 }
 
 static bool is_login_op(json_object *msg)

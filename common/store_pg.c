@@ -48,7 +48,8 @@
  * VACUUM from the rows that died since, and a migration waits behind it; past that the database ends
  * the listing, which then fails. */
 #define LIST_CHUNK	1000
-#define LIST_CHUNK_S	"1000"
+#define LIST_CHUNK_S	"1000"	/* LIST_CHUNK in the FETCH statement's text */
+_Static_assert(LIST_CHUNK == 1000 && sizeof(LIST_CHUNK_S) == 5, "LIST_CHUNK_S spells LIST_CHUNK");
 #define LIST_IDLE	"5min"
 
 /* Q_VERDICT_CAS's parts around its UPDATE */
@@ -1173,6 +1174,9 @@ static int insert_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 					SETERR("token %s already exists", in->rows[j].tok.serial);
 				else
 					SETERR("token store (PostgreSQL): insert: %s", msg);
+			} else {
+				/* the look-up failed: the refusal is still a serial in the store */
+				SETERR("token store (PostgreSQL): insert: %s", msg);
 			}
 			free(found);
 			goto out;
@@ -1605,7 +1609,6 @@ struct stream_ctx {
 	ftm_row_cb	cb;
 	void		*ctx;
 	ftm_store_row_t	*row;		/* the row being handed on (zeroed after each) */
-	size_t		n;		/* rows handed to cb */
 };
 
 static int token_row(void *c, PGresult *res, int r, char *err, size_t err_len)
@@ -1619,7 +1622,6 @@ static int token_row(void *c, PGresult *res, int r, char *err, size_t err_len)
 	}
 	stop = s->cb(s->ctx, s->row);
 	ftm_memzero(s->row, sizeof(*s->row));
-	s->n++;
 	return stop != 0;
 }
 

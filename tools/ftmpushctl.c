@@ -533,8 +533,12 @@ static void __attribute__((noreturn)) listing_failed(const char *what, size_t n,
 /* A listing that could not be written whole (a full disk, a closed pipe) fails the command too. */
 static void listing_written(const char *what)
 {
-	if (fflush(stdout) != 0 || ferror(stdout))
-		die(EXIT_REFUSED, "%s: writing the listing: %s", what, strerror(errno));
+	int flushed = fflush(stdout), e = errno;
+
+	if (flushed != 0)
+		die(EXIT_REFUSED, "%s: writing the listing: %s", what, strerror(e));
+	if (ferror(stdout))	/* an earlier write failed; its errno is gone */
+		die(EXIT_REFUSED, "%s: writing the listing failed", what);
 }
 
 struct list_ctx {
@@ -1013,10 +1017,8 @@ static void import_check_serials(ftm_store_t *st, import_rows_t *r, const char *
 		die(EXIT_REFUSED, "out of memory");
 	for (size_t i = 0; i < r->n; i++)
 		serials[i] = r->toks[i].serial;
-	if (ftm_store_tokens_present(st, serials, r->n, in_store, err, sizeof(err)) != 0) {
-		fprintf(stderr, "%s: %s: %s\n", prog, file, err);
-		r->bad++;
-	}
+	if (ftm_store_tokens_present(st, serials, r->n, in_store, err, sizeof(err)) != 0)
+		die(EXIT_REFUSED, "%s: nothing imported: %s", file, err);	/* the store, not a row */
 	for (size_t i = 0; i < r->n; i++) {
 		if (first_line[i] != 0) {
 			fprintf(stderr, "%s: %s:%u: serial %s already on line %u\n",
