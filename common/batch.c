@@ -32,6 +32,34 @@ void ftm_batch_fail(ftm_batch_job_t *batch, const char *why)
 	}
 }
 
+bool ftm_batch_try_hold(ftm_batcher_t *b)
+{
+	bool held = false;
+
+	pthread_mutex_lock(&b->mu);
+	if (!b->flushing) {
+		b->flushing = true;
+		held = true;
+	}
+	pthread_mutex_unlock(&b->mu);
+	return held;
+}
+
+void ftm_batch_release(ftm_batcher_t *b)
+{
+	ftm_batch_job_t *next_lead;
+
+	pthread_mutex_lock(&b->mu);
+	next_lead = b->queue;
+	if (next_lead == NULL)
+		b->flushing = false;
+	pthread_mutex_unlock(&b->mu);
+	if (next_lead != NULL) {
+		next_lead->lead = true;	/* its owner reads it only after the post */
+		sem_post(&next_lead->wake);
+	}
+}
+
 int ftm_batch_run(ftm_batcher_t *b, void *arg, char *err, size_t err_len)
 {
 	ftm_batch_job_t job = { .arg = arg, .rc = -1, .err = err, .err_len = err_len, .queued_ms = ftm_mono_ms() };
