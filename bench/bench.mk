@@ -8,7 +8,7 @@ bench_bench_login_LDADD = common/libftmpush.la
 bench_radload_SOURCES = bench/radload.c
 bench_radload_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)
 bench_radload_LDADD = $(OPENSSL_LIBS)
-EXTRA_DIST += bench/run.sh bench/radius.sh bench/pam.sh bench/push_pending.sh
+EXTRA_DIST += bench/run.sh bench/radius.sh bench/pam.sh bench/push_pending.sh bench/import.sh
 if WITH_POSTGRESQL
 noinst_PROGRAMS += bench/bench_store_pg
 bench_bench_store_pg_SOURCES = bench/bench_store_pg.c

@@ -198,6 +198,12 @@ ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, uns
 				       const ftm_log_t *log, char *err, size_t err_len);
 /* How long a split's connection waits for its verify, FTM_RDV_LOGIN_IDLE_MS (0: back to it): for tests. */
 void ftm_rdv_server_set_login_idle_ms(ftm_rdv_server_t *srv, unsigned ms);
+/* Closing a waiting split's connection at max_conns is logged at warning level (the admin learns
+ * -m is reached): the first close at once, then at most one line per FTM_RDV_EVICT_NOTICE_MS with
+ * the count since the last line (and at stop, the closes not told yet). The interval (0: back to
+ * it): for tests. */
+#define FTM_RDV_EVICT_NOTICE_MS	60000
+void ftm_rdv_server_set_evict_notice_ms(ftm_rdv_server_t *srv, unsigned ms);
 /* Stops accepting, waits for running handlers to finish, removes the socket. */
 void ftm_rdv_server_stop(ftm_rdv_server_t *srv);
 

@@ -85,8 +85,13 @@ int ftm_store_token_set_push(ftm_store_t *st, const char *serial, const char *pu
  * user column). A token without a user never accepts a code. */
 int ftm_store_token_set_user(ftm_store_t *st, const char *serial, const char *user, char *err, size_t err_len); /* 1 */
 int ftm_store_token_delete(ftm_store_t *st, const char *serial, char *err, size_t err_len); /* 1 */
-/* Add n tokens in one transaction: all or nothing. */
+/* Add n tokens in one transaction: all or nothing. A serial already in the store: -1, "token S
+ * already exists" (the first such in toks' order). */
 int ftm_store_token_import(ftm_store_t *st, const ftm_token_t *toks, size_t n, char *err, size_t err_len);
+/* Which of serials[0..n) are in the store: in_store[i] set for each (an import's check before it adds,
+ * a few round trips for any n). Nothing is unsealed. */
+int ftm_store_tokens_present(ftm_store_t *st, const char *const *serials, size_t n, bool *in_store,
+			     char *err, size_t err_len);
 
 /* Iterate tokens (user NULL: all), ordered by user then serial. Callback returns non-zero to stop. */
 typedef int (*ftm_token_cb)(void *ctx, const ftm_token_t *tok);

@@ -290,6 +290,12 @@ struct ftm_rdv_server {
 	 * the oldest is closed to serve a new connection (evict_waiting) */
 	ftm_rdv_conn_t		*wait_head, *wait_tail;
 	atomic_uint		login_idle_ms;	/* FTM_RDV_LOGIN_IDLE_MS; shorter in tests */
+	/* closes by evict_waiting (under lock), for the admin: told at once, then at most one notice per
+	 * evict_notice_ms with the count since the last one (evict_notice) */
+	unsigned long		evicted_untold;	/* closes not in a notice yet */
+	int64_t			evict_told_ms;	/* when the last notice went (ftm_mono_ms) */
+	bool			evict_told;	/* a notice went */
+	atomic_uint		evict_notice_ms;	/* FTM_RDV_EVICT_NOTICE_MS; shorter in tests */
 	int			wake[2];	/* self-pipe: stop wakes the leader and idle connections */
 	/* the worker threads (under lock), leader and followers: the leader waits for and accepts the
 	 * next connection, hands the lead to an idle follower (or to a new thread when none is idle),
@@ -547,6 +553,38 @@ static bool evict_waiting(ftm_rdv_server_t *srv)
 	return false;
 }
 
+/* One more close by evict_waiting (srv->lock held). True when the admin is to be told now: the first
+ * close, then the first one FTM_RDV_EVICT_NOTICE_MS or more after the last notice; *n is then the
+ * closes since that notice (this one included), *ago_ms how long ago it went (-1: none before). */
+static bool evict_counted(ftm_rdv_server_t *srv, unsigned long *n, int64_t *ago_ms)
+{
+	int64_t now = ftm_mono_ms();
+
+	srv->evicted_untold++;
+	if (srv->evict_told && now - srv->evict_told_ms < (int64_t)atomic_load(&srv->evict_notice_ms))
+		return false;
+	*n = srv->evicted_untold;
+	*ago_ms = srv->evict_told ? now - srv->evict_told_ms : -1;
+	srv->evicted_untold = 0;
+	srv->evict_told_ms = now;
+	srv->evict_told = true;
+	return true;
+}
+
+/* The notice that -m is reached: n connections waiting for their verify closed to serve new ones
+ * (each of those logins still decided: its verify on a new connection, without the split's proof). */
+static void evict_notice(const ftm_rdv_server_t *srv, unsigned long n, int64_t ago_ms)
+{
+	char since[48] = "";
+
+	if (ago_ms >= 0)
+		snprintf(since, sizeof(since), " in the last %lld s", (long long)((ago_ms + 500) / 1000));
+	ftm_log(srv->log, FTM_LOG_WARN, "socket: at -m %u connections: %lu split connection%s waiting for %s "
+		"verify closed to serve new ones%s (the verify then goes on a new connection; raise -m if this "
+		"recurs; at most one such line a minute)", srv->max_conns, n, n == 1 ? "" : "s",
+		n == 1 ? "its" : "their", since);
+}
+
 static bool is_login_op(json_object *msg)
 {
 	const char *op = ftm_json_string(msg, "op");
@@ -774,7 +812,9 @@ static ftm_rdv_conn_t *lead(ftm_rdv_server_t *srv)
 		ftm_peer_policy_t pol = { .daemon_uid = geteuid(), .socket_group = srv->group };
 		ftm_peer_t peer;
 		ftm_rdv_conn_t *conn;
-		unsigned long id;
+		unsigned long id, told_n = 0;
+		int64_t told_ago = -1;
+		bool tell;
 		int fd;
 
 		if (poll(p, 2, -1) < 0) {
@@ -803,10 +843,15 @@ static ftm_rdv_conn_t *lead(ftm_rdv_server_t *srv)
 			refuse(srv, fd, "ftmpushd busy: too many connections at once (pending pushes, logins)");
 			continue;
 		}
+		tell = false;
 		if (srv->active < srv->max_conns)
-			srv->active++;	/* else the evicted connection's slot is this one's */
+			srv->active++;
+		else	/* the evicted connection's slot is this one's */
+			tell = evict_counted(srv, &told_n, &told_ago);
 		id = ++srv->accepted;
 		pthread_mutex_unlock(&srv->lock);
+		if (tell)
+			evict_notice(srv, told_n, told_ago);
 
 		conn = calloc(1, sizeof(*conn));
 		if (conn == NULL) {
@@ -932,6 +977,7 @@ ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, uns
 	srv->group = group;
 	srv->max_conns = max_conns ? max_conns : 64;
 	atomic_init(&srv->login_idle_ms, FTM_RDV_LOGIN_IDLE_MS);
+	atomic_init(&srv->evict_notice_ms, FTM_RDV_EVICT_NOTICE_MS);
 	srv->handler = handler;
 	srv->login_handler = login_handler;
 	srv->handler_ctx = handler_ctx;
@@ -997,6 +1043,11 @@ fail:
 	return NULL;
 }
 
+void ftm_rdv_server_set_evict_notice_ms(ftm_rdv_server_t *srv, unsigned ms)
+{
+	atomic_store(&srv->evict_notice_ms, ms ? ms : FTM_RDV_EVICT_NOTICE_MS);
+}
+
 void ftm_rdv_server_set_login_idle_ms(ftm_rdv_server_t *srv, unsigned ms)
 {
 	atomic_store(&srv->login_idle_ms, ms ? ms : FTM_RDV_LOGIN_IDLE_MS);
@@ -1023,6 +1074,8 @@ void ftm_rdv_server_stop(ftm_rdv_server_t *srv)
 	while (srv->active > 0 || srv->threads > 0)
 		pthread_cond_wait(&srv->idle, &srv->lock);
 	pthread_mutex_unlock(&srv->lock);
+	if (srv->evicted_untold > 0)	/* closes since the last notice are told too */
+		evict_notice(srv, srv->evicted_untold, ftm_mono_ms() - srv->evict_told_ms);
 	close(srv->wake[0]);
 	close(srv->wake[1]);
 	pthread_mutex_destroy(&srv->lock);

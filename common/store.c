@@ -392,12 +392,29 @@ int ftm_store_token_add(ftm_store_t *st, const ftm_token_t *tok, char *err, size
 	return ftm_store_token_import(st, tok, 1, err, err_len);
 }
 
+struct import_ctx {
+	ftm_store_t		*st;
+	const ftm_token_t	*toks;
+};
+
+/* The backend's next chunk of an import: sealed now, so only a chunk of sealed rows is ever held (a
+ * sealed copy of every token doubled an import's memory). */
+static int import_fill(void *ctx, size_t first, ftm_store_row_t *rows, size_t k, char *err, size_t err_len)
+{
+	const struct import_ctx *ic = ctx;
+
+	for (size_t i = 0; i < k; i++)
+		if (seal_row(ic->st, &ic->toks[first + i], &rows[i], err, err_len) != 0)
+			return -1;
+	return 0;
+}
+
 int ftm_store_token_import(ftm_store_t *st, const ftm_token_t *toks, size_t n, char *err, size_t err_len)
 {
-	ftm_store_row_t *rows;
+	struct import_ctx ic = { st, toks };
 	const char *twice;
 	bool no_memory = false;
-	int rc = -1;
+	int rc;
 
 	if (st == NULL || (toks == NULL && n > 0)) {
 		SETERR("no token store");
@@ -405,27 +422,50 @@ int ftm_store_token_import(ftm_store_t *st, const ftm_token_t *toks, size_t n, c
 	}
 	if (n == 0)
 		return 0;
-	rows = calloc(n, sizeof(*rows));
-	if (rows == NULL) {
-		SETERR("out of memory");
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (validate(&toks[i], err, err_len) != 0 || seal_row(st, &toks[i], &rows[i], err, err_len) != 0)
-			goto out;
-	}
+	for (size_t i = 0; i < n; i++)
+		if (validate(&toks[i], err, err_len) != 0)
+			return -1;
 	if ((twice = serial_twice(toks, n, &no_memory)) != NULL || no_memory) {
 		if (no_memory)
 			SETERR("out of memory");
 		else
 			SETERR("token %s appears twice", twice);
-		goto out;
+		return -1;
 	}
-	rc = st->ops->insert(st->be, rows, n, err, err_len);
+	rc = st->ops->insert(st->be, n, import_fill, &ic, err, err_len);
 	if (rc == 0)
 		ftm_log(&st->log, FTM_LOG_INFO, "token store: %zu token(s) added", n);
-out:
-	free(rows);
+	return rc;
+}
+
+int ftm_store_tokens_present(ftm_store_t *st, const char *const *serials, size_t n, bool *in_store,
+			     char *err, size_t err_len)
+{
+	ftm_store_row_t *row;
+	int rc = 0;
+
+	if (st == NULL || ((serials == NULL || in_store == NULL) && n > 0)) {
+		SETERR("no token store");
+		return -1;
+	}
+	if (n == 0)
+		return 0;
+	memset(in_store, 0, n * sizeof(*in_store));
+	if (st->ops->present != NULL)
+		return st->ops->present(st->be, serials, n, in_store, err, err_len);
+	row = calloc(1, sizeof(*row));
+	if (row == NULL) {
+		SETERR("out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		int got = st->ops->get(st->be, serials[i], row, err, err_len);
+
+		if (got < 0)
+			rc = -1;
+		in_store[i] = got == 0;
+	}
+	free(row);
 	return rc;
 }
 

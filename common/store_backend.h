@@ -19,6 +19,13 @@ typedef struct ftm_store_row {
 
 typedef int (*ftm_row_cb)(void *ctx, const ftm_store_row_t *row);
 
+/* An insert's rows, made while the backend inserts them, FTM_STORE_INSERT_CHUNK at a time (the seeds
+ * sealed then), so an import of any size holds one chunk of rows: rows[0..k) filled with rows
+ * first..first+k-1 of the insert; 0, or -1 with a reason in err (the insert then rolls back). */
+#define FTM_STORE_INSERT_CHUNK	1000
+typedef int (*ftm_rows_fill_fn)(void *ctx, size_t first, ftm_store_row_t *rows, size_t k, char *err,
+				size_t err_len);
+
 /* Runs inside the verdict transaction with every token of the user (ordered by serial). Marks the rows
  * to write back dirty; returns 0 to commit them, -1 to roll back. A backend may call it more than once
  * for one verdict (first on rows read before the lock, then on the locked rows when those changed):
@@ -70,9 +77,13 @@ typedef struct ftm_store_backend {
 	/* small named blobs kept with the tokens (the key check); get: 1 when absent */
 	int (*meta_get)(void *be, const char *name, uint8_t *buf, size_t max, size_t *len, char *err, size_t err_len);
 	int (*meta_put)(void *be, const char *name, const uint8_t *buf, size_t len, char *err, size_t err_len);
-	/* n rows in one transaction, all or nothing; -1 when a serial exists */
-	int (*insert)(void *be, const ftm_store_row_t *rows, size_t n, char *err, size_t err_len);
+	/* n rows from fill in one transaction, all or nothing; -1 when a serial exists ("token S already
+	 * exists", the first one in the rows' order) */
+	int (*insert)(void *be, size_t n, ftm_rows_fill_fn fill, void *ctx, char *err, size_t err_len);
 	int (*get)(void *be, const char *serial, ftm_store_row_t *out, char *err, size_t err_len);	/* 1 */
+	/* optional: found[i] set when serials[i] is a token, in few round trips (store.c asks get per
+	 * serial without it) */
+	int (*present)(void *be, const char *const *serials, size_t n, bool *found, char *err, size_t err_len);
 	/* write the row's sealed seed, alg, digits, period, created, status, last_step and failures (what a
 	 * re-issue resets is store.c's rule, not the backend's) */
 	int (*reissue)(void *be, const ftm_store_row_t *row, char *err, size_t err_len);		/* 1 */

@@ -26,6 +26,10 @@
 #define POOL_WAIT_MS	10000
 /* An insert of this many tokens or more (an import) analyzes the table (insert_on). */
 #define ANALYZE_AFTER_ROWS	1000
+/* Rows per statement of an import (as store.c seals them), and serials per statement of its check
+ * (pg_present) */
+#define INSERT_CHUNK	FTM_STORE_INSERT_CHUNK
+#define PRESENT_CHUNK	5000
 /* After a failed connect, no new attempt for BACKOFF_MIN_MS, doubling to BACKOFF_MAX_MS: logins
  * fail at once while the database is down instead of each waiting for a connect timeout. */
 #define BACKOFF_MIN_MS	100
@@ -162,7 +166,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
 /* Prepared on a connection at first use ("ftm" + the index): a short PAM process prepares only what
  * its login runs. */
 enum {
-	Q_META_GET, Q_META_PUT, Q_INSERT, Q_GET, Q_REISSUE, Q_STATUS, Q_STATUS_CLEAR, Q_PUSH, Q_USER, Q_DELETE,
+	Q_META_GET, Q_META_PUT, Q_INSERT, Q_PRESENT, Q_GET, Q_REISSUE, Q_STATUS, Q_STATUS_CLEAR, Q_PUSH, Q_USER, Q_DELETE,
 	Q_LIST_ALL, Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE,
 	Q_STATE_PURGE, Q_STATE_PUT, Q_STATE_TAKE, Q_STATE_CAP_USER, Q_STATE_CAP_CLIENT,
 	Q_SETTINGS_GET, Q_SETTING_PUT, Q_SETTING_SEED, Q_AUDIT_INSERT, Q_VERDICT_CAS, Q_VERDICT_CAS1,
@@ -172,7 +176,16 @@ _Static_assert(Q_COUNT <= 64, "pg_link_t.prepared has one bit per query");
 static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	[Q_META_GET]	 = { "SELECT value FROM ftm_meta WHERE name = $1", 1 },
 	[Q_META_PUT]	 = { "INSERT INTO ftm_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", 2 },
-	[Q_INSERT]	 = { "INSERT INTO ftm_tokens (" TOKEN_COLS ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)", 13 },
+	/* A chunk of an import (insert_on): one array per column, element k of each is row k; the sealed
+	 * seeds in hex. */
+	[Q_INSERT]	 = { "INSERT INTO ftm_tokens (" TOKEN_COLS ") SELECT r.serial, r.username, decode(r.seed, 'hex'),"
+			     " r.alg, r.digits, r.period, r.status, r.last_step, r.failures, r.push, r.created,"
+			     " r.lock_reason, r.locked_at FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+			     " $5::integer[], $6::integer[], $7::text[], $8::bigint[], $9::integer[], $10::text[],"
+			     " $11::bigint[], $12::text[], $13::bigint[]) AS r(" TOKEN_COLS ")", 13 },
+	/* Which of the serials $1 are tokens: their positions in $1, from 1, in order */
+	[Q_PRESENT]	 = { "SELECT u.i FROM unnest($1::text[]) WITH ORDINALITY AS u(serial, i)"
+			     " WHERE EXISTS (SELECT 1 FROM ftm_tokens t WHERE t.serial = u.serial) ORDER BY u.i", 1 },
 	[Q_GET]		 = { "SELECT " TOKEN_COLS " FROM ftm_tokens WHERE serial = $1", 1 },
 	[Q_REISSUE]	 = { "UPDATE ftm_tokens SET seed = $1, alg = $2, digits = $3, period = $4, created = $5,"
 			     " status = $6, last_step = $7, failures = $8, lock_reason = '', locked_at = 0 WHERE serial = $9", 9 },
@@ -992,47 +1005,184 @@ static int pg_meta_put(void *be, const char *name, const uint8_t *buf, size_t le
 	return with_link(be, meta_put_on, &m, err, err_len);
 }
 
+/* A PostgreSQL array literal being written: {"a","b"}, every element quoted, " and \ escaped. */
+typedef struct lit {
+	char	*s;
+	size_t	len, cap;
+	bool	oom;
+} lit_t;
+
+static void lit_put(lit_t *l, char ch)
+{
+	if (l->oom)
+		return;
+	if (l->len + 2 > l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char *s = realloc(l->s, cap);
+
+		if (s == NULL) {
+			l->oom = true;
+			return;
+		}
+		l->s = s;
+		l->cap = cap;
+	}
+	l->s[l->len++] = ch;
+	l->s[l->len] = '\0';
+}
+
+static void lit_add(lit_t *l, const char *e)
+{
+	lit_put(l, l->len == 0 ? '{' : ',');
+	lit_put(l, '"');
+	for (; *e != '\0'; e++) {
+		if (*e == '"' || *e == '\\')
+			lit_put(l, '\\');
+		lit_put(l, *e);
+	}
+	lit_put(l, '"');
+}
+
+static const char *lit_end(lit_t *l)
+{
+	if (l->len == 0)
+		lit_put(l, '{');
+	lit_put(l, '}');
+	return l->oom ? NULL : l->s;
+}
+
 /* ---- tokens ---- */
 
 struct rows_in {
-	const ftm_store_row_t	*rows;
 	size_t			n;
+	ftm_rows_fill_fn	fill;
+	void			*ctx;
+	ftm_store_row_t		*rows;		/* INSERT_CHUNK: the chunk being inserted */
 };
 
+/* The positions in the array literal `serials` (from 0) of the serials that are tokens, in order,
+ * into found[] (found_n of them): Q_PRESENT. */
+static int present_on(pg_link_t *l, const char *serials, size_t n, bool *found, char *err, size_t err_len)
+{
+	const char *values[1] = { serials };
+	PGresult *res = run(l, Q_PRESENT, 1, values, NULL, NULL);
+
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "read", err, err_len) != 0)
+		return -1;
+	for (int r = 0; r < PQntuples(res); r++) {
+		long i = strtol(PQgetvalue(res, r, 0), NULL, 10);
+
+		if (i >= 1 && (size_t)i <= n)
+			found[i - 1] = true;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* One chunk of rows as Q_INSERT's 13 arrays (lits[] reset and refilled). */
+static const char *const *insert_arrays(lit_t lits[13], const ftm_store_row_t *rows, size_t n,
+					const char *values[13])
+{
+	static const char hex[] = "0123456789abcdef";
+	char seed[2 * FTM_SEALED_MAX + 1], num[6][24];
+
+	for (int k = 0; k < 13; k++)
+		lits[k].len = 0;
+	for (size_t i = 0; i < n; i++) {
+		const ftm_token_t *t = &rows[i].tok;
+
+		for (size_t j = 0; j < rows[i].sealed_len && j < FTM_SEALED_MAX; j++) {
+			seed[2 * j] = hex[rows[i].sealed[j] >> 4];
+			seed[2 * j + 1] = hex[rows[i].sealed[j] & 0xf];
+		}
+		seed[2 * (rows[i].sealed_len < FTM_SEALED_MAX ? rows[i].sealed_len : FTM_SEALED_MAX)] = '\0';
+		snprintf(num[0], sizeof(num[0]), "%u", t->digits);
+		snprintf(num[1], sizeof(num[1]), "%u", t->period);
+		snprintf(num[2], sizeof(num[2]), "%" PRId64, t->last_step);
+		snprintf(num[3], sizeof(num[3]), "%u", t->failures);
+		snprintf(num[4], sizeof(num[4]), "%" PRId64, t->created);
+		snprintf(num[5], sizeof(num[5]), "%" PRId64, t->locked_at);
+		lit_add(&lits[0], t->serial);
+		lit_add(&lits[1], t->user);
+		lit_add(&lits[2], seed);
+		lit_add(&lits[3], ftm_alg_name(t->alg));
+		lit_add(&lits[4], num[0]);
+		lit_add(&lits[5], num[1]);
+		lit_add(&lits[6], status_text(t->status));
+		lit_add(&lits[7], num[2]);
+		lit_add(&lits[8], num[3]);
+		lit_add(&lits[9], t->push);
+		lit_add(&lits[10], num[4]);
+		lit_add(&lits[11], ftm_lock_reason_name(t->lock_reason));
+		lit_add(&lits[12], num[5]);
+	}
+	for (int k = 0; k < 13; k++)
+		if ((values[k] = lit_end(&lits[k])) == NULL)
+			return NULL;
+	return values;
+}
+
+/* An import: one transaction, a statement per INSERT_CHUNK rows (a round trip per token took most
+ * of the time), one chunk's rows and arrays in memory at a time. A serial already there (another
+ * importer's, committed meanwhile: ftmpushctl checks before) aborts the transaction; the chunk's
+ * serials are then looked up to name the first one that exists, as a statement per row did. */
 static int insert_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 {
 	struct rows_in *in = c;
+	lit_t lits[13];
+	int rc = -1;
 
+	memset(lits, 0, sizeof(lits));
 	if (exec_cmd(l->conn, "BEGIN", "insert", err, err_len) != 0)
 		return first_failed(l, -1);
-	for (size_t i = 0; i < in->n; i++) {
-		const ftm_token_t *t = &in->rows[i].tok;
-		char digits[16], period[16], last[24], failures[16], created[24], locked_at[24];
-		const char *values[13] = { t->serial, t->user, (const char *)in->rows[i].sealed, ftm_alg_name(t->alg),
-					   digits, period, status_text(t->status), last, failures, t->push, created,
-					   ftm_lock_reason_name(t->lock_reason), locked_at };
-		int lengths[13] = { 0, 0, (int)in->rows[i].sealed_len };
-		int formats[13] = { 0, 0, 1 };
+	for (size_t i0 = 0; i0 < in->n; i0 += INSERT_CHUNK) {
+		size_t k = in->n - i0 < INSERT_CHUNK ? in->n - i0 : INSERT_CHUNK;
+		const char *values[13];
 		PGresult *res;
 
-		snprintf(digits, sizeof(digits), "%u", t->digits);
-		snprintf(period, sizeof(period), "%u", t->period);
-		snprintf(last, sizeof(last), "%" PRId64, t->last_step);
-		snprintf(failures, sizeof(failures), "%u", t->failures);
-		snprintf(created, sizeof(created), "%" PRId64, t->created);
-		snprintf(locked_at, sizeof(locked_at), "%" PRId64, t->locked_at);
-		res = run(l, Q_INSERT, 13, values, lengths, formats);
+		if (in->fill(in->ctx, i0, in->rows, k, err, err_len) != 0)
+			goto out;
+		if (insert_arrays(lits, in->rows, k, values) == NULL) {
+			SETERR("token store: out of memory");
+			goto out;
+		}
+		res = run(l, Q_INSERT, 13, values, NULL, NULL);
 		if (res_is(res, "23505")) {	/* unique_violation */
+			bool *found = calloc(k, sizeof(*found));
+			char msg[256];
+
+			one_line(msg, sizeof(msg), PQresultErrorMessage(res));
 			PQclear(res);
-			SETERR("token %s already exists", t->serial);
-			return -1;
+			rollback(l->conn);
+			if (found == NULL) {
+				SETERR("token store: out of memory");
+				goto out;
+			}
+			if (present_on(l, values[0], k, found, err, err_len) == 0) {
+				size_t j = 0;
+
+				while (j < k && !found[j])
+					j++;
+				if (j < k)
+					SETERR("token %s already exists", in->rows[j].tok.serial);
+				else
+					SETERR("token store (PostgreSQL): insert: %s", msg);
+			}
+			free(found);
+			goto out;
 		}
 		if (res_ok(l->conn, res, PGRES_COMMAND_OK, "insert", err, err_len) != 0)
-			return -1;
+			goto out;
+		if (strtoull(PQcmdTuples(res), NULL, 10) != k) {
+			PQclear(res);
+			SETERR("token store (PostgreSQL): insert: not every row of the chunk went in");
+			goto out;
+		}
 		PQclear(res);
 	}
 	if (exec_cmd(l->conn, "COMMIT", "insert", err, err_len) != 0)
-		return -1;
+		goto out;
+	rc = 0;
 	/* A bulk load (an import) leaves the planner without statistics until autovacuum gets to the
 	 * table, and a login's statements planned meanwhile (generic plans, cached per session) guess
 	 * 1 in 200 rows per user and join the whole table: ANALYZE now, as PostgreSQL advises after a
@@ -1045,14 +1195,65 @@ static int insert_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 				in->n, PQresultErrorMessage(res));
 		PQclear(res);
 	}
-	return 0;
+out:
+	for (int k = 0; k < 13; k++)
+		free(lits[k].s);
+	return rc;
 }
 
-static int pg_insert(void *be, const ftm_store_row_t *rows, size_t n, char *err, size_t err_len)
+static int pg_insert(void *be, size_t n, ftm_rows_fill_fn fill, void *ctx, char *err, size_t err_len)
 {
-	struct rows_in in = { rows, n };
+	struct rows_in in = { n, fill, ctx, NULL };
+	int rc;
 
-	return with_link(be, insert_on, &in, err, err_len);
+	in.rows = calloc(n < INSERT_CHUNK ? n : INSERT_CHUNK, sizeof(*in.rows));
+	if (in.rows == NULL) {
+		SETERR("token store: out of memory");
+		return -1;
+	}
+	rc = with_link(be, insert_on, &in, err, err_len);
+	free(in.rows);
+	return rc;
+}
+
+struct present_ctx {
+	const char *const	*serials;
+	size_t			n;
+	bool			*found;
+};
+
+/* PRESENT_CHUNK serials per statement. A read changes nothing: a failure on a stale connection is
+ * repeated. */
+static int present_chunks_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	struct present_ctx *p = c;
+	lit_t lit = { 0 };
+	int rc = 0;
+
+	(void)pg;
+	for (size_t i0 = 0; i0 < p->n && rc == 0; i0 += PRESENT_CHUNK) {
+		size_t k = p->n - i0 < PRESENT_CHUNK ? p->n - i0 : PRESENT_CHUNK;
+		const char *arr;
+
+		lit.len = 0;
+		for (size_t i = 0; i < k; i++)
+			lit_add(&lit, p->serials[i0 + i]);
+		if ((arr = lit_end(&lit)) == NULL) {
+			SETERR("token store: out of memory");
+			rc = -1;
+		} else if (present_on(l, arr, k, p->found + i0, err, err_len) != 0) {
+			rc = i0 == 0 ? first_failed(l, -1) : -1;
+		}
+	}
+	free(lit.s);
+	return rc;
+}
+
+static int pg_present(void *be, const char *const *serials, size_t n, bool *found, char *err, size_t err_len)
+{
+	struct present_ctx p = { serials, n, found };
+
+	return with_link(be, present_chunks_on, &p, err, err_len);
 }
 
 struct rows_out {
@@ -1127,52 +1328,6 @@ static int select_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 	if (rc != 0)
 		rows_free(o);
 	return rc;
-}
-
-/* A PostgreSQL array literal being written: {"a","b"}, every element quoted, " and \ escaped. */
-typedef struct lit {
-	char	*s;
-	size_t	len, cap;
-	bool	oom;
-} lit_t;
-
-static void lit_put(lit_t *l, char ch)
-{
-	if (l->oom)
-		return;
-	if (l->len + 2 > l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		char *s = realloc(l->s, cap);
-
-		if (s == NULL) {
-			l->oom = true;
-			return;
-		}
-		l->s = s;
-		l->cap = cap;
-	}
-	l->s[l->len++] = ch;
-	l->s[l->len] = '\0';
-}
-
-static void lit_add(lit_t *l, const char *e)
-{
-	lit_put(l, l->len == 0 ? '{' : ',');
-	lit_put(l, '"');
-	for (; *e != '\0'; e++) {
-		if (*e == '"' || *e == '\\')
-			lit_put(l, '\\');
-		lit_put(l, *e);
-	}
-	lit_put(l, '"');
-}
-
-static const char *lit_end(lit_t *l)
-{
-	if (l->len == 0)
-		lit_put(l, '{');
-	lit_put(l, '}');
-	return l->oom ? NULL : l->s;
 }
 
 /* Q_LIST_USERS for the batch's users (each job a struct rows_out of Q_LIST_USER): one read, each job
@@ -1903,12 +2058,13 @@ static void verdict_batch(void *owner, ftm_batch_job_t *batch)
 /* A peek or a write verdict. After a list of the user in this thread (a login's split), both decide on
  * the rows it read: the peek reads nothing, the write is one statement (Q_VERDICT_CAS) that writes
  * only if those rows are still the user's rows, unchanged; if they changed, the verdict is decided
- * again on the rows locked (verdict_on), which is also the way without a list before. */
+ * again on the rows locked (verdict_on). Without a list before, both read the rows first. */
 static int verdict_run(pg_t *pg, const char *user, bool write, ftm_decide_fn decide, void *ctx,
 		       const ftm_audit_row_t *audit, char *err, size_t err_len)
 {
 	struct verdict_ctx vc = { user, write, decide, ctx, audit };
 	struct rows_out o = { 0 };
+	struct cas_ctx cc;
 	int rc;
 
 	/* A peek decides on the rows of the list just before it; with none (a login's split that counts
@@ -1933,20 +2089,24 @@ static int verdict_run(pg_t *pg, const char *user, bool write, ftm_decide_fn dec
 		rows_free(&o);
 		return rc;
 	}
-	if (listed_take(pg, user, false, &o)) {
-		struct cas_ctx cc = { user, &o, audit, false, false };
-
-		if (decide(ctx, o.rows, o.n) != 0) {
-			rows_free(&o);
-			return -1;
-		}
-		listed_drop();
-		rc = o.n == 0 || o.ver != NULL ? ftm_batch_run(&pg->cas_batch, &cc, err, err_len) : 0;
-		cc.again = cc.again || (o.n > 0 && o.ver == NULL);
+	/* A write verdict without a list before it (ftmpushctl verify, a verdict in another thread than
+	 * its split) reads the rows with their versions first, batched with the other threads' reads, and
+	 * goes the same group-committed way: one statement per batch instead of a transaction per verdict
+	 * on a connection of its own. Rows changed in between (another node, another thread) are decided
+	 * again under FOR UPDATE, as after a list. */
+	if (!listed_take(pg, user, false, &o) && read_user(pg, user, &o, err, err_len) != 0)
+		return -1;
+	cc = (struct cas_ctx){ user, &o, audit, false, false };
+	if (decide(ctx, o.rows, o.n) != 0) {
 		rows_free(&o);
-		if (rc != 0 || !cc.again)
-			return rc;
+		return -1;
 	}
+	listed_drop();
+	rc = o.n == 0 || o.ver != NULL ? ftm_batch_run(&pg->cas_batch, &cc, err, err_len) : 0;
+	cc.again = cc.again || (o.n > 0 && o.ver == NULL);
+	rows_free(&o);
+	if (rc != 0 || !cc.again)
+		return rc;
 	return with_link(pg, verdict_on, &vc, err, err_len);
 }
 
@@ -3094,6 +3254,7 @@ const ftm_store_backend_t ftm_store_backend_pg = {
 	.meta_put	= pg_meta_put,
 	.insert		= pg_insert,
 	.get		= pg_get,
+	.present	= pg_present,
 	.reissue	= pg_reissue,
 	.set_status	= pg_set_status,
 	.set_push	= pg_set_push,

@@ -763,8 +763,10 @@ static int sq_meta_put(void *be, const char *name, const uint8_t *buf, size_t le
 /* ---- tokens ---- */
 
 struct insert_arg {
-	const ftm_store_row_t	*rows;
 	size_t			n;
+	ftm_rows_fill_fn	fill;
+	void			*ctx;
+	ftm_store_row_t		*rows;		/* FTM_STORE_INSERT_CHUNK: the chunk being inserted */
 };
 
 static int job_insert(sq_conn_t *c, void *arg, char *err, size_t err_len)
@@ -776,9 +778,18 @@ static int job_insert(sq_conn_t *c, void *arg, char *err, size_t err_len)
 	if (st == NULL)
 		return -1;
 	for (size_t i = 0; rc == 0 && i < ia->n; i++) {
-		const ftm_store_row_t *row = &ia->rows[i];
+		const ftm_store_row_t *row = &ia->rows[i % FTM_STORE_INSERT_CHUNK];
 		const ftm_token_t *t = &row->tok;
 		int r;
+
+		if (i % FTM_STORE_INSERT_CHUNK == 0) {
+			size_t k = ia->n - i < FTM_STORE_INSERT_CHUNK ? ia->n - i : FTM_STORE_INSERT_CHUNK;
+
+			if (ia->fill(ia->ctx, i, ia->rows, k, err, err_len) != 0) {
+				rc = -1;
+				break;
+			}
+		}
 
 		sqlite3_bind_text(st, 1, t->serial, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, t->user, -1, SQLITE_STATIC);
@@ -806,11 +817,19 @@ static int job_insert(sq_conn_t *c, void *arg, char *err, size_t err_len)
 	return rc;
 }
 
-static int sq_insert(void *be, const ftm_store_row_t *rows, size_t n, char *err, size_t err_len)
+static int sq_insert(void *be, size_t n, ftm_rows_fill_fn fill, void *ctx, char *err, size_t err_len)
 {
-	struct insert_arg ia = { .rows = rows, .n = n };
+	struct insert_arg ia = { .n = n, .fill = fill, .ctx = ctx };
+	int rc;
 
-	return write_job(be, job_insert, &ia, err, err_len);
+	ia.rows = calloc(n < FTM_STORE_INSERT_CHUNK ? n : FTM_STORE_INSERT_CHUNK, sizeof(*ia.rows));
+	if (ia.rows == NULL) {
+		SETERR("out of memory");
+		return -1;
+	}
+	rc = write_job(be, job_insert, &ia, err, err_len);
+	free(ia.rows);
+	return rc;
 }
 
 static int sq_get(void *be, const char *serial, ftm_store_row_t *out, char *err, size_t err_len)

@@ -537,7 +537,7 @@ static rlm_rcode_t finish(rlm_ftmpush_t const *inst, REQUEST *request, ftm_login
 
 		if (out->state[0] == '\0') {
 			radlog_request(L_ERR, L_DBG_LVL_OFF, request,
-				       "%s: challenge without a State from the core: rejecting", inst->name);
+				       "challenge without a State from the core: rejecting");
 			set_reply_message(request, FTM_MSG_UNAVAILABLE);
 			return RLM_MODULE_FAIL;
 		}
@@ -590,11 +590,11 @@ static rlm_rcode_t finish(rlm_ftmpush_t const *inst, REQUEST *request, ftm_login
 	if (out->result == FTM_RES_ERROR || out->result == FTM_RES_NO_TOKEN || !out->logged ||
 	    out->logged_result != out->result)
 		radlog_request(out->result == FTM_RES_ERROR ? L_ERR : L_INFO, L_DBG_LVL_OFF, request,
-			       "%s: %s for '%s' from %s: %s (serial %s) -> %s", inst->name, step, OR_DASH(login->user),
+			       "%s for '%s' from %s: %s (serial %s) -> %s", step, OR_DASH(login->user),
 			       OR_DASH(login->client), ftm_result_name(out->result), OR_DASH(out->serial),
 			       fr_int2str(mod_rcode_table, rcode, "?"));
 	else
-		RDEBUG("%s: %s for '%s' from %s: %s (serial %s) -> %s", inst->name, step, OR_DASH(login->user),
+		RDEBUG("%s for '%s' from %s: %s (serial %s) -> %s", step, OR_DASH(login->user),
 		       OR_DASH(login->client), ftm_result_name(out->result), OR_DASH(out->serial),
 		       fr_int2str(mod_rcode_table, rcode, "?"));
 	return rcode;
@@ -716,8 +716,8 @@ static rlm_rcode_t authorize_without_password(rlm_ftmpush_t *inst, REQUEST *requ
 	current_request = NULL;
 	if (rc != 0) {
 		set_reply_message(request, FTM_MSG_UNAVAILABLE);
-		radlog_request(L_ERR, L_DBG_LVL_OFF, request, "%s: user=%s: token store unavailable: failing",
-			       inst->name, login->user);
+		radlog_request(L_ERR, L_DBG_LVL_OFF, request, "user=%s: token store unavailable: failing",
+			       login->user);
 		return RLM_MODULE_FAIL;
 	}
 	if (!sp.has_token) {
@@ -728,8 +728,8 @@ static rlm_rcode_t authorize_without_password(rlm_ftmpush_t *inst, REQUEST *requ
 		return authorize_eap(inst, request, login);
 	set_reply_message(request, FTM_MSG_NO_PAP);
 	radlog_request(L_INFO, L_DBG_LVL_OFF, request,
-		       "%s: user=%s client=%s: has a token but sent no User-Password: rejecting",
-		       inst->name, login->user, login->client);
+		       "user=%s client=%s: has a token but sent no User-Password: rejecting",
+		       login->user, login->client);
 	return RLM_MODULE_REJECT;
 }
 
@@ -776,8 +776,8 @@ static rlm_rcode_t keep_split(rlm_ftmpush_t *inst, REQUEST *request, ftm_login_t
 	 * checked before they are told they have no token. */
 	if (inst->auth_type == 0) {
 		set_reply_message(request, FTM_MSG_UNAVAILABLE);
-		radlog_request(L_ERR, L_DBG_LVL_OFF, request, "%s: no \"Auth-Type %s\" section in authenticate: "
-			       "rejecting user=%s", inst->name, inst->name, login->user);
+		radlog_request(L_ERR, L_DBG_LVL_OFF, request, "no \"Auth-Type %s\" section in authenticate: "
+			       "rejecting user=%s", inst->name, login->user);
 		return RLM_MODULE_FAIL;
 	}
 	fr_pair_delete_by_num(&request->config, PW_AUTH_TYPE, 0, TAG_ANY);
@@ -839,8 +839,8 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authorize(void *instance, REQUEST *reque
 		return authorize_without_password(inst, request, &lb.login);
 	if (vp_string(pw, typed, sizeof(typed)) != 0) {
 		set_reply_message(request, FTM_MSG_BAD_PASSWORD);
-		radlog_request(L_INFO, L_DBG_LVL_OFF, request, "%s: user=%s: User-Password too long: rejecting",
-			       inst->name, lb.login.user);
+		radlog_request(L_INFO, L_DBG_LVL_OFF, request, "user=%s: User-Password too long: rejecting",
+			       lb.login.user);
 		return RLM_MODULE_REJECT;
 	}
 	memset(&sp, 0, sizeof(sp));
@@ -851,8 +851,8 @@ static rlm_rcode_t CC_HINT(nonnull) mod_authorize(void *instance, REQUEST *reque
 	if (rc != 0) {
 		ftm_memzero(&sp, sizeof(sp));
 		set_reply_message(request, FTM_MSG_UNAVAILABLE);
-		radlog_request(L_ERR, L_DBG_LVL_OFF, request, "%s: user=%s: split failed (store unavailable): failing",
-			       inst->name, lb.login.user);
+		radlog_request(L_ERR, L_DBG_LVL_OFF, request, "user=%s: split failed (store unavailable): failing",
+			       lb.login.user);
 		return RLM_MODULE_FAIL;
 	}
 	if (sp.pass_without_token) {	/* the core logged it */
@@ -932,8 +932,8 @@ static rlm_rcode_t CC_HINT(nonnull) mod_post_auth(void *instance, REQUEST *reque
 	if (data->verified)
 		return RLM_MODULE_OK;
 	set_reply_message(request, FTM_MSG_UNAVAILABLE);
-	radlog_request(L_ERR, L_DBG_LVL_OFF, request, "%s: EAP login of a token user accepted without the token "
-		       "(not EAP-GTC through Auth-Type %s-gtc?): rejecting", inst->name, inst->name);
+	radlog_request(L_ERR, L_DBG_LVL_OFF, request, "EAP login of a token user accepted without the token "
+		       "(not EAP-GTC through Auth-Type %s-gtc?): rejecting", inst->name);
 	return RLM_MODULE_REJECT;
 }
 

@@ -833,17 +833,22 @@ static void import_rows_free(import_rows_t *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* Room for one more token. Grown by copying, not realloc, so the old block's seeds can be zeroed. */
+/* Room for one more token. Grown by copying, not realloc, so the old block's seeds can be zeroed; the
+ * e-mail column stays zeroed (calloc) past n, so a row without one writes nothing there (a write per
+ * row faulted in every page of it). */
 static ftm_token_t *import_slot(import_rows_t *r)
 {
 	if (r->n == r->cap) {
 		size_t ncap = r->cap ? r->cap * 2 : 64;
 		ftm_token_t *nt = calloc(ncap, sizeof(*nt));
 		unsigned *nl = realloc(r->lines, ncap * sizeof(*nl));
-		char (*ne)[FTM_EMAIL_MAX] = nl ? realloc(r->emails, ncap * sizeof(*ne)) : NULL;
+		char (*ne)[FTM_EMAIL_MAX] = calloc(ncap, sizeof(*ne));
 
 		if (nt == NULL || nl == NULL || ne == NULL)
 			die(EXIT_REFUSED, "out of memory");
+		if (r->emails != NULL)
+			memcpy(ne, r->emails, r->n * sizeof(*ne));
+		free(r->emails);
 		r->emails = ne;
 		if (r->toks != NULL) {
 			memcpy(nt, r->toks, r->n * sizeof(*nt));
@@ -896,7 +901,6 @@ static void import_line(import_rows_t *r, char *line, unsigned lineno, const cha
 		return;
 	}
 	t = import_slot(r);
-	r->emails[r->n][0] = '\0';
 	if (nf == 4 && fields[3][0] != '\0') {
 		/* a link goes to a user: a row with an address needs one */
 		if (!ftm_config_valid_email(fields[3]) || fields[2][0] == '\0') {
@@ -910,6 +914,7 @@ static void import_line(import_rows_t *r, char *line, unsigned lineno, const cha
 	if (ftm_token_init(t, nf >= 3 ? fields[2] : "", fields[0], fields[1], err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s: %s:%u: %s\n", prog, file, lineno, err);
 		ftm_memzero(t, sizeof(*t));
+		r->emails[r->n][0] = '\0';	/* the slot is the next row's */
 		r->bad++;
 		return;
 	}
@@ -976,30 +981,36 @@ static unsigned *import_first_lines(const import_rows_t *r)
 	return first_line;
 }
 
-/* Each serial once in the file and not yet in the store; every row that breaks it is reported by line. */
+/* Each serial once in the file and not yet in the store; every row that breaks it is reported by line.
+ * The store is asked about all the serials at once (a round trip per token was most of a PostgreSQL
+ * import's time). */
 static void import_check_serials(ftm_store_t *st, import_rows_t *r, const char *file)
 {
 	unsigned *first_line = import_first_lines(r);
+	const char **serials = malloc((r->n ? r->n : 1) * sizeof(*serials));
+	bool *in_store = calloc(r->n ? r->n : 1, sizeof(*in_store));
+	char err[FTM_ERR_MAX] = "";
 
+	if (serials == NULL || in_store == NULL)
+		die(EXIT_REFUSED, "out of memory");
+	for (size_t i = 0; i < r->n; i++)
+		serials[i] = r->toks[i].serial;
+	if (ftm_store_tokens_present(st, serials, r->n, in_store, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s: %s\n", prog, file, err);
+		r->bad++;
+	}
 	for (size_t i = 0; i < r->n; i++) {
-		char err[FTM_ERR_MAX] = "";
-		ftm_token_t probe;
-		int get_rc;
-
 		if (first_line[i] != 0) {
 			fprintf(stderr, "%s: %s:%u: serial %s already on line %u\n",
 				prog, file, r->lines[i], r->toks[i].serial, first_line[i]);
 			r->bad++;
-			continue;
-		}
-		get_rc = ftm_store_token_get(st, r->toks[i].serial, &probe, err, sizeof(err));
-		ftm_memzero(&probe, sizeof(probe));
-		if (get_rc != 1) {
-			fprintf(stderr, "%s: %s:%u: %s\n", prog, file, r->lines[i],
-				get_rc == 0 ? "serial already in the store" : err);
+		} else if (in_store[i]) {
+			fprintf(stderr, "%s: %s:%u: serial already in the store\n", prog, file, r->lines[i]);
 			r->bad++;
 		}
 	}
+	free(in_store);
+	free(serials);
 	free(first_line);
 }
 

@@ -26,6 +26,7 @@
 #   expect_code CODE DESC         assert RAD_CODE
 #   expect_msg TEXT DESC          assert RAD_MSG contains TEXT
 #   log_lacks TEXT                assert the server log does not contain TEXT (secrets)
+#   log_names_module_once         assert no server log line names the module twice ("ftmpush: ftmpush: ")
 set -u
 
 FTM_SRCDIR=${FTM_SRCDIR:?run through tests/integration/run.sh}
@@ -346,3 +347,12 @@ expect_msg() {
   case $RAD_MSG in *"$1"*) ;; *) fail "${2:-}: expected Reply-Message containing \"$1\", got \"$RAD_MSG\"";; esac
 }
 log_lacks() { ! grep -qF -- "$1" "$RAD_LOG" || fail "the server log contains \"$1\""; }
+
+# FreeRADIUS names the module in its lines itself: "(3) ftmpush: " in a request (the instance running it),
+# "rlm_ftmpush (ftmpush): " outside one. A line that names it again ("(3) ftmpush: ftmpush: ...") fails.
+log_names_module_once() {
+  local twice
+  twice=$({ grep -aE '\([0-9]+\) ([A-Za-z0-9_.-]+): +(\1|rlm_[a-z_]+)[: ]' "$RAD_LOG"
+             grep -aE 'rlm_[a-z_]+ \(([A-Za-z0-9_.-]+)\): +(\1|rlm_[a-z_]+)[: ]' "$RAD_LOG"; } | head -n 3)
+  [ -z "$twice" ] || fail "a log line names the module twice: $twice"
+}

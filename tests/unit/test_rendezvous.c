@@ -887,6 +887,88 @@ static void test_waiting_connections_never_make_the_daemon_refuse(void **state)
 	ftm_rdv_server_stop(srv);
 }
 
+/* The lines of the normal log (warning and above), for the eviction notice. */
+static pthread_mutex_t captured_lock = PTHREAD_MUTEX_INITIALIZER;
+static char captured[8][512];
+static int n_captured;
+
+static void capture_sink(void *ctx, ftm_log_level_t level, const char *line)
+{
+	(void)ctx;
+	if (level > FTM_LOG_WARN || strstr(line, "split connection") == NULL)
+		return;
+	pthread_mutex_lock(&captured_lock);
+	if (n_captured < 8)
+		snprintf(captured[n_captured], sizeof(captured[0]), "%s", line);
+	n_captured++;
+	pthread_mutex_unlock(&captured_lock);
+}
+
+static int captured_count(void)
+{
+	int n;
+
+	pthread_mutex_lock(&captured_lock);
+	n = n_captured;
+	pthread_mutex_unlock(&captured_lock);
+	return n;
+}
+
+/* One split more than max_conns (1): its split connection evicts the waiting one. */
+static void split_evicting(const char *path, const char *user, ftm_rdv_kept_t *keep)
+{
+	ftm_login_t login = { user, "192.0.2.7", "sshd", "h" };
+	char err[256] = "";
+	ftm_split_t sp;
+
+	assert_int_equal(ftm_rdv_login_split(path, NULL, &login, "pw123456", &sp, keep, err, sizeof(err)),
+			 FTM_RDV_LOGIN_ANSWERED);
+	ftm_memzero(&sp, sizeof(sp));
+	usleep(30000);	/* it waits for its verify now: the next one evicts it */
+}
+
+/* Finding: evictions at max_conns were logged only at debug, so an admin never learnt -m was reached.
+ * Now the normal log says so (warning) at the first one, then at most once per interval with the count
+ * since the last line; what is left untold when the daemon stops is told then. */
+static void test_evictions_are_told_at_most_once_per_interval_with_their_count(void **state)
+{
+	ftm_log_t log = { capture_sink, NULL, FTM_LOG_INFO };
+	ftm_rdv_kept_t keep[6];
+	char err[256] = "", path[96];
+	ftm_rdv_server_t *srv;
+
+	(void)state;
+	n_captured = 0;
+	snprintf(path, sizeof(path), "%s/notice.sock", dir);
+	srv = ftm_rdv_server_start(path, (gid_t)-1, 1, handler, login_handler, NULL, &log, err, sizeof(err));
+	assert_non_null(srv);
+	ftm_rdv_server_set_evict_notice_ms(srv, 1500);
+	for (int i = 0; i < 6; i++)
+		keep[i] = FTM_RDV_KEPT_NONE;
+	split_evicting(path, "n0", &keep[0]);		/* the one waiting: no eviction yet */
+	assert_int_equal(captured_count(), 0);
+	split_evicting(path, "n1", &keep[1]);		/* evicts n0: told at once */
+	assert_int_equal(captured_count(), 1);
+	assert_non_null(strstr(captured[0], "at -m 1 connections: 1 split connection waiting for its verify closed"));
+	assert_null(strstr(captured[0], "in the last"));
+	split_evicting(path, "n2", &keep[2]);		/* within the interval: counted, not told */
+	split_evicting(path, "n3", &keep[3]);
+	assert_int_equal(captured_count(), 1);
+	usleep(1600000);
+	split_evicting(path, "n4", &keep[4]);		/* past it: told, with the two before it */
+	assert_int_equal(captured_count(), 2);
+	assert_non_null(strstr(captured[1], ": 3 split connections waiting for their verify closed to serve new ones in the last"));
+	split_evicting(path, "n5", &keep[5]);		/* untold ... */
+	assert_int_equal(captured_count(), 2);
+	for (int i = 0; i < 6; i++)
+		if (keep[i].fd >= 0)
+			close(keep[i].fd);
+	usleep(50000);
+	ftm_rdv_server_stop(srv);			/* ... until the stop */
+	assert_int_equal(captured_count(), 3);
+	assert_non_null(strstr(captured[2], ": 1 split connection waiting for its verify closed"));
+}
+
 /* With every slot held by something else than a waiting split (pending pushes), a new connection is
  * still refused at once, in words that say connections. */
 static void test_full_of_pushes_is_refused_as_busy(void **state)
@@ -1042,6 +1124,7 @@ int main(void)
 		cmocka_unit_test(test_server_stop_does_not_wait_for_a_kept_connection),
 		cmocka_unit_test(test_held_pushes_do_not_keep_a_login_waiting),
 		cmocka_unit_test(test_waiting_connections_never_make_the_daemon_refuse),
+		cmocka_unit_test(test_evictions_are_told_at_most_once_per_interval_with_their_count),
 		cmocka_unit_test(test_full_of_pushes_is_refused_as_busy),
 		cmocka_unit_test(test_old_kept_connection_is_not_reused),
 		cmocka_unit_test(test_verify_at_the_idle_deadline_is_answered_or_refused_at_send),

@@ -313,6 +313,67 @@ static void import_is_all_or_nothing(void **state)
 	assert_int_equal(c.n, 4);
 }
 
+/* An import is sealed and inserted a chunk at a time (FTM_STORE_INSERT_CHUNK) in one transaction: a
+ * serial already there in a later chunk leaves nothing of the earlier ones, and is named; rows at the
+ * chunks' edges come back as they went in. */
+static int count_listed(void *ctx, const ftm_token_t *t)
+{
+	(void)t;
+	(*(size_t *)ctx)++;
+	return 0;
+}
+
+static void an_import_of_many_chunks_is_all_or_nothing(void **state)
+{
+	fixture_t *f = *state;
+	size_t n = 2500;
+	ftm_token_t *toks = calloc(n, sizeof(*toks));
+	size_t listed = 0;
+	char err[256] = "", user[32], serial[32];
+
+	assert_non_null(toks);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(user, sizeof(user), "u%zu", i);
+		snprintf(serial, sizeof(serial), "C%zu", i);
+		toks[i] = rfc_token(user, serial);
+	}
+	add(f, "someone", "C2200");
+	assert_int_equal(ftm_store_token_import(f->st, toks, n, err, sizeof(err)), -1);
+	assert_string_equal(err, "token C2200 already exists");
+	assert_int_equal(ftm_store_token_list_info(f->st, NULL, count_listed, &listed, NULL, 0), 0);
+	assert_int_equal(listed, 1);
+	assert_int_equal(ftm_store_token_delete(f->st, "C2200", err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_token_import(f->st, toks, n, err, sizeof(err)), 0);
+	listed = 0;
+	assert_int_equal(ftm_store_token_list_info(f->st, NULL, count_listed, &listed, NULL, 0), 0);
+	assert_int_equal(listed, n);
+	assert_string_equal(get(f, "C999").user, "u999");
+	assert_string_equal(get(f, "C1000").user, "u1000");
+	assert_string_equal(get(f, "C2499").user, "u2499");
+	assert_memory_equal(get(f, "C1000").seed, toks[1000].seed, 20);
+	ftm_memzero(toks, n * sizeof(*toks));
+	free(toks);
+}
+
+/* An import's check: which serials are in the store, all asked at once. */
+static void tokens_present_marks_exactly_the_serials_in_the_store(void **state)
+{
+	fixture_t *f = *state;
+	const char *serials[] = { "P1", "P2", "P3", "P4" };
+	bool in[4] = { true, true, true, true };
+	char err[256] = "";
+
+	add(f, "alice", "P2");
+	add(f, "bob", "P4");
+	add(f, "carol", "P5");
+	assert_int_equal(ftm_store_tokens_present(f->st, serials, 4, in, err, sizeof(err)), 0);
+	assert_false(in[0]);
+	assert_true(in[1]);
+	assert_false(in[2]);
+	assert_true(in[3]);
+	assert_int_equal(ftm_store_tokens_present(f->st, serials, 0, in, err, sizeof(err)), 0);
+}
+
 /* ---- at rest ---- */
 
 static bool file_contains(const char *path, const void *needle, size_t n)
@@ -1855,6 +1916,8 @@ int main(void)
 		T(set_push_and_assign_change_only_that),
 		T(reissue_replaces_the_seed_and_resets_state),
 		T(import_is_all_or_nothing),
+		T(an_import_of_many_chunks_is_all_or_nothing),
+		T(tokens_present_marks_exactly_the_serials_in_the_store),
 		T(seeds_are_not_in_clear_in_the_database),
 		T(database_and_key_file_are_created_0600),
 		T(key_file_readable_by_others_is_refused),

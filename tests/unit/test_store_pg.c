@@ -285,6 +285,131 @@ static void an_import_leaves_the_table_analyzed(void **state)
 	assert_true(sql_long(f, "SELECT reltuples::bigint FROM pg_class WHERE relname = 'ftm_tokens'") >= 1000);
 }
 
+/* n tokens S<first>..S<first+n-1> of users u<i>, for an import. */
+static ftm_token_t *numbered_tokens(size_t first, size_t n)
+{
+	ftm_token_t *toks = calloc(n, sizeof(*toks));
+	char err[256], user[32], serial[32];
+
+	assert_non_null(toks);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(user, sizeof(user), "u%zu", first + i);
+		snprintf(serial, sizeof(serial), "S%zu", first + i);
+		assert_int_equal(ftm_token_init(&toks[i], user, serial, SEED_HEX, err, sizeof(err)), 0);
+	}
+	return toks;
+}
+
+/* An import goes in a statement per chunk of rows, in one transaction: a serial already in the store
+ * in a later chunk leaves none of the earlier chunks' rows behind, and is named as before (the first
+ * one in the import's order). */
+static void an_import_of_many_chunks_is_all_or_nothing_and_names_the_serial_that_exists(void **state)
+{
+	fixture_t *f = *state;
+	size_t n = 3000;
+	ftm_token_t *toks = numbered_tokens(0, n);
+	char err[256] = "";
+
+	add(f->st, "x", "S2500");
+	add(f->st, "y", "S1700");
+	assert_int_equal(ftm_store_token_import(f->st, toks, n, err, sizeof(err)), -1);
+	assert_string_equal(err, "token S1700 already exists");
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_tokens"), 2);
+	/* the handle is still good, and the same import without those two goes in whole */
+	assert_int_equal(ftm_store_token_delete(f->st, "S2500", err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_token_delete(f->st, "S1700", err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_token_import(f->st, toks, n, err, sizeof(err)), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_tokens"), (long)n);
+	assert_string_equal(get(f->st, "S2999").user, "u2999");
+	assert_int_equal(get(f->st, "S1234").seed_len, 20);
+	assert_memory_equal(get(f->st, "S1234").seed, "12345678901234567890", 20);
+	/* sealed in the table, never in clear */
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_tokens WHERE position('12345678901234567890'::bytea in seed) > 0"), 0);
+	ftm_memzero(toks, n * sizeof(*toks));
+	free(toks);
+}
+
+/* What an import's rows carry goes through the arrays of its statement as it was: quotes, backslashes,
+ * commas and braces in a user or a push target, an empty user, every column. */
+static void an_import_keeps_every_column_as_given(void **state)
+{
+	fixture_t *f = *state;
+	ftm_token_t toks[3], t;
+	char err[256];
+
+	assert_int_equal(ftm_token_init(&toks[0], "a\"b\\c,{d} e", "Q-1", SEED_HEX, err, sizeof(err)), 0);
+	snprintf(toks[0].push, sizeof(toks[0].push), "%s", "ntfy:https://ntfy.example/\"t\\,{}");
+	toks[0].alg = FTM_ALG_SHA256;
+	toks[0].digits = 6;
+	toks[0].period = 60;
+	assert_int_equal(ftm_token_init(&toks[1], "", "Q.2", SEED_HEX, err, sizeof(err)), 0);
+	assert_int_equal(ftm_token_init(&toks[2], "NULL", "Q_3", SEED_HEX, err, sizeof(err)), 0);
+	toks[2].status = FTM_TOKEN_LOCKED;
+	toks[2].lock_reason = FTM_LOCK_FAILURES;
+	toks[2].locked_at = 1234567890123;
+	toks[2].last_step = 9876543210;
+	toks[2].failures = 4;
+	assert_int_equal(ftm_store_token_import(f->st, toks, 3, err, sizeof(err)), 0);
+	t = get(f->st, "Q-1");
+	assert_string_equal(t.user, "a\"b\\c,{d} e");
+	assert_string_equal(t.push, "ntfy:https://ntfy.example/\"t\\,{}");
+	assert_int_equal(t.alg, FTM_ALG_SHA256);
+	assert_int_equal(t.digits, 6);
+	assert_int_equal(t.period, 60);
+	assert_int_equal(t.status, FTM_TOKEN_ACTIVE);
+	assert_int_equal(t.last_step, -1);
+	assert_int_equal(t.failures, 0);
+	assert_int_equal(t.created, toks[0].created);
+	assert_memory_equal(t.seed, "12345678901234567890", 20);
+	assert_string_equal(get(f->st, "Q.2").user, "");
+	t = get(f->st, "Q_3");
+	assert_string_equal(t.user, "NULL");
+	assert_int_equal(t.status, FTM_TOKEN_LOCKED);
+	assert_int_equal(t.lock_reason, FTM_LOCK_FAILURES);
+	assert_int_equal(t.locked_at, 1234567890123);
+	assert_int_equal(t.last_step, 9876543210);
+	assert_int_equal(t.failures, 4);
+	ftm_memzero(toks, sizeof(toks));
+	ftm_memzero(&t, sizeof(t));
+}
+
+/* An import's check asks about every serial at once (statements of many serials each): exactly the
+ * ones in the store are marked, at the chunks' edges too. */
+static void tokens_present_marks_exactly_the_serials_in_the_store(void **state)
+{
+	fixture_t *f = *state;
+	size_t n = 12001;
+	const char **serials = calloc(n, sizeof(*serials));
+	char (*names)[16] = calloc(n, sizeof(*names));
+	bool *in = calloc(n, sizeof(*in));
+	static const size_t there[] = { 0, 4999, 5000, 9999, 10000, 12000 };
+	char err[256];
+
+	assert_non_null(serials);
+	assert_non_null(names);
+	assert_non_null(in);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(names[i], sizeof(names[i]), "P%zu", i);
+		serials[i] = names[i];
+	}
+	for (size_t k = 0; k < sizeof(there) / sizeof(there[0]); k++)
+		add(f->st, "alice", names[there[k]]);
+	add(f->st, "bob", "P-not-asked");
+	assert_int_equal(ftm_store_tokens_present(f->st, serials, n, in, err, sizeof(err)), 0);
+	for (size_t i = 0, k = 0; i < n; i++) {
+		bool want = k < sizeof(there) / sizeof(there[0]) && there[k] == i;
+
+		if (want)
+			k++;
+		if (in[i] != want)
+			fail_msg("serial %s: in_store %d, want %d", serials[i], in[i], want);
+	}
+	assert_int_equal(ftm_store_tokens_present(f->st, serials, 0, in, err, sizeof(err)), 0);
+	free(in);
+	free(names);
+	free(serials);
+}
+
 static void tokens_are_added_read_changed_listed_and_deleted(void **state)
 {
 	fixture_t *f = *state;
@@ -1514,6 +1639,9 @@ int main(void)
 		T(a_lock_by_failures_on_one_node_ends_on_another_and_an_admin_lock_stays),
 		T(tokens_are_added_read_changed_listed_and_deleted),
 		T(an_import_leaves_the_table_analyzed),
+		T(an_import_of_many_chunks_is_all_or_nothing_and_names_the_serial_that_exists),
+		T(an_import_keeps_every_column_as_given),
+		T(tokens_present_marks_exactly_the_serials_in_the_store),
 		T(lists_order_by_user_then_serial_bytewise),
 		T(a_code_accepted_on_one_node_is_a_replay_on_another),
 		T(wrong_codes_on_two_nodes_add_up_to_the_lockout),
