@@ -124,10 +124,13 @@ typedef enum {
 } ftm_rdv_login_rc_t;
 
 /* A login's connection kept from its split for its verify: fd -1 when none; sent_ms, ftm_mono_ms() as
- * the split went (the daemon's wait for the verify began after that). */
+ * the split went (the daemon's wait for the verify began after that); split: the daemon split this
+ * login's code, so its verify is the daemon's or nobody's, with or without the connection (fd -1: not
+ * kept, or not this process's: a forked child's, which opens its own). */
 typedef struct {
 	int	fd;
 	int64_t	sent_ms;
+	bool	split;
 } ftm_rdv_kept_t;
 #define FTM_RDV_KEPT_NONE	((ftm_rdv_kept_t){ .fd = -1 })
 
@@ -135,21 +138,23 @@ typedef struct {
  * out is what ftm_auth_split would have filled, rebuilt from typed and the daemon's reading.
  * keep (NULL: the connection is closed after the answer): a login's connection, none or one kept from
  * an earlier split (closed first); an answered split with a code leaves its connection there for the
- * verify, which the daemon takes on it (one connection per login); otherwise keep->fd is -1. */
+ * verify, which the daemon takes on it (one connection per login), and keep->split set; otherwise
+ * *keep is none. */
 ftm_rdv_login_rc_t ftm_rdv_login_split(const char *socket_path, const char *store, const ftm_login_t *login,
 				       const char *typed, ftm_split_t *out, ftm_rdv_kept_t *keep, char *err,
 				       size_t err_len);
 /* The code's verdict asked of the daemon: out is ftm_auth_verify_code's outcome. keep: the split's
- * connection (keep->fd >= 0; closed, keep->fd -1 after) or NULL / none for a new one. The split's connection
- * found closed before the request went (the daemon's idle timeout, a restart, room made at its
- * connection limit), or whose split went FTM_RDV_LOGIN_REUSE_MS ago or more, is replaced by a new
- * one; with no daemon listening any more that is FTM_RDV_LOGIN_FAILED, never NO_DAEMON: the daemon
- * that split the login decides its verdict, or the login fails closed. Once the request went, any
- * error is FAILED, as for every login call. */
+ * (keep->split; keep->fd >= 0 its connection, -1 none: a new one; none after) or NULL / none: a code
+ * the daemon did not split. The split's connection found closed before the request went (the daemon's
+ * idle timeout, a restart, room made at its connection limit), or whose split went
+ * FTM_RDV_LOGIN_REUSE_MS ago or more, is replaced by a new one. After the daemon's split (keep->split,
+ * with or without its connection) no daemon listening any more is FTM_RDV_LOGIN_FAILED, never
+ * NO_DAEMON: the daemon that split the login decides its verdict, or the login fails closed. Once the
+ * request went, any error is FAILED, as for every login call. */
 ftm_rdv_login_rc_t ftm_rdv_login_verify(const char *socket_path, const char *store, const ftm_login_t *login,
 					const char *code, ftm_outcome_t *out, ftm_rdv_kept_t *keep, char *err,
 					size_t err_len);
-/* Closes a kept connection (keep->fd >= 0), leaves none; NULL or none: nothing. */
+/* Closes a kept connection (keep->fd >= 0) and leaves none, keep->split cleared; NULL: nothing. */
 void ftm_rdv_login_close(ftm_rdv_kept_t *keep);
 /* The kept connection's reuse limit, FTM_RDV_LOGIN_REUSE_MS (0: back to it), process-wide: for tests. */
 void ftm_rdv_login_set_reuse_ms(unsigned ms);

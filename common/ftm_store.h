@@ -93,7 +93,9 @@ int ftm_store_token_import(ftm_store_t *st, const ftm_token_t *toks, size_t n, c
 int ftm_store_tokens_present(ftm_store_t *st, const char *const *serials, size_t n, bool *in_store,
 			     char *err, size_t err_len);
 
-/* Iterate tokens (user NULL: all), ordered by user then serial. Callback returns non-zero to stop. */
+/* Iterate tokens (user NULL: all), ordered by user then serial. Callback returns non-zero to stop.
+ * All of them are one snapshot, handed on as the store reads them (memory does not grow with the
+ * store); an error after some were handed on is -1 all the same: the callback did not see them all. */
 typedef int (*ftm_token_cb)(void *ctx, const ftm_token_t *tok);
 int ftm_store_token_list(ftm_store_t *st, const char *user, ftm_token_cb cb, void *ctx,
 			 char *err, size_t err_len);
@@ -333,7 +335,8 @@ typedef int (*ftm_audit_cb)(void *ctx, const ftm_audit_row_t *row);
 /* Append one row in its own short transaction (a decision that has no verdict transaction: a push
  * denied or timed out, a challenge issued, an admin command). at 0: now. 0 or -1 with err. */
 int ftm_store_audit_append(ftm_store_t *st, const ftm_audit_row_t *row, char *err, size_t err_len);
-/* The rows matching f, oldest first; cb non-zero stops. */
+/* The rows matching f, oldest first; cb non-zero stops. As ftm_store_token_list: one snapshot, handed
+ * on as the store reads them; an error after some were handed on is -1 all the same. */
 int ftm_store_audit_list(ftm_store_t *st, const ftm_audit_filter_t *f, ftm_audit_cb cb, void *ctx,
 			 char *err, size_t err_len);
 /* Delete the rows older than `before` (unix time); *removed (may be NULL) how many. */

@@ -112,13 +112,14 @@ static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store,
 	int fd = -1, rc;
 
 	*reply = NULL;
-	if (keep != NULL && keep->fd >= 0) {
+	if (keep != NULL) {
+		/* the daemon split this login: it decides the verify or nobody does (a split op has none) */
+		after_split = keep->split || keep->fd >= 0;
 		fd = keep->fd;
-		after_split = true;
 		/* too old (the daemon's wait may end as the verify goes), or closed meanwhile */
-		kept = ftm_mono_ms() - keep->sent_ms < (int64_t)atomic_load(&reuse_ms) && !conn_dead(fd);
+		kept = fd >= 0 && ftm_mono_ms() - keep->sent_ms < (int64_t)atomic_load(&reuse_ms) && !conn_dead(fd);
 		*keep = FTM_RDV_KEPT_NONE;
-		if (!kept) {
+		if (fd >= 0 && !kept) {
 			close(fd);
 			fd = -1;
 		}
@@ -174,7 +175,7 @@ static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store,
 	}
 	if (op == FTM_RDV_OP_SPLIT && keep != NULL) {
 		/* the caller's, for the verify (or closed by ftm_rdv_login_close) */
-		*keep = (ftm_rdv_kept_t){ .fd = fd, .sent_ms = sent };
+		*keep = (ftm_rdv_kept_t){ .fd = fd, .sent_ms = sent, .split = true };
 	} else {
 		close(fd);
 	}
@@ -183,10 +184,11 @@ static ftm_rdv_login_rc_t login_call(const char *socket_path, const char *store,
 
 void ftm_rdv_login_close(ftm_rdv_kept_t *keep)
 {
-	if (keep != NULL && keep->fd >= 0) {
+	if (keep == NULL)
+		return;
+	if (keep->fd >= 0)
 		close(keep->fd);
-		*keep = FTM_RDV_KEPT_NONE;
-	}
+	*keep = FTM_RDV_KEPT_NONE;
 }
 
 /* The daemon refused this peer before deciding anything ("refused":"peer"). */

@@ -43,6 +43,13 @@
 
 #define TOKEN_COLS "serial, username, seed, alg, digits, period, status, last_step, failures, push, created," \
 		   " lock_reason, locked_at"
+/* A listing of every token: rows per round trip (FETCH from its cursor), and how long it may wait on
+ * its reader between two (a pager: `ftmpushctl token list | less`). Its snapshot, held that long, keeps
+ * VACUUM from the rows that died since, and a migration waits behind it; past that the database ends
+ * the listing, which then fails. */
+#define LIST_CHUNK	1000
+#define LIST_CHUNK_S	"1000"
+#define LIST_IDLE	"5min"
 
 /* Q_VERDICT_CAS's parts around its UPDATE */
 #define CAS_HEAD "WITH cur AS (SELECT serial, xmin::text AS ver FROM ftm_tokens WHERE username = $1" \
@@ -167,7 +174,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
  * its login runs. */
 enum {
 	Q_META_GET, Q_META_PUT, Q_INSERT, Q_PRESENT, Q_GET, Q_REISSUE, Q_STATUS, Q_STATUS_CLEAR, Q_PUSH, Q_USER, Q_DELETE,
-	Q_LIST_ALL, Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE,
+	Q_LIST_USER, Q_VERDICT_LOCK, Q_VERDICT_PEEK, Q_VERDICT_WRITE,
 	Q_STATE_PURGE, Q_STATE_PUT, Q_STATE_TAKE, Q_STATE_CAP_USER, Q_STATE_CAP_CLIENT,
 	Q_SETTINGS_GET, Q_SETTING_PUT, Q_SETTING_SEED, Q_AUDIT_INSERT, Q_VERDICT_CAS, Q_VERDICT_CAS1,
 	Q_VERDICT_BATCH, Q_LIST_USERS, Q_COUNT
@@ -195,7 +202,6 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	[Q_PUSH]	 = { "UPDATE ftm_tokens SET push = $1 WHERE serial = $2", 2 },
 	[Q_USER]	 = { "UPDATE ftm_tokens SET username = $1 WHERE serial = $2", 2 },
 	[Q_DELETE]	 = { "DELETE FROM ftm_tokens WHERE serial = $1", 1 },
-	[Q_LIST_ALL]	 = { "SELECT " TOKEN_COLS " FROM ftm_tokens ORDER BY username, serial", 0 },
 	/* with each row's version (xmin): a verdict decided on these rows writes only if none changed */
 	[Q_LIST_USER]	 = { "SELECT " TOKEN_COLS ", xmin::text FROM ftm_tokens WHERE username = $1 ORDER BY serial", 1 },
 	/* the user's rows locked in one order on every node: two verdicts of one user serialize */
@@ -1545,14 +1551,111 @@ static void listed_keep(const pg_t *pg, listed_t *k, const char *user, struct ro
 	memset(o, 0, sizeof(*o));
 }
 
-/* Rows are read first and handed to cb with no connection held, so cb may call back into the store. */
+/* A listing streamed from a cursor of a read-only transaction: one snapshot (the cursor's, taken at its
+ * DECLARE), LIST_CHUNK rows per round trip, each row handed to row() as it arrives: memory does not grow
+ * with the listing. row() returns 0 for the next row, 1 to stop, -1 on an error (said in err). It runs
+ * with this pooled connection held (a callback that calls back into the store takes another). Until the
+ * first FETCH has answered nothing was handed on and nothing written: a stale connection is PG_STALE
+ * (with_link runs it again). An error once rows were handed on fails the listing all the same (-1): the
+ * caller must not take what it was given for the whole. link_put's rollback closes the cursor. */
+typedef int (*cursor_row_fn)(void *c, PGresult *res, int r, char *err, size_t err_len);
+
+static int cursor_stream(pg_link_t *l, const char *select, int nparams, const char *const *values, const char *what,
+			 cursor_row_fn row, void *c, char *err, size_t err_len)
+{
+	char declare[1024];
+	PGresult *res;
+
+	if ((size_t)snprintf(declare, sizeof(declare), "DECLARE ftm_list NO SCROLL CURSOR FOR %s", select) >= sizeof(declare)) {
+		SETERR("token store (PostgreSQL): %s: statement too long", what);
+		return -1;
+	}
+	res = PQexec(l->conn, "BEGIN READ ONLY; SET LOCAL idle_in_transaction_session_timeout = '" LIST_IDLE "'");
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, what, err, err_len) != 0)
+		return first_failed(l, -1);
+	PQclear(res);
+	res = PQexecParams(l->conn, declare, nparams, NULL, values, NULL, NULL, 0);
+	if (res_ok(l->conn, res, PGRES_COMMAND_OK, what, err, err_len) != 0)
+		return first_failed(l, -1);
+	PQclear(res);
+	res = PQexec(l->conn, "FETCH " LIST_CHUNK_S " FROM ftm_list");
+	if (res_ok(l->conn, res, PGRES_TUPLES_OK, what, err, err_len) != 0)
+		return first_failed(l, -1);
+	for (;;) {
+		int nt = PQntuples(res);
+
+		for (int r = 0; r < nt; r++) {
+			int rc = row(c, res, r, err, err_len);
+
+			if (rc != 0) {
+				PQclear(res);
+				return rc < 0 ? -1 : 0;
+			}
+		}
+		PQclear(res);
+		if (nt < LIST_CHUNK)
+			return 0;
+		res = PQexec(l->conn, "FETCH " LIST_CHUNK_S " FROM ftm_list");
+		if (res_ok(l->conn, res, PGRES_TUPLES_OK, what, err, err_len) != 0)
+			return -1;	/* rows were handed on: never retried */
+	}
+}
+
+struct stream_ctx {
+	ftm_row_cb	cb;
+	void		*ctx;
+	ftm_store_row_t	*row;		/* the row being handed on (zeroed after each) */
+	size_t		n;		/* rows handed to cb */
+};
+
+static int token_row(void *c, PGresult *res, int r, char *err, size_t err_len)
+{
+	struct stream_ctx *s = c;
+	int stop;
+
+	if (row_from_res(res, r, s->row) != 0) {
+		SETERR("token store: damaged record %s", PQgetvalue(res, r, 0));
+		return -1;
+	}
+	stop = s->cb(s->ctx, s->row);
+	ftm_memzero(s->row, sizeof(*s->row));
+	s->n++;
+	return stop != 0;
+}
+
+/* Every token, ordered by user then serial, streamed (cursor_stream). */
+static int stream_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
+{
+	(void)pg;
+	return cursor_stream(l, "SELECT " TOKEN_COLS " FROM ftm_tokens ORDER BY username, serial", 0, NULL, "list",
+			     token_row, c, err, err_len);
+}
+
+/* A user's rows are read first and handed to cb with no connection held, so cb may call back into the
+ * store; every token (user NULL) is streamed (stream_on). */
 static int pg_list(void *be, const char *user, ftm_row_cb cb, void *ctx, char *err, size_t err_len)
 {
 	pg_t *pg = be;
-	struct rows_out o = { .q = Q_LIST_ALL };
-	int rc = user != NULL ? read_user(pg, user, &o, err, err_len) : with_link(pg, select_on, &o, err, err_len);
-	listed_t *k = rc == 0 && user != NULL && strlen(user) < sizeof(k->user) ? listed_get(true) : NULL;
-	unsigned long calls = k != NULL ? k->calls : 0;
+	struct rows_out o = { .q = Q_LIST_USER };
+	int rc;
+	listed_t *k;
+	unsigned long calls;
+
+	if (user == NULL) {
+		struct stream_ctx s = { .cb = cb, .ctx = ctx, .row = malloc(sizeof(*s.row)) };
+
+		if (s.row == NULL) {
+			SETERR("token store: out of memory");
+			return -1;
+		}
+		rc = with_link(pg, stream_on, &s, err, err_len);
+		ftm_memzero(s.row, sizeof(*s.row));
+		free(s.row);
+		return rc;
+	}
+	rc = read_user(pg, user, &o, err, err_len);
+	k = rc == 0 && strlen(user) < sizeof(k->user) ? listed_get(true) : NULL;
+	calls = k != NULL ? k->calls : 0;
 
 	for (size_t i = 0; rc == 0 && i < o.n; i++)
 		if (cb(ctx, &o.rows[i]) != 0)
@@ -2470,58 +2573,61 @@ static int pg_audit_append(void *be, const ftm_audit_row_t *row, char *err, size
 	return with_link(be, audit_append_on, (void *)row, err, err_len);
 }
 
+/* The audit listing: the rows matching the filter in trail order; with a limit, the newest `limit` of
+ * them, picked in an inner query. */
+#define AUDIT_COLS "id, at, event, result, username, serial, client, nas, frontend, node, reason"
+#define AUDIT_WHERE "($1::text IS NULL OR username = $1) AND ($2::text IS NULL OR result = $2) AND at >= $3::bigint"
+
 struct audit_list_ctx {
 	const ftm_audit_filter_t	*f;
-	PGresult			*res;
+	ftm_audit_cb			cb;
+	void				*ctx;
+	ftm_audit_row_t			row;	/* the row being handed on */
 };
+
+static int audit_row(void *c, PGresult *res, int r, char *err, size_t err_len)
+{
+	struct audit_list_ctx *ac = c;
+	ftm_audit_row_t *row = &ac->row;
+	char *const fields[] = { row->event, row->result, row->user, row->serial, row->client, row->nas,
+				 row->frontend, row->node, row->reason };
+	const size_t sizes[] = { sizeof(row->event), sizeof(row->result), sizeof(row->user), sizeof(row->serial),
+				 sizeof(row->client), sizeof(row->nas), sizeof(row->frontend), sizeof(row->node),
+				 sizeof(row->reason) };
+
+	memset(row, 0, sizeof(*row));
+	if (parse_i64(PQgetvalue(res, r, 0), &row->id) != 0 || parse_i64(PQgetvalue(res, r, 1), &row->at) != 0) {
+		SETERR("token store: damaged audit row");
+		return -1;
+	}
+	for (int i = 0; i < 9; i++)
+		snprintf(fields[i], sizes[i], "%s", PQgetvalue(res, r, i + 2));
+	return ac->cb(ac->ctx, row) != 0;
+}
 
 static int audit_list_on(pg_t *pg, pg_link_t *l, void *c, char *err, size_t err_len)
 {
 	struct audit_list_ctx *ac = c;
 	char since[24], limit[24];
-	const char *values[4] = { ac->f->user, ac->f->result, since, ac->f->limit > 0 ? limit : NULL };
-	PGresult *res;
+	const char *values[4] = { ac->f->user, ac->f->result, since, limit };
 
 	(void)pg;
 	snprintf(since, sizeof(since), "%" PRId64, ac->f->since);
 	snprintf(limit, sizeof(limit), "%u", ac->f->limit);
-	res = PQexecParams(l->conn, "SELECT id, at, event, result, username, serial, client, nas, frontend, node, reason"
-			   " FROM (SELECT * FROM ftm_audit WHERE ($1::text IS NULL OR username = $1) AND"
-			   " ($2::text IS NULL OR result = $2) AND at >= $3::bigint ORDER BY id DESC LIMIT $4::bigint) AS t"
-			   " ORDER BY id", 4, NULL, values, NULL, NULL, 0);
-	if (res_ok(l->conn, res, PGRES_TUPLES_OK, "audit", err, err_len) != 0)
-		return first_failed(l, -1);
-	ac->res = res;
-	return 0;
+	if (ac->f->limit == 0)
+		return cursor_stream(l, "SELECT " AUDIT_COLS " FROM ftm_audit WHERE " AUDIT_WHERE " ORDER BY id", 3, values,
+				     "audit", audit_row, ac, err, err_len);
+	return cursor_stream(l, "SELECT " AUDIT_COLS " FROM (SELECT * FROM ftm_audit WHERE " AUDIT_WHERE
+			     " ORDER BY id DESC LIMIT $4::bigint) AS t ORDER BY id", 4, values,
+			     "audit", audit_row, ac, err, err_len);
 }
 
-/* Rows are read first and handed to cb with no connection held. */
+/* Streamed (cursor_stream): one snapshot, handed on as it is read; cb runs with a connection held. */
 static int pg_audit_list(void *be, const ftm_audit_filter_t *f, ftm_audit_cb cb, void *ctx, char *err, size_t err_len)
 {
-	struct audit_list_ctx ac = { .f = f };
-	ftm_audit_row_t row;
-	int rc = with_link(be, audit_list_on, &ac, err, err_len);
+	struct audit_list_ctx ac = { .f = f, .cb = cb, .ctx = ctx };
 
-	for (int r = 0; rc == 0 && r < PQntuples(ac.res); r++) {
-		char *const fields[] = { row.event, row.result, row.user, row.serial, row.client, row.nas,
-					 row.frontend, row.node, row.reason };
-		const size_t sizes[] = { sizeof(row.event), sizeof(row.result), sizeof(row.user), sizeof(row.serial),
-					 sizeof(row.client), sizeof(row.nas), sizeof(row.frontend), sizeof(row.node),
-					 sizeof(row.reason) };
-
-		memset(&row, 0, sizeof(row));
-		if (parse_i64(PQgetvalue(ac.res, r, 0), &row.id) != 0 || parse_i64(PQgetvalue(ac.res, r, 1), &row.at) != 0) {
-			SETERR("token store: damaged audit row");
-			rc = -1;
-			break;
-		}
-		for (int i = 0; i < 9; i++)
-			snprintf(fields[i], sizes[i], "%s", PQgetvalue(ac.res, r, i + 2));
-		if (cb(ctx, &row) != 0)
-			break;
-	}
-	PQclear(ac.res);
-	return rc;
+	return with_link(be, audit_list_on, &ac, err, err_len);
 }
 
 struct pg_cmd_ctx {

@@ -1748,14 +1748,18 @@ static void audit_from_stmt(sqlite3_stmt *st, ftm_audit_row_t *a)
 	copy_text(a->reason, sizeof(a->reason), sqlite3_column_text(st, 10));
 }
 
-/* An admin's query, compiled per call. The newest `limit` rows are picked in an inner query and
- * handed over oldest first; cb runs with the reader held (it must not write to the store). */
+/* An admin's query, compiled per call: one statement on a reader (one snapshot), each row handed on as
+ * it is stepped to. Without a limit the trail is read in rowid order; the newest `limit` rows are
+ * picked in an inner query and handed over oldest first (a sort of those). cb runs with the reader
+ * held (it must not write to the store). */
+#define AUDIT_WHERE "(?1 IS NULL OR user = ?1) AND (?2 IS NULL OR result = ?2) AND at >= ?3"
+
 static int sq_audit_list(void *be, const ftm_audit_filter_t *f, ftm_audit_cb cb, void *ctx, char *err, size_t err_len)
 {
-	static const char sql[] =
-		"SELECT " AUDIT_COLS " FROM (SELECT " AUDIT_COLS " FROM audit"
-		" WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR result = ?2) AND at >= ?3"
-		" ORDER BY id DESC LIMIT ?4) ORDER BY id";
+	const char *sql = f->limit == 0
+		? "SELECT " AUDIT_COLS " FROM audit WHERE " AUDIT_WHERE " ORDER BY id"
+		: "SELECT " AUDIT_COLS " FROM (SELECT " AUDIT_COLS " FROM audit WHERE " AUDIT_WHERE
+		  " ORDER BY id DESC LIMIT ?4) ORDER BY id";
 	sq_t *s = be;
 	sq_conn_t *c = reader_take(s, err, err_len);
 	sqlite3_stmt *st = NULL;
@@ -1773,7 +1777,8 @@ static int sq_audit_list(void *be, const ftm_audit_filter_t *f, ftm_audit_cb cb,
 	if (f->result != NULL)
 		sqlite3_bind_text(st, 2, f->result, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, f->since);
-	sqlite3_bind_int64(st, 4, f->limit > 0 ? (sqlite3_int64)f->limit : -1);
+	if (f->limit > 0)
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)f->limit);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		audit_from_stmt(st, &row);
 		if (cb(ctx, &row) != 0)

@@ -62,6 +62,9 @@ typedef struct {
 	char	code[FTM_PASSCODE_CODE_MAX + 1];
 	bool	has_alt;				/* the whole input, for a password ending in digits */
 	char	alt_password[FTM_INPUT_MAX + 1];
+	/* ftmpushd split it: the code's verdict is ftmpushd's or nobody's, in this process or in a child
+	 * forked after the split (which inherits this but not the split's connection) */
+	bool	by_daemon;
 } split_data_t;
 
 /* The configuration and the core opened for one config file, kept on the PAM handle from the first
@@ -479,14 +482,15 @@ static int finish(ctx_t *ctx, const ftm_outcome_t *out)
 
 /* ---- who decides: ftmpushd when it runs, else the core object in process ---- */
 
-/* The split of what was typed: by ftmpushd when its socket accepts the connection, in process when
- * nobody listens there. 0, or a PAM code (logged): once connected, an error fails closed. */
-static int split_input(ctx_t *ctx, const char *typed, ftm_split_t *sp)
+/* The split of what was typed: by ftmpushd when its socket accepts the connection (*by_daemon), in
+ * process when nobody listens there. 0, or a PAM code (logged): once connected, an error fails closed. */
+static int split_input(ctx_t *ctx, const char *typed, ftm_split_t *sp, bool *by_daemon)
 {
 	char err[FTM_ERR_MAX] = "";
 	int rc;
 
 	memset(sp, 0, sizeof(*sp));
+	*by_daemon = false;
 	conn_drop(ctx);	/* an earlier split's connection */
 	if (strnlen(typed, FTM_INPUT_MAX + 1) <= FTM_INPUT_MAX) {
 		ftm_rdv_kept_t keep = FTM_RDV_KEPT_NONE;
@@ -498,6 +502,7 @@ static int split_input(ctx_t *ctx, const char *typed, ftm_split_t *sp)
 				pam_syslog(ctx->pamh, LOG_DEBUG, "%s: split by ftmpushd%s", ctx->who,
 					   keep.fd >= 0 ? " (its connection kept for the verify)" : "");
 			conn_keep(ctx, keep);	/* only when a code was found: its verify follows */
+			*by_daemon = true;
 			return 0;
 		case FTM_RDV_LOGIN_FAILED:
 			pam_syslog(ctx->pamh, LOG_ERR, "%s: split by ftmpushd failed, refusing (no fallback once connected): %s",
@@ -523,16 +528,19 @@ static int split_input(ctx_t *ctx, const char *typed, ftm_split_t *sp)
 }
 
 /* The verdict on the split's code by ftmpushd, on the split's connection when the daemon split this
- * login: true when it decided (out set; an error once connected, or the daemon that split the login
- * gone, is FTM_RES_ERROR: never asked again in process, the code may have been counted), false when
- * no daemon listens and none split the login (nothing was sent). */
-static bool daemon_verify(ctx_t *ctx, const char *code, ftm_outcome_t *out)
+ * login and this process kept it: true when it decided (out set; an error once connected, or the
+ * daemon that split the login gone, is FTM_RES_ERROR: never asked again in process, the code may have
+ * been counted), false when no daemon listens and none split the login (nothing was sent). A child
+ * forked after the split has no connection of its parent's (its own then), and no daemon is
+ * FTM_RES_ERROR there too: the split's data it inherits says the daemon split the login. */
+static bool daemon_verify(ctx_t *ctx, const split_data_t *data, ftm_outcome_t *out)
 {
 	char err[FTM_ERR_MAX] = "";
-	ftm_rdv_kept_t keep = conn_take(ctx);	/* the split's connection, when the daemon split this login */
+	ftm_rdv_kept_t keep = conn_take(ctx);	/* the split's connection, when this process kept one */
 	ftm_rdv_login_rc_t rc;
 
-	rc = ftm_rdv_login_verify(ctx->cfg.push.socket, ctx->cfg.token_db, &ctx->login, code, out, &keep, err,
+	keep.split = data->by_daemon;
+	rc = ftm_rdv_login_verify(ctx->cfg.push.socket, ctx->cfg.token_db, &ctx->login, data->code, out, &keep, err,
 				  sizeof(err));
 	ftm_rdv_login_close(&keep);
 	switch (rc) {
@@ -560,6 +568,7 @@ static int do_split(ctx_t *ctx)
 	const char *typed = NULL;
 	ftm_split_t sp;
 	split_data_t *data;
+	bool by_daemon;
 	int rc;
 
 	/* An earlier module's password (PAM_AUTHTOK) if there is one, else the prompt; with
@@ -572,7 +581,7 @@ static int do_split(ctx_t *ctx)
 		return rc == PAM_SUCCESS ? PAM_AUTH_ERR : rc;
 	}
 
-	rc = split_input(ctx, typed, &sp);
+	rc = split_input(ctx, typed, &sp, &by_daemon);
 	if (rc != 0) {
 		ftm_memzero(&sp, sizeof(sp));
 		return rc;
@@ -584,6 +593,7 @@ static int do_split(ctx_t *ctx)
 		return PAM_BUF_ERR;
 	}
 	snprintf(data->user, sizeof(data->user), "%s", ctx->login.user);
+	data->by_daemon = by_daemon;
 	data->has_token = sp.has_token;
 	data->push_available = sp.push_available;
 	memcpy(data->push_serial, sp.push_serial, sizeof(data->push_serial));
@@ -709,8 +719,9 @@ static int do_second(ctx_t *ctx)
 	} else {
 		/* No split instance in the stack: nothing was typed for us, so no code. */
 		ftm_split_t sp;
+		bool by_daemon;
 
-		if (split_input(ctx, "", &sp) != 0) {
+		if (split_input(ctx, "", &sp, &by_daemon) != 0) {
 			ftm_outcome_set(&out, FTM_RES_ERROR, NULL, NULL, "store unavailable");
 			return finish(ctx, &out);
 		}
@@ -723,7 +734,7 @@ static int do_second(ctx_t *ctx)
 
 	/* A code: its verdict is ftmpushd's when it runs. A push, a challenge: decided in process (the push
 	 * itself goes through ftmpushd's socket there, push_client.c). */
-	if (data->has_code && daemon_verify(ctx, data->code, &out)) {
+	if (data->has_code && daemon_verify(ctx, data, &out)) {
 		pam_set_data(ctx->pamh, SPLIT_DATA, NULL, NULL);	/* the code is spent either way */
 		return finish(ctx, &out);
 	}

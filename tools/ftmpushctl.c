@@ -520,6 +520,23 @@ static char *fmt_time(int64_t t, char *buf, size_t len)
 	return buf;
 }
 
+/* A listing is handed on by the store as it reads it: an error after some rows were printed fails the
+ * command, saying the listing is incomplete (what was printed is not the whole). */
+static void __attribute__((noreturn)) listing_failed(const char *what, size_t n, const char *rows, const char *err)
+{
+	fflush(stdout);
+	if (n > 0)
+		die(EXIT_REFUSED, "%s incomplete: %zu %s listed, then: %s", what, n, rows, err);
+	die(EXIT_REFUSED, "%s", err);
+}
+
+/* A listing that could not be written whole (a full disk, a closed pipe) fails the command too. */
+static void listing_written(const char *what)
+{
+	if (fflush(stdout) != 0 || ferror(stdout))
+		die(EXIT_REFUSED, "%s: writing the listing: %s", what, strerror(errno));
+}
+
 struct list_ctx {
 	time_t			now;
 	size_t			n;
@@ -552,10 +569,11 @@ static int cmd_token_list(int argc, char **argv)
 	st = open_store();
 	lc.policy = store_policy(st);
 	if (ftm_store_token_list_info(st, o.user, list_one, &lc, err, sizeof(err)) != 0)
-		die(EXIT_REFUSED, "%s", err);
+		listing_failed("token list", lc.n, "tokens", err);
 	if (lc.n == 0)
 		printf("no tokens\n");
 	ftm_store_close(st);
+	listing_written("token list");
 	return 0;
 }
 
@@ -1331,7 +1349,7 @@ static int cmd_diagnose(int argc, char **argv)
 
 struct audit_print {
 	bool		json;
-	unsigned long	n;
+	size_t		n;
 };
 
 static int audit_one(void *c, const ftm_audit_row_t *row)
@@ -1397,12 +1415,13 @@ static int cmd_audit(int argc, char **argv)
 	ap.json = o.json;
 	st = open_store();
 	if (ftm_store_audit_list(st, &f, audit_one, &ap, err, sizeof(err)) != 0)
-		die(EXIT_REFUSED, "%s", err);
+		listing_failed("audit", ap.n, "rows", err);	/* --json: an array never closed */
 	if (ap.json)
 		fputs(ap.n == 0 ? "[]\n" : "\n]\n", stdout);
 	else if (ap.n == 0)
 		printf("no audit rows\n");
 	ftm_store_close(st);
+	listing_written("audit");
 	return 0;
 }
 

@@ -1,7 +1,7 @@
-# tests/unit/core.mk: unit tests of log, otp, passcode, config, auth
+# tests/unit/core.mk: unit tests of log, otp, passcode, config, auth, peer, batch
 if HAVE_CMOCKA
 core_unit_tests = tests/unit/test_log tests/unit/test_otp tests/unit/test_passcode tests/unit/test_config tests/unit/test_auth \
-	tests/unit/test_peer
+	tests/unit/test_peer tests/unit/test_batch
 check_PROGRAMS += $(core_unit_tests)
 TESTS += $(core_unit_tests)
 
@@ -31,4 +31,8 @@ tests_unit_test_auth_LDADD = $(core_unit_ldadd)
 tests_unit_test_peer_SOURCES = tests/unit/test_peer.c
 tests_unit_test_peer_CFLAGS = $(core_unit_cflags)
 tests_unit_test_peer_LDADD = $(core_unit_ldadd)
+
+tests_unit_test_batch_SOURCES = tests/unit/test_batch.c
+tests_unit_test_batch_CFLAGS = $(core_unit_cflags)
+tests_unit_test_batch_LDADD = $(core_unit_ldadd)
 endif

@@ -738,6 +738,33 @@ static void test_login_daemon_gone_after_split_fails_closed(void **state)
 	assert_int_equal(accepts, 1);
 }
 
+/* A verify after the daemon's split without the split's connection (not kept, or the parent's in a
+ * child forked after the split): a connection of its own to the daemon, and nobody listening is
+ * FAILED, as for the process that kept it; a code the daemon did not split may still be NO_DAEMON. */
+static void test_login_daemon_split_without_its_connection_fails_closed_with_no_daemon(void **state)
+{
+	ftm_login_t login = { "alice", "192.0.2.7", "sshd", "h" };
+	char err[256] = "", path[96];
+	ftm_outcome_t out;
+	ftm_rdv_kept_t keep = { .fd = -1, .split = true };
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/gone.sock", dir);
+	assert_int_equal(ftm_rdv_login_verify(path, NULL, &login, "123456", &out, &keep, err, sizeof(err)),
+			 FTM_RDV_LOGIN_FAILED);
+	assert_non_null(strstr(err, "went away between the split and the verify"));
+	assert_int_not_equal(out.result, FTM_RES_OK);
+	assert_false(keep.split);	/* none after */
+	assert_int_equal(ftm_rdv_login_verify(path, NULL, &login, "123456", &out, &keep, err, sizeof(err)),
+			 FTM_RDV_LOGIN_NO_DAEMON);
+	/* with the daemon there, it decides on the new connection (without the split's proof) */
+	keep = (ftm_rdv_kept_t){ .fd = -1, .split = true };
+	assert_int_equal(ftm_rdv_login_verify(sock, NULL, &login, "123456", &out, &keep, err, sizeof(err)),
+			 FTM_RDV_LOGIN_ANSWERED);
+	assert_int_equal(out.result, FTM_RES_OK);
+	assert_string_equal(verify_proof, "");
+}
+
 static void test_login_split_without_code_keeps_nothing(void **state)
 {
 	ftm_login_t login = { "push", "192.0.2.7", "sshd", "h" };
@@ -1119,6 +1146,7 @@ int main(void)
 		cmocka_unit_test(test_login_split_connection_carries_the_verify),
 		cmocka_unit_test(test_login_kept_connection_closed_is_replaced),
 		cmocka_unit_test(test_login_daemon_gone_after_split_fails_closed),
+		cmocka_unit_test(test_login_daemon_split_without_its_connection_fails_closed_with_no_daemon),
 		cmocka_unit_test(test_login_split_without_code_keeps_nothing),
 		cmocka_unit_test(test_server_answers_split_and_verify_on_one_connection),
 		cmocka_unit_test(test_server_stop_does_not_wait_for_a_kept_connection),

@@ -478,6 +478,84 @@ static void lists_order_by_user_then_serial_bytewise(void **state)
 	assert_string_equal(seen, "A1,Z9,");
 }
 
+/* A listing of every token hands the rows on as it reads them, a chunk per round trip, all from one
+ * snapshot: what changes meanwhile (here from the callback itself, which may call back into the store)
+ * is not in it, and the order is the store's across chunks. */
+struct listing {
+	fixture_t	*f;
+	size_t		n;
+	size_t		kill_at;	/* terminate the listing's session as row kill_at is handed on (0: never) */
+	char		last_user[FTM_USER_MAX], last_serial[FTM_SERIAL_MAX];
+	bool		ordered, saw_last, saw_new;
+};
+
+static int listing_cb(void *ctx, const ftm_token_t *t)
+{
+	struct listing *l = ctx;
+	char err[256];
+
+	if (l->n > 0 && (strcmp(l->last_user, t->user) > 0 ||
+			 (strcmp(l->last_user, t->user) == 0 && strcmp(l->last_serial, t->serial) >= 0)))
+		l->ordered = false;
+	snprintf(l->last_user, sizeof(l->last_user), "%s", t->user);
+	snprintf(l->last_serial, sizeof(l->last_serial), "%s", t->serial);
+	l->saw_last |= strcmp(t->serial, "S2499") == 0;
+	l->saw_new |= strcmp(t->serial, "NEW1") == 0;
+	if (l->n == 0 && l->kill_at == 0) {
+		assert_int_equal(ftm_store_token_delete(l->f->st, "S2499", err, sizeof(err)), 0);
+		add(l->f->st, "zzz", "NEW1");
+	}
+	if (++l->n == l->kill_at)
+		sql(l->f, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+			  " AND state = 'idle in transaction' AND pid <> pg_backend_pid()");
+	return 0;
+}
+
+static void a_listing_of_every_token_is_one_snapshot_streamed_in_order(void **state)
+{
+	fixture_t *f = *state;
+	size_t n = 2500;	/* three round trips of the listing's cursor */
+	ftm_token_t *toks = numbered_tokens(0, n);
+	struct listing l = { .f = f, .ordered = true };
+	char err[256] = "";
+
+	assert_int_equal(ftm_store_token_import(f->st, toks, n, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_token_list(f->st, NULL, listing_cb, &l, err, sizeof(err)), 0);
+	assert_int_equal(l.n, n);
+	assert_true(l.ordered);
+	assert_true(l.saw_last);	/* deleted after the listing began */
+	assert_false(l.saw_new);	/* added after it began */
+	l = (struct listing){ .f = f, .ordered = true, .kill_at = (size_t)-1 };
+	assert_int_equal(ftm_store_token_list(f->st, NULL, listing_cb, &l, err, sizeof(err)), 0);
+	assert_int_equal(l.n, n);	/* now: S2499 gone, NEW1 in */
+	assert_false(l.saw_last);
+	assert_true(l.saw_new);
+	ftm_memzero(toks, n * sizeof(*toks));
+	free(toks);
+}
+
+/* The listing's session ended between two of its round trips: the listing fails (-1, why in err)
+ * after the rows it handed on, never a short listing that looks whole; the handle lists again. */
+static void a_listing_whose_session_dies_midway_fails(void **state)
+{
+	fixture_t *f = *state;
+	size_t n = 2500;
+	ftm_token_t *toks = numbered_tokens(0, n);
+	struct listing l = { .f = f, .ordered = true, .kill_at = 1500 };
+	char err[256] = "";
+
+	assert_int_equal(ftm_store_token_import(f->st, toks, n, err, sizeof(err)), 0);
+	assert_int_equal(ftm_store_token_list(f->st, NULL, listing_cb, &l, err, sizeof(err)), -1);
+	assert_int_equal(l.n, 2000);	/* the chunk that was read already, then the next round trip failed */
+	assert_non_null(strstr(err, "list"));
+	l = (struct listing){ .f = f, .ordered = true, .kill_at = (size_t)-1 };
+	assert_int_equal(ftm_store_token_list(f->st, NULL, listing_cb, &l, err, sizeof(err)), 0);
+	assert_int_equal(l.n, n);
+	assert_true(l.ordered);
+	ftm_memzero(toks, n * sizeof(*toks));
+	free(toks);
+}
+
 /* ---- the verdict on many nodes ---- */
 
 static void a_code_accepted_on_one_node_is_a_replay_on_another(void **state)
@@ -1412,6 +1490,100 @@ static void an_audit_row_of_one_node_is_listed_on_another(void **state)
 	ftm_store_close(b);
 }
 
+/* An audit listing hands the rows on as it reads them, a chunk per round trip, all from one snapshot:
+ * a row appended meanwhile (here from the callback, which may call back into the store) is not in it;
+ * the order is the trail's across chunks, with or without a filter and a limit. */
+struct audit_listing {
+	fixture_t	*f;
+	size_t		n;
+	size_t		kill_at;	/* terminate the listing's session as row kill_at is handed on (0: never) */
+	int64_t		first_id, last_id;
+	bool		ordered, append, saw_new;
+};
+
+static int audit_listing_cb(void *ctx, const ftm_audit_row_t *row)
+{
+	struct audit_listing *l = ctx;
+	char err[256];
+
+	if (l->n == 0)
+		l->first_id = row->id;
+	else if (row->id <= l->last_id)
+		l->ordered = false;
+	l->last_id = row->id;
+	l->saw_new |= strcmp(row->user, "late") == 0;
+	if (l->n == 0 && l->append) {
+		ftm_audit_row_t a = audit_at("late", FTM_AUDIT_ACCEPTED, 99999);
+
+		assert_int_equal(ftm_store_audit_append(l->f->st, &a, err, sizeof(err)), 0);
+	}
+	if (++l->n == l->kill_at)
+		sql(l->f, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+			  " AND state = 'idle in transaction' AND pid <> pg_backend_pid()");
+	return 0;
+}
+
+static struct audit_listing audit_listing(fixture_t *f, const ftm_audit_filter_t *flt, bool append, int rc_want)
+{
+	struct audit_listing l = { .f = f, .ordered = true, .append = append, .kill_at = rc_want != 0 ? 1500 : 0 };
+	char err[256] = "";
+
+	assert_int_equal(ftm_store_audit_list(f->st, flt, audit_listing_cb, &l, err, sizeof(err)), rc_want);
+	if (rc_want != 0)
+		assert_non_null(strstr(err, "audit"));
+	assert_true(l.ordered);
+	return l;
+}
+
+/* 2500 rows, id 1..2500 at 1001..3500, users u0..u9 in turn, every fifth result wrong */
+static void audit_trail_of_2500(fixture_t *f)
+{
+	sql(f, "INSERT INTO ftm_audit (at, event, result, username, serial, client, nas, frontend, node, reason)"
+	       " SELECT 1000 + g, 'code', CASE WHEN g % 5 = 0 THEN 'wrong' ELSE 'accepted' END, 'u' || (g % 10), 'S1',"
+	       " '192.0.2.7', 'vpn-gw', 'radius', 'node-a', '' FROM generate_series(1, 2500) g");
+}
+
+static void an_audit_listing_is_one_snapshot_streamed_in_order(void **state)
+{
+	fixture_t *f = *state;
+	ftm_audit_filter_t all = { 0 }, newest = { .limit = 1200 }, u3 = { .user = "u3", .since = 2001 },
+			   wrong = { .result = FTM_AUDIT_WRONG, .limit = 300 };
+	struct audit_listing l;
+
+	audit_trail_of_2500(f);
+	l = audit_listing(f, &all, true, 0);
+	assert_int_equal(l.n, 2500);	/* three round trips of the cursor */
+	assert_false(l.saw_new);	/* appended after the listing began */
+	l = audit_listing(f, &all, false, 0);
+	assert_int_equal(l.n, 2501);
+	assert_true(l.saw_new);
+	l = audit_listing(f, &newest, false, 0);	/* the newest 1200, oldest first */
+	assert_int_equal(l.n, 1200);
+	assert_int_equal(l.last_id - l.first_id, 1199);
+	assert_true(l.saw_new);
+	l = audit_listing(f, &u3, false, 0);	/* at >= 2001: g 1001..2500 of u3 */
+	assert_int_equal(l.n, 150);
+	l = audit_listing(f, &wrong, false, 0);	/* 500 wrong rows, the newest 300 */
+	assert_int_equal(l.n, 300);
+	assert_int_equal(l.last_id, 2500);
+	assert_int_equal(l.first_id, 1005);
+}
+
+/* The listing's session ended between two of its round trips: the listing fails (-1, why in err) after
+ * the rows it handed on, never a short trail that looks whole; the handle lists again. */
+static void an_audit_listing_whose_session_dies_midway_fails(void **state)
+{
+	fixture_t *f = *state;
+	ftm_audit_filter_t all = { 0 };
+	struct audit_listing l;
+
+	audit_trail_of_2500(f);
+	l = audit_listing(f, &all, false, -1);
+	assert_int_equal(l.n, 2000);	/* the chunk read already, then the next round trip failed */
+	l = audit_listing(f, &all, false, 0);
+	assert_int_equal(l.n, 2500);
+}
+
 /* ---- recovery codes on many nodes ---- */
 
 static ftm_verdict_t recover(ftm_store_t *st, const char *code, unsigned threshold)
@@ -1643,6 +1815,8 @@ int main(void)
 		T(an_import_keeps_every_column_as_given),
 		T(tokens_present_marks_exactly_the_serials_in_the_store),
 		T(lists_order_by_user_then_serial_bytewise),
+		T(a_listing_of_every_token_is_one_snapshot_streamed_in_order),
+		T(a_listing_whose_session_dies_midway_fails),
 		T(a_code_accepted_on_one_node_is_a_replay_on_another),
 		T(wrong_codes_on_two_nodes_add_up_to_the_lockout),
 		T(threads_on_two_nodes_accept_a_code_exactly_once),
@@ -1672,6 +1846,8 @@ int main(void)
 		T(audit_prune_drops_only_older_rows),
 		T(debug_switches_expire_and_clear),
 		T(an_audit_row_of_one_node_is_listed_on_another),
+		T(an_audit_listing_is_one_snapshot_streamed_in_order),
+		T(an_audit_listing_whose_session_dies_midway_fails),
 		TA(a_link_is_stored_only_as_the_hash_of_its_code)
 		ACT_SPEC_CASES(TA)
 		ACT_SPEC_CASES2(TA)
