@@ -41,7 +41,7 @@ echo "(target: import under 5 s; peak memory: import bounded by the file's token
 [ "${BENCH_ONLY_RADIUS:-0}" = 1 ] && exit 0
 echo
 echo "== PAM code login: pam_ftmpush against pam_oath (bench/pam.sh)"
-bash "$top/bench/pam.sh" "$build" | tail -n 3
+bash "$top/bench/pam.sh" "$build" | tail -n 4
 
 echo
 echo "== pending pushes held at once (bench/push_pending.sh; BENCH_PENDING sizes)"

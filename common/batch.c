@@ -56,6 +56,38 @@ void ftm_batch_fail(ftm_batch_job_t *batch, const char *why)
 	}
 }
 
+bool ftm_batch_try_hold(ftm_batcher_t *b)
+{
+	bool held = false;
+
+	pthread_mutex_lock(&b->mu);
+	if (!b->flushing) {
+		b->flushing = true;
+		held = true;
+	}
+	pthread_mutex_unlock(&b->mu);
+	return held;
+}
+
+/* As a leader's end of its flush: the writers that queued during the hold (batch `taken + 1`, none was
+ * taken meanwhile) are offered the lead, one of them takes it; with none, the turn is free again. */
+void ftm_batch_release(ftm_batcher_t *b)
+{
+	uint64_t no;
+	bool next;
+
+	pthread_mutex_lock(&b->mu);
+	no = b->taken + 1;
+	next = b->queue != NULL;
+	if (next)
+		STORE(&b->offer, no);
+	else
+		b->flushing = false;
+	pthread_mutex_unlock(&b->mu);
+	if (next)
+		word_wake(&b->word[no & 1], 1);
+}
+
 /* Until the job's batch was flushed (true), or its lead was offered and this job took it (false). Every
  * job queued is in batch `taken + 1`, and no job of the batch after queues before that one is taken:
  * word[n & 1] serves only batch n's jobs while they wait. */

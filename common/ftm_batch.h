@@ -50,6 +50,13 @@ void ftm_batcher_destroy(ftm_batcher_t *b);
 /* Queue a job carrying arg and return its rc once the batch holding it was flushed. */
 int ftm_batch_run(ftm_batcher_t *b, void *arg, char *err, size_t err_len);
 
+/* The flush's turn for the caller, if no batch is in flight or queued: true, and the caller (which may
+ * then use what the flush uses, its connection, for a read) ends it with ftm_batch_release; false at
+ * once otherwise. Never waits. A writer that queues meanwhile waits for the release, which hands it the
+ * next batch. */
+bool ftm_batch_try_hold(ftm_batcher_t *b);
+void ftm_batch_release(ftm_batcher_t *b);
+
 /* Every job of the batch fails with why (a job that failed on its own keeps its reason). */
 void ftm_batch_fail(ftm_batch_job_t *batch, const char *why);
 

@@ -57,6 +57,14 @@ ftm_store_t *ftm_store_open(const char *uri, const char *key_file, const ftm_log
 ftm_store_t *ftm_store_open_single(const char *uri, const char *key_file, const ftm_log_t *log,
 				   char *err, size_t err_len);
 void ftm_store_close(ftm_store_t *st);
+/* From now on a code peek (the split's) runs on the writer connection while no write is in flight or
+ * queued, and on a reader otherwise: it never waits for a write, and a write that comes during it waits
+ * for the peek (tens of microseconds). For a handle whose writer is mostly idle (ftmpushd's PAM logins,
+ * one at a time): SQLite drops a reader's whole page cache when another connection committed since its
+ * last read, so a peek on a reader after each verdict read its pages again (five preads a login); the
+ * writer's cache holds what it wrote. Not for a server whose writes are many and concurrent (a peek
+ * would then delay a group commit). A no-op for a backend without it. */
+void ftm_store_peek_on_idle_writer(ftm_store_t *st);
 /* Process-wide settings of the store's libraries that only a program's own single-threaded start may
  * make (SQLite's sqlite3_config is not thread-safe and applies to every user of SQLite in the process):
  * called by ftmpushd and ftmpushctl first thing, and by rlm_ftmpush while FreeRADIUS instantiates its

@@ -236,6 +236,9 @@ ftm_push_daemon_t *ftm_push_daemon_start(const ftm_config_t *cfg, const ftm_log_
 	ftm_auth_set_frontend(d->pam_auth, FTM_AUDIT_FE_PAM);
 	/* the split's proof travels with its connection to the verify (ftm_rdv_conn_proof): no slot */
 	ftm_auth_set_proof_carried(d->pam_auth, true);
+	/* PAM logins come one at a time here: the split's peek runs on the store's idle writer, whose page
+	 * cache the verdicts leave valid (a reader's is dropped after each commit) */
+	ftm_store_peek_on_idle_writer(ftm_auth_store(d->pam_auth));
 	if (ftm_push_auth_attach(d->auth, log, &d->push, why, sizeof(why)) != 0) {
 		ftm_set_err(err, err_len, "push engine: %s", why);
 		goto fail;

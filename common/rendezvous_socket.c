@@ -880,6 +880,7 @@ static void *worker_thread(void *arg)
 {
 	ftm_rdv_server_t *srv = arg;
 	ftm_rdv_conn_t *conn;
+	bool hand_on;
 
 	pthread_mutex_lock(&srv->lock);
 	for (;;) {
@@ -900,13 +901,18 @@ static void *worker_thread(void *arg)
 		pthread_cond_broadcast(&srv->idle);	/* stop waits for the lead to go */
 		if (conn == NULL)
 			break;	/* stopping */
-		if (srv->followers > 0) {
-			pthread_cond_signal(&srv->follow);
-		} else if (spawn_worker(srv) != 0) {
+		hand_on = srv->followers > 0;
+		if (!hand_on && spawn_worker(srv) != 0) {
 			/* nobody else can lead: this connection is served, then this thread leads again */
 			ftm_log(srv->log, FTM_LOG_ERR, "socket: cannot start a thread for the next connection");
 		}
 		pthread_mutex_unlock(&srv->lock);
+		/* Signalled after the unlock, so the follower does not wake into the lock still held here and
+		 * sleep on it once more (a futex round trip and a switch more before this thread reads its
+		 * request). The lead is free (leader is false) before the signal: if another thread takes it
+		 * first, the woken follower finds it taken and follows again. */
+		if (hand_on)
+			pthread_cond_signal(&srv->follow);
 
 		serve_conn(conn);
 		conn_done(conn);

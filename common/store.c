@@ -245,6 +245,12 @@ ftm_store_t *ftm_store_open_single(const char *uri, const char *key_file, const 
 	return store_open(uri, key_file, log, true, err, err_len);
 }
 
+void ftm_store_peek_on_idle_writer(ftm_store_t *st)
+{
+	if (st != NULL && st->ops->peek_on_idle_writer != NULL)
+		st->ops->peek_on_idle_writer(st->be);
+}
+
 void ftm_store_process_init(void)
 {
 	ftm_store_sqlite_process_init();

@@ -71,6 +71,9 @@ typedef struct ftm_store_backend {
 	void (*close)(void *be);
 	/* optional: the handle is used by one thread, one call at a time, from now on (ftm_store_open_single) */
 	void (*single)(void *be);
+	/* optional: from now on a peek may run on the connection writes use, when no write is in flight
+	 * (ftm_store_peek_on_idle_writer) */
+	void (*peek_on_idle_writer)(void *be);
 	/* small named blobs kept with the tokens (the key check); get: 1 when absent */
 	int (*meta_get)(void *be, const char *name, uint8_t *buf, size_t max, size_t *len, char *err, size_t err_len);
 	int (*meta_put)(void *be, const char *name, const uint8_t *buf, size_t len, char *err, size_t err_len);

@@ -117,6 +117,7 @@ typedef struct sq {
 	pthread_mutex_t	readers_mu;
 	sq_conn_t	*idle_readers;
 	bool		single;		/* one thread, one call at a time: reads run on the writer (sq_single) */
+	bool		peek_writer;	/* a peek runs on the writer while no write is in flight (sq_peek_on_idle_writer) */
 	const ftm_log_t	*log;
 } sq_t;
 
@@ -663,6 +664,16 @@ static void sq_single(void *be)
 	((sq_t *)be)->single = true;
 }
 
+/* ftm_store_peek_on_idle_writer: the code peek (sq_verdict_audited without write) may run on the
+ * writer connection. It holds the batch's turn (ftm_batch_try_hold) for its one SELECT, so no batch
+ * leader uses the connection meanwhile; it never waits for one (busy: a reader, as before). A read on
+ * the writer is a read like a reader's: its own snapshot, the WAL's read locks; the connection is
+ * never in a write transaction outside a batch. */
+static void sq_peek_on_idle_writer(void *be)
+{
+	((sq_t *)be)->peek_writer = true;
+}
+
 /* A job that writes goes to the group commit; a peek runs on a reader inside one read transaction, so
  * its SELECTs see one snapshot. */
 static int snapshot_or_write_job(sq_t *s, bool write, int (*run)(sq_conn_t *, void *, char *, size_t), void *arg,
@@ -1096,6 +1107,12 @@ static int sq_verdict_audited(void *be, const char *user, bool write, ftm_decide
 	 * token serialize and the second sees the step the first consumed. */
 	if (write)
 		return write_job(s, job_verdict, &va, err, err_len);
+	/* the writer, if it is idle: the batch's turn taken without waiting, so no batch uses it meanwhile */
+	if (s->peek_writer && !s->single && ftm_batch_try_hold(&s->batcher)) {
+		rc = job_verdict(s->writer, &va, err, err_len);
+		ftm_batch_release(&s->batcher);
+		return rc;
+	}
 	if ((c = reader_take(s, err, err_len)) == NULL)
 		return -1;
 	rc = job_verdict(c, &va, err, err_len);
@@ -2244,6 +2261,7 @@ const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.remove		= sq_remove,
 	.list		= sq_list,
 	.verdict	= sq_verdict,
+	.peek_on_idle_writer = sq_peek_on_idle_writer,
 	.act_put	= sq_act_put,
 	.act_verdict	= sq_act_verdict,
 	.act_get_serial	= sq_act_get_serial,

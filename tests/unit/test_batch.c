@@ -187,12 +187,62 @@ static void a_batch_that_fails_fails_every_job_with_its_reason(void **state)
 	ftm_batcher_destroy(&b);
 }
 
+/* ftm_batch_try_hold: taken at once when no flush is in flight, refused at once while one is (it never
+ * waits); writers that queue during a hold wait for its release and are then one batch, led by one of
+ * them, and no flush runs while the hold is kept. */
+static void a_hold_is_refused_during_a_flush_and_its_release_hands_the_queued_writers_their_batch(void **state)
+{
+	ftm_batcher_t b;
+	struct owner o = { .b = &b };
+	struct writer first = { .b = &b, .o = &o, .jobs = 1 }, w[THREADS];
+	pthread_t lead, tid[THREADS];
+
+	(void)state;
+	assert_int_equal(ftm_batcher_init(&b, flush, &o), 0);
+	assert_true(ftm_batch_try_hold(&b));
+	assert_false(ftm_batch_try_hold(&b));	/* one hold at a time */
+	for (int i = 0; i < THREADS; i++) {
+		w[i] = (struct writer){ .b = &b, .o = &o, .jobs = 1 };
+		assert_int_equal(pthread_create(&tid[i], NULL, write_jobs, &w[i]), 0);
+	}
+	while (queued(&b) < THREADS)
+		usleep(1000);
+	assert_int_equal(__atomic_load_n(&o.flushes, __ATOMIC_ACQUIRE), 0);	/* nothing ran under the hold */
+	ftm_batch_release(&b);
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(tid[i], NULL);
+		assert_int_equal(w[i].bad, 0);
+	}
+	assert_int_equal(o.flushes, 1);
+	assert_int_equal(o.sizes[0], THREADS);
+	/* the turn is free again: held and released with nobody queued */
+	assert_true(ftm_batch_try_hold(&b));
+	ftm_batch_release(&b);
+	/* refused while a flush runs (the first one here waits for one more writer to queue) */
+	o = (struct owner){ .b = &b, .hold_until_queued = 1 };
+	assert_int_equal(pthread_create(&lead, NULL, write_jobs, &first), 0);
+	while (__atomic_load_n(&o.in_flush, __ATOMIC_ACQUIRE) == 0)
+		usleep(1000);
+	assert_false(ftm_batch_try_hold(&b));
+	w[0] = (struct writer){ .b = &b, .o = &o, .jobs = 1 };
+	assert_int_equal(pthread_create(&tid[0], NULL, write_jobs, &w[0]), 0);
+	pthread_join(lead, NULL);
+	pthread_join(tid[0], NULL);
+	assert_int_equal(first.bad, 0);
+	assert_int_equal(w[0].bad, 0);
+	assert_int_equal(o.flushes, 2);
+	assert_true(ftm_batch_try_hold(&b));
+	ftm_batch_release(&b);
+	ftm_batcher_destroy(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(every_job_returns_once_the_flush_that_held_it_is_over),
 		cmocka_unit_test(writers_queued_behind_a_flush_are_the_next_batch),
 		cmocka_unit_test(a_batch_that_fails_fails_every_job_with_its_reason),
+		cmocka_unit_test(a_hold_is_refused_during_a_flush_and_its_release_hands_the_queued_writers_their_batch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1094,6 +1094,7 @@ static void a_proof_does_not_outlive_a_replay_a_lock_or_a_reissue(void **state)
 struct hammer {
 	fixture_t	*f;
 	bool		own_handle;
+	bool		peek_first;	/* each round peeks before its verdict */
 	int		ok, replay, other;
 };
 
@@ -1111,6 +1112,14 @@ static void *hammer(void *arg)
 	}
 	for (int i = 0; i < ROUNDS; i++) {
 		ftm_verdict_t v;
+		if (h->peek_first) {
+			ftm_verify_params_t peek = params(0, 0, false);
+
+			/* OK before the verdict that spends it, replay after: never an error */
+			if (ftm_store_verify_code(st, "alice", C1, T1, &peek, &v) != 0 ||
+			    (v.code != FTM_VERDICT_OK && v.code != FTM_VERDICT_REPLAY))
+				h->other++;
+		}
 		ftm_store_verify_code(st, "alice", C1, T1, &p, &v);
 		if (v.code == FTM_VERDICT_OK)
 			h->ok++;
@@ -1124,7 +1133,7 @@ static void *hammer(void *arg)
 	return NULL;
 }
 
-static void hammer_run(fixture_t *f, bool own_handle)
+static void hammer_run(fixture_t *f, bool own_handle, bool peek_first)
 {
 	pthread_t tid[THREADS];
 	struct hammer h[THREADS];
@@ -1132,7 +1141,7 @@ static void hammer_run(fixture_t *f, bool own_handle)
 
 	add(f, "alice", "S1");
 	for (int i = 0; i < THREADS; i++) {
-		h[i] = (struct hammer){ .f = f, .own_handle = own_handle };
+		h[i] = (struct hammer){ .f = f, .own_handle = own_handle, .peek_first = peek_first };
 		assert_int_equal(pthread_create(&tid[i], NULL, hammer, &h[i]), 0);
 	}
 	for (int i = 0; i < THREADS; i++) {
@@ -1149,12 +1158,49 @@ static void hammer_run(fixture_t *f, bool own_handle)
 
 static void threads_sharing_a_handle_accept_a_code_once(void **state)
 {
-	hammer_run(*state, false);
+	hammer_run(*state, false, false);
 }
 
 static void threads_with_their_own_handles_accept_a_code_once(void **state)
 {
-	hammer_run(*state, true);
+	hammer_run(*state, true, false);
+}
+
+/* ftm_store_peek_on_idle_writer: peeks take the writer between the group commits of the other threads
+ * (or a reader while one is in flight); the code is still accepted once, and no peek fails */
+static void threads_peeking_on_the_idle_writer_between_verdicts_accept_a_code_once(void **state)
+{
+	fixture_t *f = *state;
+
+	ftm_store_peek_on_idle_writer(f->st);
+	hammer_run(f, false, true);
+}
+
+/* A peek on the idle writer reads what the verdicts wrote, on this handle and on another (another
+ * connection's commit makes SQLite drop the writer's cache as any reader's), and writes nothing. */
+static void a_peek_on_the_idle_writer_sees_every_commit_and_changes_nothing(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verify_params_t spend = params(5, 0, true);
+	ftm_code_proof_t proof;
+	ftm_store_t *other;
+	ftm_verdict_t v;
+
+	ftm_store_peek_on_idle_writer(f->st);
+	add(f, "alice", "S1");
+	add(f, "bob", "S2");
+	assert_int_equal(verify(f, "alice", BAD, T1, params(5, 0, false)).code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(get(f, "S1").failures, 0);
+	proof = peek_proof(f, "alice", C1, T1);
+	assert_int_equal(verify_proved(f, "alice", C1, T1, &proof).code, FTM_VERDICT_OK);
+	assert_int_equal(verify(f, "alice", C1, T1, params(5, 0, false)).code, FTM_VERDICT_REPLAY);
+	/* bob's code spent through another handle: this handle's next peek, on its writer, sees it */
+	assert_int_equal(verify(f, "bob", C1, T1, params(5, 0, false)).code, FTM_VERDICT_OK);
+	assert_non_null(other = ftm_store_open(f->db, NULL, NULL, NULL, 0));
+	assert_int_equal(ftm_store_verify_code(other, "bob", C1, T1, &spend, &v), 0);
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	ftm_store_close(other);
+	assert_int_equal(verify(f, "bob", C1, T1, params(5, 0, false)).code, FTM_VERDICT_REPLAY);
 }
 
 /* ---- code-challenge States: kept in the store, so another process on the file can take them ---- */
@@ -1900,6 +1946,8 @@ int main(void)
 		T(threads_sharing_a_handle_accept_a_code_once),
 		T(concurrent_writers_commit_together_and_fail_alone),
 		T(threads_with_their_own_handles_accept_a_code_once),
+		T(threads_peeking_on_the_idle_writer_between_verdicts_accept_a_code_once),
+		T(a_peek_on_the_idle_writer_sees_every_commit_and_changes_nothing),
 		T(a_challenge_issued_by_one_process_is_answered_once_by_another),
 		T(a_challenge_flood_flushes_only_the_flooders_own_states),
 		T(each_verdict_leaves_one_audit_row),
