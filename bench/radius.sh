@@ -11,7 +11,7 @@
 #   fsync on).
 # Usage: bash bench/radius.sh [BUILDDIR]   (default build/test). Environment: BENCH_ROUNDS (3),
 # BENCH_USERS (4000), BENCH_INFLIGHT (64), BENCH_PORT (32040: loopback, BENCH_PORT .. +20),
-# BENCH_STORE (both: sqlite | postgresql | both), BENCH_NODES (2: 1 = no two-node figure),
+# BENCH_STORE (both: sqlite | postgresql | both), BENCH_NODES (2: 1 = no two-node figure), BENCH_NODE_CPUS (below),
 # BENCH_PERF (unset: off; 1 or a perf event list: `perf stat -p` on the SQLite node around its PAP and
 # SQLite runs, printed per request: context switches, syscalls by name; needs perf and root),
 # BENCH_PERF_RECORD (a directory: `perf record -g -p` of the same runs into DIR/perf-{pap,sqlite}-R.data;
@@ -23,6 +23,16 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$top/build/test}" && pwd)
 rounds=${BENCH_ROUNDS:-3} users=${BENCH_USERS:-4000} inflight=${BENCH_INFLIGHT:-64}
 stores=${BENCH_STORE:-both} nodes=${BENCH_NODES:-2}
+# BENCH_NODE_CPUS (unset: every process on any CPU): "C1 C2" pins node S (SQLite and the PAP floor) and
+# node A to CPU C1 and node B to C2 (taskset): each node a server of one vCPU, as nodes on machines of
+# their own would be; the database and radload stay unpinned. Every ratio of the run is then one of
+# one-vCPU servers (PAP floor included), and "2 nodes / 1 node" says whether a second node's CPU adds
+# decisions (on one machine, unpinned, one node already keeps every CPU busy).
+read -r cpu_first cpu_second _ <<<"${BENCH_NODE_CPUS:-}" || true
+if [ -n "${cpu_first:-}" ]; then
+  command -v taskset >/dev/null || { echo "bench: BENCH_NODE_CPUS needs taskset (util-linux)"; exit 1; }
+  cpu_second=${cpu_second:-$cpu_first}
+fi
 radload=$build/bench/radload ctl=$build/tools/ftmpushctl
 for f in "$radload" "$ctl" "$build/rlm_ftmpush/.libs/rlm_ftmpush.so"; do
   [ -e "$f" ] || { echo "bench: $f not built (make in $build)"; exit 1; }
@@ -141,7 +151,11 @@ server pap_floor {
 }
 EOF
   fi
-  freeradius -f -d "$RAD_DIR" -n radiusd >"$RAD_LOG" 2>&1 &
+  local pin=()
+  if [ -n "${cpu_first:-}" ]; then
+    case $name in B) pin=(taskset -c "$cpu_second");; *) pin=(taskset -c "$cpu_first");; esac
+  fi
+  "${pin[@]}" freeradius -f -d "$RAD_DIR" -n radiusd >"$RAD_LOG" 2>&1 &
   RAD_PID=$!
   NODE_PID[$name]=$RAD_PID
   "$radload" -s "127.0.0.1:$RAD_PORT" -w 15 >/dev/null || fail "node $name did not answer Status-Server"
@@ -150,7 +164,8 @@ EOF
 
 label() { case $1 in sqlite) echo "SQLite";; pg) echo "PostgreSQL";; pg2) echo "PostgreSQL, 2 nodes";; esac; }
 on=; for k in $kinds; do on="${on:+$on; }$(label "$k")"; done
-echo "== RADIUS: PAP floor vs rlm_ftmpush password+code on $on ($users distinct users per round, $inflight in flight, $rounds rounds, freeradius without -x)"
+pinned=; [ -z "${cpu_first:-}" ] || pinned=", nodes S and A on CPU $cpu_first, node B on CPU $cpu_second (BENCH_NODE_CPUS)"
+echo "== RADIUS: PAP floor vs rlm_ftmpush password+code on $on ($users distinct users per round, $inflight in flight, $rounds rounds, freeradius without -x$pinned)"
 if [ "$with_sqlite" = 1 ]; then
   "$ctl" --db "$FTM_TMP/tokens.db" token import "$FTM_TMP/tokens-sqlite.csv" >/dev/null
 fi
