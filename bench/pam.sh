@@ -44,23 +44,23 @@ mkdir -p "$tmp/pam.d" "$tmp/pam-warm.d"
 hash=$(openssl passwd -6 "pw-bench")
 : >"$tmp/passwd" ; : >"$tmp/users.oath" ; : >"$tmp/tokens.csv" ; : >"$tmp/tokens-d.csv"
 : >"$tmp/passwd-warm" ; : >"$tmp/users-warm.oath"
-declare -a oath_seed ftm_seed ftmd_seed woath_seed wftm_seed wftmd_seed
-for i in $(seq 1 "$warm"); do
-  woath_seed[$i]=$(openssl rand -hex 20) wftm_seed[$i]=$(openssl rand -hex 20) wftmd_seed[$i]=$(openssl rand -hex 20)
-  echo "wu$i:$hash" >>"$tmp/passwd-warm"
-  echo "wd$i:$hash" >>"$tmp/passwd-warm"
-  printf 'HOTP/T60/6\twu%d\t-\t%s\n' "$i" "${woath_seed[$i]}" >>"$tmp/users-warm.oath"
-  printf 'FTKPAMW%06d,%s,wu%d\n' "$i" "${wftm_seed[$i]}" "$i" >>"$tmp/tokens.csv"
-  printf 'FTKPADW%06d,%s,wd%d\n' "$i" "${wftmd_seed[$i]}" "$i" >>"$tmp/tokens-d.csv"
-done
-for i in $(seq 1 "$users"); do
-  oath_seed[$i]=$(openssl rand -hex 20) ftm_seed[$i]=$(openssl rand -hex 20) ftmd_seed[$i]=$(openssl rand -hex 20)
-  echo "u$i:$hash" >>"$tmp/passwd"
-  echo "d$i:$hash" >>"$tmp/passwd"
-  printf 'HOTP/T60/6\tu%d\t-\t%s\n' "$i" "${oath_seed[$i]}" >>"$tmp/users.oath"
-  printf 'FTKPAM%06d,%s,u%d\n' "$i" "${ftm_seed[$i]}" "$i" >>"$tmp/tokens.csv"
-  printf 'FTKPAD%06d,%s,d%d\n' "$i" "${ftmd_seed[$i]}" "$i" >>"$tmp/tokens-d.csv"
-done
+# Seeds by user name: uN/wuN for pam_oath and pam_ftmpush in process, dN/wdN through ftmpushd.
+declare -A oath_seed ftm_seed ftmd_seed
+# add_users PREFIX SERIAL_TAG COUNT SUFFIX: users PREFIXu1.. and PREFIXd1.. in passwdSUFFIX and
+# usersSUFFIX.oath (the warm-up's files are their own: pam_oath rewrites its whole users file)
+add_users() {
+  local p=$1 tag=$2 n=$3 sfx=$4 i
+  for i in $(seq 1 "$n"); do
+    oath_seed[${p}u$i]=$(openssl rand -hex 20) ftm_seed[${p}u$i]=$(openssl rand -hex 20) ftmd_seed[${p}d$i]=$(openssl rand -hex 20)
+    echo "${p}u$i:$hash" >>"$tmp/passwd$sfx"
+    echo "${p}d$i:$hash" >>"$tmp/passwd$sfx"
+    printf 'HOTP/T60/6\t%su%d\t-\t%s\n' "$p" "$i" "${oath_seed[${p}u$i]}" >>"$tmp/users$sfx.oath"
+    printf 'FTKPAM%s%06d,%s,%su%d\n' "$tag" "$i" "${ftm_seed[${p}u$i]}" "$p" "$i" >>"$tmp/tokens.csv"
+    printf 'FTKPAD%s%06d,%s,%sd%d\n' "$tag" "$i" "${ftmd_seed[${p}d$i]}" "$p" "$i" >>"$tmp/tokens-d.csv"
+  done
+}
+add_users w W "$warm" -warm
+add_users "" "" "$users" ""
 # in process: no daemon listens at this socket path
 cat >"$tmp/ftmpush.conf" <<EOF
 token_db = $tmp/tokens.db
@@ -130,15 +130,15 @@ cpu_now() {
 ok_oath=0 ok_ftm=0 ok_ftmd=0
 warm_failed=0
 for i in $(seq 1 "$warm"); do
-  login oath "wu$i" "pw-bench\n$(oathtool --totp -s 60 -d 6 "${woath_seed[$i]}")\n" "$tmp/pam-warm.d" || warm_failed=$((warm_failed + 1))
-  login ftmpush "wu$i" "pw-bench$(oathtool --totp -s 60 -d 6 "${wftm_seed[$i]}")\n" "$tmp/pam-warm.d" || warm_failed=$((warm_failed + 1))
-  login ftmpushd "wd$i" "pw-bench$(oathtool --totp -s 60 -d 6 "${wftmd_seed[$i]}")\n" "$tmp/pam-warm.d" || warm_failed=$((warm_failed + 1))
+  login oath "wu$i" "pw-bench\n$(oathtool --totp -s 60 -d 6 "${oath_seed[wu$i]}")\n" "$tmp/pam-warm.d" || warm_failed=$((warm_failed + 1))
+  login ftmpush "wu$i" "pw-bench$(oathtool --totp -s 60 -d 6 "${ftm_seed[wu$i]}")\n" "$tmp/pam-warm.d" || warm_failed=$((warm_failed + 1))
+  login ftmpushd "wd$i" "pw-bench$(oathtool --totp -s 60 -d 6 "${ftmd_seed[wd$i]}")\n" "$tmp/pam-warm.d" || warm_failed=$((warm_failed + 1))
 done
 echo "warm-up: $warm untimed logins per path first ($warm_failed failed); ftmpushd's WAL $(stat -c %s "$tmp/tokens-d.db-wal" 2>/dev/null || echo 0) bytes"
 d0=$(daemon_ticks)
 for i in $(seq 1 "$users"); do
-  c_oath=$(oathtool --totp -s 60 -d 6 "${oath_seed[$i]}") c_ftm=$(oathtool --totp -s 60 -d 6 "${ftm_seed[$i]}")
-  c_ftmd=$(oathtool --totp -s 60 -d 6 "${ftmd_seed[$i]}")
+  c_oath=$(oathtool --totp -s 60 -d 6 "${oath_seed[u$i]}") c_ftm=$(oathtool --totp -s 60 -d 6 "${ftm_seed[u$i]}")
+  c_ftmd=$(oathtool --totp -s 60 -d 6 "${ftmd_seed[d$i]}")
   cpu_now; c0=$cpu; s=$EPOCHREALTIME
   login oath "u$i" "pw-bench\n$c_oath\n" && ok_oath=$((ok_oath + 1))
   e=$EPOCHREALTIME; cpu_now; echo "oath $s $e $c0 $cpu" >>"$tmp/timed"
