@@ -1090,7 +1090,6 @@ static int present_on(pg_link_t *l, const char *serials, size_t n, bool *found, 
 static const char *const *insert_arrays(lit_t lits[13], const ftm_store_row_t *rows, size_t n,
 					const char *values[13])
 {
-	static const char hex[] = "0123456789abcdef";
 	char seed[2 * FTM_SEALED_MAX + 1], num[6][24];
 
 	for (int k = 0; k < 13; k++)
@@ -1098,11 +1097,7 @@ static const char *const *insert_arrays(lit_t lits[13], const ftm_store_row_t *r
 	for (size_t i = 0; i < n; i++) {
 		const ftm_token_t *t = &rows[i].tok;
 
-		for (size_t j = 0; j < rows[i].sealed_len && j < FTM_SEALED_MAX; j++) {
-			seed[2 * j] = hex[rows[i].sealed[j] >> 4];
-			seed[2 * j + 1] = hex[rows[i].sealed[j] & 0xf];
-		}
-		seed[2 * (rows[i].sealed_len < FTM_SEALED_MAX ? rows[i].sealed_len : FTM_SEALED_MAX)] = '\0';
+		ftm_hex_encode(rows[i].sealed, rows[i].sealed_len < FTM_SEALED_MAX ? rows[i].sealed_len : FTM_SEALED_MAX, seed);
 		snprintf(num[0], sizeof(num[0]), "%u", t->digits);
 		snprintf(num[1], sizeof(num[1]), "%u", t->period);
 		snprintf(num[2], sizeof(num[2]), "%" PRId64, t->last_step);
