@@ -62,6 +62,9 @@ pg_stats() {
     FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15" >"$BENCH_PG_STATS" 2>&1 || true
   pg_sql ftm "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd > 0
     ORDER BY relname" >>"$BENCH_PG_STATS" 2>&1 || true
+  pg_sql ftm "SELECT 'wal', wal_records, wal_fpi, wal_bytes, wal_write, wal_sync FROM pg_stat_wal" >>"$BENCH_PG_STATS" 2>&1 || true
+  pg_sql ftm "SELECT 'commits', xact_commit, xact_rollback FROM pg_stat_database WHERE datname = 'ftm'" >>"$BENCH_PG_STATS" 2>&1 || true
+  pg_sql ftm "SELECT 'checkpoints', checkpoints_timed, checkpoints_req, buffers_checkpoint, buffers_backend FROM pg_stat_bgwriter" >>"$BENCH_PG_STATS" 2>&1 || true
 }
 cleanup() { pg_stats; rad_nodes_stop; pg_cleanup; rm -rf "$FTM_TMP"; }
 radius_setup minimal	# skips when freeradius is missing; sets its own EXIT trap, replaced here
@@ -223,7 +226,7 @@ for n in $warm; do
   "$radload" -s "127.0.0.1:$p" -p "$inflight" -t 10 "$FTM_TMP/pap.tsv" >/dev/null || true
 done
 
-[ -z "${BENCH_PG_STATS:-}" ] || [ "$with_pg" = 0 ] || pg_sql ftm "SELECT pg_stat_statements_reset()" >/dev/null
+[ -z "${BENCH_PG_STATS:-}" ] || [ "$with_pg" = 0 ] || pg_sql ftm "SELECT pg_stat_statements_reset(), pg_stat_reset(), pg_stat_reset_shared('wal'), pg_stat_reset_shared('bgwriter')" >/dev/null
 declare -A ratios=() cpu=()
 for r in $(seq 0 $((rounds - 1))); do
   c0=$(server_cpu "$pid_S")
