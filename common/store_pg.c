@@ -245,26 +245,31 @@ static const struct { const char *sql; int nparams; } queries[Q_COUNT] = {
 	 * synchronous commit (verdict_batch): $1 a jsonb array of {i, u: user, s: serials, v: versions,
 	 * w: dirty rows, a: audit row or null}. Every user's rows locked in serial order (a batch and a
 	 * verdict of any node lock in the one order: no deadlock between them), each verdict's rows
-	 * compared and written on their own. Columns: i, same, rows updated; then the audit rows of all. */
+	 * compared and written on their own. The comparison (g, ok) and the count of rows updated (n) are
+	 * joins by user and by i, not a subquery per verdict over every locked or updated row (n squared
+	 * in the batch's size: a quarter of the statement's time at 40 verdicts). Columns: i, same, rows
+	 * updated; then the audit rows of all. */
 	[Q_VERDICT_BATCH] = { "WITH b AS (SELECT * FROM jsonb_to_recordset($1::jsonb)"
 			      " AS b(i integer, u text, s text[], v text[], w jsonb, a jsonb)),"
 			      " cur AS (SELECT serial, username, xmin::text AS ver FROM ftm_tokens"
 			      " WHERE username = ANY(ARRAY(SELECT u FROM b)) ORDER BY serial FOR UPDATE),"
-			      " ok AS (SELECT b.i, coalesce((SELECT array_agg(serial ORDER BY serial) FROM cur"
-			      " WHERE cur.username = b.u), '{}') = b.s AND coalesce((SELECT array_agg(ver ORDER BY serial)"
-			      " FROM cur WHERE cur.username = b.u), '{}') = b.v AS same FROM b),"
-			      " w AS (SELECT b.i, b.u, x.* FROM b JOIN ok ON ok.i = b.i AND ok.same,"
-			      " jsonb_to_recordset(b.w) AS x(serial text, status text, last_step bigint, failures integer,"
-			      " lock_reason text, locked_at bigint)),"
+			      " g AS (SELECT username, array_agg(serial ORDER BY serial) AS s,"
+			      " array_agg(ver ORDER BY serial) AS v FROM cur GROUP BY username),"
+			      " ok AS (SELECT b.i, b.u, b.w, b.a, coalesce(g.s, '{}') = b.s AND coalesce(g.v, '{}') = b.v"
+			      " AS same FROM b LEFT JOIN g ON g.username = b.u),"
+			      " w AS (SELECT ok.i, ok.u, x.* FROM ok, jsonb_to_recordset(ok.w) AS x(serial text,"
+			      " status text, last_step bigint, failures integer, lock_reason text, locked_at bigint)"
+			      " WHERE ok.same),"
 			      " upd AS (UPDATE ftm_tokens t SET status = w.status, last_step = w.last_step,"
 			      " failures = w.failures, lock_reason = w.lock_reason, locked_at = w.locked_at FROM w"
 			      " WHERE t.serial = w.serial AND t.username = w.u RETURNING w.i),"
 			      " aud AS (INSERT INTO ftm_audit (at, event, result, username, serial, client, nas, frontend,"
-			      " node, reason) SELECT (b.a->>'at')::bigint, b.a->>'event', b.a->>'result', b.a->>'user',"
-			      " b.a->>'serial', b.a->>'client', b.a->>'nas', b.a->>'frontend', b.a->>'node', b.a->>'reason'"
-			      " FROM b JOIN ok ON ok.i = b.i AND ok.same WHERE jsonb_typeof(b.a) = 'object' RETURNING 1)"
-			      " SELECT ok.i, ok.same, (SELECT count(*) FROM upd WHERE upd.i = ok.i),"
-			      " (SELECT count(*) FROM aud) FROM ok ORDER BY ok.i", 1 },
+			      " node, reason) SELECT (a->>'at')::bigint, a->>'event', a->>'result', a->>'user',"
+			      " a->>'serial', a->>'client', a->>'nas', a->>'frontend', a->>'node', a->>'reason'"
+			      " FROM ok WHERE ok.same AND jsonb_typeof(a) = 'object' RETURNING 1),"
+			      " n AS (SELECT i, count(*) AS c FROM upd GROUP BY i)"
+			      " SELECT ok.i, ok.same, coalesce(n.c, 0), (SELECT count(*) FROM aud)"
+			      " FROM ok LEFT JOIN n ON n.i = ok.i ORDER BY ok.i", 1 },
 	[Q_AUDIT_INSERT] = { "INSERT INTO ftm_audit (at, event, result, username, serial, client, nas, frontend, node,"
 			     " reason) VALUES ($1::bigint,$2,$3,$4,$5,$6,$7,$8,$9,$10)", 10 },
 };
