@@ -1416,6 +1416,7 @@ static void a_version_7_database_loses_the_audit_index_by_user(void **state)
 	fixture_t *f = *state;
 	char err[512];
 	ftm_store_t *b;
+	long newest = sql_long(f, "SELECT max(version) FROM ftm_schema");
 
 	ftm_store_close(f->st);
 	f->st = NULL;
@@ -1425,7 +1426,7 @@ static void a_version_7_database_loses_the_audit_index_by_user(void **state)
 	b = open_node(f, f->key, err, sizeof(err));
 	assert_non_null(b);
 	f->st = b;
-	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), 8);
+	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), newest);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM pg_indexes WHERE indexname = 'ftm_audit_by_user'"), 0);
 	/* ftm_audit_by_at stays: the retention pass deletes by time */
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM pg_indexes WHERE indexname = 'ftm_audit_by_at'"), 1);
@@ -1435,6 +1436,34 @@ static void a_version_7_database_loses_the_audit_index_by_user(void **state)
 	assert_int_equal(verify(b, "alice", C1, T1, 5).code, FTM_VERDICT_OK);
 	assert_int_equal(verify(b, "alice", C1, T1, 5).code, FTM_VERDICT_REPLAY);
 	audit_case_rows_are_selected_by_user_result_time_and_count(b);
+}
+
+/* A database at version 8 (the audit trail's index by time a btree) gets a BRIN index by time when a
+ * newer node opens it; verdicts leave their audit rows and the retention pass drops only older rows. */
+static void a_version_8_database_gets_a_brin_audit_index_by_time(void **state)
+{
+	fixture_t *f = *state;
+	char err[512];
+	ftm_store_t *b;
+	long newest = sql_long(f, "SELECT max(version) FROM ftm_schema");
+
+	ftm_store_close(f->st);
+	f->st = NULL;
+	sql(f, "DROP INDEX ftm_audit_by_at");
+	sql(f, "CREATE INDEX ftm_audit_by_at ON ftm_audit (at)");
+	sql(f, "DELETE FROM ftm_schema WHERE version >= 9");
+	b = open_node(f, f->key, err, sizeof(err));
+	assert_non_null(b);
+	f->st = b;
+	assert_true(newest >= 9);
+	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), newest);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM pg_indexes WHERE indexname = 'ftm_audit_by_at'"
+				     " AND indexdef LIKE '%USING brin (at)%'"), 1);
+	audit_case_prune_drops_only_older_rows(b);
+	add(b, "alice", "S1");
+	assert_int_equal(listed_verify(b, "alice", C1, T1), FTM_VERDICT_OK);
+	assert_int_equal(listed_verify(b, "alice", C1, T1), FTM_VERDICT_REPLAY);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM ftm_audit WHERE username = 'alice'"), 2);
 }
 
 static void each_verdict_leaves_one_audit_row(void **state)
@@ -1806,6 +1835,7 @@ int main(void)
 		T(a_challenge_flood_flushes_only_the_flooders_own_states),
 		T(a_version_6_database_gains_activation_links),
 		T(a_version_7_database_loses_the_audit_index_by_user),
+		T(a_version_8_database_gets_a_brin_audit_index_by_time),
 		T(a_database_newer_than_the_binary_is_refused),
 		T(a_policy_set_on_one_node_is_every_nodes),
 		T(a_lock_by_failures_on_one_node_ends_on_another_and_an_admin_lock_stays),
