@@ -1014,7 +1014,7 @@ static void a_batch_whose_connection_is_killed_fails_every_verdict_and_writes_no
 	kill_the_sleeper(f, "WITH cur AS%");
 	pthread_join(tid[0], NULL);
 	assert_int_equal(t[0].v[0], FTM_VERDICT_ERROR);
-	kill_the_sleeper(f, "WITH b AS (SELECT * FROM jsonb_to_recordset%");
+	kill_the_sleeper(f, "WITH b AS (SELECT * FROM unnest%");
 	for (int i = 1; i < BATCH_USERS; i++) {
 		pthread_join(tid[i], NULL);
 		assert_int_equal(t[i].v[0], FTM_VERDICT_ERROR);
