@@ -162,9 +162,32 @@ static inline ftm_push_verdict_t fuzz_push_verdict(fuzz_push_t *f)
 	return ftm_push_wait(f->p, f->tx, 1);
 }
 
+/* What named the pushes before this one (their transaction ids and capabilities), for as long as
+ * their engine may still hold them: a released push stays pending in its engine until its timeout,
+ * and the fuzzer learns such values from the comparisons it watches and copies them into later
+ * inputs. An answer to one of those pushes is a right answer to another push, not to this one. */
+#define FUZZ_EARLIER	(2 * FUZZ_ENGINE_RUNS)
+static char fuzz_earlier[FUZZ_EARLIER][4][FTM_PUSH_ID_LEN + 1];
+static unsigned fuzz_earlier_next;
+
 static inline void fuzz_push_end(fuzz_push_t *f)
 {
+	char (*e)[FTM_PUSH_ID_LEN + 1] = fuzz_earlier[fuzz_earlier_next++ % FUZZ_EARLIER];
+
+	snprintf(e[0], sizeof(e[0]), "%s", f->tx_id);
+	for (unsigned i = 0; i < 3; i++)
+		snprintf(e[1 + i], sizeof(e[1 + i]), "%s", f->caps[i]);
 	ftm_push_release(f->p, f->tx);
+}
+
+/* Whether buf (len bytes, NULs allowed) holds a transaction id or capability of an earlier push. */
+static inline bool fuzz_names_earlier(const char *buf, size_t len)
+{
+	for (unsigned i = 0; i < FUZZ_EARLIER; i++)
+		for (unsigned k = 0; k < 4; k++)
+			if (fuzz_earlier[i][k][0] && memmem(buf, len, fuzz_earlier[i][k], strlen(fuzz_earlier[i][k])))
+				return true;
+	return false;
 }
 
 /* in with the placeholders replaced by the secrets; malloc'd and NUL-terminated, length in *out_len
