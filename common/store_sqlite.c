@@ -106,9 +106,9 @@ typedef struct sq_job {
 } sq_job_t;
 
 /* Writes of all the threads of a process go through one writer connection as group commits
- * (ftm_batch.h): the leader applies each job of its batch under its own savepoint in one BEGIN
- * IMMEDIATE transaction and commits once (one WAL fsync, synchronous=FULL). `readers_mu` guards the
- * reader pool. Reads run
+ * (ftm_batch.h): the leader applies each job of its batch in one BEGIN IMMEDIATE transaction, each
+ * under its own savepoint unless every job of the batch may run again (run_batch_unguarded), and
+ * commits once (one WAL fsync, synchronous=FULL). `readers_mu` guards the reader pool. Reads run
  * on reader connections of their own (WAL: a reader never waits for the writer). Processes take turns
  * through SQLite's own locks (BEGIN IMMEDIATE + busy timeout). */
 typedef struct sq {
