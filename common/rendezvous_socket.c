@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -31,7 +32,7 @@
 
 #define REQUEST_READ_TIMEOUT_MS	5000
 #define TIMEOUT_MAX		3600
-/* Idle worker threads kept for the next connections (leader and followers); more connections at once
+/* Idle worker threads kept for the next connections (each waits on the listening socket); more connections at once
  * get a thread of their own, which ends with its connection when this many are idle already. */
 #define IDLE_WORKERS_MAX	16
 
@@ -284,7 +285,7 @@ struct ftm_rdv_server {
 	const ftm_log_t		*log;
 	atomic_bool		stopping;
 	pthread_mutex_t		lock;
-	pthread_cond_t		idle;		/* active, threads or the leader went down (stop waits on it) */
+	pthread_cond_t		idle;		/* active, threads or idle_threads went down (stop waits on it) */
 	unsigned		active;		/* connections being served: at most max_conns */
 	/* split connections waiting for their login's verify (under lock), oldest first: at max_conns
 	 * the oldest is closed to serve a new connection (evict_waiting) */
@@ -296,13 +297,12 @@ struct ftm_rdv_server {
 	int64_t			evict_told_ms;	/* when the last notice went (ftm_mono_ms) */
 	bool			evict_told;	/* a notice went */
 	atomic_uint		evict_notice_ms;	/* FTM_RDV_EVICT_NOTICE_MS; shorter in tests */
-	int			wake[2];	/* self-pipe: stop wakes the leader and idle connections */
-	/* the worker threads (under lock), leader and followers: the leader waits for and accepts the
-	 * next connection, hands the lead to an idle follower (or to a new thread when none is idle),
-	 * and serves the connection itself; a worker that served its connection follows again */
-	pthread_cond_t		follow;		/* the lead is free */
-	bool			leader;		/* a thread leads (waits in poll/accept) */
-	unsigned		followers;	/* idle, waiting for the lead */
+	int			wake[2];	/* self-pipe: stop wakes the idle threads and idle connections */
+	/* the worker threads (under lock): every idle one waits for the next connection on the listening
+	 * socket itself (an epoll set of its own, the socket in it EPOLLEXCLUSIVE: a connection wakes one
+	 * of them), accepts it and serves it; the one that takes the last idle place starts a new thread
+	 * first; a worker that served its connection waits again */
+	unsigned		idle_threads;	/* waiting for a connection (or about to) */
 	unsigned		threads;	/* worker threads alive */
 	unsigned long		accepted;	/* connections accepted so far: each one's number in the log */
 };
@@ -785,50 +785,89 @@ static void refuse(ftm_rdv_server_t *srv, int fd, const char *reason)
 
 static void *worker_thread(void *arg);
 
-/* A new worker thread (it follows, or leads when the lead is free). Called with srv->lock held. */
+/* A worker thread's own wait for connections: an epoll set with the listening socket, EPOLLEXCLUSIVE
+ * (a new connection wakes one idle thread, not every one), and the self-pipe (stop wakes them all). */
+static int worker_epoll(ftm_rdv_server_t *srv)
+{
+	struct epoll_event ls = { .events = EPOLLIN | EPOLLEXCLUSIVE }, wk = { .events = EPOLLIN };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	if (ep < 0)
+		return -1;
+	ls.data.fd = srv->fd;
+	wk.data.fd = srv->wake[0];
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, srv->fd, &ls) != 0 || epoll_ctl(ep, EPOLL_CTL_ADD, srv->wake[0], &wk) != 0) {
+		close(ep);
+		return -1;
+	}
+	return ep;
+}
+
+struct worker_arg {
+	ftm_rdv_server_t	*srv;
+	int			ep;
+};
+
+/* A new worker thread, idle (waiting for a connection) from the start. Called with srv->lock held. */
 static int spawn_worker(ftm_rdv_server_t *srv)
 {
+	struct worker_arg *a = malloc(sizeof(*a));
 	pthread_attr_t attr;
 	pthread_t th;
 	int rc;
 
+	if (a == NULL)
+		return -1;
+	a->srv = srv;
+	a->ep = worker_epoll(srv);
+	if (a->ep < 0) {
+		free(a);
+		return -1;
+	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&th, &attr, worker_thread, srv);
+	rc = pthread_create(&th, &attr, worker_thread, a);
 	pthread_attr_destroy(&attr);
-	if (rc != 0)
+	if (rc != 0) {
+		close(a->ep);
+		free(a);
 		return -1;
+	}
 	srv->threads++;
+	srv->idle_threads++;
 	return 0;
 }
 
-/* The leader's wait for the next connection it may serve: the connection (its slot taken), or NULL
- * when the server stops. Peers not admitted and connections over max_conns are
- * answered here and the wait goes on. */
-static ftm_rdv_conn_t *lead(ftm_rdv_server_t *srv)
+/* An idle thread's wait for the next connection it may serve: the connection (its slot taken), or NULL
+ * when the server stops. Peers not admitted and connections over max_conns are answered here and the
+ * wait goes on. Several idle threads may accept at once (the listening socket is non-blocking: one
+ * woken with nothing left to accept waits again). */
+static ftm_rdv_conn_t *await_conn(ftm_rdv_server_t *srv, int ep)
 {
 	while (!atomic_load(&srv->stopping)) {
-		struct pollfd p[2] = { { .fd = srv->fd, .events = POLLIN }, { .fd = srv->wake[0], .events = POLLIN } };
 		ftm_peer_policy_t pol = { .daemon_uid = geteuid(), .socket_group = srv->group };
+		struct epoll_event ev[2];
 		ftm_peer_t peer;
 		ftm_rdv_conn_t *conn;
 		unsigned long id, told_n = 0;
 		int64_t told_ago = -1;
 		bool tell;
-		int fd;
+		int fd, n;
 
-		if (poll(p, 2, -1) < 0) {
+		n = epoll_wait(ep, ev, 2, -1);
+		if (n < 0) {
 			if (errno != EINTR) {
-				ftm_log(srv->log, FTM_LOG_ERR, "socket poll: %s", strerror(errno));
-				poll(NULL, 0, 100);	/* and again: the leader never leaves while the server runs */
+				ftm_log(srv->log, FTM_LOG_ERR, "socket epoll_wait: %s", strerror(errno));
+				poll(NULL, 0, 100);	/* and again: an idle thread never leaves while the server runs */
 			}
 			continue;
 		}
-		if (p[1].revents)
-			return NULL;
+		for (int i = 0; i < n; i++)
+			if (ev[i].data.fd == srv->wake[0])
+				return NULL;
 		fd = accept4(srv->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
-			continue;
+			continue;	/* another idle thread took it */
 		if (ftm_peer_read_admitted(fd, &pol, &peer) != 0) {
 			ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu gid %lu refused: not root, not us, not in the socket group",
 				(long)peer.pid, (unsigned long)peer.uid, (unsigned long)peer.gid);
@@ -871,59 +910,47 @@ static ftm_rdv_conn_t *lead(ftm_rdv_server_t *srv)
 	return NULL;
 }
 
-/* A worker thread (leader/followers): a follower waits for the lead; the leader accepts the next
- * connection, hands the lead on (to an idle follower; to a new thread when none is idle, so a held
- * push never keeps the next login waiting) and serves the connection itself, then follows again while
- * fewer than IDLE_WORKERS_MAX are idle, else ends. No connection waits in a queue, and a login's
- * request is read by the thread that accepted it. */
+/* A worker thread: while idle it waits for the next connection on the listening socket itself, accepts
+ * it and serves it; the thread that takes the last idle place starts a new one first, so one is always
+ * waiting (a held push never keeps the next login waiting), then it waits again while fewer than
+ * IDLE_WORKERS_MAX are idle, else it ends. No connection waits in a queue, a login's request is read
+ * by the thread that accepted it, and no other thread is woken for it (the lead of a leader/followers
+ * pool, handed on at every accept, woke a follower and ran it on the login's path). */
 static void *worker_thread(void *arg)
 {
-	ftm_rdv_server_t *srv = arg;
+	struct worker_arg *a = arg;
+	ftm_rdv_server_t *srv = a->srv;
+	int ep = a->ep;
 	ftm_rdv_conn_t *conn;
-	bool hand_on;
 
-	pthread_mutex_lock(&srv->lock);
+	free(a);
 	for (;;) {
-		while (srv->leader && !atomic_load(&srv->stopping)) {
-			srv->followers++;
-			pthread_cond_wait(&srv->follow, &srv->lock);
-			srv->followers--;
-		}
-		if (atomic_load(&srv->stopping))
-			break;
-		srv->leader = true;
-		pthread_mutex_unlock(&srv->lock);
-
-		conn = lead(srv);
+		conn = await_conn(srv, ep);
 
 		pthread_mutex_lock(&srv->lock);
-		srv->leader = false;
-		pthread_cond_broadcast(&srv->idle);	/* stop waits for the lead to go */
+		srv->idle_threads--;
+		pthread_cond_broadcast(&srv->idle);	/* stop waits for the idle ones to go */
 		if (conn == NULL)
 			break;	/* stopping */
-		hand_on = srv->followers > 0;
-		if (!hand_on && spawn_worker(srv) != 0) {
-			/* nobody else can lead: this connection is served, then this thread leads again */
+		if (srv->idle_threads == 0 && !atomic_load(&srv->stopping) && spawn_worker(srv) != 0) {
+			/* nobody else waits for connections: this one is served, then this thread waits again */
 			ftm_log(srv->log, FTM_LOG_ERR, "socket: cannot start a thread for the next connection");
 		}
 		pthread_mutex_unlock(&srv->lock);
-		/* Signalled after the unlock, so the follower does not wake into the lock still held here and
-		 * sleep on it once more (a futex round trip and a switch more before this thread reads its
-		 * request). The lead is free (leader is false) before the signal: if another thread takes it
-		 * first, the woken follower finds it taken and follows again. */
-		if (hand_on)
-			pthread_cond_signal(&srv->follow);
 
 		serve_conn(conn);
 		conn_done(conn);
 
 		pthread_mutex_lock(&srv->lock);
-		if (srv->followers >= IDLE_WORKERS_MAX && srv->leader)
+		if (atomic_load(&srv->stopping) || srv->idle_threads >= IDLE_WORKERS_MAX)
 			break;
+		srv->idle_threads++;
+		pthread_mutex_unlock(&srv->lock);
 	}
 	srv->threads--;
 	pthread_cond_broadcast(&srv->idle);
 	pthread_mutex_unlock(&srv->lock);	/* srv is not touched after this */
+	close(ep);
 	return NULL;
 }
 
@@ -984,7 +1011,6 @@ ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, uns
 	srv->log = log;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->idle, NULL);
-	pthread_cond_init(&srv->follow, NULL);
 
 	if (remove_stale(socket_path, err, err_len) != 0) {
 		if (*err == '\0')
@@ -1013,13 +1039,15 @@ ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, uns
 		unlink(socket_path);
 		goto fail;
 	}
-	if (chmod(socket_path, group != (gid_t)-1 ? 0660 : 0600) != 0 || listen(srv->fd, 64) != 0) {
+	/* non-blocking: an idle thread woken for a connection another one accepted first waits again */
+	if (chmod(socket_path, group != (gid_t)-1 ? 0660 : 0600) != 0 || listen(srv->fd, 64) != 0 ||
+	    fcntl(srv->fd, F_SETFL, fcntl(srv->fd, F_GETFL) | O_NONBLOCK) != 0) {
 		snprintf(err, err_len, "listen %s: %s", socket_path, strerror(errno));
 		unlink(socket_path);
 		goto fail;
 	}
 	pthread_mutex_lock(&srv->lock);
-	rc = spawn_worker(srv);	/* the first leader */
+	rc = spawn_worker(srv);	/* the first idle thread */
 	pthread_mutex_unlock(&srv->lock);
 	if (rc != 0) {
 		snprintf(err, err_len, "cannot start the socket thread");
@@ -1038,7 +1066,6 @@ fail:
 	}
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->idle);
-	pthread_cond_destroy(&srv->follow);
 	free(srv);
 	return NULL;
 }
@@ -1060,10 +1087,10 @@ void ftm_rdv_server_stop(ftm_rdv_server_t *srv)
 	atomic_store(&srv->stopping, true);
 	if (write(srv->wake[1], "x", 1) < 0)
 		ftm_log(srv->log, FTM_LOG_WARN, "socket stop: %s", strerror(errno));
-	/* The leader sees the self-pipe and stops accepting; followers see stopping and end. */
+	/* The idle threads see the self-pipe (in every one's epoll set) and end; a thread that serves a
+	 * connection sees stopping after it and ends too. */
 	pthread_mutex_lock(&srv->lock);
-	pthread_cond_broadcast(&srv->follow);
-	while (srv->leader)
+	while (srv->idle_threads > 0)
 		pthread_cond_wait(&srv->idle, &srv->lock);
 	pthread_mutex_unlock(&srv->lock);
 	close(srv->fd);
@@ -1080,6 +1107,5 @@ void ftm_rdv_server_stop(ftm_rdv_server_t *srv)
 	close(srv->wake[1]);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->idle);
-	pthread_cond_destroy(&srv->follow);
 	free(srv);
 }

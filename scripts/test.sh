@@ -87,4 +87,6 @@ step "summary"
 np=0; nf=0
 for r in "${results[@]}"; do echo "$r"; case $r in PASS*) np=$((np+1));; *) nf=$((nf+1));; esac; done
 echo "$np passed, $nf failed"
+# a failed harness's findings (tests/fuzz/run.sh), last, where the tail of a CI log shows them
+if [ -s "$top/build/fuzz/failures.txt" ]; then echo; cat "$top/build/fuzz/failures.txt"; fi
 exit $overall

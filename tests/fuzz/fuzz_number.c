@@ -1,8 +1,11 @@
 /* fuzz_number: the number-matching answer typed at the login prompt (ftm_push_challenge_answer) for a
  * real engine holding one pending number-matching push. Checks that only the login's own State with
- * exactly the right number approves, and that a wrong number never does.
+ * exactly the right number approves, and that a wrong number never does; that the login's own State is
+ * always answered; and that another login's State (the engine knows it: it issued it) is refused and
+ * leaves this login's push as it was.
  *
- * Input: the State, '\n', the typed answer; @S@ stands for the real State, @N@ for the right number. */
+ * Input: the State, '\n', the typed answer; @S@ stands for the real State, @SO@ for the State of the
+ * push before this one (another user's), @N@ for the right number. */
 #include "config.h"
 
 #include "fuzz_push.h"
@@ -17,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *text, *answer;
 	size_t len;
 	unsigned used;
-	bool handled;
+	bool handled, own;
 	ftm_push_verdict_t v;
 
 	if (size > 4096)
@@ -29,8 +32,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		*answer++ = '\0';
 		handled = ftm_push_challenge_answer(f.p, &login, text, answer, time(NULL), &out);
 		v = fuzz_push_verdict(&f);
-		if (handled != ((used & FUZZ_USED_STATE) && strcmp(text, f.state) == 0))
-			abort();	/* it answers exactly for its own State */
+		own = (used & FUZZ_USED_STATE) && strcmp(text, f.state) == 0;
+		if (own && !handled)
+			abort();	/* its own State is always answered */
+		if (handled && !own && (out.result == FTM_RES_OK || v != FTM_PUSH_PENDING))
+			abort();	/* a State not this login's: refused, and this login's push untouched */
 		if ((handled && out.result == FTM_RES_OK) || v == FTM_PUSH_APPROVED) {
 			if (strcmp(answer, f.number) != 0 || !(used & FUZZ_USED_STATE))
 				abort();	/* approved without the State and the exact number */

@@ -29,6 +29,7 @@ unsigned fuzz_mhd_request(const char *method, const char *url, const char *conte
 #define FUZZ_PROOF_N	"@PN@"	/* gateway proof of approve with the right number */
 #define FUZZ_NUMBER	"@N@"	/* the number to match (shown on the phone) */
 #define FUZZ_STATE	"@S@"	/* number matching: the login's State */
+#define FUZZ_STATE_OTHER "@SO@"	/* the State of the push before this one: another user's login */
 enum { FUZZ_USED_CAP = 1, FUZZ_USED_PROOF = 2, FUZZ_USED_NUMBER = 4, FUZZ_USED_STATE = 8 };
 
 typedef struct fuzz_push {
@@ -37,6 +38,7 @@ typedef struct fuzz_push {
 	char		caps[3][FTM_PUSH_CAP_LEN + 1];
 	char		tx_id[FTM_PUSH_ID_LEN + 1];
 	char		number[16], state[FTM_PUSH_ID_LEN + 1];
+	char		other_state[FTM_PUSH_ID_LEN + 1];	/* the previous push's State ("" at first) */
 	char		user[32];		/* the login the push is for */
 	char		proof_a[65], proof_d[65], proof_n[65];
 } fuzz_push_t;
@@ -123,6 +125,7 @@ static inline ftm_push_t *fuzz_engine(bool number_matching, bool listener)
 static inline void fuzz_push_begin(fuzz_push_t *f, bool number_matching, bool listener)
 {
 	static unsigned serial;
+	static char last_state[FTM_PUSH_ID_LEN + 1];
 	char reason[256];
 	ftm_login_t login = { f->user, "192.0.2.1", "vpn", "host" };
 	ftm_token_t tok;
@@ -144,6 +147,8 @@ static inline void fuzz_push_begin(fuzz_push_t *f, bool number_matching, bool li
 		abort();
 	}
 	snprintf(f->state, sizeof(f->state), "%s", ftm_push_tx_state(f->tx));
+	snprintf(f->other_state, sizeof(f->other_state), "%s", last_state);
+	snprintf(last_state, sizeof(last_state), "%s", f->state);
 	if (ftm_push_derive_keys(fuzz_seed, sizeof(fuzz_seed), NULL, NULL, k_cb) != 0 ||
 	    ftm_push_callback_proof(k_cb, f->tx_id, "approve", "", f->proof_a) != 0 ||
 	    ftm_push_callback_proof(k_cb, f->tx_id, "deny", "", f->proof_d) != 0 ||
@@ -157,9 +162,32 @@ static inline ftm_push_verdict_t fuzz_push_verdict(fuzz_push_t *f)
 	return ftm_push_wait(f->p, f->tx, 1);
 }
 
+/* What named the pushes before this one (their transaction ids and capabilities), for as long as
+ * their engine may still hold them: a released push stays pending in its engine until its timeout,
+ * and the fuzzer learns such values from the comparisons it watches and copies them into later
+ * inputs. An answer to one of those pushes is a right answer to another push, not to this one. */
+#define FUZZ_EARLIER	(2 * FUZZ_ENGINE_RUNS)
+static char fuzz_earlier[FUZZ_EARLIER][4][FTM_PUSH_ID_LEN + 1];
+static unsigned fuzz_earlier_next;
+
 static inline void fuzz_push_end(fuzz_push_t *f)
 {
+	char (*e)[FTM_PUSH_ID_LEN + 1] = fuzz_earlier[fuzz_earlier_next++ % FUZZ_EARLIER];
+
+	snprintf(e[0], sizeof(e[0]), "%s", f->tx_id);
+	for (unsigned i = 0; i < 3; i++)
+		snprintf(e[1 + i], sizeof(e[1 + i]), "%s", f->caps[i]);
 	ftm_push_release(f->p, f->tx);
+}
+
+/* Whether buf (len bytes, NULs allowed) holds a transaction id or capability of an earlier push. */
+static inline bool fuzz_names_earlier(const char *buf, size_t len)
+{
+	for (unsigned i = 0; i < FUZZ_EARLIER; i++)
+		for (unsigned k = 0; k < 4; k++)
+			if (fuzz_earlier[i][k][0] && memmem(buf, len, fuzz_earlier[i][k], strlen(fuzz_earlier[i][k])))
+				return true;
+	return false;
 }
 
 /* in with the placeholders replaced by the secrets; malloc'd and NUL-terminated, length in *out_len
@@ -171,7 +199,7 @@ static inline char *fuzz_subst(const fuzz_push_t *f, const uint8_t *in, size_t l
 		{ FUZZ_CAP2, f->caps[2], FUZZ_USED_CAP }, { FUZZ_TX, f->tx_id, 0 },
 		{ FUZZ_PROOF_A, f->proof_a, FUZZ_USED_PROOF }, { FUZZ_PROOF_D, f->proof_d, FUZZ_USED_PROOF },
 		{ FUZZ_PROOF_N, f->proof_n, FUZZ_USED_PROOF }, { FUZZ_NUMBER, f->number, FUZZ_USED_NUMBER },
-		{ FUZZ_STATE, f->state, FUZZ_USED_STATE },
+		{ FUZZ_STATE, f->state, FUZZ_USED_STATE }, { FUZZ_STATE_OTHER, f->other_state, 0 },
 	};
 	char *out = malloc(len * 16 + 1);	/* the longest value (64) over the shortest placeholder (3) */
 	size_t o = 0;

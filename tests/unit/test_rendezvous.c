@@ -1124,6 +1124,54 @@ static void test_verify_at_the_idle_deadline_is_answered_or_refused_at_send(void
 	assert_int_equal(reset, 0);
 }
 
+/* Clients that connect at the same moment: every idle thread waits on the listening socket, a
+ * connection wakes one of them and several may accept at once; each connection is served (none is
+ * lost to a thread that was woken for a connection another one took), threads are started while all
+ * are busy, and stop ends them all. */
+#define BURST_CLIENTS	8
+#define BURST_PUSHES	50
+
+static const char *burst_path;
+static atomic_int burst_approved;
+
+static void *burst_client(void *arg)
+{
+	ftm_rdv_request_t req = { .user = "approve", .client = "192.0.2.7", .nas = "sshd", .host = "h", .timeout = 5 };
+
+	(void)arg;
+	for (int i = 0; i < BURST_PUSHES; i++) {
+		ftm_rdv_reply_t out;
+
+		ftm_rdv_push(burst_path, &req, NULL, NULL, -1, NULL, &out);
+		if (out.verdict == FTM_RDV_APPROVED)
+			atomic_fetch_add(&burst_approved, 1);
+	}
+	return NULL;
+}
+
+static void test_connections_at_once_are_each_served(void **state)
+{
+	pthread_t th[BURST_CLIENTS];
+	char err[256] = "", path[96];
+	ftm_rdv_server_t *srv;
+	int64_t t0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/burst.sock", dir);
+	burst_path = path;
+	atomic_store(&burst_approved, 0);
+	srv = ftm_rdv_server_start(path, (gid_t)-1, 64, handler, login_handler, NULL, NULL, err, sizeof(err));
+	assert_non_null(srv);
+	for (int i = 0; i < BURST_CLIENTS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, burst_client, NULL), 0);
+	for (int i = 0; i < BURST_CLIENTS; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(atomic_load(&burst_approved), BURST_CLIENTS * BURST_PUSHES);
+	t0 = ftm_mono_ms();
+	ftm_rdv_server_stop(srv);
+	assert_true(ftm_mono_ms() - t0 < 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1160,6 +1208,7 @@ int main(void)
 		cmocka_unit_test(test_full_of_pushes_is_refused_as_busy),
 		cmocka_unit_test(test_old_kept_connection_is_not_reused),
 		cmocka_unit_test(test_verify_at_the_idle_deadline_is_answered_or_refused_at_send),
+		cmocka_unit_test(test_connections_at_once_are_each_served),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

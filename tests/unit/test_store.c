@@ -1511,6 +1511,76 @@ static void an_unwritable_audit_row_fails_the_verdict_closed(void **state)
 	audit_case_an_unwritable_row_fails_the_verdict_closed(f->st, refuse_audit_rows, f);
 }
 
+/* In a group commit of verdicts, one that fails is undone alone, whether it failed before writing (a
+ * seed that does not decrypt) or after its token's write-back (its audit row refused by another
+ * process's trigger): the token keeps its failure count and no row is left, while every other verdict
+ * of the batch commits once (a wrong code: one failure and one audit row each time). */
+struct audited_user {
+	fixture_t	*f;
+	char		user[16];
+	int		wrong, errors;
+};
+
+static void *wrong_codes_audited(void *arg)
+{
+	struct audited_user *u = arg;
+	ftm_audit_row_t a = audit_login(FTM_AUDIT_EV_CODE);
+	ftm_verify_params_t p = params(0, 0, true);
+	ftm_verdict_t v;
+
+	snprintf(a.user, sizeof(a.user), "%s", u->user);
+	p.audit = &a;
+	for (int i = 0; i < ROUNDS * 4; i++) {
+		if (ftm_store_verify_code(u->f->st, u->user, BAD, T1, &p, &v) != 0)
+			u->errors++;
+		else if (v.code == FTM_VERDICT_BAD_CODE)
+			u->wrong++;
+	}
+	return NULL;
+}
+
+static void a_batched_verdict_that_fails_is_undone_alone_and_the_others_commit_once(void **state)
+{
+	fixture_t *f = *state;
+	pthread_t tid[THREADS];
+	struct audited_user u[THREADS];
+	sqlite3 *db;
+
+	for (int i = 0; i < THREADS; i++) {
+		char serial[16];
+
+		u[i] = (struct audited_user){ .f = f };
+		snprintf(u[i].user, sizeof(u[i].user), i == 0 ? "victim" : i == 1 ? "broken" : "user%d", i);
+		snprintf(serial, sizeof(serial), "S%d", i);
+		add(f, u[i].user, serial);
+	}
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TRIGGER no_victim_audit BEFORE INSERT ON audit"
+				      " WHEN NEW.user = 'victim' BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
+				      NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE tokens SET seed = (SELECT seed FROM tokens WHERE serial = 'S2')"
+				      " WHERE serial = 'S1'", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	for (int i = 0; i < THREADS; i++)
+		assert_int_equal(pthread_create(&tid[i], NULL, wrong_codes_audited, &u[i]), 0);
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(tid[i], NULL);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(u[i].errors, ROUNDS * 4);
+		assert_int_equal(audit_rows(f->st, u[i].user, NULL, 0, 0).n, 0);
+	}
+	assert_int_equal(get(f, "S0").failures, 0);
+	for (int i = 2; i < THREADS; i++) {
+		char serial[16];
+
+		snprintf(serial, sizeof(serial), "S%d", i);
+		assert_int_equal(u[i].errors, 0);
+		assert_int_equal(u[i].wrong, ROUNDS * 4);
+		assert_int_equal(get(f, serial).failures, ROUNDS * 4);
+		assert_int_equal(audit_rows(f->st, u[i].user, NULL, 0, 0).n, ROUNDS * 4);
+	}
+}
+
 static void audit_rows_are_selected_by_user_result_time_and_count(void **state)
 {
 	audit_case_rows_are_selected_by_user_result_time_and_count(((fixture_t *)*state)->st);
@@ -1952,6 +2022,7 @@ int main(void)
 		T(a_challenge_flood_flushes_only_the_flooders_own_states),
 		T(each_verdict_leaves_one_audit_row),
 		T(an_unwritable_audit_row_fails_the_verdict_closed),
+		T(a_batched_verdict_that_fails_is_undone_alone_and_the_others_commit_once),
 		T(audit_rows_are_selected_by_user_result_time_and_count),
 		T(audit_prune_drops_only_older_rows),
 		T(debug_switches_expire_and_clear),
