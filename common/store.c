@@ -997,7 +997,11 @@ static ssize_t proven_row(const struct verdict_ctx *vc, const ftm_store_row_t *r
 	return -1;
 }
 
-/* Runs inside the backend's transaction: nothing here may leave the seed or the code behind. */
+/* Runs inside the backend's transaction: nothing here may leave the seed or the code behind. The
+ * states of a user's first DECIDE_FEW tokens and the token tried live on the stack (most users hold one
+ * token): two callocs and two frees a decision less. */
+#define DECIDE_FEW	8
+
 static int decide(void *c, ftm_store_row_t *rows, size_t n)
 {
 	struct verdict_ctx *vc = c;
@@ -1007,8 +1011,8 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 	uint64_t ok_step = 0, replay_step = 0;
 	bool proven;
 	census_t census;
-	int *state;
-	ftm_token_t *t;
+	int state_few[DECIDE_FEW], *state;
+	ftm_token_t tok, *t = &tok;	/* the token tried, its seed in clear: zeroed after each try */
 
 	memset(v, 0, sizeof(*v));	/* a backend may decide again on rows it re-read: each call starts over */
 	if (n == 0) {
@@ -1016,11 +1020,8 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 		snprintf(v->reason, sizeof(v->reason), "user holds no token");
 		return 0;
 	}
-	state = calloc(n, sizeof(*state));
-	t = calloc(1, sizeof(*t));
-	if (state == NULL || t == NULL) {
-		free(state);
-		free(t);
+	state = n <= DECIDE_FEW ? memset(state_few, 0, sizeof(state_few)) : calloc(n, sizeof(*state));
+	if (state == NULL) {
 		snprintf(vc->err, sizeof(vc->err), "out of memory");
 		return -1;
 	}
@@ -1036,8 +1037,8 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 		bool hit;
 
 		if (unseal_row(vc->st, &rows[i], t, vc->err, sizeof(vc->err)) != 0) {
-			free(state);
-			free(t);
+			if (state != state_few)
+				free(state);
 			return -1;
 		}
 		hit = ftm_totp_match(t->seed, t->seed_len, t->alg, t->digits, t->period, p->window,
@@ -1061,7 +1062,6 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 			ok_step = step;
 		}
 	}
-	free(t);
 
 	if (ok >= 0) {
 		ftm_store_row_t *r = &rows[ok];
@@ -1117,7 +1117,8 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 	} else {
 		none_usable(rows, &census, vc->now, p, "every token of the user expired unused", v);
 	}
-	free(state);
+	if (state != state_few)
+		free(state);
 	return 0;
 }
 
