@@ -1003,9 +1003,11 @@ static int sq_remove(void *be, const char *serial, char *err, size_t err_len)
 }
 
 /* Every token of `user` into *rows (grown as needed; *cap is its size, for the caller to zero and
- * free, also on failure), and into *rowids (grown with it; NULL: not wanted) each row's rowid. */
+ * free, also on failure), and into *rowids (grown with it; NULL: not wanted) each row's rowid. *rows
+ * and *rowids may start as the caller's arrays of *cap (few: on its stack, never freed): the first
+ * growth copies them into allocated ones. */
 static int load_user_rows(sq_conn_t *c, const char *user, ftm_store_row_t **rows, int64_t **rowids, size_t *n,
-			  size_t *cap, char *err, size_t err_len)
+			  size_t *cap, const ftm_store_row_t *few, char *err, size_t err_len)
 {
 	sqlite3_stmt *st = stmt(c, SQL_BY_USER, err, err_len);
 	int r, rc = -1;
@@ -1015,21 +1017,30 @@ static int load_user_rows(sq_conn_t *c, const char *user, ftm_store_row_t **rows
 	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		if (*n == *cap) {
+			bool from_few = *rows == few;
 			size_t ncap = *cap ? *cap * 2 : 1;	/* most users hold one token */
-			ftm_store_row_t *nr = realloc(*rows, ncap * sizeof(**rows));
+			ftm_store_row_t *nr = from_few ? malloc(ncap * sizeof(**rows))
+						       : realloc(*rows, ncap * sizeof(**rows));
 
 			if (nr == NULL) {
 				SETERR("token store: out of memory");
 				goto out;
 			}
+			if (from_few) {
+				memcpy(nr, few, *n * sizeof(**rows));
+				ftm_memzero((void *)few, *cap * sizeof(**rows));
+			}
 			*rows = nr;
 			if (rowids != NULL) {
-				int64_t *ni = realloc(*rowids, ncap * sizeof(**rowids));
+				int64_t *ni = from_few ? malloc(ncap * sizeof(**rowids))
+						       : realloc(*rowids, ncap * sizeof(**rowids));
 
 				if (ni == NULL) {
 					SETERR("token store: out of memory");
 					goto out;	/* *cap stays: *rows has at least as many */
 				}
+				if (from_few)
+					memcpy(ni, *rowids, *n * sizeof(**rowids));
 				*rowids = ni;
 			}
 			*cap = ncap;
@@ -1103,18 +1114,20 @@ struct verdict_arg {
 
 static int audit_insert(sq_conn_t *c, const ftm_audit_row_t *a, char *err, size_t err_len);
 
+#define VERDICT_FEW	2	/* rows a verdict reads into its stack before it allocates */
+
 /* Load, decide, write back. A writing verdict runs as a job of a group commit; a peek runs alone on
  * a reader, whose one SELECT is a consistent snapshot. */
 static int job_verdict(sq_conn_t *c, void *arg, char *err, size_t err_len)
 {
 	const struct verdict_arg *va = arg;
-	ftm_store_row_t *rows = NULL;
-	int64_t *rowids = NULL;
-	size_t n = 0, cap = 0;
+	ftm_store_row_t few[VERDICT_FEW], *rows = few;	/* most users hold one token: no malloc */
+	int64_t few_ids[VERDICT_FEW], *rowids = few_ids;
+	size_t n = 0, cap = VERDICT_FEW;
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
 
-	if (load_user_rows(c, va->user, &rows, va->write ? &rowids : NULL, &n, &cap, err, err_len) != 0 ||
+	if (load_user_rows(c, va->user, &rows, va->write ? &rowids : NULL, &n, &cap, few, err, err_len) != 0 ||
 	    va->decide(va->ctx, rows, n) != 0)
 		goto out;
 	if (va->write) {
@@ -1148,11 +1161,12 @@ static int job_verdict(sq_conn_t *c, void *arg, char *err, size_t err_len)
 	rc = 0;
 out:
 	stmt_done(st);
-	if (rows) {
-		ftm_memzero(rows, cap * sizeof(*rows));
+	/* the rows read, and after a failure the one a read may have half filled; the rest were never written */
+	ftm_memzero(rows, (rc != 0 && n < cap ? n + 1 : n) * sizeof(*rows));
+	if (rows != few)
 		free(rows);
-	}
-	free(rowids);
+	if (rowids != few_ids)
+		free(rowids);
 	return rc;
 }
 

@@ -1949,6 +1949,40 @@ static void a_single_thread_handle_reads_on_its_writer(void **state)
 	ftm_store_close(shared);
 }
 
+/* A user with more tokens than a verdict reads onto its stack (2) or classifies there (8): the rows
+ * grow into allocated arrays and every token is still decided on and written back. */
+static void a_user_with_nine_tokens_is_decided_on_every_token(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verdict_t v;
+	char serial[16];
+	int used = 0;
+
+	for (int i = 0; i < 9; i++) {
+		snprintf(serial, sizeof(serial), "N%d", i);
+		add(f, "nina", serial);
+	}
+	v = verify(f, "nina", BAD, T1, params(0, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(v.failures, 1);
+	for (int i = 0; i < 9; i++) {
+		snprintf(serial, sizeof(serial), "N%d", i);
+		assert_int_equal(get(f, serial).failures, 1);
+	}
+	assert_int_equal(verify(f, "nina", C1, T1, params(0, 0, false)).code, FTM_VERDICT_OK);
+	v = verify(f, "nina", C1, T1, params(0, 0, true));
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	for (int i = 0; i < 9; i++) {
+		ftm_token_t t;
+
+		snprintf(serial, sizeof(serial), "N%d", i);
+		t = get(f, serial);
+		assert_int_equal(t.failures, 0);
+		used += t.last_step >= 0;	/* the seeds are the same: one token took the step */
+	}
+	assert_int_equal(used, 1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 /* ---- pending pushes and number-matching States (store_push_spec.h): on two handles ---- */
@@ -1976,6 +2010,7 @@ int main(void)
 		T(a_number_state_is_taken_once_on_any_handle),
 		T(a_number_state_flood_flushes_only_the_flooders_own),
 		T(add_then_get_returns_the_same_token),
+		T(a_user_with_nine_tokens_is_decided_on_every_token),
 		T(adding_an_existing_serial_is_refused),
 		T(get_of_an_unknown_serial_is_not_found),
 		T(invalid_tokens_are_refused),
