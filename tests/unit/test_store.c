@@ -1983,6 +1983,29 @@ static void a_user_with_nine_tokens_is_decided_on_every_token(void **state)
 	assert_int_equal(used, 1);
 }
 
+/* The reason of an accepted code, word for word (the verdict's log line and audit row carry it): the
+ * peek's, and the verdict's that the peek's proof spared a TOTP computation. */
+static void an_accepted_codes_reason_names_the_token_and_the_step(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verify_params_t p = params(0, 0, false);
+	ftm_verdict_t peek, v;
+	char want[FTM_MSG_MAX];
+
+	add(f, "alice", "S1");
+	peek = verify(f, "alice", C1, T1, p);
+	assert_int_equal(peek.code, FTM_VERDICT_OK);
+	snprintf(want, sizeof(want), "code accepted by token %s (step %llu%s)", "S1", 37037036ULL, "");
+	assert_string_equal(peek.reason, want);
+	p = params(0, 0, true);
+	p.proof = &peek.proof;
+	v = verify(f, "alice", C1, T1, p);
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	snprintf(want, sizeof(want), "code accepted by token %s (step %llu%s)", "S1", 37037036ULL,
+		 ", as the split's peek proved");
+	assert_string_equal(v.reason, want);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 /* ---- pending pushes and number-matching States (store_push_spec.h): on two handles ---- */
@@ -2011,6 +2034,7 @@ int main(void)
 		T(a_number_state_flood_flushes_only_the_flooders_own),
 		T(add_then_get_returns_the_same_token),
 		T(a_user_with_nine_tokens_is_decided_on_every_token),
+		T(an_accepted_codes_reason_names_the_token_and_the_step),
 		T(adding_an_existing_serial_is_refused),
 		T(get_of_an_unknown_serial_is_not_found),
 		T(invalid_tokens_are_refused),
