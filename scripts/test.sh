@@ -57,6 +57,7 @@ rc=0
 [ $rc -eq 0 ] || cat build/asan/tests/unit/*.log 2>/dev/null | tail -n 100
 record "unit tests (ASan/UBSan)" $rc
 
+rm -f "$top/build/fuzz/failures.txt"	# shown after the summary: this run's only
 if [ "${FTM_SKIP_FUZZ:-0}" != 1 ]; then
   step "fuzzing (tests/fuzz: each harness ${FTM_FUZZ_SECONDS:-20} s from its committed corpus)"
   rc=0

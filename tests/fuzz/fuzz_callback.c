@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (v != FTM_PUSH_PENDING && !(used & (FUZZ_USED_CAP | FUZZ_USED_PROOF)))
 			abort();	/* decided without a secret */
 		if (status == 200 && v == FTM_PUSH_PENDING && strcmp(url, "/ftm/v1/health") != 0 &&
-		    !fuzz_names_earlier(text, len))
+		    !fuzz_names_earlier(&f, text, len))
 			abort();	/* "200" to the phone, but the login still waits (and no other push was named) */
 		if (status == 0 || (status != 200 && strstr(reply, "\"error\"") == NULL))
 			abort();	/* every request gets an answer; every refusal says why */

@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	v = fuzz_push_verdict(&f);
 	if (v != FTM_PUSH_PENDING && !(used & FUZZ_USED_PROOF))
 		abort();	/* decided without the seed */
-	if ((st == 200) != (v != FTM_PUSH_PENDING) && !(st == 200 && fuzz_names_earlier(body, len)))
+	if ((st == 200) != (v != FTM_PUSH_PENDING) && !(st == 200 && fuzz_names_earlier(&f, body, len)))
 		abort();	/* 200 exactly when it decided (or when it decided an earlier push the body named) */
 	if (v == FTM_PUSH_APPROVED && strstr(body, f.proof_a) == NULL && strstr(body, f.proof_n) == NULL)
 		abort();	/* approved, but no proof of approve in the answer */

@@ -35,8 +35,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		own = (used & FUZZ_USED_STATE) && strcmp(text, f.state) == 0;
 		if (own && !handled)
 			abort();	/* its own State is always answered */
+		if (handled && !own && !fuzz_is_earlier_state(&f, text))
+			abort();	/* it answers only States it issued */
 		if (handled && !own && (out.result == FTM_RES_OK || v != FTM_PUSH_PENDING))
-			abort();	/* a State not this login's: refused, and this login's push untouched */
+			abort();	/* an earlier login's State: refused, and this login's push untouched */
 		if ((handled && out.result == FTM_RES_OK) || v == FTM_PUSH_APPROVED) {
 			if (strcmp(answer, f.number) != 0 || !(used & FUZZ_USED_STATE))
 				abort();	/* approved without the State and the exact number */

@@ -40,6 +40,7 @@ typedef struct fuzz_push {
 	char		number[16], state[FTM_PUSH_ID_LEN + 1];
 	char		other_state[FTM_PUSH_ID_LEN + 1];	/* the previous push's State ("" at first) */
 	char		user[32];		/* the login the push is for */
+	unsigned long	gen;			/* its engine's generation (fuzz_engine) */
 	char		proof_a[65], proof_d[65], proof_n[65];
 } fuzz_push_t;
 
@@ -90,16 +91,20 @@ static inline void fuzz_pem_files(char *cert, char *key, size_t len)
 
 #define FUZZ_ENGINE_RUNS	64	/* pushes per engine before a fresh one: few transactions to scan */
 
-/* The engine for (number_matching, listener), made afresh every FUZZ_ENGINE_RUNS pushes. */
-static inline ftm_push_t *fuzz_engine(bool number_matching, bool listener)
+/* The engine for (number_matching, listener), made afresh every FUZZ_ENGINE_RUNS pushes; *gen is its
+ * generation, a number no other engine had (an address could be reused). */
+static inline ftm_push_t *fuzz_engine(bool number_matching, bool listener, unsigned long *gen)
 {
 	static ftm_push_t *engines[2][2];
 	static unsigned runs[2][2];
+	static unsigned long gens[2][2], made;
 	ftm_push_t **p = &engines[number_matching][listener];
 	char err[256];
 
-	if (*p && ++runs[number_matching][listener] < FUZZ_ENGINE_RUNS)
+	if (*p && ++runs[number_matching][listener] < FUZZ_ENGINE_RUNS) {
+		*gen = gens[number_matching][listener];
 		return *p;
+	}
 	ftm_push_free(*p);
 	if (listener) {		/* the stub serves one listener: the other engine's goes first */
 		ftm_push_free(engines[!number_matching][1]);
@@ -118,6 +123,7 @@ static inline ftm_push_t *fuzz_engine(bool number_matching, bool listener)
 		fprintf(stderr, "fuzz: engine: %s\n", err);
 		abort();
 	}
+	*gen = gens[number_matching][listener] = ++made;
 	return *p;
 }
 
@@ -134,7 +140,7 @@ static inline void fuzz_push_begin(fuzz_push_t *f, bool number_matching, bool li
 
 	memset(f, 0, sizeof(*f));
 	snprintf(f->user, sizeof(f->user), "u%u", ++serial);
-	f->p = fuzz_engine(number_matching, listener);
+	f->p = fuzz_engine(number_matching, listener, &f->gen);
 	ftm_push_set_sender(f->p, fuzz_sender, f);
 	memset(&tok, 0, sizeof(tok));
 	snprintf(tok.serial, sizeof(tok.serial), "FTKMOBFUZZ");
@@ -162,31 +168,54 @@ static inline ftm_push_verdict_t fuzz_push_verdict(fuzz_push_t *f)
 	return ftm_push_wait(f->p, f->tx, 1);
 }
 
-/* What named the pushes before this one (their transaction ids and capabilities), for as long as
- * their engine may still hold them: a released push stays pending in its engine until its timeout,
- * and the fuzzer learns such values from the comparisons it watches and copies them into later
- * inputs. An answer to one of those pushes is a right answer to another push, not to this one. */
+/* What named the pushes before this one (their transaction ids, capabilities and States) and the engine
+ * that holds them: a released push stays pending in its engine until its timeout, and the fuzzer learns
+ * such values from the comparisons it watches and copies them into later inputs. An answer to one of
+ * those pushes, in the same engine, is a right answer to another push, not to this one. */
 #define FUZZ_EARLIER	(2 * FUZZ_ENGINE_RUNS)
-static char fuzz_earlier[FUZZ_EARLIER][4][FTM_PUSH_ID_LEN + 1];
+enum { FUZZ_E_TX, FUZZ_E_CAP0, FUZZ_E_STATE = FUZZ_E_CAP0 + 3, FUZZ_E_N };
+static struct {
+	unsigned long	gen;
+	char		v[FUZZ_E_N][FTM_PUSH_ID_LEN + 1];
+} fuzz_earlier[FUZZ_EARLIER];
 static unsigned fuzz_earlier_next;
 
 static inline void fuzz_push_end(fuzz_push_t *f)
 {
-	char (*e)[FTM_PUSH_ID_LEN + 1] = fuzz_earlier[fuzz_earlier_next++ % FUZZ_EARLIER];
+	unsigned slot = fuzz_earlier_next++ % FUZZ_EARLIER;
 
-	snprintf(e[0], sizeof(e[0]), "%s", f->tx_id);
+	fuzz_earlier[slot].gen = f->gen;
+	snprintf(fuzz_earlier[slot].v[FUZZ_E_TX], sizeof(fuzz_earlier[slot].v[0]), "%s", f->tx_id);
 	for (unsigned i = 0; i < 3; i++)
-		snprintf(e[1 + i], sizeof(e[1 + i]), "%s", f->caps[i]);
+		snprintf(fuzz_earlier[slot].v[FUZZ_E_CAP0 + i], sizeof(fuzz_earlier[slot].v[0]), "%s", f->caps[i]);
+	snprintf(fuzz_earlier[slot].v[FUZZ_E_STATE], sizeof(fuzz_earlier[slot].v[0]), "%s", f->state);
 	ftm_push_release(f->p, f->tx);
 }
 
-/* Whether buf (len bytes, NULs allowed) holds a transaction id or capability of an earlier push. */
-static inline bool fuzz_names_earlier(const char *buf, size_t len)
+/* Whether buf (len bytes, NULs allowed) holds the transaction id or a capability of an earlier push of
+ * f's engine. */
+static inline bool fuzz_names_earlier(const fuzz_push_t *f, const char *buf, size_t len)
+{
+	for (unsigned i = 0; i < FUZZ_EARLIER; i++) {
+		if (fuzz_earlier[i].gen != f->gen)
+			continue;
+		for (unsigned k = FUZZ_E_TX; k < FUZZ_E_STATE; k++) {
+			const char *v = fuzz_earlier[i].v[k];
+
+			if (v[0] && memmem(buf, len, v, strlen(v)))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Whether state is exactly the State of an earlier push of f's engine. */
+static inline bool fuzz_is_earlier_state(const fuzz_push_t *f, const char *state)
 {
 	for (unsigned i = 0; i < FUZZ_EARLIER; i++)
-		for (unsigned k = 0; k < 4; k++)
-			if (fuzz_earlier[i][k][0] && memmem(buf, len, fuzz_earlier[i][k], strlen(fuzz_earlier[i][k])))
-				return true;
+		if (fuzz_earlier[i].gen == f->gen && fuzz_earlier[i].v[FUZZ_E_STATE][0] &&
+		    strcmp(fuzz_earlier[i].v[FUZZ_E_STATE], state) == 0)
+			return true;
 	return false;
 }
 

@@ -6,9 +6,10 @@ set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-20}
 out=${FTM_FUZZ_OUT:-/tmp/ftm-fuzz}
-bash "$src/tests/fuzz/build.sh" "$out"
 failures=$out/failures.txt
-: >"$failures"
+mkdir -p "$out"
+: >"$failures"	# emptied first: a failed build must not leave an earlier run's findings to be shown
+bash "$src/tests/fuzz/build.sh" "$out"
 # What a failed harness found, kept in $failures (scripts/test.sh prints it after its summary, so the
 # tail of a CI log holds it): the sanitizer's or libFuzzer's own lines, the reproducer (base64 when
 # small, to replay it from the log alone), and whether it fails again when replayed alone.
@@ -53,7 +54,7 @@ for c in "$src"/tests/fuzz/corpus/*/; do
   # -timeout: one input taking over 10 s is a hang, reported like a crash
   if (cd "$out" && "./fuzz_$h" -detect_leaks=$leaks -max_total_time="$secs" -max_len=8192 -timeout=10 \
         -print_final_stats=1 "corpus-$h" >"$log" 2>&1); then
-    grep -E '^(Done|stat::(number_of_executed_units|new_units_added|peak_rss_mb))' "$log" | tr '\n' ' '; echo
+    { grep -E '^(Done|stat::(number_of_executed_units|new_units_added|peak_rss_mb))' "$log" || true; } | tr '\n' ' '; echo
   else
     hrc=$? rc=1
     report "$h" "$hrc" "$log" "$stamp" "$leaks"
