@@ -134,7 +134,8 @@ typedef struct ftm_verify_params {
 	const ftm_code_proof_t *proof;
 	/* a peek's count of the user's tokens (NULL: none): called once with each token the verdict
 	 * decides on, without its seed, before deciding, so the caller sees the same snapshot without a
-	 * second read (the split's holdings) */
+	 * second read (the split's holdings). Peeks only (consume false): a consuming verdict may be
+	 * decided again on rows read again, and is refused with tokens_cb set */
 	ftm_token_cb	tokens_cb;
 	void		*tokens_ctx;
 	/* the audit row of this verdict (NULL: none): the caller fills who, where and what (event), the

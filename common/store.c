@@ -1214,6 +1214,12 @@ int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, t
 		set_verdict_only(out, FTM_VERDICT_ERROR, FTM_MSG_STORE_DOWN, "no token store, user or code");
 		return -1;
 	}
+	if (params != NULL && params->consume && params->tokens_cb != NULL) {
+		/* a consuming verdict may be decided again on rows read again (a batch run again after a
+		 * rollback, a CAS conflict): tokens_cb would count each token twice */
+		set_verdict_only(out, FTM_VERDICT_ERROR, FTM_MSG_STORE_DOWN, "tokens_cb given to a consuming verdict");
+		return -1;
+	}
 	vc.st = st;
 	vc.user = user;
 	vc.code = code;

@@ -102,7 +102,10 @@ typedef struct sq_conn {
 typedef struct sq_job {
 	int		(*run)(sq_conn_t *c, void *arg, char *err, size_t err_len);
 	void		*arg;
-	bool		redo;	/* run may run again from the start after a rollback (run_batch_unguarded) */
+	/* run may run again from the start after a rollback (run_batch_unguarded): it fails only before
+	 * any write, or after writes that sqlite3_total_changes counts (INSERT/UPDATE/DELETE rows, their
+	 * triggers'), and keeps no output of a first run (a consuming verdict: no tokens_cb) */
+	bool		redo;
 } sq_job_t;
 
 /* Writes of all the threads of a process go through one writer connection as group commits
@@ -395,15 +398,19 @@ static void reader_give_back(sq_t *s, sq_conn_t *c)
 /* Behind a foreign lock a queued job waits the busy timeout once, counted from when it was queued: the
  * batch's wait for the write lock is what is left of its oldest job's (the first in the queue), so the
  * jobs that queued while the batch before waited do not wait it all again in turn. */
-static int begin_batch(sq_conn_t *c, const ftm_batch_job_t *batch, char *err, size_t err_len)
+static int begin_batch_within(sq_conn_t *c, int64_t left, char *err, size_t err_len)
 {
-	int64_t left = BUSY_TIMEOUT_MS - (ftm_mono_ms() - batch->queued_ms);
 	int rc;
 
 	sqlite3_busy_timeout(c->db, left > 0 ? (int)left : 0);
 	rc = run_sql(c, SQL_BEGIN_IMMEDIATE, err, err_len);
 	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
 	return rc;
+}
+
+static int begin_batch(sq_conn_t *c, const ftm_batch_job_t *batch, char *err, size_t err_len)
+{
+	return begin_batch_within(c, BUSY_TIMEOUT_MS - (ftm_mono_ms() - batch->queued_ms), err, err_len);
 }
 
 /* A batch of jobs that may all run again (sq_job_t.redo: the login verdicts of a busy server) first runs
@@ -456,6 +463,7 @@ static void run_batch(void *owner, ftm_batch_job_t *batch)
 	sq_t *s = owner;
 	sq_conn_t *c = s->writer;
 	char err[FTM_MSG_MAX] = "";
+	int rerun;
 
 	if (batch->next == NULL) {
 		const sq_job_t *w = batch->arg;
@@ -480,20 +488,24 @@ static void run_batch(void *owner, ftm_batch_job_t *batch)
 		goto abort;
 	}
 
-	switch (run_batch_unguarded(c, batch, err, sizeof(err))) {
+	switch ((rerun = run_batch_unguarded(c, batch, err, sizeof(err)))) {
 	case 0:
 		return;
 	case -1:
 		goto abort;
 	default:
-		break;	/* a job failed after it wrote: the batch again, each job under its savepoint */
+		break;	/* a job failed after it wrote (1): the batch again, each job under its savepoint */
 	}
 	for (ftm_batch_job_t *j = batch; j != NULL; j = j->next) {
 		j->rc = 0;
 		if (j->err != NULL && j->err_len > 0)
 			j->err[0] = '\0';
 	}
-	if (begin_batch(c, batch, err, sizeof(err)) != 0)
+	/* A re-run gave the write lock up with its rollback, and another process may have taken it: it
+	 * waits the whole busy timeout again, as a batch of its own, not what its first run left over
+	 * (one failing verdict must not fail the others because the first run waited long) */
+	if ((rerun == 1 ? begin_batch_within(c, BUSY_TIMEOUT_MS, err, sizeof(err))
+			: begin_batch(c, batch, err, sizeof(err))) != 0)
 		goto abort;
 	for (ftm_batch_job_t *j = batch; j != NULL; j = j->next) {
 		const sq_job_t *w = j->arg;
