@@ -866,8 +866,15 @@ static ftm_rdv_conn_t *await_conn(ftm_rdv_server_t *srv, int ep)
 			if (ev[i].data.fd == srv->wake[0])
 				return NULL;
 		fd = accept4(srv->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;	/* another idle thread took it */
+		if (fd < 0) {
+			/* EAGAIN: another idle thread took it. Out of descriptors or memory, the connection
+			 * stays queued and epoll reports it again at once: wait a little, not spin */
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
+				ftm_log(srv->log, FTM_LOG_ERR, "socket accept: %s", strerror(errno));
+				poll(NULL, 0, 100);
+			}
+			continue;
+		}
 		if (ftm_peer_read_admitted(fd, &pol, &peer) != 0) {
 			ftm_log(srv->log, FTM_LOG_WARN, "socket client pid %ld uid %lu gid %lu refused: not root, not us, not in the socket group",
 				(long)peer.pid, (unsigned long)peer.uid, (unsigned long)peer.gid);
@@ -986,7 +993,7 @@ ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, uns
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	ftm_rdv_server_t *srv;
 	mode_t old;
-	int rc;
+	int rc, fl;
 
 	if (socket_path == NULL || *socket_path == '\0' || strlen(socket_path) >= sizeof(sa.sun_path)) {
 		snprintf(err, err_len, "bad socket path");
@@ -1041,7 +1048,7 @@ ftm_rdv_server_t *ftm_rdv_server_start(const char *socket_path, gid_t group, uns
 	}
 	/* non-blocking: an idle thread woken for a connection another one accepted first waits again */
 	if (chmod(socket_path, group != (gid_t)-1 ? 0660 : 0600) != 0 || listen(srv->fd, 64) != 0 ||
-	    fcntl(srv->fd, F_SETFL, fcntl(srv->fd, F_GETFL) | O_NONBLOCK) != 0) {
+	    (fl = fcntl(srv->fd, F_GETFL)) < 0 || fcntl(srv->fd, F_SETFL, fl | O_NONBLOCK) != 0) {
 		snprintf(err, err_len, "listen %s: %s", socket_path, strerror(errno));
 		unlink(socket_path);
 		goto fail;
