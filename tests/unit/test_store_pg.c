@@ -1408,25 +1408,39 @@ ACT_SPEC_CASES2(FIXTURE_TWO_HANDLES)
 
 #include "store_audit_cases.h"
 
-/* A database at version 7 (the audit trail indexed by user, ftm_tokens packed full) loses the index
- * and gains the fillfactor when a newer node opens it; verdicts and the audit trail by user work as
- * before. */
-static void a_version_7_database_loses_the_audit_index_by_user(void **state)
+/* The fixture's database taken back to an older schema by `downgrade` (SQL statements, NULL-ended)
+ * while no handle is open, then opened by a node of this binary: it migrates to the newest version
+ * again. The node's handle, also f->st. */
+static ftm_store_t *reopened_after(fixture_t *f, const char *const *downgrade)
 {
-	fixture_t *f = *state;
 	char err[512];
 	ftm_store_t *b;
 	long newest = sql_long(f, "SELECT max(version) FROM ftm_schema");
 
 	ftm_store_close(f->st);
 	f->st = NULL;
-	sql(f, "CREATE INDEX ftm_audit_by_user ON ftm_audit (username, id)");
-	sql(f, "ALTER TABLE ftm_tokens RESET (fillfactor)");
-	sql(f, "DELETE FROM ftm_schema WHERE version >= 8");
+	for (; *downgrade != NULL; downgrade++)
+		sql(f, *downgrade);
 	b = open_node(f, f->key, err, sizeof(err));
 	assert_non_null(b);
 	f->st = b;
 	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), newest);
+	return b;
+}
+
+/* A database at version 7 (the audit trail indexed by user, ftm_tokens packed full) loses the index
+ * and gains the fillfactor when a newer node opens it; verdicts and the audit trail by user work as
+ * before. */
+static void a_version_7_database_loses_the_audit_index_by_user(void **state)
+{
+	fixture_t *f = *state;
+	static const char *const to_7[] = {
+		"CREATE INDEX ftm_audit_by_user ON ftm_audit (username, id)",
+		"ALTER TABLE ftm_tokens RESET (fillfactor)",
+		"DELETE FROM ftm_schema WHERE version >= 8", NULL
+	};
+	ftm_store_t *b = reopened_after(f, to_7);
+
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM pg_indexes WHERE indexname = 'ftm_audit_by_user'"), 0);
 	/* ftm_audit_by_at stays: the retention pass deletes by time */
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM pg_indexes WHERE indexname = 'ftm_audit_by_at'"), 1);
@@ -1443,20 +1457,14 @@ static void a_version_7_database_loses_the_audit_index_by_user(void **state)
 static void a_version_8_database_gets_a_brin_audit_index_by_time(void **state)
 {
 	fixture_t *f = *state;
-	char err[512];
-	ftm_store_t *b;
-	long newest = sql_long(f, "SELECT max(version) FROM ftm_schema");
+	static const char *const to_8[] = {
+		"DROP INDEX ftm_audit_by_at",
+		"CREATE INDEX ftm_audit_by_at ON ftm_audit (at)",
+		"DELETE FROM ftm_schema WHERE version >= 9", NULL
+	};
+	ftm_store_t *b = reopened_after(f, to_8);
 
-	ftm_store_close(f->st);
-	f->st = NULL;
-	sql(f, "DROP INDEX ftm_audit_by_at");
-	sql(f, "CREATE INDEX ftm_audit_by_at ON ftm_audit (at)");
-	sql(f, "DELETE FROM ftm_schema WHERE version >= 9");
-	b = open_node(f, f->key, err, sizeof(err));
-	assert_non_null(b);
-	f->st = b;
-	assert_true(newest >= 9);
-	assert_int_equal(sql_long(f, "SELECT max(version) FROM ftm_schema"), newest);
+	assert_true(sql_long(f, "SELECT max(version) FROM ftm_schema") >= 9);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM pg_indexes WHERE indexname = 'ftm_audit_by_at'"
 				     " AND indexdef LIKE '%USING brin (at)%'"), 1);
 	audit_case_prune_drops_only_older_rows(b);
