@@ -408,6 +408,16 @@ static int begin_batch_within(sq_conn_t *c, int64_t left, char *err, size_t err_
 	return rc;
 }
 
+/* Every job of the batch (from `batch` on) without an outcome yet: rc 0, no reason. */
+static void jobs_reset(ftm_batch_job_t *batch)
+{
+	for (ftm_batch_job_t *j = batch; j != NULL; j = j->next) {
+		j->rc = 0;
+		if (j->err != NULL && j->err_len > 0)
+			j->err[0] = '\0';
+	}
+}
+
 static int begin_batch(sq_conn_t *c, const ftm_batch_job_t *batch, char *err, size_t err_len)
 {
 	return begin_batch_within(c, BUSY_TIMEOUT_MS - (ftm_mono_ms() - batch->queued_ms), err, err_len);
@@ -429,11 +439,7 @@ static int run_batch_unguarded(sq_conn_t *c, ftm_batch_job_t *batch, char *err, 
 	for (ftm_batch_job_t *j = batch; j != NULL; j = j->next)
 		if (!((const sq_job_t *)j->arg)->redo)
 			return 2;
-	for (ftm_batch_job_t *j = batch; j != NULL; j = j->next) {
-		j->rc = 0;
-		if (j->err != NULL && j->err_len > 0)
-			j->err[0] = '\0';
-	}
+	jobs_reset(batch);
 	if (begin_batch(c, batch, err, err_len) != 0)
 		return -1;
 	for (ftm_batch_job_t *j = batch; j != NULL; j = j->next) {
@@ -468,9 +474,7 @@ static void run_batch(void *owner, ftm_batch_job_t *batch)
 	if (batch->next == NULL) {
 		const sq_job_t *w = batch->arg;
 
-		batch->rc = 0;
-		if (batch->err != NULL && batch->err_len > 0)
-			batch->err[0] = '\0';
+		jobs_reset(batch);
 		if (begin_batch(c, batch, err, sizeof(err)) != 0)
 			goto abort;
 		batch->rc = w->run(c, w->arg, batch->err, batch->err_len);
@@ -496,11 +500,7 @@ static void run_batch(void *owner, ftm_batch_job_t *batch)
 	default:
 		break;	/* a job failed after it wrote (1): the batch again, each job under its savepoint */
 	}
-	for (ftm_batch_job_t *j = batch; j != NULL; j = j->next) {
-		j->rc = 0;
-		if (j->err != NULL && j->err_len > 0)
-			j->err[0] = '\0';
-	}
+	jobs_reset(batch);
 	/* A re-run gave the write lock up with its rollback, and another process may have taken it: it
 	 * waits the whole busy timeout again, as a batch of its own, not what its first run left over
 	 * (one failing verdict must not fail the others because the first run waited long) */
@@ -529,25 +529,23 @@ abort:
 	ftm_batch_fail(batch, err);
 }
 
-/* Queue a write and return once the batch holding it has committed (or failed). */
-static int write_job(sq_t *s, int (*run)(sq_conn_t *, void *, char *, size_t), void *arg,
+/* Queue a job and return once the batch holding it has committed (or failed). redo: the job may be run
+ * again from the start after a rollback (sq_job_t.redo): one that only reads and writes the database
+ * inside the batch's transaction and decides from what it reads (a login verdict: ftm_decide_fn starts
+ * over on each call), so a second run after a rollback decides as the first would have on the same rows
+ * and overwrites every output of the first. */
+static int queue_job(sq_t *s, int (*run)(sq_conn_t *, void *, char *, size_t), void *arg, bool redo,
 		     char *err, size_t err_len)
 {
-	sq_job_t job = { run, arg, false };
+	sq_job_t job = { run, arg, redo };
 
 	return ftm_batch_run(&s->batcher, &job, err, err_len);
 }
 
-/* write_job for a job that may be run again from the start after a rollback: one that only reads and
- * writes the database inside the batch's transaction and decides from what it reads (a login verdict:
- * ftm_decide_fn starts over on each call), so a second run after a rollback decides as the first
- * would have on the same rows and overwrites every output of the first. */
-static int write_job_redo(sq_t *s, int (*run)(sq_conn_t *, void *, char *, size_t), void *arg,
-			  char *err, size_t err_len)
+static int write_job(sq_t *s, int (*run)(sq_conn_t *, void *, char *, size_t), void *arg,
+		     char *err, size_t err_len)
 {
-	sq_job_t job = { run, arg, true };
-
-	return ftm_batch_run(&s->batcher, &job, err, err_len);
+	return queue_job(s, run, arg, false, err, err_len);
 }
 
 /* ---- open / close ---- */
@@ -1019,7 +1017,7 @@ static int sq_remove(void *be, const char *serial, char *err, size_t err_len)
  * and *rowids may start as the caller's arrays of *cap (few: on its stack, never freed): the first
  * growth copies them into allocated ones. */
 static int load_user_rows(sq_conn_t *c, const char *user, ftm_store_row_t **rows, int64_t **rowids, size_t *n,
-			  size_t *cap, const ftm_store_row_t *few, char *err, size_t err_len)
+			  size_t *cap, ftm_store_row_t *few, char *err, size_t err_len)
 {
 	sqlite3_stmt *st = stmt(c, SQL_BY_USER, err, err_len);
 	int r, rc = -1;
@@ -1040,7 +1038,7 @@ static int load_user_rows(sq_conn_t *c, const char *user, ftm_store_row_t **rows
 			}
 			if (from_few) {
 				memcpy(nr, few, *n * sizeof(**rows));
-				ftm_memzero((void *)few, *cap * sizeof(**rows));
+				ftm_memzero(few, *cap * sizeof(**rows));
 			}
 			*rows = nr;
 			if (rowids != NULL) {
@@ -1193,7 +1191,7 @@ static int sq_verdict_audited(void *be, const char *user, bool write, ftm_decide
 	/* The batch's BEGIN IMMEDIATE takes the write lock before the rows are read, so two verdicts on one
 	 * token serialize and the second sees the step the first consumed. */
 	if (write)
-		return write_job_redo(s, job_verdict, &va, err, err_len);
+		return queue_job(s, job_verdict, &va, true, err, err_len);
 	/* the writer, if it is idle: the batch's turn taken without waiting, so no batch uses it meanwhile */
 	if (s->peek_writer && !s->single && ftm_batch_try_hold(&s->batcher)) {
 		rc = job_verdict(s->writer, &va, err, err_len);
