@@ -1971,7 +1971,7 @@ _Static_assert(BATCH_ARRAYS == 24, "Q_VERDICT_BATCH has 24 parameters");
 static void batch_entry(lit_t a[BATCH_ARRAYS], int i, const struct cas_ctx *cc, size_t *dirty, size_t *written)
 {
 	const struct rows_out *o = cc->o;
-	char num[24];
+	char num[24], pos[24];
 
 	snprintf(num, sizeof(num), "%d", i);
 	lit_add(&a[BA_I], num);
@@ -1993,12 +1993,11 @@ static void batch_entry(lit_t a[BATCH_ARRAYS], int i, const struct cas_ctx *cc, 
 		for (int k = 0; k < 5; k++)
 			lit_add(&a[BW_STATUS + k], uv[k]);
 	}
-	snprintf(num, sizeof(num), "%zu", *written + 1);
-	lit_add(&a[BA_W_FROM], num);
+	snprintf(pos, sizeof(pos), "%zu", *written + 1);
+	lit_add(&a[BA_W_FROM], pos);
 	*written += *dirty;
-	snprintf(num, sizeof(num), "%zu", *written);
-	lit_add(&a[BA_W_TO], num);
-	snprintf(num, sizeof(num), "%d", i);
+	snprintf(pos, sizeof(pos), "%zu", *written);
+	lit_add(&a[BA_W_TO], pos);
 	if (cc->audit != NULL && cc->audit->event[0] != '\0') {
 		char at[24];
 		const char *av[10];
