@@ -127,11 +127,28 @@ static inline ftm_push_t *fuzz_engine(bool number_matching, bool listener, unsig
 	return *p;
 }
 
+/* What named the pushes before this one (their transaction ids, capabilities and States) and the engine
+ * that holds them: a released push stays pending in its engine until its timeout, and the fuzzer learns
+ * such values from the comparisons it watches and copies them into later inputs. An answer to one of
+ * those pushes, in the same engine, is a right answer to another push, not to this one. */
+#define FUZZ_EARLIER	(2 * FUZZ_ENGINE_RUNS)
+enum { FUZZ_E_TX, FUZZ_E_CAP0, FUZZ_E_STATE = FUZZ_E_CAP0 + 3, FUZZ_E_N };
+static struct {
+	unsigned long	gen;
+	char		v[FUZZ_E_N][FTM_PUSH_ID_LEN + 1];
+} fuzz_earlier[FUZZ_EARLIER];
+static unsigned fuzz_earlier_next;
+
+/* The State of the push before this one ("" before the first): the last one the ring holds. */
+static inline void fuzz_previous_state(char *out, size_t len)
+{
+	snprintf(out, len, "%s", fuzz_earlier_next ? fuzz_earlier[(fuzz_earlier_next - 1) % FUZZ_EARLIER].v[FUZZ_E_STATE] : "");
+}
+
 /* One new pending push to a gateway token, for a user of its own (at most one push per user). */
 static inline void fuzz_push_begin(fuzz_push_t *f, bool number_matching, bool listener)
 {
 	static unsigned serial;
-	static char last_state[FTM_PUSH_ID_LEN + 1];
 	char reason[256];
 	ftm_login_t login = { f->user, "192.0.2.1", "vpn", "host" };
 	ftm_token_t tok;
@@ -153,8 +170,7 @@ static inline void fuzz_push_begin(fuzz_push_t *f, bool number_matching, bool li
 		abort();
 	}
 	snprintf(f->state, sizeof(f->state), "%s", ftm_push_tx_state(f->tx));
-	snprintf(f->other_state, sizeof(f->other_state), "%s", last_state);
-	snprintf(last_state, sizeof(last_state), "%s", f->state);
+	fuzz_previous_state(f->other_state, sizeof(f->other_state));
 	if (ftm_push_derive_keys(fuzz_seed, sizeof(fuzz_seed), NULL, NULL, k_cb) != 0 ||
 	    ftm_push_callback_proof(k_cb, f->tx_id, "approve", "", f->proof_a) != 0 ||
 	    ftm_push_callback_proof(k_cb, f->tx_id, "deny", "", f->proof_d) != 0 ||
@@ -168,17 +184,6 @@ static inline ftm_push_verdict_t fuzz_push_verdict(fuzz_push_t *f)
 	return ftm_push_wait(f->p, f->tx, 1);
 }
 
-/* What named the pushes before this one (their transaction ids, capabilities and States) and the engine
- * that holds them: a released push stays pending in its engine until its timeout, and the fuzzer learns
- * such values from the comparisons it watches and copies them into later inputs. An answer to one of
- * those pushes, in the same engine, is a right answer to another push, not to this one. */
-#define FUZZ_EARLIER	(2 * FUZZ_ENGINE_RUNS)
-enum { FUZZ_E_TX, FUZZ_E_CAP0, FUZZ_E_STATE = FUZZ_E_CAP0 + 3, FUZZ_E_N };
-static struct {
-	unsigned long	gen;
-	char		v[FUZZ_E_N][FTM_PUSH_ID_LEN + 1];
-} fuzz_earlier[FUZZ_EARLIER];
-static unsigned fuzz_earlier_next;
 
 static inline void fuzz_push_end(fuzz_push_t *f)
 {
