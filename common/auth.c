@@ -55,10 +55,11 @@ struct ftm_auth {
 
 #define WHO(login) ftm_or((login)->user, "?"), ftm_or((login)->client, "-")
 
-static ftm_log_level_t level_of(ftm_result_t r)
+static ftm_log_level_t level_of(const ftm_auth_t *auth, ftm_result_t r)
 {
 	switch (r) {
-	case FTM_RES_OK:
+	case FTM_RES_OK:	/* log_accepts = no: in a trace, -X and debug only (the audit row stays) */
+		return auth->cfg.log_accepts ? FTM_LOG_INFO : FTM_LOG_DEBUG;
 	case FTM_RES_CHALLENGE:
 		return FTM_LOG_INFO;
 	case FTM_RES_ERROR:
@@ -147,7 +148,7 @@ static void audit_retention_pass(ftm_auth_t *auth, time_t now)
  * the store-error metric) is the record then. */
 static void log_outcome(ftm_auth_t *auth, const char *what, const ftm_login_t *login, ftm_outcome_t *out)
 {
-	ftm_log(&auth->log, level_of(out->result), "%s for '%s' from %s: %s (serial %s): %s", what, WHO(login),
+	ftm_log(&auth->log, level_of(auth, out->result), "%s for '%s' from %s: %s (serial %s): %s", what, WHO(login),
 		ftm_result_name(out->result), ftm_or(out->serial, "-"), ftm_or(out->reason, "-"));
 	out->logged = true;
 	out->logged_result = out->result;

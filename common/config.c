@@ -69,6 +69,7 @@ static const opt_t options[] = {
 	UINT("lockout_duration", lockout_duration, 0, 525600),	/* a year of minutes */
 	STR("metrics_listen", metrics_listen, false),
 	BOOL("metrics_allow_remote", metrics_allow_remote),
+	BOOL("log_accepts", log_accepts),
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -81,7 +82,7 @@ const char *const ftm_config_option_names[] = {
 	"issuer", "smtp.server", "smtp.from", "smtp.starttls", "smtp.credentials", "smtp.ca_file", "smtp.timeout",
 	"node_name", "audit_retention",
 	"lockout_duration",
-	"metrics_listen", "metrics_allow_remote",
+	"metrics_listen", "metrics_allow_remote", "log_accepts",
 	NULL
 };
 
@@ -106,6 +107,7 @@ void ftm_config_defaults(ftm_config_t *cfg)
 	cfg->smtp.starttls = true;
 	cfg->smtp.timeout = 30;
 	cfg->audit_retention = 90;
+	cfg->log_accepts = true;
 }
 
 #define seterr ftm_set_err	/* the one error-buffer helper (util.c) */

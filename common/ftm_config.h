@@ -64,6 +64,8 @@ typedef struct ftm_config {
 	unsigned	policy_given;		/* ftm_policy_bit()s of the policy options this config set */
 	char		metrics_listen[80];	/* "127.0.0.1:9464": serve Prometheus metrics there ("": off) */
 	bool		metrics_allow_remote;	/* a non-loopback metrics_listen is refused unless yes */
+	bool		log_accepts;		/* a line in the normal log per accepted login, default yes (the audit
+					 * row is written either way); rlm_ftmpush's default is FreeRADIUS's log { auth } */
 } ftm_config_t;
 
 void ftm_config_defaults(ftm_config_t *cfg);

@@ -44,6 +44,7 @@ typedef struct {
 	char const	*audit_retention;
 	char const	*metrics_listen;
 	char const	*metrics_allow_remote;
+	char const	*log_accepts;
 	struct {
 		char const	*status;
 		char const	*server;
@@ -109,6 +110,7 @@ static const CONF_PARSER module_config[] = {
 	{ "audit_retention", OPT(audit_retention), NULL },
 	{ "metrics_listen", OPT(metrics_listen), NULL },
 	{ "metrics_allow_remote", OPT(metrics_allow_remote), NULL },
+	{ "log_accepts", OPT(log_accepts), NULL },
 	{ "push", FR_CONF_POINTER(PW_TYPE_SUBSECTION, NULL), (void const *) push_config },
 	CONF_PARSER_TERMINATOR
 };
@@ -233,6 +235,8 @@ static int map_config(rlm_ftmpush_t *inst, CONF_SECTION *conf)
 		{ "audit_retention", o->audit_retention },
 		{ "metrics_listen", o->metrics_listen },
 		{ "metrics_allow_remote", o->metrics_allow_remote },
+		/* unset: as FreeRADIUS logs its own accepts (log { auth }, default no) */
+		{ "log_accepts", o->log_accepts != NULL ? o->log_accepts : main_config.log_auth ? "yes" : "no" },
 		{ "push.status", o->push.status },
 		{ "push.server", o->push.server },
 		{ "push.server-ip", o->push.server_ip },

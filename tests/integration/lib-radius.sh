@@ -139,7 +139,7 @@ log {
 	destination = stdout
 	colourise = no
 	stripped_names = no
-	auth = yes
+	auth = ${RAD_LOG_AUTH:-yes}
 	auth_badpass = no
 	auth_goodpass = no
 	# as docs/freeradius.md tells admins: -xx must not print User-Password

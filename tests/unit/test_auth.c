@@ -512,6 +512,33 @@ static int collect(void *ctx, const ftm_audit_row_t *row)
 	return 0;
 }
 
+/* log_accepts = no: an accepted login leaves no line in the normal log (its audit row stays); a
+ * rejection is logged all the same. */
+static void log_accepts_no_keeps_accepts_out_of_the_normal_log(void **state)
+{
+	fixture_t *f = *state;
+	ftm_outcome_t out;
+	struct rows r = { 0 };
+
+	f->cfg.log_accepts = false;
+	f->cfg.audit_retention = 0;	/* rows of 1970 (the test's clock) stay */
+	f->log.max_level = FTM_LOG_INFO;
+	open_auth(f);
+	add_token(f, "alice", "FTKMOB0000000001", 6, NULL);
+	f->loglen = 0;
+	f->logbuf[0] = '\0';
+	ftm_auth_verify_code(f->auth, &alice, hotp[2], 2 * 30 + 10, &out);
+	assert_int_equal(out.result, FTM_RES_OK);
+	assert_null(strstr(f->logbuf, "'alice'"));
+	ftm_auth_verify_code(f->auth, &alice, hotp[2], 2 * 30 + 18, &out);
+	assert_int_equal(out.result, FTM_RES_REPLAY);
+	assert_non_null(strstr(f->logbuf, "'alice'"));
+	assert_non_null(strstr(f->logbuf, "replay"));
+	assert_int_equal(ftm_store_audit_list(ftm_auth_store(f->auth), NULL, collect, &r, NULL, 0), 0);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(r.row[0].result, FTM_AUDIT_ACCEPTED);
+}
+
 /* Every outcome, a verdict's or not, is one row naming the front end and the node. */
 static void each_outcome_leaves_one_audit_row_with_front_end_and_node(void **state)
 {
@@ -1232,6 +1259,7 @@ int main(void)
 		T(a_recovery_code_answers_a_code_challenge),
 		T(split_without_trailing_code_is_password_only),
 		T(split_refuses_overlong_input),
+		T(log_accepts_no_keeps_accepts_out_of_the_normal_log),
 		T(split_reads_eight_digit_codes),
 		T(split_tries_each_code_length_the_user_holds),
 		T(split_push_available_needs_status_and_target),

@@ -130,6 +130,7 @@ static void defaults_are_the_documented_ones(void **state)
 	assert_int_equal(c.push.timeout, 60);
 	assert_false(c.push.number_matching);
 	assert_string_equal(c.push.socket, FTM_DEFAULT_SOCKET);
+	assert_true(c.log_accepts);
 	assert_int_equal(ftm_config_validate(&c, NULL, NULL, NULL, 0), 0);
 }
 
@@ -245,7 +246,7 @@ static void option_names_are_all_settable(void **state)
 		if (rc != 0)
 			assert_null(strstr(err, "unknown option"));
 	}
-	assert_int_equal(n, 34);	/* with metrics_listen, metrics_allow_remote */
+	assert_int_equal(n, 35);	/* with metrics_listen, metrics_allow_remote, log_accepts */
 }
 
 static void file_with_push_section_and_prefix_loads(void **state)
