@@ -293,18 +293,18 @@ bool ftm_totp_match(const uint8_t *key, size_t key_len, ftm_alg_t alg, unsigned 
 	step = ftm_totp_step(now, period);
 	first = step >= window ? step - window : 0;
 	last = step + window;
-	/* Every candidate is computed and compared: how long this takes says nothing about the code.
-	 * Of several matches (a collision) the newest step wins, the safe side for replay checks. */
-	for (uint64_t s = first; s <= last; s++) {
-		bool eq;
-
-		if (hotp_keyed(ctx, s != first, s, digits, cand) != 0) {
+	/* Newest step first, and the first match ends the search: of several matches (a collision) the
+	 * newest wins, the safe side for replay checks, and the commonest code (this step's) costs two
+	 * HMACs, not 2 * window + 1. Each comparison is constant time, so the time taken says at most which
+	 * step a code that verifies belongs to, never anything of the digits of one that does not (a code
+	 * that verifies for no step is compared with every one). */
+	for (uint64_t s = last + 1; s-- > first && !found; ) {
+		if (hotp_keyed(ctx, s != last, s, digits, cand) != 0) {
 			ok = false;
 			continue;
 		}
-		eq = ftm_ct_equal(cand, code, digits);
-		found |= eq;
-		best = eq ? s : best;
+		found = ftm_ct_equal(cand, code, digits);
+		best = s;
 	}
 	ftm_memzero(cand, sizeof(cand));
 	EVP_MAC_CTX_free(ctx);
