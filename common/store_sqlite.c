@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/magic.h>
 #include <sqlite3.h>
 
 #include "ftm_batch.h"
@@ -676,6 +678,55 @@ void ftm_store_sqlite_process_init(void)
 	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/* The file systems on which SQLite's WAL must not be used: network and cluster file systems. The WAL
+ * index is shared memory (the -shm file mapped by every process) guarded by POSIX locks, so it works only
+ * when every process runs on one host, on a local file system (https://www.sqlite.org/wal.html). A
+ * second host opening the same file keeps an index of its own: both would append to the WAL, and
+ * verdicts would be lost (a consumed step accepted again). NULL: not one of them. */
+static const char *network_fs(unsigned long type)
+{
+	static const struct { unsigned long type; const char *name; } fs[] = {
+		{ NFS_SUPER_MAGIC, "nfs" }, { SMB_SUPER_MAGIC, "smb" }, { CIFS_SUPER_MAGIC, "cifs" },
+		{ SMB2_SUPER_MAGIC, "smb2" }, { V9FS_MAGIC, "9p" }, { CEPH_SUPER_MAGIC, "ceph" },
+		{ AFS_SUPER_MAGIC, "afs" }, { AFS_FS_MAGIC, "afs" }, { CODA_SUPER_MAGIC, "coda" },
+		{ NCP_SUPER_MAGIC, "ncp" }, { OCFS2_SUPER_MAGIC, "ocfs2" },
+		{ 0x01161970UL, "gfs2" }, { 0x0bd00bd0UL, "lustre" }, { 0x47504653UL, "gpfs" },
+	};
+
+	for (size_t i = 0; i < sizeof(fs) / sizeof(fs[0]); i++)
+		if ((type & 0xffffffffUL) == fs[i].type)
+			return fs[i].name;
+	return NULL;
+}
+
+/* Refuses a store whose directory is on such a file system, before the file is created there. */
+static int local_fs_only(const char *path, char *err, size_t err_len)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[4096];
+	struct statfs fs;
+	const char *name;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if ((size_t)(slash - path) >= sizeof(dir)) {
+		SETERR("token store %s: path too long", path);
+		return -1;
+	} else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (statfs(dir, &fs) != 0) {
+		SETERR("token store %s: %s: %s", path, dir, strerror(errno));
+		return -1;
+	}
+	if ((name = network_fs((unsigned long)fs.f_type)) != NULL) {
+		SETERR("token store %s is on a network file system (%s): refused; SQLite's WAL works only on a local file system, "
+		       "with every process on one host: keep the store on a local disk, or share one state between servers "
+		       "through PostgreSQL (token_db = postgresql://...)", path, name);
+		return -1;
+	}
+	return 0;
+}
+
 static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t err_len)
 {
 	sq_t *s;
@@ -686,6 +737,8 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 		SETERR("token store: no database path");
 		return NULL;
 	}
+	if (local_fs_only(path, err, err_len) != 0)
+		return NULL;
 	/* Create the file ourselves so it is 0600 whatever the umask; SQLite gives -wal/-shm the mode
 	 * of the database file. */
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);

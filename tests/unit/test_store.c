@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -473,6 +474,52 @@ static void a_world_writable_store_is_refused(void **state)
 	assert_null(ftm_store_open(f->db, NULL, NULL, err, sizeof(err)));
 	assert_non_null(strstr(err, "world-writable"));
 	assert_int_equal(chmod(f->db, 0600), 0);
+}
+
+/* statfs as the store sees it (the test links with --wrap=statfs): with fake_fs_type set, the file system
+ * of every path reports that type; the real call still runs, so a missing directory still fails. */
+static unsigned long fake_fs_type;
+int __real_statfs(const char *path, struct statfs *buf);
+int __wrap_statfs(const char *path, struct statfs *buf);
+int __wrap_statfs(const char *path, struct statfs *buf)
+{
+	int rc = __real_statfs(path, buf);
+
+	if (rc == 0 && fake_fs_type != 0)
+		buf->f_type = (__typeof__(buf->f_type))fake_fs_type;
+	return rc;
+}
+
+/* SQLite's WAL on a network or cluster file system: a second host keeps a WAL index of its own and
+ * verdicts are lost. The open is refused before the file is created, and says what to do instead. */
+static void a_store_on_a_network_file_system_is_refused(void **state)
+{
+	static const struct { unsigned long type; const char *name; } cases[] = {
+		{ 0x6969, "(nfs)" }, { 0xFF534D42UL, "(cifs)" }, { 0xFE534D42UL, "(smb2)" }, { 0x01161970UL, "(gfs2)" },
+	};
+	fixture_t *f = *state;
+	char db[200], err[512];
+	struct stat sb;
+	ftm_store_t *st;
+
+	snprintf(db, sizeof(db), "%s/on-nfs.db", f->dir);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = '\0';
+		fake_fs_type = cases[i].type;
+		st = ftm_store_open(db, NULL, NULL, err, sizeof(err));
+		fake_fs_type = 0;
+		assert_null(st);
+		assert_non_null(strstr(err, "network file system"));
+		assert_non_null(strstr(err, cases[i].name));
+		assert_non_null(strstr(err, "PostgreSQL"));
+		assert_int_not_equal(stat(db, &sb), 0);	/* nothing created there */
+	}
+	/* the store already made on a local disk (the fixture's) opens once the directory reports ext4 */
+	fake_fs_type = 0xEF53;
+	st = ftm_store_open(f->db, NULL, NULL, err, sizeof(err));
+	fake_fs_type = 0;
+	assert_non_null(st);
+	ftm_store_close(st);
 }
 
 static void a_missing_key_file_of_an_existing_store_is_not_recreated(void **state)
@@ -2054,6 +2101,7 @@ int main(void)
 		T(another_key_file_is_refused_at_open),
 		T(a_missing_key_file_of_an_existing_store_is_not_recreated),
 		T(a_world_writable_store_is_refused),
+		T(a_store_on_a_network_file_system_is_refused),
 		T(a_sealed_seed_moved_to_another_serial_does_not_open),
 		T(a_valid_code_is_accepted_and_its_step_recorded),
 		T(a_replayed_code_is_refused_with_the_wait),
