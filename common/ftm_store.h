@@ -346,6 +346,17 @@ int ftm_store_audit_list(ftm_store_t *st, const ftm_audit_filter_t *f, ftm_audit
 /* Delete the rows older than `before` (unix time); *removed (may be NULL) how many. */
 int ftm_store_audit_prune(ftm_store_t *st, int64_t before, unsigned long *removed, char *err, size_t err_len);
 
+/* ---- backup ---- */
+
+/* A consistent copy of an SQLite store, taken while servers use it, into dest: a new file (one that
+ * exists is refused, a store or an older backup alike), 0600, synced with its directory, and checked
+ * (PRAGMA integrity_check) before it is kept; nothing is left at dest when it fails. The seeds in it are
+ * sealed: the key file is not in it and must be kept apart. *tokens (may be NULL): the tokens copied. A
+ * PostgreSQL store is refused: its own tools (pg_dump) back it up. 0, or -1 with err. */
+int ftm_store_backup(ftm_store_t *st, const char *dest, unsigned long *tokens, char *err, size_t err_len);
+/* The file the store's seed key was read from (what a backup of the store needs besides). */
+const char *ftm_store_key_file(const ftm_store_t *st);
+
 /* ---- debug on demand: the decision trace raised for a user ("" everyone) until a time ---- */
 
 /* On for user ("": everyone) until `expires` (unix time), replacing that user's earlier switch. */

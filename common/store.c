@@ -51,6 +51,7 @@ struct ftm_store {
 	ftm_policy_t			policy;		/* the store's, as last read */
 	bool				policy_read;
 	struct timespec			policy_at;	/* CLOCK_MONOTONIC of that read */
+	char				key_file[4096];	/* the seed key's file, as opened */
 };
 
 static int policy_refresh(ftm_store_t *st, char *err, size_t err_len);
@@ -203,6 +204,7 @@ static ftm_store_t *store_open(const char *uri, const char *key_file, const ftm_
 	ftm_protect_lock(st->key, sizeof(st->key));	/* never swapped, never in a core */
 	if (ftm_seedkey_load(key_file, st->key, err, err_len) != 0)
 		goto fail;
+	snprintf(st->key_file, sizeof(st->key_file), "%s", key_file);
 	if (RAND_bytes(st->proof_key, sizeof(st->proof_key)) != 1) {
 		SETERR("CSPRNG failure");
 		goto fail;
@@ -2378,6 +2380,27 @@ int ftm_store_audit_prune(ftm_store_t *st, int64_t before, unsigned long *remove
 		return -1;
 	}
 	return st->ops->audit_prune(st->be, before, removed, err, err_len);
+}
+
+const char *ftm_store_key_file(const ftm_store_t *st)
+{
+	return st != NULL ? st->key_file : "";
+}
+
+int ftm_store_backup(ftm_store_t *st, const char *dest, unsigned long *tokens, char *err, size_t err_len)
+{
+	if (tokens != NULL)
+		*tokens = 0;
+	if (st == NULL || dest == NULL || dest[0] == '\0') {
+		SETERR("backup: no store or no destination");
+		return -1;
+	}
+	if (st->ops->backup == NULL) {
+		SETERR("backup: a %s store is backed up with its database's own tools (PostgreSQL: pg_dump, with the key file kept apart), not by ftmpushctl",
+		       st->ops->scheme);
+		return -1;
+	}
+	return st->ops->backup(st->be, dest, tokens, err, err_len);
 }
 
 int ftm_store_debug_set(ftm_store_t *st, const char *user, int64_t expires, time_t now, char *err, size_t err_len)

@@ -144,6 +144,9 @@ typedef struct ftm_store_backend {
 	int (*audit_append)(void *be, const ftm_audit_row_t *row, char *err, size_t err_len);
 	int (*audit_list)(void *be, const ftm_audit_filter_t *f, ftm_audit_cb cb, void *ctx, char *err, size_t err_len);
 	int (*audit_prune)(void *be, int64_t before, unsigned long *removed, char *err, size_t err_len);
+	/* optional (NULL: the database's own tools back it up): a consistent copy of the whole store, taken
+	 * while it is in use, into dest, a file this call creates; *tokens the tokens in it */
+	int (*backup)(void *be, const char *dest, unsigned long *tokens, char *err, size_t err_len);
 	/* one switch per user ("" everyone); put also drops the switches expired before now */
 	int (*debug_put)(void *be, const char *user, int64_t expires, int64_t now, char *err, size_t err_len);
 	int (*debug_clear)(void *be, const char *user, char *err, size_t err_len);	/* NULL: all; 1 none */

@@ -1964,6 +1964,125 @@ static int sq_audit_prune(void *be, int64_t before, unsigned long *removed, char
 	return rc;
 }
 
+/* ---- backup ---- */
+
+/* The directory holding path, synced: a new file's name in it survives a crash. */
+static int sync_dir_of(const char *path, char *err, size_t err_len)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[4096];
+	int fd, rc;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if ((size_t)(slash - path) >= sizeof(dir)) {
+		SETERR("backup %s: path too long", path);
+		return -1;
+	} else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		SETERR("backup %s: %s: %s", path, dir, strerror(errno));
+		return -1;
+	}
+	rc = fsync(fd);
+	if (rc != 0)
+		SETERR("backup %s: %s: fsync: %s", path, dir, strerror(errno));
+	close(fd);
+	return rc == 0 ? 0 : -1;
+}
+
+/* The first row's first column of sql on db as text into out; -1 (err) when there is none. */
+static int query_text(sqlite3 *db, const char *sql, const char *dest, char *out, size_t out_len, char *err, size_t err_len)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_text(st, 0) != NULL) {
+		snprintf(out, out_len, "%s", (const char *)sqlite3_column_text(st, 0));
+		rc = 0;
+	} else
+		SETERR("backup %s: %s: %s", dest, sql, sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* SQLite's online backup (sqlite3_backup_*) from a reader connection: every page copied in one step,
+ * so under one read transaction, one snapshot; the servers' writes go on meanwhile (WAL). The copy is
+ * written with synchronous=FULL (its commit synced), its directory synced, and it is kept only when
+ * PRAGMA integrity_check says ok. A busy source (a checkpoint resetting the WAL) is tried again for up
+ * to the busy timeout. */
+static int sq_backup(void *be, const char *dest, unsigned long *tokens, char *err, size_t err_len)
+{
+	sq_t *s = be;
+	sq_conn_t *src = NULL;
+	sqlite3 *db = NULL;
+	sqlite3_backup *b;
+	char text[256], journal[4200];
+	int fd, r, rc = -1;
+
+	/* the file ours, 0600 whatever the umask; never one that is there (a store, an older backup) */
+	if ((fd = open(dest, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
+		SETERR("backup %s: %s", dest, strerror(errno));
+		return -1;
+	}
+	close(fd);
+	if ((src = reader_take(s, err, err_len)) == NULL)
+		goto out;
+	if (sqlite3_open_v2(dest, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		SETERR("backup %s: %s", dest, db ? sqlite3_errmsg(db) : "cannot open");
+		goto out;
+	}
+	if (sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK) {
+		SETERR("backup %s: %s", dest, sqlite3_errmsg(db));
+		goto out;
+	}
+	if ((b = sqlite3_backup_init(db, "main", src->db, "main")) == NULL) {
+		SETERR("backup %s: %s", dest, sqlite3_errmsg(db));
+		goto out;
+	}
+	for (int64_t until = ftm_mono_ms() + BUSY_TIMEOUT_MS;;) {
+		r = sqlite3_backup_step(b, -1);
+		if ((r != SQLITE_BUSY && r != SQLITE_LOCKED) || ftm_mono_ms() >= until)
+			break;
+		sqlite3_sleep(50);
+	}
+	sqlite3_backup_finish(b);
+	if (r != SQLITE_DONE) {
+		SETERR("backup %s: %s", dest, sqlite3_errstr(r));
+		goto out;
+	}
+	if (query_text(db, "PRAGMA integrity_check", dest, text, sizeof(text), err, err_len) != 0)
+		goto out;
+	if (strcmp(text, "ok") != 0) {
+		SETERR("backup %s: the copy fails its integrity check (%s): not kept", dest, text);
+		goto out;
+	}
+	if (query_text(db, "SELECT count(*) FROM tokens", dest, text, sizeof(text), err, err_len) != 0)
+		goto out;
+	if (sqlite3_close(db) != SQLITE_OK) {
+		SETERR("backup %s: %s", dest, sqlite3_errmsg(db));
+		goto out;
+	}
+	db = NULL;
+	if (sync_dir_of(dest, err, err_len) != 0)
+		goto out;
+	if (tokens != NULL)
+		*tokens = strtoul(text, NULL, 10);
+	rc = 0;
+out:
+	if (db != NULL)
+		sqlite3_close(db);
+	if (src != NULL)
+		reader_give_back(s, src);
+	if (rc != 0) {
+		unlink(dest);
+		snprintf(journal, sizeof(journal), "%s-journal", dest);
+		unlink(journal);
+	}
+	return rc;
+}
+
 /* ---- debug on demand ---- */
 
 struct debug_arg {
@@ -2415,6 +2534,7 @@ const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.audit_append	= sq_audit_append,
 	.audit_list	= sq_audit_list,
 	.audit_prune	= sq_audit_prune,
+	.backup		= sq_backup,
 	.debug_put	= sq_debug_put,
 	.debug_clear	= sq_debug_clear,
 	.debug_list	= sq_debug_list,

@@ -86,6 +86,8 @@ static void usage(FILE *f)
 "  audit prune [--days N]   drop the rows older than N days (default audit_retention)\n"
 "  debug enable [--user USER] [--minutes N]   raise the decision trace on every front end (default 30 min)\n"
 "  debug disable [--user USER] | debug show\n"
+"  backup FILE   a consistent copy of the SQLite store, taken while servers use it (a new file, 0600;\n"
+"                the key file is not in it: keep it apart)\n"
 "--email ADDR mails the user an activation link (smtp.*); with push.server set, a link is printed otherwise.\n"
 "--seed - reads the hex seed from the first line of stdin (keeps it out of ps and shell history).\n"
 "Exit status: 0 success; 1 refused or failed (diagnose: a \u2718); 2 usage error; 3 store failure during verify.\n", prog);
@@ -1394,6 +1396,30 @@ static int cmd_audit_prune(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_backup(int argc, char **argv)
+{
+	opts_t o;
+	ftm_store_t *st;
+	char err[FTM_ERR_MAX], what[FTM_ERR_MAX + 64];
+	unsigned long tokens = 0;
+
+	parse_opts(argc, argv, "", &o);
+	want_args(&o, 1, "backup FILE");
+	st = open_store();
+	if (ftm_store_backup(st, o.argv[0], &tokens, err, sizeof(err)) != 0) {
+		audit_cmd(st, "backup", "", "", FTM_AUDIT_REFUSED, err);
+		die(EXIT_REFUSED, "%s", err);
+	}
+	snprintf(what, sizeof(what), "backup of %lu token%s written to %s (integrity check ok)", tokens,
+		 tokens == 1 ? "" : "s", o.argv[0]);
+	audit_cmd(st, "backup", "", "", FTM_AUDIT_OK, what);
+	printf("%s\n", what);
+	printf("the seeds in it are sealed: keep the key file %s too, stored apart from the backup\n",
+	       ftm_store_key_file(st));
+	ftm_store_close(st);
+	return 0;
+}
+
 static int cmd_audit(int argc, char **argv)
 {
 	opts_t o;
@@ -1554,5 +1580,7 @@ int main(int argc, char **argv)
 		return cmd_audit(argc, argv);
 	if (strcmp(argv[0], "debug") == 0)
 		return cmd_debug(argc, argv);
+	if (strcmp(argv[0], "backup") == 0)
+		return cmd_backup(argc, argv);
 	die(EXIT_USAGE, "unknown command: %s (see --help)", argv[0]);
 }

@@ -258,6 +258,22 @@ static void a_database_newer_than_the_binary_is_refused(void **state)
 	assert_non_null(strstr(err, "upgrade ftmpush"));
 }
 
+/* ftm_store_backup is SQLite's online backup; a PostgreSQL store is refused, pointing at pg_dump, and
+ * nothing is created at the destination. */
+static void a_postgresql_store_is_not_backed_up_by_ftmpush(void **state)
+{
+	fixture_t *f = *state;
+	char dest[200], err[512] = "";
+	unsigned long n = 7;
+	struct stat sb;
+
+	snprintf(dest, sizeof(dest), "%s/backup.db", f->dir);
+	assert_int_equal(ftm_store_backup(f->st, dest, &n, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "pg_dump"));
+	assert_int_equal(n, 0);
+	assert_int_not_equal(stat(dest, &sb), 0);
+}
+
 /* ---- tokens ---- */
 
 /* An import (1000 tokens or more) leaves the table analyzed: a login's statements planned before
@@ -1845,6 +1861,7 @@ int main(void)
 		T(a_version_7_database_loses_the_audit_index_by_user),
 		T(a_version_8_database_gets_a_brin_audit_index_by_time),
 		T(a_database_newer_than_the_binary_is_refused),
+		T(a_postgresql_store_is_not_backed_up_by_ftmpush),
 		T(a_policy_set_on_one_node_is_every_nodes),
 		T(a_lock_by_failures_on_one_node_ends_on_another_and_an_admin_lock_stays),
 		T(tokens_are_added_read_changed_listed_and_deleted),
