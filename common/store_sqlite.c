@@ -699,21 +699,30 @@ static const char *network_fs(unsigned long type)
 	return NULL;
 }
 
+/* The directory part of path into dir ("." for a bare name, "/" for one in the root); -1 when too long. */
+static int dir_of(const char *path, char *dir, size_t dir_len)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return snprintf(dir, dir_len, ".") < (int)dir_len ? 0 : -1;
+	if ((size_t)(slash - path) >= dir_len)
+		return -1;
+	snprintf(dir, dir_len, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	return 0;
+}
+
 /* Refuses a store whose directory is on such a file system, before the file is created there. */
 static int local_fs_only(const char *path, char *err, size_t err_len)
 {
-	const char *slash = strrchr(path, '/');
 	char dir[4096];
 	struct statfs fs;
 	const char *name;
 
-	if (slash == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else if ((size_t)(slash - path) >= sizeof(dir)) {
+	if (dir_of(path, dir, sizeof(dir)) != 0) {
 		SETERR("token store %s: path too long", path);
 		return -1;
-	} else
-		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	}
 	if (statfs(dir, &fs) != 0) {
 		SETERR("token store %s: %s: %s", path, dir, strerror(errno));
 		return -1;
@@ -1969,17 +1978,13 @@ static int sq_audit_prune(void *be, int64_t before, unsigned long *removed, char
 /* The directory holding path, synced: a new file's name in it survives a crash. */
 static int sync_dir_of(const char *path, char *err, size_t err_len)
 {
-	const char *slash = strrchr(path, '/');
 	char dir[4096];
 	int fd, rc;
 
-	if (slash == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else if ((size_t)(slash - path) >= sizeof(dir)) {
+	if (dir_of(path, dir, sizeof(dir)) != 0) {
 		SETERR("backup %s: path too long", path);
 		return -1;
-	} else
-		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	}
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		SETERR("backup %s: %s: %s", path, dir, strerror(errno));
 		return -1;
