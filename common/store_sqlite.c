@@ -2080,10 +2080,14 @@ out:
 		sqlite3_close(db);
 	if (src != NULL)
 		reader_give_back(s, src);
-	if (rc != 0) {
+	if (rc != 0) {	/* the copy and whatever SQLite made beside it */
+		static const char *const beside[] = { "-journal", "-wal", "-shm" };
+
 		unlink(dest);
-		snprintf(journal, sizeof(journal), "%s-journal", dest);
-		unlink(journal);
+		for (size_t i = 0; i < sizeof(beside) / sizeof(beside[0]); i++) {
+			snprintf(journal, sizeof(journal), "%s%s", dest, beside[i]);
+			unlink(journal);
+		}
 	}
 	return rc;
 }
