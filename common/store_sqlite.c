@@ -2032,6 +2032,17 @@ static int sq_backup(void *be, const char *dest, unsigned long *tokens, char *er
 		return -1;
 	}
 	close(fd);
+	/* a -wal or -shm of an earlier file of that name would be read into the copy as its own */
+	for (const char *const *x = (const char *const[]){ "-wal", "-shm", "-journal", NULL }; *x != NULL; x++) {
+		struct stat sb;
+
+		snprintf(journal, sizeof(journal), "%s%s", dest, *x);
+		if (lstat(journal, &sb) == 0) {
+			SETERR("backup %s: %s is there (left by an earlier database of that name): refused", dest, journal);
+			unlink(dest);
+			return -1;
+		}
+	}
 	if ((src = reader_take(s, err, err_len)) == NULL)
 		goto out;
 	if (sqlite3_open_v2(dest, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
@@ -2057,6 +2068,10 @@ static int sq_backup(void *be, const char *dest, unsigned long *tokens, char *er
 		SETERR("backup %s: %s", dest, sqlite3_errstr(r));
 		goto out;
 	}
+	/* a plain rollback-journal file: opened to be read or checked, it makes no -wal or -shm beside it
+	 * (a store restored from it is put back in WAL mode when it is opened) */
+	if (query_text(db, "PRAGMA journal_mode=DELETE", dest, text, sizeof(text), err, err_len) != 0)
+		goto out;
 	if (query_text(db, "PRAGMA integrity_check", dest, text, sizeof(text), err, err_len) != 0)
 		goto out;
 	if (strcmp(text, "ok") != 0) {
