@@ -349,8 +349,10 @@ int ftm_store_audit_prune(ftm_store_t *st, int64_t before, unsigned long *remove
 /* ---- backup ---- */
 
 /* A consistent copy of an SQLite store, taken while servers use it, into dest: a new file (one that
- * exists is refused, a store or an older backup alike), 0600, synced with its directory, and checked
- * (PRAGMA integrity_check) before it is kept; nothing is left at dest when it fails. The seeds in it are
+ * exists is refused, a store or an older backup alike), 0600, a plain rollback-journal SQLite file,
+ * synced with its directory. It is made beside dest and checked (PRAGMA integrity_check, on a fresh
+ * read-only connection) before it takes dest's name: dest is a whole checked copy or nothing, also
+ * after a crash (which leaves at most a DEST.partial-XXXXXX). The seeds in it are
  * sealed: the key file is not in it and must be kept apart. *tokens (may be NULL): the tokens copied. A
  * PostgreSQL store is refused: its own tools (pg_dump) back it up. 0, or -1 with err. */
 int ftm_store_backup(ftm_store_t *st, const char *dest, unsigned long *tokens, char *err, size_t err_len);

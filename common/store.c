@@ -187,6 +187,8 @@ static ftm_store_t *store_open(const char *uri, const char *key_file, const ftm_
 		st->be = st->ops->open(location, &st->log, err, err_len);
 		if (st->be == NULL || shared_store_key(st, key_file, err, err_len) != 0)
 			goto fail;
+	} else if (ftm_store_sqlite_local_fs(location, err, err_len) != 0) {
+		goto fail;
 	} else if (key_file == NULL || key_file[0] == '\0') {
 		if (snprintf(keypath, sizeof(keypath), "%s.key", location) >= (int)sizeof(keypath)) {
 			SETERR("token store path too long");

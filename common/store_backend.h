@@ -183,6 +183,9 @@ ftm_state_check_t ftm_store_state_check(const char *user, const char *client_id,
 extern const ftm_store_backend_t ftm_store_backend_sqlite;
 /* ftm_store_process_init's SQLite part. */
 void ftm_store_sqlite_process_init(void);
+/* The SQLite store's directory is on a local file system (not NFS, SMB, a cluster file system...): 0,
+ * or -1 with why; checked before anything (the key file included) is created there. */
+int ftm_store_sqlite_local_fs(const char *path, char *err, size_t err_len);
 #ifdef HAVE_LIBPQ
 extern const ftm_store_backend_t ftm_store_backend_pg;	/* "postgresql://...": a libpq URI */
 #endif

@@ -14,6 +14,13 @@
 #include <unistd.h>
 
 #include <linux/magic.h>
+/* not in every linux/magic.h */
+#ifndef CIFS_SUPER_MAGIC
+#define CIFS_SUPER_MAGIC	0xFF534D42
+#endif
+#ifndef SMB2_SUPER_MAGIC
+#define SMB2_SUPER_MAGIC	0xFE534D42
+#endif
 #include <sqlite3.h>
 
 #include "ftm_batch.h"
@@ -713,7 +720,7 @@ static int dir_of(const char *path, char *dir, size_t dir_len)
 }
 
 /* Refuses a store whose directory is on such a file system, before the file is created there. */
-static int local_fs_only(const char *path, char *err, size_t err_len)
+int ftm_store_sqlite_local_fs(const char *path, char *err, size_t err_len)
 {
 	char dir[4096];
 	struct statfs fs;
@@ -746,7 +753,7 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 		SETERR("token store: no database path");
 		return NULL;
 	}
-	if (local_fs_only(path, err, err_len) != 0)
+	if (ftm_store_sqlite_local_fs(path, err, err_len) != 0)
 		return NULL;
 	/* Create the file ourselves so it is 0600 whatever the umask; SQLite gives -wal/-shm the mode
 	 * of the database file. */
@@ -2012,41 +2019,100 @@ static int query_text(sqlite3 *db, const char *sql, const char *dest, char *out,
 	return rc;
 }
 
+/* The side files SQLite may keep beside a database file. */
+static const char *const side_files[] = { "-journal", "-wal", "-shm" };
+
+/* path and its side files removed (a copy that is not kept). */
+static void unlink_db(const char *path)
+{
+	char p[4200];
+
+	unlink(path);
+	for (size_t i = 0; i < sizeof(side_files) / sizeof(side_files[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", path, side_files[i]);
+		unlink(p);
+	}
+}
+
+/* The copy at tmp, opened afresh and read only (what is on disk, not a cache): PRAGMA integrity_check
+ * ok, and its tokens counted into *tokens. */
+static int check_copy(const char *tmp, const char *dest, unsigned long *tokens, char *err, size_t err_len)
+{
+	sqlite3 *db = NULL;
+	char text[256];
+	int rc = -1;
+
+	if (sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX
+#ifdef SQLITE_OPEN_NOFOLLOW
+			    | SQLITE_OPEN_NOFOLLOW
+#endif
+			    , NULL) != SQLITE_OK) {
+		SETERR("backup %s: %s", dest, db ? sqlite3_errmsg(db) : "cannot open the copy");
+		goto out;
+	}
+	if (query_text(db, "PRAGMA integrity_check", dest, text, sizeof(text), err, err_len) != 0)
+		goto out;
+	if (strcmp(text, "ok") != 0) {
+		SETERR("backup %s: the copy fails its integrity check (%s): not kept", dest, text);
+		goto out;
+	}
+	if (query_text(db, "SELECT count(*) FROM tokens", dest, text, sizeof(text), err, err_len) != 0)
+		goto out;
+	*tokens = strtoul(text, NULL, 10);
+	rc = 0;
+out:
+	sqlite3_close(db);
+	return rc;
+}
+
 /* SQLite's online backup (sqlite3_backup_*) from a reader connection: every page copied in one step,
  * so under one read transaction, one snapshot; the servers' writes go on meanwhile (WAL). The copy is
- * written with synchronous=FULL (its commit synced), its directory synced, and it is kept only when
- * PRAGMA integrity_check says ok. A busy source (a checkpoint resetting the WAL) is tried again for up
- * to the busy timeout. */
+ * made in a new file of its own beside dest (DEST.partial-XXXXXX, 0600), written with synchronous=FULL
+ * (its commits synced), turned into a plain rollback-journal file, checked through a fresh read-only
+ * connection, and only then linked to dest (link(2): atomic, and it fails when dest exists) and the
+ * directory synced. So dest is a whole, checked copy or nothing, also after a crash; never a file
+ * that was there. A busy source (a checkpoint resetting the WAL) is tried again within the busy
+ * timeout. */
 static int sq_backup(void *be, const char *dest, unsigned long *tokens, char *err, size_t err_len)
 {
 	sq_t *s = be;
 	sq_conn_t *src = NULL;
 	sqlite3 *db = NULL;
 	sqlite3_backup *b;
-	char text[256], journal[4200];
+	char tmp[4200], side[4200], text[64];
+	struct stat sb;
+	unsigned long n = 0;
 	int fd, r, rc = -1;
 
-	/* the file ours, 0600 whatever the umask; never one that is there (a store, an older backup) */
-	if ((fd = open(dest, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
+	if (lstat(dest, &sb) == 0) {
+		SETERR("backup %s: %s", dest, strerror(EEXIST));
+		return -1;
+	}
+	/* a -wal or -shm left by an earlier file of that name would be read into the copy as its own */
+	for (size_t i = 0; i < sizeof(side_files) / sizeof(side_files[0]); i++) {
+		snprintf(side, sizeof(side), "%s%s", dest, side_files[i]);
+		if (lstat(side, &sb) == 0) {
+			SETERR("backup %s: %s is there (left by an earlier database of that name): refused", dest, side);
+			return -1;
+		}
+	}
+	if (snprintf(tmp, sizeof(tmp), "%s.partial-XXXXXX", dest) >= (int)sizeof(tmp)) {
+		SETERR("backup %s: path too long", dest);
+		return -1;
+	}
+	if ((fd = mkstemp(tmp)) < 0) {	/* 0600, O_EXCL: a file of our own */
 		SETERR("backup %s: %s", dest, strerror(errno));
 		return -1;
 	}
 	close(fd);
-	/* a -wal or -shm of an earlier file of that name would be read into the copy as its own */
-	for (const char *const *x = (const char *const[]){ "-wal", "-shm", "-journal", NULL }; *x != NULL; x++) {
-		struct stat sb;
-
-		snprintf(journal, sizeof(journal), "%s%s", dest, *x);
-		if (lstat(journal, &sb) == 0) {
-			SETERR("backup %s: %s is there (left by an earlier database of that name): refused", dest, journal);
-			unlink(dest);
-			return -1;
-		}
-	}
 	if ((src = reader_take(s, err, err_len)) == NULL)
 		goto out;
-	if (sqlite3_open_v2(dest, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		SETERR("backup %s: %s", dest, db ? sqlite3_errmsg(db) : "cannot open");
+	if (sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX
+#ifdef SQLITE_OPEN_NOFOLLOW
+			    | SQLITE_OPEN_NOFOLLOW
+#endif
+			    , NULL) != SQLITE_OK) {
+		SETERR("backup %s: %s", dest, db ? sqlite3_errmsg(db) : "cannot open the copy");
 		goto out;
 	}
 	if (sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK) {
@@ -2064,46 +2130,49 @@ static int sq_backup(void *be, const char *dest, unsigned long *tokens, char *er
 		sqlite3_sleep(50);
 	}
 	sqlite3_backup_finish(b);
+	reader_give_back(s, src);
+	src = NULL;
 	if (r != SQLITE_DONE) {
 		SETERR("backup %s: %s", dest, sqlite3_errstr(r));
 		goto out;
 	}
-	/* a plain rollback-journal file: opened to be read or checked, it makes no -wal or -shm beside it
-	 * (a store restored from it is put back in WAL mode when it is opened) */
+	/* a plain rollback-journal file (the copy took the store's WAL header): read or checked, it makes no
+	 * -wal or -shm beside it; a store restored from it is put back in WAL mode by its open */
 	if (query_text(db, "PRAGMA journal_mode=DELETE", dest, text, sizeof(text), err, err_len) != 0)
 		goto out;
-	if (query_text(db, "PRAGMA integrity_check", dest, text, sizeof(text), err, err_len) != 0)
-		goto out;
-	if (strcmp(text, "ok") != 0) {
-		SETERR("backup %s: the copy fails its integrity check (%s): not kept", dest, text);
+	if (strcmp(text, "delete") != 0) {
+		SETERR("backup %s: the copy stays in journal mode %s: not kept", dest, text);
 		goto out;
 	}
-	if (query_text(db, "SELECT count(*) FROM tokens", dest, text, sizeof(text), err, err_len) != 0)
-		goto out;
 	if (sqlite3_close(db) != SQLITE_OK) {
 		SETERR("backup %s: %s", dest, sqlite3_errmsg(db));
 		goto out;
 	}
 	db = NULL;
-	if (sync_dir_of(dest, err, err_len) != 0)
+	if (check_copy(tmp, dest, &n, err, err_len) != 0)
 		goto out;
+	/* a file system without hard links (vfat, some shares): a rename that never replaces */
+	if (link(tmp, dest) == 0)
+		unlink(tmp);
+	else if ((errno != EPERM && errno != EOPNOTSUPP && errno != ENOSYS) ||
+		 renameat2(AT_FDCWD, tmp, AT_FDCWD, dest, RENAME_NOREPLACE) != 0) {
+		SETERR("backup %s: %s", dest, strerror(errno));
+		goto out;
+	}
+	if (sync_dir_of(dest, err, err_len) != 0) {
+		unlink(dest);	/* ours: linked just now */
+		goto out;
+	}
 	if (tokens != NULL)
-		*tokens = strtoul(text, NULL, 10);
+		*tokens = n;
 	rc = 0;
 out:
 	if (db != NULL)
 		sqlite3_close(db);
 	if (src != NULL)
 		reader_give_back(s, src);
-	if (rc != 0) {	/* the copy and whatever SQLite made beside it */
-		static const char *const beside[] = { "-journal", "-wal", "-shm" };
-
-		unlink(dest);
-		for (size_t i = 0; i < sizeof(beside) / sizeof(beside[0]); i++) {
-			snprintf(journal, sizeof(journal), "%s%s", dest, beside[i]);
-			unlink(journal);
-		}
-	}
+	if (rc != 0)
+		unlink_db(tmp);
 	return rc;
 }
 

@@ -6,7 +6,7 @@ tests_unit_test_store_SOURCES = tests/unit/test_store.c tests/unit/store_fixture
 tests_unit_test_store_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(SQLITE_CFLAGS)
 tests_unit_test_store_LDADD = common/libftmpush.la $(CMOCKA_LIBS) $(SQLITE_LIBS)
 # statfs wrapped: a_store_on_a_network_file_system_is_refused makes the store's directory report NFS, CIFS...
-tests_unit_test_store_LDFLAGS = -Wl,--wrap=statfs
+tests_unit_test_store_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=statfs
 
 # The PostgreSQL backend, on a private server the wrapper script starts.
 if WITH_POSTGRESQL

@@ -498,11 +498,12 @@ static void a_store_on_a_network_file_system_is_refused(void **state)
 		{ 0x6969, "(nfs)" }, { 0xFF534D42UL, "(cifs)" }, { 0xFE534D42UL, "(smb2)" }, { 0x01161970UL, "(gfs2)" },
 	};
 	fixture_t *f = *state;
-	char db[200], err[512];
+	char db[200], key[210], err[512];
 	struct stat sb;
 	ftm_store_t *st;
 
 	snprintf(db, sizeof(db), "%s/on-nfs.db", f->dir);
+	snprintf(key, sizeof(key), "%s.key", db);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		err[0] = '\0';
 		fake_fs_type = cases[i].type;
@@ -512,7 +513,8 @@ static void a_store_on_a_network_file_system_is_refused(void **state)
 		assert_non_null(strstr(err, "network file system"));
 		assert_non_null(strstr(err, cases[i].name));
 		assert_non_null(strstr(err, "PostgreSQL"));
-		assert_int_not_equal(stat(db, &sb), 0);	/* nothing created there */
+		assert_int_not_equal(stat(db, &sb), 0);	/* nothing created there: no store, no key file */
+		assert_int_not_equal(stat(key, &sb), 0);
 	}
 	/* the store already made on a local disk (the fixture's) opens once the directory reports ext4 */
 	fake_fs_type = 0xEF53;
