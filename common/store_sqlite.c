@@ -36,6 +36,13 @@
  * it: see sq_close. */
 #define WAL_CLOSE_TRUNCATE	64
 
+/* sqlite3_open_v2's refusal of a symlink, where this SQLite has it */
+#ifdef SQLITE_OPEN_NOFOLLOW
+#define OPEN_NOFOLLOW	SQLITE_OPEN_NOFOLLOW
+#else
+#define OPEN_NOFOLLOW	0
+#endif
+
 #define SETERR(...) do { if (err != NULL && err_len > 0) snprintf(err, err_len, __VA_ARGS__); } while (0)
 
 /* Every statement the backend runs, compiled once per connection (SQLITE_PREPARE_PERSISTENT) and kept. */
@@ -344,16 +351,13 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
  * from the pool), so SQLite's per-connection mutex is not needed. */
 static sq_conn_t *conn_open(const char *path, bool reader, char *err, size_t err_len)
 {
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | OPEN_NOFOLLOW;
 	sq_conn_t *c = calloc(1, sizeof(*c));
 
 	if (c == NULL) {
 		SETERR("token store: out of memory");
 		return NULL;
 	}
-#ifdef SQLITE_OPEN_NOFOLLOW
-	flags |= SQLITE_OPEN_NOFOLLOW;
-#endif
 	if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
 		SETERR("token store %s: %s", path, c->db ? sqlite3_errmsg(c->db) : "cannot open");
 		conn_close(c);
@@ -753,8 +757,7 @@ static void *sq_open(const char *path, const ftm_log_t *log, char *err, size_t e
 		SETERR("token store: no database path");
 		return NULL;
 	}
-	if (ftm_store_sqlite_local_fs(path, err, err_len) != 0)
-		return NULL;
+	/* (its directory's file system was checked by store.c, before the key file: ftm_store_sqlite_local_fs) */
 	/* Create the file ourselves so it is 0600 whatever the umask; SQLite gives -wal/-shm the mode
 	 * of the database file. */
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -2034,6 +2037,15 @@ static void unlink_db(const char *path)
 	}
 }
 
+/* The copy at tmp opened as *db (never through a symlink), with `flags` (read-only or read-write). */
+static int open_copy(const char *tmp, const char *dest, int flags, sqlite3 **db, char *err, size_t err_len)
+{
+	if (sqlite3_open_v2(tmp, db, flags | SQLITE_OPEN_NOMUTEX | OPEN_NOFOLLOW, NULL) == SQLITE_OK)
+		return 0;
+	SETERR("backup %s: %s", dest, *db ? sqlite3_errmsg(*db) : "cannot open the copy");
+	return -1;
+}
+
 /* The copy at tmp, opened afresh and read only (what is on disk, not a cache): PRAGMA integrity_check
  * ok, and its tokens counted into *tokens. */
 static int check_copy(const char *tmp, const char *dest, unsigned long *tokens, char *err, size_t err_len)
@@ -2042,14 +2054,8 @@ static int check_copy(const char *tmp, const char *dest, unsigned long *tokens, 
 	char text[256];
 	int rc = -1;
 
-	if (sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX
-#ifdef SQLITE_OPEN_NOFOLLOW
-			    | SQLITE_OPEN_NOFOLLOW
-#endif
-			    , NULL) != SQLITE_OK) {
-		SETERR("backup %s: %s", dest, db ? sqlite3_errmsg(db) : "cannot open the copy");
+	if (open_copy(tmp, dest, SQLITE_OPEN_READONLY, &db, err, err_len) != 0)
 		goto out;
-	}
 	if (query_text(db, "PRAGMA integrity_check", dest, text, sizeof(text), err, err_len) != 0)
 		goto out;
 	if (strcmp(text, "ok") != 0) {
@@ -2107,14 +2113,8 @@ static int sq_backup(void *be, const char *dest, unsigned long *tokens, char *er
 	close(fd);
 	if ((src = reader_take(s, err, err_len)) == NULL)
 		goto out;
-	if (sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX
-#ifdef SQLITE_OPEN_NOFOLLOW
-			    | SQLITE_OPEN_NOFOLLOW
-#endif
-			    , NULL) != SQLITE_OK) {
-		SETERR("backup %s: %s", dest, db ? sqlite3_errmsg(db) : "cannot open the copy");
+	if (open_copy(tmp, dest, SQLITE_OPEN_READWRITE, &db, err, err_len) != 0)
 		goto out;
-	}
 	if (sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK) {
 		SETERR("backup %s: %s", dest, sqlite3_errmsg(db));
 		goto out;
