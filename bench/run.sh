@@ -4,7 +4,9 @@
 #           and on two freeradius nodes on one PostgreSQL database, interleaved rounds, freeradius without
 #           -x, bench/radload keeping P requests in flight, N distinct users once each per round;
 #   store:  bench_verify (verdicts/s by shape: threads sharing a handle get group commits);
-#   import and list of 100k tokens on SQLite and PostgreSQL (bench/import.sh: time and peak RSS).
+#   import and list of 100k tokens on SQLite and PostgreSQL (bench/import.sh: time and peak RSS);
+#   disk:   bench_sync on the benches' /tmp first (a commit's sync, and the inode's share of it), so that
+#           every run's store figures can be read against the disk they came from.
 # Usage: bash bench/run.sh [BUILDDIR]   (default build/test). Environment: BENCH_ROUNDS (3), BENCH_USERS (4000),
 # BENCH_INFLIGHT (64), BENCH_STORE, BENCH_NODES (bench/radius.sh), BENCH_IMPORT (100000), BENCH_PORT
 # (32040: loopback, BENCH_PORT .. +20), BENCH_PENDING ("100 1000 2000"), BENCH_ONLY_RADIUS=1 (stop after
@@ -14,7 +16,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$top/build/test}" && pwd)
 import_n=${BENCH_IMPORT:-100000} port=${BENCH_PORT:-32040}
 ctl=$build/tools/ftmpushctl
-for f in "$build/bench/radload" "$ctl" "$build/bench/bench_verify" "$build/rlm_ftmpush/.libs/rlm_ftmpush.so"; do
+for f in "$build/bench/radload" "$ctl" "$build/bench/bench_verify" "$build/bench/bench_sync" "$build/rlm_ftmpush/.libs/rlm_ftmpush.so"; do
   [ -e "$f" ] || { echo "bench: $f not built (make in $build)"; exit 1; }
 done
 for c in freeradius python3; do command -v $c >/dev/null || { echo "bench: $c not installed (scripts/deps.sh)"; exit 1; }; done
@@ -23,6 +25,10 @@ tmp=$(mktemp -d /tmp/ftm-bench.XXXXXX)
 cleanup() { wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 umask 077
+
+echo "== the disk under the stores: one commit's sync (bench_sync, 300 commits a shape)"
+"$build/bench/bench_sync" "$tmp"
+echo
 
 # The RADIUS part is bench/radius.sh (SQLite, PostgreSQL and two PostgreSQL nodes against the PAP floor).
 BENCH_PORT=$port bash "$top/bench/radius.sh" "$build"
