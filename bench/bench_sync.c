@@ -9,10 +9,11 @@
  *   tick            does not move, so what is left is the data and the device's cache flush;
  *   appended        three frames past the end of the file, then fdatasync: a WAL still growing (new
  *                   blocks and a new size to write too).
- * The first over the second is the share of a commit that is the inode: on a file system that writes
- * the inode for fdatasync when only the times changed (ext4 without a journal does: ext4_fsync_nojournal
- * writes it synchronously, __sync_dirty_buffer), it is well above 1; where a journal keeps the times
- * out of a data sync it is near 1.
+ * The first less the second is what of a commit is the inode: on a file system that writes the inode
+ * for fdatasync when only the times changed (ext4 without a journal does: ext4_fsync_nojournal writes
+ * it synchronously, __sync_dirty_buffer), about half of the commit here; where a data sync leaves the
+ * times alone, about 0. The second commit follows the first at once, so it usually falls in the same
+ * tick (a commit takes well under one).
  * Not SQLite, not the store: the disk under it, so that a figure of bench/pam.sh or bench/radius.sh can
  * be read against the machine it came from.
  * Usage: bench_sync [-n COMMITS (300)] [-g GAP_MS (5)] DIR */
