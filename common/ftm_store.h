@@ -115,13 +115,23 @@ int ftm_store_token_list_info(ftm_store_t *st, const char *user, ftm_token_cb cb
  * a re-seal changes it). A peek that accepts a code returns one; the verdict on the same user and code
  * that follows may be given it, and then re-checks inside its transaction only what can have changed
  * (status, activation, replay step, the seal) instead of unsealing seeds and computing HMACs again.
+ * When the peek read the token as the user's only one, active and without failures (`sole`), the
+ * verdict does not read the user's rows again at all where the backend can compare instead: it writes
+ * the step only if the row is still exactly as the peek read it (ftm_store_backend_t.consume_proven),
+ * and decides on the rows read again when it is not.
  * A proof holds only for the user and code it was made for, and only on the store handle that made it. */
 typedef struct ftm_code_proof {
 	char		serial[FTM_SERIAL_MAX];	/* "" = nothing proved */
 	uint64_t	step;
 	int64_t		created;
 	uint8_t		seal[FTM_PROOF_SEAL_LEN];
-	uint8_t		mac[32];	/* binds all of it to the user and the code, under a key of this store handle */
+	uint8_t		mac[32];	/* binds the above to the user and the code, under a key of this store handle */
+	/* the peek's read of the token (sole only): its row in the backend, its last accepted step before
+	 * this code, its period; not in the MAC: the verdict compares each with the row it writes */
+	bool		sole;
+	int64_t		rowid;
+	int64_t		last_step;
+	unsigned	period;
 } ftm_code_proof_t;
 
 typedef struct ftm_verify_params {

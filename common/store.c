@@ -947,7 +947,9 @@ static bool put_field(char *msg, size_t max, size_t *pos, const void *s, size_t 
 }
 
 /* The proof's MAC: user, code, serial (each with its NUL), step, created (8 bytes each) and seal under
- * the handle's proof key. A proof lives only as long as the handle's key: the layout is not stored. */
+ * the handle's proof key. A proof lives only as long as the handle's key: the layout is not stored.
+ * What follows the seal (sole, rowid, last_step, period) is not in it: those only say what the peek read,
+ * and consume_proven's compare checks each of them against the row before anything is written. */
 static int proof_mac(const ftm_store_t *st, const char *user, const char *code, const ftm_code_proof_t *pr,
 		     uint8_t mac[32])
 {
@@ -968,32 +970,40 @@ static int proof_mac(const ftm_store_t *st, const char *user, const char *code, 
 	return rc;
 }
 
+/* A proof this handle made for this user and code (and not altered since). */
+static bool proof_genuine(const struct verdict_ctx *vc, const ftm_code_proof_t *pr)
+{
+	uint8_t mac[32];
+	bool genuine = proof_mac(vc->st, vc->user, vc->code, pr, mac) == 0 && ftm_ct_equal(mac, pr->mac, sizeof(mac));
+
+	ftm_memzero(mac, sizeof(mac));
+	return genuine;
+}
+
+/* The proven step still inside the drift window at now, and newer than the last accepted one. */
+static bool step_still_good(uint64_t step, int64_t last_step, unsigned period, time_t now,
+			    const ftm_verify_params_t *p)
+{
+	uint64_t cur = ftm_totp_step(now, period);
+
+	return step + p->window >= cur && step <= cur + p->window && (last_step < 0 || (int64_t)step > last_step);
+}
+
 static ssize_t proven_row(const struct verdict_ctx *vc, const ftm_store_row_t *rows, size_t n, const int *state,
 			  uint64_t *step)
 {
-	const ftm_verify_params_t *p = vc->p;
-	const ftm_code_proof_t *pr = p->proof;
-	time_t now = vc->now;
-	uint8_t mac[32];
-	bool genuine;
+	const ftm_code_proof_t *pr = vc->p->proof;
 
-	if (pr == NULL || pr->serial[0] == '\0')
-		return -1;
-	genuine = proof_mac(vc->st, vc->user, vc->code, pr, mac) == 0 && ftm_ct_equal(mac, pr->mac, sizeof(mac));
-	ftm_memzero(mac, sizeof(mac));
-	if (!genuine)
-		return -1;	/* made for another code or user, or by another handle */
+	if (pr == NULL || pr->serial[0] == '\0' || !proof_genuine(vc, pr))
+		return -1;	/* none, or made for another code or user, or by another handle */
 	for (size_t i = 0; i < n; i++) {
 		const ftm_store_row_t *r = &rows[i];
-		uint64_t cur;
 
 		if (strcmp(r->tok.serial, pr->serial) != 0)
 			continue;
-		cur = ftm_totp_step(now, r->tok.period);
 		if (state[i] != T_USABLE || r->tok.created != pr->created || r->sealed_len <= FTM_PROOF_SEAL_LEN ||
 		    !ftm_ct_equal(r->sealed + 1, pr->seal, FTM_PROOF_SEAL_LEN) ||
-		    pr->step + p->window < cur || pr->step > cur + p->window ||
-		    (r->tok.last_step >= 0 && (int64_t)pr->step <= r->tok.last_step))
+		    !step_still_good(pr->step, r->tok.last_step, r->tok.period, vc->now, vc->p))
 			return -1;
 		*step = pr->step;
 		return (ssize_t)i;
@@ -1101,6 +1111,10 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 
 	if (ok >= 0) {
 		ftm_store_row_t *r = &rows[ok];
+		/* the user's only token, read as the verdict would leave it but for the step: a verdict on this
+		 * proof may then compare the row instead of reading it again (consume_proven) */
+		bool sole = n == 1 && !r->dirty && r->tok.failures == 0 && r->rowid != 0;
+		int64_t prev_step = r->tok.last_step;
 
 		r->tok.last_step = (int64_t)ok_step;
 		r->dirty = true;
@@ -1113,6 +1127,10 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 			v->proof.step = ok_step;
 			v->proof.created = r->tok.created;
 			memcpy(v->proof.seal, r->sealed + 1, sizeof(v->proof.seal));
+			v->proof.sole = sole;
+			v->proof.rowid = sole ? r->rowid : 0;
+			v->proof.last_step = sole ? prev_step : 0;
+			v->proof.period = r->tok.period;
 			if (proof_mac(vc->st, vc->user, vc->code, &v->proof, v->proof.mac) != 0)
 				memset(&v->proof, 0, sizeof(v->proof));	/* no proof: the verdict tries every token */
 		}
@@ -1199,11 +1217,50 @@ static int decide_audited(void *c, ftm_store_row_t *rows, size_t n)
 	return rc;
 }
 
+/* A consuming verdict on a peek's read of the user's only token (ftm_code_proof_t.sole), where the
+ * backend can compare the row instead of reading it again: the same OK that decide() would reach on
+ * that row read again (its step recorded, no failure to reset, no lock to end), written only if the row
+ * is still as the peek read it. 1: decided (and durable); 0: not decided here (no such proof, it no
+ * longer holds at now, or the row changed since the peek: the caller decides on the rows read again);
+ * -1: the store failed (vc->err). */
+static int consume_proven(struct verdict_ctx *vc)
+{
+	const ftm_verify_params_t *p = vc->p;
+	const ftm_code_proof_t *pr = p->proof;
+	ftm_verdict_t *v = vc->out;
+	ftm_token_t t = { .status = FTM_TOKEN_ACTIVE };
+	bool applied = false;
+
+	if (vc->st->ops->consume_proven == NULL || pr == NULL || !pr->sole || pr->serial[0] == '\0' ||
+	    pr->period == 0 || !proof_genuine(vc, pr))
+		return 0;
+	t.created = pr->created;
+	t.last_step = pr->last_step;
+	if (!step_still_good(pr->step, pr->last_step, pr->period, vc->now, p) ||
+	    activation_expired(&t, vc->now, p->activation_expire))
+		return 0;	/* decide() on the rows read again says why */
+	memset(v, 0, sizeof(*v));
+	v->code = FTM_VERDICT_OK;
+	ftm_copy(v->serial, sizeof(v->serial), pr->serial);
+	reason_accepted(v->reason, sizeof(v->reason), pr->serial, pr->step, true);
+	if (p->audit != NULL)
+		audit_verdict(p->audit, v, vc->now, false);
+	if (vc->st->ops->consume_proven(vc->st->be, vc->user, pr, p->audit, &applied, vc->err, sizeof(vc->err)) != 0)
+		return -1;
+	if (applied)
+		return 1;
+	memset(v, 0, sizeof(*v));
+	ftm_log(&vc->st->log, FTM_LOG_DEBUG, "verdict for '%s': token %s changed since the split's peek: "
+		"decided on its rows read again", vc->user, pr->serial);
+	return 0;
+}
+
 int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, time_t now,
 			  const ftm_verify_params_t *params, ftm_verdict_t *out)
 {
 	struct verdict_ctx vc;
 	ftm_verify_params_t dflt;
+	int rc = -1;
 
 	if (out == NULL)
 		return -1;
@@ -1230,10 +1287,16 @@ int ftm_store_verify_code(ftm_store_t *st, const char *user, const char *code, t
 	vc.now = now;
 	vc.p = params_or_policy(st, params, &dflt, vc.err, sizeof(vc.err));
 	vc.out = out;
-	if (vc.p == NULL ||
-	    (vc.p->consume && vc.p->audit != NULL
-	     ? st->ops->verdict_audited(st->be, user, true, decide_audited, &vc, vc.p->audit, vc.err, sizeof(vc.err))
-	     : st->ops->verdict(st->be, user, vc.p->consume, decide, &vc, vc.err, sizeof(vc.err))) != 0) {
+	/* a consuming verdict on a peek's proof compares before it reads (consume_proven: 1 decided) */
+	if (vc.p != NULL)
+		rc = vc.p->consume ? consume_proven(&vc) : 0;
+	if (rc == 0)
+		rc = vc.p->consume && vc.p->audit != NULL
+		     ? st->ops->verdict_audited(st->be, user, true, decide_audited, &vc, vc.p->audit, vc.err, sizeof(vc.err))
+		     : st->ops->verdict(st->be, user, vc.p->consume, decide, &vc, vc.err, sizeof(vc.err));
+	else if (rc == 1)
+		rc = 0;
+	if (rc != 0) {
 		set_verdict_only(out, FTM_VERDICT_ERROR, FTM_MSG_STORE_DOWN, vc.err[0] ? vc.err : "token store error");
 		ftm_log(&st->log, FTM_LOG_ERR, "verdict for '%s': %s", user, out->reason);
 		ftm_metrics_store_error(FTM_METRICS_STORE_VERDICT);

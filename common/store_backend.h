@@ -15,6 +15,7 @@ typedef struct ftm_store_row {
 	uint8_t		sealed[FTM_SEALED_MAX];	/* the seed, sealed by seedcrypt */
 	size_t		sealed_len;
 	bool		dirty;			/* verdict: status/last_step/failures/lock changed, write back */
+	int64_t		rowid;			/* verdict: the backend's own key of the row (0: none) */
 } ftm_store_row_t;
 
 typedef int (*ftm_row_cb)(void *ctx, const ftm_store_row_t *row);
@@ -141,6 +142,14 @@ typedef struct ftm_store_backend {
 	 * transaction: both commit or neither (audit is filled by decide) */
 	int (*verdict_audited)(void *be, const char *user, bool write, ftm_decide_fn decide, void *ctx,
 			       const ftm_audit_row_t *audit, char *err, size_t err_len);
+	/* optional (NULL: every verdict reads the user's rows in its transaction): a consuming verdict
+	 * store.c decided on a peek's read (pr->sole, ftm_code_proof_t), in one transaction: the token's
+	 * last_step set to pr->step only where its row (pr->rowid) is still exactly as the peek read it (the
+	 * serial, the user, active, no failures, last_step pr->last_step, created, period, the seal) and still the
+	 * user's only token, then audit appended when its event is set; *applied false and nothing written
+	 * otherwise (store.c then decides on the rows read again) */
+	int (*consume_proven)(void *be, const char *user, const ftm_code_proof_t *pr, const ftm_audit_row_t *audit,
+			      bool *applied, char *err, size_t err_len);
 	int (*audit_append)(void *be, const ftm_audit_row_t *row, char *err, size_t err_len);
 	int (*audit_list)(void *be, const ftm_audit_filter_t *f, ftm_audit_cb cb, void *ctx, char *err, size_t err_len);
 	int (*audit_prune)(void *be, int64_t before, unsigned long *removed, char *err, size_t err_len);

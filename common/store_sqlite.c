@@ -49,7 +49,7 @@
 enum sql_id {
 	SQL_BEGIN, SQL_BEGIN_IMMEDIATE, SQL_COMMIT, SQL_ROLLBACK, SQL_SAVEPOINT, SQL_RELEASE, SQL_ROLLBACK_TO,
 	SQL_META_GET, SQL_META_PUT, SQL_INSERT, SQL_GET, SQL_BY_USER, SQL_LIST_USER, SQL_LIST_ALL,
-	SQL_VERDICT_UPDATE, SQL_VERDICT_UPDATE_ROW, SQL_REISSUE, SQL_SET_STATUS, SQL_SET_STATUS_CLEAR_FAILURES, SQL_SET_PUSH, SQL_SET_USER, SQL_DELETE,
+	SQL_VERDICT_UPDATE, SQL_VERDICT_UPDATE_ROW, SQL_CONSUME_PROVEN, SQL_REISSUE, SQL_SET_STATUS, SQL_SET_STATUS_CLEAR_FAILURES, SQL_SET_PUSH, SQL_SET_USER, SQL_DELETE,
 	SQL_STATE_PURGE, SQL_STATE_PUT, SQL_STATE_TAKE, SQL_STATE_CAP_USER, SQL_STATE_CAP_CLIENT,
 	SQL_SETTINGS_GET, SQL_SETTING_PUT, SQL_SETTING_SEED,
 	SQL_AUDIT_INSERT,
@@ -82,6 +82,12 @@ static const char *const sql_text[SQL_COUNT] = {
 	 * first); the serial is compared all the same, on the row found. */
 	[SQL_VERDICT_UPDATE_ROW] = "UPDATE tokens SET status = ?, last_step = ?, failures = ?, lock_reason = ?,"
 				  " locked_at = ? WHERE rowid = ? AND serial = ?",
+	/* consume_proven: the step of the row the peek read, only if it is still exactly that row (the
+	 * seal is the sealed seed's nonce, after its version byte) and still the user's only token */
+	[SQL_CONSUME_PROVEN]	= "UPDATE tokens SET last_step = ?1 WHERE rowid = ?2 AND serial = ?3 AND user = ?4"
+				  " AND status = ?5 AND failures = 0 AND last_step = ?6 AND created = ?7 AND period = ?10"
+				  " AND substr(seed, 2, ?8) = ?9"
+				  " AND NOT EXISTS (SELECT 1 FROM tokens WHERE user = ?4 AND rowid <> ?2)",
 	[SQL_REISSUE]		= "UPDATE tokens SET seed = ?, alg = ?, digits = ?, period = ?, created = ?,"
 				  " status = ?, last_step = ?, failures = ?, lock_reason = '', locked_at = 0 WHERE serial = ?",
 	[SQL_SET_STATUS]		= "UPDATE tokens SET status = ?, lock_reason = ?, locked_at = ? WHERE serial = ?",
@@ -1085,11 +1091,10 @@ static int sq_remove(void *be, const char *serial, char *err, size_t err_len)
 }
 
 /* Every token of `user` into *rows (grown as needed; *cap is its size, for the caller to zero and
- * free, also on failure), and into *rowids (grown with it; NULL: not wanted) each row's rowid. *rows
- * and *rowids may start as the caller's arrays of *cap (few: on its stack, never freed): the first
- * growth copies them into allocated ones. */
-static int load_user_rows(sq_conn_t *c, const char *user, ftm_store_row_t **rows, int64_t **rowids, size_t *n,
-			  size_t *cap, ftm_store_row_t *few, char *err, size_t err_len)
+ * free, also on failure), each with its rowid. *rows may start as the caller's array of *cap (few: on
+ * its stack, never freed): the first growth copies it into an allocated one. */
+static int load_user_rows(sq_conn_t *c, const char *user, ftm_store_row_t **rows, size_t *n, size_t *cap,
+			  ftm_store_row_t *few, char *err, size_t err_len)
 {
 	sqlite3_stmt *st = stmt(c, SQL_BY_USER, err, err_len);
 	int r, rc = -1;
@@ -1113,26 +1118,13 @@ static int load_user_rows(sq_conn_t *c, const char *user, ftm_store_row_t **rows
 				ftm_memzero(few, *cap * sizeof(**rows));
 			}
 			*rows = nr;
-			if (rowids != NULL) {
-				int64_t *ni = from_few ? malloc(ncap * sizeof(**rowids))
-						       : realloc(*rowids, ncap * sizeof(**rowids));
-
-				if (ni == NULL) {
-					SETERR("token store: out of memory");
-					goto out;	/* *cap stays: *rows has at least as many */
-				}
-				if (from_few)
-					memcpy(ni, *rowids, *n * sizeof(**rowids));
-				*rowids = ni;
-			}
 			*cap = ncap;
 		}
 		if (row_from_stmt(st, &(*rows)[*n]) != 0) {
 			SETERR("token store: damaged record for user %s", user);
 			goto out;
 		}
-		if (rowids != NULL)
-			(*rowids)[*n] = sqlite3_column_int64(st, 13);
+		(*rows)[*n].rowid = sqlite3_column_int64(st, 13);
 		(*n)++;
 	}
 	if (r != SQLITE_DONE)
@@ -1204,12 +1196,11 @@ static int job_verdict(sq_conn_t *c, void *arg, char *err, size_t err_len)
 {
 	const struct verdict_arg *va = arg;
 	ftm_store_row_t few[VERDICT_FEW], *rows = few;	/* most users hold one token: no malloc */
-	int64_t few_ids[VERDICT_FEW], *rowids = few_ids;
 	size_t n = 0, cap = VERDICT_FEW;
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
 
-	if (load_user_rows(c, va->user, &rows, va->write ? &rowids : NULL, &n, &cap, few, err, err_len) != 0 ||
+	if (load_user_rows(c, va->user, &rows, &n, &cap, few, err, err_len) != 0 ||
 	    va->decide(va->ctx, rows, n) != 0)
 		goto out;
 	if (va->write) {
@@ -1223,7 +1214,7 @@ static int job_verdict(sq_conn_t *c, void *arg, char *err, size_t err_len)
 			sqlite3_bind_int(st, 3, (int)rows[i].tok.failures);
 			sqlite3_bind_text(st, 4, ftm_lock_reason_name(rows[i].tok.lock_reason), -1, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 5, rows[i].tok.locked_at);
-			sqlite3_bind_int64(st, 6, rowids[i]);
+			sqlite3_bind_int64(st, 6, rows[i].rowid);
 			sqlite3_bind_text(st, 7, rows[i].tok.serial, -1, SQLITE_STATIC);
 			if (sqlite3_step(st) != SQLITE_DONE) {
 				db_err(c, "verdict", err, err_len);
@@ -1247,8 +1238,6 @@ out:
 	ftm_memzero(rows, (rc != 0 && n < cap ? n + 1 : n) * sizeof(*rows));
 	if (rows != few)
 		free(rows);
-	if (rowids != few_ids)
-		free(rowids);
 	return rc;
 }
 
@@ -1281,6 +1270,60 @@ static int sq_verdict(void *be, const char *user, bool write, ftm_decide_fn deci
 		      char *err, size_t err_len)
 {
 	return sq_verdict_audited(be, user, write, decide, ctx, NULL, err, err_len);
+}
+
+struct consume_arg {
+	const char		*user;
+	const ftm_code_proof_t	*pr;
+	const ftm_audit_row_t	*audit;
+	bool			applied;	/* set by each run */
+};
+
+/* A job of the group commit, like a verdict's, that compares where a verdict reads: one UPDATE by rowid
+ * whose WHERE is the peek's read (store_backend.h consume_proven), then the audit row if it changed. */
+static int job_consume_proven(sq_conn_t *c, void *arg, char *err, size_t err_len)
+{
+	struct consume_arg *ca = arg;
+	const ftm_code_proof_t *pr = ca->pr;
+	sqlite3_stmt *st = stmt(c, SQL_CONSUME_PROVEN, err, err_len);
+	int changed;
+
+	ca->applied = false;
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)pr->step);
+	sqlite3_bind_int64(st, 2, pr->rowid);
+	sqlite3_bind_text(st, 3, pr->serial, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, ca->user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, status_text(FTM_TOKEN_ACTIVE), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, pr->last_step);
+	sqlite3_bind_int64(st, 7, pr->created);
+	sqlite3_bind_int(st, 8, FTM_PROOF_SEAL_LEN);
+	sqlite3_bind_blob(st, 9, pr->seal, FTM_PROOF_SEAL_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 10, pr->period);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		db_err(c, "verdict", err, err_len);
+		stmt_done(st);
+		return -1;
+	}
+	changed = sqlite3_changes(c->db);
+	stmt_done(st);
+	if (changed != 1)
+		return 0;	/* not the row the peek read, or no longer the user's only one: nothing written */
+	if (ca->audit != NULL && ca->audit->event[0] != '\0' && audit_insert(c, ca->audit, err, err_len) != 0)
+		return -1;
+	ca->applied = true;
+	return 0;
+}
+
+static int sq_consume_proven(void *be, const char *user, const ftm_code_proof_t *pr, const ftm_audit_row_t *audit,
+			     bool *applied, char *err, size_t err_len)
+{
+	struct consume_arg ca = { .user = user, .pr = pr, .audit = audit };
+	int rc = queue_job(be, job_consume_proven, &ca, true, err, err_len);
+
+	*applied = rc == 0 && ca.applied;
+	return rc;
 }
 
 /* ---- activation links ----
@@ -2624,6 +2667,7 @@ const ftm_store_backend_t ftm_store_backend_sqlite = {
 	.recovery_replace = sq_recovery_replace,
 	.recovery_verdict = sq_recovery_verdict,
 	.verdict_audited = sq_verdict_audited,
+	.consume_proven = sq_consume_proven,
 	.audit_append	= sq_audit_append,
 	.audit_list	= sq_audit_list,
 	.audit_prune	= sq_audit_prune,

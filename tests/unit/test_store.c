@@ -1135,6 +1135,66 @@ static void a_proof_does_not_outlive_a_replay_a_lock_or_a_reissue(void **state)
 	assert_null(strstr(v.reason, "proved"));
 }
 
+/* Only the user's only token, with no failure to reset, makes a sole proof. */
+static void a_proof_is_sole_only_for_a_single_token_without_failures(void **state)
+{
+	fixture_t *f = *state;
+
+	add(f, "alice", "S1");
+	assert_int_equal(verify(f, "alice", BAD, T1, params(5, 0, true)).code, FTM_VERDICT_BAD_CODE);
+	assert_false(peek_proof(f, "alice", C1, T1).sole);	/* its failure is reset by the verdict */
+	add(f, "bob", "S2");
+	add(f, "bob", "S3");
+	assert_false(peek_proof(f, "bob", C1, T1).sole);	/* two tokens */
+	add(f, "carol", "S4");
+	assert_true(peek_proof(f, "carol", C1, T1).sole);
+}
+
+/* What changes between the peek and the verdict makes the verdict decide on the rows read again, as
+ * it would without the proof: a failure counted meanwhile is reset, a token added is the user's too, a
+ * token given to another user or deleted is no longer the user's. */
+static void a_sole_proof_is_decided_in_full_when_the_user_changed_after_the_peek(void **state)
+{
+	fixture_t *f = *state;
+	ftm_code_proof_t proof;
+	ftm_verdict_t v;
+
+	add(f, "alice", "S1");
+	proof = peek_proof(f, "alice", C1, T1);
+	assert_true(proof.sole);
+	assert_int_equal(verify(f, "alice", BAD, T1, params(5, 0, true)).code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(get(f, "S1").failures, 1);
+	v = verify_proved(f, "alice", C1, T1, &proof);
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_int_equal(get(f, "S1").failures, 0);
+	assert_int_equal(get(f, "S1").last_step, T1 / 30);
+
+	proof = peek_proof(f, "alice", C2, T2);
+	assert_true(proof.sole);
+	add(f, "alice", "S0");	/* ordered first */
+	assert_int_equal(verify(f, "alice", BAD, T2, params(5, 0, true)).code, FTM_VERDICT_BAD_CODE);
+	assert_int_equal(get(f, "S0").failures, 1);
+	v = verify_proved(f, "alice", C2, T2, &proof);
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_string_equal(v.serial, "S1");
+	assert_int_equal(get(f, "S0").failures, 0);	/* the user's failures start again on every token */
+	assert_int_equal(get(f, "S1").failures, 0);
+	assert_int_equal(get(f, "S1").last_step, T2 / 30);
+
+	add(f, "bob", "S2");
+	proof = peek_proof(f, "bob", C3, T3);
+	assert_true(proof.sole);
+	assert_int_equal(ftm_store_token_set_user(f->st, "S2", "carol", NULL, 0), 0);
+	assert_int_equal(verify_proved(f, "bob", C3, T3, &proof).code, FTM_VERDICT_NO_TOKEN);
+	assert_int_equal(get(f, "S2").last_step, -1);
+
+	add(f, "dave", "S5");
+	proof = peek_proof(f, "dave", C3, T3);
+	assert_true(proof.sole);
+	assert_int_equal(ftm_store_token_delete(f->st, "S5", NULL, 0), 0);
+	assert_int_equal(verify_proved(f, "dave", C3, T3, &proof).code, FTM_VERDICT_NO_TOKEN);
+}
+
 /* ---- many threads at once ---- */
 
 #define THREADS	8
@@ -1144,6 +1204,7 @@ struct hammer {
 	fixture_t	*f;
 	bool		own_handle;
 	bool		peek_first;	/* each round peeks before its verdict */
+	bool		carry;		/* and gives the verdict the peek's proof */
 	int		ok, replay, other;
 };
 
@@ -1160,7 +1221,9 @@ static void *hammer(void *arg)
 		return NULL;
 	}
 	for (int i = 0; i < ROUNDS; i++) {
+		ftm_code_proof_t proof;
 		ftm_verdict_t v;
+
 		if (h->peek_first) {
 			ftm_verify_params_t peek = params(0, 0, false);
 
@@ -1168,6 +1231,8 @@ static void *hammer(void *arg)
 			if (ftm_store_verify_code(st, "alice", C1, T1, &peek, &v) != 0 ||
 			    (v.code != FTM_VERDICT_OK && v.code != FTM_VERDICT_REPLAY))
 				h->other++;
+			proof = v.proof;
+			p.proof = h->carry && v.code == FTM_VERDICT_OK ? &proof : NULL;
 		}
 		ftm_store_verify_code(st, "alice", C1, T1, &p, &v);
 		if (v.code == FTM_VERDICT_OK)
@@ -1182,7 +1247,7 @@ static void *hammer(void *arg)
 	return NULL;
 }
 
-static void hammer_run(fixture_t *f, bool own_handle, bool peek_first)
+static void hammer_run(fixture_t *f, bool own_handle, bool peek_first, bool carry)
 {
 	pthread_t tid[THREADS];
 	struct hammer h[THREADS];
@@ -1190,7 +1255,7 @@ static void hammer_run(fixture_t *f, bool own_handle, bool peek_first)
 
 	add(f, "alice", "S1");
 	for (int i = 0; i < THREADS; i++) {
-		h[i] = (struct hammer){ .f = f, .own_handle = own_handle, .peek_first = peek_first };
+		h[i] = (struct hammer){ .f = f, .own_handle = own_handle, .peek_first = peek_first, .carry = carry };
 		assert_int_equal(pthread_create(&tid[i], NULL, hammer, &h[i]), 0);
 	}
 	for (int i = 0; i < THREADS; i++) {
@@ -1207,12 +1272,24 @@ static void hammer_run(fixture_t *f, bool own_handle, bool peek_first)
 
 static void threads_sharing_a_handle_accept_a_code_once(void **state)
 {
-	hammer_run(*state, false, false);
+	hammer_run(*state, false, false, false);
 }
 
 static void threads_with_their_own_handles_accept_a_code_once(void **state)
 {
-	hammer_run(*state, true, false);
+	hammer_run(*state, true, false, false);
+}
+
+/* Every thread's peek proves the code before any verdict spends it: the verdicts on those proofs race
+ * at the compare (on one handle's group commits, and across handles' connections), one wins */
+static void threads_carrying_their_peeks_proof_accept_a_code_once(void **state)
+{
+	hammer_run(*state, false, true, true);
+}
+
+static void threads_with_their_own_handles_carrying_their_peeks_proof_accept_a_code_once(void **state)
+{
+	hammer_run(*state, true, true, true);
 }
 
 /* ftm_store_peek_on_idle_writer: peeks take the writer between the group commits of the other threads
@@ -1222,7 +1299,7 @@ static void threads_peeking_on_the_idle_writer_between_verdicts_accept_a_code_on
 	fixture_t *f = *state;
 
 	ftm_store_peek_on_idle_writer(f->st);
-	hammer_run(f, false, true);
+	hammer_run(f, false, true, false);
 }
 
 /* A peek on the idle writer reads what the verdicts wrote, on this handle and on another (another
@@ -1531,6 +1608,52 @@ static void recorded_failures_fail_closed_on_bad_input(void **state)
 /* ---- the audit trail and debug on demand (the cases are shared with test_store_pg.c) ---- */
 
 #include "store_audit_cases.h"
+
+/* The user's only token, active, no failures: the peek's proof says so (sole), and the verdict on it
+ * compares instead of reading again (store_sqlite's consume_proven); it leaves the row exactly as a
+ * verdict deciding in full leaves bob's, and the audit row once. */
+static void a_sole_tokens_proof_is_written_as_a_full_verdict_writes_it(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verify_params_t p = params(5, 0, true);
+	ftm_audit_row_t audit = audit_login(FTM_AUDIT_EV_CODE);
+	ftm_code_proof_t proof;
+	ftm_token_t a, b;
+	ftm_verdict_t v;
+
+	add(f, "alice", "S1");
+	add(f, "bob", "S2");	/* the same RFC seed */
+	proof = peek_proof(f, "alice", C1, T1);
+	assert_true(proof.sole);
+	assert_int_equal(proof.last_step, -1);	/* never used */
+	p.proof = &proof;
+	p.audit = &audit;
+	v = verify(f, "alice", C1, T1, p);
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_string_equal(v.serial, "S1");
+	assert_int_equal(v.failures, 0);
+	assert_non_null(strstr(v.reason, "as the split's peek proved"));
+	assert_string_equal(audit.result, FTM_AUDIT_ACCEPTED);
+	assert_string_equal(audit.serial, "S1");
+	assert_int_equal(verify(f, "bob", C1, T1, params(5, 0, true)).code, FTM_VERDICT_OK);
+	a = get(f, "S1");
+	b = get(f, "S2");
+	assert_int_equal(a.last_step, T1 / 30);
+	assert_int_equal(a.last_step, b.last_step);
+	assert_int_equal(a.failures, b.failures);
+	assert_int_equal(a.status, b.status);
+	assert_int_equal(a.lock_reason, b.lock_reason);
+	assert_int_equal(a.locked_at, b.locked_at);
+	assert_int_equal(audit_rows(f->st, "alice", NULL, 0, 0).n, 1);
+	/* the same proof again: the row is no longer as the peek read it (its step); decided in full, one
+	 * audit row more, the replay's */
+	audit = audit_login(FTM_AUDIT_EV_CODE);
+	assert_int_equal(verify(f, "alice", C1, T1, p).code, FTM_VERDICT_REPLAY);
+	assert_int_equal(audit_rows(f->st, "alice", NULL, 0, 0).n, 2);
+	assert_int_equal(audit_rows(f->st, "alice", FTM_AUDIT_ACCEPTED, 0, 0).n, 1);
+	assert_int_equal(audit_rows(f->st, "alice", FTM_AUDIT_REPLAY, 0, 0).n, 1);
+}
+
 
 static void each_verdict_leaves_one_audit_row(void **state)
 {
@@ -2122,6 +2245,11 @@ int main(void)
 		T(a_peek_proof_carries_to_the_verdict_on_the_same_code),
 		T(a_proof_holds_only_for_its_user_and_code),
 		T(a_proof_does_not_outlive_a_replay_a_lock_or_a_reissue),
+		T(a_sole_tokens_proof_is_written_as_a_full_verdict_writes_it),
+		T(a_proof_is_sole_only_for_a_single_token_without_failures),
+		T(a_sole_proof_is_decided_in_full_when_the_user_changed_after_the_peek),
+		T(threads_carrying_their_peeks_proof_accept_a_code_once),
+		T(threads_with_their_own_handles_carrying_their_peeks_proof_accept_a_code_once),
 		T(threads_sharing_a_handle_accept_a_code_once),
 		T(concurrent_writers_commit_together_and_fail_alone),
 		T(threads_with_their_own_handles_accept_a_code_once),
