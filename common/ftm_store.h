@@ -126,8 +126,9 @@ typedef struct ftm_code_proof {
 	int64_t		created;
 	uint8_t		seal[FTM_PROOF_SEAL_LEN];
 	uint8_t		mac[32];	/* binds the above to the user and the code, under a key of this store handle */
-	/* the peek's read of the token (sole only): its row in the backend, its last accepted step before
-	 * this code, its period; not in the MAC: the verdict compares each with the row it writes */
+	/* the peek's read of the token: sole, then (sole only, else 0) its row in the backend and its last
+	 * accepted step before this code; its period; not in the MAC: the verdict compares each with the
+	 * row it writes */
 	bool		sole;
 	int64_t		rowid;
 	int64_t		last_step;

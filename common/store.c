@@ -931,9 +931,6 @@ static const ftm_verify_params_t *params_or_policy(ftm_store_t *st, const ftm_ve
 	return buf;
 }
 
-/* The row an earlier peek of this code proved, when that still holds: the same token, sealed the same
- * way (not re-issued), usable, the step still inside the drift window and newer than the last accepted
- * one. -1 otherwise: the caller tries every token as if there were no proof. */
 _Static_assert(FTM_PROOF_SEAL_LEN == FTM_SEAL_NONCE_LEN, "a proof names a sealing by its nonce");
 
 /* msg[*pos...] = s and its NUL; false when it does not fit in max. */
@@ -948,8 +945,8 @@ static bool put_field(char *msg, size_t max, size_t *pos, const void *s, size_t 
 
 /* The proof's MAC: user, code, serial (each with its NUL), step, created (8 bytes each) and seal under
  * the handle's proof key. A proof lives only as long as the handle's key: the layout is not stored.
- * What follows the seal (sole, rowid, last_step, period) is not in it: those only say what the peek read,
- * and consume_proven's compare checks each of them against the row before anything is written. */
+ * The fields after the MAC (sole, rowid, last_step, period) are not in it: they only say what the peek
+ * read, and consume_proven's compare checks each of them against the row before anything is written. */
 static int proof_mac(const ftm_store_t *st, const char *user, const char *code, const ftm_code_proof_t *pr,
 		     uint8_t mac[32])
 {
@@ -989,6 +986,9 @@ static bool step_still_good(uint64_t step, int64_t last_step, unsigned period, t
 	return step + p->window >= cur && step <= cur + p->window && (last_step < 0 || (int64_t)step > last_step);
 }
 
+/* The row an earlier peek of this code proved, when that still holds: the same token, sealed the same
+ * way (not re-issued), usable, the step still inside the drift window and newer than the last accepted
+ * one. -1 otherwise: the caller tries every token as if there were no proof. */
 static ssize_t proven_row(const struct verdict_ctx *vc, const ftm_store_row_t *rows, size_t n, const int *state,
 			  uint64_t *step)
 {
@@ -1229,7 +1229,9 @@ static int consume_proven(struct verdict_ctx *vc)
 	const ftm_code_proof_t *pr = p->proof;
 	ftm_verdict_t *v = vc->out;
 	ftm_token_t t = { .status = FTM_TOKEN_ACTIVE };
+	ftm_audit_row_t before;
 	bool applied = false;
+	int rc;
 
 	if (vc->st->ops->consume_proven == NULL || pr == NULL || !pr->sole || pr->serial[0] == '\0' ||
 	    pr->period == 0 || !proof_genuine(vc, pr))
@@ -1243,13 +1245,18 @@ static int consume_proven(struct verdict_ctx *vc)
 	v->code = FTM_VERDICT_OK;
 	ftm_copy(v->serial, sizeof(v->serial), pr->serial);
 	reason_accepted(v->reason, sizeof(v->reason), pr->serial, pr->step, true);
-	if (p->audit != NULL)
+	if (p->audit != NULL) {
+		before = *p->audit;	/* given back as it came unless this verdict is the one decided */
 		audit_verdict(p->audit, v, vc->now, false);
-	if (vc->st->ops->consume_proven(vc->st->be, vc->user, pr, p->audit, &applied, vc->err, sizeof(vc->err)) != 0)
-		return -1;
-	if (applied)
+	}
+	rc = vc->st->ops->consume_proven(vc->st->be, vc->user, pr, p->audit, &applied, vc->err, sizeof(vc->err));
+	if (rc == 0 && applied)
 		return 1;
 	memset(v, 0, sizeof(*v));
+	if (p->audit != NULL)
+		*p->audit = before;
+	if (rc != 0)
+		return -1;
 	ftm_log(&vc->st->log, FTM_LOG_DEBUG, "verdict for '%s': token %s changed since the split's peek: "
 		"decided on its rows read again", vc->user, pr->serial);
 	return 0;

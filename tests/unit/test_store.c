@@ -1135,6 +1135,41 @@ static void a_proof_does_not_outlive_a_replay_a_lock_or_a_reissue(void **state)
 	assert_null(strstr(v.reason, "proved"));
 }
 
+/* Through a connection of the test's own: run sql (a statement or several), or the one integer its
+ * first row holds. */
+static void sql_run(fixture_t *f, const char *sql)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static long long sql_int(fixture_t *f, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	long long v;
+
+	assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* A verdict's full write-back sets failures (and status and the lock) with the step; the compare sets
+ * the step alone. A trigger on the file tells them apart. */
+#define FULL_WRITES_SQL	"CREATE TABLE full_writes (serial TEXT);" \
+			"CREATE TRIGGER full_write AFTER UPDATE OF failures ON tokens" \
+			" BEGIN INSERT INTO full_writes VALUES (new.serial); END;"
+#define FULL_WRITES(s)	"SELECT count(*) FROM full_writes WHERE serial = '" s "'"
+
 /* Only the user's only token, with no failure to reset, makes a sole proof. */
 static void a_proof_is_sole_only_for_a_single_token_without_failures(void **state)
 {
@@ -1160,12 +1195,15 @@ static void a_sole_proof_is_decided_in_full_when_the_user_changed_after_the_peek
 	ftm_verdict_t v;
 
 	add(f, "alice", "S1");
+	sql_run(f, FULL_WRITES_SQL);
 	proof = peek_proof(f, "alice", C1, T1);
 	assert_true(proof.sole);
 	assert_int_equal(verify(f, "alice", BAD, T1, params(5, 0, true)).code, FTM_VERDICT_BAD_CODE);
 	assert_int_equal(get(f, "S1").failures, 1);
+	assert_int_equal(sql_int(f, FULL_WRITES("S1")), 1);
 	v = verify_proved(f, "alice", C1, T1, &proof);
 	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_int_equal(sql_int(f, FULL_WRITES("S1")), 2);	/* the compare missed: decided in full */
 	assert_int_equal(get(f, "S1").failures, 0);
 	assert_int_equal(get(f, "S1").last_step, T1 / 30);
 
@@ -1610,8 +1648,8 @@ static void recorded_failures_fail_closed_on_bad_input(void **state)
 #include "store_audit_cases.h"
 
 /* The user's only token, active, no failures: the peek's proof says so (sole), and the verdict on it
- * compares instead of reading again (store_sqlite's consume_proven); it leaves the row exactly as a
- * verdict deciding in full leaves bob's, and the audit row once. */
+ * compares instead of reading again (store_sqlite's consume_proven: the step written alone); it leaves
+ * the row exactly as a verdict deciding in full leaves bob's, and the audit row once. */
 static void a_sole_tokens_proof_is_written_as_a_full_verdict_writes_it(void **state)
 {
 	fixture_t *f = *state;
@@ -1623,6 +1661,7 @@ static void a_sole_tokens_proof_is_written_as_a_full_verdict_writes_it(void **st
 
 	add(f, "alice", "S1");
 	add(f, "bob", "S2");	/* the same RFC seed */
+	sql_run(f, FULL_WRITES_SQL);
 	proof = peek_proof(f, "alice", C1, T1);
 	assert_true(proof.sole);
 	assert_int_equal(proof.last_step, -1);	/* never used */
@@ -1635,7 +1674,9 @@ static void a_sole_tokens_proof_is_written_as_a_full_verdict_writes_it(void **st
 	assert_non_null(strstr(v.reason, "as the split's peek proved"));
 	assert_string_equal(audit.result, FTM_AUDIT_ACCEPTED);
 	assert_string_equal(audit.serial, "S1");
+	assert_int_equal(sql_int(f, FULL_WRITES("S1")), 0);	/* compared and written, not read again */
 	assert_int_equal(verify(f, "bob", C1, T1, params(5, 0, true)).code, FTM_VERDICT_OK);
+	assert_int_equal(sql_int(f, FULL_WRITES("S2")), 1);	/* no proof: decided and written in full */
 	a = get(f, "S1");
 	b = get(f, "S2");
 	assert_int_equal(a.last_step, T1 / 30);
