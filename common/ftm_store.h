@@ -115,10 +115,11 @@ int ftm_store_token_list_info(ftm_store_t *st, const char *user, ftm_token_cb cb
  * a re-seal changes it). A peek that accepts a code returns one; the verdict on the same user and code
  * that follows may be given it, and then re-checks inside its transaction only what can have changed
  * (status, activation, replay step, the seal) instead of unsealing seeds and computing HMACs again.
- * When the peek read the token as the user's only one, active and without failures (`sole`), the
- * verdict does not read the user's rows again at all where the backend can compare instead: it writes
- * the step only if the row is still exactly as the peek read it (ftm_store_backend_t.consume_proven),
- * and decides on the rows read again when it is not.
+ * When the peek read every token of the user active and without failures, the verdict's only write is
+ * this token's step (`step_only`): it does not read the user's rows again at all where the backend can
+ * compare instead, and writes the step only if the row is still exactly as the peek read it and the
+ * user's other tokens are still active without failures (ftm_store_backend_t.consume_proven); it
+ * decides on the rows read again when they are not.
  * A proof holds only for the user and code it was made for, and only on the store handle that made it. */
 typedef struct ftm_code_proof {
 	char		serial[FTM_SERIAL_MAX];	/* "" = nothing proved */
@@ -126,10 +127,10 @@ typedef struct ftm_code_proof {
 	int64_t		created;
 	uint8_t		seal[FTM_PROOF_SEAL_LEN];
 	uint8_t		mac[32];	/* binds the above to the user and the code, under a key of this store handle */
-	/* the peek's read of the token: sole, then (sole only, else 0) its row in the backend and its last
-	 * accepted step before this code; its period; not in the MAC: the verdict compares each with the
-	 * row it writes */
-	bool		sole;
+	/* the peek's read of the token: step_only, then (step_only only, else 0) its row in the backend and
+	 * its last accepted step before this code; its period; not in the MAC: the verdict compares each with
+	 * the row it writes */
+	bool		step_only;
 	int64_t		rowid;
 	int64_t		last_step;
 	unsigned	period;

@@ -945,7 +945,7 @@ static bool put_field(char *msg, size_t max, size_t *pos, const void *s, size_t 
 
 /* The proof's MAC: user, code, serial (each with its NUL), step, created (8 bytes each) and seal under
  * the handle's proof key. A proof lives only as long as the handle's key: the layout is not stored.
- * The fields after the MAC (sole, rowid, last_step, period) are not in it: they only say what the peek
+ * The fields after the MAC (step_only, rowid, last_step, period) are not in it: they only say what the peek
  * read, and consume_proven's compare checks each of them against the row before anything is written. */
 static int proof_mac(const ftm_store_t *st, const char *user, const char *code, const ftm_code_proof_t *pr,
 		     uint8_t mac[32])
@@ -1111,10 +1111,14 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 
 	if (ok >= 0) {
 		ftm_store_row_t *r = &rows[ok];
-		/* the user's only token, read as the verdict would leave it but for the step: a verdict on this
-		 * proof may then compare the row instead of reading it again (consume_proven) */
-		bool sole = n == 1 && !r->dirty && r->tok.failures == 0 && r->rowid != 0;
+		/* every token of the user as the verdict leaves it but for this one's step (active, so no lock
+		 * to end; no failures, so none to reset): a verdict on this proof may then compare the rows
+		 * instead of reading them again (consume_proven) */
+		bool step_only = r->rowid != 0;
 		int64_t prev_step = r->tok.last_step;
+
+		for (size_t i = 0; step_only && i < n; i++)
+			step_only = !rows[i].dirty && rows[i].tok.status == FTM_TOKEN_ACTIVE && rows[i].tok.failures == 0;
 
 		r->tok.last_step = (int64_t)ok_step;
 		r->dirty = true;
@@ -1127,9 +1131,9 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 			v->proof.step = ok_step;
 			v->proof.created = r->tok.created;
 			memcpy(v->proof.seal, r->sealed + 1, sizeof(v->proof.seal));
-			v->proof.sole = sole;
-			v->proof.rowid = sole ? r->rowid : 0;
-			v->proof.last_step = sole ? prev_step : 0;
+			v->proof.step_only = step_only;
+			v->proof.rowid = step_only ? r->rowid : 0;
+			v->proof.last_step = step_only ? prev_step : 0;
 			v->proof.period = r->tok.period;
 			if (proof_mac(vc->st, vc->user, vc->code, &v->proof, v->proof.mac) != 0)
 				memset(&v->proof, 0, sizeof(v->proof));	/* no proof: the verdict tries every token */
@@ -1217,10 +1221,10 @@ static int decide_audited(void *c, ftm_store_row_t *rows, size_t n)
 	return rc;
 }
 
-/* A consuming verdict on a peek's read of the user's only token (ftm_code_proof_t.sole), where the
- * backend can compare the row instead of reading it again: the same OK that decide() would reach on
- * that row read again (its step recorded, no failure to reset, no lock to end), written only if the row
- * is still as the peek read it. 1: decided (and durable); 0: not decided here (no such proof, it no
+/* A consuming verdict on a peek's read whose only write is the proven token's step
+ * (ftm_code_proof_t.step_only), where the backend can compare the rows instead of reading them again:
+ * the same OK that decide() would reach on the rows read again (the step recorded, no failure to reset,
+ * no lock to end on any token of the user), written only if they are still as the peek read them. 1: decided (and durable); 0: not decided here (no such proof, it no
  * longer holds at now, or the row changed since the peek: the caller decides on the rows read again);
  * -1: the store failed (vc->err). */
 static int consume_proven(struct verdict_ctx *vc)
@@ -1233,7 +1237,7 @@ static int consume_proven(struct verdict_ctx *vc)
 	bool applied = false;
 	int rc;
 
-	if (vc->st->ops->consume_proven == NULL || pr == NULL || !pr->sole || pr->serial[0] == '\0' ||
+	if (vc->st->ops->consume_proven == NULL || pr == NULL || !pr->step_only || pr->serial[0] == '\0' ||
 	    pr->period == 0 || !proof_genuine(vc, pr))
 		return 0;
 	t.created = pr->created;

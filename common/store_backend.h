@@ -143,11 +143,11 @@ typedef struct ftm_store_backend {
 	int (*verdict_audited)(void *be, const char *user, bool write, ftm_decide_fn decide, void *ctx,
 			       const ftm_audit_row_t *audit, char *err, size_t err_len);
 	/* optional (NULL: every verdict reads the user's rows in its transaction): a consuming verdict
-	 * store.c decided on a peek's read (pr->sole, ftm_code_proof_t), in one transaction: the token's
+	 * store.c decided on a peek's read (pr->step_only, ftm_code_proof_t), in one transaction: the token's
 	 * last_step set to pr->step only where its row (pr->rowid) is still exactly as the peek read it (the
-	 * serial, the user, active, no failures, last_step pr->last_step, created, period, the seal) and still the
-	 * user's only token, then audit appended when its event is set; *applied false and nothing written
-	 * otherwise (store.c then decides on the rows read again) */
+	 * serial, the user, active, no failures, last_step pr->last_step, created, period, the seal) and every
+	 * other token of the user is active without failures, then audit appended when its event is set;
+	 * *applied false and nothing written otherwise (store.c then decides on the rows read again) */
 	int (*consume_proven)(void *be, const char *user, const ftm_code_proof_t *pr, const ftm_audit_row_t *audit,
 			      bool *applied, char *err, size_t err_len);
 	int (*audit_append)(void *be, const ftm_audit_row_t *row, char *err, size_t err_len);

@@ -1170,25 +1170,29 @@ static long long sql_int(fixture_t *f, const char *sql)
 			" BEGIN INSERT INTO full_writes VALUES (new.serial); END;"
 #define FULL_WRITES(s)	"SELECT count(*) FROM full_writes WHERE serial = '" s "'"
 
-/* Only the user's only token, with no failure to reset, makes a sole proof. */
-static void a_proof_is_sole_only_for_a_single_token_without_failures(void **state)
+/* A proof whose verdict writes the step alone: every token of the user active and without failures at
+ * the peek (a failure to reset, or a lock that may end, makes the verdict write more). */
+static void a_proof_is_step_only_when_every_token_of_the_user_is_active_without_failures(void **state)
 {
 	fixture_t *f = *state;
 
 	add(f, "alice", "S1");
 	assert_int_equal(verify(f, "alice", BAD, T1, params(5, 0, true)).code, FTM_VERDICT_BAD_CODE);
-	assert_false(peek_proof(f, "alice", C1, T1).sole);	/* its failure is reset by the verdict */
+	assert_false(peek_proof(f, "alice", C1, T1).step_only);	/* its failure is reset by the verdict */
 	add(f, "bob", "S2");
 	add(f, "bob", "S3");
-	assert_false(peek_proof(f, "bob", C1, T1).sole);	/* two tokens */
+	assert_true(peek_proof(f, "bob", C1, T1).step_only);	/* two tokens, both clean */
+	assert_int_equal(ftm_store_token_set_status(f->st, "S3", FTM_TOKEN_LOCKED, NULL, 0), 0);
+	assert_false(peek_proof(f, "bob", C1, T1).step_only);	/* one of them locked */
 	add(f, "carol", "S4");
-	assert_true(peek_proof(f, "carol", C1, T1).sole);
+	assert_true(peek_proof(f, "carol", C1, T1).step_only);
 }
 
 /* What changes between the peek and the verdict makes the verdict decide on the rows read again, as
- * it would without the proof: a failure counted meanwhile is reset, a token added is the user's too, a
- * token given to another user or deleted is no longer the user's. */
-static void a_sole_proof_is_decided_in_full_when_the_user_changed_after_the_peek(void **state)
+ * it would without the proof: a failure counted meanwhile is reset, another token locked stays locked,
+ * a token given to another user or deleted is no longer the user's. A token added clean changes
+ * nothing the verdict writes: the compare still holds. */
+static void a_step_only_proof_is_decided_in_full_when_the_user_changed_after_the_peek(void **state)
 {
 	fixture_t *f = *state;
 	ftm_code_proof_t proof;
@@ -1197,7 +1201,7 @@ static void a_sole_proof_is_decided_in_full_when_the_user_changed_after_the_peek
 	add(f, "alice", "S1");
 	sql_run(f, FULL_WRITES_SQL);
 	proof = peek_proof(f, "alice", C1, T1);
-	assert_true(proof.sole);
+	assert_true(proof.step_only);
 	assert_int_equal(verify(f, "alice", BAD, T1, params(5, 0, true)).code, FTM_VERDICT_BAD_CODE);
 	assert_int_equal(get(f, "S1").failures, 1);
 	assert_int_equal(sql_int(f, FULL_WRITES("S1")), 1);
@@ -1208,7 +1212,7 @@ static void a_sole_proof_is_decided_in_full_when_the_user_changed_after_the_peek
 	assert_int_equal(get(f, "S1").last_step, T1 / 30);
 
 	proof = peek_proof(f, "alice", C2, T2);
-	assert_true(proof.sole);
+	assert_true(proof.step_only);
 	add(f, "alice", "S0");	/* ordered first */
 	assert_int_equal(verify(f, "alice", BAD, T2, params(5, 0, true)).code, FTM_VERDICT_BAD_CODE);
 	assert_int_equal(get(f, "S0").failures, 1);
@@ -1221,16 +1225,39 @@ static void a_sole_proof_is_decided_in_full_when_the_user_changed_after_the_peek
 
 	add(f, "bob", "S2");
 	proof = peek_proof(f, "bob", C3, T3);
-	assert_true(proof.sole);
+	assert_true(proof.step_only);
 	assert_int_equal(ftm_store_token_set_user(f->st, "S2", "carol", NULL, 0), 0);
 	assert_int_equal(verify_proved(f, "bob", C3, T3, &proof).code, FTM_VERDICT_NO_TOKEN);
 	assert_int_equal(get(f, "S2").last_step, -1);
 
 	add(f, "dave", "S5");
 	proof = peek_proof(f, "dave", C3, T3);
-	assert_true(proof.sole);
+	assert_true(proof.step_only);
 	assert_int_equal(ftm_store_token_delete(f->st, "S5", NULL, 0), 0);
 	assert_int_equal(verify_proved(f, "dave", C3, T3, &proof).code, FTM_VERDICT_NO_TOKEN);
+
+	add(f, "erin", "E1");
+	proof = peek_proof(f, "erin", C3, T3);
+	assert_true(proof.step_only);
+	add(f, "erin", "E2");
+	v = verify_proved(f, "erin", C3, T3, &proof);
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_string_equal(v.serial, "E1");
+	assert_int_equal(sql_int(f, FULL_WRITES("E1")), 0);	/* compared: the new token is clean */
+	assert_int_equal(get(f, "E1").last_step, T3 / 30);
+	assert_int_equal(get(f, "E2").last_step, -1);
+
+	add(f, "frank", "F1");
+	add(f, "frank", "F2");
+	proof = peek_proof(f, "frank", C3, T3);
+	assert_true(proof.step_only);
+	assert_int_equal(ftm_store_token_set_status(f->st, "F2", FTM_TOKEN_LOCKED, NULL, 0), 0);
+	v = verify_proved(f, "frank", C3, T3, &proof);
+	assert_int_equal(v.code, FTM_VERDICT_OK);
+	assert_string_equal(v.serial, "F1");
+	assert_int_equal(sql_int(f, FULL_WRITES("F1")), 1);	/* another token changed: decided in full */
+	assert_int_equal(get(f, "F1").last_step, T3 / 30);
+	assert_int_equal(get(f, "F2").status, FTM_TOKEN_LOCKED);
 }
 
 /* ---- many threads at once ---- */
@@ -1647,10 +1674,10 @@ static void recorded_failures_fail_closed_on_bad_input(void **state)
 
 #include "store_audit_cases.h"
 
-/* The user's only token, active, no failures: the peek's proof says so (sole), and the verdict on it
- * compares instead of reading again (store_sqlite's consume_proven: the step written alone); it leaves
- * the row exactly as a verdict deciding in full leaves bob's, and the audit row once. */
-static void a_sole_tokens_proof_is_written_as_a_full_verdict_writes_it(void **state)
+/* Every token of the user active, no failures: the peek's proof says so (step_only), and the verdict
+ * on it compares instead of reading again (store_sqlite's consume_proven: the step written alone); it
+ * leaves the row exactly as a verdict deciding in full leaves bob's, and the audit row once. */
+static void a_step_only_proof_is_written_as_a_full_verdict_writes_it(void **state)
 {
 	fixture_t *f = *state;
 	ftm_verify_params_t p = params(5, 0, true);
@@ -1663,7 +1690,7 @@ static void a_sole_tokens_proof_is_written_as_a_full_verdict_writes_it(void **st
 	add(f, "bob", "S2");	/* the same RFC seed */
 	sql_run(f, FULL_WRITES_SQL);
 	proof = peek_proof(f, "alice", C1, T1);
-	assert_true(proof.sole);
+	assert_true(proof.step_only);
 	assert_int_equal(proof.last_step, -1);	/* never used */
 	p.proof = &proof;
 	p.audit = &audit;
@@ -1693,6 +1720,16 @@ static void a_sole_tokens_proof_is_written_as_a_full_verdict_writes_it(void **st
 	assert_int_equal(audit_rows(f->st, "alice", NULL, 0, 0).n, 2);
 	assert_int_equal(audit_rows(f->st, "alice", FTM_AUDIT_ACCEPTED, 0, 0).n, 1);
 	assert_int_equal(audit_rows(f->st, "alice", FTM_AUDIT_REPLAY, 0, 0).n, 1);
+
+	/* a user holding two clean tokens: compared too, the other token untouched */
+	add(f, "dave", "D1");
+	add(f, "dave", "D2");
+	proof = peek_proof(f, "dave", C1, T1);
+	assert_true(proof.step_only);
+	assert_int_equal(verify_proved(f, "dave", C1, T1, &proof).code, FTM_VERDICT_OK);
+	assert_int_equal(sql_int(f, FULL_WRITES("D1")) + sql_int(f, FULL_WRITES("D2")), 0);
+	assert_int_equal(get(f, "D1").last_step, T1 / 30);
+	assert_int_equal(get(f, "D2").last_step, -1);
 }
 
 
@@ -2286,9 +2323,9 @@ int main(void)
 		T(a_peek_proof_carries_to_the_verdict_on_the_same_code),
 		T(a_proof_holds_only_for_its_user_and_code),
 		T(a_proof_does_not_outlive_a_replay_a_lock_or_a_reissue),
-		T(a_sole_tokens_proof_is_written_as_a_full_verdict_writes_it),
-		T(a_proof_is_sole_only_for_a_single_token_without_failures),
-		T(a_sole_proof_is_decided_in_full_when_the_user_changed_after_the_peek),
+		T(a_step_only_proof_is_written_as_a_full_verdict_writes_it),
+		T(a_proof_is_step_only_when_every_token_of_the_user_is_active_without_failures),
+		T(a_step_only_proof_is_decided_in_full_when_the_user_changed_after_the_peek),
 		T(threads_carrying_their_peeks_proof_accept_a_code_once),
 		T(threads_with_their_own_handles_carrying_their_peeks_proof_accept_a_code_once),
 		T(threads_sharing_a_handle_accept_a_code_once),
