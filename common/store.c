@@ -1223,10 +1223,11 @@ static int decide_audited(void *c, ftm_store_row_t *rows, size_t n)
 
 /* A consuming verdict on a peek's read whose only write is the proven token's step
  * (ftm_code_proof_t.step_only), where the backend can compare the rows instead of reading them again:
- * the same OK that decide() would reach on the rows read again (the step recorded, no failure to reset,
- * no lock to end on any token of the user), written only if they are still as the peek read them. 1: decided (and durable); 0: not decided here (no such proof, it no
- * longer holds at now, or the row changed since the peek: the caller decides on the rows read again);
- * -1: the store failed (vc->err). */
+ * the same OK that decide() would reach on the rows read again (the step recorded, no failure to
+ * reset, no lock to end on any token of the user), written only if they are still as the peek read
+ * them. 1: decided (and durable); 0: not decided here (no such proof, it no longer holds at now, or
+ * the user's tokens changed since the peek: the caller decides on the rows read again); -1: the store
+ * failed (vc->err). */
 static int consume_proven(struct verdict_ctx *vc)
 {
 	const ftm_verify_params_t *p = vc->p;
@@ -1261,8 +1262,8 @@ static int consume_proven(struct verdict_ctx *vc)
 		*p->audit = before;
 	if (rc != 0)
 		return -1;
-	ftm_log(&vc->st->log, FTM_LOG_DEBUG, "verdict for '%s': token %s changed since the split's peek: "
-		"decided on its rows read again", vc->user, pr->serial);
+	ftm_log(&vc->st->log, FTM_LOG_DEBUG, "verdict for '%s': the tokens changed since the split's peek "
+		"proved token %s: decided on the rows read again", vc->user, pr->serial);
 	return 0;
 }
 

@@ -83,13 +83,16 @@ static const char *const sql_text[SQL_COUNT] = {
 	[SQL_VERDICT_UPDATE_ROW] = "UPDATE tokens SET status = ?, last_step = ?, failures = ?, lock_reason = ?,"
 				  " locked_at = ? WHERE rowid = ? AND serial = ?",
 	/* consume_proven: the step of the row the peek read, only if it is still exactly that row (the
-	 * seal is the sealed seed's nonce, after its version byte) and the user's other tokens (the index's
-	 * rowids) are all still active without failures, so that a verdict would write nothing else */
+	 * seal is the sealed seed's nonce, after its version byte) and the user's other tokens are all
+	 * still active without failures, so that a verdict would write nothing else. A row that
+	 * row_from_stmt refuses as damaged (its sealed seed empty or longer than ?11; alg and status are
+	 * the schema's CHECKs) is not matched either, so the verdict read in full fails closed on it. */
 	[SQL_CONSUME_PROVEN]	= "UPDATE tokens SET last_step = ?1 WHERE rowid = ?2 AND serial = ?3 AND user = ?4"
 				  " AND status = ?5 AND failures = 0 AND last_step = ?6 AND created = ?7 AND period = ?10"
-				  " AND substr(seed, 2, ?8) = ?9"
+				  " AND substr(seed, 2, ?8) = ?9 AND length(CAST(seed AS BLOB)) BETWEEN 1 AND ?11"
 				  " AND NOT EXISTS (SELECT 1 FROM tokens WHERE user = ?4 AND rowid <> ?2"
-				  " AND (status <> ?5 OR failures <> 0))",
+				  " AND (status IS NOT ?5 OR failures IS NOT 0"
+				  " OR length(CAST(seed AS BLOB)) NOT BETWEEN 1 AND ?11))",
 	[SQL_REISSUE]		= "UPDATE tokens SET seed = ?, alg = ?, digits = ?, period = ?, created = ?,"
 				  " status = ?, last_step = ?, failures = ?, lock_reason = '', locked_at = 0 WHERE serial = ?",
 	[SQL_SET_STATUS]		= "UPDATE tokens SET status = ?, lock_reason = ?, locked_at = ? WHERE serial = ?",
@@ -1303,6 +1306,7 @@ static int job_consume_proven(sq_conn_t *c, void *arg, char *err, size_t err_len
 	sqlite3_bind_int(st, 8, FTM_PROOF_SEAL_LEN);
 	sqlite3_bind_blob(st, 9, pr->seal, FTM_PROOF_SEAL_LEN, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 10, pr->period);
+	sqlite3_bind_int(st, 11, FTM_SEALED_MAX);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		db_err(c, "verdict", err, err_len);
 		stmt_done(st);
@@ -1311,7 +1315,7 @@ static int job_consume_proven(sq_conn_t *c, void *arg, char *err, size_t err_len
 	changed = sqlite3_changes(c->db);
 	stmt_done(st);
 	if (changed != 1)
-		return 0;	/* not the rows the peek read: nothing written */
+		return 0;	/* not the rows the peek read (or one damaged): nothing written */
 	if (ca->audit != NULL && ca->audit->event[0] != '\0' && audit_insert(c, ca->audit, err, err_len) != 0)
 		return -1;
 	ca->applied = true;

@@ -1260,6 +1260,26 @@ static void a_step_only_proof_is_decided_in_full_when_the_user_changed_after_the
 	assert_int_equal(get(f, "F2").status, FTM_TOKEN_LOCKED);
 }
 
+/* A token of the user damaged after the peek (its sealed seed emptied behind the store's back): the
+ * compare does not match, and the verdict read in full fails closed, as it would without the proof. */
+static void a_step_only_proof_fails_closed_on_a_token_damaged_after_the_peek(void **state)
+{
+	fixture_t *f = *state;
+	ftm_verify_params_t p = params(5, 0, true);
+	ftm_code_proof_t proof;
+	ftm_verdict_t v;
+
+	add(f, "gina", "G1");
+	add(f, "gina", "G2");
+	proof = peek_proof(f, "gina", C1, T1);
+	assert_true(proof.step_only);
+	sql_run(f, "UPDATE tokens SET seed = X'' WHERE serial = 'G2'");
+	p.proof = &proof;
+	assert_int_equal(ftm_store_verify_code(f->st, "gina", C1, T1, &p, &v), -1);
+	assert_int_equal(v.code, FTM_VERDICT_ERROR);
+	assert_int_equal(get(f, "G1").last_step, -1);	/* nothing written */
+}
+
 /* ---- many threads at once ---- */
 
 #define THREADS	8
@@ -2326,6 +2346,7 @@ int main(void)
 		T(a_step_only_proof_is_written_as_a_full_verdict_writes_it),
 		T(a_proof_is_step_only_when_every_token_of_the_user_is_active_without_failures),
 		T(a_step_only_proof_is_decided_in_full_when_the_user_changed_after_the_peek),
+		T(a_step_only_proof_fails_closed_on_a_token_damaged_after_the_peek),
 		T(threads_carrying_their_peeks_proof_accept_a_code_once),
 		T(threads_with_their_own_handles_carrying_their_peeks_proof_accept_a_code_once),
 		T(threads_sharing_a_handle_accept_a_code_once),
