@@ -1111,10 +1111,10 @@ static int decide(void *c, ftm_store_row_t *rows, size_t n)
 
 	if (ok >= 0) {
 		ftm_store_row_t *r = &rows[ok];
-		/* every token of the user as the verdict leaves it but for this one's step (active, so no lock
-		 * to end; no failures, so none to reset): a verdict on this proof may then compare the rows
-		 * instead of reading them again (consume_proven) */
-		bool step_only = r->rowid != 0;
+		/* a peek's: every token of the user as the verdict leaves it but for this one's step (active,
+		 * so no lock to end; no failures, so none to reset): a verdict on this proof may then compare
+		 * the rows instead of reading them again (consume_proven) */
+		bool step_only = !p->consume && r->rowid != 0;
 		int64_t prev_step = r->tok.last_step;
 
 		for (size_t i = 0; step_only && i < n; i++)
