@@ -105,6 +105,17 @@ static ftm_verdict_t verify(fixture_t *f, const char *user, const char *code, ti
 	return v;
 }
 
+/* Through a connection of the test's own, behind the store's back: run sql (a statement or several). */
+static void sql_run(fixture_t *f, const char *sql)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
 /* ---- tokens ---- */
 
 static void add_then_get_returns_the_same_token(void **state)
@@ -213,7 +224,6 @@ static void list_info_lists_the_same_tokens_without_unsealing_a_seed(void **stat
 {
 	fixture_t *f = *state;
 	struct collected info = { .n = 0 }, full = { .n = 0 };
-	sqlite3 *db = NULL;
 
 	add(f, "bob", "B1");
 	add(f, "alice", "A1");
@@ -223,10 +233,7 @@ static void list_info_lists_the_same_tokens_without_unsealing_a_seed(void **stat
 	assert_string_equal(info.serials[1], "B1");
 
 	/* alice's sealed seed destroyed: the full list (which unseals) fails, the info list still lists */
-	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "UPDATE tokens SET seed = zeroblob(length(seed)) WHERE serial = 'A1'",
-				      NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	sql_run(f, "UPDATE tokens SET seed = zeroblob(length(seed)) WHERE serial = 'A1'");
 	assert_int_equal(ftm_store_token_list(f->st, NULL, collect, &full, NULL, 0), -1);
 	memset(&info, 0, sizeof(info));
 	assert_int_equal(ftm_store_token_list_info(f->st, "alice", collect_seedless, &info, NULL, 0), 0);
@@ -1135,18 +1142,7 @@ static void a_proof_does_not_outlive_a_replay_a_lock_or_a_reissue(void **state)
 	assert_null(strstr(v.reason, "proved"));
 }
 
-/* Through a connection of the test's own: run sql (a statement or several), or the one integer its
- * first row holds. */
-static void sql_run(fixture_t *f, const char *sql)
-{
-	sqlite3 *db;
-
-	assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-}
-
+/* Through a connection of the test's own: the one integer the first row of sql holds. */
 static long long sql_int(fixture_t *f, const char *sql)
 {
 	sqlite3 *db;
@@ -1764,13 +1760,7 @@ static void each_verdict_leaves_one_audit_row(void **state)
 /* Another process's trigger makes the file refuse audit rows. */
 static void refuse_audit_rows(void *ctx)
 {
-	fixture_t *f = ctx;
-	sqlite3 *db;
-
-	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "CREATE TRIGGER no_audit BEFORE INSERT ON audit BEGIN"
-				      " SELECT RAISE(ABORT, 'audit refused'); END", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	sql_run(ctx, "CREATE TRIGGER no_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit refused'); END");
 }
 
 static void an_unwritable_audit_row_fails_the_verdict_closed(void **state)
@@ -1814,7 +1804,6 @@ static void a_batched_verdict_that_fails_is_undone_alone_and_the_others_commit_o
 	fixture_t *f = *state;
 	pthread_t tid[THREADS];
 	struct audited_user u[THREADS];
-	sqlite3 *db;
 
 	for (int i = 0; i < THREADS; i++) {
 		char serial[16];
@@ -1824,13 +1813,9 @@ static void a_batched_verdict_that_fails_is_undone_alone_and_the_others_commit_o
 		snprintf(serial, sizeof(serial), "S%d", i);
 		add(f, u[i].user, serial);
 	}
-	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "CREATE TRIGGER no_victim_audit BEFORE INSERT ON audit"
-				      " WHEN NEW.user = 'victim' BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
-				      NULL, NULL, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "UPDATE tokens SET seed = (SELECT seed FROM tokens WHERE serial = 'S2')"
-				      " WHERE serial = 'S1'", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	sql_run(f, "CREATE TRIGGER no_victim_audit BEFORE INSERT ON audit"
+		" WHEN NEW.user = 'victim' BEGIN SELECT RAISE(ABORT, 'audit refused'); END;"
+		"UPDATE tokens SET seed = (SELECT seed FROM tokens WHERE serial = 'S2') WHERE serial = 'S1'");
 	for (int i = 0; i < THREADS; i++)
 		assert_int_equal(pthread_create(&tid[i], NULL, wrong_codes_audited, &u[i]), 0);
 	for (int i = 0; i < THREADS; i++)
